@@ -1,0 +1,88 @@
+"""The ``labeler`` command line: a thin shell over the library.
+
+Each command parses its arguments, loads the config, calls one library function and renders
+the result. Every ``LabelerError`` becomes one red line on stderr and its exit code here, in
+one place (``--verbose`` shows the traceback). Heavy libraries are imported inside the
+commands so that ``labeler --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from labeler.errors import LabelerError
+
+# command name -> (module, function); imported only when the command runs
+COMMANDS = {
+    "init": ("labeler.cli.init_cmd", "init"),
+    "round": ("labeler.cli.round_cmd", "round_"),
+    "status": ("labeler.cli.round_cmd", "status"),
+}
+
+
+def _error_line(message: str) -> None:
+    from labeler.cli.render import stderr_console
+
+    stderr_console().print(f"[bold red]error:[/] {message}", markup=True, highlight=False,
+                           soft_wrap=True)
+
+
+class LabelerGroup(click.Group):
+    """Loads commands lazily and turns library errors into one line and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        import importlib
+
+        module, attr = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LabelerError as exc:
+            if ctx.obj and ctx.obj.get("verbose"):
+                traceback.print_exc()
+            _error_line(str(exc))
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            _error_line("interrupted; finished work is saved, run the command again to resume")
+            sys.exit(130)
+
+
+@click.group(cls=LabelerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Config file (default: $LABELER_CONFIG or ./config.toml).")
+@click.option("--verbose", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="labeler")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
+    """Label LLM preference pairs with a judge, and humans in Argilla for the hard ones.
+
+    \b
+    Start a project:   labeler init my-project && cd my-project
+    Run a round:       labeler round --limit 500
+    See where it is:   labeler status
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+    ctx.obj["verbose"] = verbose
+
+
+def load(ctx: click.Context, **overrides: Any) -> Any:
+    """The config for a command, with its flags as the top layer of precedence."""
+    from labeler.config import load_config
+
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    return load_config(ctx.obj.get("config_path"), flags)

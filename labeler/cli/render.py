@@ -1,0 +1,122 @@
+"""Rendering with rich: tables for summaries, the round progress bar. Only the CLI uses it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task,
+                           TextColumn, TimeRemainingColumn)
+from rich.table import Table
+from rich.text import Text
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True)
+
+
+def money(value: float, currency: str) -> str:
+    return f"{value:,.4f} {currency}" if abs(value) < 1 else f"{value:,.2f} {currency}"
+
+
+def print_json(obj: Any) -> None:
+    """One JSON object on stdout, nothing else (for scripts)."""
+    print(json.dumps(obj, sort_keys=True, default=str))
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} pairs/s" if speed else "- pairs/s", style="cyan")
+
+
+class _CostColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        cost = task.fields.get("cost", 0.0)
+        return Text(money(cost, task.fields.get("currency", "")), style="green")
+
+
+@contextmanager
+def round_progress(currency: str, console: Console | None = None) -> Iterator[Any]:
+    """A progress bar on stderr; yields a callback taking ``rounds.Progress``."""
+    console = console or stderr_console()
+    progress = Progress(TextColumn("[bold]judging"), BarColumn(), MofNCompleteColumn(),
+                        _RateColumn(), TimeRemainingColumn(), _CostColumn(),
+                        console=console, disable=not console.is_terminal)
+    task = progress.add_task("judging", total=None, cost=0.0, currency=currency)
+
+    def update(p: Any) -> None:
+        progress.update(task, completed=p.done, total=p.total, cost=p.cost)
+
+    with progress:
+        yield update
+
+
+def round_table(s: dict[str, Any]) -> Table:
+    """The end-of-round summary as a two-column table."""
+    cur = s["currency"]
+    title = ("Dry run: nothing judged" if s["status"] == "dry_run"
+             else f"Round {s['round_id']}" + (" (resumed)" if s["resumed"] else ""))
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    table.add_row("pairs read from source", str(s["source_pairs"]))
+    if s["status"] != "dry_run":
+        table.add_row("new pairs imported", str(s["new_pairs"]))
+    skipped = sum(s["skipped"].values())
+    table.add_row("rows skipped", str(skipped))
+    for kind, n in sorted(s["skipped"].items()):
+        table.add_row(f"  {kind}", str(n))
+    if s["status"] == "dry_run":
+        table.add_row("pairs the round would judge", str(s["pairs_in_round"]))
+        table.add_row("estimated input tokens", f"{s['prompt_tokens']:,}")
+        table.add_row("max output tokens", f"{s['completion_tokens']:,}")
+        table.add_row("estimated judge cost (at most)", money(s["judge_cost"], cur))
+        table.add_row("all-human cost of these pairs", money(s["baseline_cost"], cur))
+        return table
+    table.add_row("pairs in round", str(s["pairs_in_round"]))
+    table.add_row("judged", str(s["judged"]))
+    table.add_row("accepted into the dataset", f"[green]{s['accepted']}[/]")
+    table.add_row("sent to review", str(sum(s["review"].values())))
+    for reason, n in sorted(s["review"].items()):
+        table.add_row(f"  {reason}", str(n))
+    if s["unjudged"]:
+        table.add_row("[yellow]not judged yet (failed, retried next run)[/]",
+                      f"[yellow]{s['unjudged']}[/]")
+    table.add_row("judge requests sent / cached", f"{s['requests_sent']} / {s['cached_replies']}")
+    table.add_row("judge tokens in / out", f"{s['prompt_tokens']:,} / {s['completion_tokens']:,}")
+    table.add_row("judge cost", money(s["judge_cost"], cur))
+    table.add_row("human review cost", money(s["human_cost"], cur))
+    table.add_row("all-human baseline", money(s["baseline_cost"], cur))
+    factor = s["savings_factor"]
+    verdict = (f" ({factor:.1f}x cheaper)" if factor and factor >= 1
+               else " (more than all-human)" if factor else "")
+    table.add_row("saved", f"[bold green]{money(s['saved'], cur)}[/]{verdict}")
+    if s["dataset_path"]:
+        table.add_row("dataset", f"{s['dataset_path']} ({s['dataset_rows']} rows)")
+    return table
+
+
+def status_table(status: dict[str, Any]) -> Table:
+    table = Table(title="Pairs by state", title_justify="left")
+    table.add_column("state")
+    table.add_column("pairs", justify="right")
+    for state, n in status["states"].items():
+        table.add_row(state, str(n))
+    table.add_row("[bold]total[/]", f"[bold]{sum(status['states'].values())}[/]")
+    return table
+
+
+def rounds_table(status: dict[str, Any]) -> Table:
+    cur = status["currency"]
+    table = Table(title="Rounds", title_justify="left")
+    for col in ("round", "status", "pairs", "accepted", "review", "judge cost"):
+        table.add_column(col, justify="right" if col != "status" else "left")
+    for r in status["rounds"]:
+        table.add_row(str(r["id"]), r["status"], str(r["pairs"]), str(r["accepted"]),
+                      str(r["review"]), money(r["judge_cost"], cur))
+    table.add_row("[bold]total[/]", "", "", "", "", f"[bold]{money(status['cost'], cur)}[/]")
+    return table

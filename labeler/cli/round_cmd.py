@@ -1,0 +1,81 @@
+"""``labeler round`` and ``labeler status``."""
+
+from __future__ import annotations
+
+import click
+
+from labeler.cli import load
+
+
+@click.command("round")
+@click.option("--limit", type=click.IntRange(min=1), help="Judge at most N new pairs.")
+@click.option("--dry-run", is_flag=True, help="Judge nothing; show what would be sent and "
+              "an estimate of its cost.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--strict", is_flag=True, help="Stop at the first bad row, before judging.")
+@click.option("--judge-url", help="Override judge.base_url.")
+@click.option("--model", help="Override judge.model.")
+@click.option("--concurrency", type=int, help="Override judge.concurrency.")
+@click.pass_context
+def round_(ctx: click.Context, limit: int | None, dry_run: bool, as_json: bool, strict: bool,
+           judge_url: str | None, model: str | None, concurrency: int | None) -> None:
+    """Judge the next pairs, route them, and write the dataset.
+
+    Imports new pairs from the configured source, judges up to --limit of them (resuming an
+    unfinished round first), accepts the confident verdicts and queues the rest for review.
+
+    \b
+    Example:
+        labeler round --limit 500
+        labeler round --dry-run
+        labeler round --json > round.json
+    """
+    from labeler import rounds
+    from labeler.cli import render
+
+    cfg = load(ctx, **{"judge.base_url": judge_url, "judge.model": model,
+                       "judge.concurrency": concurrency})
+    if dry_run:
+        summary = rounds.plan_round(cfg, limit=limit)
+    else:
+        with render.round_progress(cfg.costs.currency) as update:
+            summary = rounds.run_round(cfg, limit=limit, strict=strict, on_progress=update)
+    data = summary.to_dict()
+    if as_json:
+        render.print_json(data)
+        return
+    console = render.Console()
+    if summary.status == "nothing_to_do":
+        console.print("Nothing to do: every pair in the source has been judged.")
+        return
+    console.print(render.round_table(data))
+    for example in summary.bad_row_examples:
+        console.print(f"[yellow]skipped[/] {example}", highlight=False)
+    if summary.status == "incomplete":
+        console.print(f"[yellow]Round {summary.round_id} is not finished: {summary.unjudged} "
+                      f"pairs failed ({summary.first_error}). Run `labeler round` again.[/]")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show how many pairs are in each state, the rounds so far, and the total cost.
+
+    \b
+    Example:
+        labeler status
+    """
+    from labeler import rounds
+    from labeler.cli import render
+
+    data = rounds.project_status(load(ctx))
+    if as_json:
+        render.print_json(data)
+        return
+    console = render.Console()
+    if not data["initialised"]:
+        console.print(f"No state yet at {data['state_db']}: run `labeler round` first.")
+        return
+    console.print(render.status_table(data))
+    console.print(render.rounds_table(data))

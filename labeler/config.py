@@ -1,0 +1,291 @@
+"""One typed configuration object, loaded and validated here and nowhere else.
+
+Precedence, highest first:
+
+1. command-line flags (passed in as ``overrides``: ``{"judge.concurrency": 64}``),
+2. environment variables ``LABELER_<SECTION>_<KEY>`` (``LABELER_JUDGE_CONCURRENCY=64``),
+3. the config file (``config.toml``; ``--config`` or ``LABELER_CONFIG`` names another),
+4. the defaults written in the dataclasses below.
+
+Relative paths are resolved against the folder holding the config file (or the current folder
+when there is none). Secrets are never config values: the config names the environment
+variable that holds them (``judge.api_key_env``).
+
+Every problem is a one-line ``ConfigError`` naming the file, the key and what is allowed;
+unknown keys get a "did you mean" suggestion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labeler.errors import ConfigError
+
+ENV_PREFIX = "LABELER_"
+DEFAULT_CONFIG_NAME = "config.toml"
+
+
+def _opt(default: Any, doc: str, *, lo: float | None = None, hi: float | None = None,
+         lo_open: bool = False, choices: tuple[str, ...] | None = None) -> Any:
+    """A config field with its documentation and the values it allows."""
+    meta = {"doc": doc, "lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    name: str = _opt("labeler", "Project name; names the Argilla dataset and the export.")
+    state_dir: Path = _opt(Path(".labeler"), "Folder for the SQLite state and outputs.")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    path: Path = _opt(Path("pairs.jsonl"), "File or folder the pairs are read from.")
+    format: str = _opt("auto", "Source format.",
+                       choices=("auto", "jsonl", "csv", "parquet", "hf_disk", "hf"))
+    prompt_field: str = _opt("prompt", "Column holding the prompt.")
+    response_a_field: str = _opt("response_a", "Column holding the first response.")
+    response_b_field: str = _opt("response_b", "Column holding the second response.")
+    responses_field: str = _opt("responses", "Column holding a list of 2-4 responses.")
+    split: str = _opt("train", "Split to read from a Hugging Face dataset.")
+    max_row_bytes: int = _opt(1_000_000, "Rows larger than this are skipped.", lo=1)
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    base_url: str = _opt("https://api.openai.com/v1", "OpenAI-compatible endpoint.")
+    model: str = _opt("gpt-4o-mini", "Model name sent to the endpoint.")
+    api_key_env: str = _opt("OPENAI_API_KEY", "Environment variable holding the API key.")
+    api_key_required: bool = _opt(True, "False for local endpoints that need no key.")
+    concurrency: int = _opt(16, "Requests in flight at once.", lo=1, hi=1024)
+    timeout_s: float = _opt(60.0, "Per-request timeout in seconds.", lo=0, lo_open=True)
+    max_retries: int = _opt(4, "Retries on 429/5xx/timeouts (honours Retry-After).",
+                            lo=0, hi=20)
+    max_tokens: int = _opt(64, "Maximum tokens in a judge reply.", lo=1, hi=32768)
+    temperature: float = _opt(0.0, "Sampling temperature.", lo=0, hi=2)
+    logprobs: bool = _opt(True, "Ask for logprobs (the endpoint must support them).")
+    top_logprobs: int = _opt(5, "Alternatives per token when logprobs are on.", lo=1, hi=20)
+    both_orders: bool = _opt(True, "Judge A/B and B/A; disagreeing orders go to review.")
+    price_input_per_mtok: float = _opt(0.15, "Price per million input tokens.", lo=0)
+    price_output_per_mtok: float = _opt(0.60, "Price per million output tokens.", lo=0)
+    template: Path | None = _opt(None, "Judge prompt template file; empty = built-in.")
+    guidelines: Path = _opt(Path("guidelines"), "Folder (or file) of Markdown guidelines.")
+
+    def api_key(self) -> str | None:
+        """The key from the environment; a ConfigError when it is required and missing."""
+        key = os.environ.get(self.api_key_env, "")
+        if key:
+            return key
+        if self.api_key_required:
+            raise ConfigError(
+                f"judge.api_key_env: environment variable {self.api_key_env} is not set; "
+                f"the judge at {self.base_url} needs a key (set it, or set "
+                "judge.api_key_required = false for a local endpoint)"
+            )
+        return None
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    threshold: float = _opt(0.8, "Confidence at or above which a verdict is accepted.",
+                            lo=0, hi=1)
+    audit_rate: float = _opt(0.05, "Share of would-be-accepted pairs sent to blind review.",
+                             lo=0, hi=1)
+    seed: int = _opt(0, "Seed of the audit draw (reproducible).")
+
+
+@dataclass(frozen=True)
+class CostsConfig:
+    human_price_per_pair: float = _opt(0.50, "What one human verdict costs.", lo=0)
+    currency: str = _opt("USD", "Currency label used in reports.")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    dataset_dir: Path = _opt(Path(".labeler/dataset"), "Where the DPO dataset is saved.")
+    parquet: bool = _opt(True, "Also write <dataset_dir>.parquet beside the Arrow dataset.")
+
+
+SECTIONS: dict[str, type] = {
+    "project": ProjectConfig,
+    "source": SourceConfig,
+    "judge": JudgeConfig,
+    "routing": RoutingConfig,
+    "costs": CostsConfig,
+    "output": OutputConfig,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    project: ProjectConfig = field(default_factory=ProjectConfig)
+    source: SourceConfig = field(default_factory=SourceConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    costs: CostsConfig = field(default_factory=CostsConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    file: Path | None = None
+
+    @property
+    def db_path(self) -> Path:
+        return self.project.state_dir / "state.sqlite"
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"{hint}allowed: {', '.join(sorted(options))}"
+
+
+def _coerce(where: str, key: str, typ: Any, value: Any, from_env: bool) -> Any:
+    """Check (and, for env strings, convert) one value against its declared type."""
+    if typ == Path | None:
+        if value == "":
+            return None
+        typ = Path
+    if typ is bool:
+        if from_env and isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+    if typ in (int, float):
+        if from_env and isinstance(value, str):
+            try:
+                value = typ(value.strip())
+            except ValueError:
+                raise ConfigError(f"{where}: {key} must be a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
+        if typ is int and not isinstance(value, int):
+            raise ConfigError(f"{where}: {key} must be a whole number, got {value!r}")
+        return typ(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: {key} must be a string, got {value!r}")
+    return Path(value) if typ is Path else value
+
+
+def _check_range(where: str, key: str, f: dataclasses.Field[Any], value: Any) -> None:
+    m = f.metadata
+    lo, hi, choices = m.get("lo"), m.get("hi"), m.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{where}: {key} = {value!r} is not allowed; "
+                          f"{_did_you_mean(str(value), list(choices))}")
+    too_low = lo is not None and (value <= lo if m.get("lo_open") else value < lo)
+    if too_low or (hi is not None and value > hi):
+        low = "" if lo is None else (f"> {lo}" if m.get("lo_open") else f">= {lo}")
+        high = "" if hi is None else f"<= {hi}"
+        allowed = " and ".join(x for x in (low, high) if x)
+        raise ConfigError(f"{where}: {key} = {value!r} is out of range; allowed: {allowed}")
+
+
+def _build_section(name: str, cls: type, layers: list[tuple[str, Mapping[str, Any], bool]],
+                   base_dir: Path) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for where, data, from_env in layers:
+        for key, raw in data.items():
+            if key not in fields:
+                raise ConfigError(f"{where}: unknown key {name}.{key}; "
+                                  f"{_did_you_mean(key, list(fields))}")
+            value = _coerce(where, f"{name}.{key}", hints[key], raw, from_env)
+            _check_range(where, f"{name}.{key}", fields[key], value)
+            values[key] = value
+    for key, value in list(values.items()):
+        if isinstance(value, Path) and str(value) and not value.is_absolute():
+            values[key] = base_dir / value
+    for key, f in fields.items():
+        if key not in values and isinstance(f.default, Path):
+            values[key] = base_dir / f.default
+    return cls(**values)
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        section, _, key = rest.partition("_")
+        if section not in SECTIONS or not key:
+            raise ConfigError(f"environment: unknown variable {name}; expected "
+                              f"{ENV_PREFIX}<SECTION>_<KEY> with SECTION one of "
+                              f"{', '.join(s.upper() for s in SECTIONS)}")
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found "
+                          "(run `labeler init` to write one, or pass --config)") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: config file is not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    for section, body in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"{path}: unknown section [{section}]; "
+                              f"{_did_you_mean(section, list(SECTIONS))}")
+        if not isinstance(body, dict):
+            raise ConfigError(f"{path}: {section} must be a [section] table")
+    return data
+
+
+def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None,
+                environ: Mapping[str, str] | None = None) -> Config:
+    """Load, merge and validate the configuration (see the module docstring for precedence).
+
+    ``path=None`` uses ``$LABELER_CONFIG`` or ``./config.toml``; a missing default file is
+    fine (defaults apply), a missing named file is an error.
+    """
+    environ = os.environ if environ is None else environ
+    explicit = path is not None or bool(environ.get(ENV_PREFIX + "CONFIG"))
+    cfg_path = Path(path or environ.get(ENV_PREFIX + "CONFIG") or DEFAULT_CONFIG_NAME)
+    file_data: dict[str, Any] = {}
+    if explicit or cfg_path.exists():
+        file_data = _read_file(cfg_path)
+        base_dir = cfg_path.resolve().parent
+    else:
+        base_dir = Path.cwd()
+    env_data = _env_layer(environ)
+    flag_data: dict[str, dict[str, Any]] = {}
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        flag_data.setdefault(section, {})[key] = value
+    built: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        layers = [(str(cfg_path), file_data.get(name, {}), False),
+                  ("environment", env_data.get(name, {}), True),
+                  ("command line", flag_data.get(name, {}), False)]
+        built[name] = _build_section(name, cls, layers, base_dir)
+    return Config(**built, file=cfg_path if file_data or explicit else None)
+
+
+def describe_keys() -> list[tuple[str, str, Any, str]]:
+    """(key, type, default, doc) for every config key, for docs and `labeler init`."""
+    rows = []
+    for name, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            typ = "path" if hints[f.name] == Path | None else hints[f.name].__name__
+            rows.append((f"{name}.{f.name}", typ, f.default,
+                         f.metadata["doc"]))
+    return rows

@@ -1,0 +1,1 @@
+"""The offline demo: a simulated judge server, demo pairs and simulated reviewers."""

@@ -1,0 +1,90 @@
+"""A simulated LLM judge with a stated noise model, served by ``JudgeServer``.
+
+For a pair with known truth and difficulty ``d`` in [0, 1], shown in some order:
+
+* the judge picks the better response with probability
+  ``p = accuracy_easy - (accuracy_easy - accuracy_hard) * d``, plus ``position_bias`` when
+  the better response is shown first and minus it when shown second (clipped to [0.5, 1]);
+* the probability it *reports* for its verdict is ``q = p`` when ``calibration == 1``
+  (calibrated: among verdicts reported with q, a share q is right); with
+  ``calibration > 1`` it is overconfident: ``q = 1 - (1 - p) / calibration``;
+* it says HIGH when q >= ``high_at``, else LOW;
+* on a true tie it says TIE with probability ``tie_recall``, else picks A or B with a
+  reported q near 0.6;
+* logprobs put q on the verdict token, and split 1 - q between the other two.
+
+Draws are a hash of (seed, pair, order): the same request always gets the same answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from labeler.demo.data import DemoPair
+from labeler.demo.judge_server import Scripted, Shown
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    accuracy_easy: float = 0.98
+    accuracy_hard: float = 0.62
+    position_bias: float = 0.04
+    calibration: float = 1.0
+    high_at: float = 0.75
+    tie_recall: float = 0.5
+    seed: int = 0
+
+
+def _uniform(*parts: object) -> float:
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+class SimulatedJudge:
+    """A responder for ``JudgeServer`` that judges demo pairs by the noise model."""
+
+    def __init__(self, pairs: list[DemoPair], noise: NoiseModel | None = None):
+        self.noise = noise or NoiseModel()
+        self.truth: dict[tuple[str, str, str], DemoPair] = {}
+        for p in pairs:
+            self.truth[(p.prompt, p.response_a, p.response_b)] = p
+
+    def _lookup(self, shown: Shown) -> tuple[DemoPair, bool] | None:
+        """The pair and whether it is shown in stored order."""
+        if (pair := self.truth.get((shown.prompt, shown.a, shown.b))) is not None:
+            return pair, True
+        if (pair := self.truth.get((shown.prompt, shown.b, shown.a))) is not None:
+            return pair, False
+        return None
+
+    def __call__(self, shown: Shown) -> Scripted:
+        found = self._lookup(shown)
+        if found is None:
+            return Scripted("TIE LOW\nI do not know this pair.", {"A": 0.3, "B": 0.3,
+                                                                  "TIE": 0.4})
+        pair, stored_order = found
+        n = self.noise
+        u = _uniform(n.seed, shown.prompt, shown.a, shown.b)
+        if pair.truth == "TIE":
+            if u < n.tie_recall:
+                return self._reply("TIE", 0.55, other="A")
+            return self._reply("A" if u < (1 + n.tie_recall) / 2 else "B", 0.6)
+        better_shown = pair.truth if stored_order else ("B" if pair.truth == "A" else "A")
+        p = n.accuracy_easy - (n.accuracy_easy - n.accuracy_hard) * pair.difficulty
+        p += n.position_bias if better_shown == "A" else -n.position_bias
+        p = min(1.0, max(0.5, p))
+        verdict = better_shown if u < p else ("B" if better_shown == "A" else "A")
+        q = 1 - (1 - p) / n.calibration
+        return self._reply(verdict, q)
+
+    def _reply(self, verdict: str, q: float, other: str | None = None) -> Scripted:
+        q = min(0.999, max(0.34, q))
+        rest = [x for x in ("A", "B", "TIE") if x != verdict]
+        main_other = other or next(x for x in rest if x != "TIE")
+        minor = next(x for x in rest if x != main_other)
+        alternatives = {verdict: q, main_other: (1 - q) * 0.9, minor: (1 - q) * 0.1}
+        confidence = "HIGH" if q >= self.noise.high_at else "LOW"
+        reason = {"A": "Response A is better.", "B": "Response B is better.",
+                  "TIE": "Neither response is better."}[verdict]
+        return Scripted(f"{verdict} {confidence}\n{reason}", alternatives)

@@ -1,0 +1,57 @@
+"""The errors a labeler user can see.
+
+Every error the library raises on purpose is a ``LabelerError``; the CLI turns it into one
+red line on stderr and the exit code below. Adapters (judge, review, export, server)
+translate their vendor's exceptions into this tree so that nothing vendor-specific leaks
+out of them.
+
+    LabelerError                 exit 1: something failed while running
+    ├── UsageError               exit 2: the user asked for something impossible
+    │   ├── ConfigError          a bad config key / value / file, names the file and key
+    │   └── SourceError          a bad source file or row (with --strict), names file and line
+    ├── JudgeError               the judge endpoint refused or failed for good (auth, model)
+    ├── ReviewError              Argilla refused or failed (auth, missing dataset)
+    ├── StateError               the state folder / database is unusable
+    ├── ExportError              the dataset could not be written
+    └── BudgetExceeded           exit 3: a round stopped at its cost limit
+"""
+
+from __future__ import annotations
+
+
+class LabelerError(Exception):
+    """Base of every error labeler raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(LabelerError):
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A config file, key or value is wrong. The message names the file and the key."""
+
+
+class SourceError(UsageError):
+    """A pair source is unreadable, or a bad row was met under --strict."""
+
+
+class JudgeError(LabelerError):
+    """The judge endpoint failed in a way that retrying will not fix."""
+
+
+class ReviewError(LabelerError):
+    """The Argilla side failed in a way that retrying will not fix."""
+
+
+class StateError(LabelerError):
+    """The state folder or its database cannot be used."""
+
+
+class ExportError(LabelerError):
+    """A dataset could not be written."""
+
+
+class BudgetExceeded(LabelerError):
+    exit_code = 3

@@ -1,0 +1,112 @@
+"""The judge client: the only module that imports ``openai``.
+
+It speaks the OpenAI chat-completions protocol to any compatible endpoint (OpenAI, vLLM,
+Ollama, llama.cpp's server, ...). The ``openai`` client does the retries: exponential
+backoff with jitter, and it honours ``Retry-After`` / ``retry-after-ms`` on 429 and 5xx.
+
+Each call returns a plain ``JudgeReply``; vendor exceptions are sorted into three kinds:
+
+* fatal (bad key, no permission, unknown model) -> ``JudgeError``: the round stops;
+* permanent for this request (400/422) -> a reply with ``error`` and ``permanent=True``;
+* transient after all retries (timeouts, 429, 5xx, dropped connections, garbage bodies)
+  -> a reply with ``error``: the pair stays unjudged and the next run retries it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from labeler.config import JudgeConfig
+from labeler.errors import JudgeError
+from labeler.verdicts import TokenLogprobs
+
+LOGPROB_POSITIONS_KEPT = 4  # the verdict token is among the first few; keep only those
+
+
+@dataclass(frozen=True)
+class JudgeReply:
+    text: str | None
+    positions: list[TokenLogprobs] | None
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    error: str | None = None
+    permanent: bool = False
+
+
+class OpenAIJudge:
+    """Async judge over ``openai.AsyncOpenAI``; create inside a running event loop."""
+
+    def __init__(self, cfg: JudgeConfig, api_key: str | None):
+        import openai
+
+        self._openai = openai
+        self.cfg = cfg
+        self.client = openai.AsyncOpenAI(
+            base_url=cfg.base_url, api_key=api_key or "no-key-needed",
+            timeout=cfg.timeout_s, max_retries=cfg.max_retries)
+
+    def _request(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.cfg.model, "messages": messages,
+                                "max_tokens": self.cfg.max_tokens,
+                                "temperature": self.cfg.temperature}
+        if self.cfg.logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = self.cfg.top_logprobs
+        return body
+
+    async def judge(self, messages: list[dict[str, str]]) -> JudgeReply:
+        o = self._openai
+        start = time.perf_counter()
+        try:
+            resp = await self.client.chat.completions.create(**self._request(messages))
+        except (o.AuthenticationError, o.PermissionDeniedError) as exc:
+            raise JudgeError(f"judge at {self.cfg.base_url} refused the API key "
+                             f"({exc.status_code}); check the variable named by "
+                             "judge.api_key_env") from None
+        except o.NotFoundError:
+            raise JudgeError(f"judge at {self.cfg.base_url}: model '{self.cfg.model}' or "
+                             "the chat completions route was not found (404); check "
+                             "judge.model and judge.base_url") from None
+        except (o.BadRequestError, o.UnprocessableEntityError) as exc:
+            return self._failed(start, f"{exc.status_code}: {_short(exc)}", permanent=True)
+        except o.APIStatusError as exc:
+            return self._failed(start, f"{exc.status_code} after retries: {_short(exc)}")
+        except o.APITimeoutError:
+            return self._failed(start, f"timeout after {self.cfg.timeout_s}s and retries")
+        except o.APIConnectionError as exc:
+            return self._failed(start, f"connection failed after retries: {_short(exc)}")
+        except o.OpenAIError as exc:
+            return self._failed(start, f"unusable response: {_short(exc)}")
+        return self._reply(resp, time.perf_counter() - start)
+
+    def _failed(self, start: float, error: str, permanent: bool = False) -> JudgeReply:
+        return JudgeReply(None, None, 0, 0, time.perf_counter() - start, error, permanent)
+
+    def _reply(self, resp: Any, latency: float) -> JudgeReply:
+        usage = getattr(resp, "usage", None)
+        tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
+        tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
+        choices = getattr(resp, "choices", None) or []
+        if not choices or getattr(choices[0], "message", None) is None:
+            return JudgeReply(None, None, tokens_in, tokens_out, latency,
+                              error="reply has no choices")
+        choice = choices[0]
+        positions = None
+        content = getattr(getattr(choice, "logprobs", None), "content", None)
+        if content:
+            positions = [
+                (t.token, float(t.logprob),
+                 [(a.token, float(a.logprob)) for a in (t.top_logprobs or [])])
+                for t in content[:LOGPROB_POSITIONS_KEPT]]
+        return JudgeReply(choice.message.content, positions, tokens_in, tokens_out, latency)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def _short(exc: Exception, limit: int = 160) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -1,0 +1,257 @@
+"""Reading preference pairs from files, giving each a stable id, reporting bad rows.
+
+A source yields ``Pair`` and ``BadRow`` values in file order; nothing here touches the state.
+Supported: JSONL, CSV, Parquet (pyarrow), and Hugging Face datasets saved with
+``save_to_disk`` or loadable by ``datasets.load_dataset`` from a local folder/file.
+
+A row holds either two responses (``response_a``/``response_b`` columns, names from config)
+or a list of 2-4 responses (``responses``), which expands to every pair i < j.
+
+The pair id is a hash of the content (prompt, first response, second response, in that
+order), so the same pair gets the same id whichever file or row it comes from.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import itertools
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labeler.config import SourceConfig
+from labeler.errors import SourceError
+
+MAX_RESPONSES = 4
+# A decoded row, or (kind, reason) when the reader could not decode it.
+Row = Mapping[str, Any] | tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Pair:
+    id: str
+    prompt: str
+    response_a: str
+    response_b: str
+    source: str = ""
+    row: int = 0
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A skipped row: where it is, why (for people), and a short kind (for counting)."""
+
+    source: str
+    row: int
+    reason: str
+    kind: str = "bad_row"
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.row}: {self.reason}"
+
+
+def pair_id(prompt: str, response_a: str, response_b: str) -> str:
+    blob = json.dumps([prompt, response_a, response_b], ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def make_pair(prompt: str, response_a: str, response_b: str, source: str = "",
+              row: int = 0) -> Pair:
+    return Pair(pair_id(prompt, response_a, response_b), prompt, response_a, response_b,
+                source, row)
+
+
+def _text_problem(name: str, value: Any) -> tuple[str, str] | None:
+    """(kind, reason) when ``value`` is not usable text."""
+    if value is None:
+        return "missing_field", f"missing field '{name}'"
+    if not isinstance(value, str):
+        return "not_text", f"field '{name}' is not text (got {type(value).__name__})"
+    if not value.strip():
+        return "empty_field", f"field '{name}' is empty"
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        return "undecodable", f"field '{name}' has undecodable bytes (not UTF-8)"
+    return None
+
+
+def pairs_from_row(row: Mapping[str, Any], cfg: SourceConfig, source: str,
+                   number: int) -> list[Pair] | BadRow:
+    """Turn one decoded row into its pairs, or say why it is bad."""
+    prompt = row.get(cfg.prompt_field)
+    problem = _text_problem(cfg.prompt_field, prompt)
+    if problem:
+        return BadRow(source, number, problem[1], problem[0])
+    responses = row.get(cfg.responses_field)
+    if responses is not None and not (cfg.response_a_field in row
+                                      or cfg.response_b_field in row):
+        if not isinstance(responses, list) or not 2 <= len(responses) <= MAX_RESPONSES:
+            return BadRow(source, number, f"field '{cfg.responses_field}' must be a list of "
+                          f"2-{MAX_RESPONSES} responses", "bad_responses_list")
+        names = [f"{cfg.responses_field}[{i}]" for i in range(len(responses))]
+    else:
+        responses = [row.get(cfg.response_a_field), row.get(cfg.response_b_field)]
+        names = [cfg.response_a_field, cfg.response_b_field]
+    for name, value in zip(names, responses, strict=True):
+        problem = _text_problem(name, value)
+        if problem:
+            return BadRow(source, number, problem[1], problem[0])
+    if len(set(responses)) < len(responses):
+        return BadRow(source, number, "identical responses", "identical_responses")
+    assert isinstance(prompt, str)
+    return [make_pair(prompt, a, b, source, number)
+            for a, b in itertools.combinations(responses, 2)]
+
+
+def _jsonl_rows(path: Path, limit: int) -> Iterator[tuple[int, Row]]:
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            if len(raw) > limit:
+                yield number, ("too_large",
+                               f"row is {len(raw)} bytes, larger than source.max_row_bytes")
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield number, ("undecodable", "undecodable bytes (not UTF-8)")
+                continue
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield number, ("not_json", f"not valid JSON ({exc.msg})")
+                continue
+            if not isinstance(value, dict):
+                yield number, ("not_json", "a JSON object was expected")
+                continue
+            yield number, value
+
+
+def _csv_rows(path: Path, limit: int,
+              list_field: str) -> Iterator[tuple[int, Row]]:
+    # CSV has no lists: a list of responses is a JSON array in one cell.
+    text = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header_ok = reader.fieldnames is not None
+    except csv.Error as exc:
+        raise SourceError(f"{path}: unreadable CSV header ({exc})") from None
+    if not header_ok:
+        return
+    start = 2
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield start, ("malformed_csv", f"malformed CSV ({exc})")
+            start = reader.line_num + 1
+            continue
+        number, start = start, reader.line_num + 1
+        size = sum(len(str(v).encode("utf-8", "surrogateescape")) for v in row.values())
+        if size > limit:
+            yield number, ("too_large",
+                           f"row is {size} bytes, larger than source.max_row_bytes")
+            continue
+        if None in row:
+            yield number, ("malformed_csv", "more fields than the header names")
+            continue
+        cell = row.get(list_field)
+        if isinstance(cell, str) and cell.startswith("["):
+            try:
+                row[list_field] = json.loads(cell)
+            except json.JSONDecodeError:
+                yield number, ("bad_responses_list", f"field '{list_field}' is not a JSON list")
+                continue
+        yield number, row
+
+
+def _table_rows(records: Iterable[Mapping[str, Any]],
+                limit: int) -> Iterator[tuple[int, Row]]:
+    for number, row in enumerate(records, start=1):
+        size = sum(len(str(v).encode("utf-8", "surrogatepass")) for v in row.values())
+        if size > limit:
+            yield number, ("too_large",
+                           f"row is {size} bytes, larger than source.max_row_bytes")
+        else:
+            yield number, dict(row)
+
+
+def _parquet_records(path: Path) -> Iterator[Mapping[str, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for bad files
+        raise SourceError(f"{path}: not a readable Parquet file ({exc})") from None
+    for batch in pf.iter_batches(batch_size=4096):
+        yield from batch.to_pylist()
+
+
+def _hf_records(path: Path, fmt: str, split: str) -> Iterator[Mapping[str, Any]]:
+    import datasets
+
+    try:
+        if fmt == "hf_disk":
+            ds = datasets.load_from_disk(str(path))
+        else:
+            ds = datasets.load_dataset(str(path))
+    except Exception as exc:  # datasets raises many types; all mean "cannot read"
+        raise SourceError(f"{path}: cannot load Hugging Face dataset ({exc})") from None
+    if isinstance(ds, datasets.DatasetDict):
+        if split not in ds:
+            raise SourceError(f"{path}: no split '{split}' (source.split); "
+                              f"available: {', '.join(ds)}")
+        ds = ds[split]
+    yield from ds
+
+
+_READERS: dict[str, Any] = {
+    "jsonl": lambda path, cfg: _jsonl_rows(path, cfg.max_row_bytes),
+    "csv": lambda path, cfg: _csv_rows(path, cfg.max_row_bytes, cfg.responses_field),
+    "parquet": lambda path, cfg: _table_rows(_parquet_records(path), cfg.max_row_bytes),
+    "hf_disk": lambda path, cfg: _table_rows(_hf_records(path, "hf_disk", cfg.split),
+                                             cfg.max_row_bytes),
+    "hf": lambda path, cfg: _table_rows(_hf_records(path, "hf", cfg.split),
+                                        cfg.max_row_bytes),
+}
+
+
+def detect_format(path: Path, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    if path.is_dir():
+        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+            return "hf_disk"
+        return "hf"
+    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+    by_suffix = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
+                 ".parquet": "parquet"}
+    if suffix in by_suffix:
+        return by_suffix[suffix]
+    raise SourceError(f"{path}: cannot tell the format from the name; set source.format to "
+                      "one of jsonl, csv, parquet, hf_disk, hf")
+
+
+def read_source(cfg: SourceConfig) -> Iterator[Pair | BadRow]:
+    """Every pair and bad row of the configured source, in file order."""
+    path = cfg.path
+    if not path.exists():
+        raise SourceError(f"{path}: source file not found (source.path)")
+    fmt = detect_format(path, cfg.format)
+    rows = _READERS[fmt](path, cfg)
+    name = str(path)
+    for number, row in rows:
+        if isinstance(row, tuple):
+            yield BadRow(name, number, row[1], row[0])
+            continue
+        result = pairs_from_row(row, cfg, name, number)
+        if isinstance(result, BadRow):
+            yield result
+        else:
+            yield from result

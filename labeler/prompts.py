@@ -1,0 +1,127 @@
+"""Judge prompts: a template file plus the guidelines, rendered per pair and order.
+
+Templates are versioned data. A template is text with the placeholders ``{{guidelines}}``,
+``{{prompt}}``, ``{{response_a}}`` and ``{{response_b}}``; a line ``<<<system>>>`` and a line
+``<<<user>>>`` may split it into a system and a user message (without them the whole text
+is the user message). Every verdict stores the hash of the template and of the guidelines
+it was made with, and the judge cache is keyed by both, so editing either re-judges.
+
+Placeholders are substituted in one pass, so a response that itself contains
+``{{response_b}}`` is shown literally, never expanded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from labeler.errors import ConfigError
+
+PLACEHOLDERS = ("guidelines", "prompt", "response_a", "response_b")
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-zA-Z_]+)\s*\}\}")
+SYSTEM_MARK = "<<<system>>>"
+USER_MARK = "<<<user>>>"
+ORDERS = ("ab", "ba")
+
+
+@dataclass(frozen=True)
+class Template:
+    system: str
+    user: str
+    hash: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Guidelines:
+    text: str
+    hash: str
+    files: tuple[str, ...]
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def builtin_text(name: str) -> str:
+    """The text of a file shipped in labeler/assets (templates, starter guidelines)."""
+    return resources.files("labeler").joinpath("assets", name).read_text("utf-8")
+
+
+def parse_template(text: str, source: str) -> Template:
+    """Split and check a template; a ConfigError names the file and what is wrong."""
+    used = set(_PLACEHOLDER.findall(text))
+    unknown = sorted(used - set(PLACEHOLDERS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown placeholder {{{{{unknown[0]}}}}} in the judge "
+                          f"template; allowed: {', '.join(PLACEHOLDERS)}")
+    missing = [p for p in ("prompt", "response_a", "response_b") if p not in used]
+    if missing:
+        raise ConfigError(f"{source}: the judge template must contain {{{{{missing[0]}}}}}")
+    system, user = "", text
+    lines = text.splitlines(keepends=True)
+    marks = [line.strip() for line in lines]
+    if SYSTEM_MARK in marks or USER_MARK in marks:
+        if marks.count(USER_MARK) != 1 or marks.count(SYSTEM_MARK) > 1:
+            raise ConfigError(f"{source}: a template split into messages needs exactly one "
+                              f"'{USER_MARK}' line and at most one '{SYSTEM_MARK}' line")
+        u = marks.index(USER_MARK)
+        s = marks.index(SYSTEM_MARK) if SYSTEM_MARK in marks else None
+        if s is not None and s > u:
+            raise ConfigError(f"{source}: '{SYSTEM_MARK}' must come before '{USER_MARK}'")
+        system = "".join(lines[(s + 1 if s is not None else 0):u]).strip()
+        user = "".join(lines[u + 1:]).strip()
+    return Template(system=system, user=user, hash=content_hash(text), source=source)
+
+
+def load_template(path: Path | None) -> Template:
+    if path is None:
+        return parse_template(builtin_text("judge_prompt.txt"), "<built-in judge template>")
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"judge.template: file {path} not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"judge.template: {path} is not UTF-8 text") from None
+    return parse_template(text, str(path))
+
+
+def load_guidelines(path: Path) -> Guidelines:
+    """One file, or every *.md in a folder in name order, joined by blank lines."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix == ".md" and p.is_file())
+        if not files:
+            raise ConfigError(f"judge.guidelines: no .md files in {path}")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise ConfigError(f"judge.guidelines: {path} not found (a folder of .md files or a "
+                          "file; `labeler init` writes a starter set)")
+    try:
+        parts = [f.read_text("utf-8").strip() for f in files]
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"judge.guidelines: a file in {path} is not UTF-8 ({exc})") from None
+    text = "\n\n".join(parts) + "\n"
+    return Guidelines(text=text, hash=content_hash(text), files=tuple(f.name for f in files))
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+def render_messages(template: Template, guidelines: Guidelines, prompt: str, response_a: str,
+                    response_b: str, order: str) -> list[dict[str, str]]:
+    """Chat messages for one pair shown in ``order`` ("ab": as stored, "ba": swapped)."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    first, second = (response_a, response_b) if order == "ab" else (response_b, response_a)
+    values = {"guidelines": guidelines.text.strip(), "prompt": prompt,
+              "response_a": first, "response_b": second}
+    messages = []
+    if template.system:
+        messages.append({"role": "system", "content": _fill(template.system, values)})
+    messages.append({"role": "user", "content": _fill(template.user, values)})
+    return messages

@@ -1,0 +1,399 @@
+"""A labeling round: import pairs, judge them, route them, write the dataset.
+
+Orchestration only: the maths lives in verdicts, routing and costs; the I/O in store, judge
+and export. A round is resumable: its pairs are assigned when it starts, every judge call
+is committed as it returns, every verdict with the pair's new state, so running
+``labeler round`` again after a crash continues the same round, re-sending only the
+requests that were in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from labeler import costs, prompts
+from labeler.config import Config
+from labeler.errors import SourceError
+from labeler.pairs import BadRow, Pair, read_source
+from labeler.routing import ACCEPT, Thresholds, audit_draw, route
+from labeler.store import CallRecord, Store, VerdictRecord
+from labeler.verdicts import OrderReply, combine, read_reply
+
+BAD_ROW_EXAMPLES = 5
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int
+    cost: float
+    requests: int
+
+
+@dataclass
+class RoundSummary:
+    round_id: int | None = None
+    status: str = "completed"  # completed | incomplete | dry_run | nothing_to_do
+    resumed: bool = False
+    source_pairs: int = 0
+    new_pairs: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    bad_row_examples: list[str] = field(default_factory=list)
+    pairs_in_round: int = 0
+    judged: int = 0
+    accepted: int = 0
+    review: dict[str, int] = field(default_factory=dict)
+    unjudged: int = 0
+    first_error: str | None = None
+    requests_sent: int = 0
+    cached_replies: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    judge_cost: float = 0.0
+    human_cost: float = 0.0
+    baseline_cost: float = 0.0
+    saved: float = 0.0
+    savings_factor: float | None = None
+    currency: str = "USD"
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    dataset_path: str | None = None
+    dataset_rows: int = 0
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every judge call of a round shares."""
+
+    cfg: Config
+    template: prompts.Template
+    guidelines: prompts.Guidelines
+    thresholds: Thresholds
+    prices: costs.Prices
+
+    @property
+    def orders(self) -> tuple[str, ...]:
+        return prompts.ORDERS if self.cfg.judge.both_orders else prompts.ORDERS[:1]
+
+    def cache_key(self, pair_id: str, order: str) -> str:
+        blob = json.dumps([self.cfg.judge.model, self.template.hash, self.guidelines.hash,
+                           pair_id, order])
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+    def messages(self, pair: Pair, order: str) -> list[dict[str, str]]:
+        return prompts.render_messages(self.template, self.guidelines, pair.prompt,
+                                       pair.response_a, pair.response_b, order)
+
+
+def make_context(cfg: Config) -> Context:
+    thresholds = Thresholds(cfg.routing.threshold, cfg.routing.threshold, version=0)
+    return Context(cfg, prompts.load_template(cfg.judge.template),
+                   prompts.load_guidelines(cfg.judge.guidelines), thresholds,
+                   costs.Prices(cfg.judge.price_input_per_mtok, cfg.judge.price_output_per_mtok))
+
+
+# -- importing ----------------------------------------------------------------------------
+
+class _Tally:
+    """Counts what a source yields while passing the pairs through."""
+
+    def __init__(self) -> None:
+        self.pairs = 0
+        self.skipped: Counter[str] = Counter()
+        self.examples: list[str] = []
+        self.bad: list[BadRow] = []
+
+    def pairs_of(self, items: Iterable[Pair | BadRow]) -> Iterator[Pair]:
+        for item in items:
+            if isinstance(item, BadRow):
+                self.skipped[item.kind] += 1
+                self.bad.append(item)
+                if len(self.examples) < BAD_ROW_EXAMPLES:
+                    self.examples.append(str(item))
+            else:
+                self.pairs += 1
+                yield item
+
+
+def check_source(cfg: Config) -> None:
+    """Under --strict: the first bad row is an error, before anything is imported."""
+    for item in read_source(cfg.source):
+        if isinstance(item, BadRow):
+            raise SourceError(f"{item} (--strict stops at the first bad row)")
+
+
+def import_source(store: Store, cfg: Config, summary: RoundSummary) -> None:
+    tally = _Tally()
+    summary.new_pairs = store.import_pairs(tally.pairs_of(read_source(cfg.source)), tally.bad)
+    summary.source_pairs = tally.pairs
+    summary.skipped = dict(tally.skipped)
+    summary.bad_row_examples = tally.examples
+
+
+# -- judging ------------------------------------------------------------------------------
+
+def _reply_from_row(row: Any) -> OrderReply:
+    positions = json.loads(row["logprobs"]) if row["logprobs"] else None
+    return read_reply(row["presented_order"], row["reply"], positions)
+
+
+class _Judging:
+    """The async engine of one run of a round: a producer and ``concurrency`` workers."""
+
+    def __init__(self, store: Store, ctx: Context, round_id: int,
+                 on_progress: Callable[[Progress], None] | None, judge: Any):
+        self.store, self.ctx, self.round_id = store, ctx, round_id
+        self.on_progress = on_progress
+        self.judge = judge
+        self.total = store.count_round_pairs(round_id, "imported")
+        self.done = 0
+        self.sent = 0
+        self.cached = 0
+        self.cost = store.call_totals(round_id)["cost"]
+        self.failed: dict[str, str] = {}
+        self.replies: dict[str, dict[str, OrderReply]] = {}
+
+    def _progress(self) -> None:
+        if self.on_progress:
+            self.on_progress(Progress(self.done, self.total, self.cost, self.sent))
+
+    async def run(self) -> None:
+        queue: asyncio.Queue[tuple[Pair, str, str] | None] = asyncio.Queue(
+            maxsize=self.ctx.cfg.judge.concurrency * 2)
+        workers = self.ctx.cfg.judge.concurrency
+        async with asyncio.TaskGroup() as group:
+            for _ in range(workers):
+                group.create_task(self._worker(queue))
+            await self._produce(queue)
+            for _ in range(workers):
+                await queue.put(None)
+
+    async def _produce(self, queue: asyncio.Queue[tuple[Pair, str, str] | None]) -> None:
+        orders = self.ctx.orders
+        for pair in self.store.iter_round_pairs(self.round_id):
+            keys = {order: self.ctx.cache_key(pair.id, order) for order in orders}
+            rows = self.store.cached_calls(list(keys.values()))
+            have = {o: _reply_from_row(rows[k]) for o, k in keys.items() if k in rows}
+            self.cached += len(have)
+            if len(have) == len(orders):
+                self._finish(pair, have)
+                continue
+            self.replies[pair.id] = have
+            for order in orders:
+                if order not in have:
+                    await queue.put((pair, order, keys[order]))
+
+    async def _worker(self, queue: asyncio.Queue[tuple[Pair, str, str] | None]) -> None:
+        while (job := await queue.get()) is not None:
+            pair, order, key = job
+            reply = await self.judge.judge(self.ctx.messages(pair, order))
+            self.sent += 1
+            cost = self.ctx.prices.call_cost(reply.prompt_tokens, reply.completion_tokens)
+            self.cost += cost
+            self.store.record_call(CallRecord(
+                key, pair.id, order, self.ctx.cfg.judge.model, self.ctx.template.hash,
+                self.ctx.guidelines.hash, self.round_id, "error" if reply.error else "ok",
+                reply.text, reply.positions, reply.prompt_tokens, reply.completion_tokens,
+                cost, round(reply.latency_s * 1000, 3), reply.error))
+            if pair.id in self.failed:
+                continue
+            if reply.error:
+                self._fail(pair, reply.error, reply.permanent)
+                continue
+            have = self.replies[pair.id]
+            have[order] = read_reply(order, reply.text, reply.positions)
+            if len(have) == len(self.ctx.orders):
+                del self.replies[pair.id]
+                self._finish(pair, have)
+
+    def _fail(self, pair: Pair, error: str, permanent: bool) -> None:
+        self.failed[pair.id] = error
+        self.replies.pop(pair.id, None)
+        if permanent:  # the endpoint will never answer this request: humans decide it
+            self._store_verdict(pair, None, 0.0, False, {"error": error}, "review",
+                                "judge_error")
+        self.done += 1
+        self._progress()
+
+    def _finish(self, pair: Pair, have: dict[str, OrderReply]) -> None:
+        judgement = combine([have[o] for o in self.ctx.orders])
+        decision = route(judgement, self.ctx.thresholds, self.ctx.cfg.routing.audit_rate,
+                         audit_draw(self.ctx.cfg.routing.seed, pair.id))
+        self._store_verdict(pair, judgement.label, judgement.confidence, judgement.self_high,
+                            judgement.signals, decision.action, decision.reason)
+        self.done += 1
+        self._progress()
+
+    def _store_verdict(self, pair: Pair, label: str | None, confidence: float,
+                       self_high: bool, signals: dict[str, Any], action: str,
+                       reason: str) -> None:
+        ctx = self.ctx
+        record = VerdictRecord(pair.id, self.round_id, ctx.cfg.judge.model, ctx.template.hash,
+                               ctx.guidelines.hash, label, confidence, self_high, signals,
+                               action, reason, ctx.thresholds.version)
+        self.store.record_verdict(record, "accepted" if action == ACCEPT else "needs_review")
+
+
+async def _judge_async(store: Store, ctx: Context, round_id: int,
+                       on_progress: Callable[[Progress], None] | None) -> _Judging:
+    from labeler.judge import OpenAIJudge
+
+    judge = OpenAIJudge(ctx.cfg.judge, ctx.cfg.judge.api_key())
+    engine = _Judging(store, ctx, round_id, on_progress, judge)
+    try:
+        await engine.run()
+    except* Exception as group:
+        raise group.exceptions[0] from None
+    finally:
+        await judge.aclose()
+    return engine
+
+
+# -- the round ----------------------------------------------------------------------------
+
+def _fill_outcome(store: Store, ctx: Context, summary: RoundSummary, round_id: int) -> None:
+    cfg = ctx.cfg
+    decisions = store.round_decisions(round_id)
+    summary.accepted = sum(n for (action, _), n in decisions.items() if action == ACCEPT)
+    review: Counter[str] = Counter()
+    for (action, reason), n in decisions.items():
+        if action != ACCEPT:
+            review[reason] += n
+    summary.review = dict(review)
+    summary.judged = sum(decisions.values())
+    summary.pairs_in_round = store.count_round_pairs(round_id)
+    summary.unjudged = store.count_round_pairs(round_id, "imported")
+    totals = store.call_totals(round_id)
+    summary.prompt_tokens = int(totals["prompt_tokens"])
+    summary.completion_tokens = int(totals["completion_tokens"])
+    summary.judge_cost = totals["cost"]
+    sav = costs.savings(summary.judged, sum(review.values()), summary.judge_cost,
+                        cfg.costs.human_price_per_pair)
+    summary.human_cost, summary.baseline_cost = sav.human_cost, sav.baseline_cost
+    summary.saved, summary.savings_factor = sav.saved, sav.factor
+    summary.currency = cfg.costs.currency
+    summary.thresholds = asdict(ctx.thresholds)
+
+
+def _write_dataset(store: Store, cfg: Config, summary: RoundSummary) -> None:
+    from labeler import export
+
+    rows = [export.dpo_row(row) for row in store.dataset_rows()]
+    summary.dataset_rows = export.save_dpo(rows, cfg.output.dataset_dir, cfg.output.parquet)
+    summary.dataset_path = str(cfg.output.dataset_dir)
+    store.set_state([r["pair_id"] for r in rows], "exported", "accepted")
+
+
+def run_round(cfg: Config, *, limit: int | None = None, strict: bool = False,
+              on_progress: Callable[[Progress], None] | None = None) -> RoundSummary:
+    """Run (or resume) one round; see the module docstring."""
+    started = time.perf_counter()
+    ctx = make_context(cfg)
+    if strict:
+        check_source(cfg)
+    summary = RoundSummary()
+    with Store(cfg.db_path) as store:
+        open_round = store.open_round()
+        import_source(store, cfg, summary)
+        if open_round is not None:
+            round_id, summary.resumed = int(open_round["id"]), True
+        elif store.unassigned_count() == 0:
+            summary.status = "nothing_to_do"
+            summary.elapsed_s = time.perf_counter() - started
+            return summary
+        else:
+            round_id = store.start_round(limit, cfg.judge.model, ctx.template.hash,
+                                         ctx.guidelines.hash, asdict(ctx.thresholds))
+        summary.round_id = round_id
+        engine = asyncio.run(_judge_async(store, ctx, round_id, on_progress))
+        summary.requests_sent, summary.cached_replies = engine.sent, engine.cached
+        summary.first_error = next(iter(engine.failed.values()), None)
+        _fill_outcome(store, ctx, summary, round_id)
+        _write_dataset(store, cfg, summary)
+        summary.status = "incomplete" if summary.unjudged else "completed"
+        summary.elapsed_s = time.perf_counter() - started
+        if summary.status == "completed":
+            store.finish_round(round_id, summary.to_dict(), "completed")
+    return summary
+
+
+def plan_round(cfg: Config, *, limit: int | None = None) -> RoundSummary:
+    """What ``run_round`` would do, and its estimated judge cost; writes nothing."""
+    ctx = make_context(cfg)
+    summary = RoundSummary(status="dry_run")
+    tally = _Tally()
+    store = Store(cfg.db_path) if cfg.db_path.exists() else None
+    try:
+        open_round = store.open_round() if store else None
+        if store and open_round is not None:
+            summary.round_id, summary.resumed = int(open_round["id"]), True
+            todo = list(store.iter_round_pairs(int(open_round["id"])))
+        else:
+            todo = _unjudged(store, tally.pairs_of(read_source(cfg.source)), limit)
+    finally:
+        if store:
+            store.close()
+    summary.source_pairs, summary.skipped = tally.pairs, dict(tally.skipped)
+    summary.bad_row_examples = tally.examples
+    summary.pairs_in_round = len(todo)
+    chars = [sum(len(m["content"]) for m in ctx.messages(p, o)) for p in todo
+             for o in ctx.orders]
+    tokens_in, tokens_out, cost = costs.estimate_round_cost(chars, cfg.judge.max_tokens,
+                                                            ctx.prices)
+    summary.prompt_tokens, summary.completion_tokens, summary.judge_cost = (
+        tokens_in, tokens_out, cost)
+    summary.baseline_cost = len(todo) * cfg.costs.human_price_per_pair
+    summary.currency = cfg.costs.currency
+    summary.thresholds = asdict(ctx.thresholds)
+    return summary
+
+
+def _unjudged(store: Store | None, pairs: Iterable[Pair], limit: int | None) -> list[Pair]:
+    """The first ``limit`` distinct pairs that no round has judged yet (reads them all)."""
+    todo: list[Pair] = []
+    seen: set[str] = set()
+    batch: list[Pair] = []
+
+    def flush() -> None:
+        done = store.known_pair_ids([p.id for p in batch]) if store else set()
+        todo.extend(p for p in batch if p.id not in done)
+        batch.clear()
+
+    for pair in pairs:
+        if pair.id not in seen:
+            seen.add(pair.id)
+            batch.append(pair)
+        if len(batch) >= 500:
+            flush()
+    flush()
+    return todo if limit is None else todo[:limit]
+
+
+def project_status(cfg: Config) -> dict[str, Any]:
+    """Counts per lifecycle state, and per round: pairs, accepted, sent to review, cost."""
+    if not cfg.db_path.exists():
+        return {"states": {}, "rounds": [], "cost": 0.0, "currency": cfg.costs.currency,
+                "state_db": str(cfg.db_path), "initialised": False}
+    with Store(cfg.db_path) as store:
+        rounds = []
+        for row in store.rounds():
+            decisions = store.round_decisions(row["id"])
+            accepted = sum(n for (a, _), n in decisions.items() if a == ACCEPT)
+            rounds.append({"id": row["id"], "status": row["status"],
+                           "pairs": store.count_round_pairs(row["id"]),
+                           "accepted": accepted,
+                           "review": sum(decisions.values()) - accepted,
+                           "judge_cost": store.call_totals(row["id"])["cost"]})
+        return {"states": store.state_counts(), "rounds": rounds,
+                "cost": store.call_totals()["cost"], "currency": cfg.costs.currency,
+                "state_db": str(cfg.db_path), "initialised": True}

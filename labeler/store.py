@@ -1,0 +1,352 @@
+"""The project's state: one SQLite file holding every pair's lifecycle, every judge call,
+every verdict and every round.
+
+Pair states::
+
+    imported -> accepted -> exported            (the judge decided alone)
+    imported -> needs_review -> in_review -> human_decided -> exported
+
+Writes are small transactions committed as work finishes (WAL journal), so ``kill -9`` at
+any moment loses at most the requests in flight. Judge calls are cached by a key over
+(model, template hash, guidelines hash, pair id, order): a stored successful reply is never
+requested again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labeler.errors import StateError
+from labeler.pairs import BadRow, Pair
+
+SCHEMA_VERSION = 1
+STATES = ("imported", "accepted", "needs_review", "in_review", "human_decided", "exported")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pairs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    prompt TEXT NOT NULL,
+    response_a TEXT NOT NULL,
+    response_b TEXT NOT NULL,
+    source TEXT NOT NULL,
+    source_row INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'imported',
+    round_id INTEGER,
+    imported_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pairs_by_state ON pairs (state, round_id, seq);
+CREATE INDEX IF NOT EXISTS pairs_by_round ON pairs (round_id, state);
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cache_key TEXT NOT NULL,
+    pair_id TEXT NOT NULL,
+    presented_order TEXT NOT NULL,
+    model TEXT NOT NULL,
+    template_hash TEXT NOT NULL,
+    guidelines_hash TEXT NOT NULL,
+    round_id INTEGER,
+    status TEXT NOT NULL,
+    reply TEXT,
+    logprobs TEXT,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    cost REAL NOT NULL DEFAULT 0,
+    latency_ms REAL,
+    error TEXT,
+    created_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS calls_cache ON calls (cache_key) WHERE status = 'ok';
+CREATE INDEX IF NOT EXISTS calls_by_round ON calls (round_id);
+CREATE TABLE IF NOT EXISTS verdicts (
+    pair_id TEXT PRIMARY KEY,
+    round_id INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    template_hash TEXT NOT NULL,
+    guidelines_hash TEXT NOT NULL,
+    label TEXT,
+    confidence REAL NOT NULL,
+    self_high INTEGER NOT NULL,
+    signals TEXT NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    thresholds_version INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS verdicts_by_round ON verdicts (round_id, action, reason);
+CREATE TABLE IF NOT EXISTS rounds (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    status TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    pair_limit INTEGER,
+    model TEXT NOT NULL,
+    template_hash TEXT NOT NULL,
+    guidelines_hash TEXT NOT NULL,
+    thresholds TEXT NOT NULL,
+    summary TEXT
+);
+CREATE TABLE IF NOT EXISTS bad_rows (
+    source TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    PRIMARY KEY (source, row)
+);
+"""
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    cache_key: str
+    pair_id: str
+    order: str
+    model: str
+    template_hash: str
+    guidelines_hash: str
+    round_id: int
+    status: str
+    reply: str | None
+    logprobs: Any
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    latency_ms: float | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class VerdictRecord:
+    pair_id: str
+    round_id: int
+    model: str
+    template_hash: str
+    guidelines_hash: str
+    label: str | None
+    confidence: float
+    self_high: bool
+    signals: dict[str, Any]
+    action: str
+    reason: str
+    thresholds_version: int
+
+
+class Store:
+    """A connection to the state database. Use as a context manager or call close()."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            with self.transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self._check_version()
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{path}: cannot open the state database ({exc})") from None
+        except OSError as exc:
+            raise StateError(f"{path}: cannot create the state folder ({exc})") from None
+
+    def _check_version(self) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)",
+                            (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StateError(f"{self.path}: written by a newer labeler (schema {row[0]}); "
+                             "upgrade labeler")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    # -- pairs -----------------------------------------------------------------------------
+
+    def import_pairs(self, pairs: Iterable[Pair], bad_rows: Iterable[BadRow]) -> int:
+        """Insert new pairs and bad-row reports in one transaction; returns pairs added."""
+        now = time.time()
+        with self.transaction() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO pairs (id, prompt, response_a, response_b, source, "
+                "source_row, imported_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
+                ((p.id, p.prompt, p.response_a, p.response_b, p.source, p.row, now, now)
+                 for p in pairs))
+            added = db.total_changes - before
+            db.executemany(
+                "INSERT OR IGNORE INTO bad_rows (source, row, reason, first_seen) "
+                "VALUES (?,?,?,?)", ((b.source, b.row, b.reason, now) for b in bad_rows))
+        return added
+
+    def known_pair_ids(self, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self.db.execute(
+                f"SELECT id FROM pairs WHERE id IN ({marks}) AND state != 'imported'", chunk))
+        return found
+
+    def iter_round_pairs(self, round_id: int, state: str = "imported",
+                         batch: int = 1000) -> Iterator[Pair]:
+        """Pairs of a round still in ``state``, in import order, read in batches."""
+        last = 0
+        while True:
+            rows = self.db.execute(
+                "SELECT seq, id, prompt, response_a, response_b, source, source_row FROM pairs "
+                "WHERE round_id = ? AND state = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (round_id, state, last, batch)).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield Pair(r["id"], r["prompt"], r["response_a"], r["response_b"],
+                           r["source"], r["source_row"])
+            last = rows[-1]["seq"]
+
+    def count_round_pairs(self, round_id: int, state: str | None = None) -> int:
+        if state is None:
+            sql, args = "SELECT COUNT(*) FROM pairs WHERE round_id = ?", (round_id,)
+        else:
+            sql = "SELECT COUNT(*) FROM pairs WHERE round_id = ? AND state = ?"
+            args = (round_id, state)  # type: ignore[assignment]
+        return int(self.db.execute(sql, args).fetchone()[0])
+
+    def state_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATES, 0)
+        for state, n in self.db.execute("SELECT state, COUNT(*) FROM pairs GROUP BY state"):
+            counts[state] = n
+        return counts
+
+    def set_state(self, pair_ids: Iterable[str], state: str, where_state: str) -> int:
+        now = time.time()
+        with self.transaction() as db:
+            before = db.total_changes
+            db.executemany("UPDATE pairs SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
+                           ((state, now, pid, where_state) for pid in pair_ids))
+            return db.total_changes - before
+
+    # -- rounds ----------------------------------------------------------------------------
+
+    def open_round(self) -> sqlite3.Row | None:
+        return self.db.execute(
+            "SELECT * FROM rounds WHERE status = 'running' ORDER BY id DESC LIMIT 1").fetchone()
+
+    def start_round(self, limit: int | None, model: str, template_hash: str,
+                    guidelines_hash: str, thresholds: dict[str, Any]) -> int:
+        """Create a round and assign it the next ``limit`` unassigned imported pairs."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO rounds (status, started_at, pair_limit, model, template_hash, "
+                "guidelines_hash, thresholds) VALUES ('running', ?, ?, ?, ?, ?, ?)",
+                (time.time(), limit, model, template_hash, guidelines_hash,
+                 json.dumps(thresholds)))
+            round_id = int(cur.lastrowid or 0)
+            db.execute(
+                "UPDATE pairs SET round_id = ? WHERE seq IN (SELECT seq FROM pairs WHERE "
+                "state = 'imported' AND round_id IS NULL ORDER BY seq LIMIT ?)",
+                (round_id, -1 if limit is None else limit))
+        return round_id
+
+    def finish_round(self, round_id: int, summary: dict[str, Any], status: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE rounds SET status = ?, ended_at = ?, summary = ? WHERE id = ?",
+                       (status, time.time(), json.dumps(summary), round_id))
+
+    def rounds(self) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM rounds ORDER BY id").fetchall()
+
+    def unassigned_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM pairs WHERE state = 'imported' "
+                                   "AND round_id IS NULL").fetchone()[0])
+
+    # -- judge calls -----------------------------------------------------------------------
+
+    def cached_calls(self, keys: list[str]) -> dict[str, sqlite3.Row]:
+        out: dict[str, sqlite3.Row] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(
+                    f"SELECT * FROM calls WHERE status = 'ok' AND cache_key IN ({marks})", chunk):
+                out[row["cache_key"]] = row
+        return out
+
+    def record_call(self, call: CallRecord) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO calls (cache_key, pair_id, presented_order, model, "
+                "template_hash, guidelines_hash, round_id, status, reply, logprobs, "
+                "prompt_tokens, completion_tokens, cost, latency_ms, error, created_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (call.cache_key, call.pair_id, call.order, call.model, call.template_hash,
+                 call.guidelines_hash, call.round_id, call.status, call.reply,
+                 None if call.logprobs is None else json.dumps(call.logprobs),
+                 call.prompt_tokens, call.completion_tokens, call.cost, call.latency_ms,
+                 call.error, time.time()))
+
+    def call_totals(self, round_id: int | None = None) -> dict[str, float]:
+        where, args = ("WHERE round_id = ?", (round_id,)) if round_id is not None else ("", ())
+        row = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0),"
+            f" COALESCE(SUM(cost),0), COALESCE(SUM(status != 'ok'),0) FROM calls {where}",
+            args).fetchone()
+        return {"calls": row[0], "prompt_tokens": row[1], "completion_tokens": row[2],
+                "cost": float(row[3]), "errors": row[4]}
+
+    # -- verdicts --------------------------------------------------------------------------
+
+    def record_verdict(self, v: VerdictRecord, new_state: str) -> None:
+        """Store the verdict and move the pair out of ``imported`` in one transaction."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO verdicts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (v.pair_id, v.round_id, v.model, v.template_hash, v.guidelines_hash, v.label,
+                 v.confidence, int(v.self_high), json.dumps(v.signals), v.action, v.reason,
+                 v.thresholds_version, now))
+            db.execute("UPDATE pairs SET state = ?, updated_at = ? WHERE id = ? AND "
+                       "state = 'imported'", (new_state, now, v.pair_id))
+
+    def round_decisions(self, round_id: int) -> dict[tuple[str, str], int]:
+        return {(a, r): n for a, r, n in self.db.execute(
+            "SELECT action, reason, COUNT(*) FROM verdicts WHERE round_id = ? "
+            "GROUP BY action, reason", (round_id,))}
+
+    def dataset_rows(self) -> Iterator[sqlite3.Row]:
+        """Pairs that belong in the DPO dataset, with the verdict that put them there."""
+        return self.db.execute(
+            "SELECT p.id, p.prompt, p.response_a, p.response_b, v.label, v.confidence, "
+            "v.round_id, v.model, v.template_hash FROM pairs p JOIN verdicts v "
+            "ON v.pair_id = p.id WHERE p.state IN ('accepted', 'exported') "
+            "AND v.action = 'accept' AND v.label IN ('A', 'B') ORDER BY p.seq")

@@ -1,0 +1,112 @@
+"""Shared fixtures: a real OpenAI-protocol judge server and a project folder wired to it."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from labeler.cli import main
+from labeler.demo.judge_server import JudgeServer, Responder, Scripted, Shown
+from labeler.setup import write_starter_files
+
+
+def oracle(shown: Shown) -> Scripted:
+    """A judge that prefers the response containing 'good', confidently, with logprobs."""
+    if "good" in shown.a and "good" not in shown.b:
+        return Scripted("A HIGH\nA is good.", {"A": 0.95, "B": 0.04, "TIE": 0.01})
+    if "good" in shown.b and "good" not in shown.a:
+        return Scripted("B HIGH\nB is good.", {"B": 0.95, "A": 0.04, "TIE": 0.01})
+    return Scripted("TIE LOW\nno idea", {"TIE": 0.5, "A": 0.25, "B": 0.25})
+
+
+@pytest.fixture
+def judge_server() -> Iterator[Callable[..., JudgeServer]]:
+    """Start judge servers with a responder; all are stopped at teardown."""
+    servers: list[JudgeServer] = []
+
+    def start(responder: Responder = oracle, latency: float = 0.0) -> JudgeServer:
+        server = JudgeServer(responder, latency=latency).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def write_jsonl(path: Path, rows: list[Any]) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
+    return path
+
+
+def good_bad_rows(n: int, start: int = 0) -> list[dict[str, str]]:
+    """n pairs where one response says 'good'; the good one is first on even rows."""
+    rows = []
+    for i in range(start, start + n):
+        good, bad = f"answer {i} is good", f"answer {i} is poor"
+        a, b = (good, bad) if i % 2 == 0 else (bad, good)
+        rows.append({"prompt": f"question {i}?", "response_a": a, "response_b": b})
+    return rows
+
+
+class Project:
+    """A labeler project in a temp folder: config.toml, guidelines, a pairs file."""
+
+    def __init__(self, root: Path, judge_url: str):
+        self.root = root
+        write_starter_files(root)
+        self.judge_url = judge_url
+        self.config = root / "config.toml"
+        self.set(judge={"base_url": judge_url, "api_key_required": False, "concurrency": 4,
+                        "max_retries": 2, "timeout_s": 5.0},
+                 routing={"audit_rate": 0.0})
+
+    def set(self, **sections: dict[str, Any]) -> None:
+        """Append overriding keys to config.toml (TOML allows re-opening via dotted keys)."""
+        import tomllib
+
+        data = tomllib.loads(self.config.read_text())
+        for section, values in sections.items():
+            data.setdefault(section, {}).update(values)
+        lines = []
+        for section, values in data.items():
+            lines.append(f"[{section}]")
+            lines.extend(f"{k} = {json.dumps(v)}" for k, v in values.items())
+        self.config.write_text("\n".join(lines) + "\n")
+
+    def pairs(self, rows: list[Any], name: str = "pairs.jsonl") -> Path:
+        return write_jsonl(self.root / name, rows)
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        runner = CliRunner()
+        return runner.invoke(main, ["--config", str(self.config), *args],
+                             env={k: v for k, v in (env or {}).items()}, catch_exceptions=False)
+
+    def run_json(self, *args: str) -> dict[str, Any]:
+        result = self.run(*args, "--json")
+        assert result.exit_code == 0, result.output
+        data: dict[str, Any] = json.loads(result.stdout)
+        return data
+
+
+@pytest.fixture
+def project(tmp_path: Path, judge_server: Callable[..., JudgeServer]) -> Project:
+    server = judge_server()
+    proj = Project(tmp_path / "proj", server.url)
+    proj.server = server  # type: ignore[attr-defined]
+    return proj
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("LABELER_"):
+            monkeypatch.delenv(name)

@@ -1,0 +1,240 @@
+"""End-to-end rounds through the CLI against the real judge server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import pytest
+
+from labeler.demo.judge_server import Scripted, Shown
+from labeler.store import Store
+from tests.conftest import Project, good_bad_rows, oracle
+
+
+def test_round_judges_routes_and_writes_the_dataset(project: Project) -> None:
+    project.pairs(good_bad_rows(10))
+    result = project.run("round")
+    assert result.exit_code == 0, result.output
+    assert "Round 1" in result.stdout
+    assert "accepted into the dataset" in result.stdout
+    ds = datasets.load_from_disk(str(project.root / ".labeler" / "dataset"))
+    assert ds.num_rows == 10
+    assert set(ds.column_names) >= {"prompt", "chosen", "rejected", "pair_id", "label_source",
+                                    "confidence", "round", "judge_model", "template_hash"}
+    for row in ds:
+        assert "good" in row["chosen"] and "poor" in row["rejected"]
+        assert row["label_source"] == "judge" and row["round"] == 1
+    assert (project.root / ".labeler" / "dataset.parquet").stat().st_size > 0
+    assert len(project.server.requests) == 20  # type: ignore[attr-defined]
+
+
+def test_round_json_summary_is_the_only_stdout(project: Project) -> None:
+    rows = good_bad_rows(6)
+    rows.append({"prompt": "tie?", "response_a": "x", "response_b": "y"})
+    rows.append("{not json")
+    project.pairs(rows)
+    data = project.run_json("round")
+    assert data["round_id"] == 1 and data["status"] == "completed"
+    assert data["source_pairs"] == 7 and data["skipped"] == {"not_json": 1}
+    assert data["accepted"] == 6 and data["review"] == {"tie": 1}
+    assert data["requests_sent"] == 14
+    assert data["prompt_tokens"] > 0 and data["judge_cost"] > 0
+    assert data["baseline_cost"] == pytest.approx(7 * 0.5)
+    assert data["human_cost"] == pytest.approx(0.5)
+    assert data["saved"] == pytest.approx(data["baseline_cost"] - data["human_cost"]
+                                          - data["judge_cost"])
+
+
+def test_limit_then_next_round_and_rerun_sends_nothing(project: Project) -> None:
+    project.pairs(good_bad_rows(10))
+    first = project.run_json("round", "--limit", "4")
+    assert first["pairs_in_round"] == 4 and first["round_id"] == 1
+    second = project.run_json("round")
+    assert second["round_id"] == 2 and second["pairs_in_round"] == 6
+    sent = len(project.server.requests)  # type: ignore[attr-defined]
+    assert sent == 20
+    third = project.run("round")
+    assert third.exit_code == 0 and "Nothing to do" in third.stdout
+    assert len(project.server.requests) == sent  # type: ignore[attr-defined]
+
+
+def test_same_pair_from_two_files_is_judged_once(project: Project) -> None:
+    rows = good_bad_rows(3)
+    project.pairs(rows)
+    project.run_json("round")
+    import csv
+
+    path = project.root / "again.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["prompt", "response_a", "response_b"])
+        writer.writeheader()
+        writer.writerows([*rows, *good_bad_rows(1, start=50)])
+    project.set(source={"path": "again.csv"})
+    data = project.run_json("round")
+    assert data["new_pairs"] == 1 and data["pairs_in_round"] == 1
+    assert len(project.server.requests) == 8  # type: ignore[attr-defined]
+
+
+def test_status_counts_states_and_rounds(project: Project) -> None:
+    rows = good_bad_rows(4) + [{"prompt": "tie?", "response_a": "x", "response_b": "y"}]
+    project.pairs(rows)
+    project.run_json("round")
+    status = project.run_json("status")
+    assert status["states"]["exported"] == 4
+    assert status["states"]["needs_review"] == 1
+    assert [r["id"] for r in status["rounds"]] == [1]
+    assert status["rounds"][0]["accepted"] == 4 and status["rounds"][0]["review"] == 1
+    assert status["cost"] > 0
+    text = project.run("status").stdout
+    assert "needs_review" in text and "Rounds" in text
+
+
+def test_dry_run_estimates_and_writes_nothing(project: Project) -> None:
+    project.pairs(good_bad_rows(5))
+    data = project.run_json("round", "--dry-run", "--limit", "3")
+    assert data["status"] == "dry_run" and data["pairs_in_round"] == 3
+    assert data["prompt_tokens"] > 3 * 2 * 50  # both orders, a few hundred chars each
+    assert data["completion_tokens"] == 3 * 2 * 64
+    assert data["judge_cost"] > 0
+    assert project.server.requests == []  # type: ignore[attr-defined]
+    assert not (project.root / ".labeler" / "state.sqlite").exists()
+    text = project.run("round", "--dry-run").stdout
+    assert "estimated judge cost" in text
+
+
+def test_malformed_replies_go_to_review_and_are_not_paid_twice(project: Project,
+                                                                 judge_server) -> None:
+    def responder(shown: Shown) -> Scripted:
+        if "weird" in shown.prompt:
+            return Scripted("I think the first one, probably")
+        return oracle(shown)
+
+    server = judge_server(responder)
+    project.set(judge={"base_url": server.url})
+    project.pairs([*good_bad_rows(2), {"prompt": "weird?", "response_a": "x good",
+                                       "response_b": "y"}])
+    data = project.run_json("round")
+    assert data["review"] == {"malformed": 1} and data["accepted"] == 2
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        row = store.db.execute("SELECT signals FROM verdicts WHERE reason='malformed'").fetchone()
+        assert "first line is not" in json.loads(row[0])["malformed"][0]
+    assert len(server.requests) == 6
+
+
+def test_transient_failures_leave_the_round_open_and_a_rerun_finishes(
+        project: Project, judge_server) -> None:
+    failing = {"on": True}
+
+    def responder(shown: Shown) -> Scripted:
+        if failing["on"] and "question 1?" in shown.prompt:
+            return Scripted(status=500)
+        return oracle(shown)
+
+    server = judge_server(responder)
+    project.set(judge={"base_url": server.url, "max_retries": 1})
+    project.pairs(good_bad_rows(4))
+    first = project.run("round")
+    assert first.exit_code == 0
+    assert "not finished" in first.stdout and "500" in first.stdout
+    failing["on"] = False
+    data = project.run_json("round")
+    assert data["round_id"] == 1 and data["resumed"] and data["status"] == "completed"
+    assert data["unjudged"] == 0 and data["accepted"] == 4
+    keys = server.request_keys()
+    # the 6 answered requests were never sent again; question 1 was retried (2 + rerun)
+    assert sorted(keys.values()) == [1] * 6 + [3, 3]
+
+
+def test_permanent_judge_error_routes_to_humans(project: Project, judge_server) -> None:
+    def responder(shown: Shown) -> Scripted:
+        return Scripted(status=400) if "question 0?" in shown.prompt else oracle(shown)
+
+    server = judge_server(responder)
+    project.set(judge={"base_url": server.url})
+    project.pairs(good_bad_rows(3))
+    data = project.run_json("round")
+    assert data["review"] == {"judge_error": 1} and data["status"] == "completed"
+
+
+@pytest.mark.parametrize(("status", "needle"), [(401, "refused the API key"),
+                                                (404, "was not found")])
+def test_fatal_judge_errors_stop_with_one_line(project: Project, judge_server, status: int,
+                                               needle: str) -> None:
+    server = judge_server(lambda shown: Scripted(status=status))
+    project.set(judge={"base_url": server.url})
+    project.pairs(good_bad_rows(3))
+    result = project.run("round")
+    assert result.exit_code == 1
+    assert needle in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_strict_stops_before_judging(project: Project) -> None:
+    project.pairs([*good_bad_rows(2), {"prompt": "", "response_a": "a", "response_b": "b"}])
+    result = project.run("round", "--strict")
+    assert result.exit_code == 2
+    assert "pairs.jsonl:3: field 'prompt' is empty" in result.stderr
+    assert project.server.requests == []  # type: ignore[attr-defined]
+    assert not (project.root / ".labeler" / "state.sqlite").exists()
+
+
+def test_missing_api_key_is_a_config_error(project: Project) -> None:
+    project.set(judge={"api_key_required": True, "api_key_env": "LABELER_TEST_NO_SUCH_KEY"})
+    project.pairs(good_bad_rows(1))
+    result = project.run("round")
+    assert result.exit_code == 2
+    assert "LABELER_TEST_NO_SUCH_KEY is not set" in result.stderr
+
+
+def test_api_key_goes_to_the_endpoint_and_nowhere_else(project: Project, judge_server) -> None:
+    seen: list[str] = []
+    server = judge_server(oracle)
+    project.set(judge={"base_url": server.url, "api_key_required": True,
+                       "api_key_env": "TEST_JUDGE_KEY"})
+    project.pairs(good_bad_rows(2))
+    secret = "sk-test-secret-value-123"
+    result = project.run("round", env={"TEST_JUDGE_KEY": secret})
+    assert result.exit_code == 0
+    seen.extend(json.dumps(r) for r in server.requests)
+    assert secret not in result.output
+    state = (project.root / ".labeler" / "state.sqlite").read_bytes()
+    assert secret.encode() not in state
+
+
+@pytest.mark.slow
+def test_sigkill_mid_round_then_rerun_loses_nothing(project: Project, judge_server,
+                                                    tmp_path: Path) -> None:
+    server = judge_server(oracle, latency=0.05)
+    project.set(judge={"base_url": server.url, "concurrency": 8})
+    project.pairs(good_bad_rows(200))
+    cmd = [sys.executable, "-m", "labeler", "--config", str(project.config), "round"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while len(server.requests) < 150 and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(server.requests) < 400, "the round finished before it could be killed"
+    done = subprocess.run(cmd + ["--json"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["round_id"] == 1 and data["resumed"] and data["status"] == "completed"
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        states = store.state_counts()
+        assert sum(states.values()) == 200 and states["exported"] == 200
+        per_key = store.db.execute(
+            "SELECT COUNT(*) FROM calls WHERE status='ok' GROUP BY pair_id, presented_order"
+        ).fetchall()
+        assert len(per_key) == 400 and {r[0] for r in per_key} == {1}
+    repeats = sum(n - 1 for n in server.request_keys().values())
+    assert repeats <= 8, f"{repeats} requests were sent twice (only those in flight may be)"
