@@ -33,8 +33,15 @@ ENV_PREFIX = "LABELER_"
 DEFAULT_CONFIG_NAME = "config.toml"
 
 
-def _opt(default: Any, doc: str, *, lo: float | None = None, hi: float | None = None,
-         lo_open: bool = False, choices: tuple[str, ...] | None = None) -> Any:
+def _opt(
+    default: Any,
+    doc: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
     """A config field with its documentation and the values it allows."""
     meta = {"doc": doc, "lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices}
     return field(default=default, metadata=meta)
@@ -49,8 +56,9 @@ class ProjectConfig:
 @dataclass(frozen=True)
 class SourceConfig:
     path: Path = _opt(Path("pairs.jsonl"), "File or folder the pairs are read from.")
-    format: str = _opt("auto", "Source format.",
-                       choices=("auto", "jsonl", "csv", "parquet", "hf_disk", "hf"))
+    format: str = _opt(
+        "auto", "Source format.", choices=("auto", "jsonl", "csv", "parquet", "hf_disk", "hf")
+    )
     prompt_field: str = _opt("prompt", "Column holding the prompt.")
     response_a_field: str = _opt("response_a", "Column holding the first response.")
     response_b_field: str = _opt("response_b", "Column holding the second response.")
@@ -67,8 +75,7 @@ class JudgeConfig:
     api_key_required: bool = _opt(True, "False for local endpoints that need no key.")
     concurrency: int = _opt(16, "Requests in flight at once.", lo=1, hi=1024)
     timeout_s: float = _opt(60.0, "Per-request timeout in seconds.", lo=0, lo_open=True)
-    max_retries: int = _opt(4, "Retries on 429/5xx/timeouts (honours Retry-After).",
-                            lo=0, hi=20)
+    max_retries: int = _opt(4, "Retries on 429/5xx/timeouts (honours Retry-After).", lo=0, hi=20)
     max_tokens: int = _opt(64, "Maximum tokens in a judge reply.", lo=1, hi=32768)
     temperature: float = _opt(0.0, "Sampling temperature.", lo=0, hi=2)
     logprobs: bool = _opt(True, "Ask for logprobs (the endpoint must support them).")
@@ -95,10 +102,10 @@ class JudgeConfig:
 
 @dataclass(frozen=True)
 class RoutingConfig:
-    threshold: float = _opt(0.8, "Confidence at or above which a verdict is accepted.",
-                            lo=0, hi=1)
-    audit_rate: float = _opt(0.05, "Share of would-be-accepted pairs sent to blind review.",
-                             lo=0, hi=1)
+    threshold: float = _opt(0.8, "Confidence at or above which a verdict is accepted.", lo=0, hi=1)
+    audit_rate: float = _opt(
+        0.05, "Share of would-be-accepted pairs sent to blind review.", lo=0, hi=1
+    )
     seed: int = _opt(0, "Seed of the audit draw (reproducible).")
 
 
@@ -181,8 +188,9 @@ def _check_range(where: str, key: str, f: dataclasses.Field[Any], value: Any) ->
     m = f.metadata
     lo, hi, choices = m.get("lo"), m.get("hi"), m.get("choices")
     if choices and value not in choices:
-        raise ConfigError(f"{where}: {key} = {value!r} is not allowed; "
-                          f"{_did_you_mean(str(value), list(choices))}")
+        raise ConfigError(
+            f"{where}: {key} = {value!r} is not allowed; {_did_you_mean(str(value), list(choices))}"
+        )
     too_low = lo is not None and (value <= lo if m.get("lo_open") else value < lo)
     if too_low or (hi is not None and value > hi):
         low = "" if lo is None else (f"> {lo}" if m.get("lo_open") else f">= {lo}")
@@ -191,16 +199,18 @@ def _check_range(where: str, key: str, f: dataclasses.Field[Any], value: Any) ->
         raise ConfigError(f"{where}: {key} = {value!r} is out of range; allowed: {allowed}")
 
 
-def _build_section(name: str, cls: type, layers: list[tuple[str, Mapping[str, Any], bool]],
-                   base_dir: Path) -> Any:
+def _build_section(
+    name: str, cls: type, layers: list[tuple[str, Mapping[str, Any], bool]], base_dir: Path
+) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
     for where, data, from_env in layers:
         for key, raw in data.items():
             if key not in fields:
-                raise ConfigError(f"{where}: unknown key {name}.{key}; "
-                                  f"{_did_you_mean(key, list(fields))}")
+                raise ConfigError(
+                    f"{where}: unknown key {name}.{key}; {_did_you_mean(key, list(fields))}"
+                )
             value = _coerce(where, f"{name}.{key}", hints[key], raw, from_env)
             _check_range(where, f"{name}.{key}", fields[key], value)
             values[key] = value
@@ -218,12 +228,14 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
             continue
-        rest = name[len(ENV_PREFIX):].lower()
+        rest = name[len(ENV_PREFIX) :].lower()
         section, _, key = rest.partition("_")
         if section not in SECTIONS or not key:
-            raise ConfigError(f"environment: unknown variable {name}; expected "
-                              f"{ENV_PREFIX}<SECTION>_<KEY> with SECTION one of "
-                              f"{', '.join(s.upper() for s in SECTIONS)}")
+            raise ConfigError(
+                f"environment: unknown variable {name}; expected "
+                f"{ENV_PREFIX}<SECTION>_<KEY> with SECTION one of "
+                f"{', '.join(s.upper() for s in SECTIONS)}"
+            )
         out.setdefault(section, {})[key] = value
     return out
 
@@ -232,8 +244,9 @@ def _read_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found "
-                          "(run `labeler init` to write one, or pass --config)") from None
+        raise ConfigError(
+            f"{path}: config file not found (run `labeler init` to write one, or pass --config)"
+        ) from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: config file is not UTF-8 text") from None
     try:
@@ -242,15 +255,19 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     for section, body in data.items():
         if section not in SECTIONS:
-            raise ConfigError(f"{path}: unknown section [{section}]; "
-                              f"{_did_you_mean(section, list(SECTIONS))}")
+            raise ConfigError(
+                f"{path}: unknown section [{section}]; {_did_you_mean(section, list(SECTIONS))}"
+            )
         if not isinstance(body, dict):
             raise ConfigError(f"{path}: {section} must be a [section] table")
     return data
 
 
-def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None,
-                environ: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
     """Load, merge and validate the configuration (see the module docstring for precedence).
 
     ``path=None`` uses ``$LABELER_CONFIG`` or ``./config.toml``; a missing default file is
@@ -272,9 +289,11 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
         flag_data.setdefault(section, {})[key] = value
     built: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
-        layers = [(str(cfg_path), file_data.get(name, {}), False),
-                  ("environment", env_data.get(name, {}), True),
-                  ("command line", flag_data.get(name, {}), False)]
+        layers = [
+            (str(cfg_path), file_data.get(name, {}), False),
+            ("environment", env_data.get(name, {}), True),
+            ("command line", flag_data.get(name, {}), False),
+        ]
         built[name] = _build_section(name, cls, layers, base_dir)
     return Config(**built, file=cfg_path if file_data or explicit else None)
 
@@ -286,6 +305,5 @@ def describe_keys() -> list[tuple[str, str, Any, str]]:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             typ = "path" if hints[f.name] == Path | None else hints[f.name].__name__
-            rows.append((f"{name}.{f.name}", typ, f.default,
-                         f.metadata["doc"]))
+            rows.append((f"{name}.{f.name}", typ, f.default, f.metadata["doc"]))
     return rows

@@ -19,8 +19,9 @@ class Prices:
     output_per_mtok: float
 
     def call_cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * self.input_per_mtok
-                + completion_tokens * self.output_per_mtok) / 1_000_000
+        return (
+            prompt_tokens * self.input_per_mtok + completion_tokens * self.output_per_mtok
+        ) / 1_000_000
 
 
 @dataclass(frozen=True)
@@ -43,20 +44,32 @@ class Savings:
         return self.baseline_cost / self.total_cost if self.total_cost > 0 else None
 
 
-def savings(pairs_labeled: int, pairs_to_humans: int, judge_cost: float,
-            human_price_per_pair: float, reviewers_per_pair: int = 1) -> Savings:
+def savings(
+    pairs_labeled: int,
+    pairs_to_humans: int,
+    judge_cost: float,
+    human_price_per_pair: float,
+    reviewers_per_pair: int = 1,
+) -> Savings:
     """Savings of a round: humans review only ``pairs_to_humans`` of ``pairs_labeled``."""
     per_pair = human_price_per_pair * reviewers_per_pair
-    return Savings(judge_cost=judge_cost, human_cost=pairs_to_humans * per_pair,
-                   baseline_cost=pairs_labeled * per_pair)
+    return Savings(
+        judge_cost=judge_cost,
+        human_cost=pairs_to_humans * per_pair,
+        baseline_cost=pairs_labeled * per_pair,
+    )
 
 
 def estimate_tokens(text_chars: int, chars_per_token: float = CHARS_PER_TOKEN) -> int:
     return max(1, round(text_chars / chars_per_token))
 
 
-def estimate_round_cost(prompt_chars: list[int], max_output_tokens: int, prices: Prices,
-                        chars_per_token: float = CHARS_PER_TOKEN) -> tuple[int, int, float]:
+def estimate_round_cost(
+    prompt_chars: list[int],
+    max_output_tokens: int,
+    prices: Prices,
+    chars_per_token: float = CHARS_PER_TOKEN,
+) -> tuple[int, int, float]:
     """(input tokens, worst-case output tokens, cost) for the rendered prompts given."""
     tokens_in = sum(estimate_tokens(c, chars_per_token) for c in prompt_chars)
     tokens_out = max_output_tokens * len(prompt_chars)

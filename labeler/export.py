@@ -20,8 +20,14 @@ from typing import Any
 from labeler.errors import ExportError
 
 DPO_COLUMNS = ("prompt", "chosen", "rejected")
-PROVENANCE_COLUMNS = ("pair_id", "label_source", "confidence", "round", "judge_model",
-                      "template_hash")
+PROVENANCE_COLUMNS = (
+    "pair_id",
+    "label_source",
+    "confidence",
+    "round",
+    "judge_model",
+    "template_hash",
+)
 
 
 def dpo_row(row: Mapping[str, Any], label_source: str = "judge") -> dict[str, Any]:
@@ -38,6 +44,13 @@ def dpo_row(row: Mapping[str, Any], label_source: str = "judge") -> dict[str, An
         "judge_model": row["model"],
         "template_hash": row["template_hash"],
     }
+
+
+def warm_up() -> None:
+    """Import ``datasets`` ahead of time (it takes about a second)."""
+    import datasets
+
+    datasets.disable_progress_bars()
 
 
 def _features() -> Any:
@@ -62,11 +75,14 @@ def save_dpo(rows: Iterable[Mapping[str, Any]], dataset_dir: Path, parquet: bool
     target = versions / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     try:
         if dataset_dir.exists() and not dataset_dir.is_symlink():
-            raise ExportError(f"{dataset_dir}: exists and was not written by labeler; move it "
-                              "away or set output.dataset_dir to another path")
+            raise ExportError(
+                f"{dataset_dir}: exists and was not written by labeler; move it "
+                "away or set output.dataset_dir to another path"
+            )
         versions.mkdir(parents=True, exist_ok=True)
         ds = datasets.Dataset.from_dict(columns, features=_features())
-        ds.save_to_disk(str(target))
+        # one shard at least: datasets cannot load an empty dataset saved with zero shards
+        ds.save_to_disk(str(target), num_shards=None if count else 1)
         if parquet:
             tmp = dataset_dir.with_name(f".{dataset_dir.name}.parquet.tmp")
             ds.to_parquet(str(tmp))

@@ -45,13 +45,19 @@ class OpenAIJudge:
         self._openai = openai
         self.cfg = cfg
         self.client = openai.AsyncOpenAI(
-            base_url=cfg.base_url, api_key=api_key or "no-key-needed",
-            timeout=cfg.timeout_s, max_retries=cfg.max_retries)
+            base_url=cfg.base_url,
+            api_key=api_key or "no-key-needed",
+            timeout=cfg.timeout_s,
+            max_retries=cfg.max_retries,
+        )
 
     def _request(self, messages: list[dict[str, str]]) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.cfg.model, "messages": messages,
-                                "max_tokens": self.cfg.max_tokens,
-                                "temperature": self.cfg.temperature}
+        body: dict[str, Any] = {
+            "model": self.cfg.model,
+            "messages": messages,
+            "max_tokens": self.cfg.max_tokens,
+            "temperature": self.cfg.temperature,
+        }
         if self.cfg.logprobs:
             body["logprobs"] = True
             body["top_logprobs"] = self.cfg.top_logprobs
@@ -63,13 +69,17 @@ class OpenAIJudge:
         try:
             resp = await self.client.chat.completions.create(**self._request(messages))
         except (o.AuthenticationError, o.PermissionDeniedError) as exc:
-            raise JudgeError(f"judge at {self.cfg.base_url} refused the API key "
-                             f"({exc.status_code}); check the variable named by "
-                             "judge.api_key_env") from None
+            raise JudgeError(
+                f"judge at {self.cfg.base_url} refused the API key "
+                f"({exc.status_code}); check the variable named by "
+                "judge.api_key_env"
+            ) from None
         except o.NotFoundError:
-            raise JudgeError(f"judge at {self.cfg.base_url}: model '{self.cfg.model}' or "
-                             "the chat completions route was not found (404); check "
-                             "judge.model and judge.base_url") from None
+            raise JudgeError(
+                f"judge at {self.cfg.base_url}: model '{self.cfg.model}' or "
+                "the chat completions route was not found (404); check "
+                "judge.model and judge.base_url"
+            ) from None
         except (o.BadRequestError, o.UnprocessableEntityError) as exc:
             return self._failed(start, f"{exc.status_code}: {_short(exc)}", permanent=True)
         except o.APIStatusError as exc:
@@ -78,7 +88,7 @@ class OpenAIJudge:
             return self._failed(start, f"timeout after {self.cfg.timeout_s}s and retries")
         except o.APIConnectionError as exc:
             return self._failed(start, f"connection failed after retries: {_short(exc)}")
-        except o.OpenAIError as exc:
+        except (o.OpenAIError, ValueError) as exc:  # ValueError: a body that is not JSON
             return self._failed(start, f"unusable response: {_short(exc)}")
         return self._reply(resp, time.perf_counter() - start)
 
@@ -91,16 +101,21 @@ class OpenAIJudge:
         tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
         choices = getattr(resp, "choices", None) or []
         if not choices or getattr(choices[0], "message", None) is None:
-            return JudgeReply(None, None, tokens_in, tokens_out, latency,
-                              error="reply has no choices")
+            return JudgeReply(
+                None, None, tokens_in, tokens_out, latency, error="reply has no choices"
+            )
         choice = choices[0]
-        positions = None
+        positions: list[TokenLogprobs] | None = None
         content = getattr(getattr(choice, "logprobs", None), "content", None)
         if content:
             positions = [
-                (t.token, float(t.logprob),
-                 [(a.token, float(a.logprob)) for a in (t.top_logprobs or [])])
-                for t in content[:LOGPROB_POSITIONS_KEPT]]
+                (
+                    t.token,
+                    float(t.logprob),
+                    [(a.token, float(a.logprob)) for a in (t.top_logprobs or [])],
+                )
+                for t in content[:LOGPROB_POSITIONS_KEPT]
+            ]
         return JudgeReply(choice.message.content, positions, tokens_in, tokens_out, latency)
 
     async def aclose(self) -> None:
@@ -109,4 +124,4 @@ class OpenAIJudge:
 
 def _short(exc: Exception, limit: int = 160) -> str:
     text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."

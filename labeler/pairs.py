@@ -59,10 +59,12 @@ def pair_id(prompt: str, response_a: str, response_b: str) -> str:
     return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def make_pair(prompt: str, response_a: str, response_b: str, source: str = "",
-              row: int = 0) -> Pair:
-    return Pair(pair_id(prompt, response_a, response_b), prompt, response_a, response_b,
-                source, row)
+def make_pair(
+    prompt: str, response_a: str, response_b: str, source: str = "", row: int = 0
+) -> Pair:
+    return Pair(
+        pair_id(prompt, response_a, response_b), prompt, response_a, response_b, source, row
+    )
 
 
 def _text_problem(name: str, value: Any) -> tuple[str, str] | None:
@@ -78,19 +80,23 @@ def _text_problem(name: str, value: Any) -> tuple[str, str] | None:
     return None
 
 
-def pairs_from_row(row: Mapping[str, Any], cfg: SourceConfig, source: str,
-                   number: int) -> list[Pair] | BadRow:
+def pairs_from_row(
+    row: Mapping[str, Any], cfg: SourceConfig, source: str, number: int
+) -> list[Pair] | BadRow:
     """Turn one decoded row into its pairs, or say why it is bad."""
     prompt = row.get(cfg.prompt_field)
     problem = _text_problem(cfg.prompt_field, prompt)
     if problem:
         return BadRow(source, number, problem[1], problem[0])
     responses = row.get(cfg.responses_field)
-    if responses is not None and not (cfg.response_a_field in row
-                                      or cfg.response_b_field in row):
+    if responses is not None and not (cfg.response_a_field in row or cfg.response_b_field in row):
         if not isinstance(responses, list) or not 2 <= len(responses) <= MAX_RESPONSES:
-            return BadRow(source, number, f"field '{cfg.responses_field}' must be a list of "
-                          f"2-{MAX_RESPONSES} responses", "bad_responses_list")
+            return BadRow(
+                source,
+                number,
+                f"field '{cfg.responses_field}' must be a list of 2-{MAX_RESPONSES} responses",
+                "bad_responses_list",
+            )
         names = [f"{cfg.responses_field}[{i}]" for i in range(len(responses))]
     else:
         responses = [row.get(cfg.response_a_field), row.get(cfg.response_b_field)]
@@ -102,8 +108,9 @@ def pairs_from_row(row: Mapping[str, Any], cfg: SourceConfig, source: str,
     if len(set(responses)) < len(responses):
         return BadRow(source, number, "identical responses", "identical_responses")
     assert isinstance(prompt, str)
-    return [make_pair(prompt, a, b, source, number)
-            for a, b in itertools.combinations(responses, 2)]
+    return [
+        make_pair(prompt, a, b, source, number) for a, b in itertools.combinations(responses, 2)
+    ]
 
 
 def _jsonl_rows(path: Path, limit: int) -> Iterator[tuple[int, Row]]:
@@ -112,8 +119,10 @@ def _jsonl_rows(path: Path, limit: int) -> Iterator[tuple[int, Row]]:
             if not raw.strip():
                 continue
             if len(raw) > limit:
-                yield number, ("too_large",
-                               f"row is {len(raw)} bytes, larger than source.max_row_bytes")
+                yield (
+                    number,
+                    ("too_large", f"row is {len(raw)} bytes, larger than source.max_row_bytes"),
+                )
                 continue
             try:
                 text = raw.decode("utf-8")
@@ -131,8 +140,7 @@ def _jsonl_rows(path: Path, limit: int) -> Iterator[tuple[int, Row]]:
             yield number, value
 
 
-def _csv_rows(path: Path, limit: int,
-              list_field: str) -> Iterator[tuple[int, Row]]:
+def _csv_rows(path: Path, limit: int, list_field: str) -> Iterator[tuple[int, Row]]:
     # CSV has no lists: a list of responses is a JSON array in one cell.
     text = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
     reader = csv.DictReader(io.StringIO(text, newline=""))
@@ -155,8 +163,7 @@ def _csv_rows(path: Path, limit: int,
         number, start = start, reader.line_num + 1
         size = sum(len(str(v).encode("utf-8", "surrogateescape")) for v in row.values())
         if size > limit:
-            yield number, ("too_large",
-                           f"row is {size} bytes, larger than source.max_row_bytes")
+            yield number, ("too_large", f"row is {size} bytes, larger than source.max_row_bytes")
             continue
         if None in row:
             yield number, ("malformed_csv", "more fields than the header names")
@@ -171,13 +178,11 @@ def _csv_rows(path: Path, limit: int,
         yield number, row
 
 
-def _table_rows(records: Iterable[Mapping[str, Any]],
-                limit: int) -> Iterator[tuple[int, Row]]:
+def _table_rows(records: Iterable[Mapping[str, Any]], limit: int) -> Iterator[tuple[int, Row]]:
     for number, row in enumerate(records, start=1):
         size = sum(len(str(v).encode("utf-8", "surrogatepass")) for v in row.values())
         if size > limit:
-            yield number, ("too_large",
-                           f"row is {size} bytes, larger than source.max_row_bytes")
+            yield number, ("too_large", f"row is {size} bytes, larger than source.max_row_bytes")
         else:
             yield number, dict(row)
 
@@ -205,8 +210,9 @@ def _hf_records(path: Path, fmt: str, split: str) -> Iterator[Mapping[str, Any]]
         raise SourceError(f"{path}: cannot load Hugging Face dataset ({exc})") from None
     if isinstance(ds, datasets.DatasetDict):
         if split not in ds:
-            raise SourceError(f"{path}: no split '{split}' (source.split); "
-                              f"available: {', '.join(ds)}")
+            raise SourceError(
+                f"{path}: no split '{split}' (source.split); available: {', '.join(ds)}"
+            )
         ds = ds[split]
     yield from ds
 
@@ -215,10 +221,10 @@ _READERS: dict[str, Any] = {
     "jsonl": lambda path, cfg: _jsonl_rows(path, cfg.max_row_bytes),
     "csv": lambda path, cfg: _csv_rows(path, cfg.max_row_bytes, cfg.responses_field),
     "parquet": lambda path, cfg: _table_rows(_parquet_records(path), cfg.max_row_bytes),
-    "hf_disk": lambda path, cfg: _table_rows(_hf_records(path, "hf_disk", cfg.split),
-                                             cfg.max_row_bytes),
-    "hf": lambda path, cfg: _table_rows(_hf_records(path, "hf", cfg.split),
-                                        cfg.max_row_bytes),
+    "hf_disk": lambda path, cfg: _table_rows(
+        _hf_records(path, "hf_disk", cfg.split), cfg.max_row_bytes
+    ),
+    "hf": lambda path, cfg: _table_rows(_hf_records(path, "hf", cfg.split), cfg.max_row_bytes),
 }
 
 
@@ -230,12 +236,19 @@ def detect_format(path: Path, fmt: str) -> str:
             return "hf_disk"
         return "hf"
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
-    by_suffix = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
-                 ".parquet": "parquet"}
+    by_suffix = {
+        ".jsonl": "jsonl",
+        ".json": "jsonl",
+        ".ndjson": "jsonl",
+        ".csv": "csv",
+        ".parquet": "parquet",
+    }
     if suffix in by_suffix:
         return by_suffix[suffix]
-    raise SourceError(f"{path}: cannot tell the format from the name; set source.format to "
-                      "one of jsonl, csv, parquet, hf_disk, hf")
+    raise SourceError(
+        f"{path}: cannot tell the format from the name; set source.format to "
+        "one of jsonl, csv, parquet, hf_disk, hf"
+    )
 
 
 def read_source(cfg: SourceConfig) -> Iterator[Pair | BadRow]:

@@ -56,8 +56,10 @@ def parse_template(text: str, source: str) -> Template:
     used = set(_PLACEHOLDER.findall(text))
     unknown = sorted(used - set(PLACEHOLDERS))
     if unknown:
-        raise ConfigError(f"{source}: unknown placeholder {{{{{unknown[0]}}}}} in the judge "
-                          f"template; allowed: {', '.join(PLACEHOLDERS)}")
+        raise ConfigError(
+            f"{source}: unknown placeholder {{{{{unknown[0]}}}}} in the judge "
+            f"template; allowed: {', '.join(PLACEHOLDERS)}"
+        )
     missing = [p for p in ("prompt", "response_a", "response_b") if p not in used]
     if missing:
         raise ConfigError(f"{source}: the judge template must contain {{{{{missing[0]}}}}}")
@@ -66,14 +68,16 @@ def parse_template(text: str, source: str) -> Template:
     marks = [line.strip() for line in lines]
     if SYSTEM_MARK in marks or USER_MARK in marks:
         if marks.count(USER_MARK) != 1 or marks.count(SYSTEM_MARK) > 1:
-            raise ConfigError(f"{source}: a template split into messages needs exactly one "
-                              f"'{USER_MARK}' line and at most one '{SYSTEM_MARK}' line")
+            raise ConfigError(
+                f"{source}: a template split into messages needs exactly one "
+                f"'{USER_MARK}' line and at most one '{SYSTEM_MARK}' line"
+            )
         u = marks.index(USER_MARK)
         s = marks.index(SYSTEM_MARK) if SYSTEM_MARK in marks else None
         if s is not None and s > u:
             raise ConfigError(f"{source}: '{SYSTEM_MARK}' must come before '{USER_MARK}'")
-        system = "".join(lines[(s + 1 if s is not None else 0):u]).strip()
-        user = "".join(lines[u + 1:]).strip()
+        system = "".join(lines[(s + 1 if s is not None else 0) : u]).strip()
+        user = "".join(lines[u + 1 :]).strip()
     return Template(system=system, user=user, hash=content_hash(text), source=source)
 
 
@@ -98,8 +102,10 @@ def load_guidelines(path: Path) -> Guidelines:
     elif path.is_file():
         files = [path]
     else:
-        raise ConfigError(f"judge.guidelines: {path} not found (a folder of .md files or a "
-                          "file; `labeler init` writes a starter set)")
+        raise ConfigError(
+            f"judge.guidelines: {path} not found (a folder of .md files or a "
+            "file; `labeler init` writes a starter set)"
+        )
     try:
         parts = [f.read_text("utf-8").strip() for f in files]
     except UnicodeDecodeError as exc:
@@ -112,14 +118,24 @@ def _fill(text: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
-def render_messages(template: Template, guidelines: Guidelines, prompt: str, response_a: str,
-                    response_b: str, order: str) -> list[dict[str, str]]:
+def render_messages(
+    template: Template,
+    guidelines: Guidelines,
+    prompt: str,
+    response_a: str,
+    response_b: str,
+    order: str,
+) -> list[dict[str, str]]:
     """Chat messages for one pair shown in ``order`` ("ab": as stored, "ba": swapped)."""
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     first, second = (response_a, response_b) if order == "ab" else (response_b, response_a)
-    values = {"guidelines": guidelines.text.strip(), "prompt": prompt,
-              "response_a": first, "response_b": second}
+    values = {
+        "guidelines": guidelines.text.strip(),
+        "prompt": prompt,
+        "response_a": first,
+        "response_b": second,
+    }
     messages = []
     if template.system:
         messages.append({"role": "system", "content": _fill(template.system, values)})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -66,6 +67,7 @@ class RoundSummary:
     dataset_path: str | None = None
     dataset_rows: int = 0
     elapsed_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,23 +88,30 @@ class Context:
         return prompts.ORDERS if self.cfg.judge.both_orders else prompts.ORDERS[:1]
 
     def cache_key(self, pair_id: str, order: str) -> str:
-        blob = json.dumps([self.cfg.judge.model, self.template.hash, self.guidelines.hash,
-                           pair_id, order])
+        blob = json.dumps(
+            [self.cfg.judge.model, self.template.hash, self.guidelines.hash, pair_id, order]
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
     def messages(self, pair: Pair, order: str) -> list[dict[str, str]]:
-        return prompts.render_messages(self.template, self.guidelines, pair.prompt,
-                                       pair.response_a, pair.response_b, order)
+        return prompts.render_messages(
+            self.template, self.guidelines, pair.prompt, pair.response_a, pair.response_b, order
+        )
 
 
 def make_context(cfg: Config) -> Context:
     thresholds = Thresholds(cfg.routing.threshold, cfg.routing.threshold, version=0)
-    return Context(cfg, prompts.load_template(cfg.judge.template),
-                   prompts.load_guidelines(cfg.judge.guidelines), thresholds,
-                   costs.Prices(cfg.judge.price_input_per_mtok, cfg.judge.price_output_per_mtok))
+    return Context(
+        cfg,
+        prompts.load_template(cfg.judge.template),
+        prompts.load_guidelines(cfg.judge.guidelines),
+        thresholds,
+        costs.Prices(cfg.judge.price_input_per_mtok, cfg.judge.price_output_per_mtok),
+    )
 
 
 # -- importing ----------------------------------------------------------------------------
+
 
 class _Tally:
     """Counts what a source yields while passing the pairs through."""
@@ -142,6 +151,7 @@ def import_source(store: Store, cfg: Config, summary: RoundSummary) -> None:
 
 # -- judging ------------------------------------------------------------------------------
 
+
 def _reply_from_row(row: Any) -> OrderReply:
     positions = json.loads(row["logprobs"]) if row["logprobs"] else None
     return read_reply(row["presented_order"], row["reply"], positions)
@@ -150,8 +160,14 @@ def _reply_from_row(row: Any) -> OrderReply:
 class _Judging:
     """The async engine of one run of a round: a producer and ``concurrency`` workers."""
 
-    def __init__(self, store: Store, ctx: Context, round_id: int,
-                 on_progress: Callable[[Progress], None] | None, judge: Any):
+    def __init__(
+        self,
+        store: Store,
+        ctx: Context,
+        round_id: int,
+        on_progress: Callable[[Progress], None] | None,
+        judge: Any,
+    ):
         self.store, self.ctx, self.round_id = store, ctx, round_id
         self.on_progress = on_progress
         self.judge = judge
@@ -169,7 +185,8 @@ class _Judging:
 
     async def run(self) -> None:
         queue: asyncio.Queue[tuple[Pair, str, str] | None] = asyncio.Queue(
-            maxsize=self.ctx.cfg.judge.concurrency * 2)
+            maxsize=self.ctx.cfg.judge.concurrency * 2
+        )
         workers = self.ctx.cfg.judge.concurrency
         async with asyncio.TaskGroup() as group:
             for _ in range(workers):
@@ -200,11 +217,25 @@ class _Judging:
             self.sent += 1
             cost = self.ctx.prices.call_cost(reply.prompt_tokens, reply.completion_tokens)
             self.cost += cost
-            self.store.record_call(CallRecord(
-                key, pair.id, order, self.ctx.cfg.judge.model, self.ctx.template.hash,
-                self.ctx.guidelines.hash, self.round_id, "error" if reply.error else "ok",
-                reply.text, reply.positions, reply.prompt_tokens, reply.completion_tokens,
-                cost, round(reply.latency_s * 1000, 3), reply.error))
+            self.store.record_call(
+                CallRecord(
+                    key,
+                    pair.id,
+                    order,
+                    self.ctx.cfg.judge.model,
+                    self.ctx.template.hash,
+                    self.ctx.guidelines.hash,
+                    self.round_id,
+                    "error" if reply.error else "ok",
+                    reply.text,
+                    reply.positions,
+                    reply.prompt_tokens,
+                    reply.completion_tokens,
+                    cost,
+                    round(reply.latency_s * 1000, 3),
+                    reply.error,
+                )
+            )
             if pair.id in self.failed:
                 continue
             if reply.error:
@@ -220,32 +251,61 @@ class _Judging:
         self.failed[pair.id] = error
         self.replies.pop(pair.id, None)
         if permanent:  # the endpoint will never answer this request: humans decide it
-            self._store_verdict(pair, None, 0.0, False, {"error": error}, "review",
-                                "judge_error")
+            self._store_verdict(pair, None, 0.0, False, {"error": error}, "review", "judge_error")
         self.done += 1
         self._progress()
 
     def _finish(self, pair: Pair, have: dict[str, OrderReply]) -> None:
         judgement = combine([have[o] for o in self.ctx.orders])
-        decision = route(judgement, self.ctx.thresholds, self.ctx.cfg.routing.audit_rate,
-                         audit_draw(self.ctx.cfg.routing.seed, pair.id))
-        self._store_verdict(pair, judgement.label, judgement.confidence, judgement.self_high,
-                            judgement.signals, decision.action, decision.reason)
+        decision = route(
+            judgement,
+            self.ctx.thresholds,
+            self.ctx.cfg.routing.audit_rate,
+            audit_draw(self.ctx.cfg.routing.seed, pair.id),
+        )
+        self._store_verdict(
+            pair,
+            judgement.label,
+            judgement.confidence,
+            judgement.self_high,
+            judgement.signals,
+            decision.action,
+            decision.reason,
+        )
         self.done += 1
         self._progress()
 
-    def _store_verdict(self, pair: Pair, label: str | None, confidence: float,
-                       self_high: bool, signals: dict[str, Any], action: str,
-                       reason: str) -> None:
+    def _store_verdict(
+        self,
+        pair: Pair,
+        label: str | None,
+        confidence: float,
+        self_high: bool,
+        signals: dict[str, Any],
+        action: str,
+        reason: str,
+    ) -> None:
         ctx = self.ctx
-        record = VerdictRecord(pair.id, self.round_id, ctx.cfg.judge.model, ctx.template.hash,
-                               ctx.guidelines.hash, label, confidence, self_high, signals,
-                               action, reason, ctx.thresholds.version)
+        record = VerdictRecord(
+            pair.id,
+            self.round_id,
+            ctx.cfg.judge.model,
+            ctx.template.hash,
+            ctx.guidelines.hash,
+            label,
+            confidence,
+            self_high,
+            signals,
+            action,
+            reason,
+            ctx.thresholds.version,
+        )
         self.store.record_verdict(record, "accepted" if action == ACCEPT else "needs_review")
 
 
-async def _judge_async(store: Store, ctx: Context, round_id: int,
-                       on_progress: Callable[[Progress], None] | None) -> _Judging:
+async def _judge_async(
+    store: Store, ctx: Context, round_id: int, on_progress: Callable[[Progress], None] | None
+) -> _Judging:
     from labeler.judge import OpenAIJudge
 
     judge = OpenAIJudge(ctx.cfg.judge, ctx.cfg.judge.api_key())
@@ -260,6 +320,7 @@ async def _judge_async(store: Store, ctx: Context, round_id: int,
 
 
 # -- the round ----------------------------------------------------------------------------
+
 
 def _fill_outcome(store: Store, ctx: Context, summary: RoundSummary, round_id: int) -> None:
     cfg = ctx.cfg
@@ -277,25 +338,37 @@ def _fill_outcome(store: Store, ctx: Context, summary: RoundSummary, round_id: i
     summary.prompt_tokens = int(totals["prompt_tokens"])
     summary.completion_tokens = int(totals["completion_tokens"])
     summary.judge_cost = totals["cost"]
-    sav = costs.savings(summary.judged, sum(review.values()), summary.judge_cost,
-                        cfg.costs.human_price_per_pair)
+    sav = costs.savings(
+        summary.judged, sum(review.values()), summary.judge_cost, cfg.costs.human_price_per_pair
+    )
     summary.human_cost, summary.baseline_cost = sav.human_cost, sav.baseline_cost
     summary.saved, summary.savings_factor = sav.saved, sav.factor
     summary.currency = cfg.costs.currency
     summary.thresholds = asdict(ctx.thresholds)
 
 
+def _warm_up_export() -> None:
+    from labeler import export
+
+    export.warm_up()
+
+
 def _write_dataset(store: Store, cfg: Config, summary: RoundSummary) -> None:
     from labeler import export
 
-    rows = [export.dpo_row(row) for row in store.dataset_rows()]
+    rows = [export.dpo_row(dict(row)) for row in store.dataset_rows()]
     summary.dataset_rows = export.save_dpo(rows, cfg.output.dataset_dir, cfg.output.parquet)
     summary.dataset_path = str(cfg.output.dataset_dir)
     store.set_state([r["pair_id"] for r in rows], "exported", "accepted")
 
 
-def run_round(cfg: Config, *, limit: int | None = None, strict: bool = False,
-              on_progress: Callable[[Progress], None] | None = None) -> RoundSummary:
+def run_round(
+    cfg: Config,
+    *,
+    limit: int | None = None,
+    strict: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> RoundSummary:
     """Run (or resume) one round; see the module docstring."""
     started = time.perf_counter()
     ctx = make_context(cfg)
@@ -305,6 +378,7 @@ def run_round(cfg: Config, *, limit: int | None = None, strict: bool = False,
     with Store(cfg.db_path) as store:
         open_round = store.open_round()
         import_source(store, cfg, summary)
+        summary.timings["import_s"] = time.perf_counter() - started
         if open_round is not None:
             round_id, summary.resumed = int(open_round["id"]), True
         elif store.unassigned_count() == 0:
@@ -312,14 +386,27 @@ def run_round(cfg: Config, *, limit: int | None = None, strict: bool = False,
             summary.elapsed_s = time.perf_counter() - started
             return summary
         else:
-            round_id = store.start_round(limit, cfg.judge.model, ctx.template.hash,
-                                         ctx.guidelines.hash, asdict(ctx.thresholds))
+            round_id = store.start_round(
+                limit,
+                cfg.judge.model,
+                ctx.template.hash,
+                ctx.guidelines.hash,
+                asdict(ctx.thresholds),
+            )
         summary.round_id = round_id
+        # `datasets` takes a second to import: do it while the judge calls wait on the network
+        warm = threading.Thread(target=_warm_up_export, daemon=True)
+        warm.start()
+        mark = time.perf_counter()
         engine = asyncio.run(_judge_async(store, ctx, round_id, on_progress))
+        summary.timings["judge_s"] = time.perf_counter() - mark
         summary.requests_sent, summary.cached_replies = engine.sent, engine.cached
         summary.first_error = next(iter(engine.failed.values()), None)
         _fill_outcome(store, ctx, summary, round_id)
+        warm.join()
+        mark = time.perf_counter()
         _write_dataset(store, cfg, summary)
+        summary.timings["dataset_s"] = time.perf_counter() - mark
         summary.status = "incomplete" if summary.unjudged else "completed"
         summary.elapsed_s = time.perf_counter() - started
         if summary.status == "completed":
@@ -346,12 +433,13 @@ def plan_round(cfg: Config, *, limit: int | None = None) -> RoundSummary:
     summary.source_pairs, summary.skipped = tally.pairs, dict(tally.skipped)
     summary.bad_row_examples = tally.examples
     summary.pairs_in_round = len(todo)
-    chars = [sum(len(m["content"]) for m in ctx.messages(p, o)) for p in todo
-             for o in ctx.orders]
-    tokens_in, tokens_out, cost = costs.estimate_round_cost(chars, cfg.judge.max_tokens,
-                                                            ctx.prices)
+    chars = [sum(len(m["content"]) for m in ctx.messages(p, o)) for p in todo for o in ctx.orders]
+    tokens_in, tokens_out, cost = costs.estimate_round_cost(chars, cfg.judge.max_tokens, ctx.prices)
     summary.prompt_tokens, summary.completion_tokens, summary.judge_cost = (
-        tokens_in, tokens_out, cost)
+        tokens_in,
+        tokens_out,
+        cost,
+    )
     summary.baseline_cost = len(todo) * cfg.costs.human_price_per_pair
     summary.currency = cfg.costs.currency
     summary.thresholds = asdict(ctx.thresholds)
@@ -382,18 +470,34 @@ def _unjudged(store: Store | None, pairs: Iterable[Pair], limit: int | None) -> 
 def project_status(cfg: Config) -> dict[str, Any]:
     """Counts per lifecycle state, and per round: pairs, accepted, sent to review, cost."""
     if not cfg.db_path.exists():
-        return {"states": {}, "rounds": [], "cost": 0.0, "currency": cfg.costs.currency,
-                "state_db": str(cfg.db_path), "initialised": False}
+        return {
+            "states": {},
+            "rounds": [],
+            "cost": 0.0,
+            "currency": cfg.costs.currency,
+            "state_db": str(cfg.db_path),
+            "initialised": False,
+        }
     with Store(cfg.db_path) as store:
         rounds = []
         for row in store.rounds():
             decisions = store.round_decisions(row["id"])
             accepted = sum(n for (a, _), n in decisions.items() if a == ACCEPT)
-            rounds.append({"id": row["id"], "status": row["status"],
-                           "pairs": store.count_round_pairs(row["id"]),
-                           "accepted": accepted,
-                           "review": sum(decisions.values()) - accepted,
-                           "judge_cost": store.call_totals(row["id"])["cost"]})
-        return {"states": store.state_counts(), "rounds": rounds,
-                "cost": store.call_totals()["cost"], "currency": cfg.costs.currency,
-                "state_db": str(cfg.db_path), "initialised": True}
+            rounds.append(
+                {
+                    "id": row["id"],
+                    "status": row["status"],
+                    "pairs": store.count_round_pairs(row["id"]),
+                    "accepted": accepted,
+                    "review": sum(decisions.values()) - accepted,
+                    "judge_cost": store.call_totals(row["id"])["cost"],
+                }
+            )
+        return {
+            "states": store.state_counts(),
+            "rounds": rounds,
+            "cost": store.call_totals()["cost"],
+            "currency": cfg.costs.currency,
+            "state_db": str(cfg.db_path),
+            "initialised": True,
+        }

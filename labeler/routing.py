@@ -23,8 +23,14 @@ from labeler.verdicts import Judgement
 
 ACCEPT = "accept"
 REVIEW = "review"
-REVIEW_REASONS = ("malformed", "order_disagreement", "tie", "low_confidence", "audit",
-                  "judge_error")
+REVIEW_REASONS = (
+    "malformed",
+    "order_disagreement",
+    "tie",
+    "low_confidence",
+    "audit",
+    "judge_error",
+)
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,7 @@ def audit_draw(seed: int, pair_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def route(judgement: Judgement, thresholds: Thresholds, audit_rate: float,
-          draw: float) -> Decision:
+def route(judgement: Judgement, thresholds: Thresholds, audit_rate: float, draw: float) -> Decision:
     """Decide one pair. ``draw`` is ``audit_draw(seed, pair_id)``."""
     if judgement.malformed:
         return Decision(REVIEW, "malformed")

@@ -165,11 +165,11 @@ class Store:
     def _check_version(self) -> None:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
-            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)",
-                            (str(SCHEMA_VERSION),))
+            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         elif int(row[0]) > SCHEMA_VERSION:
-            raise StateError(f"{self.path}: written by a newer labeler (schema {row[0]}); "
-                             "upgrade labeler")
+            raise StateError(
+                f"{self.path}: written by a newer labeler (schema {row[0]}); upgrade labeler"
+            )
 
     def close(self) -> None:
         self.db.close()
@@ -201,37 +201,53 @@ class Store:
             db.executemany(
                 "INSERT OR IGNORE INTO pairs (id, prompt, response_a, response_b, source, "
                 "source_row, imported_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
-                ((p.id, p.prompt, p.response_a, p.response_b, p.source, p.row, now, now)
-                 for p in pairs))
+                (
+                    (p.id, p.prompt, p.response_a, p.response_b, p.source, p.row, now, now)
+                    for p in pairs
+                ),
+            )
             added = db.total_changes - before
             db.executemany(
-                "INSERT OR IGNORE INTO bad_rows (source, row, reason, first_seen) "
-                "VALUES (?,?,?,?)", ((b.source, b.row, b.reason, now) for b in bad_rows))
+                "INSERT OR IGNORE INTO bad_rows (source, row, reason, first_seen) VALUES (?,?,?,?)",
+                ((b.source, b.row, b.reason, now) for b in bad_rows),
+            )
         return added
 
     def known_pair_ids(self, ids: list[str]) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+            chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(r[0] for r in self.db.execute(
-                f"SELECT id FROM pairs WHERE id IN ({marks}) AND state != 'imported'", chunk))
+            found.update(
+                r[0]
+                for r in self.db.execute(
+                    f"SELECT id FROM pairs WHERE id IN ({marks}) AND state != 'imported'", chunk
+                )
+            )
         return found
 
-    def iter_round_pairs(self, round_id: int, state: str = "imported",
-                         batch: int = 1000) -> Iterator[Pair]:
+    def iter_round_pairs(
+        self, round_id: int, state: str = "imported", batch: int = 1000
+    ) -> Iterator[Pair]:
         """Pairs of a round still in ``state``, in import order, read in batches."""
         last = 0
         while True:
             rows = self.db.execute(
                 "SELECT seq, id, prompt, response_a, response_b, source, source_row FROM pairs "
                 "WHERE round_id = ? AND state = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (round_id, state, last, batch)).fetchall()
+                (round_id, state, last, batch),
+            ).fetchall()
             if not rows:
                 return
             for r in rows:
-                yield Pair(r["id"], r["prompt"], r["response_a"], r["response_b"],
-                           r["source"], r["source_row"])
+                yield Pair(
+                    r["id"],
+                    r["prompt"],
+                    r["response_a"],
+                    r["response_b"],
+                    r["source"],
+                    r["source_row"],
+                )
             last = rows[-1]["seq"]
 
     def count_round_pairs(self, round_id: int, state: str | None = None) -> int:
@@ -252,53 +268,69 @@ class Store:
         now = time.time()
         with self.transaction() as db:
             before = db.total_changes
-            db.executemany("UPDATE pairs SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
-                           ((state, now, pid, where_state) for pid in pair_ids))
+            db.executemany(
+                "UPDATE pairs SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
+                ((state, now, pid, where_state) for pid in pair_ids),
+            )
             return db.total_changes - before
 
     # -- rounds ----------------------------------------------------------------------------
 
     def open_round(self) -> sqlite3.Row | None:
         return self.db.execute(
-            "SELECT * FROM rounds WHERE status = 'running' ORDER BY id DESC LIMIT 1").fetchone()
+            "SELECT * FROM rounds WHERE status = 'running' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
 
-    def start_round(self, limit: int | None, model: str, template_hash: str,
-                    guidelines_hash: str, thresholds: dict[str, Any]) -> int:
+    def start_round(
+        self,
+        limit: int | None,
+        model: str,
+        template_hash: str,
+        guidelines_hash: str,
+        thresholds: dict[str, Any],
+    ) -> int:
         """Create a round and assign it the next ``limit`` unassigned imported pairs."""
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO rounds (status, started_at, pair_limit, model, template_hash, "
                 "guidelines_hash, thresholds) VALUES ('running', ?, ?, ?, ?, ?, ?)",
-                (time.time(), limit, model, template_hash, guidelines_hash,
-                 json.dumps(thresholds)))
+                (time.time(), limit, model, template_hash, guidelines_hash, json.dumps(thresholds)),
+            )
             round_id = int(cur.lastrowid or 0)
             db.execute(
                 "UPDATE pairs SET round_id = ? WHERE seq IN (SELECT seq FROM pairs WHERE "
                 "state = 'imported' AND round_id IS NULL ORDER BY seq LIMIT ?)",
-                (round_id, -1 if limit is None else limit))
+                (round_id, -1 if limit is None else limit),
+            )
         return round_id
 
     def finish_round(self, round_id: int, summary: dict[str, Any], status: str) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE rounds SET status = ?, ended_at = ?, summary = ? WHERE id = ?",
-                       (status, time.time(), json.dumps(summary), round_id))
+            db.execute(
+                "UPDATE rounds SET status = ?, ended_at = ?, summary = ? WHERE id = ?",
+                (status, time.time(), json.dumps(summary), round_id),
+            )
 
     def rounds(self) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM rounds ORDER BY id").fetchall()
 
     def unassigned_count(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM pairs WHERE state = 'imported' "
-                                   "AND round_id IS NULL").fetchone()[0])
+        return int(
+            self.db.execute(
+                "SELECT COUNT(*) FROM pairs WHERE state = 'imported' AND round_id IS NULL"
+            ).fetchone()[0]
+        )
 
     # -- judge calls -----------------------------------------------------------------------
 
     def cached_calls(self, keys: list[str]) -> dict[str, sqlite3.Row]:
         out: dict[str, sqlite3.Row] = {}
         for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
+            chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for row in self.db.execute(
-                    f"SELECT * FROM calls WHERE status = 'ok' AND cache_key IN ({marks})", chunk):
+                f"SELECT * FROM calls WHERE status = 'ok' AND cache_key IN ({marks})", chunk
+            ):
                 out[row["cache_key"]] = row
         return out
 
@@ -309,20 +341,40 @@ class Store:
                 "template_hash, guidelines_hash, round_id, status, reply, logprobs, "
                 "prompt_tokens, completion_tokens, cost, latency_ms, error, created_at) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (call.cache_key, call.pair_id, call.order, call.model, call.template_hash,
-                 call.guidelines_hash, call.round_id, call.status, call.reply,
-                 None if call.logprobs is None else json.dumps(call.logprobs),
-                 call.prompt_tokens, call.completion_tokens, call.cost, call.latency_ms,
-                 call.error, time.time()))
+                (
+                    call.cache_key,
+                    call.pair_id,
+                    call.order,
+                    call.model,
+                    call.template_hash,
+                    call.guidelines_hash,
+                    call.round_id,
+                    call.status,
+                    call.reply,
+                    None if call.logprobs is None else json.dumps(call.logprobs),
+                    call.prompt_tokens,
+                    call.completion_tokens,
+                    call.cost,
+                    call.latency_ms,
+                    call.error,
+                    time.time(),
+                ),
+            )
 
     def call_totals(self, round_id: int | None = None) -> dict[str, float]:
         where, args = ("WHERE round_id = ?", (round_id,)) if round_id is not None else ("", ())
         row = self.db.execute(
             "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0),"
             f" COALESCE(SUM(cost),0), COALESCE(SUM(status != 'ok'),0) FROM calls {where}",
-            args).fetchone()
-        return {"calls": row[0], "prompt_tokens": row[1], "completion_tokens": row[2],
-                "cost": float(row[3]), "errors": row[4]}
+            args,
+        ).fetchone()
+        return {
+            "calls": row[0],
+            "prompt_tokens": row[1],
+            "completion_tokens": row[2],
+            "cost": float(row[3]),
+            "errors": row[4],
+        }
 
     # -- verdicts --------------------------------------------------------------------------
 
@@ -332,16 +384,36 @@ class Store:
         with self.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO verdicts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (v.pair_id, v.round_id, v.model, v.template_hash, v.guidelines_hash, v.label,
-                 v.confidence, int(v.self_high), json.dumps(v.signals), v.action, v.reason,
-                 v.thresholds_version, now))
-            db.execute("UPDATE pairs SET state = ?, updated_at = ? WHERE id = ? AND "
-                       "state = 'imported'", (new_state, now, v.pair_id))
+                (
+                    v.pair_id,
+                    v.round_id,
+                    v.model,
+                    v.template_hash,
+                    v.guidelines_hash,
+                    v.label,
+                    v.confidence,
+                    int(v.self_high),
+                    json.dumps(v.signals),
+                    v.action,
+                    v.reason,
+                    v.thresholds_version,
+                    now,
+                ),
+            )
+            db.execute(
+                "UPDATE pairs SET state = ?, updated_at = ? WHERE id = ? AND state = 'imported'",
+                (new_state, now, v.pair_id),
+            )
 
     def round_decisions(self, round_id: int) -> dict[tuple[str, str], int]:
-        return {(a, r): n for a, r, n in self.db.execute(
-            "SELECT action, reason, COUNT(*) FROM verdicts WHERE round_id = ? "
-            "GROUP BY action, reason", (round_id,))}
+        return {
+            (a, r): n
+            for a, r, n in self.db.execute(
+                "SELECT action, reason, COUNT(*) FROM verdicts WHERE round_id = ? "
+                "GROUP BY action, reason",
+                (round_id,),
+            )
+        }
 
     def dataset_rows(self) -> Iterator[sqlite3.Row]:
         """Pairs that belong in the DPO dataset, with the verdict that put them there."""
@@ -349,4 +421,5 @@ class Store:
             "SELECT p.id, p.prompt, p.response_a, p.response_b, v.label, v.confidence, "
             "v.round_id, v.model, v.template_hash FROM pairs p JOIN verdicts v "
             "ON v.pair_id = p.id WHERE p.state IN ('accepted', 'exported') "
-            "AND v.action = 'accept' AND v.label IN ('A', 'B') ORDER BY p.seq")
+            "AND v.action = 'accept' AND v.label IN ('A', 'B') ORDER BY p.seq"
+        )

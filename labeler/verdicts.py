@@ -100,8 +100,9 @@ def to_stored(order: str, label: str) -> str:
     return label
 
 
-def read_reply(order: str, text: str | None,
-               positions: Sequence[TokenLogprobs] | None = None) -> OrderReply:
+def read_reply(
+    order: str, text: str | None, positions: Sequence[TokenLogprobs] | None = None
+) -> OrderReply:
     parsed = parse_reply(text)
     if isinstance(parsed, str):
         return OrderReply(order, None, None, None, malformed=parsed)

@@ -65,9 +65,16 @@ class Project:
         write_starter_files(root)
         self.judge_url = judge_url
         self.config = root / "config.toml"
-        self.set(judge={"base_url": judge_url, "api_key_required": False, "concurrency": 4,
-                        "max_retries": 2, "timeout_s": 5.0},
-                 routing={"audit_rate": 0.0})
+        self.set(
+            judge={
+                "base_url": judge_url,
+                "api_key_required": False,
+                "concurrency": 4,
+                "max_retries": 2,
+                "timeout_s": 5.0,
+            },
+            routing={"audit_rate": 0.0},
+        )
 
     def set(self, **sections: dict[str, Any]) -> None:
         """Append overriding keys to config.toml (TOML allows re-opening via dotted keys)."""
@@ -87,8 +94,12 @@ class Project:
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
         runner = CliRunner()
-        return runner.invoke(main, ["--config", str(self.config), *args],
-                             env={k: v for k, v in (env or {}).items()}, catch_exceptions=False)
+        return runner.invoke(
+            main,
+            ["--config", str(self.config), *args],
+            env={k: v for k, v in (env or {}).items()},
+            catch_exceptions=False,
+        )
 
     def run_json(self, *args: str) -> dict[str, Any]:
         result = self.run(*args, "--json")

@@ -26,8 +26,17 @@ def test_round_judges_routes_and_writes_the_dataset(project: Project) -> None:
     assert "accepted into the dataset" in result.stdout
     ds = datasets.load_from_disk(str(project.root / ".labeler" / "dataset"))
     assert ds.num_rows == 10
-    assert set(ds.column_names) >= {"prompt", "chosen", "rejected", "pair_id", "label_source",
-                                    "confidence", "round", "judge_model", "template_hash"}
+    assert set(ds.column_names) >= {
+        "prompt",
+        "chosen",
+        "rejected",
+        "pair_id",
+        "label_source",
+        "confidence",
+        "round",
+        "judge_model",
+        "template_hash",
+    }
     for row in ds:
         assert "good" in row["chosen"] and "poor" in row["rejected"]
         assert row["label_source"] == "judge" and row["round"] == 1
@@ -48,8 +57,9 @@ def test_round_json_summary_is_the_only_stdout(project: Project) -> None:
     assert data["prompt_tokens"] > 0 and data["judge_cost"] > 0
     assert data["baseline_cost"] == pytest.approx(7 * 0.5)
     assert data["human_cost"] == pytest.approx(0.5)
-    assert data["saved"] == pytest.approx(data["baseline_cost"] - data["human_cost"]
-                                          - data["judge_cost"])
+    assert data["saved"] == pytest.approx(
+        data["baseline_cost"] - data["human_cost"] - data["judge_cost"]
+    )
 
 
 def test_limit_then_next_round_and_rerun_sends_nothing(project: Project) -> None:
@@ -83,7 +93,7 @@ def test_same_pair_from_two_files_is_judged_once(project: Project) -> None:
 
 
 def test_status_counts_states_and_rounds(project: Project) -> None:
-    rows = good_bad_rows(4) + [{"prompt": "tie?", "response_a": "x", "response_b": "y"}]
+    rows = [*good_bad_rows(4), {"prompt": "tie?", "response_a": "x", "response_b": "y"}]
     project.pairs(rows)
     project.run_json("round")
     status = project.run_json("status")
@@ -109,8 +119,9 @@ def test_dry_run_estimates_and_writes_nothing(project: Project) -> None:
     assert "estimated judge cost" in text
 
 
-def test_malformed_replies_go_to_review_and_are_not_paid_twice(project: Project,
-                                                                 judge_server) -> None:
+def test_malformed_replies_go_to_review_and_are_not_paid_twice(
+    project: Project, judge_server
+) -> None:
     def responder(shown: Shown) -> Scripted:
         if "weird" in shown.prompt:
             return Scripted("I think the first one, probably")
@@ -118,8 +129,9 @@ def test_malformed_replies_go_to_review_and_are_not_paid_twice(project: Project,
 
     server = judge_server(responder)
     project.set(judge={"base_url": server.url})
-    project.pairs([*good_bad_rows(2), {"prompt": "weird?", "response_a": "x good",
-                                       "response_b": "y"}])
+    project.pairs(
+        [*good_bad_rows(2), {"prompt": "weird?", "response_a": "x good", "response_b": "y"}]
+    )
     data = project.run_json("round")
     assert data["review"] == {"malformed": 1} and data["accepted"] == 2
     with Store(project.root / ".labeler" / "state.sqlite") as store:
@@ -129,7 +141,8 @@ def test_malformed_replies_go_to_review_and_are_not_paid_twice(project: Project,
 
 
 def test_transient_failures_leave_the_round_open_and_a_rerun_finishes(
-        project: Project, judge_server) -> None:
+    project: Project, judge_server
+) -> None:
     failing = {"on": True}
 
     def responder(shown: Shown) -> Scripted:
@@ -163,10 +176,12 @@ def test_permanent_judge_error_routes_to_humans(project: Project, judge_server) 
     assert data["review"] == {"judge_error": 1} and data["status"] == "completed"
 
 
-@pytest.mark.parametrize(("status", "needle"), [(401, "refused the API key"),
-                                                (404, "was not found")])
-def test_fatal_judge_errors_stop_with_one_line(project: Project, judge_server, status: int,
-                                               needle: str) -> None:
+@pytest.mark.parametrize(
+    ("status", "needle"), [(401, "refused the API key"), (404, "was not found")]
+)
+def test_fatal_judge_errors_stop_with_one_line(
+    project: Project, judge_server, status: int, needle: str
+) -> None:
     server = judge_server(lambda shown: Scripted(status=status))
     project.set(judge={"base_url": server.url})
     project.pairs(good_bad_rows(3))
@@ -197,8 +212,9 @@ def test_missing_api_key_is_a_config_error(project: Project) -> None:
 def test_api_key_goes_to_the_endpoint_and_nowhere_else(project: Project, judge_server) -> None:
     seen: list[str] = []
     server = judge_server(oracle)
-    project.set(judge={"base_url": server.url, "api_key_required": True,
-                       "api_key_env": "TEST_JUDGE_KEY"})
+    project.set(
+        judge={"base_url": server.url, "api_key_required": True, "api_key_env": "TEST_JUDGE_KEY"}
+    )
     project.pairs(good_bad_rows(2))
     secret = "sk-test-secret-value-123"
     result = project.run("round", env={"TEST_JUDGE_KEY": secret})
@@ -210,8 +226,9 @@ def test_api_key_goes_to_the_endpoint_and_nowhere_else(project: Project, judge_s
 
 
 @pytest.mark.slow
-def test_sigkill_mid_round_then_rerun_loses_nothing(project: Project, judge_server,
-                                                    tmp_path: Path) -> None:
+def test_sigkill_mid_round_then_rerun_loses_nothing(
+    project: Project, judge_server, tmp_path: Path
+) -> None:
     server = judge_server(oracle, latency=0.05)
     project.set(judge={"base_url": server.url, "concurrency": 8})
     project.pairs(good_bad_rows(200))
@@ -224,8 +241,7 @@ def test_sigkill_mid_round_then_rerun_loses_nothing(project: Project, judge_serv
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert len(server.requests) < 400, "the round finished before it could be killed"
-    done = subprocess.run(cmd + ["--json"], env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["round_id"] == 1 and data["resumed"] and data["status"] == "completed"

@@ -19,6 +19,7 @@ from labeler.errors import LabelerError
 
 # command name -> (module, function); imported only when the command runs
 COMMANDS = {
+    "demo": ("labeler.cli.demo_cmd", "demo"),
     "init": ("labeler.cli.init_cmd", "init"),
     "round": ("labeler.cli.round_cmd", "round_"),
     "status": ("labeler.cli.round_cmd", "status"),
@@ -28,8 +29,9 @@ COMMANDS = {
 def _error_line(message: str) -> None:
     from labeler.cli.render import stderr_console
 
-    stderr_console().print(f"[bold red]error:[/] {message}", markup=True, highlight=False,
-                           soft_wrap=True)
+    stderr_console().print(
+        f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True
+    )
 
 
 class LabelerGroup(click.Group):
@@ -62,8 +64,12 @@ class LabelerGroup(click.Group):
 
 
 @click.group(cls=LabelerGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(path_type=Path),
-              help="Config file (default: $LABELER_CONFIG or ./config.toml).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="Config file (default: $LABELER_CONFIG or ./config.toml).",
+)
 @click.option("--verbose", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(package_name="labeler")
 @click.pass_context

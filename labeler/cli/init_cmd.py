@@ -24,6 +24,9 @@ def init(directory: Path, force: bool) -> None:
     console = render.Console()
     for path in written:
         console.print(f"wrote {path}")
-    console.print(f"Next: put your pairs in {directory / 'pairs.jsonl'}, set OPENAI_API_KEY "
-                  "(or edit the judge section for a local endpoint), then run "
-                  "`labeler round`.", markup=False)
+    console.print(
+        f"Next: put your pairs in {directory / 'pairs.jsonl'}, set OPENAI_API_KEY "
+        "(or edit the judge section for a local endpoint), then run "
+        "`labeler round`.",
+        markup=False,
+    )

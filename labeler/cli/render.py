@@ -8,8 +8,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task,
-                           TextColumn, TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -43,9 +50,16 @@ class _CostColumn(ProgressColumn):
 def round_progress(currency: str, console: Console | None = None) -> Iterator[Any]:
     """A progress bar on stderr; yields a callback taking ``rounds.Progress``."""
     console = console or stderr_console()
-    progress = Progress(TextColumn("[bold]judging"), BarColumn(), MofNCompleteColumn(),
-                        _RateColumn(), TimeRemainingColumn(), _CostColumn(),
-                        console=console, disable=not console.is_terminal)
+    progress = Progress(
+        TextColumn("[bold]judging"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TimeRemainingColumn(),
+        _CostColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
     task = progress.add_task("judging", total=None, cost=0.0, currency=currency)
 
     def update(p: Any) -> None:
@@ -58,8 +72,11 @@ def round_progress(currency: str, console: Console | None = None) -> Iterator[An
 def round_table(s: dict[str, Any]) -> Table:
     """The end-of-round summary as a two-column table."""
     cur = s["currency"]
-    title = ("Dry run: nothing judged" if s["status"] == "dry_run"
-             else f"Round {s['round_id']}" + (" (resumed)" if s["resumed"] else ""))
+    title = (
+        "Dry run: nothing judged"
+        if s["status"] == "dry_run"
+        else f"Round {s['round_id']}" + (" (resumed)" if s["resumed"] else "")
+    )
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value", justify="right")
@@ -84,16 +101,22 @@ def round_table(s: dict[str, Any]) -> Table:
     for reason, n in sorted(s["review"].items()):
         table.add_row(f"  {reason}", str(n))
     if s["unjudged"]:
-        table.add_row("[yellow]not judged yet (failed, retried next run)[/]",
-                      f"[yellow]{s['unjudged']}[/]")
+        table.add_row(
+            "[yellow]not judged yet (failed, retried next run)[/]", f"[yellow]{s['unjudged']}[/]"
+        )
     table.add_row("judge requests sent / cached", f"{s['requests_sent']} / {s['cached_replies']}")
     table.add_row("judge tokens in / out", f"{s['prompt_tokens']:,} / {s['completion_tokens']:,}")
     table.add_row("judge cost", money(s["judge_cost"], cur))
     table.add_row("human review cost", money(s["human_cost"], cur))
     table.add_row("all-human baseline", money(s["baseline_cost"], cur))
     factor = s["savings_factor"]
-    verdict = (f" ({factor:.1f}x cheaper)" if factor and factor >= 1
-               else " (more than all-human)" if factor else "")
+    verdict = (
+        f" ({factor:.1f}x cheaper)"
+        if factor and factor >= 1
+        else " (more than all-human)"
+        if factor
+        else ""
+    )
     table.add_row("saved", f"[bold green]{money(s['saved'], cur)}[/]{verdict}")
     if s["dataset_path"]:
         table.add_row("dataset", f"{s['dataset_path']} ({s['dataset_rows']} rows)")
@@ -116,7 +139,57 @@ def rounds_table(status: dict[str, Any]) -> Table:
     for col in ("round", "status", "pairs", "accepted", "review", "judge cost"):
         table.add_column(col, justify="right" if col != "status" else "left")
     for r in status["rounds"]:
-        table.add_row(str(r["id"]), r["status"], str(r["pairs"]), str(r["accepted"]),
-                      str(r["review"]), money(r["judge_cost"], cur))
+        table.add_row(
+            str(r["id"]),
+            r["status"],
+            str(r["pairs"]),
+            str(r["accepted"]),
+            str(r["review"]),
+            money(r["judge_cost"], cur),
+        )
     table.add_row("[bold]total[/]", "", "", "", "", f"[bold]{money(status['cost'], cur)}[/]")
+    return table
+
+
+def demo_banner(judge_url: str | None) -> Text:
+    if judge_url:
+        return Text(f"labeler demo: the judge is REAL ({judge_url}).", style="bold")
+    return Text(
+        "labeler demo: the judge is SIMULATED — a local HTTP server speaking the OpenAI "
+        "protocol whose verdicts follow a stated noise model over pairs with known answers. "
+        "Use --judge-url and --model for a real judge.",
+        style="bold yellow",
+    )
+
+
+def demo_table(data: dict[str, Any]) -> Table:
+    cur = data["rounds"][0]["currency"] if data["rounds"] else ""
+    table = Table(title=f"Demo rounds (money in {cur})", title_justify="left")
+    for col in (
+        "round",
+        "judged",
+        "accepted",
+        "to humans",
+        "judge",
+        "humans",
+        "all-human",
+        "saved",
+        "right*",
+    ):
+        table.add_column(col, justify="right")
+    table.caption = "* share of auto-accepted pairs that match the known answer"
+    for s, agree in zip(data["rounds"], data["truth_agreement"], strict=True):
+        if s["status"] == "nothing_to_do":
+            continue
+        table.add_row(
+            str(s["round_id"]),
+            str(s["judged"]),
+            str(s["accepted"]),
+            str(sum(s["review"].values())),
+            f"{s['judge_cost']:.4f}",
+            f"{s['human_cost']:.2f}",
+            f"{s['baseline_cost']:.2f}",
+            f"{s['saved']:.2f}",
+            "-" if agree is None else f"{agree:.1%}",
+        )
     return table

@@ -9,16 +9,27 @@ from labeler.cli import load
 
 @click.command("round")
 @click.option("--limit", type=click.IntRange(min=1), help="Judge at most N new pairs.")
-@click.option("--dry-run", is_flag=True, help="Judge nothing; show what would be sent and "
-              "an estimate of its cost.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Judge nothing; show what would be sent and an estimate of its cost.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--strict", is_flag=True, help="Stop at the first bad row, before judging.")
 @click.option("--judge-url", help="Override judge.base_url.")
 @click.option("--model", help="Override judge.model.")
 @click.option("--concurrency", type=int, help="Override judge.concurrency.")
 @click.pass_context
-def round_(ctx: click.Context, limit: int | None, dry_run: bool, as_json: bool, strict: bool,
-           judge_url: str | None, model: str | None, concurrency: int | None) -> None:
+def round_(
+    ctx: click.Context,
+    limit: int | None,
+    dry_run: bool,
+    as_json: bool,
+    strict: bool,
+    judge_url: str | None,
+    model: str | None,
+    concurrency: int | None,
+) -> None:
     """Judge the next pairs, route them, and write the dataset.
 
     Imports new pairs from the configured source, judges up to --limit of them (resuming an
@@ -33,8 +44,9 @@ def round_(ctx: click.Context, limit: int | None, dry_run: bool, as_json: bool, 
     from labeler import rounds
     from labeler.cli import render
 
-    cfg = load(ctx, **{"judge.base_url": judge_url, "judge.model": model,
-                       "judge.concurrency": concurrency})
+    cfg = load(
+        ctx, **{"judge.base_url": judge_url, "judge.model": model, "judge.concurrency": concurrency}
+    )
     if dry_run:
         summary = rounds.plan_round(cfg, limit=limit)
     else:
@@ -52,8 +64,10 @@ def round_(ctx: click.Context, limit: int | None, dry_run: bool, as_json: bool, 
     for example in summary.bad_row_examples:
         console.print(f"[yellow]skipped[/] {example}", highlight=False)
     if summary.status == "incomplete":
-        console.print(f"[yellow]Round {summary.round_id} is not finished: {summary.unjudged} "
-                      f"pairs failed ({summary.first_error}). Run `labeler round` again.[/]")
+        console.print(
+            f"[yellow]Round {summary.round_id} is not finished: {summary.unjudged} "
+            f"pairs failed ({summary.first_error}). Run `labeler round` again.[/]"
+        )
 
 
 @click.command()

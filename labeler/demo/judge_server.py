@@ -59,8 +59,9 @@ def read_shown(body: dict[str, Any]) -> Shown:
     """Pull prompt and responses out of a request rendered with the built-in template tags."""
     text = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
     found = {m.group(1): m.group(2) for m in _TAG.finditer(text)}
-    return Shown(found.get("prompt", ""), found.get("response_a", ""),
-                 found.get("response_b", ""), body)
+    return Shown(
+        found.get("prompt", ""), found.get("response_a", ""), found.get("response_b", ""), body
+    )
 
 
 def always(content: str = "A HIGH\nbecause") -> Responder:
@@ -72,16 +73,24 @@ def _logprobs(content: str, alternatives: dict[str, float] | None) -> dict[str, 
         return None
     tokens = content.split(" ", 1)
     first = tokens[0]
-    top = [{"token": t, "logprob": math.log(max(p, 1e-12)), "bytes": list(t.encode())}
-           for t, p in sorted(alternatives.items(), key=lambda kv: -kv[1])]
+    top = [
+        {"token": t, "logprob": math.log(max(p, 1e-12)), "bytes": list(t.encode())}
+        for t, p in sorted(alternatives.items(), key=lambda kv: -kv[1])
+    ]
     chosen = math.log(max(alternatives.get(first, 1e-12), 1e-12))
-    entries = [{"token": first, "logprob": chosen, "bytes": list(first.encode()),
-                "top_logprobs": top}]
+    entries = [
+        {"token": first, "logprob": chosen, "bytes": list(first.encode()), "top_logprobs": top}
+    ]
     if len(tokens) > 1:
         rest = " " + tokens[1]
-        entries.append({"token": rest, "logprob": -0.01, "bytes": list(rest.encode()),
-                        "top_logprobs": [{"token": rest, "logprob": -0.01,
-                                          "bytes": list(rest.encode())}]})
+        entries.append(
+            {
+                "token": rest,
+                "logprob": -0.01,
+                "bytes": list(rest.encode()),
+                "top_logprobs": [{"token": rest, "logprob": -0.01, "bytes": list(rest.encode())}],
+            }
+        )
     return {"content": entries, "refusal": None}
 
 
@@ -89,29 +98,42 @@ def completion_body(body: dict[str, Any], reply: Scripted, number: int) -> dict[
     content = reply.content or ""
     prompt_chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
     out: dict[str, Any] = {
-        "id": f"chatcmpl-{number}", "object": "chat.completion", "created": int(time.time()),
+        "id": f"chatcmpl-{number}",
+        "object": "chat.completion",
+        "created": int(time.time()),
         "model": body.get("model", "test-judge"),
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.content},
-                     "finish_reason": "stop",
-                     "logprobs": _logprobs(content, reply.alternatives)
-                     if body.get("logprobs") else None}],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply.content},
+                "finish_reason": "stop",
+                "logprobs": _logprobs(content, reply.alternatives)
+                if body.get("logprobs")
+                else None,
+            }
+        ],
     }
     if reply.fault != "no_usage":
         tokens_in = max(1, prompt_chars // 4)
         tokens_out = reply.completion_tokens or max(1, len(content) // 4)
-        out["usage"] = {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
-                        "total_tokens": tokens_in + tokens_out}
+        out["usage"] = {
+            "prompt_tokens": tokens_in,
+            "completion_tokens": tokens_out,
+            "total_tokens": tokens_in + tokens_out,
+        }
     return out
 
 
 class JudgeServer:
     """The server. ``start()`` runs it in a background thread; ``url`` is its base URL."""
 
-    def __init__(self, responder: Responder, host: str = "127.0.0.1", port: int = 0,
-                 latency: float = 0.0):
+    def __init__(
+        self, responder: Responder, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0
+    ):
         self.responder = responder
         self.host, self.port, self.latency = host, port, latency
         self.requests: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []
         self.attempts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -142,8 +164,9 @@ class JudgeServer:
         return self
 
     async def _serve(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port,
-                                                  limit=2**24, backlog=1024)
+        self._server = await asyncio.start_server(
+            self._handle, self.host, self.port, limit=2**24, backlog=1024
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     def stop(self) -> None:
@@ -183,8 +206,10 @@ class JudgeServer:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = lines[0].split(" ", 2)
-                headers = {k.strip().lower(): v.strip()
-                           for k, _, v in (x.partition(":") for x in lines[1:] if x)}
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (x.partition(":") for x in lines[1:] if x)
+                }
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 keep = await self._respond(method, path, body, writer)
                 if not keep or headers.get("connection", "").lower() == "close":
@@ -196,24 +221,43 @@ class JudgeServer:
         finally:
             writer.close()
 
-    async def _respond(self, method: str, path: str, raw: bytes,
-                       writer: asyncio.StreamWriter) -> bool:
+    async def _respond(
+        self, method: str, path: str, raw: bytes, writer: asyncio.StreamWriter
+    ) -> bool:
         if method == "GET" and path.rstrip("/").endswith("/models"):
-            await _send(writer, 200, {"object": "list", "data": [
-                {"id": "test-judge", "object": "model", "created": 0, "owned_by": "labeler"}]})
+            await _send(
+                writer,
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": "test-judge", "object": "model", "created": 0, "owned_by": "labeler"}
+                    ],
+                },
+            )
             return True
         if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
-            await _send(writer, 404, {"error": {"message": f"no route {method} {path}",
-                                                "type": "invalid_request_error"}})
+            await _send(
+                writer,
+                404,
+                {
+                    "error": {
+                        "message": f"no route {method} {path}",
+                        "type": "invalid_request_error",
+                    }
+                },
+            )
             return True
         body = json.loads(raw)
         shown = read_shown(body)
-        key = hashlib.sha256(json.dumps(body.get("messages"), sort_keys=True).encode()
-                             ).hexdigest()[:16]
+        key = hashlib.sha256(json.dumps(body.get("messages"), sort_keys=True).encode()).hexdigest()[
+            :16
+        ]
         with self._lock:
             self._number += 1
             number = self._number
             self.requests.append(body)
+            self.arrivals.append(time.monotonic())
             self.attempts[key] += 1
         reply = self.responder(shown)
         delay = self.latency + reply.delay
@@ -227,35 +271,54 @@ class JudgeServer:
             await _send_raw(writer, 200, b"this is not JSON {", "application/json")
             return True
         if reply.status != 200:
-            await _send(writer, reply.status, {"error": {"message": f"injected {reply.status}",
-                                                         "type": "server_error"}},
-                        reply.headers)
+            await _send(
+                writer,
+                reply.status,
+                {"error": {"message": f"injected {reply.status}", "type": "server_error"}},
+                reply.headers,
+            )
             return True
         payload = json.dumps(completion_body(body, reply, number)).encode()
         if reply.fault == "truncate":
-            await _send_raw(writer, 200, payload[: len(payload) // 2], "application/json",
-                            length=len(payload))
+            await _send_raw(
+                writer, 200, payload[: len(payload) // 2], "application/json", length=len(payload)
+            )
             return False
         await _send_raw(writer, 200, payload, "application/json", headers=reply.headers)
         return True
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-            429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
-async def _send(writer: asyncio.StreamWriter, status: int, obj: Any,
-                headers: dict[str, str] | None = None) -> None:
-    await _send_raw(writer, status, json.dumps(obj).encode(), "application/json",
-                    headers=headers)
+async def _send(
+    writer: asyncio.StreamWriter, status: int, obj: Any, headers: dict[str, str] | None = None
+) -> None:
+    await _send_raw(writer, status, json.dumps(obj).encode(), "application/json", headers=headers)
 
 
-async def _send_raw(writer: asyncio.StreamWriter, status: int, payload: bytes, ctype: str,
-                    length: int | None = None, headers: dict[str, str] | None = None) -> None:
+async def _send_raw(
+    writer: asyncio.StreamWriter,
+    status: int,
+    payload: bytes,
+    ctype: str,
+    length: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
-            f"Content-Type: {ctype}\r\nContent-Length: {length or len(payload)}\r\n"
-            f"{extra}\r\n").encode()
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
+        f"Content-Type: {ctype}\r\nContent-Length: {length or len(payload)}\r\n"
+        f"{extra}\r\n"
+    ).encode()
     writer.write(head + payload)
     await writer.drain()
 
@@ -268,8 +331,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reply", default="A HIGH\nbecause", help="fixed reply text")
     args = parser.parse_args(argv)
     alternatives = {"A": 0.9, "B": 0.08, "TIE": 0.02}
-    server = JudgeServer(lambda shown: Scripted(args.reply, alternatives),
-                         args.host, args.port, args.latency).start()
+    server = JudgeServer(
+        lambda shown: Scripted(args.reply, alternatives), args.host, args.port, args.latency
+    ).start()
     print(server.url, flush=True)
     try:
         threading.Event().wait()

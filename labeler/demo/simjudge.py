@@ -61,8 +61,7 @@ class SimulatedJudge:
     def __call__(self, shown: Shown) -> Scripted:
         found = self._lookup(shown)
         if found is None:
-            return Scripted("TIE LOW\nI do not know this pair.", {"A": 0.3, "B": 0.3,
-                                                                  "TIE": 0.4})
+            return Scripted("TIE LOW\nI do not know this pair.", {"A": 0.3, "B": 0.3, "TIE": 0.4})
         pair, stored_order = found
         n = self.noise
         u = _uniform(n.seed, shown.prompt, shown.a, shown.b)
@@ -85,6 +84,9 @@ class SimulatedJudge:
         minor = next(x for x in rest if x != main_other)
         alternatives = {verdict: q, main_other: (1 - q) * 0.9, minor: (1 - q) * 0.1}
         confidence = "HIGH" if q >= self.noise.high_at else "LOW"
-        reason = {"A": "Response A is better.", "B": "Response B is better.",
-                  "TIE": "Neither response is better."}[verdict]
+        reason = {
+            "A": "Response A is better.",
+            "B": "Response B is better.",
+            "TIE": "Neither response is better.",
+        }[verdict]
         return Scripted(f"{verdict} {confidence}\n{reason}", alternatives)

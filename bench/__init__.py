@@ -1,0 +1,1 @@
+"""labeler's benchmarks: `scripts/dev bench [startup|throughput|memory ...]`."""

@@ -1,0 +1,234 @@
+"""Benchmarks of `labeler round` (issue 2), each against a baseline measured in the same run.
+
+1. Throughput: `labeler round` at concurrency 64 against a judge server (its own process)
+   with 500 ms of injected latency, vs a bare asyncio loop sending the same requests with
+   the `openai` client at the same concurrency. Ratio = labeler pairs/hour / bare pairs/hour.
+2. Memory: peak RSS of a 100,000-pair round with the server answering at once, vs a
+   1,000-pair round (the ratio shows what grows with the round size).
+3. Start-up: `labeler --help` vs `python -c pass`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """The judge server in its own process, so it does not share a GIL with the client."""
+
+    def __init__(self, latency: float):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [
+                PY,
+                "-m",
+                "labeler.demo.judge_server",
+                "--port",
+                str(self.port),
+                "--latency",
+                str(latency),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def make_project(folder: Path, n: int, url: str, concurrency: int) -> Path:
+    from labeler.setup import write_starter_files
+
+    write_starter_files(folder, force=True)
+    with (folder / "pairs.jsonl").open("w") as fh:
+        for i in range(n):
+            fh.write(
+                json.dumps(
+                    {
+                        "prompt": f"Question {i}: what is {i} + {i}?",
+                        "response_a": f"It is {2 * i}.",
+                        "response_b": f"It is {2 * i + 1}.",
+                    }
+                )
+                + "\n"
+            )
+    (folder / "config.toml").write_text(
+        "[judge]\n"
+        f'base_url = "{url}"\napi_key_required = false\nconcurrency = {concurrency}\n'
+        'model = "bench-judge"\ntemplate = "templates/judge.txt"\n'
+        "[output]\nparquet = false\n"
+    )
+    return folder / "config.toml"
+
+
+def run_labeler(config: Path) -> tuple[float, dict[str, Any]]:
+    start = time.perf_counter()
+    out = subprocess.run(
+        [PY, "-m", "labeler", "--config", str(config), "round", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return time.perf_counter() - start, json.loads(out.stdout)
+
+
+def bare_loop(config: Path, concurrency: int) -> tuple[float, int]:
+    """The same requests (rendered by labeler's own prompt code) with a plain openai loop."""
+    import openai
+
+    from labeler.config import load_config
+    from labeler.pairs import Pair, read_source
+    from labeler.rounds import make_context
+
+    cfg = load_config(config, environ={})
+    ctx = make_context(cfg)
+    pairs = [p for p in read_source(cfg.source) if isinstance(p, Pair)]
+    bodies = [ctx.messages(p, o) for p in pairs for o in ctx.orders]
+
+    async def go() -> None:
+        client = openai.AsyncOpenAI(base_url=cfg.judge.base_url, api_key="x", max_retries=0)
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(messages: list[dict[str, str]]) -> None:
+            async with sem:
+                await client.chat.completions.create(
+                    model="bench-judge",
+                    messages=messages,
+                    max_tokens=64,
+                    temperature=0,
+                    logprobs=True,
+                    top_logprobs=5,
+                )  # type: ignore[arg-type]
+
+        await asyncio.gather(*(one(b) for b in bodies))
+        await client.close()
+
+    start = time.perf_counter()
+    asyncio.run(go())
+    return time.perf_counter() - start, len(pairs)
+
+
+def throughput(n_pairs: int = 3000, concurrency: int = 64) -> dict[str, Any]:
+    server = Server(latency=0.5)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            config = make_project(Path(tmp) / "bare", n_pairs, server.url, concurrency)
+            bare_s, n = bare_loop(config, concurrency)
+            config = make_project(Path(tmp) / "labeler", n_pairs, server.url, concurrency)
+            lab_s, summary = run_labeler(config)
+    finally:
+        server.stop()
+    assert summary["judged"] == n_pairs, summary
+    bare_rate, lab_rate = n / bare_s * 3600, n_pairs / lab_s * 3600
+    judging_rate = n_pairs / summary["elapsed_s"] * 3600
+    return {
+        "pairs": n_pairs,
+        "requests": 2 * n_pairs,
+        "concurrency": concurrency,
+        "latency_s": 0.5,
+        "bare_loop_s": round(bare_s, 2),
+        "labeler_round_s": round(lab_s, 2),
+        "bare_pairs_per_hour": round(bare_rate),
+        "labeler_pairs_per_hour": round(lab_rate),
+        "labeler_in_process_pairs_per_hour": round(judging_rate),
+        "ratio": round(lab_rate / bare_rate, 3),
+        "labeler_phases_s": {k: round(v, 2) for k, v in summary["timings"].items()},
+    }
+
+
+def peak_rss_mb(config: Path) -> tuple[float, float, dict[str, Any]]:
+    """Run `labeler round` in a child; its peak RSS (MB) via a fork-per-measure helper."""
+    code = (
+        "import resource,subprocess,sys,json,time;t=time.perf_counter();"
+        "o=subprocess.run(sys.argv[1:],capture_output=True,text=True,check=True);"
+        "d=time.perf_counter()-t;"
+        "print(json.dumps([resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,d]));"
+        "print(o.stdout)"
+    )
+    out = subprocess.run(
+        [PY, "-c", code, PY, "-m", "labeler", "--config", str(config), "round", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    first, rest = out.stdout.split("\n", 1)
+    kb, seconds = json.loads(first)
+    return kb / 1024, seconds, json.loads(rest)
+
+
+def memory(n_big: int = 100_000, n_small: int = 1_000) -> dict[str, Any]:
+    server = Server(latency=0.0)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            small_mb, _, _ = peak_rss_mb(make_project(Path(tmp) / "s", n_small, server.url, 64))
+            big_mb, seconds, summary = peak_rss_mb(
+                make_project(Path(tmp) / "b", n_big, server.url, 64)
+            )
+    finally:
+        server.stop()
+    assert summary["judged"] == n_big, summary
+    return {
+        "pairs": n_big,
+        "peak_rss_mb": round(big_mb, 1),
+        "baseline_pairs": n_small,
+        "baseline_peak_rss_mb": round(small_mb, 1),
+        "ratio": round(big_mb / small_mb, 2),
+        "seconds": round(seconds, 1),
+        "pairs_per_hour_instant_server": round(n_big / seconds * 3600),
+    }
+
+
+def best_of(cmd: list[str], runs: int = 7) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def startup() -> dict[str, Any]:
+    labeler = str(Path(PY).parent / "labeler")
+    base = best_of([PY, "-c", "pass"])
+    help_s = best_of([labeler, "--help"])
+    return {
+        "python_pass_s": round(base, 3),
+        "labeler_help_s": round(help_s, 3),
+        "ratio": round(help_s / base, 2),
+    }
+
+
+def main(which: list[str]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    if not which or "startup" in which:
+        results["startup"] = startup()
+        print("startup", results["startup"], flush=True)
+    if not which or "throughput" in which:
+        results["throughput"] = throughput()
+        print("throughput", results["throughput"], flush=True)
+    if not which or "memory" in which:
+        results["memory"] = memory()
+        print("memory", results["memory"], flush=True)
+    return results

@@ -1,0 +1,95 @@
+"""The CLI shell: init, help, error lines and exit codes, rendering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+from rich.console import Console
+
+from labeler.cli import main
+from labeler.cli.render import round_table
+from labeler.config import load_config
+from labeler.rounds import RoundSummary
+
+
+def test_help_lists_the_commands() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("init", "round", "status"):
+        assert command in result.stdout
+    round_help = CliRunner().invoke(main, ["round", "--help"])
+    assert "Example:" in round_help.stdout and "--dry-run" in round_help.stdout
+
+
+def test_init_writes_a_working_project(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["init", str(tmp_path / "p")])
+    assert result.exit_code == 0, result.output
+    for rel in ("config.toml", "templates/judge.txt", "guidelines/01-overview.md"):
+        assert (tmp_path / "p" / rel).is_file()
+    cfg = load_config(tmp_path / "p" / "config.toml", environ={})
+    assert cfg.judge.template == tmp_path / "p" / "templates" / "judge.txt"
+    again = CliRunner().invoke(main, ["init", str(tmp_path / "p")])
+    assert again.exit_code == 2 and "already exists; use --force" in again.stderr
+    assert CliRunner().invoke(main, ["init", "--force", str(tmp_path / "p")]).exit_code == 0
+
+
+def test_config_errors_are_one_red_line_with_exit_2(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("[routing]\nthreshold = 1.7\n")
+    result = CliRunner().invoke(main, ["--config", str(cfg), "status"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {cfg}: routing.threshold = 1.7 is out of range; allowed: >= 0 and <= 1"
+    ]
+    verbose = CliRunner().invoke(main, ["--verbose", "--config", str(cfg), "status"])
+    assert verbose.exit_code == 2 and "Traceback" in verbose.stderr
+
+
+def test_status_before_any_round(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("")
+    result = CliRunner().invoke(main, ["--config", str(cfg), "status"])
+    assert result.exit_code == 0 and "No state yet" in result.stdout
+
+
+def render(table: object, width: int = 80) -> str:
+    console = Console(width=width, record=True, color_system=None)
+    console.print(table)
+    return console.export_text()
+
+
+def test_round_table_rendering() -> None:
+    s = RoundSummary(
+        round_id=3,
+        source_pairs=120,
+        new_pairs=20,
+        skipped={"not_json": 2},
+        pairs_in_round=100,
+        judged=100,
+        accepted=70,
+        review={"low_confidence": 25, "audit": 5},
+        requests_sent=200,
+        prompt_tokens=100_000,
+        completion_tokens=2_000,
+        judge_cost=0.0162,
+        human_cost=15.0,
+        baseline_cost=50.0,
+        saved=34.9838,
+        savings_factor=50 / 15.0162,
+        dataset_path="/x/dataset",
+        dataset_rows=70,
+    )
+    text = render(round_table(s.to_dict()))
+    assert "Round 3" in text
+    lines = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in text.splitlines()
+        if line.count("│") == 3
+    }
+    assert lines["accepted into the dataset"] == "70"
+    assert lines["sent to review"] == "30"
+    assert lines["low_confidence"] == "25" and lines["not_json"] == "2"
+    assert lines["judge tokens in / out"] == "100,000 / 2,000"
+    assert lines["saved"] == "34.98 USD (3.3x cheaper)"
+    assert lines["all-human baseline"] == "50.00 USD"

@@ -1,0 +1,132 @@
+"""Config loading: defaults, precedence, and one-line errors naming file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labeler.config import describe_keys, load_config
+from labeler.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(environ={})
+    assert cfg.file is None
+    assert cfg.judge.concurrency == 16 and cfg.routing.threshold == 0.8
+    assert cfg.project.state_dir == tmp_path / ".labeler"
+    assert cfg.judge.template is None
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
+    path = write(tmp_path, '[source]\npath = "data/p.jsonl"\n[judge]\ntemplate = "t.txt"\n')
+    cfg = load_config(path, environ={})
+    assert cfg.source.path == tmp_path / "data" / "p.jsonl"
+    assert cfg.judge.template == tmp_path / "t.txt"
+    assert cfg.judge.guidelines == tmp_path / "guidelines"
+
+
+def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[judge]\nconcurrency = 3\nmodel = 'file-model'\n")
+    env = {"LABELER_JUDGE_CONCURRENCY": "7", "LABELER_JUDGE_LOGPROBS": "false"}
+    cfg = load_config(path, environ=env)
+    assert cfg.judge.concurrency == 7 and cfg.judge.logprobs is False
+    assert cfg.judge.model == "file-model"
+    cfg = load_config(path, {"judge.concurrency": 9}, environ=env)
+    assert cfg.judge.concurrency == 9
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        (
+            "[judge]\nconcurency = 3\n",
+            {},
+            "config.toml: unknown key judge.concurency; did you mean 'concurrency'?",
+        ),
+        (
+            "[routing]\nthreshold = 1.7\n",
+            {},
+            "config.toml: routing.threshold = 1.7 is out of range; allowed: >= 0 and <= 1",
+        ),
+        (
+            "[judge]\nconcurrency = 0\n",
+            {},
+            "config.toml: judge.concurrency = 0 is out of range; allowed: >= 1 and <= 1024",
+        ),
+        (
+            "[judge]\nconcurrency = 'many'\n",
+            {},
+            "config.toml: judge.concurrency must be a number, got 'many'",
+        ),
+        (
+            "[judge]\nconcurrency = 2.5\n",
+            {},
+            "config.toml: judge.concurrency must be a whole number, got 2.5",
+        ),
+        ("[judge]\ntimeout_s = 0\n", {}, "judge.timeout_s = 0.0 is out of range; allowed: > 0"),
+        ("[judge]\nlogprobs = 'yes'\n", {}, "judge.logprobs must be true or false, got 'yes'"),
+        ("[source]\nformat = 'xlsx'\n", {}, "source.format = 'xlsx' is not allowed"),
+        ("[jugde]\nmodel = 'x'\n", {}, "unknown section [jugde]; did you mean 'judge'?"),
+        ("[judge\nmodel = 'x'\n", {}, "config.toml: not valid TOML"),
+        ("judge = 3\n", {}, "judge must be a [section] table"),
+        (
+            "",
+            {"LABELER_JUDGE_CONCURRENCY": "x"},
+            "environment: judge.concurrency must be a number, got 'x'",
+        ),
+        ("", {"LABELER_NOPE_X": "1"}, "environment: unknown variable LABELER_NOPE_X"),
+        ("", {"LABELER_JUDGE_MODLE": "x"}, "environment: unknown key judge.modle; did you mean"),
+    ],
+)
+def test_errors_name_file_key_and_what_is_allowed(
+    tmp_path: Path, text: str, env: dict[str, str], message: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ=env)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_named_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml", environ={})
+
+
+def test_api_key_comes_from_the_named_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = load_config(write(tmp_path, "[judge]\napi_key_env = 'MY_KEY'\n"), environ={})
+    monkeypatch.delenv("MY_KEY", raising=False)
+    with pytest.raises(ConfigError, match="MY_KEY is not set"):
+        cfg.judge.api_key()
+    monkeypatch.setenv("MY_KEY", "k")
+    assert cfg.judge.api_key() == "k"
+    local = load_config(
+        write(tmp_path, "[judge]\napi_key_env = 'MY_KEY2'\napi_key_required = false\n"), environ={}
+    )
+    assert local.judge.api_key() is None
+
+
+def test_every_key_is_documented_in_the_starter_config() -> None:
+    from labeler.prompts import builtin_text
+
+    starter = builtin_text("config.toml")
+    for key, _type, _default, doc in describe_keys():
+        assert doc
+        assert f"\n{key.split('.')[1]} = " in starter, key
+
+
+def test_starter_config_loads(tmp_path: Path) -> None:
+    from labeler.prompts import builtin_text
+
+    cfg = load_config(write(tmp_path, builtin_text("config.toml")), environ={})
+    assert cfg.project.name == "my-preferences"

@@ -1,0 +1,79 @@
+"""The offline demo and the repository's example config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from labeler.cli import main
+from labeler.demo.data import demo_pairs
+from labeler.demo.judge_server import read_shown
+from labeler.demo.simjudge import NoiseModel, SimulatedJudge
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_demo_pairs_are_deterministic_distinct_and_balanced() -> None:
+    pairs = demo_pairs(300, seed=3)
+    assert pairs == demo_pairs(300, seed=3)
+    assert len({(p.prompt, p.response_a, p.response_b) for p in pairs}) == 300
+    truths = [p.truth for p in pairs]
+    assert 100 < truths.count("A") < 200 and truths.count("TIE") > 0
+    assert {p.kind for p in pairs} == {"arithmetic", "capitals", "format", "safety", "paraphrase"}
+
+
+def test_simulated_judge_follows_its_noise_model() -> None:
+    pairs = [p for p in demo_pairs(600, seed=5) if p.truth != "TIE"]
+    judge = SimulatedJudge(
+        pairs, NoiseModel(accuracy_easy=0.95, accuracy_hard=0.95, position_bias=0.0)
+    )
+    right = 0
+    for p in pairs:
+        shown = read_shown(
+            {
+                "messages": [
+                    {
+                        "content": f"<prompt>\n{p.prompt}\n</prompt>\n"
+                        f"<response_a>\n{p.response_a}\n</response_a>\n"
+                        f"<response_b>\n{p.response_b}\n</response_b>"
+                    }
+                ]
+            }
+        )
+        reply = judge(shown)
+        assert reply.content is not None and reply.alternatives is not None
+        right += reply.content.split()[0] == p.truth
+        assert abs(sum(reply.alternatives.values()) - 1) < 1e-9
+    assert 0.9 < right / len(pairs) <= 1.0
+
+
+def test_demo_small_runs_three_rounds(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["demo", "--small", "--dir", str(tmp_path / "d"), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["simulated_judge"] is True
+    assert [r["round_id"] for r in data["rounds"]] == [1, 2, 3]
+    assert all(r["judged"] == 40 for r in data["rounds"])
+    assert all(r["saved"] > 0 for r in data["rounds"])
+    assert all(a is not None and a > 0.8 for a in data["truth_agreement"])
+    again = CliRunner().invoke(main, ["demo", "--small", "--dir", str(tmp_path / "d")])
+    assert again.exit_code == 0 and "SIMULATED" in again.stdout
+
+
+def test_demo_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    result = CliRunner().invoke(main, ["demo", "--small", "--dir", str(tmp_path / "mine")])
+    assert result.exit_code == 2 and "not a labeler demo folder" in result.stderr
+    assert (tmp_path / "mine" / "notes.txt").exists()
+
+
+def test_repository_config_is_a_working_example() -> None:
+    result = CliRunner().invoke(
+        main, ["--config", str(ROOT / "config.toml"), "round", "--dry-run", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["pairs_in_round"] == 200 and data["judge_cost"] > 0

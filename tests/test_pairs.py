@@ -1,0 +1,185 @@
+"""Reading every source format, expanding response lists, and reporting bad rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from labeler.config import SourceConfig
+from labeler.errors import SourceError
+from labeler.pairs import BadRow, Pair, pair_id, read_source
+
+ROWS = [
+    {"prompt": "p1", "response_a": "a1", "response_b": "b1"},
+    {"prompt": "p2", "response_a": "a2", "response_b": "b2"},
+]
+
+
+def cfg(path: Path, **kw: object) -> SourceConfig:
+    return SourceConfig(path=path, **kw)  # type: ignore[arg-type]
+
+
+def read(path: Path, **kw: object) -> tuple[list[Pair], list[BadRow]]:
+    items = list(read_source(cfg(path, **kw)))
+    return ([i for i in items if isinstance(i, Pair)], [i for i in items if isinstance(i, BadRow)])
+
+
+def jsonl(tmp_path: Path, lines: list[object], name: str = "p.jsonl") -> Path:
+    path = tmp_path / name
+    with path.open("wb") as fh:
+        for line in lines:
+            fh.write(
+                line
+                if isinstance(line, bytes)
+                else (line if isinstance(line, str) else json.dumps(line)).encode()
+            )
+            fh.write(b"\n")
+    return path
+
+
+def ids(pairs: list[Pair]) -> list[str]:
+    return [p.id for p in pairs]
+
+
+def test_every_format_gives_the_same_pairs(tmp_path: Path) -> None:
+    expected = [pair_id(r["prompt"], r["response_a"], r["response_b"]) for r in ROWS]
+    assert ids(read(jsonl(tmp_path, ROWS))[0]) == expected
+    with (tmp_path / "p.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(ROWS[0]))
+        w.writeheader()
+        w.writerows(ROWS)
+    assert ids(read(tmp_path / "p.csv")[0]) == expected
+    pq.write_table(pa.Table.from_pylist(ROWS), tmp_path / "p.parquet")
+    assert ids(read(tmp_path / "p.parquet")[0]) == expected
+    datasets.disable_progress_bars()
+    datasets.Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "saved"))
+    assert ids(read(tmp_path / "saved")[0]) == expected
+    dd = datasets.DatasetDict({"train": datasets.Dataset.from_list(ROWS)})
+    dd.save_to_disk(str(tmp_path / "saved_dict"))
+    assert ids(read(tmp_path / "saved_dict")[0]) == expected
+    (tmp_path / "hf").mkdir()
+    jsonl(tmp_path / "hf", ROWS, "train.jsonl")
+    assert ids(read(tmp_path / "hf", format="hf")[0]) == expected
+
+
+def test_column_names_come_from_config(tmp_path: Path) -> None:
+    path = jsonl(tmp_path, [{"q": "p", "x": "one", "y": "two"}])
+    pairs, bad = read(path, prompt_field="q", response_a_field="x", response_b_field="y")
+    assert [(p.prompt, p.response_a, p.response_b) for p in pairs] == [("p", "one", "two")]
+    assert bad == []
+
+
+def test_lists_of_responses_expand_to_every_pair(tmp_path: Path) -> None:
+    path = jsonl(tmp_path, [{"prompt": "p", "responses": ["r1", "r2", "r3"]}])
+    pairs, _ = read(path)
+    assert [(p.response_a, p.response_b) for p in pairs] == [
+        ("r1", "r2"),
+        ("r1", "r3"),
+        ("r2", "r3"),
+    ]
+    with (tmp_path / "l.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["prompt", "responses"])
+        w.writerow(["p", json.dumps(["r1", "r2"])])
+    assert len(read(tmp_path / "l.csv")[0]) == 1
+
+
+def test_pair_id_depends_on_content_and_order() -> None:
+    assert pair_id("p", "a", "b") == pair_id("p", "a", "b")
+    assert pair_id("p", "a", "b") != pair_id("p", "b", "a")
+    assert pair_id("p", "a b", "c") != pair_id("p", "a", "b c")
+
+
+@pytest.mark.parametrize(
+    ("line", "kind", "reason"),
+    [
+        ({"prompt": "p", "response_a": "a"}, "missing_field", "missing field 'response_b'"),
+        (
+            {"prompt": "", "response_a": "a", "response_b": "b"},
+            "empty_field",
+            "field 'prompt' is empty",
+        ),
+        (
+            {"prompt": "p", "response_a": "  ", "response_b": "b"},
+            "empty_field",
+            "field 'response_a' is empty",
+        ),
+        (
+            {"prompt": "p", "response_a": 3, "response_b": "b"},
+            "not_text",
+            "field 'response_a' is not text (got int)",
+        ),
+        (
+            {"prompt": "p", "response_a": "same", "response_b": "same"},
+            "identical_responses",
+            "identical responses",
+        ),
+        (
+            {"prompt": "p", "responses": ["only one"]},
+            "bad_responses_list",
+            "must be a list of 2-4 responses",
+        ),
+        (
+            {"prompt": "p", "responses": ["1", "2", "3", "4", "5"]},
+            "bad_responses_list",
+            "must be a list of 2-4 responses",
+        ),
+        ("{not json", "not_json", "not valid JSON"),
+        ("[1, 2]", "not_json", "a JSON object was expected"),
+        (
+            b'{"prompt": "p\xff", "response_a": "a", "response_b": "b"}',
+            "undecodable",
+            "undecodable bytes",
+        ),
+        (
+            {"prompt": "p" * 200, "response_a": "a", "response_b": "b"},
+            "too_large",
+            "larger than source.max_row_bytes",
+        ),
+    ],
+)
+def test_bad_rows_are_reported_with_line_and_reason(
+    tmp_path: Path, line: object, kind: str, reason: str
+) -> None:
+    path = jsonl(tmp_path, [ROWS[0], line, ROWS[1]])
+    pairs, bad = read(path, max_row_bytes=150)
+    assert len(pairs) == 2
+    assert len(bad) == 1 and bad[0].row == 2 and bad[0].kind == kind
+    assert reason in bad[0].reason
+    assert str(bad[0]).startswith(f"{path}:2: ")
+
+
+def test_csv_bad_rows(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_bytes(
+        b"prompt,response_a,response_b\np1,a1,b1\np2,a2\np3,a\xff,b3\np4,a4,b4,extra\np5,a5,b5\n"
+    )
+    pairs, bad = read(path)
+    assert [p.prompt for p in pairs] == ["p1", "p5"]
+    assert [(b.row, b.kind) for b in bad] == [
+        (3, "missing_field"),
+        (4, "undecodable"),
+        (5, "malformed_csv"),
+    ]
+
+
+def test_source_errors(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="source file not found"):
+        read(tmp_path / "missing.jsonl")
+    (tmp_path / "p.txt").write_text("x")
+    with pytest.raises(SourceError, match="cannot tell the format"):
+        read(tmp_path / "p.txt")
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(SourceError, match="not a readable Parquet file"):
+        read(tmp_path / "bad.parquet")
+    datasets.Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "ds"))
+    dd = datasets.DatasetDict({"test": datasets.Dataset.from_list(ROWS)})
+    dd.save_to_disk(str(tmp_path / "dd"))
+    with pytest.raises(SourceError, match="no split 'train'"):
+        read(tmp_path / "dd")

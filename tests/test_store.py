@@ -1,0 +1,74 @@
+"""The SQLite state: schema checks, the call cache, state moves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labeler.errors import StateError
+from labeler.pairs import BadRow, make_pair
+from labeler.store import CallRecord, Store
+
+
+def call(key: str, status: str = "ok") -> CallRecord:
+    return CallRecord(
+        key,
+        "p",
+        "ab",
+        "m",
+        "t",
+        "g",
+        1,
+        status,
+        "A HIGH",
+        None,
+        10,
+        2,
+        0.001,
+        5.0,
+        None if status == "ok" else "500",
+    )
+
+
+def test_import_is_idempotent_and_keeps_bad_rows(tmp_path: Path) -> None:
+    pairs = [make_pair("q", "a", "b"), make_pair("q", "a", "c")]
+    with Store(tmp_path / "s.sqlite") as store:
+        assert store.import_pairs(pairs, [BadRow("f", 3, "why", "not_json")]) == 2
+        assert store.import_pairs(pairs, [BadRow("f", 3, "why", "not_json")]) == 0
+        assert store.state_counts()["imported"] == 2
+        assert store.db.execute("SELECT COUNT(*) FROM bad_rows").fetchone()[0] == 1
+
+
+def test_successful_calls_are_cached_once_errors_are_logged(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        store.record_call(call("k1", "error"))
+        assert store.cached_calls(["k1"]) == {}
+        store.record_call(call("k1"))
+        store.record_call(call("k1"))  # a duplicate answer is ignored, not billed twice
+        assert list(store.cached_calls(["k1", "k2"])) == ["k1"]
+        totals = store.call_totals()
+        assert totals["calls"] == 2 and totals["errors"] == 1
+        assert totals["cost"] == pytest.approx(0.002)
+
+
+def test_rounds_take_the_next_unassigned_pairs(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        store.import_pairs([make_pair("q", "a", str(i)) for i in range(5)], [])
+        r1 = store.start_round(3, "m", "t", "g", {})
+        assert store.count_round_pairs(r1) == 3 and store.unassigned_count() == 2
+        assert store.open_round()["id"] == r1
+        store.finish_round(r1, {}, "completed")
+        assert store.open_round() is None
+        r2 = store.start_round(None, "m", "t", "g", {})
+        assert store.count_round_pairs(r2) == 2
+
+
+def test_newer_schema_and_garbage_files_are_clear_errors(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        store.db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StateError, match="written by a newer labeler"):
+        Store(tmp_path / "s.sqlite")
+    (tmp_path / "junk.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StateError, match="cannot open the state database"):
+        Store(tmp_path / "junk.sqlite")
