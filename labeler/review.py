@@ -1,0 +1,221 @@
+"""The review adapter: the only module that imports ``argilla`` (the SDK).
+
+It creates the review dataset (idempotently), pushes pairs as records, pulls the
+reviewers' responses and manages reviewer accounts. It deals in plain values
+(``ReviewRecord`` in, ``HumanResponse`` out); which response is shown first, how answers
+map back and how votes combine is decided in ``labeler.consensus``.
+
+Argilla errors are translated into ``ReviewError`` (with what to do) or
+``ReviewUnavailable`` (the server cannot be reached: work stays queued).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from labeler.errors import ReviewError
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # the SDK draws progress bars on stderr
+
+QUESTION = "preference"
+REASON_QUESTION = "reason"
+LABELS = {"A": "Response A", "B": "Response B", "tie": "Tie", "both_bad": "Both bad"}
+FIELDS = (("prompt", "Prompt"), ("response_a", "Response A"), ("response_b", "Response B"))
+PAGE = 1000
+
+T = TypeVar("T")
+
+
+class ReviewUnavailable(ReviewError):
+    """Argilla could not be reached; nothing was lost, the work stays queued."""
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    """One pair as reviewers see it (already in shown order)."""
+
+    pair_id: str
+    prompt: str
+    first: str
+    second: str
+    round_id: int
+    confidence: float
+    reason: str
+    suggestion: str | None = None  # a LABELS key, in shown terms
+    agent: str | None = None
+
+
+@dataclass(frozen=True)
+class HumanResponse:
+    pair_id: str
+    reviewer: str
+    status: str  # submitted | discarded | draft
+    label: str | None  # a LABELS key, in shown terms
+    reason: str | None
+    inserted_at: str
+    updated_at: str
+
+
+class ArgillaReview:
+    """A connection to one Argilla server, workspace and dataset."""
+
+    def __init__(self, api_url: str, api_key: str, workspace: str, dataset: str,
+                 timeout: float = 30.0):
+        self.api_url, self.workspace_name, self.dataset_name = api_url, workspace, dataset
+        import argilla as rg
+
+        self.rg = rg
+        self.client = self._call(lambda: rg.Argilla(api_url=api_url, api_key=api_key,
+                                                    timeout=int(timeout), retries=1))
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        from argilla._exceptions import (ArgillaAPIError, ArgillaCredentialsError,
+                                         UnauthorizedError)
+        from httpx import HTTPError, HTTPStatusError
+
+        try:
+            return fn()
+        except (UnauthorizedError, ArgillaCredentialsError):
+            raise ReviewError(f"Argilla at {self.api_url} refused the API key (401); check "
+                              "review.api_key_env, or the secrets file of `labeler serve`"
+                              ) from None
+        except HTTPStatusError as exc:
+            if exc.response.status_code == 401:
+                raise ReviewError(f"Argilla at {self.api_url} refused the API key (401)"
+                                  ) from None
+            raise ReviewError(f"Argilla at {self.api_url} answered {exc.response.status_code}"
+                              f": {exc.response.text[:200]}") from None
+        except ArgillaAPIError as exc:
+            raise ReviewError(f"Argilla at {self.api_url}: {exc}") from None
+        except (HTTPError, OSError) as exc:
+            raise ReviewUnavailable(f"Argilla at {self.api_url} is not reachable ({exc}); "
+                                    "start it with `labeler serve`") from None
+
+    # -- the dataset -----------------------------------------------------------------------
+
+    def _workspace(self) -> Any:
+        ws = self._call(lambda: self.client.workspaces(self.workspace_name))
+        if ws is None:
+            raise ReviewError(f"Argilla at {self.api_url} has no workspace "
+                              f"'{self.workspace_name}' (review.workspace); create it or fix "
+                              "the name")
+        return ws
+
+    def find_dataset(self) -> Any | None:
+        ws = self._workspace()
+        return self._call(lambda: self.client.datasets(self.dataset_name, workspace=ws))
+
+    def dataset(self) -> Any:
+        ds = self.find_dataset()
+        if ds is None:
+            raise ReviewError(f"the Argilla dataset '{self.dataset_name}' in workspace "
+                              f"'{self.workspace_name}' does not exist (deleted by hand?); "
+                              "run `labeler sync --repush` to recreate it and push the pairs "
+                              "in review again")
+        return ds
+
+    def ensure_dataset(self, guidelines: str, min_submitted: int) -> bool:
+        """Create the review dataset unless it exists; True when it was created."""
+        if self.find_dataset() is not None:
+            return False
+        rg = self.rg
+        settings = rg.Settings(
+            guidelines=guidelines,
+            fields=[rg.TextField(name=n, title=t, use_markdown=True) for n, t in FIELDS],
+            questions=[
+                rg.LabelQuestion(name=QUESTION, title="Which response is better?",
+                                 labels=LABELS, required=True),
+                rg.TextQuestion(name=REASON_QUESTION, title="Why? (optional)",
+                                required=False, use_markdown=False),
+            ],
+            metadata=[
+                rg.IntegerMetadataProperty(name="round", title="Round"),
+                rg.FloatMetadataProperty(name="judge_confidence", title="Judge confidence"),
+                rg.TermsMetadataProperty(name="routing_reason", title="Why it is here"),
+            ],
+            distribution=rg.TaskDistribution(min_submitted=min_submitted),
+        )
+        ds = rg.Dataset(name=self.dataset_name, workspace=self._workspace(), settings=settings,
+                        client=self.client)
+        self._call(ds.create)
+        return True
+
+    def push(self, records: list[ReviewRecord], batch: int = 256) -> Iterator[list[str]]:
+        """Upsert records (id = pair id, so pushing twice never duplicates), a batch at a
+        time; yields the pair ids of each batch once Argilla has stored it."""
+        ds = self.dataset()
+        rg = self.rg
+        for start in range(0, len(records), batch):
+            chunk = records[start:start + batch]
+            items = [rg.Record(
+                id=r.pair_id,
+                fields={"prompt": r.prompt, "response_a": r.first, "response_b": r.second},
+                metadata={"round": r.round_id, "judge_confidence": round(r.confidence, 4),
+                          "routing_reason": r.reason},
+                suggestions=[rg.Suggestion(question_name=QUESTION, value=r.suggestion,
+                                           score=round(r.confidence, 4), agent=r.agent)]
+                if r.suggestion else [],
+            ) for r in chunk]
+            self._call(lambda items=items: ds.records.log(items, batch_size=batch))
+            yield [r.pair_id for r in chunk]
+
+    def pull(self) -> list[HumanResponse]:
+        """Every response of every record (owner/admin key needed). Read through the HTTP
+        API rather than SDK objects: SDK 2.8.0 crashes on a discarded response without
+        values."""
+        ds = self.dataset()
+        http = self.client.api.http_client
+        users = {u["id"]: u["username"] for u in self._get(http, "/api/v1/users")["items"]}
+        out: list[HumanResponse] = []
+        offset = 0
+        while True:
+            page = self._get(http, f"/api/v1/datasets/{ds.id}/records",
+                             {"include": "responses", "offset": offset, "limit": PAGE})
+            for record in page["items"]:
+                for resp in record.get("responses") or []:
+                    values = resp.get("values") or {}
+                    out.append(HumanResponse(
+                        pair_id=record["external_id"],
+                        reviewer=users.get(resp["user_id"], resp["user_id"]),
+                        status=resp["status"],
+                        label=(values.get(QUESTION) or {}).get("value"),
+                        reason=(values.get(REASON_QUESTION) or {}).get("value"),
+                        inserted_at=resp["inserted_at"], updated_at=resp["updated_at"]))
+            offset += len(page["items"])
+            if len(page["items"]) < PAGE:
+                return out
+
+    def _get(self, http: Any, path: str, params: dict[str, Any] | None = None) -> Any:
+        def go() -> Any:
+            response = http.get(path, params=params)
+            response.raise_for_status()
+            return response.json()
+
+        return self._call(go)
+
+    def delete_dataset(self) -> None:
+        ds = self.find_dataset()
+        if ds is not None:
+            self._call(ds.delete)
+
+    # -- reviewers -------------------------------------------------------------------------
+
+    def add_reviewer(self, username: str, password: str) -> bool:
+        """Create an annotator (unless it exists) and add it to the workspace; True when
+        the account was created."""
+        rg = self.rg
+        ws = self._workspace()
+        user = self._call(lambda: self.client.users(username))
+        created = user is None
+        if created:
+            user = self._call(lambda: rg.User(username=username, password=password,
+                                              role="annotator", client=self.client).create())
+        members = {u.username for u in self._call(lambda: list(ws.users))}
+        if username not in members:
+            self._call(lambda: ws.add_user(user))
+        return created
