@@ -121,6 +121,33 @@ class OutputConfig:
     parquet: bool = _opt(True, "Also write <dataset_dir>.parquet beside the Arrow dataset.")
 
 
+@dataclass(frozen=True)
+class ReviewConfig:
+    enabled: bool = _opt(True, "Push review pairs to Argilla at the end of each round.")
+    api_url: str = _opt("", "A remote Argilla URL; empty = the embedded `labeler serve`.")
+    api_key_env: str = _opt("ARGILLA_API_KEY", "Variable holding a remote Argilla's API key.")
+    workspace: str = _opt("labeler", "Argilla workspace.")
+    dataset: str = _opt("", "Argilla dataset name; empty = project.name.")
+    min_submitted: int = _opt(1, "Reviewers who must decide each pair.", lo=1, hi=20)
+    suggestions: bool = _opt(
+        True, "Show the judge's verdict on low-confidence pairs (never on audit pairs)."
+    )
+    push_batch: int = _opt(256, "Records per push request.", lo=1, hi=1000)
+    timeout_s: float = _opt(30.0, "Timeout of each Argilla request.", lo=0, lo_open=True)
+    host: str = _opt("127.0.0.1", "Address `labeler serve` binds.")
+    port: int = _opt(6900, "Port of `labeler serve`.", lo=1, hi=65535)
+    seed: int = _opt(0, "Seed of the shown order of each pair (position bias).")
+
+    def remote_key(self) -> str:
+        key = os.environ.get(self.api_key_env, "")
+        if not key:
+            raise ConfigError(
+                f"review.api_key_env: environment variable {self.api_key_env} is "
+                f"not set; the Argilla at {self.api_url} needs an API key"
+            )
+        return key
+
+
 SECTIONS: dict[str, type] = {
     "project": ProjectConfig,
     "source": SourceConfig,
@@ -128,6 +155,7 @@ SECTIONS: dict[str, type] = {
     "routing": RoutingConfig,
     "costs": CostsConfig,
     "output": OutputConfig,
+    "review": ReviewConfig,
 }
 
 
@@ -139,11 +167,16 @@ class Config:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     costs: CostsConfig = field(default_factory=CostsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
     file: Path | None = None
 
     @property
     def db_path(self) -> Path:
         return self.project.state_dir / "state.sqlite"
+
+    @property
+    def review_dataset(self) -> str:
+        return self.review.dataset or self.project.name
 
 
 def _did_you_mean(word: str, options: list[str]) -> str:

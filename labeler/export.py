@@ -27,10 +27,11 @@ PROVENANCE_COLUMNS = (
     "round",
     "judge_model",
     "template_hash",
+    "reviewers",
 )
 
 
-def dpo_row(row: Mapping[str, Any], label_source: str = "judge") -> dict[str, Any]:
+def dpo_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """One DPO row from a stored pair and the label that decided it."""
     a_wins = row["label"] == "A"
     return {
@@ -38,11 +39,12 @@ def dpo_row(row: Mapping[str, Any], label_source: str = "judge") -> dict[str, An
         "chosen": row["response_a"] if a_wins else row["response_b"],
         "rejected": row["response_b"] if a_wins else row["response_a"],
         "pair_id": row["id"],
-        "label_source": label_source,
+        "label_source": row.get("label_source", "judge"),
         "confidence": float(row["confidence"]),
         "round": int(row["round_id"]),
         "judge_model": row["model"],
         "template_hash": row["template_hash"],
+        "reviewers": int(row.get("reviewers", 0)),
     }
 
 
@@ -56,7 +58,7 @@ def warm_up() -> None:
 def _features() -> Any:
     from datasets import Features, Value
 
-    types = {"confidence": "float64", "round": "int64"}
+    types = {"confidence": "float64", "round": "int64", "reviewers": "int64"}
     return Features({c: Value(types.get(c, "string")) for c in DPO_COLUMNS + PROVENANCE_COLUMNS})
 
 

@@ -12,6 +12,7 @@ Argilla errors are translated into ``ReviewError`` (with what to do) or
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -62,48 +63,78 @@ class HumanResponse:
 class ArgillaReview:
     """A connection to one Argilla server, workspace and dataset."""
 
-    def __init__(self, api_url: str, api_key: str, workspace: str, dataset: str,
-                 timeout: float = 30.0):
+    def __init__(
+        self, api_url: str, api_key: str, workspace: str, dataset: str, timeout: float = 30.0
+    ):
         self.api_url, self.workspace_name, self.dataset_name = api_url, workspace, dataset
         import argilla as rg
 
         self.rg = rg
-        self.client = self._call(lambda: rg.Argilla(api_url=api_url, api_key=api_key,
-                                                    timeout=int(timeout), retries=1))
+        self._check_key(api_key, timeout)
+        self.client = self._call(
+            lambda: rg.Argilla(api_url=api_url, api_key=api_key, timeout=int(timeout), retries=1)
+        )
+
+    def _check_key(self, api_key: str, timeout: float) -> None:
+        """Try the key with a client we close ourselves: the SDK's constructor leaks its
+        connection when it refuses a key."""
+        import httpx
+
+        def check() -> None:
+            with httpx.Client(base_url=self.api_url, timeout=timeout) as http:
+                http.get("/api/v1/me", headers={"X-Argilla-Api-Key": api_key}).raise_for_status()
+
+        self._call(check)
+
+    def close(self) -> None:
+        self.client.http_client.close()
+
+    def __enter__(self) -> ArgillaReview:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- errors ----------------------------------------------------------------------------
 
     def _call(self, fn: Callable[[], T]) -> T:
-        from argilla._exceptions import (ArgillaAPIError, ArgillaCredentialsError,
-                                         UnauthorizedError)
+        from argilla._exceptions import ArgillaAPIError, ArgillaCredentialsError, UnauthorizedError
         from httpx import HTTPError, HTTPStatusError
 
         try:
-            return fn()
+            with warnings.catch_warnings():
+                # the SDK warns "not found" on lookups whose None answer we handle
+                warnings.simplefilter("ignore", UserWarning)
+                return fn()
         except (UnauthorizedError, ArgillaCredentialsError):
-            raise ReviewError(f"Argilla at {self.api_url} refused the API key (401); check "
-                              "review.api_key_env, or the secrets file of `labeler serve`"
-                              ) from None
+            raise ReviewError(
+                f"Argilla at {self.api_url} refused the API key (401); check "
+                "review.api_key_env, or the secrets file of `labeler serve`"
+            ) from None
         except HTTPStatusError as exc:
             if exc.response.status_code == 401:
-                raise ReviewError(f"Argilla at {self.api_url} refused the API key (401)"
-                                  ) from None
-            raise ReviewError(f"Argilla at {self.api_url} answered {exc.response.status_code}"
-                              f": {exc.response.text[:200]}") from None
+                raise ReviewError(f"Argilla at {self.api_url} refused the API key (401)") from None
+            raise ReviewError(
+                f"Argilla at {self.api_url} answered {exc.response.status_code}"
+                f": {exc.response.text[:200]}"
+            ) from None
         except ArgillaAPIError as exc:
             raise ReviewError(f"Argilla at {self.api_url}: {exc}") from None
         except (HTTPError, OSError) as exc:
-            raise ReviewUnavailable(f"Argilla at {self.api_url} is not reachable ({exc}); "
-                                    "start it with `labeler serve`") from None
+            raise ReviewUnavailable(
+                f"Argilla at {self.api_url} is not reachable ({exc}); start it with `labeler serve`"
+            ) from None
 
     # -- the dataset -----------------------------------------------------------------------
 
     def _workspace(self) -> Any:
         ws = self._call(lambda: self.client.workspaces(self.workspace_name))
         if ws is None:
-            raise ReviewError(f"Argilla at {self.api_url} has no workspace "
-                              f"'{self.workspace_name}' (review.workspace); create it or fix "
-                              "the name")
+            raise ReviewError(
+                f"Argilla at {self.api_url} has no workspace "
+                f"'{self.workspace_name}' (review.workspace); create it or fix "
+                "the name"
+            )
         return ws
 
     def find_dataset(self) -> Any | None:
@@ -113,10 +144,12 @@ class ArgillaReview:
     def dataset(self) -> Any:
         ds = self.find_dataset()
         if ds is None:
-            raise ReviewError(f"the Argilla dataset '{self.dataset_name}' in workspace "
-                              f"'{self.workspace_name}' does not exist (deleted by hand?); "
-                              "run `labeler sync --repush` to recreate it and push the pairs "
-                              "in review again")
+            raise ReviewError(
+                f"the Argilla dataset '{self.dataset_name}' in workspace "
+                f"'{self.workspace_name}' does not exist (deleted by hand?); "
+                "run `labeler sync --repush` to recreate it and push the pairs "
+                "in review again"
+            )
         return ds
 
     def ensure_dataset(self, guidelines: str, min_submitted: int) -> bool:
@@ -128,10 +161,15 @@ class ArgillaReview:
             guidelines=guidelines,
             fields=[rg.TextField(name=n, title=t, use_markdown=True) for n, t in FIELDS],
             questions=[
-                rg.LabelQuestion(name=QUESTION, title="Which response is better?",
-                                 labels=LABELS, required=True),
-                rg.TextQuestion(name=REASON_QUESTION, title="Why? (optional)",
-                                required=False, use_markdown=False),
+                rg.LabelQuestion(
+                    name=QUESTION, title="Which response is better?", labels=LABELS, required=True
+                ),
+                rg.TextQuestion(
+                    name=REASON_QUESTION,
+                    title="Why? (optional)",
+                    required=False,
+                    use_markdown=False,
+                ),
             ],
             metadata=[
                 rg.IntegerMetadataProperty(name="round", title="Round"),
@@ -140,8 +178,12 @@ class ArgillaReview:
             ],
             distribution=rg.TaskDistribution(min_submitted=min_submitted),
         )
-        ds = rg.Dataset(name=self.dataset_name, workspace=self._workspace(), settings=settings,
-                        client=self.client)
+        ds = rg.Dataset(
+            name=self.dataset_name,
+            workspace=self._workspace(),
+            settings=settings,
+            client=self.client,
+        )
         self._call(ds.create)
         return True
 
@@ -151,17 +193,34 @@ class ArgillaReview:
         ds = self.dataset()
         rg = self.rg
         for start in range(0, len(records), batch):
-            chunk = records[start:start + batch]
-            items = [rg.Record(
-                id=r.pair_id,
-                fields={"prompt": r.prompt, "response_a": r.first, "response_b": r.second},
-                metadata={"round": r.round_id, "judge_confidence": round(r.confidence, 4),
-                          "routing_reason": r.reason},
-                suggestions=[rg.Suggestion(question_name=QUESTION, value=r.suggestion,
-                                           score=round(r.confidence, 4), agent=r.agent)]
-                if r.suggestion else [],
-            ) for r in chunk]
-            self._call(lambda items=items: ds.records.log(items, batch_size=batch))
+            chunk = records[start : start + batch]
+            items = [
+                rg.Record(
+                    id=r.pair_id,
+                    fields={"prompt": r.prompt, "response_a": r.first, "response_b": r.second},
+                    metadata={
+                        "round": r.round_id,
+                        "judge_confidence": round(r.confidence, 4),
+                        "routing_reason": r.reason,
+                    },
+                    suggestions=[
+                        rg.Suggestion(
+                            question_name=QUESTION,
+                            value=r.suggestion,
+                            score=round(r.confidence, 4),
+                            agent=r.agent,
+                        )
+                    ]
+                    if r.suggestion
+                    else [],
+                )
+                for r in chunk
+            ]
+
+            def log(items: list[Any] = items) -> None:
+                ds.records.log(items, batch_size=batch)
+
+            self._call(log)
             yield [r.pair_id for r in chunk]
 
     def pull(self) -> list[HumanResponse]:
@@ -174,18 +233,25 @@ class ArgillaReview:
         out: list[HumanResponse] = []
         offset = 0
         while True:
-            page = self._get(http, f"/api/v1/datasets/{ds.id}/records",
-                             {"include": "responses", "offset": offset, "limit": PAGE})
+            page = self._get(
+                http,
+                f"/api/v1/datasets/{ds.id}/records",
+                {"include": "responses", "offset": offset, "limit": PAGE},
+            )
             for record in page["items"]:
                 for resp in record.get("responses") or []:
                     values = resp.get("values") or {}
-                    out.append(HumanResponse(
-                        pair_id=record["external_id"],
-                        reviewer=users.get(resp["user_id"], resp["user_id"]),
-                        status=resp["status"],
-                        label=(values.get(QUESTION) or {}).get("value"),
-                        reason=(values.get(REASON_QUESTION) or {}).get("value"),
-                        inserted_at=resp["inserted_at"], updated_at=resp["updated_at"]))
+                    out.append(
+                        HumanResponse(
+                            pair_id=record["external_id"],
+                            reviewer=users.get(resp["user_id"], resp["user_id"]),
+                            status=resp["status"],
+                            label=(values.get(QUESTION) or {}).get("value"),
+                            reason=(values.get(REASON_QUESTION) or {}).get("value"),
+                            inserted_at=resp["inserted_at"],
+                            updated_at=resp["updated_at"],
+                        )
+                    )
             offset += len(page["items"])
             if len(page["items"]) < PAGE:
                 return out
@@ -213,8 +279,11 @@ class ArgillaReview:
         user = self._call(lambda: self.client.users(username))
         created = user is None
         if created:
-            user = self._call(lambda: rg.User(username=username, password=password,
-                                              role="annotator", client=self.client).create())
+            user = self._call(
+                lambda: rg.User(
+                    username=username, password=password, role="annotator", client=self.client
+                ).create()
+            )
         members = {u.username for u in self._call(lambda: list(ws.users))}
         if username not in members:
             self._call(lambda: ws.add_user(user))

@@ -21,7 +21,7 @@ from typing import Any
 
 from labeler import costs, prompts
 from labeler.config import Config
-from labeler.errors import SourceError
+from labeler.errors import ReviewError, SourceError, StateError
 from labeler.pairs import BadRow, Pair, read_source
 from labeler.routing import ACCEPT, Thresholds, audit_draw, route
 from labeler.store import CallRecord, Store, VerdictRecord
@@ -66,6 +66,9 @@ class RoundSummary:
     thresholds: dict[str, Any] = field(default_factory=dict)
     dataset_path: str | None = None
     dataset_rows: int = 0
+    review_pushed: int = 0
+    review_waiting: int = 0
+    review_error: str | None = None
     elapsed_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -353,13 +356,26 @@ def _warm_up_export() -> None:
     export.warm_up()
 
 
-def _write_dataset(store: Store, cfg: Config, summary: RoundSummary) -> None:
+def _push_for_review(store: Store, cfg: Config, summary: RoundSummary) -> None:
+    """Send the pairs waiting for humans to Argilla; a failure leaves them queued."""
+    from labeler.sync import push_pending
+
+    try:
+        result = push_pending(store, cfg)
+        summary.review_pushed, summary.review_error = result.pushed, result.error
+    except (ReviewError, StateError) as exc:
+        summary.review_error = str(exc)
+    summary.review_waiting = store.state_counts()["needs_review"]
+
+
+def write_dataset(store: Store, cfg: Config) -> int:
+    """Write the DPO dataset from the state; returns its row count."""
     from labeler import export
 
     rows = [export.dpo_row(dict(row)) for row in store.dataset_rows()]
-    summary.dataset_rows = export.save_dpo(rows, cfg.output.dataset_dir, cfg.output.parquet)
-    summary.dataset_path = str(cfg.output.dataset_dir)
-    store.set_state([r["pair_id"] for r in rows], "exported", "accepted")
+    count = export.save_dpo(rows, cfg.output.dataset_dir, cfg.output.parquet)
+    store.mark_exported(r["pair_id"] for r in rows)
+    return count
 
 
 def run_round(
@@ -405,7 +421,10 @@ def run_round(
         _fill_outcome(store, ctx, summary, round_id)
         warm.join()
         mark = time.perf_counter()
-        _write_dataset(store, cfg, summary)
+        summary.dataset_rows = write_dataset(store, cfg)
+        summary.dataset_path = str(cfg.output.dataset_dir)
+        if cfg.review.enabled:
+            _push_for_review(store, cfg, summary)
         summary.timings["dataset_s"] = time.perf_counter() - mark
         summary.status = "incomplete" if summary.unjudged else "completed"
         summary.elapsed_s = time.perf_counter() - started
@@ -496,6 +515,7 @@ def project_status(cfg: Config) -> dict[str, Any]:
         return {
             "states": store.state_counts(),
             "rounds": rounds,
+            "disputed": len(store.disputed()),
             "cost": store.call_totals()["cost"],
             "currency": cfg.costs.currency,
             "state_db": str(cfg.db_path),

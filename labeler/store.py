@@ -95,6 +95,32 @@ CREATE TABLE IF NOT EXISTS rounds (
     thresholds TEXT NOT NULL,
     summary TEXT
 );
+CREATE TABLE IF NOT EXISTS review_items (
+    pair_id TEXT PRIMARY KEY,
+    swapped INTEGER NOT NULL,
+    dataset TEXT NOT NULL,
+    pushed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS human_responses (
+    pair_id TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    status TEXT NOT NULL,
+    label TEXT,
+    reason TEXT,
+    inserted_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    synced_at REAL NOT NULL,
+    PRIMARY KEY (pair_id, reviewer)
+);
+CREATE TABLE IF NOT EXISTS human_decisions (
+    pair_id TEXT PRIMARY KEY,
+    label TEXT,
+    votes TEXT NOT NULL,
+    reviewers INTEGER NOT NULL,
+    decided INTEGER NOT NULL,
+    disputed INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS bad_rows (
     source TEXT NOT NULL,
     row INTEGER NOT NULL,
@@ -416,10 +442,128 @@ class Store:
         }
 
     def dataset_rows(self) -> Iterator[sqlite3.Row]:
-        """Pairs that belong in the DPO dataset, with the verdict that put them there."""
+        """Pairs that belong in the DPO dataset: human A/B decisions (a human verdict wins),
+        else the judge's accepted verdicts."""
         return self.db.execute(
-            "SELECT p.id, p.prompt, p.response_a, p.response_b, v.label, v.confidence, "
-            "v.round_id, v.model, v.template_hash FROM pairs p JOIN verdicts v "
-            "ON v.pair_id = p.id WHERE p.state IN ('accepted', 'exported') "
-            "AND v.action = 'accept' AND v.label IN ('A', 'B') ORDER BY p.seq"
+            "SELECT p.id, p.prompt, p.response_a, p.response_b, v.round_id, v.model, "
+            "v.template_hash, COALESCE(h.label, v.label) AS label, "
+            "CASE WHEN h.decided = 1 THEN 'human' ELSE 'judge' END AS label_source, "
+            "CASE WHEN h.decided = 1 THEN 1.0 * json_extract(h.votes, '$.' || h.label) "
+            "/ h.reviewers ELSE v.confidence END AS confidence, "
+            "COALESCE(h.reviewers, 0) AS reviewers "
+            "FROM pairs p JOIN verdicts v ON v.pair_id = p.id "
+            "LEFT JOIN human_decisions h ON h.pair_id = p.id AND h.decided = 1 "
+            "WHERE (h.label IN ('A', 'B')) OR (h.pair_id IS NULL AND v.action = 'accept' "
+            "AND v.label IN ('A', 'B') AND p.state IN ('accepted', 'exported')) ORDER BY p.seq"
         )
+
+    # -- human review ----------------------------------------------------------------------
+
+    def pairs_for_review(self) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT p.id, p.prompt, p.response_a, p.response_b, v.round_id, v.confidence, "
+            "v.reason, v.label, v.model FROM pairs p JOIN verdicts v ON v.pair_id = p.id "
+            "WHERE p.state = 'needs_review' ORDER BY p.seq"
+        ).fetchall()
+
+    def record_pushed(self, swapped: dict[str, bool], dataset: str) -> None:
+        """Remember the shown order and move the pairs to in_review, in one transaction."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO review_items VALUES (?,?,?,?)",
+                ((pid, int(sw), dataset, now) for pid, sw in swapped.items()),
+            )
+            db.executemany(
+                "UPDATE pairs SET state = 'in_review', updated_at = ? "
+                "WHERE id = ? AND state = 'needs_review'",
+                ((now, pid) for pid in swapped),
+            )
+
+    def shown_order(self) -> dict[str, bool]:
+        return {
+            r[0]: bool(r[1]) for r in self.db.execute("SELECT pair_id, swapped FROM review_items")
+        }
+
+    def requeue_in_review(self) -> int:
+        """in_review -> needs_review (the Argilla dataset is gone; push them again)."""
+        now = time.time()
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE pairs SET state = 'needs_review', updated_at = ? WHERE state = 'in_review'",
+                (now,),
+            )
+            return cur.rowcount
+
+    def upsert_responses(
+        self, rows: Iterable[tuple[str, str, str, str | None, str | None, str, str]]
+    ) -> int:
+        """Store (pair, reviewer, status, label, reason, inserted_at, updated_at) rows;
+        returns how many were new or changed."""
+        now = time.time()
+        changed = 0
+        with self.transaction() as db:
+            for row in rows:
+                old = db.execute(
+                    "SELECT status, label, reason, updated_at FROM human_responses "
+                    "WHERE pair_id = ? AND reviewer = ?",
+                    row[:2],
+                ).fetchone()
+                if old is not None and tuple(old) == (row[2], row[3], row[4], row[6]):
+                    continue
+                db.execute(
+                    "INSERT OR REPLACE INTO human_responses VALUES (?,?,?,?,?,?,?,?)", (*row, now)
+                )
+                changed += 1
+        return changed
+
+    def submitted_labels(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for pid, label in self.db.execute(
+            "SELECT pair_id, label FROM human_responses WHERE status = 'submitted' "
+            "AND label IS NOT NULL ORDER BY pair_id, reviewer"
+        ):
+            out.setdefault(pid, []).append(label)
+        return out
+
+    def save_decisions(self, decisions: dict[str, Any]) -> int:
+        """Store each pair's consensus; decided pairs in review become human_decided.
+        Returns how many pairs became decided now."""
+        now = time.time()
+        with self.transaction() as db:
+            for pid, c in decisions.items():
+                db.execute(
+                    "INSERT OR REPLACE INTO human_decisions VALUES (?,?,?,?,?,?,?)",
+                    (
+                        pid,
+                        c.label,
+                        json.dumps(c.votes, sort_keys=True),
+                        c.reviewers,
+                        int(c.decided),
+                        int(c.disputed),
+                        now,
+                    ),
+                )
+            marker = db.total_changes
+            db.executemany(
+                "UPDATE pairs SET state = 'human_decided', updated_at = ? "
+                "WHERE id = ? AND state = 'in_review'",
+                ((now, pid) for pid, c in decisions.items() if c.decided),
+            )
+            return db.total_changes - marker
+
+    def disputed(self) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT h.pair_id, h.votes, h.reviewers, h.decided, h.label, p.prompt "
+            "FROM human_decisions h JOIN pairs p ON p.id = h.pair_id WHERE h.disputed = 1 "
+            "ORDER BY p.seq"
+        ).fetchall()
+
+    def mark_exported(self, pair_ids: Iterable[str]) -> None:
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE pairs SET state = 'exported', updated_at = ? WHERE id = ? "
+                "AND state IN ('accepted', 'human_decided')",
+                ((now, pid) for pid in pair_ids),
+            )

@@ -121,3 +121,48 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("LABELER_"):
             monkeypatch.delenv(name)
+
+
+ARGILLA_KEY_ENV = "TEST_ARGILLA_API_KEY"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def argilla(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real embedded Argilla server for the whole test session."""
+    from labeler.server.manager import EmbeddedArgilla
+
+    server = EmbeddedArgilla(
+        tmp_path_factory.mktemp("argilla") / ".labeler", port=free_port(), workspace="labeler"
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+_names = iter(range(10**6))
+
+
+@pytest.fixture
+def review_project(
+    project: Project, argilla: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Project]:
+    """A project whose review goes to the session's Argilla, in a dataset of its own."""
+    monkeypatch.setenv(ARGILLA_KEY_ENV, argilla.credentials().api_key)
+    name = f"test-{next(_names)}-{os.getpid()}"
+    project.set(
+        project={"name": name}, review={"api_url": argilla.url, "api_key_env": ARGILLA_KEY_ENV}
+    )
+    project.argilla = argilla  # type: ignore[attr-defined]
+    yield project
+    from labeler.review import ArgillaReview
+
+    with ArgillaReview(argilla.url, argilla.credentials().api_key, "labeler", name) as review:
+        review.delete_dataset()

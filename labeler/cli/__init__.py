@@ -21,8 +21,11 @@ from labeler.errors import LabelerError
 COMMANDS = {
     "demo": ("labeler.cli.demo_cmd", "demo"),
     "init": ("labeler.cli.init_cmd", "init"),
+    "reviewers": ("labeler.cli.review_cmd", "reviewers"),
     "round": ("labeler.cli.round_cmd", "round_"),
+    "serve": ("labeler.cli.review_cmd", "serve"),
     "status": ("labeler.cli.round_cmd", "status"),
+    "sync": ("labeler.cli.review_cmd", "sync"),
 }
 
 

@@ -120,6 +120,12 @@ def round_table(s: dict[str, Any]) -> Table:
     table.add_row("saved", f"[bold green]{money(s['saved'], cur)}[/]{verdict}")
     if s["dataset_path"]:
         table.add_row("dataset", f"{s['dataset_path']} ({s['dataset_rows']} rows)")
+    if s.get("review_pushed"):
+        table.add_row("pushed to Argilla for review", str(s["review_pushed"]))
+    if s.get("review_error"):
+        table.add_row(
+            "[yellow]waiting to be pushed to Argilla[/]", f"[yellow]{s['review_waiting']}[/]"
+        )
     return table
 
 
@@ -192,4 +198,45 @@ def demo_table(data: dict[str, Any]) -> Table:
             f"{s['saved']:.2f}",
             "-" if agree is None else f"{agree:.1%}",
         )
+    return table
+
+
+def serve_panel(url: str, username: str, secrets_path: str, workspace: str, dataset: str) -> Table:
+    table = Table(
+        title="Argilla is running (Ctrl-C to stop)", show_header=False, title_justify="left"
+    )
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("web UI", url)
+    table.add_row("owner login", username)
+    table.add_row("owner password and API key", f"in {secrets_path} (mode 0600)")
+    table.add_row("workspace / dataset", f"{workspace} / {dataset}")
+    table.add_row("add a reviewer", "labeler reviewers add NAME")
+    return table
+
+
+def sync_table(s: dict[str, Any]) -> Table:
+    table = Table(title="Sync with Argilla", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    table.add_row("pairs pushed for review", str(s["pushed"]))
+    table.add_row(
+        "responses pulled (new or changed)", f"{s['responses']} ({s['changed_responses']})"
+    )
+    table.add_row("discarded responses (not verdicts)", str(s["discarded"]))
+    table.add_row(
+        "pairs decided by humans (new)", f"{sum(s['decided'].values())} ({s['newly_decided']})"
+    )
+    for label, n in sorted(s["decided"].items()):
+        table.add_row(f"  {label}", str(n))
+    table.add_row("pairs still in review", str(s["awaiting"]))
+    disputed = s["disputed"]
+    table.add_row(
+        "[yellow]disputed (reviewers disagree)[/]" if disputed else "disputed", str(len(disputed))
+    )
+    for d in disputed[:10]:
+        table.add_row(
+            f"  {d['pair_id'][:12]} {d['votes']}", "decided" if d["decided"] else "no majority"
+        )
+    table.add_row("dataset", f"{s['dataset_path']} ({s['dataset_rows']} rows)")
     return table

@@ -93,3 +93,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         return
     console.print(render.status_table(data))
     console.print(render.rounds_table(data))
+    if data["disputed"]:
+        console.print(
+            f"[yellow]{data['disputed']} pairs are disputed by reviewers; "
+            "`labeler sync` lists them.[/]"
+        )

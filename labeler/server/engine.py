@@ -124,8 +124,9 @@ class SQLSearchEngine(SearchEngine):
     async def delete_index(self, dataset: Dataset) -> None:
         return None
 
-    async def configure_metadata_property(self, dataset: Dataset,
-                                          metadata_property: MetadataProperty) -> None:
+    async def configure_metadata_property(
+        self, dataset: Dataset, metadata_property: MetadataProperty
+    ) -> None:
         return None
 
     async def index_records(self, dataset: Dataset, records: Iterable[Record]) -> None:
@@ -155,9 +156,13 @@ class SQLSearchEngine(SearchEngine):
         if dataset.is_draft:
             return {}
         async with _session() as db:
-            rows = (await db.execute(
-                select(Record.status, func.count()).where(Record.dataset_id == dataset.id)
-                .group_by(Record.status))).all()
+            rows = (
+                await db.execute(
+                    select(Record.status, func.count())
+                    .where(Record.dataset_id == dataset.id)
+                    .group_by(Record.status)
+                )
+            ).all()
         counts = {str(getattr(status, "value", status)): n for status, n in rows}
         return {"total": sum(counts.values()), **counts}
 
@@ -165,17 +170,24 @@ class SQLSearchEngine(SearchEngine):
         if dataset.is_draft:
             return {}
         async with _session() as db:
-            rows = (await db.execute(
-                select(Response.status, func.count()).join(Record, Record.id == Response.record_id)
-                .where(Record.dataset_id == dataset.id, Response.user_id == user.id)
-                .group_by(Response.status))).all()
+            rows = (
+                await db.execute(
+                    select(Response.status, func.count())
+                    .join(Record, Record.id == Response.record_id)
+                    .where(Record.dataset_id == dataset.id, Response.user_id == user.id)
+                    .group_by(Response.status)
+                )
+            ).all()
         counts = {str(getattr(status, "value", status)): n for status, n in rows}
         return {"total": sum(counts.values()), **counts}
 
     async def compute_metrics_for(self, metadata_property: MetadataProperty) -> MetadataMetrics:
         column = Record.metadata_[metadata_property.name]
-        where = (Record.dataset_id == metadata_property.dataset_id,
-                 func.json_type(column).is_not(None), func.json_type(column) != "null")
+        where = (
+            Record.dataset_id == metadata_property.dataset_id,
+            func.json_type(column).is_not(None),
+            func.json_type(column) != "null",
+        )
         async with _session() as db:
             if metadata_property.type == MetadataPropertyType.terms:
                 values = (await db.execute(select(column).where(*where))).scalars().all()
@@ -184,14 +196,18 @@ class SQLSearchEngine(SearchEngine):
                     for term in value if isinstance(value, list) else [value]:
                         counts[str(term)] = counts.get(str(term), 0) + 1
                 ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-                return TermsMetrics(total=sum(counts.values()), values=[
-                    TermsMetrics.TermCount(term=t, count=n) for t, n in ordered])
+                return TermsMetrics(
+                    total=sum(counts.values()),
+                    values=[TermsMetrics.TermCount(term=t, count=n) for t, n in ordered],
+                )
             number = column.as_float()
-            low, high = (await db.execute(
-                select(func.min(number), func.max(number)).where(*where))).one()
+            low, high = (
+                await db.execute(select(func.min(number), func.max(number)).where(*where))
+            ).one()
         if metadata_property.type == MetadataPropertyType.integer:
-            return IntegerMetadataMetrics(min=None if low is None else int(low),
-                                          max=None if high is None else int(high))
+            return IntegerMetadataMetrics(
+                min=None if low is None else int(low), max=None if high is None else int(high)
+            )
         return FloatMetadataMetrics(min=low, max=high)
 
     # -- search ----------------------------------------------------------------------------
@@ -207,33 +223,49 @@ class SQLSearchEngine(SearchEngine):
         user_id: Any = None,
     ) -> SearchResponses:
         async with _session() as db:
-            questions = {q.name: q.id for q in (await db.execute(
-                select(Question).where(Question.dataset_id == dataset.id))).scalars()}
+            questions = {
+                q.name: q.id
+                for q in (
+                    await db.execute(select(Question).where(Question.dataset_id == dataset.id))
+                ).scalars()
+            }
             conditions = [Record.dataset_id == dataset.id, self._text(query)]
             if filter is not None:
                 conditions.append(self._filter(filter, questions))
             where = and_(*conditions)
-            total = (await db.execute(select(func.count()).select_from(Record).where(where))
-                     ).scalar_one()
+            total = (
+                await db.execute(select(func.count()).select_from(Record).where(where))
+            ).scalar_one()
             if sort:
-                stmt = (select(Record.id).where(where)
-                        .order_by(*self._order(sort, questions), Record.id)
-                        .offset(offset).limit(limit))
+                stmt = (
+                    select(Record.id)
+                    .where(where)
+                    .order_by(*self._order(sort, questions), Record.id)
+                    .offset(offset)
+                    .limit(limit)
+                )
                 ids = list((await db.execute(stmt)).scalars())
             elif user_id is not None:
                 every = list((await db.execute(select(Record.id).where(where))).scalars())
                 every.sort(key=lambda rid: _user_order(user_id, rid))
-                ids = every[offset:offset + limit]
+                ids = every[offset : offset + limit]
             else:
-                stmt = (select(Record.id).where(where)
-                        .order_by(Record.inserted_at, Record.id).offset(offset).limit(limit))
+                stmt = (
+                    select(Record.id)
+                    .where(where)
+                    .order_by(Record.inserted_at, Record.id)
+                    .offset(offset)
+                    .limit(limit)
+                )
                 ids = list((await db.execute(stmt)).scalars())
-        return SearchResponses(items=[SearchResponseItem(record_id=i, score=1.0) for i in ids],
-                               total=total)
+        return SearchResponses(
+            items=[SearchResponseItem(record_id=i, score=1.0) for i in ids], total=total
+        )
 
     async def similarity_search(self, *args: Any, **kwargs: Any) -> SearchResponses:
         raise UnprocessableEntityError(
-            "similarity search needs a vector index; labeler's embedded Argilla has none")
+            "similarity search needs a vector index; labeler's embedded Argilla has none"
+        )
 
     # -- query building --------------------------------------------------------------------
 
@@ -243,8 +275,7 @@ class SQLSearchEngine(SearchEngine):
             return true()
         text = TextQuery(q=query) if isinstance(query, str) else query
         words = [w for w in str(text.q).split() if w not in ("*", "")]
-        target = (Record.fields[text.field].as_string() if text.field
-                  else cast(Record.fields, Text))
+        target = Record.fields[text.field].as_string() if text.field else cast(Record.fields, Text)
         return and_(true(), *(func.lower(target).contains(w.lower()) for w in words))
 
     def _filter(self, f: Any, questions: dict[str, Any]) -> ColumnElement[bool]:
@@ -274,33 +305,48 @@ class SQLSearchEngine(SearchEngine):
         return _range(column, f.ge, f.le)
 
     @staticmethod
-    def _suggestion_filter(f: Any, scope: SuggestionFilterScope,
-                           questions: dict[str, Any]) -> ColumnElement[bool]:
+    def _suggestion_filter(
+        f: Any, scope: SuggestionFilterScope, questions: dict[str, Any]
+    ) -> ColumnElement[bool]:
         question_id = questions.get(scope.question)
         if question_id is None:
             return false()
         prop = str(scope.property or "value")
         if prop == "value":
-            match = (_json_terms(Suggestion.value, [str(v) for v in f.values])
-                     if isinstance(f, TermsFilter) else
-                     _range(Suggestion.value.as_float(), f.ge, f.le))
+            match = (
+                _json_terms(Suggestion.value, [str(v) for v in f.values])
+                if isinstance(f, TermsFilter)
+                else _range(Suggestion.value.as_float(), f.ge, f.le)
+            )
         elif prop == "score":
-            match = (_range(Suggestion.score.as_float(), f.ge, f.le) if isinstance(f, RangeFilter)
-                     else Suggestion.score.as_string().in_([str(v) for v in f.values]))
+            match = (
+                _range(Suggestion.score.as_float(), f.ge, f.le)
+                if isinstance(f, RangeFilter)
+                else Suggestion.score.as_string().in_([str(v) for v in f.values])
+            )
         else:
             column = Suggestion.agent if prop == "agent" else Suggestion.type
-            match = (column.in_([str(v) for v in f.values]) if isinstance(f, TermsFilter)
-                     else _range(column, f.ge, f.le))
-        return exists(select(1).where(Suggestion.record_id == Record.id,
-                                      Suggestion.question_id == question_id, match))
+            match = (
+                column.in_([str(v) for v in f.values])
+                if isinstance(f, TermsFilter)
+                else _range(column, f.ge, f.le)
+            )
+        return exists(
+            select(1).where(
+                Suggestion.record_id == Record.id, Suggestion.question_id == question_id, match
+            )
+        )
 
     @staticmethod
     def _response_filter(f: Any, scope: ResponseFilterScope) -> ColumnElement[bool]:
         by_user = [Response.user_id == scope.user.id] if scope.user is not None else []
         if scope.question:
             value = Response.values[(scope.question, "value")]
-            match = (_json_terms(value, [str(v) for v in f.values]) if isinstance(f, TermsFilter)
-                     else _range(value.as_float(), f.ge, f.le))
+            match = (
+                _json_terms(value, [str(v) for v in f.values])
+                if isinstance(f, TermsFilter)
+                else _range(value.as_float(), f.ge, f.le)
+            )
             return exists(select(1).where(Response.record_id == Record.id, *by_user, match))
         if str(scope.property) != "status" or not isinstance(f, TermsFilter):
             raise UnprocessableEntityError(f"cannot filter responses on {scope}")
@@ -310,8 +356,13 @@ class SQLSearchEngine(SearchEngine):
             parts.append(~exists(select(1).where(Response.record_id == Record.id, *by_user)))
         others = [s for s in statuses if s != ResponseStatusFilter.pending.value]
         if others:
-            parts.append(exists(select(1).where(Response.record_id == Record.id, *by_user,
-                                                Response.status.in_(others))))
+            parts.append(
+                exists(
+                    select(1).where(
+                        Response.record_id == Record.id, *by_user, Response.status.in_(others)
+                    )
+                )
+            )
         return or_(false(), *parts)
 
     @staticmethod
@@ -325,20 +376,37 @@ class SQLSearchEngine(SearchEngine):
                 key = Record.metadata_[scope.metadata_property]
             elif isinstance(scope, SuggestionFilterScope):
                 prop = str(scope.property or "value")
-                column = {"value": Suggestion.value, "score": Suggestion.score,
-                          "agent": Suggestion.agent, "type": Suggestion.type}[prop]
-                key = (select(column).where(Suggestion.record_id == Record.id,
-                                            Suggestion.question_id == questions.get(scope.question))
-                       .limit(1).scalar_subquery())
+                column = {
+                    "value": Suggestion.value,
+                    "score": Suggestion.score,
+                    "agent": Suggestion.agent,
+                    "type": Suggestion.type,
+                }[prop]
+                key = (
+                    select(column)
+                    .where(
+                        Suggestion.record_id == Record.id,
+                        Suggestion.question_id == questions.get(scope.question),
+                    )
+                    .limit(1)
+                    .scalar_subquery()
+                )
             elif isinstance(scope, ResponseFilterScope):
                 by_user = [Response.user_id == scope.user.id] if scope.user is not None else []
-                column = (Response.values[(scope.question, "value")].as_float() if scope.question
-                          else Response.status)
-                key = (select(func.avg(column) if scope.question else func.min(column))
-                       .where(Response.record_id == Record.id, *by_user).scalar_subquery())
+                column = (
+                    Response.values[(scope.question, "value")].as_float()
+                    if scope.question
+                    else Response.status
+                )
+                key = (
+                    select(func.avg(column) if scope.question else func.min(column))
+                    .where(Response.record_id == Record.id, *by_user)
+                    .scalar_subquery()
+                )
             else:
                 raise UnprocessableEntityError(f"cannot sort on {scope}")
             out.append(key.desc() if order.order == SortOrder.desc else key.asc())
         return out
+
 
 SearchEngine.register(engine_name=ENGINE_NAME)(SQLSearchEngine)

@@ -49,9 +49,13 @@ async def _ensure_accounts(secrets: dict[str, Any]) -> None:
         owner = await User.get_by(db, username=secrets["owner_username"])
         if owner is None:
             owner = await User.create(
-                db, first_name="labeler owner", username=secrets["owner_username"],
-                role=UserRole.owner, api_key=secrets["owner_api_key"],
-                password_hash=accounts.hash_password(secrets["owner_password"]))
+                db,
+                first_name="labeler owner",
+                username=secrets["owner_username"],
+                role=UserRole.owner,
+                api_key=secrets["owner_api_key"],
+                password_hash=accounts.hash_password(secrets["owner_password"]),
+            )
         if await WorkspaceUser.get_by(db, workspace_id=workspace.id, user_id=owner.id) is None:
             await WorkspaceUser.create(db, workspace_id=workspace.id, user_id=owner.id)
 
@@ -73,9 +77,10 @@ def serve(host: str, port: int, secrets_path: str) -> None:
 
 
 def work() -> None:
-    import labeler.server.engine  # noqa: F401  (jobs may use the search engine)
     from argilla_server.jobs.queues import DEFAULT_QUEUE, HIGH_QUEUE, REDIS_CONNECTION
     from rq import SimpleWorker
+
+    import labeler.server.engine  # noqa: F401  (jobs may use the search engine)
 
     worker = SimpleWorker([HIGH_QUEUE, DEFAULT_QUEUE], connection=REDIS_CONNECTION)
     worker.work(with_scheduler=False, logging_level="WARNING")

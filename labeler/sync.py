@@ -1,0 +1,171 @@
+"""Human review orchestration: push pairs to Argilla, pull verdicts back, decide pairs.
+
+``push_pending`` sends every ``needs_review`` pair (a round calls it at its end);
+``run_sync`` pushes what is pending, pulls every response, stores it next to the judge's
+verdict, combines the reviewers of each pair (``consensus``) and rewrites the dataset.
+Both are idempotent: pushing upserts by pair id, syncing twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from labeler import consensus, prompts
+from labeler.config import Config
+from labeler.errors import ReviewError
+from labeler.store import Store
+
+
+@dataclass
+class PushResult:
+    pushed: int = 0
+    waiting: int = 0
+    error: str | None = None
+
+
+@dataclass
+class SyncSummary:
+    pushed: int = 0
+    push_error: str | None = None
+    responses: int = 0
+    changed_responses: int = 0
+    discarded: int = 0
+    newly_decided: int = 0
+    decided: dict[str, int] = field(default_factory=dict)
+    awaiting: int = 0
+    disputed: list[dict[str, Any]] = field(default_factory=list)
+    dataset_path: str | None = None
+    dataset_rows: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def connect(cfg: Config) -> Any:
+    """The review adapter for the configured Argilla (remote, or the embedded server)."""
+    from labeler.review import ArgillaReview
+
+    r = cfg.review
+    if r.api_url:
+        url, key = r.api_url, r.remote_key()
+    else:
+        from labeler.server.manager import EmbeddedArgilla
+
+        server = EmbeddedArgilla(cfg.project.state_dir, r.host, r.port, r.workspace)
+        url, key = server.url, server.credentials().api_key
+    return ArgillaReview(url, key, r.workspace, cfg.review_dataset, r.timeout_s)
+
+
+def _records(store: Store, cfg: Config) -> tuple[list[Any], dict[str, bool]]:
+    from labeler.review import ReviewRecord
+
+    out, swapped = [], {}
+    for row in store.pairs_for_review():
+        sw = consensus.shown_swapped(cfg.review.seed, row["id"])
+        swapped[row["id"]] = sw
+        first, second = (
+            (row["response_b"], row["response_a"]) if sw else (row["response_a"], row["response_b"])
+        )
+        # audit pairs are judged blind, or the audit would measure the suggestion
+        suggest = (
+            cfg.review.suggestions
+            and row["reason"] != "audit"
+            and row["label"] in ("A", "B", "TIE")
+        )
+        out.append(
+            ReviewRecord(
+                pair_id=row["id"],
+                prompt=row["prompt"],
+                first=first,
+                second=second,
+                round_id=row["round_id"],
+                confidence=row["confidence"],
+                reason=row["reason"],
+                suggestion=consensus.to_shown_key(row["label"], sw) if suggest else None,
+                agent=row["model"] if suggest else None,
+            )
+        )
+    return out, swapped
+
+
+def push_pending(store: Store, cfg: Config, review: Any | None = None) -> PushResult:
+    """Push every pair waiting for review; Argilla being down is not an error here."""
+    from labeler.review import ReviewUnavailable
+
+    records, swapped = _records(store, cfg)
+    result = PushResult(waiting=len(records))
+    if not records:
+        return result
+    own = review is None
+    try:
+        review = review or connect(cfg)
+        if review.find_dataset() is None:
+            if store.state_counts()["in_review"]:
+                review.dataset()  # raises: deleted by hand, says to use --repush
+            guidelines = prompts.load_guidelines(cfg.judge.guidelines).text
+            review.ensure_dataset(guidelines, cfg.review.min_submitted)
+        for ids in review.push(records, cfg.review.push_batch):
+            store.record_pushed({pid: swapped[pid] for pid in ids}, cfg.review_dataset)
+            result.pushed += len(ids)
+    except ReviewUnavailable as exc:
+        result.error = str(exc)
+    finally:
+        if own and review is not None:
+            review.close()
+    result.waiting = len(records) - result.pushed
+    return result
+
+
+def run_sync(cfg: Config, repush: bool = False) -> SyncSummary:
+    """Push pending pairs, pull verdicts, decide pairs, rewrite the dataset."""
+    from labeler.rounds import write_dataset
+
+    summary = SyncSummary()
+    with connect(cfg) as review, Store(cfg.db_path) as store:
+        if repush and review.find_dataset() is None:
+            store.requeue_in_review()
+        pushed = push_pending(store, cfg, review)
+        summary.pushed, summary.push_error = pushed.pushed, pushed.error
+        if pushed.error:
+            raise ReviewError(pushed.error)
+        responses = review.pull() if store.shown_order() else []
+        order = store.shown_order()
+        rows = [
+            (
+                r.pair_id,
+                r.reviewer,
+                r.status,
+                consensus.from_shown_key(r.label, order.get(r.pair_id, False)),
+                r.reason,
+                r.inserted_at,
+                r.updated_at,
+            )
+            for r in responses
+            if r.pair_id in order
+        ]
+        summary.responses = len(rows)
+        summary.discarded = sum(r.status == "discarded" for r in responses)
+        summary.changed_responses = store.upsert_responses(rows)
+        decisions = {
+            pid: consensus.combine_votes(labels, cfg.review.min_submitted)
+            for pid, labels in store.submitted_labels().items()
+        }
+        summary.newly_decided = store.save_decisions(decisions)
+        for c in decisions.values():
+            if c.decided and c.label:
+                summary.decided[c.label] = summary.decided.get(c.label, 0) + 1
+        summary.awaiting = store.state_counts()["in_review"]
+        summary.disputed = [
+            {
+                "pair_id": r["pair_id"],
+                "votes": r["votes"],
+                "reviewers": r["reviewers"],
+                "decided": bool(r["decided"]),
+                "prompt": r["prompt"][:80],
+            }
+            for r in store.disputed()
+        ]
+        summary.dataset_rows = write_dataset(store, cfg)
+        summary.dataset_path = str(cfg.output.dataset_dir)
+    return summary

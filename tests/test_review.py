@@ -1,0 +1,269 @@
+"""Reviewers in a real embedded Argilla: push, decide through the HTTP API, sync back."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import datasets
+import pytest
+
+from labeler.config import load_config
+from labeler.consensus import from_shown_key
+from labeler.demo.judge_server import Scripted, Shown
+from labeler.demo.reviewers import ReviewerSession
+from labeler.server.manager import EmbeddedArgilla
+from labeler.store import Store
+from labeler.sync import connect
+from tests.conftest import ARGILLA_KEY_ENV, Project, free_port, good_bad_rows
+
+
+def unsure(shown: Shown) -> Scripted:
+    """Right verdict, but LOW confidence: every pair goes to review, with a suggestion."""
+    better = "A" if "good" in shown.a else "B"
+    return Scripted(f"{better} LOW\nnot sure", {better: 0.6, "A" if better == "B" else "B": 0.4})
+
+
+def add_reviewer(project: Project, name: str) -> ReviewerSession:
+    result = project.run("reviewers", "add", name)
+    assert result.exit_code == 0, result.output
+    password = result.stdout.split("password (shown once): ")[1].split()[0]
+    return ReviewerSession(project.argilla.url, name, password)  # type: ignore[attr-defined]
+
+
+def pick_good(record: dict[str, Any]) -> str:
+    return "A" if "good" in record["fields"]["response_a"] else "B"
+
+
+def review_all(session: ReviewerSession, dataset_id: str, choose: Any) -> int:
+    done = 0
+    while records := session.pending(dataset_id):
+        for record in records:
+            choice = choose(record)
+            if choice == "discard":
+                session.discard(record["id"])
+            else:
+                session.submit(record["id"], choice, reason="checked")
+            done += 1
+    return done
+
+
+def dataset_name(project: Project) -> str:
+    return load_config(project.config, environ={}).review_dataset
+
+
+def test_round_trip_push_review_sync(review_project: Project, judge_server) -> None:
+    p = review_project
+    server = judge_server(unsure)
+    p.set(judge={"base_url": server.url})
+    p.pairs(good_bad_rows(6))
+    data = p.run_json("round")
+    assert data["review"] == {"low_confidence": 6}
+    assert data["review_pushed"] == 6 and data["review_error"] is None
+    with Store(p.root / ".labeler" / "state.sqlite") as store:
+        assert store.state_counts()["in_review"] == 6
+    alice = add_reviewer(p, "alice-rt")
+    ds_id = alice.dataset_id(dataset_name(p))
+    first = alice.pending(ds_id)
+    # the judge's verdict is shown as a suggestion, in shown order, with score and agent
+    for record in first:
+        (suggestion,) = record["suggestions"]
+        assert suggestion["value"] == pick_good(record)
+        assert suggestion["agent"] == "gpt-4o-mini" and suggestion["score"] == pytest.approx(0.6)
+    assert review_all(alice, ds_id, pick_good) == 6
+    synced = p.run_json("sync")
+    assert synced["responses"] == 6 and synced["newly_decided"] == 6
+    assert sum(synced["decided"].values()) == 6 and synced["awaiting"] == 0
+    ds = datasets.load_from_disk(str(p.root / ".labeler" / "dataset"))
+    assert ds.num_rows == 6
+    assert set(ds["label_source"]) == {"human"} and set(ds["reviewers"]) == {1}
+    assert all("good" in c for c in ds["chosen"])
+    again = p.run_json("sync")
+    assert again["changed_responses"] == 0 and again["newly_decided"] == 0
+    assert again["dataset_rows"] == 6
+    status = p.run_json("status")
+    assert status["states"]["exported"] == 6 and status["states"]["in_review"] == 0
+    with Store(p.root / ".labeler" / "state.sqlite") as store:
+        rows = store.db.execute(
+            "SELECT h.label, v.label FROM human_responses h JOIN verdicts v USING (pair_id)"
+        ).fetchall()
+        assert len(rows) == 6 and all(h == j for h, j in rows)  # human next to judge
+
+
+def test_shown_order_is_random_but_mapped_back(review_project: Project, judge_server) -> None:
+    p = review_project
+    p.set(judge={"base_url": judge_server(unsure).url})
+    p.pairs(good_bad_rows(20))
+    p.run_json("round")
+    bob = add_reviewer(p, "bob-order")
+    ds_id = bob.dataset_id(dataset_name(p))
+    records = bob.pending(ds_id, limit=100)
+    # about half are shown with the stored response B first
+    firsts = [r["fields"]["response_a"] for r in records]
+    stored_first = [i for i, r in enumerate(good_bad_rows(20))]
+    assert len(stored_first) == 20
+    with Store(p.root / ".labeler" / "state.sqlite") as store:
+        swapped = store.shown_order()
+    assert 3 <= sum(swapped.values()) <= 17
+    assert len(set(firsts)) == 20
+    review_all(bob, ds_id, pick_good)
+    p.run_json("sync")
+    ds = datasets.load_from_disk(str(p.root / ".labeler" / "dataset"))
+    assert ds.num_rows == 20 and all("good" in c for c in ds["chosen"])
+
+
+def test_two_reviewers_disagreeing_is_reported(review_project: Project, judge_server) -> None:
+    p = review_project
+    p.set(judge={"base_url": judge_server(unsure).url}, review={"min_submitted": 2})
+    p.pairs(good_bad_rows(3))
+    p.run_json("round")
+    carol, dave = add_reviewer(p, "carol-dis"), add_reviewer(p, "dave-dis")
+    ds_id = carol.dataset_id(dataset_name(p))
+    review_all(carol, ds_id, pick_good)
+    half = p.run_json("sync")
+    assert half["newly_decided"] == 0 and half["awaiting"] == 3  # needs two reviewers
+    flip = {"A": "B", "B": "A"}
+    review_all(
+        dave,
+        ds_id,
+        lambda r: flip[pick_good(r)] if "question 0?" in r["fields"]["prompt"] else pick_good(r),
+    )
+    data = p.run_json("sync")
+    assert data["newly_decided"] == 2 and data["awaiting"] == 1
+    (disputed,) = data["disputed"]
+    assert disputed["reviewers"] == 2 and not disputed["decided"]
+    assert json.loads(disputed["votes"]) == {"A": 1, "B": 1}
+    assert p.run_json("status")["disputed"] == 1
+    assert "disputed" in p.run("sync").stdout
+
+
+def test_discarded_and_tie_responses(review_project: Project, judge_server) -> None:
+    p = review_project
+    p.set(judge={"base_url": judge_server(unsure).url})
+    p.pairs(good_bad_rows(3))
+    p.run_json("round")
+    erin = add_reviewer(p, "erin-disc")
+    ds_id = erin.dataset_id(dataset_name(p))
+    choices = iter(["discard", "tie", "both_bad"])
+    review_all(erin, ds_id, lambda r: next(choices))
+    data = p.run_json("sync")
+    assert data["discarded"] == 1 and data["newly_decided"] == 2
+    assert data["decided"] == {"TIE": 1, "BOTH_BAD": 1}
+    assert data["dataset_rows"] == 0  # ties and both-bad stay out of DPO
+    with Store(p.root / ".labeler" / "state.sqlite") as store:
+        assert store.state_counts()["human_decided"] == 2
+        assert store.state_counts()["in_review"] == 1
+
+
+def test_audit_pairs_are_shown_blind(review_project: Project, judge_server) -> None:
+    p = review_project
+    p.set(routing={"audit_rate": 1.0})  # every confident verdict is audited
+    p.pairs(good_bad_rows(4))
+    data = p.run_json("round")
+    assert data["review"] == {"audit": 4}
+    frank = add_reviewer(p, "frank-audit")
+    records = frank.pending(frank.dataset_id(dataset_name(p)))
+    assert len(records) == 4 and all(r["suggestions"] == [] for r in records)
+    assert {r["metadata"]["routing_reason"] for r in records} == {"audit"}
+
+
+def test_wrong_api_key_is_a_clear_error(
+    review_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ARGILLA_KEY_ENV, "not-the-key")
+    result = review_project.run("sync")
+    assert result.exit_code == 1
+    assert "refused the API key (401)" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_dataset_deleted_by_hand(review_project: Project, judge_server) -> None:
+    p = review_project
+    p.set(judge={"base_url": judge_server(unsure).url})
+    p.pairs(good_bad_rows(3))
+    p.run_json("round")
+    with connect(load_config(p.config, environ={})) as review:
+        review.delete_dataset()
+    result = p.run("sync")
+    assert result.exit_code == 1
+    assert "does not exist (deleted by hand?)" in result.stderr and "--repush" in result.stderr
+    data = p.run_json("sync", "--repush")
+    assert data["pushed"] == 3
+    gina = add_reviewer(p, "gina-del")
+    assert len(gina.pending(gina.dataset_id(dataset_name(p)))) == 3
+
+
+def test_argilla_down_keeps_pairs_queued(
+    project: Project, judge_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ARGILLA_KEY_ENV, "whatever")
+    project.set(
+        judge={"base_url": judge_server(unsure).url},
+        review={
+            "api_url": f"http://127.0.0.1:{free_port()}",
+            "api_key_env": ARGILLA_KEY_ENV,
+            "timeout_s": 2.0,
+        },
+    )
+    project.pairs(good_bad_rows(3))
+    result = project.run("round", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["status"] == "completed" and "not reachable" in data["review_error"]
+    assert data["review_waiting"] == 3
+    text = project.run("status").stdout
+    assert "needs_review" in text
+
+
+@pytest.mark.slow
+def test_argilla_stopped_mid_push_loses_and_duplicates_nothing(
+    tmp_path: Path, judge_server, project: Project
+) -> None:
+    """The embedded server (its own instance) dies during a push; after a restart a sync
+    pushes the rest, and Argilla holds each pair exactly once."""
+    server = EmbeddedArgilla(project.root / ".labeler", port=free_port())
+    server.start()
+    try:
+        project.set(
+            judge={"base_url": judge_server(unsure).url},
+            review={"port": server.port, "push_batch": 5, "enabled": False},
+        )
+        project.pairs(good_bad_rows(300))
+        project.run_json("round")
+        project.set(review={"enabled": True})
+        db = project.root / ".labeler" / "state.sqlite"
+
+        def stop_when_some_pushed() -> None:
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                with Store(db) as store:
+                    if store.state_counts()["in_review"] >= 40:
+                        break
+                time.sleep(0.05)
+            server.stop()
+
+        killer = threading.Thread(target=stop_when_some_pushed)
+        killer.start()
+        result = project.run("sync")
+        killer.join()
+        assert result.exit_code == 1 and "not reachable" in result.stderr
+        with Store(db) as store:
+            counts = store.state_counts()
+        assert 40 <= counts["in_review"] < 300
+        assert counts["in_review"] + counts["needs_review"] == 300
+        server.start()
+        data = project.run_json("sync")
+        assert data["pushed"] == counts["needs_review"]
+        with connect(load_config(project.config, environ={})) as review:
+            ids = [r.id for r in review.dataset().records]
+        assert len(ids) == 300 and len(set(ids)) == 300
+    finally:
+        server.stop()
+
+
+def test_from_shown_key_roundtrip() -> None:
+    assert from_shown_key("A", True) == "B" and from_shown_key("tie", True) == "TIE"
+    assert from_shown_key(None, False) is None
