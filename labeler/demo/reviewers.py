@@ -75,8 +75,10 @@ class ReviewerSession:
         )
         return [item["record"] for item in result["items"]]
 
-    def submit(self, record_id: str, label: str, reason: str | None = None) -> None:
-        values: dict[str, Any] = {"preference": {"value": label}}
+    def submit(
+        self, record_id: str, label: str, reason: str | None = None, question: str = "preference"
+    ) -> None:
+        values: dict[str, Any] = {question: {"value": label}}
         if reason:
             values["reason"] = {"value": reason}
         self.call(

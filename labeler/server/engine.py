@@ -22,6 +22,7 @@ Registered as ``labeler-sql``; select it with ``ARGILLA_SEARCH_ENGINE=labeler-sq
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -92,11 +93,20 @@ def _range(column: Any, ge: Any, le: Any) -> ColumnElement[bool]:
     return and_(true(), *clauses)
 
 
-def _json_terms(column: Any, values: list[str]) -> ColumnElement[bool]:
-    """A JSON value equal to one of ``values``, or a JSON list holding one of them."""
-    element = func.json_each(column).table_valued("value").alias()
-    in_list = exists(select(1).select_from(element).where(element.c.value.in_(values)))
-    return or_(column.as_string().in_(values), and_(func.json_type(column) == "array", in_list))
+def _path(*keys: str) -> str:
+    return "$" + "".join(f'."{k}"' for k in keys)
+
+
+def _jx(column: Any, path: str) -> Any:
+    """The SQL value at ``path`` in a JSON column (numbers stay numbers)."""
+    return func.json_extract(column, path)
+
+
+def _json_terms(column: Any, path: str, values: list[str]) -> ColumnElement[bool]:
+    """The JSON value at ``path`` is one of ``values``, or a list holding one of them
+    (json_each over a scalar yields the scalar itself)."""
+    element = func.json_each(column, path).table_valued("value").alias()
+    return exists(select(1).select_from(element).where(element.c.value.in_(values)))
 
 
 class SQLSearchEngine(SearchEngine):
@@ -182,27 +192,30 @@ class SQLSearchEngine(SearchEngine):
         return {"total": sum(counts.values()), **counts}
 
     async def compute_metrics_for(self, metadata_property: MetadataProperty) -> MetadataMetrics:
-        column = Record.metadata_[metadata_property.name]
+        path = _path(metadata_property.name)
+        column = _jx(Record.metadata_, path)
+        kind = func.json_type(Record.metadata_, path)
         where = (
             Record.dataset_id == metadata_property.dataset_id,
-            func.json_type(column).is_not(None),
-            func.json_type(column) != "null",
+            kind.is_not(None),
+            kind != "null",
         )
         async with _session() as db:
             if metadata_property.type == MetadataPropertyType.terms:
                 values = (await db.execute(select(column).where(*where))).scalars().all()
                 counts: dict[str, int] = {}
                 for value in values:
-                    for term in value if isinstance(value, list) else [value]:
+                    # json_extract returns a list as its JSON text
+                    terms = json.loads(value) if str(value).startswith("[") else [value]
+                    for term in terms:
                         counts[str(term)] = counts.get(str(term), 0) + 1
                 ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
                 return TermsMetrics(
                     total=sum(counts.values()),
                     values=[TermsMetrics.TermCount(term=t, count=n) for t, n in ordered],
                 )
-            number = column.as_float()
             low, high = (
-                await db.execute(select(func.min(number), func.max(number)).where(*where))
+                await db.execute(select(func.min(column), func.max(column)).where(*where))
             ).one()
         if metadata_property.type == MetadataPropertyType.integer:
             return IntegerMetadataMetrics(
@@ -285,10 +298,10 @@ class SQLSearchEngine(SearchEngine):
         if isinstance(scope, RecordFilterScope):
             return self._record_filter(f, scope.property)
         if isinstance(scope, MetadataFilterScope):
-            column = Record.metadata_[scope.metadata_property]
+            path = _path(scope.metadata_property)
             if isinstance(f, TermsFilter):
-                return _json_terms(column, [str(v) for v in f.values])
-            return _range(column.as_float(), f.ge, f.le)
+                return _json_terms(Record.metadata_, path, [str(v) for v in f.values])
+            return _range(_jx(Record.metadata_, path), f.ge, f.le)
         if isinstance(scope, SuggestionFilterScope):
             return self._suggestion_filter(f, scope, questions)
         if isinstance(scope, ResponseFilterScope):
@@ -314,15 +327,15 @@ class SQLSearchEngine(SearchEngine):
         prop = str(scope.property or "value")
         if prop == "value":
             match = (
-                _json_terms(Suggestion.value, [str(v) for v in f.values])
+                _json_terms(Suggestion.value, "$", [str(v) for v in f.values])
                 if isinstance(f, TermsFilter)
-                else _range(Suggestion.value.as_float(), f.ge, f.le)
+                else _range(_jx(Suggestion.value, "$"), f.ge, f.le)
             )
         elif prop == "score":
             match = (
-                _range(Suggestion.score.as_float(), f.ge, f.le)
+                _range(_jx(Suggestion.score, "$"), f.ge, f.le)
                 if isinstance(f, RangeFilter)
-                else Suggestion.score.as_string().in_([str(v) for v in f.values])
+                else _json_terms(Suggestion.score, "$", [str(v) for v in f.values])
             )
         else:
             column = Suggestion.agent if prop == "agent" else Suggestion.type
@@ -341,11 +354,11 @@ class SQLSearchEngine(SearchEngine):
     def _response_filter(f: Any, scope: ResponseFilterScope) -> ColumnElement[bool]:
         by_user = [Response.user_id == scope.user.id] if scope.user is not None else []
         if scope.question:
-            value = Response.values[(scope.question, "value")]
+            path = _path(scope.question, "value")
             match = (
-                _json_terms(value, [str(v) for v in f.values])
+                _json_terms(Response.values, path, [str(v) for v in f.values])
                 if isinstance(f, TermsFilter)
-                else _range(value.as_float(), f.ge, f.le)
+                else _range(_jx(Response.values, path), f.ge, f.le)
             )
             return exists(select(1).where(Response.record_id == Record.id, *by_user, match))
         if str(scope.property) != "status" or not isinstance(f, TermsFilter):
@@ -373,12 +386,12 @@ class SQLSearchEngine(SearchEngine):
             if isinstance(scope, RecordFilterScope):
                 key: Any = _RECORD_COLUMNS[str(scope.property)]
             elif isinstance(scope, MetadataFilterScope):
-                key = Record.metadata_[scope.metadata_property]
+                key = _jx(Record.metadata_, _path(scope.metadata_property))
             elif isinstance(scope, SuggestionFilterScope):
                 prop = str(scope.property or "value")
                 column = {
-                    "value": Suggestion.value,
-                    "score": Suggestion.score,
+                    "value": _jx(Suggestion.value, "$"),
+                    "score": _jx(Suggestion.score, "$"),
                     "agent": Suggestion.agent,
                     "type": Suggestion.type,
                 }[prop]
@@ -394,7 +407,7 @@ class SQLSearchEngine(SearchEngine):
             elif isinstance(scope, ResponseFilterScope):
                 by_user = [Response.user_id == scope.user.id] if scope.user is not None else []
                 column = (
-                    Response.values[(scope.question, "value")].as_float()
+                    _jx(Response.values, _path(scope.question, "value"))
                     if scope.question
                     else Response.status
                 )
