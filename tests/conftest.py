@@ -166,3 +166,11 @@ def review_project(
 
     with ArgillaReview(argilla.url, argilla.credentials().api_key, "labeler", name) as review:
         review.delete_dataset()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test item (the browser fixture screenshots failures)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import random
-import warnings
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from typing import Any
 

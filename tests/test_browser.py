@@ -1,0 +1,80 @@
+"""A reviewer decides a pair in Argilla's real web UI, in headless Debian chromium."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labeler.demo.judge_server import Scripted, Shown
+from labeler.store import Store
+from tests.browser import Browser, chromium_available
+from tests.conftest import Project, good_bad_rows
+
+pytestmark = pytest.mark.slow
+
+GUIDELINE_MARK = "Weigh the criteria below in this order"
+
+
+@pytest.fixture
+def browser(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Browser]:
+    if not chromium_available():
+        if os.environ.get("CI"):
+            pytest.fail("chromium and chromedriver must be installed in CI (see scripts/dev)")
+        pytest.skip("Debian chromium/chromedriver not installed (scripts/dev test installs them)")
+    b = Browser(tmp_path / "profile")
+    yield b
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(f"screenshot of the failure: {b.screenshot(tmp_path / 'failure.png')}")
+    b.close()
+
+
+def submitted_count(b: Browser) -> int:
+    """The 'Submitted N' counter in the UI's footer."""
+    tail = b.text().rsplit("Submitted", 1)[1].split()
+    return int(tail[0]) if tail and tail[0].isdigit() else -1
+
+
+def test_reviewer_decides_a_pair_in_the_web_ui(
+    review_project: Project, judge_server, browser: Browser
+) -> None:
+    p = review_project
+    p.set(
+        judge={
+            "base_url": judge_server(
+                lambda s: Scripted("A LOW\nunsure", {"A": 0.55, "B": 0.45})
+            ).url
+        }
+    )
+    p.pairs(good_bad_rows(1))
+    assert p.run_json("round")["review_pushed"] == 1
+    added = p.run("reviewers", "add", "ui-person")
+    secret = added.stdout.split("password (shown once): ")[1].split()[0]
+    b = browser
+    b.go(p.argilla.url)  # type: ignore[attr-defined]
+    b.type(b.wait("input[name=Username]"), "ui-person")
+    b.type(b.wait("input[name=Password]"), secret)
+    b.click(b.wait("button[type=submit]"))
+    dataset = p.config.read_text().split('name = "', 1)[1].split('"', 1)[0]
+    b.click_text(".dataset-card", dataset)
+    b.wait_text("question 0?")
+    page = b.text()
+    assert "answer 0 is good" in page and "answer 0 is poor" in page
+    b.click_text("button.panel__header", "guidelines")
+    b.wait_text(GUIDELINE_MARK)
+    good_first = page.index("answer 0 is good") < page.index("answer 0 is poor")
+    b.click(b.wait("label[for=preference_A]" if good_first else "label[for=preference_B]"))
+    b.click_text("button", "Submit")
+    deadline = time.time() + 15
+    while submitted_count(b) != 1 and time.time() < deadline:
+        time.sleep(0.2)
+    assert submitted_count(b) == 1, "the UI did not count the submission"
+    data = p.run_json("sync")
+    assert data["newly_decided"] == 1 and data["decided"] == {"A": 1}
+    with Store(p.root / ".labeler" / "state.sqlite") as store:
+        row = store.db.execute("SELECT reviewer, label FROM human_responses").fetchone()
+    assert tuple(row) == ("ui-person", "A")
