@@ -1,24 +1,41 @@
-"""Run the benchmarks and write bench/results/latest.json."""
+"""Run the benchmarks and write bench/results/latest.json.
+
+scripts/dev bench                       everything
+scripts/dev bench startup throughput    some of: startup throughput memory review
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from bench import round_bench
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+from bench import review_bench, round_bench
+
+ROUND_PARTS = ("startup", "throughput", "memory")
 
 
 def main() -> None:
     which = sys.argv[1:]
-    results = {
+    unknown = [w for w in which if w not in (*ROUND_PARTS, "review")]
+    if unknown:
+        sys.exit(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(ROUND_PARTS)}, review")
+    results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "machine": platform.machine(),
         "python": platform.python_version(),
-        "round": round_bench.main(which),
     }
+    round_parts = [w for w in which if w in ROUND_PARTS]
+    if not which or round_parts:
+        results["round"] = round_bench.main(round_parts)
+    if not which or "review" in which:
+        results["review"] = review_bench.main()
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from labeler.demo.judge_server import Scripted, Shown
+from labeler.demo.judge_server import Scripted
 from labeler.store import Store
 from tests.browser import Browser, chromium_available
 from tests.conftest import Project, good_bad_rows

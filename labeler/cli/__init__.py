@@ -8,6 +8,7 @@ commands so that ``labeler --help`` stays fast.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -16,6 +17,10 @@ from typing import Any
 import click
 
 from labeler.errors import LabelerError
+
+# Vendor libraries (datasets, the argilla SDK) draw tqdm bars on stderr; labeler draws its own.
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 # command name -> (module, function); imported only when the command runs
 COMMANDS = {

@@ -44,8 +44,12 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
                 cfg.review_dataset,
             )
         )
-        while server.alive():
-            time.sleep(0.5)
+        try:
+            while server.alive():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            console.print("Stopping Argilla ...")
+            return
     raise click.ClickException(
         f"the Argilla server stopped unexpectedly; see {server.home / 'server.log'}"
     )

@@ -1,0 +1,94 @@
+"""`labeler serve` as a user runs it: start, log in, Ctrl-C, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from labeler.demo.reviewers import ReviewerSession
+from tests.conftest import Project, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def children_of(pid: int) -> list[int]:
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True
+    ).stdout
+    return [int(x) for x in out.split()]
+
+
+def test_serve_starts_secures_and_stops_cleanly(project: Project) -> None:
+    port = free_port()
+    project.set(review={"port": port})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labeler", "--config", str(project.config), "serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"{url}/api/v1/version", timeout=2).close()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.3)
+        secrets_path = project.root / ".labeler" / "argilla" / "secrets.json"
+        assert secrets_path.stat().st_mode & 0o777 == 0o600
+        secrets = json.loads(secrets_path.read_text())
+        # the owner logs in with the generated password; the default argilla/1234 does not
+        ReviewerSession(url, secrets["owner_username"], secrets["owner_password"])
+        with pytest.raises(urllib.error.HTTPError):
+            ReviewerSession(url, "argilla", "12345678")
+        kids = children_of(proc.pid)
+        assert len(kids) == 3  # redis, the web server, the rq worker
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert url in out and str(secrets_path) in out
+    assert secrets["owner_password"] not in out + err
+    assert secrets["owner_api_key"] not in out + err
+    for pid in kids:
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"{url}/api/v1/version", timeout=2)
+    assert not (project.root / ".labeler" / "argilla" / "tmp").exists()
+
+
+def test_serve_refuses_a_port_in_use(project: Project) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        project.set(review={"port": s.getsockname()[1]})
+        result = project.run("serve")
+    assert result.exit_code == 1 and "is in use" in result.stderr
+
+
+def test_open_secrets_file_is_refused(project: Project) -> None:
+    from labeler.errors import StateError
+    from labeler.server.manager import ensure_secrets, read_secrets
+
+    path = project.root / "s.json"
+    ensure_secrets(path, "w")
+    path.chmod(0o644)
+    with pytest.raises(StateError, match="let others read the secrets"):
+        read_secrets(path)
