@@ -148,6 +148,25 @@ class ReviewConfig:
         return key
 
 
+@dataclass(frozen=True)
+class CalibrationConfig:
+    target_agreement: float = _opt(
+        0.90,
+        "Agreement with humans that auto-accepted pairs must reach (1 - alpha).",
+        lo=0.5,
+        hi=0.999,
+    )
+    confidence: float = _opt(
+        0.90, "Probability that the guarantee holds (1 - delta).", lo=0.5, hi=0.999
+    )
+    min_labels: int = _opt(50, "Human verdicts in the audit sample before thresholds move.", lo=10)
+    min_per_threshold: int = _opt(20, "Sample pairs needed above a threshold to test it.", lo=5)
+    cold_start_audit_rate: float = _opt(
+        0.20, "Audit rate while labels are fewer than min_labels.", lo=0, hi=1
+    )
+    learn_combination: bool = _opt(True, "Learn how the confidence signals combine.")
+
+
 SECTIONS: dict[str, type] = {
     "project": ProjectConfig,
     "source": SourceConfig,
@@ -156,6 +175,7 @@ SECTIONS: dict[str, type] = {
     "costs": CostsConfig,
     "output": OutputConfig,
     "review": ReviewConfig,
+    "calibration": CalibrationConfig,
 }
 
 
@@ -168,6 +188,7 @@ class Config:
     costs: CostsConfig = field(default_factory=CostsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     file: Path | None = None
 
     @property

@@ -10,6 +10,7 @@ requests that were in flight.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import threading
@@ -25,6 +26,8 @@ from labeler.errors import ReviewError, SourceError, StateError
 from labeler.pairs import BadRow, Pair, read_source
 from labeler.routing import ACCEPT, Thresholds, audit_draw, route
 from labeler.store import CallRecord, Store, VerdictRecord
+from labeler.thresholds import cold_start
+from labeler.thresholds import current as current_thresholds
 from labeler.verdicts import OrderReply, combine, read_reply
 
 BAD_ROW_EXAMPLES = 5
@@ -102,8 +105,15 @@ class Context:
         )
 
 
-def make_context(cfg: Config) -> Context:
-    thresholds = Thresholds(cfg.routing.threshold, cfg.routing.threshold, version=0)
+def thresholds_from_json(text: str) -> Thresholds:
+    data = json.loads(text)
+    if data.get("weights") is not None:
+        data["weights"] = tuple(data["weights"])
+    return Thresholds(**data)
+
+
+def make_context(cfg: Config, thresholds: Thresholds | None = None) -> Context:
+    thresholds = thresholds or cold_start(cfg)
     return Context(
         cfg,
         prompts.load_template(cfg.judge.template),
@@ -263,7 +273,7 @@ class _Judging:
         decision = route(
             judgement,
             self.ctx.thresholds,
-            self.ctx.cfg.routing.audit_rate,
+            self.ctx.thresholds.audit_rate,
             audit_draw(self.ctx.cfg.routing.seed, pair.id),
         )
         self._store_verdict(
@@ -395,6 +405,13 @@ def run_round(
         open_round = store.open_round()
         import_source(store, cfg, summary)
         summary.timings["import_s"] = time.perf_counter() - started
+        # a resumed round keeps the thresholds it started with, whatever a sync did since
+        in_force = (
+            thresholds_from_json(open_round["thresholds"])
+            if open_round is not None
+            else current_thresholds(store, cfg)
+        )
+        ctx = dataclasses.replace(ctx, thresholds=in_force)
         if open_round is not None:
             round_id, summary.resumed = int(open_round["id"]), True
         elif store.unassigned_count() == 0:
@@ -441,6 +458,8 @@ def plan_round(cfg: Config, *, limit: int | None = None) -> RoundSummary:
     store = Store(cfg.db_path) if cfg.db_path.exists() else None
     try:
         open_round = store.open_round() if store else None
+        if store:
+            ctx = dataclasses.replace(ctx, thresholds=current_thresholds(store, cfg))
         if store and open_round is not None:
             summary.round_id, summary.resumed = int(open_round["id"]), True
             todo = list(store.iter_round_pairs(int(open_round["id"])))

@@ -5,7 +5,8 @@ Pure: plain values in, a ``Decision`` out. The reasons, checked in this order:
 ``malformed``           a judge reply could not be parsed
 ``order_disagreement``  the two presentation orders gave different verdicts
 ``tie``                 the judge said TIE
-``low_confidence``      a LOW self-report, or confidence below the threshold for the label
+``low_confidence``      the score is below the threshold for the label (before calibration
+                        the score is the confidence, and a LOW self-report scores 0)
 ``audit``               would have been accepted, but drawn for blind human review
 ``confident``           accepted
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from labeler.calibration import score, signals_of
 from labeler.verdicts import Judgement
 
 ACCEPT = "accept"
@@ -35,11 +37,15 @@ REVIEW_REASONS = (
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Confidence needed to accept an A verdict and a B verdict; ``version`` grows on change."""
+    """Score needed to accept an A verdict and a B verdict, the weights that combine the
+    judge's signals into that score (None: the raw confidence, HIGH required), and the
+    audit rate of the rounds routed with them. ``version`` grows on every change."""
 
     a: float
     b: float
     version: int = 0
+    weights: tuple[float, ...] | None = None
+    audit_rate: float = 0.05
 
     def for_label(self, label: str) -> float:
         return self.a if label == "A" else self.b
@@ -65,7 +71,7 @@ def route(judgement: Judgement, thresholds: Thresholds, audit_rate: float, draw:
         return Decision(REVIEW, "order_disagreement")
     if judgement.label == "TIE" or judgement.label is None:
         return Decision(REVIEW, "tie")
-    if not judgement.self_high or judgement.confidence < thresholds.for_label(judgement.label):
+    if score(signals_of(judgement), thresholds.weights) < thresholds.for_label(judgement.label):
         return Decision(REVIEW, "low_confidence")
     if draw < audit_rate:
         return Decision(REVIEW, "audit")

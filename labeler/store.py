@@ -121,6 +121,15 @@ CREATE TABLE IF NOT EXISTS human_decisions (
     disputed INTEGER NOT NULL,
     updated_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS thresholds (
+    version INTEGER PRIMARY KEY,
+    created_at REAL NOT NULL,
+    a REAL NOT NULL,
+    b REAL NOT NULL,
+    weights TEXT,
+    audit_rate REAL NOT NULL,
+    report TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS bad_rows (
     source TEXT NOT NULL,
     row INTEGER NOT NULL,
@@ -462,7 +471,8 @@ class Store:
     def pairs_for_review(self) -> list[sqlite3.Row]:
         return self.db.execute(
             "SELECT p.id, p.prompt, p.response_a, p.response_b, v.round_id, v.confidence, "
-            "v.reason, v.label, v.model FROM pairs p JOIN verdicts v ON v.pair_id = p.id "
+            "v.reason, v.label, v.model, r.thresholds AS round_thresholds FROM pairs p "
+            "JOIN verdicts v ON v.pair_id = p.id JOIN rounds r ON r.id = v.round_id "
             "WHERE p.state = 'needs_review' ORDER BY p.seq"
         ).fetchall()
 
@@ -557,6 +567,42 @@ class Store:
             "SELECT h.pair_id, h.votes, h.reviewers, h.decided, h.label, p.prompt "
             "FROM human_decisions h JOIN pairs p ON p.id = h.pair_id WHERE h.disputed = 1 "
             "ORDER BY p.seq"
+        ).fetchall()
+
+    # -- thresholds ------------------------------------------------------------------------
+
+    def latest_thresholds(self) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM thresholds ORDER BY version DESC LIMIT 1").fetchone()
+
+    def thresholds_history(self) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM thresholds ORDER BY version").fetchall()
+
+    def save_thresholds(
+        self, a: float, b: float, weights: Any, audit_rate: float, report: dict[str, Any]
+    ) -> int:
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO thresholds (created_at, a, b, weights, audit_rate, report) "
+                "VALUES (?,?,?,?,?,?)",
+                (
+                    time.time(),
+                    a,
+                    b,
+                    None if weights is None else json.dumps(weights),
+                    audit_rate,
+                    json.dumps(report),
+                ),
+            )
+            return int(cur.lastrowid or 0)
+
+    def human_decided_verdicts(self) -> list[sqlite3.Row]:
+        """Every judged pair with a human decision, with the round's routing settings."""
+        return self.db.execute(
+            "SELECT v.pair_id, v.round_id, v.label, v.confidence, v.self_high, v.signals, "
+            "v.action, v.reason, v.thresholds_version, h.label AS human, h.reviewers, "
+            "h.votes, r.thresholds AS round_thresholds FROM verdicts v "
+            "JOIN human_decisions h ON h.pair_id = v.pair_id AND h.decided = 1 "
+            "JOIN rounds r ON r.id = v.round_id ORDER BY v.round_id"
         ).fetchall()
 
     def mark_exported(self, pair_ids: Iterable[str]) -> None:

@@ -8,13 +8,16 @@ Both are idempotent: pushing upserts by pair id, syncing twice changes nothing.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from labeler import consensus, prompts
 from labeler.config import Config
 from labeler.errors import ReviewError
+from labeler.routing import audit_draw
 from labeler.store import Store
+from labeler.thresholds import recalibrate
 
 
 @dataclass
@@ -37,6 +40,7 @@ class SyncSummary:
     disputed: list[dict[str, Any]] = field(default_factory=list)
     dataset_path: str | None = None
     dataset_rows: int = 0
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,9 +71,13 @@ def _records(store: Store, cfg: Config) -> tuple[list[Any], dict[str, bool]]:
         first, second = (
             (row["response_b"], row["response_a"]) if sw else (row["response_a"], row["response_b"])
         )
-        # audit pairs are judged blind, or the audit would measure the suggestion
+        # pairs of the calibration sample (audit pairs among them) are judged blind, or the
+        # audit would measure the suggestion
+        rate = json.loads(row["round_thresholds"]).get("audit_rate", cfg.routing.audit_rate)
+        in_sample = audit_draw(cfg.routing.seed, row["id"]) < rate
         suggest = (
             cfg.review.suggestions
+            and not in_sample
             and row["reason"] != "audit"
             and row["label"] in ("A", "B", "TIE")
         )
@@ -168,4 +176,5 @@ def run_sync(cfg: Config, repush: bool = False) -> SyncSummary:
         ]
         summary.dataset_rows = write_dataset(store, cfg)
         summary.dataset_path = str(cfg.output.dataset_dir)
+        summary.calibration = recalibrate(store, cfg).to_dict()
     return summary

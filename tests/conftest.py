@@ -74,6 +74,7 @@ class Project:
                 "timeout_s": 5.0,
             },
             routing={"audit_rate": 0.0},
+            calibration={"cold_start_audit_rate": 0.0},
         )
 
     def set(self, **sections: dict[str, Any]) -> None:

@@ -160,7 +160,7 @@ def test_discarded_and_tie_responses(review_project: Project, judge_server) -> N
 
 def test_audit_pairs_are_shown_blind(review_project: Project, judge_server) -> None:
     p = review_project
-    p.set(routing={"audit_rate": 1.0})  # every confident verdict is audited
+    p.set(calibration={"cold_start_audit_rate": 1.0})  # every confident verdict is audited
     p.pairs(good_bad_rows(4))
     data = p.run_json("round")
     assert data["review"] == {"audit": 4}

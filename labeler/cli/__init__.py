@@ -24,6 +24,7 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 # command name -> (module, function); imported only when the command runs
 COMMANDS = {
+    "calibrate": ("labeler.cli.calibrate_cmd", "calibrate"),
     "demo": ("labeler.cli.demo_cmd", "demo"),
     "init": ("labeler.cli.init_cmd", "init"),
     "reviewers": ("labeler.cli.review_cmd", "reviewers"),

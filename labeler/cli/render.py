@@ -240,3 +240,47 @@ def sync_table(s: dict[str, Any]) -> Table:
         )
     table.add_row("dataset", f"{s['dataset_path']} ({s['dataset_rows']} rows)")
     return table
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0%}"
+
+
+def calibration_message(recal: dict[str, Any]) -> Text:
+    style = "bold red" if recal["drift"] else ("bold green" if recal["changed"] else "")
+    return Text(f"Thresholds: {recal['message']}", style=style)
+
+
+def quality_table(rounds: list[dict[str, Any]]) -> Table:
+    table = Table(title="Quality per round", title_justify="left")
+    cols = (
+        "round",
+        "thresholds (A/B)",
+        "labels",
+        "coverage (exp.)",
+        "audited agr. (low)",
+        "judge=human",
+        "w/o ties",
+        "kappa",
+        "reviewers agree",
+    )
+    for col in cols:
+        table.add_column(col, justify="right")
+    for r in rounds:
+
+        def thr(x: float | None) -> str:
+            return "-" if x is None else ("never" if x > 1 else f"{x:.2f}")
+
+        table.add_row(
+            str(r["round"]),
+            f"v{r['thresholds_version']} {thr(r['threshold_a'])}/{thr(r['threshold_b'])}",
+            str(r["labels_behind_thresholds"]),
+            f"{_pct(r['coverage'])} ({_pct(r['expected_coverage'])})",
+            f"{_pct(r['audited_agreement'])} ({_pct(r['audited_agreement_lower'])}) "
+            f"n={r['audited']}",
+            _pct(r["agreement_with_ties"]),
+            _pct(r["agreement_without_ties"]),
+            "-" if r["kappa"] is None else f"{r['kappa']:.2f}",
+            _pct(r["reviewer_agreement"]),
+        )
+    return table

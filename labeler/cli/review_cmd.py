@@ -119,4 +119,6 @@ def sync(ctx: click.Context, as_json: bool, repush: bool) -> None:
     if as_json:
         render.print_json(summary.to_dict())
         return
-    render.Console().print(render.sync_table(summary.to_dict()))
+    console = render.Console()
+    console.print(render.sync_table(summary.to_dict()))
+    console.print(render.calibration_message(summary.calibration))

@@ -1,0 +1,341 @@
+"""Choosing the judge's thresholds from human verdicts, with a guarantee. Pure (numpy).
+
+The guarantee
+-------------
+With probability at least ``1 - delta`` (over the random audit draw), the pairs the judge
+accepts alone agree with humans at a rate of at least ``1 - alpha`` — for pairs drawn like
+the ones judged so far (rounds are assumed exchangeable; ``drift`` below watches that).
+
+The data it rests on: the uniform calibration sample
+-----------------------------------------------------
+Every pair has an audit draw ``u`` (a hash of seed and pair id, uniform on [0, 1)). A
+round routes to humans every pair with ``u < r`` (r = the audit rate of that round) that
+it would have accepted (reason ``audit``), and every pair it would not accept anyway. So
+*every* judged pair with ``u < r`` reaches a human, whatever its score: these pairs are a
+simple random sample of all judged pairs, drawn independently of their content. The
+estimator is therefore the plain sample proportion — no reweighting — and the exact
+(Clopper-Pearson) binomial bound applies. They are also shown to reviewers *blind* (no
+judge suggestion), so the human label does not lean on the judge. Human verdicts on the
+other reviewed pairs (the low-confidence and tie strata) are not a random sample of
+anything we accept; they are used only to *fit* how the signals combine into one score,
+which keeps fitting and testing on disjoint data.
+
+Agreement: the judge agrees with a human decision when its A/B verdict equals the human
+majority; a human Tie or Both-bad is a disagreement with any A/B verdict.
+
+The procedure (Jung, Brahman & Choi, "Trust or Escalate", ICLR 2025)
+--------------------------------------------------------------------
+Candidate thresholds λ_1 > λ_2 > ... (a fixed grid) are tested in that order, skipping
+those with fewer than ``min_count`` sample pairs at or above them (a rule on scores only,
+not on labels). For each, H_λ: "disagreement among pairs scoring >= λ exceeds alpha" is
+rejected when the Clopper-Pearson upper bound on the disagreement rate, at level delta,
+is at most alpha. Testing stops at the first H_λ that is not rejected; the last rejected λ
+(the most coverage) is chosen. Fixed-sequence testing needs no multiplicity correction.
+
+One threshold for both labels is tested at level delta/2; separate thresholds for A and
+B verdicts (position and label bias differ) at delta/4 each; the scheme with the larger
+estimated coverage is used. By the union bound the chosen thresholds keep the guarantee
+at level delta. When nothing passes, the threshold is above every score: everything goes
+to humans — a useless judge ends with coverage 0, never with a broken guarantee.
+
+Scores: the combined score is a logistic regression of agreement on the stored signals
+(logit of the verdict-token probability, the share of HIGH self-reports, whether the
+verdict is A), fitted with numpy by Newton's method on the non-sample human verdicts.
+With too few of those, the score is the judge's raw confidence and a HIGH self-report
+in every order is still required (the cold-start rule).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from labeler.verdicts import Judgement
+
+GRID = tuple(round(x, 3) for x in np.arange(0.995, 0.0, -0.005))
+NEVER = 1.01  # a threshold above every score: nothing is accepted
+MIN_FIT = 30  # fewer human verdicts than this outside the sample: no learned combination
+
+
+# -- exact binomial bounds -----------------------------------------------------------------
+
+
+def _log_binom_cdf(k: int, n: int, p: np.ndarray) -> np.ndarray:
+    """log P(Bin(n, p) <= k) for an array of p in (0, 1)."""
+    i = np.arange(k + 1)
+    log_comb = np.array(
+        [math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) for j in i]
+    )
+    terms = log_comb[None, :] + np.outer(np.log(p), i) + np.outer(np.log1p(-p), n - i)
+    top = terms.max(axis=1)
+    return top + np.log(np.exp(terms - top[:, None]).sum(axis=1))
+
+
+@lru_cache(maxsize=65536)
+def cp_upper(k: int, n: int, delta: float) -> float:
+    """Clopper-Pearson upper bound: the p with P(Bin(n, p) <= k) = delta (the CDF falls
+    as p grows; found by bisection to 1e-12)."""
+    if n == 0 or k >= n:
+        return 1.0
+    lo, hi = k / n, 1.0
+    target = math.log(delta)
+    while hi - lo > 1e-12:
+        # ten-way bisection: one vectorised CDF call narrows the bracket tenfold
+        grid = np.linspace(lo, hi, 11)[1:-1]
+        below = _log_binom_cdf(k, n, grid) > target
+        idx = int(below.sum())
+        lo, hi = (grid[idx - 1] if idx else lo), (grid[idx] if idx < len(grid) else hi)
+    return float(hi)
+
+
+def cp_lower(k: int, n: int, delta: float) -> float:
+    """Clopper-Pearson lower bound on a rate of k successes in n."""
+    if n == 0 or k == 0:
+        return 0.0
+    return 1.0 - cp_upper(n - k, n, delta)
+
+
+# -- scores ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What the judge said about one pair, as stored with its verdict."""
+
+    label: str | None
+    confidence: float
+    self_high_share: float
+    p_verdict: float | None = None
+    orders_agree: bool = True
+    malformed: bool = False
+
+    @property
+    def eligible(self) -> bool:
+        """Could any threshold accept it? (an A/B verdict, orders agreeing, parseable)."""
+        return self.label in ("A", "B") and self.orders_agree and not self.malformed
+
+
+def features(s: Signals) -> list[float]:
+    p = s.p_verdict if s.p_verdict is not None else s.confidence
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return [1.0, math.log(p / (1 - p)), s.self_high_share, 1.0 if s.label == "A" else 0.0]
+
+
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 50
+) -> np.ndarray | None:
+    """Ridge logistic regression by Newton's method; None when it cannot be fitted."""
+    if len(y) < MIN_FIT or y.min() == y.max():
+        return None
+    w = np.zeros(x.shape[1])
+    penalty = l2 * np.eye(x.shape[1])
+    penalty[0, 0] = 0.0  # no penalty on the intercept
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(x @ w)))
+        grad = x.T @ (p - y) + penalty @ w
+        hess = (x.T * (p * (1 - p))) @ x + penalty
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w if np.all(np.isfinite(w)) else None
+
+
+def score(s: Signals, weights: Sequence[float] | None) -> float:
+    """The combined score of one judgement (0 for pairs no threshold may accept)."""
+    if not s.eligible:
+        return 0.0
+    if weights is None:
+        return s.confidence if s.self_high_share >= 1.0 else 0.0
+    z = float(np.dot(features(s), weights))
+    return 1 / (1 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
+# -- the procedure ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    threshold: float
+    n: int  # sample pairs at or above it
+    disagreements: int
+    upper: float  # bound on the disagreement rate
+
+
+def fixed_sequence(
+    scores: np.ndarray,
+    disagree: np.ndarray,
+    alpha: float,
+    delta: float,
+    min_count: int,
+    grid: Sequence[float] = GRID,
+) -> Choice:
+    """The threshold with the most coverage that passes the fixed-sequence test (see the
+    module docstring). FWER control covers every rejected hypothesis at once, so among
+    thresholds with the same sample pairs above them the highest is kept: no lower
+    threshold reaches into scores no sample pair had."""
+    best = Choice(NEVER, 0, 0, 1.0)
+    for lam in grid:
+        above = scores >= lam
+        n = int(above.sum())
+        if n < min_count:
+            continue
+        k = int(disagree[above].sum())
+        upper = cp_upper(k, n, delta)
+        if upper > alpha:
+            break
+        if n > best.n:  # every rejected λ is covered; keep the highest one per sample set
+            best = Choice(float(lam), n, k, upper)
+    return best
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    a: float
+    b: float
+    weights: tuple[float, ...] | None
+    scheme: str  # "joint" | "per_label" | "cold_start"
+    sample: int  # human-decided pairs in the uniform sample
+    fitted_on: int
+    coverage: float  # share of all judged pairs the thresholds accept (estimated)
+    agreement: float | None  # of accepted sample pairs
+    agreement_lower: float | None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Labeled:
+    """A judged pair with a human decision."""
+
+    signals: Signals
+    human: str  # A | B | TIE | BOTH_BAD
+    in_sample: bool  # in the uniform calibration sample
+
+    @property
+    def disagrees(self) -> bool:
+        return self.signals.label != self.human
+
+
+def _accept(scores: np.ndarray, labels: Sequence[str | None], a: float, b: float) -> np.ndarray:
+    thresholds = np.array([a if lab == "A" else b for lab in labels])
+    return scores >= thresholds
+
+
+def calibrate(
+    data: Sequence[Labeled],
+    alpha: float,
+    delta: float,
+    min_labels: int,
+    min_count: int,
+    learn: bool = True,
+) -> Calibrated | None:
+    """New thresholds from human verdicts, or None while the sample is too small."""
+    sample = [d for d in data if d.in_sample]
+    if len(sample) < min_labels:
+        return None
+    fit = [d for d in data if not d.in_sample and d.signals.eligible]
+    weights = None
+    if learn:
+        x = np.array([features(d.signals) for d in fit]) if fit else np.zeros((0, 4))
+        y = np.array([0.0 if d.disagrees else 1.0 for d in fit])
+        w = fit_logistic(x, y)
+        weights = None if w is None else tuple(float(v) for v in w)
+    scores = np.array([score(d.signals, weights) for d in sample])
+    disagree = np.array([d.disagrees for d in sample])
+    labels = [d.signals.label for d in sample]
+    joint = fixed_sequence(scores, disagree, alpha, delta / 2, min_count)
+    is_a = np.array([lab == "A" for lab in labels])
+    per_a = fixed_sequence(scores[is_a], disagree[is_a], alpha, delta / 4, min_count)
+    per_b = fixed_sequence(scores[~is_a], disagree[~is_a], alpha, delta / 4, min_count)
+    cov_joint = _accept(scores, labels, joint.threshold, joint.threshold).mean()
+    cov_split = _accept(scores, labels, per_a.threshold, per_b.threshold).mean()
+    if cov_split > cov_joint:
+        a, b, scheme = per_a.threshold, per_b.threshold, "per_label"
+    else:
+        a, b, scheme = joint.threshold, joint.threshold, "joint"
+    accepted = _accept(scores, labels, a, b)
+    n = int(accepted.sum())
+    agree = int((~disagree[accepted]).sum())
+    notes = (
+        []
+        if weights is not None
+        else [
+            f"score = raw confidence with HIGH required ({len(fit)} verdicts to learn from, "
+            f"{MIN_FIT} needed)"
+        ]
+    )
+    return Calibrated(
+        a,
+        b,
+        weights,
+        scheme,
+        len(sample),
+        len(fit),
+        float(accepted.mean()),
+        agree / n if n else None,
+        cp_lower(agree, n, delta) if n else None,
+        notes,
+    )
+
+
+# -- reports ---------------------------------------------------------------------------------
+
+
+def cohen_kappa(x: Sequence[str], y: Sequence[str]) -> float | None:
+    """Cohen's kappa of two label sequences over the same items."""
+    if not x:
+        return None
+    cats = sorted(set(x) | set(y))
+    n = len(x)
+    observed = sum(a == b for a, b in zip(x, y, strict=True)) / n
+    expected = sum((x.count(c) / n) * (y.count(c) / n) for c in cats)
+    return 1.0 if expected == 1 else (observed - expected) / (1 - expected)
+
+
+def reliability(
+    scores: Sequence[float], agree: Sequence[bool], bins: int = 10
+) -> tuple[list[tuple[float, float, int]], float | None]:
+    """(mean score, observed agreement, count) per score bin, and the expected
+    calibration error (the count-weighted mean gap)."""
+    if not scores:
+        return [], None
+    s, a = np.asarray(scores, float), np.asarray(agree, float)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(s, edges[1:-1]), 0, bins - 1)
+    out, ece = [], 0.0
+    for i in range(bins):
+        mask = which == i
+        if mask.any():
+            mean_s, mean_a, count = float(s[mask].mean()), float(a[mask].mean()), int(mask.sum())
+            out.append((mean_s, mean_a, count))
+            ece += count / len(s) * abs(mean_s - mean_a)
+    return out, ece
+
+
+def drifted(recent: Sequence[bool], alpha: float, delta: float) -> bool:
+    """True when the accepted-pair audits since the thresholds were set show, with
+    confidence 1 - delta, agreement below the target (the upper bound is below it)."""
+    n = len(recent)
+    if n == 0:
+        return False
+    disagreements = n - sum(recent)
+    agreement_upper = 1 - cp_lower(disagreements, n, delta)
+    return agreement_upper < 1 - alpha
+
+
+def signals_of(j: Judgement) -> Signals:
+    """The calibration view of a judgement (its stored signals)."""
+    share = j.signals.get("self_high_share", 1.0 if j.self_high else 0.0)
+    p = j.signals.get("p_verdict")
+    return Signals(
+        j.label,
+        j.confidence,
+        float(share),  # type: ignore[arg-type]
+        None if p is None else float(p),  # type: ignore[arg-type]
+        j.orders_agree,
+        j.malformed,
+    )

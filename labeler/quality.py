@@ -1,0 +1,33 @@
+"""``labeler calibrate``: recalibrate, report quality per round, draw the reliability diagram."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from labeler.config import Config
+from labeler.errors import StateError
+from labeler.store import Store
+from labeler.thresholds import recalibrate, round_report
+
+
+def run_calibration(cfg: Config, plot_path: Path | None = None) -> dict[str, Any]:
+    if not cfg.db_path.exists():
+        raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
+    with Store(cfg.db_path) as store:
+        recal = recalibrate(store, cfg)
+        rounds = round_report(store, cfg)
+    plot = None
+    if recal.reliability:
+        from labeler.charts import reliability_png
+
+        t = recal.current
+        plot = str(
+            reliability_png(
+                recal.reliability,
+                recal.ece,
+                (t["a"], t["b"]),
+                plot_path or cfg.project.state_dir / "reliability.png",
+            )
+        )
+    return {"recalibration": recal.to_dict(), "rounds": rounds, "plot": plot}
