@@ -26,8 +26,9 @@ majority; a human Tie or Both-bad is a disagreement with any A/B verdict.
 The procedure (Jung, Brahman & Choi, "Trust or Escalate", ICLR 2025)
 --------------------------------------------------------------------
 Candidate thresholds λ_1 > λ_2 > ... (a fixed grid) are tested in that order, skipping
-those with fewer than ``min_count`` sample pairs at or above them (a rule on scores only,
-not on labels). For each, H_λ: "disagreement among pairs scoring >= λ exceeds alpha" is
+those with fewer sample pairs at or above them than ``min_count`` or than the fewest with
+which one disagreement could pass (``first_testable``; rules on counts only, never on
+labels). For each, H_λ: "disagreement among pairs scoring >= λ exceeds alpha" is
 rejected when the Clopper-Pearson upper bound on the disagreement rate, at level delta,
 is at most alpha. Testing stops at the first H_λ that is not rejected; the last rejected λ
 (the most coverage) is chosen. Fixed-sequence testing needs no multiplicity correction.
@@ -166,6 +167,17 @@ class Choice:
     upper: float  # bound on the disagreement rate
 
 
+@lru_cache(maxsize=256)
+def first_testable(alpha: float, delta: float) -> int:
+    """The fewest pairs with which one disagreement can still pass the test. Starting the
+    sequence with fewer would spend its only chance on a test that a good judge fails by
+    bad luck (with k = 0 required); the rule looks at counts only, never at labels."""
+    n = 2
+    while cp_upper(1, n, delta) > alpha and n < 100_000:
+        n += 1
+    return n
+
+
 def fixed_sequence(
     scores: np.ndarray,
     disagree: np.ndarray,
@@ -179,10 +191,11 @@ def fixed_sequence(
     thresholds with the same sample pairs above them the highest is kept: no lower
     threshold reaches into scores no sample pair had."""
     best = Choice(NEVER, 0, 0, 1.0)
+    start = max(min_count, first_testable(alpha, delta))
     for lam in grid:
         above = scores >= lam
         n = int(above.sum())
-        if n < min_count:
+        if n < start:
             continue
         k = int(disagree[above].sum())
         upper = cp_upper(k, n, delta)

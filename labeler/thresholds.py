@@ -96,15 +96,14 @@ def recalibrate(store: Store, cfg: Config) -> Recalibration:
         use, alpha, delta, c.min_labels, c.min_per_threshold, c.learn_combination
     )
     if chosen is None and drift:
-        new = Thresholds(
-            cal.NEVER, cal.NEVER, prev.version + 1, prev.weights, c.cold_start_audit_rate
-        )
+        new = Thresholds(cal.NEVER, cal.NEVER, prev.version + 1, prev.weights, 1.0)
     elif chosen is None:
         new = prev
     else:
-        new = Thresholds(
-            chosen.a, chosen.b, prev.version + 1, chosen.weights, cfg.routing.audit_rate
-        )
+        # while nothing can be accepted every pair is reviewed whatever its score, so the
+        # whole round joins the uniform sample (audit rate 1)
+        rate = 1.0 if min(chosen.a, chosen.b) >= cal.NEVER else cfg.routing.audit_rate
+        new = Thresholds(chosen.a, chosen.b, prev.version + 1, chosen.weights, rate)
     changed = not _same(new, prev)
     if not changed:
         new = prev
@@ -163,6 +162,12 @@ def _message(
         )
     if not changed:
         return f"unchanged at {_fmt(prev)} (version {prev.version})"
+    if new.a >= cal.NEVER and new.b >= cal.NEVER:
+        return (
+            f"no threshold passes the test yet with {chosen.sample} audit-sample verdicts "
+            f"(version {new.version}): every pair goes to humans until the sample grows "
+            "or the judge is more reliable"
+        )
     lower = "n/a" if chosen.agreement_lower is None else f"{chosen.agreement_lower:.1%}"
     return (
         f"{_fmt(prev)} -> {_fmt(new)} (version {new.version}, {chosen.scheme} thresholds) "

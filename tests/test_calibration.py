@@ -26,12 +26,15 @@ from labeler.calibration import (
 )
 
 
-@pytest.mark.parametrize(("k", "n", "delta", "expected"), [
-    (0, 10, 0.05, 1 - 0.05 ** (1 / 10)),  # closed form when k = 0
-    (0, 100, 0.1, 1 - 0.1 ** (1 / 100)),
-    (10, 10, 0.05, 1.0),
-    (0, 0, 0.05, 1.0),
-])
+@pytest.mark.parametrize(
+    ("k", "n", "delta", "expected"),
+    [
+        (0, 10, 0.05, 1 - 0.05 ** (1 / 10)),  # closed form when k = 0
+        (0, 100, 0.1, 1 - 0.1 ** (1 / 100)),
+        (10, 10, 0.05, 1.0),
+        (0, 0, 0.05, 1.0),
+    ],
+)
 def test_cp_upper_closed_forms(k: int, n: int, delta: float, expected: float) -> None:
     assert cp_upper(k, n, delta) == pytest.approx(expected, abs=1e-9)
 
@@ -49,8 +52,7 @@ def test_cp_bounds_bracket_the_estimate(k: int, n: int, delta: float) -> None:
 
 def test_fixed_sequence_stops_at_the_first_failure() -> None:
     scores = np.array([0.99] * 30 + [0.9] * 30 + [0.8] * 30 + [0.7] * 30)
-    disagree = np.array([False] * 30 + [False] * 30 + [True] * 15 + [False] * 15
-                        + [False] * 30)
+    disagree = np.array([False] * 30 + [False] * 30 + [True] * 15 + [False] * 15 + [False] * 30)
     # pairs at 0.7 are perfect, but the test stops at 0.8 and never reaches them
     choice = fixed_sequence(scores, disagree, alpha=0.1, delta=0.1, min_count=20)
     # the lowest grid threshold that keeps exactly the 60 perfect pairs above it
@@ -66,11 +68,14 @@ def test_min_count_skips_thresholds_with_too_few_pairs() -> None:
     assert fixed_sequence(scores, disagree, 0.2, 0.1, min_count=1).threshold == NEVER
 
 
-@pytest.mark.parametrize(("x", "y", "kappa"), [
-    (["A", "B", "A", "B"], ["A", "B", "A", "B"], 1.0),
-    (["A", "A", "B", "B"], ["A", "B", "A", "B"], 0.0),
-    (["A", "A", "A", "B"], ["A", "A", "B", "B"], 0.5),
-])
+@pytest.mark.parametrize(
+    ("x", "y", "kappa"),
+    [
+        (["A", "B", "A", "B"], ["A", "B", "A", "B"], 1.0),
+        (["A", "A", "B", "B"], ["A", "B", "A", "B"], 0.0),
+        (["A", "A", "A", "B"], ["A", "A", "B", "B"], 0.5),
+    ],
+)
 def test_cohen_kappa(x: list[str], y: list[str], kappa: float) -> None:
     assert cohen_kappa(x, y) == pytest.approx(kappa)
 
@@ -132,8 +137,14 @@ def useless(rng: np.random.Generator, n: int):
     return q, np.full(n, 0.75), rng.random(n) < 0.5
 
 
-def simulate(judge: Judge, seed: int, n: int = 3000, rate: float = 0.1,
-             alpha: float = 0.1, delta: float = 0.1) -> tuple[bool, float]:
+def simulate(
+    judge: Judge,
+    seed: int,
+    n: int = 3000,
+    rate: float = 0.1,
+    alpha: float = 0.1,
+    delta: float = 0.1,
+) -> tuple[bool, float]:
     """One world: judge n pairs, humans label the sample (and the rest of the reviewed
     strata), calibrate, then measure the true agreement of what the thresholds accept on
     a fresh population of the same world. Returns (guarantee held, true coverage)."""
@@ -152,8 +163,12 @@ def simulate(judge: Judge, seed: int, n: int = 3000, rate: float = 0.1,
     cal = calibrate(data, alpha, delta, min_labels=50, min_count=30)
     assert cal is not None
     fresh_q, fresh_p, fresh_a = judge(np.random.default_rng(seed + 10**6), 20000)
-    scores = np.array([score(Signals("A" if a else "B", float(x), 1.0, p_verdict=float(x)),
-                             cal.weights) for x, a in zip(fresh_q, fresh_a, strict=True)])
+    scores = np.array(
+        [
+            score(Signals("A" if a else "B", float(x), 1.0, p_verdict=float(x)), cal.weights)
+            for x, a in zip(fresh_q, fresh_a, strict=True)
+        ]
+    )
     accepted = scores >= np.where(fresh_a, cal.a, cal.b)
     if not accepted.any():
         return True, 0.0
@@ -162,14 +177,18 @@ def simulate(judge: Judge, seed: int, n: int = 3000, rate: float = 0.1,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("judge", "min_cov", "max_cov"), [
-    (calibrated, 0.03, 0.6),
-    (overconfident, 0.0, 0.6),
-    (position_biased, 0.01, 0.8),
-    (useless, 0.0, 0.02),
-])
-def test_guarantee_holds_in_at_least_1_minus_delta_of_worlds(judge: Judge, min_cov: float,
-                                                             max_cov: float) -> None:
+@pytest.mark.parametrize(
+    ("judge", "min_cov", "max_cov"),
+    [
+        (calibrated, 0.03, 0.6),
+        (overconfident, 0.0, 0.6),
+        (position_biased, 0.01, 0.8),
+        (useless, 0.0, 0.02),
+    ],
+)
+def test_guarantee_holds_in_at_least_1_minus_delta_of_worlds(
+    judge: Judge, min_cov: float, max_cov: float
+) -> None:
     worlds = 200
     results = [simulate(judge, seed) for seed in range(worlds)]
     violations = sum(not ok for ok, _ in results)
@@ -184,8 +203,12 @@ def test_guarantee_holds_in_at_least_1_minus_delta_of_worlds(judge: Judge, min_c
 @given(st.integers(0, 10**6))
 def test_a_judge_that_is_always_right_is_trusted(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    data = [Labeled(Signals("A" if rng.random() < 0.5 else "B", float(q), 1.0,
-                            p_verdict=float(q)), "", True) for q in rng.uniform(0.8, 1, 300)]
+    data = [
+        Labeled(
+            Signals("A" if rng.random() < 0.5 else "B", float(q), 1.0, p_verdict=float(q)), "", True
+        )
+        for q in rng.uniform(0.8, 1, 300)
+    ]
     data = [Labeled(d.signals, d.signals.label or "", True) for d in data]
     cal = calibrate(data, 0.1, 0.1, min_labels=50, min_count=30, learn=False)
     assert cal is not None and cal.coverage > 0.9 and cal.agreement == 1.0

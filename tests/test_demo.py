@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
+import datasets
+import pytest
 from click.testing import CliRunner
 
 from labeler.cli import main
@@ -49,17 +53,51 @@ def test_simulated_judge_follows_its_noise_model() -> None:
     assert 0.9 < right / len(pairs) <= 1.0
 
 
-def test_demo_small_runs_three_rounds(tmp_path: Path) -> None:
+def listening_ports() -> set[int]:
+    out = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
+    return {int(line.split()[3].rsplit(":", 1)[1]) for line in out.splitlines() if line}
+
+
+@pytest.mark.slow
+def test_demo_small_runs_the_whole_loop(tmp_path: Path) -> None:
+    """Three rounds against the simulated judge, the embedded Argilla and simulated
+    reviewers: thresholds move, coverage rises, agreement holds, money is saved, and
+    nothing is left running."""
+    before_ports, before_kids = listening_ports(), children()
     result = CliRunner().invoke(main, ["demo", "--small", "--dir", str(tmp_path / "d"), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["simulated_judge"] is True
     assert [r["round_id"] for r in data["rounds"]] == [1, 2, 3]
-    assert all(r["judged"] == 40 for r in data["rounds"])
-    assert all(r["saved"] > 0 for r in data["rounds"])
-    assert all(a is not None and a > 0.8 for a in data["truth_agreement"])
-    again = CliRunner().invoke(main, ["demo", "--small", "--dir", str(tmp_path / "d")])
-    assert again.exit_code == 0 and "SIMULATED" in again.stdout
+    assert all(r["judged"] == 80 for r in data["rounds"])
+    assert all(n > 0 for n in data["reviewed"])
+    versions = [s["calibration"]["current"]["version"] for s in data["syncs"]]
+    assert versions[0] >= 1, "thresholds did not move after the first sync"
+    quality = data["quality"]
+    assert quality[-1]["coverage"] > quality[0]["coverage"]
+    target = 0.85
+    for q in quality:  # audited agreement may not fall below target beyond its bound
+        if q["audited"]:
+            assert q["audited_agreement_lower"] <= target or q["audited_agreement"] >= target
+    accepted_right = [a for a in data["truth_agreement"] if a is not None]
+    assert accepted_right and min(accepted_right) >= target
+    assert sum(r["saved"] for r in data["rounds"]) > 0
+    assert Path(data["reliability_png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert datasets.load_from_disk(data["dataset"]).num_rows > 0
+    assert listening_ports() - before_ports == set()
+    assert set(children()) - set(before_kids) == set()
+
+
+def children() -> list[int]:
+    """Processes this test process started (the `ps` asked is not one of them)."""
+    out = subprocess.run(
+        ["ps", "-o", "pid=,comm=", "--ppid", str(os.getpid())], capture_output=True, text=True
+    ).stdout
+    return [
+        int(pid)
+        for pid, comm in (line.split(None, 1) for line in out.splitlines())
+        if comm.strip() != "ps"
+    ]
 
 
 def test_demo_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:

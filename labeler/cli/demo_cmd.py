@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -31,7 +32,14 @@ import click
     show_default=True,
     help="Pairs judged per round.",
 )
-@click.option("--small", is_flag=True, help="A quick demo (120 pairs, 3 rounds of 40), for CI.")
+@click.option("--small", is_flag=True, help="A quick demo (240 pairs, 3 rounds of 80), for CI.")
+@click.option(
+    "--reviewers",
+    type=click.IntRange(0, 10),
+    default=2,
+    show_default=True,
+    help="Simulated reviewers (0: leave the review queue to people).",
+)
 @click.option(
     "--judge-url", help="Use a real OpenAI-compatible judge instead of the simulated one."
 )
@@ -42,6 +50,11 @@ import click
     show_default=True,
     help="Variable holding the key for --judge-url.",
 )
+@click.option(
+    "--keep-serving",
+    is_flag=True,
+    help="Keep Argilla running at the end so a person can try the reviewer UI (Ctrl-C stops it).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 def demo(
     folder: Path,
@@ -49,26 +62,32 @@ def demo(
     rounds: int,
     per_round: int,
     small: bool,
+    reviewers: int,
     judge_url: str | None,
     model: str | None,
     api_key_env: str,
+    keep_serving: bool,
     as_json: bool,
 ) -> None:
-    """Run the whole loop offline: a simulated judge labels generated pairs in rounds.
+    """Run the whole loop offline: judge, route, review in Argilla, sync, recalibrate.
 
-    The judge is SIMULATED (a local HTTP server speaking the OpenAI protocol, with a stated
-    noise model) unless --judge-url is given; nothing leaves this machine.
+    The judge and the reviewers are SIMULATED unless told otherwise: the judge is a local
+    HTTP server speaking the OpenAI protocol with a stated noise model; the reviewers
+    decide pairs through Argilla's HTTP API with a stated error rate. Nothing leaves
+    this machine.
 
     \b
     Example:
         labeler demo
+        labeler demo --small
         labeler demo --judge-url https://api.openai.com/v1 --model gpt-4o-mini
+        labeler demo --reviewers 0 --keep-serving     # review the pairs yourself
     """
     from labeler.cli import render
-    from labeler.demo.run import DemoOptions, result_dict, run_demo
+    from labeler.demo.run import DemoOptions, finish_demo, result_dict, run_demo
 
     if small:
-        pairs, rounds, per_round = 120, 3, 40
+        pairs, rounds, per_round = 240, 3, 80
     opts = DemoOptions(
         folder=folder,
         pairs=pairs,
@@ -77,20 +96,50 @@ def demo(
         judge_url=judge_url,
         model=model,
         api_key_env=api_key_env,
+        reviewers=reviewers,
+        keep_serving=keep_serving,
+        min_labels=20 if small else 40,
     )
     console = render.Console()
     if not as_json:
-        console.print(render.demo_banner(judge_url))
+        console.print(render.demo_banner(judge_url, reviewers))
     with render.round_progress("USD") as update:
         result = run_demo(opts, on_progress=update)
-    data = result_dict(result)
+    report = finish_demo(result)
+    data = {**result_dict(result), **report}
     if as_json:
         render.print_json(data)
-        return
-    console.print(render.demo_table(data))
+    else:
+        console.print(render.demo_table(data))
+        console.print(render.quality_table(report["quality"]))
+        for sync in data["syncs"]:
+            console.print(render.calibration_message(sync["calibration"]))
+        console.print(
+            f"Project folder:      {result.folder}  (cd there: labeler status)", markup=False
+        )
+        console.print(f"Dataset:             {data['dataset']}", markup=False)
+        if report["reliability_png"]:
+            console.print(f"Reliability diagram: {report['reliability_png']}", markup=False)
+    if result.server is not None:
+        _serve_until_interrupted(result, console)
+
+
+def _serve_until_interrupted(result: Any, console: Any) -> None:
+    import time
+
+    from labeler.cli import render
+
+    server = result.server
+    creds = server.credentials()
     console.print(
-        f"Project folder: {result.folder}  (cd there and try `labeler status`)", markup=False
+        render.serve_panel(
+            creds.url, creds.username, str(server.secrets_path), "labeler", "labeler-demo"
+        )
     )
-    last = result.rounds[-1]
-    if last.dataset_path:
-        console.print(f"Dataset: {last.dataset_path} ({last.dataset_rows} rows)", markup=False)
+    try:
+        while server.alive():
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()

@@ -157,15 +157,22 @@ def rounds_table(status: dict[str, Any]) -> Table:
     return table
 
 
-def demo_banner(judge_url: str | None) -> Text:
-    if judge_url:
-        return Text(f"labeler demo: the judge is REAL ({judge_url}).", style="bold")
-    return Text(
-        "labeler demo: the judge is SIMULATED — a local HTTP server speaking the OpenAI "
-        "protocol whose verdicts follow a stated noise model over pairs with known answers. "
-        "Use --judge-url and --model for a real judge.",
-        style="bold yellow",
+def demo_banner(judge_url: str | None, reviewers: int = 2) -> Text:
+    judge = (
+        f"the judge is REAL ({judge_url})"
+        if judge_url
+        else "the judge is SIMULATED (a local HTTP server speaking the OpenAI protocol, "
+        "verdicts from a stated noise model over pairs with known answers; use "
+        "--judge-url and --model for a real one)"
     )
+    people = (
+        f"{reviewers} reviewers are SIMULATED (they decide pairs through Argilla's "
+        "HTTP API from the known answers, with a 2% error rate; use --reviewers 0 "
+        "--keep-serving to review yourself)"
+        if reviewers
+        else "no simulated reviewers: the review queue waits for people"
+    )
+    return Text(f"labeler demo: {judge}; {people}.", style="bold yellow")
 
 
 def demo_table(data: dict[str, Any]) -> Table:

@@ -1,15 +1,19 @@
-"""``labeler demo``: the whole loop offline, with a simulated judge on a real HTTP server.
+"""``labeler demo``: the whole loop offline, with a simulated judge and simulated reviewers.
 
 It writes a demo project (config, guidelines, generated pairs with known answers) into a
-folder, starts the simulated judge (``simjudge``) behind ``JudgeServer`` on 127.0.0.1, runs
-several rounds through the same code path as ``labeler round``, and stops the server.
-With ``judge_url`` it uses a real OpenAI-compatible judge instead.
+folder, starts the embedded Argilla (the ``labeler serve`` machinery) and the simulated
+judge (``simjudge`` behind ``JudgeServer``, a real HTTP server on 127.0.0.1), then runs
+rounds through the same code as the CLI: judge, route, push, simulated reviewers decide
+the pairs through Argilla's HTTP API, sync, recalibrate. With ``judge_url`` it uses a real
+OpenAI-compatible judge; with ``keep_serving`` the Argilla server stays up for a person.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,10 +23,14 @@ from typing import Any
 from labeler.config import Config, load_config
 from labeler.demo.data import DemoPair, demo_pairs, write_jsonl
 from labeler.demo.judge_server import JudgeServer
+from labeler.demo.reviewers import ReviewerSession
 from labeler.demo.simjudge import NoiseModel, SimulatedJudge
+from labeler.demo.simreviewers import SimulatedReviewer, truth_index
 from labeler.errors import UsageError
 from labeler.rounds import Progress, RoundSummary, run_round
+from labeler.server.manager import EmbeddedArgilla
 from labeler.setup import write_starter_files
+from labeler.sync import SyncSummary, connect, run_sync
 
 MARKER = ".labeler-demo"
 
@@ -36,21 +44,36 @@ class DemoOptions:
     judge_url: str | None = None
     model: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
-    noise: NoiseModel = field(default_factory=NoiseModel)
+    noise: NoiseModel = field(default_factory=lambda: NoiseModel(accuracy_easy=0.995))
+    reviewers: int = 2
+    reviewer_error: float = 0.02
+    keep_serving: bool = False
+    min_labels: int = 40
     seed: int = 7
 
 
 @dataclass
 class DemoResult:
     folder: Path
+    config: Path
     judge_url: str
     simulated_judge: bool
+    argilla_url: str
     rounds: list[RoundSummary]
+    syncs: list[SyncSummary]
     truth_agreement: list[float | None]
+    reviewed: list[int]
+    server: EmbeddedArgilla | None = None
 
 
-def write_project(opts: DemoOptions, judge_url: str, pairs: list[DemoPair]) -> Path:
-    """A demo project folder with its config pointing at ``judge_url``."""
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_project(opts: DemoOptions, judge_url: str, pairs: list[DemoPair], port: int) -> Path:
+    """A demo project folder with its config pointing at the judge and the Argilla port."""
     folder = opts.folder
     marker = folder / MARKER
     if folder.exists() and any(folder.iterdir()):
@@ -65,29 +88,33 @@ def write_project(opts: DemoOptions, judge_url: str, pairs: list[DemoPair]) -> P
     write_jsonl(pairs, folder / "pairs.jsonl")
     write_jsonl(pairs, folder / "truth.jsonl", with_truth=True)
     simulated = opts.judge_url is None
-    judge = {
-        "base_url": judge_url,
-        "model": opts.model or ("simulated-judge" if simulated else "gpt-4o-mini"),
-        "api_key_env": opts.api_key_env,
-        "api_key_required": not simulated,
-        "concurrency": 32,
-        "price_input_per_mtok": 0.15,
-        "price_output_per_mtok": 0.60,
+    sections: dict[str, dict[str, Any]] = {
+        "project": {"name": "labeler-demo"},
+        "source": {"path": "pairs.jsonl"},
+        "judge": {
+            "base_url": judge_url,
+            "model": opts.model or ("simulated-judge" if simulated else "gpt-4o-mini"),
+            "api_key_env": opts.api_key_env,
+            "api_key_required": not simulated,
+            "concurrency": 32,
+            "template": "templates/judge.txt",
+        },
+        # start strict (cold start accepts only very confident verdicts), then learn
+        "routing": {"threshold": 0.95, "audit_rate": 0.1},
+        "review": {"port": port, "min_submitted": 1},
+        "calibration": {
+            "target_agreement": 0.85,
+            "confidence": 0.9,
+            "min_labels": opts.min_labels,
+            "min_per_threshold": 15,
+            "cold_start_audit_rate": 0.4,
+        },
     }
-    lines = [
-        "# Demo project written by `labeler demo`; the judge is "
-        + ("SIMULATED (labeler/demo/simjudge.py)." if simulated else f"at {judge_url}."),
-        "[project]",
-        'name = "labeler-demo"',
-        "[source]",
-        'path = "pairs.jsonl"',
-        "[judge]",
-        *(f"{k} = {json.dumps(v)}" for k, v in judge.items()),
-        'template = "templates/judge.txt"',
-        "[routing]",
-        "threshold = 0.8",
-        "audit_rate = 0.05",
-    ]
+    who = "SIMULATED (labeler/demo/simjudge.py)" if simulated else f"at {judge_url}"
+    lines = [f"# Demo project written by `labeler demo`; the judge is {who}."]
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{k} = {json.dumps(v)}" for k, v in values.items())
     (folder / "config.toml").write_text("\n".join(lines) + "\n", "utf-8")
     return folder
 
@@ -104,8 +131,8 @@ def judge_endpoint(opts: DemoOptions, pairs: list[DemoPair]) -> Iterator[str]:
         server.stop()
 
 
-def truth_agreement(cfg: Config, pairs: list[DemoPair]) -> float | None:
-    """Share of auto-accepted pairs whose chosen response is the truly better one."""
+def truth_agreement(cfg: Config, pairs: list[DemoPair], round_id: int) -> float | None:
+    """Share of the round's auto-accepted pairs whose chosen response is truly better."""
     import sqlite3
 
     truth = {(p.prompt, p.response_a, p.response_b): p.truth for p in pairs}
@@ -113,7 +140,8 @@ def truth_agreement(cfg: Config, pairs: list[DemoPair]) -> float | None:
     try:
         rows = db.execute(
             "SELECT p.prompt, p.response_a, p.response_b, v.label FROM pairs p "
-            "JOIN verdicts v ON v.pair_id = p.id WHERE v.action = 'accept'"
+            "JOIN verdicts v ON v.pair_id = p.id WHERE v.action = 'accept' AND v.round_id = ?",
+            (round_id,),
         ).fetchall()
     finally:
         db.close()
@@ -122,33 +150,91 @@ def truth_agreement(cfg: Config, pairs: list[DemoPair]) -> float | None:
     return sum(truth.get((p, a, b)) == label for p, a, b, label in rows) / len(rows)
 
 
+def _reviewers(
+    cfg: Config, server: EmbeddedArgilla, pairs: list[DemoPair], opts: DemoOptions
+) -> list[SimulatedReviewer]:
+    index = truth_index(pairs)
+    out = []
+    with connect(cfg) as review:
+        for i in range(opts.reviewers):
+            name, password = f"sim-reviewer-{i + 1}", secrets.token_urlsafe(12)
+            review.add_reviewer(name, password)
+            out.append(
+                SimulatedReviewer(
+                    name, ReviewerSession(server.url, name, password), index, opts.reviewer_error
+                )
+            )
+    return out
+
+
+def _review(reviewers: list[SimulatedReviewer], dataset: str) -> int:
+    """The reviewers share the queue: each takes its turn until nothing is pending."""
+    dataset_id = reviewers[0].session.dataset_id(dataset)
+    total = 0
+    while True:
+        done = sum(r.review(dataset_id, limit=25) for r in reviewers)
+        total += done
+        if not done:
+            return total
+
+
 def run_demo(
     opts: DemoOptions,
     on_round: Callable[[int, RoundSummary], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> DemoResult:
     pairs = demo_pairs(opts.pairs, seed=opts.seed)
+    port = _free_port()
     with judge_endpoint(opts, pairs) as url:
-        folder = write_project(opts, url, pairs)
+        folder = write_project(opts, url, pairs, port)
         cfg = load_config(folder / "config.toml", environ={})
-        summaries: list[RoundSummary] = []
-        agreement: list[float | None] = []
-        for number in range(1, opts.rounds + 1):
-            summary = run_round(cfg, limit=opts.per_round, on_progress=on_progress)
-            summaries.append(summary)
-            agreement.append(truth_agreement(cfg, pairs))
-            if on_round:
-                on_round(number, summary)
-            if summary.status == "nothing_to_do":
-                break
-    return DemoResult(folder, url, opts.judge_url is None, summaries, agreement)
+        server = EmbeddedArgilla(cfg.project.state_dir, cfg.review.host, port, cfg.review.workspace)
+        server.start()
+        result = DemoResult(
+            folder, folder / "config.toml", url, opts.judge_url is None, server.url, [], [], [], []
+        )
+        try:
+            reviewers = _reviewers(cfg, server, pairs, opts) if opts.reviewers else []
+            for number in range(1, opts.rounds + 1):
+                summary = run_round(cfg, limit=opts.per_round, on_progress=on_progress)
+                if summary.status == "nothing_to_do":
+                    break
+                result.rounds.append(summary)
+                result.truth_agreement.append(truth_agreement(cfg, pairs, summary.round_id or 0))
+                result.reviewed.append(_review(reviewers, cfg.review_dataset) if reviewers else 0)
+                result.syncs.append(run_sync(cfg))
+                if on_round:
+                    on_round(number, summary)
+        finally:
+            if opts.keep_serving:
+                result.server = server
+            else:
+                server.stop()
+    return result
 
 
 def result_dict(result: DemoResult) -> dict[str, Any]:
     return {
         "folder": str(result.folder),
+        "config": str(result.config),
         "judge_url": result.judge_url,
         "simulated_judge": result.simulated_judge,
+        "argilla_url": result.argilla_url,
         "rounds": [s.to_dict() for s in result.rounds],
+        "syncs": [s.to_dict() for s in result.syncs],
         "truth_agreement": result.truth_agreement,
+        "reviewed": result.reviewed,
+    }
+
+
+def finish_demo(result: DemoResult) -> dict[str, Any]:
+    """The quality table, the reliability diagram and the dataset path of a demo run."""
+    from labeler.quality import run_calibration
+
+    cfg = load_config(result.config, environ={})
+    quality = run_calibration(cfg)
+    return {
+        "quality": quality["rounds"],
+        "reliability_png": quality["plot"],
+        "dataset": str(cfg.output.dataset_dir),
     }

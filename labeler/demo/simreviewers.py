@@ -1,0 +1,55 @@
+"""Simulated reviewers for the demo: they decide pairs in Argilla through its HTTP API (the
+calls the web UI makes, via ``ReviewerSession``), from the demo pairs' known answers, with
+human-like mistakes at a stated rate.
+
+A reviewer takes the records pending for them in the order Argilla gives (a different
+order per reviewer), and for each: picks the truly better response as shown, or says Tie
+for a true tie; with probability ``error_rate`` picks the other response instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from labeler.demo.data import DemoPair
+from labeler.demo.reviewers import ReviewerSession
+
+
+@dataclass
+class SimulatedReviewer:
+    name: str
+    session: ReviewerSession
+    truth: dict[tuple[str, frozenset[str]], DemoPair]
+    error_rate: float = 0.05
+    done: int = 0
+
+    def decide(self, record: dict[str, Any]) -> str:
+        fields = record["fields"]
+        first, second = fields["response_a"], fields["response_b"]
+        pair = self.truth.get((fields["prompt"], frozenset((first, second))))
+        digest = hashlib.sha256(f"{self.name}:{record['id']}".encode()).digest()
+        u = int.from_bytes(digest[:8], "big") / 2**64
+        if pair is None or pair.truth == "TIE":
+            return "tie" if u >= self.error_rate else "A"
+        better_first = (pair.response_a if pair.truth == "A" else pair.response_b) == first
+        right = "A" if better_first else "B"
+        return right if u >= self.error_rate else ("B" if right == "A" else "A")
+
+    def review(self, dataset_id: str, limit: int | None = None) -> int:
+        """Decide pending records until none are left (or ``limit``); returns how many."""
+        count = 0
+        while limit is None or count < limit:
+            records = self.session.pending(dataset_id, limit=20)
+            if not records:
+                break
+            for record in records[: None if limit is None else limit - count]:
+                self.session.submit(record["id"], self.decide(record), reason="simulated")
+                count += 1
+        self.done += count
+        return count
+
+
+def truth_index(pairs: list[DemoPair]) -> dict[tuple[str, frozenset[str]], DemoPair]:
+    return {(p.prompt, frozenset((p.response_a, p.response_b))): p for p in pairs}
