@@ -72,3 +72,46 @@ def reliability_png(
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path)
+
+
+def rounds_png(rounds: list[dict[str, Any]], currency: str, path: Path) -> Path:
+    """Cost per round (judge, humans, all-human baseline) and coverage vs audited
+    agreement per round: the slide for the lead."""
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    names = [str(r["round"]) for r in rounds]
+    x = list(range(len(rounds)))
+    width = 0.27
+    left.bar([i - width for i in x], [r["judge_cost"] for r in rounds], width, label="judge")
+    left.bar(x, [r["human_cost"] for r in rounds], width, label="humans")
+    left.bar(
+        [i + width for i in x],
+        [r["all_human_cost"] for r in rounds],
+        width,
+        label="all-human baseline",
+        color="lightgrey",
+    )
+    left.set_xticks(x, names)
+    left.set_xlabel("round")
+    left.set_ylabel(f"cost ({currency})")
+    left.set_title("Cost per round")
+    left.legend(fontsize=8)
+    cov = [100 * (r["coverage"] or 0) for r in rounds]
+    agree = [
+        None if r["audited_agreement"] is None else 100 * r["audited_agreement"] for r in rounds
+    ]
+    right.plot(x, cov, marker="o", label="coverage (accepted by the judge)")
+    right.plot(
+        [i for i, a in zip(x, agree, strict=True) if a is not None],
+        [a for a in agree if a is not None],
+        marker="s",
+        label="audited agreement with humans",
+    )
+    right.set_xticks(x, names)
+    right.set_ylim(0, 105)
+    right.set_xlabel("round")
+    right.set_ylabel("%")
+    right.set_title("Coverage and audited agreement")
+    right.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -113,6 +113,34 @@ class RoutingConfig:
 class CostsConfig:
     human_price_per_pair: float = _opt(0.50, "What one human verdict costs.", lo=0)
     currency: str = _opt("USD", "Currency label used in reports.")
+    human_cost_mode: str = _opt(
+        "per_pair",
+        "Human cost from the price per pair or from measured review time.",
+        choices=("per_pair", "time"),
+    )
+    hourly_rate: float = _opt(30.0, "What an hour of reviewing costs (time mode).", lo=0)
+    break_cap_s: float = _opt(
+        300.0, "Longest gap between two submissions counted as review time.", lo=1
+    )
+    max_cost_per_round: float = _opt(
+        0.0, "Judge spend per round before it stops (0 = no limit).", lo=0
+    )
+    total_budget: float = _opt(
+        0.0, "Judge spend over all rounds before rounds stop (0 = no limit).", lo=0
+    )
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    near_duplicate_similarity: float = _opt(
+        0.95, "Responses at least this similar are flagged as near-identical.", lo=0, hi=1
+    )
+    near_duplicates: str = _opt(
+        "review",
+        "Near-identical pairs go to humans as likely ties or are dropped.",
+        choices=("review", "drop"),
+    )
+    min_review_seconds: float = _opt(3.0, "Human verdicts faster than this are flagged.", lo=0)
 
 
 @dataclass(frozen=True)
@@ -176,6 +204,7 @@ SECTIONS: dict[str, type] = {
     "output": OutputConfig,
     "review": ReviewConfig,
     "calibration": CalibrationConfig,
+    "quality": QualityConfig,
 }
 
 
@@ -189,6 +218,7 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     file: Path | None = None
 
     @property

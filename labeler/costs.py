@@ -74,3 +74,110 @@ def estimate_round_cost(
     tokens_in = sum(estimate_tokens(c, chars_per_token) for c in prompt_chars)
     tokens_out = max_output_tokens * len(prompt_chars)
     return tokens_in, tokens_out, prices.call_cost(tokens_in, tokens_out)
+
+
+def review_seconds(
+    submissions: list[tuple[str, str, float]], cap: float
+) -> dict[tuple[str, str], float | None]:
+    """Seconds each (reviewer, pair) response took: the gap since the same reviewer's
+    previous submission, capped so that breaks do not count. A reviewer's first response
+    has no previous one: None (unknown). Input: (reviewer, pair_id, submitted_at epoch s)."""
+    out: dict[tuple[str, str], float | None] = {}
+    by_reviewer: dict[str, list[tuple[float, str]]] = {}
+    for reviewer, pair, when in submissions:
+        by_reviewer.setdefault(reviewer, []).append((when, pair))
+    for reviewer, items in by_reviewer.items():
+        items.sort()
+        previous = None
+        for when, pair in items:
+            out[(reviewer, pair)] = None if previous is None else min(when - previous, cap)
+            previous = when
+    return out
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The money of one round (or of all rounds, summed)."""
+
+    pairs: int
+    accepted: int
+    to_humans: int
+    human_responses: int
+    judge_cost: float
+    human_cost_per_pair: float
+    human_cost_time: float | None
+    baseline: float
+    mode: str
+
+    @property
+    def human_cost(self) -> float:
+        if self.mode == "time" and self.human_cost_time is not None:
+            return self.human_cost_time
+        return self.human_cost_per_pair
+
+    @property
+    def total(self) -> float:
+        return self.judge_cost + self.human_cost
+
+    @property
+    def saved(self) -> float:
+        return self.baseline - self.total
+
+    @property
+    def factor(self) -> float | None:
+        return self.baseline / self.total if self.total > 0 else None
+
+    @property
+    def cost_per_accepted(self) -> float | None:
+        return self.judge_cost / self.accepted if self.accepted else None
+
+    def __add__(self, other: Ledger) -> Ledger:
+        time_cost = (
+            None
+            if self.human_cost_time is None and other.human_cost_time is None
+            else (self.human_cost_time or 0.0) + (other.human_cost_time or 0.0)
+        )
+        return Ledger(
+            self.pairs + other.pairs,
+            self.accepted + other.accepted,
+            self.to_humans + other.to_humans,
+            self.human_responses + other.human_responses,
+            self.judge_cost + other.judge_cost,
+            self.human_cost_per_pair + other.human_cost_per_pair,
+            time_cost,
+            self.baseline + other.baseline,
+            self.mode,
+        )
+
+
+def ledger(
+    pairs: int,
+    accepted: int,
+    to_humans: int,
+    judge_cost: float,
+    review_times: list[float | None],
+    price_per_pair: float,
+    reviewers: int,
+    hourly_rate: float,
+    mode: str,
+) -> Ledger:
+    """A round's ledger. Human cost per pair = pairs sent to humans x reviewers per pair x
+    price; by time = measured review seconds x hourly rate (responses whose time is
+    unknown are counted at the mean of the known ones)."""
+    known = [t for t in review_times if t is not None]
+    time_cost = None
+    if known:
+        mean = sum(known) / len(known)
+        seconds = sum(known) + mean * (len(review_times) - len(known))
+        time_cost = seconds / 3600 * hourly_rate
+    return Ledger(
+        pairs,
+        accepted,
+        to_humans,
+        len(review_times),
+        judge_cost,
+        to_humans * reviewers * price_per_pair,
+        time_cost,
+        pairs * reviewers * price_per_pair,
+        mode,
+    )

@@ -9,6 +9,7 @@ renamed into place the same way.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -99,3 +100,87 @@ def save_dpo(rows: Iterable[Mapping[str, Any]], dataset_dir: Path, parquet: bool
         if old != target:
             shutil.rmtree(old, ignore_errors=True)
     return count
+
+
+def kto_rows(dpo: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """KTO's unpaired form: the chosen response labelled True, the rejected one False."""
+    out = []
+    for row in dpo:
+        extra = {k: v for k, v in row.items() if k not in DPO_COLUMNS}
+        out.append({"prompt": row["prompt"], "completion": row["chosen"], "label": True, **extra})
+        out.append(
+            {"prompt": row["prompt"], "completion": row["rejected"], "label": False, **extra}
+        )
+    return out
+
+
+def _dataset(rows: list[dict[str, Any]], columns: list[str]) -> Any:
+    import datasets
+
+    datasets.disable_progress_bars()
+    types = {"confidence": "float64", "round": "int64", "reviewers": "int64", "label": "bool"}
+    features = datasets.Features({c: datasets.Value(types.get(c, "string")) for c in columns})
+    return datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in columns}, features=features)
+
+
+def write_export(
+    rows: list[dict[str, Any]], columns: list[str], target: str, out: Path, card: str
+) -> Path:
+    """Write rows as a datasets folder, Parquet or JSONL, atomically and deterministically
+    (the same rows give byte-identical files), with the dataset card beside them."""
+    out = out.absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        if target == "jsonl":
+            with tmp.open("w", encoding="utf-8") as fh:
+                for row in rows:
+                    fh.write(json.dumps({c: row[c] for c in columns}, ensure_ascii=False) + "\n")
+        elif target == "parquet":
+            _dataset(rows, columns).to_parquet(str(tmp))
+        else:
+            _dataset(rows, columns).save_to_disk(str(tmp), num_shards=1 if not rows else None)
+            (tmp / "README.md").write_text(card, "utf-8")
+        _replace(tmp, out)
+        if target != "disk":
+            card_path = out.with_name(out.name + ".README.md")
+            card_tmp = card_path.with_name(f".{card_path.name}.tmp")
+            card_tmp.write_text(card, "utf-8")
+            os.replace(card_tmp, card_path)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+        raise ExportError(f"{out}: cannot write the export ({exc})") from None
+    return out
+
+
+def _replace(new: Path, out: Path) -> None:
+    """Put ``new`` at ``out``: files atomically; folders by moving the old one aside first."""
+    if new.is_dir() and out.exists():
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(out, old)
+        os.replace(new, out)
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    else:
+        os.replace(new, out)
+
+
+def push_to_hub(rows: list[dict[str, Any]], columns: list[str], repo: str, card: str) -> str:
+    """Push the dataset and its card to the Hugging Face Hub (token from HF_TOKEN)."""
+    token = os.environ.get("HF_TOKEN", "")
+    if not token:
+        raise ExportError(
+            "--push-to-hub needs a Hugging Face token in the HF_TOKEN environment variable"
+        )
+    from huggingface_hub import HfApi
+
+    try:
+        _dataset(rows, columns).push_to_hub(repo, token=token)
+        HfApi(token=token).upload_file(
+            path_or_fileobj=card.encode(),
+            path_in_repo="README.md",
+            repo_id=repo,
+            repo_type="dataset",
+        )
+    except Exception as exc:  # the hub client raises many types; all mean "not pushed"
+        raise ExportError(f"push to {repo} failed: {str(exc).splitlines()[0][:200]}") from None
+    return f"https://huggingface.co/datasets/{repo}"

@@ -268,3 +268,17 @@ def read_source(cfg: SourceConfig) -> Iterator[Pair | BadRow]:
             yield result
         else:
             yield from result
+
+
+def near_identical(a: str, b: str, threshold: float) -> float | None:
+    """The similarity of two responses (difflib ratio, 0-1) when it is at least
+    ``threshold``, else None. Cheap upper bounds are checked first."""
+    import difflib
+
+    if threshold > 1:
+        return None
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    if matcher.real_quick_ratio() < threshold or matcher.quick_ratio() < threshold:
+        return None
+    ratio = matcher.ratio()
+    return ratio if ratio >= threshold else None

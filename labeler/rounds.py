@@ -23,7 +23,7 @@ from typing import Any
 from labeler import costs, prompts
 from labeler.config import Config
 from labeler.errors import ReviewError, SourceError, StateError
-from labeler.pairs import BadRow, Pair, read_source
+from labeler.pairs import BadRow, Pair, near_identical, read_source
 from labeler.routing import ACCEPT, Thresholds, audit_draw, route
 from labeler.store import CallRecord, Store, VerdictRecord
 from labeler.thresholds import cold_start
@@ -72,6 +72,8 @@ class RoundSummary:
     review_pushed: int = 0
     review_waiting: int = 0
     review_error: str | None = None
+    budget_message: str | None = None
+    chars_per_token: float | None = None
     elapsed_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -129,22 +131,40 @@ def make_context(cfg: Config, thresholds: Thresholds | None = None) -> Context:
 class _Tally:
     """Counts what a source yields while passing the pairs through."""
 
-    def __init__(self) -> None:
+    def __init__(self, near: float = 2.0, drop_near: bool = False) -> None:
         self.pairs = 0
         self.skipped: Counter[str] = Counter()
         self.examples: list[str] = []
         self.bad: list[BadRow] = []
+        self.near, self.drop_near = near, drop_near
+        self.near_identical: dict[str, float] = {}
+
+    def _bad(self, item: BadRow) -> None:
+        self.skipped[item.kind] += 1
+        self.bad.append(item)
+        if len(self.examples) < BAD_ROW_EXAMPLES:
+            self.examples.append(str(item))
 
     def pairs_of(self, items: Iterable[Pair | BadRow]) -> Iterator[Pair]:
         for item in items:
             if isinstance(item, BadRow):
-                self.skipped[item.kind] += 1
-                self.bad.append(item)
-                if len(self.examples) < BAD_ROW_EXAMPLES:
-                    self.examples.append(str(item))
-            else:
-                self.pairs += 1
-                yield item
+                self._bad(item)
+                continue
+            similar = near_identical(item.response_a, item.response_b, self.near)
+            if similar is not None and self.drop_near:
+                self._bad(
+                    BadRow(
+                        item.source,
+                        item.row,
+                        f"near-identical responses (similarity {similar:.3f})",
+                        "near_duplicate",
+                    )
+                )
+                continue
+            if similar is not None:
+                self.near_identical[item.id] = similar
+            self.pairs += 1
+            yield item
 
 
 def check_source(cfg: Config) -> None:
@@ -155,8 +175,13 @@ def check_source(cfg: Config) -> None:
 
 
 def import_source(store: Store, cfg: Config, summary: RoundSummary) -> None:
-    tally = _Tally()
+    q = cfg.quality
+    tally = _Tally(q.near_duplicate_similarity, q.near_duplicates == "drop")
     summary.new_pairs = store.import_pairs(tally.pairs_of(read_source(cfg.source)), tally.bad)
+    known = store.flagged_ids("near_duplicate")
+    for pair_id, similar in tally.near_identical.items():
+        if pair_id not in known:
+            store.flag(pair_id, "near_duplicate", f"similarity {similar:.3f}")
     summary.source_pairs = tally.pairs
     summary.skipped = dict(tally.skipped)
     summary.bad_row_examples = tally.examples
@@ -191,6 +216,15 @@ class _Judging:
         self.cost = store.call_totals(round_id)["cost"]
         self.failed: dict[str, str] = {}
         self.replies: dict[str, dict[str, OrderReply]] = {}
+        self.near_identical = store.flagged_ids("near_duplicate")
+        self.allowance = _allowance(store, ctx.cfg, round_id)
+        # worst case per request: input tokens from the prompt's length (conservatively,
+        # fewer characters per token than observed) plus max_tokens of output
+        observed = store.chars_per_token()
+        self.chars_per_token = 0.9 * observed if observed else 3.0
+        self.reserved = 0.0  # worst-case cost of the requests in flight
+        self.spent = 0.0  # billed in this run
+        self.stopped = False
 
     def _progress(self) -> None:
         if self.on_progress:
@@ -211,6 +245,12 @@ class _Judging:
     async def _produce(self, queue: asyncio.Queue[tuple[Pair, str, str] | None]) -> None:
         orders = self.ctx.orders
         for pair in self.store.iter_round_pairs(self.round_id):
+            if pair.id in self.near_identical:  # a likely tie: humans decide, no judge call
+                self._store_verdict(
+                    pair, None, 0.0, False, {"near_identical": True}, "review", "near_duplicate"
+                )
+                self.done += 1
+                continue
             keys = {order: self.ctx.cache_key(pair.id, order) for order in orders}
             rows = self.store.cached_calls(list(keys.values()))
             have = {o: _reply_from_row(rows[k]) for o, k in keys.items() if k in rows}
@@ -226,10 +266,25 @@ class _Judging:
     async def _worker(self, queue: asyncio.Queue[tuple[Pair, str, str] | None]) -> None:
         while (job := await queue.get()) is not None:
             pair, order, key = job
-            reply = await self.judge.judge(self.ctx.messages(pair, order))
+            messages = self.ctx.messages(pair, order)
+            chars = sum(len(m["content"]) for m in messages)
+            worst = self.ctx.prices.call_cost(
+                costs.estimate_tokens(chars, self.chars_per_token), self.ctx.cfg.judge.max_tokens
+            )
+            if self.allowance is not None and (
+                self.stopped or self.spent + self.reserved + worst > self.allowance
+            ):
+                self.stopped = True  # start nothing new; what is in flight finishes
+                continue
+            self.reserved += worst
+            try:
+                reply = await self.judge.judge(messages)
+            finally:
+                self.reserved -= worst
             self.sent += 1
             cost = self.ctx.prices.call_cost(reply.prompt_tokens, reply.completion_tokens)
             self.cost += cost
+            self.spent += cost
             self.store.record_call(
                 CallRecord(
                     key,
@@ -247,6 +302,7 @@ class _Judging:
                     cost,
                     round(reply.latency_s * 1000, 3),
                     reply.error,
+                    chars,
                 )
             )
             if pair.id in self.failed:
@@ -314,6 +370,30 @@ class _Judging:
             ctx.thresholds.version,
         )
         self.store.record_verdict(record, "accepted" if action == ACCEPT else "needs_review")
+
+
+def _budget_message(cfg: Config, summary: RoundSummary) -> str:
+    limits = []
+    if cfg.costs.max_cost_per_round > 0:
+        limits.append(f"costs.max_cost_per_round = {cfg.costs.max_cost_per_round}")
+    if cfg.costs.total_budget > 0:
+        limits.append(f"costs.total_budget = {cfg.costs.total_budget}")
+    return (
+        f"round {summary.round_id} stopped before its next request could pass "
+        f"{' / '.join(limits)} ({summary.currency}); spent {summary.judge_cost:.4f} this "
+        f"round, {summary.unjudged} pairs not judged yet. Raise the limit and run "
+        "`labeler round` again to continue"
+    )
+
+
+def _allowance(store: Store, cfg: Config, round_id: int) -> float | None:
+    """What this run may still spend on the judge (None: no limit)."""
+    left = []
+    if cfg.costs.max_cost_per_round > 0:
+        left.append(cfg.costs.max_cost_per_round - store.call_totals(round_id)["cost"])
+    if cfg.costs.total_budget > 0:
+        left.append(cfg.costs.total_budget - store.call_totals()["cost"])
+    return max(0.0, min(left)) if left else None
 
 
 async def _judge_async(
@@ -444,6 +524,9 @@ def run_round(
             _push_for_review(store, cfg, summary)
         summary.timings["dataset_s"] = time.perf_counter() - mark
         summary.status = "incomplete" if summary.unjudged else "completed"
+        if engine.stopped and summary.unjudged:
+            summary.status = "budget_stopped"
+            summary.budget_message = _budget_message(cfg, summary)
         summary.elapsed_s = time.perf_counter() - started
         if summary.status == "completed":
             store.finish_round(round_id, summary.to_dict(), "completed")
@@ -460,6 +543,7 @@ def plan_round(cfg: Config, *, limit: int | None = None) -> RoundSummary:
         open_round = store.open_round() if store else None
         if store:
             ctx = dataclasses.replace(ctx, thresholds=current_thresholds(store, cfg))
+            summary.chars_per_token = store.chars_per_token()
         if store and open_round is not None:
             summary.round_id, summary.resumed = int(open_round["id"]), True
             todo = list(store.iter_round_pairs(int(open_round["id"])))
@@ -472,7 +556,9 @@ def plan_round(cfg: Config, *, limit: int | None = None) -> RoundSummary:
     summary.bad_row_examples = tally.examples
     summary.pairs_in_round = len(todo)
     chars = [sum(len(m["content"]) for m in ctx.messages(p, o)) for p in todo for o in ctx.orders]
-    tokens_in, tokens_out, cost = costs.estimate_round_cost(chars, cfg.judge.max_tokens, ctx.prices)
+    tokens_in, tokens_out, cost = costs.estimate_round_cost(
+        chars, cfg.judge.max_tokens, ctx.prices, summary.chars_per_token or costs.CHARS_PER_TOKEN
+    )
     summary.prompt_tokens, summary.completion_tokens, summary.judge_cost = (
         tokens_in,
         tokens_out,

@@ -32,6 +32,7 @@ REVIEW_REASONS = (
     "low_confidence",
     "audit",
     "judge_error",
+    "near_duplicate",
 )
 
 

@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS calls (
     cost REAL NOT NULL DEFAULT 0,
     latency_ms REAL,
     error TEXT,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    prompt_chars INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS calls_cache ON calls (cache_key) WHERE status = 'ok';
 CREATE INDEX IF NOT EXISTS calls_by_round ON calls (round_id);
@@ -130,6 +131,14 @@ CREATE TABLE IF NOT EXISTS thresholds (
     audit_rate REAL NOT NULL,
     report TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS quality_flags (
+    pair_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    reviewer TEXT NOT NULL DEFAULT '',
+    detail TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (pair_id, kind, reviewer)
+);
 CREATE TABLE IF NOT EXISTS bad_rows (
     source TEXT NOT NULL,
     row INTEGER NOT NULL,
@@ -157,6 +166,7 @@ class CallRecord:
     cost: float
     latency_ms: float | None
     error: str | None
+    prompt_chars: int = 0
 
 
 @dataclass(frozen=True)
@@ -192,10 +202,17 @@ class Store:
                     if statement.strip():
                         self.db.execute(statement)
                 self._check_version()
+                self._add_missing_columns()
         except sqlite3.DatabaseError as exc:
             raise StateError(f"{path}: cannot open the state database ({exc})") from None
         except OSError as exc:
             raise StateError(f"{path}: cannot create the state folder ({exc})") from None
+
+    def _add_missing_columns(self) -> None:
+        """Columns added after a state file was created (same schema version)."""
+        calls = {r[1] for r in self.db.execute("PRAGMA table_info(calls)")}
+        if "prompt_chars" not in calls:
+            self.db.execute("ALTER TABLE calls ADD COLUMN prompt_chars INTEGER NOT NULL DEFAULT 0")
 
     def _check_version(self) -> None:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -374,8 +391,8 @@ class Store:
             db.execute(
                 "INSERT OR IGNORE INTO calls (cache_key, pair_id, presented_order, model, "
                 "template_hash, guidelines_hash, round_id, status, reply, logprobs, "
-                "prompt_tokens, completion_tokens, cost, latency_ms, error, created_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "prompt_tokens, completion_tokens, cost, latency_ms, error, created_at, "
+                "prompt_chars) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     call.cache_key,
                     call.pair_id,
@@ -393,8 +410,48 @@ class Store:
                     call.latency_ms,
                     call.error,
                     time.time(),
+                    call.prompt_chars,
                 ),
             )
+
+    def chars_per_token(self) -> float | None:
+        """Prompt characters per billed input token over earlier calls (None: no data)."""
+        chars, tokens = self.db.execute(
+            "SELECT SUM(prompt_chars), SUM(prompt_tokens) FROM calls WHERE status = 'ok' "
+            "AND prompt_chars > 0 AND prompt_tokens > 0"
+        ).fetchone()
+        return chars / tokens if chars and tokens else None
+
+    def flag(self, pair_id: str, kind: str, detail: str, reviewer: str = "") -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO quality_flags VALUES (?,?,?,?,?)",
+                (pair_id, kind, reviewer, detail, time.time()),
+            )
+
+    def flags(self, kind: str | None = None) -> list[sqlite3.Row]:
+        sql = (
+            "SELECT f.*, v.round_id FROM quality_flags f LEFT JOIN verdicts v "
+            "ON v.pair_id = f.pair_id"
+        )
+        if kind:
+            return self.db.execute(
+                sql + " WHERE f.kind = ? ORDER BY f.created_at", (kind,)
+            ).fetchall()
+        return self.db.execute(sql + " ORDER BY f.created_at").fetchall()
+
+    def flagged_ids(self, kind: str) -> set[str]:
+        return {
+            r[0]
+            for r in self.db.execute("SELECT pair_id FROM quality_flags WHERE kind = ?", (kind,))
+        }
+
+    def submitted_responses(self) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT h.pair_id, h.reviewer, h.label, h.updated_at, v.round_id "
+            "FROM human_responses h LEFT JOIN verdicts v ON v.pair_id = h.pair_id "
+            "WHERE h.status = 'submitted' ORDER BY h.updated_at"
+        ).fetchall()
 
     def call_totals(self, round_id: int | None = None) -> dict[str, float]:
         where, args = ("WHERE round_id = ?", (round_id,)) if round_id is not None else ("", ())

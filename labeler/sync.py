@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from labeler import consensus, prompts
+from labeler import consensus, costs, prompts
 from labeler.config import Config
 from labeler.errors import ReviewError
 from labeler.routing import audit_draw
@@ -41,9 +42,46 @@ class SyncSummary:
     dataset_path: str | None = None
     dataset_rows: int = 0
     calibration: dict[str, Any] = field(default_factory=dict)
+    fast_verdicts: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def epoch(timestamp: str) -> float:
+    """Argilla's timestamps are ISO 8601 in UTC without an offset."""
+    when = datetime.fromisoformat(timestamp)
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def counted_votes(store: Store, cfg: Config) -> dict[str, list[str]]:
+    """Submitted labels per pair, without verdicts given implausibly fast (flagged) unless
+    another reviewer gave the same label (confirmed)."""
+    rows = store.submitted_responses()
+    seconds = costs.review_seconds(
+        [(r["reviewer"], r["pair_id"], epoch(r["updated_at"])) for r in rows], cfg.costs.break_cap_s
+    )
+    fast = {
+        key for key, s in seconds.items() if s is not None and s < cfg.quality.min_review_seconds
+    }
+    known = {(r["pair_id"], r["reviewer"]) for r in store.flags("fast_verdict")}
+    for reviewer, pair_id in fast - {(rv, p) for p, rv in known}:
+        store.flag(
+            pair_id, "fast_verdict", f"{seconds[(reviewer, pair_id)]:.1f}s", reviewer=reviewer
+        )
+    by_pair: dict[str, list[tuple[str, str]]] = {}
+    for r in rows:
+        if r["label"] is not None:
+            by_pair.setdefault(r["pair_id"], []).append((r["reviewer"], r["label"]))
+    out: dict[str, list[str]] = {}
+    for pair_id, given in by_pair.items():
+        slow = [label for reviewer, label in given if (reviewer, pair_id) not in fast]
+        confirmed = [
+            label for reviewer, label in given if (reviewer, pair_id) in fast and label in slow
+        ]
+        if slow or confirmed:
+            out[pair_id] = slow + confirmed
+    return out
 
 
 def connect(cfg: Config) -> Any:
@@ -155,9 +193,13 @@ def run_sync(cfg: Config, repush: bool = False) -> SyncSummary:
         summary.responses = len(rows)
         summary.discarded = sum(r.status == "discarded" for r in responses)
         summary.changed_responses = store.upsert_responses(rows)
+        votes = counted_votes(store, cfg)
+        summary.fast_verdicts = sum(len(v) for v in store.submitted_labels().values()) - sum(
+            len(v) for v in votes.values()
+        )
         decisions = {
             pid: consensus.combine_votes(labels, cfg.review.min_submitted)
-            for pid, labels in store.submitted_labels().items()
+            for pid, labels in votes.items()
         }
         summary.newly_decided = store.save_decisions(decisions)
         for c in decisions.values():

@@ -75,6 +75,7 @@ class Project:
             },
             routing={"audit_rate": 0.0},
             calibration={"cold_start_audit_rate": 0.0},
+            quality={"min_review_seconds": 0.0},  # test reviewers answer in milliseconds
         )
 
     def set(self, **sections: dict[str, Any]) -> None:

@@ -26,7 +26,9 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 COMMANDS = {
     "calibrate": ("labeler.cli.calibrate_cmd", "calibrate"),
     "demo": ("labeler.cli.demo_cmd", "demo"),
+    "export": ("labeler.cli.report_cmd", "export"),
     "init": ("labeler.cli.init_cmd", "init"),
+    "report": ("labeler.cli.report_cmd", "report"),
     "reviewers": ("labeler.cli.review_cmd", "reviewers"),
     "round": ("labeler.cli.round_cmd", "round_"),
     "serve": ("labeler.cli.review_cmd", "serve"),

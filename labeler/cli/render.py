@@ -91,7 +91,14 @@ def round_table(s: dict[str, Any]) -> Table:
         table.add_row("pairs the round would judge", str(s["pairs_in_round"]))
         table.add_row("estimated input tokens", f"{s['prompt_tokens']:,}")
         table.add_row("max output tokens", f"{s['completion_tokens']:,}")
+        cpt = s.get("chars_per_token")
+        basis = (
+            f"{cpt:.2f} chars/token seen in earlier rounds"
+            if cpt
+            else "4 chars/token, until a round has run"
+        )
         table.add_row("estimated judge cost (at most)", money(s["judge_cost"], cur))
+        table.add_row("  token estimate", basis)
         table.add_row("all-human cost of these pairs", money(s["baseline_cost"], cur))
         return table
     table.add_row("pairs in round", str(s["pairs_in_round"]))
@@ -290,4 +297,67 @@ def quality_table(rounds: list[dict[str, Any]]) -> Table:
             "-" if r["kappa"] is None else f"{r['kappa']:.2f}",
             _pct(r["reviewer_agreement"]),
         )
+    return table
+
+
+def report_table(data: dict[str, Any]) -> Table:
+    cur = data["currency"]
+    table = Table(
+        title=f"Rounds: cost and quality (money in {cur}, human cost by "
+        f"{data['mode'].replace('_', ' ')})",
+        title_justify="left",
+    )
+    for col in (
+        "round",
+        "pairs",
+        "judge ok",
+        "to humans",
+        "judge",
+        "humans",
+        "all-human",
+        "saved",
+        "x",
+        "agreement (low)",
+        "thresholds",
+    ):
+        table.add_column(col, justify="right")
+    rows = [*data["rounds"], *([data["total"]] if data["total"] else [])]
+    for r in rows:
+        bold = r["round"] == "total"
+        agreement = (
+            "-"
+            if r["audited_agreement"] is None
+            else f"{r['audited_agreement']:.0%} ({r['audited_agreement_lower']:.0%})"
+        )
+        cells = [
+            str(r["round"]),
+            str(r["pairs"]),
+            str(r["accepted"]),
+            str(r["to_humans"]),
+            f"{r['judge_cost']:.4f}",
+            f"{r['human_cost']:.2f}",
+            f"{r['all_human_cost']:.2f}",
+            f"{r['saved']:.2f}",
+            "-" if r["savings_factor"] is None else f"{r['savings_factor']:.1f}",
+            agreement,
+            r["thresholds"] or "",
+        ]
+        table.add_row(*(f"[bold]{c}[/]" for c in cells) if bold else cells)
+    return table
+
+
+def flags_table(flags: list[dict[str, Any]]) -> Table:
+    table = Table(title="Quality flags", title_justify="left")
+    for col in ("round", "kind", "pair", "reviewer", "detail"):
+        table.add_column(col)
+    for f in flags:
+        table.add_row(
+            str(f.get("round_id") or "-"),
+            f["kind"],
+            f["pair_id"][:12],
+            f["reviewer"] or "-",
+            f["detail"],
+        )
+    if not flags:
+        table.add_row("-", "none", "", "", "")
     return table

@@ -55,6 +55,7 @@ def round_(
     data = summary.to_dict()
     if as_json:
         render.print_json(data)
+        _stop_if_over_budget(summary)
         return
     console = render.Console()
     if summary.status == "nothing_to_do":
@@ -68,6 +69,14 @@ def round_(
             f"[yellow]Round {summary.round_id} is not finished: {summary.unjudged} "
             f"pairs failed ({summary.first_error}). Run `labeler round` again.[/]"
         )
+    _stop_if_over_budget(summary)
+
+
+def _stop_if_over_budget(summary: object) -> None:
+    from labeler.errors import BudgetExceeded
+
+    if getattr(summary, "status", None) == "budget_stopped":
+        raise BudgetExceeded(getattr(summary, "budget_message", "budget reached"))
 
 
 @click.command()

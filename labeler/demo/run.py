@@ -102,6 +102,8 @@ def write_project(opts: DemoOptions, judge_url: str, pairs: list[DemoPair], port
         # start strict (cold start accepts only very confident verdicts), then learn
         "routing": {"threshold": 0.95, "audit_rate": 0.1},
         "review": {"port": port, "min_submitted": 1},
+        # simulated reviewers answer in milliseconds: no fast-verdict flags in the demo
+        "quality": {"min_review_seconds": 0.0},
         "calibration": {
             "target_agreement": 0.85,
             "confidence": 0.9,

@@ -1,0 +1,105 @@
+"""``labeler report`` and ``labeler export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from labeler.cli import load
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option(
+    "--chart",
+    "chart_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a PNG: cost per round, coverage and audited agreement.",
+)
+@click.option("--quality", is_flag=True, help="List the quality flags per round.")
+@click.pass_context
+def report(ctx: click.Context, as_json: bool, chart_path: Path | None, quality: bool) -> None:
+    """What each round cost, what it saved against labeling by hand, how good it is.
+
+    \b
+    Example:
+        labeler report
+        labeler report --chart rounds.png
+        labeler report --quality
+    """
+    from labeler.cli import render
+    from labeler.report import build_report, write_chart
+
+    data = build_report(load(ctx))
+    if chart_path:
+        data["chart"] = str(write_chart(data, chart_path))
+    if as_json:
+        render.print_json(data)
+        return
+    console = render.Console()
+    console.print(render.report_table(data))
+    if quality:
+        console.print(render.flags_table(data["flags"]))
+    if chart_path:
+        console.print(f"Chart: {data['chart']}", markup=False)
+
+
+@click.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["dpo", "kto"]),
+    default="dpo",
+    show_default=True,
+    help="DPO pairs or KTO unpaired rows.",
+)
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["disk", "parquet", "jsonl"]),
+    default="disk",
+    show_default=True,
+    help="A datasets folder (save_to_disk), Parquet or JSONL.",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where to write (a folder for disk, a file otherwise).",
+)
+@click.option(
+    "--provenance/--no-provenance",
+    default=True,
+    show_default=True,
+    help="Add pair id, label source, confidence, round, judge model, hashes.",
+)
+@click.option(
+    "--push-to-hub",
+    "repo",
+    help="Also push to this Hugging Face dataset repo "
+    "(token from HF_TOKEN), with a generated dataset card.",
+)
+@click.pass_context
+def export(
+    ctx: click.Context, fmt: str, target: str, out: Path, provenance: bool, repo: str | None
+) -> None:
+    """Write the finished preference dataset for training (TRL's DPO/KTO trainers).
+
+    The same state always exports byte-identical files; a crash never leaves a
+    half-written file or folder. A dataset card (README.md) is written beside it.
+
+    \b
+    Example:
+        labeler export --out prefs.parquet --to parquet
+        labeler export --format kto --to jsonl --out kto.jsonl
+    """
+    from labeler.cli import render
+    from labeler.publish import run_export
+
+    result = run_export(load(ctx), fmt, target, out, provenance, repo)
+    render.Console().print(
+        f"Wrote {result['rows']} {fmt.upper()} rows to {result['path']} (card: {result['card']})",
+        markup=False,
+    )

@@ -1,0 +1,94 @@
+"""``labeler export``: the finished dataset with its provenance and its card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from labeler import export, prompts
+from labeler.config import Config
+from labeler.errors import StateError
+from labeler.report import build_report
+from labeler.store import Store
+
+CARD = """---
+license: other
+task_categories:
+- text-generation
+tags:
+- preference
+- {fmt}
+- labeler
+---
+# {name}
+
+Preference data made with labeler (an LLM judge decides the pairs it
+is confident about; human reviewers in Argilla decide the rest).
+
+| | |
+| --- | --- |
+| format | {fmt_upper} ({columns}) |
+| rows | {rows} |
+| pairs labelled by the judge / by humans | {by_judge} / {by_human} |
+| judge model(s) | {models} |
+| judge prompt template hash | {template} |
+| guidelines hash | {guidelines} |
+| rounds | {rounds} |
+| audited agreement of judge labels with humans | {agreement} |
+| judge cost / human cost / all-human cost | {judge_cost} / {human_cost} / {baseline} {currency} |
+
+Every row carries its `pair_id`, `label_source` (judge or human), `confidence`, `round`,
+`judge_model` and `template_hash` when exported with provenance. Pairs judged a tie or
+both bad by humans are not included.
+"""
+
+
+def _card(
+    cfg: Config, fmt: str, rows: list[dict[str, Any]], columns: list[str], dpo: list[dict[str, Any]]
+) -> str:
+    report = build_report(cfg)
+    total = report["total"] or {}
+    audited = [
+        (r["audited_agreement"], r["round"])
+        for r in report["rounds"]
+        if r["audited_agreement"] is not None
+    ]
+    agreement = ", ".join(f"round {rid}: {a:.0%}" for a, rid in audited) or "not audited yet"
+    return CARD.format(
+        name=cfg.project.name,
+        fmt=fmt,
+        fmt_upper=fmt.upper(),
+        columns=", ".join(columns),
+        rows=len(rows),
+        by_judge=sum(r["label_source"] == "judge" for r in dpo),
+        by_human=sum(r["label_source"] == "human" for r in dpo),
+        models=", ".join(sorted({r["judge_model"] for r in dpo})) or "-",
+        template=", ".join(sorted({r["template_hash"] for r in dpo})) or "-",
+        guidelines=prompts.load_guidelines(cfg.judge.guidelines).hash,
+        rounds=len(report["rounds"]),
+        agreement=agreement,
+        judge_cost=f"{total.get('judge_cost', 0):.4f}",
+        human_cost=f"{total.get('human_cost', 0):.2f}",
+        baseline=f"{total.get('all_human_cost', 0):.2f}",
+        currency=report["currency"],
+    )
+
+
+def run_export(
+    cfg: Config, fmt: str, target: str, out: Path, provenance: bool, repo: str | None = None
+) -> dict[str, Any]:
+    if not cfg.db_path.exists():
+        raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
+    with Store(cfg.db_path) as store:
+        dpo = [export.dpo_row(dict(r)) for r in store.dataset_rows()]
+    dpo.sort(key=lambda r: r["pair_id"])  # a stable order: byte-identical exports
+    rows = export.kto_rows(dpo) if fmt == "kto" else dpo
+    base = ["prompt", "completion", "label"] if fmt == "kto" else list(export.DPO_COLUMNS)
+    columns = base + (list(export.PROVENANCE_COLUMNS) if provenance else [])
+    card = _card(cfg, fmt, rows, base, dpo)
+    path = export.write_export(rows, columns, target, out, card)
+    card_path = path / "README.md" if target == "disk" else path.with_name(path.name + ".README.md")
+    result = {"rows": len(rows), "path": str(path), "card": str(card_path)}
+    if repo:
+        result["hub"] = export.push_to_hub(rows, columns, repo, card)
+    return result

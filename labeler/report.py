@@ -1,0 +1,102 @@
+"""``labeler report``: money and quality per round, the chart, the quality flags."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from labeler import costs
+from labeler.config import Config
+from labeler.errors import StateError
+from labeler.routing import ACCEPT
+from labeler.store import Store
+from labeler.sync import epoch
+from labeler.thresholds import round_report
+
+
+def _ledgers(store: Store, cfg: Config) -> dict[int, costs.Ledger]:
+    rows = store.submitted_responses()
+    seconds = costs.review_seconds(
+        [(r["reviewer"], r["pair_id"], epoch(r["updated_at"])) for r in rows], cfg.costs.break_cap_s
+    )
+    times: dict[int, list[float | None]] = {}
+    for r in rows:
+        if r["round_id"] is not None:
+            times.setdefault(r["round_id"], []).append(seconds[(r["reviewer"], r["pair_id"])])
+    out = {}
+    for rnd in store.rounds():
+        decisions = store.round_decisions(rnd["id"])
+        judged = sum(decisions.values())
+        accepted = sum(n for (a, _), n in decisions.items() if a == ACCEPT)
+        out[rnd["id"]] = costs.ledger(
+            judged,
+            accepted,
+            judged - accepted,
+            store.call_totals(rnd["id"])["cost"],
+            times.get(rnd["id"], []),
+            cfg.costs.human_price_per_pair,
+            cfg.review.min_submitted,
+            cfg.costs.hourly_rate,
+            cfg.costs.human_cost_mode,
+        )
+    return out
+
+
+def _row(
+    rid: Any, led: costs.Ledger, quality: dict[str, Any] | None, review: dict[str, int]
+) -> dict[str, Any]:
+    q = quality or {}
+    return {
+        "round": rid,
+        "pairs": led.pairs,
+        "accepted": led.accepted,
+        "to_humans": led.to_humans,
+        "to_humans_by_reason": review,
+        "human_responses": led.human_responses,
+        "judge_cost": led.judge_cost,
+        "human_cost": led.human_cost,
+        "human_cost_per_pair": led.human_cost_per_pair,
+        "human_cost_time": led.human_cost_time,
+        "all_human_cost": led.baseline,
+        "saved": led.saved,
+        "savings_factor": led.factor,
+        "cost_per_accepted": led.cost_per_accepted,
+        "coverage": led.accepted / led.pairs if led.pairs else None,
+        "audited_agreement": q.get("audited_agreement"),
+        "audited_agreement_lower": q.get("audited_agreement_lower"),
+        "thresholds": None
+        if not q
+        else f"v{q['thresholds_version']} {q['threshold_a']:.2f}/{q['threshold_b']:.2f}",
+    }
+
+
+def build_report(cfg: Config) -> dict[str, Any]:
+    if not cfg.db_path.exists():
+        raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
+    with Store(cfg.db_path) as store:
+        ledgers = _ledgers(store, cfg)
+        quality = {q["round"]: q for q in round_report(store, cfg)}
+        rows, total = [], None
+        for rid, led in ledgers.items():
+            review: dict[str, int] = {}
+            for (action, reason), n in store.round_decisions(rid).items():
+                if action != ACCEPT:
+                    review[reason] = review.get(reason, 0) + n
+            rows.append(_row(rid, led, quality.get(rid), review))
+            total = led if total is None else total + led
+        flags = [dict(r) for r in store.flags()]
+    return {
+        "currency": cfg.costs.currency,
+        "mode": cfg.costs.human_cost_mode,
+        "rounds": rows,
+        "total": None if total is None else _row("total", total, None, {}),
+        "flags": flags,
+        "ledger_total": None if total is None else asdict(total),
+    }
+
+
+def write_chart(report: dict[str, Any], path: Path) -> Path:
+    from labeler.charts import rounds_png
+
+    return rounds_png(report["rounds"], report["currency"], path)
