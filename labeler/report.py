@@ -43,6 +43,10 @@ def _ledgers(store: Store, cfg: Config) -> dict[int, costs.Ledger]:
     return out
 
 
+def _thr(x: float) -> str:
+    return "never" if x > 1 else f"{x:.2f}"
+
+
 def _row(
     rid: Any, led: costs.Ledger, quality: dict[str, Any] | None, review: dict[str, int]
 ) -> dict[str, Any]:
@@ -67,7 +71,7 @@ def _row(
         "audited_agreement_lower": q.get("audited_agreement_lower"),
         "thresholds": None
         if not q
-        else f"v{q['thresholds_version']} {q['threshold_a']:.2f}/{q['threshold_b']:.2f}",
+        else f"v{q['thresholds_version']} {_thr(q['threshold_a'])}/{_thr(q['threshold_b'])}",
     }
 
 

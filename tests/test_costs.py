@@ -42,3 +42,64 @@ def test_estimates() -> None:
     tokens_in, tokens_out, cost = estimate_round_cost([400, 800], 64, Prices(1.0, 2.0))
     assert (tokens_in, tokens_out) == (300, 128)
     assert cost == pytest.approx((300 + 256) / 1e6)
+
+
+def test_review_seconds_caps_breaks_and_skips_first() -> None:
+    from labeler.costs import review_seconds
+
+    times = review_seconds(
+        [
+            ("ann", "p1", 100.0),
+            ("ann", "p2", 130.0),
+            ("ann", "p3", 2000.0),
+            ("bob", "p1", 50.0),
+            ("bob", "p4", 52.5),
+        ],
+        cap=300,
+    )
+    assert times == {
+        ("ann", "p1"): None,
+        ("ann", "p2"): 30.0,
+        ("ann", "p3"): 300.0,
+        ("bob", "p1"): None,
+        ("bob", "p4"): 2.5,
+    }
+
+
+@pytest.mark.parametrize(
+    ("mode", "times", "human", "time_cost"),
+    [
+        ("per_pair", [], 20 * 0.5, None),
+        ("per_pair", [30.0, None], 20 * 0.5, 60 / 3600 * 36),  # both known: shown, not used
+        ("time", [30.0, 60.0, None], (30 + 60 + 45) / 3600 * 36, (30 + 60 + 45) / 3600 * 36),
+        ("time", [], 20 * 0.5, None),  # no times known yet: falls back to the price per pair
+    ],
+)
+def test_ledger(mode: str, times: list, human: float, time_cost: float | None) -> None:
+    from labeler.costs import ledger
+
+    led = ledger(
+        pairs=100,
+        accepted=80,
+        to_humans=20,
+        judge_cost=2.0,
+        review_times=times,
+        price_per_pair=0.5,
+        reviewers=1,
+        hourly_rate=36.0,
+        mode=mode,
+    )
+    assert led.human_cost == pytest.approx(human)
+    assert led.human_cost_time == (None if time_cost is None else pytest.approx(time_cost))
+    assert led.baseline == pytest.approx(50.0)
+    assert led.saved == pytest.approx(50.0 - 2.0 - human)
+    assert led.cost_per_accepted == pytest.approx(2.0 / 80)
+    total = led + led
+    assert total.pairs == 200 and total.saved == pytest.approx(2 * led.saved)
+
+
+def test_ledger_counts_reviewers_per_pair() -> None:
+    from labeler.costs import ledger
+
+    led = ledger(10, 5, 5, 0.0, [], 1.0, 3, 30.0, "per_pair")
+    assert (led.human_cost, led.baseline) == (15.0, 30.0)

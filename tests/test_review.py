@@ -267,3 +267,18 @@ def test_argilla_stopped_mid_push_loses_and_duplicates_nothing(
 def test_from_shown_key_roundtrip() -> None:
     assert from_shown_key("A", True) == "B" and from_shown_key("tie", True) == "TIE"
     assert from_shown_key(None, False) is None
+
+
+def test_fast_verdicts_are_flagged_and_not_counted(review_project: Project, judge_server) -> None:
+    p = review_project
+    p.set(judge={"base_url": judge_server(unsure).url}, quality={"min_review_seconds": 30.0})
+    p.pairs(good_bad_rows(3))
+    p.run_json("round")
+    hank = add_reviewer(p, "hank-fast")
+    review_all(hank, hank.dataset_id(dataset_name(p)), pick_good)
+    data = p.run_json("sync")
+    # the first answer has no previous one to time it by; the next two came within 30 s
+    assert data["fast_verdicts"] == 2 and data["newly_decided"] == 1
+    flags = p.run_json("report")["flags"]
+    assert [(f["kind"], f["reviewer"]) for f in flags] == [("fast_verdict", "hank-fast")] * 2
+    assert p.run_json("sync")["fast_verdicts"] == 2  # idempotent: flagged once

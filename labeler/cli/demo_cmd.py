@@ -110,7 +110,7 @@ def demo(
     if as_json:
         render.print_json(data)
     else:
-        console.print(render.demo_table(data))
+        console.print(render.report_table(report["report"]))
         console.print(render.quality_table(report["quality"]))
         for sync in data["syncs"]:
             console.print(render.calibration_message(sync["calibration"]))
@@ -118,6 +118,7 @@ def demo(
             f"Project folder:      {result.folder}  (cd there: labeler status)", markup=False
         )
         console.print(f"Dataset:             {data['dataset']}", markup=False)
+        console.print(f"Rounds chart:        {report['rounds_png']}", markup=False)
         if report["reliability_png"]:
             console.print(f"Reliability diagram: {report['reliability_png']}", markup=False)
     if result.server is not None:

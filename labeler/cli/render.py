@@ -182,39 +182,6 @@ def demo_banner(judge_url: str | None, reviewers: int = 2) -> Text:
     return Text(f"labeler demo: {judge}; {people}.", style="bold yellow")
 
 
-def demo_table(data: dict[str, Any]) -> Table:
-    cur = data["rounds"][0]["currency"] if data["rounds"] else ""
-    table = Table(title=f"Demo rounds (money in {cur})", title_justify="left")
-    for col in (
-        "round",
-        "judged",
-        "accepted",
-        "to humans",
-        "judge",
-        "humans",
-        "all-human",
-        "saved",
-        "right*",
-    ):
-        table.add_column(col, justify="right")
-    table.caption = "* share of auto-accepted pairs that match the known answer"
-    for s, agree in zip(data["rounds"], data["truth_agreement"], strict=True):
-        if s["status"] == "nothing_to_do":
-            continue
-        table.add_row(
-            str(s["round_id"]),
-            str(s["judged"]),
-            str(s["accepted"]),
-            str(sum(s["review"].values())),
-            f"{s['judge_cost']:.4f}",
-            f"{s['human_cost']:.2f}",
-            f"{s['baseline_cost']:.2f}",
-            f"{s['saved']:.2f}",
-            "-" if agree is None else f"{agree:.1%}",
-        )
-    return table
-
-
 def serve_panel(url: str, username: str, secrets_path: str, workspace: str, dataset: str) -> Table:
     table = Table(
         title="Argilla is running (Ctrl-C to stop)", show_header=False, title_justify="left"

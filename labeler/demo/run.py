@@ -232,11 +232,16 @@ def result_dict(result: DemoResult) -> dict[str, Any]:
 def finish_demo(result: DemoResult) -> dict[str, Any]:
     """The quality table, the reliability diagram and the dataset path of a demo run."""
     from labeler.quality import run_calibration
+    from labeler.report import build_report, write_chart
 
     cfg = load_config(result.config, environ={})
     quality = run_calibration(cfg)
+    report = build_report(cfg)
+    chart = write_chart(report, cfg.project.state_dir / "rounds.png")
     return {
         "quality": quality["rounds"],
         "reliability_png": quality["plot"],
+        "rounds_png": str(chart),
+        "report": report,
         "dataset": str(cfg.output.dataset_dir),
     }

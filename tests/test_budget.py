@@ -1,0 +1,68 @@
+"""Budget guardrails: a round stops at its cost limit, then resumes after it is raised."""
+
+from __future__ import annotations
+
+import json
+
+from labeler.store import Store
+from tests.conftest import Project, good_bad_rows
+
+
+def test_budget_stop_then_resume_loses_nothing(project: Project, judge_server) -> None:
+    server = judge_server(latency=0.01)
+    project.set(
+        judge={
+            "base_url": server.url,
+            "concurrency": 2,
+            "price_input_per_mtok": 100.0,
+            "price_output_per_mtok": 100.0,
+        }
+    )
+    project.pairs(good_bad_rows(30))
+    with_price = project.run_json("round", "--dry-run")
+    per_pair = with_price["judge_cost"] / 30
+    limit = round(per_pair * 10, 6)  # room for about ten pairs (worst case)
+    project.set(costs={"max_cost_per_round": limit})
+    result = project.run("round", "--json")
+    assert result.exit_code == 3
+    data = json.loads(result.stdout)
+    assert data["status"] == "budget_stopped" and 0 < data["judged"] < 30
+    assert data["judge_cost"] <= limit
+    assert "stopped before its next request could pass costs.max_cost_per_round" in result.stderr
+    assert "Raise the limit" in result.stderr
+    sent_before = len(server.requests)
+    # still over budget: nothing more is sent
+    again = project.run("round", "--json")
+    assert again.exit_code == 3 and len(server.requests) == sent_before
+    project.set(costs={"max_cost_per_round": 0.0})
+    done = project.run_json("round")
+    assert done["round_id"] == 1 and done["resumed"] and done["status"] == "completed"
+    assert done["judged"] == 30 and done["unjudged"] == 0
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        per_key = store.db.execute(
+            "SELECT COUNT(*) FROM calls WHERE status = 'ok' GROUP BY pair_id, presented_order"
+        ).fetchall()
+        assert len(per_key) == 60 and {r[0] for r in per_key} == {1}  # none judged twice
+        billed = store.db.execute("SELECT SUM(cost) FROM calls").fetchone()[0]
+    assert done["judge_cost"] == billed  # the ledger is the sum of billed calls
+    assert len(server.requests) == 60
+
+
+def test_total_budget(project: Project, judge_server) -> None:
+    project.set(judge={"price_input_per_mtok": 100.0}, costs={"total_budget": 1e-9})
+    project.pairs(good_bad_rows(3))
+    result = project.run("round")
+    assert result.exit_code == 3 and "costs.total_budget" in result.stderr
+    assert project.server.requests == []  # type: ignore[attr-defined]
+
+
+def test_dry_run_learns_chars_per_token_from_usage(project: Project) -> None:
+    project.pairs(good_bad_rows(4))
+    first = project.run_json("round", "--dry-run", "--limit", "2")
+    assert first["chars_per_token"] is None
+    project.run_json("round", "--limit", "2")
+    second = project.run_json("round", "--dry-run")
+    # the test server bills one token per 4 characters of the messages
+    assert second["chars_per_token"] is not None and 3.5 < second["chars_per_token"] < 4.5
+    assert second["pairs_in_round"] == 2
+    assert "chars/token seen in earlier rounds" in project.run("round", "--dry-run").stdout

@@ -1,0 +1,132 @@
+"""The cost report, its chart, quality flags at import, and the exports."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import datasets
+import pytest
+
+from labeler.store import Store
+from tests.conftest import Project, good_bad_rows
+
+
+@pytest.fixture
+def two_rounds(project: Project) -> Project:
+    """Two rounds with the oracle judge: ties go to humans, the rest is accepted."""
+    project.set(
+        review={"enabled": False}, judge={"price_input_per_mtok": 1.0, "price_output_per_mtok": 2.0}
+    )
+    rows = [
+        *good_bad_rows(6),
+        {"prompt": "tie?", "response_a": "x", "response_b": "y"},
+        *good_bad_rows(3, start=10),
+        {"prompt": "tie2?", "response_a": "u", "response_b": "v"},
+    ]
+    project.pairs(rows)
+    project.run_json("round", "--limit", "7")
+    project.run_json("round")
+    return project
+
+
+def test_report_numbers_and_chart(two_rounds: Project, tmp_path: Path) -> None:
+    p = two_rounds
+    chart = tmp_path / "rounds.png"
+    data = p.run_json("report", "--chart", str(chart))
+    r1, r2 = data["rounds"]
+    assert (r1["pairs"], r1["accepted"], r1["to_humans"]) == (7, 6, 1)
+    assert (r2["pairs"], r2["accepted"], r2["to_humans"]) == (4, 3, 1)
+    with Store(p.root / ".labeler" / "state.sqlite") as store:
+        per_round = dict(
+            store.db.execute("SELECT round_id, SUM(cost) FROM calls GROUP BY round_id").fetchall()
+        )
+    assert r1["judge_cost"] == pytest.approx(per_round[1])
+    assert r1["all_human_cost"] == pytest.approx(7 * 0.5)
+    assert r1["human_cost"] == pytest.approx(1 * 0.5)
+    assert r1["saved"] == pytest.approx(3.5 - 0.5 - per_round[1])
+    assert r1["cost_per_accepted"] == pytest.approx(per_round[1] / 6)
+    total = data["total"]
+    assert total["pairs"] == 11 and total["saved"] == pytest.approx(r1["saved"] + r2["saved"])
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 10_000
+    text = p.run("report", "--quality").stdout
+    assert "Rounds: cost and quality" in text and "Quality flags" in text
+
+
+def test_near_identical_responses_are_flagged_or_dropped(project: Project) -> None:
+    near = {
+        "prompt": "say hi",
+        "response_a": "Hello there, how are you today?",
+        "response_b": "Hello there, how are you today!",
+    }
+    project.pairs([*good_bad_rows(2), near])
+    data = project.run_json("round")
+    assert data["review"] == {"near_duplicate": 1}
+    assert len(project.server.requests) == 4  # type: ignore[attr-defined]  # not judged
+    flags = project.run_json("report")["flags"]
+    assert [(f["kind"], f["round_id"]) for f in flags] == [("near_duplicate", 1)]
+    assert flags[0]["detail"].startswith("similarity 0.9")
+    other = project.root / "other.jsonl"
+    other.write_text(json.dumps({**near, "prompt": "say hello"}) + "\n")
+    project.set(source={"path": "other.jsonl"}, quality={"near_duplicates": "drop"})
+    dropped = project.run_json("round")
+    assert dropped["status"] == "nothing_to_do" or dropped["skipped"] == {"near_duplicate": 1}
+
+
+def export(p: Project, *args: str) -> str:
+    result = p.run("export", *args)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_dpo_export_is_what_trl_expects_and_deterministic(
+    two_rounds: Project, tmp_path: Path
+) -> None:
+    p = two_rounds
+    export(p, "--to", "parquet", "--out", str(tmp_path / "a.parquet"))
+    export(p, "--to", "parquet", "--out", str(tmp_path / "b.parquet"))
+    assert digest(tmp_path / "a.parquet") == digest(tmp_path / "b.parquet")
+    export(p, "--to", "parquet", "--no-provenance", "--out", str(tmp_path / "plain.parquet"))
+    ds = datasets.Dataset.from_parquet(str(tmp_path / "plain.parquet"))
+    # TRL's DPOTrainer takes exactly prompt / chosen / rejected, as non-empty strings
+    assert ds.column_names == ["prompt", "chosen", "rejected"] and ds.num_rows == 9
+    for column in ds.column_names:
+        assert ds.features[column].dtype == "string"
+        assert all(isinstance(v, str) and v for v in ds[column])
+    assert all("good" in c for c in ds["chosen"])
+    card = (tmp_path / "a.parquet.README.md").read_text()
+    assert "| rows | 9 |" in card and "simulated" not in card
+    assert "gpt-4o-mini" in card and "guidelines hash" in card
+
+
+def test_kto_jsonl_and_disk_exports(two_rounds: Project, tmp_path: Path) -> None:
+    p = two_rounds
+    export(p, "--format", "kto", "--to", "jsonl", "--out", str(tmp_path / "k.jsonl"))
+    rows = [json.loads(line) for line in (tmp_path / "k.jsonl").read_text().splitlines()]
+    assert len(rows) == 18
+    assert {r["label"] for r in rows} == {True, False}
+    assert all(("good" in r["completion"]) == r["label"] for r in rows)
+    assert {"pair_id", "label_source", "confidence", "round"} <= set(rows[0])
+    export(p, "--out", str(tmp_path / "ds"))
+    export(p, "--out", str(tmp_path / "ds"))  # replacing a previous export
+    ds = datasets.load_from_disk(str(tmp_path / "ds"))
+    assert ds.num_rows == 9 and (tmp_path / "ds" / "README.md").exists()
+    assert sorted(x.name for x in tmp_path.iterdir() if x.name.startswith(".")) == []
+
+
+def test_push_to_hub_needs_a_token(two_rounds: Project, tmp_path: Path) -> None:
+    result = two_rounds.run(
+        "export",
+        "--out",
+        str(tmp_path / "x.parquet"),
+        "--to",
+        "parquet",
+        "--push-to-hub",
+        "someone/prefs",
+    )
+    assert result.exit_code == 1 and "HF_TOKEN" in result.stderr
