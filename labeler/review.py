@@ -11,6 +11,7 @@ Argilla errors are translated into ``ReviewError`` (with what to do) or
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -20,6 +21,8 @@ from typing import Any, TypeVar
 from labeler.errors import ReviewError
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # the SDK draws progress bars on stderr
+# ...and logs a warning each time it adjusts a batch size: not news for our users
+logging.getLogger("argilla.sdk").setLevel(logging.ERROR)
 
 QUESTION = "preference"
 REASON_QUESTION = "reason"
