@@ -62,10 +62,19 @@ def test_fixed_sequence_stops_at_the_first_failure() -> None:
 
 
 def test_min_count_skips_thresholds_with_too_few_pairs() -> None:
-    scores = np.array([0.99] * 5 + [0.9] * 50)
-    disagree = np.array([True] * 5 + [False] * 50)
-    assert 0.8 < fixed_sequence(scores, disagree, 0.2, 0.1, min_count=20).threshold <= 0.9
-    assert fixed_sequence(scores, disagree, 0.2, 0.1, min_count=1).threshold == NEVER
+    scores = np.array([0.99] * 25 + [0.9] * 100)
+    disagree = np.array([True] * 5 + [False] * 20 + [False] * 100)
+    # tested first, the 25 top pairs (5 wrong) fail and end the sequence
+    assert fixed_sequence(scores, disagree, 0.2, 0.1, min_count=20).threshold == NEVER
+    # with at least 30 pairs required, the test starts at 0.9 (125 pairs, 5 wrong)
+    assert 0.8 < fixed_sequence(scores, disagree, 0.2, 0.1, min_count=30).threshold <= 0.9
+
+
+def test_first_testable_lets_one_disagreement_pass() -> None:
+    from labeler.calibration import first_testable
+
+    n = first_testable(0.15, 0.05)
+    assert cp_upper(1, n, 0.05) <= 0.15 < cp_upper(1, n - 1, 0.05)
 
 
 @pytest.mark.parametrize(
