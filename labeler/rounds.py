@@ -22,7 +22,7 @@ from typing import Any
 
 from labeler import costs, prompts
 from labeler.config import Config
-from labeler.errors import ReviewError, SourceError, StateError
+from labeler.errors import ConfigError, ReviewError, SourceError, StateError
 from labeler.pairs import BadRow, Pair, near_identical, read_source
 from labeler.routing import ACCEPT, Thresholds, audit_draw, route
 from labeler.store import CallRecord, Store, VerdictRecord
@@ -453,7 +453,7 @@ def _push_for_review(store: Store, cfg: Config, summary: RoundSummary) -> None:
     try:
         result = push_pending(store, cfg)
         summary.review_pushed, summary.review_error = result.pushed, result.error
-    except (ReviewError, StateError) as exc:
+    except (ReviewError, StateError, ConfigError) as exc:
         summary.review_error = str(exc)
     summary.review_waiting = store.state_counts()["needs_review"]
 
