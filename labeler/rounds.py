@@ -128,7 +128,7 @@ def make_context(cfg: Config, thresholds: Thresholds | None = None) -> Context:
 # -- importing ----------------------------------------------------------------------------
 
 
-class _Tally:
+class SourceTally:
     """Counts what a source yields while passing the pairs through."""
 
     def __init__(self, near: float = 2.0, drop_near: bool = False) -> None:
@@ -176,7 +176,7 @@ def check_source(cfg: Config) -> None:
 
 def import_source(store: Store, cfg: Config, summary: RoundSummary) -> None:
     q = cfg.quality
-    tally = _Tally(q.near_duplicate_similarity, q.near_duplicates == "drop")
+    tally = SourceTally(q.near_duplicate_similarity, q.near_duplicates == "drop")
     summary.new_pairs = store.import_pairs(tally.pairs_of(read_source(cfg.source)), tally.bad)
     known = store.flagged_ids("near_duplicate")
     for pair_id, similar in tally.near_identical.items():
@@ -531,98 +531,3 @@ def run_round(
         if summary.status == "completed":
             store.finish_round(round_id, summary.to_dict(), "completed")
     return summary
-
-
-def plan_round(cfg: Config, *, limit: int | None = None) -> RoundSummary:
-    """What ``run_round`` would do, and its estimated judge cost; writes nothing."""
-    ctx = make_context(cfg)
-    summary = RoundSummary(status="dry_run")
-    tally = _Tally()
-    store = Store(cfg.db_path) if cfg.db_path.exists() else None
-    try:
-        open_round = store.open_round() if store else None
-        if store:
-            ctx = dataclasses.replace(ctx, thresholds=current_thresholds(store, cfg))
-            summary.chars_per_token = store.chars_per_token()
-        if store and open_round is not None:
-            summary.round_id, summary.resumed = int(open_round["id"]), True
-            todo = list(store.iter_round_pairs(int(open_round["id"])))
-        else:
-            todo = _unjudged(store, tally.pairs_of(read_source(cfg.source)), limit)
-    finally:
-        if store:
-            store.close()
-    summary.source_pairs, summary.skipped = tally.pairs, dict(tally.skipped)
-    summary.bad_row_examples = tally.examples
-    summary.pairs_in_round = len(todo)
-    chars = [sum(len(m["content"]) for m in ctx.messages(p, o)) for p in todo for o in ctx.orders]
-    tokens_in, tokens_out, cost = costs.estimate_round_cost(
-        chars, cfg.judge.max_tokens, ctx.prices, summary.chars_per_token or costs.CHARS_PER_TOKEN
-    )
-    summary.prompt_tokens, summary.completion_tokens, summary.judge_cost = (
-        tokens_in,
-        tokens_out,
-        cost,
-    )
-    summary.baseline_cost = len(todo) * cfg.costs.human_price_per_pair
-    summary.currency = cfg.costs.currency
-    summary.thresholds = asdict(ctx.thresholds)
-    return summary
-
-
-def _unjudged(store: Store | None, pairs: Iterable[Pair], limit: int | None) -> list[Pair]:
-    """The first ``limit`` distinct pairs that no round has judged yet (reads them all)."""
-    todo: list[Pair] = []
-    seen: set[str] = set()
-    batch: list[Pair] = []
-
-    def flush() -> None:
-        done = store.known_pair_ids([p.id for p in batch]) if store else set()
-        todo.extend(p for p in batch if p.id not in done)
-        batch.clear()
-
-    for pair in pairs:
-        if pair.id not in seen:
-            seen.add(pair.id)
-            batch.append(pair)
-        if len(batch) >= 500:
-            flush()
-    flush()
-    return todo if limit is None else todo[:limit]
-
-
-def project_status(cfg: Config) -> dict[str, Any]:
-    """Counts per lifecycle state, and per round: pairs, accepted, sent to review, cost."""
-    if not cfg.db_path.exists():
-        return {
-            "states": {},
-            "rounds": [],
-            "cost": 0.0,
-            "currency": cfg.costs.currency,
-            "state_db": str(cfg.db_path),
-            "initialised": False,
-        }
-    with Store(cfg.db_path) as store:
-        rounds = []
-        for row in store.rounds():
-            decisions = store.round_decisions(row["id"])
-            accepted = sum(n for (a, _), n in decisions.items() if a == ACCEPT)
-            rounds.append(
-                {
-                    "id": row["id"],
-                    "status": row["status"],
-                    "pairs": store.count_round_pairs(row["id"]),
-                    "accepted": accepted,
-                    "review": sum(decisions.values()) - accepted,
-                    "judge_cost": store.call_totals(row["id"])["cost"],
-                }
-            )
-        return {
-            "states": store.state_counts(),
-            "rounds": rounds,
-            "disputed": len(store.disputed()),
-            "cost": store.call_totals()["cost"],
-            "currency": cfg.costs.currency,
-            "state_db": str(cfg.db_path),
-            "initialised": True,
-        }

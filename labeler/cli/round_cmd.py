@@ -41,14 +41,14 @@ def round_(
         labeler round --dry-run
         labeler round --json > round.json
     """
-    from labeler import rounds
+    from labeler import planning, rounds
     from labeler.cli import render
 
     cfg = load(
         ctx, **{"judge.base_url": judge_url, "judge.model": model, "judge.concurrency": concurrency}
     )
     if dry_run:
-        summary = rounds.plan_round(cfg, limit=limit)
+        summary = planning.plan_round(cfg, limit=limit)
     else:
         with render.round_progress(cfg.costs.currency) as update:
             summary = rounds.run_round(cfg, limit=limit, strict=strict, on_progress=update)
@@ -89,10 +89,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
     Example:
         labeler status
     """
-    from labeler import rounds
     from labeler.cli import render
+    from labeler.status import project_status
 
-    data = rounds.project_status(load(ctx))
+    data = project_status(load(ctx))
     if as_json:
         render.print_json(data)
         return
