@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,10 @@ def run_calibration(cfg: Config, plot_path: Path | None = None) -> dict[str, Any
     with Store(cfg.db_path) as store:
         recal = recalibrate(store, cfg)
         rounds = round_report(store, cfg)
+        history = [
+            {"version": r["version"], "message": json.loads(r["report"])["message"]}
+            for r in store.thresholds_history()
+        ]
     plot = None
     if recal.reliability:
         from labeler.charts import reliability_png
@@ -30,4 +35,4 @@ def run_calibration(cfg: Config, plot_path: Path | None = None) -> dict[str, Any
                 plot_path or cfg.project.state_dir / "reliability.png",
             )
         )
-    return {"recalibration": recal.to_dict(), "rounds": rounds, "plot": plot}
+    return {"recalibration": recal.to_dict(), "rounds": rounds, "history": history, "plot": plot}

@@ -40,7 +40,9 @@ def calibrate(ctx: click.Context, as_json: bool, plot_path: Path | None) -> None
         render.print_json(result)
         return
     console = render.Console()
-    console.print(render.calibration_message(result["recalibration"]))
     console.print(render.quality_table(result["rounds"]))
+    for change in result["history"]:
+        console.print(f"v{change['version']}: {change['message']}", markup=False)
+    console.print(render.calibration_message(result["recalibration"]))
     if result["plot"]:
         console.print(f"Reliability diagram: {result['plot']}", markup=False)
