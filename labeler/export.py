@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,23 +56,10 @@ def warm_up() -> None:
     datasets.disable_progress_bars()
 
 
-def _features() -> Any:
-    from datasets import Features, Value
-
-    types = {"confidence": "float64", "round": "int64", "reviewers": "int64"}
-    return Features({c: Value(types.get(c, "string")) for c in DPO_COLUMNS + PROVENANCE_COLUMNS})
-
-
 def save_dpo(rows: Iterable[Mapping[str, Any]], dataset_dir: Path, parquet: bool) -> int:
     """Write the DPO dataset atomically; returns the number of rows."""
-    import datasets
-
-    datasets.disable_progress_bars()
-    columns: dict[str, list[Any]] = {c: [] for c in DPO_COLUMNS + PROVENANCE_COLUMNS}
-    for row in rows:
-        for key, value in row.items():
-            columns[key].append(value)
-    count = len(columns["prompt"])
+    rows = list(rows)
+    count = len(rows)
     dataset_dir = dataset_dir.absolute()
     versions = dataset_dir.parent / f".{dataset_dir.name}.versions"
     target = versions / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
@@ -83,7 +70,7 @@ def save_dpo(rows: Iterable[Mapping[str, Any]], dataset_dir: Path, parquet: bool
                 "away or set output.dataset_dir to another path"
             )
         versions.mkdir(parents=True, exist_ok=True)
-        ds = datasets.Dataset.from_dict(columns, features=_features())
+        ds = _dataset(rows, [*DPO_COLUMNS, *PROVENANCE_COLUMNS])
         # one shard at least: datasets cannot load an empty dataset saved with zero shards
         ds.save_to_disk(str(target), num_shards=None if count else 1)
         if parquet:
@@ -114,7 +101,7 @@ def kto_rows(dpo: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _dataset(rows: list[dict[str, Any]], columns: list[str]) -> Any:
+def _dataset(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> Any:
     import datasets
 
     datasets.disable_progress_bars()

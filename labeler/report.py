@@ -11,15 +11,12 @@ from labeler.config import Config
 from labeler.errors import StateError
 from labeler.routing import ACCEPT
 from labeler.store import Store
-from labeler.sync import epoch
+from labeler.sync import review_times
 from labeler.thresholds import round_report
 
 
 def _ledgers(store: Store, cfg: Config) -> dict[int, costs.Ledger]:
-    rows = store.submitted_responses()
-    seconds = costs.review_seconds(
-        [(r["reviewer"], r["pair_id"], epoch(r["updated_at"])) for r in rows], cfg.costs.break_cap_s
-    )
+    rows, seconds = review_times(store, cfg)
     times: dict[int, list[float | None]] = {}
     for r in rows:
         if r["round_id"] is not None:

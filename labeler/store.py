@@ -316,16 +316,6 @@ class Store:
             counts[state] = n
         return counts
 
-    def set_state(self, pair_ids: Iterable[str], state: str, where_state: str) -> int:
-        now = time.time()
-        with self.transaction() as db:
-            before = db.total_changes
-            db.executemany(
-                "UPDATE pairs SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
-                ((state, now, pid, where_state) for pid in pair_ids),
-            )
-            return db.total_changes - before
-
     # -- rounds ----------------------------------------------------------------------------
 
     def open_round(self) -> sqlite3.Row | None:

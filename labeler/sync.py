@@ -54,13 +54,19 @@ def epoch(timestamp: str) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
-def counted_votes(store: Store, cfg: Config) -> dict[str, list[str]]:
-    """Submitted labels per pair, without verdicts given implausibly fast (flagged) unless
-    another reviewer gave the same label (confirmed)."""
+def review_times(store: Store, cfg: Config) -> tuple[list[Any], dict[tuple[str, str], Any]]:
+    """Every submitted response, and the seconds each took (None: unknown)."""
     rows = store.submitted_responses()
     seconds = costs.review_seconds(
         [(r["reviewer"], r["pair_id"], epoch(r["updated_at"])) for r in rows], cfg.costs.break_cap_s
     )
+    return rows, seconds
+
+
+def counted_votes(store: Store, cfg: Config) -> dict[str, list[str]]:
+    """Submitted labels per pair, without verdicts given implausibly fast (flagged) unless
+    another reviewer gave the same label (confirmed)."""
+    rows, seconds = review_times(store, cfg)
     fast = {
         key for key, s in seconds.items() if s is not None and s < cfg.quality.min_review_seconds
     }
@@ -175,8 +181,8 @@ def run_sync(cfg: Config, repush: bool = False) -> SyncSummary:
         summary.pushed, summary.push_error = pushed.pushed, pushed.error
         if pushed.error:
             raise ReviewError(pushed.error)
-        responses = review.pull() if store.shown_order() else []
         order = store.shown_order()
+        responses = review.pull() if order else []
         rows = [
             (
                 r.pair_id,
