@@ -1,24 +1,26 @@
-"""Benchmark of the threshold choice (issue 4) on real human verdicts and synthetic judges.
+"""Benchmark of the whole calibration loop (issue 9): five rounds of 100 pairs, humans
+answering what routing sends them, thresholds recalibrated after every round — today's
+procedure (before issue 9, ``bench/legacy_calibration.py``) against the current one, on
+the same splits in the same run.
 
-Data: ``../shared/data/pandalm`` (999 pairs, three annotators each, and gpt-3.5-turbo's
-verdicts without probabilities). Truth = the annotators' majority ("0" = tie). A
-simulated reviewer answers with one annotator's label, drawn at random.
+Data: ``../shared/data/pandalm`` (999 pairs, three annotators each, gpt-3.5-turbo's
+verdicts without probabilities). A reviewer answers with one annotator's label, drawn at
+random; a judge label's true agreement with humans is the share of the three annotators
+who gave it (the chance a random reviewer agrees).
 
-Judges:
-* ``gpt-3.5`` — PandaLM's real gpt-3.5-turbo verdicts; no confidence at all (every
-  parseable A/B verdict scores the same, reported HIGH);
-* ``synthetic-calibrated`` — on the same pairs: right with probability q, q depending on
-  how much the annotators agreed (difficulty), reported probability q;
-* ``synthetic-overconfident`` — the same, but always reports >= 0.95 and HIGH.
+Judges on those pairs:
+* ``gpt-3.5`` — PandaLM's real gpt-3.5-turbo verdicts; no confidence at all;
+* ``synthetic-calibrated`` — right with probability q (q from how much the annotators
+  agreed), reports q;
+* ``synthetic-overconfident`` — the same, always reports >= 0.95;
+* ``synthetic-extreme`` — like a small judge: its most extreme reports (p >= 0.9999) are
+  less accurate than its merely high ones.
 
-For each of 200 random splits (half "past", half "future"): the past pairs are judged
-and routed in one cold-start round (audit rate 0.3 of would-be-accepted; everything else
-reviewed), reviewers decide the reviewed pairs, thresholds are chosen, and the future
-pairs are routed with them. Reported: coverage of the future pairs, their agreement with
-the truth, and the share of splits where that agreement reached the target (the
-guarantee asks >= 1 - delta = 0.9). In the same run, two baselines route the same
-future pairs: the seed recipe (accept every HIGH self-report) and a fixed threshold
-(confidence >= 0.9).
+Per setting: coverage (share of pairs certified to the judge alone), realised agreement of
+those with humans, share of splits meeting the target, human labels needed (sampled,
+re-checked, and provisional pairs never certified, which humans must still decide),
+savings factor (pairs / human labels), and the oracle coverage (the largest threshold set
+on the final score whose true agreement meets the target, chosen knowing all truth).
 """
 
 from __future__ import annotations
@@ -26,15 +28,19 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from labeler.calibration import Labeled, Signals, calibrate, score
+from bench import legacy_calibration as legacy
+from labeler.calibration import Signals, scores_of
+from labeler.simulation import Settings, SimPair, run_loop
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm"
 LABEL = {"1": "A", "2": "B", "0": "TIE"}
+ROUNDS, PER_ROUND = 5, 100
 
 
 def load() -> list[dict[str, Any]]:
@@ -47,14 +53,12 @@ def load() -> list[dict[str, Any]]:
     for r in rows:
         votes = [LABEL[str(r[f"annotator{i}"])] for i in (1, 2, 3)]
         label, n = Counter(votes).most_common(1)[0]
-        truth = label if n >= 2 else "TIE"
-        agreement = n / 3
         g = gpt.get(r["idx"], "")
         out.append(
             {
-                "truth": truth,
+                "truth": label if n >= 2 else "TIE",
                 "votes": votes,
-                "agreement": agreement,
+                "agreement": n / 3,
                 "gpt": {"1": "A", "2": "B", "Tie": "TIE"}.get(g),
             }
         )
@@ -66,93 +70,140 @@ def judge_gpt(row: dict[str, Any], rng: random.Random) -> Signals:
     return Signals(label, 1.0, 1.0, None, True, label is None)
 
 
-def judge_synthetic(row: dict[str, Any], rng: random.Random, overconfident: bool) -> Signals:
+def judge_synthetic(row: dict[str, Any], rng: random.Random, kind: str) -> Signals:
     # easy when the three annotators agreed, harder when they split
     q = 0.97 if row["agreement"] == 1 else 0.78 if row["agreement"] > 0.5 else 0.6
     q = min(0.999, max(0.5, q + rng.uniform(-0.08, 0.08)))
     truth = row["truth"] if row["truth"] != "TIE" else rng.choice(["A", "B"])
     label = truth if rng.random() < q else ("B" if truth == "A" else "A")
-    reported = max(q, 0.95 + rng.random() * 0.049) if overconfident else q
-    high = 1.0 if (overconfident or reported >= 0.8) else 0.0
+    reported = q
+    if kind == "overconfident":
+        reported = max(q, 0.95 + rng.random() * 0.049)
+    elif kind == "extreme":
+        # a fifth of its verdicts are pushed to p ~ 1, at a coin flip's accuracy
+        if rng.random() < 0.2:
+            label = rng.choice(["A", "B"])
+            reported = 1 - 10 ** rng.uniform(-6, -4)
+    high = 1.0 if (kind != "calibrated" or reported >= 0.8) else 0.0
     return Signals(label, reported, high, reported, True, False)
 
 
-JUDGES = {
+JUDGES: dict[str, Callable[[dict[str, Any], random.Random], Signals]] = {
     "gpt-3.5": judge_gpt,
-    "synthetic-calibrated": lambda r, rng: judge_synthetic(r, rng, False),
-    "synthetic-overconfident": lambda r, rng: judge_synthetic(r, rng, True),
+    "synthetic-calibrated": lambda r, rng: judge_synthetic(r, rng, "calibrated"),
+    "synthetic-overconfident": lambda r, rng: judge_synthetic(r, rng, "overconfident"),
+    "synthetic-extreme": lambda r, rng: judge_synthetic(r, rng, "extreme"),
 }
 
 
+def p_agree(row: dict[str, Any], label: str | None) -> float:
+    return sum(v == label for v in row["votes"]) / 3
+
+
+def legacy_loop(
+    pairs: list[SimPair], rng: np.random.Generator, target: float, delta: float
+) -> dict[str, float]:
+    """Today's loop: cold start accepts HIGH verdicts >= 0.8 on the judge's word (audit
+    0.2), then thresholds from the uniform audit sample, audit 0.05 (1 when none pass)."""
+    a = b = 0.8
+    weights: tuple[float, ...] | None = None
+    rate = 0.2
+    draws = rng.random(len(pairs))
+    data: list[legacy.Labeled] = []
+    accepted: list[int] = []
+    humans = 0
+    for start in range(0, len(pairs), PER_ROUND):
+        for i in range(start, min(start + PER_ROUND, len(pairs))):
+            s = pairs[i].signals
+            sc = legacy.score(s, weights)
+            would = s.eligible and sc >= (a if s.label == "A" else b)
+            if would and draws[i] >= rate:
+                accepted.append(i)
+                continue
+            humans += 1
+            data.append(legacy.Labeled(s, pairs[i].human, bool(draws[i] < rate)))
+        c = legacy.calibrate(data, 1 - target, delta, 50, 20)
+        if c is not None:
+            a, b, weights = c.a, c.b, c.weights
+            rate = 1.0 if min(a, b) >= legacy.NEVER else 0.05
+    right = [pairs[i].p_agree or 0.0 for i in accepted]
+    return {
+        "coverage": len(accepted) / len(pairs),
+        "agreement": float(np.mean(right)) if right else float("nan"),
+        "humans": humans,
+    }
+
+
+def oracle_coverage(pairs: list[SimPair], weights: Any, target: float) -> float:
+    """The largest {score >= λ} set whose true agreement meets the target."""
+    best = 0.0
+    for w in (weights, None):
+        s = scores_of([p.signals for p in pairs], w)
+        agree = np.array([p.p_agree or 0.0 for p in pairs])
+        order = np.argsort(-s, kind="stable")
+        running = np.cumsum(agree[order]) / np.arange(1, len(order) + 1)
+        ok = np.nonzero((running >= target) & (s[order] > 0))[0]
+        if len(ok):
+            best = max(best, (ok.max() + 1) / len(pairs))
+    return best
+
+
 def one_split(
-    rows: list[dict[str, Any]],
-    judge: Any,
-    seed: int,
-    target: float,
-    delta: float = 0.1,
-    audit: float = 0.3,
+    rows: list[dict[str, Any]], judge: Any, seed: int, target: float, delta: float = 0.1
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     order = rows[:]
     rng.shuffle(order)
-    past, future = order[: len(order) // 2], order[len(order) // 2 :]
-    cold = 0.9  # cold-start threshold on the raw confidence, HIGH required
-    data = []
-    for row in past:
+    pairs = []
+    for row in order[: ROUNDS * PER_ROUND]:
         s = judge(row, rng)
-        would_accept = score(s, None) >= cold
-        in_sample = rng.random() < audit
-        if would_accept and not in_sample:
-            continue  # accepted without review in the cold-start round
-        reviewer = rng.choice(row["votes"])  # one annotator decides it
-        data.append(Labeled(s, reviewer, in_sample))
-    cal = calibrate(data, 1 - target, delta, min_labels=50, min_count=20)
-    labels = sum(1 for d in data if d.in_sample)
-    results: dict[str, Any] = {"labels": len(data), "sample": labels}
-    fut = [(row, judge(row, rng)) for row in future]
-
-    def evaluate(accept: list[bool]) -> tuple[float, float | None]:
-        taken = [row["truth"] == s.label for (row, s), a in zip(fut, accept, strict=True) if a]
-        return len(taken) / len(fut), (sum(taken) / len(taken) if taken else None)
-
-    if cal is None:
-        ours = [False] * len(fut)
-    else:
-        ours = [score(s, cal.weights) >= (cal.a if s.label == "A" else cal.b) for _, s in fut]
-    results["ours"] = evaluate(ours)
-    results["seed_recipe"] = evaluate([s.eligible and s.self_high_share >= 1 for _, s in fut])
-    results["fixed_0.9"] = evaluate([s.eligible and s.confidence >= 0.9 for _, s in fut])
-    return results
-
-
-def summarise(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "mean_human_labels": round(float(np.mean([r["labels"] for r in runs])), 1),
-        "mean_audit_sample": round(float(np.mean([r["sample"] for r in runs])), 1),
-    }
-    for method in ("ours", "seed_recipe", "fixed_0.9"):
-        cov = [r[method][0] for r in runs]
-        agree = [r[method][1] for r in runs]
-        held = [a is None or a >= target for a in agree]
-        known = [a for a in agree if a is not None]
-        out[method] = {
-            "coverage": round(float(np.mean(cov)), 3),
-            "agreement": round(float(np.mean(known)), 3) if known else None,
-            "target_met_share": round(float(np.mean(held)), 3),
+        pairs.append(SimPair(s, rng.choice(row["votes"]), p_agree(row, s.label)))
+    out: dict[str, Any] = {}
+    for mode in ("high_probability", "expected"):
+        settings = Settings(alpha=1 - target, delta=delta, guarantee=mode, per_round=PER_ROUND)
+        res = run_loop(pairs, settings, seed=seed)
+        out[mode] = {
+            "coverage": res.coverage,
+            "agreement": res.agreement if res.agreement is not None else float("nan"),
+            "humans": res.humans_needed,
+            "oracle": oracle_coverage(pairs, res.final_weights, target),
         }
+    out["today"] = legacy_loop(pairs, np.random.default_rng(seed), target, delta)
     return out
 
 
-def main(splits: int = 200) -> dict[str, Any]:
+def summarise(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for method in ("today", "high_probability", "expected"):
+        cov = [r[method]["coverage"] for r in runs]
+        agree = [r[method]["agreement"] for r in runs]
+        humans = [r[method]["humans"] for r in runs]
+        known = [a for a in agree if a == a]
+        out[method] = {
+            "coverage": round(float(np.mean(cov)), 3),
+            "agreement": round(float(np.mean(known)), 3) if known else None,
+            "mean_disagreement": round(float(np.mean([1 - a if a == a else 0 for a in agree])), 3),
+            "target_met_share": round(float(np.mean([a != a or a >= target for a in agree])), 3),
+            "human_labels": round(float(np.mean(humans)), 1),
+            "savings_factor": round(ROUNDS * PER_ROUND / max(float(np.mean(humans)), 1), 2),
+        }
+        if method != "today":
+            out[method]["oracle_coverage"] = round(
+                float(np.mean([r[method]["oracle"] for r in runs])), 3
+            )
+    return out
+
+
+def main(splits: int = 100) -> dict[str, Any]:
     if not DATA.exists():
         return {"skipped": f"{DATA} not found"}
     rows = load()
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"splits": splits, "rounds": ROUNDS, "per_round": PER_ROUND}
     for name, judge in JUDGES.items():
         for target in (0.85, 0.90):
             runs = [one_split(rows, judge, seed, target) for seed in range(splits)]
             results[f"{name}@{target}"] = summarise(runs, target)
-            print(name, target, results[f"{name}@{target}"], flush=True)
+            print(name, target, json.dumps(results[f"{name}@{target}"]), flush=True)
     return results
 
 

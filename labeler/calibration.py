@@ -1,56 +1,97 @@
 """Choosing the judge's thresholds from human verdicts, with a guarantee. Pure (numpy).
 
-The guarantee
--------------
-With probability at least ``1 - delta`` (over the random audit draw), the pairs the judge
-accepts alone agree with humans at a rate of at least ``1 - alpha`` — for pairs drawn like
-the ones judged so far (rounds are assumed exchangeable; ``drift`` below watches that).
+What is promised
+----------------
+Two kinds of guarantee, chosen by ``calibration.guarantee``:
 
-The data it rests on: the uniform calibration sample
------------------------------------------------------
-Every pair has an audit draw ``u`` (a hash of seed and pair id, uniform on [0, 1)). A
-round routes to humans every pair with ``u < r`` (r = the audit rate of that round) that
-it would have accepted (reason ``audit``), and every pair it would not accept anyway. So
-*every* judged pair with ``u < r`` reaches a human, whatever its score: these pairs are a
-simple random sample of all judged pairs, drawn independently of their content. The
-estimator is therefore the plain sample proportion — no reweighting — and the exact
-(Clopper-Pearson) binomial bound applies. They are also shown to reviewers *blind* (no
-judge suggestion), so the human label does not lean on the judge. Human verdicts on the
-other reviewed pairs (the low-confidence and tie strata) are not a random sample of
-anything we accept; they are used only to *fit* how the signals combine into one score,
-which keeps fitting and testing on disjoint data.
+``high_probability``  with probability at least ``1 - delta``, the pairs the judge accepts
+                      alone agree with humans at a rate of at least ``1 - alpha``.
+``expected``          the expected share of disagreements among the pairs the judge accepts
+                      alone is at most ``alpha`` (a false-discovery-rate promise: cheaper,
+                      more coverage, but a single run may fall below the target).
 
-Agreement: the judge agrees with a human decision when its A/B verdict equals the human
-majority; a human Tie or Both-bad is a disagreement with any A/B verdict.
+Both hold for pairs drawn like the ones judged so far (rounds are assumed exchangeable;
+``drifted`` watches that assumption).
 
-The procedure (Jung, Brahman & Choi, "Trust or Escalate", ICLR 2025)
---------------------------------------------------------------------
-Candidate thresholds λ_1 > λ_2 > ... (a fixed grid) are tested in that order, skipping
-those with fewer sample pairs at or above them than ``min_count`` or than the fewest with
-which one disagreement could pass (``first_testable``; rules on counts only, never on
-labels). For each, H_λ: "disagreement among pairs scoring >= λ exceeds alpha" is
-rejected when the Clopper-Pearson upper bound on the disagreement rate, at level delta,
-is at most alpha. Testing stops at the first H_λ that is not rejected; the last rejected λ
-(the most coverage) is chosen. Fixed-sequence testing needs no multiplicity correction.
+The evidence: every human verdict, weighted by how it was chosen
+----------------------------------------------------------------
+When a round routes a pair it fixes, and stores, the probability ``pi`` the pair had of
+reaching a human: 1 when its own score sent it to review (low confidence, tie, ...), the
+audit rate of its region when it would have been accepted (a higher rate for
+*provisional* acceptances, a lower one for *certified* ones). Whether it was sent
+(``sampled``) is a hash draw of the pair id, independent of its content, compared with
+``pi``. So for every judged pair i, ``sampled_i ~ Bernoulli(pi_i)`` with ``pi_i`` known
+before the draw — even though ``pi_i`` depends on thresholds chosen from earlier rounds'
+labels (it is *predictable*). For a candidate threshold λ and a pair with score ``s_i``,
 
-One threshold for both labels is tested at level delta/2; separate thresholds for A and
-B verdicts (position and label bias differ) at delta/4 each; the scheme with the larger
-estimated coverage is used. By the union bound the chosen thresholds keep the guarantee
-at level delta. When nothing passes, the threshold is above every score: everything goes
-to humans — a useless judge ends with coverage 0, never with a broken guarantee.
+    L_i(λ) = 1[s_i >= λ] * (D_i - alpha)          (D_i = 1 when judge and human disagree)
+    Y_i(λ) = sampled_i / pi_i * L_i(λ)            (observable; E[Y_i | past] = E[L_i])
 
-Scores: the combined score is a logistic regression of agreement on the stored signals
-(logit of the verdict-token probability, the share of HIGH self-reports, whether the
-verdict is A), fitted with numpy by Newton's method on the non-sample human verdicts.
-With too few of those, the score is the judge's raw confidence and a HIGH self-report
-in every order is still required (the cold-start rule).
+"agreement of accepted pairs >= 1 - alpha" is ``E[L(λ)] <= 0``: the inverse-probability
+weighted Y is an unbiased view of it built from *all* human verdicts (Horvitz-Thompson;
+"Active Statistical Inference", Zrnic & Candès 2024), the reviewed low-confidence stratum
+(weight 1) as much as the audit sample (weight 1 / audit rate).
+
+The test (high_probability): betting, valid at any time
+-------------------------------------------------------
+H_λ: ``E[L(λ)] > 0`` is tested with a wealth process over the pairs scoring >= λ, in the
+order they were routed (Waudby-Smith & Ramdas 2023; with importance weights as in Xu,
+Karampatziakis & Mineiro 2024, "Active, anytime-valid risk controlling prediction sets"):
+
+    K_t = prod_{i <= t} (1 - b_i * Y_i),   b_i = clip(-m_i / v_i, 0, CAP * pi_i / (1 - alpha))
+
+where m_i, v_i are the running mean and second moment of the earlier Y (plus one prior
+pseudo-observation): the bet uses only the past, and the cap keeps every factor positive.
+Under H_λ, K is a non-negative supermartingale, so by Ville's inequality the chance that it
+*ever* reaches 1/delta is at most delta. H_λ is rejected when ``max_t K_t >= 1/delta``.
+Because the bound is anytime-valid, labels from all rounds pool in one process while
+thresholds (and so the pis) move between rounds, and a rejection already reached stays a
+rejection when a later label arrives: thresholds do not flap on one extra verdict (the
+hysteresis costs nothing in validity).
+
+Thresholds are tested in a fixed sequence λ_1 > λ_2 > ... on the grid, starting at the
+first with ``min_count`` labelled pairs above it (a rule on counts only, never on labels),
+stopping at the first that is not rejected; the last rejected λ is chosen. Fixed-sequence
+testing controls the family-wise error at delta with no split of delta.
+
+The test (expected): conformal selection
+----------------------------------------
+Following conformal selection (Jin & Candès 2023; "Conformal Alignment", Gui, Jin & Ren
+2024), the estimated false-discovery proportion of threshold λ is
+
+    FDP(λ) = (w + sum_{labelled i, s_i >= λ} D_i / pi_i) / #{pairs with s_i >= λ}
+
+with one extra calibration point of weight ``w`` (the mean 1/pi above λ) as the "+1" of
+the conformal p-value; the lowest λ with FDP(λ) <= alpha is chosen (Benjamini-Hochberg
+picks the largest passing set, not the first failure).
+
+The score, and why it is fitted on a separate split
+---------------------------------------------------
+The score combines the signals (logit of the verdict-token probability and its square —
+a judge's most extreme scores can be *less* accurate than its merely high ones — the share
+of HIGH self-reports, and whether the verdict is A) by a ridge logistic regression, weighted
+by 1/pi so it describes all judged pairs, including the accepted region. It is fitted on a
+fixed hash split of the pairs (``fit_share``); the tests use only the other pairs, so the
+order of the tested thresholds comes from data held apart from the test (Learn then Test,
+Angelopoulos et al. 2021). The score is refitted only when its fit data has doubled: each
+refit starts a new family of tests, and few of them keep the looks few. With too few fit
+verdicts, the score is the judge's raw confidence with a HIGH self-report required.
+
+What is used, and what is not
+-----------------------------
+* Pairs sent to humans but not decided yet are left out (as if not judged yet): reviewers'
+  order of work is assumed unrelated to whether the judge was right.
+* A pair re-checked after its round (``recheck``) was not sampled when routed; its later
+  human verdict may fit the score, but in the test it stays an unsampled pair.
+* Human verdicts given with the judge's verdict shown never reach this module as evidence.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -59,10 +100,14 @@ from labeler.verdicts import Judgement
 
 GRID = tuple(round(x, 3) for x in np.arange(0.995, 0.0, -0.005))
 NEVER = 1.01  # a threshold above every score: nothing is accepted
-MIN_FIT = 30  # fewer human verdicts than this outside the sample: no learned combination
+MIN_FIT = 30  # fewer sampled verdicts in the fit split than this: no learned combination
+EXACT_SHARE = 0.5  # the exact test when a uniform subsample keeps this share of labels
+CAP = 0.8  # largest share of the admissible bet (one disagreement cannot ruin K)
+HYSTERESIS = 0.0125  # keep the certified threshold unless the new one is this much lower
+GUARANTEES = ("high_probability", "expected")
 
 
-# -- exact binomial bounds -----------------------------------------------------------------
+# -- exact binomial bounds (reports and drift) ----------------------------------------------
 
 
 def _log_binom_cdf(k: int, n: int, p: np.ndarray) -> np.ndarray:
@@ -100,7 +145,7 @@ def cp_lower(k: int, n: int, delta: float) -> float:
     return 1.0 - cp_upper(n - k, n, delta)
 
 
-# -- scores ----------------------------------------------------------------------------------
+# -- signals and scores ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -120,25 +165,31 @@ class Signals:
         return self.label in ("A", "B") and self.orders_agree and not self.malformed
 
 
+N_FEATURES = 5
+
+
 def features(s: Signals) -> list[float]:
     p = s.p_verdict if s.p_verdict is not None else s.confidence
     p = min(max(p, 1e-4), 1 - 1e-4)
-    return [1.0, math.log(p / (1 - p)), s.self_high_share, 1.0 if s.label == "A" else 0.0]
+    z = math.log(p / (1 - p))
+    return [1.0, z, z * z / 10.0, s.self_high_share, 1.0 if s.label == "A" else 0.0]
 
 
 def fit_logistic(
-    x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 50
+    x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None, l2: float = 1.0
 ) -> np.ndarray | None:
-    """Ridge logistic regression by Newton's method; None when it cannot be fitted."""
+    """Weighted ridge logistic regression by Newton's method; None when it cannot be
+    fitted (too few rows, or one class only)."""
     if len(y) < MIN_FIT or y.min() == y.max():
         return None
+    w8 = np.ones(len(y)) if weight is None else weight / weight.mean()
     w = np.zeros(x.shape[1])
     penalty = l2 * np.eye(x.shape[1])
     penalty[0, 0] = 0.0  # no penalty on the intercept
-    for _ in range(steps):
-        p = 1 / (1 + np.exp(-(x @ w)))
-        grad = x.T @ (p - y) + penalty @ w
-        hess = (x.T * (p * (1 - p))) @ x + penalty
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-np.clip(x @ w, -50, 50)))
+        grad = x.T @ (w8 * (p - y)) + penalty @ w
+        hess = (x.T * (w8 * p * (1 - p))) @ x + penalty
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-8:
@@ -150,148 +201,313 @@ def score(s: Signals, weights: Sequence[float] | None) -> float:
     """The combined score of one judgement (0 for pairs no threshold may accept)."""
     if not s.eligible:
         return 0.0
-    if weights is None:
+    if weights is None or len(weights) != N_FEATURES:
         return s.confidence if s.self_high_share >= 1.0 else 0.0
     z = float(np.dot(features(s), weights))
     return 1 / (1 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
+def scores_of(signals: Sequence[Signals], weights: Sequence[float] | None) -> np.ndarray:
+    """``score`` of many judgements at once."""
+    if not signals:
+        return np.zeros(0)
+    eligible = np.array([s.eligible for s in signals])
+    if weights is None or len(weights) != N_FEATURES:
+        raw = np.array([s.confidence if s.self_high_share >= 1.0 else 0.0 for s in signals])
+        return np.where(eligible, raw, 0.0)
+    x = np.array([features(s) for s in signals])
+    z = np.clip(x @ np.asarray(weights, float), -50, 50)
+    return np.where(eligible, 1 / (1 + np.exp(-z)), 0.0)
+
+
+def in_fit_split(pair_id: str, share: float) -> bool:
+    """The fixed split whose verdicts fit the score (never used to test thresholds)."""
+    digest = hashlib.sha256(f"fit:{pair_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+# -- the tests -----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def start_count(alpha: float, delta: float) -> int:
+    """Labelled pairs the first tested threshold needs: the fewest with which a judge
+    twice as good as the target (disagreeing alpha/2 of the time), with one unlucky
+    disagreement more, still passes the exact test.
+    Starting with fewer spends the sequence's one chance on a test a good judge fails by
+    bad luck; the rule looks at counts only, never at labels."""
+    n = 10
+    while cp_upper(math.ceil(n * alpha / 2) + 1, n, delta) > alpha and n < 100_000:
+        n += 1
+    return n
+
+
+def wealth_rejects(y: np.ndarray, pi: np.ndarray, alpha: float, delta: float) -> bool:
+    """The betting test of H: E[L] > 0 (module docstring) on the observations ``y`` of the
+    pairs above one threshold, in routing order, and their inclusion probabilities."""
+    if len(y) == 0:
+        return False
+    # a prior pseudo-observation: a judge agreeing 1 - alpha/2 of the time, seen with pi = 1
+    m0 = -alpha / 2
+    v0 = (alpha / 2) * (1 - alpha) ** 2 + (1 - alpha / 2) * alpha**2
+    past = np.arange(len(y)) + 1.0
+    mean = (m0 + np.concatenate(([0.0], np.cumsum(y)[:-1]))) / past
+    second = (v0 + np.concatenate(([0.0], np.cumsum(y * y)[:-1]))) / past
+    bet = np.clip(-mean / np.maximum(second, 1e-12), 0.0, CAP * pi / (1 - alpha))
+    log_wealth = np.cumsum(np.log1p(-bet * y))
+    return bool(log_wealth.max() >= math.log(1 / delta))
+
+
+def uniform_share(above: np.ndarray, pi: np.ndarray) -> float:
+    """Expected labels a uniform subsample at the smallest pi keeps, as a share of all
+    expected labels above the threshold (a function of pis only)."""
+    if not above.any():
+        return 0.0
+    p = pi[above]
+    return float(p.min() * len(p) / p.sum())
+
+
+def exact_rejects(
+    above: np.ndarray,
+    labelled: np.ndarray,
+    pi: np.ndarray,
+    draw: np.ndarray,
+    disagree: np.ndarray,
+    alpha: float,
+    delta: float,
+) -> bool:
+    """The exact test on a uniform subsample: a pair above the threshold was sampled
+    exactly when its draw < pi, so those with draw < min(pi) are a Bernoulli(min pi)
+    sample of all of them; their disagreements get the Clopper-Pearson bound."""
+    kept = above & labelled & (draw < float(pi[above].min()))
+    n = int(kept.sum())
+    return n > 0 and cp_upper(int(disagree[kept].sum()), n, delta) <= alpha
+
+
+@dataclass(frozen=True)
+class Choice:
+    threshold: float
+    labelled: int  # human-decided test pairs at or above it
+    disagreements: int
+    estimate: float | None  # estimated disagreement rate of pairs above it
+    start: float = NEVER  # the first threshold tested (every one from it down to
+    # ``threshold`` was rejected)
+
+
+def _estimate(above: np.ndarray, labelled: np.ndarray, w: np.ndarray, d: np.ndarray) -> float:
+    """Horvitz-Thompson estimate of the disagreement rate among pairs above a threshold."""
+    n = int(above.sum())
+    return float((w * d)[above & labelled].sum() / n) if n else 1.0
+
+
+def certify_high_probability(
+    scores: np.ndarray,
+    labelled: np.ndarray,
+    pi: np.ndarray,
+    disagree: np.ndarray,
+    alpha: float,
+    delta: float,
+    min_count: int,
+    grid: Sequence[float] = GRID,
+    draw: np.ndarray | None = None,
+) -> Choice:
+    """The lowest threshold of the fixed sequence whose H_λ is rejected (NEVER if none).
+    All arrays are over the test pairs in routing order; ``draw`` (each pair's sampling
+    draw: sampled exactly when draw < pi) enables the exact test."""
+    best = Choice(NEVER, 0, 0, None)
+    w = np.where(labelled, 1.0 / np.maximum(pi, 1e-9), 0.0)
+    y_all = w * (disagree.astype(float) - alpha)
+    first = max(min_count, start_count(alpha, delta))
+    for lam in grid:
+        above = scores >= lam
+        n_lab = int((above & labelled).sum())
+        if n_lab < (first if best.threshold >= NEVER else min_count):
+            continue
+        if draw is not None and uniform_share(above, pi) >= EXACT_SHARE:
+            rejected = exact_rejects(above, labelled, pi, draw, disagree, alpha, delta)
+        else:
+            rejected = wealth_rejects(y_all[above], pi[above], alpha, delta)
+        if not rejected:
+            break
+        k = int((disagree & above & labelled).sum())
+        start = min(best.start, float(lam)) if best.start < NEVER else float(lam)
+        best = Choice(float(lam), n_lab, k, _estimate(above, labelled, w, disagree), start)
+    return best
+
+
+def certify_expected(
+    scores: np.ndarray,
+    labelled: np.ndarray,
+    pi: np.ndarray,
+    disagree: np.ndarray,
+    alpha: float,
+    min_count: int,
+    grid: Sequence[float] = GRID,
+) -> Choice:
+    """The lowest threshold whose conformal-selection FDP estimate is <= alpha."""
+    best = Choice(NEVER, 0, 0, None)
+    w = np.where(labelled, 1.0 / np.maximum(pi, 1e-9), 0.0)
+    for lam in grid:
+        above = scores >= lam
+        n = int(above.sum())
+        n_lab = int((above & labelled).sum())
+        if n_lab < min_count:
+            continue
+        extra = n / n_lab  # one more calibration point, at the mean weight above λ
+        fdp = (extra + float((w * disagree)[above & labelled].sum())) / n
+        if fdp <= alpha:
+            k = int((disagree & above & labelled).sum())
+            best = Choice(float(lam), n_lab, k, _estimate(above, labelled, w, disagree))
+    return best
+
+
+def propose(
+    scores: np.ndarray,
+    labelled: np.ndarray,
+    pi: np.ndarray,
+    disagree: np.ndarray,
+    alpha: float,
+    min_count: int,
+    grid: Sequence[float] = GRID,
+) -> float:
+    """The routing threshold for *provisional* acceptance: the lowest λ whose point
+    estimate of disagreement is within alpha. Not a guarantee: pairs accepted this way stay
+    out of the certified dataset until a test covers them, or go back to humans."""
+    w = np.where(labelled, 1.0 / np.maximum(pi, 1e-9), 0.0)
+    chosen = NEVER
+    for lam in grid:
+        above = scores >= lam
+        if int((above & labelled).sum()) < min_count:
+            continue
+        if _estimate(above, labelled, w, disagree) <= alpha:
+            chosen = float(lam)  # the lowest passing λ, like Benjamini-Hochberg
+    return chosen
 
 
 # -- the procedure ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Choice:
-    threshold: float
-    n: int  # sample pairs at or above it
-    disagreements: int
-    upper: float  # bound on the disagreement rate
-
-
-@lru_cache(maxsize=256)
-def first_testable(alpha: float, delta: float) -> int:
-    """The fewest pairs with which one disagreement can still pass the test. Starting the
-    sequence with fewer would spend its only chance on a test that a good judge fails by
-    bad luck (with k = 0 required); the rule looks at counts only, never at labels."""
-    n = 2
-    while cp_upper(1, n, delta) > alpha and n < 100_000:
-        n += 1
-    return n
-
-
-def fixed_sequence(
-    scores: np.ndarray,
-    disagree: np.ndarray,
-    alpha: float,
-    delta: float,
-    min_count: int,
-    grid: Sequence[float] = GRID,
-) -> Choice:
-    """The threshold with the most coverage that passes the fixed-sequence test (see the
-    module docstring). FWER control covers every rejected hypothesis at once, so among
-    thresholds with the same sample pairs above them the highest is kept: no lower
-    threshold reaches into scores no sample pair had."""
-    best = Choice(NEVER, 0, 0, 1.0)
-    start = max(min_count, first_testable(alpha, delta))
-    for lam in grid:
-        above = scores >= lam
-        n = int(above.sum())
-        if n < start:
-            continue
-        k = int(disagree[above].sum())
-        upper = cp_upper(k, n, delta)
-        if upper > alpha:
-            break
-        if n > best.n:  # every rejected λ is covered; keep the highest one per sample set
-            best = Choice(float(lam), n, k, upper)
-    return best
-
-
-@dataclass(frozen=True)
-class Calibrated:
-    a: float
-    b: float
-    weights: tuple[float, ...] | None
-    scheme: str  # "joint" | "per_label" | "cold_start"
-    sample: int  # human-decided pairs in the uniform sample
-    fitted_on: int
-    coverage: float  # share of all judged pairs the thresholds accept (estimated)
-    agreement: float | None  # of accepted sample pairs
-    agreement_lower: float | None
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Labeled:
-    """A judged pair with a human decision."""
+class Judged:
+    """One judged pair, in routing order, as calibration sees it."""
 
     signals: Signals
-    human: str  # A | B | TIE | BOTH_BAD
-    in_sample: bool  # in the uniform calibration sample
+    pi: float  # probability it had of reaching a human, fixed when it was routed
+    sampled: bool  # routing sent it to humans
+    human: str | None  # the human decision (A | B | TIE | BOTH_BAD), None: none yet
+    fit: bool  # in the fit split
+    draw: float | None = None  # its sampling draw (sampled exactly when draw < pi)
+
+    @property
+    def pending(self) -> bool:
+        return self.sampled and self.human is None
 
     @property
     def disagrees(self) -> bool:
         return self.signals.label != self.human
 
 
-def _accept(scores: np.ndarray, labels: Sequence[str | None], a: float, b: float) -> np.ndarray:
-    thresholds = np.array([a if lab == "A" else b for lab in labels])
-    return scores >= thresholds
+@dataclass(frozen=True)
+class Calibrated:
+    certified: float  # score needed to be accepted with the guarantee (NEVER: none)
+    proposal: float  # score needed to be accepted provisionally (>= certified: none extra)
+    weights: tuple[float, ...] | None
+    guarantee: str
+    labelled: int  # human-decided pairs used as test evidence
+    fitted_on: int  # sampled verdicts the score was fitted on
+    coverage: float  # share of judged pairs the certified threshold accepts
+    provisional_coverage: float  # share accepted provisionally on top of that
+    agreement: float | None  # estimated agreement above the certified threshold
+    notes: list[str] = field(default_factory=list)
+
+
+def fit_score(
+    items: Sequence[Judged], previous: tuple[tuple[float, ...] | None, int]
+) -> tuple[tuple[float, ...] | None, int]:
+    """(weights, fitted_on): refit on the fit split's sampled, decided verdicts only when
+    they have doubled since the previous fit (``previous`` = its weights and count)."""
+    fit = [d for d in items if d.fit and d.sampled and d.human and d.signals.eligible]
+    weights, fitted_on = previous
+    if len(fit) < MIN_FIT or (weights is not None and len(fit) < 2 * fitted_on):
+        return weights, fitted_on
+    x = np.array([features(d.signals) for d in fit])
+    y = np.array([0.0 if d.disagrees else 1.0 for d in fit])
+    pi = np.array([d.pi for d in fit])
+    w = fit_logistic(x, y, 1.0 / np.clip(pi, 0.05, 1.0))
+    if w is None:
+        return weights, fitted_on
+    return tuple(round(float(v), 6) for v in w), len(fit)
 
 
 def calibrate(
-    data: Sequence[Labeled],
+    items: Sequence[Judged],
     alpha: float,
     delta: float,
-    min_labels: int,
-    min_count: int,
+    *,
+    guarantee: str = "high_probability",
+    min_labels: int = 30,
+    min_count: int = 20,
     learn: bool = True,
+    previous: tuple[tuple[float, ...] | None, int] = (None, 0),
+    previous_certified: float = NEVER,
 ) -> Calibrated | None:
-    """New thresholds from human verdicts, or None while the sample is too small."""
-    sample = [d for d in data if d.in_sample]
-    if len(sample) < min_labels:
+    """Thresholds from every judged pair so far (in routing order), or None while fewer
+    than ``min_labels`` human verdicts are in."""
+    if guarantee not in GUARANTEES:
+        raise ValueError(f"guarantee must be one of {GUARANTEES}")
+    decided = sum(1 for d in items if d.sampled and d.human)
+    if decided < min_labels:
         return None
-    fit = [d for d in data if not d.in_sample and d.signals.eligible]
-    weights = None
-    if learn:
-        x = np.array([features(d.signals) for d in fit]) if fit else np.zeros((0, 4))
-        y = np.array([0.0 if d.disagrees else 1.0 for d in fit])
-        w = fit_logistic(x, y)
-        weights = None if w is None else tuple(float(v) for v in w)
-    scores = np.array([score(d.signals, weights) for d in sample])
-    disagree = np.array([d.disagrees for d in sample])
-    labels = [d.signals.label for d in sample]
-    joint = fixed_sequence(scores, disagree, alpha, delta / 2, min_count)
-    is_a = np.array([lab == "A" for lab in labels])
-    per_a = fixed_sequence(scores[is_a], disagree[is_a], alpha, delta / 4, min_count)
-    per_b = fixed_sequence(scores[~is_a], disagree[~is_a], alpha, delta / 4, min_count)
-    cov_joint = _accept(scores, labels, joint.threshold, joint.threshold).mean()
-    cov_split = _accept(scores, labels, per_a.threshold, per_b.threshold).mean()
-    if cov_split > cov_joint:
-        a, b, scheme = per_a.threshold, per_b.threshold, "per_label"
+    weights, fitted_on = fit_score(items, previous) if learn else (None, 0)
+    test = [d for d in items if not d.pending and (weights is None or not d.fit)]
+    scores = scores_of([d.signals for d in test], weights)
+    labelled = np.array([d.sampled and d.human is not None for d in test], bool)
+    pi = np.array([d.pi for d in test], float)
+    disagree = np.array([d.disagrees for d in test], bool)
+    draws = [d.draw for d in test]
+    draw = None if None in draws else np.array(draws, float)
+    if guarantee == "expected":
+        chosen = certify_expected(scores, labelled, pi, disagree, alpha, min_count)
     else:
-        a, b, scheme = joint.threshold, joint.threshold, "joint"
-    accepted = _accept(scores, labels, a, b)
-    n = int(accepted.sum())
-    agree = int((~disagree[accepted]).sum())
-    notes = (
-        []
-        if weights is not None
-        else [
-            f"score = raw confidence with HIGH required ({len(fit)} verdicts to learn from, "
-            f"{MIN_FIT} needed)"
-        ]
+        chosen = certify_high_probability(
+            scores, labelled, pi, disagree, alpha, delta, min_count, draw=draw
+        )
+        same_score = weights == previous[0]
+        # hysteresis: a threshold among the rejected ones stays unless the new choice
+        # gains more than HYSTERESIS; it keeps the guarantee, being tested and rejected
+        if (
+            same_score
+            and chosen.threshold <= previous_certified <= chosen.start
+            and previous_certified - chosen.threshold < HYSTERESIS
+        ):
+            chosen = replace(chosen, threshold=previous_certified)
+    all_scores = scores_of([d.signals for d in items if not d.pending], weights)
+    all_labelled = np.array([d.sampled for d in items if not d.pending], bool)
+    all_pi = np.array([d.pi for d in items if not d.pending], float)
+    all_disagree = np.array([d.disagrees for d in items if not d.pending], bool)
+    proposal = min(
+        chosen.threshold,
+        propose(all_scores, all_labelled, all_pi, all_disagree, alpha, max(5, min_count // 4)),
     )
+    n = max(len(all_scores), 1)
+    coverage = float((all_scores >= chosen.threshold).sum() / n)
+    notes = []
+    if weights is None:
+        notes.append(
+            f"score = raw confidence with HIGH required (fewer than {MIN_FIT} sampled "
+            "verdicts in the fit split)"
+        )
     return Calibrated(
-        a,
-        b,
-        weights,
-        scheme,
-        len(sample),
-        len(fit),
-        float(accepted.mean()),
-        agree / n if n else None,
-        cp_lower(agree, n, delta) if n else None,
-        notes,
+        certified=chosen.threshold,
+        proposal=proposal,
+        weights=weights,
+        guarantee=guarantee,
+        labelled=int(labelled.sum()),
+        fitted_on=fitted_on,
+        coverage=coverage,
+        provisional_coverage=float((all_scores >= proposal).sum() / n) - coverage,
+        agreement=None if chosen.estimate is None else 1 - chosen.estimate,
+        notes=notes,
     )
 
 

@@ -104,7 +104,13 @@ class JudgeConfig:
 class RoutingConfig:
     threshold: float = _opt(0.8, "Confidence at or above which a verdict is accepted.", lo=0, hi=1)
     audit_rate: float = _opt(
-        0.05, "Share of would-be-accepted pairs sent to blind review.", lo=0, hi=1
+        0.05, "Share of certified acceptances sent to blind review.", lo=0, hi=1
+    )
+    provisional_audit_rate: float = _opt(
+        0.3,
+        "Share of provisional acceptances (not yet certified) sent to blind review.",
+        lo=0.01,
+        hi=1,
     )
     seed: int = _opt(0, "Seed of the audit draw (reproducible).")
 
@@ -147,6 +153,11 @@ class QualityConfig:
 class OutputConfig:
     dataset_dir: Path = _opt(Path(".labeler/dataset"), "Where the DPO dataset is saved.")
     parquet: bool = _opt(True, "Also write <dataset_dir>.parquet beside the Arrow dataset.")
+    certified_only: bool = _opt(
+        True,
+        "Judge labels in the dataset only when certified; false adds provisional ones "
+        "(marked in label_status).",
+    )
 
 
 @dataclass(frozen=True)
@@ -158,7 +169,9 @@ class ReviewConfig:
     dataset: str = _opt("", "Argilla dataset name; empty = project.name.")
     min_submitted: int = _opt(1, "Reviewers who must decide each pair.", lo=1, hi=20)
     suggestions: bool = _opt(
-        True, "Show the judge's verdict on low-confidence pairs (never on audit pairs)."
+        False,
+        "Show the judge's verdict as a hint (never a pre-selected answer), only on pairs "
+        "the judge cannot decide (ties, order disagreements).",
     )
     push_batch: int = _opt(256, "Records per push request.", lo=1, hi=1000)
     timeout_s: float = _opt(30.0, "Timeout of each Argilla request.", lo=0, lo_open=True)
@@ -187,10 +200,22 @@ class CalibrationConfig:
     confidence: float = _opt(
         0.90, "Probability that the guarantee holds (1 - delta).", lo=0.5, hi=0.999
     )
-    min_labels: int = _opt(50, "Human verdicts in the audit sample before thresholds move.", lo=10)
+    guarantee: str = _opt(
+        "high_probability",
+        "high_probability: agreement >= target with probability >= confidence; expected: "
+        "the expected disagreement rate of accepted pairs <= 1 - target.",
+        choices=("high_probability", "expected"),
+    )
+    min_labels: int = _opt(30, "Human verdicts needed before thresholds move.", lo=10)
     min_per_threshold: int = _opt(20, "Sample pairs needed above a threshold to test it.", lo=5)
     cold_start_audit_rate: float = _opt(
-        0.20, "Audit rate while labels are fewer than min_labels.", lo=0, hi=1
+        0.30, "Audit rate of provisional acceptances before the first calibration.", lo=0, hi=1
+    )
+    fit_share: float = _opt(
+        0.2,
+        "Share of pairs (a fixed hash split) whose verdicts fit the score; the rest test it.",
+        lo=0.05,
+        hi=0.5,
     )
     learn_combination: bool = _opt(True, "Learn how the confidence signals combine.")
 

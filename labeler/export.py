@@ -24,6 +24,7 @@ DPO_COLUMNS = ("prompt", "chosen", "rejected")
 PROVENANCE_COLUMNS = (
     "pair_id",
     "label_source",
+    "label_status",
     "confidence",
     "round",
     "judge_model",
@@ -41,6 +42,7 @@ def dpo_row(row: Mapping[str, Any]) -> dict[str, Any]:
         "rejected": row["response_b"] if a_wins else row["response_a"],
         "pair_id": row["id"],
         "label_source": row.get("label_source", "judge"),
+        "label_status": row.get("label_status") or row.get("label_source", "judge"),
         "confidence": float(row["confidence"]),
         "round": int(row["round_id"]),
         "judge_model": row["model"],

@@ -30,6 +30,9 @@ is confident about; human reviewers in Argilla decide the rest).
 | format | {fmt_upper} ({columns}) |
 | rows | {rows} |
 | pairs labelled by the judge / by humans | {by_judge} / {by_human} |
+| judge labels certified / provisional (in this file) | {certified} / {provisional} |
+| provisional judge labels left out | {left_out} |
+| guarantee | {guarantee} |
 | judge model(s) | {models} |
 | judge prompt template hash | {template} |
 | guidelines hash | {guidelines} |
@@ -37,14 +40,22 @@ is confident about; human reviewers in Argilla decide the rest).
 | audited agreement of judge labels with humans | {agreement} |
 | judge cost / human cost / all-human cost | {judge_cost} / {human_cost} / {baseline} {currency} |
 
-Every row carries its `pair_id`, `label_source` (judge or human), `confidence`, `round`,
+A *certified* judge label is covered by a threshold that human verdicts certified; a
+*provisional* one passed only the routing threshold and waits for evidence (exported only
+with `--include-provisional`). Every row carries its `pair_id`, `label_source` (judge or
+human), `label_status` (human, certified, provisional), `confidence`, `round`,
 `judge_model` and `template_hash` when exported with provenance. Pairs judged a tie or
 both bad by humans are not included.
 """
 
 
 def _card(
-    cfg: Config, fmt: str, rows: list[dict[str, Any]], columns: list[str], dpo: list[dict[str, Any]]
+    cfg: Config,
+    fmt: str,
+    rows: list[dict[str, Any]],
+    columns: list[str],
+    dpo: list[dict[str, Any]],
+    status: dict[str, int],
 ) -> str:
     report = build_report(cfg)
     total = report["total"] or {}
@@ -62,6 +73,10 @@ def _card(
         rows=len(rows),
         by_judge=sum(r["label_source"] == "judge" for r in dpo),
         by_human=sum(r["label_source"] == "human" for r in dpo),
+        certified=sum(r["label_status"] == "certified" for r in dpo),
+        provisional=sum(r["label_status"] == "provisional" for r in dpo),
+        left_out=status["provisional"] - sum(r["label_status"] == "provisional" for r in dpo),
+        guarantee=_guarantee_text(cfg),
         models=", ".join(sorted({r["judge_model"] for r in dpo})) or "-",
         template=", ".join(sorted({r["template_hash"] for r in dpo})) or "-",
         guidelines=prompts.load_guidelines(cfg.judge.guidelines).hash,
@@ -74,21 +89,38 @@ def _card(
     )
 
 
+def _guarantee_text(cfg: Config) -> str:
+    c = cfg.calibration
+    if c.guarantee == "expected":
+        return f"expected agreement of certified judge labels >= {c.target_agreement:.0%}"
+    return (
+        f"certified judge labels agree with humans >= {c.target_agreement:.0%} "
+        f"with probability >= {c.confidence:.0%}"
+    )
+
+
 def run_export(
-    cfg: Config, fmt: str, target: str, out: Path, provenance: bool, repo: str | None = None
+    cfg: Config,
+    fmt: str,
+    target: str,
+    out: Path,
+    provenance: bool,
+    repo: str | None = None,
+    certified_only: bool = True,
 ) -> dict[str, Any]:
     if not cfg.db_path.exists():
         raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
     with Store(cfg.db_path) as store:
-        dpo = [export.dpo_row(dict(r)) for r in store.dataset_rows()]
+        dpo = [export.dpo_row(dict(r)) for r in store.dataset_rows(certified_only)]
+        status = store.label_status_counts()
     dpo.sort(key=lambda r: r["pair_id"])  # a stable order: byte-identical exports
     rows = export.kto_rows(dpo) if fmt == "kto" else dpo
     base = ["prompt", "completion", "label"] if fmt == "kto" else list(export.DPO_COLUMNS)
     columns = base + (list(export.PROVENANCE_COLUMNS) if provenance else [])
-    card = _card(cfg, fmt, rows, base, dpo)
+    card = _card(cfg, fmt, rows, base, dpo, status)
     path = export.write_export(rows, columns, target, out, card)
     card_path = path / "README.md" if target == "disk" else path.with_name(path.name + ".README.md")
-    result = {"rows": len(rows), "path": str(path), "card": str(card_path)}
+    result = {"rows": len(rows), "path": str(path), "card": str(card_path), "status": status}
     if repo:
         result["hub"] = export.push_to_hub(rows, columns, repo, card)
     return result

@@ -17,6 +17,10 @@ def run_calibration(cfg: Config, plot_path: Path | None = None) -> dict[str, Any
         raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
     with Store(cfg.db_path) as store:
         recal = recalibrate(store, cfg)
+        if recal.changed or recal.rechecked:
+            from labeler.rounds import write_dataset
+
+            write_dataset(store, cfg)  # only judge labels the thresholds in force certify
         rounds = round_report(store, cfg)
         history = [
             {"version": r["version"], "message": json.loads(r["report"])["message"]}

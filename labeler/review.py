@@ -28,6 +28,7 @@ QUESTION = "preference"
 REASON_QUESTION = "reason"
 LABELS = {"A": "Response A", "B": "Response B", "tie": "Tie", "both_bad": "Both bad"}
 FIELDS = (("prompt", "Prompt"), ("response_a", "Response A"), ("response_b", "Response B"))
+HINT_FIELD = "judge_hint"
 PAGE = 1000
 
 T = TypeVar("T")
@@ -46,10 +47,7 @@ class ReviewRecord:
     first: str
     second: str
     round_id: int
-    confidence: float
-    reason: str
-    suggestion: str | None = None  # a LABELS key, in shown terms
-    agent: str | None = None
+    hint: str | None = None  # the judge's verdict as text, shown only where it is no evidence
 
 
 @dataclass(frozen=True)
@@ -162,7 +160,8 @@ class ArgillaReview:
         rg = self.rg
         settings = rg.Settings(
             guidelines=guidelines,
-            fields=[rg.TextField(name=n, title=t, use_markdown=True) for n, t in FIELDS],
+            fields=[rg.TextField(name=n, title=t, use_markdown=True) for n, t in FIELDS]
+            + [rg.TextField(name=HINT_FIELD, title="What the judge said", required=False)],
             questions=[
                 rg.LabelQuestion(
                     name=QUESTION, title="Which response is better?", labels=LABELS, required=True
@@ -174,11 +173,9 @@ class ArgillaReview:
                     use_markdown=False,
                 ),
             ],
-            metadata=[
-                rg.IntegerMetadataProperty(name="round", title="Round"),
-                rg.FloatMetadataProperty(name="judge_confidence", title="Judge confidence"),
-                rg.TermsMetadataProperty(name="routing_reason", title="Why it is here"),
-            ],
+            # nothing about why a pair is here or how sure the judge was: audit pairs must
+            # look like every other pair (that stays in labeler's state)
+            metadata=[rg.IntegerMetadataProperty(name="round", title="Round")],
             distribution=rg.TaskDistribution(min_submitted=min_submitted),
         )
         ds = rg.Dataset(
@@ -200,22 +197,9 @@ class ArgillaReview:
             items = [
                 rg.Record(
                     id=r.pair_id,
-                    fields={"prompt": r.prompt, "response_a": r.first, "response_b": r.second},
-                    metadata={
-                        "round": r.round_id,
-                        "judge_confidence": round(r.confidence, 4),
-                        "routing_reason": r.reason,
-                    },
-                    suggestions=[
-                        rg.Suggestion(
-                            question_name=QUESTION,
-                            value=r.suggestion,
-                            score=round(r.confidence, 4),
-                            agent=r.agent,
-                        )
-                    ]
-                    if r.suggestion
-                    else [],
+                    fields={"prompt": r.prompt, "response_a": r.first, "response_b": r.second}
+                    | ({HINT_FIELD: r.hint} if r.hint else {}),
+                    metadata={"round": r.round_id},
                 )
                 for r in chunk
             ]

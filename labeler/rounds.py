@@ -53,6 +53,8 @@ class RoundSummary:
     pairs_in_round: int = 0
     judged: int = 0
     accepted: int = 0
+    certified: int = 0
+    provisional: int = 0
     review: dict[str, int] = field(default_factory=dict)
     unjudged: int = 0
     first_error: str | None = None
@@ -109,6 +111,7 @@ class Context:
 
 def thresholds_from_json(text: str) -> Thresholds:
     data = json.loads(text)
+    data.pop("seed", None)  # the round's audit seed, stored beside its thresholds
     if data.get("weights") is not None:
         data["weights"] = tuple(data["weights"])
     return Thresholds(**data)
@@ -327,10 +330,7 @@ class _Judging:
     def _finish(self, pair: Pair, have: dict[str, OrderReply]) -> None:
         judgement = combine([have[o] for o in self.ctx.orders])
         decision = route(
-            judgement,
-            self.ctx.thresholds,
-            self.ctx.thresholds.audit_rate,
-            audit_draw(self.ctx.cfg.routing.seed, pair.id),
+            judgement, self.ctx.thresholds, audit_draw(self.ctx.cfg.routing.seed, pair.id)
         )
         self._store_verdict(
             pair,
@@ -340,6 +340,8 @@ class _Judging:
             judgement.signals,
             decision.action,
             decision.reason,
+            decision.pi,
+            decision.status,
         )
         self.done += 1
         self._progress()
@@ -353,6 +355,8 @@ class _Judging:
         signals: dict[str, Any],
         action: str,
         reason: str,
+        pi: float = 1.0,
+        status: str | None = None,
     ) -> None:
         ctx = self.ctx
         record = VerdictRecord(
@@ -368,6 +372,9 @@ class _Judging:
             action,
             reason,
             ctx.thresholds.version,
+            pi,
+            action != ACCEPT,
+            status,
         )
         self.store.record_verdict(record, "accepted" if action == ACCEPT else "needs_review")
 
@@ -425,6 +432,8 @@ def _fill_outcome(store: Store, ctx: Context, summary: RoundSummary, round_id: i
             review[reason] += n
     summary.review = dict(review)
     summary.judged = sum(decisions.values())
+    status = store.round_status_counts(round_id)
+    summary.certified, summary.provisional = status["certified"], status["provisional"]
     summary.pairs_in_round = store.count_round_pairs(round_id)
     summary.unjudged = store.count_round_pairs(round_id, "imported")
     totals = store.call_totals(round_id)
@@ -462,7 +471,7 @@ def write_dataset(store: Store, cfg: Config) -> int:
     """Write the DPO dataset from the state; returns its row count."""
     from labeler import export
 
-    rows = [export.dpo_row(dict(row)) for row in store.dataset_rows()]
+    rows = [export.dpo_row(dict(row)) for row in store.dataset_rows(cfg.output.certified_only)]
     count = export.save_dpo(rows, cfg.output.dataset_dir, cfg.output.parquet)
     store.mark_exported(r["pair_id"] for r in rows)
     return count
@@ -504,7 +513,7 @@ def run_round(
                 cfg.judge.model,
                 ctx.template.hash,
                 ctx.guidelines.hash,
-                asdict(ctx.thresholds),
+                asdict(ctx.thresholds) | {"seed": cfg.routing.seed},
             )
         summary.round_id = round_id
         # `datasets` takes a second to import: do it while the judge calls wait on the network

@@ -5,14 +5,20 @@ Pure: plain values in, a ``Decision`` out. The reasons, checked in this order:
 ``malformed``           a judge reply could not be parsed
 ``order_disagreement``  the two presentation orders gave different verdicts
 ``tie``                 the judge said TIE
-``low_confidence``      the score is below the threshold for the label (before calibration
-                        the score is the confidence, and a LOW self-report scores 0)
+``low_confidence``      the score is below the routing (proposal) threshold for the label
+                        (before calibration the score is the confidence, and a LOW
+                        self-report scores 0)
 ``audit``               would have been accepted, but drawn for blind human review
-``confident``           accepted
+``confident``           accepted: *certified* when the score reaches the threshold a test
+                        certified, else *provisional* (kept out of the certified dataset
+                        until a later calibration covers it, or sent back with ``recheck``)
 
-The audit draw is a hash of (seed, pair id): the same pair and seed always draw the same
-number, so a rerun routes identically, and audited pairs are a uniform random sample of
-the would-be-accepted ones — the unbiased sample calibration needs.
+Every decision carries ``pi``, the probability the pair had of reaching a human, fixed
+now: 1 when its score sent it there, else the audit rate of its region (the provisional
+region is audited more: its labels decide whether it can be certified). The audit draw is
+a hash of (seed, pair id), uniform on [0, 1): a pair goes to humans exactly when
+``draw < pi``, so a rerun routes identically and calibration can weight every human verdict
+by ``1 / pi``.
 """
 
 from __future__ import annotations
@@ -20,11 +26,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from labeler.calibration import score, signals_of
+from labeler.calibration import NEVER, Signals, score, signals_of
 from labeler.verdicts import Judgement
 
 ACCEPT = "accept"
 REVIEW = "review"
+CERTIFIED = "certified"
+PROVISIONAL = "provisional"
+RECHECK = "recheck"
 REVIEW_REASONS = (
     "malformed",
     "order_disagreement",
@@ -33,29 +42,43 @@ REVIEW_REASONS = (
     "audit",
     "judge_error",
     "near_duplicate",
+    "recheck",
 )
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Score needed to accept an A verdict and a B verdict, the weights that combine the
-    judge's signals into that score (None: the raw confidence, HIGH required), and the
-    audit rate of the rounds routed with them. ``version`` grows on every change."""
+    """What a round routes with. ``a``/``b``: the score an A/B verdict needs to be accepted
+    at all (provisionally); ``certified_a``/``certified_b``: the score a test certified
+    (NEVER: none yet). ``weights`` combine the judge's signals into the score (None: the
+    raw confidence, HIGH required). ``audit_rate`` audits certified acceptances,
+    ``provisional_audit_rate`` provisional ones. ``version`` grows on every change."""
 
     a: float
     b: float
     version: int = 0
     weights: tuple[float, ...] | None = None
     audit_rate: float = 0.05
+    certified_a: float = NEVER
+    certified_b: float = NEVER
+    provisional_audit_rate: float = 0.2
+    guarantee: str = "high_probability"
+    fitted_on: int = 0
 
     def for_label(self, label: str) -> float:
         return self.a if label == "A" else self.b
+
+    def certified_for(self, label: str) -> float:
+        return self.certified_a if label == "A" else self.certified_b
 
 
 @dataclass(frozen=True)
 class Decision:
     action: str
     reason: str
+    pi: float = 1.0  # probability the pair had of reaching a human
+    status: str | None = None  # certified | provisional (accepted pairs)
+    score: float = 0.0
 
 
 def audit_draw(seed: int, pair_id: str) -> float:
@@ -64,16 +87,33 @@ def audit_draw(seed: int, pair_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def route(judgement: Judgement, thresholds: Thresholds, audit_rate: float, draw: float) -> Decision:
-    """Decide one pair. ``draw`` is ``audit_draw(seed, pair_id)``."""
-    if judgement.malformed:
+def status_of(s: float, label: str | None, thresholds: Thresholds) -> str:
+    """Where a judge-accepted pair with score ``s`` stands under ``thresholds``."""
+    if label not in ("A", "B"):
+        return RECHECK
+    if s >= thresholds.certified_for(label):
+        return CERTIFIED
+    return PROVISIONAL if s >= thresholds.for_label(label) else RECHECK
+
+
+def route_signals(signals: Signals, thresholds: Thresholds, draw: float) -> Decision:
+    """Decide one pair from its signals. ``draw`` is ``audit_draw(seed, pair_id)``."""
+    if signals.malformed:
         return Decision(REVIEW, "malformed")
-    if not judgement.orders_agree:
+    if not signals.orders_agree:
         return Decision(REVIEW, "order_disagreement")
-    if judgement.label == "TIE" or judgement.label is None:
+    if signals.label not in ("A", "B"):
         return Decision(REVIEW, "tie")
-    if score(signals_of(judgement), thresholds.weights) < thresholds.for_label(judgement.label):
-        return Decision(REVIEW, "low_confidence")
-    if draw < audit_rate:
-        return Decision(REVIEW, "audit")
-    return Decision(ACCEPT, "confident")
+    s = score(signals, thresholds.weights)
+    status = status_of(s, signals.label, thresholds)
+    if status == RECHECK:
+        return Decision(REVIEW, "low_confidence", 1.0, None, s)
+    rate = thresholds.audit_rate if status == CERTIFIED else thresholds.provisional_audit_rate
+    if draw < rate:
+        return Decision(REVIEW, "audit", rate, None, s)
+    return Decision(ACCEPT, "confident", rate, status, s)
+
+
+def route(judgement: Judgement, thresholds: Thresholds, draw: float) -> Decision:
+    """Decide one pair. ``draw`` is ``audit_draw(seed, pair_id)``."""
+    return route_signals(signals_of(judgement), thresholds, draw)

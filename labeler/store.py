@@ -183,6 +183,9 @@ class VerdictRecord:
     action: str
     reason: str
     thresholds_version: int
+    pi: float = 1.0
+    sampled: bool = True
+    status: str | None = None
 
 
 class Store:
@@ -210,9 +213,20 @@ class Store:
 
     def _add_missing_columns(self) -> None:
         """Columns added after a state file was created (same schema version)."""
-        calls = {r[1] for r in self.db.execute("PRAGMA table_info(calls)")}
-        if "prompt_chars" not in calls:
-            self.db.execute("ALTER TABLE calls ADD COLUMN prompt_chars INTEGER NOT NULL DEFAULT 0")
+        added = {
+            "calls": (("prompt_chars", "INTEGER NOT NULL DEFAULT 0"),),
+            # pi: the probability the pair had of reaching a human, fixed when routed;
+            # sampled: routing sent it to humans; status: certified | provisional for
+            # judge-accepted pairs (re-checked after every calibration)
+            "verdicts": (("pi", "REAL"), ("sampled", "INTEGER"), ("status", "TEXT")),
+            "thresholds": (("params", "TEXT"),),
+            "review_items": (("hint", "INTEGER NOT NULL DEFAULT 0"),),
+        }
+        for table, columns in added.items():
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns:
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def _check_version(self) -> None:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -465,7 +479,10 @@ class Store:
         now = time.time()
         with self.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO verdicts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO verdicts (pair_id, round_id, model, template_hash, "
+                "guidelines_hash, label, confidence, self_high, signals, action, reason, "
+                "thresholds_version, created_at, pi, sampled, status) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     v.pair_id,
                     v.round_id,
@@ -480,6 +497,9 @@ class Store:
                     v.reason,
                     v.thresholds_version,
                     now,
+                    v.pi,
+                    int(v.sampled),
+                    v.status,
                 ),
             )
             db.execute(
@@ -497,21 +517,86 @@ class Store:
             )
         }
 
-    def dataset_rows(self) -> Iterator[sqlite3.Row]:
+    def round_status_counts(self, round_id: int) -> dict[str, int]:
+        """A round's judge-accepted pairs by status (certified, provisional)."""
+        counts = {"certified": 0, "provisional": 0}
+        for status, n in self.db.execute(
+            "SELECT COALESCE(status, 'certified'), COUNT(*) FROM verdicts WHERE round_id = ? "
+            "AND action = 'accept' GROUP BY 1",
+            (round_id,),
+        ):
+            counts[status] = n
+        return counts
+
+    def dataset_rows(self, certified_only: bool = True) -> Iterator[sqlite3.Row]:
         """Pairs that belong in the DPO dataset: human A/B decisions (a human verdict wins),
-        else the judge's accepted verdicts."""
+        else the judge's accepted verdicts — only certified ones unless ``certified_only``
+        is False (provisional ones are marked in ``label_status``)."""
+        judge_ok = "AND COALESCE(v.status, 'certified') = 'certified' " if certified_only else ""
         return self.db.execute(
             "SELECT p.id, p.prompt, p.response_a, p.response_b, v.round_id, v.model, "
             "v.template_hash, COALESCE(h.label, v.label) AS label, "
             "CASE WHEN h.decided = 1 THEN 'human' ELSE 'judge' END AS label_source, "
+            "CASE WHEN h.decided = 1 THEN 'human' ELSE COALESCE(v.status, 'certified') END "
+            "AS label_status, "
             "CASE WHEN h.decided = 1 THEN 1.0 * json_extract(h.votes, '$.' || h.label) "
             "/ h.reviewers ELSE v.confidence END AS confidence, "
             "COALESCE(h.reviewers, 0) AS reviewers "
             "FROM pairs p JOIN verdicts v ON v.pair_id = p.id "
             "LEFT JOIN human_decisions h ON h.pair_id = p.id AND h.decided = 1 "
             "WHERE (h.label IN ('A', 'B')) OR (h.pair_id IS NULL AND v.action = 'accept' "
-            "AND v.label IN ('A', 'B') AND p.state IN ('accepted', 'exported')) ORDER BY p.seq"
+            "AND v.label IN ('A', 'B') AND p.state IN ('accepted', 'exported') "
+            + judge_ok
+            + ") ORDER BY p.seq"
         )
+
+    def label_status_counts(self) -> dict[str, int]:
+        """Dataset-eligible pairs by where their label stands: human, certified,
+        provisional (judge-accepted, not yet covered by a certified threshold)."""
+        counts = {"human": 0, "certified": 0, "provisional": 0}
+        counts["human"] = int(
+            self.db.execute(
+                "SELECT COUNT(*) FROM human_decisions WHERE decided = 1 AND label IN ('A','B')"
+            ).fetchone()[0]
+        )
+        for status, n in self.db.execute(
+            "SELECT COALESCE(v.status, 'certified'), COUNT(*) FROM verdicts v "
+            "JOIN pairs p ON p.id = v.pair_id LEFT JOIN human_decisions h "
+            "ON h.pair_id = v.pair_id AND h.decided = 1 WHERE v.action = 'accept' "
+            "AND h.pair_id IS NULL AND p.state IN ('accepted', 'exported') GROUP BY 1"
+        ):
+            counts[status] = n
+        return counts
+
+    def judge_accepted(self) -> list[sqlite3.Row]:
+        """Every pair the judge accepted that no human has decided, in routing order."""
+        return self.db.execute(
+            "SELECT v.pair_id, v.label, v.confidence, v.self_high, v.signals, v.status "
+            "FROM verdicts v JOIN pairs p ON p.id = v.pair_id WHERE v.action = 'accept' "
+            "AND p.state IN ('accepted', 'exported') ORDER BY p.seq"
+        ).fetchall()
+
+    def apply_recheck(self, status: dict[str, str]) -> int:
+        """Set each judge-accepted pair's status; 'recheck' sends it back to humans
+        (state needs_review, reason recheck). Returns how many went back."""
+        now = time.time()
+        back = [pid for pid, st in status.items() if st == "recheck"]
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE verdicts SET status = ? WHERE pair_id = ? AND action = 'accept'",
+                ((st, pid) for pid, st in status.items() if st != "recheck"),
+            )
+            db.executemany(
+                "UPDATE verdicts SET action = 'review', reason = 'recheck', status = NULL "
+                "WHERE pair_id = ? AND action = 'accept'",
+                ((pid,) for pid in back),
+            )
+            db.executemany(
+                "UPDATE pairs SET state = 'needs_review', updated_at = ? WHERE id = ? "
+                "AND state IN ('accepted', 'exported')",
+                ((now, pid) for pid in back),
+            )
+        return len(back)
 
     # -- human review ----------------------------------------------------------------------
 
@@ -523,13 +608,18 @@ class Store:
             "WHERE p.state = 'needs_review' ORDER BY p.seq"
         ).fetchall()
 
-    def record_pushed(self, swapped: dict[str, bool], dataset: str) -> None:
-        """Remember the shown order and move the pairs to in_review, in one transaction."""
+    def record_pushed(
+        self, swapped: dict[str, bool], dataset: str, hinted: set[str] | None = None
+    ) -> None:
+        """Remember the shown order (and whether the judge's verdict was shown) and move
+        the pairs to in_review, in one transaction."""
         now = time.time()
+        hinted = hinted or set()
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO review_items VALUES (?,?,?,?)",
-                ((pid, int(sw), dataset, now) for pid, sw in swapped.items()),
+                "INSERT OR IGNORE INTO review_items (pair_id, swapped, dataset, pushed_at, hint) "
+                "VALUES (?,?,?,?,?)",
+                ((pid, int(sw), dataset, now, int(pid in hinted)) for pid, sw in swapped.items()),
             )
             db.executemany(
                 "UPDATE pairs SET state = 'in_review', updated_at = ? "
@@ -625,12 +715,18 @@ class Store:
         return self.db.execute("SELECT * FROM thresholds ORDER BY version").fetchall()
 
     def save_thresholds(
-        self, a: float, b: float, weights: Any, audit_rate: float, report: dict[str, Any]
+        self,
+        a: float,
+        b: float,
+        weights: Any,
+        audit_rate: float,
+        report: dict[str, Any],
+        params: dict[str, Any] | None = None,
     ) -> int:
         with self.transaction() as db:
             cur = db.execute(
-                "INSERT INTO thresholds (created_at, a, b, weights, audit_rate, report) "
-                "VALUES (?,?,?,?,?,?)",
+                "INSERT INTO thresholds (created_at, a, b, weights, audit_rate, report, params) "
+                "VALUES (?,?,?,?,?,?,?)",
                 (
                     time.time(),
                     a,
@@ -638,9 +734,22 @@ class Store:
                     None if weights is None else json.dumps(weights),
                     audit_rate,
                     json.dumps(report),
+                    None if params is None else json.dumps(params),
                 ),
             )
             return int(cur.lastrowid or 0)
+
+    def routed_verdicts(self) -> Iterator[sqlite3.Row]:
+        """Every routed verdict in routing order, with its human decision (if any) and
+        the round's routing settings: what calibration weighs."""
+        return self.db.execute(
+            "SELECT v.pair_id, v.round_id, v.label, v.confidence, v.self_high, v.signals, "
+            "v.action, v.reason, v.thresholds_version, v.pi, v.sampled, h.label AS human, "
+            "COALESCE(ri.hint, 0) AS hint, r.thresholds AS round_thresholds FROM verdicts v "
+            "JOIN pairs p ON p.id = v.pair_id JOIN rounds r ON r.id = v.round_id "
+            "LEFT JOIN human_decisions h ON h.pair_id = v.pair_id AND h.decided = 1 "
+            "LEFT JOIN review_items ri ON ri.pair_id = v.pair_id ORDER BY p.seq"
+        )
 
     def human_decided_verdicts(self) -> list[sqlite3.Row]:
         """Every judged pair with a human decision, with the round's routing settings."""

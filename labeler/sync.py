@@ -8,7 +8,6 @@ Both are idempotent: pushing upserts by pair id, syncing twice changes nothing.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,9 +15,10 @@ from typing import Any
 from labeler import consensus, costs, prompts
 from labeler.config import Config
 from labeler.errors import ReviewError
-from labeler.routing import audit_draw
 from labeler.store import Store
 from labeler.thresholds import recalibrate
+
+LABEL_WORDS = {"A": "Response A", "B": "Response B"}
 
 
 @dataclass
@@ -105,26 +105,34 @@ def connect(cfg: Config) -> Any:
     return ArgillaReview(url, key, r.workspace, cfg.review_dataset, r.timeout_s)
 
 
-def _records(store: Store, cfg: Config) -> tuple[list[Any], dict[str, bool]]:
+HINT_REASONS = ("tie", "order_disagreement")  # pairs the judge can never decide alone
+
+
+def _hint(row: Any, swapped: bool) -> str:
+    """The judge's verdict in shown terms, as words (never a pre-selected answer)."""
+    if row["label"] in ("A", "B"):
+        shown = consensus.to_shown_key(row["label"], swapped)
+        return f"{row['model']} preferred {LABEL_WORDS.get(shown, shown)}."
+    if row["reason"] == "order_disagreement":
+        return f"{row['model']} gave different answers in the two presentation orders."
+    return f"{row['model']} judged the two responses a tie."
+
+
+def _records(store: Store, cfg: Config) -> tuple[list[Any], dict[str, bool], set[str]]:
     from labeler.review import ReviewRecord
 
-    out, swapped = [], {}
+    out, swapped, hinted = [], {}, set()
     for row in store.pairs_for_review():
         sw = consensus.shown_swapped(cfg.review.seed, row["id"])
         swapped[row["id"]] = sw
         first, second = (
             (row["response_b"], row["response_a"]) if sw else (row["response_a"], row["response_b"])
         )
-        # pairs of the calibration sample (audit pairs among them) are judged blind, or the
-        # audit would measure the suggestion
-        rate = json.loads(row["round_thresholds"]).get("audit_rate", cfg.routing.audit_rate)
-        in_sample = audit_draw(cfg.routing.seed, row["id"]) < rate
-        suggest = (
-            cfg.review.suggestions
-            and not in_sample
-            and row["reason"] != "audit"
-            and row["label"] in ("A", "B", "TIE")
-        )
+        # a human verdict given with the judge's verdict in view could lean on it: the
+        # hint is shown only on pairs whose verdict is never evidence for the judge
+        hint = _hint(row, sw) if cfg.review.suggestions and row["reason"] in HINT_REASONS else None
+        if hint:
+            hinted.add(row["id"])
         out.append(
             ReviewRecord(
                 pair_id=row["id"],
@@ -132,20 +140,17 @@ def _records(store: Store, cfg: Config) -> tuple[list[Any], dict[str, bool]]:
                 first=first,
                 second=second,
                 round_id=row["round_id"],
-                confidence=row["confidence"],
-                reason=row["reason"],
-                suggestion=consensus.to_shown_key(row["label"], sw) if suggest else None,
-                agent=row["model"] if suggest else None,
+                hint=hint,
             )
         )
-    return out, swapped
+    return out, swapped, hinted
 
 
 def push_pending(store: Store, cfg: Config, review: Any | None = None) -> PushResult:
     """Push every pair waiting for review; Argilla being down is not an error here."""
     from labeler.review import ReviewUnavailable
 
-    records, swapped = _records(store, cfg)
+    records, swapped, hinted = _records(store, cfg)
     result = PushResult(waiting=len(records))
     if not records:
         return result
@@ -158,7 +163,7 @@ def push_pending(store: Store, cfg: Config, review: Any | None = None) -> PushRe
             guidelines = prompts.load_guidelines(cfg.judge.guidelines).text
             review.ensure_dataset(guidelines, cfg.review.min_submitted)
         for ids in review.push(records, cfg.review.push_batch):
-            store.record_pushed({pid: swapped[pid] for pid in ids}, cfg.review_dataset)
+            store.record_pushed({pid: swapped[pid] for pid in ids}, cfg.review_dataset, hinted)
             result.pushed += len(ids)
     except ReviewUnavailable as exc:
         result.error = str(exc)
@@ -222,7 +227,12 @@ def run_sync(cfg: Config, repush: bool = False) -> SyncSummary:
             }
             for r in store.disputed()
         ]
+        # thresholds first: the dataset holds only judge labels the thresholds in force certify
+        summary.calibration = recalibrate(store, cfg).to_dict()
+        if summary.calibration["rechecked"]:
+            again = push_pending(store, cfg, review)  # re-checked pairs reach reviewers now
+            summary.pushed += again.pushed
         summary.dataset_rows = write_dataset(store, cfg)
         summary.dataset_path = str(cfg.output.dataset_dir)
-        summary.calibration = recalibrate(store, cfg).to_dict()
+        summary.awaiting = store.state_counts()["in_review"]
     return summary

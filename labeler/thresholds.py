@@ -11,12 +11,12 @@ in ``calibration``; this module only reads the state and writes new versions.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from labeler import calibration as cal
 from labeler.config import Config
-from labeler.routing import Thresholds, audit_draw
+from labeler.routing import CERTIFIED, PROVISIONAL, Thresholds, audit_draw, status_of
 from labeler.store import Store
 
 
@@ -26,92 +26,179 @@ class Recalibration:
     current: dict[str, Any]
     changed: bool
     drift: bool
-    sample: int
+    sample: int  # human verdicts that are evidence (sampled and decided)
     min_labels: int
     message: str
     calibrated: dict[str, Any] | None = None
     reliability: list[tuple[float, float, int]] = field(default_factory=list)
     ece: float | None = None
+    guarantee: str = "high_probability"
+    rechecked: int = 0  # judge-accepted pairs sent back to humans now
+    certified: int = 0  # judge-accepted pairs the thresholds in force certify
+    provisional: int = 0  # judge-accepted pairs waiting for evidence
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def cold_start(cfg: Config) -> Thresholds:
+    """Before any evidence: HIGH verdicts at ``routing.threshold`` are accepted
+    provisionally (audited at the cold-start rate); nothing is certified."""
     t = cfg.routing.threshold
-    return Thresholds(t, t, 0, None, cfg.calibration.cold_start_audit_rate)
+    return Thresholds(
+        t,
+        t,
+        0,
+        None,
+        cfg.routing.audit_rate,
+        cal.NEVER,
+        cal.NEVER,
+        cfg.calibration.cold_start_audit_rate,
+        cfg.calibration.guarantee,
+    )
 
 
 def current(store: Store, cfg: Config) -> Thresholds:
     row = store.latest_thresholds()
     if row is None:
         return cold_start(cfg)
+    if row["params"]:
+        params = json.loads(row["params"])
+        if params.get("weights") is not None:
+            params["weights"] = tuple(params["weights"])
+        return Thresholds(**params)
+    # a version written before certification existed: its thresholds were certified
     weights = tuple(json.loads(row["weights"])) if row["weights"] else None
-    return Thresholds(row["a"], row["b"], row["version"], weights, row["audit_rate"])
+    return Thresholds(
+        row["a"], row["b"], row["version"], weights, row["audit_rate"], row["a"], row["b"]
+    )
 
 
-def labeled(store: Store, cfg: Config) -> list[tuple[Any, cal.Labeled]]:
-    """Every human-decided judged pair, marked in or out of the uniform audit sample."""
+def _signals(row: Any) -> cal.Signals:
+    signals = json.loads(row["signals"])
+    share = signals.get("self_high_share", 1.0 if row["self_high"] else 0.0)
+    return cal.Signals(
+        row["label"],
+        row["confidence"],
+        float(share),
+        signals.get("p_verdict"),
+        bool(signals.get("orders_agree", True)),
+        bool(signals.get("malformed")) or row["reason"] == "judge_error",
+    )
+
+
+def judged(store: Store, cfg: Config) -> list[tuple[Any, cal.Judged]]:
+    """Every routed pair in routing order, as calibration weighs it: its inclusion
+    probability and sampling as stored when it was routed (verdicts stored before they
+    were kept: re-derived from the round's audit rate), its human decision unless the
+    judge's verdict was shown to the reviewer."""
     out = []
-    for row in store.human_decided_verdicts():
-        rate = json.loads(row["round_thresholds"]).get("audit_rate", cfg.routing.audit_rate)
-        signals = json.loads(row["signals"])
-        share = signals.get("self_high_share", 1.0 if row["self_high"] else 0.0)
-        s = cal.Signals(
-            row["label"],
-            row["confidence"],
-            float(share),
-            signals.get("p_verdict"),
-            bool(signals.get("orders_agree", True)),
-            bool(signals.get("malformed")) or row["reason"] == "judge_error",
+    share = cfg.calibration.fit_share
+    for row in store.routed_verdicts():
+        round_t = json.loads(row["round_thresholds"])
+        if row["pi"] is not None:
+            pi, sampled = float(row["pi"]), bool(row["sampled"])
+        else:
+            rate = float(round_t.get("audit_rate", cfg.routing.audit_rate))
+            sampled = row["reason"] != "confident" and row["reason"] != "recheck"
+            pi = rate if row["reason"] in ("audit", "confident", "recheck") else 1.0
+        human = row["human"] if sampled and not row["hint"] else None
+        seed = round_t.get("seed")
+        draw = None if seed is None else audit_draw(int(seed), row["pair_id"])
+        item = cal.Judged(
+            _signals(row), pi, sampled, human, cal.in_fit_split(row["pair_id"], share), draw
         )
-        in_sample = audit_draw(cfg.routing.seed, row["pair_id"]) < rate
-        out.append((row, cal.Labeled(s, row["human"], in_sample)))
+        out.append((row, item))
     return out
 
 
 def _same(a: Thresholds, b: Thresholds) -> bool:
     def key(t: Thresholds) -> tuple[Any, ...]:
         w = None if t.weights is None else tuple(round(x, 4) for x in t.weights)
-        return (round(t.a, 4), round(t.b, 4), w, t.audit_rate)
+        return (
+            round(t.a, 4),
+            round(t.b, 4),
+            round(t.certified_a, 4),
+            round(t.certified_b, 4),
+            w,
+            t.audit_rate,
+            t.provisional_audit_rate,
+            t.guarantee,
+        )
 
     return key(a) == key(b)
 
 
+def recheck(store: Store, t: Thresholds) -> dict[str, int]:
+    """Re-check every judge-accepted pair against ``t``: certified, provisional, or back
+    to humans (reason ``recheck``). Keeps the invariant: every judge label in the dataset
+    passes the thresholds in force."""
+    rows = store.judge_accepted()
+    scores = cal.scores_of([_signals({**dict(r), "reason": "confident"}) for r in rows], t.weights)
+    status = {
+        r["pair_id"]: status_of(float(s), r["label"], t) for r, s in zip(rows, scores, strict=True)
+    }
+    back = store.apply_recheck(status)
+    values = list(status.values())
+    return {
+        "rechecked": back,
+        "certified": values.count(CERTIFIED),
+        "provisional": values.count(PROVISIONAL),
+    }
+
+
 def recalibrate(store: Store, cfg: Config) -> Recalibration:
-    """Choose thresholds from the human verdicts so far; store a new version if changed."""
+    """Choose thresholds from every human verdict so far; store a new version if changed;
+    re-check every judge-accepted pair against the thresholds in force."""
     c = cfg.calibration
     alpha, delta = 1 - c.target_agreement, 1 - c.confidence
     prev = current(store, cfg)
-    data = labeled(store, cfg)
-    sample = sum(d.in_sample for _, d in data)
+    data = judged(store, cfg)
+    sample = sum(1 for _, d in data if d.sampled and d.human)
     recent = [
         not d.disagrees
         for row, d in data
-        if row["thresholds_version"] == prev.version and row["reason"] == "audit"
+        if row["thresholds_version"] == prev.version
+        and row["reason"] == "audit"
+        and d.human
+        and d.pi == prev.audit_rate
     ]
     drift = prev.version > 0 and cal.drifted(recent, alpha, delta)
     use = [d for row, d in data if not drift or row["thresholds_version"] == prev.version]
     chosen = cal.calibrate(
-        use, alpha, delta, c.min_labels, c.min_per_threshold, c.learn_combination
+        use,
+        alpha,
+        delta,
+        guarantee=c.guarantee,
+        min_labels=c.min_labels,
+        min_count=c.min_per_threshold,
+        learn=c.learn_combination,
+        previous=(prev.weights, prev.fitted_on),
+        previous_certified=prev.certified_a if c.guarantee == prev.guarantee else cal.NEVER,
     )
     if chosen is None and drift:
-        new = Thresholds(cal.NEVER, cal.NEVER, prev.version + 1, prev.weights, 1.0)
+        new = replace(prev, a=cal.NEVER, b=cal.NEVER, certified_a=cal.NEVER, certified_b=cal.NEVER)
     elif chosen is None:
         new = prev
     else:
-        # while nothing can be accepted every pair is reviewed whatever its score, so the
-        # whole round joins the uniform sample (audit rate 1)
-        rate = 1.0 if min(chosen.a, chosen.b) >= cal.NEVER else cfg.routing.audit_rate
-        new = Thresholds(chosen.a, chosen.b, prev.version + 1, chosen.weights, rate)
+        new = Thresholds(
+            chosen.proposal,
+            chosen.proposal,
+            prev.version,
+            chosen.weights,
+            cfg.routing.audit_rate,
+            chosen.certified,
+            chosen.certified,
+            cfg.routing.provisional_audit_rate,
+            chosen.guarantee,
+            chosen.fitted_on,
+        )
     changed = not _same(new, prev)
-    if not changed:
-        new = prev
-    message = _message(prev, new, changed, drift, recent, sample, c.min_labels, chosen)
+    new = replace(new, version=prev.version + 1) if changed else prev
     scored = [
         (cal.score(d.signals, new.weights), not d.disagrees)
         for _, d in data
-        if d.in_sample and d.signals.eligible
+        if d.sampled and d.human and d.signals.eligible
     ]
     bins, ece = cal.reliability([s for s, _ in scored], [a for _, a in scored])
     result = Recalibration(
@@ -121,13 +208,25 @@ def recalibrate(store: Store, cfg: Config) -> Recalibration:
         drift,
         sample,
         c.min_labels,
-        message,
+        "",
         None if chosen is None else asdict(chosen),
         bins,
         ece,
+        c.guarantee,
     )
     if changed:
-        store.save_thresholds(new.a, new.b, new.weights, new.audit_rate, result.to_dict())
+        store.save_thresholds(
+            new.a, new.b, new.weights, new.audit_rate, result.to_dict(), asdict(new)
+        )
+    counts = recheck(store, new)
+    result.rechecked, result.certified = counts["rechecked"], counts["certified"]
+    result.provisional = counts["provisional"]
+    result.message = _message(prev, new, changed, drift, recent, sample, c.min_labels, chosen)
+    if counts["rechecked"]:
+        result.message += (
+            f"; {counts['rechecked']} judge-accepted pairs no longer pass and went back to "
+            "humans (recheck)"
+        )
     return result
 
 
@@ -135,7 +234,7 @@ def _fmt(t: Thresholds) -> str:
     def one(x: float) -> str:
         return "never" if x >= cal.NEVER else f"{x:.3f}"
 
-    return f"A >= {one(t.a)}, B >= {one(t.b)}"
+    return f"certified >= {one(t.certified_a)}, provisional >= {one(t.a)}"
 
 
 def _message(
@@ -151,29 +250,37 @@ def _message(
     if drift:
         agree = sum(recent) / len(recent)
         return (
-            f"DRIFT: auto-accepted pairs audited since version {prev.version} agree with "
+            f"DRIFT: certified pairs audited since version {prev.version} agree with "
             f"humans {agree:.0%} of {len(recent)} times, below target; thresholds "
-            f"tightened to {_fmt(new)} (version {new.version})"
+            f"now {_fmt(new)} (version {new.version})"
         )
     if chosen is None:
         return (
-            f"held at {_fmt(prev)}: {sample} of {min_labels} audit-sample verdicts needed "
-            "before thresholds may move (cold start)"
+            f"held at {_fmt(prev)}: {sample} of {min_labels} human verdicts needed "
+            "before thresholds may move (cold start: judge-accepted pairs stay provisional)"
         )
     if not changed:
         return f"unchanged at {_fmt(prev)} (version {prev.version})"
-    if new.a >= cal.NEVER and new.b >= cal.NEVER:
+    if new.certified_a >= cal.NEVER:
         return (
-            f"no threshold passes the test yet with {chosen.sample} audit-sample verdicts "
-            f"(version {new.version}): every pair goes to humans until the sample grows "
-            "or the judge is more reliable"
+            f"no threshold is certified yet by {chosen.labelled} human verdicts "
+            f"(version {new.version}, {_fmt(new)}): judge-accepted pairs stay provisional, "
+            "out of the certified dataset, until the evidence covers them"
         )
-    lower = "n/a" if chosen.agreement_lower is None else f"{chosen.agreement_lower:.1%}"
+    estimate = "n/a" if chosen.agreement is None else f"{chosen.agreement:.1%}"
     return (
-        f"{_fmt(prev)} -> {_fmt(new)} (version {new.version}, {chosen.scheme} thresholds) "
-        f"from {chosen.sample} audit-sample verdicts: expected coverage "
-        f"{chosen.coverage:.0%}, agreement lower bound {lower}"
+        f"{_fmt(prev)} -> {_fmt(new)} (version {new.version}, {chosen.guarantee} "
+        f"guarantee) from {chosen.labelled} human verdicts: certified coverage "
+        f"{chosen.coverage:.0%}, estimated agreement {estimate}"
     )
+
+
+def decided(store: Store) -> list[tuple[Any, cal.Judged]]:
+    """Every judged pair with a human decision (for the per-round quality report)."""
+    return [
+        (row, cal.Judged(_signals(row), 1.0, True, row["human"], False))
+        for row in store.human_decided_verdicts()
+    ]
 
 
 def round_report(store: Store, cfg: Config) -> list[dict[str, Any]]:
@@ -181,8 +288,8 @@ def round_report(store: Store, cfg: Config) -> list[dict[str, Any]]:
     with and without ties, Cohen's kappa, agreement between reviewers."""
     delta = 1 - cfg.calibration.confidence
     versions = {r["version"]: json.loads(r["report"]) for r in store.thresholds_history()}
-    by_round: dict[int, list[tuple[Any, cal.Labeled]]] = {}
-    for row, d in labeled(store, cfg):
+    by_round: dict[int, list[tuple[Any, cal.Judged]]] = {}
+    for row, d in decided(store):
         by_round.setdefault(row["round_id"], []).append((row, d))
     out = []
     for r in store.rounds():
@@ -193,7 +300,7 @@ def round_report(store: Store, cfg: Config) -> list[dict[str, Any]]:
         accepted = sum(n for (a, _), n in decisions.items() if a == "accept")
         rows = by_round.get(rid, [])
         audits = [not d.disagrees for row, d in rows if row["reason"] == "audit"]
-        both = [(d.signals.label, d.human) for _, d in rows if d.signals.label]
+        both = [(d.signals.label, d.human or "") for _, d in rows if d.signals.label]
         no_ties = [(j, h) for j, h in both if j in ("A", "B") and h in ("A", "B")]
         multi = [json.loads(row["votes"]) for row, _ in rows if row["reviewers"] > 1]
         basis = versions.get(t.get("version", 0), {}).get("calibrated") or {}
@@ -204,9 +311,10 @@ def round_report(store: Store, cfg: Config) -> list[dict[str, Any]]:
                 "threshold_a": t.get("a"),
                 "threshold_b": t.get("b"),
                 "audit_rate": t.get("audit_rate"),
-                "labels_behind_thresholds": basis.get("sample", 0),
+                "certified_threshold": t.get("certified_a", t.get("a")),
+                "labels_behind_thresholds": basis.get("labelled", basis.get("sample", 0)),
                 "expected_coverage": basis.get("coverage"),
-                "expected_agreement_lower": basis.get("agreement_lower"),
+                "expected_agreement_lower": basis.get("agreement", basis.get("agreement_lower")),
                 "judged": judged,
                 "accepted": accepted,
                 "coverage": accepted / judged if judged else None,

@@ -87,7 +87,8 @@ def test_round_table_rendering() -> None:
         for line in text.splitlines()
         if line.count("│") == 3
     }
-    assert lines["accepted into the dataset"] == "70"
+    assert lines["accepted by the judge"] == "70"
+    assert lines["certified (in the dataset)"] == "0"
     assert lines["sent to review"] == "30"
     assert lines["low_confidence"] == "25" and lines["not_json"] == "2"
     assert lines["judge tokens in / out"] == "100,000 / 2,000"

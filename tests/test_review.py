@@ -68,11 +68,11 @@ def test_round_trip_push_review_sync(review_project: Project, judge_server) -> N
     alice = add_reviewer(p, "alice-rt")
     ds_id = alice.dataset_id(dataset_name(p))
     first = alice.pending(ds_id)
-    # the judge's verdict is shown as a suggestion, in shown order, with score and agent
+    # the judge's verdict is never pre-selected, and nothing says why a pair is here
     for record in first:
-        (suggestion,) = record["suggestions"]
-        assert suggestion["value"] == pick_good(record)
-        assert suggestion["agent"] == "gpt-4o-mini" and suggestion["score"] == pytest.approx(0.6)
+        assert record["suggestions"] == []
+        assert set(record["metadata"]) == {"round"}
+        assert not record["fields"].get("judge_hint")
     assert review_all(alice, ds_id, pick_good) == 6
     synced = p.run_json("sync")
     assert synced["responses"] == 6 and synced["newly_decided"] == 6
@@ -167,7 +167,54 @@ def test_audit_pairs_are_shown_blind(review_project: Project, judge_server) -> N
     frank = add_reviewer(p, "frank-audit")
     records = frank.pending(frank.dataset_id(dataset_name(p)))
     assert len(records) == 4 and all(r["suggestions"] == [] for r in records)
-    assert {r["metadata"]["routing_reason"] for r in records} == {"audit"}
+    # an audit pair looks like any other: no routing reason, no judge confidence
+    assert all(set(r["metadata"]) == {"round"} for r in records)
+
+
+def wrong_but_sure(shown: Shown) -> Scripted:
+    """A confident judge that always prefers the poor response."""
+    poor = "A" if "poor" in shown.a else "B"
+    other = "B" if poor == "A" else "A"
+    return Scripted(f"{poor} HIGH\nsure", {poor: 0.97, other: 0.02, "TIE": 0.01})
+
+
+def test_cold_start_acceptance_rejected_later_goes_back_to_review(
+    review_project: Project, judge_server
+) -> None:
+    p = review_project
+    p.set(
+        judge={"base_url": judge_server(wrong_but_sure).url},
+        calibration={"cold_start_audit_rate": 0.5, "min_labels": 10},
+    )
+    p.pairs(good_bad_rows(40))
+    data = p.run_json("round")
+    accepted = data["accepted"]
+    assert accepted > 5 and data["review"] == {"audit": 40 - accepted}
+    # accepted in cold start = provisional: not in the dataset on the judge's word alone
+    assert data["provisional"] == accepted and data["certified"] == 0
+    assert data["dataset_rows"] == 0
+    helen = add_reviewer(p, "helen-recheck")
+    ds_id = helen.dataset_id(dataset_name(p))
+    assert review_all(helen, ds_id, pick_good) == 40 - accepted
+    synced = p.run_json("sync")
+    cal = synced["calibration"]
+    # every audited verdict disagreed: nothing passes, the provisional pairs go back
+    assert cal["rechecked"] == accepted and cal["certified"] == 0
+    assert "recheck" in cal["message"]
+    assert synced["dataset_rows"] == 40 - accepted  # human labels only
+    with Store(p.root / ".labeler" / "state.sqlite") as store:
+        reasons = dict(
+            store.db.execute("SELECT reason, COUNT(*) FROM verdicts GROUP BY reason").fetchall()
+        )
+        assert reasons == {"audit": 40 - accepted, "recheck": accepted}
+        assert store.state_counts()["accepted"] == 0
+    # the rechecked pairs reach reviewers in the same sync
+    assert synced["pushed"] == accepted
+    assert review_all(helen, ds_id, pick_good) == accepted
+    final = p.run_json("sync")
+    ds = datasets.load_from_disk(str(p.root / ".labeler" / "dataset"))
+    assert final["dataset_rows"] == ds.num_rows == 40
+    assert set(ds["label_status"]) == {"human"} and all("good" in c for c in ds["chosen"])
 
 
 def test_wrong_api_key_is_a_clear_error(

@@ -103,7 +103,9 @@ def round_table(s: dict[str, Any]) -> Table:
         return table
     table.add_row("pairs in round", str(s["pairs_in_round"]))
     table.add_row("judged", str(s["judged"]))
-    table.add_row("accepted into the dataset", f"[green]{s['accepted']}[/]")
+    table.add_row("accepted by the judge", f"[green]{s['accepted']}[/]")
+    table.add_row("  certified (in the dataset)", str(s.get("certified", 0)))
+    table.add_row("  provisional (awaiting evidence)", str(s.get("provisional", 0)))
     table.add_row("sent to review", str(sum(s["review"].values())))
     for reason, n in sorted(s["review"].items()):
         table.add_row(f"  {reason}", str(n))
@@ -219,6 +221,23 @@ def sync_table(s: dict[str, Any]) -> Table:
         table.add_row(
             f"  {d['pair_id'][:12]} {d['votes']}", "decided" if d["decided"] else "no majority"
         )
+    fast = s.get("fast_verdicts", 0)
+    table.add_row(
+        "[yellow]verdicts not counted (too fast, unconfirmed)[/]"
+        if fast
+        else "verdicts not counted",
+        f"[yellow]{fast}[/]" if fast else "0",
+    )
+    cal = s.get("calibration") or {}
+    if cal:
+        table.add_row(
+            "judge labels certified / provisional", f"{cal['certified']} / {cal['provisional']}"
+        )
+        back = cal["rechecked"]
+        table.add_row(
+            "[yellow]sent back to humans (recheck)[/]" if back else "sent back to humans (recheck)",
+            str(back),
+        )
     table.add_row("dataset", f"{s['dataset_path']} ({s['dataset_rows']} rows)")
     return table
 
@@ -229,7 +248,12 @@ def _pct(x: float | None) -> str:
 
 def calibration_message(recal: dict[str, Any]) -> Text:
     style = "bold red" if recal["drift"] else ("bold green" if recal["changed"] else "")
-    return Text(f"Thresholds: {recal['message']}", style=style)
+    kind = {
+        "high_probability": "agreement >= target with probability >= confidence",
+        "expected": "expected agreement >= target",
+    }.get(recal.get("guarantee", ""), "")
+    head = f"Thresholds ({recal.get('guarantee', '')} guarantee: {kind})" if kind else "Thresholds"
+    return Text(f"{head}: {recal['message']}", style=style)
 
 
 def quality_table(rounds: list[dict[str, Any]]) -> Table:

@@ -76,6 +76,13 @@ def report(ctx: click.Context, as_json: bool, chart_path: Path | None, quality: 
     help="Add pair id, label source, confidence, round, judge model, hashes.",
 )
 @click.option(
+    "--certified-only/--include-provisional",
+    "certified_only",
+    default=None,
+    help="Judge labels only when a certified threshold covers them (default: "
+    "output.certified_only, true); --include-provisional adds the rest, marked.",
+)
+@click.option(
     "--push-to-hub",
     "repo",
     help="Also push to this Hugging Face dataset repo "
@@ -83,7 +90,13 @@ def report(ctx: click.Context, as_json: bool, chart_path: Path | None, quality: 
 )
 @click.pass_context
 def export(
-    ctx: click.Context, fmt: str, target: str, out: Path, provenance: bool, repo: str | None
+    ctx: click.Context,
+    fmt: str,
+    target: str,
+    out: Path,
+    provenance: bool,
+    certified_only: bool | None,
+    repo: str | None,
 ) -> None:
     """Write the finished preference dataset for training (TRL's DPO/KTO trainers).
 
@@ -94,12 +107,22 @@ def export(
     Example:
         labeler export --out prefs.parquet --to parquet
         labeler export --format kto --to jsonl --out kto.jsonl
+        labeler export --include-provisional --to jsonl --out all.jsonl
     """
     from labeler.cli import render
     from labeler.publish import run_export
 
-    result = run_export(load(ctx), fmt, target, out, provenance, repo)
+    cfg = load(ctx)
+    only = cfg.output.certified_only if certified_only is None else certified_only
+    result = run_export(cfg, fmt, target, out, provenance, repo, certified_only=only)
+    s = result["status"]
     render.Console().print(
-        f"Wrote {result['rows']} {fmt.upper()} rows to {result['path']} (card: {result['card']})",
+        f"Wrote {result['rows']} {fmt.upper()} rows to {result['path']} (card: {result['card']}): "
+        f"{s['human']} human, {s['certified']} certified judge labels"
+        + (
+            f", {s['provisional']} provisional"
+            if not only
+            else f"; {s['provisional']} provisional judge labels left out"
+        ),
         markup=False,
     )
