@@ -79,11 +79,10 @@ def judge_synthetic(row: dict[str, Any], rng: random.Random, kind: str) -> Signa
     reported = q
     if kind == "overconfident":
         reported = max(q, 0.95 + rng.random() * 0.049)
-    elif kind == "extreme":
+    elif kind == "extreme" and rng.random() < 0.2:
         # a fifth of its verdicts are pushed to p ~ 1, at a coin flip's accuracy
-        if rng.random() < 0.2:
-            label = rng.choice(["A", "B"])
-            reported = 1 - 10 ** rng.uniform(-6, -4)
+        label = rng.choice(["A", "B"])
+        reported = 1 - 10 ** rng.uniform(-6, -4)
     high = 1.0 if (kind != "calibrated" or reported >= 0.8) else 0.0
     return Signals(label, reported, high, reported, True, False)
 

@@ -330,7 +330,7 @@ def certify_high_probability(
         if not rejected:
             break
         k = int((disagree & above & labelled).sum())
-        start = min(best.start, float(lam)) if best.start < NEVER else float(lam)
+        start = best.start if best.start < NEVER else float(lam)
         best = Choice(float(lam), n_lab, k, _estimate(above, labelled, w, disagree), start)
     return best
 

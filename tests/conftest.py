@@ -76,6 +76,10 @@ class Project:
             routing={"audit_rate": 0.0},
             calibration={"cold_start_audit_rate": 0.0},
             quality={"min_review_seconds": 0.0},  # test reviewers answer in milliseconds
+            # these projects never audit, so nothing can be certified: pipeline tests see
+            # judge labels in the dataset (marked provisional); certification is tested
+            # with output.certified_only = true (the default) where it matters
+            output={"certified_only": False},
         )
 
     def set(self, **sections: dict[str, Any]) -> None:

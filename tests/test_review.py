@@ -185,6 +185,7 @@ def test_cold_start_acceptance_rejected_later_goes_back_to_review(
     p.set(
         judge={"base_url": judge_server(wrong_but_sure).url},
         calibration={"cold_start_audit_rate": 0.5, "min_labels": 10},
+        output={"certified_only": True},
     )
     p.pairs(good_bad_rows(40))
     data = p.run_json("round")

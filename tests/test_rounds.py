@@ -23,7 +23,7 @@ def test_round_judges_routes_and_writes_the_dataset(project: Project) -> None:
     result = project.run("round")
     assert result.exit_code == 0, result.output
     assert "Round 1" in result.stdout
-    assert "accepted into the dataset" in result.stdout
+    assert "accepted by the judge" in result.stdout and "provisional" in result.stdout
     ds = datasets.load_from_disk(str(project.root / ".labeler" / "dataset"))
     assert ds.num_rows == 10
     assert set(ds.column_names) >= {
