@@ -11,52 +11,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from labeler.calibration import Signals
+from labeler.calibration import Signals, cp_lower, cp_upper
 
 GRID = tuple(round(x, 3) for x in np.arange(0.995, 0.0, -0.005))
 NEVER = 1.01  # a threshold above every score: nothing is accepted
 MIN_FIT = 30  # fewer human verdicts than this outside the sample: no learned combination
-
-
-# -- exact binomial bounds -----------------------------------------------------------------
-
-
-def _log_binom_cdf(k: int, n: int, p: np.ndarray) -> np.ndarray:
-    """log P(Bin(n, p) <= k) for an array of p in (0, 1)."""
-    i = np.arange(k + 1)
-    log_comb = np.array(
-        [math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) for j in i]
-    )
-    terms = log_comb[None, :] + np.outer(np.log(p), i) + np.outer(np.log1p(-p), n - i)
-    top = terms.max(axis=1)
-    return top + np.log(np.exp(terms - top[:, None]).sum(axis=1))
-
-
-@lru_cache(maxsize=65536)
-def cp_upper(k: int, n: int, delta: float) -> float:
-    """Clopper-Pearson upper bound: the p with P(Bin(n, p) <= k) = delta (the CDF falls
-    as p grows; found by bisection to 1e-12)."""
-    if n == 0 or k >= n:
-        return 1.0
-    lo, hi = k / n, 1.0
-    target = math.log(delta)
-    while hi - lo > 1e-12:
-        # ten-way bisection: one vectorised CDF call narrows the bracket tenfold
-        grid = np.linspace(lo, hi, 11)[1:-1]
-        below = _log_binom_cdf(k, n, grid) > target
-        idx = int(below.sum())
-        lo, hi = (grid[idx - 1] if idx else lo), (grid[idx] if idx < len(grid) else hi)
-    return float(hi)
-
-
-def cp_lower(k: int, n: int, delta: float) -> float:
-    """Clopper-Pearson lower bound on a rate of k successes in n."""
-    if n == 0 or k == 0:
-        return 0.0
-    return 1.0 - cp_upper(n - k, n, delta)
-
-
-# -- scores ----------------------------------------------------------------------------------
 
 
 def features(s: Signals) -> list[float]:

@@ -294,6 +294,11 @@ class Choice:
     # ``threshold`` was rejected)
 
 
+def _weights(labelled: np.ndarray, pi: np.ndarray) -> np.ndarray:
+    """Inverse-probability weights: 1/pi for labelled pairs, 0 for the others."""
+    return np.where(labelled, 1.0 / np.maximum(pi, 1e-9), 0.0)
+
+
 def _estimate(above: np.ndarray, labelled: np.ndarray, w: np.ndarray, d: np.ndarray) -> float:
     """Horvitz-Thompson estimate of the disagreement rate among pairs above a threshold."""
     n = int(above.sum())
@@ -315,7 +320,7 @@ def certify_high_probability(
     All arrays are over the test pairs in routing order; ``draw`` (each pair's sampling
     draw: sampled exactly when draw < pi) enables the exact test."""
     best = Choice(NEVER, 0, 0, None)
-    w = np.where(labelled, 1.0 / np.maximum(pi, 1e-9), 0.0)
+    w = _weights(labelled, pi)
     y_all = w * (disagree.astype(float) - alpha)
     first = max(min_count, start_count(alpha, delta))
     for lam in grid:
@@ -346,7 +351,7 @@ def certify_expected(
 ) -> Choice:
     """The lowest threshold whose conformal-selection FDP estimate is <= alpha."""
     best = Choice(NEVER, 0, 0, None)
-    w = np.where(labelled, 1.0 / np.maximum(pi, 1e-9), 0.0)
+    w = _weights(labelled, pi)
     for lam in grid:
         above = scores >= lam
         n = int(above.sum())
@@ -373,7 +378,7 @@ def propose(
     """The routing threshold for *provisional* acceptance: the lowest λ whose point
     estimate of disagreement is within alpha. Not a guarantee: pairs accepted this way stay
     out of the certified dataset until a test covers them, or go back to humans."""
-    w = np.where(labelled, 1.0 / np.maximum(pi, 1e-9), 0.0)
+    w = _weights(labelled, pi)
     chosen = NEVER
     for lam in grid:
         above = scores >= lam
@@ -459,12 +464,17 @@ def calibrate(
     if decided < min_labels:
         return None
     weights, fitted_on = fit_score(items, previous) if learn else (None, 0)
-    test = [d for d in items if not d.pending and (weights is None or not d.fit)]
-    scores = scores_of([d.signals for d in test], weights)
-    labelled = np.array([d.sampled and d.human is not None for d in test], bool)
-    pi = np.array([d.pi for d in test], float)
-    disagree = np.array([d.disagrees for d in test], bool)
-    draws = [d.draw for d in test]
+    # one pass over the pairs that count (pending ones have not arrived); the test uses
+    # those outside the fit split once the score is learned from it
+    known = [d for d in items if not d.pending]
+    all_scores = scores_of([d.signals for d in known], weights)
+    all_labelled = np.array([d.sampled for d in known], bool)  # sampled and decided
+    all_pi = np.array([d.pi for d in known], float)
+    all_disagree = np.array([d.disagrees for d in known], bool)
+    test = np.array([weights is None or not d.fit for d in known], bool)
+    scores, labelled = all_scores[test], all_labelled[test]
+    pi, disagree = all_pi[test], all_disagree[test]
+    draws = [d.draw for d, t in zip(known, test, strict=True) if t]
     draw = None if None in draws else np.array(draws, float)
     if guarantee == "expected":
         chosen = certify_expected(scores, labelled, pi, disagree, alpha, min_count)
@@ -481,10 +491,6 @@ def calibrate(
             and previous_certified - chosen.threshold < HYSTERESIS
         ):
             chosen = replace(chosen, threshold=previous_certified)
-    all_scores = scores_of([d.signals for d in items if not d.pending], weights)
-    all_labelled = np.array([d.sampled for d in items if not d.pending], bool)
-    all_pi = np.array([d.pi for d in items if not d.pending], float)
-    all_disagree = np.array([d.disagrees for d in items if not d.pending], bool)
     proposal = min(
         chosen.threshold,
         propose(all_scores, all_labelled, all_pi, all_disagree, alpha, max(5, min_count // 4)),

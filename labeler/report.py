@@ -87,12 +87,14 @@ def build_report(cfg: Config) -> dict[str, Any]:
             rows.append(_row(rid, led, quality.get(rid), review))
             total = led if total is None else total + led
         flags = [dict(r) for r in store.flags()]
+        labels = store.label_status_counts()
     return {
         "currency": cfg.costs.currency,
         "mode": cfg.costs.human_cost_mode,
         "rounds": rows,
         "total": None if total is None else _row("total", total, None, {}),
         "flags": flags,
+        "labels": labels,  # human / certified / provisional (held out of the dataset)
         "ledger_total": None if total is None else asdict(total),
     }
 

@@ -571,7 +571,8 @@ class Store:
     def judge_accepted(self) -> list[sqlite3.Row]:
         """Every pair the judge accepted that no human has decided, in routing order."""
         return self.db.execute(
-            "SELECT v.pair_id, v.label, v.confidence, v.self_high, v.signals, v.status "
+            "SELECT v.pair_id, v.label, v.confidence, v.self_high, v.signals, v.reason, "
+            "v.status "
             "FROM verdicts v JOIN pairs p ON p.id = v.pair_id WHERE v.action = 'accept' "
             "AND p.state IN ('accepted', 'exported') ORDER BY p.seq"
         ).fetchall()

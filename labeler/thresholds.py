@@ -94,8 +94,11 @@ def judged(store: Store, cfg: Config) -> list[tuple[Any, cal.Judged]]:
     judge's verdict was shown to the reviewer."""
     out = []
     share = cfg.calibration.fit_share
+    rounds: dict[int, dict[str, Any]] = {}  # each round's settings, parsed once
     for row in store.routed_verdicts():
-        round_t = json.loads(row["round_thresholds"])
+        round_t = rounds.get(row["round_id"])
+        if round_t is None:
+            round_t = rounds[row["round_id"]] = json.loads(row["round_thresholds"])
         if row["pi"] is not None:
             pi, sampled = float(row["pi"]), bool(row["sampled"])
         else:
@@ -134,11 +137,14 @@ def recheck(store: Store, t: Thresholds) -> dict[str, int]:
     to humans (reason ``recheck``). Keeps the invariant: every judge label in the dataset
     passes the thresholds in force."""
     rows = store.judge_accepted()
-    scores = cal.scores_of([_signals({**dict(r), "reason": "confident"}) for r in rows], t.weights)
+    scores = cal.scores_of([_signals(r) for r in rows], t.weights)
     status = {
         r["pair_id"]: status_of(float(s), r["label"], t) for r, s in zip(rows, scores, strict=True)
     }
-    back = store.apply_recheck(status)
+    # write only what moved: a sync with unchanged thresholds touches no row
+    back = store.apply_recheck(
+        {r["pair_id"]: status[r["pair_id"]] for r in rows if r["status"] != status[r["pair_id"]]}
+    )
     values = list(status.values())
     return {
         "rechecked": back,

@@ -50,8 +50,11 @@ def test_report_numbers_and_chart(two_rounds: Project, tmp_path: Path) -> None:
     total = data["total"]
     assert total["pairs"] == 11 and total["saved"] == pytest.approx(r1["saved"] + r2["saved"])
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 10_000
+    # nothing audited, so every judge acceptance is still provisional (cold start)
+    assert data["labels"] == {"human": 0, "certified": 0, "provisional": 9}
     text = p.run("report", "--quality").stdout
     assert "Rounds: cost and quality" in text and "Quality flags" in text
+    assert "0 certified judge, 9 provisional judge" in " ".join(text.split())
 
 
 def test_near_identical_responses_are_flagged_or_dropped(project: Project) -> None:

@@ -291,6 +291,15 @@ def quality_table(rounds: list[dict[str, Any]]) -> Table:
     return table
 
 
+def label_status_line(labels: dict[str, int]) -> Text:
+    """Where the labels stand: human, certified judge, provisional (not in the dataset)."""
+    return Text(
+        f"Labels: {labels['human']} human, {labels['certified']} certified judge, "
+        f"{labels['provisional']} provisional judge (awaiting evidence; not in the "
+        "certified dataset)"
+    )
+
+
 def report_table(data: dict[str, Any]) -> Table:
     cur = data["currency"]
     table = Table(
