@@ -1,7 +1,17 @@
 """Benchmark of the whole calibration loop (issue 9): five rounds of 100 pairs, humans
-answering what routing sends them, thresholds recalibrated after every round — today's
-procedure (before issue 9, ``bench/legacy_calibration.py``) against the current one, on
-the same splits in the same run.
+answering what routing sends them, thresholds recalibrated after every round — on the
+same splits in the same run:
+
+* ``today`` — the procedure before issue 9 (``bench/legacy_calibration.py``);
+* ``top_start`` — issue 9's first version: the high-probability sequence starts at the
+  highest threshold with enough labels;
+* ``high_probability`` — the current one: the sequence starts where the fit split says the
+  judge is good (``calibration.fit_start``);
+* ``expected`` — the expected-disagreement guarantee (conformal selection).
+
+A second part runs the two synthetic judges on a larger project (20,000 pairs drawn with
+replacement from PandaLM's rows, rounds of 2,000), where the 5% audits of certified pairs
+pile up into real evidence.
 
 Data: ``../shared/data/pandalm`` (999 pairs, three annotators each, gpt-3.5-turbo's
 verdicts without probabilities). A reviewer answers with one annotator's label, drawn at
@@ -41,6 +51,7 @@ from labeler.simulation import Settings, SimPair, run_loop
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm"
 LABEL = {"1": "A", "2": "B", "0": "TIE"}
 ROUNDS, PER_ROUND = 5, 100
+SCALE, SCALE_SPLITS = (20_000, 2_000), 10  # (pairs, per round) of the larger project
 
 
 def load() -> list[dict[str, Any]]:
@@ -100,7 +111,11 @@ def p_agree(row: dict[str, Any], label: str | None) -> float:
 
 
 def legacy_loop(
-    pairs: list[SimPair], rng: np.random.Generator, target: float, delta: float
+    pairs: list[SimPair],
+    rng: np.random.Generator,
+    target: float,
+    delta: float,
+    per_round: int = PER_ROUND,
 ) -> dict[str, float]:
     """Today's loop: cold start accepts HIGH verdicts >= 0.8 on the judge's word (audit
     0.2), then thresholds from the uniform audit sample, audit 0.05 (1 when none pass)."""
@@ -111,8 +126,8 @@ def legacy_loop(
     data: list[legacy.Labeled] = []
     accepted: list[int] = []
     humans = 0
-    for start in range(0, len(pairs), PER_ROUND):
-        for i in range(start, min(start + PER_ROUND, len(pairs))):
+    for start in range(0, len(pairs), per_round):
+        for i in range(start, min(start + per_round, len(pairs))):
             s = pairs[i].signals
             sc = legacy.score(s, weights)
             would = s.eligible and sc >= (a if s.label == "A" else b)
@@ -148,18 +163,35 @@ def oracle_coverage(pairs: list[SimPair], weights: Any, target: float) -> float:
 
 
 def one_split(
-    rows: list[dict[str, Any]], judge: Any, seed: int, target: float, delta: float = 0.1
+    rows: list[dict[str, Any]],
+    judge: Any,
+    seed: int,
+    target: float,
+    delta: float = 0.1,
+    pairs_total: int = ROUNDS * PER_ROUND,
+    per_round: int = PER_ROUND,
 ) -> dict[str, Any]:
+    """One split: ``pairs_total`` pairs in rounds of ``per_round``. Up to the 999 PandaLM
+    pairs, a shuffle of them; beyond, rows drawn with replacement (each draw a fresh judge
+    verdict and a fresh reviewer) — a larger project with the same mix of difficulty."""
     rng = random.Random(seed)
     order = rows[:]
     rng.shuffle(order)
+    if pairs_total > len(order):
+        order = [rng.choice(rows) for _ in range(pairs_total)]
     pairs = []
-    for row in order[: ROUNDS * PER_ROUND]:
+    for row in order[:pairs_total]:
         s = judge(row, rng)
         pairs.append(SimPair(s, rng.choice(row["votes"]), p_agree(row, s.label)))
     out: dict[str, Any] = {}
-    for mode in ("high_probability", "expected"):
-        settings = Settings(alpha=1 - target, delta=delta, guarantee=mode, per_round=PER_ROUND)
+    for mode in ("high_probability", "expected", "top_start"):
+        settings = Settings(
+            alpha=1 - target,
+            delta=delta,
+            guarantee="high_probability" if mode == "top_start" else mode,
+            per_round=per_round,
+            start_from_fit=mode != "top_start",
+        )
         res = run_loop(pairs, settings, seed=seed)
         out[mode] = {
             "coverage": res.coverage,
@@ -167,13 +199,15 @@ def one_split(
             "humans": res.humans_needed,
             "oracle": oracle_coverage(pairs, res.final_weights, target),
         }
-    out["today"] = legacy_loop(pairs, np.random.default_rng(seed), target, delta)
+    out["today"] = legacy_loop(pairs, np.random.default_rng(seed), target, delta, per_round)
     return out
 
 
-def summarise(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
+def summarise(
+    runs: list[dict[str, Any]], target: float, pairs_total: int = ROUNDS * PER_ROUND
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for method in ("today", "high_probability", "expected"):
+    for method in ("today", "top_start", "high_probability", "expected"):
         cov = [r[method]["coverage"] for r in runs]
         agree = [r[method]["agreement"] for r in runs]
         humans = [r[method]["humans"] for r in runs]
@@ -184,7 +218,7 @@ def summarise(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
             "mean_disagreement": round(float(np.mean([1 - a if a == a else 0 for a in agree])), 3),
             "target_met_share": round(float(np.mean([a != a or a >= target for a in agree])), 3),
             "human_labels": round(float(np.mean(humans)), 1),
-            "savings_factor": round(ROUNDS * PER_ROUND / max(float(np.mean(humans)), 1), 2),
+            "savings_factor": round(pairs_total / max(float(np.mean(humans)), 1), 2),
         }
         if method != "today":
             out[method]["oracle_coverage"] = round(
@@ -203,6 +237,15 @@ def main(splits: int = 100) -> dict[str, Any]:
             runs = [one_split(rows, judge, seed, target) for seed in range(splits)]
             results[f"{name}@{target}"] = summarise(runs, target)
             print(name, target, json.dumps(results[f"{name}@{target}"]), flush=True)
+    # a larger project: the same judges on 20,000 pairs in rounds of 2,000
+    for name in ("synthetic-calibrated", "synthetic-overconfident"):
+        runs = [
+            one_split(rows, JUDGES[name], seed, 0.85, pairs_total=SCALE[0], per_round=SCALE[1])
+            for seed in range(SCALE_SPLITS)
+        ]
+        key = f"{name}@0.85 x{SCALE[0]}"
+        results[key] = summarise(runs, 0.85, SCALE[0])
+        print(key, json.dumps(results[key]), flush=True)
     return results
 
 

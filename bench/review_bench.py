@@ -80,7 +80,7 @@ def bare_push(url: str, key: str, cfg: Any, name: str) -> float:
 
     with Store(cfg.db_path) as store:
         store.requeue_in_review()
-        records, _ = _records(store, cfg)
+        records, _, _ = _records(store, cfg)
     with ArgillaReview(url, key, "labeler", name) as review:
         review.ensure_dataset(load_guidelines(cfg.judge.guidelines).text, 1)
         ds = review.dataset()

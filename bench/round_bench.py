@@ -114,12 +114,12 @@ def bare_loop(config: Path, concurrency: int) -> tuple[float, int]:
             async with sem:
                 await client.chat.completions.create(
                     model="bench-judge",
-                    messages=messages,
+                    messages=messages,  # type: ignore[arg-type]
                     max_tokens=64,
                     temperature=0,
                     logprobs=True,
                     top_logprobs=5,
-                )  # type: ignore[arg-type]
+                )
 
         await asyncio.gather(*(one(b) for b in bodies))
         await client.close()

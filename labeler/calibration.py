@@ -49,10 +49,13 @@ thresholds (and so the pis) move between rounds, and a rejection already reached
 rejection when a later label arrives: thresholds do not flap on one extra verdict (the
 hysteresis costs nothing in validity).
 
-Thresholds are tested in a fixed sequence λ_1 > λ_2 > ... on the grid, starting at the
-first with ``min_count`` labelled pairs above it (a rule on counts only, never on labels),
-stopping at the first that is not rejected; the last rejected λ is chosen. Fixed-sequence
-testing controls the family-wise error at delta with no split of delta.
+Thresholds are tested in a fixed sequence λ_1 > λ_2 > ... on the grid, stopping at the
+first that is not rejected; the last rejected λ is chosen. Fixed-sequence testing controls
+the family-wise error at delta with no split of delta, as long as the sequence is fixed
+before the test pairs' labels are seen. Where it begins is read from the fit split
+(``fit_start``: the threshold the fit split's labels predict to pass by the widest margin,
+given how many test labels lie above it — Learn then Test); without a learned score, at the
+highest threshold with ``start_count`` labelled pairs above it (a rule on counts only).
 
 The test (expected): conformal selection
 ----------------------------------------
@@ -284,6 +287,21 @@ def exact_rejects(
     return n > 0 and cp_upper(int(disagree[kept].sum()), n, delta) <= alpha
 
 
+def effective_count(
+    above: np.ndarray, labelled: np.ndarray, pi: np.ndarray, draw: np.ndarray | None
+) -> float:
+    """How many labels the test of one threshold really rests on (a function of which
+    pairs were sampled and their pis, never of labels): the uniform subsample's size for
+    the exact test, Kish's effective sample size of the 1/pi weights for the betting test."""
+    if not above.any():
+        return 0.0
+    if draw is not None:
+        return float((above & labelled & (draw < float(pi[above].min()))).sum())
+    w = np.where(above & labelled, 1.0 / np.maximum(pi, 1e-9), 0.0)
+    total = float((w * w).sum())
+    return float(w.sum()) ** 2 / total if total else 0.0
+
+
 @dataclass(frozen=True)
 class Choice:
     threshold: float
@@ -315,15 +333,20 @@ def certify_high_probability(
     min_count: int,
     grid: Sequence[float] = GRID,
     draw: np.ndarray | None = None,
+    start: float = NEVER,
 ) -> Choice:
     """The lowest threshold of the fixed sequence whose H_λ is rejected (NEVER if none).
     All arrays are over the test pairs in routing order; ``draw`` (each pair's sampling
-    draw: sampled exactly when draw < pi) enables the exact test."""
+    draw: sampled exactly when draw < pi) enables the exact test. The sequence begins at
+    ``start`` (chosen without the test pairs' labels, see ``fit_start``) or, by default,
+    at the highest threshold with enough labels above it."""
     best = Choice(NEVER, 0, 0, None)
     w = _weights(labelled, pi)
     y_all = w * (disagree.astype(float) - alpha)
     first = max(min_count, start_count(alpha, delta))
     for lam in grid:
+        if lam > start:
+            continue
         above = scores >= lam
         n_lab = int((above & labelled).sum())
         if n_lab < (first if best.threshold >= NEVER else min_count):
@@ -337,6 +360,44 @@ def certify_high_probability(
         k = int((disagree & above & labelled).sum())
         start = best.start if best.start < NEVER else float(lam)
         best = Choice(float(lam), n_lab, k, _estimate(above, labelled, w, disagree), start)
+    return best
+
+
+def fit_start(
+    fit: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None],
+    alpha: float,
+    delta: float,
+    min_count: int,
+    grid: Sequence[float] = GRID,
+) -> float:
+    """Where the fixed sequence should begin, read from the fit split (Learn then Test):
+    the threshold whose test the fit split's labels predict to pass by the widest margin,
+    given how many test labels lie above it. ``fit`` = (scores, labelled, pi, disagree) of
+    the fit split; ``test`` = (scores, labelled, pi, draw) of the test pairs — their labels
+    are not looked at. NEVER (begin at the top) when the fit split predicts no pass.
+
+    Starting at the top spends the sequence's one chance on the few pairs with the most
+    extreme scores, which for many judges are not the most accurate (a tie the judge is
+    sure about is always "wrong"); the fit split says where the judge is good."""
+    f_scores, f_labelled, f_pi, f_disagree = fit
+    t_scores, t_labelled, t_pi, t_draw = test
+    f_w = _weights(f_labelled, f_pi)
+    first = max(min_count, start_count(alpha, delta))
+    best, best_margin = NEVER, 0.0
+    for lam in grid:
+        f_above = f_scores >= lam
+        if int((f_above & f_labelled).sum()) < MIN_FIT // 3:
+            continue
+        t_above = t_scores >= lam
+        exact = t_draw is not None and uniform_share(t_above, t_pi) >= EXACT_SHARE
+        n = int(effective_count(t_above, t_labelled, t_pi, t_draw if exact else None))
+        if n < first:
+            continue
+        rate = _estimate(f_above, f_labelled, f_w, f_disagree)
+        margin = alpha - cp_upper(round(rate * n), n, delta)
+        if margin > best_margin:
+            best, best_margin = float(lam), margin
     return best
 
 
@@ -455,9 +516,12 @@ def calibrate(
     learn: bool = True,
     previous: tuple[tuple[float, ...] | None, int] = (None, 0),
     previous_certified: float = NEVER,
+    start_from_fit: bool = True,
 ) -> Calibrated | None:
     """Thresholds from every judged pair so far (in routing order), or None while fewer
-    than ``min_labels`` human verdicts are in."""
+    than ``min_labels`` human verdicts are in. ``start_from_fit=False`` begins the
+    high-probability sequence at the top (the procedure before ``fit_start``; benchmarks
+    compare the two)."""
     if guarantee not in GUARANTEES:
         raise ValueError(f"guarantee must be one of {GUARANTEES}")
     decided = sum(1 for d in items if d.sampled and d.human)
@@ -479,8 +543,12 @@ def calibrate(
     if guarantee == "expected":
         chosen = certify_expected(scores, labelled, pi, disagree, alpha, min_count)
     else:
+        start = NEVER
+        if weights is not None and start_from_fit:
+            fit = (all_scores[~test], all_labelled[~test], all_pi[~test], all_disagree[~test])
+            start = fit_start(fit, (scores, labelled, pi, draw), alpha, delta, min_count)
         chosen = certify_high_probability(
-            scores, labelled, pi, disagree, alpha, delta, min_count, draw=draw
+            scores, labelled, pi, disagree, alpha, delta, min_count, draw=draw, start=start
         )
         same_score = weights == previous[0]
         # hysteresis: a threshold among the rejected ones stays unless the new choice

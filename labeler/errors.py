@@ -12,6 +12,7 @@ out of them.
     ├── JudgeError               the judge endpoint refused or failed for good (auth, model)
     ├── ReviewError              Argilla refused or failed (auth, missing dataset)
     ├── StateError               the state folder / database is unusable
+    │   └── ProjectBusy          another labeler command holds the project's lock
     ├── ExportError              the dataset could not be written
     └── BudgetExceeded           exit 3: a round stopped at its cost limit
 """
@@ -55,3 +56,7 @@ class ExportError(LabelerError):
 
 class BudgetExceeded(LabelerError):
     exit_code = 3
+
+
+class ProjectBusy(StateError):
+    """Another labeler command holds this project's lock."""

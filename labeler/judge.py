@@ -23,6 +23,44 @@ from labeler.errors import JudgeError
 from labeler.verdicts import TokenLogprobs
 
 LOGPROB_POSITIONS_KEPT = 4  # the verdict token is among the first few; keep only those
+REACH_TIMEOUT_S = 5.0
+
+
+def check_reachable(base_url: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
+    """Fail fast when the endpoint cannot be reached at all (DNS, refused, no route,
+    timeout): one TCP connection before a round, so an outage stops the round in seconds,
+    naming the URL, instead of spending every pair's retries. Skipped behind a proxy (the
+    client reaches the endpoint through it)."""
+    import os
+    import socket
+    import urllib.parse
+    import urllib.request
+
+    url = urllib.parse.urlsplit(base_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise JudgeError(f"judge.base_url = {base_url!r} is not an http(s) URL")
+    proxies = urllib.request.getproxies()
+    if url.scheme in proxies and not urllib.request.proxy_bypass(url.hostname):
+        return
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout_s).close()
+    except socket.gaierror:
+        raise JudgeError(
+            f"judge at {base_url} cannot be reached: unknown host {url.hostname!r}; "
+            "check judge.base_url"
+        ) from None
+    except TimeoutError:
+        raise JudgeError(
+            f"judge at {base_url} cannot be reached: no answer in {timeout_s:.0f} s; "
+            "check judge.base_url and your network"
+        ) from None
+    except OSError as exc:
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        raise JudgeError(
+            f"judge at {base_url} cannot be reached: {reason}; is the server running? "
+            "(check judge.base_url)"
+        ) from None
 
 
 @dataclass(frozen=True)

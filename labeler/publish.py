@@ -8,6 +8,7 @@ from typing import Any
 from labeler import export, prompts
 from labeler.config import Config
 from labeler.errors import StateError
+from labeler.lock import project_lock
 from labeler.report import build_report
 from labeler.store import Store
 
@@ -110,15 +111,16 @@ def run_export(
 ) -> dict[str, Any]:
     if not cfg.db_path.exists():
         raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
-    with Store(cfg.db_path) as store:
-        dpo = [export.dpo_row(dict(r)) for r in store.dataset_rows(certified_only)]
-        status = store.label_status_counts()
-    dpo.sort(key=lambda r: r["pair_id"])  # a stable order: byte-identical exports
-    rows = export.kto_rows(dpo) if fmt == "kto" else dpo
-    base = ["prompt", "completion", "label"] if fmt == "kto" else list(export.DPO_COLUMNS)
-    columns = base + (list(export.PROVENANCE_COLUMNS) if provenance else [])
-    card = _card(cfg, fmt, rows, base, dpo, status)
-    path = export.write_export(rows, columns, target, out, card)
+    with project_lock(cfg.project.state_dir, "export"):
+        with Store(cfg.db_path) as store:
+            dpo = [export.dpo_row(dict(r)) for r in store.dataset_rows(certified_only)]
+            status = store.label_status_counts()
+        dpo.sort(key=lambda r: r["pair_id"])  # a stable order: byte-identical exports
+        rows = export.kto_rows(dpo) if fmt == "kto" else dpo
+        base = ["prompt", "completion", "label"] if fmt == "kto" else list(export.DPO_COLUMNS)
+        columns = base + (list(export.PROVENANCE_COLUMNS) if provenance else [])
+        card = _card(cfg, fmt, rows, base, dpo, status)
+        path = export.write_export(rows, columns, target, out, card)
     card_path = path / "README.md" if target == "disk" else path.with_name(path.name + ".README.md")
     result = {"rows": len(rows), "path": str(path), "card": str(card_path), "status": status}
     if repo:

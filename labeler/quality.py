@@ -8,6 +8,7 @@ from typing import Any
 
 from labeler.config import Config
 from labeler.errors import StateError
+from labeler.lock import project_lock
 from labeler.store import Store
 from labeler.thresholds import recalibrate, round_report
 
@@ -15,7 +16,7 @@ from labeler.thresholds import recalibrate, round_report
 def run_calibration(cfg: Config, plot_path: Path | None = None) -> dict[str, Any]:
     if not cfg.db_path.exists():
         raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
-    with Store(cfg.db_path) as store:
+    with project_lock(cfg.project.state_dir, "calibrate"), Store(cfg.db_path) as store:
         recal = recalibrate(store, cfg)
         if recal.changed or recal.rechecked:
             from labeler.rounds import write_dataset

@@ -23,6 +23,8 @@ from typing import Any
 from labeler import costs, prompts
 from labeler.config import Config
 from labeler.errors import ConfigError, ReviewError, SourceError, StateError
+from labeler.judge import check_reachable
+from labeler.lock import project_lock
 from labeler.pairs import BadRow, Pair, near_identical, read_source
 from labeler.routing import ACCEPT, Thresholds, audit_draw, route
 from labeler.store import CallRecord, Store, VerdictRecord
@@ -490,7 +492,7 @@ def run_round(
     if strict:
         check_source(cfg)
     summary = RoundSummary()
-    with Store(cfg.db_path) as store:
+    with project_lock(cfg.project.state_dir, "round"), Store(cfg.db_path) as store:
         open_round = store.open_round()
         import_source(store, cfg, summary)
         summary.timings["import_s"] = time.perf_counter() - started
@@ -501,12 +503,13 @@ def run_round(
             else current_thresholds(store, cfg)
         )
         ctx = dataclasses.replace(ctx, thresholds=in_force)
-        if open_round is not None:
-            round_id, summary.resumed = int(open_round["id"]), True
-        elif store.unassigned_count() == 0:
+        if open_round is None and store.unassigned_count() == 0:
             summary.status = "nothing_to_do"
             summary.elapsed_s = time.perf_counter() - started
             return summary
+        check_reachable(cfg.judge.base_url)  # an outage stops here, before any round opens
+        if open_round is not None:
+            round_id, summary.resumed = int(open_round["id"]), True
         else:
             round_id = store.start_round(
                 limit,

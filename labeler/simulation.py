@@ -48,6 +48,7 @@ class Settings:
     min_count: int = 20
     fit_share: float = 0.2
     learn: bool = True
+    start_from_fit: bool = True  # False: the sequence starts at the top (before fit_start)
 
 
 @dataclass
@@ -136,6 +137,7 @@ def run_loop(pairs: Sequence[SimPair], s: Settings, seed: int = 0) -> Outcome:
             learn=s.learn,
             previous=certified_ever,
             previous_certified=previous_certified,
+            start_from_fit=s.start_from_fit,
         )
         if c is None:
             continue

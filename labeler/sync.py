@@ -15,6 +15,7 @@ from typing import Any
 from labeler import consensus, costs, prompts
 from labeler.config import Config
 from labeler.errors import ReviewError
+from labeler.lock import project_lock
 from labeler.store import Store
 from labeler.thresholds import recalibrate
 
@@ -179,7 +180,11 @@ def run_sync(cfg: Config, repush: bool = False) -> SyncSummary:
     from labeler.rounds import write_dataset
 
     summary = SyncSummary()
-    with connect(cfg) as review, Store(cfg.db_path) as store:
+    with (
+        project_lock(cfg.project.state_dir, "sync"),
+        connect(cfg) as review,
+        Store(cfg.db_path) as store,
+    ):
         if repush and review.find_dataset() is None:
             store.requeue_in_review()
         pushed = push_pending(store, cfg, review)

@@ -26,6 +26,7 @@ from labeler.calibration import (
     drifted,
     exact_rejects,
     features,
+    fit_start,
     in_fit_split,
     propose,
     reliability,
@@ -288,6 +289,49 @@ def test_the_first_threshold_needs_start_count_labels() -> None:
     scores, ones, clean = np.full(n, 0.99), np.ones(n), np.zeros(n, bool)
     choice = certify_high_probability(scores, ones > 0, ones, clean, ALPHA, DELTA, 20)
     assert choice.threshold == pytest.approx(0.005)  # the 0.99 pairs are all there is
+
+
+def top_is_worse(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scores uniform on [0, 1]; the top 8% (a judge sure of pairs humans call ties) are
+    wrong 45% of the time, pairs from 0.3 to 0.92 only 3% of the time, the rest 40%."""
+    scores = rng.random(n)
+    rate = np.where(scores > 0.92, 0.45, np.where(scores >= 0.3, 0.03, 0.4))
+    return scores, rng.random(n) < rate
+
+
+def test_the_sequence_starts_where_the_fit_split_says_the_judge_is_good() -> None:
+    rng = np.random.default_rng(7)
+    t_scores, t_disagree = top_is_worse(rng, 1000)
+    f_scores, f_disagree = top_is_worse(rng, 300)
+    t_ones, f_ones = np.ones(1000), np.ones(300)
+    # from the top, the first test (the 0.92+ pairs) fails and nothing is certified
+    top = certify_high_probability(t_scores, t_ones > 0, t_ones, t_disagree, ALPHA, DELTA, 20)
+    assert top.threshold == NEVER
+    # the fit split (its labels only) says where to begin; the test pairs' labels are unseen
+    start = fit_start(
+        (f_scores, f_ones > 0, f_ones, f_disagree),
+        (t_scores, t_ones > 0, t_ones, None),
+        ALPHA,
+        DELTA,
+        20,
+    )
+    assert 0.3 <= start <= 0.92
+    fitted = certify_high_probability(
+        t_scores, t_ones > 0, t_ones, t_disagree, ALPHA, DELTA, 20, start=start
+    )
+    assert fitted.threshold <= 0.45 and fitted.start == pytest.approx(start)
+    truth = np.where(t_scores > 0.92, 0.45, np.where(t_scores >= 0.3, 0.03, 0.4))
+    assert truth[t_scores >= fitted.threshold].mean() <= ALPHA  # and it is right
+
+
+def test_fit_start_without_a_predicted_pass_begins_at_the_top() -> None:
+    rng = np.random.default_rng(8)
+    scores, ones = rng.random(400), np.ones(400)
+    wrong = np.ones(400, bool)
+    assert (
+        fit_start((scores, ones > 0, ones, wrong), (scores, ones > 0, ones, None), ALPHA, DELTA, 20)
+        == NEVER
+    )
 
 
 def test_expected_and_proposal_on_the_separated_example() -> None:

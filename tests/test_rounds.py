@@ -254,3 +254,25 @@ def test_sigkill_mid_round_then_rerun_loses_nothing(
         assert len(per_key) == 400 and {r[0] for r in per_key} == {1}
     repeats = sum(n - 1 for n in server.request_keys().values())
     assert repeats <= 8, f"{repeats} requests were sent twice (only those in flight may be)"
+
+
+def test_a_judge_outage_stops_the_round_at_once_naming_the_url(project: Project) -> None:
+    """Issue 10: with the endpoint down, a round used to spend every pair's retries (49 s
+    for 30 pairs) and exit 0. Now one connection check stops it, exit 1, no round opened."""
+    from tests.conftest import free_port
+
+    project.pairs(good_bad_rows(30))
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    started = time.monotonic()
+    result = project.run("round", "--judge-url", url)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: judge at {url} cannot be reached: connection refused; is the server "
+        "running? (check judge.base_url)"
+    ]
+    assert time.monotonic() - started < 10
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        assert store.rounds() == [] and store.call_totals()["calls"] == 0
+    unknown = project.run("round", "--judge-url", "http://no-such-host.invalid/v1")
+    assert unknown.exit_code == 1 and "unknown host 'no-such-host.invalid'" in unknown.stderr
+    assert project.run("round").exit_code == 0  # the real endpoint: the round runs

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +105,31 @@ def load(ctx: click.Context, **overrides: Any) -> Any:
 
     flags = {k: v for k, v in overrides.items() if v is not None}
     return load_config(ctx.obj.get("config_path"), flags)
+
+
+def wait_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--wait``: queue behind another labeler command on this project instead of stopping."""
+    return click.option(
+        "--wait",
+        is_flag=True,
+        help="If another labeler command is running on this project, wait for it to end.",
+    )(command)
+
+
+@contextmanager
+def waiting(cfg: Any, command: str, wait: bool) -> Iterator[None]:
+    """Take the project lock first, waiting for it, when ``--wait`` was given (the library
+    takes it again, nested, and so never stops on it)."""
+    if not wait:
+        yield
+        return
+    from labeler.lock import project_lock
+
+    with project_lock(cfg.project.state_dir, command, wait=True, on_wait=_note):
+        yield
+
+
+def _note(message: str) -> None:
+    from labeler.cli.render import stderr_console
+
+    stderr_console().print(message, markup=False, highlight=False)

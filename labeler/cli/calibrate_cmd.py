@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from labeler.cli import load
+from labeler.cli import load, wait_option, waiting
 
 
 @click.command()
@@ -17,8 +17,9 @@ from labeler.cli import load
     type=click.Path(dir_okay=False, path_type=Path),
     help="Reliability diagram PNG (default: <state_dir>/reliability.png).",
 )
+@wait_option
 @click.pass_context
-def calibrate(ctx: click.Context, as_json: bool, plot_path: Path | None) -> None:
+def calibrate(ctx: click.Context, as_json: bool, plot_path: Path | None, wait: bool) -> None:
     """Re-choose the judge's thresholds from human verdicts and show quality per round.
 
     Runs automatically after every `labeler sync`. Shows the thresholds in force per round,
@@ -35,7 +36,8 @@ def calibrate(ctx: click.Context, as_json: bool, plot_path: Path | None) -> None
     from labeler.quality import run_calibration
 
     cfg = load(ctx)
-    result = run_calibration(cfg, plot_path)
+    with waiting(cfg, "calibrate", wait):
+        result = run_calibration(cfg, plot_path)
     if as_json:
         render.print_json(result)
         return

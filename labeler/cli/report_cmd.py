@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from labeler.cli import load
+from labeler.cli import load, wait_option, waiting
 
 
 @click.command()
@@ -89,6 +89,7 @@ def report(ctx: click.Context, as_json: bool, chart_path: Path | None, quality: 
     help="Also push to this Hugging Face dataset repo "
     "(token from HF_TOKEN), with a generated dataset card.",
 )
+@wait_option
 @click.pass_context
 def export(
     ctx: click.Context,
@@ -98,6 +99,7 @@ def export(
     provenance: bool,
     certified_only: bool | None,
     repo: str | None,
+    wait: bool,
 ) -> None:
     """Write the finished preference dataset for training (TRL's DPO/KTO trainers).
 
@@ -115,7 +117,8 @@ def export(
 
     cfg = load(ctx)
     only = cfg.output.certified_only if certified_only is None else certified_only
-    result = run_export(cfg, fmt, target, out, provenance, repo, certified_only=only)
+    with waiting(cfg, "export", wait):
+        result = run_export(cfg, fmt, target, out, provenance, repo, certified_only=only)
     s = result["status"]
     render.Console().print(
         f"Wrote {result['rows']} {fmt.upper()} rows to {result['path']} (card: {result['card']}): "

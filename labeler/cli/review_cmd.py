@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from labeler.cli import load
+from labeler.cli import load, wait_option, waiting
+from labeler.lock import project_lock
 
 
 @click.command()
@@ -33,7 +34,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     )
     console = render.Console()
     console.print(f"Starting Argilla on {server.url} ...", markup=False)
-    with server:
+    with project_lock(cfg.project.state_dir, "serve"):  # its setup writes; serving does not
+        server.start()
+    try:
         creds = server.credentials()
         console.print(
             render.serve_panel(
@@ -50,6 +53,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         except KeyboardInterrupt:
             console.print("Stopping Argilla ...")
             return
+    finally:
+        server.stop()
     raise click.ClickException(
         f"the Argilla server stopped unexpectedly; see {server.home / 'server.log'}"
     )
@@ -102,8 +107,9 @@ def reviewers_add(ctx: click.Context, name: str) -> None:
     is_flag=True,
     help="Recreate a deleted Argilla dataset and push the pairs in review again.",
 )
+@wait_option
 @click.pass_context
-def sync(ctx: click.Context, as_json: bool, repush: bool) -> None:
+def sync(ctx: click.Context, as_json: bool, repush: bool, wait: bool) -> None:
     """Push pairs waiting for review, pull reviewers' verdicts, update the dataset.
 
     Safe to run at any time and as often as you like: a second sync changes nothing.
@@ -115,7 +121,9 @@ def sync(ctx: click.Context, as_json: bool, repush: bool) -> None:
     from labeler.cli import render
     from labeler.sync import run_sync
 
-    summary = run_sync(load(ctx), repush=repush)
+    cfg = load(ctx)
+    with waiting(cfg, "sync", wait):
+        summary = run_sync(cfg, repush=repush)
     if as_json:
         render.print_json(summary.to_dict())
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from labeler.cli import load
+from labeler.cli import load, wait_option, waiting
 
 
 @click.command("round")
@@ -19,6 +19,7 @@ from labeler.cli import load
 @click.option("--judge-url", help="Override judge.base_url.")
 @click.option("--model", help="Override judge.model.")
 @click.option("--concurrency", type=int, help="Override judge.concurrency.")
+@wait_option
 @click.pass_context
 def round_(
     ctx: click.Context,
@@ -29,6 +30,7 @@ def round_(
     judge_url: str | None,
     model: str | None,
     concurrency: int | None,
+    wait: bool,
 ) -> None:
     """Judge the next pairs, route them, and write the dataset.
 
@@ -50,7 +52,7 @@ def round_(
     if dry_run:
         summary = planning.plan_round(cfg, limit=limit)
     else:
-        with render.round_progress(cfg.costs.currency) as update:
+        with waiting(cfg, "round", wait), render.round_progress(cfg.costs.currency) as update:
             summary = rounds.run_round(cfg, limit=limit, strict=strict, on_progress=update)
     data = summary.to_dict()
     if as_json:

@@ -1,0 +1,95 @@
+"""One writer per project: an advisory lock on ``<state_dir>/lock``.
+
+``labeler round``, ``sync``, ``calibrate``, ``export`` and ``serve``'s setup take it before
+they touch the state, so two of them started together (a cron job and someone at the
+terminal) never both pay for one reply or both rewrite the dataset. The second one stops
+with a one-line error naming the first (``--wait`` waits for it instead).
+
+The lock is ``flock(2)`` on an open file: the kernel releases it when its process ends, so a
+``kill -9`` leaves no stale lock — the next command takes it at once. The file keeps the
+holder's command and pid only to name it in the error. Nested takes in one process (a sync
+that recalibrates) are counted, not re-locked.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from labeler.errors import ProjectBusy
+
+_held: dict[Path, int] = {}  # lock path -> nesting depth in this process
+_guard = threading.Lock()
+
+
+def holder(path: Path) -> str:
+    """'labeler round (pid 123)' from the lock file, or 'another labeler command'."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8") or "{}")
+        return f"labeler {info['command']} (pid {int(info['pid'])})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another labeler command"
+
+
+@contextmanager
+def project_lock(
+    state_dir: Path,
+    command: str,
+    *,
+    wait: bool = False,
+    on_wait: Callable[[str], None] | None = None,
+    poll_s: float = 0.2,
+) -> Iterator[None]:
+    """Hold the project's lock for ``command``; ProjectBusy (or wait) if another has it."""
+    path = (state_dir / "lock").resolve()
+    with _guard:
+        if path in _held:
+            _held[path] += 1
+            nested = True
+        else:
+            nested = False
+    if nested:
+        try:
+            yield
+        finally:
+            with _guard:
+                _held[path] -= 1
+        return
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                other = holder(path)
+                if not wait:
+                    raise ProjectBusy(
+                        f"another {other} is running on this project ({state_dir}); "
+                        "run this again when it ends, or pass --wait"
+                    ) from None
+                if on_wait is not None and not told:
+                    on_wait(f"waiting for {other} to finish ...")
+                    told = True
+                time.sleep(poll_s)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"command": command, "pid": os.getpid()}).encode(), 0)
+        with _guard:
+            _held[path] = 1
+        try:
+            yield
+        finally:
+            with _guard:
+                del _held[path]
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
