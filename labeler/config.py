@@ -76,6 +76,13 @@ class JudgeConfig:
     concurrency: int = _opt(16, "Requests in flight at once.", lo=1, hi=1024)
     timeout_s: float = _opt(60.0, "Per-request timeout in seconds.", lo=0, lo_open=True)
     max_retries: int = _opt(4, "Retries on 429/5xx/timeouts (honours Retry-After).", lo=0, hi=20)
+    max_failed_attempts: int = _opt(
+        3,
+        "Failed requests (each after its retries, counted across runs) before a pair goes "
+        "to humans with reason judge_error.",
+        lo=1,
+        hi=100,
+    )
     max_tokens: int = _opt(64, "Maximum tokens in a judge reply.", lo=1, hi=32768)
     temperature: float = _opt(0.0, "Sampling temperature.", lo=0, hi=2)
     logprobs: bool = _opt(True, "Ask for logprobs (the endpoint must support them).")

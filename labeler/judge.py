@@ -139,8 +139,16 @@ class OpenAIJudge:
         tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
         choices = getattr(resp, "choices", None) or []
         if not choices or getattr(choices[0], "message", None) is None:
+            billed = tokens_in + tokens_out > 0
             return JudgeReply(
-                None, None, tokens_in, tokens_out, latency, error="reply has no choices"
+                None,
+                None,
+                tokens_in,
+                tokens_out,
+                latency,
+                error="a billed reply with no choices" if billed else "reply has no choices",
+                # asking again would be paid again for the same nothing: humans decide it
+                permanent=billed,
             )
         choice = choices[0]
         positions: list[TokenLogprobs] | None = None

@@ -113,6 +113,21 @@ def pairs_from_row(
     ]
 
 
+def check_columns(path: Path, found: Iterable[str], cfg: SourceConfig) -> None:
+    """A table source (CSV, Parquet, datasets) must have the configured columns: a prompt,
+    and two responses or a list of them. Otherwise one error naming both sides."""
+    have = list(found)
+    pair_ok = cfg.response_a_field in have and cfg.response_b_field in have
+    if cfg.prompt_field in have and (pair_ok or cfg.responses_field in have):
+        return
+    raise SourceError(
+        f"{path}: columns found: {', '.join(have) or 'none'}; configured: "
+        f"'{cfg.prompt_field}' with '{cfg.response_a_field}' and '{cfg.response_b_field}' "
+        f"(or '{cfg.responses_field}'); rename the columns or set source.prompt_field, "
+        "source.response_a_field, source.response_b_field / source.responses_field"
+    )
+
+
 def _jsonl_rows(path: Path, limit: int) -> Iterator[tuple[int, Row]]:
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, start=1):
@@ -140,16 +155,18 @@ def _jsonl_rows(path: Path, limit: int) -> Iterator[tuple[int, Row]]:
             yield number, value
 
 
-def _csv_rows(path: Path, limit: int, list_field: str) -> Iterator[tuple[int, Row]]:
+def _csv_rows(path: Path, cfg: SourceConfig) -> Iterator[tuple[int, Row]]:
     # CSV has no lists: a list of responses is a JSON array in one cell.
+    limit, list_field = cfg.max_row_bytes, cfg.responses_field
     text = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
-        header_ok = reader.fieldnames is not None
+        header = reader.fieldnames
     except csv.Error as exc:
         raise SourceError(f"{path}: unreadable CSV header ({exc})") from None
-    if not header_ok:
+    if not header:  # an empty file (or only blank lines)
         return
+    check_columns(path, header, cfg)
     start = 2
     while True:
         try:
@@ -187,18 +204,19 @@ def _table_rows(records: Iterable[Mapping[str, Any]], limit: int) -> Iterator[tu
             yield number, dict(row)
 
 
-def _parquet_records(path: Path) -> Iterator[Mapping[str, Any]]:
+def _parquet_records(path: Path, cfg: SourceConfig) -> Iterator[Mapping[str, Any]]:
     import pyarrow.parquet as pq
 
     try:
         pf = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several unrelated types for bad files
         raise SourceError(f"{path}: not a readable Parquet file ({exc})") from None
+    check_columns(path, pf.schema_arrow.names, cfg)
     for batch in pf.iter_batches(batch_size=4096):
         yield from batch.to_pylist()
 
 
-def _hf_records(path: Path, fmt: str, split: str) -> Iterator[Mapping[str, Any]]:
+def _hf_records(path: Path, fmt: str, cfg: SourceConfig) -> Iterator[Mapping[str, Any]]:
     import datasets
 
     try:
@@ -209,22 +227,22 @@ def _hf_records(path: Path, fmt: str, split: str) -> Iterator[Mapping[str, Any]]
     except Exception as exc:  # datasets raises many types; all mean "cannot read"
         raise SourceError(f"{path}: cannot load Hugging Face dataset ({exc})") from None
     if isinstance(ds, datasets.DatasetDict):
+        split = cfg.split
         if split not in ds:
             raise SourceError(
                 f"{path}: no split '{split}' (source.split); available: {', '.join(ds)}"
             )
         ds = ds[split]
+    check_columns(path, ds.column_names, cfg)
     yield from ds
 
 
 _READERS: dict[str, Any] = {
     "jsonl": lambda path, cfg: _jsonl_rows(path, cfg.max_row_bytes),
-    "csv": lambda path, cfg: _csv_rows(path, cfg.max_row_bytes, cfg.responses_field),
-    "parquet": lambda path, cfg: _table_rows(_parquet_records(path), cfg.max_row_bytes),
-    "hf_disk": lambda path, cfg: _table_rows(
-        _hf_records(path, "hf_disk", cfg.split), cfg.max_row_bytes
-    ),
-    "hf": lambda path, cfg: _table_rows(_hf_records(path, "hf", cfg.split), cfg.max_row_bytes),
+    "csv": _csv_rows,
+    "parquet": lambda path, cfg: _table_rows(_parquet_records(path, cfg), cfg.max_row_bytes),
+    "hf_disk": lambda path, cfg: _table_rows(_hf_records(path, "hf_disk", cfg), cfg.max_row_bytes),
+    "hf": lambda path, cfg: _table_rows(_hf_records(path, "hf", cfg), cfg.max_row_bytes),
 }
 
 

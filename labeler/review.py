@@ -83,9 +83,19 @@ class ArgillaReview:
 
         def check() -> None:
             with httpx.Client(base_url=self.api_url, timeout=timeout) as http:
-                http.get("/api/v1/me", headers={"X-Argilla-Api-Key": api_key}).raise_for_status()
+                reply = http.get("/api/v1/me", headers={"X-Argilla-Api-Key": api_key})
+                reply.raise_for_status()
+                kind = reply.headers.get("content-type", "").split(";")[0].strip()
+                if kind != "application/json":
+                    raise ReviewError(self._not_argilla(kind or "no content type"))
 
         self._call(check)
+
+    def _not_argilla(self, what: str) -> str:
+        return (
+            f"{self.api_url} answered with {what}, not Argilla's API; check review.api_url "
+            "(it is the Argilla server's base URL, e.g. http://127.0.0.1:6900)"
+        )
 
     def close(self) -> None:
         self.client.http_client.close()
@@ -121,6 +131,8 @@ class ArgillaReview:
             ) from None
         except ArgillaAPIError as exc:
             raise ReviewError(f"Argilla at {self.api_url}: {exc}") from None
+        except ValueError:  # a body that is not JSON: something else answers at that URL
+            raise ReviewError(self._not_argilla("a body that is not JSON")) from None
         except (HTTPError, OSError) as exc:
             raise ReviewUnavailable(
                 f"Argilla at {self.api_url} is not reachable ({exc}); start it with `labeler serve`"

@@ -18,15 +18,17 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from labeler import costs, prompts
 from labeler.config import Config
 from labeler.errors import ConfigError, ReviewError, SourceError, StateError
+from labeler.injection import suspect_pair
 from labeler.judge import check_reachable
 from labeler.lock import project_lock
 from labeler.pairs import BadRow, Pair, near_identical, read_source
-from labeler.routing import ACCEPT, Thresholds, audit_draw, route
+from labeler.routing import ACCEPT, SUSPECTED_INJECTION, Thresholds, audit_draw, route
 from labeler.store import CallRecord, Store, VerdictRecord
 from labeler.thresholds import cold_start
 from labeler.thresholds import current as current_thresholds
@@ -190,6 +192,26 @@ def import_source(store: Store, cfg: Config, summary: RoundSummary) -> None:
     summary.source_pairs = tally.pairs
     summary.skipped = dict(tally.skipped)
     summary.bad_row_examples = tally.examples
+    if tally.pairs == 0:
+        _no_pairs(cfg, tally)
+
+
+def _head(path: Path, size: int = 4096) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(size)
+
+
+def _no_pairs(cfg: Config, tally: SourceTally) -> None:
+    """A source with no usable pair at all is a mistake to say, not 'nothing to do'."""
+    path = cfg.source.path
+    bad = [b for b in tally.bad if b.kind != "near_duplicate"]
+    if bad:
+        raise SourceError(
+            f"{path}: none of its {len(bad)} rows is a usable pair (first: {bad[0]}); "
+            "is it the right file, with the field names set in [source]?"
+        )
+    if path.is_file() and not _head(path).strip():
+        raise SourceError(f"{path}: the file is empty; add pairs or point source.path elsewhere")
 
 
 # -- judging ------------------------------------------------------------------------------
@@ -256,12 +278,26 @@ class _Judging:
                 )
                 self.done += 1
                 continue
+            injected = suspect_pair(pair.response_a, pair.response_b)
+            if injected:  # a response talking to the judge: humans decide, no judge call
+                self.store.flag(pair.id, "suspected_injection", injected)
+                self._store_verdict(
+                    pair, None, 0.0, False, {"injection": injected}, "review", SUSPECTED_INJECTION
+                )
+                self.done += 1
+                continue
             keys = {order: self.ctx.cache_key(pair.id, order) for order in orders}
             rows = self.store.cached_calls(list(keys.values()))
             have = {o: _reply_from_row(rows[k]) for o, k in keys.items() if k in rows}
             self.cached += len(have)
             if len(have) == len(orders):
                 self._finish(pair, have)
+                continue
+            failed = self.store.failed_attempts([k for o, k in keys.items() if o not in have])
+            worst = max(failed.values(), default=(0, ""))
+            if worst[0] >= self.ctx.cfg.judge.max_failed_attempts:
+                # a poison pair: it failed on every earlier run; humans decide it
+                self._fail(pair, self._gave_up(worst), permanent=True)
                 continue
             self.replies[pair.id] = have
             for order in orders:
@@ -313,13 +349,22 @@ class _Judging:
             if pair.id in self.failed:
                 continue
             if reply.error:
-                self._fail(pair, reply.error, reply.permanent)
+                error, permanent = reply.error, reply.permanent
+                if not permanent:
+                    tries = self.store.failed_attempts([key]).get(key, (0, ""))
+                    if tries[0] >= self.ctx.cfg.judge.max_failed_attempts:
+                        error, permanent = self._gave_up(tries), True
+                self._fail(pair, error, permanent)
                 continue
             have = self.replies[pair.id]
             have[order] = read_reply(order, reply.text, reply.positions)
             if len(have) == len(self.ctx.orders):
                 del self.replies[pair.id]
                 self._finish(pair, have)
+
+    @staticmethod
+    def _gave_up(tries: tuple[int, str]) -> str:
+        return f"failed {tries[0]} times (judge.max_failed_attempts), last: {tries[1]}"
 
     def _fail(self, pair: Pair, error: str, permanent: bool) -> None:
         self.failed[pair.id] = error

@@ -34,6 +34,7 @@ REVIEW = "review"
 CERTIFIED = "certified"
 PROVISIONAL = "provisional"
 RECHECK = "recheck"
+SUSPECTED_INJECTION = "suspected_injection"
 REVIEW_REASONS = (
     "malformed",
     "order_disagreement",
@@ -43,6 +44,7 @@ REVIEW_REASONS = (
     "judge_error",
     "near_duplicate",
     "recheck",
+    SUSPECTED_INJECTION,
 )
 
 

@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS calls (
     prompt_chars INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS calls_cache ON calls (cache_key) WHERE status = 'ok';
+CREATE INDEX IF NOT EXISTS calls_failed ON calls (cache_key, id) WHERE status = 'error';
 CREATE INDEX IF NOT EXISTS calls_by_round ON calls (round_id);
 CREATE TABLE IF NOT EXISTS verdicts (
     pair_id TEXT PRIMARY KEY,
@@ -388,6 +389,22 @@ class Store:
                 f"SELECT * FROM calls WHERE status = 'ok' AND cache_key IN ({marks})", chunk
             ):
                 out[row["cache_key"]] = row
+        return out
+
+    def failed_attempts(self, keys: list[str]) -> dict[str, tuple[int, str]]:
+        """(failed requests, the last one's error) per cache key; keys with none left out."""
+        out: dict[str, tuple[int, str]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, n, last in self.db.execute(
+                "SELECT cache_key, COUNT(*), (SELECT error FROM calls AS c WHERE "
+                "c.cache_key = calls.cache_key AND c.status = 'error' ORDER BY c.id DESC "
+                f"LIMIT 1) FROM calls WHERE status = 'error' AND cache_key IN ({marks}) "
+                "GROUP BY cache_key",
+                chunk,
+            ):
+                out[key] = (int(n), str(last or ""))
         return out
 
     def record_call(self, call: CallRecord) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import datasets
@@ -183,3 +184,33 @@ def test_source_errors(tmp_path: Path) -> None:
     dd.save_to_disk(str(tmp_path / "dd"))
     with pytest.raises(SourceError, match="no split 'train'"):
         read(tmp_path / "dd")
+
+
+def test_table_sources_with_the_wrong_columns_name_both_sides(tmp_path: Path) -> None:
+    """Issue 10: a CSV or Parquet file with other columns said 'Nothing to do'."""
+    wrong = [{"question": "q", "answer_1": "a", "answer_2": "b"}]
+    expected = (
+        "columns found: question, answer_1, answer_2; configured: 'prompt' with "
+        "'response_a' and 'response_b' (or 'responses')"
+    )
+    path = tmp_path / "w.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(wrong[0]))
+        writer.writeheader()
+        writer.writerows(wrong)
+    with pytest.raises(SourceError, match="^" + re.escape(f"{path}: {expected}")):
+        read(path)
+    pq.write_table(pa.Table.from_pylist(wrong), tmp_path / "w.parquet")
+    with pytest.raises(SourceError, match=re.escape(expected)):
+        read(tmp_path / "w.parquet")
+    datasets.Dataset.from_list(wrong).save_to_disk(str(tmp_path / "wds"))
+    with pytest.raises(SourceError, match=re.escape(expected)):
+        read(tmp_path / "wds")
+    # configured names make the same file readable
+    pairs, _ = read(
+        tmp_path / "w.parquet",
+        prompt_field="question",
+        response_a_field="answer_1",
+        response_b_field="answer_2",
+    )
+    assert len(pairs) == 1

@@ -266,6 +266,53 @@ def test_argilla_down_keeps_pairs_queued(
     assert "needs_review" in text
 
 
+def test_a_web_server_that_is_not_argilla_is_named_in_one_line(
+    project: Project, judge_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10: a server answering 200 HTML at review.api_url crashed round and sync with
+    a JSONDecodeError traceback, and left the round open so every later round crashed."""
+    import http.server
+    import threading
+
+    class Html(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html><body>It works!</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{web.server_address[1]}"
+    try:
+        monkeypatch.setenv(ARGILLA_KEY_ENV, "whatever")
+        project.set(
+            judge={"base_url": judge_server(unsure).url},
+            review={"api_url": url, "api_key_env": ARGILLA_KEY_ENV},
+        )
+        project.pairs(good_bad_rows(3))
+        expected = f"{url} answered with text/html, not Argilla's API; check review.api_url"
+        data = project.run_json("round")
+        assert data["status"] == "completed" and expected in data["review_error"]
+        assert data["review_waiting"] == 3
+        sync = project.run("sync")
+        assert sync.exit_code == 1 and "Traceback" not in sync.output
+        lines = sync.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0]
+        project.pairs(good_bad_rows(5))
+        assert project.run_json("round")["round_id"] == 2  # the next round runs too
+    finally:
+        web.shutdown()
+        web.server_close()
+
+
 @pytest.mark.slow
 def test_argilla_stopped_mid_push_loses_and_duplicates_nothing(
     tmp_path: Path, judge_server, project: Project

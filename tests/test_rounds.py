@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import datasets
 import pytest
@@ -276,3 +277,98 @@ def test_a_judge_outage_stops_the_round_at_once_naming_the_url(project: Project)
     unknown = project.run("round", "--judge-url", "http://no-such-host.invalid/v1")
     assert unknown.exit_code == 1 and "unknown host 'no-such-host.invalid'" in unknown.stderr
     assert project.run("round").exit_code == 0  # the real endpoint: the round runs
+
+
+def asked(server: Any, needle: str) -> int:
+    """Requests the judge server received whose messages contain ``needle``."""
+    return sum(needle in json.dumps(body["messages"]) for body in server.requests)
+
+
+def test_a_poison_pair_goes_to_humans_after_max_failed_attempts(
+    project: Project, judge_server
+) -> None:
+    """Issue 10: a pair the endpoint always answers with 503 kept its round open for ever,
+    so pairs added later were never judged. Now, after judge.max_failed_attempts failed
+    requests (across runs), it goes to humans as judge_error and the round finishes."""
+
+    def responder(shown: Shown) -> Scripted:
+        return Scripted(status=503) if "question 0?" in shown.prompt else oracle(shown)
+
+    server = judge_server(responder)
+    project.set(judge={"base_url": server.url, "max_retries": 0, "max_failed_attempts": 2})
+    project.pairs(good_bad_rows(4))
+    first = project.run_json("round")
+    assert first["status"] == "incomplete" and first["unjudged"] == 1
+    second = project.run_json("round")
+    assert second["status"] == "completed" and second["resumed"]
+    assert second["review"] == {"judge_error": 1}
+    requests_so_far = asked(server, "question 0?")
+    assert requests_so_far == 4  # two runs, both orders
+    # later pairs are judged in the next round; the poison pair is never requested again
+    project.pairs(good_bad_rows(6))
+    third = project.run_json("round")
+    assert third["round_id"] == 2 and third["status"] == "completed" and third["judged"] == 2
+    assert asked(server, "question 0?") == requests_so_far
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        row = store.db.execute(
+            "SELECT reason, signals FROM verdicts WHERE reason = 'judge_error'"
+        ).fetchone()
+    assert "failed 2 times (judge.max_failed_attempts), last: 503" in row["signals"]
+
+
+def test_a_billed_reply_with_no_choices_is_not_paid_for_twice(
+    project: Project, judge_server
+) -> None:
+    """Issue 10: a 200 with empty choices but billed usage was requested (and paid) again
+    on every run: 6 charges in 3 runs. Now it is a judge_error for humans at once."""
+
+    def responder(shown: Shown) -> Scripted:
+        if "question 0?" in shown.prompt:
+            return Scripted(fault="no_choices")
+        return oracle(shown)
+
+    server = judge_server(responder)
+    project.set(judge={"base_url": server.url})
+    project.pairs(good_bad_rows(3))
+    data = project.run_json("round")
+    assert data["status"] == "completed" and data["review"] == {"judge_error": 1}
+    charged = asked(server, "question 0?")
+    assert charged == 2  # one per order, each billed once
+    for _ in range(2):
+        project.pairs(good_bad_rows(3))
+        assert project.run_json("round")["status"] in ("completed", "nothing_to_do")
+    assert asked(server, "question 0?") == charged
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("empty.jsonl", b"", "the file is empty; add pairs or point source.path elsewhere"),
+        ("blank.csv", b"\n\n", "the file is empty"),
+        (
+            "binary.jsonl",
+            bytes(range(256)) * 8,
+            "rows is a usable pair (first: {path}:1: ",
+        ),
+        ("wrong.csv", b"question,answer\nq,a\n", "columns found: question, answer; configured"),
+        (
+            "fields.jsonl",
+            b'{"question": "q", "a": "x", "b": "y"}\n{"question": "r"}\n',
+            "none of its 2 rows is a usable pair (first: {path}:1: missing field 'prompt'); "
+            "is it the right file, with the field names set in [source]?",
+        ),
+    ],
+)
+def test_a_source_with_no_usable_pair_is_a_one_line_error(
+    project: Project, name: str, content: bytes, needle: str
+) -> None:
+    """Issue 10: empty, binary and wrong-column files printed 'Nothing to do', exit 0."""
+    path = project.root / name
+    path.write_bytes(content)
+    project.set(source={"path": str(path)})
+    result = project.run("round")
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: ")
+    assert needle.format(path=path) in lines[0]
+    assert project.server.requests == []  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +93,33 @@ def test_open_secrets_file_is_refused(project: Project) -> None:
     path.chmod(0o644)
     with pytest.raises(StateError, match="let others read the secrets"):
         read_secrets(path)
+
+
+def private(home: Path) -> list[str]:
+    """Paths under ``home`` that a group or other user could read, write or enter. Not
+    looked into: ``tmp/``, where the server copies its static web assets with their
+    package permissions (no secrets; unreachable anyway behind the 0700 folders)."""
+    bad = [] if home.stat().st_mode & 0o077 == 0 else [str(home)]
+    for path in home.rglob("*"):
+        inside_tmp = path.parent != home and (home / "tmp") in path.parents
+        if not inside_tmp and not path.is_symlink() and path.stat().st_mode & 0o077:
+            bad.append(f"{path} {oct(path.stat().st_mode & 0o777)}")
+    return bad
+
+
+def test_argillas_folder_is_private_to_the_user(argilla: Any, tmp_path: Path) -> None:
+    """Issue 10: other local users could read the owner's API key in Argilla's database."""
+    from labeler.server.manager import make_private
+
+    files = {p.name for p in argilla.home.rglob("*")}
+    assert {"secrets.json", "server.log", "redis.sock"} <= files
+    assert any(name.endswith((".db", ".sqlite")) for name in files), files
+    assert private(argilla.home) == []
+    # a folder left open by an older version is closed again at the next start
+    old = tmp_path / "argilla"
+    (old / "sub").mkdir(parents=True)
+    (old / "argilla.db").write_text("x")
+    for path, mode in ((old, 0o755), (old / "sub", 0o777), (old / "argilla.db", 0o644)):
+        path.chmod(mode)
+    make_private(old)
+    assert private(old) == []

@@ -40,10 +40,12 @@ COMMANDS = {
 
 
 def _error_line(message: str) -> None:
+    from rich.markup import escape
+
     from labeler.cli.render import stderr_console
 
     stderr_console().print(
-        f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True
+        f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True
     )
 
 

@@ -38,7 +38,7 @@ class Scripted:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
-    fault: str | None = None  # "drop" | "truncate" | "garbage" | "hang" | "no_usage"
+    fault: str | None = None  # "drop" | "truncate" | "garbage" | "hang" | "no_usage" | "no_choices"
     completion_tokens: int | None = None
 
 
@@ -113,6 +113,8 @@ def completion_body(body: dict[str, Any], reply: Scripted, number: int) -> dict[
             }
         ],
     }
+    if reply.fault == "no_choices":  # a billed 200 with nothing in it
+        out["choices"] = []
     if reply.fault != "no_usage":
         tokens_in = max(1, prompt_chars // 4)
         tokens_out = reply.completion_tokens or max(1, len(content) // 4)

@@ -43,12 +43,29 @@ class Credentials:
 
 
 def _set_pdeathsig() -> None:
-    """In the child: die with SIGTERM when the parent dies (Linux)."""
+    """In the child: die with SIGTERM when the parent dies (Linux); create every file
+    private (umask 077: Argilla's database holds the owner's API key)."""
+    os.umask(0o077)
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+def make_private(home: Path) -> None:
+    """Argilla's folder (its database holds the owner's API key; logs; redis's socket) is
+    the user's alone: 0700 folders, 0600 files, fixed at every start (a folder copied or
+    created by an older labeler may be group- or world-readable)."""
+    home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o700)
+    for root, dirs, files in os.walk(home):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o700)
+        for f in files:
+            path = os.path.join(root, f)
+            if not os.path.islink(path):
+                os.chmod(path, 0o600)
 
 
 def read_secrets(path: Path) -> dict[str, Any]:
@@ -151,7 +168,9 @@ class EmbeddedArgilla:
         return env
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
-        log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 (the child owns it)
+        log_path = self.home / f"{name}.log"
+        log = open(log_path, "ab")  # noqa: SIM115 (the child owns it)
+        os.chmod(log_path, 0o600)
         self.procs[name] = subprocess.Popen(
             args,
             env=env,
@@ -199,9 +218,9 @@ class EmbeddedArgilla:
                 f"port {self.port} on {self.host} is in use; is `labeler serve` "
                 "already running? (or set review.port / --port)"
             )
-        self.home.mkdir(parents=True, exist_ok=True)
+        make_private(self.home)
         shutil.rmtree(self.home / "tmp", ignore_errors=True)
-        (self.home / "tmp").mkdir()
+        (self.home / "tmp").mkdir(mode=0o700)
         secrets = ensure_secrets(self.secrets_path, self.workspace)
         try:
             redis_url = self.redis_url or self._start_redis()
