@@ -60,3 +60,15 @@ class BudgetExceeded(LabelerError):
 
 class ProjectBusy(StateError):
     """Another labeler command holds this project's lock."""
+
+
+def write_failed(path: object, exc: OSError, what: str = "write") -> str:
+    """One line for a failed write: "no space left" said plainly, the path named."""
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"{path}: no space left on device; free some space and run the command again "
+            "(nothing was half-written)"
+        )
+    return f"{path}: cannot {what} ({exc.strerror or exc})"

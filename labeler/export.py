@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from labeler.errors import ExportError
+from labeler.errors import ExportError, write_failed
 
 DPO_COLUMNS = ("prompt", "chosen", "rejected")
 PROVENANCE_COLUMNS = (
@@ -65,6 +65,7 @@ def save_dpo(rows: Iterable[Mapping[str, Any]], dataset_dir: Path, parquet: bool
     dataset_dir = dataset_dir.absolute()
     versions = dataset_dir.parent / f".{dataset_dir.name}.versions"
     target = versions / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    _sweep(dataset_dir.parent, (f".{dataset_dir.name}.parquet.tmp", f".{dataset_dir.name}.link-"))
     try:
         if dataset_dir.exists() and not dataset_dir.is_symlink():
             raise ExportError(
@@ -77,18 +78,46 @@ def save_dpo(rows: Iterable[Mapping[str, Any]], dataset_dir: Path, parquet: bool
         ds.save_to_disk(str(target), num_shards=None if count else 1)
         if parquet:
             tmp = dataset_dir.with_name(f".{dataset_dir.name}.parquet.tmp")
-            ds.to_parquet(str(tmp))
+            try:
+                _write_parquet(ds, tmp)
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                raise
             os.replace(tmp, dataset_dir.with_name(dataset_dir.name + ".parquet"))
         link_tmp = dataset_dir.with_name(f".{dataset_dir.name}.link-{uuid.uuid4().hex[:8]}")
         os.symlink(target, link_tmp)
         os.replace(link_tmp, dataset_dir)
     except OSError as exc:
         shutil.rmtree(target, ignore_errors=True)
-        raise ExportError(f"{dataset_dir}: cannot write the dataset ({exc})") from None
+        raise ExportError(write_failed(dataset_dir, exc, "write the dataset")) from None
     for old in versions.iterdir():
         if old != target:
             shutil.rmtree(old, ignore_errors=True)
     return count
+
+
+def _write_parquet(ds: Any, path: Path) -> None:
+    """Parquet through a Python file object: a full disk is then an OSError to report,
+    where pyarrow writing to a path itself aborts the process (exit 134)."""
+    import pyarrow.parquet as pq
+
+    with path.open("wb") as fh:
+        pq.write_table(ds.data.table, fh)
+
+
+def _sweep(folder: Path, prefixes: tuple[str, ...]) -> None:
+    """Remove temporary files or folders an earlier run left when it was killed (only
+    labeler's own dot-names; one writer per project holds the lock meanwhile)."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith(prefixes):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 def kto_rows(dpo: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -118,7 +147,11 @@ def write_export(
     """Write rows as a datasets folder, Parquet or JSONL, atomically and deterministically
     (the same rows give byte-identical files), with the dataset card beside them."""
     out = out.absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(write_failed(out.parent, exc, "create the folder")) from None
+    _sweep(out.parent, (f".{out.name}.tmp-", f".{out.name}.old-", f".{out.name}.README.md.tmp"))
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         if target == "jsonl":
@@ -126,7 +159,7 @@ def write_export(
                 for row in rows:
                     fh.write(json.dumps({c: row[c] for c in columns}, ensure_ascii=False) + "\n")
         elif target == "parquet":
-            _dataset(rows, columns).to_parquet(str(tmp))
+            _write_parquet(_dataset(rows, columns), tmp)
         else:
             _dataset(rows, columns).save_to_disk(str(tmp), num_shards=1 if not rows else None)
             (tmp / "README.md").write_text(card, "utf-8")
@@ -138,7 +171,9 @@ def write_export(
             os.replace(card_tmp, card_path)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
-        raise ExportError(f"{out}: cannot write the export ({exc})") from None
+        card_tmp = out.with_name(f".{out.name}.README.md.tmp")
+        card_tmp.unlink(missing_ok=True)
+        raise ExportError(write_failed(out, exc, "write the export")) from None
     return out
 
 

@@ -14,6 +14,7 @@ requested again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labeler.errors import StateError
+from labeler.errors import StateError, write_failed
 from labeler.pairs import BadRow, Pair
 
 SCHEMA_VERSION = 1
@@ -249,14 +250,27 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
+        """One write transaction; a full disk becomes one line naming the database (the
+        transaction is rolled back: nothing half-written, the command can be rerun)."""
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            else:
+                self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if self.db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+            if "full" in str(exc):  # SQLITE_FULL: "database or disk is full"
+                import errno
+
+                raise StateError(write_failed(self.path, OSError(errno.ENOSPC, str(exc)))) from None
             raise
-        else:
-            self.db.execute("COMMIT")
 
     # -- pairs -----------------------------------------------------------------------------
 

@@ -1,0 +1,154 @@
+"""A full disk: one line naming the path and "no space left", exit 1, nothing half-written,
+the round resumable once space is freed; temp files of a killed run are swept.
+
+The full disk is a real one: a small tmpfs mounted in a private mount namespace
+(``unshare -r -m``, no root needed), so the labeler command under test meets ENOSPC from
+the kernel exactly as on a full volume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Project
+
+HEX = 1500  # random bytes per response, written as hex: incompressible text
+
+
+def namespaces_work() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "-r", "-m", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+        capture_output=True,
+    )
+    return probe.returncode == 0
+
+
+pytestmark = pytest.mark.skipif(
+    not namespaces_work(), reason="needs unprivileged mount namespaces (unshare -r -m)"
+)
+
+
+def big_rows(n: int) -> list[dict[str, str]]:
+    return [
+        {
+            "prompt": f"question {i}? " + os.urandom(100).hex(),
+            "response_a": f"answer {i} is good " + os.urandom(HEX).hex(),
+            "response_b": f"answer {i} is poor " + os.urandom(HEX).hex(),
+        }
+        for i in range(n)
+    ]
+
+
+def on_small_disk(project: Project, mount: Path, size: str, *steps: list[str]) -> list[dict]:
+    """Run labeler commands in one mount namespace where ``mount`` is a tmpfs of ``size``;
+    a step ``["grow"]`` enlarges it (space freed), ``["ls"]`` lists it into left.txt.
+    Returns each command's rc/out/err."""
+    mount.mkdir(parents=True, exist_ok=True)
+    script = [f"mount -t tmpfs -o size={size} tmpfs {mount}"]
+    outs = []
+    for n, step in enumerate(steps):
+        if step == ["grow"]:
+            script.append(f"mount -o remount,size=64m tmpfs {mount}")
+            continue
+        if step == ["ls"]:  # what is left on the small disk
+            script.append(f"ls -A {mount} > {mount.parent / 'left.txt'}")
+            continue
+        cmd = " ".join([sys.executable, "-m", "labeler", "--config", str(project.config), *step])
+        out, err = mount.parent / f"step{n}.out", mount.parent / f"step{n}.err"
+        script.append(f"{cmd} >{out} 2>{err}; echo $? >{out}.rc")
+        outs.append((out, err))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABELER_")}
+    done = subprocess.run(
+        ["unshare", "-r", "-m", "sh", "-c", " && ".join(script[:1]) + "; " + "; ".join(script[1:])],
+        cwd=project.root,
+        env={**env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return [
+        {
+            "rc": int(Path(f"{o}.rc").read_text()),
+            "out": o.read_text(),
+            "err": e.read_text(),
+        }
+        for o, e in outs
+    ]
+
+
+def test_export_to_a_full_disk_is_one_line_and_leaves_nothing(
+    project: Project, tmp_path: Path
+) -> None:
+    """Issue 10: pyarrow aborted the process (exit 134) and left a half-written .tmp."""
+    project.pairs(big_rows(60))
+    assert project.run("round").exit_code == 0
+    mount = tmp_path / "small"
+    out = mount / "prefs.parquet"
+    [export] = on_small_disk(
+        project, mount, "200k", ["export", "--to", "parquet", "--out", str(out)], ["ls"]
+    )
+    assert export["rc"] == 1, export
+    assert export["err"].strip().splitlines() == [
+        f"error: {out}: no space left on device; free some space and run the command "
+        "again (nothing was half-written)"
+    ]
+    assert "Traceback" not in export["err"]
+    assert (tmp_path / "left.txt").read_text() == ""  # no half-written file, no temp file
+
+
+def test_a_full_disk_under_the_state_stops_the_round_and_it_resumes(
+    project: Project, tmp_path: Path
+) -> None:
+    mount = tmp_path / "small"
+    project.set(project={"state_dir": str(mount / ".labeler")})
+    project.pairs(big_rows(40))
+    first, listing, second = on_small_disk(
+        project,
+        mount,
+        "256k",
+        ["round"],
+        ["status", "--json"],
+        ["grow"],
+        ["round", "--json"],
+    )
+    assert first["rc"] == 1, first
+    lines = first["err"].strip().splitlines()
+    assert len(lines) == 1 and "no space left on device" in lines[0], first["err"]
+    assert str(mount / ".labeler") in lines[0]
+    assert "Traceback" not in first["err"]
+    assert listing["rc"] == 0
+    assert second["rc"] == 0, second
+    data = json.loads(second["out"])
+    assert data["status"] == "completed" and data["judged"] + data.get("unjudged", 0) >= 40
+
+
+def test_temp_files_of_a_killed_run_are_swept(project: Project, tmp_path: Path) -> None:
+    """kill -9 during an export or a dataset write leaves dot-named temp files behind."""
+    project.pairs(big_rows(3))
+    out = tmp_path / "out" / "prefs.parquet"
+    out.parent.mkdir()
+    stale_export = [out.parent / ".prefs.parquet.tmp-deadbeef", out.parent / ".prefs.parquet.old-1"]
+    stale_export[0].write_bytes(b"half")
+    stale_export[1].mkdir()
+    state = project.root / ".labeler"
+    state.mkdir()
+    stale_state = [state / ".dataset.parquet.tmp", state / ".dataset.link-0badf00d"]
+    stale_state[0].write_bytes(b"half")
+    stale_state[1].symlink_to(state / "nowhere")
+    assert project.run("round").exit_code == 0
+    assert project.run("export", "--to", "parquet", "--out", str(out)).exit_code == 0
+    assert not any(p.exists() or p.is_symlink() for p in stale_export + stale_state)
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "prefs.parquet",
+        "prefs.parquet.README.md",
+    ]
