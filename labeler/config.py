@@ -175,6 +175,12 @@ class ReviewConfig:
     workspace: str = _opt("labeler", "Argilla workspace.")
     dataset: str = _opt("", "Argilla dataset name; empty = project.name.")
     min_submitted: int = _opt(1, "Reviewers who must decide each pair.", lo=1, hi=20)
+    max_reviewers: int = _opt(
+        5,
+        "When reviewers tie, one more is asked, up to this many per pair.",
+        lo=1,
+        hi=50,
+    )
     suggestions: bool = _opt(
         False,
         "Show the judge's verdict as a hint (never a pre-selected answer), only on pairs "

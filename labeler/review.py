@@ -59,6 +59,8 @@ class HumanResponse:
     reason: str | None
     inserted_at: str
     updated_at: str
+    response_id: str = ""
+    values: dict[str, Any] | None = None  # as Argilla stores them (to write them back)
 
 
 class ArgillaReview:
@@ -249,11 +251,29 @@ class ArgillaReview:
                             reason=(values.get(REASON_QUESTION) or {}).get("value"),
                             inserted_at=resp["inserted_at"],
                             updated_at=resp["updated_at"],
+                            response_id=str(resp.get("id", "")),
+                            values=values,
                         )
                     )
             offset += len(page["items"])
             if len(page["items"]) < PAGE:
                 return out
+
+    def hold(self, response: HumanResponse) -> None:
+        """Turn one submitted response back into a draft with the same answer, so its
+        record needs one more submission and returns to every other reviewer's queue
+        (Argilla counts submissions per dataset only; this reopens one record). labeler
+        keeps counting the held vote."""
+        http = self.client.api.http_client
+
+        def go() -> None:
+            reply = http.put(
+                f"/api/v1/responses/{response.response_id}",
+                json={"status": "draft", "values": response.values or {}},
+            )
+            reply.raise_for_status()
+
+        self._call(go)
 
     def _get(self, http: Any, path: str, params: dict[str, Any] | None = None) -> Any:
         def go() -> Any:

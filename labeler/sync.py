@@ -44,6 +44,7 @@ class SyncSummary:
     dataset_rows: int = 0
     calibration: dict[str, Any] = field(default_factory=dict)
     fast_verdicts: int = 0
+    escalated: int = 0  # ties sent to one more reviewer in this sync
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,6 +176,40 @@ def push_pending(store: Store, cfg: Config, review: Any | None = None) -> PushRe
     return result
 
 
+def escalate_ties(
+    store: Store,
+    cfg: Config,
+    review: Any,
+    decisions: dict[str, consensus.Consensus],
+    responses: list[Any],
+) -> int:
+    """Reviewers tied on a pair that Argilla counts as complete: hold one of their
+    responses as a draft, so the record returns to the other reviewers' queues and one more
+    decides (up to ``review.max_reviewers``). Returns how many pairs were sent on."""
+    submitted: dict[str, list[Any]] = {}
+    for r in responses:
+        if r.status == "submitted":
+            submitted.setdefault(r.pair_id, []).append(r)
+    sent = 0
+    for pair_id, c in decisions.items():
+        done = submitted.get(pair_id, [])
+        tie = not c.decided and c.reviewers >= cfg.review.min_submitted
+        if not tie or c.reviewers >= cfg.review.max_reviewers:
+            continue
+        if len(done) < cfg.review.min_submitted:  # already waiting for one more
+            continue
+        latest = max(done, key=lambda r: r.updated_at)
+        review.hold(latest)
+        store.flag(
+            pair_id,
+            "escalated",
+            f"votes {c.votes}: asked one more reviewer",
+            reviewer=latest.reviewer,
+        )
+        sent += 1
+    return sent
+
+
 def run_sync(cfg: Config, repush: bool = False) -> SyncSummary:
     """Push pending pairs, pull verdicts, decide pairs, rewrite the dataset."""
     from labeler.rounds import write_dataset
@@ -193,11 +228,15 @@ def run_sync(cfg: Config, repush: bool = False) -> SyncSummary:
             raise ReviewError(pushed.error)
         order = store.shown_order()
         responses = review.pull() if order else []
+        held = {(r["pair_id"], r["reviewer"]) for r in store.flags("escalated")}
         rows = [
             (
                 r.pair_id,
                 r.reviewer,
-                r.status,
+                # a vote labeler held back as a draft to reopen a tie still counts
+                "submitted"
+                if r.status == "draft" and (r.pair_id, r.reviewer) in held
+                else r.status,
                 consensus.from_shown_key(r.label, order.get(r.pair_id, False)),
                 r.reason,
                 r.inserted_at,
@@ -218,6 +257,7 @@ def run_sync(cfg: Config, repush: bool = False) -> SyncSummary:
             for pid, labels in votes.items()
         }
         summary.newly_decided = store.save_decisions(decisions)
+        summary.escalated = escalate_ties(store, cfg, review, decisions, responses)
         for c in decisions.values():
             if c.decided and c.label:
                 summary.decided[c.label] = summary.decided.get(c.label, 0) + 1

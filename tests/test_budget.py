@@ -31,7 +31,8 @@ def test_budget_stop_then_resume_loses_nothing(project: Project, judge_server) -
     assert "stopped before its next request could pass costs.max_cost_per_round" in result.stderr
     assert "Raise the limit" in result.stderr
     sent_before = len(server.requests)
-    # still over budget: nothing more is sent
+    # no room left at all (the limit is what was spent): nothing more is sent
+    project.set(costs={"max_cost_per_round": data["judge_cost"]})
     again = project.run("round", "--json")
     assert again.exit_code == 3 and len(server.requests) == sent_before
     project.set(costs={"max_cost_per_round": 0.0})

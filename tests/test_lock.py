@@ -79,9 +79,12 @@ def test_wait_queues_behind_the_holder(tmp_path: Path) -> None:
     proc = hold(tmp_path, "sync", 1.0)
     notes: list[str] = []
     started = time.monotonic()
-    with project_lock(tmp_path, "round", wait=True, on_wait=notes.append, poll_s=0.05):
-        assert proc.poll() is not None  # the holder had finished
-    release(proc)
+    try:
+        with project_lock(tmp_path, "round", wait=True, on_wait=notes.append, poll_s=0.05):
+            # the holder has let go: its lock file no longer names it
+            assert json.loads((tmp_path / "lock").read_text())["pid"] == os.getpid()
+    finally:
+        release(proc)
     assert time.monotonic() - started > 0.3
     assert notes == [f"waiting for labeler sync (pid {proc.pid}) to finish ..."]
 

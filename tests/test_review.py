@@ -137,7 +137,21 @@ def test_two_reviewers_disagreeing_is_reported(review_project: Project, judge_se
     assert disputed["reviewers"] == 2 and not disputed["decided"]
     assert json.loads(disputed["votes"]) == {"A": 1, "B": 1}
     assert p.run_json("status")["disputed"] == 1
-    assert "disputed" in p.run("sync").stdout
+    # issue 10: the tie is not stuck: one more reviewer is asked, once
+    assert data["escalated"] == 1
+    again = p.run("sync")
+    assert "disputed" in again.stdout and "ties sent to one more reviewer" in again.stdout
+    assert p.run_json("sync")["escalated"] == 0  # already waiting for that reviewer
+    erin = add_reviewer(p, "erin-dis")
+    (pending,) = erin.pending(ds_id)
+    assert "question 0?" in pending["fields"]["prompt"]
+    assert carol.pending(ds_id) == [] and dave.pending(ds_id) == []  # they answered
+    erin.submit(pending["id"], pick_good(pending), reason="third opinion")
+    final = p.run_json("sync")
+    assert final["newly_decided"] == 1 and final["awaiting"] == 0 and final["escalated"] == 0
+    (settled,) = final["disputed"]
+    assert settled["decided"] and settled["reviewers"] == 3
+    assert json.loads(settled["votes"]) == {"A": 2, "B": 1}  # stored order: question 0's A is good
 
 
 def test_discarded_and_tie_responses(review_project: Project, judge_server) -> None:

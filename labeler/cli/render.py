@@ -195,6 +195,11 @@ def serve_panel(url: str, username: str, secrets_path: str, workspace: str, data
     table.add_row("owner password and API key", f"in {secrets_path} (mode 0600)")
     table.add_row("workspace / dataset", f"{workspace} / {dataset}")
     table.add_row("add a reviewer", "labeler reviewers add NAME")
+    table.add_row(
+        "known limit",
+        "annotators can read other reviewers' answers through Argilla's API "
+        "(GET /api/v1/records/{id}); the web UI does not show them",
+    )
     return table
 
 
@@ -221,6 +226,13 @@ def sync_table(s: dict[str, Any]) -> Table:
         table.add_row(
             f"  {d['pair_id'][:12]} {d['votes']}", "decided" if d["decided"] else "no majority"
         )
+    escalated = s.get("escalated", 0)
+    table.add_row(
+        "[yellow]ties sent to one more reviewer[/]"
+        if escalated
+        else "ties sent to one more reviewer",
+        str(escalated),
+    )
     fast = s.get("fast_verdicts", 0)
     table.add_row(
         "[yellow]verdicts not counted (too fast, unconfirmed)[/]"
