@@ -16,18 +16,18 @@ from typing import Any
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from bench import calibration_bench, review_bench, round_bench
+from bench import calibration_bench, import_bench, review_bench, round_bench
 
 ROUND_PARTS = ("startup", "throughput", "memory")
 
 
 def main() -> None:
     which = sys.argv[1:]
-    unknown = [w for w in which if w not in (*ROUND_PARTS, "review", "calibration")]
+    unknown = [w for w in which if w not in (*ROUND_PARTS, "review", "calibration", "import")]
     if unknown:
         sys.exit(
             f"unknown benchmark {unknown[0]!r}; choose from "
-            f"{', '.join(ROUND_PARTS)}, review, calibration"
+            f"{', '.join(ROUND_PARTS)}, review, calibration, import"
         )
     results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -39,6 +39,8 @@ def main() -> None:
         results["round"] = round_bench.main(round_parts)
     if not which or "review" in which:
         results["review"] = review_bench.main()
+    if not which or "import" in which:
+        results["import"] = import_bench.main()
     if not which or "calibration" in which:
         results["calibration"] = calibration_bench.main()
     out = Path(__file__).parent / "results"

@@ -85,7 +85,8 @@ def save_dpo(rows: Iterable[Mapping[str, Any]], dataset_dir: Path, parquet: bool
                 raise
             os.replace(tmp, dataset_dir.with_name(dataset_dir.name + ".parquet"))
         link_tmp = dataset_dir.with_name(f".{dataset_dir.name}.link-{uuid.uuid4().hex[:8]}")
-        os.symlink(target, link_tmp)
+        # relative: a moved or copied project reads its own dataset, not the original's
+        os.symlink(os.path.relpath(target, dataset_dir.parent), link_tmp)
         os.replace(link_tmp, dataset_dir)
     except OSError as exc:
         shutil.rmtree(target, ignore_errors=True)

@@ -18,6 +18,7 @@ import hashlib
 import io
 import itertools
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from labeler.config import SourceConfig
 from labeler.errors import SourceError
 
 MAX_RESPONSES = 4
+_SURROGATE = re.compile("[\ud800-\udfff]")  # what undecodable bytes decode to
 # A decoded row, or (kind, reason) when the reader could not decode it.
 Row = Mapping[str, Any] | tuple[str, str]
 
@@ -39,6 +41,7 @@ class Pair:
     response_b: str
     source: str = ""
     row: int = 0
+    key: str = ""  # the same for (prompt, a, b) and (prompt, b, a): see ``pair_key``
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,25 @@ def pair_id(prompt: str, response_a: str, response_b: str) -> str:
     return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+def pair_key(prompt: str, response_a: str, response_b: str) -> str:
+    """The pair's identity whatever the order of its responses: (prompt, b, a) is the same
+    pair as (prompt, a, b), and importing both would put contradictory preferences in one
+    dataset. The id keeps the source order (it is what was shown and judged)."""
+    first, second = sorted((response_a, response_b))
+    return pair_id(prompt, first, second)
+
+
 def make_pair(
     prompt: str, response_a: str, response_b: str, source: str = "", row: int = 0
 ) -> Pair:
     return Pair(
-        pair_id(prompt, response_a, response_b), prompt, response_a, response_b, source, row
+        pair_id(prompt, response_a, response_b),
+        prompt,
+        response_a,
+        response_b,
+        source,
+        row,
+        pair_key(prompt, response_a, response_b),
     )
 
 
@@ -75,7 +92,7 @@ def _text_problem(name: str, value: Any) -> tuple[str, str] | None:
         return "not_text", f"field '{name}' is not text (got {type(value).__name__})"
     if not value.strip():
         return "empty_field", f"field '{name}' is empty"
-    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+    if _SURROGATE.search(value):  # a C-speed scan (a Python loop took 1 ms per 6 KB text)
         return "undecodable", f"field '{name}' has undecodable bytes (not UTF-8)"
     return None
 
@@ -289,14 +306,19 @@ def read_source(cfg: SourceConfig) -> Iterator[Pair | BadRow]:
 
 
 def near_identical(a: str, b: str, threshold: float) -> float | None:
-    """The similarity of two responses (difflib ratio, 0-1) when it is at least
-    ``threshold``, else None. Cheap upper bounds are checked first."""
-    import difflib
-
+    """The similarity of two responses when it is at least ``threshold``, else None:
+    2 * LCS / (len(a) + len(b)), the normalised Indel similarity (rapidfuzz's ``ratio``;
+    difflib's ratio is a lower bound of it). The length bound is checked first, and the
+    cutoff lets rapidfuzz stop early: linear-ish in the text, where difflib was quadratic
+    (1 s per pair of 1,000-word answers, minutes for 150 KB ones)."""
     if threshold > 1:
         return None
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    if matcher.real_quick_ratio() < threshold or matcher.quick_ratio() < threshold:
+    total = len(a) + len(b)
+    if total == 0:
+        return 1.0
+    if 2 * min(len(a), len(b)) / total < threshold:
         return None
-    ratio = matcher.ratio()
-    return ratio if ratio >= threshold else None
+    from rapidfuzz.fuzz import ratio
+
+    similar = ratio(a, b, score_cutoff=threshold * 100) / 100
+    return similar if similar >= threshold and similar > 0 else None

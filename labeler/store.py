@@ -18,16 +18,16 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from labeler.errors import StateError, write_failed
-from labeler.pairs import BadRow, Pair
+from labeler.pairs import BadRow, Pair, pair_key
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # see MIGRATIONS
 STATES = ("imported", "accepted", "needs_review", "in_review", "human_decided", "exported")
 
 _SCHEMA = """
@@ -206,15 +206,30 @@ class Store:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         self.db.execute(statement)
-                self._check_version()
-                self._add_missing_columns()
+                self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StateError(f"{path}: cannot open the state database ({exc})") from None
         except OSError as exc:
             raise StateError(f"{path}: cannot create the state folder ({exc})") from None
 
+    def _migrate(self) -> None:
+        """Bring a state file to SCHEMA_VERSION by numbered steps (inside the opening
+        transaction: a failed step leaves the file as it was)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = 0 if row is None else int(row[0])
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"{self.path}: written by a newer labeler (schema {version}); upgrade labeler"
+            )
+        for number, step in MIGRATIONS:
+            if number > version or (number == 1 and version <= 1):
+                step(self)
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+
     def _add_missing_columns(self) -> None:
-        """Columns added after a state file was created (same schema version)."""
+        """Migration 1: columns added to version 1 files over time (idempotent)."""
         added = {
             "calls": (("prompt_chars", "INTEGER NOT NULL DEFAULT 0"),),
             # pi: the probability the pair had of reaching a human, fixed when routed;
@@ -230,14 +245,34 @@ class Store:
                 if name not in have:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
-    def _check_version(self) -> None:
-        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) > SCHEMA_VERSION:
-            raise StateError(
-                f"{self.path}: written by a newer labeler (schema {row[0]}); upgrade labeler"
+    def _add_pair_keys(self) -> None:
+        """Migration 2: ``pair_key``, the pair's identity whatever the order of its
+        responses (a swapped copy of a stored pair is a duplicate), filled for old rows."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(pairs)")}
+        if "pair_key" not in have:
+            self.db.execute("ALTER TABLE pairs ADD COLUMN pair_key TEXT")
+        rows = self.db.execute(
+            "SELECT seq, prompt, response_a, response_b FROM pairs WHERE pair_key IS NULL"
+        ).fetchall()
+        self.db.executemany(
+            "UPDATE pairs SET pair_key = ? WHERE seq = ?",
+            ((pair_key(r[1], r[2], r[3]), r[0]) for r in rows),
+        )
+        self.db.execute("CREATE INDEX IF NOT EXISTS pairs_by_key ON pairs (pair_key)")
+
+    def existing_keys(self, keys: list[str]) -> set[str]:
+        """Which of the order-free ``pair_key``s are stored already."""
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                r[0]
+                for r in self.db.execute(
+                    f"SELECT pair_key FROM pairs WHERE pair_key IN ({marks})", chunk
+                )
             )
+        return found
 
     def close(self) -> None:
         self.db.close()
@@ -281,9 +316,9 @@ class Store:
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO pairs (id, prompt, response_a, response_b, source, "
-                "source_row, imported_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
+                "source_row, imported_at, updated_at, pair_key) VALUES (?,?,?,?,?,?,?,?,?)",
                 (
-                    (p.id, p.prompt, p.response_a, p.response_b, p.source, p.row, now, now)
+                    (p.id, p.prompt, p.response_a, p.response_b, p.source, p.row, now, now, p.key)
                     for p in pairs
                 ),
             )
@@ -293,6 +328,25 @@ class Store:
                 ((b.source, b.row, b.reason, now) for b in bad_rows),
             )
         return added
+
+    def existing_ids(self, ids: list[str]) -> set[str]:
+        """Which of ``ids`` are stored already (in any state)."""
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                r[0] for r in self.db.execute(f"SELECT id FROM pairs WHERE id IN ({marks})", chunk)
+            )
+        return found
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def known_pair_ids(self, ids: list[str]) -> set[str]:
         found: set[str] = set()
@@ -801,3 +855,10 @@ class Store:
                 "AND state IN ('accepted', 'human_decided')",
                 ((now, pid) for pid in pair_ids),
             )
+
+
+# (number, step): a state file at version v runs every step numbered above v
+MIGRATIONS: tuple[tuple[int, Callable[[Store], None]], ...] = (
+    (1, Store._add_missing_columns),
+    (2, Store._add_pair_keys),
+)

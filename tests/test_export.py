@@ -57,3 +57,22 @@ def test_refuses_to_replace_a_folder_it_did_not_write(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     with pytest.raises(ExportError, match="was not written by labeler"):
         save_dpo([], tmp_path / "d", parquet=False)
+
+
+def test_a_copied_project_reads_its_own_dataset(tmp_path: Path) -> None:
+    """Issue 11: the dataset link was absolute, so a copy read the original's dataset."""
+    import os
+    import shutil
+
+    target = tmp_path / "proj" / ".labeler" / "dataset"
+    save_dpo([dpo_row(stored(i, "A")) for i in range(2)], target, parquet=False)
+    assert not os.readlink(target).startswith("/")
+    shutil.copytree(tmp_path / "proj", tmp_path / "copy", symlinks=True)
+    save_dpo(
+        [dpo_row(stored(i, "B")) for i in range(4)], target, parquet=False
+    )  # original moves on
+    copy = tmp_path / "copy" / ".labeler" / "dataset"
+    assert copy.resolve().is_relative_to(tmp_path / "copy")
+    assert datasets.load_from_disk(str(copy)).num_rows == 2
+    shutil.move(tmp_path / "copy", tmp_path / "moved")
+    assert datasets.load_from_disk(str(tmp_path / "moved" / ".labeler" / "dataset")).num_rows == 2

@@ -372,3 +372,96 @@ def test_a_source_with_no_usable_pair_is_a_one_line_error(
     assert len(lines) == 1 and lines[0].startswith(f"error: {path}: ")
     assert needle.format(path=path) in lines[0]
     assert project.server.requests == []  # type: ignore[attr-defined]
+
+
+def test_only_new_pairs_are_checked_and_an_unchanged_source_is_not_read(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11: the near-duplicate check ran on every source row at every round."""
+    import labeler.rounds as rounds_module
+    from labeler.config import load_config
+    from labeler.pairs import read_source as real_read
+
+    checked: list[str] = []
+    reads: list[int] = []
+
+    def counting(a: str, b: str, threshold: float) -> float | None:
+        checked.append(a)
+        return None
+
+    def reading(cfg: Any) -> Any:
+        reads.append(1)
+        return real_read(cfg)
+
+    monkeypatch.setattr(rounds_module, "near_identical", counting)
+    monkeypatch.setattr(rounds_module, "read_source", reading)
+    path = project.pairs(good_bad_rows(6))
+    cfg = load_config(project.config, environ={})
+    phases: set[str] = set()
+    first = rounds_module.run_round(cfg, on_progress=lambda p: phases.add(p.phase))
+    assert first.new_pairs == 6 and len(checked) == 6 and reads == [1]
+    assert phases == {"importing", "judging"}
+    with path.open("a") as fh:  # two more pairs appended
+        for row in good_bad_rows(2, start=6):
+            fh.write(json.dumps(row) + "\n")
+    second = rounds_module.run_round(cfg)
+    assert second.new_pairs == 2 and second.source_pairs == 8
+    assert len(checked) == 8 and reads == [1, 1]  # only the two new pairs were checked
+    third = rounds_module.run_round(cfg)
+    assert third.status == "nothing_to_do" and third.source_pairs == 8
+    assert len(checked) == 8 and reads == [1, 1]  # unchanged file: not read at all
+
+
+def test_near_identical_long_answers() -> None:
+    """Long answers: near copies are found, different ones are not (rapidfuzz, with the
+    length bound first; difflib took minutes on a pair of 150 KB answers)."""
+    from labeler.pairs import near_identical
+
+    rng = __import__("random").Random(3)
+    words = [f"w{rng.randrange(5000)}" for _ in range(25_000)]
+    a = " ".join(words)
+    edited = " ".join(w if i % 400 else "changed" for i, w in enumerate(words))
+    similar = near_identical(a, edited, 0.95)
+    assert similar is not None and 0.95 <= similar < 1.0
+    other = " ".join(f"w{rng.randrange(5000)}" for _ in range(25_000))
+    assert near_identical(a, other, 0.95) is None
+    assert near_identical(a, a[: len(a) // 2], 0.95) is None  # the length bound alone
+    assert near_identical("same", "same", 0.95) == 1.0
+
+
+def test_a_swapped_copy_is_a_duplicate_not_a_contradiction(project: Project) -> None:
+    """Issue 11: 40 pairs plus their 40 swapped copies exported 29 rows covering 16
+    distinct pairs. A pair is the same whatever the order of its responses."""
+    rows = good_bad_rows(6)
+    swapped = [{**r, "response_a": r["response_b"], "response_b": r["response_a"]} for r in rows]
+    project.pairs([*rows, *swapped[:3], rows[0]])  # three swapped copies, one repeated row
+    data = project.run_json("round")
+    assert data["new_pairs"] == 6 and data["skipped"] == {"swapped_duplicate": 3}
+    # the other swapped copies arriving later are duplicates of stored pairs
+    project.pairs([*rows, *swapped])
+    again = project.run_json("round")
+    assert again["status"] == "nothing_to_do" or again.get("new_pairs", 0) == 0
+    assert again["skipped"] == {"swapped_duplicate": 6}
+    out = project.root / "all.jsonl"
+    assert project.run("export", "--to", "jsonl", "--out", str(out)).exit_code == 0
+    exported = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(exported) == 6 and len({r["prompt"] for r in exported}) == 6
+
+
+def test_old_state_files_get_pair_keys(tmp_path: Path) -> None:
+    """Migration 2 fills pair_key for pairs stored before it existed."""
+    import sqlite3
+
+    from labeler.pairs import make_pair, pair_key
+
+    db = tmp_path / "state.sqlite"
+    with Store(db) as store:
+        store.import_pairs([make_pair("p", "a", "b")], [])
+    raw = sqlite3.connect(db)
+    raw.execute("UPDATE pairs SET pair_key = NULL")
+    raw.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    raw.commit()
+    raw.close()
+    with Store(db) as store:
+        assert store.existing_keys([pair_key("p", "b", "a")]) == {pair_key("p", "a", "b")}
+        assert store.get_meta("schema_version") == "2"

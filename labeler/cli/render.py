@@ -51,7 +51,7 @@ def round_progress(currency: str, console: Console | None = None) -> Iterator[An
     """A progress bar on stderr; yields a callback taking ``rounds.Progress``."""
     console = console or stderr_console()
     progress = Progress(
-        TextColumn("[bold]judging"),
+        TextColumn("[bold]{task.fields[phase]}"),
         BarColumn(),
         MofNCompleteColumn(),
         _RateColumn(),
@@ -60,10 +60,10 @@ def round_progress(currency: str, console: Console | None = None) -> Iterator[An
         console=console,
         disable=not console.is_terminal,
     )
-    task = progress.add_task("judging", total=None, cost=0.0, currency=currency)
+    task = progress.add_task("judging", total=None, cost=0.0, currency=currency, phase="importing")
 
     def update(p: Any) -> None:
-        progress.update(task, completed=p.done, total=p.total, cost=p.cost)
+        progress.update(task, completed=p.done, total=p.total, cost=p.cost, phase=p.phase)
 
     with progress:
         yield update
