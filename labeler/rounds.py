@@ -593,6 +593,30 @@ def _fill_outcome(store: Store, ctx: Context, summary: RoundSummary, round_id: i
     summary.thresholds = asdict(ctx.thresholds)
 
 
+def run_coroutine(make: Callable[[], Any]) -> Any:
+    """Run ``make()``'s coroutine to the end from synchronous code — also when this thread
+    already runs an event loop (Jupyter, an async app), where ``asyncio.run`` refuses: then
+    it runs on a private loop in a worker thread while the caller waits."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(make())
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name="labeler-round")
+    worker.start()
+    worker.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def _warm_up_export() -> None:
     from labeler import export
 
@@ -665,7 +689,7 @@ def run_round(
         warm = threading.Thread(target=_warm_up_export, daemon=True)
         warm.start()
         mark = time.perf_counter()
-        engine = asyncio.run(_judge_async(store, ctx, round_id, on_progress))
+        engine = run_coroutine(lambda: _judge_async(store, ctx, round_id, on_progress))
         summary.timings["judge_s"] = time.perf_counter() - mark
         summary.requests_sent, summary.cached_replies = engine.sent, engine.cached
         summary.first_error = next(iter(engine.failed.values()), None)

@@ -197,7 +197,11 @@ class Store:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            # one thread at a time, but not always the opening one: a round started inside a
+            # running event loop (a notebook) judges on a private loop in a worker thread
+            self.db = sqlite3.connect(
+                path, isolation_level=None, timeout=30, check_same_thread=False
+            )
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
