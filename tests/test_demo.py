@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import datasets
@@ -12,9 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from labeler.cli import main
+from labeler.config import load_config
 from labeler.demo.data import demo_pairs
 from labeler.demo.judge_server import read_shown
 from labeler.demo.simjudge import NoiseModel, SimulatedJudge
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,7 +67,21 @@ def test_demo_small_runs_the_whole_loop(tmp_path: Path) -> None:
     reviewers: thresholds move, coverage rises, agreement holds, money is saved, and
     nothing is left running."""
     before_ports, before_kids = listening_ports(), children()
-    result = CliRunner().invoke(main, ["demo", "--small", "--dir", str(tmp_path / "d"), "--json"])
+    argilla_port, judge_port = free_port(), free_port()
+    result = CliRunner().invoke(
+        main,
+        [
+            "demo",
+            "--small",
+            "--dir",
+            str(tmp_path / "d"),
+            "--json",
+            "--port",
+            str(argilla_port),
+            "--judge-port",
+            str(judge_port),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["simulated_judge"] is True
@@ -86,6 +103,46 @@ def test_demo_small_runs_the_whole_loop(tmp_path: Path) -> None:
     assert datasets.load_from_disk(data["dataset"]).num_rows > 0
     assert listening_ports() - before_ports == set()
     assert set(children()) - set(before_kids) == set()
+    # issue 11: the project left behind works after the demo, on the ports asked for
+    cfg = load_config(tmp_path / "d" / "config.toml", environ={})
+    assert cfg.review.port == argilla_port and f":{judge_port}/" in cfg.judge.base_url
+    assert (
+        CliRunner()
+        .invoke(main, ["--config", str(tmp_path / "d" / "config.toml"), "status"])
+        .exit_code
+        == 0
+    )
+    judge = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "labeler.demo.judge_server",
+            "--truth",
+            "truth.jsonl",
+            "--port",
+            str(judge_port),
+        ],
+        cwd=tmp_path / "d",
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert judge.stdout is not None and judge.stdout.readline().startswith("http://")
+        with (tmp_path / "d" / "pairs.jsonl").open("a") as fh:
+            fh.write(
+                json.dumps({"prompt": "after the demo?", "response_a": "yes", "response_b": "no"})
+                + "\n"
+            )
+        more = CliRunner().invoke(
+            main, ["--config", str(tmp_path / "d" / "config.toml"), "round", "--json"]
+        )
+        assert more.exit_code == 0, more.output
+        assert json.loads(more.stdout)["judged"] == 1
+    finally:
+        judge.terminate()
+        judge.wait()
+        assert judge.stdout is not None
+        judge.stdout.close()
 
 
 def children() -> list[int]:

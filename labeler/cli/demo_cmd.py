@@ -55,6 +55,16 @@ import click
     is_flag=True,
     help="Keep Argilla running at the end so a person can try the reviewer UI (Ctrl-C stops it).",
 )
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    help="Argilla's port (default: 6900 when free, else any free port).",
+)
+@click.option(
+    "--judge-port",
+    type=click.IntRange(1, 65535),
+    help="The simulated judge's port (default: any free port).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 def demo(
     folder: Path,
@@ -67,6 +77,8 @@ def demo(
     model: str | None,
     api_key_env: str,
     keep_serving: bool,
+    port: int | None,
+    judge_port: int | None,
     as_json: bool,
 ) -> None:
     """Run the whole loop offline: judge, route, review in Argilla, sync, recalibrate.
@@ -99,6 +111,8 @@ def demo(
         reviewers=reviewers,
         keep_serving=keep_serving,
         min_labels=20 if small else 40,
+        port=port,
+        judge_port=judge_port,
     )
     console = render.Console()
     if not as_json:

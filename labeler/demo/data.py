@@ -204,7 +204,7 @@ def demo_pairs(n: int = 600, seed: int = 7, tie_share: float = 0.05) -> list[Dem
         if rng.random() < tie_share:
             prompt, x, y = rng.choice(PARAPHRASES)
             x, y = (x, y) if rng.random() < 0.5 else (y, x)
-            key = (prompt, x, y)
+            key = (prompt, *sorted((x, y)))  # a swapped copy is the same pair
             if key not in seen:
                 seen.add(key)
                 out.append(DemoPair(prompt, x, y, "TIE", "paraphrase", 0.9))
@@ -214,11 +214,18 @@ def demo_pairs(n: int = 600, seed: int = 7, tie_share: float = 0.05) -> list[Dem
         difficulty = min(1.0, max(0.0, difficulty + rng.uniform(-0.1, 0.1)))
         first = rng.random() < 0.5
         a, b = (better, worse) if first else (worse, better)
-        if (prompt, a, b) in seen:
+        key = (prompt, *sorted((a, b)))
+        if key in seen:
             continue
-        seen.add((prompt, a, b))
+        seen.add(key)
         out.append(DemoPair(prompt, a, b, "A" if first else "B", kind, round(difficulty, 3)))
     return out
+
+
+def read_truth(path: Path) -> list[DemoPair]:
+    """The pairs of a demo project's truth.jsonl (written with ``with_truth``)."""
+    with path.open(encoding="utf-8") as fh:
+        return [DemoPair(**json.loads(line)) for line in fh if line.strip()]
 
 
 def write_jsonl(pairs: list[DemoPair], path: Path, with_truth: bool = False) -> Path:

@@ -50,6 +50,8 @@ class DemoOptions:
     keep_serving: bool = False
     min_labels: int = 40
     seed: int = 7
+    port: int | None = None  # Argilla's port (None: 6900 when free, else any free port)
+    judge_port: int | None = None  # the simulated judge's port (None: any free port)
 
 
 @dataclass
@@ -70,6 +72,18 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _argilla_port(wanted: int | None) -> int:
+    """--port, or labeler's usual 6900 when it is free (the project then works with a
+    plain `labeler serve` after the demo), or any free port."""
+    from labeler.server.manager import port_is_free
+
+    if wanted is not None:
+        if not port_is_free("127.0.0.1", wanted):
+            raise UsageError(f"--port {wanted} is in use; choose another")
+        return wanted
+    return 6900 if port_is_free("127.0.0.1", 6900) else _free_port()
 
 
 def write_project(opts: DemoOptions, judge_url: str, pairs: list[DemoPair], port: int) -> Path:
@@ -114,6 +128,16 @@ def write_project(opts: DemoOptions, judge_url: str, pairs: list[DemoPair], port
     }
     who = "SIMULATED (labeler/demo/simjudge.py)" if simulated else f"at {judge_url}"
     lines = [f"# Demo project written by `labeler demo`; the judge is {who}."]
+    lines.append("# After the demo, `labeler status`, `report` and `export` work here as they are.")
+    if simulated:
+        import urllib.parse
+
+        judge_port = urllib.parse.urlsplit(judge_url).port
+        lines.append(
+            "# For more rounds, start the simulated judge again (it knows truth.jsonl):\n"
+            f"#   python -m labeler.demo.judge_server --truth truth.jsonl --port {judge_port}\n"
+            "# and Argilla for the reviewers: `labeler serve`; then `labeler round`."
+        )
     for name, values in sections.items():
         lines.append(f"[{name}]")
         lines.extend(f"{k} = {json.dumps(v)}" for k, v in values.items())
@@ -126,7 +150,9 @@ def judge_endpoint(opts: DemoOptions, pairs: list[DemoPair]) -> Iterator[str]:
     if opts.judge_url:
         yield opts.judge_url
         return
-    server = JudgeServer(SimulatedJudge(pairs, opts.noise), latency=0.02).start()
+    server = JudgeServer(
+        SimulatedJudge(pairs, opts.noise), port=opts.judge_port or 0, latency=0.02
+    ).start()
     try:
         yield server.url
     finally:
@@ -186,7 +212,7 @@ def run_demo(
     on_progress: Callable[[Progress], None] | None = None,
 ) -> DemoResult:
     pairs = demo_pairs(opts.pairs, seed=opts.seed)
-    port = _free_port()
+    port = _argilla_port(opts.port)
     with judge_endpoint(opts, pairs) as url:
         folder = write_project(opts, url, pairs, port)
         cfg = load_config(folder / "config.toml", environ={})
