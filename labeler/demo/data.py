@@ -196,7 +196,7 @@ def demo_pairs(n: int = 600, seed: int = 7, tie_share: float = 0.05) -> list[Dem
     """``n`` distinct demo pairs; the better response is put first or second at random."""
     rng = random.Random(seed)
     out: list[DemoPair] = []
-    seen: set[tuple[str, str, str]] = set()
+    seen: set[tuple[str, ...]] = set()
     kinds = list(_MAKERS)
     attempts = 0
     while len(out) < n and attempts < n * 50:
