@@ -259,6 +259,48 @@ class ArgillaReview:
             if len(page["items"]) < PAGE:
                 return out
 
+    def reviewers(self) -> list[dict[str, Any]]:
+        """The annotator accounts of the workspace: username, role, id."""
+        http = self.client.api.http_client
+        ws = self._workspace()
+        members = self._get(http, f"/api/v1/workspaces/{ws.id}/users")["items"]
+        return [
+            {"username": u["username"], "role": u["role"], "id": str(u["id"])}
+            for u in members
+            if u["role"] == "annotator"
+        ]
+
+    def _annotator(self, username: str) -> Any:
+        user = self._call(lambda: self.client.users(username))
+        if user is None:
+            raise ReviewError(f"no Argilla account named '{username}' at {self.api_url}")
+        if user.role != "annotator":
+            raise ReviewError(
+                f"'{username}' is an Argilla {user.role}, not a reviewer account; "
+                "labeler only manages annotators"
+            )
+        return user
+
+    def remove_reviewer(self, username: str) -> None:
+        """Take an annotator out of the workspace (their submitted answers stay, in Argilla
+        and in labeler's state; the account can no longer open the dataset)."""
+        user = self._annotator(username)
+        ws = self._workspace()
+        members = {u.username for u in self._call(lambda: list(ws.users))}
+        if username in members:
+            self._call(lambda: ws.remove_user(user))
+
+    def reset_password(self, username: str, password: str) -> None:
+        """Give an annotator a new password (the old one stops working)."""
+        user = self._annotator(username)
+        http = self.client.api.http_client
+
+        def go() -> None:
+            reply = http.patch(f"/api/v1/users/{user.id}", json={"password": password})
+            reply.raise_for_status()
+
+        self._call(go)
+
     def hold(self, response: HumanResponse) -> None:
         """Turn one submitted response back into a draft with the same answer, so its
         record needs one more submission and returns to every other reviewer's queue

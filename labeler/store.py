@@ -754,6 +754,16 @@ class Store:
                 changed += 1
         return changed
 
+    def verdicts_per_reviewer(self) -> dict[str, int]:
+        """Submitted verdicts per reviewer (as last pulled from Argilla)."""
+        return {
+            r[0]: int(r[1])
+            for r in self.db.execute(
+                "SELECT reviewer, COUNT(*) FROM human_responses WHERE status = 'submitted' "
+                "GROUP BY reviewer"
+            )
+        }
+
     def submitted_labels(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for pid, label in self.db.execute(

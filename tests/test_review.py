@@ -391,3 +391,42 @@ def test_fast_verdicts_are_flagged_and_not_counted(review_project: Project, judg
     flags = p.run_json("report")["flags"]
     assert [(f["kind"], f["reviewer"]) for f in flags] == [("fast_verdict", "hank-fast")] * 2
     assert p.run_json("sync")["fast_verdicts"] == 2  # idempotent: flagged once
+
+
+def test_reviewer_accounts_list_remove_and_reset_password(
+    review_project: Project, judge_server
+) -> None:
+    """Issue 11: list, remove and reset-password, and --json on add; a lost password has a
+    way back."""
+    import urllib.error
+
+    p = review_project
+    p.set(judge={"base_url": judge_server(unsure).url})
+    p.pairs(good_bad_rows(2))
+    p.run_json("round")
+    added = json.loads(p.run("reviewers", "add", "fay-acc", "--json").stdout)
+    assert added["created"] and added["password"] and added["workspace"] == "labeler"
+    fay = ReviewerSession(p.argilla.url, "fay-acc", added["password"])  # type: ignore[attr-defined]
+    ds_id = fay.dataset_id(dataset_name(p))
+    review_all(fay, ds_id, pick_good)
+    p.run_json("sync")
+    listed = {r["username"]: r for r in json.loads(p.run("reviewers", "list", "--json").stdout)}
+    assert listed["fay-acc"]["verdicts"] == 2
+    assert "fay-acc" in p.run("reviewers", "list").stdout
+    # a lost password: a new one works, the old one does not
+    reset = json.loads(p.run("reviewers", "reset-password", "fay-acc", "--json").stdout)
+    assert reset["password"] != added["password"]
+    ReviewerSession(p.argilla.url, "fay-acc", reset["password"])  # type: ignore[attr-defined]
+    with pytest.raises(urllib.error.HTTPError):
+        ReviewerSession(p.argilla.url, "fay-acc", added["password"])  # type: ignore[attr-defined]
+    # removed: no longer in the workspace, its verdicts still counted
+    removed = p.run("reviewers", "remove", "fay-acc")
+    assert removed.exit_code == 0 and "stay counted" in removed.stdout
+    names = {r["username"] for r in json.loads(p.run("reviewers", "list", "--json").stdout)}
+    assert "fay-acc" not in names
+    assert p.run_json("sync")["decided"] == {"A": 1, "B": 1}
+    # owners and unknown names are refused in one line
+    owner = p.argilla.credentials().username  # type: ignore[attr-defined]
+    refused = p.run("reviewers", "reset-password", owner)
+    assert refused.exit_code == 1 and "not a reviewer account" in refused.stderr
+    assert "no Argilla account named 'nobody'" in p.run("reviewers", "remove", "nobody").stderr

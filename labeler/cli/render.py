@@ -203,6 +203,17 @@ def serve_panel(url: str, username: str, secrets_path: str, workspace: str, data
     return table
 
 
+def reviewers_table(rows: list[dict[str, Any]], workspace: str) -> Table:
+    table = Table(title=f"Reviewers in workspace {workspace}", title_justify="left")
+    table.add_column("reviewer")
+    table.add_column("verdicts given", justify="right")
+    for r in rows:
+        table.add_row(r["username"], str(r["verdicts"]))
+    if not rows:
+        table.add_row("(none yet: labeler reviewers add NAME)", "")
+    return table
+
+
 def sync_table(s: dict[str, Any]) -> Table:
     table = Table(title="Sync with Argilla", show_header=False, title_justify="left")
     table.add_column("what", style="bold")

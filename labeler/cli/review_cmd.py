@@ -67,15 +67,20 @@ def reviewers() -> None:
 
 @reviewers.command("add")
 @click.argument("name")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print {username, password, url, ...} as JSON."
+)
 @click.pass_context
-def reviewers_add(ctx: click.Context, name: str) -> None:
+def reviewers_add(ctx: click.Context, name: str, as_json: bool) -> None:
     """Create an annotator account NAME with a random password and add it to the workspace.
 
-    The password is printed once; hand it to the reviewer.
+    The password is printed once; hand it to the reviewer. Lost it? `labeler reviewers
+    reset-password NAME`.
 
     \b
     Example:
         labeler reviewers add alice
+        labeler reviewers add bob --json
     """
     import secrets
 
@@ -86,6 +91,17 @@ def reviewers_add(ctx: click.Context, name: str) -> None:
     password = secrets.token_urlsafe(12)
     with connect(cfg) as review:
         created = review.add_reviewer(name, password)
+    if as_json:
+        render.print_json(
+            {
+                "username": name,
+                "created": created,
+                "password": password if created else None,
+                "url": review.api_url,
+                "workspace": cfg.review.workspace,
+            }
+        )
+        return
     console = render.Console()
     if created:
         console.print(
@@ -98,6 +114,82 @@ def reviewers_add(ctx: click.Context, name: str) -> None:
             f"Reviewer {name} already exists; made sure it is in workspace {cfg.review.workspace}.",
             markup=False,
         )
+
+
+@reviewers.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@click.pass_context
+def reviewers_list(ctx: click.Context, as_json: bool) -> None:
+    """List the reviewer accounts of the workspace, with the verdicts each has given.
+
+    \b
+    Example:
+        labeler reviewers list
+    """
+    from labeler.cli import render
+    from labeler.store import Store
+    from labeler.sync import connect
+
+    cfg = load(ctx)
+    with connect(cfg) as review:
+        accounts = review.reviewers()
+    given: dict[str, int] = {}
+    if cfg.db_path.exists():
+        with Store(cfg.db_path) as store:
+            given = store.verdicts_per_reviewer()
+    rows = [{**a, "verdicts": given.get(a["username"], 0)} for a in accounts]
+    if as_json:
+        render.print_json(rows)
+        return
+    render.Console().print(render.reviewers_table(rows, cfg.review.workspace))
+
+
+@reviewers.command("remove")
+@click.argument("name")
+@click.pass_context
+def reviewers_remove(ctx: click.Context, name: str) -> None:
+    """Take reviewer NAME out of the workspace: the account can no longer open the dataset;
+    the verdicts it gave stay counted.
+
+    \b
+    Example:
+        labeler reviewers remove alice
+    """
+    from labeler.sync import connect
+
+    cfg = load(ctx)
+    with connect(cfg) as review:
+        review.remove_reviewer(name)
+    click.echo(
+        f"Reviewer {name} removed from workspace {cfg.review.workspace}; "
+        "the verdicts it gave stay counted."
+    )
+
+
+@reviewers.command("reset-password")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print {username, password} as JSON.")
+@click.pass_context
+def reviewers_reset_password(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Give reviewer NAME a new random password, printed once (the old one stops working).
+
+    \b
+    Example:
+        labeler reviewers reset-password alice
+    """
+    import secrets
+
+    from labeler.cli import render
+    from labeler.sync import connect
+
+    cfg = load(ctx)
+    password = secrets.token_urlsafe(12)
+    with connect(cfg) as review:
+        review.reset_password(name, password)
+    if as_json:
+        render.print_json({"username": name, "password": password})
+        return
+    click.echo(f"New password for {name} (shown once): {password}")
 
 
 @click.command()
