@@ -141,3 +141,35 @@ def render_messages(
         messages.append({"role": "system", "content": _fill(template.system, values)})
     messages.append({"role": "user", "content": _fill(template.user, values)})
     return messages
+
+
+_BLOCK_START = re.compile(r"^\s*(?:[-*+]\s|\d+[.)]\s|#|>|\||```|~~~)")
+
+
+def unwrap(markdown: str) -> str:
+    """Markdown without the source file's hard line breaks, for a renderer that shows
+    every newline (Argilla's guidelines panel): the lines of a paragraph or of a list
+    item's text are joined with spaces; headings, list items, quotes, tables and fenced
+    code keep their own lines (code is left exactly as written)."""
+    out: list[str] = []
+    fenced = False
+    for line in markdown.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~")):
+            fenced = not fenced
+            out.append(line)
+            continue
+        if fenced or not stripped:
+            out.append(line)
+            continue
+        previous = out[-1] if out else ""
+        continues = (
+            previous.strip()
+            and not previous.strip().startswith(("#", "|", "```", "~~~"))
+            and not _BLOCK_START.match(line)
+        )
+        if continues:
+            out[-1] = previous.rstrip() + " " + stripped
+        else:
+            out.append(line)
+    return "\n".join(out) + ("\n" if markdown.endswith("\n") else "")

@@ -11,6 +11,7 @@ Argilla errors are translated into ``ReviewError`` (with what to do) or
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 import warnings
@@ -32,6 +33,13 @@ HINT_FIELD = "judge_hint"
 PAGE = 1000
 
 T = TypeVar("T")
+
+
+def shown(text: str) -> str:
+    """A text as reviewers must see it: Argilla's text fields render HTML even with
+    Markdown off (a `<details>` block became a collapsed widget), so ``& < >`` are sent
+    as entities and show as themselves; everything else is left as the judge saw it."""
+    return html.escape(text, quote=False)
 
 
 class ReviewUnavailable(ReviewError):
@@ -174,7 +182,9 @@ class ArgillaReview:
         rg = self.rg
         settings = rg.Settings(
             guidelines=guidelines,
-            fields=[rg.TextField(name=n, title=t, use_markdown=True) for n, t in FIELDS]
+            # plain text: reviewers see exactly what the judge saw (Markdown would hide
+            # `<details>` contents and eat the stars of `2*3*4`)
+            fields=[rg.TextField(name=n, title=t, use_markdown=False) for n, t in FIELDS]
             + [rg.TextField(name=HINT_FIELD, title="What the judge said", required=False)],
             questions=[
                 rg.LabelQuestion(
@@ -201,6 +211,34 @@ class ArgillaReview:
         self._call(ds.create)
         return True
 
+    def update_settings(self, guidelines: str) -> list[str]:
+        """Bring an existing dataset up to date: the guidelines (edited since it was
+        created) and the responses shown as plain text. Returns what changed."""
+        ds = self.dataset()
+        http = self.client.api.http_client
+        changed: list[str] = []
+
+        def patch(path: str, body: dict[str, Any]) -> None:
+            def go() -> None:
+                http.patch(path, json=body).raise_for_status()
+
+            self._call(go)
+
+        current = self._get(http, f"/api/v1/datasets/{ds.id}")
+        if (current.get("guidelines") or "") != guidelines:
+            patch(f"/api/v1/datasets/{ds.id}", {"guidelines": guidelines})
+            changed.append("guidelines")
+        plain = {name for name, _ in FIELDS}
+        for field in self._get(http, f"/api/v1/datasets/{ds.id}/fields")["items"]:
+            settings = field.get("settings") or {}
+            if field["name"] in plain and settings.get("use_markdown"):
+                patch(
+                    f"/api/v1/fields/{field['id']}",
+                    {"settings": {"type": "text", "use_markdown": False}},
+                )
+                changed.append(f"{field['name']} as plain text")
+        return changed
+
     def push(self, records: list[ReviewRecord], batch: int = 256) -> Iterator[list[str]]:
         """Upsert records (id = pair id, so pushing twice never duplicates), a batch at a
         time; yields the pair ids of each batch once Argilla has stored it."""
@@ -211,8 +249,12 @@ class ArgillaReview:
             items = [
                 rg.Record(
                     id=r.pair_id,
-                    fields={"prompt": r.prompt, "response_a": r.first, "response_b": r.second}
-                    | ({HINT_FIELD: r.hint} if r.hint else {}),
+                    fields={
+                        "prompt": shown(r.prompt),
+                        "response_a": shown(r.first),
+                        "response_b": shown(r.second),
+                    }
+                    | ({HINT_FIELD: shown(r.hint)} if r.hint else {}),
                     metadata={"round": r.round_id},
                 )
                 for r in chunk

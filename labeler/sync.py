@@ -45,6 +45,7 @@ class SyncSummary:
     calibration: dict[str, Any] = field(default_factory=dict)
     fast_verdicts: int = 0
     escalated: int = 0  # ties sent to one more reviewer in this sync
+    settings_updated: list[str] = field(default_factory=list)  # e.g. ["guidelines"]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,6 +149,12 @@ def _records(store: Store, cfg: Config) -> tuple[list[Any], dict[str, bool], set
     return out, swapped, hinted
 
 
+def reviewer_guidelines(cfg: Config) -> str:
+    """The judge's guidelines as reviewers read them in Argilla (without the files' hard
+    line breaks): both decide by the same text."""
+    return prompts.unwrap(prompts.load_guidelines(cfg.judge.guidelines).text)
+
+
 def push_pending(store: Store, cfg: Config, review: Any | None = None) -> PushResult:
     """Push every pair waiting for review; Argilla being down is not an error here."""
     from labeler.review import ReviewUnavailable
@@ -162,8 +169,7 @@ def push_pending(store: Store, cfg: Config, review: Any | None = None) -> PushRe
         if review.find_dataset() is None:
             if store.state_counts()["in_review"]:
                 review.dataset()  # raises: deleted by hand, says to use --repush
-            guidelines = prompts.load_guidelines(cfg.judge.guidelines).text
-            review.ensure_dataset(guidelines, cfg.review.min_submitted)
+            review.ensure_dataset(reviewer_guidelines(cfg), cfg.review.min_submitted)
         for ids in review.push(records, cfg.review.push_batch):
             store.record_pushed({pid: swapped[pid] for pid in ids}, cfg.review_dataset, hinted)
             result.pushed += len(ids)
@@ -223,6 +229,8 @@ def run_sync(cfg: Config, repush: bool = False) -> SyncSummary:
         if repush and review.find_dataset() is None:
             store.requeue_in_review()
         pushed = push_pending(store, cfg, review)
+        if review.find_dataset() is not None:
+            summary.settings_updated = review.update_settings(reviewer_guidelines(cfg))
         summary.pushed, summary.push_error = pushed.pushed, pushed.error
         if pushed.error:
             raise ReviewError(pushed.error)

@@ -78,3 +78,54 @@ def test_reviewer_decides_a_pair_in_the_web_ui(
     with Store(p.root / ".labeler" / "state.sqlite") as store:
         row = store.db.execute("SELECT reviewer, label FROM human_responses").fetchone()
     assert tuple(row) == ("ui-person", "A")
+
+
+def login(b: Browser, url: str, name: str, secret: str) -> None:
+    b.go(url)
+    b.type(b.wait("input[name=Username]"), name)
+    b.type(b.wait("input[name=Password]"), secret)
+    b.click(b.wait("button[type=submit]"))
+
+
+def test_reviewers_see_the_text_the_judge_saw_and_the_current_guidelines(
+    review_project: Project, judge_server, browser: Browser
+) -> None:
+    """Issue 11: Markdown rendering hid `<details>` contents and turned `2*3*4 = 26` into
+    `234 = 26`; guidelines edited after the dataset was created never reached reviewers,
+    and the guidelines panel kept the files' hard line breaks."""
+    p = review_project
+    p.set(
+        judge={
+            "base_url": judge_server(
+                lambda s: Scripted("A LOW\nunsure", {"A": 0.55, "B": 0.45})
+            ).url
+        }
+    )
+    tricky = {
+        "prompt": "What is 2*3*4?",
+        "response_a": "2*3*4 = 26 and _that_ is final",
+        "response_b": "<details><summary>Answer</summary>the hidden part says 24</details>\n"
+        "a second line & more",
+    }
+    p.pairs([tricky])
+    assert p.run_json("round")["review_pushed"] == 1
+    # the guidelines change after the dataset exists: sync brings them, and says so
+    extra = p.root / "guidelines" / "03-new.md"
+    extra.write_text("# New rule\n\nCheck every product\nby hand before you choose.\n")
+    synced = p.run_json("sync")
+    assert "guidelines" in synced["settings_updated"]
+    assert p.run_json("sync")["settings_updated"] == []  # once
+    added = p.run("reviewers", "add", "ui-text")
+    secret = added.stdout.split("password (shown once): ")[1].split()[0]
+    b = browser
+    login(b, p.argilla.url, "ui-text", secret)  # type: ignore[attr-defined]
+    dataset = p.config.read_text().split('name = "', 1)[1].split('"', 1)[0]
+    b.click_text(".dataset-card", dataset)
+    b.wait_text("What is 2*3*4?")
+    page = b.text()
+    assert "2*3*4 = 26 and _that_ is final" in page  # nothing eaten by Markdown
+    assert "<details><summary>Answer</summary>the hidden part says 24</details>" in page
+    assert "</details>\na second line & more" in page  # line breaks and & kept
+    b.click_text("button.panel__header", "guidelines")
+    b.wait_text("Check every product")
+    assert "Check every product by hand before you choose." in b.text()  # no hard break

@@ -79,3 +79,42 @@ def test_repo_guidelines_and_template_match_the_shipped_ones() -> None:
     for path in sorted((root / "guidelines").glob("*.md")):
         assert path.read_text() == builtin_text(f"guidelines/{path.name}")
     assert (root / "templates" / "judge.txt").read_text() == builtin_text("judge_prompt.txt")
+
+
+def test_unwrap_joins_paragraph_lines_and_keeps_blocks() -> None:
+    from labeler.prompts import unwrap
+
+    text = (
+        "# Title\n"
+        "A paragraph written\n"
+        "over two lines.\n"
+        "\n"
+        "- a list item that\n"
+        "  goes on here\n"
+        "- second item\n"
+        "1. numbered\n"
+        "\n"
+        "```\n"
+        "code line 1\n"
+        "code line 2\n"
+        "```\n"
+        "> quote\n"
+        "| a | b |\n"
+        "| - | - |\n"
+    )
+    assert unwrap(text) == (
+        "# Title\n"
+        "A paragraph written over two lines.\n"
+        "\n"
+        "- a list item that goes on here\n"
+        "- second item\n"
+        "1. numbered\n"
+        "\n"
+        "```\n"
+        "code line 1\n"
+        "code line 2\n"
+        "```\n"
+        "> quote\n"
+        "| a | b |\n"
+        "| - | - |\n"
+    )

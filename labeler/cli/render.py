@@ -237,6 +237,8 @@ def sync_table(s: dict[str, Any]) -> Table:
         table.add_row(
             f"  {d['pair_id'][:12]} {d['votes']}", "decided" if d["decided"] else "no majority"
         )
+    for what in s.get("settings_updated") or []:
+        table.add_row(f"[yellow]updated in Argilla: {what}[/]", "yes")
     escalated = s.get("escalated", 0)
     table.add_row(
         "[yellow]ties sent to one more reviewer[/]"

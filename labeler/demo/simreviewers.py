@@ -10,6 +10,7 @@ for a true tie; with probability ``error_rate`` picks the other response instead
 from __future__ import annotations
 
 import hashlib
+import html
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,8 @@ class SimulatedReviewer:
     done: int = 0
 
     def decide(self, record: dict[str, Any]) -> str:
-        fields = record["fields"]
+        # the texts as a reviewer reads them (labeler sends & < > as HTML entities)
+        fields = {k: html.unescape(v) for k, v in record["fields"].items() if isinstance(v, str)}
         first, second = fields["response_a"], fields["response_b"]
         pair = self.truth.get((fields["prompt"], frozenset((first, second))))
         # keyed by the pair (its record external id), not the record UUID or the reviewer, so
