@@ -24,42 +24,6 @@ class Prices:
         ) / 1_000_000
 
 
-@dataclass(frozen=True)
-class Savings:
-    judge_cost: float
-    human_cost: float
-    baseline_cost: float
-
-    @property
-    def total_cost(self) -> float:
-        return self.judge_cost + self.human_cost
-
-    @property
-    def saved(self) -> float:
-        return self.baseline_cost - self.total_cost
-
-    @property
-    def factor(self) -> float | None:
-        """How many times cheaper than all-human (None when nothing was spent)."""
-        return self.baseline_cost / self.total_cost if self.total_cost > 0 else None
-
-
-def savings(
-    pairs_labeled: int,
-    pairs_to_humans: int,
-    judge_cost: float,
-    human_price_per_pair: float,
-    reviewers_per_pair: int = 1,
-) -> Savings:
-    """Savings of a round: humans review only ``pairs_to_humans`` of ``pairs_labeled``."""
-    per_pair = human_price_per_pair * reviewers_per_pair
-    return Savings(
-        judge_cost=judge_cost,
-        human_cost=pairs_to_humans * per_pair,
-        baseline_cost=pairs_labeled * per_pair,
-    )
-
-
 def estimate_tokens(text_chars: int, chars_per_token: float = CHARS_PER_TOKEN) -> int:
     return max(1, round(text_chars / chars_per_token))
 

@@ -9,35 +9,10 @@ from typing import Any
 from labeler import costs
 from labeler.config import Config
 from labeler.errors import StateError
+from labeler.ledger import round_ledgers
 from labeler.routing import ACCEPT
 from labeler.store import Store
-from labeler.sync import review_times
 from labeler.thresholds import round_report
-
-
-def _ledgers(store: Store, cfg: Config) -> dict[int, costs.Ledger]:
-    rows, seconds = review_times(store, cfg)
-    times: dict[int, list[float | None]] = {}
-    for r in rows:
-        if r["round_id"] is not None:
-            times.setdefault(r["round_id"], []).append(seconds[(r["reviewer"], r["pair_id"])])
-    out = {}
-    for rnd in store.rounds():
-        decisions = store.round_decisions(rnd["id"])
-        judged = sum(decisions.values())
-        accepted = sum(n for (a, _), n in decisions.items() if a == ACCEPT)
-        out[rnd["id"]] = costs.ledger(
-            judged,
-            accepted,
-            judged - accepted,
-            store.call_totals(rnd["id"])["cost"],
-            times.get(rnd["id"], []),
-            cfg.costs.human_price_per_pair,
-            cfg.review.min_submitted,
-            cfg.costs.hourly_rate,
-            cfg.costs.human_cost_mode,
-        )
-    return out
 
 
 def _thr(x: float) -> str:
@@ -76,7 +51,7 @@ def build_report(cfg: Config) -> dict[str, Any]:
     if not cfg.db_path.exists():
         raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
     with Store(cfg.db_path) as store:
-        ledgers = _ledgers(store, cfg)
+        ledgers = round_ledgers(store, cfg)
         quality = {q["round"]: q for q in round_report(store, cfg)}
         rows, total = [], None
         for rid, led in ledgers.items():

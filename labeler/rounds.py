@@ -26,6 +26,7 @@ from labeler.config import Config
 from labeler.errors import ConfigError, ReviewError, SourceError, StateError
 from labeler.injection import suspect_pair
 from labeler.judge import check_reachable
+from labeler.ledger import money_snapshot, round_ledgers
 from labeler.lock import project_lock
 from labeler.pairs import BadRow, Pair, near_identical, read_source
 from labeler.routing import ACCEPT, SUSPECTED_INJECTION, Thresholds, audit_draw, route
@@ -116,7 +117,8 @@ class Context:
 
 def thresholds_from_json(text: str) -> Thresholds:
     data = json.loads(text)
-    data.pop("seed", None)  # the round's audit seed, stored beside its thresholds
+    data.pop("seed", None)  # the round's audit seed and money snapshot, stored beside them
+    data.pop("money", None)
     if data.get("weights") is not None:
         data["weights"] = tuple(data["weights"])
     return Thresholds(**data)
@@ -584,11 +586,10 @@ def _fill_outcome(store: Store, ctx: Context, summary: RoundSummary, round_id: i
     summary.prompt_tokens = int(totals["prompt_tokens"])
     summary.completion_tokens = int(totals["completion_tokens"])
     summary.judge_cost = totals["cost"]
-    sav = costs.savings(
-        summary.judged, sum(review.values()), summary.judge_cost, cfg.costs.human_price_per_pair
-    )
-    summary.human_cost, summary.baseline_cost = sav.human_cost, sav.baseline_cost
-    summary.saved, summary.savings_factor = sav.saved, sav.factor
+    # the same ledger `labeler report` shows (prices and reviewers as snapshotted)
+    led = round_ledgers(store, cfg, round_id)[round_id]
+    summary.human_cost, summary.baseline_cost = led.human_cost, led.baseline
+    summary.saved, summary.savings_factor = led.saved, led.factor
     summary.currency = cfg.costs.currency
     summary.thresholds = asdict(ctx.thresholds)
 
@@ -682,7 +683,7 @@ def run_round(
                 cfg.judge.model,
                 ctx.template.hash,
                 ctx.guidelines.hash,
-                asdict(ctx.thresholds) | {"seed": cfg.routing.seed},
+                asdict(ctx.thresholds) | {"seed": cfg.routing.seed, "money": money_snapshot(cfg)},
             )
         summary.round_id = round_id
         # `datasets` takes a second to import: do it while the judge calls wait on the network

@@ -9,12 +9,12 @@ Both are idempotent: pushing upserts by pair id, syncing twice changes nothing.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from labeler import consensus, costs, prompts
+from labeler import consensus, prompts
 from labeler.config import Config
 from labeler.errors import ReviewError
+from labeler.ledger import review_times
 from labeler.lock import project_lock
 from labeler.store import Store
 from labeler.thresholds import recalibrate
@@ -49,21 +49,6 @@ class SyncSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def epoch(timestamp: str) -> float:
-    """Argilla's timestamps are ISO 8601 in UTC without an offset."""
-    when = datetime.fromisoformat(timestamp)
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
-
-
-def review_times(store: Store, cfg: Config) -> tuple[list[Any], dict[tuple[str, str], Any]]:
-    """Every submitted response, and the seconds each took (None: unknown)."""
-    rows = store.submitted_responses()
-    seconds = costs.review_seconds(
-        [(r["reviewer"], r["pair_id"], epoch(r["updated_at"])) for r in rows], cfg.costs.break_cap_s
-    )
-    return rows, seconds
 
 
 def counted_votes(store: Store, cfg: Config) -> dict[str, list[str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labeler.costs import Prices, estimate_round_cost, estimate_tokens, savings
+from labeler.costs import Prices, estimate_round_cost, estimate_tokens, ledger
 
 
 @pytest.mark.parametrize(
@@ -29,11 +29,13 @@ def test_call_cost(tokens_in: int, tokens_out: int, expected: float) -> None:
         (10, 5, 0.5, 1.0, 3, 30 - 15 - 0.5, 30 / 15.5),
     ],
 )
-def test_savings(labeled, to_humans, judge, price, reviewers, saved, factor) -> None:
-    s = savings(labeled, to_humans, judge, price, reviewers)
-    assert s.saved == pytest.approx(saved)
-    assert s.factor == (None if factor is None else pytest.approx(factor))
-    assert s.total_cost == pytest.approx(judge + to_humans * price * reviewers)
+def test_ledger_savings(labeled, to_humans, judge, price, reviewers, saved, factor) -> None:
+    led = ledger(
+        labeled, labeled - to_humans, to_humans, judge, [], price, reviewers, 30.0, "per_pair"
+    )
+    assert led.saved == pytest.approx(saved)
+    assert led.factor == (None if factor is None else pytest.approx(factor))
+    assert led.total == pytest.approx(judge + to_humans * price * reviewers)
 
 
 def test_estimates() -> None:

@@ -133,3 +133,26 @@ def test_push_to_hub_needs_a_token(two_rounds: Project, tmp_path: Path) -> None:
         "someone/prefs",
     )
     assert result.exit_code == 1 and "HF_TOKEN" in result.stderr
+
+
+def test_round_summary_and_report_agree_and_history_is_not_repriced(project: Project) -> None:
+    """Issue 11: with review.min_submitted = 3 the round summary said 162 USD and the
+    report 486 for the same round; a price change re-priced old rounds."""
+    project.set(review={"min_submitted": 3, "enabled": False}, costs={"human_price_per_pair": 2.0})
+    project.pairs(
+        [
+            *good_bad_rows(4),
+            {"prompt": "q?", "response_a": "same thing", "response_b": "same thing!"},
+        ]
+    )
+    summary = project.run_json("round")
+    to_humans = sum(summary["review"].values())
+    assert to_humans >= 1
+    assert summary["human_cost"] == pytest.approx(to_humans * 3 * 2.0)
+    (row,) = project.run_json("report")["rounds"]
+    assert row["human_cost"] == pytest.approx(summary["human_cost"])
+    assert row["all_human_cost"] == pytest.approx(summary["baseline_cost"])
+    assert row["saved"] == pytest.approx(summary["saved"])
+    project.set(review={"min_submitted": 1}, costs={"human_price_per_pair": 100.0})
+    (again,) = project.run_json("report")["rounds"]
+    assert again["human_cost"] == pytest.approx(summary["human_cost"])  # as it was priced

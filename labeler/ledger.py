@@ -1,0 +1,84 @@
+"""The money of each round, from the state: one function for every command.
+
+The round summary, ``labeler report``, ``status``, the demo and the charts all read
+``round_ledgers``. Prices and the reviewers per pair are those *snapshotted when the
+round started* (``money_snapshot``, stored with the round), so today's config never
+re-prices history; rounds stored before snapshots existed use the config in force.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from labeler import costs
+from labeler.config import Config
+from labeler.routing import ACCEPT
+from labeler.store import Store
+
+
+def money_snapshot(cfg: Config) -> dict[str, Any]:
+    """What a round's money is computed with, fixed when it starts."""
+    return {
+        "human_price_per_pair": cfg.costs.human_price_per_pair,
+        "reviewers_per_pair": cfg.review.min_submitted,
+        "hourly_rate": cfg.costs.hourly_rate,
+        "human_cost_mode": cfg.costs.human_cost_mode,
+        "currency": cfg.costs.currency,
+        "price_input_per_mtok": cfg.judge.price_input_per_mtok,
+        "price_output_per_mtok": cfg.judge.price_output_per_mtok,
+    }
+
+
+def round_money(row: Any, cfg: Config) -> dict[str, Any]:
+    """A stored round's snapshot, or today's config for rounds stored before snapshots."""
+    try:
+        stored = json.loads(row["thresholds"] or "{}").get("money")
+    except (TypeError, ValueError):
+        stored = None
+    return {**money_snapshot(cfg), **(stored or {})}
+
+
+def epoch(timestamp: str) -> float:
+    """Argilla's timestamps are ISO 8601 in UTC without an offset."""
+    when = datetime.fromisoformat(timestamp)
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def review_times(store: Store, cfg: Config) -> tuple[list[Any], dict[tuple[str, str], Any]]:
+    """Every submitted response, and the seconds each took (None: unknown)."""
+    rows = store.submitted_responses()
+    seconds = costs.review_seconds(
+        [(r["reviewer"], r["pair_id"], epoch(r["updated_at"])) for r in rows], cfg.costs.break_cap_s
+    )
+    return rows, seconds
+
+
+def round_ledgers(store: Store, cfg: Config, only: int | None = None) -> dict[int, costs.Ledger]:
+    """Each round's ledger (or just round ``only``'s)."""
+    rows, seconds = review_times(store, cfg)
+    times: dict[int, list[float | None]] = {}
+    for r in rows:
+        if r["round_id"] is not None:
+            times.setdefault(r["round_id"], []).append(seconds[(r["reviewer"], r["pair_id"])])
+    out = {}
+    for rnd in store.rounds():
+        if only is not None and rnd["id"] != only:
+            continue
+        money = round_money(rnd, cfg)
+        decisions = store.round_decisions(rnd["id"])
+        judged = sum(decisions.values())
+        accepted = sum(n for (a, _), n in decisions.items() if a == ACCEPT)
+        out[rnd["id"]] = costs.ledger(
+            judged,
+            accepted,
+            judged - accepted,
+            store.call_totals(rnd["id"])["cost"],
+            times.get(rnd["id"], []),
+            float(money["human_price_per_pair"]),
+            int(money["reviewers_per_pair"]),
+            float(money["hourly_rate"]),
+            str(money["human_cost_mode"]),
+        )
+    return out
