@@ -53,7 +53,7 @@ def test_report_numbers_and_chart(two_rounds: Project, tmp_path: Path) -> None:
     # nothing audited, so every judge acceptance is still provisional (cold start)
     assert data["labels"] == {"human": 0, "certified": 0, "provisional": 9}
     text = p.run("report", "--quality").stdout
-    assert "Rounds: cost and quality" in text and "Quality flags" in text
+    assert "Money per round" in text and "Quality flags" in text
     assert "0 certified judge, 9 provisional judge" in " ".join(text.split())
 
 

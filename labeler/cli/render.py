@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -79,7 +80,7 @@ def round_table(s: dict[str, Any]) -> Table:
     )
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("what", style="bold")
-    table.add_column("value", justify="right")
+    table.add_column("value", justify="right", overflow="fold")
     table.add_row("pairs read from source", str(s["source_pairs"]))
     if s["status"] != "dry_run":
         table.add_row("new pairs imported", str(s["new_pairs"]))
@@ -189,7 +190,7 @@ def serve_panel(url: str, username: str, secrets_path: str, workspace: str, data
         title="Argilla is running (Ctrl-C to stop)", show_header=False, title_justify="left"
     )
     table.add_column("what", style="bold")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")
     table.add_row("web UI", url)
     table.add_row("owner login", username)
     table.add_row("owner password and API key", f"in {secrets_path} (mode 0600)")
@@ -217,7 +218,7 @@ def reviewers_table(rows: list[dict[str, Any]], workspace: str) -> Table:
 def sync_table(s: dict[str, Any]) -> Table:
     table = Table(title="Sync with Argilla", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
-    table.add_column("value", justify="right")
+    table.add_column("value", justify="right", overflow="fold")
     table.add_row("pairs pushed for review", str(s["pushed"]))
     table.add_row(
         "responses pulled (new or changed)", f"{s['responses']} ({s['changed_responses']})"
@@ -281,39 +282,49 @@ def calibration_message(recal: dict[str, Any]) -> Text:
     return Text(f"{head}: {recal['message']}", style=style)
 
 
-def quality_table(rounds: list[dict[str, Any]]) -> Table:
-    table = Table(title="Quality per round", title_justify="left")
-    cols = (
-        "round",
-        "thresholds (A/B)",
-        "labels",
-        "coverage (exp.)",
-        "audited agr. (low)",
-        "judge=human",
-        "w/o ties",
-        "kappa",
-        "reviewers agree",
+def _thr(x: float | None) -> str:
+    return "-" if x is None else ("never" if x > 1 else f"{x:.2f}")
+
+
+def _narrow(title: str) -> Table:
+    """A table that fits 80 columns: no vertical rules, one space of padding."""
+    return Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+        collapse_padding=True,
     )
-    for col in cols:
-        table.add_column(col, justify="right")
+
+
+def quality_table(rounds: list[dict[str, Any]]) -> Group:
+    """Quality per round as two tables that each fit 80 columns."""
+    routing = _narrow("Thresholds and coverage per round")
+    for col in ("round", "thresholds A/B", "human labels", "coverage", "expected"):
+        routing.add_column(col, justify="right")
+    agreement = _narrow("Agreement with humans per round (reviewers: with each other)")
+    for col in ("round", "audited (n)", "lower bound", "judge=human", "w/o ties", "kappa"):
+        agreement.add_column(col, justify="right")
+    agreement.add_column("reviewers", justify="right")
     for r in rounds:
-
-        def thr(x: float | None) -> str:
-            return "-" if x is None else ("never" if x > 1 else f"{x:.2f}")
-
-        table.add_row(
+        routing.add_row(
             str(r["round"]),
-            f"v{r['thresholds_version']} {thr(r['threshold_a'])}/{thr(r['threshold_b'])}",
+            f"v{r['thresholds_version']} {_thr(r['threshold_a'])}/{_thr(r['threshold_b'])}",
             str(r["labels_behind_thresholds"]),
-            f"{_pct(r['coverage'])} ({_pct(r['expected_coverage'])})",
-            f"{_pct(r['audited_agreement'])} ({_pct(r['audited_agreement_lower'])}) "
-            f"n={r['audited']}",
+            _pct(r["coverage"]),
+            _pct(r["expected_coverage"]),
+        )
+        agreement.add_row(
+            str(r["round"]),
+            f"{_pct(r['audited_agreement'])} ({r['audited']})",
+            _pct(r["audited_agreement_lower"]),
             _pct(r["agreement_with_ties"]),
             _pct(r["agreement_without_ties"]),
             "-" if r["kappa"] is None else f"{r['kappa']:.2f}",
             _pct(r["reviewer_agreement"]),
         )
-    return table
+    return Group(routing, agreement)
 
 
 def label_status_line(labels: dict[str, int]) -> Text:
@@ -325,54 +336,65 @@ def label_status_line(labels: dict[str, int]) -> Text:
     )
 
 
-def report_table(data: dict[str, Any]) -> Table:
+def _cash(value: float) -> str:
+    """Money in a narrow cell: cents below 1,000, whole units with separators above."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.2f}"
+
+
+def report_table(data: dict[str, Any]) -> Group:
+    """Pairs, money and quality per round: three tables that each fit 80 columns."""
     cur = data["currency"]
-    table = Table(
-        title=f"Rounds: cost and quality (money in {cur}, human cost by "
-        f"{data['mode'].replace('_', ' ')})",
-        title_justify="left",
-    )
-    for col in (
-        "round",
-        "pairs",
-        "judge ok",
-        "to humans",
-        "judge",
-        "humans",
-        "all-human",
-        "saved",
-        "x",
-        "agreement (low)",
-        "thresholds",
-    ):
-        table.add_column(col, justify="right")
+    mode = data["mode"].replace("_", " ")
+    pairs_t = _narrow("Pairs per round")
+    for col in ("round", "pairs", "by judge", "to humans", "coverage"):
+        pairs_t.add_column(col, justify="right")
+    money_t = _narrow(f"Money per round ({cur}; human cost {mode})")
+    for col in ("round", "judge", "humans", "all-human", "saved", "x cheaper"):
+        money_t.add_column(col, justify="right")
+    quality_t = _narrow("Quality per round")
+    for col in ("round", "audited agreement", "lower bound", "thresholds"):
+        quality_t.add_column(col, justify="right")
     rows = [*data["rounds"], *([data["total"]] if data["total"] else [])]
     for r in rows:
-        bold = r["round"] == "total"
-        agreement = (
-            "-"
-            if r["audited_agreement"] is None
-            else f"{r['audited_agreement']:.0%} ({r['audited_agreement_lower']:.0%})"
+        total = r["round"] == "total"
+
+        def row(table: Table, cells: list[str], total: bool = total) -> None:
+            table.add_row(*(f"[bold]{c}[/]" for c in cells) if total else cells)
+
+        row(
+            pairs_t,
+            [
+                str(r["round"]),
+                str(r["pairs"]),
+                str(r["accepted"]),
+                str(r["to_humans"]),
+                _pct(r["coverage"]),
+            ],
         )
-        cells = [
-            str(r["round"]),
-            str(r["pairs"]),
-            str(r["accepted"]),
-            str(r["to_humans"]),
-            f"{r['judge_cost']:.4f}",
-            f"{r['human_cost']:.2f}",
-            f"{r['all_human_cost']:.2f}",
-            f"{r['saved']:.2f}",
-            "-" if r["savings_factor"] is None else f"{r['savings_factor']:.1f}",
-            agreement,
-            r["thresholds"] or "",
-        ]
-        table.add_row(*(f"[bold]{c}[/]" for c in cells) if bold else cells)
-    return table
+        judge = r["judge_cost"]
+        row(
+            money_t,
+            [
+                str(r["round"]),
+                f"{judge:.4f}" if abs(judge) < 1 else _cash(judge),
+                _cash(r["human_cost"]),
+                _cash(r["all_human_cost"]),
+                _cash(r["saved"]),
+                "-" if r["savings_factor"] is None else f"{r['savings_factor']:.1f}",
+            ],
+        )
+        if not total:
+            quality_t.add_row(
+                str(r["round"]),
+                _pct(r["audited_agreement"]),
+                _pct(r["audited_agreement_lower"]),
+                r["thresholds"] or "",
+            )
+    return Group(pairs_t, money_t, quality_t)
 
 
 def flags_table(flags: list[dict[str, Any]]) -> Table:
-    table = Table(title="Quality flags", title_justify="left")
+    table = _narrow("Quality flags")
     for col in ("round", "kind", "pair", "reviewer", "detail"):
         table.add_column(col)
     for f in flags:
