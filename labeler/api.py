@@ -89,6 +89,6 @@ class Project:
 
     def dataset(self) -> Any:
         """The current DPO dataset as a ``datasets.Dataset`` (human and certified labels)."""
-        import datasets
+        from labeler.export import load_dataset
 
-        return datasets.load_from_disk(str(self.cfg.output.dataset_dir))
+        return load_dataset(self.cfg.output.dataset_dir)

@@ -121,6 +121,16 @@ def _sweep(folder: Path, prefixes: tuple[str, ...]) -> None:
                 entry.unlink(missing_ok=True)
 
 
+def load_dataset(path: Path) -> Any:
+    """A dataset labeler saved (``save_dpo``), as a ``datasets.Dataset``."""
+    import datasets
+
+    try:
+        return datasets.load_from_disk(str(path))
+    except FileNotFoundError:
+        raise ExportError(f"{path}: no dataset yet; run `labeler round` first") from None
+
+
 def kto_rows(dpo: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """KTO's unpaired form: the chosen response labelled True, the rejected one False."""
     out = []

@@ -19,7 +19,7 @@ def run_calibration(cfg: Config, plot_path: Path | None = None) -> dict[str, Any
     with project_lock(cfg.project.state_dir, "calibrate"), Store(cfg.db_path) as store:
         recal = recalibrate(store, cfg)
         if recal.changed or recal.rechecked:
-            from labeler.rounds import write_dataset
+            from labeler.dataset import write_dataset
 
             write_dataset(store, cfg)  # only judge labels the thresholds in force certify
         rounds = round_report(store, cfg)

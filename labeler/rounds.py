@@ -23,6 +23,7 @@ from typing import Any
 
 from labeler import costs, prompts
 from labeler.config import Config
+from labeler.dataset import write_dataset
 from labeler.errors import ConfigError, ReviewError, SourceError, StateError
 from labeler.injection import suspect_pair
 from labeler.judge import check_reachable
@@ -626,7 +627,7 @@ def _warm_up_export() -> None:
 
 def _push_for_review(store: Store, cfg: Config, summary: RoundSummary) -> None:
     """Send the pairs waiting for humans to Argilla; a failure leaves them queued."""
-    from labeler.sync import push_pending
+    from labeler.sync import push_pending  # rounds -> sync -> dataset: one way
 
     try:
         result = push_pending(store, cfg)
@@ -634,16 +635,6 @@ def _push_for_review(store: Store, cfg: Config, summary: RoundSummary) -> None:
     except (ReviewError, StateError, ConfigError) as exc:
         summary.review_error = str(exc)
     summary.review_waiting = store.state_counts()["needs_review"]
-
-
-def write_dataset(store: Store, cfg: Config) -> int:
-    """Write the DPO dataset from the state; returns its row count."""
-    from labeler import export
-
-    rows = [export.dpo_row(dict(row)) for row in store.dataset_rows(cfg.output.certified_only)]
-    count = export.save_dpo(rows, cfg.output.dataset_dir, cfg.output.parquet)
-    store.mark_exported(r["pair_id"] for r in rows)
-    return count
 
 
 def run_round(

@@ -203,7 +203,7 @@ def escalate_ties(
 
 def run_sync(cfg: Config, repush: bool = False) -> SyncSummary:
     """Push pending pairs, pull verdicts, decide pairs, rewrite the dataset."""
-    from labeler.rounds import write_dataset
+    from labeler.dataset import write_dataset
 
     summary = SyncSummary()
     with (
