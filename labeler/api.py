@@ -79,13 +79,18 @@ class Project:
         to: str = "parquet",
         provenance: bool = False,
         certified_only: bool | None = None,
+        label_source: str = "any",
+        min_confidence: float = 0.0,
+        test_size: float = 0.0,
+        conversational: bool = False,
     ) -> dict[str, Any]:
         """Write the dataset for training (``labeler export``): ``fmt`` dpo | kto,
-        ``to`` parquet | jsonl | disk."""
-        from labeler.publish import run_export
+        ``to`` parquet | jsonl | disk; the other options as the command's."""
+        from labeler.publish import ExportOptions, run_export
 
         only = self.cfg.output.certified_only if certified_only is None else certified_only
-        return run_export(self.cfg, fmt, to, Path(out), provenance, certified_only=only)
+        options = ExportOptions(label_source, min_confidence, test_size, conversational)
+        return run_export(self.cfg, fmt, to, Path(out), provenance, None, only, options)
 
     def dataset(self) -> Any:
         """The current DPO dataset as a ``datasets.Dataset`` (human and certified labels)."""

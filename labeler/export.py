@@ -9,6 +9,7 @@ renamed into place the same way.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -48,6 +49,8 @@ def dpo_row(row: Mapping[str, Any]) -> dict[str, Any]:
         "judge_model": row["model"],
         "template_hash": row["template_hash"],
         "reviewers": int(row.get("reviewers", 0)),
+        # a multi-turn prompt's messages (JSON), used by the conversational format
+        "prompt_messages": row.get("prompt_messages") or None,
     }
 
 
@@ -131,6 +134,30 @@ def load_dataset(path: Path) -> Any:
         raise ExportError(f"{path}: no dataset yet; run `labeler round` first") from None
 
 
+MESSAGE_COLUMNS = ("prompt", "chosen", "rejected", "completion")
+
+
+def conversational(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """TRL's conversational format: the prompt as a list of messages (a multi-turn
+    prompt's own, else one user turn), each response as one assistant message."""
+    out = []
+    for row in rows:
+        messages = row.get("prompt_messages")
+        prompt = json.loads(messages) if messages else [{"role": "user", "content": row["prompt"]}]
+        new = {**row, "prompt": prompt}
+        for key in ("chosen", "rejected", "completion"):
+            if key in row:
+                new[key] = [{"role": "assistant", "content": row[key]}]
+        out.append(new)
+    return out
+
+
+def in_test_split(pair_id: str, share: float) -> bool:
+    """A fixed split by pair id: the same pair is always on the same side."""
+    digest = hashlib.sha256(f"test:{pair_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
 def kto_rows(dpo: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """KTO's unpaired form: the chosen response labelled True, the rejected one False."""
     out = []
@@ -148,7 +175,14 @@ def _dataset(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> Any:
 
     datasets.disable_progress_bars()
     types = {"confidence": "float64", "round": "int64", "reviewers": "int64", "label": "bool"}
-    features = datasets.Features({c: datasets.Value(types.get(c, "string")) for c in columns})
+    message = {"role": datasets.Value("string"), "content": datasets.Value("string")}
+
+    def feature(column: str) -> Any:
+        if column in MESSAGE_COLUMNS and rows and isinstance(rows[0][column], list):
+            return [message]  # conversational: a list of messages
+        return datasets.Value(types.get(column, "string"))
+
+    features = datasets.Features({c: feature(c) for c in columns})
     return datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in columns}, features=features)
 
 

@@ -20,7 +20,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class Pair:
     source: str = ""
     row: int = 0
     key: str = ""  # the same for (prompt, a, b) and (prompt, b, a): see ``pair_key``
+    messages: str = ""  # a multi-turn prompt's messages (JSON); ``prompt`` is its transcript
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,40 @@ def _text_problem(name: str, value: Any) -> tuple[str, str] | None:
     return None
 
 
+ROLES = ("system", "user", "assistant")
+
+
+def conversation(value: list[Any], name: str) -> tuple[str, str] | tuple[None, str]:
+    """A multi-turn prompt (a list of {"role", "content"} messages ending with the user's
+    turn): (its transcript, its messages as JSON), or (None, why it is unusable). The
+    transcript is what the judge and the reviewers read; the messages are exported."""
+    if not value:
+        return None, f"field '{name}' is an empty list of messages"
+    kept = []
+    for i, m in enumerate(value):
+        if not isinstance(m, Mapping) or m.get("role") not in ROLES:
+            return None, f"field '{name}'[{i}] must be a message with role system/user/assistant"
+        content = m.get("content")
+        if not isinstance(content, str) or not content.strip():
+            return None, f"field '{name}'[{i}] has no text content"
+        kept.append({"role": m["role"], "content": content})
+    if kept[-1]["role"] != "user":
+        return None, f"field '{name}' must end with the user's turn (the responses answer it)"
+    transcript = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in kept)
+    return transcript, json.dumps(kept, ensure_ascii=False)
+
+
 def pairs_from_row(
     row: Mapping[str, Any], cfg: SourceConfig, source: str, number: int
 ) -> list[Pair] | BadRow:
     """Turn one decoded row into its pairs, or say why it is bad."""
     prompt = row.get(cfg.prompt_field)
+    messages = ""
+    if isinstance(prompt, list):  # multi-turn: a list of messages
+        transcript, detail = conversation(prompt, cfg.prompt_field)
+        if transcript is None:
+            return BadRow(source, number, detail, "bad_messages")
+        prompt, messages = transcript, detail
     problem = _text_problem(cfg.prompt_field, prompt)
     if problem:
         return BadRow(source, number, problem[1], problem[0])
@@ -126,7 +156,8 @@ def pairs_from_row(
         return BadRow(source, number, "identical responses", "identical_responses")
     assert isinstance(prompt, str)
     return [
-        make_pair(prompt, a, b, source, number) for a, b in itertools.combinations(responses, 2)
+        replace(make_pair(prompt, a, b, source, number), messages=messages)
+        for a, b in itertools.combinations(responses, 2)
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,26 @@ def _guarantee_text(cfg: Config) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ExportOptions:
+    """Which rows, in which shape: ``label_source`` any | human | judge; rows whose
+    confidence (the judge's, or the reviewers' vote share) is below ``min_confidence`` are
+    left out; ``test_size`` splits off a fixed, pair-id-hashed test share; the
+    conversational format writes prompt / chosen / rejected as message lists (TRL)."""
+
+    label_source: str = "any"
+    min_confidence: float = 0.0
+    test_size: float = 0.0
+    conversational: bool = False
+
+
+def split_path(out: Path, split: str) -> Path:
+    """prefs.parquet -> prefs.train.parquet; a folder -> folder/train."""
+    if out.suffix:
+        return out.with_name(f"{out.stem}.{split}{out.suffix}")
+    return out / split
+
+
 def run_export(
     cfg: Config,
     fmt: str,
@@ -108,21 +129,46 @@ def run_export(
     provenance: bool,
     repo: str | None = None,
     certified_only: bool = True,
+    options: ExportOptions | None = None,
 ) -> dict[str, Any]:
+    opts = options or ExportOptions()
     if not cfg.db_path.exists():
         raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
     with project_lock(cfg.project.state_dir, "export"):
         with Store(cfg.db_path) as store:
             dpo = [export.dpo_row(dict(r)) for r in store.dataset_rows(certified_only)]
             status = store.label_status_counts()
+        dpo = [
+            r
+            for r in dpo
+            if opts.label_source in ("any", r["label_source"])
+            and r["confidence"] >= opts.min_confidence
+        ]
         dpo.sort(key=lambda r: r["pair_id"])  # a stable order: byte-identical exports
         rows = export.kto_rows(dpo) if fmt == "kto" else dpo
+        if opts.conversational:
+            rows = export.conversational(rows)
         base = ["prompt", "completion", "label"] if fmt == "kto" else list(export.DPO_COLUMNS)
         columns = base + (list(export.PROVENANCE_COLUMNS) if provenance else [])
         card = _card(cfg, fmt, rows, base, dpo, status)
-        path = export.write_export(rows, columns, target, out, card)
+        splits: dict[str, dict[str, Any]] = {}
+        if opts.test_size:
+            parts: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
+            for r in rows:
+                test = export.in_test_split(r["pair_id"], opts.test_size)
+                parts["test" if test else "train"].append(r)
+            written = {
+                split: export.write_export(part, columns, target, split_path(out, split), card)
+                for split, part in parts.items()
+            }
+            splits = {s: {"rows": len(parts[s]), "path": str(written[s])} for s in parts}
+            path = written["train"]
+        else:
+            path = export.write_export(rows, columns, target, out, card)
     card_path = path / "README.md" if target == "disk" else path.with_name(path.name + ".README.md")
     result = {"rows": len(rows), "path": str(path), "card": str(card_path), "status": status}
+    if splits:
+        result["splits"] = splits
     if repo:
         result["hub"] = export.push_to_hub(rows, columns, repo, card)
     return result

@@ -27,7 +27,7 @@ from typing import Any
 from labeler.errors import StateError, write_failed
 from labeler.pairs import BadRow, Pair, pair_key
 
-SCHEMA_VERSION = 2  # see MIGRATIONS
+SCHEMA_VERSION = 3  # see MIGRATIONS
 STATES = ("imported", "accepted", "needs_review", "in_review", "human_decided", "exported")
 
 _SCHEMA = """
@@ -264,6 +264,12 @@ class Store:
         )
         self.db.execute("CREATE INDEX IF NOT EXISTS pairs_by_key ON pairs (pair_key)")
 
+    def _add_prompt_messages(self) -> None:
+        """Migration 3: a multi-turn prompt's messages (JSON), beside its transcript."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(pairs)")}
+        if "prompt_messages" not in have:
+            self.db.execute("ALTER TABLE pairs ADD COLUMN prompt_messages TEXT")
+
     def existing_keys(self, keys: list[str]) -> set[str]:
         """Which of the order-free ``pair_key``s are stored already."""
         found: set[str] = set()
@@ -320,9 +326,21 @@ class Store:
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO pairs (id, prompt, response_a, response_b, source, "
-                "source_row, imported_at, updated_at, pair_key) VALUES (?,?,?,?,?,?,?,?,?)",
+                "source_row, imported_at, updated_at, pair_key, prompt_messages) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
-                    (p.id, p.prompt, p.response_a, p.response_b, p.source, p.row, now, now, p.key)
+                    (
+                        p.id,
+                        p.prompt,
+                        p.response_a,
+                        p.response_b,
+                        p.source,
+                        p.row,
+                        now,
+                        now,
+                        p.key,
+                        p.messages or None,
+                    )
                     for p in pairs
                 ),
             )
@@ -623,7 +641,8 @@ class Store:
         is False (provisional ones are marked in ``label_status``)."""
         judge_ok = "AND COALESCE(v.status, 'certified') = 'certified' " if certified_only else ""
         return self.db.execute(
-            "SELECT p.id, p.prompt, p.response_a, p.response_b, v.round_id, v.model, "
+            "SELECT p.id, p.prompt, p.prompt_messages, p.response_a, p.response_b, v.round_id, "
+            "v.model, "
             "v.template_hash, COALESCE(h.label, v.label) AS label, "
             "CASE WHEN h.decided = 1 THEN 'human' ELSE 'judge' END AS label_source, "
             "CASE WHEN h.decided = 1 THEN 'human' ELSE COALESCE(v.status, 'certified') END "
@@ -875,4 +894,5 @@ class Store:
 MIGRATIONS: tuple[tuple[int, Callable[[Store], None]], ...] = (
     (1, Store._add_missing_columns),
     (2, Store._add_pair_keys),
+    (3, Store._add_prompt_messages),
 )

@@ -156,3 +156,61 @@ def test_round_summary_and_report_agree_and_history_is_not_repriced(project: Pro
     project.set(review={"min_submitted": 1}, costs={"human_price_per_pair": 100.0})
     (again,) = project.run_json("report")["rounds"]
     assert again["human_cost"] == pytest.approx(summary["human_cost"])  # as it was priced
+
+
+def test_export_options_and_multi_turn_prompts(project: Project) -> None:
+    """Issue 11: TRL's conversational format, multi-turn source prompts, --label-source,
+    --min-confidence, --test-size."""
+    turns = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "question 99?"},
+        {"role": "assistant", "content": "Which part?"},
+        {"role": "user", "content": "the whole of it"},
+    ]
+    rows = [
+        *good_bad_rows(40),
+        {"prompt": turns, "response_a": "answer 99 is good", "response_b": "answer 99 is poor"},
+        {"prompt": [{"role": "assistant", "content": "hi"}], "response_a": "x", "response_b": "y"},
+    ]
+    project.pairs(rows)
+    data = project.run_json("round")
+    assert data["new_pairs"] == 41 and data["skipped"] == {"bad_messages": 1}
+    out = project.root / "conv.jsonl"
+    result = project.run("export", "--to", "jsonl", "--out", str(out), "--conversational")
+    assert result.exit_code == 0, result.output
+    exported = [json.loads(line) for line in out.read_text().splitlines()]
+    multi = [r for r in exported if len(r["prompt"]) > 1]
+    assert len(multi) == 1 and multi[0]["prompt"] == turns
+    assert multi[0]["chosen"] == [{"role": "assistant", "content": "answer 99 is good"}]
+    single = next(r for r in exported if len(r["prompt"]) == 1)
+    assert single["prompt"][0]["role"] == "user" and single["rejected"][0]["role"] == "assistant"
+    # Parquet keeps the message lists typed (what TRL loads)
+    pq = project.root / "conv.parquet"
+    assert (
+        project.run("export", "--to", "parquet", "--out", str(pq), "--conversational").exit_code
+        == 0
+    )
+    ds = datasets.Dataset.from_parquet(str(pq))
+    assert ds.num_rows == 41 and isinstance(ds[0]["prompt"], list)
+    # filters: judge labels only, high confidence only; nothing by humans here
+    human = project.run(
+        "export", "--to", "jsonl", "--out", str(project.root / "h.jsonl"), "--label-source", "human"
+    )
+    assert human.exit_code == 0 and (project.root / "h.jsonl").read_text() == ""
+    high = project.root / "high.jsonl"
+    assert (
+        project.run(
+            "export", "--to", "jsonl", "--out", str(high), "--min-confidence", "0.99"
+        ).exit_code
+        == 0
+    )
+    assert high.read_text() == ""  # the test judge reports 0.95
+    # a fixed test split: the same pairs on the same side every time
+    split = project.root / "split.jsonl"
+    first = project.run("export", "--to", "jsonl", "--out", str(split), "--test-size", "0.25")
+    assert first.exit_code == 0 and "test:" in first.stdout
+    train = (project.root / "split.train.jsonl").read_text().splitlines()
+    test = (project.root / "split.test.jsonl").read_text().splitlines()
+    assert len(train) + len(test) == 41 and 3 <= len(test) <= 20
+    project.run("export", "--to", "jsonl", "--out", str(split), "--test-size", "0.25")
+    assert (project.root / "split.test.jsonl").read_text().splitlines() == test

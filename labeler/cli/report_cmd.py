@@ -84,6 +84,32 @@ def report(ctx: click.Context, as_json: bool, chart_path: Path | None, quality: 
     "output.certified_only, true); --include-provisional adds the rest, marked.",
 )
 @click.option(
+    "--label-source",
+    type=click.Choice(["any", "human", "judge"]),
+    default="any",
+    show_default=True,
+    help="Only rows labelled by humans, or by the judge.",
+)
+@click.option(
+    "--min-confidence",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Leave out rows below this confidence (the judge's, or the reviewers' vote share).",
+)
+@click.option(
+    "--test-size",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Also split off this share as a test set, fixed by pair id (prefs.parquet -> "
+    "prefs.train.parquet and prefs.test.parquet; a folder gets train/ and test/).",
+)
+@click.option(
+    "--conversational",
+    is_flag=True,
+    help="TRL's conversational format: prompt, chosen, rejected as lists of messages "
+    "(a multi-turn source prompt keeps its turns).",
+)
+@click.option(
     "--push-to-hub",
     "repo",
     help="Also push to this Hugging Face dataset repo "
@@ -98,6 +124,10 @@ def export(
     out: Path,
     provenance: bool,
     certified_only: bool | None,
+    label_source: str,
+    min_confidence: float,
+    test_size: float | None,
+    conversational: bool,
     repo: str | None,
     wait: bool,
 ) -> None:
@@ -113,12 +143,13 @@ def export(
         labeler export --include-provisional --to jsonl --out all.jsonl
     """
     from labeler.cli import render
-    from labeler.publish import run_export
+    from labeler.publish import ExportOptions, run_export
 
     cfg = load(ctx)
     only = cfg.output.certified_only if certified_only is None else certified_only
+    options = ExportOptions(label_source, min_confidence, test_size or 0.0, conversational)
     with waiting(cfg, "export", wait):
-        result = run_export(cfg, fmt, target, out, provenance, repo, certified_only=only)
+        result = run_export(cfg, fmt, target, out, provenance, repo, only, options)
     s = result["status"]
     render.Console().print(
         f"Wrote {result['rows']} {fmt.upper()} rows to {result['path']} (card: {result['card']}): "
@@ -130,3 +161,5 @@ def export(
         ),
         markup=False,
     )
+    for split, info in result.get("splits", {}).items():
+        render.Console().print(f"  {split}: {info['rows']} rows in {info['path']}", markup=False)
