@@ -74,44 +74,89 @@ def reliability_png(
     return _save(fig, path)
 
 
-def rounds_png(rounds: list[dict[str, Any]], currency: str, path: Path) -> Path:
-    """Cost per round (judge, humans, all-human baseline) and coverage vs audited
-    agreement per round: the slide for the lead."""
+def rounds_figure(rounds: list[dict[str, Any]], currency: str, target: float) -> Any:
+    """The lead's two questions. Left: how much did we save? Cumulative cost of labeling
+    everything by hand against what was spent (judge + humans), the gap shaded and the
+    savings factor written; the judge's cost, tiny beside human labels, is written out.
+    Right: is quality OK? Coverage, and audited agreement with its lower bound and n,
+    against the target agreement."""
     plt = _plt()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.4))
     names = [str(r["round"]) for r in rounds]
     x = list(range(len(rounds)))
-    width = 0.27
-    left.bar([i - width for i in x], [r["judge_cost"] for r in rounds], width, label="judge")
-    left.bar(x, [r["human_cost"] for r in rounds], width, label="humans")
-    left.bar(
-        [i + width for i in x],
-        [r["all_human_cost"] for r in rounds],
-        width,
-        label="all-human baseline",
-        color="lightgrey",
-    )
+    baseline: list[float] = []
+    spent: list[float] = []
+    judge: list[float] = []
+    for r in rounds:
+        baseline.append((baseline[-1] if baseline else 0.0) + r["all_human_cost"])
+        spent.append((spent[-1] if spent else 0.0) + r["judge_cost"] + r["human_cost"])
+        judge.append((judge[-1] if judge else 0.0) + r["judge_cost"])
+    left.plot(x, baseline, marker="o", color="grey", label="all by hand")
+    left.plot(x, spent, marker="o", color="tab:blue", label="labeler (judge + humans)")
+    left.fill_between(x, spent, baseline, color="tab:green", alpha=0.15, label="saved")
+    if rounds:
+        saved = baseline[-1] - spent[-1]
+        factor = baseline[-1] / spent[-1] if spent[-1] > 0 else None
+        left.annotate(
+            f"saved {saved:,.2f} {currency}" + (f" ({factor:.1f}x cheaper)" if factor else ""),
+            (x[-1], (baseline[-1] + spent[-1]) / 2),
+            xytext=(-8, 0),
+            textcoords="offset points",
+            ha="right",
+            fontsize=9,
+            color="tab:green",
+        )
+        left.annotate(
+            f"judge: {judge[-1]:,.4f} {currency} in all",
+            (0.02, 0.95),
+            xycoords="axes fraction",
+            fontsize=8,
+            color="tab:blue",
+            va="top",
+        )
     left.set_xticks(x, names)
     left.set_xlabel("round")
-    left.set_ylabel(f"cost ({currency})")
-    left.set_title("Cost per round")
-    left.legend(fontsize=8)
+    left.set_ylabel(f"cumulative cost ({currency})")
+    left.set_title("How much did we save?")
+    left.legend(fontsize=8, loc="lower right")
     cov = [100 * (r["coverage"] or 0) for r in rounds]
-    agree = [
-        None if r["audited_agreement"] is None else 100 * r["audited_agreement"] for r in rounds
-    ]
-    right.plot(x, cov, marker="o", label="coverage (accepted by the judge)")
-    right.plot(
-        [i for i, a in zip(x, agree, strict=True) if a is not None],
-        [a for a in agree if a is not None],
-        marker="s",
-        label="audited agreement with humans",
-    )
+    right.plot(x, cov, marker="o", color="tab:blue", label="coverage (decided by the judge)")
+    right.axhline(100 * target, color="tab:red", linestyle="--", label=f"target {target:.0%}")
+    audited = [(i, r) for i, r in zip(x, rounds, strict=True) if r["audited_agreement"] is not None]
+    if audited:
+        xs = [i for i, _ in audited]
+        ys = [100 * r["audited_agreement"] for _, r in audited]
+        lows = [100 * (r["audited_agreement_lower"] or 0) for _, r in audited]
+        right.errorbar(
+            xs,
+            ys,
+            yerr=[[y - lo for y, lo in zip(ys, lows, strict=True)], [0] * len(ys)],
+            marker="s",
+            color="tab:orange",
+            capsize=4,
+            label="audited agreement (bar: lower bound)",
+        )
+        for i, (_, r) in zip(xs, audited, strict=True):
+            right.annotate(
+                f"n={r.get('audited', '?')}",
+                (i, 100 * r["audited_agreement"]),
+                xytext=(5, 4),
+                textcoords="offset points",
+                fontsize=7,
+                color="tab:orange",
+            )
     right.set_xticks(x, names)
     right.set_ylim(0, 105)
     right.set_xlabel("round")
     right.set_ylabel("%")
-    right.set_title("Coverage and audited agreement")
+    right.set_title("Is quality OK?")
     right.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
+
+
+def rounds_png(
+    rounds: list[dict[str, Any]], currency: str, path: Path, target: float = 0.9
+) -> Path:
+    """``rounds_figure`` as a PNG."""
+    return _save(rounds_figure(rounds, currency, target), path)

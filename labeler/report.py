@@ -41,6 +41,7 @@ def _row(
         "coverage": led.accepted / led.pairs if led.pairs else None,
         "audited_agreement": q.get("audited_agreement"),
         "audited_agreement_lower": q.get("audited_agreement_lower"),
+        "audited": q.get("audited", 0),
         "thresholds": None
         if not q
         else f"v{q['thresholds_version']} {_thr(q['threshold_a'])}/{_thr(q['threshold_b'])}",
@@ -65,6 +66,7 @@ def build_report(cfg: Config) -> dict[str, Any]:
         labels = store.label_status_counts()
     return {
         "currency": cfg.costs.currency,
+        "target": cfg.calibration.target_agreement,
         "mode": cfg.costs.human_cost_mode,
         "rounds": rows,
         "total": None if total is None else _row("total", total, None, {}),
@@ -77,4 +79,4 @@ def build_report(cfg: Config) -> dict[str, Any]:
 def write_chart(report: dict[str, Any], path: Path) -> Path:
     from labeler.charts import rounds_png
 
-    return rounds_png(report["rounds"], report["currency"], path)
+    return rounds_png(report["rounds"], report["currency"], path, report["target"])

@@ -214,3 +214,38 @@ def test_export_options_and_multi_turn_prompts(project: Project) -> None:
     assert len(train) + len(test) == 41 and 3 <= len(test) <= 20
     project.run("export", "--to", "jsonl", "--out", str(split), "--test-size", "0.25")
     assert (project.root / "split.test.jsonl").read_text().splitlines() == test
+
+
+def test_the_rounds_chart_answers_the_leads_questions() -> None:
+    """Issue 11: the target line, lower bounds with their n, cumulative savings, and the
+    judge's cost visible."""
+    from labeler.charts import rounds_figure
+
+    rounds = [
+        {
+            "round": i,
+            "judge_cost": 0.02,
+            "human_cost": h,
+            "all_human_cost": 100.0,
+            "coverage": c,
+            "audited_agreement": a,
+            "audited_agreement_lower": lo,
+            "audited": n,
+        }
+        for i, h, c, a, lo, n in (
+            (1, 98.0, 0.02, None, None, 0),
+            (2, 35.0, 0.65, 0.89, 0.63, 9),
+            (3, 40.0, 0.60, 0.92, 0.73, 13),
+        )
+    ]
+    fig = rounds_figure(rounds, "USD", 0.85)
+    left, right = fig.axes[:2]
+    texts = [t.get_text() for t in left.texts] + [t.get_text() for t in right.texts]
+    assert "saved 126.94 USD (1.7x cheaper)" in texts  # 300 / 173.06
+    assert "judge: 0.0600 USD in all" in texts
+    assert "n=9" in texts and "n=13" in texts
+    assert any(
+        list(line.get_ydata()) == [85.0, 85.0] for line in right.get_lines()
+    )  # the target agreement line
+    cumulative = next(line for line in left.get_lines() if line.get_label() == "all by hand")
+    assert list(cumulative.get_ydata()) == [100.0, 200.0, 300.0]
