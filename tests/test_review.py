@@ -391,6 +391,9 @@ def test_fast_verdicts_are_flagged_and_not_counted(review_project: Project, judg
     flags = p.run_json("report")["flags"]
     assert [(f["kind"], f["reviewer"]) for f in flags] == [("fast_verdict", "hank-fast")] * 2
     assert p.run_json("sync")["fast_verdicts"] == 2  # idempotent: flagged once
+    # issue 11: the table says it too, not only --json
+    table = " ".join(p.run("sync", env={"COLUMNS": "120"}).stdout.split())
+    assert "verdicts not counted (too fast, unconfirmed) │ 2" in table
 
 
 def test_reviewer_accounts_list_remove_and_reset_password(
