@@ -453,6 +453,7 @@ def test_old_state_files_get_pair_keys(tmp_path: Path) -> None:
     import sqlite3
 
     from labeler.pairs import make_pair, pair_key
+    from labeler.store import SCHEMA_VERSION
 
     db = tmp_path / "state.sqlite"
     with Store(db) as store:
@@ -464,4 +465,4 @@ def test_old_state_files_get_pair_keys(tmp_path: Path) -> None:
     raw.close()
     with Store(db) as store:
         assert store.existing_keys([pair_key("p", "b", "a")]) == {pair_key("p", "a", "b")}
-        assert store.get_meta("schema_version") == "2"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
