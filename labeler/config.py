@@ -76,6 +76,12 @@ class JudgeConfig:
     concurrency: int = _opt(16, "Requests in flight at once.", lo=1, hi=1024)
     timeout_s: float = _opt(60.0, "Per-request timeout in seconds.", lo=0, lo_open=True)
     max_retries: int = _opt(4, "Retries on 429/5xx/timeouts (honours Retry-After).", lo=0, hi=20)
+    max_failure_share: float = _opt(
+        0.5,
+        "Share of a run's requests failing the same way (after 12) that stops the round.",
+        lo=0,
+        hi=1,
+    )
     max_failed_attempts: int = _opt(
         3,
         "Failed requests (each after its retries, counted across runs) before a pair goes "

@@ -24,7 +24,7 @@ from typing import Any
 from labeler import costs, prompts
 from labeler.config import Config
 from labeler.dataset import write_dataset
-from labeler.errors import ConfigError, ReviewError, SourceError, StateError
+from labeler.errors import ConfigError, JudgeError, ReviewError, SourceError, StateError
 from labeler.injection import suspect_pair
 from labeler.judge import check_reachable
 from labeler.ledger import money_snapshot, round_ledgers
@@ -37,6 +37,7 @@ from labeler.thresholds import current as current_thresholds
 from labeler.verdicts import OrderReply, combine, read_reply
 
 BAD_ROW_EXAMPLES = 5
+FAULT_MIN = 12  # failures of one kind before a failing endpoint can stop a round
 
 
 @dataclass
@@ -352,6 +353,11 @@ class _Judging:
         self.reserved = 0.0  # worst-case cost of the requests in flight
         self.spent = 0.0  # billed in this run
         self.stopped = False
+        # a judge that fails systematically stops the round (no pair goes to humans for a
+        # judge fault): failures by kind; permanent ones wait here until the run ends
+        self.failures: Counter[str] = Counter()
+        self.fault: str | None = None
+        self.deferred: list[tuple[Pair, str]] = []
 
     def _progress(self) -> None:
         if self.on_progress:
@@ -412,6 +418,8 @@ class _Judging:
             worst = self.ctx.prices.call_cost(
                 costs.estimate_tokens(chars, self.chars_per_token), self.ctx.cfg.judge.max_tokens
             )
+            if self.fault is not None:
+                continue  # the endpoint is failing: send nothing more
             if self.allowance is not None and (
                 self.stopped or self.spent + self.reserved + worst > self.allowance
             ):
@@ -446,7 +454,9 @@ class _Judging:
                     chars,
                 )
             )
-            if pair.id in self.failed:
+            if reply.error:
+                self._count_failure(reply.error)
+            if pair.id in self.failed or self.fault is not None:
                 continue
             if reply.error:
                 error, permanent = reply.error, reply.permanent
@@ -462,6 +472,24 @@ class _Judging:
                 del self.replies[pair.id]
                 self._finish(pair, have)
 
+    def _count_failure(self, error: str) -> None:
+        """After FAULT_MIN failures of one kind making up more than
+        ``judge.max_failure_share`` of this run's requests, the judge is failing, not the
+        pairs: stop sending (the round stops with an error naming the endpoint's words)."""
+        kind = error.split(":", 1)[0]
+        self.failures[kind] += 1
+        share = self.ctx.cfg.judge.max_failure_share
+        n = self.failures[kind]
+        if self.fault is None and n >= FAULT_MIN and n / max(self.sent, 1) > share:
+            self.fault = error
+
+    def flush_deferred(self) -> None:
+        """The run ended without a judge fault: pairs the endpoint refused for good go to
+        humans (judge_error)."""
+        for pair, error in self.deferred:
+            self._store_verdict(pair, None, 0.0, False, {"error": error}, "review", "judge_error")
+        self.deferred.clear()
+
     @staticmethod
     def _gave_up(tries: tuple[int, str]) -> str:
         return f"failed {tries[0]} times (judge.max_failed_attempts), last: {tries[1]}"
@@ -469,8 +497,8 @@ class _Judging:
     def _fail(self, pair: Pair, error: str, permanent: bool) -> None:
         self.failed[pair.id] = error
         self.replies.pop(pair.id, None)
-        if permanent:  # the endpoint will never answer this request: humans decide it
-            self._store_verdict(pair, None, 0.0, False, {"error": error}, "review", "judge_error")
+        if permanent:  # the endpoint will never answer it: humans decide, if the run holds
+            self.deferred.append((pair, error))
         self.done += 1
         self._progress()
 
@@ -681,7 +709,19 @@ def run_round(
         warm = threading.Thread(target=_warm_up_export, daemon=True)
         warm.start()
         mark = time.perf_counter()
+        started_calls = time.time()
         engine = run_coroutine(lambda: _judge_async(store, ctx, round_id, on_progress))
+        if engine.fault is not None:
+            # not the pairs' fault: their failed calls do not count towards
+            # judge.max_failed_attempts, and they stay unjudged for the next run
+            store.mark_fault_calls(round_id, started_calls)
+            failed = sum(engine.failures.values())
+            raise JudgeError(
+                f"judge at {cfg.judge.base_url} failed {failed} of {engine.sent} requests, "
+                f"e.g. {engine.fault}; stopped the round (its pairs stay unjudged, none went "
+                "to humans); fix the endpoint or judge settings and run `labeler round` again"
+            )
+        engine.flush_deferred()
         summary.timings["judge_s"] = time.perf_counter() - mark
         summary.requests_sent, summary.cached_replies = engine.sent, engine.cached
         summary.first_error = next(iter(engine.failed.values()), None)

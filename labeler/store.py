@@ -481,6 +481,16 @@ class Store:
                 out[row["cache_key"]] = row
         return out
 
+    def mark_fault_calls(self, round_id: int, since: float) -> None:
+        """Failed calls of a run stopped for a failing endpoint: kept in the ledger (with
+        their cost) but marked ``fault``, so they are not held against their pairs."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE calls SET status = 'fault' WHERE round_id = ? AND status = 'error' "
+                "AND created_at >= ?",
+                (round_id, since),
+            )
+
     def failed_attempts(self, keys: list[str]) -> dict[str, tuple[int, str]]:
         """(failed requests, the last one's error) per cache key; keys with none left out."""
         out: dict[str, tuple[int, str]] = {}

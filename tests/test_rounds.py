@@ -466,3 +466,39 @@ def test_old_state_files_get_pair_keys(tmp_path: Path) -> None:
     with Store(db) as store:
         assert store.existing_keys([pair_key("p", "b", "a")]) == {pair_key("p", "a", "b")}
         assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
+
+
+def test_a_judge_failing_on_every_request_stops_the_round(project: Project, judge_server) -> None:
+    """Issue 12: a judge answering 400 to every request left the round 'completed' (exit 0)
+    with every pair sent to paid human review as judge_error."""
+    broken = {"on": True}
+
+    def responder(shown: Shown) -> Scripted:
+        return Scripted(status=400) if broken["on"] else oracle(shown)
+
+    server = judge_server(responder)
+    project.set(judge={"base_url": server.url, "concurrency": 2})
+    project.pairs(good_bad_rows(60))
+    result = project.run("round")
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert f"judge at {server.url} failed" in line and "injected 400" in line
+    assert "none went to humans" in line
+    assert len(server.requests) < 30  # stopped early, not 120 requests
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        assert store.db.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0] == 0
+        assert (
+            store.failed_attempts(
+                [r["cache_key"] for r in store.db.execute("SELECT cache_key FROM calls")]
+            )
+            == {}
+        )
+    for _ in range(3):  # a broken endpoint never pushes its pairs to humans, however often
+        assert project.run("round").exit_code == 1
+    broken["on"] = False
+    data = project.run_json("round")
+    assert (
+        data["status"] == "completed"
+        and data["judged"] == 60
+        and "judge_error" not in data["review"]
+    )
