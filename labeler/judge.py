@@ -14,6 +14,7 @@ Each call returns a plain ``JudgeReply``; vendor exceptions are sorted into thre
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,10 @@ from labeler.verdicts import TokenLogprobs
 
 LOGPROB_POSITIONS_KEPT = 4  # the verdict token is among the first few; keep only those
 REACH_TIMEOUT_S = 5.0
+# a request parameter an endpoint may refuse, as its 400 names it
+_PARAM = re.compile(
+    r"\b(max_completion_tokens|max_tokens|temperature|top_logprobs|logprobs)\b", re.I
+)
 
 
 def check_reachable(base_url: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
@@ -77,7 +82,10 @@ class JudgeReply:
 class OpenAIJudge:
     """Async judge over ``openai.AsyncOpenAI``; create inside a running event loop."""
 
-    def __init__(self, cfg: JudgeConfig, api_key: str | None):
+    def __init__(
+        self, cfg: JudgeConfig, api_key: str | None, adapted: dict[str, Any] | None = None
+    ):
+        """``adapted``: what earlier runs learned this endpoint refuses (see ``_adapt``)."""
         import openai
 
         self._openai = openai
@@ -88,47 +96,82 @@ class OpenAIJudge:
             timeout=cfg.timeout_s,
             max_retries=cfg.max_retries,
         )
+        self.adapted: dict[str, Any] = dict(adapted or {})
 
     def _request(self, messages: list[dict[str, str]]) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.cfg.model,
-            "messages": messages,
-            "max_tokens": self.cfg.max_tokens,
-            "temperature": self.cfg.temperature,
-        }
-        if self.cfg.logprobs:
+        body: dict[str, Any] = {"model": self.cfg.model, "messages": messages}
+        body[self.adapted.get("token_param", "max_tokens")] = self.cfg.max_tokens
+        if not self.adapted.get("no_temperature"):
+            body["temperature"] = self.cfg.temperature
+        if self.cfg.logprobs and not self.adapted.get("no_logprobs"):
             body["logprobs"] = True
             body["top_logprobs"] = self.cfg.top_logprobs
         return body
 
+    def _adapt(self, message: str, sent: dict[str, Any]) -> bool:
+        """A 400 that names a parameter this endpoint does not take (reasoning models
+        refuse ``max_tokens`` for ``max_completion_tokens``, and a fixed ``temperature``;
+        many endpoints have no logprobs): ask again without it (True). What was learned is
+        kept in ``adapted`` (the caller stores it for later runs). The refused parameter
+        is the first one the message names; requests in flight may already be adapted."""
+        named = _PARAM.search(message)
+        if named is None:
+            return False
+        refused = named.group(1).lower()
+        if refused not in sent:
+            return False
+        if refused == "max_tokens":
+            self.adapted["token_param"] = "max_completion_tokens"
+        elif refused == "max_completion_tokens":
+            self.adapted["token_param"] = "max_tokens"
+        elif refused == "temperature":
+            self.adapted["no_temperature"] = True
+        else:  # logprobs / top_logprobs: confidence then comes from HIGH / LOW
+            self.adapted["no_logprobs"] = True
+        return True
+
     async def judge(self, messages: list[dict[str, str]]) -> JudgeReply:
         o = self._openai
         start = time.perf_counter()
-        try:
-            resp = await self.client.chat.completions.create(**self._request(messages))
-        except (o.AuthenticationError, o.PermissionDeniedError) as exc:
+        for _ in range(4):  # each adaptation happens at most once
+            body = self._request(messages)
+            try:
+                resp = await self.client.chat.completions.create(**body)
+            except o.BadRequestError as exc:
+                if self._adapt(str(exc), body):
+                    continue
+                return self._failed(start, f"{exc.status_code}: {_short(exc)}", permanent=True)
+            except Exception as exc:  # sorted below, as before
+                return self._sorted(exc, start)
+            return self._reply(resp, time.perf_counter() - start)
+        return self._failed(start, "the endpoint refused every form of the request", True)
+
+    def _sorted(self, exc: Exception, start: float) -> JudgeReply:
+        """A failed request's reply, or JudgeError when retrying cannot help."""
+        o = self._openai
+        if isinstance(exc, (o.AuthenticationError, o.PermissionDeniedError)):
             raise JudgeError(
                 f"judge at {self.cfg.base_url} refused the API key "
                 f"({exc.status_code}); check the variable named by "
                 "judge.api_key_env"
             ) from None
-        except o.NotFoundError:
+        if isinstance(exc, o.NotFoundError):
             raise JudgeError(
                 f"judge at {self.cfg.base_url}: model '{self.cfg.model}' or "
                 "the chat completions route was not found (404); check "
                 "judge.model and judge.base_url"
             ) from None
-        except (o.BadRequestError, o.UnprocessableEntityError) as exc:
+        if isinstance(exc, o.UnprocessableEntityError):
             return self._failed(start, f"{exc.status_code}: {_short(exc)}", permanent=True)
-        except o.APIStatusError as exc:
+        if isinstance(exc, o.APIStatusError):
             return self._failed(start, f"{exc.status_code} after retries: {_short(exc)}")
-        except o.APITimeoutError:
+        if isinstance(exc, o.APITimeoutError):
             return self._failed(start, f"timeout after {self.cfg.timeout_s}s and retries")
-        except o.APIConnectionError as exc:
+        if isinstance(exc, o.APIConnectionError):
             return self._failed(start, f"connection failed after retries: {_short(exc)}")
-        except (o.OpenAIError, ValueError) as exc:  # ValueError: a body that is not JSON
+        if isinstance(exc, (o.OpenAIError, ValueError)):  # ValueError: a body not JSON
             return self._failed(start, f"unusable response: {_short(exc)}")
-        return self._reply(resp, time.perf_counter() - start)
+        raise exc
 
     def _failed(self, start: float, error: str, permanent: bool = False) -> JudgeReply:
         return JudgeReply(None, None, 0, 0, time.perf_counter() - start, error, permanent)

@@ -583,7 +583,14 @@ async def _judge_async(
 ) -> _Judging:
     from labeler.judge import OpenAIJudge
 
-    judge = OpenAIJudge(ctx.cfg.judge, ctx.cfg.judge.api_key())
+    key = (
+        "judge-adapted:"
+        + hashlib.sha256(f"{ctx.cfg.judge.base_url}\n{ctx.cfg.judge.model}".encode()).hexdigest()[
+            :16
+        ]
+    )
+    learned = json.loads(store.get_meta(key) or "{}")
+    judge = OpenAIJudge(ctx.cfg.judge, ctx.cfg.judge.api_key(), learned)
     engine = _Judging(store, ctx, round_id, on_progress, judge)
     try:
         await engine.run()
@@ -591,6 +598,8 @@ async def _judge_async(
         raise group.exceptions[0] from None
     finally:
         await judge.aclose()
+        if judge.adapted != learned:  # remembered: later runs ask the right way at once
+            store.set_meta(key, json.dumps(judge.adapted, sort_keys=True))
     return engine
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from itertools import count
+from typing import Any
 
 import pytest
 
@@ -137,3 +138,49 @@ def test_missing_usage_counts_zero_tokens(judge_server) -> None:
     server = judge_server(lambda s: Scripted("A HIGH", fault="no_usage"))
     reply = ask(server)
     assert reply.text == "A HIGH" and reply.prompt_tokens == 0
+
+
+def reasoning_model(shown: Any) -> Any:
+    """Like OpenAI's reasoning models: no max_tokens (max_completion_tokens instead), no
+    temperature but the default, no logprobs. Its errors are worded as OpenAI words them."""
+    from labeler.demo.judge_server import Scripted
+
+    body = shown.body
+    if "max_tokens" in body:
+        return Scripted(
+            status=400,
+            error_message="Unsupported parameter: 'max_tokens' is not supported with this "
+            "model. Use 'max_completion_tokens' instead.",
+        )
+    if body.get("temperature", 1) != 1:
+        return Scripted(
+            status=400,
+            error_message="Unsupported value: 'temperature' does not support 0.0 with this "
+            "model. Only the default (1) value is supported.",
+        )
+    if body.get("logprobs"):
+        return Scripted(status=400, error_message="logprobs are not supported with this model")
+    better = "A" if "good" in shown.a else "B"
+    return Scripted(f"{better} HIGH\nclearly")
+
+
+def test_a_judge_without_max_tokens_temperature_or_logprobs(project: Any, judge_server) -> None:
+    """Issue 12: reasoning models refuse max_tokens, temperature and logprobs. Each 400
+    that names the parameter is retried once without it, and remembered for later runs."""
+    from tests.conftest import good_bad_rows
+
+    server = judge_server(reasoning_model)
+    project.set(judge={"base_url": server.url})
+    project.pairs(good_bad_rows(6))
+    data = project.run_json("round")
+    assert data["status"] == "completed" and data["judged"] == 6
+    assert "judge_error" not in data["review"]
+    asked_first = len(server.requests)
+    project.pairs(good_bad_rows(10))
+    again = project.run_json("round")
+    assert again["judged"] == 4
+    new = server.requests[asked_first:]
+    assert len(new) == 8  # 4 pairs x 2 orders, no refused form any more
+    assert all(
+        "max_completion_tokens" in b and "temperature" not in b and "logprobs" not in b for b in new
+    )

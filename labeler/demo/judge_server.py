@@ -41,6 +41,7 @@ class Scripted:
     delay: float = 0.0
     fault: str | None = None  # "drop" | "truncate" | "garbage" | "hang" | "no_usage" | "no_choices"
     completion_tokens: int | None = None
+    error_message: str | None = None  # the error's text for a non-200 status
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,12 @@ class JudgeServer:
             await _send(
                 writer,
                 reply.status,
-                {"error": {"message": f"injected {reply.status}", "type": "server_error"}},
+                {
+                    "error": {
+                        "message": reply.error_message or f"injected {reply.status}",
+                        "type": "invalid_request_error" if reply.status == 400 else "server_error",
+                    }
+                },
                 reply.headers,
             )
             return True
