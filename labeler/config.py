@@ -96,6 +96,12 @@ class JudgeConfig:
     both_orders: bool = _opt(True, "Judge A/B and B/A; disagreeing orders go to review.")
     price_input_per_mtok: float = _opt(0.15, "Price per million input tokens.", lo=0)
     price_output_per_mtok: float = _opt(0.60, "Price per million output tokens.", lo=0)
+    price_cached_input_per_mtok: float = _opt(
+        0.075,
+        "Price per million input tokens served from the endpoint's prompt cache "
+        "(usage.prompt_tokens_details.cached_tokens).",
+        lo=0,
+    )
     template: Path | None = _opt(None, "Judge prompt template file; empty = built-in.")
     guidelines: Path = _opt(Path("guidelines"), "Folder (or file) of Markdown guidelines.")
 

@@ -17,10 +17,23 @@ CHARS_PER_TOKEN = 4.0
 class Prices:
     input_per_mtok: float
     output_per_mtok: float
+    cached_input_per_mtok: float | None = None  # None: cached input costs as much as input
 
-    def call_cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+    def call_cost(
+        self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0
+    ) -> float:
+        """What a call is billed: input tokens, the cached share of them at the cached
+        price (endpoint prompt caching), and output tokens."""
+        cached = min(max(cached_tokens, 0), prompt_tokens)
+        cached_price = (
+            self.input_per_mtok
+            if self.cached_input_per_mtok is None
+            else self.cached_input_per_mtok
+        )
         return (
-            prompt_tokens * self.input_per_mtok + completion_tokens * self.output_per_mtok
+            (prompt_tokens - cached) * self.input_per_mtok
+            + cached * cached_price
+            + completion_tokens * self.output_per_mtok
         ) / 1_000_000
 
 

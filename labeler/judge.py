@@ -77,6 +77,7 @@ class JudgeReply:
     latency_s: float
     error: str | None = None
     permanent: bool = False
+    cached_tokens: int = 0  # input tokens served from the endpoint's prompt cache
 
 
 class OpenAIJudge:
@@ -205,7 +206,11 @@ class OpenAIJudge:
                 )
                 for t in content[:LOGPROB_POSITIONS_KEPT]
             ]
-        return JudgeReply(choice.message.content, positions, tokens_in, tokens_out, latency)
+        details = getattr(usage, "prompt_tokens_details", None)
+        cached = int(getattr(details, "cached_tokens", 0) or 0)
+        return JudgeReply(
+            choice.message.content, positions, tokens_in, tokens_out, latency, cached_tokens=cached
+        )
 
     async def aclose(self) -> None:
         await self.client.close()

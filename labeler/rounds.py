@@ -133,7 +133,11 @@ def make_context(cfg: Config, thresholds: Thresholds | None = None) -> Context:
         prompts.load_template(cfg.judge.template),
         prompts.load_guidelines(cfg.judge.guidelines),
         thresholds,
-        costs.Prices(cfg.judge.price_input_per_mtok, cfg.judge.price_output_per_mtok),
+        costs.Prices(
+            cfg.judge.price_input_per_mtok,
+            cfg.judge.price_output_per_mtok,
+            cfg.judge.price_cached_input_per_mtok,
+        ),
     )
 
 
@@ -431,7 +435,9 @@ class _Judging:
             finally:
                 self.reserved -= worst
             self.sent += 1
-            cost = self.ctx.prices.call_cost(reply.prompt_tokens, reply.completion_tokens)
+            cost = self.ctx.prices.call_cost(
+                reply.prompt_tokens, reply.completion_tokens, reply.cached_tokens
+            )
             self.cost += cost
             self.spent += cost
             self.store.record_call(
@@ -452,6 +458,7 @@ class _Judging:
                     round(reply.latency_s * 1000, 3),
                     reply.error,
                     chars,
+                    reply.cached_tokens,
                 )
             )
             if reply.error:

@@ -27,7 +27,7 @@ from typing import Any
 from labeler.errors import StateError, write_failed
 from labeler.pairs import BadRow, Pair, pair_key
 
-SCHEMA_VERSION = 3  # see MIGRATIONS
+SCHEMA_VERSION = 4  # see MIGRATIONS
 STATES = ("imported", "accepted", "needs_review", "in_review", "human_decided", "exported")
 
 _SCHEMA = """
@@ -169,6 +169,7 @@ class CallRecord:
     latency_ms: float | None
     error: str | None
     prompt_chars: int = 0
+    cached_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -269,6 +270,12 @@ class Store:
         have = {r[1] for r in self.db.execute("PRAGMA table_info(pairs)")}
         if "prompt_messages" not in have:
             self.db.execute("ALTER TABLE pairs ADD COLUMN prompt_messages TEXT")
+
+    def _add_cached_tokens(self) -> None:
+        """Migration 4: input tokens served from the endpoint's prompt cache, per call."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(calls)")}
+        if "cached_tokens" not in have:
+            self.db.execute("ALTER TABLE calls ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0")
 
     def existing_keys(self, keys: list[str]) -> set[str]:
         """Which of the order-free ``pair_key``s are stored already."""
@@ -513,7 +520,7 @@ class Store:
                 "INSERT OR IGNORE INTO calls (cache_key, pair_id, presented_order, model, "
                 "template_hash, guidelines_hash, round_id, status, reply, logprobs, "
                 "prompt_tokens, completion_tokens, cost, latency_ms, error, created_at, "
-                "prompt_chars) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "prompt_chars, cached_tokens) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     call.cache_key,
                     call.pair_id,
@@ -532,6 +539,7 @@ class Store:
                     call.error,
                     time.time(),
                     call.prompt_chars,
+                    call.cached_tokens,
                 ),
             )
 
@@ -905,4 +913,5 @@ MIGRATIONS: tuple[tuple[int, Callable[[Store], None]], ...] = (
     (1, Store._add_missing_columns),
     (2, Store._add_pair_keys),
     (3, Store._add_prompt_messages),
+    (4, Store._add_cached_tokens),
 )

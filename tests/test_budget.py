@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from labeler.store import Store
 from tests.conftest import Project, good_bad_rows
 
@@ -67,3 +69,31 @@ def test_dry_run_learns_chars_per_token_from_usage(project: Project) -> None:
     assert second["chars_per_token"] is not None and 3.5 < second["chars_per_token"] < 4.5
     assert second["pairs_in_round"] == 2
     assert "chars/token seen in earlier rounds" in project.run("round", "--dry-run").stdout
+
+
+def test_the_ledger_prices_cached_input_tokens(project: Project, judge_server) -> None:
+    from labeler.demo.judge_server import Scripted
+    from tests.conftest import oracle
+
+    def cached(shown: object) -> Scripted:
+        reply = oracle(shown)  # type: ignore[arg-type]
+        return Scripted(reply.content, reply.alternatives, cached_tokens=10**6)  # all cached
+
+    server = judge_server(cached)
+    project.set(
+        judge={
+            "base_url": server.url,
+            "price_input_per_mtok": 10.0,
+            "price_cached_input_per_mtok": 1.0,
+            "price_output_per_mtok": 0.0,
+        }
+    )
+    project.pairs(good_bad_rows(2))
+    data = project.run_json("round")
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        tokens, cached, billed = store.db.execute(
+            "SELECT SUM(prompt_tokens), SUM(cached_tokens), SUM(cost) FROM calls"
+        ).fetchone()
+    assert cached == tokens > 0  # every input token was a cache hit
+    assert billed == pytest.approx(tokens * 1.0 / 1e6)  # at the cached price, not 10.0
+    assert data["judge_cost"] == pytest.approx(billed)

@@ -105,3 +105,13 @@ def test_ledger_counts_reviewers_per_pair() -> None:
 
     led = ledger(10, 5, 5, 0.0, [], 1.0, 3, 30.0, "per_pair")
     assert (led.human_cost, led.baseline) == (15.0, 30.0)
+
+
+def test_cached_input_is_priced_apart() -> None:
+    """Issue 12: cached input tokens (usage.prompt_tokens_details.cached_tokens)."""
+    prices = Prices(0.15, 0.60, 0.075)
+    assert prices.call_cost(1000, 10, 600) == pytest.approx(
+        (400 * 0.15 + 600 * 0.075 + 10 * 0.6) / 1e6
+    )
+    assert prices.call_cost(1000, 10, 5000) == prices.call_cost(1000, 10, 1000)  # at most all
+    assert Prices(0.15, 0.60).call_cost(1000, 10, 600) == Prices(0.15, 0.60).call_cost(1000, 10)

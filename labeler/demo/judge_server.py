@@ -42,6 +42,7 @@ class Scripted:
     fault: str | None = None  # "drop" | "truncate" | "garbage" | "hang" | "no_usage" | "no_choices"
     completion_tokens: int | None = None
     error_message: str | None = None  # the error's text for a non-200 status
+    cached_tokens: int = 0  # reported in usage.prompt_tokens_details (prompt caching)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ def completion_body(body: dict[str, Any], reply: Scripted, number: int) -> dict[
             "prompt_tokens": tokens_in,
             "completion_tokens": tokens_out,
             "total_tokens": tokens_in + tokens_out,
+            "prompt_tokens_details": {"cached_tokens": min(reply.cached_tokens, tokens_in)},
         }
     return out
 
