@@ -93,6 +93,16 @@ class JudgeConfig:
     temperature: float = _opt(0.0, "Sampling temperature.", lo=0, hi=2)
     logprobs: bool = _opt(True, "Ask for logprobs (the endpoint must support them).")
     top_logprobs: int = _opt(5, "Alternatives per token when logprobs are on.", lo=1, hi=20)
+    samples: int = _opt(
+        1,
+        "Replies sampled per order; > 1 makes the vote share the confidence (judges "
+        "without logprobs).",
+        lo=1,
+        hi=20,
+    )
+    sample_temperature: float = _opt(
+        1.0, "Sampling temperature when judge.samples > 1.", lo=0, hi=2
+    )
     both_orders: bool = _opt(True, "Judge A/B and B/A; disagreeing orders go to review.")
     price_input_per_mtok: float = _opt(0.15, "Price per million input tokens.", lo=0)
     price_output_per_mtok: float = _opt(0.60, "Price per million output tokens.", lo=0)

@@ -103,7 +103,8 @@ class OpenAIJudge:
         body: dict[str, Any] = {"model": self.cfg.model, "messages": messages}
         body[self.adapted.get("token_param", "max_tokens")] = self.cfg.max_tokens
         if not self.adapted.get("no_temperature"):
-            body["temperature"] = self.cfg.temperature
+            sampling = self.cfg.samples > 1  # replies must differ to vote
+            body["temperature"] = self.cfg.sample_temperature if sampling else self.cfg.temperature
         if self.cfg.logprobs and not self.adapted.get("no_logprobs"):
             body["logprobs"] = True
             body["top_logprobs"] = self.cfg.top_logprobs

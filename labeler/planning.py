@@ -37,7 +37,7 @@ def plan_round(cfg: Config, *, limit: int | None = None) -> RoundSummary:
     summary.source_pairs, summary.skipped = tally.pairs, dict(tally.skipped)
     summary.bad_row_examples = tally.examples
     summary.pairs_in_round = len(todo)
-    chars = [sum(len(m["content"]) for m in ctx.messages(p, o)) for p in todo for o in ctx.orders]
+    chars = [sum(len(m["content"]) for m in ctx.messages(p, o)) for p in todo for o in ctx.slots]
     tokens_in, tokens_out, cost = costs.estimate_round_cost(
         chars, cfg.judge.max_tokens, ctx.prices, summary.chars_per_token or costs.CHARS_PER_TOKEN
     )
@@ -46,6 +46,7 @@ def plan_round(cfg: Config, *, limit: int | None = None) -> RoundSummary:
         tokens_out,
         cost,
     )
+    summary.requests_sent = len(chars)  # what a round would send (orders x samples)
     summary.baseline_cost = len(todo) * cfg.costs.human_price_per_pair
     summary.currency = cfg.costs.currency
     summary.thresholds = asdict(ctx.thresholds)

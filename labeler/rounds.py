@@ -34,7 +34,7 @@ from labeler.routing import ACCEPT, SUSPECTED_INJECTION, Thresholds, audit_draw,
 from labeler.store import CallRecord, Store, VerdictRecord
 from labeler.thresholds import cold_start
 from labeler.thresholds import current as current_thresholds
-from labeler.verdicts import OrderReply, combine, read_reply
+from labeler.verdicts import OrderReply, combine, read_reply, vote
 
 BAD_ROW_EXAMPLES = 5
 FAULT_MIN = 12  # failures of one kind before a failing endpoint can stop a round
@@ -105,16 +105,33 @@ class Context:
     def orders(self) -> tuple[str, ...]:
         return prompts.ORDERS if self.cfg.judge.both_orders else prompts.ORDERS[:1]
 
+    @property
+    def slots(self) -> tuple[str, ...]:
+        """One request per slot: each order, sampled ``judge.samples`` times ("ab",
+        "ab#1", ...; the first sample keeps the order's own cache key)."""
+        n = self.cfg.judge.samples
+        return tuple(o if i == 0 else f"{o}#{i}" for o in self.orders for i in range(n))
+
     def cache_key(self, pair_id: str, order: str) -> str:
         blob = json.dumps(
             [self.cfg.judge.model, self.template.hash, self.guidelines.hash, pair_id, order]
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
-    def messages(self, pair: Pair, order: str) -> list[dict[str, str]]:
+    def messages(self, pair: Pair, slot: str) -> list[dict[str, str]]:
         return prompts.render_messages(
-            self.template, self.guidelines, pair.prompt, pair.response_a, pair.response_b, order
+            self.template,
+            self.guidelines,
+            pair.prompt,
+            pair.response_a,
+            pair.response_b,
+            order_of(slot),
         )
+
+
+def order_of(slot: str) -> str:
+    """The presentation order of a request slot ("ba#2" -> "ba")."""
+    return slot.split("#", 1)[0]
 
 
 def thresholds_from_json(text: str) -> Thresholds:
@@ -324,7 +341,7 @@ def _no_pairs(cfg: Config, tally: SourceTally) -> None:
 
 def _reply_from_row(row: Any) -> OrderReply:
     positions = json.loads(row["logprobs"]) if row["logprobs"] else None
-    return read_reply(row["presented_order"], row["reply"], positions)
+    return read_reply(order_of(row["presented_order"]), row["reply"], positions)
 
 
 class _Judging:
@@ -380,7 +397,7 @@ class _Judging:
                 await queue.put(None)
 
     async def _produce(self, queue: asyncio.Queue[tuple[Pair, str, str] | None]) -> None:
-        orders = self.ctx.orders
+        orders = self.ctx.slots  # each order, once per sample
         for pair in self.store.iter_round_pairs(self.round_id):
             if pair.id in self.near_identical:  # a likely tie: humans decide, no judge call
                 self._store_verdict(
@@ -474,8 +491,8 @@ class _Judging:
                 self._fail(pair, error, permanent)
                 continue
             have = self.replies[pair.id]
-            have[order] = read_reply(order, reply.text, reply.positions)
-            if len(have) == len(self.ctx.orders):
+            have[order] = read_reply(order_of(order), reply.text, reply.positions)
+            if len(have) == len(self.ctx.slots):
                 del self.replies[pair.id]
                 self._finish(pair, have)
 
@@ -510,7 +527,14 @@ class _Judging:
         self._progress()
 
     def _finish(self, pair: Pair, have: dict[str, OrderReply]) -> None:
-        judgement = combine([have[o] for o in self.ctx.orders])
+        if self.ctx.cfg.judge.samples > 1:  # the vote share of each order's samples
+            per_order = [
+                vote(o, [r for slot, r in have.items() if order_of(slot) == o])
+                for o in self.ctx.orders
+            ]
+        else:
+            per_order = [have[o] for o in self.ctx.orders]
+        judgement = combine(per_order)
         decision = route(
             judgement, self.ctx.thresholds, audit_draw(self.ctx.cfg.routing.seed, pair.id)
         )

@@ -12,6 +12,8 @@ The combined confidence (a number in [0, 1]):
 
 * with logprobs: the mean over orders of the probability of the final verdict's token,
   normalised over the A / B / TIE alternatives at the verdict position;
+* with ``judge.samples`` > 1: the mean over orders of the verdict's vote share among the
+  samples (``vote``), for judges without logprobs;
 * without logprobs: the share of orders whose self-report is HIGH.
 
 Orders that disagree, or any malformed order, give no label and confidence 0. Every signal
@@ -140,6 +142,24 @@ def combine(replies: Sequence[OrderReply]) -> Judgement:
     else:
         confidence = float(signals["self_high_share"])  # type: ignore[arg-type]
     return Judgement(label, confidence, self_high, signals=signals)
+
+
+def vote(order: str, samples: Sequence[OrderReply]) -> OrderReply:
+    """N sampled replies to one order as one reply: the majority verdict (ties between
+    verdicts: none, as a malformed reply), HIGH when most samples said HIGH, and the vote
+    shares as the verdict probabilities — a confidence for judges without logprobs.
+    Malformed samples do not vote; all malformed is malformed."""
+    voting = [s for s in samples if not s.malformed and s.verdict is not None]
+    if not voting:
+        return OrderReply(order, None, None, None, malformed=samples[0].malformed or "no votes")
+    counts = {label: sum(s.verdict == label for s in voting) for label in LABELS}
+    top = max(counts.values())
+    winners = [label for label, n in counts.items() if n == top]
+    if len(winners) > 1:
+        return OrderReply(order, None, None, None, malformed=f"samples split {counts}")
+    high = sum(s.self_confidence == "HIGH" for s in voting) * 2 > len(voting)
+    shares = {label: n / len(voting) for label, n in counts.items()}
+    return OrderReply(order, winners[0], "HIGH" if high else "LOW", shares)
 
 
 def _stored_probs(reply: OrderReply) -> dict[str, float] | None:

@@ -504,3 +504,38 @@ def test_a_judge_failing_on_every_request_stops_the_round(project: Project, judg
         and data["judged"] == 60
         and "judge_error" not in data["review"]
     )
+
+
+def test_a_judge_without_logprobs_gets_a_confidence_from_samples(
+    project: Project, judge_server
+) -> None:
+    """Issue 12: confidence from N samples (configurable) when there are no logprobs."""
+    import random
+
+    rng = random.Random(5)
+
+    def sampled(shown: Shown) -> Scripted:
+        assert shown.body["temperature"] == 1.0 and "logprobs" not in shown.body
+        good = "A" if "good" in shown.a else "B"
+        other = "B" if good == "A" else "A"
+        # right 80% of the time on even questions, a coin flip on odd ones
+        p = 0.8 if int(shown.prompt.split()[1].rstrip("?")) % 2 == 0 else 0.5
+        return Scripted(f"{good if rng.random() < p else other} HIGH\nsampled")
+
+    server = judge_server(sampled)
+    project.set(judge={"base_url": server.url, "logprobs": False, "samples": 5})
+    project.pairs(good_bad_rows(8))
+    plan = project.run_json("round", "--dry-run")
+    data = project.run_json("round")
+    assert data["judged"] == 8 and len(server.requests) == 8 * 2 * 5
+    assert plan["requests_sent"] == 80  # the dry run counts the samples too
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        shares = [
+            json.loads(r["signals"]).get("p_verdict")
+            for r in store.db.execute("SELECT signals FROM verdicts")
+        ]
+    # a vote share, not a HIGH/LOW count: values like 0.6, 0.8, 1.0
+    assert any(s is not None and 0.5 < s < 1.0 for s in shares)
+    project.pairs(good_bad_rows(8))
+    assert project.run_json("round")["status"] == "nothing_to_do"  # cached: 0 new requests
+    assert len(server.requests) == 80

@@ -192,3 +192,23 @@ def test_read_reply_keeps_probs_in_presented_terms() -> None:
     r = read_reply("ba", "A HIGH\nx", [("A", lp(0.9), [("A", lp(0.9)), ("B", lp(0.1))])])
     assert r.verdict == "A" and r.probs == pytest.approx(probs(0.9, 0.1, 0))
     assert read_reply("ab", "nonsense").malformed
+
+
+def test_vote_turns_samples_into_a_confidence() -> None:
+    """Issue 12: judges without logprobs get a confidence from N sampled replies."""
+    from labeler.verdicts import OrderReply, combine, vote
+
+    def reply(verdict: str | None, conf: str = "HIGH") -> OrderReply:
+        if verdict is None:
+            return OrderReply("ab", None, None, None, malformed="garbage")
+        return OrderReply("ab", verdict, conf)
+
+    voted = vote("ab", [reply("A"), reply("A"), reply("B", "LOW"), reply("A"), reply(None)])
+    assert voted.verdict == "A" and voted.self_confidence == "HIGH"
+    assert voted.probs == {"A": 0.75, "B": 0.25, "TIE": 0.0}
+    assert vote("ab", [reply("A"), reply("B")]).malformed  # a split vote decides nothing
+    assert vote("ab", [reply(None)]).malformed == "garbage"
+    # both orders: the shares (mapped to stored order) average into the confidence
+    ba = vote("ba", [OrderReply("ba", "B", "HIGH")] * 3 + [OrderReply("ba", "A", "LOW")])
+    judged = combine([voted, ba])
+    assert judged.label == "A" and judged.confidence == (0.75 + 0.75) / 2

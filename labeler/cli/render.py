@@ -98,6 +98,7 @@ def round_table(s: dict[str, Any]) -> Table:
             if cpt
             else "4 chars/token, until a round has run"
         )
+        table.add_row("judge requests (orders x samples)", str(s["requests_sent"]))
         table.add_row("estimated judge cost (at most)", money(s["judge_cost"], cur))
         table.add_row("  token estimate", basis)
         table.add_row("all-human cost of these pairs", money(s["baseline_cost"], cur))
