@@ -26,6 +26,12 @@ from labeler.verdicts import TokenLogprobs
 LOGPROB_POSITIONS_KEPT = 4  # the verdict token is among the first few; keep only those
 REACH_TIMEOUT_S = 5.0
 # a request parameter an endpoint may refuse, as its 400 names it
+# how endpoints say a parameter is not taken at all (as opposed to a bad value)
+_UNSUPPORTED = re.compile(
+    r"unsupported|not supported|unrecognized|unknown (?:parameter|field|argument)"
+    r"|not allowed|does not support|only the default|extra (?:inputs|fields)",
+    re.IGNORECASE,
+)
 _PARAM = re.compile(
     r"\b(max_completion_tokens|max_tokens|temperature|top_logprobs|logprobs)\b", re.I
 )
@@ -47,7 +53,10 @@ def check_reachable(base_url: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
     proxies = urllib.request.getproxies()
     if url.scheme in proxies and not urllib.request.proxy_bypass(url.hostname):
         return
-    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:
+        raise JudgeError(f"judge.base_url = {base_url!r} has an invalid port") from None
     try:
         socket.create_connection((url.hostname, port), timeout=timeout_s).close()
     except socket.gaierror:
@@ -117,8 +126,8 @@ class OpenAIJudge:
         kept in ``adapted`` (the caller stores it for later runs). The refused parameter
         is the first one the message names; requests in flight may already be adapted."""
         named = _PARAM.search(message)
-        if named is None:
-            return False
+        if named is None or not _UNSUPPORTED.search(message):
+            return False  # a value out of range, say: the request is wrong, not the form
         refused = named.group(1).lower()
         if refused not in sent:
             return False
@@ -135,18 +144,20 @@ class OpenAIJudge:
     async def judge(self, messages: list[dict[str, str]]) -> JudgeReply:
         o = self._openai
         start = time.perf_counter()
+        last = ""
         for _ in range(4):  # each adaptation happens at most once
             body = self._request(messages)
             try:
                 resp = await self.client.chat.completions.create(**body)
             except o.BadRequestError as exc:
+                last = _short(exc)
                 if self._adapt(str(exc), body):
                     continue
                 return self._failed(start, f"{exc.status_code}: {_short(exc)}", permanent=True)
             except Exception as exc:  # sorted below, as before
                 return self._sorted(exc, start)
             return self._reply(resp, time.perf_counter() - start)
-        return self._failed(start, "the endpoint refused every form of the request", True)
+        return self._failed(start, f"400: every form of the request refused, last: {last}", True)
 
     def _sorted(self, exc: Exception, start: float) -> JudgeReply:
         """A failed request's reply, or JudgeError when retrying cannot help."""

@@ -22,19 +22,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from labeler.errors import ProjectBusy
+from labeler.errors import ProjectBusy, StateError, write_failed
 
-_held: dict[Path, int] = {}  # lock path -> nesting depth in this process
+_held: dict[tuple[Path, int], int] = {}  # (lock path, thread) -> nesting depth
 _guard = threading.Lock()
 
 
 def holder(path: Path) -> str:
-    """'labeler round (pid 123)' from the lock file, or 'another labeler command'."""
+    """'labeler round (pid 123)' from the lock file, or 'labeler command' (unknown)."""
     try:
         info = json.loads(path.read_text(encoding="utf-8") or "{}")
         return f"labeler {info['command']} (pid {int(info['pid'])})"
     except (OSError, ValueError, KeyError, TypeError):
-        return "another labeler command"
+        return "labeler command"
 
 
 @contextmanager
@@ -48,21 +48,23 @@ def project_lock(
 ) -> Iterator[None]:
     """Hold the project's lock for ``command``; ProjectBusy (or wait) if another has it."""
     path = (state_dir / "lock").resolve()
+    me = (path, threading.get_ident())  # another thread of this process is another writer
     with _guard:
-        if path in _held:
-            _held[path] += 1
-            nested = True
-        else:
-            nested = False
+        nested = me in _held
+        if nested:
+            _held[me] += 1
     if nested:
         try:
             yield
         finally:
             with _guard:
-                _held[path] -= 1
+                _held[me] -= 1
         return
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StateError(write_failed(path, exc, "create the project lock")) from None
     try:
         told = False
         while True:
@@ -80,16 +82,18 @@ def project_lock(
                     on_wait(f"waiting for {other} to finish ...")
                     told = True
                 time.sleep(poll_s)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"command": command, "pid": os.getpid()}).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"command": command, "pid": os.getpid()}).encode(), 0)
+        except OSError:
+            pass  # a full disk: the lock holds all the same, only its holder goes unnamed
         with _guard:
-            _held[path] = 1
+            _held[me] = 1
         try:
             yield
         finally:
             with _guard:
-                del _held[path]
-            os.ftruncate(fd, 0)
+                del _held[me]
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)

@@ -37,7 +37,10 @@ def plan_round(cfg: Config, *, limit: int | None = None) -> RoundSummary:
     summary.source_pairs, summary.skipped = tally.pairs, dict(tally.skipped)
     summary.bad_row_examples = tally.examples
     summary.pairs_in_round = len(todo)
-    chars = [sum(len(m["content"]) for m in ctx.messages(p, o)) for p in todo for o in ctx.slots]
+    per_order = [
+        sum(len(m["content"]) for m in ctx.messages(p, o)) for p in todo for o in ctx.orders
+    ]
+    chars = [c for c in per_order for _ in range(cfg.judge.samples)]  # each order, N samples
     tokens_in, tokens_out, cost = costs.estimate_round_cost(
         chars, cfg.judge.max_tokens, ctx.prices, summary.chars_per_token or costs.CHARS_PER_TOKEN
     )

@@ -318,7 +318,8 @@ class ArgillaReview:
             raise ReviewError(f"no Argilla account named '{username}' at {self.api_url}")
         if user.role != "annotator":
             raise ReviewError(
-                f"'{username}' is an Argilla {user.role}, not a reviewer account; "
+                f"'{username}' is an Argilla {getattr(user.role, 'value', user.role)}, not a "
+                "reviewer account; "
                 "labeler only manages annotators"
             )
         return user

@@ -270,6 +270,7 @@ def import_source(
         summary.bad_row_examples = list(seen["examples"])
         return
     tally = SourceTally(q.near_duplicate_similarity, q.near_duplicates == "drop")
+    before = _stamp(cfg.source.path) if key is not None else None
 
     def read(n: int) -> None:
         if on_progress is not None:
@@ -286,15 +287,22 @@ def import_source(
     summary.bad_row_examples = tally.examples
     if tally.pairs == 0:
         _no_pairs(cfg, tally)
-    if key is not None:
-        stamp = _stamp(cfg.source.path)
-        memo = {"stamp": stamp, "pairs": tally.pairs, "skipped": dict(tally.skipped)}
-        store.set_meta(key, json.dumps(memo | {"examples": tally.examples}))
+    # remembered only when the file did not change while it was read, and was last
+    # modified long enough ago that a same-size edit would show in its mtime (git's
+    # "racily clean" rule)
+    if key is not None and before == _stamp(cfg.source.path):
+        assert before is not None
+        if time.time() - before[1] / 1e9 > RACY_S:
+            memo = {"stamp": before, "pairs": tally.pairs, "skipped": dict(tally.skipped)}
+            store.set_meta(key, json.dumps(memo | {"examples": tally.examples}))
+
+
+RACY_S = 2.0
 
 
 def _stamp(path: Path) -> list[int]:
     st = path.stat()
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
 
 
 def _source_memo(store: Store, cfg: Config) -> tuple[str | None, dict[str, Any] | None]:
@@ -399,6 +407,8 @@ class _Judging:
     async def _produce(self, queue: asyncio.Queue[tuple[Pair, str, str] | None]) -> None:
         orders = self.ctx.slots  # each order, once per sample
         for pair in self.store.iter_round_pairs(self.round_id):
+            if self.fault is not None:
+                break  # the endpoint is failing: queue nothing more
             if pair.id in self.near_identical:  # a likely tie: humans decide, no judge call
                 self._store_verdict(
                     pair, None, 0.0, False, {"near_identical": True}, "review", "near_duplicate"
@@ -479,7 +489,7 @@ class _Judging:
                 )
             )
             if reply.error:
-                self._count_failure(reply.error)
+                self._count_failure(reply.error, reply.permanent)
             if pair.id in self.failed or self.fault is not None:
                 continue
             if reply.error:
@@ -496,11 +506,14 @@ class _Judging:
                 del self.replies[pair.id]
                 self._finish(pair, have)
 
-    def _count_failure(self, error: str) -> None:
+    def _count_failure(self, error: str, permanent: bool) -> None:
         """After FAULT_MIN failures of one kind making up more than
         ``judge.max_failure_share`` of this run's requests, the judge is failing, not the
-        pairs: stop sending (the round stops with an error naming the endpoint's words)."""
-        kind = error.split(":", 1)[0]
+        pairs: stop sending (the round stops with an error naming the endpoint's words).
+        A refusal (400) is of one kind only when its text is the same: refusals that name
+        something of the pair (its length in tokens, ...) are the pairs' own, and go to
+        humans; a transient failure's kind is its status (the endpoint's trouble)."""
+        kind = error if permanent else error.split(":", 1)[0]
         self.failures[kind] += 1
         share = self.ctx.cfg.judge.max_failure_share
         n = self.failures[kind]
@@ -614,12 +627,9 @@ async def _judge_async(
 ) -> _Judging:
     from labeler.judge import OpenAIJudge
 
-    key = (
-        "judge-adapted:"
-        + hashlib.sha256(f"{ctx.cfg.judge.base_url}\n{ctx.cfg.judge.model}".encode()).hexdigest()[
-            :16
-        ]
-    )
+    j = ctx.cfg.judge  # what was learned holds for this endpoint, model and these settings
+    form = [j.base_url, j.model, j.max_tokens, j.temperature, j.logprobs, j.top_logprobs]
+    key = "judge-adapted:" + hashlib.sha256(json.dumps(form).encode()).hexdigest()[:16]
     learned = json.loads(store.get_meta(key) or "{}")
     judge = OpenAIJudge(ctx.cfg.judge, ctx.cfg.judge.api_key(), learned)
     engine = _Judging(store, ctx, round_id, on_progress, judge)
@@ -672,16 +682,26 @@ def run_coroutine(make: Callable[[], Any]) -> Any:
     except RuntimeError:
         return asyncio.run(make())
     box: dict[str, Any] = {}
+    loop = asyncio.new_event_loop()
+    task: asyncio.Future[Any] = loop.create_task(make())
 
     def target() -> None:
         try:
-            box["value"] = asyncio.run(make())
+            box["value"] = loop.run_until_complete(task)
         except BaseException as exc:  # handed to the caller below
             box["error"] = exc
+        finally:
+            loop.close()
 
     worker = threading.Thread(target=target, name="labeler-round")
     worker.start()
-    worker.join()
+    try:
+        worker.join()
+    except KeyboardInterrupt:
+        # stop the work before the caller lets go of the state: nothing runs on unseen
+        loop.call_soon_threadsafe(task.cancel)
+        worker.join()
+        raise
     if "error" in box:
         raise box["error"]
     return box["value"]

@@ -256,13 +256,20 @@ class Store:
         have = {r[1] for r in self.db.execute("PRAGMA table_info(pairs)")}
         if "pair_key" not in have:
             self.db.execute("ALTER TABLE pairs ADD COLUMN pair_key TEXT")
-        rows = self.db.execute(
-            "SELECT seq, prompt, response_a, response_b FROM pairs WHERE pair_key IS NULL"
-        ).fetchall()
-        self.db.executemany(
-            "UPDATE pairs SET pair_key = ? WHERE seq = ?",
-            ((pair_key(r[1], r[2], r[3]), r[0]) for r in rows),
-        )
+        last = 0
+        while True:  # a thousand pairs at a time: 100k long pairs do not fit in memory at once
+            rows = self.db.execute(
+                "SELECT seq, prompt, response_a, response_b FROM pairs "
+                "WHERE pair_key IS NULL AND seq > ? ORDER BY seq LIMIT 1000",
+                (last,),
+            ).fetchall()
+            if not rows:
+                break
+            self.db.executemany(
+                "UPDATE pairs SET pair_key = ? WHERE seq = ?",
+                ((pair_key(r[1], r[2], r[3]), r[0]) for r in rows),
+            )
+            last = int(rows[-1][0])
         self.db.execute("CREATE INDEX IF NOT EXISTS pairs_by_key ON pairs (pair_key)")
 
     def _add_prompt_messages(self) -> None:

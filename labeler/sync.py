@@ -46,6 +46,7 @@ class SyncSummary:
     fast_verdicts: int = 0
     escalated: int = 0  # ties sent to one more reviewer in this sync
     settings_updated: list[str] = field(default_factory=list)  # e.g. ["guidelines"]
+    settings_error: str | None = None  # Argilla refused the update (sync goes on)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -204,6 +205,7 @@ def escalate_ties(
 def run_sync(cfg: Config, repush: bool = False) -> SyncSummary:
     """Push pending pairs, pull verdicts, decide pairs, rewrite the dataset."""
     from labeler.dataset import write_dataset
+    from labeler.review import ReviewUnavailable
 
     summary = SyncSummary()
     with (
@@ -215,7 +217,12 @@ def run_sync(cfg: Config, repush: bool = False) -> SyncSummary:
             store.requeue_in_review()
         pushed = push_pending(store, cfg, review)
         if review.find_dataset() is not None:
-            summary.settings_updated = review.update_settings(reviewer_guidelines(cfg))
+            try:
+                summary.settings_updated = review.update_settings(reviewer_guidelines(cfg))
+            except ReviewUnavailable:
+                raise
+            except ReviewError as exc:  # e.g. guidelines over Argilla's 10,000 characters
+                summary.settings_error = str(exc)
         summary.pushed, summary.push_error = pushed.pushed, pushed.error
         if pushed.error:
             raise ReviewError(pushed.error)

@@ -148,7 +148,8 @@ def vote(order: str, samples: Sequence[OrderReply]) -> OrderReply:
     """N sampled replies to one order as one reply: the majority verdict (ties between
     verdicts: none, as a malformed reply), HIGH when most samples said HIGH, and the vote
     shares as the verdict probabilities — a confidence for judges without logprobs.
-    Malformed samples do not vote; all malformed is malformed."""
+    Malformed samples vote for nothing (they lower the shares); all malformed is
+    malformed."""
     voting = [s for s in samples if not s.malformed and s.verdict is not None]
     if not voting:
         return OrderReply(order, None, None, None, malformed=samples[0].malformed or "no votes")
@@ -158,7 +159,8 @@ def vote(order: str, samples: Sequence[OrderReply]) -> OrderReply:
     if len(winners) > 1:
         return OrderReply(order, None, None, None, malformed=f"samples split {counts}")
     high = sum(s.self_confidence == "HIGH" for s in voting) * 2 > len(voting)
-    shares = {label: n / len(voting) for label, n in counts.items()}
+    # shares of all samples: a garbled sample is a vote for nothing, not an abstention
+    shares = {label: n / len(samples) for label, n in counts.items()}
     return OrderReply(order, winners[0], "HIGH" if high else "LOW", shares)
 
 

@@ -136,3 +136,29 @@ def test_two_rounds_at_once_never_pay_twice(project: Project) -> None:
         paid = store.call_totals()["calls"]
     # every request the judge server answered is in the ledger exactly once
     assert paid == len(project.server.requests) > 0  # type: ignore[attr-defined]
+
+
+def test_two_threads_of_one_process_are_two_writers(tmp_path: Path) -> None:
+    """Review finding: the nesting count was per process, so two threads (two notebook
+    calls) both got in."""
+    import threading
+
+    inside = threading.Event()
+    leave = threading.Event()
+
+    def hold_in_thread() -> None:
+        with project_lock(tmp_path, "round"):
+            inside.set()
+            leave.wait(10)
+
+    worker = threading.Thread(target=hold_in_thread)
+    worker.start()
+    try:
+        assert inside.wait(10)
+        with pytest.raises(ProjectBusy), project_lock(tmp_path, "sync"):
+            pass
+    finally:
+        leave.set()
+        worker.join()
+    with project_lock(tmp_path, "sync"):
+        pass

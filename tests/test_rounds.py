@@ -397,7 +397,14 @@ def test_only_new_pairs_are_checked_and_an_unchanged_source_is_not_read(
 
     monkeypatch.setattr(rounds_module, "near_identical", counting)
     monkeypatch.setattr(rounds_module, "read_source", reading)
+
+    def settled(path: Path) -> None:
+        """Last modified a minute ago: not 'racily clean', so an import may remember it."""
+        old = time.time() - 60
+        os.utime(path, (old, old))
+
     path = project.pairs(good_bad_rows(6))
+    settled(path)
     cfg = load_config(project.config, environ={})
     phases: set[str] = set()
     first = rounds_module.run_round(cfg, on_progress=lambda p: phases.add(p.phase))
@@ -406,6 +413,7 @@ def test_only_new_pairs_are_checked_and_an_unchanged_source_is_not_read(
     with path.open("a") as fh:  # two more pairs appended
         for row in good_bad_rows(2, start=6):
             fh.write(json.dumps(row) + "\n")
+    settled(path)
     second = rounds_module.run_round(cfg)
     assert second.new_pairs == 2 and second.source_pairs == 8
     assert len(checked) == 8 and reads == [1, 1]  # only the two new pairs were checked
@@ -539,3 +547,56 @@ def test_a_judge_without_logprobs_gets_a_confidence_from_samples(
     project.pairs(good_bad_rows(8))
     assert project.run_json("round")["status"] == "nothing_to_do"  # cached: 0 new requests
     assert len(server.requests) == 80
+
+
+def test_refusals_that_name_the_pair_are_the_pairs_own(project: Project, judge_server) -> None:
+    """Review finding: over-long pairs at the head of a round each get a different 400
+    (their own token count); that is not a failing judge, so the round finishes and those
+    pairs go to humans instead of blocking every later run."""
+
+    def responder(shown: Shown) -> Scripted:
+        number = int(shown.prompt.split()[1].rstrip("?"))
+        if number < 20:
+            return Scripted(
+                status=400,
+                error_message="This model's maximum context length is 8192 tokens. However, "
+                f"your messages resulted in {9000 + number} tokens.",
+            )
+        return oracle(shown)
+
+    server = judge_server(responder)
+    project.set(judge={"base_url": server.url, "concurrency": 2})
+    project.pairs(good_bad_rows(30))
+    data = project.run_json("round")
+    assert data["status"] == "completed" and data["review"].get("judge_error") == 20
+
+
+def test_a_bad_value_is_not_taken_for_an_unsupported_parameter(
+    project: Project, judge_server
+) -> None:
+    """Review finding: "top_logprobs must be between 0 and 5" switched logprobs off for
+    good. A bad value is a refused request, not a parameter to drop."""
+
+    def responder(shown: Shown) -> Scripted:
+        if shown.body.get("top_logprobs", 0) > 5:
+            return Scripted(status=400, error_message="top_logprobs must be between 0 and 5")
+        return oracle(shown)
+
+    server = judge_server(responder)
+    project.set(judge={"base_url": server.url, "top_logprobs": 10})
+    project.pairs(good_bad_rows(2))
+    data = project.run_json("round")
+    assert data["review"] == {"judge_error": 2}
+    project.set(judge={"top_logprobs": 5})
+    project.pairs(good_bad_rows(4))
+    assert project.run_json("round")["accepted"] == 2
+    assert all(b.get("logprobs") for b in server.requests[-4:])  # still asked for
+
+
+def test_an_invalid_judge_port_is_one_line(project: Project) -> None:
+    project.pairs(good_bad_rows(2))
+    result = project.run("round", "--judge-url", "http://127.0.0.1:99999/v1")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: judge.base_url = 'http://127.0.0.1:99999/v1' has an invalid port"
+    ]

@@ -205,10 +205,13 @@ def test_vote_turns_samples_into_a_confidence() -> None:
 
     voted = vote("ab", [reply("A"), reply("A"), reply("B", "LOW"), reply("A"), reply(None)])
     assert voted.verdict == "A" and voted.self_confidence == "HIGH"
-    assert voted.probs == {"A": 0.75, "B": 0.25, "TIE": 0.0}
+    assert voted.probs == {"A": 0.6, "B": 0.2, "TIE": 0.0}  # the garbled one counts for none
     assert vote("ab", [reply("A"), reply("B")]).malformed  # a split vote decides nothing
     assert vote("ab", [reply(None)]).malformed == "garbage"
     # both orders: the shares (mapped to stored order) average into the confidence
     ba = vote("ba", [OrderReply("ba", "B", "HIGH")] * 3 + [OrderReply("ba", "A", "LOW")])
     judged = combine([voted, ba])
-    assert judged.label == "A" and judged.confidence == (0.75 + 0.75) / 2
+    assert judged.label == "A" and judged.confidence == (0.6 + 0.75) / 2
+    # one usable sample among five is not a sure verdict
+    lone = vote("ab", [reply("A")] + [reply(None)] * 4)
+    assert lone.probs is not None and lone.probs["A"] == 0.2

@@ -9,6 +9,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -241,6 +242,8 @@ def sync_table(s: dict[str, Any]) -> Table:
         )
     for what in s.get("settings_updated") or []:
         table.add_row(f"[yellow]updated in Argilla: {what}[/]", "yes")
+    if s.get("settings_error"):
+        table.add_row("[red]guidelines not updated in Argilla[/]", escape(s["settings_error"]))
     escalated = s.get("escalated", 0)
     table.add_row(
         "[yellow]ties sent to one more reviewer[/]"

@@ -34,7 +34,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     )
     console = render.Console()
     console.print(f"Starting Argilla on {server.url} ...", markup=False)
-    with project_lock(cfg.project.state_dir, "serve"):  # its setup writes; serving does not
+    # its writes are Argilla's folder, not the project state: rounds and syncs go on while
+    # it serves; a second serve of the same folder waits for the first one's start-up
+    with project_lock(server.home, "serve", wait=True):
         server.start()
     try:
         creds = server.credentials()
