@@ -30,32 +30,89 @@ labels (it is *predictable*). For a candidate threshold λ and a pair with score
 "agreement of accepted pairs >= 1 - alpha" is ``E[L(λ)] <= 0``: the inverse-probability
 weighted Y is an unbiased view of it built from *all* human verdicts (Horvitz-Thompson;
 "Active Statistical Inference", Zrnic & Candès 2024), the reviewed low-confidence stratum
-(weight 1) as much as the audit sample (weight 1 / audit rate).
+(weight 1) as much as the audit sample (weight 1 / audit rate). The estimates and the
+expected mode weight verdicts so; the high-probability test uses the same verdicts grouped
+by their pi instead (below).
 
-The test (high_probability): betting, valid at any time
--------------------------------------------------------
-H_λ: ``E[L(λ)] > 0`` is tested with a wealth process over the pairs scoring >= λ, in the
-order they were routed (Waudby-Smith & Ramdas 2023; with importance weights as in Xu,
-Karampatziakis & Mineiro 2024, "Active, anytime-valid risk controlling prediction sets"):
+The test (high_probability): exact and stratified by pi, else betting
+---------------------------------------------------------------------
+The pis take a handful of values (1, the provisional and the certified audit rates), and
+they split the test pairs scoring >= λ into strata h: ``N_h`` pairs, ``n_h`` of them
+labelled, ``k_h`` of those disagreeing, ``w_h = N_h / N``. Within a stratum every pair had
+the same chance of reaching a human, by a draw independent of its content, so given
+``n_h`` the labelled pairs are a uniform sample of the stratum: ``k_h ~ Bin(n_h, p_h)``
+(``p_h`` the stratum's disagreement rate), independently across strata. H_λ:
+``sum_h w_h p_h > alpha`` is a union, over the points theta of the boundary
+``sum_h w_h theta_h = alpha`` (``0 <= theta_h <= 1``), of the intersections
+``{p_h >= theta_h for every h}``; each is tested by combining exact per-stratum p-values
+with Fisher's function, and the union by the largest of those p-values (the
+union-intersection test of stratified risk-limiting audits, SUITE: Ottoboni, Stark,
+Lindeman & McBurnett 2018):
+
+    P_h(t)   = P(Bin(n_h, t) <= k_h)
+    F(theta) = -2 sum_h log P_h(theta_h)
+    reject H_λ when  min over the boundary of F  >=  the 1 - delta quantile of chi2(2H)
+
+Why it is valid: under H_λ some boundary point theta lies below p (lower the p_h until
+the sum reaches alpha), and P_h falls as its rate grows, so F(theta) <= F(p). At the true
+rates the P_h(p_h) are independent and each at least uniform (P(P_h(p_h) <= u) <= u), so
+F(p) is stochastically below chi2(2H) (whose tail has the closed form
+exp(-x/2) sum_{j<H} (x/2)^j / j!). Hence P(reject) <= P(F(p) >= quantile) <= delta.
+A stratum without labels has P_h = 1 whatever theta_h: its theta_h rises to 1 for free,
+so its whole share w_h is counted as disagreeing (nothing is certified when w_h >= alpha);
+it adds no degrees of freedom (whether a pair was labelled never depends on its label).
+
+The minimum over the boundary: f_h(t) = -2 log P(Bin(n_h, t) <= k_h) is convex in t (the
+binomial CDF is the survival function of Beta(k_h + 1, n_h - k_h), which is log-concave).
+Each f_h is replaced by the upper envelope of some of its tangents, which lies below it,
+and the sum of those piecewise-linear convex functions is minimised exactly, raising the
+theta_h along the cheapest pieces per unit of ``w_h theta_h`` until the sum reaches alpha.
+The result is at most the true minimum, so the approximation only makes the test stricter
+(16 tangents first; up to 256 only when those do not already reject).
+
+Pooling: each stratum Fisher combines costs degrees of freedom, and a stratum whose
+weight is small next to its labels (a few reviewed pairs above λ, pi = 1) can cost more
+than it brings. Neighbouring strata can be pooled: a labelled pair of the group whose
+draw is below the group's smallest pi would have been sampled at that pi too, so those
+pairs are a Bernoulli(smallest pi) sample of the whole group. All strata pooled into one
+is Clopper-Pearson on that uniform subsample; one stratum alone is Clopper-Pearson on all
+its labels. Which strata are pooled is chosen anew for every λ as the way a judge
+disagreeing alpha/2 of the time would pass most clearly, given the counts (``plan``): a
+rule on counts and draws, never on labels, so choosing costs nothing in validity.
+
+The argument takes the pis as fixed before the draws. In the loop, later pis depend on
+earlier rounds' labels (through the thresholds), a feedback it leaves out, as the exact
+test on a subsample did before it; the loop simulations (``test_simulation``) check the
+guarantee end to end. What it bounds is the rate of the pairs judged so far above λ, the
+strata however different.
+
+When no pooling would let even that judge pass — a stratum with much weight and few
+labels, typically the region certified one round ago (audited at 5%) in a small project
+— the test given the strata cannot pass: it must allow that stratum to be as bad as its
+few labels permit. There ``plan`` falls back (again from counts only) to a betting test,
+which reads the strata as the outcome of exchangeable rounds instead. H_λ: ``E[L(λ)] > 0``
+is tested with a wealth process over the pairs scoring >= λ, in the order they were routed
+(Waudby-Smith & Ramdas 2023; with importance weights as in Xu, Karampatziakis & Mineiro
+2024, "Active, anytime-valid risk controlling prediction sets"):
 
     K_t = prod_{i <= t} (1 - b_i * Y_i),   b_i = clip(-m_i / v_i, 0, CAP * pi_i / (1 - alpha))
 
 where m_i, v_i are the running mean and second moment of the earlier Y (plus one prior
 pseudo-observation): the bet uses only the past, and the cap keeps every factor positive.
-Under H_λ, K is a non-negative supermartingale, so by Ville's inequality the chance that it
-*ever* reaches 1/delta is at most delta. H_λ is rejected when ``max_t K_t >= 1/delta``.
-Because the bound is anytime-valid, labels from all rounds pool in one process while
-thresholds (and so the pis) move between rounds, and a rejection already reached stays a
-rejection when a later label arrives: thresholds do not flap on one extra verdict (the
-hysteresis costs nothing in validity).
+With exchangeable pairs E[Y_i | past] = E[L(λ)], so under H_λ K is a non-negative
+supermartingale and by Ville's inequality the chance that it *ever* reaches 1/delta is at
+most delta; H_λ is rejected when ``max_t K_t >= 1/delta``.
 
 Thresholds are tested in a fixed sequence λ_1 > λ_2 > ... on the grid, stopping at the
 first that is not rejected; the last rejected λ is chosen. Fixed-sequence testing controls
 the family-wise error at delta with no split of delta, as long as the sequence is fixed
 before the test pairs' labels are seen. Where it begins is read from the fit split
-(``fit_start``: the threshold the fit split's labels predict to pass by the widest margin,
-given how many test labels lie above it — Learn then Test); without a learned score, at the
-highest threshold with ``start_count`` labelled pairs above it (a rule on counts only).
+(``fit_start``: the threshold whose test would pass most clearly if the test pairs above it
+disagreed at the fit split's rate, the betting test counted as a binomial one on its
+effective count — Learn then Test); without a learned score, at the highest threshold with
+``start_count`` labelled pairs above it (a rule on counts only).
+``HYSTERESIS`` keeps the previous threshold when this round's sequence also rejected it and
+would move only a little lower (no cost in validity: it was tested, and rejected).
 
 The test (expected): conformal selection
 ----------------------------------------
@@ -92,6 +149,7 @@ What is used, and what is not
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -104,7 +162,6 @@ from labeler.verdicts import Judgement
 GRID = tuple(round(x, 3) for x in np.arange(0.995, 0.0, -0.005))
 NEVER = 1.01  # a threshold above every score: nothing is accepted
 MIN_FIT = 30  # fewer sampled verdicts in the fit split than this: no learned combination
-EXACT_SHARE = 0.5  # the exact test when a uniform subsample keeps this share of labels
 CAP = 0.8  # largest share of the admissible bet (one disagreement cannot ruin K)
 HYSTERESIS = 0.0125  # keep the certified threshold unless the new one is this much lower
 GUARANTEES = ("high_probability", "expected")
@@ -116,9 +173,7 @@ GUARANTEES = ("high_probability", "expected")
 def _log_binom_cdf(k: int, n: int, p: np.ndarray) -> np.ndarray:
     """log P(Bin(n, p) <= k) for an array of p in (0, 1)."""
     i = np.arange(k + 1)
-    log_comb = np.array(
-        [math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) for j in i]
-    )
+    log_comb = np.concatenate(([0.0], np.cumsum(np.log(n - i[1:] + 1.0) - np.log(i[1:]))))
     terms = log_comb[None, :] + np.outer(np.log(p), i) + np.outer(np.log1p(-p), n - i)
     top = terms.max(axis=1)
     return top + np.log(np.exp(terms - top[:, None]).sum(axis=1))
@@ -245,6 +300,201 @@ def start_count(alpha: float, delta: float) -> int:
     return n
 
 
+def chi2_log_sf(x: float, dof: int) -> float:
+    """log P(chi-square with ``2 * dof`` degrees of freedom >= x), in closed form for even
+    degrees of freedom: exp(-x/2) * sum_{j < dof} (x/2)^j / j!."""
+    if dof <= 0 or x <= 0:
+        return 0.0
+    if not math.isfinite(x):
+        return -math.inf
+    h = x / 2
+    terms = [j * math.log(h) - math.lgamma(j + 1) for j in range(dof)]
+    top = max(terms)
+    return min(0.0, top - h + math.log(sum(math.exp(t - top) for t in terms)))
+
+
+@lru_cache(maxsize=256)
+def fisher_critical(dof: int, delta: float) -> float:
+    """The x with P(chi-square, 2 * dof d.o.f. >= x) = delta (bisection to 1e-9)."""
+    lo, hi = 0.0, 8.0
+    while chi2_log_sf(hi, dof) > math.log(delta):
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1e-9:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if chi2_log_sf(mid, dof) > math.log(delta) else (lo, mid)
+    return hi
+
+
+def _tangents(k: int, n: int, u: float, fine: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Slopes and intercepts of tangents to f(t) = -2 log P(Bin(n, t) <= k), 0 <= k < n, at
+    points of (0, u) evenly spread in asin(sqrt(t)) (where f bends about evenly): 16, or
+    (``fine``) more the more labels. P(Bin(n, t) <= k) is the survival function of
+    Beta(k + 1, n - k), which is log-concave: f is convex and each tangent lies below it
+    everywhere, however few the points."""
+    g = min(256, 8 + math.ceil(10 * math.sqrt(n) * math.asin(math.sqrt(u)))) if fine else 16
+    t = np.sin((np.arange(g) + 0.5) / g * math.asin(math.sqrt(u))) ** 2
+    log_cdf = _log_binom_cdf(k, n, t)
+    # d/dt P(Bin(n, t) <= k) = -n P(Bin(n - 1, t) = k)
+    log_pmf = (
+        math.lgamma(n) - math.lgamma(k + 1) - math.lgamma(n - k)
+        + k * np.log(t) + (n - 1 - k) * np.log1p(-t)
+    )  # fmt: skip
+    slope = 2 * n * np.exp(log_pmf - log_cdf)
+    return slope, -2 * log_cdf - slope * t
+
+
+def _envelope(slope: np.ndarray, icpt: np.ndarray, u: float) -> tuple[np.ndarray, np.ndarray]:
+    """Corners (x, y) on [0, u] of max(0, max_j slope_j x + icpt_j): convex, piecewise
+    linear, below f (f >= 0 too)."""
+    hull: list[tuple[float, float]] = []
+    for s, b in sorted(zip([0.0, *slope.tolist()], [0.0, *icpt.tolist()], strict=True)):
+        if hull and s == hull[-1][0]:
+            hull.pop()  # same slope: the later one (larger intercept) is above
+        # drop the last line while the new one overtakes the one before it no later
+        while len(hull) >= 2 and (hull[-2][1] - b) * (hull[-1][0] - hull[-2][0]) <= (
+            hull[-2][1] - hull[-1][1]
+        ) * (s - hull[-2][0]):
+            hull.pop()
+        hull.append((s, b))
+    xs = [(b1 - b2) / (s2 - s1) for (s1, b1), (s2, b2) in itertools.pairwise(hull)]
+    x = np.array([0.0, *[v for v in xs if 0.0 < v < u], u])
+    lines = np.array(hull)
+    return x, (np.outer(x, lines[:, 0]) + lines[:, 1]).max(axis=1)
+
+
+def fisher_statistic(
+    size: np.ndarray, n: np.ndarray, k: np.ndarray, alpha: float, fine: bool = True
+) -> tuple[float, int]:
+    """(a lower bound of the smallest Fisher statistic over the null's boundary, strata it
+    combines). Stratum h: ``size`` pairs above the threshold, ``n`` of them labelled, ``k``
+    disagreements. The boundary is sum_h w_h theta_h = alpha (w_h = size_h / sum size,
+    0 <= theta_h <= 1); there the statistic is sum_h f_h(theta_h) with f_h(t) =
+    -2 log P(Bin(n_h, t) <= k_h). Each f_h is replaced by a convex piecewise-linear function
+    below it (``_envelope``; 0 for a stratum without labels, or all of them disagreeing),
+    and the sum of those is minimised exactly: raise the theta_h along the cheapest pieces
+    per unit of sum_h w_h theta_h until it reaches alpha."""
+    if size.sum() == 0:
+        return 0.0, 0
+    w = size / size.sum()
+    total, pieces = 0.0, []  # pieces: (statistic per unit of the budget, budget)
+    for h in np.nonzero(size)[0]:
+        u = min(1.0, alpha / w[h])  # theta_h above alpha / w_h would exceed the budget
+        if n[h] == 0 or k[h] >= n[h]:
+            pieces.append((0.0, u * w[h]))
+            continue
+        x, y = _envelope(*_tangents(int(k[h]), int(n[h]), u, fine), u)
+        total += float(y[0])
+        dx, dy = np.diff(x), np.diff(y)
+        pieces += zip((dy / (dx * w[h])).tolist(), (dx * w[h]).tolist(), strict=True)
+    budget = alpha
+    for cost, room in sorted(pieces):
+        total += cost * min(room, budget)
+        budget -= room
+        if budget <= 0:
+            break
+    return total, int((n > 0).sum())
+
+
+def stratified_log_p(size: np.ndarray, n: np.ndarray, k: np.ndarray, alpha: float) -> float:
+    """log of a p-value of H: sum_h w_h p_h >= alpha (module docstring): the largest Fisher
+    p-value over the null's boundary, or a little above it."""
+    stat, dof = fisher_statistic(size, n, k, alpha)
+    return chi2_log_sf(stat, dof)
+
+
+@dataclass(frozen=True)
+class Strata:
+    """The pairs above one threshold by inclusion probability ``pi`` (ascending).
+    ``kept[h, j]``: labelled pairs of stratum h whose draw is below ``pi[j]`` and no lower pi
+    (j <= h); ``bad[h, j]``: those of them that disagree. Without draws (``drawn`` False)
+    all sit at j = h, and strata cannot be pooled."""
+
+    pi: np.ndarray
+    size: np.ndarray
+    kept: np.ndarray
+    bad: np.ndarray
+    drawn: bool = True
+
+    def pooled(self, groups: Sequence[range]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(size, labelled, disagreements) per group of strata, each group a uniform
+        subsample at its smallest pi: a labelled pair counts when its draw is below it."""
+        if not self.drawn and any(len(g) > 1 for g in groups):
+            raise ValueError("strata can be pooled only with the sampling draws")
+        size = np.array([self.size[g].sum() for g in groups])
+        n = np.array([self.kept[g, : g.start + 1].sum() for g in groups])
+        k = np.array([self.bad[g, : g.start + 1].sum() for g in groups])
+        return size, n, k
+
+
+Layout = tuple[np.ndarray, np.ndarray, np.ndarray | None]
+
+
+def strata_of(pi: np.ndarray, draw: np.ndarray | None) -> Layout:
+    """(distinct pis, each pair's stratum, each pair's level: the first stratum whose pi its
+    draw is below, at most its own; None without draws)."""
+    values, stratum = np.unique(pi, return_inverse=True)
+    if draw is None:
+        return values, stratum, None
+    return values, stratum, np.minimum(np.searchsorted(values, draw, side="right"), stratum)
+
+
+def count_strata(
+    above: np.ndarray, labelled: np.ndarray, disagree: np.ndarray | None, layout: Layout
+) -> Strata:
+    """The strata of the pairs ``above`` a threshold (``disagree`` None: counts only)."""
+    values, stratum, level = layout
+    h = len(values)
+    size = np.bincount(stratum[above], minlength=h)
+    chosen = above & labelled
+    cell = (stratum * h + (stratum if level is None else level))[chosen]
+    kept = np.bincount(cell, minlength=h * h).reshape(h, h)
+    bad = np.zeros((h, h), int)
+    if disagree is not None:
+        bad = np.bincount(cell, weights=disagree[chosen], minlength=h * h).reshape(h, h)
+    return Strata(values, size, kept, bad.astype(int), level is not None)
+
+
+def poolings(h: int) -> list[list[range]]:
+    """Ways to pool h strata (ascending pi) into runs of neighbours: every one up to 4
+    strata, else all apart or all pooled."""
+    if h > 4:
+        return [[range(h)], [range(i, i + 1) for i in range(h)]]
+    out = []
+    for cuts in range(2 ** (h - 1)):
+        edges = [0, *[i + 1 for i in range(h - 1) if cuts >> i & 1], h]
+        out.append([range(a, b) for a, b in itertools.pairwise(edges)])
+    return out
+
+
+def plan(s: Strata, alpha: float, delta: float) -> list[range] | None:
+    """How the stratified test pools the strata: the way a judge disagreeing alpha/2 of the
+    time would pass most clearly with these counts; None when it would pass none of them (a
+    stratum with much weight and few labels), and the betting test is used instead. Reads
+    counts and draws, never labels, so the choice costs nothing in validity."""
+    apart = [[range(h, h + 1) for h in range(len(s.pi))]]
+    best, best_log_p = None, math.inf
+    for groups in poolings(len(s.pi)) if s.drawn else apart:
+        size, n, _ = s.pooled(groups)
+        stat, dof = fisher_statistic(size, n, np.floor(alpha / 2 * n).astype(int), alpha, False)
+        log_p = chi2_log_sf(stat, dof)
+        if dof and log_p < best_log_p:
+            best, best_log_p = groups, log_p
+    return best if best_log_p <= math.log(delta) else None
+
+
+def stratified_rejects(s: Strata, groups: Sequence[range], alpha: float, delta: float) -> bool:
+    """The stratified test of H: the disagreement rate of the pairs above the threshold is
+    > alpha (module docstring), at level delta, with the strata pooled into ``groups``."""
+    size, n, k = s.pooled(groups)
+    dof = int((n > 0).sum())
+    if dof == 0:
+        return False
+    # any tangents give a lower bound of the statistic: few first, more only when needed
+    if fisher_statistic(size, n, k, alpha, False)[0] >= fisher_critical(dof, delta):
+        return True
+    return fisher_statistic(size, n, k, alpha)[0] >= fisher_critical(dof, delta)
+
+
 def wealth_rejects(y: np.ndarray, pi: np.ndarray, alpha: float, delta: float) -> bool:
     """The betting test of H: E[L] > 0 (module docstring) on the observations ``y`` of the
     pairs above one threshold, in routing order, and their inclusion probabilities."""
@@ -261,45 +511,12 @@ def wealth_rejects(y: np.ndarray, pi: np.ndarray, alpha: float, delta: float) ->
     return bool(log_wealth.max() >= math.log(1 / delta))
 
 
-def uniform_share(above: np.ndarray, pi: np.ndarray) -> float:
-    """Expected labels a uniform subsample at the smallest pi keeps, as a share of all
-    expected labels above the threshold (a function of pis only)."""
-    if not above.any():
-        return 0.0
-    p = pi[above]
-    return float(p.min() * len(p) / p.sum())
-
-
-def exact_rejects(
-    above: np.ndarray,
-    labelled: np.ndarray,
-    pi: np.ndarray,
-    draw: np.ndarray,
-    disagree: np.ndarray,
-    alpha: float,
-    delta: float,
-) -> bool:
-    """The exact test on a uniform subsample: a pair above the threshold was sampled
-    exactly when its draw < pi, so those with draw < min(pi) are a Bernoulli(min pi)
-    sample of all of them; their disagreements get the Clopper-Pearson bound."""
-    kept = above & labelled & (draw < float(pi[above].min()))
-    n = int(kept.sum())
-    return n > 0 and cp_upper(int(disagree[kept].sum()), n, delta) <= alpha
-
-
-def effective_count(
-    above: np.ndarray, labelled: np.ndarray, pi: np.ndarray, draw: np.ndarray | None
-) -> float:
-    """How many labels the test of one threshold really rests on (a function of which
-    pairs were sampled and their pis, never of labels): the uniform subsample's size for
-    the exact test, Kish's effective sample size of the 1/pi weights for the betting test."""
-    if not above.any():
-        return 0.0
-    if draw is not None:
-        return float((above & labelled & (draw < float(pi[above].min()))).sum())
+def effective_count(above: np.ndarray, labelled: np.ndarray, pi: np.ndarray) -> int:
+    """Kish's effective sample size of the 1/pi weights of the labels above a threshold:
+    how many labels the betting test really rests on (never looks at labels)."""
     w = np.where(above & labelled, 1.0 / np.maximum(pi, 1e-9), 0.0)
     total = float((w * w).sum())
-    return float(w.sum()) ** 2 / total if total else 0.0
+    return int(float(w.sum()) ** 2 / total) if total else 0
 
 
 @dataclass(frozen=True)
@@ -337,12 +554,14 @@ def certify_high_probability(
 ) -> Choice:
     """The lowest threshold of the fixed sequence whose H_λ is rejected (NEVER if none).
     All arrays are over the test pairs in routing order; ``draw`` (each pair's sampling
-    draw: sampled exactly when draw < pi) enables the exact test. The sequence begins at
-    ``start`` (chosen without the test pairs' labels, see ``fit_start``) or, by default,
-    at the highest threshold with enough labels above it."""
+    draw: sampled exactly when draw < pi) lets strata be pooled. Each threshold gets the
+    stratified test, or the betting test where ``plan`` says the stratified one cannot pass.
+    The sequence begins at ``start`` (chosen without the test pairs' labels, see
+    ``fit_start``) or, by default, at the highest threshold with enough labels above it."""
     best = Choice(NEVER, 0, 0, None)
     w = _weights(labelled, pi)
     y_all = w * (disagree.astype(float) - alpha)
+    layout = strata_of(pi, draw)
     first = max(min_count, start_count(alpha, delta))
     for lam in grid:
         if lam > start:
@@ -351,8 +570,10 @@ def certify_high_probability(
         n_lab = int((above & labelled).sum())
         if n_lab < (first if best.threshold >= NEVER else min_count):
             continue
-        if draw is not None and uniform_share(above, pi) >= EXACT_SHARE:
-            rejected = exact_rejects(above, labelled, pi, draw, disagree, alpha, delta)
+        s = count_strata(above, labelled, disagree, layout)
+        groups = plan(s, alpha, delta)
+        if groups is not None:
+            rejected = stratified_rejects(s, groups, alpha, delta)
         else:
             rejected = wealth_rejects(y_all[above], pi[above], alpha, delta)
         if not rejected:
@@ -372,8 +593,9 @@ def fit_start(
     grid: Sequence[float] = GRID,
 ) -> float:
     """Where the fixed sequence should begin, read from the fit split (Learn then Test):
-    the threshold whose test the fit split's labels predict to pass by the widest margin,
-    given how many test labels lie above it. ``fit`` = (scores, labelled, pi, disagree) of
+    the threshold whose test would pass most clearly (the smallest p-value) if the test
+    pairs above it disagreed at the fit split's rate, given how many test labels lie above
+    it and how they fall into strata. ``fit`` = (scores, labelled, pi, disagree) of
     the fit split; ``test`` = (scores, labelled, pi, draw) of the test pairs — their labels
     are not looked at. NEVER (begin at the top) when the fit split predicts no pass.
 
@@ -383,21 +605,29 @@ def fit_start(
     f_scores, f_labelled, f_pi, f_disagree = fit
     t_scores, t_labelled, t_pi, t_draw = test
     f_w = _weights(f_labelled, f_pi)
+    t_layout = strata_of(t_pi, t_draw)
     first = max(min_count, start_count(alpha, delta))
-    best, best_margin = NEVER, 0.0
+    best, best_log_p = NEVER, math.log(delta)
     for lam in grid:
         f_above = f_scores >= lam
         if int((f_above & f_labelled).sum()) < MIN_FIT // 3:
             continue
         t_above = t_scores >= lam
-        exact = t_draw is not None and uniform_share(t_above, t_pi) >= EXACT_SHARE
-        n = int(effective_count(t_above, t_labelled, t_pi, t_draw if exact else None))
-        if n < first:
+        if int((t_above & t_labelled).sum()) < first:
             continue
         rate = _estimate(f_above, f_labelled, f_w, f_disagree)
-        margin = alpha - cp_upper(round(rate * n), n, delta)
-        if margin > best_margin:
-            best, best_margin = float(lam), margin
+        s = count_strata(t_above, t_labelled, None, t_layout)
+        groups = plan(s, alpha, delta)
+        if groups is not None:
+            size, n, _ = s.pooled(groups)
+            stat, dof = fisher_statistic(size, n, np.round(rate * n).astype(int), alpha, False)
+            log_p = chi2_log_sf(stat, dof)
+        else:  # the betting test: as a binomial test on its effective count
+            n_eff = effective_count(t_above, t_labelled, t_pi)
+            k = round(rate * n_eff)
+            log_p = float(_log_binom_cdf(k, n_eff, np.array([alpha]))[0]) if k < n_eff else 0.0
+        if log_p < best_log_p:
+            best, best_log_p = float(lam), log_p
     return best
 
 

@@ -1,5 +1,5 @@
-"""Threshold choice with a guarantee: exact bounds, the betting and exact tests, the fixed
-sequence, hysteresis, what ``calibrate`` uses as evidence, and the reports.
+"""Threshold choice with a guarantee: exact bounds, the stratified and betting tests,
+the fixed sequence, hysteresis, what ``calibrate`` uses as evidence, and the reports.
 
 The guarantee of the whole loop over many simulated worlds is in ``test_simulation.py``."""
 
@@ -17,23 +17,29 @@ from labeler.calibration import (
     NEVER,
     Judged,
     Signals,
+    Strata,
     calibrate,
     certify_expected,
     certify_high_probability,
+    chi2_log_sf,
     cohen_kappa,
+    count_strata,
     cp_lower,
     cp_upper,
     drifted,
-    exact_rejects,
     features,
+    fisher_critical,
     fit_start,
     in_fit_split,
+    plan,
     propose,
     reliability,
     score,
     scores_of,
     start_count,
-    uniform_share,
+    strata_of,
+    stratified_log_p,
+    stratified_rejects,
     wealth_rejects,
 )
 
@@ -136,6 +142,158 @@ def test_fit_split_is_fixed_and_of_the_requested_share() -> None:
 # -- the tests on one threshold ------------------------------------------------------------------
 
 
+def strata(
+    pi: np.ndarray, labelled: np.ndarray, disagree: np.ndarray, draw: np.ndarray | None = None
+) -> Strata:
+    """The strata of all the given pairs (all above the threshold)."""
+    return count_strata(np.ones(len(pi), bool), labelled, disagree, strata_of(pi, draw))
+
+
+def binomial_cdf(k: int, n: int, p: float) -> float:
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
+
+
+@pytest.mark.parametrize(
+    ("x", "dof", "expected"),
+    [(4.605170, 1, 0.1), (7.779440, 2, 0.1), (10.644641, 3, 0.1), (0.0, 2, 1.0)],
+)
+def test_chi_square_tail_for_even_degrees_of_freedom(x: float, dof: int, expected: float) -> None:
+    assert math.exp(chi2_log_sf(x, dof)) == pytest.approx(expected, abs=1e-6)
+    if expected < 1:
+        assert fisher_critical(dof, expected) == pytest.approx(x, abs=1e-5)
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 20), (3, 50), (20, 100), (150, 1000)])
+def test_one_stratum_is_clopper_pearson(k: int, n: int) -> None:
+    """With one stratum the boundary is theta = alpha: the p-value is P(Bin(n, alpha) <= k)
+    (from above: the tangents only ever make it larger), and the test is cp_upper <= alpha."""
+    p = math.exp(stratified_log_p(np.array([n]), np.array([n]), np.array([k]), ALPHA))
+    exact = binomial_cdf(k, n, ALPHA)
+    assert exact <= p <= exact * 1.01 + 1e-12
+    s = Strata(np.array([1.0]), np.array([n]), np.array([[n]]), np.array([[k]]))
+    assert stratified_rejects(s, [range(1)], ALPHA, DELTA) == (cp_upper(k, n, DELTA) <= ALPHA)
+
+
+@pytest.mark.parametrize(
+    ("size", "n", "k"),
+    [
+        ((100, 900), (100, 45), (5, 2)),
+        ((300, 2000), (300, 100), (30, 8)),
+        ((500, 300, 100), (500, 90, 5), (40, 10, 1)),
+        ((50, 300, 3000), (50, 90, 150), (3, 10, 12)),
+    ],
+)
+def test_the_p_value_is_at_least_the_largest_over_the_boundary(
+    size: tuple[int, ...], n: tuple[int, ...], k: tuple[int, ...]
+) -> None:
+    """Brute force over a grid of the boundary sum_h w_h theta_h = alpha: the p-value is never
+    below any point's Fisher p-value, and close to the largest."""
+    w = np.array(size) / sum(size)
+    largest = 0.0
+    for t in np.linspace(0, 1, 201):
+        for u in np.linspace(0, 1, 201) if len(size) == 3 else [None]:
+            theta = [t] if u is None else [t, u]
+            last = (ALPHA - float(np.dot(w[:-1], theta))) / w[-1]
+            if not 0 <= last <= 1:
+                continue
+            theta.append(last)
+            p = [binomial_cdf(kh, nh, th) for kh, nh, th in zip(k, n, theta, strict=True)]
+            stat = -2 * sum(math.log(max(v, 1e-300)) for v in p)
+            largest = max(largest, math.exp(chi2_log_sf(stat, len(size))))
+    p = math.exp(stratified_log_p(np.array(size), np.array(n), np.array(k), ALPHA))
+    assert largest <= p <= largest + 0.01
+
+
+def test_unlabelled_pairs_count_as_disagreeing() -> None:
+    """A stratum without labels may be all wrong: its share is charged in full."""
+    size, n, k = np.array([1000, 100]), np.array([1000, 0]), np.array([0, 0])
+    # 100 of 1100 unlabelled (9%): 1000 perfect labels still certify below 15%
+    assert stratified_log_p(size, n, k, ALPHA) < math.log(DELTA)
+    # 200 of 1200 (17% > alpha): nothing can be certified, however clean the rest
+    assert stratified_log_p(np.array([1000, 200]), n, k, ALPHA) == 0.0
+    # with 8% disagreeing among the labelled ones the 9% unlabelled share is too much
+    assert stratified_log_p(size, n, np.array([80, 0]), ALPHA) > math.log(DELTA)
+
+
+def test_every_label_counts() -> None:
+    """2000 pairs audited at 0.05 (100 labels, 8 disagreeing) and 2000 reviewed (pi 1, 166
+    disagreeing). The uniform subsample at 0.05 keeps 100 of the reviewed labels, 16 of them
+    disagreeing by bad luck, and fails; the strata, all 2100 labels, pass."""
+    s = Strata(
+        np.array([0.05, 1.0]),
+        np.array([2000, 2000]),
+        np.array([[100, 0], [100, 1900]]),  # [stratum, first pi its draw is below]
+        np.array([[8, 0], [16, 150]]),
+    )
+    _, n, k = s.pooled([range(2)])
+    assert (int(n[0]), int(k[0])) == (200, 24) and cp_upper(24, 200, DELTA) > ALPHA
+    assert plan(s, ALPHA, DELTA) == [range(1), range(1, 2)]
+    assert stratified_rejects(s, [range(1), range(1, 2)], ALPHA, DELTA)
+
+
+def test_the_plan_reads_counts_not_labels() -> None:
+    rng = np.random.default_rng(4)
+    pi = np.array([1.0] * 100 + [0.05] * 2000)
+    draw = rng.random(len(pi))
+    labelled = draw < pi
+    choices = {
+        str(plan(strata(pi, labelled, rng.random(len(pi)) < rate, draw), ALPHA, DELTA))
+        for rate in (0.0, 0.1, 0.5, 1.0)
+    }
+    assert len(choices) == 1
+    # a small reviewed stratum (5% of the pairs, 100 labels) is pooled into the audit one
+    clean = np.zeros(len(pi), bool)
+    assert plan(strata(pi, labelled, clean, draw), ALPHA, DELTA) == [range(2)]
+    # a large one (half of the pairs) stays apart: pooling would keep 5% of its labels
+    pi = np.array([1.0] * 2000 + [0.05] * 2000)
+    draw = rng.random(len(pi))
+    clean = np.zeros(len(pi), bool)
+    assert plan(strata(pi, draw < pi, clean, draw), ALPHA, DELTA) == [range(1), range(1, 2)]
+    # without draws no uniform subsample can be drawn: the strata stay apart
+    s = strata(pi, draw < pi, clean)
+    assert not s.drawn and plan(s, ALPHA, DELTA) == [range(1), range(1, 2)]
+    with pytest.raises(ValueError, match="draws"):
+        s.pooled([range(2)])
+
+
+def test_the_plan_leaves_a_heavy_stratum_with_few_labels_to_betting() -> None:
+    """300 pairs audited at 0.3 (~90 labels) and 100 just certified, audited at 0.05 (~5
+    labels): a quarter of the pairs rest on five labels, which the stratified test must
+    allow to be mostly wrong, so not even a judge twice as good could pass it."""
+    rng = np.random.default_rng(6)
+    pi = np.array([0.3] * 300 + [0.05] * 100)
+    draw = rng.random(len(pi))
+    s = strata(pi, draw < pi, np.zeros(len(pi), bool), draw)
+    assert plan(s, ALPHA, DELTA) is None
+    # while without them the 0.3 stratum alone is planned
+    s = strata(pi[:300], draw[:300] < 0.3, np.zeros(300, bool), draw[:300])
+    assert plan(s, ALPHA, DELTA) == [range(1)]
+
+
+def test_the_stratified_test_is_valid_at_the_boundary() -> None:
+    """Datasets exactly at sum_h w_h p_h = alpha (random allocations, strata of pi 1, 0.3
+    and 0.05 with 5 to 300 expected labels each), tested with the planned pooling (all
+    strata apart when none is planned): rejected at most delta of the time, with three
+    binomial standard errors of slack."""
+    rng = np.random.default_rng(5)
+    runs, rejected = 600, 0
+    for _ in range(runs):
+        h = int(rng.integers(1, 4))
+        pis = rng.choice([1.0, 0.3, 0.05], h, replace=False)
+        size = np.maximum(1, np.round(np.exp(rng.uniform(np.log(5), np.log(300), h)) / pis))
+        w = size / size.sum()
+        theta = ALPHA * rng.dirichlet(np.ones(h)) / w
+        while (theta > 1).any():
+            theta = ALPHA * rng.dirichlet(np.ones(h)) / w
+        pi = np.repeat(pis, size.astype(int))
+        draw = rng.random(len(pi))
+        disagree = rng.random(len(pi)) < np.repeat(theta, size.astype(int))
+        s = strata(pi, draw < pi, disagree, draw)
+        groups = plan(s, ALPHA, DELTA) or [range(i, i + 1) for i in range(h)]
+        rejected += stratified_rejects(s, groups, ALPHA, DELTA)
+    assert rejected / runs <= DELTA + 3 * math.sqrt(DELTA * (1 - DELTA) / runs)
+
+
 def agreements(n: int, pi: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """The observations of n sampled pairs where judge and human agree."""
     p = np.full(n, pi)
@@ -188,43 +346,6 @@ def test_wealth_test_is_valid_under_the_null() -> None:
         disagree = rng.random(length) < 0.05
         power += wealth_rejects(sampled / pi * (disagree - ALPHA), pi, ALPHA, DELTA)
     assert power >= 80
-
-
-def test_uniform_share() -> None:
-    above = np.array([True, True, True, False])
-    pi = np.array([1.0, 0.5, 0.25, 0.01])
-    # a uniform subsample at 0.25 keeps 0.75 expected labels of the 1.75 expected
-    assert uniform_share(above, pi) == pytest.approx(0.25 * 3 / 1.75)
-    assert uniform_share(above, np.ones(4)) == 1.0
-    assert uniform_share(np.zeros(4, bool), pi) == 0.0
-
-
-def test_exact_test_uses_the_uniform_subsample_only() -> None:
-    # 30 pairs reviewed (pi 1) and 30 audited (pi 0.5); the subsample is draw < 0.5
-    pi = np.array([1.0] * 30 + [0.5] * 30)
-    draw = np.tile(np.linspace(0.0, 0.99, 30), 2)
-    labelled = draw < pi
-    above = np.ones(60, bool)
-    kept = draw < 0.5
-    n = int((kept & labelled).sum())
-    assert n == 30
-    clean = np.zeros(60, bool)
-    assert exact_rejects(above, labelled, pi, draw, clean, ALPHA, DELTA)
-    assert cp_upper(0, n, DELTA) <= ALPHA
-    # disagreements outside the subsample do not count, however many
-    outside = labelled & ~kept
-    assert exact_rejects(above, labelled, pi, draw, outside, ALPHA, DELTA)
-    # three inside it do: cp_upper(3, 30, 0.1) > 0.15
-    inside = np.zeros(60, bool)
-    inside[np.flatnonzero(kept & labelled)[:3]] = True
-    assert cp_upper(3, n, DELTA) > ALPHA
-    assert not exact_rejects(above, labelled, pi, draw, inside, ALPHA, DELTA)
-    # pairs below the threshold are not in the test, nor do they set the subsample rate:
-    # with only the reviewed pairs above it, all 30 are the subsample, 15 of them wrong
-    reviewed = pi == 1.0
-    assert exact_rejects(reviewed, labelled, pi, draw, clean, ALPHA, DELTA)
-    assert not exact_rejects(reviewed, labelled, pi, draw, outside, ALPHA, DELTA)
-    assert int((outside & reviewed).sum()) == 15
 
 
 # -- the fixed sequence ----------------------------------------------------------------------------
