@@ -1,7 +1,7 @@
 """Run the benchmarks and write bench/results/latest.json.
 
 scripts/dev bench                       everything
-scripts/dev bench startup throughput    some of: startup throughput memory review
+scripts/dev bench startup throughput    some of: startup throughput memory review import calibration
 """
 
 from __future__ import annotations
