@@ -284,19 +284,17 @@ class Store:
         if "cached_tokens" not in have:
             self.db.execute("ALTER TABLE calls ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0")
 
+    def _in_chunks(self, sql: str, values: list[str]) -> Iterator[sqlite3.Row]:
+        """Rows of ``sql`` (whose ``{marks}`` is an IN list) over ``values``, 500 at a time
+        (SQLite caps the parameters of one statement)."""
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            yield from self.db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
+
     def existing_keys(self, keys: list[str]) -> set[str]:
         """Which of the order-free ``pair_key``s are stored already."""
-        found: set[str] = set()
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                r[0]
-                for r in self.db.execute(
-                    f"SELECT pair_key FROM pairs WHERE pair_key IN ({marks})", chunk
-                )
-            )
-        return found
+        sql = "SELECT pair_key FROM pairs WHERE pair_key IN ({marks})"
+        return {r[0] for r in self._in_chunks(sql, keys)}
 
     def close(self) -> None:
         self.db.close()
@@ -367,14 +365,7 @@ class Store:
 
     def existing_ids(self, ids: list[str]) -> set[str]:
         """Which of ``ids`` are stored already (in any state)."""
-        found: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                r[0] for r in self.db.execute(f"SELECT id FROM pairs WHERE id IN ({marks})", chunk)
-            )
-        return found
+        return {r[0] for r in self._in_chunks("SELECT id FROM pairs WHERE id IN ({marks})", ids)}
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -385,17 +376,8 @@ class Store:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def known_pair_ids(self, ids: list[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                r[0]
-                for r in self.db.execute(
-                    f"SELECT id FROM pairs WHERE id IN ({marks}) AND state != 'imported'", chunk
-                )
-            )
-        return found
+        sql = "SELECT id FROM pairs WHERE id IN ({marks}) AND state != 'imported'"
+        return {r[0] for r in self._in_chunks(sql, ids)}
 
     def iter_round_pairs(
         self, round_id: int, state: str = "imported", batch: int = 1000
@@ -485,15 +467,8 @@ class Store:
     # -- judge calls -----------------------------------------------------------------------
 
     def cached_calls(self, keys: list[str]) -> dict[str, sqlite3.Row]:
-        out: dict[str, sqlite3.Row] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self.db.execute(
-                f"SELECT * FROM calls WHERE status = 'ok' AND cache_key IN ({marks})", chunk
-            ):
-                out[row["cache_key"]] = row
-        return out
+        sql = "SELECT * FROM calls WHERE status = 'ok' AND cache_key IN ({marks})"
+        return {row["cache_key"]: row for row in self._in_chunks(sql, keys)}
 
     def mark_fault_calls(self, round_id: int, since: float) -> None:
         """Failed calls of a run stopped for a failing endpoint: kept in the ledger (with
@@ -507,19 +482,13 @@ class Store:
 
     def failed_attempts(self, keys: list[str]) -> dict[str, tuple[int, str]]:
         """(failed requests, the last one's error) per cache key; keys with none left out."""
-        out: dict[str, tuple[int, str]] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for key, n, last in self.db.execute(
-                "SELECT cache_key, COUNT(*), (SELECT error FROM calls AS c WHERE "
-                "c.cache_key = calls.cache_key AND c.status = 'error' ORDER BY c.id DESC "
-                f"LIMIT 1) FROM calls WHERE status = 'error' AND cache_key IN ({marks}) "
-                "GROUP BY cache_key",
-                chunk,
-            ):
-                out[key] = (int(n), str(last or ""))
-        return out
+        sql = (
+            "SELECT cache_key, COUNT(*), (SELECT error FROM calls AS c WHERE "
+            "c.cache_key = calls.cache_key AND c.status = 'error' ORDER BY c.id DESC "
+            "LIMIT 1) FROM calls WHERE status = 'error' AND cache_key IN ({marks}) "
+            "GROUP BY cache_key"
+        )
+        return {key: (int(n), str(last or "")) for key, n, last in self._in_chunks(sql, keys)}
 
     def record_call(self, call: CallRecord) -> None:
         with self.transaction() as db:
