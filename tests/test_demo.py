@@ -116,7 +116,7 @@ def test_demo_small_runs_the_whole_loop(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "labeler.demo.judge_server",
+            "labeler.demo.simjudge",
             "--truth",
             "truth.jsonl",
             "--port",

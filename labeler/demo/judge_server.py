@@ -24,7 +24,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 _TAG = re.compile(r"<(prompt|response_a|response_b)>\n(.*?)\n</\1>", re.S)
@@ -340,20 +339,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8011)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per reply")
     parser.add_argument("--reply", default="A HIGH\nbecause", help="fixed reply text")
-    parser.add_argument(
-        "--truth",
-        type=Path,
-        help="a demo project's truth.jsonl: serve the simulated demo judge for its pairs",
-    )
     args = parser.parse_args(argv)
     alternatives = {"A": 0.9, "B": 0.08, "TIE": 0.02}
-    responder: Responder = lambda shown: Scripted(args.reply, alternatives)  # noqa: E731
-    if args.truth is not None:
-        from labeler.demo.data import read_truth
-        from labeler.demo.simjudge import NoiseModel, SimulatedJudge
+    serve_forever(
+        JudgeServer(
+            lambda shown: Scripted(args.reply, alternatives), args.host, args.port, args.latency
+        )
+    )
 
-        responder = SimulatedJudge(read_truth(args.truth), NoiseModel(accuracy_easy=0.995))
-    server = JudgeServer(responder, args.host, args.port, args.latency).start()
+
+def serve_forever(server: JudgeServer) -> None:
+    """Start ``server``, print its URL, and serve until Ctrl-C (the command-line entries)."""
+    server.start()
     print(server.url, flush=True)
     try:
         threading.Event().wait()

@@ -135,7 +135,7 @@ def write_project(opts: DemoOptions, judge_url: str, pairs: list[DemoPair], port
         judge_port = urllib.parse.urlsplit(judge_url).port
         lines.append(
             "# For more rounds, start the simulated judge again (it knows truth.jsonl):\n"
-            f"#   python -m labeler.demo.judge_server --truth truth.jsonl --port {judge_port}\n"
+            f"#   python -m labeler.demo.simjudge --truth truth.jsonl --port {judge_port}\n"
             "# and Argilla for the reviewers: `labeler serve`; then `labeler round`."
         )
     for name, values in sections.items():

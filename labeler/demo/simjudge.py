@@ -90,3 +90,25 @@ class SimulatedJudge:
             "TIE": "Neither response is better.",
         }[verdict]
         return Scripted(f"{verdict} {confidence}\n{reason}", alternatives)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the simulated demo judge for a demo project's pairs (after `labeler demo`):
+    python -m labeler.demo.simjudge --truth truth.jsonl --port N"""
+    import argparse
+    from pathlib import Path
+
+    from labeler.demo.data import read_truth
+    from labeler.demo.judge_server import JudgeServer, serve_forever
+
+    parser = argparse.ArgumentParser(description="the simulated judge of `labeler demo`")
+    parser.add_argument("--truth", type=Path, required=True, help="the demo's truth.jsonl")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8011)
+    args = parser.parse_args(argv)
+    judge = SimulatedJudge(read_truth(args.truth), NoiseModel(accuracy_easy=0.995))
+    serve_forever(JudgeServer(judge, args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()
