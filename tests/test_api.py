@@ -14,6 +14,7 @@ import labeler
 from labeler.errors import ProjectBusy
 from labeler.lock import project_lock
 from tests.conftest import Project, good_bad_rows
+from tests.test_lock import hold, release
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,30 +53,12 @@ def test_overrides_and_the_lock(project: Project) -> None:
     with project_lock(p.cfg.project.state_dir, "sync"):
         pass  # the same process may nest; another process is refused (test_lock.py)
     assert p.round()["judged"] == 2
-    with pytest.raises(ProjectBusy):
-        import subprocess
-        import sys
-
-        holder = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "import sys, time; from pathlib import Path; from labeler.lock import "
-                "project_lock\nwith project_lock(Path(sys.argv[1]), 'round'):\n"
-                "    print('held', flush=True); time.sleep(30)",
-                str(p.cfg.project.state_dir),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    holder = hold(p.cfg.project.state_dir, "round", 30)  # another process writes
+    try:
+        with pytest.raises(ProjectBusy):
             p.round()
-        finally:
-            holder.kill()
-            holder.wait()
-            assert holder.stdout is not None
-            holder.stdout.close()
+    finally:
+        release(holder)
 
 
 def test_the_readme_python_example_runs_in_a_notebook_loop(

@@ -66,3 +66,19 @@ def test_rounds_and_sync_depend_one_way() -> None:
     assert "labeler.rounds" not in imports("sync")
     assert "labeler.rounds" not in imports("dataset")
     assert "labeler.sync" not in imports("dataset")
+
+
+def test_no_two_modules_import_each_other() -> None:
+    modules = {
+        ".".join(p.relative_to(PACKAGE).with_suffix("").parts): p
+        for p in PACKAGE.rglob("*.py")
+        if p.name != "__init__.py"
+    }
+    deps = {
+        m: {name.removeprefix("labeler.") for name in imports(m) if name.startswith("labeler.")}
+        for m in modules
+    }
+    circles = sorted(
+        {tuple(sorted((a, b))) for a, ds in deps.items() for b in ds if a in deps.get(b, ())}
+    )
+    assert circles == []
