@@ -260,7 +260,7 @@ def import_source(
     on_progress: Callable[[Progress], None] | None = None,
 ) -> None:
     """Import the source's new pairs. A source file unchanged since the last import (same
-    size, modification time and inode) is not read again; otherwise only pairs not in
+    size, modification and change times, inode) is not read again; otherwise only pairs not in
     the state yet are checked (near-duplicates) and inserted."""
     q = cfg.quality
     key, seen = _source_memo(store, cfg)
@@ -430,7 +430,12 @@ class _Judging:
             if len(have) == len(orders):
                 self._finish(pair, have)
                 continue
-            failed = self.store.failed_attempts([k for o, k in keys.items() if o not in have])
+            missing = [k for o, k in keys.items() if o not in have]
+            refused = self.store.refused(missing)
+            if refused:  # refused for good before (a killed run): not paid for again
+                self._fail(pair, next(iter(refused.values())), permanent=True)
+                continue
+            failed = self.store.failed_attempts(missing)
             worst = max(failed.values(), default=(0, ""))
             if worst[0] >= self.ctx.cfg.judge.max_failed_attempts:
                 # a poison pair: it failed on every earlier run; humans decide it
@@ -476,7 +481,7 @@ class _Judging:
                     self.ctx.template.hash,
                     self.ctx.guidelines.hash,
                     self.round_id,
-                    "error" if reply.error else "ok",
+                    "ok" if not reply.error else "refused" if reply.permanent else "error",
                     reply.text,
                     reply.positions,
                     reply.prompt_tokens,

@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS calls (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS calls_cache ON calls (cache_key) WHERE status = 'ok';
 CREATE INDEX IF NOT EXISTS calls_failed ON calls (cache_key, id) WHERE status = 'error';
+CREATE INDEX IF NOT EXISTS calls_refused ON calls (cache_key) WHERE status = 'refused';
 CREATE INDEX IF NOT EXISTS calls_by_round ON calls (round_id);
 CREATE TABLE IF NOT EXISTS verdicts (
     pair_id TEXT PRIMARY KEY,
@@ -475,10 +476,19 @@ class Store:
         their cost) but marked ``fault``, so they are not held against their pairs."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE calls SET status = 'fault' WHERE round_id = ? AND status = 'error' "
-                "AND created_at >= ?",
+                "UPDATE calls SET status = 'fault' WHERE round_id = ? "
+                "AND status IN ('error', 'refused') AND created_at >= ?",
                 (round_id, since),
             )
+
+    def refused(self, keys: list[str]) -> dict[str, str]:
+        """Requests the endpoint refused for good (a 400, a billed empty reply), per cache
+        key with the error: never sent again, even when the run that got the refusal
+        was killed before its pair went to humans."""
+        sql = (
+            "SELECT cache_key, error FROM calls WHERE status = 'refused' AND cache_key IN ({marks})"
+        )
+        return {key: str(error or "") for key, error in self._in_chunks(sql, keys)}
 
     def failed_attempts(self, keys: list[str]) -> dict[str, tuple[int, str]]:
         """(failed requests, the last one's error) per cache key; keys with none left out."""

@@ -600,3 +600,28 @@ def test_an_invalid_judge_port_is_one_line(project: Project) -> None:
     assert result.stderr.strip().splitlines() == [
         "error: judge.base_url = 'http://127.0.0.1:99999/v1' has an invalid port"
     ]
+
+
+def test_a_refused_request_is_not_sent_again_after_a_kill(project: Project, judge_server) -> None:
+    """A refusal (here a billed reply with no choices) waits for the end of the run before
+    its pair goes to humans; a run killed in between must not pay for it again."""
+
+    def responder(shown: Shown) -> Scripted:
+        return Scripted(fault="no_choices") if "question 0?" in shown.prompt else oracle(shown)
+
+    server = judge_server(responder)
+    project.set(judge={"base_url": server.url})
+    project.pairs(good_bad_rows(3))
+    assert project.run_json("round")["review"] == {"judge_error": 1}
+    charged = asked(server, "question 0?")
+    db = project.root / ".labeler" / "state.sqlite"
+    with Store(db) as store, store.transaction() as tx:  # as a kill -9 before the flush leaves it
+        (pair_id,) = tx.execute(
+            "SELECT pair_id FROM verdicts WHERE reason = 'judge_error'"
+        ).fetchone()
+        tx.execute("DELETE FROM verdicts WHERE pair_id = ?", (pair_id,))
+        tx.execute("UPDATE pairs SET state = 'imported' WHERE id = ?", (pair_id,))
+        tx.execute("UPDATE rounds SET status = 'running'")
+    again = project.run_json("round")
+    assert again["resumed"] and again["review"] == {"judge_error": 1}
+    assert asked(server, "question 0?") == charged  # not requested, not paid, again
