@@ -114,6 +114,21 @@ class JudgeConfig:
     )
     template: Path | None = _opt(None, "Judge prompt template file; empty = built-in.")
     guidelines: Path = _opt(Path("guidelines"), "Folder (or file) of Markdown guidelines.")
+    name: str = _opt("", "Name of this judge (tier) in reports; empty = the model.")
+    delta_share: float = _opt(
+        0.0,
+        "In a cascade: the share of 1 - calibration.confidence this tier's test may spend "
+        "(0 = an equal split of what the tiers with a share leave).",
+        lo=0,
+        hi=1,
+    )
+    # [[judge.tiers]]: a cascade of judges, each a JudgeConfig (see load_config); empty =
+    # this [judge] alone
+    tiers: tuple[JudgeConfig, ...] = field(default=(), metadata={"doc": "", "tiers": True})
+
+    @property
+    def label(self) -> str:
+        return self.name or self.model
 
     def api_key(self) -> str | None:
         """The key from the environment; a ConfigError when it is required and missing."""
@@ -282,6 +297,23 @@ class Config:
     file: Path | None = None
 
     @property
+    def judges(self) -> tuple[JudgeConfig, ...]:
+        """The judge tiers in cascade order: ``[[judge.tiers]]``, or ``[judge]`` alone."""
+        return self.judge.tiers or (self.judge,)
+
+    @property
+    def delta_shares(self) -> tuple[float, ...]:
+        """The share of the guarantee's 1 - confidence each tier's test spends (they add
+        up to at most 1: all tiers' guarantees hold at once with probability >= confidence)."""
+        judges = self.judges
+        if len(judges) == 1:
+            return (1.0,)
+        given = sum(j.delta_share for j in judges)
+        free = [j for j in judges if j.delta_share == 0]
+        rest = (1 - given) / len(free) if free else 0.0
+        return tuple(j.delta_share or rest for j in judges)
+
+    @property
     def db_path(self) -> Path:
         return self.project.state_dir / "state.sqlite"
 
@@ -347,7 +379,7 @@ def _build_section(
     name: str, cls: type, layers: list[tuple[str, Mapping[str, Any], bool]], base_dir: Path
 ) -> Any:
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("tiers")}
     values: dict[str, Any] = {}
     for where, data, from_env in layers:
         for key, raw in data.items():
@@ -432,14 +464,66 @@ def load_config(
         section, _, key = dotted.partition(".")
         flag_data.setdefault(section, {})[key] = value
     built: dict[str, Any] = {}
+    judge_file = dict(file_data.get("judge", {}))
+    tier_tables = judge_file.pop("tiers", None)
     for name, cls in SECTIONS.items():
         layers = [
-            (str(cfg_path), file_data.get(name, {}), False),
+            (str(cfg_path), judge_file if name == "judge" else file_data.get(name, {}), False),
             ("environment", env_data.get(name, {}), True),
             ("command line", flag_data.get(name, {}), False),
         ]
         built[name] = _build_section(name, cls, layers, base_dir)
+    if tier_tables is not None:
+        tiers = _build_tiers(cfg_path, tier_tables, judge_file, env_data, flag_data, base_dir)
+        built["judge"] = dataclasses.replace(built["judge"], tiers=tiers)
     return Config(**built, file=cfg_path if file_data or explicit else None)
+
+
+TIER_ONLY_GLOBAL = ("tiers", "guidelines", "max_failure_share", "max_failed_attempts")
+
+
+def _build_tiers(
+    cfg_path: Path,
+    tables: Any,
+    judge_file: dict[str, Any],
+    env_data: dict[str, dict[str, str]],
+    flag_data: dict[str, dict[str, Any]],
+    base_dir: Path,
+) -> tuple[JudgeConfig, ...]:
+    """Each ``[[judge.tiers]]`` table over ``[judge]``: a tier's own keys win over
+    ``[judge]``'s, environment variables and flags over both."""
+    where = str(cfg_path)
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"{where}: judge.tiers must be an array of tables ([[judge.tiers]])")
+    if not tables:
+        raise ConfigError(f"{where}: judge.tiers is empty; give at least one [[judge.tiers]]")
+    tiers = []
+    for i, table in enumerate(tables, 1):
+        for key in TIER_ONLY_GLOBAL:
+            if key in table:
+                raise ConfigError(
+                    f"{where}: judge.tiers[{i}].{key} is set for all tiers at once, in [judge]"
+                )
+        layers = [
+            (where, judge_file, False),
+            (f"{where}: judge.tiers[{i}]", table, False),
+            ("environment", env_data.get("judge", {}), True),
+            ("command line", flag_data.get("judge", {}), False),
+        ]
+        tiers.append(_build_section("judge", JudgeConfig, layers, base_dir))
+    if sum(t.delta_share for t in tiers) > 1 + 1e-9:
+        raise ConfigError(
+            f"{where}: the judge tiers' delta_share values add up to more than 1; allowed: "
+            "shares of 1 - calibration.confidence that add up to at most 1"
+        )
+    names = [t.label for t in tiers]
+    if len(set(names)) < len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ConfigError(
+            f"{where}: two judge tiers are named {dup!r}; give each [[judge.tiers]] its own "
+            "name (or model)"
+        )
+    return tuple(tiers)
 
 
 def describe_keys() -> list[tuple[str, str, Any, str]]:
@@ -448,6 +532,8 @@ def describe_keys() -> list[tuple[str, str, Any, str]]:
     for name, cls in SECTIONS.items():
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
+            if f.metadata.get("tiers"):
+                continue  # [[judge.tiers]]: documented in README (a cascade of judges)
             typ = "path" if hints[f.name] == Path | None else hints[f.name].__name__
             rows.append((f"{name}.{f.name}", typ, f.default, f.metadata["doc"]))
     return rows

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import asdict
+from pathlib import Path
 
 from labeler import costs
 from labeler.config import Config
@@ -37,23 +38,54 @@ def plan_round(cfg: Config, *, limit: int | None = None) -> RoundSummary:
     summary.source_pairs, summary.skipped = tally.pairs, dict(tally.skipped)
     summary.bad_row_examples = tally.examples
     summary.pairs_in_round = len(todo)
-    per_order = [
-        sum(len(m["content"]) for m in ctx.messages(p, o)) for p in todo for o in ctx.orders
-    ]
-    chars = [c for c in per_order for _ in range(cfg.judge.samples)]  # each order, N samples
-    tokens_in, tokens_out, cost = costs.estimate_round_cost(
-        chars, cfg.judge.max_tokens, ctx.prices, summary.chars_per_token or costs.CHARS_PER_TOKEN
-    )
-    summary.prompt_tokens, summary.completion_tokens, summary.judge_cost = (
-        tokens_in,
-        tokens_out,
-        cost,
-    )
-    summary.requests_sent = len(chars)  # what a round would send (orders x samples)
+    reach = _reach_shares(store_path=cfg.db_path, cfg=cfg)
+    summary.judge_cost = 0.0
+    for k, judge in enumerate(cfg.judges):
+        tctx = ctx if k == 0 else make_context(cfg, ctx.thresholds, k)
+        per_order = [
+            sum(len(m["content"]) for m in tctx.messages(p, o)) for p in todo for o in tctx.orders
+        ]
+        chars = [c for c in per_order for _ in range(judge.samples)]  # each order, N samples
+        tokens_in, tokens_out, cost = costs.estimate_round_cost(
+            chars, judge.max_tokens, tctx.prices, summary.chars_per_token or costs.CHARS_PER_TOKEN
+        )
+        # a later tier judges only what the earlier ones pass on: the share observed so far
+        # (all of it before any history: the worst case)
+        share = reach[k]
+        summary.prompt_tokens += round(tokens_in * share)
+        summary.completion_tokens += round(tokens_out * share)
+        summary.judge_cost += cost * share
+        summary.requests_sent += round(len(chars) * share)  # orders x samples
+        if len(cfg.judges) > 1:
+            summary.tiers.append(
+                {
+                    "tier": judge.label,
+                    "model": judge.model,
+                    "reach_share": share,
+                    "requests": round(len(chars) * share),
+                    "cost": cost * share,
+                    "cost_worst": cost,
+                }
+            )
     summary.baseline_cost = len(todo) * cfg.costs.human_price_per_pair
     summary.currency = cfg.costs.currency
     summary.thresholds = asdict(ctx.thresholds)
     return summary
+
+
+def _reach_shares(store_path: Path, cfg: Config) -> list[float]:
+    """The share of a round's pairs each tier judges: 1 for the first; for a later tier,
+    the share the tiers before it passed on over all rounds so far (1 without history)."""
+    shares = [1.0]
+    decisions: dict[tuple[int, str], int] = {}
+    if store_path.exists() and len(cfg.judges) > 1:
+        with Store(store_path) as store:
+            decisions = store.tier_decisions()
+    for k in range(1, len(cfg.judges)):
+        judged = sum(n for (t, _), n in decisions.items() if t == k - 1)
+        passed = decisions.get((k - 1, "escalate"), 0)
+        shares.append(shares[-1] * (passed / judged if judged else 1.0))
+    return shares
 
 
 def _unjudged(store: Store | None, pairs: Iterable[Pair], limit: int | None) -> list[Pair]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from labeler import costs, prompts
-from labeler.config import Config
+from labeler.config import Config, JudgeConfig
 from labeler.dataset import write_dataset
 from labeler.errors import ConfigError, JudgeError, ReviewError, SourceError, StateError
 from labeler.injection import suspect_pair
@@ -30,7 +30,14 @@ from labeler.judge import check_reachable
 from labeler.ledger import money_snapshot, round_ledgers
 from labeler.lock import project_lock
 from labeler.pairs import BadRow, Pair, near_identical, read_source
-from labeler.routing import ACCEPT, SUSPECTED_INJECTION, Thresholds, audit_draw, route
+from labeler.routing import (
+    ACCEPT,
+    ESCALATE,
+    SUSPECTED_INJECTION,
+    Thresholds,
+    audit_draw,
+    route,
+)
 from labeler.store import CallRecord, Store, VerdictRecord
 from labeler.thresholds import cold_start
 from labeler.thresholds import current as current_thresholds
@@ -84,6 +91,7 @@ class RoundSummary:
     review_error: str | None = None
     budget_message: str | None = None
     chars_per_token: float | None = None
+    tiers: list[dict[str, Any]] = field(default_factory=list)  # per judge tier (cascade)
     elapsed_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -93,28 +101,31 @@ class RoundSummary:
 
 @dataclass(frozen=True)
 class Context:
-    """What every judge call of a round shares."""
+    """What every judge call of one judge tier in a round shares."""
 
     cfg: Config
     template: prompts.Template
     guidelines: prompts.Guidelines
     thresholds: Thresholds
     prices: costs.Prices
+    judge: JudgeConfig
+    tier: int = 0  # position in the cascade (0: the first judge)
+    last: bool = True  # the last tier: what it cannot accept goes to humans
 
     @property
     def orders(self) -> tuple[str, ...]:
-        return prompts.ORDERS if self.cfg.judge.both_orders else prompts.ORDERS[:1]
+        return prompts.ORDERS if self.judge.both_orders else prompts.ORDERS[:1]
 
     @property
     def slots(self) -> tuple[str, ...]:
         """One request per slot: each order, sampled ``judge.samples`` times ("ab",
         "ab#1", ...; the first sample keeps the order's own cache key)."""
-        n = self.cfg.judge.samples
+        n = self.judge.samples
         return tuple(o if i == 0 else f"{o}#{i}" for o in self.orders for i in range(n))
 
     def cache_key(self, pair_id: str, order: str) -> str:
         blob = json.dumps(
-            [self.cfg.judge.model, self.template.hash, self.guidelines.hash, pair_id, order]
+            [self.judge.model, self.template.hash, self.guidelines.hash, pair_id, order]
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
@@ -134,27 +145,52 @@ def order_of(slot: str) -> str:
     return slot.split("#", 1)[0]
 
 
-def thresholds_from_json(text: str) -> Thresholds:
-    data = json.loads(text)
-    data.pop("seed", None)  # the round's audit seed and money snapshot, stored beside them
-    data.pop("money", None)
+def _thresholds(data: dict[str, Any]) -> Thresholds:
+    data = dict(data)
+    for key in ("seed", "money", "tiers"):  # the round's settings stored beside them
+        data.pop(key, None)
     if data.get("weights") is not None:
         data["weights"] = tuple(data["weights"])
     return Thresholds(**data)
 
 
-def make_context(cfg: Config, thresholds: Thresholds | None = None) -> Context:
-    thresholds = thresholds or cold_start(cfg)
+def thresholds_from_json(text: str) -> Thresholds:
+    return _thresholds(json.loads(text))
+
+
+def tier_thresholds_from_json(text: str, tiers: int) -> list[Thresholds | None]:
+    """Each tier's thresholds as a round stored them (None: a tier the round did not have)."""
+    data = json.loads(text)
+    later = [_thresholds(t) for t in data.get("tiers", [])]
+    out: list[Thresholds | None] = [_thresholds(data), *later]
+    return (out + [None] * tiers)[:tiers]
+
+
+def round_thresholds_json(tiers: list[Thresholds]) -> dict[str, Any]:
+    """What a round stores: the first tier's thresholds (every reader's), later tiers'
+    under "tiers"."""
+    out = asdict(tiers[0])
+    if len(tiers) > 1:
+        out["tiers"] = [asdict(t) for t in tiers[1:]]
+    return out
+
+
+def make_context(cfg: Config, thresholds: Thresholds | None = None, tier: int = 0) -> Context:
+    judges = cfg.judges
+    judge = judges[tier]
     return Context(
         cfg,
-        prompts.load_template(cfg.judge.template),
+        prompts.load_template(judge.template),
         prompts.load_guidelines(cfg.judge.guidelines),
-        thresholds,
+        thresholds or cold_start(cfg),
         costs.Prices(
-            cfg.judge.price_input_per_mtok,
-            cfg.judge.price_output_per_mtok,
-            cfg.judge.price_cached_input_per_mtok,
+            judge.price_input_per_mtok,
+            judge.price_output_per_mtok,
+            judge.price_cached_input_per_mtok,
         ),
+        judge,
+        tier,
+        tier == len(judges) - 1,
     )
 
 
@@ -366,7 +402,15 @@ class _Judging:
         self.store, self.ctx, self.round_id = store, ctx, round_id
         self.on_progress = on_progress
         self.judge = judge
-        self.total = store.count_round_pairs(round_id, "imported")
+        # the tier each escalated pair waits for; the rest wait for the first tier
+        self.at = store.pair_tiers(round_id)
+        waiting = store.count_round_pairs(round_id, "imported")
+        self.total = (
+            waiting - len(self.at)
+            if ctx.tier == 0
+            else sum(1 for t in self.at.values() if t == ctx.tier)
+        )
+        self.escalated = 0
         self.done = 0
         self.sent = 0
         self.cached = 0
@@ -390,13 +434,18 @@ class _Judging:
 
     def _progress(self) -> None:
         if self.on_progress:
-            self.on_progress(Progress(self.done, self.total, self.cost, self.sent))
+            phase = (
+                "judging"
+                if self.ctx.tier == 0 and self.ctx.last
+                else (f"judging ({self.ctx.judge.label})")
+            )
+            self.on_progress(Progress(self.done, self.total, self.cost, self.sent, phase))
 
     async def run(self) -> None:
         queue: asyncio.Queue[tuple[Pair, str, str] | None] = asyncio.Queue(
-            maxsize=self.ctx.cfg.judge.concurrency * 2
+            maxsize=self.ctx.judge.concurrency * 2
         )
-        workers = self.ctx.cfg.judge.concurrency
+        workers = self.ctx.judge.concurrency
         async with asyncio.TaskGroup() as group:
             for _ in range(workers):
                 group.create_task(self._worker(queue))
@@ -409,18 +458,9 @@ class _Judging:
         for pair in self.store.iter_round_pairs(self.round_id):
             if self.fault is not None:
                 break  # the endpoint is failing: queue nothing more
-            if pair.id in self.near_identical:  # a likely tie: humans decide, no judge call
-                self._store_verdict(
-                    pair, None, 0.0, False, {"near_identical": True}, "review", "near_duplicate"
-                )
-                self.done += 1
-                continue
-            injected = suspect_pair(pair.response_a, pair.response_b)
-            if injected:  # a response talking to the judge: humans decide, no judge call
-                self.store.flag(pair.id, "suspected_injection", injected)
-                self._store_verdict(
-                    pair, None, 0.0, False, {"injection": injected}, "review", SUSPECTED_INJECTION
-                )
+            if self.at.get(pair.id, 0) != self.ctx.tier:
+                continue  # waits for another tier of the cascade
+            if self.ctx.tier == 0 and self._screened_out(pair):
                 self.done += 1
                 continue
             keys = {order: self.ctx.cache_key(pair.id, order) for order in orders}
@@ -437,7 +477,7 @@ class _Judging:
                 continue
             failed = self.store.failed_attempts(missing)
             worst = max(failed.values(), default=(0, ""))
-            if worst[0] >= self.ctx.cfg.judge.max_failed_attempts:
+            if worst[0] >= self.ctx.judge.max_failed_attempts:
                 # a poison pair: it failed on every earlier run; humans decide it
                 self._fail(pair, self._gave_up(worst), permanent=True)
                 continue
@@ -446,13 +486,31 @@ class _Judging:
                 if order not in have:
                     await queue.put((pair, order, keys[order]))
 
+    def _screened_out(self, pair: Pair) -> bool:
+        """A pair no judge should decide goes to humans unjudged (checked once, before
+        the first tier): near-identical responses (a likely tie), or a response talking
+        to the judge."""
+        if pair.id in self.near_identical:
+            self._store_verdict(
+                pair, None, 0.0, False, {"near_identical": True}, "review", "near_duplicate"
+            )
+            return True
+        injected = suspect_pair(pair.response_a, pair.response_b)
+        if injected:
+            self.store.flag(pair.id, "suspected_injection", injected)
+            self._store_verdict(
+                pair, None, 0.0, False, {"injection": injected}, "review", SUSPECTED_INJECTION
+            )
+            return True
+        return False
+
     async def _worker(self, queue: asyncio.Queue[tuple[Pair, str, str] | None]) -> None:
         while (job := await queue.get()) is not None:
             pair, order, key = job
             messages = self.ctx.messages(pair, order)
             chars = sum(len(m["content"]) for m in messages)
             worst = self.ctx.prices.call_cost(
-                costs.estimate_tokens(chars, self.chars_per_token), self.ctx.cfg.judge.max_tokens
+                costs.estimate_tokens(chars, self.chars_per_token), self.ctx.judge.max_tokens
             )
             if self.fault is not None:
                 continue  # the endpoint is failing: send nothing more
@@ -477,7 +535,7 @@ class _Judging:
                     key,
                     pair.id,
                     order,
-                    self.ctx.cfg.judge.model,
+                    self.ctx.judge.model,
                     self.ctx.template.hash,
                     self.ctx.guidelines.hash,
                     self.round_id,
@@ -491,6 +549,7 @@ class _Judging:
                     reply.error,
                     chars,
                     reply.cached_tokens,
+                    self.ctx.tier,
                 )
             )
             if reply.error:
@@ -501,7 +560,7 @@ class _Judging:
                 error, permanent = reply.error, reply.permanent
                 if not permanent:
                     tries = self.store.failed_attempts([key]).get(key, (0, ""))
-                    if tries[0] >= self.ctx.cfg.judge.max_failed_attempts:
+                    if tries[0] >= self.ctx.judge.max_failed_attempts:
                         error, permanent = self._gave_up(tries), True
                 self._fail(pair, error, permanent)
                 continue
@@ -520,16 +579,17 @@ class _Judging:
         humans; a transient failure's kind is its status (the endpoint's trouble)."""
         kind = error if permanent else error.split(":", 1)[0]
         self.failures[kind] += 1
-        share = self.ctx.cfg.judge.max_failure_share
+        share = self.ctx.judge.max_failure_share
         n = self.failures[kind]
         if self.fault is None and n >= FAULT_MIN and n / max(self.sent, 1) > share:
             self.fault = error
 
     def flush_deferred(self) -> None:
         """The run ended without a judge fault: pairs the endpoint refused for good go to
-        humans (judge_error)."""
+        the next tier, or to humans after the last (judge_error)."""
+        action = "review" if self.ctx.last else ESCALATE
         for pair, error in self.deferred:
-            self._store_verdict(pair, None, 0.0, False, {"error": error}, "review", "judge_error")
+            self._store_verdict(pair, None, 0.0, False, {"error": error}, action, "judge_error")
         self.deferred.clear()
 
     @staticmethod
@@ -545,7 +605,7 @@ class _Judging:
         self._progress()
 
     def _finish(self, pair: Pair, have: dict[str, OrderReply]) -> None:
-        if self.ctx.cfg.judge.samples > 1:  # the vote share of each order's samples
+        if self.ctx.judge.samples > 1:  # the vote share of each order's samples
             per_order = [
                 vote(o, [r for slot, r in have.items() if order_of(slot) == o])
                 for o in self.ctx.orders
@@ -553,9 +613,8 @@ class _Judging:
         else:
             per_order = [have[o] for o in self.ctx.orders]
         judgement = combine(per_order)
-        decision = route(
-            judgement, self.ctx.thresholds, audit_draw(self.ctx.cfg.routing.seed, pair.id)
-        )
+        draw = audit_draw(self.ctx.cfg.routing.seed, pair.id, self.ctx.tier)
+        decision = route(judgement, self.ctx.thresholds, draw, self.ctx.last)
         self._store_verdict(
             pair,
             judgement.label,
@@ -586,7 +645,7 @@ class _Judging:
         record = VerdictRecord(
             pair.id,
             self.round_id,
-            ctx.cfg.judge.model,
+            ctx.judge.model,
             ctx.template.hash,
             ctx.guidelines.hash,
             label,
@@ -597,9 +656,15 @@ class _Judging:
             reason,
             ctx.thresholds.version,
             pi,
-            action != ACCEPT,
+            action not in (ACCEPT, ESCALATE),
             status,
+            ctx.tier,
         )
+        if action == ESCALATE:
+            # the next tier judges it; what this tier said is evidence for its thresholds
+            self.store.record_escalation(record)
+            self.escalated += 1
+            return
         self.store.record_verdict(record, "accepted" if action == ACCEPT else "needs_review")
 
 
@@ -632,11 +697,11 @@ async def _judge_async(
 ) -> _Judging:
     from labeler.judge import OpenAIJudge
 
-    j = ctx.cfg.judge  # what was learned holds for this endpoint, model and these settings
+    j = ctx.judge  # what was learned holds for this endpoint, model and these settings
     form = [j.base_url, j.model, j.max_tokens, j.temperature, j.logprobs, j.top_logprobs]
     key = "judge-adapted:" + hashlib.sha256(json.dumps(form).encode()).hexdigest()[:16]
     learned = json.loads(store.get_meta(key) or "{}")
-    judge = OpenAIJudge(ctx.cfg.judge, ctx.cfg.judge.api_key(), learned)
+    judge = OpenAIJudge(ctx.judge, ctx.judge.api_key(), learned)
     engine = _Judging(store, ctx, round_id, on_progress, judge)
     try:
         await engine.run()
@@ -676,6 +741,34 @@ def _fill_outcome(store: Store, ctx: Context, summary: RoundSummary, round_id: i
     summary.saved, summary.savings_factor = led.saved, led.factor
     summary.currency = cfg.costs.currency
     summary.thresholds = asdict(ctx.thresholds)
+    if len(cfg.judges) > 1:
+        summary.tiers = tier_outcome(store, cfg, round_id)
+
+
+def tier_outcome(store: Store, cfg: Config, round_id: int | None = None) -> list[dict[str, Any]]:
+    """What each judge tier did (in one round, or in all): pairs it judged, accepted,
+    passed on to the next tier, sent to humans; its requests and cost."""
+    decisions = store.tier_decisions(round_id)
+    calls = store.tier_call_totals(round_id)
+    out = []
+    for k, judge in enumerate(cfg.judges):
+        accepted = decisions.get((k, "accept"), 0)
+        escalated = decisions.get((k, "escalate"), 0)
+        humans = decisions.get((k, "review"), 0)
+        spent = calls.get(k, {"calls": 0, "cost": 0.0})
+        out.append(
+            {
+                "tier": judge.label,
+                "model": judge.model,
+                "judged": accepted + escalated + humans,
+                "accepted": accepted,
+                "escalated": escalated,
+                "to_humans": humans,
+                "requests": int(spent["calls"]),
+                "cost": float(spent["cost"]),
+            }
+        )
+    return out
 
 
 def run_coroutine(make: Callable[[], Any]) -> Any:
@@ -730,6 +823,27 @@ def _push_for_review(store: Store, cfg: Config, summary: RoundSummary) -> None:
     summary.review_waiting = store.state_counts()["needs_review"]
 
 
+def _judge_tier(
+    store: Store, ctx: Context, round_id: int, on_progress: Callable[[Progress], None] | None
+) -> _Judging:
+    """Judge the round's pairs waiting for ``ctx``'s tier; a failing endpoint stops the
+    round (JudgeError)."""
+    started_calls = time.time()
+    engine = run_coroutine(lambda: _judge_async(store, ctx, round_id, on_progress))
+    if engine.fault is not None:
+        # not the pairs' fault: their failed calls do not count towards
+        # judge.max_failed_attempts, and they stay unjudged for the next run
+        store.mark_fault_calls(round_id, started_calls)
+        failed = sum(engine.failures.values())
+        raise JudgeError(
+            f"judge at {ctx.judge.base_url} failed {failed} of {engine.sent} requests, "
+            f"e.g. {engine.fault}; stopped the round (its pairs stay unjudged, none went "
+            "to humans); fix the endpoint or judge settings and run `labeler round` again"
+        )
+    engine.flush_deferred()
+    return engine
+
+
 def run_round(
     cfg: Config,
     *,
@@ -748,48 +862,46 @@ def run_round(
         import_source(store, cfg, summary, on_progress)
         summary.timings["import_s"] = time.perf_counter() - started
         # a resumed round keeps the thresholds it started with, whatever a sync did since
-        in_force = (
-            thresholds_from_json(open_round["thresholds"])
-            if open_round is not None
-            else current_thresholds(store, cfg)
-        )
-        ctx = dataclasses.replace(ctx, thresholds=in_force)
+        judges = cfg.judges
+        if open_round is not None:
+            stored = tier_thresholds_from_json(open_round["thresholds"], len(judges))
+        else:
+            stored = [None] * len(judges)
+        in_force = [t or current_thresholds(store, cfg, k) for k, t in enumerate(stored)]
+        ctx = dataclasses.replace(ctx, thresholds=in_force[0])
         if open_round is None and store.unassigned_count() == 0:
             summary.status = "nothing_to_do"
             summary.elapsed_s = time.perf_counter() - started
             return summary
-        check_reachable(cfg.judge.base_url)  # an outage stops here, before any round opens
+        for judge in judges:  # an outage stops here, before any round opens
+            check_reachable(judge.base_url)
         if open_round is not None:
             round_id, summary.resumed = int(open_round["id"]), True
         else:
             round_id = store.start_round(
                 limit,
-                cfg.judge.model,
+                cfg.judge.model if len(judges) == 1 else "+".join(j.model for j in judges),
                 ctx.template.hash,
                 ctx.guidelines.hash,
-                asdict(ctx.thresholds) | {"seed": cfg.routing.seed, "money": money_snapshot(cfg)},
+                round_thresholds_json(in_force)
+                | {"seed": cfg.routing.seed, "money": money_snapshot(cfg)},
             )
         summary.round_id = round_id
         # `datasets` takes a second to import: do it while the judge calls wait on the network
         warm = threading.Thread(target=_warm_up_export, daemon=True)
         warm.start()
         mark = time.perf_counter()
-        started_calls = time.time()
-        engine = run_coroutine(lambda: _judge_async(store, ctx, round_id, on_progress))
-        if engine.fault is not None:
-            # not the pairs' fault: their failed calls do not count towards
-            # judge.max_failed_attempts, and they stay unjudged for the next run
-            store.mark_fault_calls(round_id, started_calls)
-            failed = sum(engine.failures.values())
-            raise JudgeError(
-                f"judge at {cfg.judge.base_url} failed {failed} of {engine.sent} requests, "
-                f"e.g. {engine.fault}; stopped the round (its pairs stay unjudged, none went "
-                "to humans); fix the endpoint or judge settings and run `labeler round` again"
-            )
-        engine.flush_deferred()
+        stopped = False
+        for k in range(len(judges)):  # the cascade: each tier judges what the last passed on
+            tier_ctx = make_context(cfg, in_force[k], k)
+            engine = _judge_tier(store, tier_ctx, round_id, on_progress)
+            summary.requests_sent += engine.sent
+            summary.cached_replies += engine.cached
+            summary.first_error = summary.first_error or next(iter(engine.failed.values()), None)
+            if engine.stopped:
+                stopped = True
+                break  # the budget is spent: later tiers wait for the next run
         summary.timings["judge_s"] = time.perf_counter() - mark
-        summary.requests_sent, summary.cached_replies = engine.sent, engine.cached
-        summary.first_error = next(iter(engine.failed.values()), None)
         _fill_outcome(store, ctx, summary, round_id)
         warm.join()
         mark = time.perf_counter()
@@ -799,7 +911,7 @@ def run_round(
             _push_for_review(store, cfg, summary)
         summary.timings["dataset_s"] = time.perf_counter() - mark
         summary.status = "incomplete" if summary.unjudged else "completed"
-        if engine.stopped and summary.unjudged:
+        if stopped and summary.unjudged:
             summary.status = "budget_stopped"
             summary.budget_message = _budget_message(cfg, summary)
         summary.elapsed_s = time.perf_counter() - started

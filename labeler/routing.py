@@ -35,6 +35,7 @@ CERTIFIED = "certified"
 PROVISIONAL = "provisional"
 RECHECK = "recheck"
 SUSPECTED_INJECTION = "suspected_injection"
+ESCALATE = "escalate"  # a judge tier that is not the last passes the pair to the next tier
 REVIEW_REASONS = (
     "malformed",
     "order_disagreement",
@@ -83,9 +84,11 @@ class Decision:
     score: float = 0.0
 
 
-def audit_draw(seed: int, pair_id: str) -> float:
-    """A reproducible uniform number in [0, 1) for this pair and seed."""
-    digest = hashlib.sha256(f"{seed}:{pair_id}".encode()).digest()
+def audit_draw(seed: int, pair_id: str, tier: int = 0) -> float:
+    """A reproducible uniform number in [0, 1) for this pair and seed; each judge tier of
+    a cascade draws independently (its audits must not depend on an earlier tier's)."""
+    key = f"{seed}:{pair_id}" if tier == 0 else f"{seed}:{pair_id}:tier{tier}"
+    digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
@@ -98,24 +101,42 @@ def status_of(s: float, label: str | None, thresholds: Thresholds) -> str:
     return PROVISIONAL if s >= thresholds.for_label(label) else RECHECK
 
 
-def route_signals(signals: Signals, thresholds: Thresholds, draw: float) -> Decision:
-    """Decide one pair from its signals. ``draw`` is ``audit_draw(seed, pair_id)``."""
-    if signals.malformed:
-        return Decision(REVIEW, "malformed")
-    if not signals.orders_agree:
-        return Decision(REVIEW, "order_disagreement")
-    if signals.label not in ("A", "B"):
-        return Decision(REVIEW, "tie")
+def route_signals(
+    signals: Signals, thresholds: Thresholds, draw: float, last: bool = True
+) -> Decision:
+    """Decide one pair from its signals. ``draw`` is ``audit_draw(seed, pair_id, tier)``.
+
+    A judge tier that is not the ``last`` of a cascade accepts only what it is certified
+    for (audited at the certified rate); everything else — what it would send to humans,
+    and what it would accept only provisionally — goes to the next tier (action
+    ``escalate``). Its evidence is then the pair's final routing: the chance the pair had
+    of reaching a human there, so a cheap first tier adds no human labels of its own."""
+    reason = _unfit(signals)
+    if reason is not None:
+        return Decision(REVIEW if last else ESCALATE, reason)
     s = score(signals, thresholds.weights)
     status = status_of(s, signals.label, thresholds)
     if status == RECHECK:
-        return Decision(REVIEW, "low_confidence", 1.0, None, s)
+        return Decision(REVIEW if last else ESCALATE, "low_confidence", 1.0, None, s)
+    if status == PROVISIONAL and not last:
+        return Decision(ESCALATE, "provisional", 1.0, None, s)
     rate = thresholds.audit_rate if status == CERTIFIED else thresholds.provisional_audit_rate
     if draw < rate:
         return Decision(REVIEW, "audit", rate, None, s)
     return Decision(ACCEPT, "confident", rate, status, s)
 
 
-def route(judgement: Judgement, thresholds: Thresholds, draw: float) -> Decision:
-    """Decide one pair. ``draw`` is ``audit_draw(seed, pair_id)``."""
-    return route_signals(signals_of(judgement), thresholds, draw)
+def _unfit(signals: Signals) -> str | None:
+    """Why no score can accept this verdict (None: it has a label and a score)."""
+    if signals.malformed:
+        return "malformed"
+    if not signals.orders_agree:
+        return "order_disagreement"
+    if signals.label not in ("A", "B"):
+        return "tie"
+    return None
+
+
+def route(judgement: Judgement, thresholds: Thresholds, draw: float, last: bool = True) -> Decision:
+    """Decide one pair. ``draw`` is ``audit_draw(seed, pair_id, tier)``."""
+    return route_signals(signals_of(judgement), thresholds, draw, last)

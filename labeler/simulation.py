@@ -15,10 +15,11 @@ import numpy as np
 
 from labeler import calibration as cal
 from labeler.routing import (
-    ACCEPT,
     CERTIFIED,
+    ESCALATE,
     PROVISIONAL,
     RECHECK,
+    REVIEW,
     Thresholds,
     route_signals,
     status_of,
@@ -62,6 +63,8 @@ class Outcome:
     invariant_broken: int = 0  # certified pairs below the thresholds in force (must be 0)
     history: list[dict[str, float]] = field(default_factory=list)
     final_weights: tuple[float, ...] | None = None
+    tier_judged: list[int] = field(default_factory=list)  # pairs each judge tier judged
+    tier_certified: list[int] = field(default_factory=list)  # certified by each tier
 
     @property
     def coverage(self) -> float:
@@ -99,10 +102,30 @@ def _thresholds(c: cal.Calibrated, version: int, s: Settings) -> Thresholds:
 def run_loop(pairs: Sequence[SimPair], s: Settings, seed: int = 0) -> Outcome:
     """Judge ``pairs`` in rounds of ``s.per_round``, humans answering what routing sends
     them, calibrating after each round and re-checking every judge-accepted pair."""
+    return run_cascade([pairs], s, seed)
+
+
+def run_cascade(
+    tiers: Sequence[Sequence[SimPair]],
+    s: Settings,
+    seed: int = 0,
+    shares: Sequence[float] | None = None,
+) -> Outcome:
+    """``run_loop`` with a cascade of judges: ``tiers[k][i]`` is what judge ``k`` says of
+    pair ``i`` (the human answer is the same in every tier). A pair goes to the first
+    tier; what a tier cannot accept (``routing.ESCALATE_REASONS``) goes to the next; what
+    the last cannot accept, and every audit draw, goes to humans. Each tier is calibrated
+    on the pairs it judged, weighted by their final chance of reaching a human, at
+    ``delta * shares[k]`` (default: equal shares): the guarantee covers the union of what
+    all tiers accept."""
+    pairs = tiers[0]
+    n, k_tiers = len(pairs), len(tiers)
     rng = np.random.default_rng(seed)
-    draws = rng.random(len(pairs))
-    fit = rng.random(len(pairs)) < s.fit_share
-    t = Thresholds(
+    draws = rng.random(n)
+    fit = rng.random(n) < s.fit_share
+    # each tier draws its audits independently (the first as run_loop always has)
+    draws = np.vstack([draws, rng.random((k_tiers - 1, n))])
+    cold = Thresholds(
         s.cold_threshold,
         s.cold_threshold,
         0,
@@ -111,67 +134,104 @@ def run_loop(pairs: Sequence[SimPair], s: Settings, seed: int = 0) -> Outcome:
         provisional_audit_rate=s.cold_audit_rate,
         guarantee=s.guarantee,
     )
-    items: list[cal.Judged] = []
-    accepted: dict[int, str] = {}  # index -> status, judge-accepted pairs still standing
-    out = Outcome(pairs=len(pairs))
-    certified_ever: tuple[tuple[float, ...] | None, int] = (None, 0)
-    previous_certified = cal.NEVER
-    for start in range(0, len(pairs), s.per_round):
-        for i in range(start, min(start + s.per_round, len(pairs))):
-            p = pairs[i]
-            d = route_signals(p.signals, t, float(draws[i]))
-            sampled = d.action != ACCEPT
-            human = p.human if sampled else None
-            items.append(cal.Judged(p.signals, d.pi, sampled, human, bool(fit[i]), float(draws[i])))
-            if sampled:
-                out.human_labels += 1
-            else:
-                accepted[i] = d.status or PROVISIONAL
-        c = cal.calibrate(
-            items,
-            s.alpha,
-            s.delta,
-            guarantee=s.guarantee,
-            min_labels=s.min_labels,
-            min_count=s.min_count,
-            learn=s.learn,
-            previous=certified_ever,
-            previous_certified=previous_certified,
-            start_from_fit=s.start_from_fit,
-        )
-        if c is None:
-            continue
-        certified_ever = (c.weights, c.fitted_on)
-        previous_certified = c.certified
-        t = _thresholds(c, t.version + 1, s)
-        scores = cal.scores_of([pairs[i].signals for i in accepted], t.weights)
-        for (i, _), sc in zip(list(accepted.items()), scores, strict=True):
-            status = status_of(float(sc), pairs[i].signals.label, t)
-            if status == RECHECK:
-                del accepted[i]
-                out.rechecked += 1
-                out.human_labels += 1
-            else:
-                accepted[i] = status
+    ts = [cold] * k_tiers
+    items: list[list[cal.Judged]] = [[] for _ in tiers]
+    accepted: dict[int, tuple[int, str]] = {}  # index -> (tier, status), still standing
+    out = Outcome(pairs=n)
+    out.tier_judged = [0] * k_tiers
+    before: list[tuple[tuple[float, ...] | None, int]] = [(None, 0)] * k_tiers
+    previous = [cal.NEVER] * k_tiers
+    for start in range(0, n, s.per_round):
+        for i in range(start, min(start + s.per_round, n)):
+            _route_through(tiers, ts, i, draws, bool(fit[i]), items, accepted, out)
+        for k in range(k_tiers):
+            c = cal.calibrate(
+                items[k],
+                s.alpha,
+                s.delta * (shares[k] if shares is not None else 1 / k_tiers),
+                guarantee=s.guarantee,
+                min_labels=s.min_labels,
+                min_count=s.min_count,
+                learn=s.learn,
+                previous=before[k],
+                previous_certified=previous[k],
+                start_from_fit=s.start_from_fit,
+            )
+            if c is None:
+                continue
+            before[k], previous[k] = (c.weights, c.fitted_on), c.certified
+            ts[k] = _thresholds(c, ts[k].version + 1, s)
+            _recheck(tiers[k], ts[k], k, accepted, out)
         out.history.append(
             {
                 "round": start // s.per_round + 1,
-                "certified": sum(v == CERTIFIED for v in accepted.values()),
-                "threshold": t.certified_a,
-                "proposal": t.a,
+                "certified": sum(st == CERTIFIED for _, st in accepted.values()),
+                "threshold": ts[0].certified_a,
+                "proposal": ts[0].a,
             }
         )
-    final = cal.scores_of([pairs[i].signals for i in accepted], t.weights)
-    certified = [i for (i, st), sc in zip(accepted.items(), final, strict=True) if st == CERTIFIED]
-    out.invariant_broken = sum(
-        1
-        for (i, st), sc in zip(accepted.items(), final, strict=True)
-        if st == CERTIFIED and sc < t.certified_for(pairs[i].signals.label or "A")
-    )
+    certified = []
+    for i, (k, st) in accepted.items():
+        sc = cal.score(tiers[k][i].signals, ts[k].weights)
+        if st == CERTIFIED:
+            certified.append(i)
+            if sc < ts[k].certified_for(tiers[k][i].signals.label or "A"):
+                out.invariant_broken += 1
     out.certified = len(certified)
-    out.final_weights = t.weights
+    out.tier_certified = [sum(1 for i in certified if accepted[i][0] == k) for k in range(k_tiers)]
+    out.final_weights = ts[0].weights
     out.provisional = len(accepted) - len(certified)
     if certified:
-        right = [_truth(pairs[i]) for i in certified]
-        out.agreement = float(np.mean(right))
+        out.agreement = float(np.mean([_truth(tiers[accepted[i][0]][i]) for i in certified]))
     return out
+
+
+def _route_through(
+    tiers: Sequence[Sequence[SimPair]],
+    ts: list[Thresholds],
+    i: int,
+    draws: np.ndarray,
+    fit: bool,
+    items: list[list[cal.Judged]],
+    accepted: dict[int, tuple[int, str]],
+    out: Outcome,
+) -> None:
+    """Route pair ``i`` down the cascade. Every tier that judged it gets the same evidence:
+    the final routing's chance of reaching a human, and the answer if it did."""
+    pending: list[int] = []
+    for k, tier in enumerate(tiers):
+        d = route_signals(tier[i].signals, ts[k], float(draws[k, i]), k == len(tiers) - 1)
+        out.tier_judged[k] += 1
+        pending.append(k)
+        if d.action == ESCALATE:
+            continue
+        sampled = d.action == REVIEW
+        human = tier[i].human if sampled else None
+        for j in pending:
+            items[j].append(
+                cal.Judged(tiers[j][i].signals, d.pi, sampled, human, fit, float(draws[k, i]))
+            )
+        if sampled:
+            out.human_labels += 1
+        else:
+            accepted[i] = (k, d.status or PROVISIONAL)
+        return
+
+
+def _recheck(
+    tier: Sequence[SimPair],
+    t: Thresholds,
+    k: int,
+    accepted: dict[int, tuple[int, str]],
+    out: Outcome,
+) -> None:
+    mine = [i for i, (kk, _) in accepted.items() if kk == k]
+    scores = cal.scores_of([tier[i].signals for i in mine], t.weights)
+    for i, sc in zip(mine, scores, strict=True):
+        status = status_of(float(sc), tier[i].signals.label, t)
+        if status == RECHECK:
+            del accepted[i]
+            out.rechecked += 1
+            out.human_labels += 1
+        else:
+            accepted[i] = (k, status)

@@ -27,7 +27,7 @@ from typing import Any
 from labeler.errors import StateError, write_failed
 from labeler.pairs import BadRow, Pair, pair_key
 
-SCHEMA_VERSION = 4  # see MIGRATIONS
+SCHEMA_VERSION = 5  # see MIGRATIONS
 STATES = ("imported", "accepted", "needs_review", "in_review", "human_decided", "exported")
 
 _SCHEMA = """
@@ -142,6 +142,27 @@ CREATE TABLE IF NOT EXISTS quality_flags (
     created_at REAL NOT NULL,
     PRIMARY KEY (pair_id, kind, reviewer)
 );
+CREATE TABLE IF NOT EXISTS escalations (
+    pair_id TEXT NOT NULL,
+    tier INTEGER NOT NULL,
+    round_id INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    template_hash TEXT NOT NULL,
+    label TEXT,
+    confidence REAL NOT NULL,
+    self_high INTEGER NOT NULL,
+    signals TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    thresholds_version INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    -- the pair's chance of reaching a human and whether it did, fixed by its final verdict
+    -- (made by tier draw_tier), NULL until then
+    pi REAL,
+    sampled INTEGER,
+    draw_tier INTEGER,
+    PRIMARY KEY (pair_id, tier)
+);
+CREATE INDEX IF NOT EXISTS escalations_by_round ON escalations (round_id, tier);
 CREATE TABLE IF NOT EXISTS bad_rows (
     source TEXT NOT NULL,
     row INTEGER NOT NULL,
@@ -171,6 +192,7 @@ class CallRecord:
     error: str | None
     prompt_chars: int = 0
     cached_tokens: int = 0
+    tier: int = 0
 
 
 @dataclass(frozen=True)
@@ -190,6 +212,7 @@ class VerdictRecord:
     pi: float = 1.0
     sampled: bool = True
     status: str | None = None
+    tier: int = 0  # the judge tier (cascade position) that made this verdict
 
 
 class Store:
@@ -284,6 +307,14 @@ class Store:
         have = {r[1] for r in self.db.execute("PRAGMA table_info(calls)")}
         if "cached_tokens" not in have:
             self.db.execute("ALTER TABLE calls ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0")
+
+    def _add_tiers(self) -> None:
+        """Migration 5: the judge tier (cascade position) of every call, verdict and
+        threshold version; 0 for everything before tiers existed."""
+        for table in ("calls", "verdicts", "thresholds"):
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if "tier" not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN tier INTEGER NOT NULL DEFAULT 0")
 
     def _in_chunks(self, sql: str, values: list[str]) -> Iterator[sqlite3.Row]:
         """Rows of ``sql`` (whose ``{marks}`` is an IN list) over ``values``, 500 at a time
@@ -506,7 +537,7 @@ class Store:
                 "INSERT OR IGNORE INTO calls (cache_key, pair_id, presented_order, model, "
                 "template_hash, guidelines_hash, round_id, status, reply, logprobs, "
                 "prompt_tokens, completion_tokens, cost, latency_ms, error, created_at, "
-                "prompt_chars, cached_tokens) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "prompt_chars, cached_tokens, tier) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     call.cache_key,
                     call.pair_id,
@@ -526,6 +557,7 @@ class Store:
                     time.time(),
                     call.prompt_chars,
                     call.cached_tokens,
+                    call.tier,
                 ),
             )
 
@@ -592,8 +624,8 @@ class Store:
             db.execute(
                 "INSERT OR REPLACE INTO verdicts (pair_id, round_id, model, template_hash, "
                 "guidelines_hash, label, confidence, self_high, signals, action, reason, "
-                "thresholds_version, created_at, pi, sampled, status) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "thresholds_version, created_at, pi, sampled, status, tier) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     v.pair_id,
                     v.round_id,
@@ -611,12 +643,88 @@ class Store:
                     v.pi,
                     int(v.sampled),
                     v.status,
+                    v.tier,
                 ),
             )
             db.execute(
                 "UPDATE pairs SET state = ?, updated_at = ? WHERE id = ? AND state = 'imported'",
                 (new_state, now, v.pair_id),
             )
+            self._resolve(db, v)
+
+    def record_escalation(self, v: VerdictRecord) -> None:
+        """Tier ``v.tier`` passed the pair to the next tier: keep its verdict (evidence for
+        that tier's thresholds, once the pair's final routing fixes its chance of reaching
+        a human) and leave the pair ``imported``."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO escalations (pair_id, tier, round_id, model, "
+                "template_hash, label, confidence, self_high, signals, reason, "
+                "thresholds_version, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    v.pair_id,
+                    v.tier,
+                    v.round_id,
+                    v.model,
+                    v.template_hash,
+                    v.label,
+                    v.confidence,
+                    int(v.self_high),
+                    json.dumps(v.signals),
+                    v.reason,
+                    v.thresholds_version,
+                    time.time(),
+                ),
+            )
+
+    @staticmethod
+    def _resolve(db: sqlite3.Connection, v: VerdictRecord) -> None:
+        """The final verdict ``v`` fixes the evidence of the pair's escalations: its chance
+        of reaching a human, whether it did, and whose audit draw decided."""
+        db.execute(
+            "UPDATE escalations SET pi = ?, sampled = ?, draw_tier = ? WHERE pair_id = ? "
+            "AND pi IS NULL",
+            (v.pi, int(v.sampled), v.tier, v.pair_id),
+        )
+
+    def pair_tiers(self, round_id: int) -> dict[str, int]:
+        """The tier each escalated, still unjudged pair of a round waits for (pairs not
+        listed wait for the first tier)."""
+        return {
+            pid: int(tier)
+            for pid, tier in self.db.execute(
+                "SELECT e.pair_id, MAX(e.tier) + 1 FROM escalations e JOIN pairs p "
+                "ON p.id = e.pair_id WHERE e.round_id = ? AND p.state = 'imported' "
+                "GROUP BY e.pair_id",
+                (round_id,),
+            )
+        }
+
+    def tier_decisions(self, round_id: int | None = None) -> dict[tuple[int, str], int]:
+        """(tier, outcome) -> pairs, outcome one of accept | review | escalate: what each
+        tier did with the pairs it judged (of one round, or of all)."""
+        where, args = ("WHERE round_id = ?", (round_id,)) if round_id is not None else ("", ())
+        out: dict[tuple[int, str], int] = {}
+        for tier, action, n in self.db.execute(
+            f"SELECT tier, action, COUNT(*) FROM verdicts {where} GROUP BY 1, 2", args
+        ):
+            out[(int(tier), str(action))] = int(n)
+        for tier, n in self.db.execute(
+            f"SELECT tier, COUNT(*) FROM escalations {where} GROUP BY 1", args
+        ):
+            out[(int(tier), "escalate")] = int(n)
+        return out
+
+    def tier_call_totals(self, round_id: int | None = None) -> dict[int, dict[str, float]]:
+        """Requests and cost per tier (of one round, or of all)."""
+        where, args = ("WHERE round_id = ?", (round_id,)) if round_id is not None else ("", ())
+        return {
+            int(tier): {"calls": int(n), "cost": float(cost)}
+            for tier, n, cost in self.db.execute(
+                f"SELECT tier, COUNT(*), COALESCE(SUM(cost), 0) FROM calls {where} GROUP BY 1",
+                args,
+            )
+        }
 
     def round_decisions(self, round_id: int) -> dict[tuple[str, str], int]:
         return {
@@ -684,7 +792,7 @@ class Store:
         """Every pair the judge accepted that no human has decided, in routing order."""
         return self.db.execute(
             "SELECT v.pair_id, v.label, v.confidence, v.self_high, v.signals, v.reason, "
-            "v.status "
+            "v.status, v.tier "
             "FROM verdicts v JOIN pairs p ON p.id = v.pair_id WHERE v.action = 'accept' "
             "AND p.state IN ('accepted', 'exported') ORDER BY p.seq"
         ).fetchall()
@@ -831,11 +939,15 @@ class Store:
 
     # -- thresholds ------------------------------------------------------------------------
 
-    def latest_thresholds(self) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM thresholds ORDER BY version DESC LIMIT 1").fetchone()
+    def latest_thresholds(self, tier: int = 0) -> sqlite3.Row | None:
+        return self.db.execute(
+            "SELECT * FROM thresholds WHERE tier = ? ORDER BY version DESC LIMIT 1", (tier,)
+        ).fetchone()
 
-    def thresholds_history(self) -> list[sqlite3.Row]:
-        return self.db.execute("SELECT * FROM thresholds ORDER BY version").fetchall()
+    def thresholds_history(self, tier: int = 0) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT * FROM thresholds WHERE tier = ? ORDER BY version", (tier,)
+        ).fetchall()
 
     def save_thresholds(
         self,
@@ -845,11 +957,12 @@ class Store:
         audit_rate: float,
         report: dict[str, Any],
         params: dict[str, Any] | None = None,
+        tier: int = 0,
     ) -> int:
         with self.transaction() as db:
             cur = db.execute(
-                "INSERT INTO thresholds (created_at, a, b, weights, audit_rate, report, params) "
-                "VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO thresholds (created_at, a, b, weights, audit_rate, report, params, "
+                "tier) VALUES (?,?,?,?,?,?,?,?)",
                 (
                     time.time(),
                     a,
@@ -858,20 +971,37 @@ class Store:
                     audit_rate,
                     json.dumps(report),
                     None if params is None else json.dumps(params),
+                    tier,
                 ),
             )
             return int(cur.lastrowid or 0)
 
-    def routed_verdicts(self) -> Iterator[sqlite3.Row]:
-        """Every routed verdict in routing order, with its human decision (if any) and
-        the round's routing settings: what calibration weighs."""
+    def routed_verdicts(self, tier: int = 0) -> Iterator[sqlite3.Row]:
+        """Every verdict tier ``tier`` made, in routing order — the final ones and those it
+        escalated to the next tier — with the pair's final routing (its probability of
+        reaching a human), its human decision (if any) and the round's routing settings:
+        what calibration weighs. Escalated pairs whose later tiers have not decided yet are
+        left out (their chance of reaching a human is not fixed yet). ``draw_tier``: the tier
+        whose audit draw decided whether the pair reached a human."""
         return self.db.execute(
             "SELECT v.pair_id, v.round_id, v.label, v.confidence, v.self_high, v.signals, "
             "v.action, v.reason, v.thresholds_version, v.pi, v.sampled, h.label AS human, "
-            "COALESCE(ri.hint, 0) AS hint, r.thresholds AS round_thresholds FROM verdicts v "
+            "COALESCE(ri.hint, 0) AS hint, r.thresholds AS round_thresholds, p.seq, "
+            "v.tier AS draw_tier FROM verdicts v "
             "JOIN pairs p ON p.id = v.pair_id JOIN rounds r ON r.id = v.round_id "
             "LEFT JOIN human_decisions h ON h.pair_id = v.pair_id AND h.decided = 1 "
-            "LEFT JOIN review_items ri ON ri.pair_id = v.pair_id ORDER BY p.seq"
+            "LEFT JOIN review_items ri ON ri.pair_id = v.pair_id WHERE v.tier = ? "
+            "UNION ALL "
+            "SELECT e.pair_id, e.round_id, e.label, e.confidence, e.self_high, e.signals, "
+            "'escalate', e.reason, e.thresholds_version, e.pi, e.sampled, h.label AS human, "
+            "COALESCE(ri.hint, 0) AS hint, r.thresholds AS round_thresholds, p.seq, "
+            "e.draw_tier FROM escalations e "
+            "JOIN pairs p ON p.id = e.pair_id JOIN rounds r ON r.id = e.round_id "
+            "LEFT JOIN human_decisions h ON h.pair_id = e.pair_id AND h.decided = 1 "
+            "LEFT JOIN review_items ri ON ri.pair_id = e.pair_id WHERE e.tier = ? "
+            "AND e.pi IS NOT NULL "
+            "ORDER BY 15",
+            (tier, tier),
         )
 
     def human_decided_verdicts(self) -> list[sqlite3.Row]:
@@ -900,4 +1030,5 @@ MIGRATIONS: tuple[tuple[int, Callable[[Store], None]], ...] = (
     (2, Store._add_pair_keys),
     (3, Store._add_prompt_messages),
     (4, Store._add_cached_tokens),
+    (5, Store._add_tiers),
 )

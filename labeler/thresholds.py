@@ -36,6 +36,7 @@ class Recalibration:
     rechecked: int = 0  # judge-accepted pairs sent back to humans now
     certified: int = 0  # judge-accepted pairs the thresholds in force certify
     provisional: int = 0  # judge-accepted pairs waiting for evidence
+    tiers: list[dict[str, Any]] = field(default_factory=list)  # each tier's, when several
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,8 +59,9 @@ def cold_start(cfg: Config) -> Thresholds:
     )
 
 
-def current(store: Store, cfg: Config) -> Thresholds:
-    row = store.latest_thresholds()
+def current(store: Store, cfg: Config, tier: int = 0) -> Thresholds:
+    """The thresholds tier ``tier`` routes with next (each tier has its own versions)."""
+    row = store.latest_thresholds(tier)
     if row is None:
         return cold_start(cfg)
     if row["params"]:
@@ -87,15 +89,17 @@ def _signals(row: Any) -> cal.Signals:
     )
 
 
-def judged(store: Store, cfg: Config) -> list[tuple[Any, cal.Judged]]:
-    """Every routed pair in routing order, as calibration weighs it: its inclusion
-    probability and sampling as stored when it was routed (verdicts stored before they
-    were kept: re-derived from the round's audit rate), its human decision unless the
-    judge's verdict was shown to the reviewer."""
+def judged(store: Store, cfg: Config, tier: int = 0) -> list[tuple[Any, cal.Judged]]:
+    """Every pair tier ``tier`` routed, in routing order, as calibration weighs it: its
+    inclusion probability and sampling as stored when it was finally routed (verdicts
+    stored before they were kept: re-derived from the round's audit rate), its human
+    decision unless the judge's verdict was shown to the reviewer. A pair the tier passed
+    on to the next tier carries this tier's signals and the final routing's chance of
+    reaching a human."""
     out = []
     share = cfg.calibration.fit_share
     rounds: dict[int, dict[str, Any]] = {}  # each round's settings, parsed once
-    for row in store.routed_verdicts():
+    for row in store.routed_verdicts(tier):
         round_t = rounds.get(row["round_id"])
         if round_t is None:
             round_t = rounds[row["round_id"]] = json.loads(row["round_thresholds"])
@@ -107,7 +111,8 @@ def judged(store: Store, cfg: Config) -> list[tuple[Any, cal.Judged]]:
             pi = rate if row["reason"] in ("audit", "confident", "recheck") else 1.0
         human = row["human"] if sampled and not row["hint"] else None
         seed = round_t.get("seed")
-        draw = None if seed is None else audit_draw(int(seed), row["pair_id"])
+        draw_tier = int(row["draw_tier"] or 0)
+        draw = None if seed is None else audit_draw(int(seed), row["pair_id"], draw_tier)
         item = cal.Judged(
             _signals(row), pi, sampled, human, cal.in_fit_split(row["pair_id"], share), draw
         )
@@ -132,11 +137,11 @@ def _same(a: Thresholds, b: Thresholds) -> bool:
     return key(a) == key(b)
 
 
-def recheck(store: Store, t: Thresholds) -> dict[str, int]:
-    """Re-check every judge-accepted pair against ``t``: certified, provisional, or back
-    to humans (reason ``recheck``). Keeps the invariant: every judge label in the dataset
-    passes the thresholds in force."""
-    rows = store.judge_accepted()
+def recheck(store: Store, t: Thresholds, tier: int = 0) -> dict[str, int]:
+    """Re-check every pair tier ``tier`` accepted against ``t``: certified, provisional,
+    or back to humans (reason ``recheck``). Keeps the invariant: every judge label in the
+    dataset passes the thresholds in force of the tier that accepted it."""
+    rows = [r for r in store.judge_accepted() if int(r["tier"]) == tier]
     scores = cal.scores_of([_signals(r) for r in rows], t.weights)
     status = {
         r["pair_id"]: status_of(float(s), r["label"], t) for r, s in zip(rows, scores, strict=True)
@@ -154,12 +159,33 @@ def recheck(store: Store, t: Thresholds) -> dict[str, int]:
 
 
 def recalibrate(store: Store, cfg: Config) -> Recalibration:
-    """Choose thresholds from every human verdict so far; store a new version if changed;
-    re-check every judge-accepted pair against the thresholds in force."""
+    """Choose each judge tier's thresholds from every human verdict so far; store a new
+    version where one changed; re-check every judge-accepted pair against the thresholds
+    in force. With several tiers, tier k is tested at ``delta * share_k`` with the shares
+    adding up to at most 1 (``Config.delta_shares``; Bonferroni): all tiers' guarantees
+    hold at once with probability >= 1 - delta, and then so does the
+    guarantee for the union of what they accept (a mixture of sets each agreeing with
+    humans at least at the target agrees at least at the target). The first tier's result
+    is returned; the others are in its ``tiers``."""
+    judges = cfg.judges
+    shares = cfg.delta_shares
+    results = [_recalibrate_tier(store, cfg, k, shares[k]) for k in range(len(judges))]
+    first = results[0]
+    if len(judges) > 1:
+        first.tiers = [r.to_dict() | {"tier": judges[k].label} for k, r in enumerate(results)]
+        first.message = "; ".join(f"{judges[k].label}: {r.message}" for k, r in enumerate(results))
+        first.changed = any(r.changed for r in results)
+        first.rechecked = sum(r.rechecked for r in results)
+        first.certified = sum(r.certified for r in results)
+        first.provisional = sum(r.provisional for r in results)
+    return first
+
+
+def _recalibrate_tier(store: Store, cfg: Config, tier: int, share: float) -> Recalibration:
     c = cfg.calibration
-    alpha, delta = 1 - c.target_agreement, 1 - c.confidence
-    prev = current(store, cfg)
-    data = judged(store, cfg)
+    alpha, delta = 1 - c.target_agreement, (1 - c.confidence) * share
+    prev = current(store, cfg, tier)
+    data = judged(store, cfg, tier)
     sample = sum(1 for _, d in data if d.sampled and d.human)
     recent = [
         not d.disagrees
@@ -222,9 +248,9 @@ def recalibrate(store: Store, cfg: Config) -> Recalibration:
     )
     if changed:
         store.save_thresholds(
-            new.a, new.b, new.weights, new.audit_rate, result.to_dict(), asdict(new)
+            new.a, new.b, new.weights, new.audit_rate, result.to_dict(), asdict(new), tier
         )
-    counts = recheck(store, new)
+    counts = recheck(store, new, tier)
     result.rechecked, result.certified = counts["rechecked"], counts["certified"]
     result.provisional = counts["provisional"]
     result.message = _message(prev, new, changed, drift, recent, sample, c.min_labels, chosen)
@@ -293,7 +319,12 @@ def round_report(store: Store, cfg: Config) -> list[dict[str, Any]]:
     """Per round: thresholds in force, coverage, audited agreement, judge-human agreement
     with and without ties, Cohen's kappa, agreement between reviewers."""
     delta = 1 - cfg.calibration.confidence
-    versions = {r["version"]: json.loads(r["report"]) for r in store.thresholds_history()}
+    versions = {
+        json.loads(r["params"]).get("version", r["version"]) if r["params"] else r["version"]: (
+            json.loads(r["report"])
+        )
+        for r in store.thresholds_history()
+    }
     by_round: dict[int, list[tuple[Any, cal.Judged]]] = {}
     for row, d in decided(store):
         by_round.setdefault(row["round_id"], []).append((row, d))
