@@ -82,3 +82,29 @@ def round_ledgers(store: Store, cfg: Config, only: int | None = None) -> dict[in
             str(money["human_cost_mode"]),
         )
     return out
+
+
+def tier_totals(store: Store, cfg: Config, round_id: int | None = None) -> list[dict[str, Any]]:
+    """What each judge tier did (in one round, or in all): pairs it judged, accepted,
+    passed on to the next tier, sent to humans; its requests and cost."""
+    decisions = store.tier_decisions(round_id)
+    calls = store.tier_call_totals(round_id)
+    out = []
+    for k, judge in enumerate(cfg.judges):
+        accepted = decisions.get((k, "accept"), 0)
+        escalated = decisions.get((k, "escalate"), 0)
+        humans = decisions.get((k, "review"), 0)
+        spent = calls.get(k, {"calls": 0, "cost": 0.0})
+        out.append(
+            {
+                "tier": judge.label,
+                "model": judge.model,
+                "judged": accepted + escalated + humans,
+                "accepted": accepted,
+                "escalated": escalated,
+                "to_humans": humans,
+                "requests": int(spent["calls"]),
+                "cost": float(spent["cost"]),
+            }
+        )
+    return out

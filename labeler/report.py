@@ -9,7 +9,7 @@ from typing import Any
 from labeler import costs
 from labeler.config import Config
 from labeler.errors import StateError
-from labeler.ledger import round_ledgers
+from labeler.ledger import round_ledgers, tier_totals
 from labeler.routing import ACCEPT
 from labeler.store import Store
 from labeler.thresholds import round_report
@@ -64,6 +64,7 @@ def build_report(cfg: Config) -> dict[str, Any]:
             total = led if total is None else total + led
         flags = [dict(r) for r in store.flags()]
         labels = store.label_status_counts()
+        tiers = tier_totals(store, cfg) if len(cfg.judges) > 1 else []
     return {
         "currency": cfg.costs.currency,
         "target": cfg.calibration.target_agreement,
@@ -72,6 +73,7 @@ def build_report(cfg: Config) -> dict[str, Any]:
         "total": None if total is None else _row("total", total, None, {}),
         "flags": flags,
         "labels": labels,  # human / certified / provisional (held out of the dataset)
+        "tiers": tiers,  # what each judge tier of a cascade decided and cost (all rounds)
         "ledger_total": None if total is None else asdict(total),
     }
 

@@ -27,7 +27,7 @@ from labeler.dataset import write_dataset
 from labeler.errors import ConfigError, JudgeError, ReviewError, SourceError, StateError
 from labeler.injection import suspect_pair
 from labeler.judge import check_reachable
-from labeler.ledger import money_snapshot, round_ledgers
+from labeler.ledger import money_snapshot, round_ledgers, tier_totals
 from labeler.lock import project_lock
 from labeler.pairs import BadRow, Pair, near_identical, read_source
 from labeler.routing import (
@@ -742,33 +742,7 @@ def _fill_outcome(store: Store, ctx: Context, summary: RoundSummary, round_id: i
     summary.currency = cfg.costs.currency
     summary.thresholds = asdict(ctx.thresholds)
     if len(cfg.judges) > 1:
-        summary.tiers = tier_outcome(store, cfg, round_id)
-
-
-def tier_outcome(store: Store, cfg: Config, round_id: int | None = None) -> list[dict[str, Any]]:
-    """What each judge tier did (in one round, or in all): pairs it judged, accepted,
-    passed on to the next tier, sent to humans; its requests and cost."""
-    decisions = store.tier_decisions(round_id)
-    calls = store.tier_call_totals(round_id)
-    out = []
-    for k, judge in enumerate(cfg.judges):
-        accepted = decisions.get((k, "accept"), 0)
-        escalated = decisions.get((k, "escalate"), 0)
-        humans = decisions.get((k, "review"), 0)
-        spent = calls.get(k, {"calls": 0, "cost": 0.0})
-        out.append(
-            {
-                "tier": judge.label,
-                "model": judge.model,
-                "judged": accepted + escalated + humans,
-                "accepted": accepted,
-                "escalated": escalated,
-                "to_humans": humans,
-                "requests": int(spent["calls"]),
-                "cost": float(spent["cost"]),
-            }
-        )
-    return out
+        summary.tiers = tier_totals(store, cfg, round_id)
 
 
 def run_coroutine(make: Callable[[], Any]) -> Any:

@@ -89,11 +89,17 @@ class Project:
         data = tomllib.loads(self.config.read_text())
         for section, values in sections.items():
             data.setdefault(section, {}).update(values)
-        lines = []
+        lines, tables = [], []
         for section, values in data.items():
             lines.append(f"[{section}]")
-            lines.extend(f"{k} = {json.dumps(v)}" for k, v in values.items())
-        self.config.write_text("\n".join(lines) + "\n")
+            for k, v in values.items():
+                if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+                    for table in v:  # an array of tables: [[judge.tiers]]
+                        tables.append(f"[[{section}.{k}]]")
+                        tables.extend(f"{kk} = {json.dumps(vv)}" for kk, vv in table.items())
+                else:
+                    lines.append(f"{k} = {json.dumps(v)}")
+        self.config.write_text("\n".join(lines + tables) + "\n")
 
     def pairs(self, rows: list[Any], name: str = "pairs.jsonl") -> Path:
         return write_jsonl(self.root / name, rows)

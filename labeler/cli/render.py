@@ -397,6 +397,38 @@ def report_table(data: dict[str, Any]) -> Group:
     return Group(pairs_t, money_t, quality_t)
 
 
+def tiers_table(tiers: list[dict[str, Any]], currency: str) -> Table:
+    """What each judge tier of a cascade decided and cost (fits 80 columns). Rows of a
+    dry run carry the share of pairs expected to reach each tier instead."""
+    if tiers and "reach_share" in tiers[0]:
+        table = _narrow(f"Judge tiers, estimated ({currency})")
+        for col in ("tier", "pairs reaching it", "requests", "cost", "if all reach it"):
+            table.add_column(col, justify="right")
+        for t in tiers:
+            table.add_row(
+                t["tier"],
+                _pct(t["reach_share"]),
+                str(t["requests"]),
+                f"{t['cost']:.4f}",
+                f"{t['cost_worst']:.4f}",
+            )
+        return table
+    table = _narrow(f"Judge tiers ({currency})")
+    for col in ("tier", "judged", "accepted", "passed on", "to humans", "requests", "cost"):
+        table.add_column(col, justify="right")
+    for t in tiers:
+        table.add_row(
+            t["tier"],
+            str(t["judged"]),
+            str(t["accepted"]),
+            str(t["escalated"]),
+            str(t["to_humans"]),
+            str(t["requests"]),
+            f"{t['cost']:.4f}" if abs(t["cost"]) < 1 else _cash(t["cost"]),
+        )
+    return table
+
+
 def flags_table(flags: list[dict[str, Any]]) -> Table:
     table = _narrow("Quality flags")
     for col in ("round", "kind", "pair", "reviewer", "detail"):

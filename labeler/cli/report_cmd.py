@@ -39,6 +39,8 @@ def report(ctx: click.Context, as_json: bool, chart_path: Path | None, quality: 
         return
     console = render.Console()
     console.print(render.report_table(data))
+    if data["tiers"]:
+        console.print(render.tiers_table(data["tiers"], data["currency"]))
     console.print(render.label_status_line(data["labels"]))
     if quality:
         console.print(render.flags_table(data["flags"]))

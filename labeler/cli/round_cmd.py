@@ -64,6 +64,8 @@ def round_(
         console.print("Nothing to do: every pair in the source has been judged.")
         return
     console.print(render.round_table(data))
+    if summary.tiers:
+        console.print(render.tiers_table(summary.tiers, summary.currency))
     for example in summary.bad_row_examples:
         console.print(f"[yellow]skipped[/] {example}", highlight=False)
     if summary.status == "incomplete":

@@ -66,6 +66,23 @@ def read_shown(body: dict[str, Any]) -> Shown:
     )
 
 
+def by_model(responders: dict[str, Responder]) -> Responder:
+    """Several judges on one server: each request is answered by its ``model``'s
+    responder (an unknown model gets OpenAI's 404 wording)."""
+
+    def respond(shown: Shown) -> Scripted:
+        model = str(shown.body.get("model", ""))
+        if model not in responders:
+            return Scripted(
+                None,
+                status=404,
+                error_message=f"The model `{model}` does not exist or you do not have access to it.",
+            )
+        return responders[model](shown)
+
+    return respond
+
+
 def always(content: str = "A HIGH\nbecause") -> Responder:
     return lambda shown: Scripted(content=content)
 

@@ -1,0 +1,187 @@
+"""Judge tiers (a cascade) end to end: `labeler round` against a real local server that
+serves a cheap and a strong model; calibration per tier from human verdicts."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from labeler.config import load_config
+from labeler.consensus import Consensus
+from labeler.demo.judge_server import JudgeServer, Scripted, Shown, by_model
+from labeler.errors import ConfigError
+from labeler.store import Store
+from tests.conftest import Project, good_bad_rows, oracle
+
+TIERS = """
+[[judge.tiers]]
+model = "small"
+name = "cheap"
+price_input_per_mtok = 0.1
+price_output_per_mtok = 0.4
+
+[[judge.tiers]]
+model = "big"
+price_input_per_mtok = 2.5
+price_output_per_mtok = 10.0
+"""
+
+
+def small(shown: Shown) -> Scripted:
+    """Sure (and right) when a response says 'good' and the question number is even;
+    unsure otherwise."""
+    number = int(shown.prompt.split()[1].rstrip("?"))
+    if number % 2 == 0:
+        return oracle(shown)
+    return Scripted("A LOW\nnot sure", {"A": 0.5, "B": 0.45, "TIE": 0.05})
+
+
+@pytest.fixture
+def cascade(project: Project, judge_server: Callable[..., JudgeServer]) -> Project:
+    server = judge_server(by_model({"small": small, "big": oracle}))
+    project.set(
+        judge={"base_url": server.url},
+        review={"enabled": False},
+        calibration={
+            "cold_start_audit_rate": 1.0,
+            "min_labels": 10,
+            "min_per_threshold": 5,
+            "target_agreement": 0.8,  # a first test needs 69 labels at delta / 2 = 0.05
+        },
+    )
+    with project.config.open("a") as fh:
+        fh.write(TIERS)
+    project.server = server  # type: ignore[attr-defined]
+    return project
+
+
+def models(server: JudgeServer) -> Counter[str]:
+    return Counter(str(r["model"]) for r in server.requests)
+
+
+def decide_as_humans(project: Project) -> int:
+    """Reviewers answer the truth for every pair waiting for them (what `labeler sync`
+    stores from Argilla)."""
+    cfg = load_config(project.config, environ={})
+    with Store(cfg.db_path) as store:
+        rows = store.db.execute(
+            "SELECT id, response_a FROM pairs WHERE state = 'needs_review'"
+        ).fetchall()
+        store.db.execute("UPDATE pairs SET state = 'in_review' WHERE state = 'needs_review'")
+        truth = {r["id"]: "A" if "good" in r["response_a"] else "B" for r in rows}
+        return store.save_decisions(
+            {pid: Consensus(label, {label: 1}, 1, True, False) for pid, label in truth.items()}
+        )
+
+
+def test_the_strong_tier_judges_only_what_the_cheap_one_passes_on(cascade: Project) -> None:
+    server = cascade.server  # type: ignore[attr-defined]
+    cascade.pairs(good_bad_rows(240))
+    first = cascade.run_json("round")
+    # cold start: the cheap tier is certified for nothing, so it passes every pair on
+    assert models(server) == {"small": 480, "big": 480}
+    tiers = {t["tier"]: t for t in first["tiers"]}
+    assert tiers["cheap"]["escalated"] == 240 and tiers["cheap"]["accepted"] == 0
+    assert tiers["big"]["judged"] == 240 and tiers["big"]["requests"] == 480
+    assert tiers["big"]["cost"] > 10 * tiers["cheap"]["cost"] > 0
+    assert first["judge_cost"] == pytest.approx(tiers["cheap"]["cost"] + tiers["big"]["cost"])
+
+    # reviewers decide round 1; each tier is calibrated on its own verdicts
+    assert decide_as_humans(cascade) == 240
+    calibrated = cascade.run("calibrate")
+    assert calibrated.exit_code == 0, calibrated.output
+    cfg = load_config(cascade.config, environ={})
+    with Store(cfg.db_path) as store:
+        cheap_t = json.loads(store.latest_thresholds(0)["params"])
+        assert cheap_t["certified_a"] <= 1.0  # certified where it is sure: its even pairs
+        assert store.latest_thresholds(1) is not None
+
+    # round 2: the cheap tier accepts what it is certified for; the strong one sees the rest
+    server.requests.clear()
+    cascade.pairs(good_bad_rows(40, start=1000), name="more.jsonl")
+    cascade.set(source={"path": "more.jsonl"})
+    second = cascade.run_json("round")
+    tiers = {t["tier"]: t for t in second["tiers"]}
+    assert tiers["cheap"]["judged"] == 40
+    assert tiers["cheap"]["accepted"] == 20  # the even-numbered pairs
+    assert tiers["big"]["judged"] == 20
+    assert models(server) == {"small": 80, "big": 40}
+    with Store(cfg.db_path) as store:
+        by_tier = dict(
+            store.db.execute(
+                "SELECT tier, COUNT(*) FROM verdicts WHERE round_id = ? GROUP BY tier",
+                (second["round_id"],),
+            ).fetchall()
+        )
+        assert by_tier == {0: 20, 1: 20}
+
+    # every accepted label is right, whichever tier accepted it
+    ds = sqlite3.connect(cfg.db_path).execute(
+        "SELECT p.response_a, v.label FROM verdicts v JOIN pairs p ON p.id = v.pair_id "
+        "WHERE v.action = 'accept'"
+    )
+    for response_a, label in ds:
+        assert label == ("A" if "good" in response_a else "B")
+
+    report = cascade.run("report")
+    assert report.exit_code == 0
+    assert "Judge tiers" in report.output and "cheap" in report.output
+    # a rerun sends nothing to either tier
+    server.requests.clear()
+    assert cascade.run_json("round")["status"] == "nothing_to_do"
+    assert not server.requests
+
+
+def test_a_cascade_round_resumes_in_the_tier_it_stopped_in(
+    cascade: Project, judge_server: Callable[..., JudgeServer]
+) -> None:
+    """The strong model fails for a while: the cheap tier's work is kept, the round stays
+    open, and the next run sends only the strong tier's missing requests."""
+    failing = {"on": True}
+
+    def flaky_big(shown: Shown) -> Scripted:
+        if failing["on"]:
+            return Scripted(None, status=503)
+        return oracle(shown)
+
+    server = judge_server(by_model({"small": small, "big": flaky_big}))
+    cascade.set(judge={"base_url": server.url, "max_retries": 0, "max_failure_share": 1.0})
+    cascade.pairs(good_bad_rows(6))
+    first = cascade.run_json("round")
+    assert first["status"] == "incomplete" and first["unjudged"] == 6
+    assert models(server)["small"] == 12
+    failing["on"] = False
+    server.requests.clear()
+    second = cascade.run_json("round")
+    assert second["status"] == "completed" and second["resumed"]
+    assert models(server) == {"big": 12}  # the cheap tier's replies are not paid twice
+
+
+def test_tier_config_errors_are_one_line(tmp_path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[[judge.tiers]]\nmodle = "x"\n')
+    with pytest.raises(ConfigError, match=r"judge.tiers\[1\].*did you mean 'model'"):
+        load_config(cfg, environ={})
+    cfg.write_text('[[judge.tiers]]\nmodel = "x"\n[[judge.tiers]]\nmodel = "x"\n')
+    with pytest.raises(ConfigError, match="two judge tiers are named 'x'"):
+        load_config(cfg, environ={})
+    cfg.write_text('[[judge.tiers]]\nmodel = "x"\nguidelines = "g"\n')
+    with pytest.raises(ConfigError, match=r"judge.tiers\[1\].guidelines is set for all tiers"):
+        load_config(cfg, environ={})
+    cfg.write_text(
+        '[[judge.tiers]]\nmodel = "x"\ndelta_share = 0.7\n'
+        '[[judge.tiers]]\nmodel = "y"\ndelta_share = 0.6\n'
+    )
+    with pytest.raises(ConfigError, match="add up to more than 1"):
+        load_config(cfg, environ={})
+    cfg.write_text(
+        '[[judge.tiers]]\nmodel = "x"\ndelta_share = 0.2\n[[judge.tiers]]\nmodel = "y"\n'
+    )
+    loaded = load_config(cfg, environ={"LABELER_JUDGE_CONCURRENCY": "3"})
+    assert [j.label for j in loaded.judges] == ["x", "y"]
+    assert loaded.delta_shares == pytest.approx((0.2, 0.8))
+    assert all(j.concurrency == 3 for j in loaded.judges)  # the environment wins over tiers
