@@ -76,7 +76,9 @@ def by_model(responders: dict[str, Responder]) -> Responder:
             return Scripted(
                 None,
                 status=404,
-                error_message=f"The model `{model}` does not exist or you do not have access to it.",
+                error_message=(
+                    f"The model `{model}` does not exist or you do not have access to it."
+                ),
             )
         return responders[model](shown)
 
