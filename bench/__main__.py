@@ -1,7 +1,8 @@
 """Run the benchmarks and write bench/results/latest.json.
 
 scripts/dev bench                       everything
-scripts/dev bench startup throughput    some of: startup throughput memory review import calibration
+scripts/dev bench startup throughput    some of: startup throughput memory review import
+                                        calibration tiers
 """
 
 from __future__ import annotations
@@ -16,18 +17,20 @@ from typing import Any
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from bench import calibration_bench, import_bench, review_bench, round_bench
+from bench import calibration_bench, import_bench, review_bench, round_bench, tiers_bench
 
 ROUND_PARTS = ("startup", "throughput", "memory")
 
 
 def main() -> None:
     which = sys.argv[1:]
-    unknown = [w for w in which if w not in (*ROUND_PARTS, "review", "calibration", "import")]
+    unknown = [
+        w for w in which if w not in (*ROUND_PARTS, "review", "calibration", "import", "tiers")
+    ]
     if unknown:
         sys.exit(
             f"unknown benchmark {unknown[0]!r}; choose from "
-            f"{', '.join(ROUND_PARTS)}, review, calibration, import"
+            f"{', '.join(ROUND_PARTS)}, review, calibration, import, tiers"
         )
     results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -43,6 +46,8 @@ def main() -> None:
         results["import"] = import_bench.main()
     if not which or "calibration" in which:
         results["calibration"] = calibration_bench.main()
+    if not which or "tiers" in which:
+        results["tiers"] = tiers_bench.main()
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
