@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import asdict
-from pathlib import Path
 
 from labeler import costs
 from labeler.config import Config
@@ -22,11 +21,13 @@ def plan_round(cfg: Config, *, limit: int | None = None) -> RoundSummary:
     summary = RoundSummary(status="dry_run")
     tally = SourceTally()
     store = Store(cfg.db_path) if cfg.db_path.exists() else None
+    decisions: dict[tuple[int, str], int] = {}
     try:
         open_round = store.open_round() if store else None
         if store:
             ctx = dataclasses.replace(ctx, thresholds=current_thresholds(store, cfg))
             summary.chars_per_token = store.chars_per_token()
+            decisions = store.tier_decisions() if len(cfg.judges) > 1 else {}
         if store and open_round is not None:
             summary.round_id, summary.resumed = int(open_round["id"]), True
             todo = list(store.iter_round_pairs(int(open_round["id"])))
@@ -38,7 +39,7 @@ def plan_round(cfg: Config, *, limit: int | None = None) -> RoundSummary:
     summary.source_pairs, summary.skipped = tally.pairs, dict(tally.skipped)
     summary.bad_row_examples = tally.examples
     summary.pairs_in_round = len(todo)
-    reach = _reach_shares(store_path=cfg.db_path, cfg=cfg)
+    reach = _reach_shares(decisions, len(cfg.judges))
     summary.judge_cost = 0.0
     for k, judge in enumerate(cfg.judges):
         tctx = ctx if k == 0 else make_context(cfg, ctx.thresholds, k)
@@ -73,15 +74,12 @@ def plan_round(cfg: Config, *, limit: int | None = None) -> RoundSummary:
     return summary
 
 
-def _reach_shares(store_path: Path, cfg: Config) -> list[float]:
+def _reach_shares(decisions: dict[tuple[int, str], int], tiers: int) -> list[float]:
     """The share of a round's pairs each tier judges: 1 for the first; for a later tier,
-    the share the tiers before it passed on over all rounds so far (1 without history)."""
+    the share the tiers before it passed on over all rounds so far (``decisions``:
+    ``Store.tier_decisions``; 1 without history)."""
     shares = [1.0]
-    decisions: dict[tuple[int, str], int] = {}
-    if store_path.exists() and len(cfg.judges) > 1:
-        with Store(store_path) as store:
-            decisions = store.tier_decisions()
-    for k in range(1, len(cfg.judges)):
+    for k in range(1, tiers):
         judged = sum(n for (t, _), n in decisions.items() if t == k - 1)
         passed = decisions.get((k - 1, "escalate"), 0)
         shares.append(shares[-1] * (passed / judged if judged else 1.0))

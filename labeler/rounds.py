@@ -402,14 +402,7 @@ class _Judging:
         self.store, self.ctx, self.round_id = store, ctx, round_id
         self.on_progress = on_progress
         self.judge = judge
-        # the tier each escalated pair waits for; the rest wait for the first tier
-        self.at = store.pair_tiers(round_id)
-        waiting = store.count_round_pairs(round_id, "imported")
-        self.total = (
-            waiting - len(self.at)
-            if ctx.tier == 0
-            else sum(1 for t in self.at.values() if t == ctx.tier)
-        )
+        self.total = store.count_round_pairs(round_id, "imported", ctx.tier)
         self.escalated = 0
         self.done = 0
         self.sent = 0
@@ -455,11 +448,9 @@ class _Judging:
 
     async def _produce(self, queue: asyncio.Queue[tuple[Pair, str, str] | None]) -> None:
         orders = self.ctx.slots  # each order, once per sample
-        for pair in self.store.iter_round_pairs(self.round_id):
+        for pair in self.store.iter_round_pairs(self.round_id, tier=self.ctx.tier):
             if self.fault is not None:
                 break  # the endpoint is failing: queue nothing more
-            if self.at.get(pair.id, 0) != self.ctx.tier:
-                continue  # waits for another tier of the cascade
             if self.ctx.tier == 0 and self._screened_out(pair):
                 self.done += 1
                 continue

@@ -173,6 +173,10 @@ CREATE TABLE IF NOT EXISTS bad_rows (
 """
 
 
+# the judge tier a pair waits for: the one after the last tier that passed it on (0: none)
+_AT_TIER = "COALESCE((SELECT MAX(e.tier) + 1 FROM escalations e WHERE e.pair_id = pairs.id), 0) = ?"
+
+
 @dataclass(frozen=True)
 class CallRecord:
     cache_key: str
@@ -412,15 +416,17 @@ class Store:
         return {r[0] for r in self._in_chunks(sql, ids)}
 
     def iter_round_pairs(
-        self, round_id: int, state: str = "imported", batch: int = 1000
+        self, round_id: int, state: str = "imported", batch: int = 1000, tier: int | None = None
     ) -> Iterator[Pair]:
-        """Pairs of a round still in ``state``, in import order, read in batches."""
+        """Pairs of a round still in ``state``, in import order, read in batches; with
+        ``tier``, only those waiting for that judge tier of a cascade."""
         last = 0
+        at, extra = ("", ()) if tier is None else (f" AND {_AT_TIER}", (tier,))
         while True:
             rows = self.db.execute(
                 "SELECT seq, id, prompt, response_a, response_b, source, source_row FROM pairs "
-                "WHERE round_id = ? AND state = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (round_id, state, last, batch),
+                f"WHERE round_id = ? AND state = ?{at} AND seq > ? ORDER BY seq LIMIT ?",
+                (round_id, state, *extra, last, batch),
             ).fetchall()
             if not rows:
                 return
@@ -435,12 +441,15 @@ class Store:
                 )
             last = rows[-1]["seq"]
 
-    def count_round_pairs(self, round_id: int, state: str | None = None) -> int:
-        if state is None:
-            sql, args = "SELECT COUNT(*) FROM pairs WHERE round_id = ?", (round_id,)
-        else:
-            sql = "SELECT COUNT(*) FROM pairs WHERE round_id = ? AND state = ?"
-            args = (round_id, state)  # type: ignore[assignment]
+    def count_round_pairs(
+        self, round_id: int, state: str | None = None, tier: int | None = None
+    ) -> int:
+        sql = "SELECT COUNT(*) FROM pairs WHERE round_id = ?"
+        args: list[object] = [round_id]
+        if state is not None:
+            sql, args = sql + " AND state = ?", [*args, state]
+        if tier is not None:
+            sql, args = sql + f" AND {_AT_TIER}", [*args, tier]
         return int(self.db.execute(sql, args).fetchone()[0])
 
     def state_counts(self) -> dict[str, int]:
@@ -650,7 +659,8 @@ class Store:
                 "UPDATE pairs SET state = ?, updated_at = ? WHERE id = ? AND state = 'imported'",
                 (new_state, now, v.pair_id),
             )
-            self._resolve(db, v)
+            if v.tier > 0:  # a first tier's final verdict has no escalation to resolve
+                self._resolve(db, v)
 
     def record_escalation(self, v: VerdictRecord) -> None:
         """Tier ``v.tier`` passed the pair to the next tier: keep its verdict (evidence for
@@ -686,19 +696,6 @@ class Store:
             "AND pi IS NULL",
             (v.pi, int(v.sampled), v.tier, v.pair_id),
         )
-
-    def pair_tiers(self, round_id: int) -> dict[str, int]:
-        """The tier each escalated, still unjudged pair of a round waits for (pairs not
-        listed wait for the first tier)."""
-        return {
-            pid: int(tier)
-            for pid, tier in self.db.execute(
-                "SELECT e.pair_id, MAX(e.tier) + 1 FROM escalations e JOIN pairs p "
-                "ON p.id = e.pair_id WHERE e.round_id = ? AND p.state = 'imported' "
-                "GROUP BY e.pair_id",
-                (round_id,),
-            )
-        }
 
     def tier_decisions(self, round_id: int | None = None) -> dict[tuple[int, str], int]:
         """(tier, outcome) -> pairs, outcome one of accept | review | escalate: what each
