@@ -112,6 +112,12 @@ class JudgeConfig:
         "(usage.prompt_tokens_details.cached_tokens).",
         lo=0,
     )
+    batch_price_share: float = _opt(
+        0.5,
+        "What the Batch API (`labeler round --batch`) charges, as a share of the prices above.",
+        lo=0,
+        hi=1,
+    )
     template: Path | None = _opt(None, "Judge prompt template file; empty = built-in.")
     guidelines: Path = _opt(Path("guidelines"), "Folder (or file) of Markdown guidelines.")
     name: str = _opt("", "Name of this judge (tier) in reports; empty = the model.")

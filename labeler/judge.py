@@ -89,6 +89,22 @@ class JudgeReply:
     cached_tokens: int = 0  # input tokens served from the endpoint's prompt cache
 
 
+def request_body(
+    cfg: JudgeConfig, adapted: dict[str, Any], messages: list[dict[str, str]]
+) -> dict[str, Any]:
+    """The chat-completions request for ``messages``, in the form this endpoint takes
+    (``adapted``: what earlier runs learned it refuses)."""
+    body: dict[str, Any] = {"model": cfg.model, "messages": messages}
+    body[adapted.get("token_param", "max_tokens")] = cfg.max_tokens
+    if not adapted.get("no_temperature"):
+        sampling = cfg.samples > 1  # replies must differ to vote
+        body["temperature"] = cfg.sample_temperature if sampling else cfg.temperature
+    if cfg.logprobs and not adapted.get("no_logprobs"):
+        body["logprobs"] = True
+        body["top_logprobs"] = cfg.top_logprobs
+    return body
+
+
 class OpenAIJudge:
     """Async judge over ``openai.AsyncOpenAI``; create inside a running event loop."""
 
@@ -109,15 +125,7 @@ class OpenAIJudge:
         self.adapted: dict[str, Any] = dict(adapted or {})
 
     def _request(self, messages: list[dict[str, str]]) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.cfg.model, "messages": messages}
-        body[self.adapted.get("token_param", "max_tokens")] = self.cfg.max_tokens
-        if not self.adapted.get("no_temperature"):
-            sampling = self.cfg.samples > 1  # replies must differ to vote
-            body["temperature"] = self.cfg.sample_temperature if sampling else self.cfg.temperature
-        if self.cfg.logprobs and not self.adapted.get("no_logprobs"):
-            body["logprobs"] = True
-            body["top_logprobs"] = self.cfg.top_logprobs
-        return body
+        return request_body(self.cfg, self.adapted, messages)
 
     def _adapt(self, message: str, sent: dict[str, Any]) -> bool:
         """A 400 that names a parameter this endpoint does not take (reasoning models
@@ -189,7 +197,8 @@ class OpenAIJudge:
     def _failed(self, start: float, error: str, permanent: bool = False) -> JudgeReply:
         return JudgeReply(None, None, 0, 0, time.perf_counter() - start, error, permanent)
 
-    def _reply(self, resp: Any, latency: float) -> JudgeReply:
+    @staticmethod
+    def _reply(resp: Any, latency: float) -> JudgeReply:
         usage = getattr(resp, "usage", None)
         tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
         tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
@@ -226,6 +235,136 @@ class OpenAIJudge:
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+# -- the Batch API ------------------------------------------------------------------------
+
+BATCH_ENDPOINT = "/v1/chat/completions"
+BATCH_METADATA_KEY = "labeler_batch"
+BATCH_RUNNING = ("validating", "in_progress", "finalizing", "cancelling")
+
+
+@dataclass(frozen=True)
+class BatchState:
+    """A batch as the endpoint reports it."""
+
+    status: str  # validating | in_progress | finalizing | completed | failed | expired | ...
+    output_file_id: str | None
+    error_file_id: str | None
+    message: str | None = None  # why a failed batch failed
+
+    @property
+    def running(self) -> bool:
+        return self.status in BATCH_RUNNING
+
+
+class OpenAIBatches:
+    """The OpenAI Batch API (files and batches endpoints), 50% off the online price."""
+
+    def __init__(self, cfg: JudgeConfig, api_key: str | None):
+        import openai
+
+        self._openai = openai
+        self.cfg = cfg
+        self.client = openai.OpenAI(
+            base_url=cfg.base_url,
+            api_key=api_key or "no-key-needed",
+            timeout=max(cfg.timeout_s, 300.0),  # files can be large
+            max_retries=cfg.max_retries,
+        )
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        o = self._openai
+        try:
+            return fn(*args, **kwargs)
+        except o.NotFoundError:
+            raise JudgeError(
+                f"judge at {self.cfg.base_url} does not offer the Batch API ({what}: 404); "
+                "run `labeler round` without --batch"
+            ) from None
+        except (o.AuthenticationError, o.PermissionDeniedError) as exc:
+            raise JudgeError(
+                f"judge at {self.cfg.base_url} refused the API key for the Batch API "
+                f"({exc.status_code}); check the variable named by judge.api_key_env"
+            ) from None
+        except o.OpenAIError as exc:
+            raise JudgeError(
+                f"judge at {self.cfg.base_url}: Batch API {what} failed ({_short(exc)}); "
+                "run the command again (nothing is paid twice)"
+            ) from None
+
+    def upload(self, path: Any) -> str:
+        """Upload a request file (purpose "batch"); its file id."""
+        data = path.read_bytes()
+        made = self._call(
+            "file upload", self.client.files.create, file=(path.name, data), purpose="batch"
+        )
+        return str(made.id)
+
+    def find(self, key: str) -> str | None:
+        """The id of a batch created earlier with ``key`` in its metadata (a run killed
+        after creating it, before storing its id), else None."""
+        page = self._call("batch list", self.client.batches.list, limit=100)
+        for batch in page.auto_paging_iter() if hasattr(page, "auto_paging_iter") else page:
+            if (getattr(batch, "metadata", None) or {}).get(BATCH_METADATA_KEY) == key:
+                return str(batch.id)
+        return None
+
+    def create(self, file_id: str, key: str) -> str:
+        made = self._call(
+            "batch create",
+            self.client.batches.create,
+            input_file_id=file_id,
+            endpoint=BATCH_ENDPOINT,
+            completion_window="24h",
+            metadata={BATCH_METADATA_KEY: key},
+        )
+        return str(made.id)
+
+    def state(self, batch_id: str) -> BatchState:
+        b = self._call("batch status", self.client.batches.retrieve, batch_id)
+        errors = getattr(getattr(b, "errors", None), "data", None) or []
+        message = "; ".join(str(getattr(e, "message", e)) for e in errors[:3]) or None
+        return BatchState(
+            str(b.status),
+            getattr(b, "output_file_id", None),
+            getattr(b, "error_file_id", None),
+            message,
+        )
+
+    def download(self, file_id: str, path: Any) -> None:
+        """Write a result file to ``path`` (through a temporary file: a killed download
+        leaves no half file under the name)."""
+        content = self._call("file download", self.client.files.content, file_id)
+        tmp = path.with_name(f".{path.name}.tmp")
+        content.write_to_file(tmp)
+        tmp.replace(path)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def batch_result(line: dict[str, Any]) -> tuple[str, JudgeReply]:
+    """One line of a batch's output or error file: its custom_id and the reply, as an
+    online request would have got it (a 400 / 422 is permanent, other failures are
+    transient: the request is asked again in a later batch)."""
+    from openai.types.chat import ChatCompletion
+
+    custom_id = str(line.get("custom_id", ""))
+    response = line.get("response") or {}
+    status = int(response.get("status_code") or 0)
+    body = response.get("body") or {}
+    if status == 200 and not line.get("error"):
+        try:
+            return custom_id, OpenAIJudge._reply(ChatCompletion.model_validate(body), 0.0)
+        except ValueError as exc:
+            return custom_id, JudgeReply(None, None, 0, 0, 0.0, f"unusable response: {exc}")
+    error = line.get("error") or body.get("error") or {}
+    message = " ".join(str(error.get("message", "") or error).split())[:160]
+    permanent = status in (400, 422)
+    return custom_id, JudgeReply(
+        None, None, 0, 0, 0.0, f"{status or 'error'} (batch): {message}", permanent
+    )
 
 
 def _short(exc: Exception, limit: int = 160) -> str:

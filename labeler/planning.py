@@ -15,8 +15,9 @@ from labeler.store import Store
 from labeler.thresholds import current as current_thresholds
 
 
-def plan_round(cfg: Config, *, limit: int | None = None) -> RoundSummary:
-    """What ``run_round`` would do, and its estimated judge cost; writes nothing."""
+def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) -> RoundSummary:
+    """What ``run_round`` would do, and its estimated judge cost (at Batch API prices with
+    ``batch``); writes nothing."""
     ctx = make_context(cfg)
     summary = RoundSummary(status="dry_run")
     tally = SourceTally()
@@ -53,6 +54,7 @@ def plan_round(cfg: Config, *, limit: int | None = None) -> RoundSummary:
         # a later tier judges only what the earlier ones pass on: the share observed so far
         # (all of it before any history: the worst case)
         share = reach[k]
+        cost *= judge.batch_price_share if batch else 1.0
         summary.prompt_tokens += round(tokens_in * share)
         summary.completion_tokens += round(tokens_out * share)
         summary.judge_cost += cost * share

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from labeler import costs, prompts
+from labeler.batches import BatchWriter, Recording, custom_id
 from labeler.config import Config, JudgeConfig
 from labeler.dataset import write_dataset
 from labeler.errors import ConfigError, JudgeError, ReviewError, SourceError, StateError
@@ -92,6 +93,8 @@ class RoundSummary:
     budget_message: str | None = None
     chars_per_token: float | None = None
     tiers: list[dict[str, Any]] = field(default_factory=list)  # per judge tier (cascade)
+    batch_waiting: int = 0  # Batch API batches still running (round --batch)
+    batches: list[dict[str, Any]] = field(default_factory=list)
     elapsed_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -147,7 +150,7 @@ def order_of(slot: str) -> str:
 
 def _thresholds(data: dict[str, Any]) -> Thresholds:
     data = dict(data)
-    for key in ("seed", "money", "tiers"):  # the round's settings stored beside them
+    for key in ("seed", "money", "tiers", "batch"):  # the round's settings beside them
         data.pop(key, None)
     if data.get("weights") is not None:
         data["weights"] = tuple(data["weights"])
@@ -398,10 +401,12 @@ class _Judging:
         round_id: int,
         on_progress: Callable[[Progress], None] | None,
         judge: Any,
+        queue: BatchWriter | None = None,
     ):
         self.store, self.ctx, self.round_id = store, ctx, round_id
         self.on_progress = on_progress
         self.judge = judge
+        self.queue = queue  # --batch: requests are written for the Batch API, not sent
         self.total = store.count_round_pairs(round_id, "imported", ctx.tier)
         self.escalated = 0
         self.done = 0
@@ -511,6 +516,9 @@ class _Judging:
                 self.stopped = True  # start nothing new; what is in flight finishes
                 continue
             self.reserved += worst
+            if self.queue is not None:  # held until the batch is billed: stays reserved
+                self.queue.add(custom_id(key, pair.id, order), messages)
+                continue
             try:
                 reply = await self.judge.judge(messages)
             finally:
@@ -683,17 +691,25 @@ def _allowance(store: Store, cfg: Config, round_id: int) -> float | None:
     return max(0.0, min(left)) if left else None
 
 
+def _adapted_key(j: JudgeConfig) -> str:
+    """Where what an endpoint refuses is remembered: per endpoint, model and settings."""
+    form = [j.base_url, j.model, j.max_tokens, j.temperature, j.logprobs, j.top_logprobs]
+    return "judge-adapted:" + hashlib.sha256(json.dumps(form).encode()).hexdigest()[:16]
+
+
 async def _judge_async(
-    store: Store, ctx: Context, round_id: int, on_progress: Callable[[Progress], None] | None
+    store: Store,
+    ctx: Context,
+    round_id: int,
+    on_progress: Callable[[Progress], None] | None,
+    queue: BatchWriter | None = None,
 ) -> _Judging:
     from labeler.judge import OpenAIJudge
 
-    j = ctx.judge  # what was learned holds for this endpoint, model and these settings
-    form = [j.base_url, j.model, j.max_tokens, j.temperature, j.logprobs, j.top_logprobs]
-    key = "judge-adapted:" + hashlib.sha256(json.dumps(form).encode()).hexdigest()[:16]
+    key = _adapted_key(ctx.judge)
     learned = json.loads(store.get_meta(key) or "{}")
     judge = OpenAIJudge(ctx.judge, ctx.judge.api_key(), learned)
-    engine = _Judging(store, ctx, round_id, on_progress, judge)
+    engine = _Judging(store, ctx, round_id, on_progress, judge, queue)
     try:
         await engine.run()
     except* Exception as group:
@@ -789,12 +805,17 @@ def _push_for_review(store: Store, cfg: Config, summary: RoundSummary) -> None:
 
 
 def _judge_tier(
-    store: Store, ctx: Context, round_id: int, on_progress: Callable[[Progress], None] | None
+    store: Store,
+    ctx: Context,
+    round_id: int,
+    on_progress: Callable[[Progress], None] | None,
+    queue: BatchWriter | None = None,
 ) -> _Judging:
-    """Judge the round's pairs waiting for ``ctx``'s tier; a failing endpoint stops the
-    round (JudgeError)."""
+    """Judge the round's pairs waiting for ``ctx``'s tier (with ``queue``: route those
+    whose replies are all in, write the missing requests for the Batch API); a failing
+    endpoint stops the round (JudgeError)."""
     started_calls = time.time()
-    engine = run_coroutine(lambda: _judge_async(store, ctx, round_id, on_progress))
+    engine = run_coroutine(lambda: _judge_async(store, ctx, round_id, on_progress, queue))
     if engine.fault is not None:
         # not the pairs' fault: their failed calls do not count towards
         # judge.max_failed_attempts, and they stay unjudged for the next run
@@ -809,14 +830,55 @@ def _judge_tier(
     return engine
 
 
+def _batch_tier(
+    store: Store, ctx: Context, round_id: int, on_progress: Callable[[Progress], None] | None
+) -> tuple[_Judging, int]:
+    """One tier of a --batch round: collect its finished batches; while none is running,
+    route what has all its replies and submit the missing requests as new batches.
+    Returns the engine and how many batches are still running."""
+    from labeler import batches
+    from labeler.judge import OpenAIBatches, request_body
+
+    judge = ctx.judge
+    rec = Recording(
+        judge.model, ctx.template.hash, ctx.guidelines.hash, ctx.prices, judge.batch_price_share
+    )
+    api = OpenAIBatches(judge, judge.api_key())
+    try:
+        running = batches.advance(store, api, rec, round_id, ctx.tier)
+        learned = json.loads(store.get_meta(_adapted_key(judge)) or "{}")
+        writer = BatchWriter(
+            ctx.cfg.project.state_dir / "batches",
+            round_id,
+            ctx.tier,
+            lambda messages: request_body(judge, learned, messages),
+        )
+        if running:  # routing waits too: the missing requests are in those batches
+            engine = _Judging(store, ctx, round_id, on_progress, None)
+            return engine, running
+        try:
+            engine = _judge_tier(store, ctx, round_id, on_progress, writer)
+        except BaseException:
+            writer.discard()
+            raise
+        if writer.files:
+            batches.submit(store, api, writer)
+            running = len(writer.files)
+        return engine, running
+    finally:
+        api.close()
+
+
 def run_round(
     cfg: Config,
     *,
     limit: int | None = None,
     strict: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    batch: bool = False,
 ) -> RoundSummary:
-    """Run (or resume) one round; see the module docstring."""
+    """Run (or resume) one round; see the module docstring. ``batch``: through the Batch
+    API (see ``labeler.batches``); a round started that way keeps to it when resumed."""
     started = time.perf_counter()
     ctx = make_context(cfg)
     if strict:
@@ -842,6 +904,7 @@ def run_round(
             check_reachable(judge.base_url)
         if open_round is not None:
             round_id, summary.resumed = int(open_round["id"]), True
+            batch = batch or bool(json.loads(open_round["thresholds"]).get("batch"))
         else:
             round_id = store.start_round(
                 limit,
@@ -849,7 +912,7 @@ def run_round(
                 ctx.template.hash,
                 ctx.guidelines.hash,
                 round_thresholds_json(in_force)
-                | {"seed": cfg.routing.seed, "money": money_snapshot(cfg)},
+                | {"seed": cfg.routing.seed, "money": money_snapshot(cfg), "batch": batch},
             )
         summary.round_id = round_id
         # `datasets` takes a second to import: do it while the judge calls wait on the network
@@ -859,13 +922,18 @@ def run_round(
         stopped = False
         for k in range(len(judges)):  # the cascade: each tier judges what the last passed on
             tier_ctx = make_context(cfg, in_force[k], k)
-            engine = _judge_tier(store, tier_ctx, round_id, on_progress)
+            if batch:
+                engine, summary.batch_waiting = _batch_tier(store, tier_ctx, round_id, on_progress)
+            else:
+                engine = _judge_tier(store, tier_ctx, round_id, on_progress)
             summary.requests_sent += engine.sent
             summary.cached_replies += engine.cached
             summary.first_error = summary.first_error or next(iter(engine.failed.values()), None)
             if engine.stopped:
                 stopped = True
                 break  # the budget is spent: later tiers wait for the next run
+            if summary.batch_waiting:
+                break  # later tiers wait for this tier's batches
         summary.timings["judge_s"] = time.perf_counter() - mark
         _fill_outcome(store, ctx, summary, round_id)
         warm.join()
@@ -876,6 +944,10 @@ def run_round(
             _push_for_review(store, cfg, summary)
         summary.timings["dataset_s"] = time.perf_counter() - mark
         summary.status = "incomplete" if summary.unjudged else "completed"
+        if batch:
+            summary.batches = [dict(b) for b in store.batches(round_id)]
+        if summary.batch_waiting and summary.unjudged:
+            summary.status = "batch_waiting"
         if stopped and summary.unjudged:
             summary.status = "budget_stopped"
             summary.budget_message = _budget_message(cfg, summary)
@@ -883,3 +955,19 @@ def run_round(
         if summary.status == "completed":
             store.finish_round(round_id, summary.to_dict(), "completed")
     return summary
+
+
+def collect_batches(
+    cfg: Config, on_progress: Callable[[Progress], None] | None = None
+) -> RoundSummary:
+    """``labeler batches``: continue the open --batch round (collect, route, submit what a
+    later tier needs); with none open, list every batch so far."""
+    if cfg.db_path.exists():
+        with Store(cfg.db_path) as store:
+            open_round = store.open_round()
+            rows = [dict(b) for b in store.batches()]
+        if open_round is not None and json.loads(open_round["thresholds"]).get("batch"):
+            return run_round(cfg, on_progress=on_progress, batch=True)
+    else:
+        rows = []
+    return RoundSummary(status="nothing_to_do", batches=rows)

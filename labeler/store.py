@@ -27,7 +27,7 @@ from typing import Any
 from labeler.errors import StateError, write_failed
 from labeler.pairs import BadRow, Pair, pair_key
 
-SCHEMA_VERSION = 5  # see MIGRATIONS
+SCHEMA_VERSION = 6  # see MIGRATIONS
 STATES = ("imported", "accepted", "needs_review", "in_review", "human_decided", "exported")
 
 _SCHEMA = """
@@ -163,6 +163,21 @@ CREATE TABLE IF NOT EXISTS escalations (
     PRIMARY KEY (pair_id, tier)
 );
 CREATE INDEX IF NOT EXISTS escalations_by_round ON escalations (round_id, tier);
+CREATE TABLE IF NOT EXISTS batches (
+    key TEXT PRIMARY KEY,
+    round_id INTEGER NOT NULL,
+    tier INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    file_id TEXT,
+    batch_id TEXT,
+    status TEXT NOT NULL,
+    remote_status TEXT,
+    results INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS bad_rows (
     source TEXT NOT NULL,
     row INTEGER NOT NULL,
@@ -197,6 +212,7 @@ class CallRecord:
     prompt_chars: int = 0
     cached_tokens: int = 0
     tier: int = 0
+    batch: str | None = None  # the Batch API batch (labeler's key) that answered it
 
 
 @dataclass(frozen=True)
@@ -319,6 +335,12 @@ class Store:
             have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
             if "tier" not in have:
                 self.db.execute(f"ALTER TABLE {table} ADD COLUMN tier INTEGER NOT NULL DEFAULT 0")
+
+    def _add_call_batch(self) -> None:
+        """Migration 6: the Batch API batch that answered a call (NULL: online)."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(calls)")}
+        if "batch" not in have:
+            self.db.execute("ALTER TABLE calls ADD COLUMN batch TEXT")
 
     def _in_chunks(self, sql: str, values: list[str]) -> Iterator[sqlite3.Row]:
         """Rows of ``sql`` (whose ``{marks}`` is an IN list) over ``values``, 500 at a time
@@ -542,33 +564,54 @@ class Store:
 
     def record_call(self, call: CallRecord) -> None:
         with self.transaction() as db:
+            _insert_call(db, call)
+
+    # -- Batch API -------------------------------------------------------------------------
+
+    def add_batch(self, key: str, round_id: int, tier: int, path: str, requests: int) -> None:
+        """A request file written for the Batch API (status ``written``: not uploaded)."""
+        now = time.time()
+        with self.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO calls (cache_key, pair_id, presented_order, model, "
-                "template_hash, guidelines_hash, round_id, status, reply, logprobs, "
-                "prompt_tokens, completion_tokens, cost, latency_ms, error, created_at, "
-                "prompt_chars, cached_tokens, tier) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    call.cache_key,
-                    call.pair_id,
-                    call.order,
-                    call.model,
-                    call.template_hash,
-                    call.guidelines_hash,
-                    call.round_id,
-                    call.status,
-                    call.reply,
-                    None if call.logprobs is None else json.dumps(call.logprobs),
-                    call.prompt_tokens,
-                    call.completion_tokens,
-                    call.cost,
-                    call.latency_ms,
-                    call.error,
-                    time.time(),
-                    call.prompt_chars,
-                    call.cached_tokens,
-                    call.tier,
-                ),
+                "INSERT INTO batches (key, round_id, tier, path, requests, status, created_at, "
+                "updated_at) VALUES (?,?,?,?,?,'written',?,?)",
+                (key, round_id, tier, path, requests, now, now),
             )
+
+    def update_batch(self, key: str, **fields: Any) -> None:
+        """Set some of a batch's columns (file_id, batch_id, status, remote_status)."""
+        allowed = {"file_id", "batch_id", "status", "remote_status"}
+        assert set(fields) <= allowed, fields
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        with self.transaction() as db:
+            db.execute(
+                f"UPDATE batches SET {sets}, updated_at = ? WHERE key = ?",
+                (*fields.values(), time.time(), key),
+            )
+
+    def batches(self, round_id: int | None = None) -> list[sqlite3.Row]:
+        where, args = ("WHERE round_id = ?", (round_id,)) if round_id is not None else ("", ())
+        return self.db.execute(
+            f"SELECT * FROM batches {where} ORDER BY created_at", args
+        ).fetchall()
+
+    def ingest_batch(
+        self, key: str, calls: Iterable[CallRecord], remote_status: str
+    ) -> tuple[int, int]:
+        """Record a finished batch's results and mark it ``ingested``, in one transaction:
+        a run killed while ingesting leaves nothing of it, and the next run ingests it
+        again from the start. Returns (results ok, failed)."""
+        ok = failed = 0
+        with self.transaction() as db:
+            for call in calls:
+                _insert_call(db, call)
+                ok, failed = (ok + 1, failed) if call.status == "ok" else (ok, failed + 1)
+            db.execute(
+                "UPDATE batches SET status = 'ingested', remote_status = ?, results = ?, "
+                "failed = ?, updated_at = ? WHERE key = ?",
+                (remote_status, ok, failed, time.time(), key),
+            )
+        return ok, failed
 
     def chars_per_token(self) -> float | None:
         """Prompt characters per billed input token over earlier calls (None: no data)."""
@@ -1028,4 +1071,38 @@ MIGRATIONS: tuple[tuple[int, Callable[[Store], None]], ...] = (
     (3, Store._add_prompt_messages),
     (4, Store._add_cached_tokens),
     (5, Store._add_tiers),
+    (6, Store._add_call_batch),
 )
+
+
+def _insert_call(db: sqlite3.Connection, call: CallRecord) -> None:
+    """Insert a call (an ok call's cache key is unique: a second copy is ignored)."""
+    db.execute(
+        "INSERT OR IGNORE INTO calls (cache_key, pair_id, presented_order, model, "
+        "template_hash, guidelines_hash, round_id, status, reply, logprobs, "
+        "prompt_tokens, completion_tokens, cost, latency_ms, error, created_at, "
+        "prompt_chars, cached_tokens, tier, batch) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            call.cache_key,
+            call.pair_id,
+            call.order,
+            call.model,
+            call.template_hash,
+            call.guidelines_hash,
+            call.round_id,
+            call.status,
+            call.reply,
+            None if call.logprobs is None else json.dumps(call.logprobs),
+            call.prompt_tokens,
+            call.completion_tokens,
+            call.cost,
+            call.latency_ms,
+            call.error,
+            time.time(),
+            call.prompt_chars,
+            call.cached_tokens,
+            call.tier,
+            call.batch,
+        ),
+    )

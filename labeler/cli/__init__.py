@@ -26,6 +26,7 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 # command name -> (module, function); imported only when the command runs
 COMMANDS = {
+    "batches": ("labeler.cli.round_cmd", "batches"),
     "calibrate": ("labeler.cli.calibrate_cmd", "calibrate"),
     "demo": ("labeler.cli.demo_cmd", "demo"),
     "export": ("labeler.cli.report_cmd", "export"),

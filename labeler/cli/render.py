@@ -429,6 +429,26 @@ def tiers_table(tiers: list[dict[str, Any]], currency: str) -> Table:
     return table
 
 
+def batches_table(rows: list[dict[str, Any]]) -> Table:
+    """A round's Batch API batches (fits 80 columns)."""
+    table = _narrow("Batch API batches")
+    for col in ("batch", "tier", "requests", "status", "results", "failed"):
+        table.add_column(col, justify="right")
+    for b in rows:
+        status = b["remote_status"] or b["status"]
+        if b["status"] == "ingested":
+            status = f"{status}, collected"
+        table.add_row(
+            str(b["key"]),
+            str(b["tier"]),
+            str(b["requests"]),
+            status,
+            str(b["results"]),
+            str(b["failed"]),
+        )
+    return table
+
+
 def flags_table(flags: list[dict[str, Any]]) -> Table:
     table = _narrow("Quality flags")
     for col in ("round", "kind", "pair", "reviewer", "detail"):

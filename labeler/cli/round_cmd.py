@@ -19,6 +19,12 @@ from labeler.cli import load, wait_option, waiting
 @click.option("--judge-url", help="Override judge.base_url.")
 @click.option("--model", help="Override judge.model.")
 @click.option("--concurrency", type=int, help="Override judge.concurrency.")
+@click.option(
+    "--batch",
+    is_flag=True,
+    help="Send the requests through the Batch API (half price, results within 24 h); "
+    "run `labeler round` or `labeler batches` again later to collect and route them.",
+)
 @wait_option
 @click.pass_context
 def round_(
@@ -30,6 +36,7 @@ def round_(
     judge_url: str | None,
     model: str | None,
     concurrency: int | None,
+    batch: bool,
     wait: bool,
 ) -> None:
     """Judge the next pairs, route them, and write the dataset.
@@ -42,6 +49,7 @@ def round_(
         labeler round --limit 500
         labeler round --dry-run
         labeler round --json > round.json
+        labeler round --batch
     """
     from labeler import planning, rounds
     from labeler.cli import render
@@ -50,10 +58,12 @@ def round_(
         ctx, **{"judge.base_url": judge_url, "judge.model": model, "judge.concurrency": concurrency}
     )
     if dry_run:
-        summary = planning.plan_round(cfg, limit=limit)
+        summary = planning.plan_round(cfg, limit=limit, batch=batch)
     else:
         with waiting(cfg, "round", wait), render.round_progress(cfg.costs.currency) as update:
-            summary = rounds.run_round(cfg, limit=limit, strict=strict, on_progress=update)
+            summary = rounds.run_round(
+                cfg, limit=limit, strict=strict, on_progress=update, batch=batch
+            )
     data = summary.to_dict()
     if as_json:
         render.print_json(data)
@@ -66,6 +76,7 @@ def round_(
     console.print(render.round_table(data))
     if summary.tiers:
         console.print(render.tiers_table(summary.tiers, summary.currency))
+    _print_batches(console, summary)
     for example in summary.bad_row_examples:
         console.print(f"[yellow]skipped[/] {example}", highlight=False)
     if summary.status == "incomplete":
@@ -74,6 +85,49 @@ def round_(
             f"pairs failed ({summary.first_error}). Run `labeler round` again.[/]"
         )
     _stop_if_over_budget(summary)
+
+
+def _print_batches(console: object, summary: object) -> None:
+    from labeler.cli import render
+
+    rows = getattr(summary, "batches", [])
+    if rows:
+        console.print(render.batches_table(rows))  # type: ignore[attr-defined]
+    if getattr(summary, "status", None) == "batch_waiting":
+        console.print(  # type: ignore[attr-defined]
+            f"[yellow]{getattr(summary, 'batch_waiting', 0)} batches are at the Batch API; "
+            "run `labeler round` (or `labeler batches`) later to collect and route them.[/]"
+        )
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@wait_option
+@click.pass_context
+def batches(ctx: click.Context, as_json: bool, wait: bool) -> None:
+    """Collect finished Batch API batches of the open round, route their results (as
+    `labeler round` would), and list the batches.
+
+    \b
+    Example:
+        labeler round --batch
+        labeler batches
+    """
+    from labeler import rounds
+    from labeler.cli import render
+
+    cfg = load(ctx)
+    with waiting(cfg, "round", wait), render.round_progress(cfg.costs.currency) as update:
+        summary = rounds.collect_batches(cfg, on_progress=update)
+    if as_json:
+        render.print_json(summary.to_dict())
+        return
+    console = render.Console()
+    if summary.status == "nothing_to_do":
+        console.print("No round is waiting for the Batch API.")
+    else:
+        console.print(render.round_table(summary.to_dict()))
+    _print_batches(console, summary)
 
 
 def _stop_if_over_budget(summary: object) -> None:

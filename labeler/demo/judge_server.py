@@ -26,6 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from labeler.demo.batch_api import Answer as BatchAnswer
+from labeler.demo.batch_api import BatchAPI
+
 _TAG = re.compile(r"<(prompt|response_a|response_b)>\n(.*?)\n</\1>", re.S)
 
 
@@ -164,6 +167,29 @@ class JudgeServer:
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
         self._number = 0
+        self.batch_api = BatchAPI(self.complete)
+
+    def complete(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """What this server answers a chat-completions request ``body``, without the
+        network faults (for Batch API lines): (HTTP status, response body)."""
+        reply = self.responder(read_shown(body))
+        with self._lock:
+            self._number += 1
+            number = self._number
+        if reply.status != 200:
+            error = {"message": reply.error_message or f"injected {reply.status}"}
+            return reply.status, {"error": error}
+        return 200, completion_body(body, reply, number)
+
+    async def _send_answer(self, writer: asyncio.StreamWriter, answer: BatchAnswer) -> bool:
+        if answer.hang:
+            await asyncio.sleep(3600)
+        if answer.partial:
+            half = answer.payload[: len(answer.payload) // 2]
+            await _send_raw(writer, answer.status, half, answer.ctype, length=len(answer.payload))
+            await asyncio.sleep(3600)
+        await _send_raw(writer, answer.status, answer.payload, answer.ctype)
+        return True
 
     @property
     def url(self) -> str:
@@ -201,9 +227,11 @@ class JudgeServer:
         async def shutdown() -> None:
             if self._server is not None:
                 self._server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            # let each connection's handler close its socket before the loop stops
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
@@ -235,7 +263,7 @@ class JudgeServer:
                     for k, _, v in (x.partition(":") for x in lines[1:] if x)
                 }
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
-                keep = await self._respond(method, path, body, writer)
+                keep = await self._respond(method, path, body, writer, headers)
                 if not keep or headers.get("connection", "").lower() == "close":
                     break
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):
@@ -246,8 +274,16 @@ class JudgeServer:
             writer.close()
 
     async def _respond(
-        self, method: str, path: str, raw: bytes, writer: asyncio.StreamWriter
+        self,
+        method: str,
+        path: str,
+        raw: bytes,
+        writer: asyncio.StreamWriter,
+        headers: dict[str, str] | None = None,
     ) -> bool:
+        answer = self.batch_api.handle(method, path, headers or {}, raw)
+        if answer is not None:
+            return await self._send_answer(writer, answer)
         if method == "GET" and path.rstrip("/").endswith("/models"):
             await _send(
                 writer,

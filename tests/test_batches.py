@@ -1,0 +1,158 @@
+"""`labeler round --batch` against a local server that implements OpenAI's files and
+batches endpoints (a fake of the paid service), including kill -9 at each step."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from labeler.demo.judge_server import JudgeServer
+from labeler.store import Store
+from tests.conftest import Project, good_bad_rows, oracle
+
+
+def chat_requests(server: JudgeServer) -> int:
+    """Online chat-completions requests (batch lines are not among them)."""
+    return len(server.requests)
+
+
+def ok_calls(project: Project) -> list[tuple[str, int]]:
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        return store.db.execute(
+            "SELECT cache_key, COUNT(*) FROM calls WHERE status = 'ok' GROUP BY cache_key"
+        ).fetchall()
+
+
+def test_a_batch_round_is_collected_and_routed_like_an_online_one(
+    project: Project, judge_server: Callable[..., JudgeServer], tmp_path: Path
+) -> None:
+    server = project.server  # type: ignore[attr-defined]
+    server.batch_api.hold_batches = True
+    project.pairs(good_bad_rows(30))
+    estimate = project.run_json("round", "--dry-run", "--batch")["judge_cost"]
+    assert estimate == pytest.approx(0.5 * project.run_json("round", "--dry-run")["judge_cost"])
+    first = project.run_json("round", "--batch")
+    assert first["status"] == "batch_waiting" and first["batch_waiting"] == 1
+    assert first["judged"] == 0 and chat_requests(server) == 0
+    assert server.batch_api.created == 1
+    [batch] = first["batches"]
+    assert batch["requests"] == 60 and batch["status"] == "submitted"
+    # still running: nothing routed, nothing submitted twice
+    again = project.run_json("batches")
+    assert again["status"] == "batch_waiting" and server.batch_api.created == 1
+    server.batch_api.release()
+    done = project.run_json("batches")
+    assert done["status"] == "completed" and done["accepted"] == 30
+    assert chat_requests(server) == 0  # every reply came from the batch
+    assert done["batches"][0]["results"] == 60
+    assert sorted(set(server.batch_api.billed.values())) == [1]
+    # at batch prices: half what the same requests cost online
+    online = Project(tmp_path / "online", server.url)
+    online.pairs(good_bad_rows(30))
+    live = online.run_json("round")
+    assert live["status"] == "completed" and chat_requests(server) == 60
+    assert done["judge_cost"] == pytest.approx(live["judge_cost"] * 0.5)
+    assert project.run_json("round")["status"] == "nothing_to_do"
+    table = project.run("batches")
+    assert "No round is waiting" in table.output and "collected" in table.output
+
+
+def test_a_batch_line_that_fails_is_asked_again_in_the_next_batch(
+    project: Project, judge_server: Callable[..., JudgeServer]
+) -> None:
+    from labeler.demo.judge_server import Scripted, Shown
+
+    failing = {"first": True}
+
+    def flaky(shown: Shown) -> Scripted:
+        if "question 3?" in shown.prompt and failing["first"]:
+            return Scripted(None, status=500)
+        return oracle(shown)
+
+    server = judge_server(flaky)
+    project.set(judge={"base_url": server.url})
+    project.pairs(good_bad_rows(6))
+    project.run_json("round", "--batch")
+    second = project.run_json("round")  # collects: one pair's two lines failed
+    assert second["status"] == "batch_waiting" and server.batch_api.created == 2
+    failing["first"] = False
+    third = project.run_json("round")
+    assert third["status"] == "completed" and third["judged"] == 6
+    assert {n for _, n in ok_calls(project)} == {1} and len(ok_calls(project)) == 12
+
+
+def test_an_endpoint_without_the_batch_api_is_one_line(project: Project, judge_server) -> None:
+    import http.server
+    import threading
+
+    class NoBatches(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"error": {"message": "not found"}}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NoBatches)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        project.set(judge={"base_url": f"http://127.0.0.1:{httpd.server_port}/v1"})
+        project.pairs(good_bad_rows(3))
+        result = project.run("round", "--batch")
+        assert result.exit_code == 1
+        assert "does not offer the Batch API" in result.output
+        assert len(result.output.strip().splitlines()) == 1
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", ["upload", "create", "content"])
+def test_kill_9_at_each_batch_step_then_resume_loses_nothing_and_pays_nothing_twice(
+    project: Project, step: str
+) -> None:
+    server = project.server  # type: ignore[attr-defined]
+    api = server.batch_api
+    project.pairs(good_bad_rows(20))
+    cmd = [sys.executable, "-m", "labeler", "--config", str(project.config), "round"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if step == "content":  # submitted cleanly; the kill comes while downloading results
+        first = subprocess.run([*cmd, "--batch", "--json"], env=env, capture_output=True)
+        assert first.returncode == 0, first.stderr
+        reached = lambda: any(b["status"] == "completed" for b in api.batches.values())  # noqa: E731
+        run = cmd
+    else:
+        reached = (lambda: len(api.files) >= 1) if step == "upload" else (lambda: api.created >= 1)
+        run = [*cmd, "--batch"]
+    api.hang.add(step)
+    proc = subprocess.Popen(run, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not reached() and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # the server has done the step and holds its answer
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    api.hang.clear()
+    for _ in range(3):  # resume: upload / create if needed, then collect and route
+        done = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        if json.loads(done.stdout)["status"] == "completed":
+            break
+    data = json.loads(done.stdout)
+    assert data["status"] == "completed" and data["judged"] == 20
+    assert api.created == 1  # the killed run's batch was found, not created again
+    assert len(api.billed) == 40 and set(api.billed.values()) == {1}  # 0 paid twice
+    calls = ok_calls(project)
+    assert len(calls) == 40 and {n for _, n in calls} == {1}  # 0 lost, 0 recorded twice
+    assert chat_requests(server) == 0
