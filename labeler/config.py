@@ -112,6 +112,21 @@ class JudgeConfig:
         "(usage.prompt_tokens_details.cached_tokens).",
         lo=0,
     )
+    panel: int = _opt(
+        1,
+        "Prompt variants (a panel of simulated annotators), each with its own in-context "
+        "examples of human-decided pairs; the confidence is their averaged verdict "
+        "probability. 1 = one prompt.",
+        lo=1,
+        hi=8,
+    )
+    panel_examples: int = _opt(3, "In-context examples per panel variant.", lo=1, hi=20)
+    refresh_every: int = _opt(
+        0,
+        "Make a new judge version (fresh examples) after this many new human verdicts; "
+        "0 = only on `labeler judge refresh`.",
+        lo=0,
+    )
     batch_price_share: float = _opt(
         0.5,
         "What the Batch API (`labeler round --batch`) charges, as a share of the prices above.",

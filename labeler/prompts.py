@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from labeler.errors import ConfigError
+from labeler.panel import Example
 
 PLACEHOLDERS = ("guidelines", "prompt", "response_a", "response_b")
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-zA-Z_]+)\s*\}\}")
@@ -125,8 +127,12 @@ def render_messages(
     response_a: str,
     response_b: str,
     order: str,
+    examples: Sequence[Example] = (),
 ) -> list[dict[str, str]]:
-    """Chat messages for one pair shown in ``order`` ("ab": as stored, "ba": swapped)."""
+    """Chat messages for one pair shown in ``order`` ("ab": as stored, "ba": swapped).
+    ``examples`` (a judge panel's in-context examples, decided by humans) come as earlier
+    turns answered with the human verdict, after the shared system message and before the
+    pair: what all requests of a variant share comes first (endpoint prompt caching)."""
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     first, second = (response_a, response_b) if order == "ab" else (response_b, response_a)
@@ -139,6 +145,19 @@ def render_messages(
     messages = []
     if template.system:
         messages.append({"role": "system", "content": _fill(template.system, values)})
+    for ex in examples:
+        shown = values | {
+            "prompt": ex.prompt,
+            "response_a": ex.response_a,
+            "response_b": ex.response_b,
+        }
+        messages.append({"role": "user", "content": _fill(template.user, shown)})
+        messages.append(
+            {
+                "role": "assistant",
+                "content": f"{ex.label} HIGH\nHuman reviewers chose response {ex.label}.",
+            }
+        )
     messages.append({"role": "user", "content": _fill(template.user, values)})
     return messages
 

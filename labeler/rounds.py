@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import re
 import threading
 import time
 from collections import Counter
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labeler import costs, prompts
+from labeler import costs, prompts, versions
 from labeler.batches import BatchWriter, Recording, custom_id
 from labeler.config import Config, JudgeConfig
 from labeler.dataset import write_dataset
@@ -31,6 +32,7 @@ from labeler.judge import check_reachable
 from labeler.ledger import money_snapshot, round_ledgers, tier_totals
 from labeler.lock import project_lock
 from labeler.pairs import BadRow, Pair, near_identical, read_source
+from labeler.panel import Version
 from labeler.routing import (
     ACCEPT,
     ESCALATE,
@@ -42,7 +44,8 @@ from labeler.routing import (
 from labeler.store import CallRecord, Store, VerdictRecord
 from labeler.thresholds import cold_start
 from labeler.thresholds import current as current_thresholds
-from labeler.verdicts import OrderReply, combine, read_reply, vote
+from labeler.verdicts import OrderReply, combine, pool, read_reply, vote
+from labeler.versions import Examples, prompt_hash
 
 BAD_ROW_EXAMPLES = 5
 FAULT_MIN = 12  # failures of one kind before a failing endpoint can stop a round
@@ -114,6 +117,8 @@ class Context:
     judge: JudgeConfig
     tier: int = 0  # position in the cascade (0: the first judge)
     last: bool = True  # the last tier: what it cannot accept goes to humans
+    examples: Examples = ((),)  # a panel's in-context examples, per prompt variant
+    judge_version: str = ""  # the panel's judge version ("" without a panel)
 
     @property
     def orders(self) -> tuple[str, ...]:
@@ -121,10 +126,15 @@ class Context:
 
     @property
     def slots(self) -> tuple[str, ...]:
-        """One request per slot: each order, sampled ``judge.samples`` times ("ab",
-        "ab#1", ...; the first sample keeps the order's own cache key)."""
-        n = self.judge.samples
-        return tuple(o if i == 0 else f"{o}#{i}" for o in self.orders for i in range(n))
+        """One request per slot: each order, for each panel variant ("ab@1", ...), sampled
+        ``judge.samples`` times ("ab#1", ...); the first of each keeps the plain name."""
+        n, variants = self.judge.samples, len(self.examples)
+        return tuple(
+            o + (f"@{v}" if v else "") + (f"#{i}" if i else "")
+            for o in self.orders
+            for v in range(variants)
+            for i in range(n)
+        )
 
     def cache_key(self, pair_id: str, order: str) -> str:
         blob = json.dumps(
@@ -140,17 +150,38 @@ class Context:
             pair.response_a,
             pair.response_b,
             order_of(slot),
+            self.examples[variant_of(slot)],
         )
+
+    def per_order(self, have: dict[str, OrderReply]) -> list[OrderReply]:
+        """One reply per order from its slots: samples voted (``vote``), panel variants
+        pooled (``pool``: their averaged verdict probabilities)."""
+        out = []
+        for o in self.orders:
+            variants = []
+            for v in range(len(self.examples)):
+                mine = [
+                    r for slot, r in have.items() if order_of(slot) == o and variant_of(slot) == v
+                ]
+                variants.append(vote(o, mine) if self.judge.samples > 1 else mine[0])
+            out.append(variants[0] if len(variants) == 1 else pool(o, variants))
+        return out
 
 
 def order_of(slot: str) -> str:
-    """The presentation order of a request slot ("ba#2" -> "ba")."""
-    return slot.split("#", 1)[0]
+    """The presentation order of a request slot ("ba@1#2" -> "ba")."""
+    return re.split(r"[#@]", slot, maxsplit=1)[0]
+
+
+def variant_of(slot: str) -> int:
+    """The panel variant of a request slot ("ba@1#2" -> 1; 0 without one)."""
+    return int(slot.split("@", 1)[1].split("#", 1)[0]) if "@" in slot else 0
 
 
 def _thresholds(data: dict[str, Any]) -> Thresholds:
     data = dict(data)
-    for key in ("seed", "money", "tiers", "batch"):  # the round's settings beside them
+    # the round's settings stored beside them
+    for key in ("seed", "money", "tiers", "batch", "judge_versions"):
         data.pop(key, None)
     if data.get("weights") is not None:
         data["weights"] = tuple(data["weights"])
@@ -178,12 +209,23 @@ def round_thresholds_json(tiers: list[Thresholds]) -> dict[str, Any]:
     return out
 
 
-def make_context(cfg: Config, thresholds: Thresholds | None = None, tier: int = 0) -> Context:
+def make_context(
+    cfg: Config,
+    thresholds: Thresholds | None = None,
+    tier: int = 0,
+    version: Version | None = None,
+    examples: Examples = ((),),
+) -> Context:
+    """What a tier's calls share; with a panel ``version`` (and its ``examples``), the
+    version is folded into the prompt hash (verdicts, cache keys, dataset rows)."""
     judges = cfg.judges
     judge = judges[tier]
+    template = prompts.load_template(judge.template)
+    if version is not None:
+        template = dataclasses.replace(template, hash=prompt_hash(template.hash, version))
     return Context(
         cfg,
-        prompts.load_template(judge.template),
+        template,
         prompts.load_guidelines(cfg.judge.guidelines),
         thresholds or cold_start(cfg),
         costs.Prices(
@@ -194,6 +236,8 @@ def make_context(cfg: Config, thresholds: Thresholds | None = None, tier: int = 
         judge,
         tier,
         tier == len(judges) - 1,
+        examples if version is not None else ((),),
+        version.hash if version is not None else "",
     )
 
 
@@ -604,14 +648,9 @@ class _Judging:
         self._progress()
 
     def _finish(self, pair: Pair, have: dict[str, OrderReply]) -> None:
-        if self.ctx.judge.samples > 1:  # the vote share of each order's samples
-            per_order = [
-                vote(o, [r for slot, r in have.items() if order_of(slot) == o])
-                for o in self.ctx.orders
-            ]
-        else:
-            per_order = [have[o] for o in self.ctx.orders]
-        judgement = combine(per_order)
+        judgement = combine(self.ctx.per_order(have))
+        if self.ctx.judge_version:
+            judgement.signals["judge_version"] = self.ctx.judge_version
         draw = audit_draw(self.ctx.cfg.routing.seed, pair.id, self.ctx.tier)
         decision = route(judgement, self.ctx.thresholds, draw, self.ctx.last)
         self._store_verdict(
@@ -869,6 +908,19 @@ def _batch_tier(
         api.close()
 
 
+def _panel_versions(store: Store, cfg: Config, open_round: Any) -> dict[int, Version]:
+    """The judge version of each panel tier: the one a resumed round started with, else
+    the latest (made, or refreshed when due, now)."""
+    stored = json.loads(open_round["thresholds"]).get("judge_versions", {}) if open_round else {}
+    out = {}
+    for k, judge in enumerate(cfg.judges):
+        if judge.panel <= 1:
+            continue
+        found = versions.named(store, k, stored[str(k)]) if str(k) in stored else None
+        out[k] = found or versions.for_new_round(store, judge, k)
+    return out
+
+
 def run_round(
     cfg: Config,
     *,
@@ -888,20 +940,22 @@ def run_round(
         open_round = store.open_round()
         import_source(store, cfg, summary, on_progress)
         summary.timings["import_s"] = time.perf_counter() - started
-        # a resumed round keeps the thresholds it started with, whatever a sync did since
+        if open_round is None and store.unassigned_count() == 0:
+            summary.status = "nothing_to_do"
+            summary.elapsed_s = time.perf_counter() - started
+            return summary
         judges = cfg.judges
+        for judge in judges:  # an outage stops here, before any round opens
+            check_reachable(judge.base_url)
+        # a panel's version first: a new version's thresholds start from its own evidence
+        panels = _panel_versions(store, cfg, open_round)
+        # a resumed round keeps the thresholds it started with, whatever a sync did since
         if open_round is not None:
             stored = tier_thresholds_from_json(open_round["thresholds"], len(judges))
         else:
             stored = [None] * len(judges)
         in_force = [t or current_thresholds(store, cfg, k) for k, t in enumerate(stored)]
         ctx = dataclasses.replace(ctx, thresholds=in_force[0])
-        if open_round is None and store.unassigned_count() == 0:
-            summary.status = "nothing_to_do"
-            summary.elapsed_s = time.perf_counter() - started
-            return summary
-        for judge in judges:  # an outage stops here, before any round opens
-            check_reachable(judge.base_url)
         if open_round is not None:
             round_id, summary.resumed = int(open_round["id"]), True
             batch = batch or bool(json.loads(open_round["thresholds"]).get("batch"))
@@ -912,7 +966,8 @@ def run_round(
                 ctx.template.hash,
                 ctx.guidelines.hash,
                 round_thresholds_json(in_force)
-                | {"seed": cfg.routing.seed, "money": money_snapshot(cfg), "batch": batch},
+                | {"seed": cfg.routing.seed, "money": money_snapshot(cfg), "batch": batch}
+                | {"judge_versions": {str(k): v.hash for k, v in panels.items()}},
             )
         summary.round_id = round_id
         # `datasets` takes a second to import: do it while the judge calls wait on the network
@@ -921,7 +976,9 @@ def run_round(
         mark = time.perf_counter()
         stopped = False
         for k in range(len(judges)):  # the cascade: each tier judges what the last passed on
-            tier_ctx = make_context(cfg, in_force[k], k)
+            version = panels.get(k)
+            examples = versions.examples(store, version) if version else ((),)
+            tier_ctx = make_context(cfg, in_force[k], k, version, examples)
             if batch:
                 engine, summary.batch_waiting = _batch_tier(store, tier_ctx, round_id, on_progress)
             else:

@@ -67,6 +67,7 @@ class Thresholds:
     provisional_audit_rate: float = 0.2
     guarantee: str = "high_probability"
     fitted_on: int = 0
+    judge_version: str = ""  # a panel's judge version these thresholds were chosen for
 
     def for_label(self, label: str) -> float:
         return self.a if label == "A" else self.b

@@ -178,6 +178,14 @@ CREATE TABLE IF NOT EXISTS batches (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS judge_versions (
+    tier INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    examples TEXT NOT NULL,
+    human_verdicts INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (tier, hash)
+);
 CREATE TABLE IF NOT EXISTS bad_rows (
     source TEXT NOT NULL,
     row INTEGER NOT NULL,
@@ -612,6 +620,51 @@ class Store:
                 (remote_status, ok, failed, time.time(), key),
             )
         return ok, failed
+
+    # -- judge versions (panels) --------------------------------------------------------------
+
+    def judge_version(self, tier: int, hash_: str | None = None) -> sqlite3.Row | None:
+        """A panel tier's judge version: the latest, or the one named ``hash_``."""
+        if hash_ is not None:
+            return self.db.execute(
+                "SELECT * FROM judge_versions WHERE tier = ? AND hash = ?", (tier, hash_)
+            ).fetchone()
+        return self.db.execute(
+            "SELECT * FROM judge_versions WHERE tier = ? ORDER BY created_at DESC, rowid DESC "
+            "LIMIT 1",
+            (tier,),
+        ).fetchone()
+
+    def add_judge_version(self, tier: int, hash_: str, examples: str, human_verdicts: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO judge_versions VALUES (?,?,?,?,?)",
+                (tier, hash_, examples, human_verdicts, time.time()),
+            )
+
+    def judge_versions(self) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM judge_versions ORDER BY created_at").fetchall()
+
+    def example_candidates(self) -> list[tuple[str, str, str | None]]:
+        """(pair id, human label, the judge's final label) of every pair humans decided
+        A or B, in import order."""
+        return [
+            (r[0], r[1], r[2])
+            for r in self.db.execute(
+                "SELECT h.pair_id, h.label, v.label FROM human_decisions h JOIN pairs p "
+                "ON p.id = h.pair_id LEFT JOIN verdicts v ON v.pair_id = h.pair_id "
+                "WHERE h.decided = 1 AND h.label IN ('A', 'B') ORDER BY p.seq"
+            )
+        ]
+
+    def human_decision_count(self) -> int:
+        return int(
+            self.db.execute("SELECT COUNT(*) FROM human_decisions WHERE decided = 1").fetchone()[0]
+        )
+
+    def pair_texts(self, ids: list[str]) -> dict[str, tuple[str, str, str]]:
+        sql = "SELECT id, prompt, response_a, response_b FROM pairs WHERE id IN ({marks})"
+        return {r[0]: (r[1], r[2], r[3]) for r in self._in_chunks(sql, ids)}
 
     def chars_per_token(self) -> float | None:
         """Prompt characters per billed input token over earlier calls (None: no data)."""

@@ -11,10 +11,12 @@ in ``calibration``; this module only reads the state and writes new versions.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from labeler import calibration as cal
+from labeler import versions
 from labeler.config import Config
 from labeler.routing import CERTIFIED, PROVISIONAL, Thresholds, audit_draw, status_of
 from labeler.store import Store
@@ -60,19 +62,45 @@ def cold_start(cfg: Config) -> Thresholds:
 
 
 def current(store: Store, cfg: Config, tier: int = 0) -> Thresholds:
-    """The thresholds tier ``tier`` routes with next (each tier has its own versions)."""
+    """The thresholds tier ``tier`` routes with next (each tier has its own versions; a
+    panel's judge version starts from cold start, never from an older version's)."""
+    judge_version = _judge_version(store, cfg, tier)
     row = store.latest_thresholds(tier)
     if row is None:
-        return cold_start(cfg)
+        return replace(cold_start(cfg), judge_version=judge_version)
     if row["params"]:
         params = json.loads(row["params"])
         if params.get("weights") is not None:
             params["weights"] = tuple(params["weights"])
-        return Thresholds(**params)
+        found = Thresholds(**params)
+        if found.judge_version != judge_version:
+            return replace(cold_start(cfg), version=found.version, judge_version=judge_version)
+        return found
     # a version written before certification existed: its thresholds were certified
     weights = tuple(json.loads(row["weights"])) if row["weights"] else None
     return Thresholds(
         row["a"], row["b"], row["version"], weights, row["audit_rate"], row["a"], row["b"]
+    )
+
+
+def _judge_version(store: Store, cfg: Config, tier: int) -> str:
+    """The panel tier's current judge version ("" for a tier without a panel)."""
+    if cfg.judges[tier].panel <= 1:
+        return ""
+    version = versions.latest(store, tier)
+    return "" if version is None else version.hash
+
+
+def _of_version(store: Store, cfg: Config, tier: int) -> Callable[[Any], bool]:
+    """Which verdict rows are evidence for the tier's current judge version: made by it,
+    and not one of the pairs it shows as examples (all rows without a panel)."""
+    if cfg.judges[tier].panel <= 1:
+        return lambda row: True
+    version = versions.latest(store, tier)
+    name = "" if version is None else version.hash
+    shown = frozenset() if version is None else version.example_ids
+    return lambda row: (
+        row["pair_id"] not in shown and json.loads(row["signals"]).get("judge_version") == name
     )
 
 
@@ -99,7 +127,10 @@ def judged(store: Store, cfg: Config, tier: int = 0) -> list[tuple[Any, cal.Judg
     out = []
     share = cfg.calibration.fit_share
     rounds: dict[int, dict[str, Any]] = {}  # each round's settings, parsed once
+    evidence = _of_version(store, cfg, tier)
     for row in store.routed_verdicts(tier):
+        if not evidence(row):
+            continue
         round_t = rounds.get(row["round_id"])
         if round_t is None:
             round_t = rounds[row["round_id"]] = json.loads(row["round_thresholds"])
@@ -132,16 +163,18 @@ def _same(a: Thresholds, b: Thresholds) -> bool:
             t.audit_rate,
             t.provisional_audit_rate,
             t.guarantee,
+            t.judge_version,
         )
 
     return key(a) == key(b)
 
 
-def recheck(store: Store, t: Thresholds, tier: int = 0) -> dict[str, int]:
+def recheck(store: Store, cfg: Config, t: Thresholds, tier: int = 0) -> dict[str, int]:
     """Re-check every pair tier ``tier`` accepted against ``t``: certified, provisional,
     or back to humans (reason ``recheck``). Keeps the invariant: every judge label in the
     dataset passes the thresholds in force of the tier that accepted it."""
-    rows = [r for r in store.judge_accepted() if int(r["tier"]) == tier]
+    mine = _of_version(store, cfg, tier)  # an older judge version's pairs keep their status
+    rows = [r for r in store.judge_accepted() if int(r["tier"]) == tier and mine(r)]
     scores = cal.scores_of([_signals(r) for r in rows], t.weights)
     status = {
         r["pair_id"]: status_of(float(s), r["label"], t) for r, s in zip(rows, scores, strict=True)
@@ -224,6 +257,7 @@ def _recalibrate_tier(store: Store, cfg: Config, tier: int, share: float) -> Rec
             cfg.routing.provisional_audit_rate,
             chosen.guarantee,
             chosen.fitted_on,
+            prev.judge_version,
         )
     changed = not _same(new, prev)
     new = replace(new, version=prev.version + 1) if changed else prev
@@ -250,7 +284,7 @@ def _recalibrate_tier(store: Store, cfg: Config, tier: int, share: float) -> Rec
         store.save_thresholds(
             new.a, new.b, new.weights, new.audit_rate, result.to_dict(), asdict(new), tier
         )
-    counts = recheck(store, new, tier)
+    counts = recheck(store, cfg, new, tier)
     result.rechecked, result.certified = counts["rechecked"], counts["certified"]
     result.provisional = counts["provisional"]
     result.message = _message(prev, new, changed, drift, recent, sample, c.min_labels, chosen)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 LABELS = ("A", "B", "TIE")
 _FIRST_LINE = re.compile(r"^(A|B|TIE)[ \t]+(HIGH|LOW)[ \t]*$")
@@ -150,18 +150,27 @@ def vote(order: str, samples: Sequence[OrderReply]) -> OrderReply:
     shares as the verdict probabilities — a confidence for judges without logprobs.
     Malformed samples vote for nothing (they lower the shares); all malformed is
     malformed."""
-    voting = [s for s in samples if not s.malformed and s.verdict is not None]
-    if not voting:
-        return OrderReply(order, None, None, None, malformed=samples[0].malformed or "no votes")
-    counts = {label: sum(s.verdict == label for s in voting) for label in LABELS}
-    top = max(counts.values())
-    winners = [label for label, n in counts.items() if n == top]
+    return pool(order, [replace(s, probs=None) for s in samples], "samples")
+
+
+def pool(order: str, replies: Sequence[OrderReply], what: str = "panel") -> OrderReply:
+    """Several replies to one order (a panel's prompt variants, or samples) as one: the
+    mean of their verdict distributions — each reply's probabilities, or all its weight on
+    its verdict without them — with a malformed reply weighing nothing (it lowers every
+    share); the verdict is the distribution's top (a tie: none, as a malformed reply), HIGH
+    when most valid replies said HIGH. All malformed is malformed."""
+    valid = [r for r in replies if not r.malformed and r.verdict is not None]
+    if not valid:
+        return OrderReply(order, None, None, None, malformed=replies[0].malformed or "no votes")
+    dists = [r.probs if r.probs is not None else {r.verdict: 1.0} for r in valid]
+    mean = {label: sum(d.get(label, 0.0) for d in dists) / len(replies) for label in LABELS}
+    top = max(mean.values())
+    winners = [label for label, p in mean.items() if abs(p - top) < 1e-12]
     if len(winners) > 1:
-        return OrderReply(order, None, None, None, malformed=f"samples split {counts}")
-    high = sum(s.self_confidence == "HIGH" for s in voting) * 2 > len(voting)
-    # shares of all samples: a garbled sample is a vote for nothing, not an abstention
-    shares = {label: n / len(samples) for label, n in counts.items()}
-    return OrderReply(order, winners[0], "HIGH" if high else "LOW", shares)
+        counts = {label: sum(r.verdict == label for r in valid) for label in LABELS}
+        return OrderReply(order, None, None, None, malformed=f"{what} split {counts}")
+    high = sum(r.self_confidence == "HIGH" for r in valid) * 2 > len(valid)
+    return OrderReply(order, winners[0], "HIGH" if high else "LOW", mean)
 
 
 def _stored_probs(reply: OrderReply) -> dict[str, float] | None:

@@ -186,3 +186,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+def decide_as_humans(project: Project) -> int:
+    """Reviewers answer the truth for every pair waiting for them, stored the way
+    `labeler sync` stores what it reads from Argilla (a shortcut for tests about the judge
+    side; the Argilla path itself is tested in test_review)."""
+    from labeler.config import load_config
+    from labeler.consensus import Consensus
+    from labeler.store import Store
+
+    cfg = load_config(project.config, environ={})
+    with Store(cfg.db_path) as store:
+        rows = store.db.execute(
+            "SELECT id, response_a FROM pairs WHERE state = 'needs_review'"
+        ).fetchall()
+        store.db.execute("UPDATE pairs SET state = 'in_review' WHERE state = 'needs_review'")
+        truth = {r["id"]: "A" if "good" in r["response_a"] else "B" for r in rows}
+        return store.save_decisions(
+            {pid: Consensus(label, {label: 1}, 1, True, False) for pid, label in truth.items()}
+        )

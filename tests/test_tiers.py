@@ -11,11 +11,10 @@ from collections.abc import Callable
 import pytest
 
 from labeler.config import load_config
-from labeler.consensus import Consensus
 from labeler.demo.judge_server import JudgeServer, Scripted, Shown, by_model
 from labeler.errors import ConfigError
 from labeler.store import Store
-from tests.conftest import Project, good_bad_rows, oracle
+from tests.conftest import Project, decide_as_humans, good_bad_rows, oracle
 
 TIERS = """
 [[judge.tiers]]
@@ -61,21 +60,6 @@ def cascade(project: Project, judge_server: Callable[..., JudgeServer]) -> Proje
 
 def models(server: JudgeServer) -> Counter[str]:
     return Counter(str(r["model"]) for r in server.requests)
-
-
-def decide_as_humans(project: Project) -> int:
-    """Reviewers answer the truth for every pair waiting for them (what `labeler sync`
-    stores from Argilla)."""
-    cfg = load_config(project.config, environ={})
-    with Store(cfg.db_path) as store:
-        rows = store.db.execute(
-            "SELECT id, response_a FROM pairs WHERE state = 'needs_review'"
-        ).fetchall()
-        store.db.execute("UPDATE pairs SET state = 'in_review' WHERE state = 'needs_review'")
-        truth = {r["id"]: "A" if "good" in r["response_a"] else "B" for r in rows}
-        return store.save_decisions(
-            {pid: Consensus(label, {label: 1}, 1, True, False) for pid, label in truth.items()}
-        )
 
 
 def test_the_strong_tier_judges_only_what_the_cheap_one_passes_on(cascade: Project) -> None:

@@ -31,6 +31,7 @@ COMMANDS = {
     "demo": ("labeler.cli.demo_cmd", "demo"),
     "export": ("labeler.cli.report_cmd", "export"),
     "init": ("labeler.cli.init_cmd", "init"),
+    "judge": ("labeler.cli.judge_cmd", "judge"),
     "report": ("labeler.cli.report_cmd", "report"),
     "reviewers": ("labeler.cli.review_cmd", "reviewers"),
     "round": ("labeler.cli.round_cmd", "round_"),

@@ -429,6 +429,23 @@ def tiers_table(tiers: list[dict[str, Any]], currency: str) -> Table:
     return table
 
 
+def versions_table(rows: list[dict[str, Any]]) -> Table:
+    """New judge versions of the panel tiers (fits 80 columns)."""
+    table = _narrow("Judge versions")
+    for col in ("tier", "version", "previous", "variants", "examples", "corrected"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            r["tier"],
+            r["version"] + ("" if r["changed"] else " (same)"),
+            r["previous"] or "-",
+            str(r["variants"]),
+            str(r["examples"]),
+            str(r["corrected"]),
+        )
+    return table
+
+
 def batches_table(rows: list[dict[str, Any]]) -> Table:
     """A round's Batch API batches (fits 80 columns)."""
     table = _narrow("Batch API batches")

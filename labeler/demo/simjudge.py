@@ -11,7 +11,10 @@ For a pair with known truth and difficulty ``d`` in [0, 1], shown in some order:
 * it says HIGH when q >= ``high_at``, else LOW;
 * on a true tie it says TIE with probability ``tie_recall``, else picks A or B with a
   reported q near 0.6;
-* logprobs put q on the verdict token, and split 1 - q between the other two.
+* logprobs put q on the verdict token, and split 1 - q between the other two;
+* few-shot examples in the request (a judge panel's) that are *relevant* — pairs of the
+  same kind as the judged one — add ``few_shot_gain`` per relevant example (up to
+  ``few_shot_cap``) to p; irrelevant ones add nothing.
 
 Draws are a hash of (seed, pair, order): the same request always gets the same answer.
 """
@@ -22,7 +25,7 @@ import hashlib
 from dataclasses import dataclass
 
 from labeler.demo.data import DemoPair
-from labeler.demo.judge_server import Scripted, Shown
+from labeler.demo.judge_server import Scripted, Shown, read_shown
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class NoiseModel:
     high_at: float = 0.75
     tie_recall: float = 0.5
     seed: int = 0
+    few_shot_gain: float = 0.0
+    few_shot_cap: int = 2
 
 
 def _uniform(*parts: object) -> float:
@@ -71,11 +76,22 @@ class SimulatedJudge:
             return self._reply("A" if u < (1 + n.tie_recall) / 2 else "B", 0.6)
         better_shown = pair.truth if stored_order else ("B" if pair.truth == "A" else "A")
         p = n.accuracy_easy - (n.accuracy_easy - n.accuracy_hard) * pair.difficulty
+        p += n.few_shot_gain * min(n.few_shot_cap, self._relevant(shown, pair))
         p += n.position_bias if better_shown == "A" else -n.position_bias
         p = min(1.0, max(0.5, p))
         verdict = better_shown if u < p else ("B" if better_shown == "A" else "A")
         q = 1 - (1 - p) / n.calibration
         return self._reply(verdict, q)
+
+    def _relevant(self, shown: Shown, pair: DemoPair) -> int:
+        """How many of the request's few-shot examples are pairs of the judged pair's kind."""
+        found = 0
+        for message in shown.body.get("messages", [])[:-1]:
+            ex = read_shown({"messages": [message]})
+            known = self._lookup(ex)
+            if known is not None and known[0] is not pair and known[0].kind == pair.kind:
+                found += 1
+        return found
 
     def _reply(self, verdict: str, q: float, other: str | None = None) -> Scripted:
         q = min(0.999, max(0.34, q))

@@ -1,0 +1,90 @@
+"""Judge versions of a panel tier (``judge.panel`` > 1): the frozen in-context example
+sets, made from human verdicts and refreshed on ``labeler judge refresh`` or every
+``judge.refresh_every`` new human verdicts (orchestration; the choice is in ``panel``).
+
+A version's hash is folded into the tier's prompt hash, so it is in every verdict and
+dataset row the tier makes (``template_hash``) and in its cache keys; its thresholds start
+from its own evidence (``thresholds.current``), without the pairs it shows as examples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from labeler import panel
+from labeler.config import Config, JudgeConfig
+from labeler.lock import project_lock
+from labeler.store import Store
+
+Examples = tuple[tuple[panel.Example, ...], ...]
+
+
+def prompt_hash(template_hash: str, version: panel.Version) -> str:
+    """The tier's prompt hash with the version's examples in it."""
+    return hashlib.sha256(f"{template_hash}:{version.hash}".encode()).hexdigest()[:16]
+
+
+def latest(store: Store, tier: int) -> panel.Version | None:
+    row = store.judge_version(tier)
+    return None if row is None else panel.Version.from_json(row["examples"])
+
+
+def named(store: Store, tier: int, hash_: str) -> panel.Version | None:
+    row = store.judge_version(tier, hash_)
+    return None if row is None else panel.Version.from_json(row["examples"])
+
+
+def make(store: Store, judge: JudgeConfig, tier: int) -> panel.Version:
+    """A new version from every human verdict so far (stored; the same examples give the
+    same version)."""
+    candidates = [panel.Candidate(p, h, j) for p, h, j in store.example_candidates()]
+    made = len(store.judge_versions())
+    version = panel.choose(candidates, judge.panel, judge.panel_examples, seed=tier * 1000 + made)
+    store.add_judge_version(tier, version.hash, version.to_json(), store.human_decision_count())
+    return version
+
+
+def for_new_round(store: Store, judge: JudgeConfig, tier: int) -> panel.Version:
+    """The version a new round's tier uses: the latest, or a new one when there is none
+    yet or ``judge.refresh_every`` human verdicts came in since it was made."""
+    row = store.judge_version(tier)
+    if row is None:
+        return make(store, judge, tier)
+    due = judge.refresh_every > 0 and (
+        store.human_decision_count() - int(row["human_verdicts"]) >= judge.refresh_every
+    )
+    return make(store, judge, tier) if due else panel.Version.from_json(row["examples"])
+
+
+def examples(store: Store, version: panel.Version) -> Examples:
+    texts = store.pair_texts(sorted(version.example_ids))
+    return tuple(
+        tuple(panel.Example(*texts[pid], label) for pid, label in variant if pid in texts)
+        for variant in version.variants
+    )
+
+
+def refresh(cfg: Config) -> list[dict[str, Any]]:
+    """``labeler judge refresh``: a new version for every panel tier, from the human
+    verdicts so far."""
+    out = []
+    with project_lock(cfg.project.state_dir, "judge refresh"), Store(cfg.db_path) as store:
+        for tier, judge in enumerate(cfg.judges):
+            if judge.panel <= 1:
+                continue
+            before = latest(store, tier)
+            version = make(store, judge, tier)
+            corrected = {p for p, h, j in store.example_candidates() if h != j}
+            out.append(
+                {
+                    "tier": judge.label,
+                    "version": version.hash,
+                    "previous": None if before is None else before.hash,
+                    "variants": len(version.variants),
+                    "examples": len(version.example_ids),
+                    "corrected": len(version.example_ids & corrected),
+                    "changed": before is None or before.hash != version.hash,
+                }
+            )
+    return out
