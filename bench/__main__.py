@@ -2,7 +2,7 @@
 
 scripts/dev bench                       everything
 scripts/dev bench startup throughput    some of: startup throughput memory review import
-                                        calibration tiers
+                                        calibration tiers panel
 """
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ from typing import Any
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from bench import calibration_bench, import_bench, review_bench, round_bench, tiers_bench
+from bench import (
+    calibration_bench,
+    import_bench,
+    panel_bench,
+    review_bench,
+    round_bench,
+    tiers_bench,
+)
 
 ROUND_PARTS = ("startup", "throughput", "memory")
 
@@ -25,12 +32,14 @@ ROUND_PARTS = ("startup", "throughput", "memory")
 def main() -> None:
     which = sys.argv[1:]
     unknown = [
-        w for w in which if w not in (*ROUND_PARTS, "review", "calibration", "import", "tiers")
+        w
+        for w in which
+        if w not in (*ROUND_PARTS, "review", "calibration", "import", "tiers", "panel")
     ]
     if unknown:
         sys.exit(
             f"unknown benchmark {unknown[0]!r}; choose from "
-            f"{', '.join(ROUND_PARTS)}, review, calibration, import, tiers"
+            f"{', '.join(ROUND_PARTS)}, review, calibration, import, tiers, panel"
         )
     results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -48,6 +57,8 @@ def main() -> None:
         results["calibration"] = calibration_bench.main()
     if not which or "tiers" in which:
         results["tiers"] = tiers_bench.main()
+    if not which or "panel" in which:
+        results["panel"] = panel_bench.main()
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")

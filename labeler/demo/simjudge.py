@@ -14,7 +14,9 @@ For a pair with known truth and difficulty ``d`` in [0, 1], shown in some order:
 * logprobs put q on the verdict token, and split 1 - q between the other two;
 * few-shot examples in the request (a judge panel's) that are *relevant* — pairs of the
   same kind as the judged one — add ``few_shot_gain`` per relevant example (up to
-  ``few_shot_cap``) to p; irrelevant ones add nothing.
+  ``few_shot_cap``) to p; irrelevant ones add nothing;
+* the reported q wobbles by up to +- ``report_noise`` (uniform), per pair, order and prompt
+  variant; each variant (its examples) also draws its verdict independently.
 
 Draws are a hash of (seed, pair, order): the same request always gets the same answer.
 """
@@ -39,6 +41,7 @@ class NoiseModel:
     seed: int = 0
     few_shot_gain: float = 0.0
     few_shot_cap: int = 2
+    report_noise: float = 0.0
 
 
 def _uniform(*parts: object) -> float:
@@ -69,7 +72,9 @@ class SimulatedJudge:
             return Scripted("TIE LOW\nI do not know this pair.", {"A": 0.3, "B": 0.3, "TIE": 0.4})
         pair, stored_order = found
         n = self.noise
-        u = _uniform(n.seed, shown.prompt, shown.a, shown.b)
+        # a prompt variant (its few-shot examples) draws independently of the others
+        variant = [str(m.get("content", "")) for m in shown.body.get("messages", [])[1:-1]]
+        u = _uniform(n.seed, shown.prompt, shown.a, shown.b, *variant)
         if pair.truth == "TIE":
             if u < n.tie_recall:
                 return self._reply("TIE", 0.55, other="A")
@@ -81,6 +86,8 @@ class SimulatedJudge:
         p = min(1.0, max(0.5, p))
         verdict = better_shown if u < p else ("B" if better_shown == "A" else "A")
         q = 1 - (1 - p) / n.calibration
+        if n.report_noise:  # what it reports wobbles around q, prompt by prompt
+            q += n.report_noise * (2 * _uniform(n.seed, "report", shown.a, shown.b, *variant) - 1)
         return self._reply(verdict, q)
 
     def _relevant(self, shown: Shown, pair: DemoPair) -> int:
