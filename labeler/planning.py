@@ -7,10 +7,10 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import asdict
 
-from labeler import costs
+from labeler import costs, versions
 from labeler.config import Config
 from labeler.pairs import Pair, read_source
-from labeler.rounds import RoundSummary, SourceTally, make_context
+from labeler.rounds import Context, RoundSummary, SourceTally, make_context
 from labeler.store import Store
 from labeler.thresholds import current as current_thresholds
 
@@ -23,12 +23,14 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
     tally = SourceTally()
     store = Store(cfg.db_path) if cfg.db_path.exists() else None
     decisions: dict[tuple[int, str], int] = {}
+    tiers = [make_context(cfg, tier=k) for k in range(len(cfg.judges))]
     try:
         open_round = store.open_round() if store else None
         if store:
             ctx = dataclasses.replace(ctx, thresholds=current_thresholds(store, cfg))
             summary.chars_per_token = store.chars_per_token()
             decisions = store.tier_decisions() if len(cfg.judges) > 1 else {}
+            tiers = [_tier_context(store, cfg, k) for k in range(len(cfg.judges))]
         if store and open_round is not None:
             summary.round_id, summary.resumed = int(open_round["id"]), True
             todo = list(store.iter_round_pairs(int(open_round["id"])))
@@ -43,11 +45,12 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
     reach = _reach_shares(decisions, len(cfg.judges))
     summary.judge_cost = 0.0
     for k, judge in enumerate(cfg.judges):
-        tctx = ctx if k == 0 else make_context(cfg, ctx.thresholds, k)
-        per_order = [
-            sum(len(m["content"]) for m in tctx.messages(p, o)) for p in todo for o in tctx.orders
+        tctx = tiers[k]  # every request: each order x panel variant x sample
+        chars = [
+            sum(len(m["content"]) for m in tctx.messages(p, slot))
+            for p in todo
+            for slot in tctx.slots
         ]
-        chars = [c for c in per_order for _ in range(judge.samples)]  # each order, N samples
         tokens_in, tokens_out, cost = costs.estimate_round_cost(
             chars, judge.max_tokens, tctx.prices, summary.chars_per_token or costs.CHARS_PER_TOKEN
         )
@@ -58,7 +61,7 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
         summary.prompt_tokens += round(tokens_in * share)
         summary.completion_tokens += round(tokens_out * share)
         summary.judge_cost += cost * share
-        summary.requests_sent += round(len(chars) * share)  # orders x samples
+        summary.requests_sent += round(len(chars) * share)
         if len(cfg.judges) > 1:
             summary.tiers.append(
                 {
@@ -74,6 +77,14 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
     summary.currency = cfg.costs.currency
     summary.thresholds = asdict(ctx.thresholds)
     return summary
+
+
+def _tier_context(store: Store, cfg: Config, tier: int) -> Context:
+    """A tier's calls as the next round makes them: a panel with its latest version's
+    examples (none before the first version: one prompt)."""
+    version = versions.latest(store, tier) if cfg.judges[tier].panel > 1 else None
+    examples = versions.examples(store, version) if version is not None else ((),)
+    return make_context(cfg, None, tier, version, examples)
 
 
 def _reach_shares(decisions: dict[tuple[int, str], int], tiers: int) -> list[float]:

@@ -82,6 +82,8 @@ def test_a_refreshed_panel_learns_from_human_corrections(
     server.requests.clear()
     project.pairs(good_bad_rows(10, start=100), name="more.jsonl")
     project.set(source={"path": "more.jsonl"})
+    plan = project.run_json("round", "--dry-run")
+    assert plan["requests_sent"] == 60 and not server.requests  # the panel, estimated
     second = project.run_json("round")
     assert len(server.requests) == 60  # 10 pairs x 2 orders x 3 variants
     for body in server.requests:
