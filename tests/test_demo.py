@@ -172,3 +172,25 @@ def test_repository_config_is_a_working_example() -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["pairs_in_round"] == 200 and data["judge_cost"] > 0
+
+
+def test_the_simulated_judge_serves_models_of_different_strength() -> None:
+    """`python -m labeler.demo.simjudge --model ...`: one server, several judges."""
+    from labeler.demo.simjudge import responder_for
+
+    pairs = [p for p in demo_pairs(400, seed=9) if p.truth != "TIE"]
+    respond = responder_for(pairs, ["weak:0.6:0.55", "strong:0.99:0.95:nologprobs"])
+    right = {"weak": 0, "strong": 0}
+    for p in pairs:
+        for model in right:
+            text = (
+                f"<prompt>\n{p.prompt}\n</prompt>\n<response_a>\n{p.response_a}\n"
+                f"</response_a>\n<response_b>\n{p.response_b}\n</response_b>"
+            )
+            reply = respond(read_shown({"model": model, "messages": [{"content": text}]}))
+            assert reply.content is not None
+            assert (reply.alternatives is None) == (model == "strong")
+            right[model] += reply.content.split()[0] == p.truth
+    assert right["strong"] / len(pairs) > 0.9 > 0.7 > right["weak"] / len(pairs)
+    unknown = respond(read_shown({"model": "other", "messages": []}))
+    assert unknown.status == 404

@@ -23,11 +23,13 @@ Draws are a hash of (seed, pair, order): the same request always gets the same a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from labeler.demo.data import DemoPair
-from labeler.demo.judge_server import Scripted, Shown, read_shown
+from labeler.demo.judge_server import Scripted, Shown, by_model, read_shown
 
 
 @dataclass(frozen=True)
@@ -115,9 +117,33 @@ class SimulatedJudge:
         return Scripted(f"{verdict} {confidence}\n{reason}", alternatives)
 
 
+def responder_for(pairs: list[DemoPair], specs: list[str]) -> Callable[[Shown], Scripted]:
+    """Several simulated judges on one server, by model name: each spec is
+    ``NAME[:ACCURACY_EASY[:ACCURACY_HARD]][:nologprobs]`` (a model without logprobs
+    answers only its verdict line, as many endpoints and reasoning models do)."""
+    judges: dict[str, Callable[[Shown], Scripted]] = {}
+    for spec in specs:
+        name, *rest = spec.split(":")
+        plain = "nologprobs" in rest
+        numbers = [float(x) for x in rest if x != "nologprobs"]
+        easy, hard = (numbers + [0.995, NoiseModel.accuracy_hard][len(numbers) :])[:2]
+        noise = NoiseModel(accuracy_easy=easy, accuracy_hard=hard)
+        judge = SimulatedJudge(pairs, noise)
+        judges[name] = _without_logprobs(judge) if plain else judge
+    return by_model(judges)
+
+
+def _without_logprobs(judge: SimulatedJudge) -> Callable[[Shown], Scripted]:
+    def respond(shown: Shown) -> Scripted:
+        return dataclasses.replace(judge(shown), alternatives=None)
+
+    return respond
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve the simulated demo judge for a demo project's pairs (after `labeler demo`):
-    python -m labeler.demo.simjudge --truth truth.jsonl --port N"""
+    python -m labeler.demo.simjudge --truth truth.jsonl --port N
+    [--model cheap:0.9:0.55 --model strong:0.99:0.7:nologprobs]"""
     import argparse
     from pathlib import Path
 
@@ -128,8 +154,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--truth", type=Path, required=True, help="the demo's truth.jsonl")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8011)
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="serve this model (repeatable): NAME[:ACCURACY_EASY[:ACCURACY_HARD]][:nologprobs]",
+    )
     args = parser.parse_args(argv)
-    judge = SimulatedJudge(read_truth(args.truth), NoiseModel(accuracy_easy=0.995))
+    pairs = read_truth(args.truth)
+    judge = (
+        responder_for(pairs, args.model)
+        if args.model
+        else SimulatedJudge(pairs, NoiseModel(accuracy_easy=0.995))
+    )
     serve_forever(JudgeServer(judge, args.host, args.port))
 
 
