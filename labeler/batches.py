@@ -26,6 +26,7 @@ and go into the next batch; failed lines count towards ``judge.max_failed_attemp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from labeler.costs import Prices
-from labeler.errors import JudgeError
+from labeler.errors import JudgeError, StateError, write_failed
 from labeler.judge import BATCH_ENDPOINT, OpenAIBatches, batch_result
 from labeler.store import CallRecord, Store
 
@@ -67,6 +68,12 @@ class BatchWriter:
         return sum(f.requests for f in self.files)
 
     def add(self, custom_id: str, messages: list[dict[str, str]]) -> None:
+        try:
+            self._add(custom_id, messages)
+        except OSError as exc:  # a full disk: one line, and the next run writes it again
+            raise StateError(write_failed(self.folder, exc)) from None
+
+    def _add(self, custom_id: str, messages: list[dict[str, str]]) -> None:
         line = json.dumps(
             {
                 "custom_id": custom_id,
@@ -104,7 +111,10 @@ class BatchWriter:
 
     def finish(self) -> list[tuple[str, Path, int]]:
         """Close the files under their final names: (key, path, requests) each."""
-        self._close_current()
+        try:
+            self._close_current()
+        except OSError as exc:
+            raise StateError(write_failed(self.folder, exc)) from None
         out = []
         for f in self.files:
             key = f.path.name[1:].removesuffix(".jsonl.tmp")
@@ -114,7 +124,11 @@ class BatchWriter:
         return out
 
     def discard(self) -> None:
-        self._close_current()
+        """Drop the files written so far (a failed run: the next one writes them again)."""
+        if self._fh is not None:
+            with contextlib.suppress(OSError):  # a full disk fails the flush too
+                self._fh.close()
+            self._fh = None
         for f in self.files:
             f.path.unlink(missing_ok=True)
 
@@ -134,6 +148,14 @@ class Recording:
     price_share: float  # the Batch API's price as a share of the online price
 
 
+def sweep_temp(folder: Path) -> None:
+    """Remove the temporary files of a run killed while writing or downloading (all
+    labeler's batch files start with "r<round>-"; one writer per project holds the lock)."""
+    from labeler.export import sweep
+
+    sweep(folder, (".r",))
+
+
 def submit(store: Store, api: OpenAIBatches, writer: BatchWriter) -> None:
     """Register the writer's files, then upload and create their batches."""
     for key, path, requests in writer.finish():
@@ -148,10 +170,13 @@ def _submit(store: Store, api: OpenAIBatches, row: Any) -> str:
     key, file_id, batch_id = row["key"], row["file_id"], row["batch_id"]
     if batch_id:
         return str(batch_id)
+    # uploaded by an earlier run, which may have been killed after creating the batch
+    # and before storing its id: look for it before creating one
+    found = api.find(key) if row["status"] == "uploaded" and file_id else None
     if row["status"] == "written" or not file_id:
         file_id = api.upload(Path(row["path"]))
         store.update_batch(key, file_id=file_id, status="uploaded")
-    batch_id = api.find(key) or api.create(file_id, key)
+    batch_id = found or api.create(file_id, key)
     store.update_batch(key, batch_id=batch_id, status="submitted")
     return batch_id
 
@@ -176,6 +201,8 @@ def advance(store: Store, api: OpenAIBatches, rec: Recording, round_id: int, tie
                 api.download(file_id, path)
                 files.append(path)
         store.ingest_batch(row["key"], _records(files, row, round_id, tier, rec), state.status)
+        for path in (*files, Path(row["path"])):  # recorded: the files are not needed again
+            path.unlink(missing_ok=True)
         if state.status == "failed" and not files:
             raise JudgeError(
                 f"batch {batch_id} failed at {api.cfg.base_url}: "

@@ -68,7 +68,7 @@ def save_dpo(rows: Iterable[Mapping[str, Any]], dataset_dir: Path, parquet: bool
     dataset_dir = dataset_dir.absolute()
     versions = dataset_dir.parent / f".{dataset_dir.name}.versions"
     target = versions / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    _sweep(dataset_dir.parent, (f".{dataset_dir.name}.parquet.tmp", f".{dataset_dir.name}.link-"))
+    sweep(dataset_dir.parent, (f".{dataset_dir.name}.parquet.tmp", f".{dataset_dir.name}.link-"))
     try:
         if dataset_dir.exists() and not dataset_dir.is_symlink():
             raise ExportError(
@@ -109,7 +109,7 @@ def _write_parquet(ds: Any, path: Path) -> None:
         pq.write_table(ds.data.table, fh)
 
 
-def _sweep(folder: Path, prefixes: tuple[str, ...]) -> None:
+def sweep(folder: Path, prefixes: tuple[str, ...]) -> None:
     """Remove temporary files or folders an earlier run left when it was killed (only
     labeler's own dot-names; one writer per project holds the lock meanwhile)."""
     try:
@@ -196,7 +196,7 @@ def write_export(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(write_failed(out.parent, exc, "create the folder")) from None
-    _sweep(out.parent, (f".{out.name}.tmp-", f".{out.name}.old-", f".{out.name}.README.md.tmp"))
+    sweep(out.parent, (f".{out.name}.tmp-", f".{out.name}.old-", f".{out.name}.README.md.tmp"))
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         if target == "jsonl":

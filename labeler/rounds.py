@@ -871,10 +871,10 @@ def _judge_tier(
 
 def _batch_tier(
     store: Store, ctx: Context, round_id: int, on_progress: Callable[[Progress], None] | None
-) -> tuple[_Judging, int]:
+) -> tuple[_Judging | None, int]:
     """One tier of a --batch round: collect its finished batches; while none is running,
     route what has all its replies and submit the missing requests as new batches.
-    Returns the engine and how many batches are still running."""
+    Returns the engine (None: it waited for running batches) and how many still run."""
     from labeler import batches
     from labeler.judge import OpenAIBatches, request_body
 
@@ -882,19 +882,17 @@ def _batch_tier(
     rec = Recording(
         judge.model, ctx.template.hash, ctx.guidelines.hash, ctx.prices, judge.batch_price_share
     )
+    folder = ctx.cfg.project.state_dir / "batches"
+    batches.sweep_temp(folder)
     api = OpenAIBatches(judge, judge.api_key())
     try:
         running = batches.advance(store, api, rec, round_id, ctx.tier)
+        if running:  # routing waits too: the missing requests are in those batches
+            return None, running
         learned = json.loads(store.get_meta(_adapted_key(judge)) or "{}")
         writer = BatchWriter(
-            ctx.cfg.project.state_dir / "batches",
-            round_id,
-            ctx.tier,
-            lambda messages: request_body(judge, learned, messages),
+            folder, round_id, ctx.tier, lambda messages: request_body(judge, learned, messages)
         )
-        if running:  # routing waits too: the missing requests are in those batches
-            engine = _Judging(store, ctx, round_id, on_progress, None)
-            return engine, running
         try:
             engine = _judge_tier(store, ctx, round_id, on_progress, writer)
         except BaseException:
@@ -981,6 +979,8 @@ def run_round(
             tier_ctx = make_context(cfg, in_force[k], k, version, examples)
             if batch:
                 engine, summary.batch_waiting = _batch_tier(store, tier_ctx, round_id, on_progress)
+                if engine is None:
+                    break  # later tiers wait for this tier's batches
             else:
                 engine = _judge_tier(store, tier_ctx, round_id, on_progress)
             summary.requests_sent += engine.sent

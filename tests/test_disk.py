@@ -152,3 +152,36 @@ def test_temp_files_of_a_killed_run_are_swept(project: Project, tmp_path: Path) 
         "prefs.parquet",
         "prefs.parquet.README.md",
     ]
+
+
+def test_a_full_disk_while_writing_a_batch_is_one_line_and_the_batch_resumes(
+    project: Project, tmp_path: Path
+) -> None:
+    """`labeler round --batch` writes its request files under the state folder; a full
+    disk there stops the round in one line, leaves no partial file, sends nothing, and
+    once space is freed the next run writes, submits and later collects the batch."""
+    server = project.server  # type: ignore[attr-defined]
+    project.pairs(big_rows(40))
+    mount = project.root / ".labeler" / "batches"
+    first, second = on_small_disk(
+        project,
+        mount,
+        "128k",
+        ["round", "--batch"],
+        ["ls"],
+        ["grow"],
+        ["round", "--batch", "--json"],
+    )
+    assert first["rc"] == 1, first
+    lines = first["err"].strip().splitlines()
+    assert lines == [
+        f"error: {mount}: no space left on device; free some space and run the command "
+        "again (nothing was half-written)"
+    ]
+    assert (mount.parent / "left.txt").read_text() == ""  # no partial file left
+    assert second["rc"] == 0, second
+    assert json.loads(second["out"])["status"] == "batch_waiting"
+    assert server.batch_api.created == 1 and not server.requests
+    done = project.run_json("round")
+    assert done["status"] == "completed" and done["judged"] == 40
+    assert set(server.batch_api.billed.values()) == {1}
