@@ -872,3 +872,191 @@ def signals_of(j: Judgement) -> Signals:
         j.orders_agree,
         j.malformed,
     )
+
+
+# -- the planned procedure (issue 17) -------------------------------------------------------------
+#
+# One uniform calibration sample, an exact binomial test per look, a fixed label-free sequence
+# on the judge's own confidence, and a certificate kept once given (module docstring, "The
+# planned procedure").
+
+PLAN_POINTS = 400  # candidate thresholds: at most this many score quantiles
+FIRST_LOOK_SHARE = 0.5  # share of delta each look spends of what is left (the first: half)
+
+
+def binomial_rejects(k: int, n: int, alpha: float, delta: float) -> bool:
+    """The exact binomial test of H: the disagreement rate is above ``alpha``, from ``k``
+    disagreements among ``n`` pairs sampled independently of their content (the same as
+    the Clopper-Pearson upper bound being at most alpha)."""
+    if n == 0 or k >= n:
+        return False
+    return float(_log_binom_cdf(k, n, np.array([alpha]))[0]) <= math.log(delta)
+
+
+def look_delta(delta: float, look: int) -> float:
+    """What look ``look`` (0, 1, ...) of the calibration sample may spend: ``FIRST_LOOK_SHARE``
+    of delta at the first, then the same share of what is left at each later one (the sum
+    over every look is at most delta, so the looks together keep the guarantee:
+    Bonferroni; the final look at the end of a project spends all that is left)."""
+    return delta * FIRST_LOOK_SHARE * (1 - FIRST_LOOK_SHARE) ** look
+
+
+def look_due(labels: int, looks: int, alpha: float, delta: float) -> bool:
+    """Is a look (other than the final one) due, with ``labels`` in the calibration sample
+    and ``looks`` taken? Looks come when the sample reaches ``first_look_count`` and then
+    each time it has doubled, so a project of any size takes about log2 of its size in
+    looks and each has twice the labels of the one before. Counts only, never labels."""
+    return labels >= first_look_count(alpha, delta) * 2**looks
+
+
+def plan_grid(scores: np.ndarray, floor: float, points: int = PLAN_POINTS) -> list[float]:
+    """Candidate thresholds, highest first: the distinct scores at or above ``floor`` of the
+    population, thinned to at most ``points`` evenly spaced ranks. Label-free: it reads the
+    judge's scores, never a human verdict, so it may be fixed before the test."""
+    s = np.unique(scores[scores >= floor])[::-1]
+    if len(s) > points:
+        s = s[np.unique(np.linspace(0, len(s) - 1, points).round().astype(int))]
+    return [float(v) for v in s]
+
+
+def good_judge_passes(n: int, size: int, alpha: float, delta: float) -> bool:
+    """Would a region of ``size`` pairs with ``n`` labelled pass the test if the judge
+    disagreed on alpha/2 of them, with one unlucky disagreement more? Where the sequence
+    begins (a rule on counts only: starting where a good judge fails by bad luck spends the
+    sequence's one chance)."""
+    return n > 0 and binomial_rejects(math.ceil(n * alpha / 2) + 1, n, alpha, delta)
+
+
+def certify_planned(
+    scores: np.ndarray,
+    labelled: np.ndarray,
+    disagree: np.ndarray,
+    alpha: float,
+    delta: float,
+    grid: Sequence[float],
+) -> Choice:
+    """The lowest threshold of the fixed sequence ``grid`` (highest first) whose region
+    passes ``binomial_rejects``: the arrays are over the calibration population (every
+    pair of it was sampled with the same chance, by a draw independent of its content), and
+    the sequence begins at the highest threshold whose counts would let a good judge pass
+    (``good_judge_passes``: counts, never labels)."""
+    best = Choice(NEVER, 0, 0, None)
+    order = np.argsort(-scores, kind="stable")
+    s_sorted = scores[order]
+    lab_cum = np.cumsum(labelled[order])
+    bad_cum = np.cumsum((labelled & disagree)[order])
+    for lam in grid:
+        size = int(np.searchsorted(-s_sorted, -lam, side="right"))
+        if size == 0:
+            continue
+        n, k = int(lab_cum[size - 1]), int(bad_cum[size - 1])
+        if best.threshold >= NEVER and not good_judge_passes(n, size, alpha, delta):
+            continue
+        if not binomial_rejects(k, n, alpha, delta):
+            break
+        start_at = best.start if best.start < NEVER else float(lam)
+        best = Choice(float(lam), n, k, k / n if n else None, start_at)
+    return best
+
+
+def oracle_limit(
+    scores: np.ndarray, agree: np.ndarray, alpha: float, delta: float
+) -> tuple[float, float, int]:
+    """The statistical limit of a project (issue 17): (savings factor, coverage, audit
+    labels) of an oracle that knows the best threshold on ``scores`` and proves it with a
+    uniform audit of the accepted region (exact Clopper-Pearson bound at ``delta``); humans
+    label the audit and every pair below the threshold. ``agree``: each pair's (true or
+    expected) agreement with humans; pairs with score 0 are never accepted. n_audit is the
+    fewest labels whose bound, with the region's disagreement rate observed exactly
+    (rounded), reaches the target."""
+    n_pairs = len(scores)
+    order = np.argsort(-scores, kind="stable")
+    s, a = scores[order], agree[order]
+    running = np.cumsum(a) / np.arange(1, n_pairs + 1)
+    best = (1.0, 0.0, 0)
+    for size in range(1, n_pairs + 1):
+        if s[size - 1] <= 0 or (size < n_pairs and s[size] == s[size - 1]):
+            continue  # a threshold takes every pair of a score or none
+        rate = 1 - float(running[size - 1])
+        if rate >= alpha:
+            continue
+        audit = _audit_needed(rate, size, alpha, delta)
+        if audit is None:
+            continue
+        factor = n_pairs / (audit + n_pairs - size)
+        if factor > best[0]:
+            best = (factor, size / n_pairs, audit)
+    return best
+
+
+def _audit_needed(rate: float, size: int, alpha: float, delta: float) -> int | None:
+    """The fewest uniform labels (at most ``size``) whose Clopper-Pearson bound, with
+    disagreements at ``rate``, is at most alpha (bisection on a monotone-enough count)."""
+
+    def passes(n: int) -> bool:
+        return cp_upper(round(rate * n), n, delta) <= alpha
+
+    if not passes(size):
+        return None
+    lo, hi = 1, size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if passes(mid) else (mid + 1, hi)
+    return lo
+
+
+FIRST_LOOK_FACTOR = 1.0  # the first look waits for start_count labels, then each doubling
+
+
+def first_look_count(alpha: float, delta: float) -> int:
+    """Labels the calibration sample must hold before a look (other than the final one)
+    tests it: a count, never a label."""
+    return math.ceil(FIRST_LOOK_FACTOR * start_count(alpha, delta))
+
+
+@dataclass(frozen=True)
+class Look:
+    """One look of the planned procedure at the calibration sample."""
+
+    taken: bool  # False: not due yet (too few labels); nothing spent
+    level: float  # the share of delta this look spent (0 when not taken)
+    choice: Choice  # NEVER when nothing was certified
+    population: int  # pairs in the calibration population
+    labels: int  # of them, sampled and decided
+
+
+def plan_look(
+    scores: np.ndarray,
+    labelled: np.ndarray,
+    disagree: np.ndarray,
+    alpha: float,
+    delta: float,
+    *,
+    looks: int,
+    spent: float,
+    floor: float,
+    rate: float,
+    guarantee: str = "high_probability",
+    min_labels: int = 0,
+    final: bool = False,
+) -> Look:
+    """A look at the calibration population (every pair the judge could accept that joined
+    it, each sampled for humans with the same chance ``rate``): taken when ``look_due`` (or
+    ``final``: the end of the project, which spends all of delta that is left), testing
+    the fixed label-free sequence ``plan_grid`` with ``certify_planned`` (or, for the
+    expected guarantee, conformal selection on the same sample)."""
+    n_lab = int(labelled.sum())
+    due = final or (n_lab >= min_labels and look_due(n_lab, looks, alpha, delta))
+    nothing = Choice(NEVER, 0, 0, None)
+    if not due or n_lab == 0:
+        return Look(False, 0.0, nothing, len(scores), n_lab)
+    level = max(delta - spent, 0.0) if final else look_delta(delta, looks)
+    grid = plan_grid(scores, floor)
+    if guarantee == "expected":
+        pi = np.full(len(scores), rate)  # every pair sampled at the calibration rate
+        choice = certify_expected(scores, labelled, pi, disagree, alpha, 1, grid)
+    elif level <= 0:
+        choice = nothing
+    else:
+        choice = certify_planned(scores, labelled, disagree, alpha, level, grid)
+    return Look(True, level, choice, len(scores), n_lab)

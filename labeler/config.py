@@ -277,10 +277,20 @@ class CalibrationConfig:
         "the expected disagreement rate of accepted pairs <= 1 - target.",
         choices=("high_probability", "expected"),
     )
+    procedure: str = _opt(
+        "planned",
+        "planned: one uniform calibration sample, looks when it has grown, a certificate "
+        "kept once given; retest: every sync re-tests every pair judged so far (before 0.9).",
+        choices=("planned", "retest"),
+    )
     min_labels: int = _opt(30, "Human verdicts needed before thresholds move.", lo=10)
     min_per_threshold: int = _opt(20, "Sample pairs needed above a threshold to test it.", lo=5)
     cold_start_audit_rate: float = _opt(
-        0.30, "Audit rate of provisional acceptances before the first calibration.", lo=0, hi=1
+        0.40,
+        "Share of the pairs waiting for a certificate sampled for the calibration test "
+        "(the audit rate of provisional acceptances before a threshold is certified).",
+        lo=0,
+        hi=1,
     )
     fit_share: float = _opt(
         0.2,

@@ -68,6 +68,12 @@ class Thresholds:
     guarantee: str = "high_probability"
     fitted_on: int = 0
     judge_version: str = ""  # a panel's judge version these thresholds were chosen for
+    # the planned procedure: looks taken at the calibration sample, the share of delta they
+    # spent, the version its calibration phase began at, and whether the project finished
+    looks: int = 0
+    spent: float = 0.0
+    phase: int = 0
+    finished: bool = False
 
     def for_label(self, label: str) -> float:
         return self.a if label == "A" else self.b

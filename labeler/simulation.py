@@ -43,6 +43,7 @@ class Settings:
     per_round: int = 100
     cold_threshold: float = 0.8
     cold_audit_rate: float = 0.3
+    calibration_rate: float = 0.4  # the planned procedure's calibration sample rate
     audit_rate: float = 0.05
     provisional_audit_rate: float = 0.3
     min_labels: int = 30
@@ -235,3 +236,136 @@ def _recheck(
             out.human_labels += 1
         else:
             accepted[i] = (k, status)
+
+
+@dataclass
+class PlanState:
+    """Where the planned procedure stands for one judge (``calibration`` docstring, "The
+    planned procedure"): calibrating (``certified`` NEVER) or certified, and the looks
+    spent."""
+
+    certified: float = cal.NEVER
+    looks: int = 0
+    spent: float = 0.0
+    audits: list[bool] = field(default_factory=list)  # drift watch: agreement since the cert
+
+
+def run_planned(
+    pairs: Sequence[SimPair], s: Settings, seed: int = 0, finish: bool = True
+) -> Outcome:
+    """The loop with the planned procedure: while calibrating, every pair the judge could
+    accept (eligible, score >= ``cold_threshold``) joins the calibration population and is
+    sampled for humans at ``calibration_rate``; the others wait. After each round a
+    look tests the population once it holds enough labels; a certificate, once given, is
+    kept (pairs above it accepted, audited at ``audit_rate``; waiting pairs below it go to
+    humans). ``finish``: after the last round, a final look with what is left of delta,
+    then every pair still waiting goes to humans."""
+    n = len(pairs)
+    rng = np.random.default_rng(seed)
+    draws = rng.random(n)
+    scores = cal.scores_of([p.signals for p in pairs], None)
+    agree = np.array([p.human == p.signals.label for p in pairs])
+    st = PlanState()
+    pop: list[int] = []
+    waiting: list[int] = []
+    certified: list[int] = []
+    out = Outcome(pairs=n)
+    for start in range(0, n, s.per_round):
+        for i in range(start, min(start + s.per_round, n)):
+            _route_planned(i, agree, scores, draws, s, st, pop, waiting, certified, out)
+        if st.certified < cal.NEVER and cal.drifted(st.audits, s.alpha, s.delta):
+            # the drift watch: certified pairs wait again (as the real loop's re-check
+            # does), and a new calibration phase begins with the pairs routed from now on
+            waiting.extend(certified)
+            certified.clear()
+            pop.clear()
+            st.certified, st.looks, st.spent, st.audits = cal.NEVER, 0, 0.0, []
+        _look(pairs, scores, draws, s, st, pop, waiting, certified, out, final=False)
+        out.history.append(
+            {
+                "round": start // s.per_round + 1,
+                "certified": len(certified),
+                "threshold": st.certified,
+            }
+        )
+    if finish:
+        _look(pairs, scores, draws, s, st, pop, waiting, certified, out, final=True)
+        out.human_labels += len(waiting)
+        waiting.clear()
+    out.certified = len(certified)
+    out.provisional = len(waiting)
+    out.invariant_broken = sum(1 for i in certified if scores[i] < st.certified)
+    if certified:
+        out.agreement = float(np.mean([_truth(pairs[i]) for i in certified]))
+    return out
+
+
+def _route_planned(
+    i: int,
+    pairs_agree: np.ndarray,
+    scores: np.ndarray,
+    draws: np.ndarray,
+    s: Settings,
+    st: PlanState,
+    pop: list[int],
+    waiting: list[int],
+    certified: list[int],
+    out: Outcome,
+) -> None:
+    floor = s.cold_threshold if st.certified >= cal.NEVER else st.certified
+    if scores[i] <= 0 or scores[i] < floor:
+        out.human_labels += 1
+    elif st.certified >= cal.NEVER:
+        pop.append(i)
+        if draws[i] < s.calibration_rate:
+            out.human_labels += 1
+        else:
+            waiting.append(i)
+    elif draws[i] < s.audit_rate:
+        out.human_labels += 1  # the drift watch's audit
+        st.audits.append(scores[i] > 0 and pairs_agree[i])
+    else:
+        certified.append(i)
+
+
+def _look(
+    pairs: Sequence[SimPair],
+    scores: np.ndarray,
+    draws: np.ndarray,
+    s: Settings,
+    st: PlanState,
+    pop: list[int],
+    waiting: list[int],
+    certified: list[int],
+    out: Outcome,
+    final: bool,
+) -> None:
+    if st.certified < cal.NEVER or not pop:
+        return
+    idx = np.array(pop)
+    look = cal.plan_look(
+        scores[idx],
+        draws[idx] < s.calibration_rate,
+        np.array([pairs[i].human != pairs[i].signals.label for i in pop]),
+        s.alpha,
+        s.delta,
+        looks=st.looks,
+        spent=st.spent,
+        floor=s.cold_threshold,
+        rate=s.calibration_rate,
+        guarantee=s.guarantee,
+        final=final,
+    )
+    if not look.taken:
+        return
+    st.looks, st.spent = st.looks + 1, st.spent + look.level
+    if look.choice.threshold >= cal.NEVER:
+        return
+    st.certified = look.choice.threshold
+    for i in waiting:
+        if scores[i] >= st.certified:
+            certified.append(i)
+        else:
+            out.human_labels += 1
+            out.rechecked += 1
+    waiting.clear()

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from labeler import calibration as cal
 from labeler import versions
 from labeler.config import Config
@@ -164,6 +166,10 @@ def _same(a: Thresholds, b: Thresholds) -> bool:
             t.provisional_audit_rate,
             t.guarantee,
             t.judge_version,
+            t.looks,
+            round(t.spent, 9),
+            t.phase,
+            t.finished,
         )
 
     return key(a) == key(b)
@@ -191,7 +197,7 @@ def recheck(store: Store, cfg: Config, t: Thresholds, tier: int = 0) -> dict[str
     }
 
 
-def recalibrate(store: Store, cfg: Config) -> Recalibration:
+def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibration:
     """Choose each judge tier's thresholds from every human verdict so far; store a new
     version where one changed; re-check every judge-accepted pair against the thresholds
     in force. With several tiers, tier k is tested at ``delta * share_k`` with the shares
@@ -199,10 +205,12 @@ def recalibrate(store: Store, cfg: Config) -> Recalibration:
     hold at once with probability >= 1 - delta, and then so does the
     guarantee for the union of what they accept (a mixture of sets each agreeing with
     humans at least at the target agrees at least at the target). The first tier's result
-    is returned; the others are in its ``tiers``."""
+    is returned; the others are in its ``tiers``. ``finish``: the end of the project (the
+    planned procedure's final look; then nothing waits any more)."""
     judges = cfg.judges
     shares = cfg.delta_shares
-    results = [_recalibrate_tier(store, cfg, k, shares[k]) for k in range(len(judges))]
+    one = _recalibrate_planned if cfg.calibration.procedure == "planned" else _recalibrate_tier
+    results = [one(store, cfg, k, shares[k], finish) for k in range(len(judges))]
     first = results[0]
     if len(judges) > 1:
         first.tiers = [r.to_dict() | {"tier": judges[k].label} for k, r in enumerate(results)]
@@ -214,20 +222,15 @@ def recalibrate(store: Store, cfg: Config) -> Recalibration:
     return first
 
 
-def _recalibrate_tier(store: Store, cfg: Config, tier: int, share: float) -> Recalibration:
+def _recalibrate_tier(
+    store: Store, cfg: Config, tier: int, share: float, finish: bool = False
+) -> Recalibration:
     c = cfg.calibration
     alpha, delta = 1 - c.target_agreement, (1 - c.confidence) * share
     prev = current(store, cfg, tier)
     data = judged(store, cfg, tier)
     sample = sum(1 for _, d in data if d.sampled and d.human)
-    recent = [
-        not d.disagrees
-        for row, d in data
-        if row["thresholds_version"] == prev.version
-        and row["reason"] == "audit"
-        and d.human
-        and d.pi == prev.audit_rate
-    ]
+    recent = _recent_audits(data, prev)
     drift = prev.version > 0 and cal.drifted(recent, alpha, delta)
     use = [d for row, d in data if not drift or row["thresholds_version"] == prev.version]
     chosen = cal.calibrate(
@@ -259,6 +262,8 @@ def _recalibrate_tier(store: Store, cfg: Config, tier: int, share: float) -> Rec
             chosen.fitted_on,
             prev.judge_version,
         )
+    if finish:  # the end of the project: what is not certified goes to humans
+        new = replace(new, a=new.certified_a, b=new.certified_b, finished=True)
     changed = not _same(new, prev)
     new = replace(new, version=prev.version + 1) if changed else prev
     scored = [
@@ -294,6 +299,181 @@ def _recalibrate_tier(store: Store, cfg: Config, tier: int, share: float) -> Rec
             "humans (recheck)"
         )
     return result
+
+
+def _recent_audits(data: list[tuple[Any, cal.Judged]], t: Thresholds) -> list[bool]:
+    """Agreement of the certified pairs audited since ``t`` was set (the drift watch)."""
+    return [
+        not d.disagrees
+        for row, d in data
+        if row["thresholds_version"] == t.version
+        and row["reason"] == "audit"
+        and d.human
+        and d.pi == t.audit_rate
+    ]
+
+
+def _recalibrate_planned(
+    store: Store, cfg: Config, tier: int, share: float, finish: bool = False
+) -> Recalibration:
+    """The planned procedure (``calibration`` docstring): while nothing is certified, a
+    look at the calibration sample when it is due; a certificate, once given, is kept
+    (its region audited at ``routing.audit_rate`` for drift); drift starts a new
+    calibration phase. ``finish``: a final look with all of delta that is left, after
+    which nothing waits: what is not certified goes to humans."""
+    c = cfg.calibration
+    alpha, delta = 1 - c.target_agreement, (1 - c.confidence) * share
+    prev = current(store, cfg, tier)
+    data = judged(store, cfg, tier)
+    sample = sum(1 for _, d in data if d.sampled and d.human)
+    recent: list[bool] = []
+    drift, look, new = False, None, prev
+    if prev.certified_a < cal.NEVER:
+        recent = _recent_audits(data, prev)
+        drift = cal.drifted(recent, alpha, delta)
+        if drift:  # a new calibration phase, from the pairs routed after this version
+            new = replace(cold_start(cfg), phase=prev.version + 1, judge_version=prev.judge_version)
+    elif not prev.finished:
+        look = _look(data, prev, alpha, delta, c.guarantee, c.min_labels, finish)
+        if look.taken:
+            new = replace(prev, looks=prev.looks + 1, spent=prev.spent + look.level)
+        if look.choice.threshold < cal.NEVER:
+            lam = look.choice.threshold
+            new = replace(
+                new,
+                a=lam,
+                b=lam,
+                certified_a=lam,
+                certified_b=lam,
+                weights=None,
+                audit_rate=cfg.routing.audit_rate,
+                guarantee=c.guarantee,
+            )
+    if finish:
+        new = replace(new, a=new.certified_a, b=new.certified_b, finished=True)
+    changed = not _same(new, prev)
+    new = replace(new, version=prev.version + 1) if changed else prev
+    chosen = None if look is None or not look.taken else _as_calibrated(data, new, look, c)
+    result = Recalibration(
+        asdict(prev), asdict(new), changed, drift, sample, c.min_labels, "",
+        None if chosen is None else asdict(chosen), guarantee=c.guarantee,
+    )  # fmt: skip
+    if changed:
+        store.save_thresholds(
+            new.a, new.b, new.weights, new.audit_rate, result.to_dict(), asdict(new), tier
+        )
+    counts = recheck(store, cfg, new, tier)
+    result.rechecked, result.certified = counts["rechecked"], counts["certified"]
+    result.provisional = counts["provisional"]
+    result.message = _planned_message(prev, new, drift, recent, look, counts, alpha, delta)
+    return result
+
+
+def _look(
+    data: list[tuple[Any, cal.Judged]],
+    t: Thresholds,
+    alpha: float,
+    delta: float,
+    guarantee: str,
+    min_labels: int,
+    final: bool,
+) -> cal.Look:
+    """The look the thresholds ``t`` are due: at the pairs of this calibration phase that
+    could be accepted (eligible, score >= the floor ``t.a``), each sampled at the phase's
+    rate; pairs still waiting for a reviewer are left out (as if not judged yet)."""
+    pop = [
+        d
+        for row, d in data
+        if row["thresholds_version"] >= t.phase
+        and d.pi == t.provisional_audit_rate
+        and d.signals.eligible
+        and not d.pending
+    ]
+    scores = cal.scores_of([d.signals for d in pop], None)
+    keep = scores >= t.a
+    return cal.plan_look(
+        scores[keep],
+        np.array([d.sampled for d in pop], bool)[keep],
+        np.array([d.disagrees for d in pop], bool)[keep],
+        alpha,
+        delta,
+        looks=t.looks,
+        spent=t.spent,
+        floor=t.a,
+        rate=t.provisional_audit_rate,
+        guarantee=guarantee,
+        min_labels=min_labels,
+        final=final,
+    )
+
+
+def _as_calibrated(
+    data: list[tuple[Any, cal.Judged]], t: Thresholds, look: cal.Look, c: Any
+) -> cal.Calibrated:
+    """A look's result in the form reports read (labels behind it, coverage, agreement)."""
+    scores = cal.scores_of([d.signals for _, d in data if not d.pending], None)
+    n = max(len(scores), 1)
+    ch = look.choice
+    return cal.Calibrated(
+        certified=t.certified_a,
+        proposal=t.a,
+        weights=None,
+        guarantee=c.guarantee,
+        labelled=look.labels if ch.threshold >= cal.NEVER else ch.labelled,
+        fitted_on=0,
+        coverage=float((scores >= t.certified_a).sum() / n),
+        provisional_coverage=float((scores >= t.a).sum() / n)
+        - float((scores >= t.certified_a).sum() / n),
+        agreement=None if ch.estimate is None else 1 - ch.estimate,
+        notes=[f"look {t.looks} spent {look.level:.4g} of delta"],
+    )
+
+
+def _planned_message(
+    prev: Thresholds,
+    new: Thresholds,
+    drift: bool,
+    recent: list[bool],
+    look: cal.Look | None,
+    counts: dict[str, int],
+    alpha: float,
+    delta: float,
+) -> str:
+    waiting = counts["provisional"]
+    if drift:
+        agree = sum(recent) / len(recent)
+        return (
+            f"DRIFT: certified pairs audited since version {prev.version} agree with humans "
+            f"{agree:.0%} of {len(recent)} times, below target: a new calibration phase "
+            f"begins (version {new.version}); {counts['rechecked']} pairs went back to humans"
+        )
+    if look is None:
+        if new.finished and prev.finished:
+            return f"project finished: {_fmt(new)}"
+        return f"certificate kept: {_fmt(new)} (version {new.version}); audits watch for drift"
+    if not look.taken:
+        need = cal.first_look_count(alpha, delta) * 2**prev.looks
+        return (
+            f"calibration sample: {look.labels} of {need} human verdicts before look "
+            f"{prev.looks + 1}; {waiting} judge-accepted pairs wait for evidence"
+        )
+    if look.choice.threshold >= cal.NEVER:
+        tail = (
+            f"{counts['rechecked']} waiting pairs went to humans (project finished)"
+            if new.finished
+            else f"{waiting} pairs keep waiting; the next look comes at "
+            f"{cal.first_look_count(alpha, delta) * 2**new.looks} verdicts"
+        )
+        return (
+            f"look {new.looks}: no threshold certified by {look.labels} human verdicts "
+            f"(test at {look.level:.3g} of delta {delta:.3g}); {tail}"
+        )
+    est = look.choice.estimate
+    return (
+        f"look {new.looks}: certified {_fmt(new)} from {look.choice.labelled} human verdicts "
+        f"(estimated agreement {1 - (est or 0):.1%}); {counts['certified']} judge-accepted "
+        f"pairs certified, {counts['rechecked']} below it went to humans"
+    )
 
 
 def _fmt(t: Thresholds) -> str:

@@ -23,8 +23,8 @@ from functools import cache
 import numpy as np
 import pytest
 
-from labeler.calibration import Signals
-from labeler.simulation import Outcome, Settings, SimPair, run_cascade, run_loop
+from labeler.calibration import Signals, oracle_limit, scores_of
+from labeler.simulation import Outcome, Settings, SimPair, run_cascade, run_loop, run_planned
 
 PAIRS = 500
 WORLDS = 200
@@ -109,6 +109,29 @@ def drop(rng: np.random.Generator) -> list[SimPair]:
     return pairs_of(rng, halves(rng), q, p, np.where(q >= 0.75, 1.0, 0.5))
 
 
+def saturated(rng: np.random.Generator) -> list[SimPair]:
+    """Probabilities saturated as real judges' logprobs are: about half of the pairs above
+    0.995, right 92% of the time there; 80% on the next quarter (about 88% over the top
+    three quarters); 68% below."""
+    u = rng.random(PAIRS)
+    reported = np.where(
+        u < 0.54,
+        1 - 10 ** rng.uniform(-6, -2.31, PAIRS),
+        np.where(u < 0.78, rng.uniform(0.9, 0.995, PAIRS), rng.uniform(0.55, 0.9, PAIRS)),
+    )
+    p = np.where(u < 0.54, 0.92, np.where(u < 0.78, 0.80, 0.68))
+    return pairs_of(rng, halves(rng), reported, p, np.ones(PAIRS))
+
+
+def near_target(rng: np.random.Generator) -> list[SimPair]:
+    """Agreement only 1-3 points above the 85% target on 80% of the pairs (whatever it
+    reports there), 60% on the rest."""
+    u = rng.random(PAIRS) < 0.8
+    reported = np.where(u, rng.uniform(0.9, 1.0, PAIRS), rng.uniform(0.5, 0.9, PAIRS))
+    p = np.where(u, rng.uniform(0.86, 0.88, PAIRS), 0.6)
+    return pairs_of(rng, halves(rng), reported, p, np.ones(PAIRS))
+
+
 WORLD_KINDS: dict[str, Callable[[np.random.Generator], list[SimPair]]] = {
     "calibrated": calibrated,
     "overconfident": overconfident,
@@ -118,6 +141,7 @@ WORLD_KINDS: dict[str, Callable[[np.random.Generator], list[SimPair]]] = {
     "single_score": single_score,
     "drop": drop,
 }
+PLANNED_KINDS = {**WORLD_KINDS, "saturated": saturated, "near_target": near_target}
 GUARANTEES = ("high_probability", "expected")
 
 
@@ -127,6 +151,17 @@ def outcomes(kind: str, guarantee: str) -> tuple[Outcome, ...]:
     settings = Settings(alpha=ALPHA, delta=DELTA, guarantee=guarantee, per_round=100)
     return tuple(
         run_loop(WORLD_KINDS[kind](np.random.default_rng(seed)), settings, LOOP_SEED + seed)
+        for seed in range(WORLDS)
+    )
+
+
+@cache
+def planned_outcomes(kind: str, guarantee: str) -> tuple[Outcome, ...]:
+    """The planned procedure (issue 17) on WORLDS worlds of one kind, with the project's
+    end (a final look, then every waiting pair to humans)."""
+    settings = Settings(alpha=ALPHA, delta=DELTA, guarantee=guarantee, per_round=100)
+    return tuple(
+        run_planned(PLANNED_KINDS[kind](np.random.default_rng(seed)), settings, LOOP_SEED + seed)
         for seed in range(WORLDS)
     )
 
@@ -206,6 +241,82 @@ def test_the_learned_score_sees_the_judges_flaw(kind: str, feature: int, share: 
     learned = [w for w in weights if w is not None]
     assert len(learned) >= WORLDS // 2
     assert np.mean([w[feature] < 0 for w in learned]) >= share
+
+
+# -- the planned procedure (issue 17) -------------------------------------------------------
+
+
+DROP_IS_OUTSIDE = pytest.mark.xfail(
+    strict=True,
+    reason="the planned procedure assumes rounds drawn alike: a certificate is kept, and "
+    "the 5% drift watch of 500 pairs does not catch a judge that gets worse after round 2 "
+    "(measured: 33 of 200 worlds below target; the retest procedure's guarantee holds there)",
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kind",
+    [pytest.param(k, marks=DROP_IS_OUTSIDE) if k == "drop" else k for k in PLANNED_KINDS],
+)
+def test_planned_guarantee_holds_in_1_minus_delta_of_worlds(kind: str) -> None:
+    """Measured (200 worlds each) on worlds whose rounds are drawn alike."""
+    runs = planned_outcomes(kind, "high_probability")
+    broken = sum(o.agreement is not None and o.agreement < 1 - ALPHA for o in runs)
+    allowed = DELTA + 2 * math.sqrt(DELTA * (1 - DELTA) / len(runs))
+    assert broken / len(runs) <= allowed, f"{kind}: {broken}/{len(runs)} worlds below target"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", list(PLANNED_KINDS))
+def test_planned_expected_guarantee_bounds_the_mean_disagreement(kind: str) -> None:
+    values = np.array([disagreement(o) for o in planned_outcomes(kind, "expected")])
+    slack = 2 * float(values.std(ddof=1)) / math.sqrt(len(values))
+    assert values.mean() <= ALPHA + slack
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("guarantee", GUARANTEES)
+@pytest.mark.parametrize("kind", list(PLANNED_KINDS))
+def test_planned_loses_nothing_and_leaves_nothing_waiting(kind: str, guarantee: str) -> None:
+    for o in planned_outcomes(kind, guarantee):
+        assert o.invariant_broken == 0
+        assert o.provisional == 0  # the project's end decided every waiting pair
+        assert o.certified + o.human_labels == o.pairs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("guarantee", GUARANTEES)
+def test_planned_does_not_trust_a_useless_judge(guarantee: str) -> None:
+    runs = planned_outcomes("useless", guarantee)
+    assert np.mean([o.coverage for o in runs]) <= 0.05
+
+
+def limit_of(pairs: list[SimPair]) -> float:
+    scores = scores_of([p.signals for p in pairs], None)
+    agree = np.array([p.p_agree or 0.0 for p in pairs])
+    return oracle_limit(scores, agree, ALPHA, DELTA)[0]
+
+
+@pytest.mark.slow
+def test_planned_reaches_most_of_the_statistical_limit_on_a_saturated_judge() -> None:
+    """Savings against the oracle limit (the best threshold, proved by a uniform audit) on
+    the same worlds; the retest procedure (before issue 17) on the same worlds certifies
+    in a minority of them. Measured (200 worlds): planned 0.86 of the limit, certified in
+    67% of worlds; retest 0.70, certified in 23%."""
+    planned = planned_outcomes("saturated", "high_probability")
+    limits = [limit_of(saturated(np.random.default_rng(seed))) for seed in range(WORLDS)]
+    share = np.mean([o.savings_factor for o in planned]) / np.mean(limits)
+    assert share >= 0.75
+    assert np.mean([o.certified > 0 for o in planned]) >= 0.45
+    settings = Settings(alpha=ALPHA, delta=DELTA, per_round=100)
+    retest = [
+        run_loop(saturated(np.random.default_rng(seed)), settings, LOOP_SEED + seed)
+        for seed in range(40)
+    ]
+    assert np.mean([o.savings_factor for o in planned[:40]]) > np.mean(
+        [o.savings_factor for o in retest]
+    )
 
 
 # -- a cascade of two judges ---------------------------------------------------------------
