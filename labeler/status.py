@@ -44,3 +44,14 @@ def project_status(cfg: Config) -> dict[str, Any]:
             "state_db": str(cfg.db_path),
             "initialised": True,
         }
+
+
+def waiting_for_evidence(cfg: Config) -> tuple[int, str]:
+    """(judge-accepted pairs still waiting for a certificate, what deciding all of them by
+    hand would cost at most, formatted). Nothing waits in a project without state."""
+    if not cfg.db_path.exists():
+        return 0, ""
+    with Store(cfg.db_path) as store:
+        n = store.label_status_counts()["provisional"]
+    price = cfg.costs.human_price_per_pair * cfg.review.min_submitted
+    return n, f"{n * price:,.2f} {cfg.costs.currency}"

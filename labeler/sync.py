@@ -202,8 +202,11 @@ def escalate_ties(
     return sent
 
 
-def run_sync(cfg: Config, repush: bool = False) -> SyncSummary:
-    """Push pending pairs, pull verdicts, decide pairs, rewrite the dataset."""
+def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSummary:
+    """Push pending pairs, pull verdicts, decide pairs, rewrite the dataset. ``finish``:
+    the end of the project — a final look at the calibration sample with all the
+    confidence it has left, then every pair still waiting for evidence is decided:
+    certified where the evidence allows, sent to humans otherwise."""
     from labeler.dataset import write_dataset
     from labeler.review import ReviewUnavailable
 
@@ -273,7 +276,7 @@ def run_sync(cfg: Config, repush: bool = False) -> SyncSummary:
             for r in store.disputed()
         ]
         # thresholds first: the dataset holds only judge labels the thresholds in force certify
-        summary.calibration = recalibrate(store, cfg).to_dict()
+        summary.calibration = recalibrate(store, cfg, finish=finish).to_dict()
         if summary.calibration["rechecked"]:
             again = push_pending(store, cfg, review)  # re-checked pairs reach reviewers now
             summary.pushed += again.pushed

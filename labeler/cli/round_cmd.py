@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from labeler.cli import load, wait_option, waiting
+
+if TYPE_CHECKING:
+    from labeler.config import Config
 
 
 @click.command("round")
@@ -25,6 +30,13 @@ from labeler.cli import load, wait_option, waiting
     help="Send the requests through the Batch API (half price, results within 24 h); "
     "run `labeler round` or `labeler batches` again later to collect and route them.",
 )
+@click.option(
+    "--finish",
+    is_flag=True,
+    help="End the project: pull the reviewers' verdicts, take a last look at the "
+    "calibration sample, then decide every pair still waiting for evidence (certified "
+    "where the evidence allows, to humans otherwise).",
+)
 @wait_option
 @click.pass_context
 def round_(
@@ -37,6 +49,7 @@ def round_(
     model: str | None,
     concurrency: int | None,
     batch: bool,
+    finish: bool,
     wait: bool,
 ) -> None:
     """Judge the next pairs, route them, and write the dataset.
@@ -50,6 +63,7 @@ def round_(
         labeler round --dry-run
         labeler round --json > round.json
         labeler round --batch
+        labeler round --finish
     """
     from labeler import planning, rounds
     from labeler.cli import render
@@ -57,6 +71,9 @@ def round_(
     cfg = load(
         ctx, **{"judge.base_url": judge_url, "judge.model": model, "judge.concurrency": concurrency}
     )
+    if finish:
+        _finish(cfg, as_json, wait)
+        return
     if dry_run:
         summary = planning.plan_round(cfg, limit=limit, batch=batch)
     else:
@@ -72,6 +89,7 @@ def round_(
     console = render.Console()
     if summary.status == "nothing_to_do":
         console.print("Nothing to do: every pair in the source has been judged.")
+        _say_waiting(console, cfg)
         return
     console.print(render.round_table(data))
     if summary.tiers:
@@ -85,6 +103,39 @@ def round_(
             f"pairs failed ({summary.first_error}). Run `labeler round` again.[/]"
         )
     _stop_if_over_budget(summary)
+
+
+def _finish(cfg: Config, as_json: bool, wait: bool) -> None:
+    from labeler.cli import render
+    from labeler.sync import run_sync
+
+    with waiting(cfg, "sync", wait):
+        summary = run_sync(cfg, finish=True)
+    if as_json:
+        render.print_json(summary.to_dict())
+        return
+    console = render.Console()
+    cal = summary.calibration or {}
+    console.print(f"Finished: {cal.get('message', '')}", highlight=False)
+    console.print(
+        f"{cal.get('certified', 0)} judge labels certified; {summary.awaiting} pairs wait for "
+        f"reviewers in Argilla ({summary.pushed} sent now). Run `labeler sync` as they decide."
+    )
+
+
+def _say_waiting(console: object, cfg: Config) -> None:
+    """When the source is exhausted: what still waits for evidence, and what finishing
+    costs at most."""
+    from labeler.status import waiting_for_evidence
+
+    n, cost = waiting_for_evidence(cfg)
+    if n:
+        console.print(  # type: ignore[attr-defined]
+            f"[yellow]{n} judge-accepted pairs still wait for evidence (not in the dataset). "
+            f"`labeler sync` as reviewers decide; `labeler round --finish` decides them now: "
+            f"certified where the evidence allows, the rest to humans (at most {n} human "
+            f"labels, {cost}).[/]"
+        )
 
 
 def _print_batches(console: object, summary: object) -> None:
