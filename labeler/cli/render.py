@@ -102,7 +102,7 @@ def round_table(s: dict[str, Any]) -> Table:
         table.add_row("judge requests (orders x samples)", str(s["requests_sent"]))
         table.add_row("estimated judge cost (at most)", money(s["judge_cost"], cur))
         table.add_row("  token estimate", basis)
-        table.add_row("all-human cost of these pairs (forecast)", money(s["baseline_cost"], cur))
+        table.add_row("all-human cost (forecast)", money(s["baseline_cost"], cur))
         return table
     table.add_row("pairs in round", str(s["pairs_in_round"]))
     table.add_row("judged", str(s["judged"]))
