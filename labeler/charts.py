@@ -76,10 +76,11 @@ def reliability_png(
 
 def rounds_figure(rounds: list[dict[str, Any]], currency: str, target: float) -> Any:
     """The lead's two questions. Left: how much did we save? Cumulative cost of labeling
-    everything by hand against what was spent (judge + humans), the gap shaded and the
-    savings factor written; the judge's cost, tiny beside human labels, is written out.
-    Right: is quality OK? Coverage, and audited agreement with its lower bound and n,
-    against the target agreement."""
+    the delivered pairs (certified judge labels + human decisions) by hand against what
+    was spent (judge + humans), the gap shaded and the savings factor written; the judge's
+    cost, tiny beside human labels, is written out, and so are the pairs still waiting.
+    Right: is quality OK? Coverage of the delivered pairs, and audited agreement with its
+    lower bound and n, against the target agreement."""
     plt = _plt()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.4))
     names = [str(r["round"]) for r in rounds]
@@ -91,14 +92,15 @@ def rounds_figure(rounds: list[dict[str, Any]], currency: str, target: float) ->
         baseline.append((baseline[-1] if baseline else 0.0) + r["all_human_cost"])
         spent.append((spent[-1] if spent else 0.0) + r["judge_cost"] + r["human_cost"])
         judge.append((judge[-1] if judge else 0.0) + r["judge_cost"])
-    left.plot(x, baseline, marker="o", color="grey", label="all by hand")
+    left.plot(x, baseline, marker="o", color="grey", label="delivered pairs, all by hand")
     left.plot(x, spent, marker="o", color="tab:blue", label="labeler (judge + humans)")
     left.fill_between(x, spent, baseline, color="tab:green", alpha=0.15, label="saved")
     if rounds:
         saved = baseline[-1] - spent[-1]
         factor = baseline[-1] / spent[-1] if spent[-1] > 0 else None
         left.annotate(
-            f"saved {saved:,.2f} {currency}" + (f" ({factor:.1f}x cheaper)" if factor else ""),
+            f"saved {saved:,.2f} {currency} on delivered pairs"
+            + (f" ({factor:.1f}x cheaper)" if factor else ""),
             (x[-1], (baseline[-1] + spent[-1]) / 2),
             xytext=(-8, 0),
             textcoords="offset points",
@@ -114,13 +116,23 @@ def rounds_figure(rounds: list[dict[str, Any]], currency: str, target: float) ->
             color="tab:blue",
             va="top",
         )
+        waiting = sum(r.get("waiting", 0) for r in rounds)
+        if waiting:
+            left.annotate(
+                f"waiting (not counted as saved): {waiting} pairs",
+                (0.02, 0.88),
+                xycoords="axes fraction",
+                fontsize=8,
+                color="grey",
+                va="top",
+            )
     left.set_xticks(x, names)
     left.set_xlabel("round")
     left.set_ylabel(f"cumulative cost ({currency})")
     left.set_title("How much did we save?")
     left.legend(fontsize=8, loc="lower right")
     cov = [100 * (r["coverage"] or 0) for r in rounds]
-    right.plot(x, cov, marker="o", color="tab:blue", label="coverage (decided by the judge)")
+    right.plot(x, cov, marker="o", color="tab:blue", label="coverage (certified / delivered)")
     right.axhline(100 * target, color="tab:red", linestyle="--", label=f"target {target:.0%}")
     audited = [(i, r) for i, r in zip(x, rounds, strict=True) if r["audited_agreement"] is not None]
     if audited:

@@ -1,4 +1,5 @@
-"""Cost arithmetic: judge tokens to money, the all-human baseline, savings. Pure.
+"""Cost arithmetic: judge tokens to money, the all-human baseline of what was delivered,
+savings. Pure.
 
 Money is computed in floats and rounded only for display; sums are taken over the stored
 per-call costs so that the ledger always equals the sum of billed calls.
@@ -74,7 +75,24 @@ def review_seconds(
 
 @dataclass(frozen=True)
 class Ledger:
-    """The money of one round (or of all rounds, summed)."""
+    """The money of one round (or of all rounds, summed), counting as saved only what was
+    *delivered*.
+
+    - delivered pairs: certified judge labels plus pairs humans decided (A/B rows of the
+      dataset, and pairs reviewers decided are a tie or both bad: an all-human process
+      pays for those too);
+    - ``baseline``: what labeling the delivered pairs by hand would have cost (price x
+      reviewers per pair x delivered);
+    - spent (``total``): all judge cost plus all human cost so far;
+    - ``factor`` = baseline / spent, ``saved`` = baseline - spent;
+    - ``coverage`` = certified / delivered: the share of the decided pairs the judge
+      decided alone.
+
+    Pairs still waiting (judge-accepted but provisional, or with reviewers and not decided)
+    are not saved money: ``waiting`` counts them, ``waiting_labels`` / ``waiting_cost`` say
+    how many human labels (at most reviewers per pair each) and how much money they may
+    still need. In per-pair mode the human cost already counts the pairs sent to reviewers,
+    so ``waiting_cost`` is an upper bound of what is still to pay."""
 
     pairs: int
     accepted: int
@@ -85,6 +103,11 @@ class Ledger:
     human_cost_time: float | None
     baseline: float
     mode: str
+    certified: int = 0
+    human_decided: int = 0
+    provisional: int = 0
+    waiting_labels: int = 0
+    waiting_cost: float = 0.0
 
     @property
     def human_cost(self) -> float:
@@ -95,6 +118,23 @@ class Ledger:
     @property
     def total(self) -> float:
         return self.judge_cost + self.human_cost
+
+    @property
+    def delivered(self) -> int:
+        return self.certified + self.human_decided
+
+    @property
+    def waiting(self) -> int:
+        return self.pairs - self.delivered
+
+    @property
+    def with_reviewers(self) -> int:
+        """Waiting pairs that are not provisional judge labels: with humans, undecided."""
+        return self.waiting - self.provisional
+
+    @property
+    def coverage(self) -> float | None:
+        return self.certified / self.delivered if self.delivered else None
 
     @property
     def saved(self) -> float:
@@ -124,6 +164,11 @@ class Ledger:
             time_cost,
             self.baseline + other.baseline,
             self.mode,
+            self.certified + other.certified,
+            self.human_decided + other.human_decided,
+            self.provisional + other.provisional,
+            self.waiting_labels + other.waiting_labels,
+            self.waiting_cost + other.waiting_cost,
         )
 
 
@@ -137,16 +182,23 @@ def ledger(
     reviewers: int,
     hourly_rate: float,
     mode: str,
+    *,
+    certified: int,
+    human_decided: int,
+    provisional: int,
 ) -> Ledger:
     """A round's ledger. Human cost per pair = pairs sent to humans x reviewers per pair x
     price; by time = measured review seconds x hourly rate (responses whose time is
-    unknown are counted at the mean of the known ones)."""
+    unknown are counted at the mean of the known ones). The baseline prices the delivered
+    pairs only (``certified`` judge labels + ``human_decided`` pairs); the rest of the
+    ``pairs`` judged wait, ``provisional`` of them judge-accepted."""
     known = [t for t in review_times if t is not None]
     time_cost = None
     if known:
         mean = sum(known) / len(known)
         seconds = sum(known) + mean * (len(review_times) - len(known))
         time_cost = seconds / 3600 * hourly_rate
+    waiting_labels = (pairs - certified - human_decided) * reviewers
     return Ledger(
         pairs,
         accepted,
@@ -155,6 +207,31 @@ def ledger(
         judge_cost,
         to_humans * reviewers * price_per_pair,
         time_cost,
-        pairs * reviewers * price_per_pair,
+        (certified + human_decided) * reviewers * price_per_pair,
         mode,
+        certified,
+        human_decided,
+        provisional,
+        waiting_labels,
+        waiting_labels * price_per_pair,
     )
+
+
+def savings_notes(led: Ledger, currency: str) -> list[str]:
+    """One line each, said wherever the savings are shown: why the factor is what it is
+    when nothing is certified, and what still waits (not counted as saved)."""
+    notes = []
+    if led.pairs and led.certified == 0:
+        notes.append(
+            f"nothing certified yet: {led.provisional} judge-accepted pairs wait for "
+            "evidence, so only human decisions count as delivered"
+            if led.provisional
+            else "nothing certified: every pair went to reviewers"
+        )
+    if led.waiting:
+        notes.append(
+            f"waiting for evidence: {led.waiting} pairs ({led.provisional} provisional, "
+            f"{led.with_reviewers} with reviewers), up to {led.waiting_labels} more human "
+            f"labels ({led.waiting_cost:,.2f} {currency} at most); not counted as saved"
+        )
+    return notes

@@ -4,6 +4,8 @@ The round summary, ``labeler report``, ``status``, the demo and the charts all r
 ``round_ledgers``. Prices and the reviewers per pair are those *snapshotted when the
 round started* (``money_snapshot``, stored with the round), so today's config never
 re-prices history; rounds stored before snapshots existed use the config in force.
+Savings count what each round has *delivered* by now (``costs.Ledger``): its certified
+judge labels and its human-decided pairs.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ def round_ledgers(store: Store, cfg: Config, only: int | None = None) -> dict[in
         decisions = store.round_decisions(rnd["id"])
         judged = sum(decisions.values())
         accepted = sum(n for (a, _), n in decisions.items() if a == ACCEPT)
+        delivery = store.round_delivery(rnd["id"])
         out[rnd["id"]] = costs.ledger(
             judged,
             accepted,
@@ -80,6 +83,9 @@ def round_ledgers(store: Store, cfg: Config, only: int | None = None) -> dict[in
             int(money["reviewers_per_pair"]),
             float(money["hourly_rate"]),
             str(money["human_cost_mode"]),
+            certified=delivery["certified"],
+            human_decided=delivery["human"],
+            provisional=delivery["provisional"],
         )
     return out
 

@@ -40,14 +40,19 @@ is confident about; human reviewers in Argilla decide the rest).
 | guidelines hash | {guidelines} |
 | rounds | {rounds} |
 | audited agreement of judge labels with humans | {agreement} |
-| judge cost / human cost / all-human cost | {judge_cost} / {human_cost} / {baseline} {currency} |
+| judge cost / human cost | {judge_cost} / {human_cost} {currency} |
+| pairs delivered (certified judge + human-decided) | {delivered} |
+| all-human cost of the delivered pairs / savings | {baseline} {currency} / {savings} |
+| still waiting (not counted as saved) | {waiting} |
 
 A *certified* judge label is covered by a threshold that human verdicts certified; a
 *provisional* one passed only the routing threshold and waits for evidence (exported only
 with `--include-provisional`). Every row carries its `pair_id`, `label_source` (judge or
 human), `label_status` (human, certified, provisional), `confidence`, `round`,
 `judge_model` and `template_hash` when exported with provenance. Pairs judged a tie or
-both bad by humans are not included.
+both bad by humans are not included. Savings count delivered pairs only (certified judge
+labels and human decisions, ties and both-bad among them): the all-human cost of those
+pairs over what was spent on the judge and on humans.
 """
 
 
@@ -67,6 +72,7 @@ def _card(
         if r["audited_agreement"] is not None
     ]
     agreement = ", ".join(f"round {rid}: {a:.0%}" for a, rid in audited) or "not audited yet"
+    factor = total.get("savings_factor")
     return CARD.format(
         name=cfg.project.name,
         fmt=fmt,
@@ -86,7 +92,12 @@ def _card(
         agreement=agreement,
         judge_cost=f"{total.get('judge_cost', 0):.4f}",
         human_cost=f"{total.get('human_cost', 0):.2f}",
+        delivered=f"{total.get('delivered', 0)} ({total.get('certified', 0)} + "
+        f"{total.get('human_decided', 0)})",
         baseline=f"{total.get('all_human_cost', 0):.2f}",
+        savings="-" if factor is None else f"{factor:.2f}x",
+        waiting=f"{total.get('waiting', 0)} pairs, up to {total.get('waiting_labels', 0)} "
+        "more human labels",
         currency=report["currency"],
     )
 

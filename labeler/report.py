@@ -34,11 +34,19 @@ def _row(
         "human_cost": led.human_cost,
         "human_cost_per_pair": led.human_cost_per_pair,
         "human_cost_time": led.human_cost_time,
+        # savings count delivered pairs only (costs.Ledger): certified + human-decided
+        "certified": led.certified,
+        "provisional": led.provisional,
+        "human_decided": led.human_decided,
+        "delivered": led.delivered,
+        "waiting": led.waiting,
+        "waiting_labels": led.waiting_labels,
+        "waiting_cost": led.waiting_cost,
         "all_human_cost": led.baseline,
         "saved": led.saved,
         "savings_factor": led.factor,
         "cost_per_accepted": led.cost_per_accepted,
-        "coverage": led.accepted / led.pairs if led.pairs else None,
+        "coverage": led.coverage,
         "audited_agreement": q.get("audited_agreement"),
         "audited_agreement_lower": q.get("audited_agreement_lower"),
         "audited": q.get("audited", 0),
@@ -71,6 +79,8 @@ def build_report(cfg: Config) -> dict[str, Any]:
         "mode": cfg.costs.human_cost_mode,
         "rounds": rows,
         "total": None if total is None else _row("total", total, None, {}),
+        "savings_basis": "delivered",  # certified judge labels + human-decided pairs
+        "savings_notes": [] if total is None else costs.savings_notes(total, cfg.costs.currency),
         "flags": flags,
         "labels": labels,  # human / certified / provisional (held out of the dataset)
         "tiers": tiers,  # what each judge tier of a cascade decided and cost (all rounds)

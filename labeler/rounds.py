@@ -83,9 +83,17 @@ class RoundSummary:
     completion_tokens: int = 0
     judge_cost: float = 0.0
     human_cost: float = 0.0
-    baseline_cost: float = 0.0
+    baseline_cost: float = 0.0  # all-human cost of the delivered pairs (dry run: of all)
     saved: float = 0.0
     savings_factor: float | None = None
+    # delivered so far: certified judge labels + human-decided pairs (costs.Ledger)
+    delivered: int = 0
+    human_decided: int = 0
+    coverage: float | None = None
+    waiting: int = 0
+    waiting_labels: int = 0
+    waiting_cost: float = 0.0
+    savings_notes: list[str] = field(default_factory=list)
     currency: str = "USD"
     thresholds: dict[str, Any] = field(default_factory=dict)
     dataset_path: str | None = None
@@ -785,6 +793,10 @@ def _fill_outcome(store: Store, ctx: Context, summary: RoundSummary, round_id: i
     led = round_ledgers(store, cfg, round_id)[round_id]
     summary.human_cost, summary.baseline_cost = led.human_cost, led.baseline
     summary.saved, summary.savings_factor = led.saved, led.factor
+    summary.delivered, summary.human_decided = led.delivered, led.human_decided
+    summary.coverage, summary.waiting = led.coverage, led.waiting
+    summary.waiting_labels, summary.waiting_cost = led.waiting_labels, led.waiting_cost
+    summary.savings_notes = costs.savings_notes(led, cfg.costs.currency)
     summary.currency = cfg.costs.currency
     summary.thresholds = asdict(ctx.thresholds)
     if len(cfg.judges) > 1:

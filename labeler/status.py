@@ -1,12 +1,34 @@
-"""``labeler status``: pairs per state, rounds so far, money spent."""
+"""``labeler status``: pairs per state, rounds so far, money spent, savings on delivered
+pairs."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from labeler import costs
 from labeler.config import Config
+from labeler.ledger import round_ledgers
 from labeler.routing import ACCEPT
 from labeler.store import Store
+
+
+def savings(led: costs.Ledger, currency: str) -> dict[str, Any]:
+    """The delivered figures of a ledger (see ``costs.Ledger``)."""
+    return {
+        "delivered": led.delivered,
+        "certified": led.certified,
+        "human_decided": led.human_decided,
+        "provisional": led.provisional,
+        "waiting": led.waiting,
+        "waiting_labels": led.waiting_labels,
+        "waiting_cost": led.waiting_cost,
+        "coverage": led.coverage,
+        "all_human_cost": led.baseline,
+        "spent": led.total,
+        "saved": led.saved,
+        "savings_factor": led.factor,
+        "notes": costs.savings_notes(led, currency),
+    }
 
 
 def project_status(cfg: Config) -> dict[str, Any]:
@@ -16,6 +38,7 @@ def project_status(cfg: Config) -> dict[str, Any]:
             "states": {},
             "rounds": [],
             "cost": 0.0,
+            "savings": None,
             "currency": cfg.costs.currency,
             "state_db": str(cfg.db_path),
             "initialised": False,
@@ -35,8 +58,12 @@ def project_status(cfg: Config) -> dict[str, Any]:
                     "judge_cost": store.call_totals(row["id"])["cost"],
                 }
             )
+        ledgers = list(round_ledgers(store, cfg).values())
+        total = sum(ledgers[1:], ledgers[0]) if ledgers else None
         return {
             "states": store.state_counts(),
+            # savings on delivered pairs, as `labeler report` totals them
+            "savings": None if total is None else savings(total, cfg.costs.currency),
             "rounds": rounds,
             "disputed": len(store.disputed()),
             "cost": store.call_totals()["cost"],

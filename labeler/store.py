@@ -840,6 +840,23 @@ class Store:
             counts[status] = n
         return counts
 
+    def round_delivery(self, round_id: int) -> dict[str, int]:
+        """Where a round's judged pairs stand now: ``human`` decided by reviewers (any
+        decided label), ``certified`` / ``provisional`` judge labels no human decided."""
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(h.pair_id IS NOT NULL), 0), "
+            "COALESCE(SUM(h.pair_id IS NULL AND v.action = 'accept' "
+            "AND p.state IN ('accepted', 'exported') "
+            "AND COALESCE(v.status, 'certified') = 'certified'), 0), "
+            "COALESCE(SUM(h.pair_id IS NULL AND v.action = 'accept' "
+            "AND p.state IN ('accepted', 'exported') AND v.status = 'provisional'), 0) "
+            "FROM verdicts v JOIN pairs p ON p.id = v.pair_id "
+            "LEFT JOIN human_decisions h ON h.pair_id = v.pair_id AND h.decided = 1 "
+            "WHERE v.round_id = ?",
+            (round_id,),
+        ).fetchone()
+        return {"human": int(row[0]), "certified": int(row[1]), "provisional": int(row[2])}
+
     def dataset_rows(self, certified_only: bool = True) -> Iterator[sqlite3.Row]:
         """Pairs that belong in the DPO dataset: human A/B decisions (a human verdict wins),
         else the judge's accepted verdicts — only certified ones unless ``certified_only``

@@ -516,8 +516,8 @@ def _message(
     estimate = "n/a" if chosen.agreement is None else f"{chosen.agreement:.1%}"
     return (
         f"{_fmt(prev)} -> {_fmt(new)} (version {new.version}, {chosen.guarantee} "
-        f"guarantee) from {chosen.labelled} human verdicts: certified coverage "
-        f"{chosen.coverage:.0%}, estimated agreement {estimate}"
+        f"guarantee) from {chosen.labelled} human verdicts: forecast certified "
+        f"coverage {chosen.coverage:.0%} of judged pairs, estimated agreement {estimate}"
     )
 
 

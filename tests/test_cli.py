@@ -77,6 +77,9 @@ def test_round_table_rendering() -> None:
         baseline_cost=50.0,
         saved=34.9838,
         savings_factor=50 / 15.0162,
+        delivered=100,
+        human_decided=30,
+        coverage=0.7,
         dataset_path="/x/dataset",
         dataset_rows=70,
     )
@@ -92,8 +95,44 @@ def test_round_table_rendering() -> None:
     assert lines["sent to review"] == "30"
     assert lines["low_confidence"] == "25" and lines["not_json"] == "2"
     assert lines["judge tokens in / out"] == "100,000 / 2,000"
-    assert lines["saved"] == "34.98 USD (3.3x cheaper)"
-    assert lines["all-human baseline"] == "50.00 USD"
+    assert lines["saved on delivered"] == "34.98 USD (3.3x cheaper)"
+    assert lines["all-human cost of delivered"] == "50.00 USD"
+    assert lines["delivered (certified judge + human)"] == "100 (70 + 30)"
+    assert lines["coverage of delivered (judge alone)"] == "70%"
+    assert "nothing certified yet" not in text and "waiting for evidence" not in text
+
+
+def test_round_table_says_why_nothing_is_saved() -> None:
+    """Issue 17: nothing certified, humans not done: no savings, and the reason."""
+    s = RoundSummary(
+        round_id=1,
+        pairs_in_round=11,
+        judged=11,
+        accepted=9,
+        provisional=9,
+        review={"tie": 2},
+        judge_cost=0.01,
+        human_cost=1.0,
+        saved=-1.01,
+        savings_factor=0.0,
+        waiting=11,
+        savings_notes=[
+            "nothing certified yet: 9 judge-accepted pairs wait for evidence, so only "
+            "human decisions count as delivered",
+            "waiting for evidence: 11 pairs (9 provisional, 2 with reviewers), up to 11 "
+            "more human labels (5.50 USD at most); not counted as saved",
+        ],
+    )
+    text = render(round_table(s.to_dict()), width=100)
+    lines = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in text.splitlines()
+        if line.count("│") == 3
+    }
+    assert lines["saved on delivered"] == "-1.01 USD (nothing delivered yet)"
+    assert lines["coverage of delivered (judge alone)"] == "-"
+    assert lines["nothing certified yet"].startswith("9 judge-accepted pairs wait for evidence")
+    assert lines["waiting for evidence"].startswith("11 pairs (9 provisional, 2 with reviewers)")
 
 
 def test_every_table_is_readable_at_80_columns(tmp_path: Path, judge_server) -> None:

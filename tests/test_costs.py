@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from labeler.costs import Prices, estimate_round_cost, estimate_tokens, ledger
+from labeler.costs import Prices, estimate_round_cost, estimate_tokens, ledger, savings_notes
 
 
 @pytest.mark.parametrize(
@@ -21,21 +23,121 @@ def test_call_cost(tokens_in: int, tokens_out: int, expected: float) -> None:
 
 
 @pytest.mark.parametrize(
-    ("labeled", "to_humans", "judge", "price", "reviewers", "saved", "factor"),
+    (
+        "pairs",
+        "certified",
+        "provisional",
+        "human",
+        "to_humans",
+        "judge",
+        "price",
+        "reviewers",
+        "baseline",
+        "factor",
+        "coverage",
+        "waiting",
+    ),
     [
-        (100, 20, 1.0, 0.5, 1, 50 - 10 - 1, 50 / 11),
-        (100, 100, 0.0, 0.5, 1, 0.0, 1.0),
-        (100, 0, 0.0, 0.5, 1, 50.0, None),  # nothing spent at all
-        (10, 5, 0.5, 1.0, 3, 30 - 15 - 0.5, 30 / 15.5),
+        # 80 certified + 20 decided by humans: everything delivered
+        (100, 80, 0, 20, 20, 1.0, 0.5, 1, 50.0, 50 / 11, 0.8, 0),
+        # nothing certified: 80 provisional wait; only the 20 human decisions count
+        (100, 0, 80, 20, 20, 1.0, 0.5, 1, 10.0, 10 / 11, 0.0, 80),
+        # all to humans, all decided, a free judge: exactly as cheap as all-human
+        (100, 0, 0, 100, 100, 0.0, 0.5, 1, 50.0, 1.0, 0.0, 0),
+        # humans have not decided yet: their 5 pairs wait (3 labels each)
+        (10, 5, 0, 0, 5, 0.5, 1.0, 3, 15.0, 15 / 15.5, 1.0, 5),
+        # nothing spent at all: no factor
+        (100, 100, 0, 0, 0, 0.0, 0.5, 1, 50.0, None, 1.0, 0),
+        # nothing delivered yet: no coverage, a factor of 0
+        (10, 0, 8, 0, 2, 0.1, 0.5, 2, 0.0, 0.0, None, 10),
     ],
 )
-def test_ledger_savings(labeled, to_humans, judge, price, reviewers, saved, factor) -> None:
+def test_ledger_counts_only_what_was_delivered(
+    pairs, certified, provisional, human, to_humans, judge, price, reviewers,
+    baseline, factor, coverage, waiting,
+) -> None:  # fmt: skip
     led = ledger(
-        labeled, labeled - to_humans, to_humans, judge, [], price, reviewers, 30.0, "per_pair"
+        pairs,
+        certified + provisional,
+        to_humans,
+        judge,
+        [],
+        price,
+        reviewers,
+        30.0,
+        "per_pair",
+        certified=certified,
+        human_decided=human,
+        provisional=provisional,
     )
-    assert led.saved == pytest.approx(saved)
+    spent = judge + to_humans * price * reviewers
+    assert led.delivered == certified + human
+    assert led.baseline == pytest.approx(baseline)
+    assert led.baseline == pytest.approx(price * reviewers * led.delivered)
+    assert led.total == pytest.approx(spent)
+    assert led.saved == pytest.approx(baseline - spent)
     assert led.factor == (None if factor is None else pytest.approx(factor))
-    assert led.total == pytest.approx(judge + to_humans * price * reviewers)
+    assert led.coverage == (None if coverage is None else pytest.approx(coverage))
+    assert (led.waiting, led.waiting_labels) == (waiting, waiting * reviewers)
+    assert led.waiting_cost == pytest.approx(waiting * reviewers * price)
+    assert led.with_reviewers == waiting - provisional
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 50),
+    st.integers(0, 50),
+    st.integers(0, 50),
+    st.floats(0, 10),
+    st.floats(0.01, 5),
+    st.integers(1, 5),
+)
+def test_a_judge_that_certifies_nothing_never_saves(
+    provisional: int, decided: int, undecided: int, judge: float, price: float, reviewers: int
+) -> None:
+    """Issue 17: without certified labels the savings factor is at most 1.0 (per-pair
+    human cost), however many pairs the judge accepted provisionally."""
+    to_humans = decided + undecided
+    led = ledger(
+        provisional + to_humans,
+        provisional,
+        to_humans,
+        judge,
+        [],
+        price,
+        reviewers,
+        30.0,
+        "per_pair",
+        certified=0,
+        human_decided=decided,
+        provisional=provisional,
+    )
+    assert led.saved <= 1e-9
+    assert led.factor is None or led.factor <= 1.0 + 1e-9
+    if led.pairs:
+        assert savings_notes(led, "USD")[0].startswith("nothing certified")
+
+
+def test_savings_notes_say_why_and_what_waits() -> None:
+    def notes(certified: int, provisional: int, human: int, pairs: int) -> list[str]:
+        led = ledger(
+            pairs, certified + provisional, pairs - certified - provisional, 0.1, [], 0.5, 2,
+            30.0, "per_pair", certified=certified, human_decided=human, provisional=provisional,
+        )  # fmt: skip
+        return savings_notes(led, "USD")
+
+    assert notes(80, 0, 20, 100) == []  # everything delivered: nothing to explain
+    assert notes(0, 9, 0, 11) == [
+        "nothing certified yet: 9 judge-accepted pairs wait for evidence, so only human "
+        "decisions count as delivered",
+        "waiting for evidence: 11 pairs (9 provisional, 2 with reviewers), up to 22 more "
+        "human labels (11.00 USD at most); not counted as saved",
+    ]
+    assert notes(0, 0, 3, 5)[0] == "nothing certified: every pair went to reviewers"
+    assert notes(5, 2, 0, 7) == [
+        "waiting for evidence: 2 pairs (2 provisional, 0 with reviewers), up to 4 more "
+        "human labels (2.00 USD at most); not counted as saved"
+    ]
 
 
 def test_estimates() -> None:
@@ -90,6 +192,9 @@ def test_ledger(mode: str, times: list, human: float, time_cost: float | None) -
         reviewers=1,
         hourly_rate=36.0,
         mode=mode,
+        certified=80,
+        human_decided=20,
+        provisional=0,
     )
     assert led.human_cost == pytest.approx(human)
     assert led.human_cost_time == (None if time_cost is None else pytest.approx(time_cost))
@@ -103,7 +208,9 @@ def test_ledger(mode: str, times: list, human: float, time_cost: float | None) -
 def test_ledger_counts_reviewers_per_pair() -> None:
     from labeler.costs import ledger
 
-    led = ledger(10, 5, 5, 0.0, [], 1.0, 3, 30.0, "per_pair")
+    led = ledger(
+        10, 5, 5, 0.0, [], 1.0, 3, 30.0, "per_pair", certified=5, human_decided=5, provisional=0
+    )
     assert (led.human_cost, led.baseline) == (15.0, 30.0)
 
 

@@ -98,7 +98,11 @@ def test_demo_small_runs_the_whole_loop(tmp_path: Path) -> None:
             assert q["audited_agreement_lower"] <= target or q["audited_agreement"] >= target
     accepted_right = [a for a in data["truth_agreement"] if a is not None]
     assert accepted_right and min(accepted_right) >= target
-    assert sum(r["saved"] for r in data["rounds"]) > 0
+    # money is saved on what was delivered by the end (issue 17: a round's own summary,
+    # printed before its reviewers decide, counts only its certified labels)
+    total = data["report"]["total"]
+    assert total["certified"] > 0 and total["saved"] > 0 and total["savings_factor"] > 1
+    assert total["all_human_cost"] == pytest.approx(0.5 * total["delivered"])  # 1 reviewer
     assert Path(data["reliability_png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert datasets.load_from_disk(data["dataset"]).num_rows > 0
     assert listening_ports() - before_ports == set()

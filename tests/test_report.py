@@ -10,7 +10,7 @@ import datasets
 import pytest
 
 from labeler.store import Store
-from tests.conftest import Project, good_bad_rows
+from tests.conftest import Project, decide_as_humans, good_bad_rows
 
 
 @pytest.fixture
@@ -43,18 +43,81 @@ def test_report_numbers_and_chart(two_rounds: Project, tmp_path: Path) -> None:
             store.db.execute("SELECT round_id, SUM(cost) FROM calls GROUP BY round_id").fetchall()
         )
     assert r1["judge_cost"] == pytest.approx(per_round[1])
-    assert r1["all_human_cost"] == pytest.approx(7 * 0.5)
     assert r1["human_cost"] == pytest.approx(1 * 0.5)
-    assert r1["saved"] == pytest.approx(3.5 - 0.5 - per_round[1])
+    # nothing is certified and no human has decided yet: nothing delivered, nothing saved
+    assert (r1["delivered"], r1["provisional"], r1["waiting"]) == (0, 6, 7)
+    assert r1["all_human_cost"] == 0.0 and r1["savings_factor"] == 0.0
+    assert r1["saved"] == pytest.approx(-0.5 - per_round[1])
     assert r1["cost_per_accepted"] == pytest.approx(per_round[1] / 6)
     total = data["total"]
     assert total["pairs"] == 11 and total["saved"] == pytest.approx(r1["saved"] + r2["saved"])
+    assert total["waiting_labels"] == 11 and total["waiting_cost"] == pytest.approx(5.5)
+    assert data["savings_notes"][0].startswith("nothing certified yet: 9 judge-accepted pairs")
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 10_000
     # nothing audited, so every judge acceptance is still provisional (cold start)
     assert data["labels"] == {"human": 0, "certified": 0, "provisional": 9}
     text = p.run("report", "--quality").stdout
     assert "Money per round" in text and "Quality flags" in text
     assert "0 certified judge, 9 provisional judge" in " ".join(text.split())
+    assert "nothing certified yet: 9 judge-accepted pairs wait" in " ".join(text.split())
+
+
+def test_a_judge_that_certifies_nothing_saves_nothing(two_rounds: Project) -> None:
+    """Issue 17: 9 judge-accepted pairs, all provisional, used to count as 2x savings. Once
+    reviewers decide their 2 pairs, the project has delivered what an all-human one
+    would have, for the judge's cost on top: at most 1.0x, and the report says why."""
+    p = two_rounds
+    assert decide_as_humans(p) == 2
+    data = p.run_json("report")
+    total = data["total"]
+    assert (total["delivered"], total["human_decided"], total["certified"]) == (2, 2, 0)
+    assert total["all_human_cost"] == pytest.approx(2 * 0.5)
+    assert 0.9 < total["savings_factor"] <= 1.0
+    assert total["saved"] == pytest.approx(-total["judge_cost"])
+    assert total["coverage"] == 0.0
+    assert (total["waiting"], total["provisional"], total["waiting_labels"]) == (9, 9, 9)
+    assert data["savings_basis"] == "delivered"
+    text = " ".join(p.run("report").stdout.split())
+    assert "nothing certified yet: 9 judge-accepted pairs wait for evidence" in text
+    assert "waiting for evidence: 9 pairs (9 provisional, 0 with reviewers)" in text
+    status = p.run_json("status")["savings"]
+    assert status["savings_factor"] == pytest.approx(total["savings_factor"])
+    assert status["delivered"] == 2 and status["notes"] == data["savings_notes"]
+    line = " ".join(p.run("status").stdout.split())
+    assert "Delivered: 2 pairs (0 certified judge, 2 human)" in line
+    assert "not cheaper than all-human" in line and "x cheaper)" not in line
+
+
+def test_certified_rows_are_what_is_saved(project: Project) -> None:
+    """Issue 17: round 1 goes to humans (cold start audits everything), round 2 is
+    certified; the all-human baseline is the price times the delivered rows."""
+    project.set(
+        review={"enabled": False, "min_submitted": 2},
+        costs={"human_price_per_pair": 0.4},
+        calibration={"cold_start_audit_rate": 1.0, "min_labels": 10, "min_per_threshold": 5},
+    )
+    project.pairs(good_bad_rows(120))
+    project.run_json("round")
+    assert decide_as_humans(project) == 120
+    assert project.run("calibrate").exit_code == 0
+    project.pairs(good_bad_rows(40, start=1000), name="more.jsonl")
+    project.set(source={"path": "more.jsonl"})
+    second = project.run_json("round")
+    assert second["certified"] == 40 and second["delivered"] == 40
+    assert second["baseline_cost"] == pytest.approx(40 * 2 * 0.4)
+    assert second["coverage"] == 1.0 and second["savings_notes"] == []
+    data = project.run_json("report")
+    r1, r2 = data["rounds"]
+    assert (r1["delivered"], r1["human_decided"], r1["coverage"]) == (120, 120, 0.0)
+    assert (r2["delivered"], r2["certified"], r2["coverage"]) == (40, 40, 1.0)
+    total = data["total"]
+    assert total["delivered"] == 160 and total["waiting"] == 0
+    assert total["all_human_cost"] == pytest.approx(0.4 * 2 * 160)
+    spent = total["judge_cost"] + total["human_cost"]
+    assert total["savings_factor"] == pytest.approx(0.4 * 2 * 160 / spent)
+    assert total["coverage"] == pytest.approx(40 / 160)
+    for key in ("delivered", "waiting", "waiting_labels", "waiting_cost", "human_decided"):
+        assert key in r1 and key in total
 
 
 def test_near_identical_responses_are_flagged_or_dropped(project: Project) -> None:
@@ -105,6 +168,10 @@ def test_dpo_export_is_what_trl_expects_and_deterministic(
     card = (tmp_path / "a.parquet.README.md").read_text()
     assert "| rows | 9 |" in card and "simulated" not in card
     assert "gpt-4o-mini" in card and "guidelines hash" in card
+    # issue 17: 9 provisional rows in the file, yet nothing delivered and nothing saved
+    assert "| pairs delivered (certified judge + human-decided) | 0 (0 + 0) |" in card
+    assert "| all-human cost of the delivered pairs / savings | 0.00 USD / 0.00x |" in card
+    assert "| still waiting (not counted as saved) | 11 pairs, up to 11 more" in card
 
 
 def test_kto_jsonl_and_disk_exports(two_rounds: Project, tmp_path: Path) -> None:
@@ -241,11 +308,13 @@ def test_the_rounds_chart_answers_the_leads_questions() -> None:
     fig = rounds_figure(rounds, "USD", 0.85)
     left, right = fig.axes[:2]
     texts = [t.get_text() for t in left.texts] + [t.get_text() for t in right.texts]
-    assert "saved 126.94 USD (1.7x cheaper)" in texts  # 300 / 173.06
+    assert "saved 126.94 USD on delivered pairs (1.7x cheaper)" in texts  # 300 / 173.06
     assert "judge: 0.0600 USD in all" in texts
     assert "n=9" in texts and "n=13" in texts
     assert any(
         list(line.get_ydata()) == [85.0, 85.0] for line in right.get_lines()
     )  # the target agreement line
-    cumulative = next(line for line in left.get_lines() if line.get_label() == "all by hand")
+    cumulative = next(
+        line for line in left.get_lines() if line.get_label() == "delivered pairs, all by hand"
+    )
     assert list(cumulative.get_ydata()) == [100.0, 200.0, 300.0]

@@ -56,11 +56,12 @@ def test_round_json_summary_is_the_only_stdout(project: Project) -> None:
     assert data["accepted"] == 6 and data["review"] == {"tie": 1}
     assert data["requests_sent"] == 14
     assert data["prompt_tokens"] > 0 and data["judge_cost"] > 0
-    assert data["baseline_cost"] == pytest.approx(7 * 0.5)
     assert data["human_cost"] == pytest.approx(0.5)
-    assert data["saved"] == pytest.approx(
-        data["baseline_cost"] - data["human_cost"] - data["judge_cost"]
-    )
+    # nothing certified (no thresholds yet), nothing decided by humans: nothing delivered
+    assert (data["delivered"], data["waiting"], data["waiting_labels"]) == (0, 7, 7)
+    assert data["baseline_cost"] == 0.0 and data["savings_factor"] == 0.0
+    assert data["saved"] == pytest.approx(-data["human_cost"] - data["judge_cost"])
+    assert data["savings_notes"][0].startswith("nothing certified yet: 6 judge-accepted")
 
 
 def test_limit_then_next_round_and_rerun_sends_nothing(project: Project) -> None:

@@ -102,7 +102,7 @@ def round_table(s: dict[str, Any]) -> Table:
         table.add_row("judge requests (orders x samples)", str(s["requests_sent"]))
         table.add_row("estimated judge cost (at most)", money(s["judge_cost"], cur))
         table.add_row("  token estimate", basis)
-        table.add_row("all-human cost of these pairs", money(s["baseline_cost"], cur))
+        table.add_row("all-human cost (forecast)", money(s["baseline_cost"], cur))
         return table
     table.add_row("pairs in round", str(s["pairs_in_round"]))
     table.add_row("judged", str(s["judged"]))
@@ -120,16 +120,7 @@ def round_table(s: dict[str, Any]) -> Table:
     table.add_row("judge tokens in / out", f"{s['prompt_tokens']:,} / {s['completion_tokens']:,}")
     table.add_row("judge cost", money(s["judge_cost"], cur))
     table.add_row("human review cost", money(s["human_cost"], cur))
-    table.add_row("all-human baseline", money(s["baseline_cost"], cur))
-    factor = s["savings_factor"]
-    verdict = (
-        f" ({factor:.1f}x cheaper)"
-        if factor and factor >= 1
-        else " (more than all-human)"
-        if factor
-        else ""
-    )
-    table.add_row("saved", f"[bold green]{money(s['saved'], cur)}[/]{verdict}")
+    _savings_rows(table, s, cur)
     if s["dataset_path"]:
         table.add_row("dataset", f"{s['dataset_path']} ({s['dataset_rows']} rows)")
     if s.get("review_pushed"):
@@ -139,6 +130,48 @@ def round_table(s: dict[str, Any]) -> Table:
             "[yellow]waiting to be pushed to Argilla[/]", f"[yellow]{s['review_waiting']}[/]"
         )
     return table
+
+
+def _verdict(factor: float | None, delivered: int) -> str:
+    if not delivered:
+        return " (nothing delivered yet)"
+    if factor is None:
+        return ""
+    return (
+        f" ({factor:.1f}x cheaper)"
+        if factor >= 1
+        else f" ({factor:.2f}x: not cheaper than all-human)"
+    )
+
+
+def _savings_rows(table: Table, s: dict[str, Any], cur: str) -> None:
+    """Savings on delivered pairs (certified judge labels + human decisions), then the
+    notes: why nothing is saved yet, what still waits."""
+    delivered, human = s["delivered"], s["human_decided"]
+    table.add_row(
+        "delivered (certified judge + human)", f"{delivered} ({delivered - human} + {human})"
+    )
+    table.add_row("coverage of delivered (judge alone)", _pct(s["coverage"]))
+    table.add_row("all-human cost of delivered", money(s["baseline_cost"], cur))
+    verdict = _verdict(s["savings_factor"], delivered)
+    table.add_row("saved on delivered", f"[bold green]{money(s['saved'], cur)}[/]{verdict}")
+    for note in s["savings_notes"]:
+        head, _, rest = note.partition(": ")
+        table.add_row(f"[yellow]{head}[/]", rest)
+
+
+def savings_line(total: dict[str, Any], currency: str) -> Text:
+    """Delivered pairs and what they saved, in one line (``labeler status``)."""
+    delivered, human = total["delivered"], total["human_decided"]
+    return Text(
+        f"Delivered: {delivered} pairs ({delivered - human} certified judge, {human} human); "
+        f"coverage {_pct(total['coverage'])}; saved on delivered "
+        f"{money(total['saved'], currency)}{_verdict(total['savings_factor'], delivered)}"
+    )
+
+
+def notes_text(notes: list[str]) -> Text:
+    return Text("\n".join(notes), style="yellow")
 
 
 def status_table(status: dict[str, Any]) -> Table:
@@ -304,8 +337,9 @@ def _narrow(title: str) -> Table:
 
 def quality_table(rounds: list[dict[str, Any]]) -> Group:
     """Quality per round as two tables that each fit 80 columns."""
-    routing = _narrow("Thresholds and coverage per round")
-    for col in ("round", "thresholds A/B", "human labels", "coverage", "expected"):
+    # shares of the judged pairs (provisional ones included), not of the delivered pairs
+    routing = _narrow("Thresholds and coverage of judged pairs per round")
+    for col in ("round", "thresholds A/B", "human labels", "accepted", "forecast"):
         routing.add_column(col, justify="right")
     agreement = _narrow("Agreement with humans per round (reviewers: with each other)")
     for col in ("round", "audited (n)", "lower bound", "judge=human", "w/o ties", "kappa"):
@@ -349,11 +383,11 @@ def report_table(data: dict[str, Any]) -> Group:
     """Pairs, money and quality per round: three tables that each fit 80 columns."""
     cur = data["currency"]
     mode = data["mode"].replace("_", " ")
-    pairs_t = _narrow("Pairs per round")
-    for col in ("round", "pairs", "by judge", "to humans", "coverage"):
+    pairs_t = _narrow("Pairs per round (coverage: certified / delivered)")
+    for col in ("round", "pairs", "certified", "provisional", "to humans", "by humans", "coverage"):
         pairs_t.add_column(col, justify="right")
     money_t = _narrow(f"Money per round ({cur}; human cost {mode})")
-    for col in ("round", "judge", "humans", "all-human", "saved", "x cheaper"):
+    for col in ("round", "judge", "humans", "all-human\n(delivered)", "saved", "x cheaper"):
         money_t.add_column(col, justify="right")
     quality_t = _narrow("Quality per round")
     for col in ("round", "audited agreement", "lower bound", "thresholds"):
@@ -370,8 +404,10 @@ def report_table(data: dict[str, Any]) -> Group:
             [
                 str(r["round"]),
                 str(r["pairs"]),
-                str(r["accepted"]),
+                str(r["certified"]),
+                str(r["provisional"]),
                 str(r["to_humans"]),
+                str(r["human_decided"]),
                 _pct(r["coverage"]),
             ],
         )
@@ -394,7 +430,8 @@ def report_table(data: dict[str, Any]) -> Group:
                 _pct(r["audited_agreement_lower"]),
                 r["thresholds"] or "",
             )
-    return Group(pairs_t, money_t, quality_t)
+    notes = data.get("savings_notes") or []
+    return Group(pairs_t, money_t, *([notes_text(notes)] if notes else []), quality_t)
 
 
 def tiers_table(tiers: list[dict[str, Any]], currency: str) -> Table:

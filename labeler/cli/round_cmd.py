@@ -192,7 +192,8 @@ def _stop_if_over_budget(summary: object) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    """Show how many pairs are in each state, the rounds so far, and the total cost.
+    """Show how many pairs are in each state, the rounds so far, the total cost, and the
+    savings on delivered pairs (certified judge labels + human decisions).
 
     \b
     Example:
@@ -211,6 +212,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
         return
     console.print(render.status_table(data))
     console.print(render.rounds_table(data))
+    if data["savings"]:
+        console.print(render.savings_line(data["savings"], data["currency"]))
+        if data["savings"]["notes"]:
+            console.print(render.notes_text(data["savings"]["notes"]))
     if data["disputed"]:
         console.print(
             f"[yellow]{data['disputed']} pairs are disputed by reviewers; "
