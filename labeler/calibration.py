@@ -945,13 +945,21 @@ def certify_planned(
     s_sorted = scores[order]
     lab_cum = np.cumsum(labelled[order])
     bad_cum = np.cumsum((labelled & disagree)[order])
+    regions = []  # (threshold, pairs above it, labelled, disagreeing), highest first
     for lam in grid:
         size = int(np.searchsorted(-s_sorted, -lam, side="right"))
-        if size == 0:
-            continue
-        n, k = int(lab_cum[size - 1]), int(bad_cum[size - 1])
-        if best.threshold >= NEVER and not good_judge_passes(n, size, alpha, delta):
-            continue
+        if size:
+            regions.append((lam, size, int(lab_cum[size - 1]), int(bad_cum[size - 1])))
+    # the first region a good judge would pass; none: the largest (the most labels)
+    first = next(
+        (
+            i
+            for i, (_, size, n, _) in enumerate(regions)
+            if good_judge_passes(n, size, alpha, delta)
+        ),
+        len(regions) - 1,
+    )
+    for lam, _, n, k in regions[max(first, 0) :]:
         if not binomial_rejects(k, n, alpha, delta):
             break
         start_at = best.start if best.start < NEVER else float(lam)
@@ -1023,6 +1031,29 @@ class Look:
     choice: Choice  # NEVER when nothing was certified
     population: int  # pairs in the calibration population
     labels: int  # of them, sampled and decided
+    futile: bool = False  # every region is confidently worse than the target
+
+
+def futile(
+    scores: np.ndarray,
+    labelled: np.ndarray,
+    disagree: np.ndarray,
+    alpha: float,
+    delta: float,
+    floor: float,
+) -> bool:
+    """Is the judge confidently worse than the target in every region it could be
+    certified for (each region's Clopper-Pearson lower bound on disagreement above
+    alpha)? Then waiting is pointless and its pairs go to humans. Sending pairs to humans
+    never costs the guarantee anything, so this may read labels at any time; a good judge
+    wrongly found futile only costs money, with probability at most delta."""
+    if int(labelled.sum()) < 10:
+        return False
+    for lam in plan_grid(scores, floor):
+        above = (scores >= lam) & labelled
+        if cp_lower(int((above & disagree).sum()), int(above.sum()), delta) <= alpha:
+            return False
+    return True
 
 
 def plan_look(
@@ -1048,6 +1079,8 @@ def plan_look(
     n_lab = int(labelled.sum())
     due = final or (n_lab >= min_labels and look_due(n_lab, looks, alpha, delta))
     nothing = Choice(NEVER, 0, 0, None)
+    if futile(scores, labelled, disagree, alpha, delta, floor):
+        return Look(False, 0.0, nothing, len(scores), n_lab, True)
     if not due or n_lab == 0:
         return Look(False, 0.0, nothing, len(scores), n_lab)
     level = max(delta - spent, 0.0) if final else look_delta(delta, looks)

@@ -335,6 +335,8 @@ def _recalibrate_planned(
             new = replace(cold_start(cfg), phase=prev.version + 1, judge_version=prev.judge_version)
     elif not prev.finished:
         look = _look(data, prev, alpha, delta, c.guarantee, c.min_labels, finish)
+        if look.futile:  # nothing can be certified: no more waiting, pairs go to humans
+            new = replace(prev, a=cal.NEVER, b=cal.NEVER)
         if look.taken:
             new = replace(prev, looks=prev.looks + 1, spent=prev.spent + look.level)
         if look.choice.threshold < cal.NEVER:
@@ -446,6 +448,13 @@ def _planned_message(
             f"DRIFT: certified pairs audited since version {prev.version} agree with humans "
             f"{agree:.0%} of {len(recent)} times, below target: a new calibration phase "
             f"begins (version {new.version}); {counts['rechecked']} pairs went back to humans"
+        )
+    if look is not None and look.futile:
+        return (
+            f"the judge cannot be certified: on {look.labels} human verdicts it disagrees "
+            f"with humans more than {alpha:.0%} of the time in every region it could be "
+            f"trusted with (confidently); {counts['rechecked']} waiting pairs went to humans, "
+            "and new pairs go to humans too (a new judge or judge version starts afresh)"
         )
     if look is None:
         if new.finished and prev.finished:

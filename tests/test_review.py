@@ -215,7 +215,7 @@ def test_cold_start_acceptance_rejected_later_goes_back_to_review(
     cal = synced["calibration"]
     # every audited verdict disagreed: nothing passes, the provisional pairs go back
     assert cal["rechecked"] == accepted and cal["certified"] == 0
-    assert "recheck" in cal["message"]
+    assert "waiting pairs went to humans" in cal["message"]
     assert synced["dataset_rows"] == 40 - accepted  # human labels only
     with Store(p.root / ".labeler" / "state.sqlite") as store:
         reasons = dict(
