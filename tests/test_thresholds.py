@@ -81,7 +81,8 @@ def test_a_bad_judge_never_collapses_and_the_end_of_the_project_decides_every_pa
     waiting = labels["provisional"]
     said = project.run("round")
     assert said.exit_code == 0, said.output
-    assert f"{waiting} judge-accepted pairs still wait for evidence" in " ".join(said.output.split())
+    said_text = " ".join(said.output.split())
+    assert f"{waiting} judge-accepted pairs still wait for evidence" in said_text
     cfg = load_config(project.config, environ={})
     with Store(cfg.db_path) as store:
         result = recalibrate(store, cfg, finish=True)
