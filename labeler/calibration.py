@@ -968,7 +968,7 @@ def certify_planned(
 
 
 def oracle_limit(
-    scores: np.ndarray, agree: np.ndarray, alpha: float, delta: float
+    scores: np.ndarray, agree: np.ndarray, alpha: float, delta: float, points: int = 2000
 ) -> tuple[float, float, int]:
     """The statistical limit of a project (issue 17): (savings factor, coverage, audit
     labels) of an oracle that knows the best threshold on ``scores`` and proves it with a
@@ -981,10 +981,12 @@ def oracle_limit(
     order = np.argsort(-scores, kind="stable")
     s, a = scores[order], agree[order]
     running = np.cumsum(a) / np.arange(1, n_pairs + 1)
+    # every threshold takes all pairs of a score or none: the region sizes it can make
+    ends = np.nonzero(np.append(s[1:] != s[:-1], True) & (s > 0))[0] + 1
+    if len(ends) > points:  # a large project: a fine grid of region sizes is enough
+        ends = ends[np.unique(np.linspace(0, len(ends) - 1, points).round().astype(int))]
     best = (1.0, 0.0, 0)
-    for size in range(1, n_pairs + 1):
-        if s[size - 1] <= 0 or (size < n_pairs and s[size] == s[size - 1]):
-            continue  # a threshold takes every pair of a score or none
+    for size in ends.tolist():
         rate = 1 - float(running[size - 1])
         if rate >= alpha:
             continue
@@ -1066,30 +1068,44 @@ def plan_look(
     looks: int,
     spent: float,
     floor: float,
-    rate: float,
+    pi: np.ndarray,
     guarantee: str = "high_probability",
     min_labels: int = 0,
     final: bool = False,
+    certified: float = NEVER,
+    draw: np.ndarray | None = None,
 ) -> Look:
-    """A look at the calibration population (every pair the judge could accept that joined
-    it, each sampled for humans with the same chance ``rate``): taken when ``look_due`` (or
-    ``final``: the end of the project, which spends all of delta that is left), testing
-    the fixed label-free sequence ``plan_grid`` with ``certify_planned`` (or, for the
-    expected guarantee, conformal selection on the same sample)."""
+    """A look at the calibration population (every pair of this phase the judge could
+    accept, ``pi`` its chance of reaching a human, ``draw`` its sampling draw): taken when
+    ``look_due`` (or ``final``: the end of the project, which spends all of delta that is
+    left). Before a certificate every pair had the same chance: the fixed label-free
+    sequence ``plan_grid`` is tested with ``certify_planned`` (or, for the expected
+    guarantee, conformal selection on the same sample). After one (``certified``), the
+    look tries to *extend* it: the sequence continues downwards from the certified
+    threshold, each region tested with the stratified test of ``certify_high_probability``
+    (pairs grouped by their chance of reaching a human: the calibration rate below the
+    certificate, the drift watch's rate above it)."""
     n_lab = int(labelled.sum())
     due = final or (n_lab >= min_labels and look_due(n_lab, looks, alpha, delta))
     nothing = Choice(NEVER, 0, 0, None)
-    if futile(scores, labelled, disagree, alpha, delta, floor):
+    if certified >= NEVER and futile(scores, labelled, disagree, alpha, delta, floor):
         return Look(False, 0.0, nothing, len(scores), n_lab, True)
     if not due or n_lab == 0:
         return Look(False, 0.0, nothing, len(scores), n_lab)
     level = max(delta - spent, 0.0) if final else look_delta(delta, looks)
     grid = plan_grid(scores, floor)
+    if certified < NEVER:
+        grid = [certified, *[g for g in grid if g < certified]]
     if guarantee == "expected":
-        pi = np.full(len(scores), rate)  # every pair sampled at the calibration rate
         choice = certify_expected(scores, labelled, pi, disagree, alpha, 1, grid)
     elif level <= 0:
         choice = nothing
+    elif certified < NEVER:
+        choice = certify_high_probability(
+            scores, labelled, pi, disagree, alpha, level, 5, grid, draw, start=certified
+        )
     else:
         choice = certify_planned(scores, labelled, disagree, alpha, level, grid)
+    if choice.threshold >= certified:
+        choice = nothing  # a certificate is never withdrawn by a look, only by drift
     return Look(True, level, choice, len(scores), n_lab)

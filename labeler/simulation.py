@@ -241,46 +241,48 @@ def _recheck(
 @dataclass
 class PlanState:
     """Where the planned procedure stands for one judge (``calibration`` docstring, "The
-    planned procedure"): calibrating (``certified`` NEVER) or certified, and the looks
-    spent."""
+    planned procedure"): its certificate (NEVER: none yet), the looks taken and the share
+    of delta they spent, the drift watch's audits, and each pair's chance of reaching a
+    human in this calibration phase (NaN: not in it)."""
 
+    pi: np.ndarray
     certified: float = cal.NEVER
     looks: int = 0
     spent: float = 0.0
-    audits: list[bool] = field(default_factory=list)  # drift watch: agreement since the cert
+    audits: list[bool] = field(default_factory=list)
+    futile: bool = False
 
 
 def run_planned(
     pairs: Sequence[SimPair], s: Settings, seed: int = 0, finish: bool = True
 ) -> Outcome:
-    """The loop with the planned procedure: while calibrating, every pair the judge could
-    accept (eligible, score >= ``cold_threshold``) joins the calibration population and is
-    sampled for humans at ``calibration_rate``; the others wait. After each round a
-    look tests the population once it holds enough labels; a certificate, once given, is
-    kept (pairs above it accepted, audited at ``audit_rate``; waiting pairs below it go to
-    humans). ``finish``: after the last round, a final look with what is left of delta,
-    then every pair still waiting goes to humans."""
+    """The loop with the planned procedure: every pair the judge could accept (eligible,
+    score >= ``cold_threshold``) joins the calibration phase; below the certificate (all
+    of them before there is one) it is sampled for humans at ``calibration_rate`` and
+    otherwise waits, above it it is accepted, audited at ``audit_rate`` for drift. After
+    each round a look tests the phase once it holds enough labels: first to certify, then
+    to extend the certificate downwards. ``finish``: after the last round, a final look
+    with what is left of delta, then every pair still waiting goes to humans."""
     n = len(pairs)
     rng = np.random.default_rng(seed)
     draws = rng.random(n)
     scores = cal.scores_of([p.signals for p in pairs], None)
     agree = np.array([p.human == p.signals.label for p in pairs])
-    st = PlanState()
-    pop: list[int] = []
+    st = PlanState(np.full(n, np.nan))
     waiting: list[int] = []
     certified: list[int] = []
     out = Outcome(pairs=n)
     for start in range(0, n, s.per_round):
         for i in range(start, min(start + s.per_round, n)):
-            _route_planned(i, agree, scores, draws, s, st, pop, waiting, certified, out)
+            _route_planned(i, agree, scores, draws, s, st, waiting, certified, out)
         if st.certified < cal.NEVER and cal.drifted(st.audits, s.alpha, s.delta):
             # the drift watch: certified pairs wait again (as the real loop's re-check
             # does), and a new calibration phase begins with the pairs routed from now on
             waiting.extend(certified)
             certified.clear()
-            pop.clear()
+            st.pi[:] = np.nan
             st.certified, st.looks, st.spent, st.audits = cal.NEVER, 0, 0.0, []
-        _look(pairs, scores, draws, s, st, pop, waiting, certified, out, final=False)
+        _look(pairs, scores, draws, s, st, waiting, certified, out, final=False)
         out.history.append(
             {
                 "round": start // s.per_round + 1,
@@ -289,7 +291,7 @@ def run_planned(
             }
         )
     if finish:
-        _look(pairs, scores, draws, s, st, pop, waiting, certified, out, final=True)
+        _look(pairs, scores, draws, s, st, waiting, certified, out, final=True)
         out.human_labels += len(waiting)
         waiting.clear()
     out.certified = len(certified)
@@ -302,30 +304,28 @@ def run_planned(
 
 def _route_planned(
     i: int,
-    pairs_agree: np.ndarray,
+    agree: np.ndarray,
     scores: np.ndarray,
     draws: np.ndarray,
     s: Settings,
     st: PlanState,
-    pop: list[int],
     waiting: list[int],
     certified: list[int],
     out: Outcome,
 ) -> None:
-    floor = s.cold_threshold if st.certified >= cal.NEVER else st.certified
-    if scores[i] <= 0 or scores[i] < floor:
+    if st.futile or scores[i] <= 0 or scores[i] < s.cold_threshold:
         out.human_labels += 1
-    elif st.certified >= cal.NEVER:
-        pop.append(i)
-        if draws[i] < s.calibration_rate:
-            out.human_labels += 1
-        else:
-            waiting.append(i)
-    elif draws[i] < s.audit_rate:
-        out.human_labels += 1  # the drift watch's audit
-        st.audits.append(scores[i] > 0 and pairs_agree[i])
-    else:
+        return
+    above = scores[i] >= st.certified
+    st.pi[i] = s.audit_rate if above else s.calibration_rate
+    if draws[i] < st.pi[i]:
+        out.human_labels += 1
+        if above:
+            st.audits.append(bool(agree[i]))  # the drift watch's audit
+    elif above:
         certified.append(i)
+    else:
+        waiting.append(i)
 
 
 def _look(
@@ -334,38 +334,44 @@ def _look(
     draws: np.ndarray,
     s: Settings,
     st: PlanState,
-    pop: list[int],
     waiting: list[int],
     certified: list[int],
     out: Outcome,
     final: bool,
 ) -> None:
-    if st.certified < cal.NEVER or not pop:
+    idx = np.nonzero(~np.isnan(st.pi))[0]
+    if not len(idx):
         return
-    idx = np.array(pop)
+    pi = st.pi[idx]
     look = cal.plan_look(
         scores[idx],
-        draws[idx] < s.calibration_rate,
-        np.array([pairs[i].human != pairs[i].signals.label for i in pop]),
+        draws[idx] < pi,
+        np.array([pairs[int(i)].human != pairs[int(i)].signals.label for i in idx]),
         s.alpha,
         s.delta,
         looks=st.looks,
         spent=st.spent,
         floor=s.cold_threshold,
-        rate=s.calibration_rate,
+        pi=pi,
         guarantee=s.guarantee,
         final=final,
+        certified=st.certified,
+        draw=draws[idx],
     )
+    if look.futile and st.certified >= cal.NEVER:
+        out.human_labels += len(waiting)
+        out.rechecked += len(waiting)
+        waiting.clear()
+        st.pi[:] = np.nan
+        st.futile = True  # the judge is out: its pairs go to humans from now on
+        return
     if not look.taken:
         return
     st.looks, st.spent = st.looks + 1, st.spent + look.level
-    if look.choice.threshold >= cal.NEVER:
+    if look.choice.threshold >= st.certified:
         return
     st.certified = look.choice.threshold
+    still: list[int] = []
     for i in waiting:
-        if scores[i] >= st.certified:
-            certified.append(i)
-        else:
-            out.human_labels += 1
-            out.rechecked += 1
-    waiting.clear()
+        (certified if scores[i] >= st.certified else still).append(i)
+    waiting[:] = still

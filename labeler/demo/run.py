@@ -113,8 +113,8 @@ def write_project(opts: DemoOptions, judge_url: str, pairs: list[DemoPair], port
             "concurrency": 32,
             "template": "templates/judge.txt",
         },
-        # start strict (cold start accepts only very confident verdicts), then learn
-        "routing": {"threshold": 0.95, "audit_rate": 0.1},
+        # every confident verdict joins the calibration sample; looks certify what they can
+        "routing": {"threshold": 0.6, "audit_rate": 0.1},
         "review": {"port": port, "min_submitted": 1},
         # simulated reviewers answer in milliseconds: no fast-verdict flags in the demo
         "quality": {"min_review_seconds": 0.0},
@@ -233,6 +233,11 @@ def run_demo(
                 result.syncs.append(run_sync(cfg))
                 if on_round:
                     on_round(number, summary)
+            # the end of the project: a last look, then no pair is left waiting
+            result.syncs.append(run_sync(cfg, finish=True))
+            if reviewers and result.syncs[-1].awaiting:
+                result.reviewed.append(_review(reviewers, cfg.review_dataset))
+                result.syncs.append(run_sync(cfg))
         finally:
             if opts.keep_serving:
                 result.server = server
