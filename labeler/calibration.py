@@ -13,6 +13,80 @@ Two kinds of guarantee, chosen by ``calibration.guarantee``:
 Both hold for pairs drawn like the ones judged so far (rounds are assumed exchangeable;
 ``drifted`` watches that assumption).
 
+The planned procedure (``calibration.procedure = "planned"``, the default)
+-------------------------------------------------------------------------
+Issue 17 traced where the retest procedure (the rest of this docstring) loses its power in
+small projects: its one fixed sequence starts low in the judge's good region (a coarse
+grid on saturated probabilities), a certificate rarely survives the next sync (the newly
+audited 5% stratum makes the exact test impossible), a fifth of the labels fit a score
+that orders no better than the judge's own confidence, and the sample's size is
+incidental. The planned procedure is built around one designed sample instead:
+
+* **One calibration phase, one uniform sample.** While nothing is certified, every pair the
+  judge could accept (an A/B verdict, orders agreeing, raw confidence >= the routing
+  floor ``routing.threshold`` with a HIGH self-report) joins the phase; a pair is sampled
+  for humans when its draw (a hash of seed and pair id, independent of its content) is
+  below the phase's rate ``r`` (``calibration.cold_start_audit_rate``); the others wait,
+  out of the dataset. So within the phase every pair had the same chance ``r``, fixed
+  before its draw, and the labelled pairs of any region ``{score >= λ}`` are a uniform
+  sample of it.
+* **The order is label-free.** The score is the judge's own confidence; the candidate
+  thresholds are the distinct scores of the phase (thinned to ``PLAN_POINTS`` ranks):
+  read from the verdicts, never from a human label, so they may be fixed before the test.
+* **The test is exact.** For region R_λ with n labelled pairs of which k disagree, H_λ:
+  the disagreement rate p_λ of pairs like those in R_λ exceeds alpha. Given n, the
+  labelled pairs are i.i.d. draws from the region (draws independent of content, pairs
+  exchangeable), so k ~ Bin(n, p_λ), and H_λ is rejected when P(Bin(n, alpha) <= k) <=
+  level (``binomial_rejects``, the Clopper-Pearson bound). The bound is on the rate of
+  pairs drawn like these — the certified pairs now and the ones a kept certificate
+  accepts later — not only on the labelled ones, so the judge labels delivered are what
+  it bounds.
+* **A fixed sequence per look.** Thresholds are tested highest first and the sequence
+  stops at the first that is not rejected (family-wise error at the look's level, no
+  split). It begins at the highest threshold whose region holds ``START_SHARE`` of the
+  labels and whose counts would let a judge disagreeing alpha/2 of the time pass with one
+  unlucky disagreement more (``good_judge_passes``, counts only), or at the largest
+  region when none would.
+* **Several inclusion probabilities.** A cascade's first tier sees pairs that reached
+  humans through a later tier's routing (probability 1 where that tier sent them): its
+  looks use the stratified test below, never the uniform binomial one.
+* **Looks at label milestones.** A look is due when the phase's labels reach
+  ``first_look_count`` (``start_count`` at the first look's level: 93 at alpha 0.15,
+  delta 0.1) and again at each doubling (counts only); look j may spend
+  ``FIRST_LOOK_SHARE * (1 - FIRST_LOOK_SHARE)^j`` of delta and the project's final look (``labeler round --finish``) all that is left.
+  The levels add up to at most delta, so by Bonferroni every look's errors together stay
+  below delta, however many looks are taken.
+* **A certificate is kept, and extended.** Pairs above the certified threshold are
+  accepted from then on, audited at ``routing.audit_rate`` (the drift watch); pairs
+  between the floor and it keep joining the sample at ``r`` and wait. Later looks run the
+  whole sequence again from the top with the stratified test below (the phase's pairs
+  now have two inclusion probabilities), and a lower threshold extends the certificate:
+  each certified region was certified at its own look, so all hold together with
+  probability >= 1 - delta, and then so does their union.
+* **Futility.** When every region's Clopper-Pearson *lower* bound on disagreement is
+  above alpha, nothing can be certified: waiting pairs go to humans and so do later ones.
+  Sending pairs to humans never costs the guarantee anything, so this may read labels
+  (it is checked at every sync, so a good judge is wrongly dropped more often than
+  delta: that costs money, never quality).
+* **Drift.** The drift watch counts the audits of certified pairs since the certificate
+  began (``Thresholds.certified_at``); when they show, at confidence 1 - delta, agreement
+  below the target, the certificate ends: every pair it accepted, and every pair waiting,
+  goes to humans (no later phase's test covers them), and a new phase begins with the
+  pairs routed from then on. The promise is per phase: each phase spends its own delta
+  (drift is rare, and a phase that ends in drift has failed anyway).
+* **What is assumed.** Rounds drawn alike (exchangeable pairs): a certificate covers
+  later pairs because they are like the sample. A judge that gets worse between rounds
+  breaks this; the drift watch catches it only with enough audits (``test_simulation``
+  measures a 500-pair world where it does not).
+* **Expected mode** uses the same phase, sample and looks with conformal selection
+  (``certify_expected``) instead of the binomial test, and never extends a certificate:
+  conformal selection spends no delta, and the lowest threshold over many looks would
+  inflate the expected disagreement.
+* **Extension looks are checked, not proved.** After a certificate the strata (the drift
+  watch's rate above it, the calibration rate below) depend on where the first look put
+  it, a feedback the stratified argument leaves out (as the retest procedure's does); the
+  simulation tests measure the guarantee end to end there.
+
 The evidence: every human verdict, weighted by how it was chosen
 ----------------------------------------------------------------
 When a round routes a pair it fixes, and stores, the probability ``pi`` the pair had of
@@ -881,6 +955,8 @@ def signals_of(j: Judgement) -> Signals:
 # planned procedure").
 
 PLAN_POINTS = 400  # candidate thresholds: at most this many score quantiles
+GOOD_JUDGE = 0.5  # the judge the start rule plans for disagrees this share of alpha
+START_SHARE = 0.5  # the first tested region holds at least this share of the labels
 FIRST_LOOK_SHARE = 0.5  # share of delta each look spends of what is left (the first: half)
 
 
@@ -924,7 +1000,7 @@ def good_judge_passes(n: int, size: int, alpha: float, delta: float) -> bool:
     disagreed on alpha/2 of them, with one unlucky disagreement more? Where the sequence
     begins (a rule on counts only: starting where a good judge fails by bad luck spends the
     sequence's one chance)."""
-    return n > 0 and binomial_rejects(math.ceil(n * alpha / 2) + 1, n, alpha, delta)
+    return n > 0 and binomial_rejects(math.ceil(n * alpha * GOOD_JUDGE) + 1, n, alpha, delta)
 
 
 def certify_planned(
@@ -950,12 +1026,14 @@ def certify_planned(
         size = int(np.searchsorted(-s_sorted, -lam, side="right"))
         if size:
             regions.append((lam, size, int(lab_cum[size - 1]), int(bad_cum[size - 1])))
-    # the first region a good judge would pass; none: the largest (the most labels)
+    # the first region a good judge would pass and that holds START_SHARE of the labels
+    # (a large sample does not start on a sliver at the top); none: the largest
+    total = int(labelled.sum())
     first = next(
         (
             i
             for i, (_, size, n, _) in enumerate(regions)
-            if good_judge_passes(n, size, alpha, delta)
+            if n >= START_SHARE * total and good_judge_passes(n, size, alpha, delta)
         ),
         len(regions) - 1,
     )
@@ -1019,9 +1097,11 @@ FIRST_LOOK_FACTOR = 1.0  # the first look waits for start_count labels, then eac
 
 
 def first_look_count(alpha: float, delta: float) -> int:
-    """Labels the calibration sample must hold before a look (other than the final one)
-    tests it: a count, never a label."""
-    return math.ceil(FIRST_LOOK_FACTOR * start_count(alpha, delta))
+    """Labels the calibration sample must hold before its first look (other than the
+    final one): enough for a good judge to pass at the level the first look may spend
+    (``start_count`` at ``look_delta(delta, 0)``: 93 at alpha 0.15, delta 0.1). Counts only,
+    never labels."""
+    return math.ceil(FIRST_LOOK_FACTOR * start_count(alpha, look_delta(delta, 0)))
 
 
 @dataclass(frozen=True)
@@ -1081,10 +1161,14 @@ def plan_look(
     left). Before a certificate every pair had the same chance: the fixed label-free
     sequence ``plan_grid`` is tested with ``certify_planned`` (or, for the expected
     guarantee, conformal selection on the same sample). After one (``certified``), the
-    look tries to *extend* it: the sequence continues downwards from the certified
-    threshold, each region tested with the stratified test of ``certify_high_probability``
-    (pairs grouped by their chance of reaching a human: the calibration rate below the
-    certificate, the drift watch's rate above it)."""
+    look tries to *extend* it: the whole sequence again, from the top (where the labels'
+    count says, never where the last certificate was: that was chosen from these labels),
+    each region tested with the stratified test of ``certify_high_probability`` (pairs
+    grouped by their chance of reaching a human: the calibration rate below the
+    certificate, the drift watch's rate above it); a lower threshold than the one in force
+    extends it. Every certified region was certified at its own look, and the looks'
+    levels add up to at most delta: all of them hold together with probability at least
+    1 - delta, and so does their union."""
     n_lab = int(labelled.sum())
     due = final or (n_lab >= min_labels and look_due(n_lab, looks, alpha, delta))
     nothing = Choice(NEVER, 0, 0, None)
@@ -1092,17 +1176,24 @@ def plan_look(
         return Look(False, 0.0, nothing, len(scores), n_lab, True)
     if not due or n_lab == 0:
         return Look(False, 0.0, nothing, len(scores), n_lab)
-    level = max(delta - spent, 0.0) if final else look_delta(delta, looks)
+    left = max(delta - spent, 0.0)
+    level = left if final else min(look_delta(delta, looks), left)
     grid = plan_grid(scores, floor)
-    if certified < NEVER:
-        grid = [certified, *[g for g in grid if g < certified]]
     if guarantee == "expected":
-        choice = certify_expected(scores, labelled, pi, disagree, alpha, 1, grid)
+        # conformal selection spends no delta: taking the lowest threshold over many
+        # looks would inflate the expected disagreement, so a certificate is not extended
+        choice = (
+            nothing
+            if certified < NEVER
+            else certify_expected(scores, labelled, pi, disagree, alpha, 1, grid)
+        )
     elif level <= 0:
         choice = nothing
-    elif certified < NEVER:
+    elif certified < NEVER or len(np.unique(pi)) > 1:
+        # several inclusion probabilities (after a certificate; or a cascade's first tier,
+        # whose pairs reached humans through a later tier's routing): the stratified test
         choice = certify_high_probability(
-            scores, labelled, pi, disagree, alpha, level, 5, grid, draw, start=certified
+            scores, labelled, pi, disagree, alpha, level, 5, grid, draw
         )
     else:
         choice = certify_planned(scores, labelled, disagree, alpha, level, grid)

@@ -74,6 +74,7 @@ class Thresholds:
     spent: float = 0.0
     phase: int = 0
     finished: bool = False
+    certified_at: int = 0  # the version the certificate began at (the drift watch's start)
 
     def for_label(self, label: str) -> float:
         return self.a if label == "A" else self.b

@@ -276,10 +276,12 @@ def run_planned(
         for i in range(start, min(start + s.per_round, n)):
             _route_planned(i, agree, scores, draws, s, st, waiting, certified, out)
         if st.certified < cal.NEVER and cal.drifted(st.audits, s.alpha, s.delta):
-            # the drift watch: certified pairs wait again (as the real loop's re-check
-            # does), and a new calibration phase begins with the pairs routed from now on
-            waiting.extend(certified)
+            # the drift watch: the certificate ends, every pair it accepted goes to humans
+            # (as in the real loop), and a new phase begins with the pairs routed from now
+            out.human_labels += len(certified) + len(waiting)
+            out.rechecked += len(certified) + len(waiting)
             certified.clear()
+            waiting.clear()
             st.pi[:] = np.nan
             st.certified, st.looks, st.spent, st.audits = cal.NEVER, 0, 0.0, []
         _look(pairs, scores, draws, s, st, waiting, certified, out, final=False)

@@ -327,11 +327,24 @@ def _recalibrate_planned(
     data = judged(store, cfg, tier)
     sample = sum(1 for _, d in data if d.sampled and d.human)
     recent: list[bool] = []
-    drift, look, new = False, None, prev
+    drift, look, new, pulled = False, None, prev, 0
     if prev.certified_a < cal.NEVER:
-        recent = _recent_audits(data, prev)
+        recent = [
+            not d.disagrees
+            for row, d in data
+            if row["thresholds_version"] >= prev.certified_at
+            and row["reason"] == "audit"
+            and d.human
+            and d.pi == prev.audit_rate
+        ]
         drift = cal.drifted(recent, alpha, delta)
-        if drift:  # a new calibration phase, from the pairs routed after this version
+        if drift:
+            # the certificate ends: every pair it accepted goes to humans (a later phase's
+            # test never covered them), and a new phase begins with the pairs routed now
+            withdrawn = replace(prev, a=cal.NEVER, b=cal.NEVER, certified_a=cal.NEVER)
+            pulled = recheck(store, cfg, replace(withdrawn, certified_b=cal.NEVER), tier)[
+                "rechecked"
+            ]
             new = replace(cold_start(cfg), phase=prev.version + 1, judge_version=prev.judge_version)
     if not drift and not prev.finished and prev.a < cal.NEVER:
         look = _look(data, prev, alpha, delta, c.guarantee, c.min_labels, finish)
@@ -341,10 +354,12 @@ def _recalibrate_planned(
             new = replace(prev, looks=prev.looks + 1, spent=prev.spent + look.level)
         if look.choice.threshold < min(cal.NEVER, prev.certified_a):
             lam = look.choice.threshold
+            first = prev.certified_a >= cal.NEVER
             # pairs between the floor and the certificate keep joining the calibration
             # sample (they wait); those above it are accepted, audited for drift
             new = replace(
                 new,
+                certified_at=prev.version + 1 if first else prev.certified_at,
                 certified_a=lam,
                 certified_b=lam,
                 weights=None,
@@ -368,9 +383,12 @@ def _recalibrate_planned(
             new.a, new.b, new.weights, new.audit_rate, result.to_dict(), asdict(new), tier
         )
     counts = recheck(store, cfg, new, tier)
+    counts["rechecked"] += pulled
     result.rechecked, result.certified = counts["rechecked"], counts["certified"]
     result.provisional = counts["provisional"]
-    result.message = _planned_message(prev, new, drift, recent, look, counts, alpha, delta)
+    result.message = _planned_message(
+        prev, new, drift, recent, look, counts, alpha, delta, c.min_labels
+    )
     return result
 
 
@@ -386,16 +404,13 @@ def _look(
     """The look the thresholds ``t`` are due: at the pairs of this calibration phase that
     could be accepted (eligible, score >= the floor ``t.a``), each with the chance it had
     of reaching a human (the phase's calibration rate below the certificate, the drift
-    watch's above it); pairs still waiting for a reviewer are left out (as if not judged
-    yet)."""
-    rates = (t.provisional_audit_rate, t.audit_rate)
+    watch's above it; for a tier that is not the last, the final routing's chance, 1 where
+    a later tier sent the pair to humans); pairs still waiting for a reviewer are left out
+    (as if not judged yet)."""
     pop = [
         d
         for row, d in data
-        if row["thresholds_version"] >= t.phase
-        and d.pi in rates
-        and d.signals.eligible
-        and not d.pending
+        if row["thresholds_version"] >= t.phase and d.signals.eligible and not d.pending
     ]
     scores = cal.scores_of([d.signals for d in pop], None)
     keep = scores >= t.a
@@ -449,14 +464,16 @@ def _planned_message(
     counts: dict[str, int],
     alpha: float,
     delta: float,
+    min_labels: int = 0,
 ) -> str:
     waiting = counts["provisional"]
     if drift:
         agree = sum(recent) / len(recent)
         return (
-            f"DRIFT: certified pairs audited since version {prev.version} agree with humans "
-            f"{agree:.0%} of {len(recent)} times, below target: a new calibration phase "
-            f"begins (version {new.version}); {counts['rechecked']} pairs went back to humans"
+            f"DRIFT: certified pairs audited since version {prev.certified_at} agree with "
+            f"humans {agree:.0%} of {len(recent)} times, below target: the certificate ends, "
+            f"{counts['rechecked']} pairs it accepted went back to humans, and a new "
+            f"calibration phase begins (version {new.version})"
         )
     if look is not None and look.futile:
         return (
@@ -468,9 +485,14 @@ def _planned_message(
     if look is None:
         if new.finished and prev.finished:
             return f"project finished: {_fmt(new)}"
+        if new.a >= cal.NEVER:
+            return (
+                "the judge was found unable to reach the target: its pairs go to humans "
+                "(a new judge or judge version starts afresh)"
+            )
         return f"certificate kept: {_fmt(new)} (version {new.version}); audits watch for drift"
     if not look.taken:
-        need = cal.first_look_count(alpha, delta) * 2**prev.looks
+        need = max(cal.first_look_count(alpha, delta) * 2**prev.looks, min_labels)
         return (
             f"calibration sample: {look.labels} of {need} human verdicts before look "
             f"{prev.looks + 1}; {waiting} judge-accepted pairs wait for evidence"
@@ -487,10 +509,15 @@ def _planned_message(
             f"(test at {look.level:.3g} of delta {delta:.3g}); {tail}"
         )
     est = look.choice.estimate
+    below = (
+        f"{counts['rechecked']} below it went to humans (project finished)"
+        if new.finished
+        else f"{waiting} below it keep waiting for evidence"
+    )
     return (
         f"look {new.looks}: certified {_fmt(new)} from {look.choice.labelled} human verdicts "
         f"(estimated agreement {1 - (est or 0):.1%}); {counts['certified']} judge-accepted "
-        f"pairs certified, {counts['rechecked']} below it went to humans"
+        f"pairs certified, {below}"
     )
 
 
