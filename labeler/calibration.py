@@ -53,7 +53,8 @@ incidental. The planned procedure is built around one designed sample instead:
 * **Looks at label milestones.** A look is due when the phase's labels reach
   ``first_look_count`` (``start_count`` at the first look's level: 93 at alpha 0.15,
   delta 0.1) and again at each doubling (counts only); look j may spend
-  ``FIRST_LOOK_SHARE * (1 - FIRST_LOOK_SHARE)^j`` of delta and the project's final look (``labeler round --finish``) all that is left.
+  ``FIRST_LOOK_SHARE * (1 - FIRST_LOOK_SHARE)^j`` of delta and the project's final look
+  (``labeler round --finish``) all that is left.
   The levels add up to at most delta, so by Bonferroni every look's errors together stay
   below delta, however many looks are taken.
 * **A certificate is kept, and extended.** Pairs above the certified threshold are
