@@ -238,19 +238,92 @@ def _recheck(
             accepted[i] = (k, status)
 
 
-@dataclass
-class PlanState:
-    """Where the planned procedure stands for one judge (``calibration`` docstring, "The
-    planned procedure"): its certificate (NEVER: none yet), the looks taken and the share
-    of delta they spent, the drift watch's audits, and each pair's chance of reaching a
-    human in this calibration phase (NaN: not in it)."""
+class _Planned:
+    """One run of the planned procedure (``run_planned``): where it stands — the
+    certificate (NEVER: none yet), the looks taken and the share of delta they spent, the
+    drift watch's audits, each pair's chance of reaching a human in this calibration phase
+    (NaN: not in it) — and the pairs waiting and certified."""
 
-    pi: np.ndarray
-    certified: float = cal.NEVER
-    looks: int = 0
-    spent: float = 0.0
-    audits: list[bool] = field(default_factory=list)
-    futile: bool = False
+    def __init__(self, pairs: Sequence[SimPair], s: Settings, seed: int) -> None:
+        self.pairs, self.s = pairs, s
+        n = len(pairs)
+        self.draws = np.random.default_rng(seed).random(n)
+        self.scores = cal.scores_of([p.signals for p in pairs], None)
+        self.disagree = np.array([p.human != p.signals.label for p in pairs])
+        self.pi = np.full(n, np.nan)
+        self.certified_at = cal.NEVER
+        self.looks, self.spent, self.futile = 0, 0.0, False
+        self.audits: list[bool] = []
+        self.waiting: list[int] = []
+        self.certified: list[int] = []
+        self.out = Outcome(pairs=n)
+
+    def route(self, i: int) -> None:
+        s, out = self.s, self.out
+        if self.futile or self.scores[i] <= 0 or self.scores[i] < s.cold_threshold:
+            out.human_labels += 1
+            return
+        above = self.scores[i] >= self.certified_at
+        self.pi[i] = s.audit_rate if above else s.calibration_rate
+        if self.draws[i] < self.pi[i]:
+            out.human_labels += 1
+            if above:
+                self.audits.append(not self.disagree[i])  # the drift watch's audit
+        else:
+            (self.certified if above else self.waiting).append(i)
+
+    def watch_drift(self) -> None:
+        """The certificate ends on drift: every pair it accepted and every pair waiting
+        goes to humans (as in the real loop), and a new phase begins."""
+        if self.certified_at >= cal.NEVER or not cal.drifted(
+            self.audits, self.s.alpha, self.s.delta
+        ):
+            return
+        back = len(self.certified) + len(self.waiting)
+        self.out.human_labels += back
+        self.out.rechecked += back
+        self.certified.clear()
+        self.waiting.clear()
+        self.pi[:] = np.nan
+        self.certified_at, self.looks, self.spent, self.audits = cal.NEVER, 0, 0.0, []
+
+    def look(self, final: bool) -> None:
+        idx = np.nonzero(~np.isnan(self.pi))[0]
+        if not len(idx):
+            return
+        pi = self.pi[idx]
+        look = cal.plan_look(
+            self.scores[idx],
+            self.draws[idx] < pi,
+            self.disagree[idx],
+            self.s.alpha,
+            self.s.delta,
+            looks=self.looks,
+            spent=self.spent,
+            floor=self.s.cold_threshold,
+            pi=pi,
+            guarantee=self.s.guarantee,
+            final=final,
+            certified=self.certified_at,
+            draw=self.draws[idx],
+        )
+        if look.futile:  # the judge is out: its pairs go to humans from now on
+            self.out.human_labels += len(self.waiting)
+            self.out.rechecked += len(self.waiting)
+            self.waiting.clear()
+            self.pi[:] = np.nan
+            self.futile = True
+            return
+        if not look.taken:
+            return
+        self.looks, self.spent = self.looks + 1, self.spent + look.level
+        if look.choice.threshold >= self.certified_at:
+            return
+        self.certified_at = look.choice.threshold
+        still: list[int] = []
+        for i in self.waiting:
+            (self.certified if self.scores[i] >= self.certified_at else still).append(i)
+        self.waiting = still
 
 
 def run_planned(
@@ -263,117 +336,27 @@ def run_planned(
     each round a look tests the phase once it holds enough labels: first to certify, then
     to extend the certificate downwards. ``finish``: after the last round, a final look
     with what is left of delta, then every pair still waiting goes to humans."""
-    n = len(pairs)
-    rng = np.random.default_rng(seed)
-    draws = rng.random(n)
-    scores = cal.scores_of([p.signals for p in pairs], None)
-    agree = np.array([p.human == p.signals.label for p in pairs])
-    st = PlanState(np.full(n, np.nan))
-    waiting: list[int] = []
-    certified: list[int] = []
-    out = Outcome(pairs=n)
-    for start in range(0, n, s.per_round):
-        for i in range(start, min(start + s.per_round, n)):
-            _route_planned(i, agree, scores, draws, s, st, waiting, certified, out)
-        if st.certified < cal.NEVER and cal.drifted(st.audits, s.alpha, s.delta):
-            # the drift watch: the certificate ends, every pair it accepted goes to humans
-            # (as in the real loop), and a new phase begins with the pairs routed from now
-            out.human_labels += len(certified) + len(waiting)
-            out.rechecked += len(certified) + len(waiting)
-            certified.clear()
-            waiting.clear()
-            st.pi[:] = np.nan
-            st.certified, st.looks, st.spent, st.audits = cal.NEVER, 0, 0.0, []
-        _look(pairs, scores, draws, s, st, waiting, certified, out, final=False)
+    run = _Planned(pairs, s, seed)
+    out = run.out
+    for start in range(0, len(pairs), s.per_round):
+        for i in range(start, min(start + s.per_round, len(pairs))):
+            run.route(i)
+        run.watch_drift()
+        run.look(final=False)
         out.history.append(
             {
                 "round": start // s.per_round + 1,
-                "certified": len(certified),
-                "threshold": st.certified,
+                "certified": len(run.certified),
+                "threshold": run.certified_at,
             }
         )
     if finish:
-        _look(pairs, scores, draws, s, st, waiting, certified, out, final=True)
-        out.human_labels += len(waiting)
-        waiting.clear()
-    out.certified = len(certified)
-    out.provisional = len(waiting)
-    out.invariant_broken = sum(1 for i in certified if scores[i] < st.certified)
-    if certified:
-        out.agreement = float(np.mean([_truth(pairs[i]) for i in certified]))
+        run.look(final=True)
+        out.human_labels += len(run.waiting)
+        run.waiting.clear()
+    out.certified = len(run.certified)
+    out.provisional = len(run.waiting)
+    out.invariant_broken = sum(1 for i in run.certified if run.scores[i] < run.certified_at)
+    if run.certified:
+        out.agreement = float(np.mean([_truth(pairs[i]) for i in run.certified]))
     return out
-
-
-def _route_planned(
-    i: int,
-    agree: np.ndarray,
-    scores: np.ndarray,
-    draws: np.ndarray,
-    s: Settings,
-    st: PlanState,
-    waiting: list[int],
-    certified: list[int],
-    out: Outcome,
-) -> None:
-    if st.futile or scores[i] <= 0 or scores[i] < s.cold_threshold:
-        out.human_labels += 1
-        return
-    above = scores[i] >= st.certified
-    st.pi[i] = s.audit_rate if above else s.calibration_rate
-    if draws[i] < st.pi[i]:
-        out.human_labels += 1
-        if above:
-            st.audits.append(bool(agree[i]))  # the drift watch's audit
-    elif above:
-        certified.append(i)
-    else:
-        waiting.append(i)
-
-
-def _look(
-    pairs: Sequence[SimPair],
-    scores: np.ndarray,
-    draws: np.ndarray,
-    s: Settings,
-    st: PlanState,
-    waiting: list[int],
-    certified: list[int],
-    out: Outcome,
-    final: bool,
-) -> None:
-    idx = np.nonzero(~np.isnan(st.pi))[0]
-    if not len(idx):
-        return
-    pi = st.pi[idx]
-    look = cal.plan_look(
-        scores[idx],
-        draws[idx] < pi,
-        np.array([pairs[int(i)].human != pairs[int(i)].signals.label for i in idx]),
-        s.alpha,
-        s.delta,
-        looks=st.looks,
-        spent=st.spent,
-        floor=s.cold_threshold,
-        pi=pi,
-        guarantee=s.guarantee,
-        final=final,
-        certified=st.certified,
-        draw=draws[idx],
-    )
-    if look.futile and st.certified >= cal.NEVER:
-        out.human_labels += len(waiting)
-        out.rechecked += len(waiting)
-        waiting.clear()
-        st.pi[:] = np.nan
-        st.futile = True  # the judge is out: its pairs go to humans from now on
-        return
-    if not look.taken:
-        return
-    st.looks, st.spent = st.looks + 1, st.spent + look.level
-    if look.choice.threshold >= st.certified:
-        return
-    st.certified = look.choice.threshold
-    still: list[int] = []
-    for i in waiting:
-        (certified if scores[i] >= st.certified else still).append(i)
-    waiting[:] = still

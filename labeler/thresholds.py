@@ -497,6 +497,16 @@ def _planned_message(
             f"calibration sample: {look.labels} of {need} human verdicts before look "
             f"{prev.looks + 1}; {waiting} judge-accepted pairs wait for evidence"
         )
+    if look.choice.threshold >= cal.NEVER and new.certified_a < cal.NEVER:
+        tail = (
+            f"{counts['rechecked']} waiting pairs went to humans (project finished)"
+            if new.finished
+            else f"{waiting} pairs below it keep waiting"
+        )
+        return (
+            f"look {new.looks} did not extend the certificate ({_fmt(new)}) with "
+            f"{look.labels} human verdicts; {tail}"
+        )
     if look.choice.threshold >= cal.NEVER:
         tail = (
             f"{counts['rechecked']} waiting pairs went to humans (project finished)"

@@ -250,7 +250,7 @@ DROP_IS_OUTSIDE = pytest.mark.xfail(
     strict=True,
     reason="the planned procedure assumes rounds drawn alike: a certificate is kept, and "
     "the 5% drift watch of 500 pairs does not catch a judge that gets worse after round 2 "
-    "(measured: 33 of 200 worlds below target; the retest procedure's guarantee holds there)",
+    "(measured: 39 of 200 worlds below target; the retest procedure's guarantee holds there)",
 )
 
 
@@ -260,7 +260,8 @@ DROP_IS_OUTSIDE = pytest.mark.xfail(
     [pytest.param(k, marks=DROP_IS_OUTSIDE) if k == "drop" else k for k in PLANNED_KINDS],
 )
 def test_planned_guarantee_holds_in_1_minus_delta_of_worlds(kind: str) -> None:
-    """Measured (200 worlds each) on worlds whose rounds are drawn alike."""
+    """Measured (200 worlds each) on worlds whose rounds are drawn alike: at most 2 of
+    200 below target in any kind."""
     runs = planned_outcomes(kind, "high_probability")
     broken = sum(o.agreement is not None and o.agreement < 1 - ALPHA for o in runs)
     allowed = DELTA + 2 * math.sqrt(DELTA * (1 - DELTA) / len(runs))
@@ -301,14 +302,13 @@ def limit_of(pairs: list[SimPair]) -> float:
 @pytest.mark.slow
 def test_planned_reaches_most_of_the_statistical_limit_on_a_saturated_judge() -> None:
     """Savings against the oracle limit (the best threshold, proved by a uniform audit) on
-    the same worlds; the retest procedure (before issue 17) on the same worlds certifies
-    in a minority of them. Measured (200 worlds): planned 0.86 of the limit, certified in
-    67% of worlds; retest 0.70, certified in 23%."""
+    the same worlds, and the retest procedure (before issue 17) on the first 40 of them.
+    Measured (200 worlds): planned 0.85 of the limit, certified in 69% of worlds."""
     planned = planned_outcomes("saturated", "high_probability")
     limits = [limit_of(saturated(np.random.default_rng(seed))) for seed in range(WORLDS)]
     share = np.mean([o.savings_factor for o in planned]) / np.mean(limits)
-    assert share >= 0.75
-    assert np.mean([o.certified > 0 for o in planned]) >= 0.45
+    assert share >= 0.8
+    assert np.mean([o.certified > 0 for o in planned]) >= 0.6
     settings = Settings(alpha=ALPHA, delta=DELTA, per_round=100)
     retest = [
         run_loop(saturated(np.random.default_rng(seed)), settings, LOOP_SEED + seed)
