@@ -433,3 +433,37 @@ def test_reviewer_accounts_list_remove_and_reset_password(
     refused = p.run("reviewers", "reset-password", owner)
     assert refused.exit_code == 1 and "not a reviewer account" in refused.stderr
     assert "no Argilla account named 'nobody'" in p.run("reviewers", "remove", "nobody").stderr
+
+
+def test_a_good_judge_is_certified_by_the_second_sync_and_savings_are_delivered(
+    review_project: Project,
+) -> None:
+    """Issue 17, the whole loop through the embedded Argilla: a judge that can be
+    certified after ~55 labels (target 0.75: the first look needs 55) is certified by the
+    second sync, its waiting pairs join the dataset, and the report's savings are the
+    delivered figure (price x delivered rows against all money spent)."""
+    p = review_project
+    p.set(
+        calibration={"cold_start_audit_rate": 0.5, "min_labels": 10, "target_agreement": 0.75},
+        costs={"human_price_per_pair": 0.5},
+    )
+    ivy = None
+    versions = []
+    for start in (0, 70):
+        p.pairs(good_bad_rows(70, start=start), name=f"part{start}.jsonl")
+        p.set(source={"path": f"part{start}.jsonl"})
+        p.run_json("round")
+        ivy = ivy or add_reviewer(p, "ivy-second-sync")
+        assert review_all(ivy, ivy.dataset_id(dataset_name(p)), pick_good) > 0
+        synced = p.run_json("sync")
+        versions.append(synced["calibration"]["current"])
+    first, second = versions
+    assert first["certified_a"] > 1 and second["certified_a"] < 1  # certified at sync 2
+    report = p.run_json("report")
+    total = report["total"]
+    assert total["certified"] > 0 and total["waiting"] == 0
+    spent = total["judge_cost"] + total["human_cost"]
+    assert total["all_human_cost"] == pytest.approx(0.5 * total["delivered"])
+    assert total["savings_factor"] == pytest.approx(total["all_human_cost"] / spent)
+    assert total["savings_factor"] > 1.3
+    assert total["delivered"] == 140
