@@ -173,7 +173,8 @@ class RoutingConfig:
     )
     provisional_audit_rate: float = _opt(
         0.3,
-        "Share of provisional acceptances (not yet certified) sent to blind review.",
+        "Share of provisional acceptances (not yet certified) sent to blind review (retest "
+        "procedure; the planned one samples at calibration.cold_start_audit_rate).",
         lo=0.01,
         hi=1,
     )
@@ -294,11 +295,14 @@ class CalibrationConfig:
     )
     fit_share: float = _opt(
         0.2,
-        "Share of pairs (a fixed hash split) whose verdicts fit the score; the rest test it.",
+        "Share of pairs (a fixed hash split) whose verdicts fit the score; the rest test it "
+        "(retest procedure).",
         lo=0.05,
         hi=0.5,
     )
-    learn_combination: bool = _opt(True, "Learn how the confidence signals combine.")
+    learn_combination: bool = _opt(
+        True, "Learn how the confidence signals combine (retest procedure)."
+    )
 
 
 SECTIONS: dict[str, type] = {

@@ -94,7 +94,8 @@ def test_certified_rows_are_what_is_saved(project: Project) -> None:
     project.set(
         review={"enabled": False, "min_submitted": 2},
         costs={"human_price_per_pair": 0.4},
-        calibration={"cold_start_audit_rate": 1.0, "min_labels": 10, "min_per_threshold": 5},
+        calibration={"cold_start_audit_rate": 1.0, "min_labels": 10, "target_agreement": 0.8},
+        routing={"audit_rate": 0.0},  # no drift-watch audits: round 2 is all certified
     )
     project.pairs(good_bad_rows(120))
     project.run_json("round")
