@@ -281,7 +281,8 @@ class CalibrationConfig:
     procedure: str = _opt(
         "planned",
         "planned: one uniform calibration sample, looks when it has grown, a certificate "
-        "kept once given; retest: every sync re-tests every pair judged so far (before 0.9).",
+        "kept once given; retest: every sync re-tests every pair judged so far (the default "
+        "before issue 17).",
         choices=("planned", "retest"),
     )
     min_labels: int = _opt(30, "Human verdicts needed before thresholds move.", lo=10)
