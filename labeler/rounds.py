@@ -24,6 +24,7 @@ from typing import Any
 
 from labeler import costs, prompts, versions
 from labeler.batches import BatchWriter, Recording, custom_id
+from labeler.calibration import NEVER
 from labeler.config import Config, JudgeConfig
 from labeler.dataset import write_dataset
 from labeler.errors import ConfigError, JudgeError, ReviewError, SourceError, StateError
@@ -511,6 +512,9 @@ class _Judging:
             if self.ctx.tier == 0 and self._screened_out(pair):
                 self.done += 1
                 continue
+            if self._passed_on_unjudged(pair):
+                self.done += 1
+                continue
             keys = {order: self.ctx.cache_key(pair.id, order) for order in orders}
             rows = self.store.cached_calls(list(keys.values()))
             have = {o: _reply_from_row(rows[k]) for o, k in keys.items() if k in rows}
@@ -533,6 +537,19 @@ class _Judging:
             for order in orders:
                 if order not in have:
                     await queue.put((pair, order, keys[order]))
+
+    def _passed_on_unjudged(self, pair: Pair) -> bool:
+        """A tier that is not the last and has no certificate yet (planned procedure)
+        judges only its calibration sample, drawn like any audit (independent of the
+        pair's content): every other pair goes straight to the next tier, so a cascade
+        does not pay its cheap tier for pairs that tier cannot accept yet."""
+        ctx, t = self.ctx, self.ctx.thresholds
+        if ctx.last or ctx.cfg.calibration.procedure != "planned" or t.certified_a < NEVER:
+            return False
+        if audit_draw(ctx.cfg.routing.seed, pair.id, ctx.tier) < t.provisional_audit_rate:
+            return False
+        self._store_verdict(pair, None, 0.0, False, {"not_sampled": True}, ESCALATE, "not_sampled")
+        return True
 
     def _screened_out(self, pair: Pair) -> bool:
         """A pair no judge should decide goes to humans unjudged (checked once, before

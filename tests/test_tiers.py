@@ -169,3 +169,31 @@ def test_tier_config_errors_are_one_line(tmp_path) -> None:
     assert [j.label for j in loaded.judges] == ["x", "y"]
     assert loaded.delta_shares == pytest.approx((0.2, 0.8))
     assert all(j.concurrency == 3 for j in loaded.judges)  # the environment wins over tiers
+
+
+def test_an_uncertified_first_tier_judges_only_its_calibration_sample(cascade: Project) -> None:
+    """Issue 17: until the cheap tier is certified it judges only its calibration sample
+    (drawn like any audit); every other pair goes straight to the strong tier, so the
+    cascade pays the cheap tier for 40% of the pairs, not for all of them."""
+    from labeler.routing import audit_draw
+
+    server = cascade.server  # type: ignore[attr-defined]
+    cascade.set(
+        judge={"base_url": server.url},
+        review={"enabled": False},
+        calibration={"cold_start_audit_rate": 0.4, "min_labels": 10, "target_agreement": 0.8},
+    )
+    cascade.pairs(good_bad_rows(240))
+    out = cascade.run_json("round")
+    cfg = load_config(cascade.config, environ={})
+    with Store(cfg.db_path) as store:
+        ids = [r["id"] for r in store.db.execute("SELECT id FROM pairs")]
+        reasons = Counter(
+            r["reason"] for r in store.db.execute("SELECT reason FROM escalations WHERE tier = 0")
+        )
+    sampled = sum(audit_draw(cfg.routing.seed, pid, 0) < 0.4 for pid in ids)
+    assert 60 < sampled < 130
+    assert models(server) == {"small": 2 * sampled, "big": 480}
+    assert reasons["not_sampled"] == 240 - sampled
+    tiers = {t["tier"]: t for t in out["tiers"]}
+    assert tiers["cheap"]["requests"] == 2 * sampled
