@@ -8,10 +8,13 @@ from collections.abc import Iterable
 from dataclasses import asdict
 
 from labeler import costs, versions
+from labeler.calibration import NEVER
 from labeler.config import Config
 from labeler.pairs import Pair, read_source
 from labeler.rounds import Context, RoundSummary, SourceTally, make_context
+from labeler.routing import Thresholds, audit_draw
 from labeler.store import Store
+from labeler.thresholds import cold_start
 from labeler.thresholds import current as current_thresholds
 
 
@@ -24,6 +27,7 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
     store = Store(cfg.db_path) if cfg.db_path.exists() else None
     decisions: dict[tuple[int, str], int] = {}
     tiers = [make_context(cfg, tier=k) for k in range(len(cfg.judges))]
+    tier_thresholds = [cold_start(cfg)] * len(cfg.judges)
     try:
         open_round = store.open_round() if store else None
         if store:
@@ -31,6 +35,7 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
             summary.chars_per_token = store.chars_per_token()
             decisions = store.tier_decisions() if len(cfg.judges) > 1 else {}
             tiers = [_tier_context(store, cfg, k) for k in range(len(cfg.judges))]
+            tier_thresholds = [current_thresholds(store, cfg, k) for k in range(len(tiers))]
         if store and open_round is not None:
             summary.round_id, summary.resumed = int(open_round["id"]), True
             todo = list(store.iter_round_pairs(int(open_round["id"])))
@@ -56,7 +61,7 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
         )
         # a later tier judges only what the earlier ones pass on: the share observed so far
         # (all of it before any history: the worst case)
-        share = reach[k]
+        share = reach[k] * _sampled_share(cfg, tier_thresholds[k], k, todo)
         cost *= judge.batch_price_share if batch else 1.0
         summary.prompt_tokens += round(tokens_in * share)
         summary.completion_tokens += round(tokens_out * share)
@@ -77,6 +82,16 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
     summary.currency = cfg.costs.currency
     summary.thresholds = asdict(ctx.thresholds)
     return summary
+
+
+def _sampled_share(cfg: Config, t: Thresholds, tier: int, todo: list[Pair]) -> float:
+    """The share of the pairs a tier judges itself: a tier that is not the last and has
+    no certificate yet (planned procedure) judges only its calibration sample."""
+    last = tier == len(cfg.judges) - 1
+    if last or cfg.calibration.procedure != "planned" or t.certified_a < NEVER or not todo:
+        return 1.0
+    seed, rate = cfg.routing.seed, t.provisional_audit_rate
+    return sum(audit_draw(seed, p.id, tier) < rate for p in todo) / len(todo)
 
 
 def _tier_context(store: Store, cfg: Config, tier: int) -> Context:

@@ -197,3 +197,20 @@ def test_an_uncertified_first_tier_judges_only_its_calibration_sample(cascade: P
     assert reasons["not_sampled"] == 240 - sampled
     tiers = {t["tier"]: t for t in out["tiers"]}
     assert tiers["cheap"]["requests"] == 2 * sampled
+
+
+def test_the_dry_run_counts_only_the_first_tiers_calibration_sample(cascade: Project) -> None:
+    """The dry run estimates exactly the requests an uncertified first tier will send."""
+    server = cascade.server  # type: ignore[attr-defined]
+    cascade.set(
+        judge={"base_url": server.url},
+        review={"enabled": False},
+        calibration={"cold_start_audit_rate": 0.4, "min_labels": 10, "target_agreement": 0.8},
+    )
+    cascade.pairs(good_bad_rows(240))
+    plan = cascade.run_json("round", "--dry-run")
+    out = cascade.run_json("round")
+    planned = {t["tier"]: t["requests"] for t in plan["tiers"]}
+    sent = {t["tier"]: t["requests"] for t in out["tiers"]}
+    assert planned["cheap"] == sent["cheap"] < 240
+    assert planned["big"] == sent["big"] == 480
