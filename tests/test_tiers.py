@@ -171,19 +171,25 @@ def test_tier_config_errors_are_one_line(tmp_path) -> None:
     assert all(j.concurrency == 3 for j in loaded.judges)  # the environment wins over tiers
 
 
-def test_an_uncertified_first_tier_judges_only_its_calibration_sample(cascade: Project) -> None:
-    """Issue 17: until the cheap tier is certified it judges only its calibration sample
-    (drawn like any audit); every other pair goes straight to the strong tier, so the
-    cascade pays the cheap tier for 40% of the pairs, not for all of them."""
-    from labeler.routing import audit_draw
-
-    server = cascade.server  # type: ignore[attr-defined]
+def sampled(cascade: Project) -> JudgeServer:
+    """The cascade with a 40% calibration sample and 240 pairs to judge."""
+    server: JudgeServer = cascade.server  # type: ignore[attr-defined]
     cascade.set(
         judge={"base_url": server.url},
         review={"enabled": False},
         calibration={"cold_start_audit_rate": 0.4, "min_labels": 10, "target_agreement": 0.8},
     )
     cascade.pairs(good_bad_rows(240))
+    return server
+
+
+def test_an_uncertified_first_tier_judges_only_its_calibration_sample(cascade: Project) -> None:
+    """Issue 17: until the cheap tier is certified it judges only its calibration sample
+    (drawn like any audit); every other pair goes straight to the strong tier, so the
+    cascade pays the cheap tier for 40% of the pairs, not for all of them."""
+    from labeler.routing import audit_draw
+
+    server = sampled(cascade)
     out = cascade.run_json("round")
     cfg = load_config(cascade.config, environ={})
     with Store(cfg.db_path) as store:
@@ -201,13 +207,7 @@ def test_an_uncertified_first_tier_judges_only_its_calibration_sample(cascade: P
 
 def test_the_dry_run_counts_only_the_first_tiers_calibration_sample(cascade: Project) -> None:
     """The dry run estimates exactly the requests an uncertified first tier will send."""
-    server = cascade.server  # type: ignore[attr-defined]
-    cascade.set(
-        judge={"base_url": server.url},
-        review={"enabled": False},
-        calibration={"cold_start_audit_rate": 0.4, "min_labels": 10, "target_agreement": 0.8},
-    )
-    cascade.pairs(good_bad_rows(240))
+    server = sampled(cascade)
     plan = cascade.run_json("round", "--dry-run")
     out = cascade.run_json("round")
     planned = {t["tier"]: t["requests"] for t in plan["tiers"]}
