@@ -171,7 +171,7 @@ def test_tier_config_errors_are_one_line(tmp_path) -> None:
     assert all(j.concurrency == 3 for j in loaded.judges)  # the environment wins over tiers
 
 
-def sampled(cascade: Project) -> JudgeServer:
+def sampled_cascade(cascade: Project) -> JudgeServer:
     """The cascade with a 40% calibration sample and 240 pairs to judge."""
     server: JudgeServer = cascade.server  # type: ignore[attr-defined]
     cascade.set(
@@ -189,7 +189,7 @@ def test_an_uncertified_first_tier_judges_only_its_calibration_sample(cascade: P
     cascade pays the cheap tier for 40% of the pairs, not for all of them."""
     from labeler.routing import audit_draw
 
-    server = sampled(cascade)
+    server = sampled_cascade(cascade)
     out = cascade.run_json("round")
     cfg = load_config(cascade.config, environ={})
     with Store(cfg.db_path) as store:
@@ -207,7 +207,7 @@ def test_an_uncertified_first_tier_judges_only_its_calibration_sample(cascade: P
 
 def test_the_dry_run_counts_only_the_first_tiers_calibration_sample(cascade: Project) -> None:
     """The dry run estimates exactly the requests an uncertified first tier will send."""
-    server = sampled(cascade)
+    server = sampled_cascade(cascade)
     plan = cascade.run_json("round", "--dry-run")
     out = cascade.run_json("round")
     planned = {t["tier"]: t["requests"] for t in plan["tiers"]}
