@@ -207,7 +207,7 @@ def test_an_uncertified_first_tier_judges_only_its_calibration_sample(cascade: P
 
 def test_the_dry_run_counts_only_the_first_tiers_calibration_sample(cascade: Project) -> None:
     """The dry run estimates exactly the requests an uncertified first tier will send."""
-    server = sampled_cascade(cascade)
+    sampled_cascade(cascade)
     plan = cascade.run_json("round", "--dry-run")
     out = cascade.run_json("round")
     planned = {t["tier"]: t["requests"] for t in plan["tiers"]}
