@@ -8,6 +8,7 @@ same ``routing`` and ``calibration`` functions against its SQLite state.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -258,11 +259,12 @@ class _Planned:
         self.certified: list[int] = []
         self.out = Outcome(pairs=n)
 
-    def route(self, i: int) -> None:
+    def route(self, i: int) -> tuple[float, bool, float]:
+        """Route pair ``i``: (its chance of reaching a human, whether it did, its draw)."""
         s, out = self.s, self.out
         if self.futile or self.scores[i] <= 0 or self.scores[i] < s.cold_threshold:
             out.human_labels += 1
-            return
+            return 1.0, True, float(self.draws[i])
         above = self.scores[i] >= self.certified_at
         self.pi[i] = s.audit_rate if above else s.calibration_rate
         if self.draws[i] < self.pi[i]:
@@ -271,6 +273,7 @@ class _Planned:
                 self.audits.append(not self.disagree[i])  # the drift watch's audit
         else:
             (self.certified if above else self.waiting).append(i)
+        return float(self.pi[i]), bool(self.draws[i] < self.pi[i]), float(self.draws[i])
 
     def watch_drift(self) -> None:
         """The certificate ends on drift: every pair it accepted and every pair waiting
@@ -359,4 +362,83 @@ def run_planned(
     out.invariant_broken = sum(1 for i in run.certified if run.scores[i] < run.certified_at)
     if run.certified:
         out.agreement = float(np.mean([_truth(pairs[i]) for i in run.certified]))
+    return out
+
+
+def run_planned_cascade(
+    tiers: Sequence[Sequence[SimPair]],
+    s: Settings,
+    seed: int = 0,
+    shares: tuple[float, float] = (0.5, 0.5),
+) -> Outcome:
+    """The planned procedure with a cascade of two judges (``tiers[k][i]``: what judge k
+    says of pair i), as the real loop runs it: until the cheap tier is certified it judges
+    only its calibration sample (its draw below ``calibration_rate``) and passes every
+    pair on; once certified it accepts what its certificate covers (audited at
+    ``audit_rate``) and passes the rest on. The strong tier runs ``run_planned``'s loop
+    on what reaches it. The cheap tier's evidence is each pair's final chance of reaching
+    a human (its own audit rate, or the strong tier's routing), tested with the stratified
+    test; each tier spends its share of delta."""
+    cheap, strong_pairs = tiers
+    n = len(strong_pairs)
+    strong = _Planned(strong_pairs, dataclasses.replace(s, delta=s.delta * shares[1]), seed)
+    draw0 = np.random.default_rng(seed + 1).random(n)
+    score0 = cal.scores_of([p.signals for p in cheap], None)
+    disagree0 = np.array([p.human != p.signals.label for p in cheap])
+    pi0, seen0 = np.full(n, np.nan), np.full(n, np.nan)
+    labelled0 = np.zeros(n, bool)
+    cert0, looks0, spent0, futile0, judged0 = cal.NEVER, 0, 0.0, False, 0
+    accepted0: list[int] = []
+    audits0 = 0
+
+    def look0(final: bool) -> None:
+        nonlocal cert0, looks0, spent0, futile0
+        idx = np.nonzero(~np.isnan(pi0))[0]
+        if not len(idx) or futile0:
+            return
+        look = cal.plan_look(
+            score0[idx], labelled0[idx], disagree0[idx], s.alpha, s.delta * shares[0],
+            looks=looks0, spent=spent0, floor=s.cold_threshold, pi=pi0[idx],
+            guarantee=s.guarantee, final=final, certified=cert0, draw=seen0[idx],
+        )  # fmt: skip
+        futile0 = look.futile
+        if look.taken:
+            looks0, spent0 = looks0 + 1, spent0 + look.level
+            cert0 = min(cert0, look.choice.threshold)
+
+    for start in range(0, n, s.per_round):
+        for i in range(start, min(start + s.per_round, n)):
+            sampled = cert0 < cal.NEVER or draw0[i] < s.calibration_rate
+            if futile0 or not sampled:
+                strong.route(i)
+                continue
+            judged0 += 1
+            fits = score0[i] > 0 and score0[i] >= s.cold_threshold
+            if fits and score0[i] >= cert0:
+                pi0[i], seen0[i], labelled0[i] = s.audit_rate, draw0[i], draw0[i] < s.audit_rate
+                if labelled0[i]:
+                    audits0 += 1
+                else:
+                    accepted0.append(i)
+                continue
+            pi, labelled, draw = strong.route(i)
+            if fits:
+                pi0[i], labelled0[i], seen0[i] = pi, labelled, draw
+        strong.watch_drift()
+        strong.look(final=False)
+        look0(final=False)
+    strong.look(final=True)
+    look0(final=True)
+    out = strong.out
+    out.human_labels += len(strong.waiting) + audits0
+    strong.waiting.clear()
+    certified = [(1, i) for i in strong.certified] + [(0, i) for i in accepted0]
+    out.certified = len(certified)
+    out.tier_judged = [judged0, n - len(accepted0) - audits0]
+    out.tier_certified = [len(accepted0), len(strong.certified)]
+    out.invariant_broken = sum(1 for i in accepted0 if score0[i] < cert0) + sum(
+        1 for i in strong.certified if strong.scores[i] < strong.certified_at
+    )
+    if certified:
+        out.agreement = float(np.mean([_truth(tiers[k][i]) for k, i in certified]))
     return out
