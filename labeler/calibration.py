@@ -996,8 +996,8 @@ def plan_grid(scores: np.ndarray, floor: float, points: int = PLAN_POINTS) -> li
     return [float(v) for v in s]
 
 
-def good_judge_passes(n: int, size: int, alpha: float, delta: float) -> bool:
-    """Would a region of ``size`` pairs with ``n`` labelled pass the test if the judge
+def good_judge_passes(n: int, alpha: float, delta: float) -> bool:
+    """Would a region with ``n`` labelled pairs pass the test if the judge
     disagreed on alpha/2 of them, with one unlucky disagreement more? Where the sequence
     begins (a rule on counts only: starting where a good judge fails by bad luck spends the
     sequence's one chance)."""
@@ -1033,8 +1033,8 @@ def certify_planned(
     first = next(
         (
             i
-            for i, (_, size, n, _) in enumerate(regions)
-            if n >= START_SHARE * total and good_judge_passes(n, size, alpha, delta)
+            for i, (_, _, n, _) in enumerate(regions)
+            if n >= START_SHARE * total and good_judge_passes(n, alpha, delta)
         ),
         len(regions) - 1,
     )
@@ -1125,16 +1125,20 @@ def futile(
     delta: float,
     floor: float,
 ) -> bool:
-    """Is the judge confidently worse than the target in every region it could be
-    certified for (each region's Clopper-Pearson lower bound on disagreement above
-    alpha)? Then waiting is pointless and its pairs go to humans. Sending pairs to humans
-    never costs the guarantee anything, so this may read labels at any time; a good judge
-    wrongly found futile only costs money, with probability at most delta."""
-    if int(labelled.sum()) < 10:
+    """Is the judge confidently worse than the target in every region a look could start
+    from or reach (those holding at least ``START_SHARE`` of the labels: a look's
+    sequence never starts on a smaller one), each region's Clopper-Pearson lower bound on
+    disagreement above alpha? Then waiting is pointless and its pairs go to humans.
+    Sending pairs to humans never costs the guarantee anything, so this may read labels at
+    any time; it runs at every sync, so a good judge is wrongly found futile more often
+    than delta — that costs money, never quality."""
+    total = int(labelled.sum())
+    if total < 10:
         return False
     for lam in plan_grid(scores, floor):
         above = (scores >= lam) & labelled
-        if cp_lower(int((above & disagree).sum()), int(above.sum()), delta) <= alpha:
+        n = int(above.sum())
+        if n >= START_SHARE * total and cp_lower(int((above & disagree).sum()), n, delta) <= alpha:
             return False
     return True
 
