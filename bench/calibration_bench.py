@@ -5,7 +5,7 @@ in the same run:
   (stratified exact test, fit-split start, learned score);
 * ``planned`` — one uniform calibration sample, looks at label milestones, a fixed
   label-free sequence on the judge's own confidence, an exact binomial test, the
-  certificate kept once given, the project's end (``calibration`` docstring);
+  certificate kept once given, the project's end (``labeler.planned`` docstring);
 * ``limit`` — the oracle of issue 17: it knows the best threshold on the judge's
   confidence and proves it with a uniform audit of the accepted region (exact one-sided
   Clopper-Pearson at delta); humans label the audit and every pair below the threshold:
@@ -46,7 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from labeler.calibration import Signals, oracle_limit, scores_of
+from labeler.calibration import Signals, scores_of
+from labeler.planned import oracle_limit
 from labeler.simulation import Outcome, Settings, SimPair, run_loop, run_planned
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm"

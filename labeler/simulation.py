@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labeler import calibration as cal
+from labeler import planned
 from labeler.routing import (
     CERTIFIED,
     ESCALATE,
@@ -295,7 +296,7 @@ class _Planned:
         if not len(idx):
             return
         pi = self.pi[idx]
-        look = cal.plan_look(
+        look = planned.plan_look(
             self.scores[idx],
             self.draws[idx] < pi,
             self.disagree[idx],
@@ -396,7 +397,7 @@ def run_planned_cascade(
         idx = np.nonzero(~np.isnan(pi0))[0]
         if not len(idx) or futile0:
             return
-        look = cal.plan_look(
+        look = planned.plan_look(
             score0[idx], labelled0[idx], disagree0[idx], s.alpha, s.delta * shares[0],
             looks=looks0, spent=spent0, floor=s.cold_threshold, pi=pi0[idx],
             guarantee=s.guarantee, final=final, certified=cert0, draw=seen0[idx],

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labeler import calibration as cal
+from labeler import planned
 from labeler.calibration import (
     HYSTERESIS,
     NEVER,
@@ -652,25 +653,27 @@ def test_drift_needs_evidence() -> None:
 def test_the_binomial_test_is_the_clopper_pearson_bound(
     k: int, n: int, alpha: float, delta: float
 ) -> None:
-    assert cal.binomial_rejects(k, n, alpha, delta) == (cal.cp_upper(k, n, delta) <= alpha)
+    assert planned.binomial_rejects(k, n, alpha, delta) == (cal.cp_upper(k, n, delta) <= alpha)
 
 
 def test_looks_never_spend_more_than_delta() -> None:
-    spent = sum(cal.look_delta(0.1, j) for j in range(60))
-    assert spent <= 0.1 and cal.look_delta(0.1, 0) == pytest.approx(0.05)
+    spent = sum(planned.look_delta(0.1, j) for j in range(60))
+    assert spent <= 0.1 and planned.look_delta(0.1, 0) == pytest.approx(0.05)
     # milestones: the first look needs enough labels for a good judge at its own level,
     # then each doubling; counts only
-    first = cal.first_look_count(0.15, 0.1)
+    first = planned.first_look_count(0.15, 0.1)
     assert first == cal.start_count(0.15, 0.05) == 93
-    assert not cal.look_due(first - 1, 0, 0.15, 0.1) and cal.look_due(first, 0, 0.15, 0.1)
-    assert not cal.look_due(2 * first - 1, 1, 0.15, 0.1) and cal.look_due(2 * first, 1, 0.15, 0.1)
+    assert not planned.look_due(first - 1, 0, 0.15, 0.1) and planned.look_due(first, 0, 0.15, 0.1)
+    assert not planned.look_due(2 * first - 1, 1, 0.15, 0.1) and planned.look_due(
+        2 * first, 1, 0.15, 0.1
+    )
 
 
 def test_the_plan_grid_reads_scores_only() -> None:
     scores = np.array([0.99, 0.99, 0.95, 0.9, 0.5, 0.0])
-    assert cal.plan_grid(scores, 0.8) == [0.99, 0.95, 0.9]
+    assert planned.plan_grid(scores, 0.8) == [0.99, 0.95, 0.9]
     many = np.linspace(0.8, 1.0, 5000)
-    grid = cal.plan_grid(many, 0.8, points=100)
+    grid = planned.plan_grid(many, 0.8, points=100)
     assert len(grid) <= 100 and grid[0] == 1.0 and grid[-1] == pytest.approx(0.8)
     assert grid == sorted(grid, reverse=True)
 
@@ -681,12 +684,14 @@ def test_certify_planned_stops_at_the_first_failure() -> None:
     labelled = np.ones(200, bool)
     disagree = np.zeros(200, bool)
     disagree[100::2] = True
-    choice = cal.certify_planned(scores, labelled, disagree, 0.15, 0.05, cal.plan_grid(scores, 0))
+    choice = planned.certify_planned(
+        scores, labelled, disagree, 0.15, 0.05, planned.plan_grid(scores, 0)
+    )
     region = scores >= choice.threshold
     assert 100 <= region.sum() < 200
     assert disagree[region].mean() <= 0.15
     # nothing labelled: nothing certified
-    none = cal.certify_planned(scores, np.zeros(200, bool), disagree, 0.15, 0.05, [0.9])
+    none = planned.certify_planned(scores, np.zeros(200, bool), disagree, 0.15, 0.05, [0.9])
     assert none.threshold >= cal.NEVER
 
 
@@ -694,22 +699,22 @@ def test_futility_needs_every_region_to_be_confidently_bad() -> None:
     scores = np.linspace(1.0, 0.8, 100)
     labelled = np.ones(100, bool)
     bad = np.ones(100, bool)
-    assert cal.futile(scores, labelled, bad, 0.15, 0.1, 0.8)
+    assert planned.futile(scores, labelled, bad, 0.15, 0.1, 0.8)
     good_top = bad.copy()
     good_top[:40] = False  # the top 40 agree: that region could still be certified
-    assert not cal.futile(scores, labelled, good_top, 0.15, 0.1, 0.8)
-    assert not cal.futile(scores, np.zeros(100, bool), bad, 0.15, 0.1, 0.8)  # no labels
+    assert not planned.futile(scores, labelled, good_top, 0.15, 0.1, 0.8)
+    assert not planned.futile(scores, np.zeros(100, bool), bad, 0.15, 0.1, 0.8)  # no labels
 
 
 def test_the_oracle_limit() -> None:
     # 1,000 pairs: the top 600 agree 95% of the time, the rest 50%
     scores = np.linspace(1.0, 0.5, 1000)
     agree = np.where(np.arange(1000) < 600, 0.95, 0.5)
-    factor, coverage, audit = cal.oracle_limit(scores, agree, 0.15, 0.1)
+    factor, coverage, audit = planned.oracle_limit(scores, agree, 0.15, 0.1)
     assert coverage >= 0.6  # at least the good region (a little of the rest still passes)
-    assert audit == cal._audit_needed(
+    assert audit == planned._audit_needed(
         1 - agree[: round(coverage * 1000)].mean(), round(coverage * 1000), 0.15, 0.1
     )
     assert factor == pytest.approx(1000 / (audit + 1000 * (1 - coverage)))
     # a judge below the target everywhere has no limit but all-human
-    assert cal.oracle_limit(scores, np.full(1000, 0.7), 0.15, 0.1) == (1.0, 0.0, 0)
+    assert planned.oracle_limit(scores, np.full(1000, 0.7), 0.15, 0.1) == (1.0, 0.0, 0)

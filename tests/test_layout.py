@@ -11,6 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "labeler"
 PURE = (
     "calibration",
+    "planned",
     "routing",
     "prompts",
     "costs",

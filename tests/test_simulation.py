@@ -23,7 +23,8 @@ from functools import cache
 import numpy as np
 import pytest
 
-from labeler.calibration import Signals, oracle_limit, scores_of
+from labeler.calibration import Signals, scores_of
+from labeler.planned import oracle_limit
 from labeler.simulation import (
     Outcome,
     Settings,

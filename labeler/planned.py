@@ -1,0 +1,347 @@
+"""The planned certification procedure (issue 17). Pure (numpy).
+
+The planned procedure (``calibration.procedure = "planned"``, the default)
+-------------------------------------------------------------------------
+Issue 17 traced where the retest procedure (``labeler.calibration``) loses its power in
+small projects: its one fixed sequence starts low in the judge's good region (a coarse
+grid on saturated probabilities), a certificate rarely survives the next sync (the newly
+audited 5% stratum makes the exact test impossible), a fifth of the labels fit a score
+that orders no better than the judge's own confidence, and the sample's size is
+incidental. The planned procedure is built around one designed sample instead:
+
+* **One calibration phase, one uniform sample.** While nothing is certified, every pair the
+  judge could accept (an A/B verdict, orders agreeing, raw confidence >= the routing
+  floor ``routing.threshold`` with a HIGH self-report) joins the phase; a pair is sampled
+  for humans when its draw (a hash of seed and pair id, independent of its content) is
+  below the phase's rate ``r`` (``calibration.cold_start_audit_rate``); the others wait,
+  out of the dataset. So within the phase every pair had the same chance ``r``, fixed
+  before its draw, and the labelled pairs of any region ``{score >= λ}`` are a uniform
+  sample of it.
+* **The order is label-free.** The score is the judge's own confidence; the candidate
+  thresholds are the distinct scores of the phase (thinned to ``PLAN_POINTS`` ranks):
+  read from the verdicts, never from a human label, so they may be fixed before the test.
+* **The test is exact.** For region R_λ with n labelled pairs of which k disagree, H_λ:
+  the disagreement rate p_λ of pairs like those in R_λ exceeds alpha. Given n, the
+  labelled pairs are i.i.d. draws from the region (draws independent of content, pairs
+  exchangeable), so k ~ Bin(n, p_λ), and H_λ is rejected when P(Bin(n, alpha) <= k) <=
+  level (``binomial_rejects``, the Clopper-Pearson bound). The bound is on the rate of
+  pairs drawn like these — the certified pairs now and the ones a kept certificate
+  accepts later — not only on the labelled ones, so the judge labels delivered are what
+  it bounds.
+* **A fixed sequence per look.** Thresholds are tested highest first and the sequence
+  stops at the first that is not rejected (family-wise error at the look's level, no
+  split). It begins at the highest threshold whose region holds ``START_SHARE`` of the
+  labels and whose counts would let a judge disagreeing alpha/2 of the time pass with one
+  unlucky disagreement more (``good_judge_passes``, counts only), or at the largest
+  region when none would.
+* **Several inclusion probabilities.** A cascade's first tier sees pairs that reached
+  humans through a later tier's routing (probability 1 where that tier sent them): its
+  looks use the stratified test of ``labeler.calibration``, never the uniform binomial one.
+* **Looks at label milestones.** A look is due when the phase's labels reach
+  ``first_look_count`` (``start_count`` at the first look's level: 93 at alpha 0.15,
+  delta 0.1) and again at each doubling (counts only); look j may spend
+  ``FIRST_LOOK_SHARE * (1 - FIRST_LOOK_SHARE)^j`` of delta and the project's final look
+  (``labeler round --finish``) all that is left.
+  The levels add up to at most delta, so by Bonferroni every look's errors together stay
+  below delta, however many looks are taken.
+* **A certificate is kept, and extended.** Pairs above the certified threshold are
+  accepted from then on, audited at ``routing.audit_rate`` (the drift watch); pairs
+  between the floor and it keep joining the sample at ``r`` and wait. Later looks run the
+  whole sequence again from the top with ``calibration``'s stratified test (the phase's pairs
+  now have two inclusion probabilities), and a lower threshold extends the certificate:
+  each certified region was certified at its own look, so all hold together with
+  probability >= 1 - delta, and then so does their union.
+* **Futility.** When every region's Clopper-Pearson *lower* bound on disagreement is
+  above alpha, nothing can be certified: waiting pairs go to humans and so do later ones.
+  Sending pairs to humans never costs the guarantee anything, so this may read labels
+  (it is checked at every sync, so a good judge is wrongly dropped more often than
+  delta: that costs money, never quality).
+* **Drift.** The drift watch counts the audits of certified pairs since the certificate
+  began (``Thresholds.certified_at``); when they show, at confidence 1 - delta, agreement
+  below the target, the certificate ends: every pair it accepted, and every pair waiting,
+  goes to humans (no later phase's test covers them), and a new phase begins with the
+  pairs routed from then on. The promise is per phase: each phase spends its own delta
+  (drift is rare, and a phase that ends in drift has failed anyway).
+* **What is assumed.** Rounds drawn alike (exchangeable pairs): a certificate covers
+  later pairs because they are like the sample. A judge that gets worse between rounds
+  breaks this; the drift watch catches it only with enough audits (``test_simulation``
+  measures a 500-pair world where it does not).
+* **Expected mode** uses the same phase, sample and looks with conformal selection
+  (``certify_expected``) instead of the binomial test, and never extends a certificate:
+  conformal selection spends no delta, and the lowest threshold over many looks would
+  inflate the expected disagreement.
+* **Extension looks are checked, not proved.** After a certificate the strata (the drift
+  watch's rate above it, the calibration rate below) depend on where the first look put
+  it, a feedback the stratified argument leaves out (as the retest procedure's does); the
+  simulation tests measure the guarantee end to end there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from labeler.calibration import (
+    NEVER,
+    Choice,
+    _log_binom_cdf,
+    certify_expected,
+    certify_high_probability,
+    cp_lower,
+    cp_upper,
+    start_count,
+)
+
+PLAN_POINTS = 400  # candidate thresholds: at most this many score quantiles
+GOOD_JUDGE = 0.5  # the judge the start rule plans for disagrees this share of alpha
+START_SHARE = 0.5  # the first tested region holds at least this share of the labels
+FIRST_LOOK_SHARE = 0.5  # share of delta each look spends of what is left (the first: half)
+
+
+def binomial_rejects(k: int, n: int, alpha: float, delta: float) -> bool:
+    """The exact binomial test of H: the disagreement rate is above ``alpha``, from ``k``
+    disagreements among ``n`` pairs sampled independently of their content (the same as
+    the Clopper-Pearson upper bound being at most alpha)."""
+    if n == 0 or k >= n:
+        return False
+    return float(_log_binom_cdf(k, n, np.array([alpha]))[0]) <= math.log(delta)
+
+
+def look_delta(delta: float, look: int) -> float:
+    """What look ``look`` (0, 1, ...) of the calibration sample may spend: ``FIRST_LOOK_SHARE``
+    of delta at the first, then the same share of what is left at each later one (the sum
+    over every look is at most delta, so the looks together keep the guarantee:
+    Bonferroni; the final look at the end of a project spends all that is left)."""
+    return delta * FIRST_LOOK_SHARE * (1 - FIRST_LOOK_SHARE) ** look
+
+
+def look_due(labels: int, looks: int, alpha: float, delta: float) -> bool:
+    """Is a look (other than the final one) due, with ``labels`` in the calibration sample
+    and ``looks`` taken? Looks come when the sample reaches ``first_look_count`` and then
+    each time it has doubled, so a project of any size takes about log2 of its size in
+    looks and each has twice the labels of the one before. Counts only, never labels."""
+    return labels >= first_look_count(alpha, delta) * 2**looks
+
+
+def plan_grid(scores: np.ndarray, floor: float, points: int = PLAN_POINTS) -> list[float]:
+    """Candidate thresholds, highest first: the distinct scores at or above ``floor`` of the
+    population, thinned to at most ``points`` evenly spaced ranks. Label-free: it reads the
+    judge's scores, never a human verdict, so it may be fixed before the test."""
+    s = np.unique(scores[scores >= floor])[::-1]
+    if len(s) > points:
+        s = s[np.unique(np.linspace(0, len(s) - 1, points).round().astype(int))]
+    return [float(v) for v in s]
+
+
+def good_judge_passes(n: int, alpha: float, delta: float) -> bool:
+    """Would a region with ``n`` labelled pairs pass the test if the judge
+    disagreed on alpha/2 of them, with one unlucky disagreement more? Where the sequence
+    begins (a rule on counts only: starting where a good judge fails by bad luck spends the
+    sequence's one chance)."""
+    return n > 0 and binomial_rejects(math.ceil(n * alpha * GOOD_JUDGE) + 1, n, alpha, delta)
+
+
+def certify_planned(
+    scores: np.ndarray,
+    labelled: np.ndarray,
+    disagree: np.ndarray,
+    alpha: float,
+    delta: float,
+    grid: Sequence[float],
+) -> Choice:
+    """The lowest threshold of the fixed sequence ``grid`` (highest first) whose region
+    passes ``binomial_rejects``: the arrays are over the calibration population (every
+    pair of it was sampled with the same chance, by a draw independent of its content), and
+    the sequence begins at the highest threshold whose counts would let a good judge pass
+    (``good_judge_passes``: counts, never labels)."""
+    best = Choice(NEVER, 0, 0, None)
+    order = np.argsort(-scores, kind="stable")
+    s_sorted = scores[order]
+    lab_cum = np.cumsum(labelled[order])
+    bad_cum = np.cumsum((labelled & disagree)[order])
+    regions = []  # (threshold, pairs above it, labelled, disagreeing), highest first
+    for lam in grid:
+        size = int(np.searchsorted(-s_sorted, -lam, side="right"))
+        if size:
+            regions.append((lam, size, int(lab_cum[size - 1]), int(bad_cum[size - 1])))
+    # the first region a good judge would pass and that holds START_SHARE of the labels
+    # (a large sample does not start on a sliver at the top); none: the largest
+    total = int(labelled.sum())
+    first = next(
+        (
+            i
+            for i, (_, _, n, _) in enumerate(regions)
+            if n >= START_SHARE * total and good_judge_passes(n, alpha, delta)
+        ),
+        len(regions) - 1,
+    )
+    for lam, _, n, k in regions[max(first, 0) :]:
+        if not binomial_rejects(k, n, alpha, delta):
+            break
+        start_at = best.start if best.start < NEVER else float(lam)
+        best = Choice(float(lam), n, k, k / n if n else None, start_at)
+    return best
+
+
+def oracle_limit(
+    scores: np.ndarray, agree: np.ndarray, alpha: float, delta: float, points: int = 2000
+) -> tuple[float, float, int]:
+    """The statistical limit of a project (issue 17): (savings factor, coverage, audit
+    labels) of an oracle that knows the best threshold on ``scores`` and proves it with a
+    uniform audit of the accepted region (exact Clopper-Pearson bound at ``delta``); humans
+    label the audit and every pair below the threshold. ``agree``: each pair's (true or
+    expected) agreement with humans; pairs with score 0 are never accepted. n_audit is the
+    fewest labels whose bound, with the region's disagreement rate observed exactly
+    (rounded), reaches the target."""
+    n_pairs = len(scores)
+    order = np.argsort(-scores, kind="stable")
+    s, a = scores[order], agree[order]
+    running = np.cumsum(a) / np.arange(1, n_pairs + 1)
+    # every threshold takes all pairs of a score or none: the region sizes it can make
+    ends = np.nonzero(np.append(s[1:] != s[:-1], True) & (s > 0))[0] + 1
+    if len(ends) > points:  # a large project: a fine grid of region sizes is enough
+        ends = ends[np.unique(np.linspace(0, len(ends) - 1, points).round().astype(int))]
+    best = (1.0, 0.0, 0)
+    for size in ends.tolist():
+        rate = 1 - float(running[size - 1])
+        if rate >= alpha:
+            continue
+        audit = _audit_needed(rate, size, alpha, delta)
+        if audit is None:
+            continue
+        factor = n_pairs / (audit + n_pairs - size)
+        if factor > best[0]:
+            best = (factor, size / n_pairs, audit)
+    return best
+
+
+def _audit_needed(rate: float, size: int, alpha: float, delta: float) -> int | None:
+    """The fewest uniform labels (at most ``size``) whose Clopper-Pearson bound, with
+    disagreements at ``rate``, is at most alpha (bisection on a monotone-enough count)."""
+
+    def passes(n: int) -> bool:
+        return cp_upper(round(rate * n), n, delta) <= alpha
+
+    if not passes(size):
+        return None
+    lo, hi = 1, size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if passes(mid) else (mid + 1, hi)
+    return lo
+
+
+FIRST_LOOK_FACTOR = 1.0  # the first look waits for start_count labels, then each doubling
+
+
+def first_look_count(alpha: float, delta: float) -> int:
+    """Labels the calibration sample must hold before its first look (other than the
+    final one): enough for a good judge to pass at the level the first look may spend
+    (``start_count`` at ``look_delta(delta, 0)``: 93 at alpha 0.15, delta 0.1). Counts only,
+    never labels."""
+    return math.ceil(FIRST_LOOK_FACTOR * start_count(alpha, look_delta(delta, 0)))
+
+
+@dataclass(frozen=True)
+class Look:
+    """One look of the planned procedure at the calibration sample."""
+
+    taken: bool  # False: not due yet (too few labels); nothing spent
+    level: float  # the share of delta this look spent (0 when not taken)
+    choice: Choice  # NEVER when nothing was certified
+    population: int  # pairs in the calibration population
+    labels: int  # of them, sampled and decided
+    futile: bool = False  # every region is confidently worse than the target
+
+
+def futile(
+    scores: np.ndarray,
+    labelled: np.ndarray,
+    disagree: np.ndarray,
+    alpha: float,
+    delta: float,
+    floor: float,
+) -> bool:
+    """Is the judge confidently worse than the target in every region a look could start
+    from or reach (those holding at least ``START_SHARE`` of the labels: a look's
+    sequence never starts on a smaller one), each region's Clopper-Pearson lower bound on
+    disagreement above alpha? Then waiting is pointless and its pairs go to humans.
+    Sending pairs to humans never costs the guarantee anything, so this may read labels at
+    any time; it runs at every sync, so a good judge is wrongly found futile more often
+    than delta — that costs money, never quality."""
+    total = int(labelled.sum())
+    if total < 10:
+        return False
+    for lam in plan_grid(scores, floor):
+        above = (scores >= lam) & labelled
+        n = int(above.sum())
+        if n >= START_SHARE * total and cp_lower(int((above & disagree).sum()), n, delta) <= alpha:
+            return False
+    return True
+
+
+def plan_look(
+    scores: np.ndarray,
+    labelled: np.ndarray,
+    disagree: np.ndarray,
+    alpha: float,
+    delta: float,
+    *,
+    looks: int,
+    spent: float,
+    floor: float,
+    pi: np.ndarray,
+    guarantee: str = "high_probability",
+    min_labels: int = 0,
+    final: bool = False,
+    certified: float = NEVER,
+    draw: np.ndarray | None = None,
+) -> Look:
+    """A look at the calibration population (every pair of this phase the judge could
+    accept, ``pi`` its chance of reaching a human, ``draw`` its sampling draw): taken when
+    ``look_due`` (or ``final``: the end of the project, which spends all of delta that is
+    left). Before a certificate every pair had the same chance: the fixed label-free
+    sequence ``plan_grid`` is tested with ``certify_planned`` (or, for the expected
+    guarantee, conformal selection on the same sample). After one (``certified``), the
+    look tries to *extend* it: the whole sequence again, from the top (where the labels'
+    count says, never where the last certificate was: that was chosen from these labels),
+    each region tested with the stratified test of ``certify_high_probability`` (pairs
+    grouped by their chance of reaching a human: the calibration rate below the
+    certificate, the drift watch's rate above it); a lower threshold than the one in force
+    extends it. Every certified region was certified at its own look, and the looks'
+    levels add up to at most delta: all of them hold together with probability at least
+    1 - delta, and so does their union."""
+    n_lab = int(labelled.sum())
+    due = final or (n_lab >= min_labels and look_due(n_lab, looks, alpha, delta))
+    nothing = Choice(NEVER, 0, 0, None)
+    if certified >= NEVER and futile(scores, labelled, disagree, alpha, delta, floor):
+        return Look(False, 0.0, nothing, len(scores), n_lab, True)
+    if not due or n_lab == 0:
+        return Look(False, 0.0, nothing, len(scores), n_lab)
+    left = max(delta - spent, 0.0)
+    level = left if final else min(look_delta(delta, looks), left)
+    grid = plan_grid(scores, floor)
+    if guarantee == "expected":
+        # conformal selection spends no delta: taking the lowest threshold over many
+        # looks would inflate the expected disagreement, so a certificate is not extended
+        choice = (
+            nothing
+            if certified < NEVER
+            else certify_expected(scores, labelled, pi, disagree, alpha, 1, grid)
+        )
+    elif level <= 0:
+        choice = nothing
+    elif certified < NEVER or len(np.unique(pi)) > 1:
+        # several inclusion probabilities (after a certificate; or a cascade's first tier,
+        # whose pairs reached humans through a later tier's routing): the stratified test
+        choice = certify_high_probability(
+            scores, labelled, pi, disagree, alpha, level, 5, grid, draw
+        )
+    else:
+        choice = certify_planned(scores, labelled, disagree, alpha, level, grid)
+    if choice.threshold >= certified:
+        choice = nothing  # a certificate is never withdrawn by a look, only by drift
+    return Look(True, level, choice, len(scores), n_lab)
