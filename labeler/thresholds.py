@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from labeler import calibration as cal
-from labeler import versions
+from labeler import planned, versions
 from labeler.config import Config
 from labeler.routing import CERTIFIED, PROVISIONAL, Thresholds, audit_draw, status_of
 from labeler.store import Store
@@ -230,7 +230,7 @@ def _recalibrate_tier(
     prev = current(store, cfg, tier)
     data = judged(store, cfg, tier)
     sample = sum(1 for _, d in data if d.sampled and d.human)
-    recent = _recent_audits(data, prev)
+    recent = _recent_audits(data, prev, prev.version)  # no row is newer than prev
     drift = prev.version > 0 and cal.drifted(recent, alpha, delta)
     use = [d for row, d in data if not drift or row["thresholds_version"] == prev.version]
     chosen = cal.calibrate(
@@ -301,12 +301,13 @@ def _recalibrate_tier(
     return result
 
 
-def _recent_audits(data: list[tuple[Any, cal.Judged]], t: Thresholds) -> list[bool]:
-    """Agreement of the certified pairs audited since ``t`` was set (the drift watch)."""
+def _recent_audits(data: list[tuple[Any, cal.Judged]], t: Thresholds, since: int) -> list[bool]:
+    """Agreement of the certified pairs audited at ``t``'s audit rate by rounds routed
+    with thresholds version ``since`` or later (the drift watch)."""
     return [
         not d.disagrees
         for row, d in data
-        if row["thresholds_version"] == t.version
+        if row["thresholds_version"] >= since
         and row["reason"] == "audit"
         and d.human
         and d.pi == t.audit_rate
@@ -316,7 +317,7 @@ def _recent_audits(data: list[tuple[Any, cal.Judged]], t: Thresholds) -> list[bo
 def _recalibrate_planned(
     store: Store, cfg: Config, tier: int, share: float, finish: bool = False
 ) -> Recalibration:
-    """The planned procedure (``calibration`` docstring): while nothing is certified, a
+    """The planned procedure (``planned`` docstring): while nothing is certified, a
     look at the calibration sample when it is due; a certificate, once given, is kept
     (its region audited at ``routing.audit_rate`` for drift); drift starts a new
     calibration phase. ``finish``: a final look with all of delta that is left, after
@@ -329,14 +330,7 @@ def _recalibrate_planned(
     recent: list[bool] = []
     drift, look, new, pulled = False, None, prev, 0
     if prev.certified_a < cal.NEVER:
-        recent = [
-            not d.disagrees
-            for row, d in data
-            if row["thresholds_version"] >= prev.certified_at
-            and row["reason"] == "audit"
-            and d.human
-            and d.pi == prev.audit_rate
-        ]
+        recent = _recent_audits(data, prev, prev.certified_at)
         drift = cal.drifted(recent, alpha, delta)
         if drift:
             # the certificate ends: every pair it accepted goes to humans (a later phase's
@@ -400,7 +394,7 @@ def _look(
     guarantee: str,
     min_labels: int,
     final: bool,
-) -> cal.Look:
+) -> planned.Look:
     """The look the thresholds ``t`` are due: at the pairs of this calibration phase that
     could be accepted (eligible, score >= the floor ``t.a``), each with the chance it had
     of reaching a human (the phase's calibration rate below the certificate, the drift
@@ -415,7 +409,7 @@ def _look(
     scores = cal.scores_of([d.signals for d in pop], None)
     keep = scores >= t.a
     draws = [d.draw for d in pop]
-    return cal.plan_look(
+    return planned.plan_look(
         scores[keep],
         np.array([d.sampled for d in pop], bool)[keep],
         np.array([d.disagrees for d in pop], bool)[keep],
@@ -434,7 +428,7 @@ def _look(
 
 
 def _as_calibrated(
-    data: list[tuple[Any, cal.Judged]], t: Thresholds, look: cal.Look, c: Any
+    data: list[tuple[Any, cal.Judged]], t: Thresholds, look: planned.Look, c: Any
 ) -> cal.Calibrated:
     """A look's result in the form reports read (labels behind it, coverage, agreement)."""
     scores = cal.scores_of([d.signals for _, d in data if not d.pending], None)
@@ -460,7 +454,7 @@ def _planned_message(
     new: Thresholds,
     drift: bool,
     recent: list[bool],
-    look: cal.Look | None,
+    look: planned.Look | None,
     counts: dict[str, int],
     alpha: float,
     delta: float,
@@ -492,7 +486,7 @@ def _planned_message(
             )
         return f"certificate kept: {_fmt(new)} (version {new.version}); audits watch for drift"
     if not look.taken:
-        need = max(cal.first_look_count(alpha, delta) * 2**prev.looks, min_labels)
+        need = max(planned.first_look_count(alpha, delta) * 2**prev.looks, min_labels)
         return (
             f"calibration sample: {look.labels} of {need} human verdicts before look "
             f"{prev.looks + 1}; {waiting} judge-accepted pairs wait for evidence"
@@ -512,7 +506,7 @@ def _planned_message(
             f"{counts['rechecked']} waiting pairs went to humans (project finished)"
             if new.finished
             else f"{waiting} pairs keep waiting; the next look comes at "
-            f"{cal.first_look_count(alpha, delta) * 2**new.looks} verdicts"
+            f"{planned.first_look_count(alpha, delta) * 2**new.looks} verdicts"
         )
         return (
             f"look {new.looks}: no threshold certified by {look.labels} human verdicts "

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labeler.costs import Prices, estimate_round_cost, estimate_tokens, ledger, savings_notes
+from labeler.costs import (
+    Ledger,
+    Prices,
+    estimate_round_cost,
+    estimate_tokens,
+    ledger,
+    savings_notes,
+)
 
 
 @pytest.mark.parametrize(
@@ -20,6 +27,17 @@ from labeler.costs import Prices, estimate_round_cost, estimate_tokens, ledger, 
 )
 def test_call_cost(tokens_in: int, tokens_out: int, expected: float) -> None:
     assert Prices(0.15, 0.60).call_cost(tokens_in, tokens_out) == pytest.approx(expected)
+
+
+def per_pair(
+    pairs: int, certified: int, provisional: int, human: int, to_humans: int,
+    judge: float, price: float, reviewers: int,
+) -> Ledger:  # fmt: skip
+    """A per-pair ledger of a round whose judge accepted ``certified + provisional``."""
+    return ledger(
+        pairs, certified + provisional, to_humans, judge, [], price, reviewers, 30.0,
+        "per_pair", certified=certified, human_decided=human, provisional=provisional,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -56,20 +74,7 @@ def test_ledger_counts_only_what_was_delivered(
     pairs, certified, provisional, human, to_humans, judge, price, reviewers,
     baseline, factor, coverage, waiting,
 ) -> None:  # fmt: skip
-    led = ledger(
-        pairs,
-        certified + provisional,
-        to_humans,
-        judge,
-        [],
-        price,
-        reviewers,
-        30.0,
-        "per_pair",
-        certified=certified,
-        human_decided=human,
-        provisional=provisional,
-    )
+    led = per_pair(pairs, certified, provisional, human, to_humans, judge, price, reviewers)
     spent = judge + to_humans * price * reviewers
     assert led.delivered == certified + human
     assert led.baseline == pytest.approx(baseline)
@@ -98,19 +103,8 @@ def test_a_judge_that_certifies_nothing_never_saves(
     """Issue 17: without certified labels the savings factor is at most 1.0 (per-pair
     human cost), however many pairs the judge accepted provisionally."""
     to_humans = decided + undecided
-    led = ledger(
-        provisional + to_humans,
-        provisional,
-        to_humans,
-        judge,
-        [],
-        price,
-        reviewers,
-        30.0,
-        "per_pair",
-        certified=0,
-        human_decided=decided,
-        provisional=provisional,
+    led = per_pair(
+        provisional + to_humans, 0, provisional, decided, to_humans, judge, price, reviewers
     )
     assert led.saved <= 1e-9
     assert led.factor is None or led.factor <= 1.0 + 1e-9
