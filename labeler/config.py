@@ -234,6 +234,14 @@ class ReviewConfig:
     workspace: str = _opt("labeler", "Argilla workspace.")
     dataset: str = _opt("", "Argilla dataset name; empty = project.name.")
     min_submitted: int = _opt(1, "Reviewers who must decide each pair.", lo=1, hi=20)
+    double_share: float = _opt(
+        0.0,
+        "Share of review pairs, drawn at random whatever brought them to review, that two "
+        "different reviewers decide (a second Argilla dataset, `<dataset>-2`): human-human "
+        "agreement in `labeler report --quality`.",
+        lo=0,
+        hi=1,
+    )
     max_reviewers: int = _opt(
         5,
         "When reviewers tie, one more is asked, up to this many per pair.",
@@ -356,6 +364,16 @@ class Config:
     @property
     def review_dataset(self) -> str:
         return self.review.dataset or self.project.name
+
+    @property
+    def double_dataset(self) -> str:
+        """The Argilla dataset of the pairs two reviewers decide (``review.double_share``)."""
+        return f"{self.review_dataset}-2"
+
+    def reviewers_needed(self, doubled: bool) -> int:
+        """Reviewers who must decide a pair: two at least on a doubled one."""
+        m = self.review.min_submitted
+        return max(m, 2) if doubled else m
 
 
 def _did_you_mean(word: str, options: list[str]) -> str:

@@ -186,6 +186,7 @@ def ledger(
     certified: int,
     human_decided: int,
     provisional: int,
+    extra_reviews: int = 0,
 ) -> Ledger:
     """A round's ledger. Human cost per pair = pairs sent to humans x reviewers per pair x
     price; by time = measured review seconds x hourly rate (responses whose time is
@@ -205,7 +206,7 @@ def ledger(
         to_humans,
         len(review_times),
         judge_cost,
-        to_humans * reviewers * price_per_pair,
+        (to_humans * reviewers + extra_reviews) * price_per_pair,
         time_cost,
         (certified + human_decided) * reviewers * price_per_pair,
         mode,

@@ -86,6 +86,9 @@ def round_ledgers(store: Store, cfg: Config, only: int | None = None) -> dict[in
             certified=delivery["certified"],
             human_decided=delivery["human"],
             provisional=delivery["provisional"],
+            # pairs two reviewers decide (review.double_share) pay the second verdict
+            extra_reviews=store.round_pushed_to(rnd["id"], cfg.double_dataset)
+            * max(0, 2 - int(money["reviewers_per_pair"])),
         )
     return out
 

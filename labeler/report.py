@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from labeler import costs
+from labeler import consensus, costs
 from labeler.config import Config
 from labeler.errors import StateError
 from labeler.ledger import round_ledgers, tier_totals
@@ -71,6 +71,20 @@ def build_report(cfg: Config) -> dict[str, Any]:
             rows.append(_row(rid, led, quality.get(rid), review))
             total = led if total is None else total + led
         flags = [dict(r) for r in store.flags()]
+        doubled = None if cfg.review.min_submitted >= 2 else cfg.double_dataset
+        human_human = consensus.human_agreement(
+            [
+                consensus.Vote(
+                    r["pair_id"],
+                    r["round_id"],
+                    r["reviewer"],
+                    r["label"],
+                    r["inserted_at"],
+                    r["judge"] if r["judge"] in ("A", "B", "TIE") else None,
+                )
+                for r in store.double_votes(doubled)
+            ]
+        )
         labels = store.label_status_counts()
         tiers = tier_totals(store, cfg) if len(cfg.judges) > 1 else []
     return {
@@ -82,6 +96,8 @@ def build_report(cfg: Config) -> dict[str, Any]:
         "savings_basis": "delivered",  # certified judge labels + human-decided pairs
         "savings_notes": [] if total is None else costs.savings_notes(total, cfg.costs.currency),
         "flags": flags,
+        # two reviewers on the same pairs (review.double_share), next to the judge there
+        "human_human_agreement": human_human,
         "labels": labels,  # human / certified / provisional (held out of the dataset)
         "tiers": tiers,  # what each judge tier of a cascade decided and cost (all rounds)
         "ledger_total": None if total is None else asdict(total),

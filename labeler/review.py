@@ -11,6 +11,7 @@ Argilla errors are translated into ``ReviewError`` (with what to do) or
 
 from __future__ import annotations
 
+import copy
 import html
 import logging
 import os
@@ -106,6 +107,13 @@ class ArgillaReview:
             f"{self.api_url} answered with {what}, not Argilla's API; check review.api_url "
             "(it is the Argilla server's base URL, e.g. http://127.0.0.1:6900)"
         )
+
+    def with_dataset(self, name: str) -> ArgillaReview:
+        """The same connection to another dataset of the workspace (closing either closes
+        the connection of both)."""
+        other = copy.copy(self)
+        other.dataset_name = name
+        return other
 
     def close(self) -> None:
         self.client.http_client.close()

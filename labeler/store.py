@@ -105,6 +105,7 @@ CREATE TABLE IF NOT EXISTS review_items (
     dataset TEXT NOT NULL,
     pushed_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS review_items_by_dataset ON review_items (dataset);
 CREATE TABLE IF NOT EXISTS human_responses (
     pair_id TEXT NOT NULL,
     reviewer TEXT NOT NULL,
@@ -963,15 +964,67 @@ class Store:
             r[0]: bool(r[1]) for r in self.db.execute("SELECT pair_id, swapped FROM review_items")
         }
 
-    def requeue_in_review(self) -> int:
-        """in_review -> needs_review (the Argilla dataset is gone; push them again)."""
+    def requeue_in_review(self, dataset: str | None = None) -> int:
+        """in_review -> needs_review (the Argilla dataset is gone; push them again): every
+        pair in review, or those pushed to ``dataset``."""
         now = time.time()
+        where = (
+            ""
+            if dataset is None
+            else (" AND id IN (SELECT pair_id FROM review_items WHERE dataset = ?)")
+        )
         with self.transaction() as db:
             cur = db.execute(
-                "UPDATE pairs SET state = 'needs_review', updated_at = ? WHERE state = 'in_review'",
-                (now,),
+                "UPDATE pairs SET state = 'needs_review', updated_at = ? "
+                "WHERE state = 'in_review'" + where,
+                (now,) if dataset is None else (now, dataset),
             )
             return cur.rowcount
+
+    def in_review_by_dataset(self) -> dict[str, int]:
+        """Pairs in review per Argilla dataset they were pushed to."""
+        return {
+            r[0]: int(r[1])
+            for r in self.db.execute(
+                "SELECT r.dataset, COUNT(*) FROM review_items r JOIN pairs p ON p.id = r.pair_id "
+                "WHERE p.state = 'in_review' GROUP BY r.dataset"
+            )
+        }
+
+    def round_pushed_to(self, round_id: int, dataset: str) -> int:
+        """Pairs of a round pushed to the Argilla dataset ``dataset``."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM review_items r JOIN verdicts v ON v.pair_id = r.pair_id "
+            "WHERE r.dataset = ? AND v.round_id = ?",
+            (dataset, round_id),
+        ).fetchone()
+        return int(row[0])
+
+    def datasets_pushed(self) -> set[str]:
+        """The Argilla datasets pairs were ever pushed to."""
+        return {r[0] for r in self.db.execute("SELECT DISTINCT dataset FROM review_items")}
+
+    def pairs_in_dataset(self, dataset: str) -> set[str]:
+        """Pairs ever pushed to the Argilla dataset ``dataset``."""
+        return {
+            r[0]
+            for r in self.db.execute(
+                "SELECT pair_id FROM review_items WHERE dataset = ?", (dataset,)
+            )
+        }
+
+    def double_votes(self, dataset: str | None) -> list[sqlite3.Row]:
+        """Submitted verdicts on pairs two reviewers were asked to decide (those pushed to
+        ``dataset``; None: every reviewed pair), with the pair's round and judge label."""
+        where = "" if dataset is None else " AND r.dataset = ?"
+        return self.db.execute(
+            "SELECT h.pair_id, h.reviewer, h.label, h.inserted_at, v.round_id, "
+            "v.label AS judge FROM human_responses h "
+            "JOIN review_items r ON r.pair_id = h.pair_id "
+            "LEFT JOIN verdicts v ON v.pair_id = h.pair_id "
+            "WHERE h.status = 'submitted' AND h.label IS NOT NULL" + where,
+            () if dataset is None else (dataset,),
+        ).fetchall()
 
     def upsert_responses(
         self, rows: Iterable[tuple[str, str, str, str | None, str | None, str, str]]

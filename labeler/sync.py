@@ -141,6 +141,24 @@ def reviewer_guidelines(cfg: Config) -> str:
     return prompts.unwrap(prompts.load_guidelines(cfg.judge.guidelines).text)
 
 
+def dataset_of(cfg: Config, pair_id: str) -> str:
+    """The Argilla dataset a pair is pushed to: the doubled one (two reviewers) for a
+    ``review.double_share`` of them, drawn whatever brought the pair to review."""
+    r = cfg.review
+    if r.min_submitted < 2 and consensus.doubled(r.seed, pair_id, r.double_share):
+        return cfg.double_dataset
+    return cfg.review_dataset
+
+
+def datasets_in_use(store: Store, cfg: Config, review: Any) -> list[Any]:
+    """The review adapter of each of the project's datasets that pairs were pushed to."""
+    pushed = store.datasets_pushed()
+    out = [review] if cfg.review_dataset in pushed else []
+    if cfg.double_dataset in pushed:
+        out.append(review.with_dataset(cfg.double_dataset))
+    return out
+
+
 def push_pending(store: Store, cfg: Config, review: Any | None = None) -> PushResult:
     """Push every pair waiting for review; Argilla being down is not an error here."""
     from labeler.review import ReviewUnavailable
@@ -149,16 +167,24 @@ def push_pending(store: Store, cfg: Config, review: Any | None = None) -> PushRe
     result = PushResult(waiting=len(records))
     if not records:
         return result
+    groups: dict[str, list[Any]] = {}
+    for rec in records:
+        groups.setdefault(dataset_of(cfg, rec.pair_id), []).append(rec)
+    in_review = store.in_review_by_dataset()
     own = review is None
     try:
         review = review or connect(cfg)
-        if review.find_dataset() is None:
-            if store.state_counts()["in_review"]:
-                review.dataset()  # raises: deleted by hand, says to use --repush
-            review.ensure_dataset(reviewer_guidelines(cfg), cfg.review.min_submitted)
-        for ids in review.push(records, cfg.review.push_batch):
-            store.record_pushed({pid: swapped[pid] for pid in ids}, cfg.review_dataset, hinted)
-            result.pushed += len(ids)
+        for name, group in groups.items():
+            target = review if name == cfg.review_dataset else review.with_dataset(name)
+            if target.find_dataset() is None:
+                if in_review.get(name):
+                    target.dataset()  # raises: deleted by hand, says to use --repush
+                target.ensure_dataset(
+                    reviewer_guidelines(cfg), cfg.reviewers_needed(name != cfg.review_dataset)
+                )
+            for ids in target.push(group, cfg.review.push_batch):
+                store.record_pushed({pid: swapped[pid] for pid in ids}, name, hinted)
+                result.pushed += len(ids)
     except ReviewUnavailable as exc:
         result.error = str(exc)
     finally:
@@ -174,6 +200,7 @@ def escalate_ties(
     review: Any,
     decisions: dict[str, consensus.Consensus],
     responses: list[Any],
+    needed: Any,
 ) -> int:
     """Reviewers tied on a pair that Argilla counts as complete: hold one of their
     responses as a draft, so the record returns to the other reviewers' queues and one more
@@ -185,10 +212,11 @@ def escalate_ties(
     sent = 0
     for pair_id, c in decisions.items():
         done = submitted.get(pair_id, [])
-        tie = not c.decided and c.reviewers >= cfg.review.min_submitted
+        need = needed(pair_id)
+        tie = not c.decided and c.reviewers >= need
         if not tie or c.reviewers >= cfg.review.max_reviewers:
             continue
-        if len(done) < cfg.review.min_submitted:  # already waiting for one more
+        if len(done) < need:  # already waiting for one more
             continue
         latest = max(done, key=lambda r: r.updated_at)
         review.hold(latest)
@@ -216,12 +244,19 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
         connect(cfg) as review,
         Store(cfg.db_path) as store,
     ):
-        if repush and review.find_dataset() is None:
-            store.requeue_in_review()
+        if repush:
+            for target in datasets_in_use(store, cfg, review):
+                if target.find_dataset() is None:
+                    store.requeue_in_review(target.dataset_name)
         pushed = push_pending(store, cfg, review)
-        if review.find_dataset() is not None:
+        targets = datasets_in_use(store, cfg, review)
+        for target in targets:
+            if target.find_dataset() is None:
+                continue
             try:
-                summary.settings_updated = review.update_settings(reviewer_guidelines(cfg))
+                for change in target.update_settings(reviewer_guidelines(cfg)):
+                    if change not in summary.settings_updated:
+                        summary.settings_updated.append(change)
             except ReviewUnavailable:
                 raise
             except ReviewError as exc:  # e.g. guidelines over Argilla's 10,000 characters
@@ -230,7 +265,7 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
         if pushed.error:
             raise ReviewError(pushed.error)
         order = store.shown_order()
-        responses = review.pull() if order else []
+        responses = [r for t in targets for r in t.pull()] if order else []
         held = {(r["pair_id"], r["reviewer"]) for r in store.flags("escalated")}
         rows = [
             (
@@ -255,12 +290,16 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
         summary.fast_verdicts = sum(len(v) for v in store.submitted_labels().values()) - sum(
             len(v) for v in votes.values()
         )
+        doubled = store.pairs_in_dataset(cfg.double_dataset)
+
+        def needed(pair_id: str) -> int:
+            return cfg.reviewers_needed(pair_id in doubled)
+
         decisions = {
-            pid: consensus.combine_votes(labels, cfg.review.min_submitted)
-            for pid, labels in votes.items()
+            pid: consensus.combine_votes(labels, needed(pid)) for pid, labels in votes.items()
         }
         summary.newly_decided = store.save_decisions(decisions)
-        summary.escalated = escalate_ties(store, cfg, review, decisions, responses)
+        summary.escalated = escalate_ties(store, cfg, review, decisions, responses, needed)
         for c in decisions.values():
             if c.decided and c.label:
                 summary.decided[c.label] = summary.decided.get(c.label, 0) + 1

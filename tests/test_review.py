@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from pathlib import Path
@@ -467,3 +468,140 @@ def test_a_good_judge_is_certified_by_the_second_sync_and_savings_are_delivered(
     assert total["savings_factor"] == pytest.approx(total["all_human_cost"] / spent)
     assert total["savings_factor"] > 1.3
     assert total["delivered"] == 140
+
+
+def test_a_share_of_review_pairs_is_decided_by_two_reviewers(
+    review_project: Project, judge_server
+) -> None:
+    """Issue 18: ``review.double_share`` sends a random share of the review pairs, whatever
+    brought them there, to a second dataset where two reviewers must decide; the report
+    shows how often they agree, next to the judge on the same pairs, and what it cost."""
+    p = review_project
+    p.set(judge={"base_url": judge_server(unsure).url}, review={"double_share": 0.5})
+    p.pairs(good_bad_rows(12))
+    assert p.run_json("round")["review_pushed"] == 12
+    cfg = load_config(p.config, environ={})
+    with Store(cfg.db_path) as store:
+        doubled = store.pairs_in_dataset(cfg.double_dataset)
+        single = store.pairs_in_dataset(cfg.review_dataset)
+    assert len(doubled) + len(single) == 12 and 2 <= len(doubled) <= 10
+    alice, bob = add_reviewer(p, "alice-dbl"), add_reviewer(p, "bob-dbl")
+    main_id, double_id = alice.dataset_id(cfg.review_dataset), alice.dataset_id(cfg.double_dataset)
+    # the records look alike in both datasets: nothing says why a pair is there
+    for record in alice.pending(double_id):
+        assert set(record["metadata"]) == {"round"} and record["suggestions"] == []
+    review_all(alice, main_id, pick_good)
+    review_all(alice, double_id, pick_good)
+    first = p.run_json("sync")
+    assert first["newly_decided"] == len(single) and first["awaiting"] == len(doubled)
+    assert p.run_json("report")["human_human_agreement"]["total"]["pairs"] == 0
+    # bob disagrees with alice on one doubled pair: a tie, sent to a third reviewer
+    flip = {"A": "B", "B": "A"}
+    odd = sorted(doubled)[0]
+    assert bob.pending(main_id) == []  # alice decided those alone
+    review_all(
+        bob, double_id, lambda r: flip[pick_good(r)] if r["external_id"] == odd else pick_good(r)
+    )
+    second = p.run_json("sync")
+    assert second["newly_decided"] == len(doubled) - 1 and second["escalated"] == 1
+    report = p.run_json("report")
+    hh = report["human_human_agreement"]
+    assert hh["total"]["pairs"] == len(doubled)
+    assert hh["total"]["agreement"] == pytest.approx(round((len(doubled) - 1) / len(doubled), 4))
+    # the judge (always right here) agrees with one of two reviewers on the odd pair
+    assert hh["total"]["judge_agreement"] == pytest.approx(
+        round((len(doubled) - 0.5) / len(doubled), 4)
+    )
+    assert {r["reviewer"] for r in hh["reviewers"]} == {"alice-dbl", "bob-dbl"}
+    # the second verdict of each doubled pair is paid for
+    price = cfg.costs.human_price_per_pair
+    assert report["total"]["human_cost"] == pytest.approx(price * (12 + len(doubled)))
+    shown = p.run("report", "--quality")
+    assert "Agreement on pairs two reviewers decided" in shown.stdout
+    assert "alice-dbl" in shown.stdout
+    # a third reviewer settles the tie: the first two verdicts still define the agreement
+    carol = add_reviewer(p, "carol-dbl")
+    (pending,) = carol.pending(double_id)
+    assert pending["external_id"] == odd
+    carol.submit(pending["id"], pick_good(pending), reason="third")
+    assert p.run_json("sync")["newly_decided"] == 1
+    again = p.run_json("report")["human_human_agreement"]["total"]
+    assert again["pairs"] == len(doubled) and again["agreement"] == hh["total"]["agreement"]
+
+
+def test_human_agreement_counts_the_first_two_verdicts_of_a_pair() -> None:
+    from labeler.consensus import Vote, human_agreement
+
+    votes = [
+        Vote("p1", 1, "ann", "A", "2026-01-01T00:00:01", "A"),
+        Vote("p1", 1, "ben", "B", "2026-01-01T00:00:02", "A"),
+        Vote("p1", 1, "cat", "A", "2026-01-01T00:00:03", "A"),  # asked after the tie
+        Vote("p2", 1, "ann", "TIE", "2026-01-01T00:00:01", "TIE"),
+        Vote("p2", 1, "cat", "TIE", "2026-01-01T00:00:02", "TIE"),
+        Vote("p3", 2, "ben", "BOTH_BAD", "2026-01-01T00:00:01", None),
+        Vote("p3", 2, "cat", "BOTH_BAD", "2026-01-01T00:00:02", None),
+        Vote("p4", 2, "ann", "A", "2026-01-01T00:00:01", "B"),  # one reviewer only so far
+    ]
+    hh = human_agreement(votes)
+    assert hh["total"] == {
+        "pairs": 3,
+        "agreement": pytest.approx(2 / 3, abs=1e-4),
+        "judge_pairs": 2,  # p3: the judge gave no verdict
+        "judge_agreement": pytest.approx(0.75),  # p1: one of two; p2: a tie like both
+    }
+    assert [(r["round"], r["pairs"]) for r in hh["rounds"]] == [(1, 2), (2, 1)]
+    ann = next(r for r in hh["reviewers"] if r["reviewer"] == "ann")
+    assert ann["pairs"] == 2 and ann["agreement"] == 0.5 and ann["peers_agreement"] == 1.0
+    assert not any(r["low"] for r in hh["reviewers"])  # far too few pairs to say
+
+
+def _reviewer_world(rng: random.Random, bad: float | None) -> list[Any]:
+    """Six reviewers on 300 doubled pairs; easy pairs (60%) are decided alike more often.
+    Each reviewer gives the pair's true label with their consistency (0.95 on easy pairs,
+    0.75 on hard ones), else the other; ``bad``: reviewer r0's consistency everywhere."""
+    from labeler.consensus import Vote
+
+    votes = []
+    names = [f"r{i}" for i in range(6)]
+    for i in range(300):
+        easy = rng.random() < 0.6
+        truth = rng.choice("AB")
+        for n, name in enumerate(rng.sample(names, 2)):
+            q = bad if (bad is not None and name == "r0") else (0.95 if easy else 0.75)
+            label = truth if rng.random() < q else {"A": "B", "B": "A"}[truth]
+            votes.append(Vote(f"p{i}", 1 + i // 100, name, label, f"t{n}", truth))
+    return votes
+
+
+def test_a_reviewer_far_below_peers_is_flagged_and_a_typical_one_rarely() -> None:
+    """Over 200 simulated worlds with region-dependent reviewer noise: a reviewer right 55%
+    of the time is flagged in most worlds, a reviewer as good as the others in few."""
+    from labeler.consensus import human_agreement
+
+    rng = random.Random(7)
+    caught = sum(
+        next(
+            r
+            for r in human_agreement(_reviewer_world(rng, 0.55))["reviewers"]
+            if r["reviewer"] == "r0"
+        )["low"]
+        for _ in range(200)
+    )
+    false = sum(
+        any(r["low"] for r in human_agreement(_reviewer_world(rng, None))["reviewers"])
+        for _ in range(200)
+    )
+    assert caught >= 170, caught
+    assert false <= 20, false  # any of six reviewers wrongly flagged: at most 10% of worlds
+
+
+def test_doubled_pairs_are_a_uniform_share_whatever_their_reason() -> None:
+    from labeler.consensus import doubled, shown_swapped
+
+    ids = [f"pair-{i}" for i in range(20_000)]
+    picked = [doubled(3, i, 0.1) for i in ids]
+    assert 0.09 <= sum(picked) / len(ids) <= 0.11
+    assert not any(doubled(3, i, 0.0) for i in ids[:1000])
+    # independent of the shown order draw
+    both = sum(p and shown_swapped(3, i) for p, i in zip(picked, ids, strict=True))
+    assert abs(both / max(sum(picked), 1) - 0.5) < 0.05

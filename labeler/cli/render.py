@@ -518,3 +518,35 @@ def flags_table(flags: list[dict[str, Any]]) -> Table:
     if not flags:
         table.add_row("-", "none", "", "", "")
     return table
+
+
+def agreement_table(hh: dict[str, Any]) -> Group | Text:
+    """Two reviewers on the same pairs, next to the judge on those pairs (``report
+    --quality``); reviewers far below their peers are flagged."""
+    if not hh["total"]["pairs"]:
+        return Text(
+            "Human-human agreement: no pair decided by two reviewers yet (set "
+            "review.double_share, e.g. 0.1, or review.min_submitted = 2)."
+        )
+    table = _narrow("Agreement on pairs two reviewers decided")
+    for col in ("round", "pairs", "reviewers agree", "judge agrees"):
+        table.add_column(col, justify="right")
+    for r in [*hh["rounds"], {"round": "total"} | hh["total"]]:
+        table.add_row(
+            str(r["round"] if r["round"] is not None else "-"),
+            str(r["pairs"]),
+            _pct(r["agreement"]),
+            _pct(r["judge_agreement"]),
+        )
+    people = _narrow("Each reviewer against the reviewer beside them")
+    for col in ("reviewer", "pairs", "agrees", "others agree", ""):
+        people.add_column(col, justify="right" if col in ("pairs", "agrees") else "left")
+    for r in hh["reviewers"]:
+        people.add_row(
+            r["reviewer"],
+            str(r["pairs"]),
+            _pct(r["agreement"]),
+            _pct(r["peers_agreement"]),
+            "far below peers" if r["low"] else "",
+        )
+    return Group(table, people)

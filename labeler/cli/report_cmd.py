@@ -17,7 +17,11 @@ from labeler.cli import load, wait_option, waiting
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write a PNG: cost per round, coverage and audited agreement.",
 )
-@click.option("--quality", is_flag=True, help="List the quality flags per round.")
+@click.option(
+    "--quality",
+    is_flag=True,
+    help="Human-human agreement (pairs two reviewers decided) and the quality flags.",
+)
 @click.pass_context
 def report(ctx: click.Context, as_json: bool, chart_path: Path | None, quality: bool) -> None:
     """What each round cost, what it saved against labeling by hand, how good it is.
@@ -43,6 +47,7 @@ def report(ctx: click.Context, as_json: bool, chart_path: Path | None, quality: 
         console.print(render.tiers_table(data["tiers"], data["currency"]))
     console.print(render.label_status_line(data["labels"]))
     if quality:
+        console.print(render.agreement_table(data["human_human_agreement"]))
         console.print(render.flags_table(data["flags"]))
     if chart_path:
         console.print(f"Chart: {data['chart']}", markup=False)
