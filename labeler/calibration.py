@@ -16,6 +16,45 @@ Both hold for pairs drawn like the ones judged so far (rounds are assumed exchan
 The planned procedure (``calibration.procedure = "planned"``, the default) lives in
 ``labeler.planned``; what follows is the ``retest`` procedure and the pieces both use.
 
+What "agree with humans" means: ``calibration.quality``
+--------------------------------------------------------
+``absolute`` (the default) compares the judge with one reviewer's verdict and asks for
+``target_agreement``. Reviewers do not agree with each other that often on hard pairs, so
+``human_parity`` asks instead that, on the certified region R, the judge agree with a
+reviewer at least as often as two reviewers agree with each other, minus
+``parity_margin`` (m). For a pair decided by two different reviewers h1, h2 (their *first
+two* verdicts: a third is asked only on a tie, so later ones are no fair sample) and the
+judge's verdict j,
+
+    Z = (1[j = h1] + 1[j = h2]) / 2 - 1[h1 = h2]        in [-1, 1]
+
+and E[Z | R] = P(judge agrees with a reviewer) - P(two reviewers agree) on R. Labels
+compare as given: two human ties agree, a judge TIE agrees with a human tie, "both bad"
+agrees only with "both bad". The claim: with probability >= 1 - delta, E[Z | R] >= -m.
+
+*Evidence.* A pair carries Z when the calibration sample drew it (rate r, a hash draw
+independent of content) and it went to the doubled dataset (``review.double_share`` d,
+another content-free hash draw): every pair of the phase had the same chance r d, so the
+pairs with Z in any label-free region are i.i.d. draws from it (rounds exchangeable). A
+pair whose two reviewers tie counts, decided or not (dropping it would keep only pairs
+reviewers agree on).
+
+*Test.* H_R: E[Z | R] < -m is tested by betting (``planned.betting_rejects``,
+Waudby-Smith & Ramdas 2023): the capital prod_t (1 + l_t (Z_t + m)), the stakes l_t >= 0
+chosen from earlier draws only and small enough that no factor is negative, is a
+nonnegative supermartingale under H_R in the order of the pairs' sampling draws (an
+order independent of their values); Ville's inequality bounds the chance it ever reaches
+1/delta by delta. Regions are tested in the planned procedure's fixed label-free
+sequence at each look's share of delta (``planned.certify_parity``), so the looks
+together stay within delta. After a certificate at λ a look tests only the band below λ
+(those pairs all had the calibration rate): a band at parity extends the certificate,
+because a union of two regions each with E[Z] >= -m has E[Z] >= -m. The drift watch
+bets on -Z of the doubled audits of certified pairs (``planned.parity_drifted``).
+``tests/test_calibration.py`` measures the claim over 300 worlds per kind, reviewers
+65-95% consistent by pair difficulty: at most 4% of worlds break it at the boundary.
+Supported with the planned high-probability procedure and one judge (config refuses
+the rest).
+
 The evidence: every human verdict, weighted by how it was chosen
 ----------------------------------------------------------------
 When a round routes a pair it fixes, and stores, the probability ``pi`` the pair had of

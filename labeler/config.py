@@ -293,6 +293,20 @@ class CalibrationConfig:
         "before issue 17).",
         choices=("planned", "retest"),
     )
+    quality: str = _opt(
+        "absolute",
+        "absolute: certified judge labels agree with a reviewer at least target_agreement "
+        "of the time; human_parity: at least as often as two reviewers agree with each "
+        "other on the same pairs, minus parity_margin (needs review.double_share).",
+        choices=("absolute", "human_parity"),
+    )
+    parity_margin: float = _opt(
+        0.03,
+        "human_parity: how far below the reviewers' agreement with each other the judge's "
+        "agreement with a reviewer may be.",
+        lo=0,
+        hi=0.5,
+    )
     min_labels: int = _opt(30, "Human verdicts needed before thresholds move.", lo=10)
     min_per_threshold: int = _opt(20, "Sample pairs needed above a threshold to test it.", lo=5)
     cold_start_audit_rate: float = _opt(
@@ -530,7 +544,27 @@ def load_config(
     if tier_tables is not None:
         tiers = _build_tiers(cfg_path, tier_tables, judge_file, env_data, flag_data, base_dir)
         built["judge"] = dataclasses.replace(built["judge"], tiers=tiers)
-    return Config(**built, file=cfg_path if file_data or explicit else None)
+    out = Config(**built, file=cfg_path if file_data or explicit else None)
+    _check_parity(out, str(cfg_path))
+    return out
+
+
+def _check_parity(cfg: Config, where: str) -> None:
+    """``calibration.quality = "human_parity"`` needs two-reviewer evidence and the planned
+    high-probability procedure with one judge (what its argument covers)."""
+    c = cfg.calibration
+    if c.quality != "human_parity":
+        return
+    needs = (
+        ("review.double_share > 0 or review.min_submitted >= 2 (two reviewers on the evidence)",
+         cfg.review.double_share > 0 or cfg.review.min_submitted >= 2),
+        ('calibration.guarantee = "high_probability"', c.guarantee == "high_probability"),
+        ('calibration.procedure = "planned"', c.procedure == "planned"),
+        ("a single judge (no [[judge.tiers]])", len(cfg.judges) == 1),
+    )  # fmt: skip
+    for need, ok in needs:
+        if not ok:
+            raise ConfigError(f'{where}: calibration.quality = "human_parity" needs {need}')
 
 
 TIER_ONLY_GLOBAL = ("tiers", "guidelines", "max_failure_share", "max_failed_attempts")

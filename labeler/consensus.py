@@ -107,6 +107,20 @@ def _share(num: float, den: int) -> float | None:
     return round(num / den, 4) if den else None
 
 
+def first_two(votes: Sequence[Vote]) -> dict[str, tuple[Vote, Vote]]:
+    """The first two verdicts (by when they were given) of each pair that has two: a third
+    reviewer is asked only when those two tie, so later ones are not a fair sample."""
+    by_pair: dict[str, list[Vote]] = {}
+    for v in votes:
+        by_pair.setdefault(v.pair_id, []).append(v)
+    out = {}
+    for pair_id, given in by_pair.items():
+        if len(given) >= 2:
+            first, second = sorted(given, key=lambda v: (v.at, v.reviewer))[:2]
+            out[pair_id] = (first, second)
+    return out
+
+
 def human_agreement(votes: Sequence[Vote]) -> dict[str, Any]:
     """How often two reviewers agree on the pairs both decided, next to how often the judge
     agrees with one of them on the same pairs; per round and per reviewer.
@@ -123,14 +137,8 @@ def human_agreement(votes: Sequence[Vote]) -> dict[str, Any]:
     are."""
     from labeler.calibration import cp_lower, cp_upper
 
-    by_pair: dict[str, list[Vote]] = {}
-    for v in votes:
-        by_pair.setdefault(v.pair_id, []).append(v)
     pairs = []  # (round, reviewer 1, reviewer 2, agree, judge agreement or None)
-    for given in by_pair.values():
-        if len(given) < 2:
-            continue
-        first, second = sorted(given, key=lambda v: (v.at, v.reviewer))[:2]
+    for first, second in first_two(votes).values():
         judge = first.judge
         jscore = None if judge is None else ((judge == first.label) + (judge == second.label)) / 2
         pairs.append(

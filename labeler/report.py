@@ -12,7 +12,7 @@ from labeler.errors import StateError
 from labeler.ledger import round_ledgers, tier_totals
 from labeler.routing import ACCEPT
 from labeler.store import Store
-from labeler.thresholds import round_report
+from labeler.thresholds import reviewer_votes, round_report
 
 
 def _thr(x: float) -> str:
@@ -71,20 +71,7 @@ def build_report(cfg: Config) -> dict[str, Any]:
             rows.append(_row(rid, led, quality.get(rid), review))
             total = led if total is None else total + led
         flags = [dict(r) for r in store.flags()]
-        doubled = None if cfg.review.min_submitted >= 2 else cfg.double_dataset
-        human_human = consensus.human_agreement(
-            [
-                consensus.Vote(
-                    r["pair_id"],
-                    r["round_id"],
-                    r["reviewer"],
-                    r["label"],
-                    r["inserted_at"],
-                    r["judge"] if r["judge"] in ("A", "B", "TIE") else None,
-                )
-                for r in store.double_votes(doubled)
-            ]
-        )
+        human_human = consensus.human_agreement(reviewer_votes(store, cfg))
         labels = store.label_status_counts()
         tiers = tier_totals(store, cfg) if len(cfg.judges) > 1 else []
     return {

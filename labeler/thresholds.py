@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from labeler import calibration as cal
-from labeler import planned, versions
+from labeler import consensus, planned, versions
 from labeler.config import Config
 from labeler.routing import CERTIFIED, PROVISIONAL, Thresholds, audit_draw, status_of
 from labeler.store import Store
@@ -37,6 +37,7 @@ class Recalibration:
     reliability: list[tuple[float, float, int]] = field(default_factory=list)
     ece: float | None = None
     guarantee: str = "high_probability"
+    quality: str = "absolute"  # calibration.quality: absolute | human_parity
     rechecked: int = 0  # judge-accepted pairs sent back to humans now
     certified: int = 0  # judge-accepted pairs the thresholds in force certify
     provisional: int = 0  # judge-accepted pairs waiting for evidence
@@ -314,6 +315,53 @@ def _recent_audits(data: list[tuple[Any, cal.Judged]], t: Thresholds, since: int
     ]
 
 
+def reviewer_votes(store: Store, cfg: Config) -> list[consensus.Vote]:
+    """The submitted verdicts on pairs two reviewers were asked to decide (the doubled
+    dataset's, or every pair when ``review.min_submitted`` >= 2), with round and judge
+    label: what human-human agreement and human parity read."""
+    doubled = None if cfg.review.min_submitted >= 2 else cfg.double_dataset
+    return [
+        consensus.Vote(
+            r["pair_id"],
+            r["round_id"],
+            r["reviewer"],
+            r["label"],
+            r["inserted_at"],
+            r["judge"] if r["judge"] in ("A", "B", "TIE") else None,
+        )
+        for r in store.double_votes(doubled)
+    ]
+
+
+def _parity_evidence(store: Store, cfg: Config, data: list[tuple[Any, cal.Judged]]) -> np.ndarray:
+    """Each judged pair's parity statistic (``planned.parity_z``) from the first two
+    reviewers' verdicts, NaN where there are not two (or the judge's verdict was shown).
+    A pair whose two reviewers tie is evidence too, decided or not: leaving it out would
+    keep only the pairs reviewers agree on, and favour them."""
+    two = consensus.first_two(reviewer_votes(store, cfg))
+    out = np.full(len(data), np.nan)
+    for i, (row, d) in enumerate(data):
+        votes = two.get(row["pair_id"])
+        if votes is not None and d.sampled and not row["hint"]:
+            out[i] = planned.parity_z(d.signals.label, votes[0].label, votes[1].label)
+    return out
+
+
+def _recent_parity(
+    data: list[tuple[Any, cal.Judged]], t: Thresholds, since: int, parity: np.ndarray
+) -> list[float]:
+    """The parity statistics of the drift watch's audits (``_recent_audits``) that two
+    reviewers decided."""
+    return [
+        float(parity[i])
+        for i, (row, d) in enumerate(data)
+        if row["thresholds_version"] >= since
+        and row["reason"] == "audit"
+        and d.pi == t.audit_rate
+        and not np.isnan(parity[i])
+    ]
+
+
 def _recalibrate_planned(
     store: Store, cfg: Config, tier: int, share: float, finish: bool = False
 ) -> Recalibration:
@@ -327,11 +375,18 @@ def _recalibrate_planned(
     prev = current(store, cfg, tier)
     data = judged(store, cfg, tier)
     sample = sum(1 for _, d in data if d.sampled and d.human)
+    parity = _parity_evidence(store, cfg, data) if c.quality == "human_parity" else None
     recent: list[bool] = []
     drift, look, new, pulled = False, None, prev, 0
     if prev.certified_a < cal.NEVER:
         recent = _recent_audits(data, prev, prev.certified_at)
-        drift = cal.drifted(recent, alpha, delta)
+        drift = (
+            cal.drifted(recent, alpha, delta)
+            if parity is None
+            else planned.parity_drifted(
+                _recent_parity(data, prev, prev.certified_at, parity), c.parity_margin, delta
+            )
+        )
         if drift:
             # the certificate ends: every pair it accepted goes to humans (a later phase's
             # test never covered them), and a new phase begins with the pairs routed now
@@ -341,7 +396,9 @@ def _recalibrate_planned(
             ]
             new = replace(cold_start(cfg), phase=prev.version + 1, judge_version=prev.judge_version)
     if not drift and not prev.finished and prev.a < cal.NEVER:
-        look = _look(data, prev, alpha, delta, c.guarantee, c.min_labels, finish)
+        look = _look(
+            data, prev, alpha, delta, c.guarantee, c.min_labels, finish, parity, c.parity_margin
+        )
         if look.futile:  # nothing can be certified: no more waiting, pairs go to humans
             new = replace(prev, a=cal.NEVER, b=cal.NEVER)
         if look.taken:
@@ -371,6 +428,7 @@ def _recalibrate_planned(
     result = Recalibration(
         asdict(prev), asdict(new), changed, drift, sample, c.min_labels, "",
         None if chosen is None else asdict(chosen), bins, ece, guarantee=c.guarantee,
+        quality=c.quality,
     )  # fmt: skip
     if changed:
         store.save_thresholds(
@@ -381,7 +439,7 @@ def _recalibrate_planned(
     result.rechecked, result.certified = counts["rechecked"], counts["certified"]
     result.provisional = counts["provisional"]
     result.message = _planned_message(
-        prev, new, drift, recent, look, counts, alpha, delta, c.min_labels
+        prev, new, drift, recent, look, counts, alpha, delta, c.min_labels, parity is not None
     )
     return result
 
@@ -394,6 +452,8 @@ def _look(
     guarantee: str,
     min_labels: int,
     final: bool,
+    parity: np.ndarray | None = None,
+    margin: float = 0.0,
 ) -> planned.Look:
     """The look the thresholds ``t`` are due: at the pairs of this calibration phase that
     could be accepted (eligible, score >= the floor ``t.a``), each with the chance it had
@@ -401,11 +461,14 @@ def _look(
     watch's above it; for a tier that is not the last, the final routing's chance, 1 where
     a later tier sent the pair to humans); pairs still waiting for a reviewer are left out
     (as if not judged yet)."""
-    pop = [
-        d
-        for row, d in data
-        if row["thresholds_version"] >= t.phase and d.signals.eligible and not d.pending
+    chosen = [
+        i
+        for i, (row, d) in enumerate(data)
+        if row["thresholds_version"] >= t.phase
+        and d.signals.eligible
+        and (not d.pending or (parity is not None and not np.isnan(parity[i])))
     ]
+    pop = [data[i][1] for i in chosen]
     scores = cal.scores_of([d.signals for d in pop], None)
     keep = scores >= t.a
     draws = [d.draw for d in pop]
@@ -424,6 +487,8 @@ def _look(
         final=final,
         certified=t.certified_a,
         draw=None if None in draws else np.array(draws, float)[keep],
+        parity=None if parity is None else parity[chosen][keep],
+        margin=margin,
     )
 
 
@@ -444,7 +509,8 @@ def _as_calibrated(
         coverage=float((scores >= t.certified_a).sum() / n),
         provisional_coverage=float((scores >= t.a).sum() / n)
         - float((scores >= t.certified_a).sum() / n),
-        agreement=None if ch.estimate is None else 1 - ch.estimate,
+        # under human parity the estimate is a gap to the reviewers, not a rate
+        agreement=None if ch.estimate is None or c.quality == "human_parity" else 1 - ch.estimate,
         notes=[f"look {t.looks} spent {look.level:.4g} of delta"],
     )
 
@@ -459,8 +525,14 @@ def _planned_message(
     alpha: float,
     delta: float,
     min_labels: int = 0,
+    parity: bool = False,
 ) -> str:
     waiting = counts["provisional"]
+    # under human parity the evidence is the pairs two reviewers decided, and the looks
+    # come at the milestones of planned.PARITY_ALPHA
+    evidence = "pairs two reviewers decided" if parity else "human verdicts"
+    first = planned.first_look_count(planned.PARITY_ALPHA if parity else alpha, delta)
+    min_labels = 0 if parity else min_labels
     if drift:
         agree = sum(recent) / len(recent)
         return (
@@ -486,9 +558,9 @@ def _planned_message(
             )
         return f"certificate kept: {_fmt(new)} (version {new.version}); audits watch for drift"
     if not look.taken:
-        need = max(planned.first_look_count(alpha, delta) * 2**prev.looks, min_labels)
+        need = max(first * 2**prev.looks, min_labels)
         return (
-            f"calibration sample: {look.labels} of {need} human verdicts before look "
+            f"calibration sample: {look.labels} of {need} {evidence} before look "
             f"{prev.looks + 1}; {waiting} judge-accepted pairs wait for evidence"
         )
     if look.choice.threshold >= cal.NEVER and new.certified_a < cal.NEVER:
@@ -499,17 +571,17 @@ def _planned_message(
         )
         return (
             f"look {new.looks} did not extend the certificate ({_fmt(new)}) with "
-            f"{look.labels} human verdicts; {tail}"
+            f"{look.labels} {evidence}; {tail}"
         )
     if look.choice.threshold >= cal.NEVER:
         tail = (
             f"{counts['rechecked']} waiting pairs went to humans (project finished)"
             if new.finished
             else f"{waiting} pairs keep waiting; the next look comes at "
-            f"{planned.first_look_count(alpha, delta) * 2**new.looks} verdicts"
+            f"{first * 2**new.looks} {evidence}"
         )
         return (
-            f"look {new.looks}: no threshold certified by {look.labels} human verdicts "
+            f"look {new.looks}: no threshold certified by {look.labels} {evidence} "
             f"(test at {look.level:.3g} of delta {delta:.3g}); {tail}"
         )
     est = look.choice.estimate
@@ -518,10 +590,15 @@ def _planned_message(
         if new.finished
         else f"{waiting} below it keep waiting for evidence"
     )
+    basis = (
+        f"human parity: the judge agrees with a reviewer {-(est or 0):+.1%} against two "
+        "reviewers with each other"
+        if parity
+        else f"estimated agreement {1 - (est or 0):.1%}"
+    )
     return (
-        f"look {new.looks}: certified {_fmt(new)} from {look.choice.labelled} human verdicts "
-        f"(estimated agreement {1 - (est or 0):.1%}); {counts['certified']} judge-accepted "
-        f"pairs certified, {below}"
+        f"look {new.looks}: {_fmt(new)} from {look.choice.labelled} {evidence} "
+        f"({basis}); {counts['certified']} judge-accepted pairs certified, {below}"
     )
 
 
@@ -588,6 +665,10 @@ def round_report(store: Store, cfg: Config) -> list[dict[str, Any]]:
         )
         for r in store.thresholds_history()
     }
+    two_reviewers = {
+        r["round"]: r["agreement"]
+        for r in consensus.human_agreement(reviewer_votes(store, cfg))["rounds"]
+    }
     by_round: dict[int, list[tuple[Any, cal.Judged]]] = {}
     for row, d in decided(store):
         by_round.setdefault(row["round_id"], []).append((row, d))
@@ -602,7 +683,6 @@ def round_report(store: Store, cfg: Config) -> list[dict[str, Any]]:
         audits = [not d.disagrees for row, d in rows if row["reason"] == "audit"]
         both = [(d.signals.label, d.human or "") for _, d in rows if d.signals.label]
         no_ties = [(j, h) for j, h in both if j in ("A", "B") and h in ("A", "B")]
-        multi = [json.loads(row["votes"]) for row, _ in rows if row["reviewers"] > 1]
         basis = versions.get(t.get("version", 0), {}).get("calibrated") or {}
         out.append(
             {
@@ -629,9 +709,9 @@ def round_report(store: Store, cfg: Config) -> list[dict[str, Any]]:
                 if no_ties
                 else None,
                 "kappa": cal.cohen_kappa([j for j, _ in both], [h for _, h in both]),
-                "reviewer_agreement": sum(len(v) == 1 for v in multi) / len(multi)
-                if multi
-                else None,
+                # the first two verdicts of pairs two reviewers were asked to decide,
+                # decided or tied (consensus.human_agreement)
+                "reviewer_agreement": two_reviewers.get(rid),
             }
         )
     return out

@@ -6,6 +6,7 @@ The guarantee of the whole loop over many simulated worlds is in ``test_simulati
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -718,3 +719,85 @@ def test_the_oracle_limit() -> None:
     assert factor == pytest.approx(1000 / (audit + 1000 * (1 - coverage)))
     # a judge below the target everywhere has no limit but all-human
     assert planned.oracle_limit(scores, np.full(1000, 0.7), 0.15, 0.1) == (1.0, 0.0, 0)
+
+
+# -- human parity (issue 18) ------------------------------------------------------------
+
+MARGIN = 0.03
+
+
+def _parity_world(rng: np.random.Generator, kind: str, n: int = 3000) -> tuple[Any, ...]:
+    """A world of ``n`` pairs for the human-parity test. Scores (the judge's confidence)
+    spread over [0.5, 1]; a pair is easy with a chance growing with its score; reviewers
+    give the true label with consistency 0.95 on easy pairs and 0.65 on hard ones (region-
+    dependent noise, as real reviewers). The judge's accuracy per pair, by ``kind``:
+    ``good`` a reviewer's + 0.05 above 0.75 and - 0.15 below; ``parity`` exactly a
+    reviewer's; ``boundary`` a shade below parity - margin everywhere above 0.6 (a judge
+    the test must not pass); ``worse_low`` at parity + 0.05 above 0.85, far below under it.
+    Returns scores, each pair's expected Z, and one draw of Z for the pairs with evidence
+    (NaN elsewhere: a 0.4 calibration rate times a 0.5 double share)."""
+    s = rng.uniform(0.5, 1.0, n)
+    easy = rng.random(n) < 0.1 + 0.8 * (s - 0.5) / 0.5
+    qh = np.where(easy, 0.95, 0.65)
+    if kind == "good":
+        qj = np.where(s >= 0.75, np.minimum(qh + 0.05, 0.99), qh - 0.15)
+    elif kind == "parity":
+        qj = qh.copy()
+    elif kind == "boundary":
+        # E[Z] = (2 qh - 1)(qj - qh): a gap of -(margin + 0.005) on every pair above 0.6
+        qj = np.where(s >= 0.6, qh - (MARGIN + 0.005) / (2 * qh - 1), qh - 0.2)
+    else:  # worse_low
+        qj = np.where(s >= 0.85, np.minimum(qh + 0.05, 0.99), qh - 0.2)
+    expected = (qj * qh + (1 - qj) * (1 - qh)) - (qh**2 + (1 - qh) ** 2)
+    evidence = rng.random(n) < 0.4 * 0.5
+    right = lambda q: rng.random(n) < q  # noqa: E731
+    h1, h2, j = right(qh), right(qh), right(qj)  # True: gives the true label
+    z = ((j == h1).astype(float) + (j == h2)) / 2 - (h1 == h2)
+    return s, expected, np.where(evidence, z, np.nan), rng.random(n)
+
+
+@pytest.mark.parametrize("kind", ["good", "parity", "boundary", "worse_low"])
+def test_human_parity_holds_over_many_worlds(kind: str) -> None:
+    """Over 300 worlds per kind: the certified region's true parity gap, E[Z] over every
+    pair above the threshold, is at least -margin in >= 1 - delta of the worlds (delta
+    0.1); a judge above parity is certified in most worlds."""
+    rng = np.random.default_rng({"good": 1, "parity": 2, "boundary": 3, "worse_low": 4}[kind])
+    bad = certified = 0
+    coverage = []
+    for _ in range(300):
+        s, expected, z, draw = _parity_world(rng, kind)
+        choice = planned.certify_parity(s, z, MARGIN, 0.1, planned.plan_grid(s, 0.5), draw)
+        if choice.threshold > 1:
+            continue
+        certified += 1
+        region = s >= choice.threshold
+        coverage.append(region.mean())
+        bad += expected[region].mean() < -MARGIN
+    assert bad <= 30 * 1.5, (kind, bad)  # delta = 0.1 of 300 worlds, with sampling slack
+    if kind == "good":
+        # 600 two-reviewer pairs prove a 5-point lead in about two worlds of three
+        assert certified >= 180 and np.mean(coverage) > 0.5, (certified, np.mean(coverage))
+    if kind == "boundary":
+        assert bad <= 15, bad  # the betting test is conservative at the boundary
+
+
+def test_parity_statistic_and_betting_test() -> None:
+    assert planned.parity_z("A", "A", "A") == 0.0  # all agree: as good as the humans
+    assert planned.parity_z("A", "A", "B") == 0.5  # humans split, the judge sides with one
+    assert planned.parity_z("B", "A", "A") == -1.0
+    assert planned.parity_z("TIE", "TIE", "A") == 0.5  # a judge tie agrees with a human tie
+    # a sure gain is detected fast, no evidence never rejects, a loss never does
+    assert planned.betting_rejects(np.full(40, 1.0), -MARGIN, -1.0, 0.1)
+    assert not planned.betting_rejects(np.array([]), -MARGIN, -1.0, 0.1)
+    assert not planned.betting_rejects(np.full(500, -0.5), -MARGIN, -1.0, 0.1)
+    # at the boundary (mean exactly -margin) it rejects in at most delta of the runs
+    rng = np.random.default_rng(5)
+    vals = np.array([-1.0, 0.0, 1.0])
+    p = np.array([0.5 - MARGIN / 2, 0.0, 0.5 + MARGIN / 2])[::-1]  # mean -margin
+    rejected = sum(
+        planned.betting_rejects(rng.choice(vals, 300, p=p), -MARGIN, -1.0, 0.1) for _ in range(500)
+    )
+    assert rejected <= 50, rejected
+    # the drift watch: audits far below parity show drift, audits at parity do not
+    assert planned.parity_drifted([-0.5] * 60, MARGIN, 0.1)
+    assert not planned.parity_drifted([0.0] * 60, MARGIN, 0.1)

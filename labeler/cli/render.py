@@ -315,6 +315,11 @@ def calibration_message(recal: dict[str, Any]) -> Text:
         "high_probability": "agreement >= target with probability >= confidence",
         "expected": "expected agreement >= target",
     }.get(recal.get("guarantee", ""), "")
+    if recal.get("quality") == "human_parity":
+        kind = (
+            "agreement with a reviewer >= reviewers' agreement with each other - margin, "
+            "with probability >= confidence"
+        )
     head = f"Thresholds ({recal.get('guarantee', '')} guarantee: {kind})" if kind else "Thresholds"
     return Text(f"{head}: {recal['message']}", style=style)
 
