@@ -301,6 +301,7 @@ def plan_look(
     draw: np.ndarray | None = None,
     parity: np.ndarray | None = None,
     margin: float = 0.0,
+    reviewers_agree: np.ndarray | None = None,
 ) -> Look:
     """A look at the calibration population (every pair of this phase the judge could
     accept, ``pi`` its chance of reaching a human, ``draw`` its sampling draw): taken when
@@ -318,15 +319,18 @@ def plan_look(
     1 - delta, and so does their union.
 
     ``parity`` (``calibration.quality = "human_parity"``): each pair's ``parity_z``, NaN
-    where it has no two-reviewer evidence; looks come at the same milestones of the
+    where it has no two-reviewer evidence (``reviewers_agree``: whether its two reviewers
+    agreed, for ``PARITY_FLOOR``); looks come at the same milestones of the
     evidence count and test ``certify_parity``. After a certificate a look tests only the
     pairs below it (all sampled at the calibration rate): a band that shows parity by
     itself extends the certificate, since the union of two regions each at parity is at
     parity. There is no futility stop (pairs wait until the project's end)."""
     if parity is not None:
+        agree = np.ones(len(scores), bool) if reviewers_agree is None else reviewers_agree
         return _parity_look(
-            scores, labelled, parity, delta, looks, spent, floor, final, certified, draw, margin
-        )
+            scores, labelled, parity, agree, delta, looks, spent, floor, final, certified, draw,
+            margin,
+        )  # fmt: skip
     n_lab = int(labelled.sum())
     due = final or (n_lab >= min_labels and look_due(n_lab, looks, alpha, delta))
     nothing = Choice(NEVER, 0, 0, None)
@@ -372,6 +376,7 @@ def parity_z(judge: str | None, first: str, second: str) -> float:
 
 
 BET_CAP = 0.5  # a bet never stakes more than this share of what a loss could cost
+PARITY_FLOOR = 0.5  # reviewers must agree more often than this (a coin toss on A/B)
 
 
 def betting_rejects(x: np.ndarray, m0: float, lo: float, delta: float) -> bool:
@@ -403,6 +408,7 @@ def certify_parity(
     delta: float,
     grid: Sequence[float],
     order: np.ndarray | None = None,
+    hh: np.ndarray | None = None,
 ) -> Choice:
     """The lowest threshold of the fixed sequence ``grid`` (highest first) whose region
     shows human parity: H: E[Z] < -``margin`` over the region's pairs (``parity_z``; NaN
@@ -412,7 +418,11 @@ def certify_parity(
     of a region is a uniform sample of it; ``order`` (the pairs' sampling draws) fixes
     the order the bets are placed in, independently of the values. The sequence begins at
     the highest threshold whose region holds ``START_SHARE`` of the evidence (counts
-    only) and stops at the first region that is not rejected."""
+    only) and stops at the first region that is not rejected. ``hh``: whether the pair's
+    two reviewers agreed; a region passes only if they agree more often than
+    ``PARITY_FLOOR`` (exact lower bound at ``delta``): reviewers no better than a coin
+    toss make any judge "at parity", and that is no evidence of quality. (The floor is a
+    second condition, not a second claim: it only ever refuses.)"""
     best = Choice(NEVER, 0, 0, None)
     has = ~np.isnan(z)
     idx = np.nonzero(has)[0]
@@ -422,6 +432,7 @@ def certify_parity(
     if total == 0:
         return best
     ev_scores, ev_z = scores[idx], z[idx]
+    ev_hh = np.ones(len(idx), bool) if hh is None else hh[idx]  # None: no floor
     started = False
     for lam in grid:
         inside = ev_scores >= lam
@@ -431,7 +442,10 @@ def certify_parity(
                 continue
             started = True
         zz = ev_z[inside]
-        if not betting_rejects(zz, -margin, -1.0, delta):
+        agree = int(ev_hh[inside].sum())
+        if cp_lower(agree, n, delta) <= PARITY_FLOOR or not betting_rejects(
+            zz, -margin, -1.0, delta
+        ):
             break
         # for parity, "disagreements" are the pairs where the judge did worse than the
         # reviewers did with each other (Z < 0), the estimate is the gap -mean(Z)
@@ -453,6 +467,7 @@ def _parity_look(
     scores: np.ndarray,
     labelled: np.ndarray,
     parity: np.ndarray,
+    agree: np.ndarray,
     delta: float,
     looks: int,
     spent: float,
@@ -476,7 +491,13 @@ def _parity_look(
     grid = plan_grid(scores[band], floor)
     choice = (
         certify_parity(
-            scores[band], z[band], margin, level, grid, None if draw is None else draw[band]
+            scores[band],
+            z[band],
+            margin,
+            level,
+            grid,
+            None if draw is None else draw[band],
+            agree[band],
         )
         if level > 0
         else nothing

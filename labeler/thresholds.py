@@ -333,18 +333,21 @@ def reviewer_votes(store: Store, cfg: Config) -> list[consensus.Vote]:
     ]
 
 
-def _parity_evidence(store: Store, cfg: Config, data: list[tuple[Any, cal.Judged]]) -> np.ndarray:
+def _parity_evidence(
+    store: Store, cfg: Config, data: list[tuple[Any, cal.Judged]]
+) -> tuple[np.ndarray, np.ndarray]:
     """Each judged pair's parity statistic (``planned.parity_z``) from the first two
     reviewers' verdicts, NaN where there are not two (or the judge's verdict was shown).
     A pair whose two reviewers tie is evidence too, decided or not: leaving it out would
     keep only the pairs reviewers agree on, and favour them."""
     two = consensus.first_two(reviewer_votes(store, cfg))
-    out = np.full(len(data), np.nan)
+    out, agree = np.full(len(data), np.nan), np.zeros(len(data), bool)
     for i, (row, d) in enumerate(data):
         votes = two.get(row["pair_id"])
         if votes is not None and d.sampled and not row["hint"]:
             out[i] = planned.parity_z(d.signals.label, votes[0].label, votes[1].label)
-    return out
+            agree[i] = votes[0].label == votes[1].label
+    return out, agree
 
 
 def _recent_parity(
@@ -375,7 +378,8 @@ def _recalibrate_planned(
     prev = current(store, cfg, tier)
     data = judged(store, cfg, tier)
     sample = sum(1 for _, d in data if d.sampled and d.human)
-    parity = _parity_evidence(store, cfg, data) if c.quality == "human_parity" else None
+    evidence = _parity_evidence(store, cfg, data) if c.quality == "human_parity" else None
+    parity = None if evidence is None else evidence[0]
     recent: list[bool] = []
     drift, look, new, pulled = False, None, prev, 0
     if prev.certified_a < cal.NEVER:
@@ -397,7 +401,7 @@ def _recalibrate_planned(
             new = replace(cold_start(cfg), phase=prev.version + 1, judge_version=prev.judge_version)
     if not drift and not prev.finished and prev.a < cal.NEVER:
         look = _look(
-            data, prev, alpha, delta, c.guarantee, c.min_labels, finish, parity, c.parity_margin
+            data, prev, alpha, delta, c.guarantee, c.min_labels, finish, evidence, c.parity_margin
         )
         if look.futile:  # nothing can be certified: no more waiting, pairs go to humans
             new = replace(prev, a=cal.NEVER, b=cal.NEVER)
@@ -452,7 +456,7 @@ def _look(
     guarantee: str,
     min_labels: int,
     final: bool,
-    parity: np.ndarray | None = None,
+    evidence: tuple[np.ndarray, np.ndarray] | None = None,
     margin: float = 0.0,
 ) -> planned.Look:
     """The look the thresholds ``t`` are due: at the pairs of this calibration phase that
@@ -466,7 +470,7 @@ def _look(
         for i, (row, d) in enumerate(data)
         if row["thresholds_version"] >= t.phase
         and d.signals.eligible
-        and (not d.pending or (parity is not None and not np.isnan(parity[i])))
+        and (not d.pending or (evidence is not None and not np.isnan(evidence[0][i])))
     ]
     pop = [data[i][1] for i in chosen]
     scores = cal.scores_of([d.signals for d in pop], None)
@@ -487,8 +491,9 @@ def _look(
         final=final,
         certified=t.certified_a,
         draw=None if None in draws else np.array(draws, float)[keep],
-        parity=None if parity is None else parity[chosen][keep],
+        parity=None if evidence is None else evidence[0][chosen][keep],
         margin=margin,
+        reviewers_agree=None if evidence is None else evidence[1][chosen][keep],
     )
 
 

@@ -733,13 +733,20 @@ def _parity_world(rng: np.random.Generator, kind: str, n: int = 3000) -> tuple[A
     dependent noise, as real reviewers). The judge's accuracy per pair, by ``kind``:
     ``good`` a reviewer's + 0.05 above 0.75 and - 0.15 below; ``parity`` exactly a
     reviewer's; ``boundary`` a shade below parity - margin everywhere above 0.6 (a judge
-    the test must not pass); ``worse_low`` at parity + 0.05 above 0.85, far below under it.
-    Returns scores, each pair's expected Z, and one draw of Z for the pairs with evidence
-    (NaN elsewhere: a 0.4 calibration rate times a 0.5 double share)."""
+    the test must not pass); ``worse_low`` at parity + 0.05 above 0.85, far below under it;
+    ``useless`` a coin toss; ``random_reviewers`` reviewers and judge all coin tosses (a
+    judge "at parity" with reviewers who are no better than chance).
+    Returns scores, each pair's expected Z, one draw of Z for the pairs with evidence
+    (NaN elsewhere: a 0.4 calibration rate times a 0.5 double share), whether the two
+    reviewers agreed, and each pair's sampling draw."""
     s = rng.uniform(0.5, 1.0, n)
     easy = rng.random(n) < 0.1 + 0.8 * (s - 0.5) / 0.5
     qh = np.where(easy, 0.95, 0.65)
-    if kind == "good":
+    if kind == "random_reviewers":
+        qh = np.full(n, 0.5)
+    if kind in ("useless", "random_reviewers"):
+        qj = np.full(n, 0.5)
+    elif kind == "good":
         qj = np.where(s >= 0.75, np.minimum(qh + 0.05, 0.99), qh - 0.15)
     elif kind == "parity":
         qj = qh.copy()
@@ -753,20 +760,25 @@ def _parity_world(rng: np.random.Generator, kind: str, n: int = 3000) -> tuple[A
     right = lambda q: rng.random(n) < q  # noqa: E731
     h1, h2, j = right(qh), right(qh), right(qj)  # True: gives the true label
     z = ((j == h1).astype(float) + (j == h2)) / 2 - (h1 == h2)
-    return s, expected, np.where(evidence, z, np.nan), rng.random(n)
+    return s, expected, np.where(evidence, z, np.nan), h1 == h2, rng.random(n)
 
 
-@pytest.mark.parametrize("kind", ["good", "parity", "boundary", "worse_low"])
+KINDS = ["good", "parity", "boundary", "worse_low", "useless", "random_reviewers"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_human_parity_holds_over_many_worlds(kind: str) -> None:
     """Over 300 worlds per kind: the certified region's true parity gap, E[Z] over every
     pair above the threshold, is at least -margin in >= 1 - delta of the worlds (delta
-    0.1); a judge above parity is certified in most worlds."""
-    rng = np.random.default_rng({"good": 1, "parity": 2, "boundary": 3, "worse_low": 4}[kind])
+    0.1); a judge above parity is certified in most worlds; a useless judge, and any
+    judge beside reviewers no better than chance (the floor), almost never."""
+    rng = np.random.default_rng(KINDS.index(kind) + 1)
     bad = certified = 0
     coverage = []
     for _ in range(300):
-        s, expected, z, draw = _parity_world(rng, kind)
-        choice = planned.certify_parity(s, z, MARGIN, 0.1, planned.plan_grid(s, 0.5), draw)
+        s, expected, z, agree, draw = _parity_world(rng, kind)
+        grid = planned.plan_grid(s, 0.5)
+        choice = planned.certify_parity(s, z, MARGIN, 0.1, grid, draw, agree)
         if choice.threshold > 1:
             continue
         certified += 1
@@ -779,6 +791,8 @@ def test_human_parity_holds_over_many_worlds(kind: str) -> None:
         assert certified >= 180 and np.mean(coverage) > 0.5, (certified, np.mean(coverage))
     if kind == "boundary":
         assert bad <= 15, bad  # the betting test is conservative at the boundary
+    if kind in ("useless", "random_reviewers"):
+        assert certified <= 3, certified
 
 
 def test_parity_statistic_and_betting_test() -> None:
