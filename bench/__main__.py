@@ -2,7 +2,7 @@
 
 scripts/dev bench                       everything
 scripts/dev bench startup throughput    some of: startup throughput memory review import
-                                        calibration tiers panel
+                                        calibration tiers panel parity
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from bench import (
     calibration_bench,
     import_bench,
     panel_bench,
+    parity_bench,
     review_bench,
     round_bench,
     tiers_bench,
@@ -34,12 +35,12 @@ def main() -> None:
     unknown = [
         w
         for w in which
-        if w not in (*ROUND_PARTS, "review", "calibration", "import", "tiers", "panel")
+        if w not in (*ROUND_PARTS, "review", "calibration", "import", "tiers", "panel", "parity")
     ]
     if unknown:
         sys.exit(
             f"unknown benchmark {unknown[0]!r}; choose from "
-            f"{', '.join(ROUND_PARTS)}, review, calibration, import, tiers, panel"
+            f"{', '.join(ROUND_PARTS)}, review, calibration, import, tiers, panel, parity"
         )
     results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -55,6 +56,8 @@ def main() -> None:
         results["import"] = import_bench.main()
     if not which or "calibration" in which:
         results["calibration"] = calibration_bench.main()
+    if not which or "parity" in which:
+        results["parity"] = parity_bench.main()
     if not which or "tiers" in which:
         results["tiers"] = tiers_bench.main()
     if not which or "panel" in which:

@@ -6,6 +6,7 @@ import json
 import random
 import threading
 import time
+import urllib.error
 from pathlib import Path
 from typing import Any
 
@@ -491,7 +492,11 @@ def test_a_share_of_review_pairs_is_decided_by_two_reviewers(
     for record in alice.pending(double_id):
         assert set(record["metadata"]) == {"round"} and record["suggestions"] == []
     review_all(alice, main_id, pick_good)
+    some = alice.pending(double_id)[0]
     review_all(alice, double_id, pick_good)
+    # the same reviewer cannot answer a pair twice: Argilla refuses, nothing is counted
+    with pytest.raises(urllib.error.HTTPError):
+        alice.submit(some["id"], pick_good(some), reason="again")
     first = p.run_json("sync")
     assert first["newly_decided"] == len(single) and first["awaiting"] == len(doubled)
     assert p.run_json("report")["human_human_agreement"]["total"]["pairs"] == 0
