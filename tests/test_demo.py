@@ -201,3 +201,30 @@ def test_the_simulated_judge_serves_models_of_different_strength() -> None:
     assert right["strong"] / len(pairs) > 0.9 > 0.7 > right["weak"] / len(pairs)
     unknown = respond(read_shown({"model": "other", "messages": []}))
     assert unknown.status == 404
+
+
+@pytest.mark.slow
+def test_demo_parity_has_two_realistic_reviewers_on_every_review_pair(tmp_path: Path) -> None:
+    """`labeler demo --parity`: human parity, every review pair in the doubled
+    dataset, decided by two of three reviewers who err more on hard pairs and each on their
+    own; the report measures how often they agree; the third settles ties, so nothing is
+    left waiting at the end."""
+    result = CliRunner().invoke(
+        main,
+        [
+            *("demo", "--small", "--parity", "--dir", str(tmp_path / "d"), "--json"),
+            *("--port", str(free_port()), "--judge-port", str(free_port())),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert all(s["calibration"]["quality"] == "human_parity" for s in data["syncs"])
+    hh = data["report"]["human_human_agreement"]
+    decided_by_humans = data["report"]["total"]["human_decided"]
+    assert hh["total"]["pairs"] == decided_by_humans > 0  # every review pair, both verdicts
+    assert 0.55 < hh["total"]["agreement"] < 0.95  # realistic: they disagree on hard pairs
+    assert {r["reviewer"] for r in hh["reviewers"]} <= {f"sim-reviewer-{i}" for i in (1, 2, 3)}
+    assert data["report"]["total"]["waiting"] == 0
+    # the second verdicts are paid for: human cost = price x (pairs to humans + doubled)
+    total = data["report"]["total"]
+    assert total["human_cost"] == pytest.approx(0.5 * (total["to_humans"] + hh["total"]["pairs"]))

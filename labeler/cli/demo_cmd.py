@@ -20,25 +20,20 @@ import click
 @click.option(
     "--pairs",
     type=click.IntRange(10, 5000),
-    default=600,
-    show_default=True,
-    help="Demo pairs to generate.",
+    help="Demo pairs to generate.  [default: 600; 2,000 with --parity]",
 )
-@click.option("--rounds", type=click.IntRange(1, 20), default=3, show_default=True)
+@click.option("--rounds", type=click.IntRange(1, 20), help="Rounds.  [default: 3; 4 with --parity]")
 @click.option(
     "--per-round",
     type=click.IntRange(1),
-    default=200,
-    show_default=True,
-    help="Pairs judged per round.",
+    help="Pairs judged per round.  [default: 200; 500 with --parity]",
 )
 @click.option("--small", is_flag=True, help="A quick demo (240 pairs, 3 rounds of 80), for CI.")
 @click.option(
     "--reviewers",
     type=click.IntRange(0, 10),
-    default=2,
-    show_default=True,
-    help="Simulated reviewers (0: leave the review queue to people).",
+    help="Simulated reviewers (0: leave the review queue to people).  [default: 2; 3 with "
+    "--parity, so a third settles two reviewers' ties]",
 )
 @click.option(
     "--judge-url", help="Use a real OpenAI-compatible judge instead of the simulated one."
@@ -65,20 +60,27 @@ import click
     type=click.IntRange(1, 65535),
     help="The simulated judge's port (default: any free port).",
 )
+@click.option(
+    "--parity",
+    is_flag=True,
+    help="Human parity: realistic reviewers (who err more on hard pairs), two of them on "
+    'a share of the review pairs, and calibration.quality = "human_parity".',
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 def demo(
     folder: Path,
-    pairs: int,
-    rounds: int,
-    per_round: int,
+    pairs: int | None,
+    rounds: int | None,
+    per_round: int | None,
     small: bool,
-    reviewers: int,
+    reviewers: int | None,
     judge_url: str | None,
     model: str | None,
     api_key_env: str,
     keep_serving: bool,
     port: int | None,
     judge_port: int | None,
+    parity: bool,
     as_json: bool,
 ) -> None:
     """Run the whole loop offline: judge, route, review in Argilla, sync, recalibrate.
@@ -94,12 +96,18 @@ def demo(
         labeler demo --small
         labeler demo --judge-url https://api.openai.com/v1 --model gpt-4o-mini
         labeler demo --reviewers 0 --keep-serving     # review the pairs yourself
+        labeler demo --parity                         # certify against human parity
     """
     from labeler.cli import render
     from labeler.demo.run import DemoOptions, finish_demo, result_dict, run_demo
 
     if small:
         pairs, rounds, per_round = 240, 3, 80
+    # human parity needs two-reviewer evidence: a larger project, and a third reviewer
+    pairs = pairs or (2000 if parity else 600)
+    rounds = rounds or (4 if parity else 3)
+    per_round = per_round or (500 if parity else 200)
+    reviewers = (3 if parity else 2) if reviewers is None else reviewers
     opts = DemoOptions(
         folder=folder,
         pairs=pairs,
@@ -113,10 +121,11 @@ def demo(
         min_labels=20 if small else 40,
         port=port,
         judge_port=judge_port,
+        parity=parity,
     )
     console = render.Console()
     if not as_json:
-        console.print(render.demo_banner(judge_url, reviewers))
+        console.print(render.demo_banner(judge_url, reviewers, parity))
     with render.round_progress("USD") as update:
         result = run_demo(opts, on_progress=update)
     report = finish_demo(result)
@@ -126,6 +135,8 @@ def demo(
     else:
         console.print(render.report_table(report["report"]))
         console.print(render.quality_table(report["quality"]))
+        if parity:
+            console.print(render.agreement_table(report["report"]["human_human_agreement"]))
         for sync in data["syncs"]:
             console.print(render.calibration_message(sync["calibration"]))
         console.print(

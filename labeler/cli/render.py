@@ -202,7 +202,7 @@ def rounds_table(status: dict[str, Any]) -> Table:
     return table
 
 
-def demo_banner(judge_url: str | None, reviewers: int = 2) -> Text:
+def demo_banner(judge_url: str | None, reviewers: int = 2, parity: bool = False) -> Text:
     judge = (
         f"the judge is REAL ({judge_url})"
         if judge_url
@@ -210,9 +210,15 @@ def demo_banner(judge_url: str | None, reviewers: int = 2) -> Text:
         "verdicts from a stated noise model over pairs with known answers; use "
         "--judge-url and --model for a real one)"
     )
+    error = (
+        "erring 3% on easy pairs to 35% on the hardest, each on their own; two decide "
+        "every review pair (human parity)"
+        if parity
+        else "with a 2% error rate"
+    )
     people = (
         f"{reviewers} reviewers are SIMULATED (they decide pairs through Argilla's "
-        "HTTP API from the known answers, with a 2% error rate; use --reviewers 0 "
+        f"HTTP API from the known answers, {error}; use --reviewers 0 "
         "--keep-serving to review yourself)"
         if reviewers
         else "no simulated reviewers: the review queue waits for people"

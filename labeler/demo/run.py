@@ -33,6 +33,7 @@ from labeler.setup import write_starter_files
 from labeler.sync import SyncSummary, connect, run_sync
 
 MARKER = ".labeler-demo"
+PARITY_DOUBLE_SHARE = 1.0  # --parity: every review pair is decided by two reviewers
 
 
 @dataclass
@@ -47,6 +48,9 @@ class DemoOptions:
     noise: NoiseModel = field(default_factory=lambda: NoiseModel(accuracy_easy=0.995))
     reviewers: int = 2
     reviewer_error: float = 0.02
+    # human parity (issue 18): every review pair decided by two realistic reviewers, who
+    # err more on harder pairs, and calibration.quality = "human_parity"
+    parity: bool = False
     keep_serving: bool = False
     min_labels: int = 40
     seed: int = 7
@@ -115,7 +119,11 @@ def write_project(opts: DemoOptions, judge_url: str, pairs: list[DemoPair], port
         },
         # every confident verdict joins the calibration sample; looks certify what they can
         "routing": {"threshold": 0.6, "audit_rate": 0.1},
-        "review": {"port": port, "min_submitted": 1},
+        "review": {
+            "port": port,
+            "min_submitted": 1,
+            "double_share": PARITY_DOUBLE_SHARE if opts.parity else 0.0,
+        },
         # simulated reviewers answer in milliseconds: no fast-verdict flags in the demo
         "quality": {"min_review_seconds": 0.0},
         "calibration": {
@@ -124,6 +132,7 @@ def write_project(opts: DemoOptions, judge_url: str, pairs: list[DemoPair], port
             "min_labels": opts.min_labels,
             "min_per_threshold": 15,
             "cold_start_audit_rate": 0.4,
+            "quality": "human_parity" if opts.parity else "absolute",
         },
     }
     who = "SIMULATED (labeler/demo/simjudge.py)" if simulated else f"at {judge_url}"
@@ -187,23 +196,29 @@ def _reviewers(
         for i in range(opts.reviewers):
             name, password = f"sim-reviewer-{i + 1}", secrets.token_urlsafe(12)
             review.add_reviewer(name, password)
-            out.append(
-                SimulatedReviewer(
-                    name, ReviewerSession(server.url, name, password), index, opts.reviewer_error
-                )
-            )
+            session = ReviewerSession(server.url, name, password)
+            if opts.parity:  # realistic: 97% consistent on easy pairs, 65% on the hardest
+                out.append(SimulatedReviewer(name, session, index, 0.03, hard_error=0.32))
+            else:
+                out.append(SimulatedReviewer(name, session, index, opts.reviewer_error))
     return out
 
 
-def _review(reviewers: list[SimulatedReviewer], dataset: str) -> int:
-    """The reviewers share the queue: each takes its turn until nothing is pending."""
-    dataset_id = reviewers[0].session.dataset_id(dataset)
+def _review(reviewers: list[SimulatedReviewer], cfg: Config) -> int:
+    """The reviewers share the queues (the doubled dataset's too, once it exists): each
+    takes its turn until nothing is pending."""
     total = 0
-    while True:
-        done = sum(r.review(dataset_id, limit=25) for r in reviewers)
-        total += done
-        if not done:
-            return total
+    for dataset in (cfg.review_dataset, cfg.double_dataset):
+        try:
+            dataset_id = reviewers[0].session.dataset_id(dataset)
+        except LookupError:  # nothing was pushed there (yet)
+            continue
+        while True:
+            done = sum(r.review(dataset_id, limit=25) for r in reviewers)
+            total += done
+            if not done:
+                break
+    return total
 
 
 def run_demo(
@@ -229,15 +244,21 @@ def run_demo(
                     break
                 result.rounds.append(summary)
                 result.truth_agreement.append(truth_agreement(cfg, pairs, summary.round_id or 0))
-                result.reviewed.append(_review(reviewers, cfg.review_dataset) if reviewers else 0)
+                result.reviewed.append(_review(reviewers, cfg) if reviewers else 0)
                 result.syncs.append(run_sync(cfg))
                 if on_round:
                     on_round(number, summary)
-            # the end of the project: a last look, then no pair is left waiting
+            # the end of the project: a last look, then no pair is left waiting (ties
+            # between two reviewers go to a third: a few passes until the queue is empty)
             result.syncs.append(run_sync(cfg, finish=True))
-            if reviewers and result.syncs[-1].awaiting:
-                result.reviewed.append(_review(reviewers, cfg.review_dataset))
+            for _ in range(5):
+                if not reviewers or not result.syncs[-1].awaiting:
+                    break
+                done = _review(reviewers, cfg)
+                result.reviewed.append(done)
                 result.syncs.append(run_sync(cfg))
+                if not done:
+                    break
         finally:
             if opts.keep_serving:
                 result.server = server

@@ -5,6 +5,11 @@ human-like mistakes at a stated rate.
 A reviewer takes the records pending for them in the order Argilla gives (a different
 order per reviewer), and for each: picks the truly better response as shown, or says Tie
 for a true tie; with probability ``error_rate`` picks the other response instead.
+
+*Realistic* reviewers (``hard_error`` > 0, the demo's ``--parity``) err more on harder
+pairs — ``error_rate + hard_error x difficulty`` (0.03 + 0.32 x difficulty: 97% consistent
+on the easiest pairs, 65% on the hardest) — each independently of the others (the draw
+is keyed by reviewer and pair), so two reviewers disagree as real ones do.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class SimulatedReviewer:
     session: ReviewerSession
     truth: dict[tuple[str, frozenset[str]], DemoPair]
     error_rate: float = 0.05
+    hard_error: float = 0.0  # extra error at difficulty 1 (realistic reviewers)
     done: int = 0
 
     def decide(self, record: dict[str, Any]) -> str:
@@ -33,13 +39,16 @@ class SimulatedReviewer:
         pair = self.truth.get((fields["prompt"], frozenset((first, second))))
         # keyed by the pair (its record external id), not the record UUID or the reviewer, so
         # the same pair gets the same human answer in every run: the demo is reproducible
-        digest = hashlib.sha256(f"review:{record['external_id']}".encode()).digest()
+        # (realistic reviewers: by reviewer and pair, so each errs on its own)
+        key = f"review:{self.name}:" if self.hard_error else "review:"
+        digest = hashlib.sha256(f"{key}{record['external_id']}".encode()).digest()
         u = int.from_bytes(digest[:8], "big") / 2**64
+        error = self.error_rate + self.hard_error * (pair.difficulty if pair else 1.0)
         if pair is None or pair.truth == "TIE":
-            return "tie" if u >= self.error_rate else "A"
+            return "tie" if u >= error else "A"
         better_first = (pair.response_a if pair.truth == "A" else pair.response_b) == first
         right = "A" if better_first else "B"
-        return right if u >= self.error_rate else ("B" if right == "A" else "A")
+        return right if u >= error else ("B" if right == "A" else "A")
 
     def review(self, dataset_id: str, limit: int | None = None) -> int:
         """Decide pending records until none are left (or ``limit``); returns how many."""
