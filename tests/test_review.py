@@ -610,3 +610,30 @@ def test_doubled_pairs_are_a_uniform_share_whatever_their_reason() -> None:
     # independent of the shown order draw
     both = sum(p and shown_swapped(3, i) for p, i in zip(picked, ids, strict=True))
     assert abs(both / max(sum(picked), 1) - 0.5) < 0.05
+
+
+def test_a_reviewer_cannot_read_another_reviewers_answer(
+    review_project: Project, judge_server
+) -> None:
+    """Issue 19/18: in the embedded Argilla an annotator's GET /api/v1/records/{id} carries
+    their own response only (argilla-server returns everyone's); the owner still reads all
+    of them, so `labeler sync` counts both."""
+    p = review_project
+    p.set(judge={"base_url": judge_server(unsure).url}, review={"min_submitted": 2})
+    p.pairs(good_bad_rows(1))
+    p.run_json("round")
+    ann, ben = add_reviewer(p, "ann-blind"), add_reviewer(p, "ben-blind")
+    ds_id = ann.dataset_id(dataset_name(p))
+    (record,) = ann.pending(ds_id)
+    ann.submit(record["id"], pick_good(record), reason="mine")
+    seen_by_ben = ben.call("GET", f"/api/v1/records/{record['id']}?include=responses")
+    assert seen_by_ben["responses"] == []
+    seen_by_ann = ann.call("GET", f"/api/v1/records/{record['id']}")
+    assert [r["values"]["reason"]["value"] for r in seen_by_ann["responses"]] == ["mine"]
+    ben.submit(record["id"], pick_good(record), reason="also mine")
+    assert [
+        r["values"]["reason"]["value"]
+        for r in ben.call("GET", f"/api/v1/records/{record['id']}")["responses"]
+    ] == ["also mine"]
+    synced = p.run_json("sync")
+    assert synced["responses"] == 2 and synced["newly_decided"] == 1

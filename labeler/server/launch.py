@@ -73,7 +73,54 @@ def serve(host: str, port: int, secrets_path: str) -> None:
     asyncio.run(_ensure_accounts(secrets))
     from argilla_server._app import app
 
+    _own_responses_only(app)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _routes(app: Any) -> Any:
+    """Every route of an app and of the apps mounted in it."""
+    for route in getattr(app, "routes", []):
+        yield route
+        inner = getattr(route, "app", None)
+        if inner is not None and inner is not app:
+            yield from _routes(inner)
+
+
+def _own_responses_only(app: Any) -> None:
+    """Annotators see only their own responses: argilla-server's ``GET /api/v1/records/{id}``
+    returns every reviewer's answer to any workspace member, so a reviewer could read
+    another's verdict before giving theirs (independent second opinions, issue 18/19).
+    The route's endpoint is wrapped (FastAPI calls ``dependant.call`` at request time):
+    for users who are neither owner nor admin, the record is serialised with their own
+    responses only. The ORM record is never modified. Fails loudly when the route is not
+    where argilla-server 2.8 puts it."""
+    from argilla_server.api.schemas.v1.records import Record as RecordSchema
+    from fastapi.routing import APIRoute
+
+    found = [
+        r
+        for r in _routes(app)
+        if isinstance(r, APIRoute)
+        and r.path == "/records/{record_id}"
+        and "GET" in r.methods
+        and getattr(r.endpoint, "__name__", "") == "get_record"
+    ]
+    if len(found) != 1:
+        raise RuntimeError("argilla-server's GET /api/v1/records/{id} route was not found")
+    route = found[0]
+    original: Any = route.dependant.call
+
+    async def own_only(*args: Any, **kwargs: Any) -> Any:
+        record = await original(*args, **kwargs)
+        user = kwargs.get("current_user")
+        if user is None or user.is_owner or user.is_admin:
+            return record
+        shown = RecordSchema.model_validate(record)
+        if shown.responses is not None:
+            shown.responses = [r for r in shown.responses if r.user_id == user.id]
+        return shown
+
+    route.dependant.call = own_only
 
 
 def work() -> None:
