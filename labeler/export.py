@@ -109,19 +109,57 @@ def _write_parquet(ds: Any, path: Path) -> None:
         pq.write_table(ds.data.table, fh)
 
 
+STALE_SECONDS = 24 * 3600  # a temp file this old is stale whoever wrote it
+
+
+def temp_name(out: Path, kind: str) -> Path:
+    """A temporary sibling of ``out`` named by its writer's pid (``.NAME.KIND-pPID-XXXX``):
+    a later sweep removes it only once that process is gone (or the file is a day old)."""
+    return out.with_name(f".{out.name}.{kind}-p{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _writer_alive(name: str, prefix: str) -> bool:
+    """Is the process that named this temp file (``PREFIX pPID-...``) still running (and
+    not this one)? Names without a pid (older labeler versions) have no living writer."""
+    head = name[len(prefix) :].lstrip("-").split("-", 1)[0]
+    if not (head.startswith("p") and head[1:].isdigit()) or int(head[1:]) == os.getpid():
+        return False
+    try:
+        os.kill(int(head[1:]), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # alive, owned by someone else
+        return True
+    return True
+
+
 def sweep(folder: Path, prefixes: tuple[str, ...]) -> None:
     """Remove temporary files or folders an earlier run left when it was killed (only
-    labeler's own dot-names; one writer per project holds the lock meanwhile)."""
+    labeler's own dot-names): those whose writing process is gone, or a day old."""
     try:
         entries = list(folder.iterdir())
     except OSError:
         return
+    now = time.time()
     for entry in entries:
-        if entry.name.startswith(prefixes):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
+        prefix = next((p for p in prefixes if entry.name.startswith(p)), None)
+        if prefix is None:
+            continue
+        try:
+            age = now - entry.lstat().st_mtime
+        except OSError:
+            continue
+        if _writer_alive(entry.name, prefix) and age < STALE_SECONDS:
+            continue  # another export is writing it right now
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def export_temp_prefixes(out: Path) -> tuple[str, ...]:
+    """The names an export to ``out`` writes before its files are complete."""
+    return (f".{out.name}.tmp-", f".{out.name}.old-", f".{out.name}.README.md.tmp")
 
 
 def load_dataset(path: Path) -> Any:
@@ -196,8 +234,9 @@ def write_export(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(write_failed(out.parent, exc, "create the folder")) from None
-    sweep(out.parent, (f".{out.name}.tmp-", f".{out.name}.old-", f".{out.name}.README.md.tmp"))
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    sweep(out.parent, export_temp_prefixes(out))
+    tmp = temp_name(out, "tmp")
+    card_tmp: Path | None = None
     try:
         if target == "jsonl":
             with tmp.open("w", encoding="utf-8") as fh:
@@ -211,13 +250,13 @@ def write_export(
         _replace(tmp, out)
         if target != "disk":
             card_path = out.with_name(out.name + ".README.md")
-            card_tmp = card_path.with_name(f".{card_path.name}.tmp")
+            card_tmp = temp_name(card_path, "tmp")
             card_tmp.write_text(card, "utf-8")
             os.replace(card_tmp, card_path)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
-        card_tmp = out.with_name(f".{out.name}.README.md.tmp")
-        card_tmp.unlink(missing_ok=True)
+        if card_tmp is not None:
+            card_tmp.unlink(missing_ok=True)
         raise ExportError(write_failed(out, exc, "write the export")) from None
     return out
 
@@ -225,7 +264,7 @@ def write_export(
 def _replace(new: Path, out: Path) -> None:
     """Put ``new`` at ``out``: files atomically; folders by moving the old one aside first."""
     if new.is_dir() and out.exists():
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        old = temp_name(out, "old")
         os.replace(out, old)
         os.replace(new, out)
         shutil.rmtree(old) if old.is_dir() else old.unlink()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,28 @@ def split_path(out: Path, split: str) -> Path:
     return out / split
 
 
+EXPORT_TARGETS = "export_targets"  # meta key: every path this project exported to
+MAX_TARGETS = 200
+
+
+def _remember_target(store: Store, out: Path, test_size: float) -> list[Path]:
+    """Add this export's path(s) to the project's list and return the whole list: the
+    folders where a killed export may have left its temporary files."""
+    try:
+        known = [str(p) for p in json.loads(store.get_meta(EXPORT_TARGETS) or "[]")]
+    except ValueError:
+        known = []
+    new = [out] if not test_size else [split_path(out, "train"), split_path(out, "test")]
+    for path in new:
+        text = str(path.absolute())
+        if text in known:
+            known.remove(text)
+        known.append(text)
+    known = known[-MAX_TARGETS:]
+    store.set_meta(EXPORT_TARGETS, json.dumps(known))
+    return [Path(p) for p in known]
+
+
 def run_export(
     cfg: Config,
     fmt: str,
@@ -149,6 +172,9 @@ def run_export(
         with Store(cfg.db_path) as store:
             dpo = [export.dpo_row(dict(r)) for r in store.dataset_rows(certified_only)]
             status = store.label_status_counts()
+            targets = _remember_target(store, out, opts.test_size)
+        for target_path in targets:  # a killed export anywhere in the project: swept now
+            export.sweep(target_path.parent, export.export_temp_prefixes(target_path))
         dpo = [
             r
             for r in dpo

@@ -249,6 +249,7 @@ class Store:
 
     def __init__(self, path: Path):
         self.path = path
+        self._refuse_lost_state()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # one thread at a time, but not always the opening one: a round started inside a
@@ -265,10 +266,47 @@ class Store:
                     if statement.strip():
                         self.db.execute(statement)
                 self._migrate()
+            self._mark()
         except sqlite3.DatabaseError as exc:
             raise StateError(f"{path}: cannot open the state database ({exc})") from None
         except OSError as exc:
             raise StateError(f"{path}: cannot create the state folder ({exc})") from None
+
+    @property
+    def marker(self) -> Path:
+        """A file beside the state saying this project has state (written when the state
+        is first created): an emptied or deleted state.sqlite is then refused, never
+        silently started again (which would judge and pay for every pair again)."""
+        return self.path.with_name(self.path.name + ".created")
+
+    def _refuse_lost_state(self) -> None:
+        path = self.path
+        try:
+            fresh = not path.exists() or path.stat().st_size == 0
+        except OSError:
+            return  # unreadable: opening says what is wrong
+        dataset = path.parent / "dataset"
+        if not fresh or not (self.marker.exists() or dataset.exists()):
+            return
+        what = "missing" if not path.exists() else "empty"
+        since = ""
+        with contextlib.suppress(OSError, IndexError):
+            since = f" since {self.marker.read_text().split()[0]}"
+        evidence = self.marker if self.marker.exists() else dataset
+        raise StateError(
+            f"{path}: the state database is {what}, but this project had state{since} "
+            f"({evidence} exists); restore {path.name} from your backup, or delete {evidence} "
+            "to start a new project here (every pair is judged and paid for again)"
+        )
+
+    def _mark(self) -> None:
+        if self.marker.exists():
+            return
+        try:
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            self.marker.write_text(f"{when} labeler state created here; do not delete\n")
+        except OSError:
+            pass  # a read-only folder: the state opened, the marker waits for the next time
 
     def _migrate(self) -> None:
         """Bring a state file to SCHEMA_VERSION by numbered steps (inside the opening

@@ -185,3 +185,38 @@ def test_a_full_disk_while_writing_a_batch_is_one_line_and_the_batch_resumes(
     done = project.run_json("round")
     assert done["status"] == "completed" and done["judged"] == 40
     assert set(server.batch_api.billed.values()) == {1}
+
+
+def test_a_killed_exports_temp_files_are_swept_wherever_the_project_exported(
+    project: Project, tmp_path: Path
+) -> None:
+    """Issue 19: a temp file left by a killed export to one path is swept by the next
+    export to *another* path of the same project (the project remembers its targets),
+    once its writer is gone; a temp file whose writer is alive is left alone."""
+    import subprocess
+    import sys
+
+    project.pairs(big_rows(3))
+    assert project.run("round").exit_code == 0
+    first = tmp_path / "a" / "prefs.jsonl"
+    assert project.run("export", "--to", "jsonl", "--out", str(first)).exit_code == 0
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    killed = first.parent / f".prefs.jsonl.tmp-p{dead}-0badf00d"
+    killed.write_text("half an export")
+    living = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        busy = first.parent / f".prefs.jsonl.tmp-p{living.pid}-c0ffee00"
+        busy.write_text("being written")
+        other = tmp_path / "b" / "kto.jsonl"
+        out = project.run("export", "--format", "kto", "--to", "jsonl", "--out", str(other))
+        assert out.exit_code == 0, out.output
+        assert not killed.exists()
+        assert busy.exists()
+    finally:
+        living.kill()
+        living.wait()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from labeler.errors import StateError
 from labeler.pairs import BadRow, make_pair
 from labeler.store import CallRecord, Store
+from tests.conftest import good_bad_rows
 
 
 def call(key: str, status: str = "ok") -> CallRecord:
@@ -72,3 +74,39 @@ def test_newer_schema_and_garbage_files_are_clear_errors(tmp_path: Path) -> None
     (tmp_path / "junk.sqlite").write_bytes(b"this is not a database" * 100)
     with pytest.raises(StateError, match="cannot open the state database"):
         Store(tmp_path / "junk.sqlite")
+
+
+def test_an_emptied_or_deleted_state_is_refused_never_restarted(project: Any) -> None:
+    """Issue 19: `: > .labeler/state.sqlite; labeler round` used to start a new project
+    (every pair judged and paid again, the dataset rewritten). The project knows it had
+    state (a marker written with the state) and refuses in one line."""
+    project.pairs(good_bad_rows(4))
+    assert project.run("round").exit_code == 0
+    state = project.root / ".labeler" / "state.sqlite"
+    dataset = project.root / ".labeler" / "dataset"
+    rows_before = sorted(p.name for p in dataset.rglob("*"))
+    state.write_bytes(b"")
+    for command in ("round", "report", "calibrate", "status", "export"):
+        extra = ["--out", str(project.root / "x.jsonl"), "--to", "jsonl"]
+        args = [command, *(extra if command == "export" else [])]
+        out = project.run(*args)
+        assert out.exit_code == 1, (command, out.output)
+        text = " ".join(out.output.split())
+        assert "the state database is empty, but this project had state" in text, text
+        assert "restore state.sqlite from your backup" in text and "Traceback" not in text
+    assert state.stat().st_size == 0  # nothing was written
+    assert sorted(p.name for p in dataset.rglob("*")) == rows_before
+    state.unlink()
+    out = project.run("round")
+    assert out.exit_code == 1 and "the state database is missing" in " ".join(out.output.split())
+
+
+def test_a_project_without_a_marker_but_with_a_dataset_is_refused_too(tmp_path: Path) -> None:
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "state.sqlite").write_bytes(b"")
+    with pytest.raises(StateError, match="dataset exists"):
+        Store(tmp_path / "state.sqlite")
+    fresh = tmp_path / "new" / "state.sqlite"
+    with Store(fresh):
+        pass
+    assert fresh.with_name("state.sqlite.created").exists()
