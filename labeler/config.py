@@ -353,6 +353,7 @@ class Config:
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     file: Path | None = None
+    ignored_env: tuple[str, ...] = ()  # LABELER_* variables that are not config (warned)
 
     @property
     def judges(self) -> tuple[JudgeConfig, ...]:
@@ -467,21 +468,30 @@ def _build_section(
     return cls(**values)
 
 
-def _env_layer(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+def _env_layer(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """The ``LABELER_<SECTION>_<KEY>`` variables by section, and the names of other
+    ``LABELER_*`` variables (not labeler's: ``LABELER_VENV``, say), which are ignored."""
     out: dict[str, dict[str, str]] = {}
+    ignored = []
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
             continue
         rest = name[len(ENV_PREFIX) :].lower()
         section, _, key = rest.partition("_")
         if section not in SECTIONS or not key:
-            raise ConfigError(
-                f"environment: unknown variable {name}; expected "
-                f"{ENV_PREFIX}<SECTION>_<KEY> with SECTION one of "
-                f"{', '.join(s.upper() for s in SECTIONS)}"
-            )
+            ignored.append(name)
+            continue
         out.setdefault(section, {})[key] = value
-    return out
+    return out, sorted(ignored)
+
+
+def ignored_env_message(name: str) -> str:
+    """The one-line warning for a ``LABELER_*`` variable that is not labeler config."""
+    return (
+        f"warning: environment variable {name} is not labeler config "
+        f"({ENV_PREFIX}<SECTION>_<KEY>, SECTION one of "
+        f"{', '.join(s.upper() for s in SECTIONS)}); ignored"
+    )
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -526,7 +536,7 @@ def load_config(
         base_dir = cfg_path.resolve().parent
     else:
         base_dir = Path.cwd()
-    env_data = _env_layer(environ)
+    env_data, ignored_env = _env_layer(environ)
     flag_data: dict[str, dict[str, Any]] = {}
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
@@ -544,7 +554,11 @@ def load_config(
     if tier_tables is not None:
         tiers = _build_tiers(cfg_path, tier_tables, judge_file, env_data, flag_data, base_dir)
         built["judge"] = dataclasses.replace(built["judge"], tiers=tiers)
-    out = Config(**built, file=cfg_path if file_data or explicit else None)
+    out = Config(
+        **built,
+        file=cfg_path if file_data or explicit else None,
+        ignored_env=tuple(ignored_env),
+    )
     _check_parity(out, str(cfg_path))
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,7 +83,6 @@ def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
             {"LABELER_JUDGE_CONCURRENCY": "x"},
             "environment: judge.concurrency must be a number, got 'x'",
         ),
-        ("", {"LABELER_NOPE_X": "1"}, "environment: unknown variable LABELER_NOPE_X"),
         ("", {"LABELER_JUDGE_MODLE": "x"}, "environment: unknown key judge.modle; did you mean"),
     ],
 )
@@ -130,3 +130,16 @@ def test_starter_config_loads(tmp_path: Path) -> None:
 
     cfg = load_config(write(tmp_path, builtin_text("config.toml")), environ={})
     assert cfg.project.name == "my-preferences"
+
+
+def test_an_unrelated_labeler_variable_is_a_warning_not_an_error(project: Any) -> None:
+    """Issue 19: LABELER_VENV (another tool's variable) used to stop every command; it is
+    now ignored with a one-line warning, while a typo in a real section still fails."""
+    cfg = load_config(project.config, environ={"LABELER_VENV": "/opt/venv", "LABELER_X": "1"})
+    assert cfg.ignored_env == ("LABELER_VENV", "LABELER_X")
+    out = project.run("status", env={"LABELER_VENV": "/opt/venv"})
+    assert out.exit_code == 0, out.output
+    assert "warning: environment variable LABELER_VENV is not labeler config" in out.stderr
+    assert "ignored" in out.stderr and "Traceback" not in out.output
+    with pytest.raises(ConfigError, match=r"unknown key judge\.modle"):
+        load_config(project.config, environ={"LABELER_JUDGE_MODLE": "x"})

@@ -105,10 +105,13 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 
 def load(ctx: click.Context, **overrides: Any) -> Any:
     """The config for a command, with its flags as the top layer of precedence."""
-    from labeler.config import load_config
+    from labeler.config import ignored_env_message, load_config
 
     flags = {k: v for k, v in overrides.items() if v is not None}
-    return load_config(ctx.obj.get("config_path"), flags)
+    cfg = load_config(ctx.obj.get("config_path"), flags)
+    for name in cfg.ignored_env:
+        click.echo(ignored_env_message(name), err=True)
+    return cfg
 
 
 def wait_option(command: Callable[..., Any]) -> Callable[..., Any]:
