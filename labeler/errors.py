@@ -72,3 +72,27 @@ def write_failed(path: object, exc: OSError, what: str = "write") -> str:
             "(nothing was half-written)"
         )
     return f"{path}: cannot {what} ({exc.strerror or exc})"
+
+
+def state_failed(path: object, exc: Exception, damaged: str | None = None) -> str:
+    """One line for an SQLite error on the state database ``path``: what happened, in
+    words, and the way out. ``damaged``: the first problem ``PRAGMA quick_check`` found
+    (the file is damaged)."""
+    text = str(exc)
+    if damaged is not None:
+        return (
+            f"{path}: the state database is damaged ({damaged}); restore it from your backup, "
+            f"or recover what SQLite can read: sqlite3 {path} .recover | sqlite3 recovered.sqlite"
+            f", then move recovered.sqlite to {path}"
+        )
+    if "disk I/O error" in text:
+        return (
+            f"{path}: the state database could not be read or written (disk I/O error); "
+            "check the disk, the file's permissions and attributes (chattr), then run the "
+            "command again"
+        )
+    if "readonly" in text or "read-only" in text:
+        return f"{path}: the state database is read-only; make it writable and run again"
+    if "locked" in text or "busy" in text:
+        return f"{path}: the state database is busy ({text}); run the command again"
+    return f"{path}: the state database failed ({text})"

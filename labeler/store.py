@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labeler.errors import StateError, write_failed
+from labeler.errors import StateError, state_failed, write_failed
 from labeler.pairs import BadRow, Pair, pair_key
 
 SCHEMA_VERSION = 6  # see MIGRATIONS
@@ -244,11 +244,26 @@ class VerdictRecord:
     tier: int = 0  # the judge tier (cascade position) that made this verdict
 
 
+def quick_check(path: Path) -> str | None:
+    """The first problem ``PRAGMA quick_check`` finds in the database at ``path`` (None:
+    none, or it could not even be opened read-only)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            rows = db.execute("PRAGMA quick_check(1)").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return str(exc) if "malformed" in str(exc) or "not a database" in str(exc) else None
+    first = " ".join(str(rows[0][0]).split()) if rows else "ok"  # one line
+    return None if first == "ok" else first
+
+
 class Store:
     """A connection to the state database. Use as a context manager or call close()."""
 
+    last_path: Path | None = None  # the state database opened last (named in SQLite errors)
+
     def __init__(self, path: Path):
         self.path = path
+        Store.last_path = path
         self._refuse_lost_state()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -268,6 +283,9 @@ class Store:
                 self._migrate()
             self._mark()
         except sqlite3.DatabaseError as exc:
+            damaged = quick_check(path) if "malformed" in str(exc) else None
+            if damaged is not None:
+                raise StateError(state_failed(path, exc, damaged)) from None
             raise StateError(f"{path}: cannot open the state database ({exc})") from None
         except OSError as exc:
             raise StateError(f"{path}: cannot create the state folder ({exc})") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,50 @@ def test_a_project_without_a_marker_but_with_a_dataset_is_refused_too(tmp_path: 
     with Store(fresh):
         pass
     assert fresh.with_name("state.sqlite.created").exists()
+
+
+def _damage(db: Path) -> None:
+    """Overwrite every third page after the second with noise (a bad disk, a bad copy)."""
+    import random
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        size = con.execute("PRAGMA page_size").fetchone()[0]
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(db.read_bytes())
+    rnd = random.Random(1)
+    for page in range(3, len(data) // size, 3):
+        data[page * size + 8 : (page + 1) * size] = rnd.randbytes(size - 8)
+    db.write_bytes(bytes(data))
+
+
+def test_a_damaged_state_database_is_one_line_with_the_way_out(project: Any) -> None:
+    """Issue 19: a damaged page in `pairs` made every command a traceback. Now each says in
+    one line (exit 1) which file is damaged, what `PRAGMA quick_check` found, and how to
+    recover; none says "Nothing to do"."""
+    project.pairs(good_bad_rows(300))
+    assert project.run("round", "--limit", "100").exit_code == 0
+    _damage(project.root / ".labeler" / "state.sqlite")
+    for args in (
+        ("round", "--limit", "100"),
+        ("status",),
+        ("report",),
+        ("calibrate",),
+        ("export", "--out", str(project.root / "x.jsonl"), "--to", "jsonl"),
+    ):
+        out = project.run(*args)
+        assert out.exit_code == 1, (args, out.output)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and "the state database is damaged" in lines[0], out.stderr
+        assert "state.sqlite .recover" in lines[0] and "Nothing to do" not in out.output
+        assert "Traceback" not in out.output
+
+
+def test_sqlite_errors_read_as_what_to_do() -> None:
+    from labeler.errors import state_failed
+
+    io = state_failed("s.sqlite", sqlite3.OperationalError("disk I/O error"))
+    assert io.startswith("s.sqlite: the state database could not be read or written")
+    assert "permissions" in io
+    ro = state_failed("s.sqlite", sqlite3.OperationalError("attempt to write a readonly database"))
+    assert "read-only" in ro

@@ -9,6 +9,7 @@ commands so that ``labeler --help`` stays fast.
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -75,6 +76,22 @@ class LabelerGroup(click.Group):
                 traceback.print_exc()
             _error_line(str(exc))
             sys.exit(exc.exit_code)
+        except sqlite3.Error as exc:
+            # a state database that fails mid-command (a damaged page, a disk I/O error, a
+            # file made read-only): one line naming the file and the way out, exit 1
+            if ctx.obj and ctx.obj.get("verbose"):
+                traceback.print_exc()
+            from labeler.errors import state_failed
+            from labeler.store import Store, quick_check
+
+            path = Store.last_path
+            damaged = (
+                quick_check(path)
+                if path is not None and isinstance(exc, sqlite3.DatabaseError)
+                else None
+            )
+            _error_line(state_failed(path or "the state database", exc, damaged))
+            sys.exit(1)
         except KeyboardInterrupt:
             _error_line("interrupted; finished work is saved, run the command again to resume")
             sys.exit(130)
