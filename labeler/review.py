@@ -277,11 +277,14 @@ class ArgillaReview:
     def pull(self) -> list[HumanResponse]:
         """Every response of every record (owner/admin key needed). Read through the HTTP
         API rather than SDK objects: SDK 2.8.0 crashes on a discarded response without
-        values."""
+        values. Records Argilla counts as complete without a submitted response (their
+        reviewer's account was deleted, and its answers with it) are kept in
+        ``self.stranded`` (pair id -> record id)."""
         ds = self.dataset()
         http = self.client.api.http_client
         users = {u["id"]: u["username"] for u in self._get(http, "/api/v1/users")["items"]}
         out: list[HumanResponse] = []
+        self.stranded: dict[str, str] = {}
         offset = 0
         while True:
             page = self._get(
@@ -290,6 +293,11 @@ class ArgillaReview:
                 {"include": "responses", "offset": offset, "limit": PAGE},
             )
             for record in page["items"]:
+                given = record.get("responses") or []
+                if record.get("status") == "completed" and not any(
+                    r.get("status") == "submitted" for r in given
+                ):
+                    self.stranded[record["external_id"]] = str(record["id"])
                 for resp in record.get("responses") or []:
                     values = resp.get("values") or {}
                     out.append(
@@ -375,6 +383,18 @@ class ArgillaReview:
             return response.json()
 
         return self._call(go)
+
+    def reopen(self, record_ids: list[str]) -> None:
+        """Delete records so that pushing their pairs again creates them afresh, open to
+        every reviewer (Argilla 2.8 keeps a record "completed" when the responses that
+        completed it are deleted with their user, and never reopens it)."""
+        http = self.client.api.http_client
+        for record_id in record_ids:
+
+            def go(record_id: str = record_id) -> None:
+                http.delete(f"/api/v1/records/{record_id}").raise_for_status()
+
+            self._call(go)
 
     def delete_dataset(self) -> None:
         ds = self.find_dataset()

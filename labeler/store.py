@@ -1037,6 +1037,22 @@ class Store:
             )
             return cur.rowcount
 
+    def pair_ids_in_state(self, state: str) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT id FROM pairs WHERE state = ?", (state,))}
+
+    def requeue_pairs(self, pair_ids: list[str]) -> int:
+        """in_review -> needs_review for these pairs (pushed again at the next push)."""
+        now = time.time()
+        with self.transaction() as db:
+            return sum(
+                db.execute(
+                    "UPDATE pairs SET state = 'needs_review', updated_at = ? "
+                    "WHERE id = ? AND state = 'in_review'",
+                    (now, pid),
+                ).rowcount
+                for pid in pair_ids
+            )
+
     def in_review_by_dataset(self) -> dict[str, int]:
         """Pairs in review per Argilla dataset they were pushed to."""
         return {

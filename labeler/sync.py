@@ -45,6 +45,7 @@ class SyncSummary:
     calibration: dict[str, Any] = field(default_factory=dict)
     fast_verdicts: int = 0
     escalated: int = 0  # ties sent to one more reviewer in this sync
+    reopened: int = 0  # pairs whose answers vanished in Argilla, back in the queue
     settings_updated: list[str] = field(default_factory=list)  # e.g. ["guidelines"]
     settings_error: str | None = None  # Argilla refused the update (sync goes on)
 
@@ -230,6 +231,26 @@ def escalate_ties(
     return sent
 
 
+def _reopen_stranded(store: Store, targets: list[Any], responses: list[Any]) -> int:
+    """Pairs in review whose Argilla records count as complete without any submitted answer
+    (a reviewer's account was deleted in Argilla, and their answers with it): nobody would
+    ever be asked again. Their records are deleted and the pairs queued to be pushed
+    afresh. Returns how many."""
+    in_review = store.pair_ids_in_state("in_review")
+    answered = {r.pair_id for r in responses if r.status == "submitted"}
+    reopened = 0
+    for target in targets:
+        stranded = {
+            pid: rid
+            for pid, rid in getattr(target, "stranded", {}).items()
+            if pid in in_review and pid not in answered
+        }
+        if stranded:
+            target.reopen(list(stranded.values()))
+            reopened += store.requeue_pairs(list(stranded))
+    return reopened
+
+
 def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSummary:
     """Push pending pairs, pull verdicts, decide pairs, rewrite the dataset. ``finish``:
     the end of the project — a final look at the calibration sample with all the
@@ -266,6 +287,9 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
             raise ReviewError(pushed.error)
         order = store.shown_order()
         responses = [r for t in targets for r in t.pull()] if order else []
+        summary.reopened = _reopen_stranded(store, targets, responses) if order else 0
+        if summary.reopened:  # their records were deleted: push them afresh now
+            summary.pushed += push_pending(store, cfg, review).pushed
         held = {(r["pair_id"], r["reviewer"]) for r in store.flags("escalated")}
         rows = [
             (

@@ -637,3 +637,36 @@ def test_a_reviewer_cannot_read_another_reviewers_answer(
     ] == ["also mine"]
     synced = p.run_json("sync")
     assert synced["responses"] == 2 and synced["newly_decided"] == 1
+
+
+def test_pairs_of_a_reviewer_deleted_in_argilla_go_back_to_the_queue(
+    review_project: Project, judge_server
+) -> None:
+    """Issue 19: deleting a reviewer's account in Argilla's UI deletes their answers but
+    leaves their records "completed": nobody is ever asked again. Sync now finds records
+    complete without an answer, reopens them (deleted and pushed afresh) and says so."""
+    p = review_project
+    p.set(judge={"base_url": judge_server(unsure).url})
+    p.pairs(good_bad_rows(3))
+    p.run_json("round")
+    gone, stays = add_reviewer(p, "gone-del"), add_reviewer(p, "stays-del")
+    ds_id = gone.dataset_id(dataset_name(p))
+    record = gone.pending(ds_id)[0]
+    gone.submit(record["id"], pick_good(record), reason="before leaving")
+    # the owner deletes the account in Argilla (its answers go with it), before any sync
+    cfg = load_config(p.config, environ={})
+    with connect(cfg) as review:
+        http = review.client.api.http_client
+        users = http.get("/api/v1/users").json()["items"]
+        uid = next(u["id"] for u in users if u["username"] == "gone-del")
+        http.delete(f"/api/v1/users/{uid}").raise_for_status()
+    assert all(r["external_id"] != record["external_id"] for r in stays.pending(ds_id))
+    synced = p.run_json("sync")
+    assert synced["reopened"] == 1 and synced["awaiting"] == 3
+    shown = p.run("sync")
+    assert "pairs back in the queue" not in shown.stdout  # said once, when it happened
+    pending = {r["external_id"] for r in stays.pending(ds_id)}
+    assert record["external_id"] in pending and len(pending) == 3
+    review_all(stays, ds_id, pick_good)
+    final = p.run_json("sync")
+    assert final["awaiting"] == 0 and final["reopened"] == 0
