@@ -1053,6 +1053,26 @@ class Store:
                 for pid in pair_ids
             )
 
+    def repush_loss(self, dataset: str) -> dict[str, Any]:
+        """For the pairs in review in a deleted Argilla dataset: how many, the verdicts
+        synced before (kept in the state) and the time of the last sync of any verdict."""
+        row = self.db.execute(
+            "SELECT COUNT(DISTINCT p.id), "
+            "(SELECT COUNT(*) FROM human_responses h JOIN review_items r2 "
+            " ON r2.pair_id = h.pair_id JOIN pairs p2 ON p2.id = h.pair_id "
+            " WHERE r2.dataset = ? AND p2.state = 'in_review' AND h.status = 'submitted'), "
+            "(SELECT MAX(synced_at) FROM human_responses) "
+            "FROM pairs p JOIN review_items r ON r.pair_id = p.id "
+            "WHERE r.dataset = ? AND p.state = 'in_review'",
+            (dataset, dataset),
+        ).fetchone()
+        return {
+            "pairs": int(row[0]),
+            "kept": int(row[1]),
+            "last_sync": row[2],
+            "at_most": int(row[0]),
+        }
+
     def in_review_by_dataset(self) -> dict[str, int]:
         """Pairs in review per Argilla dataset they were pushed to."""
         return {

@@ -8,6 +8,7 @@ Both are idempotent: pushing upserts by pair id, syncing twice changes nothing.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -46,6 +47,8 @@ class SyncSummary:
     fast_verdicts: int = 0
     escalated: int = 0  # ties sent to one more reviewer in this sync
     reopened: int = 0  # pairs whose answers vanished in Argilla, back in the queue
+    repushed: int = 0  # --repush: pairs pushed again to a recreated dataset
+    repush_loss: str | None = None  # --repush: what was lost with the deleted dataset
     settings_updated: list[str] = field(default_factory=list)  # e.g. ["guidelines"]
     settings_error: str | None = None  # Argilla refused the update (sync goes on)
 
@@ -231,6 +234,22 @@ def escalate_ties(
     return sent
 
 
+def _repush_loss_note(pairs: int, lost: dict[str, Any]) -> str:
+    """What went with a deleted dataset: verdicts given after the last sync (labeler
+    never saw them; at most one per reviewer asked on each pair in review), while the
+    verdicts synced before are kept and still count."""
+    when = (
+        time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(lost["last_sync"]))
+        if lost["last_sync"]
+        else "never"
+    )
+    return (
+        f"{pairs} pairs in review pushed again; verdicts given on them after the last sync "
+        f"({when}) were lost with the dataset (up to {lost['at_most']}); "
+        f"{lost['kept']} verdicts synced before are kept and still count"
+    )
+
+
 def _reopen_stranded(store: Store, targets: list[Any], responses: list[Any]) -> int:
     """Pairs in review whose Argilla records count as complete without any submitted answer
     (a reviewer's account was deleted in Argilla, and their answers with it): nobody would
@@ -268,7 +287,11 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
         if repush:
             for target in datasets_in_use(store, cfg, review):
                 if target.find_dataset() is None:
-                    store.requeue_in_review(target.dataset_name)
+                    lost = store.repush_loss(target.dataset_name)
+                    need = cfg.reviewers_needed(target.dataset_name == cfg.double_dataset)
+                    lost["at_most"] = max(lost["pairs"] * need - lost["kept"], 0)
+                    summary.repushed += store.requeue_in_review(target.dataset_name)
+                    summary.repush_loss = _repush_loss_note(summary.repushed, lost)
         pushed = push_pending(store, cfg, review)
         targets = datasets_in_use(store, cfg, review)
         for target in targets:

@@ -249,13 +249,19 @@ def test_dataset_deleted_by_hand(review_project: Project, judge_server) -> None:
     p.set(judge={"base_url": judge_server(unsure).url})
     p.pairs(good_bad_rows(3))
     p.run_json("round")
+    # a verdict given and never synced goes with the dataset: --repush says so
+    hana = add_reviewer(p, "hana-del")
+    record = hana.pending(hana.dataset_id(dataset_name(p)))[0]
+    hana.submit(record["id"], pick_good(record))
     with connect(load_config(p.config, environ={})) as review:
         review.delete_dataset()
     result = p.run("sync")
     assert result.exit_code == 1
     assert "does not exist (deleted by hand?)" in result.stderr and "--repush" in result.stderr
     data = p.run_json("sync", "--repush")
-    assert data["pushed"] == 3
+    assert data["pushed"] == 3 and data["repushed"] == 3
+    assert data["repush_loss"].startswith("3 pairs in review pushed again; verdicts given")
+    assert "(up to 3)" in data["repush_loss"] and "0 verdicts synced before" in data["repush_loss"]
     gina = add_reviewer(p, "gina-del")
     assert len(gina.pending(gina.dataset_id(dataset_name(p)))) == 3
 

@@ -283,6 +283,8 @@ def sync_table(s: dict[str, Any]) -> Table:
         table.add_row(f"[yellow]updated in Argilla: {what}[/]", "yes")
     if s.get("settings_error"):
         table.add_row("[red]guidelines not updated in Argilla[/]", escape(s["settings_error"]))
+    if s.get("repush_loss"):
+        table.add_row("[yellow]--repush[/]", escape(s["repush_loss"]))
     if s.get("reopened"):
         table.add_row(
             "[yellow]answers gone from Argilla (a deleted reviewer?): pairs back in the queue[/]",
