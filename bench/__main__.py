@@ -2,7 +2,7 @@
 
 scripts/dev bench                       everything
 scripts/dev bench startup throughput    some of: startup throughput memory review import
-                                        calibration tiers panel parity
+                                        calibration tiers panel parity injection
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 from bench import (
     calibration_bench,
     import_bench,
+    injection_bench,
     panel_bench,
     parity_bench,
     review_bench,
@@ -28,19 +29,15 @@ from bench import (
 )
 
 ROUND_PARTS = ("startup", "throughput", "memory")
+OTHERS = ("review", "calibration", "import", "tiers", "panel", "parity", "injection")
 
 
 def main() -> None:
     which = sys.argv[1:]
-    unknown = [
-        w
-        for w in which
-        if w not in (*ROUND_PARTS, "review", "calibration", "import", "tiers", "panel", "parity")
-    ]
+    unknown = [w for w in which if w not in (*ROUND_PARTS, *OTHERS)]
     if unknown:
         sys.exit(
-            f"unknown benchmark {unknown[0]!r}; choose from "
-            f"{', '.join(ROUND_PARTS)}, review, calibration, import, tiers, panel, parity"
+            f"unknown benchmark {unknown[0]!r}; choose from {', '.join((*ROUND_PARTS, *OTHERS))}"
         )
     results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -56,6 +53,8 @@ def main() -> None:
         results["import"] = import_bench.main()
     if not which or "calibration" in which:
         results["calibration"] = calibration_bench.main()
+    if not which or "injection" in which:
+        results["injection"] = injection_bench.main()
     if not which or "parity" in which:
         results["parity"] = parity_bench.main()
     if not which or "tiers" in which:

@@ -26,6 +26,7 @@ from labeler import costs, prompts, versions
 from labeler.batches import BatchWriter, Recording, custom_id
 from labeler.calibration import NEVER
 from labeler.config import Config, JudgeConfig
+from labeler.confusables import fold_table
 from labeler.dataset import write_dataset
 from labeler.errors import ConfigError, JudgeError, ReviewError, SourceError, StateError
 from labeler.injection import suspect_pair
@@ -560,7 +561,7 @@ class _Judging:
                 pair, None, 0.0, False, {"near_identical": True}, "review", "near_duplicate"
             )
             return True
-        injected = suspect_pair(pair.response_a, pair.response_b)
+        injected = suspect_pair(pair.response_a, pair.response_b, pair.prompt, fold_table())
         if injected:
             self.store.flag(pair.id, "suspected_injection", injected)
             self._store_verdict(

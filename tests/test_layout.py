@@ -61,6 +61,9 @@ def test_each_vendor_library_has_one_adapter() -> None:
     assert users["openai"] == {"judge"}
     assert users["argilla"] == {"review"}
     assert users["datasets"] <= {"export", "pairs"}  # output, and Hugging Face sources
+    # Unicode's confusables table is read (as package data) in one module only
+    readers = {p.stem for p in PACKAGE.rglob("*.py") if "confusable_homoglyphs" in p.read_text()}
+    assert readers == {"confusables"}
 
 
 def test_rounds_and_sync_depend_one_way() -> None:
