@@ -13,6 +13,7 @@ that recalibrates) are counted, not re-locked.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -26,6 +27,15 @@ from labeler.errors import ProjectBusy, StateError, write_failed
 
 _held: dict[tuple[Path, int], int] = {}  # (lock path, thread) -> nesting depth
 _guard = threading.Lock()
+# state folders whose last writer did not release the lock cleanly (killed, crashed): the
+# lock file still named it when this process took the lock
+_unclean: set[Path] = set()
+
+
+def stopped_uncleanly(state_dir: Path) -> bool:
+    """Did the command before the one holding the lock now stop without releasing it (a
+    kill -9, a crash, a power cut)? Its writes may have been cut short."""
+    return state_dir.resolve() in _unclean
 
 
 def holder(path: Path) -> str:
@@ -83,6 +93,8 @@ def project_lock(
                     told = True
                 time.sleep(poll_s)
         try:
+            if os.fstat(fd).st_size:  # a clean release empties the file: this one did not
+                _unclean.add(state_dir.resolve())
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps({"command": command, "pid": os.getpid()}).encode(), 0)
         except OSError:
@@ -94,6 +106,8 @@ def project_lock(
         finally:
             with _guard:
                 del _held[me]
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)  # released cleanly (see stopped_uncleanly)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)

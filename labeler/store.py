@@ -265,6 +265,7 @@ class Store:
         self.path = path
         Store.last_path = path
         self._refuse_lost_state()
+        self._check_after_unclean_stop()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # one thread at a time, but not always the opening one: a round started inside a
@@ -316,6 +317,18 @@ class Store:
             f"({evidence} exists); restore {path.name} from your backup, or delete {evidence} "
             "to start a new project here (every pair is judged and paid for again)"
         )
+
+    def _check_after_unclean_stop(self) -> None:
+        """After a command stopped without releasing the project lock (killed, crashed),
+        ``PRAGMA quick_check`` the state before using it: a damaged file is reported with
+        the way out, never read as a smaller project ("Nothing to do")."""
+        from labeler.lock import stopped_uncleanly
+
+        if not self.path.exists() or not stopped_uncleanly(self.path.parent):
+            return
+        damaged = quick_check(self.path)
+        if damaged is not None:
+            raise StateError(state_failed(self.path, RuntimeError(damaged), damaged))
 
     def _mark(self) -> None:
         if self.marker.exists():

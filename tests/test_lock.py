@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from labeler.errors import ProjectBusy
-from labeler.lock import project_lock
+from labeler.lock import project_lock, stopped_uncleanly
 from tests.conftest import Project, good_bad_rows
 
 HOLD = """
@@ -65,7 +65,16 @@ def test_kill_minus_9_leaves_no_stale_lock(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "lock").read_text())["pid"] == proc.pid
     with project_lock(tmp_path, "round"):
         assert json.loads((tmp_path / "lock").read_text())["pid"] == os.getpid()
+        assert stopped_uncleanly(tmp_path)  # the state opened now gets a quick_check
     assert (tmp_path / "lock").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "lock").read_text() == ""  # a clean release empties the file
+
+
+def test_a_clean_release_is_not_an_unclean_stop(tmp_path: Path) -> None:
+    with project_lock(tmp_path, "round"):
+        pass
+    with project_lock(tmp_path, "sync"):
+        assert not stopped_uncleanly(tmp_path)
 
 
 def test_nested_takes_in_one_process_do_not_block(tmp_path: Path) -> None:

@@ -158,3 +158,18 @@ def test_sqlite_errors_read_as_what_to_do() -> None:
     assert "permissions" in io
     ro = state_failed("s.sqlite", sqlite3.OperationalError("attempt to write a readonly database"))
     assert "read-only" in ro
+
+
+def test_after_an_unclean_stop_a_damaged_state_is_found_on_opening(project: Any) -> None:
+    """A command killed mid-write (the lock file still names it) makes the next one run
+    `PRAGMA quick_check` when it opens the state: damage is reported before anything
+    reads the file as a smaller project."""
+    from labeler.lock import project_lock
+
+    project.pairs(good_bad_rows(300))
+    assert project.run("round", "--limit", "100").exit_code == 0
+    state = project.root / ".labeler"
+    _damage(state / "state.sqlite")
+    (state / "lock").write_text('{"command": "round", "pid": 999999}')  # killed holder
+    with project_lock(state, "round"), pytest.raises(StateError, match="is damaged"):
+        Store(state / "state.sqlite")
