@@ -1079,12 +1079,7 @@ class Store:
             "WHERE r.dataset = ? AND p.state = 'in_review'",
             (dataset, dataset),
         ).fetchone()
-        return {
-            "pairs": int(row[0]),
-            "kept": int(row[1]),
-            "last_sync": row[2],
-            "at_most": int(row[0]),
-        }
+        return {"pairs": int(row[0]), "kept": int(row[1]), "last_sync": row[2]}
 
     def in_review_by_dataset(self) -> dict[str, int]:
         """Pairs in review per Argilla dataset they were pushed to."""
