@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
@@ -166,3 +167,19 @@ def test_every_table_is_readable_at_80_columns(tmp_path: Path, judge_server) -> 
     calibrate = outputs["calibrate"].stdout
     for header in ("thresholds A/B", "coverage", "judge=human", "kappa", "reviewers"):
         assert header in calibrate
+
+
+@pytest.mark.parametrize("command", ["status", "sync", "serve", "round", "report", "calibrate"])
+def test_project_commands_refuse_outside_a_project(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20: in a folder without config.toml, `serve` started a second empty Argilla,
+    `sync` left a lock file, `status` exited 0. Each now exits 2 in one line, and the
+    folder stays empty."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LABELER_CONFIG", raising=False)
+    result = CliRunner().invoke(main, [command])
+    assert result.exit_code == 2, result.output
+    assert "no config.toml here" in result.stderr and "labeler init" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -122,10 +122,19 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 
 def load(ctx: click.Context, **overrides: Any) -> Any:
     """The config for a command, with its flags as the top layer of precedence."""
-    from labeler.config import ignored_env_message, load_config
+    from labeler.config import DEFAULT_CONFIG_NAME, ENV_PREFIX, ignored_env_message, load_config
+    from labeler.errors import ConfigError
 
+    path = ctx.obj.get("config_path")
+    outside = path is None and not os.environ.get(ENV_PREFIX + "CONFIG")
+    if outside and not Path(DEFAULT_CONFIG_NAME).exists():
+        # a project command outside a project would start an empty one (a second Argilla,
+        # a lock file, "nothing to do"): it touches nothing and says so
+        raise ConfigError(
+            f"no {DEFAULT_CONFIG_NAME} here ({Path.cwd()}); run `labeler init` or pass --config"
+        )
     flags = {k: v for k, v in overrides.items() if v is not None}
-    cfg = load_config(ctx.obj.get("config_path"), flags)
+    cfg = load_config(path, flags)
     for name in cfg.ignored_env:
         click.echo(ignored_env_message(name), err=True)
     return cfg
