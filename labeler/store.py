@@ -1212,6 +1212,14 @@ class Store:
             "SELECT * FROM thresholds WHERE tier = ? ORDER BY version", (tier,)
         ).fetchall()
 
+    def set_thresholds_report(self, row_id: int, report: dict[str, Any]) -> None:
+        """Replace a saved thresholds version's report (its message is known only after
+        the pairs were rechecked against it)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE thresholds SET report = ? WHERE version = ?", (json.dumps(report), row_id)
+            )
+
     def save_thresholds(
         self,
         a: float,

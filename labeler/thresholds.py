@@ -286,8 +286,9 @@ def _recalibrate_tier(
         ece,
         c.guarantee,
     )
+    saved = 0
     if changed:
-        store.save_thresholds(
+        saved = store.save_thresholds(
             new.a, new.b, new.weights, new.audit_rate, result.to_dict(), asdict(new), tier
         )
     counts = recheck(store, cfg, new, tier)
@@ -299,6 +300,8 @@ def _recalibrate_tier(
             f"; {counts['rechecked']} judge-accepted pairs no longer pass and went back to "
             "humans (recheck)"
         )
+    if saved:  # the history keeps what this version's sync said
+        store.set_thresholds_report(saved, result.to_dict())
     return result
 
 
@@ -434,8 +437,9 @@ def _recalibrate_planned(
         None if chosen is None else asdict(chosen), bins, ece, guarantee=c.guarantee,
         quality=c.quality,
     )  # fmt: skip
+    saved = 0
     if changed:
-        store.save_thresholds(
+        saved = store.save_thresholds(
             new.a, new.b, new.weights, new.audit_rate, result.to_dict(), asdict(new), tier
         )
     counts = recheck(store, cfg, new, tier)
@@ -445,6 +449,8 @@ def _recalibrate_planned(
     result.message = _planned_message(
         prev, new, drift, recent, look, counts, alpha, delta, c.min_labels, parity is not None
     )
+    if saved:  # the history keeps what this version's sync said (no empty "v1: " lines)
+        store.set_thresholds_report(saved, result.to_dict())
     return result
 
 

@@ -5,6 +5,7 @@ looking at the calibration sample; the project's end with `round --finish`'s lib
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from labeler.config import load_config
@@ -42,6 +43,9 @@ def test_a_good_judge_is_certified_at_the_first_look_and_waiting_pairs_join_the_
     assert decided >= 69  # the first look needs 69 labels at target 0.8, delta 0.1
     out = project.run("calibrate")
     assert out.exit_code == 0, out.output
+    # issue 20: the history says what each version's sync said (no empty "v1: " lines)
+    history = [line for line in out.output.splitlines() if re.match(r"v\d+:", line)]
+    assert history and all(len(line.split(":", 1)[1].strip()) > 10 for line in history), history
     labels = _labels(project)
     assert labels["certified"] == waiting and labels["provisional"] == 0, out.output
     cfg = load_config(project.config, environ={})
