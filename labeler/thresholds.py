@@ -614,10 +614,22 @@ def _planned_message(
 
 
 def _fmt(t: Thresholds) -> str:
-    def one(x: float) -> str:
-        return "never" if x >= cal.NEVER else f"{x:.3f}"
+    """The thresholds in force, in the judge's own terms: which verdicts enter the dataset
+    (certified) and which are held back waiting for evidence (provisional). A learned
+    score (the retest procedure) is said to be one: it is not a probability."""
+    learned = t.weights is not None
 
-    return f"certified >= {one(t.certified_a)}, provisional >= {one(t.a)}"
+    def one(x: float) -> str:
+        if x >= cal.NEVER:
+            return "none"
+        return f"learned score >= {x:.3f}" if learned else f"judge confidence >= {x:.1%}"
+
+    held = (
+        "none beyond those"
+        if t.a >= t.certified_a
+        else f"{one(t.a)}, held back until evidence covers them"
+    )
+    return f"certified (into the dataset): {one(t.certified_a)}; provisional: {held}"
 
 
 def _message(

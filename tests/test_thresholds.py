@@ -46,6 +46,8 @@ def test_a_good_judge_is_certified_at_the_first_look_and_waiting_pairs_join_the_
     # issue 20: the history says what each version's sync said (no empty "v1: " lines)
     history = [line for line in out.output.splitlines() if re.match(r"v\d+:", line)]
     assert history and all(len(line.split(":", 1)[1].strip()) > 10 for line in history), history
+    # thresholds in the judge's own terms, not a bare number on an unnamed scale
+    assert "certified (into the dataset): judge confidence >=" in " ".join(out.output.split())
     labels = _labels(project)
     assert labels["certified"] == waiting and labels["provisional"] == 0, out.output
     cfg = load_config(project.config, environ={})

@@ -44,7 +44,8 @@ def calibrate(ctx: click.Context, as_json: bool, plot_path: Path | None, wait: b
     console = render.Console()
     console.print(render.quality_table(result["rounds"]))
     for change in result["history"]:
-        console.print(f"v{change['version']}: {change['message']}", markup=False)
+        if change["message"]:  # states written before messages were kept have none
+            console.print(f"v{change['version']}: {change['message']}", markup=False)
     console.print(render.calibration_message(result["recalibration"]))
     if result["plot"]:
         console.print(f"Reliability diagram: {result['plot']}", markup=False)
