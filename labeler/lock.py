@@ -34,8 +34,14 @@ _unclean: set[Path] = set()
 
 def stopped_uncleanly(state_dir: Path) -> bool:
     """Did the command before the one holding the lock now stop without releasing it (a
-    kill -9, a crash, a power cut)? Its writes may have been cut short."""
+    kill -9, a crash, a power cut), and its state not been checked since? Its writes may
+    have been cut short."""
     return state_dir.resolve() in _unclean
+
+
+def checked(state_dir: Path) -> None:
+    """The state was checked after an unclean stop: later opens need not check again."""
+    _unclean.discard(state_dir.resolve())
 
 
 def holder(path: Path) -> str:

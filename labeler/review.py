@@ -298,7 +298,7 @@ class ArgillaReview:
                     r.get("status") == "submitted" for r in given
                 ):
                     self.stranded[record["external_id"]] = str(record["id"])
-                for resp in record.get("responses") or []:
+                for resp in given:
                     values = resp.get("values") or {}
                     out.append(
                         HumanResponse(

@@ -322,13 +322,14 @@ class Store:
         """After a command stopped without releasing the project lock (killed, crashed),
         ``PRAGMA quick_check`` the state before using it: a damaged file is reported with
         the way out, never read as a smaller project ("Nothing to do")."""
-        from labeler.lock import stopped_uncleanly
+        from labeler.lock import checked, stopped_uncleanly
 
         if not self.path.exists() or not stopped_uncleanly(self.path.parent):
             return
         damaged = quick_check(self.path)
         if damaged is not None:
             raise StateError(state_failed(self.path, RuntimeError(damaged), damaged))
+        checked(self.path.parent)  # once per command: a large file takes a while to read
 
     def _mark(self) -> None:
         if self.marker.exists():
@@ -1099,6 +1100,11 @@ class Store:
             (dataset, round_id),
         ).fetchone()
         return int(row[0])
+
+    def review_datasets(self, pair_ids: list[str]) -> dict[str, str]:
+        """The Argilla dataset each of these pairs was pushed to (those pushed before)."""
+        sql = "SELECT pair_id, dataset FROM review_items WHERE pair_id IN ({marks})"
+        return {r[0]: r[1] for r in self._in_chunks(sql, pair_ids)}
 
     def datasets_pushed(self) -> set[str]:
         """The Argilla datasets pairs were ever pushed to."""

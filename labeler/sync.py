@@ -171,9 +171,13 @@ def push_pending(store: Store, cfg: Config, review: Any | None = None) -> PushRe
     result = PushResult(waiting=len(records))
     if not records:
         return result
+    # a pair pushed before (re-queued after its dataset or record was deleted) goes back to
+    # the dataset it was in, whatever review.double_share says now
+    earlier = store.review_datasets([rec.pair_id for rec in records])
     groups: dict[str, list[Any]] = {}
     for rec in records:
-        groups.setdefault(dataset_of(cfg, rec.pair_id), []).append(rec)
+        name = earlier.get(rec.pair_id) or dataset_of(cfg, rec.pair_id)
+        groups.setdefault(name, []).append(rec)
     in_review = store.in_review_by_dataset()
     own = review is None
     try:
@@ -285,13 +289,17 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
         Store(cfg.db_path) as store,
     ):
         if repush:
+            lost = {"kept": 0, "at_most": 0, "last_sync": None}
             for target in datasets_in_use(store, cfg, review):
                 if target.find_dataset() is None:
-                    lost = store.repush_loss(target.dataset_name)
+                    gone = store.repush_loss(target.dataset_name)
                     need = cfg.reviewers_needed(target.dataset_name == cfg.double_dataset)
-                    lost["at_most"] = max(lost["pairs"] * need - lost["kept"], 0)
+                    lost["kept"] += gone["kept"]
+                    lost["at_most"] += max(gone["pairs"] * need - gone["kept"], 0)
+                    lost["last_sync"] = gone["last_sync"]
                     summary.repushed += store.requeue_in_review(target.dataset_name)
-                    summary.repush_loss = _repush_loss_note(summary.repushed, lost)
+            if summary.repushed:
+                summary.repush_loss = _repush_loss_note(summary.repushed, lost)
         pushed = push_pending(store, cfg, review)
         targets = datasets_in_use(store, cfg, review)
         for target in targets:
