@@ -118,6 +118,13 @@ def look_delta(delta: float, look: int) -> float:
     return delta * FIRST_LOOK_SHARE * (1 - FIRST_LOOK_SHARE) ** look
 
 
+def look_level(delta: float, spent: float, looks: int, final: bool) -> float:
+    """What the next look may spend: ``look_delta`` within what is left, or, at the
+    project's final look, all that is left."""
+    left = max(delta - spent, 0.0)
+    return left if final else min(look_delta(delta, looks), left)
+
+
 def look_due(labels: int, looks: int, alpha: float, delta: float) -> bool:
     """Is a look (other than the final one) due, with ``labels`` in the calibration sample
     and ``looks`` taken? Looks come when the sample reaches ``first_look_count`` and then
@@ -326,10 +333,9 @@ def plan_look(
     itself extends the certificate, since the union of two regions each at parity is at
     parity. There is no futility stop (pairs wait until the project's end)."""
     if parity is not None:
-        agree = np.ones(len(scores), bool) if reviewers_agree is None else reviewers_agree
         return _parity_look(
-            scores, labelled, parity, agree, delta, looks, spent, floor, final, certified, draw,
-            margin,
+            scores, labelled, parity, reviewers_agree, delta, looks, spent, floor, final,
+            certified, draw, margin,
         )  # fmt: skip
     n_lab = int(labelled.sum())
     due = final or (n_lab >= min_labels and look_due(n_lab, looks, alpha, delta))
@@ -338,8 +344,7 @@ def plan_look(
         return Look(False, 0.0, nothing, len(scores), n_lab, True)
     if not due or n_lab == 0:
         return Look(False, 0.0, nothing, len(scores), n_lab)
-    left = max(delta - spent, 0.0)
-    level = left if final else min(look_delta(delta, looks), left)
+    level = look_level(delta, spent, looks, final)
     grid = plan_grid(scores, floor)
     if guarantee == "expected":
         # conformal selection spends no delta: taking the lowest threshold over many
@@ -377,6 +382,7 @@ def parity_z(judge: str | None, first: str, second: str) -> float:
 
 BET_CAP = 0.5  # a bet never stakes more than this share of what a loss could cost
 PARITY_FLOOR = 0.5  # reviewers must agree more often than this (a coin toss on A/B)
+PARITY_ALPHA = 0.15  # looks under human parity come at the milestones of this target
 
 
 def betting_rejects(x: np.ndarray, m0: float, lo: float, delta: float) -> bool:
@@ -467,7 +473,7 @@ def _parity_look(
     scores: np.ndarray,
     labelled: np.ndarray,
     parity: np.ndarray,
-    agree: np.ndarray,
+    agree: np.ndarray | None,
     delta: float,
     looks: int,
     spent: float,
@@ -485,8 +491,7 @@ def _parity_look(
     due = final or look_due(evidence, looks, PARITY_ALPHA, delta)
     if not due or evidence == 0:
         return Look(False, 0.0, nothing, len(scores), evidence)
-    left = max(delta - spent, 0.0)
-    level = left if final else min(look_delta(delta, looks), left)
+    level = look_level(delta, spent, looks, final)
     band = scores < certified  # before a certificate: every pair
     grid = plan_grid(scores[band], floor)
     choice = (
@@ -497,7 +502,7 @@ def _parity_look(
             level,
             grid,
             None if draw is None else draw[band],
-            agree[band],
+            None if agree is None else agree[band],
         )
         if level > 0
         else nothing
@@ -505,6 +510,3 @@ def _parity_look(
     if choice.threshold >= certified:
         choice = nothing
     return Look(True, level, choice, len(scores), evidence)
-
-
-PARITY_ALPHA = 0.15  # looks under human parity come at the milestones of this target

@@ -61,7 +61,8 @@ def build_report(cfg: Config) -> dict[str, Any]:
         raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
     with Store(cfg.db_path) as store:
         ledgers = round_ledgers(store, cfg)
-        quality = {q["round"]: q for q in round_report(store, cfg)}
+        human_human = consensus.human_agreement(reviewer_votes(store, cfg))
+        quality = {q["round"]: q for q in round_report(store, cfg, human_human)}
         rows, total = [], None
         for rid, led in ledgers.items():
             review: dict[str, int] = {}
@@ -71,7 +72,6 @@ def build_report(cfg: Config) -> dict[str, Any]:
             rows.append(_row(rid, led, quality.get(rid), review))
             total = led if total is None else total + led
         flags = [dict(r) for r in store.flags()]
-        human_human = consensus.human_agreement(reviewer_votes(store, cfg))
         labels = store.label_status_counts()
         tiers = tier_totals(store, cfg) if len(cfg.judges) > 1 else []
     return {

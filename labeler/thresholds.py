@@ -305,17 +305,17 @@ def _recalibrate_tier(
     return result
 
 
+def _drift_audit(row: Any, d: cal.Judged, t: Thresholds, since: int) -> bool:
+    """Is this a certified pair audited at ``t``'s audit rate by a round routed with
+    thresholds version ``since`` or later (what the drift watch reads)?"""
+    return (
+        row["thresholds_version"] >= since and row["reason"] == "audit" and (d.pi == t.audit_rate)
+    )
+
+
 def _recent_audits(data: list[tuple[Any, cal.Judged]], t: Thresholds, since: int) -> list[bool]:
-    """Agreement of the certified pairs audited at ``t``'s audit rate by rounds routed
-    with thresholds version ``since`` or later (the drift watch)."""
-    return [
-        not d.disagrees
-        for row, d in data
-        if row["thresholds_version"] >= since
-        and row["reason"] == "audit"
-        and d.human
-        and d.pi == t.audit_rate
-    ]
+    """Agreement of the drift watch's audits that humans decided (``_drift_audit``)."""
+    return [not d.disagrees for row, d in data if _drift_audit(row, d, t, since) and d.human]
 
 
 def reviewer_votes(store: Store, cfg: Config) -> list[consensus.Vote]:
@@ -361,10 +361,7 @@ def _recent_parity(
     return [
         float(parity[i])
         for i, (row, d) in enumerate(data)
-        if row["thresholds_version"] >= since
-        and row["reason"] == "audit"
-        and d.pi == t.audit_rate
-        and not np.isnan(parity[i])
+        if _drift_audit(row, d, t, since) and not np.isnan(parity[i])
     ]
 
 
@@ -678,9 +675,12 @@ def decided(store: Store) -> list[tuple[Any, cal.Judged]]:
     ]
 
 
-def round_report(store: Store, cfg: Config) -> list[dict[str, Any]]:
+def round_report(
+    store: Store, cfg: Config, human_human: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Per round: thresholds in force, coverage, audited agreement, judge-human agreement
-    with and without ties, Cohen's kappa, agreement between reviewers."""
+    with and without ties, Cohen's kappa, agreement between reviewers (from
+    ``human_human``, ``consensus.human_agreement``'s result, when the caller has it)."""
     delta = 1 - cfg.calibration.confidence
     versions = {
         json.loads(r["params"]).get("version", r["version"]) if r["params"] else r["version"]: (
@@ -688,10 +688,9 @@ def round_report(store: Store, cfg: Config) -> list[dict[str, Any]]:
         )
         for r in store.thresholds_history()
     }
-    two_reviewers = {
-        r["round"]: r["agreement"]
-        for r in consensus.human_agreement(reviewer_votes(store, cfg))["rounds"]
-    }
+    if human_human is None:
+        human_human = consensus.human_agreement(reviewer_votes(store, cfg))
+    two_reviewers = {r["round"]: r["agreement"] for r in human_human["rounds"]}
     by_round: dict[int, list[tuple[Any, cal.Judged]]] = {}
     for row, d in decided(store):
         by_round.setdefault(row["round_id"], []).append((row, d))
