@@ -64,7 +64,7 @@ import click
     "--parity",
     is_flag=True,
     help="Human parity: realistic reviewers (who err more on hard pairs), two of them on "
-    'a share of the review pairs, and calibration.quality = "human_parity".',
+    'every review pair, and calibration.quality = "human_parity".',
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 def demo(
