@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from labeler import consensus, costs
+from labeler.agreement import reviewer_votes
 from labeler.config import Config
 from labeler.errors import StateError
 from labeler.ledger import round_ledgers, tier_totals
 from labeler.routing import ACCEPT
 from labeler.store import Store
-from labeler.thresholds import reviewer_votes, round_report
+from labeler.thresholds import round_report
 
 
 def _thr(x: float) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 
 from labeler import calibration as cal
 from labeler import consensus, planned, versions
+from labeler.agreement import parity_evidence, reviewer_votes
 from labeler.config import Config
 from labeler.routing import CERTIFIED, PROVISIONAL, Thresholds, audit_draw, status_of
 from labeler.store import Store
@@ -318,41 +319,6 @@ def _recent_audits(data: list[tuple[Any, cal.Judged]], t: Thresholds, since: int
     return [not d.disagrees for row, d in data if _drift_audit(row, d, t, since) and d.human]
 
 
-def reviewer_votes(store: Store, cfg: Config) -> list[consensus.Vote]:
-    """The submitted verdicts on pairs two reviewers were asked to decide (the doubled
-    dataset's, or every pair when ``review.min_submitted`` >= 2), with round and judge
-    label: what human-human agreement and human parity read."""
-    doubled = None if cfg.review.min_submitted >= 2 else cfg.double_dataset
-    return [
-        consensus.Vote(
-            r["pair_id"],
-            r["round_id"],
-            r["reviewer"],
-            r["label"],
-            r["inserted_at"],
-            r["judge"] if r["judge"] in ("A", "B", "TIE") else None,
-        )
-        for r in store.double_votes(doubled)
-    ]
-
-
-def _parity_evidence(
-    store: Store, cfg: Config, data: list[tuple[Any, cal.Judged]]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each judged pair's parity statistic (``planned.parity_z``) from the first two
-    reviewers' verdicts, NaN where there are not two (or the judge's verdict was shown).
-    A pair whose two reviewers tie is evidence too, decided or not: leaving it out would
-    keep only the pairs reviewers agree on, and favour them."""
-    two = consensus.first_two(reviewer_votes(store, cfg))
-    out, agree = np.full(len(data), np.nan), np.zeros(len(data), bool)
-    for i, (row, d) in enumerate(data):
-        votes = two.get(row["pair_id"])
-        if votes is not None and d.sampled and not row["hint"]:
-            out[i] = planned.parity_z(d.signals.label, votes[0].label, votes[1].label)
-            agree[i] = votes[0].label == votes[1].label
-    return out, agree
-
-
 def _recent_parity(
     data: list[tuple[Any, cal.Judged]], t: Thresholds, since: int, parity: np.ndarray
 ) -> list[float]:
@@ -378,7 +344,7 @@ def _recalibrate_planned(
     prev = current(store, cfg, tier)
     data = judged(store, cfg, tier)
     sample = sum(1 for _, d in data if d.sampled and d.human)
-    evidence = _parity_evidence(store, cfg, data) if c.quality == "human_parity" else None
+    evidence = parity_evidence(store, cfg, data) if c.quality == "human_parity" else None
     parity = None if evidence is None else evidence[0]
     recent: list[bool] = []
     drift, look, new, pulled = False, None, prev, 0
