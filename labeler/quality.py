@@ -9,8 +9,9 @@ from typing import Any
 from labeler.config import Config
 from labeler.errors import StateError
 from labeler.lock import project_lock
+from labeler.report import round_report
 from labeler.store import Store
-from labeler.thresholds import recalibrate, round_report
+from labeler.thresholds import recalibrate
 
 
 def run_calibration(cfg: Config, plot_path: Path | None = None) -> dict[str, Any]:

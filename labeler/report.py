@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from labeler import calibration as cal
 from labeler import consensus, costs
 from labeler.agreement import reviewer_votes
 from labeler.config import Config
@@ -13,11 +15,25 @@ from labeler.errors import StateError
 from labeler.ledger import round_ledgers, tier_totals
 from labeler.routing import ACCEPT
 from labeler.store import Store
-from labeler.thresholds import round_report
+from labeler.thresholds import row_signals
 
 
-def _thr(x: float) -> str:
-    return "never" if x > 1 else f"{x:.2f}"
+def in_force(t: dict[str, Any]) -> str:
+    """The thresholds a round routed with, for a table cell, in the judge's own terms:
+    the certified threshold (the verdicts that go into the dataset), or that none was
+    certified yet (judge-accepted pairs then wait, provisional). A learned score (the
+    retest procedure) is named as one: it is not a probability."""
+    version = t.get("version", 0)
+    a, b = t.get("certified_a", t.get("a")), t.get("certified_b", t.get("b"))
+    if a is None or b is None or (a >= cal.NEVER and b >= cal.NEVER):
+        return f"v{version}: none certified"
+
+    def one(x: float) -> str:
+        if x >= cal.NEVER:
+            return "none"
+        return f"score >= {x:.3f}" if t.get("weights") is not None else f">= {x:.1%}"
+
+    return f"v{version}: {one(a)}" if a == b else f"v{version}: A {one(a)}, B {one(b)}"
 
 
 def _row(
@@ -51,9 +67,7 @@ def _row(
         "audited_agreement": q.get("audited_agreement"),
         "audited_agreement_lower": q.get("audited_agreement_lower"),
         "audited": q.get("audited", 0),
-        "thresholds": None
-        if not q
-        else f"v{q['thresholds_version']} {_thr(q['threshold_a'])}/{_thr(q['threshold_b'])}",
+        "thresholds": q.get("thresholds_in_force"),
     }
 
 
@@ -63,7 +77,7 @@ def build_report(cfg: Config) -> dict[str, Any]:
     with Store(cfg.db_path) as store:
         ledgers = round_ledgers(store, cfg)
         human_human = consensus.human_agreement(reviewer_votes(store, cfg))
-        quality = {q["round"]: q for q in round_report(store, cfg, human_human)}
+        quality = {q["round"]: q for q in round_report(store, cfg, human_human, ledgers)}
         rows, total = [], None
         for rid, led in ledgers.items():
             review: dict[str, int] = {}
@@ -96,3 +110,89 @@ def write_chart(report: dict[str, Any], path: Path) -> Path:
     from labeler.charts import rounds_png
 
     return rounds_png(report["rounds"], report["currency"], path, report["target"])
+
+
+def decided(store: Store) -> list[tuple[Any, cal.Judged]]:
+    """Every judged pair with a human decision (for the per-round quality report)."""
+    return [
+        (row, cal.Judged(row_signals(row), 1.0, True, row["human"], False))
+        for row in store.human_decided_verdicts()
+    ]
+
+
+def round_report(
+    store: Store,
+    cfg: Config,
+    human_human: dict[str, Any] | None = None,
+    ledgers: dict[int, costs.Ledger] | None = None,
+) -> list[dict[str, Any]]:
+    """Per round: thresholds in force (``in_force``), what was delivered (the round's
+    ``costs.Ledger``: certified judge labels, human decisions, coverage = certified /
+    delivered, the one coverage every command shows), the judge-accepted share of judged
+    pairs at routing (provisional included), audited agreement, judge-human agreement
+    with and without ties, Cohen's kappa, agreement between reviewers (from
+    ``human_human``, ``consensus.human_agreement``'s result, when the caller has it)."""
+    if ledgers is None:
+        ledgers = round_ledgers(store, cfg)
+    delta = 1 - cfg.calibration.confidence
+    versions = {
+        json.loads(r["params"]).get("version", r["version"]) if r["params"] else r["version"]: (
+            json.loads(r["report"])
+        )
+        for r in store.thresholds_history()
+    }
+    if human_human is None:
+        human_human = consensus.human_agreement(reviewer_votes(store, cfg))
+    two_reviewers = {r["round"]: r["agreement"] for r in human_human["rounds"]}
+    by_round: dict[int, list[tuple[Any, cal.Judged]]] = {}
+    for row, d in decided(store):
+        by_round.setdefault(row["round_id"], []).append((row, d))
+    out = []
+    for r in store.rounds():
+        rid = r["id"]
+        t = json.loads(r["thresholds"])
+        decisions = store.round_decisions(rid)
+        judged = sum(decisions.values())
+        accepted = sum(n for (a, _), n in decisions.items() if a == "accept")
+        rows = by_round.get(rid, [])
+        audits = [not d.disagrees for row, d in rows if row["reason"] == "audit"]
+        both = [(d.signals.label, d.human or "") for _, d in rows if d.signals.label]
+        no_ties = [(j, h) for j, h in both if j in ("A", "B") and h in ("A", "B")]
+        basis = versions.get(t.get("version", 0), {}).get("calibrated") or {}
+        led = ledgers.get(rid)
+        out.append(
+            {
+                "round": rid,
+                "thresholds_in_force": in_force(t),
+                "thresholds_version": t.get("version", 0),
+                "threshold_a": t.get("a"),
+                "threshold_b": t.get("b"),
+                "audit_rate": t.get("audit_rate"),
+                "certified_threshold": t.get("certified_a", t.get("a")),
+                "labels_behind_thresholds": basis.get("labelled", basis.get("sample", 0)),
+                "expected_coverage": basis.get("coverage"),
+                "expected_agreement_lower": basis.get("agreement", basis.get("agreement_lower")),
+                "judged": judged,
+                "accepted": accepted,
+                "accepted_share": accepted / judged if judged else None,
+                # delivered figures, as `labeler report` and `status` count them
+                "certified": led.certified if led else 0,
+                "delivered": led.delivered if led else 0,
+                "coverage": led.coverage if led else None,
+                "audited": len(audits),
+                "audited_agreement": sum(audits) / len(audits) if audits else None,
+                "audited_agreement_lower": cal.cp_lower(sum(audits), len(audits), delta)
+                if audits
+                else None,
+                "human_decided": led.human_decided if led else len(rows),
+                "agreement_with_ties": sum(j == h for j, h in both) / len(both) if both else None,
+                "agreement_without_ties": sum(j == h for j, h in no_ties) / len(no_ties)
+                if no_ties
+                else None,
+                "kappa": cal.cohen_kappa([j for j, _ in both], [h for _, h in both]),
+                # the first two verdicts of pairs two reviewers were asked to decide,
+                # decided or tied (consensus.human_agreement)
+                "reviewer_agreement": two_reviewers.get(rid),
+            }
+        )
+    return out

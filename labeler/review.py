@@ -200,7 +200,7 @@ class ArgillaReview:
                 ),
                 rg.TextQuestion(
                     name=REASON_QUESTION,
-                    title="Why? (optional)",
+                    title="Why? (optional; Shift+Enter to write, Esc, then Enter submits)",
                     required=False,
                     use_markdown=False,
                 ),

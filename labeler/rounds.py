@@ -11,782 +11,51 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import json
-import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
-from labeler import costs, prompts, versions
-from labeler.batches import BatchWriter, Recording, custom_id
-from labeler.calibration import NEVER
-from labeler.config import Config, JudgeConfig
-from labeler.confusables import fold_table
+from labeler import costs, versions
+from labeler.batches import BatchWriter, Recording
+from labeler.config import Config
 from labeler.dataset import write_dataset
-from labeler.errors import ConfigError, JudgeError, ReviewError, SourceError, StateError
-from labeler.injection import suspect_pair
+from labeler.errors import ConfigError, JudgeError, ReviewError, StateError
+from labeler.importing import SourceTally, check_source, import_source
 from labeler.judge import check_reachable
+from labeler.judging import (
+    Context,
+    Judging,
+    adapted_key,
+    budget_message,
+    judge_async,
+    make_context,
+    round_thresholds_json,
+    tier_thresholds_from_json,
+)
 from labeler.ledger import money_snapshot, round_ledgers, tier_totals
 from labeler.lock import project_lock
-from labeler.pairs import BadRow, Pair, near_identical, read_source
 from labeler.panel import Version
 from labeler.routing import (
     ACCEPT,
-    ESCALATE,
-    SUSPECTED_INJECTION,
-    Thresholds,
-    audit_draw,
-    route,
 )
-from labeler.store import CallRecord, Store, VerdictRecord
-from labeler.thresholds import cold_start
+from labeler.store import Store
+from labeler.summary import Progress, RoundSummary
 from labeler.thresholds import current as current_thresholds
-from labeler.verdicts import OrderReply, combine, pool, read_reply, vote
-from labeler.versions import Examples, prompt_hash
 
-BAD_ROW_EXAMPLES = 5
-FAULT_MIN = 12  # failures of one kind before a failing endpoint can stop a round
-
-
-@dataclass
-class Progress:
-    done: int
-    total: int | None
-    cost: float
-    requests: int
-    phase: str = "judging"  # importing | judging
-
-
-@dataclass
-class RoundSummary:
-    round_id: int | None = None
-    status: str = "completed"  # completed | incomplete | dry_run | nothing_to_do
-    resumed: bool = False
-    source_pairs: int = 0
-    new_pairs: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-    bad_row_examples: list[str] = field(default_factory=list)
-    pairs_in_round: int = 0
-    judged: int = 0
-    accepted: int = 0
-    certified: int = 0
-    provisional: int = 0
-    review: dict[str, int] = field(default_factory=dict)
-    unjudged: int = 0
-    first_error: str | None = None
-    requests_sent: int = 0
-    cached_replies: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    judge_cost: float = 0.0
-    human_cost: float = 0.0
-    baseline_cost: float = 0.0  # all-human cost of the delivered pairs (dry run: of all)
-    saved: float = 0.0
-    savings_factor: float | None = None
-    # delivered so far: certified judge labels + human-decided pairs (costs.Ledger)
-    delivered: int = 0
-    human_decided: int = 0
-    coverage: float | None = None
-    waiting: int = 0
-    waiting_labels: int = 0
-    waiting_cost: float = 0.0
-    savings_notes: list[str] = field(default_factory=list)
-    currency: str = "USD"
-    thresholds: dict[str, Any] = field(default_factory=dict)
-    dataset_path: str | None = None
-    dataset_rows: int = 0
-    review_pushed: int = 0
-    review_waiting: int = 0
-    review_error: str | None = None
-    budget_message: str | None = None
-    chars_per_token: float | None = None
-    tiers: list[dict[str, Any]] = field(default_factory=list)  # per judge tier (cascade)
-    batch_waiting: int = 0  # Batch API batches still running (round --batch)
-    batches: list[dict[str, Any]] = field(default_factory=list)
-    elapsed_s: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Context:
-    """What every judge call of one judge tier in a round shares."""
-
-    cfg: Config
-    template: prompts.Template
-    guidelines: prompts.Guidelines
-    thresholds: Thresholds
-    prices: costs.Prices
-    judge: JudgeConfig
-    tier: int = 0  # position in the cascade (0: the first judge)
-    last: bool = True  # the last tier: what it cannot accept goes to humans
-    examples: Examples = ((),)  # a panel's in-context examples, per prompt variant
-    judge_version: str = ""  # the panel's judge version ("" without a panel)
-
-    @property
-    def orders(self) -> tuple[str, ...]:
-        return prompts.ORDERS if self.judge.both_orders else prompts.ORDERS[:1]
-
-    @property
-    def slots(self) -> tuple[str, ...]:
-        """One request per slot: each order, for each panel variant ("ab@1", ...), sampled
-        ``judge.samples`` times ("ab#1", ...); the first of each keeps the plain name."""
-        n, variants = self.judge.samples, len(self.examples)
-        return tuple(
-            o + (f"@{v}" if v else "") + (f"#{i}" if i else "")
-            for o in self.orders
-            for v in range(variants)
-            for i in range(n)
-        )
-
-    def cache_key(self, pair_id: str, order: str) -> str:
-        blob = json.dumps(
-            [self.judge.model, self.template.hash, self.guidelines.hash, pair_id, order]
-        )
-        return hashlib.sha256(blob.encode()).hexdigest()[:32]
-
-    def messages(self, pair: Pair, slot: str) -> list[dict[str, str]]:
-        return prompts.render_messages(
-            self.template,
-            self.guidelines,
-            pair.prompt,
-            pair.response_a,
-            pair.response_b,
-            order_of(slot),
-            self.examples[variant_of(slot)],
-        )
-
-    def per_order(self, have: dict[str, OrderReply]) -> list[OrderReply]:
-        """One reply per order from its slots: samples voted (``vote``), panel variants
-        pooled (``pool``: their averaged verdict probabilities)."""
-        out = []
-        for o in self.orders:
-            variants = []
-            for v in range(len(self.examples)):
-                mine = [
-                    r for slot, r in have.items() if order_of(slot) == o and variant_of(slot) == v
-                ]
-                variants.append(vote(o, mine) if self.judge.samples > 1 else mine[0])
-            out.append(variants[0] if len(variants) == 1 else pool(o, variants))
-        return out
-
-
-def order_of(slot: str) -> str:
-    """The presentation order of a request slot ("ba@1#2" -> "ba")."""
-    return re.split(r"[#@]", slot, maxsplit=1)[0]
-
-
-def variant_of(slot: str) -> int:
-    """The panel variant of a request slot ("ba@1#2" -> 1; 0 without one)."""
-    return int(slot.split("@", 1)[1].split("#", 1)[0]) if "@" in slot else 0
-
-
-def _thresholds(data: dict[str, Any]) -> Thresholds:
-    data = dict(data)
-    # the round's settings stored beside them
-    for key in ("seed", "money", "tiers", "batch", "judge_versions"):
-        data.pop(key, None)
-    if data.get("weights") is not None:
-        data["weights"] = tuple(data["weights"])
-    return Thresholds(**data)
-
-
-def thresholds_from_json(text: str) -> Thresholds:
-    return _thresholds(json.loads(text))
-
-
-def tier_thresholds_from_json(text: str, tiers: int) -> list[Thresholds | None]:
-    """Each tier's thresholds as a round stored them (None: a tier the round did not have)."""
-    data = json.loads(text)
-    later = [_thresholds(t) for t in data.get("tiers", [])]
-    out: list[Thresholds | None] = [_thresholds(data), *later]
-    return (out + [None] * tiers)[:tiers]
-
-
-def round_thresholds_json(tiers: list[Thresholds]) -> dict[str, Any]:
-    """What a round stores: the first tier's thresholds (every reader's), later tiers'
-    under "tiers"."""
-    out = asdict(tiers[0])
-    if len(tiers) > 1:
-        out["tiers"] = [asdict(t) for t in tiers[1:]]
-    return out
-
-
-def make_context(
-    cfg: Config,
-    thresholds: Thresholds | None = None,
-    tier: int = 0,
-    version: Version | None = None,
-    examples: Examples = ((),),
-) -> Context:
-    """What a tier's calls share; with a panel ``version`` (and its ``examples``), the
-    version is folded into the prompt hash (verdicts, cache keys, dataset rows)."""
-    judges = cfg.judges
-    judge = judges[tier]
-    template = prompts.load_template(judge.template)
-    if version is not None:
-        template = dataclasses.replace(template, hash=prompt_hash(template.hash, version))
-    return Context(
-        cfg,
-        template,
-        prompts.load_guidelines(cfg.judge.guidelines),
-        thresholds or cold_start(cfg),
-        costs.Prices(
-            judge.price_input_per_mtok,
-            judge.price_output_per_mtok,
-            judge.price_cached_input_per_mtok,
-        ),
-        judge,
-        tier,
-        tier == len(judges) - 1,
-        examples if version is not None else ((),),
-        version.hash if version is not None else "",
-    )
-
-
-# -- importing ----------------------------------------------------------------------------
-
-
-class SourceTally:
-    """Counts what a source yields while passing the pairs through."""
-
-    def __init__(self, near: float = 2.0, drop_near: bool = False) -> None:
-        self.pairs = 0
-        self.skipped: Counter[str] = Counter()
-        self.examples: list[str] = []
-        self.bad: list[BadRow] = []
-        self.near, self.drop_near = near, drop_near
-        self.near_identical: dict[str, float] = {}
-        self.keys: set[str] = set()  # order-free keys of the pairs yielded so far
-        self.ids: set[str] = set()
-
-    def _bad(self, item: BadRow) -> None:
-        self.skipped[item.kind] += 1
-        self.bad.append(item)
-        if len(self.examples) < BAD_ROW_EXAMPLES:
-            self.examples.append(str(item))
-
-    def pairs_of(
-        self,
-        items: Iterable[Pair | BadRow],
-        stored: Callable[[list[str]], set[str]] | None = None,
-        on_read: Callable[[int], None] | None = None,
-        stored_keys: Callable[[list[str]], set[str]] | None = None,
-    ) -> Iterator[Pair]:
-        """The new pairs of ``items`` (``stored`` says which ids are in the state already:
-        those were checked when they came in and are not yielded again). A pair whose
-        responses are a stored or earlier pair's, swapped, is a duplicate (skipped)."""
-        for chunk in _chunks(items, 1000):
-            ids = [i.id for i in chunk if isinstance(i, Pair)]
-            old = stored(ids) if stored is not None and ids else set()
-            fresh = [i for i in chunk if isinstance(i, Pair) and i.id not in old]
-            keys = [i.key for i in fresh if i.key not in self.keys]
-            taken = stored_keys(keys) if stored_keys is not None and keys else set()
-            for item in chunk:
-                if isinstance(item, BadRow):
-                    self._bad(item)
-                elif item.id in old or item.id in self.ids:  # stored, or a repeated row
-                    self.pairs += 1
-                elif item.key in taken or item.key in self.keys:
-                    self._bad(
-                        BadRow(
-                            item.source,
-                            item.row,
-                            "the same pair as an earlier one, with the responses swapped",
-                            "swapped_duplicate",
-                        )
-                    )
-                else:
-                    self.keys.add(item.key)
-                    self.ids.add(item.id)
-                    yield from self._new(item)
-            if on_read is not None:
-                on_read(self.pairs + sum(self.skipped.values()))
-
-    def _new(self, item: Pair) -> Iterator[Pair]:
-        similar = near_identical(item.response_a, item.response_b, self.near)
-        if similar is not None and self.drop_near:
-            self._bad(
-                BadRow(
-                    item.source,
-                    item.row,
-                    f"near-identical responses (similarity {similar:.3f})",
-                    "near_duplicate",
-                )
-            )
-            return
-        if similar is not None:
-            self.near_identical[item.id] = similar
-        self.pairs += 1
-        yield item
-
-
-def _chunks(items: Iterable[Pair | BadRow], size: int) -> Iterator[list[Pair | BadRow]]:
-    chunk: list[Pair | BadRow] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def check_source(cfg: Config) -> None:
-    """Under --strict: the first bad row is an error, before anything is imported."""
-    for item in read_source(cfg.source):
-        if isinstance(item, BadRow):
-            raise SourceError(f"{item} (--strict stops at the first bad row)")
-
-
-def import_source(
-    store: Store,
-    cfg: Config,
-    summary: RoundSummary,
-    on_progress: Callable[[Progress], None] | None = None,
-) -> None:
-    """Import the source's new pairs. A source file unchanged since the last import (same
-    size, modification and change times, inode) is not read again; otherwise only pairs not in
-    the state yet are checked (near-duplicates) and inserted."""
-    q = cfg.quality
-    key, seen = _source_memo(store, cfg)
-    if seen is not None:
-        summary.source_pairs = int(seen["pairs"])
-        summary.skipped = dict(seen["skipped"])
-        summary.bad_row_examples = list(seen["examples"])
-        return
-    tally = SourceTally(q.near_duplicate_similarity, q.near_duplicates == "drop")
-    before = _stamp(cfg.source.path) if key is not None else None
-
-    def read(n: int) -> None:
-        if on_progress is not None:
-            on_progress(Progress(n, None, 0.0, 0, "importing"))
-
-    summary.new_pairs = store.import_pairs(
-        tally.pairs_of(read_source(cfg.source), store.existing_ids, read, store.existing_keys),
-        tally.bad,
-    )
-    for pair_id, similar in tally.near_identical.items():
-        store.flag(pair_id, "near_duplicate", f"similarity {similar:.3f}")
-    summary.source_pairs = tally.pairs
-    summary.skipped = dict(tally.skipped)
-    summary.bad_row_examples = tally.examples
-    if tally.pairs == 0:
-        _no_pairs(cfg, tally)
-    # remembered only when the file did not change while it was read, and was last
-    # modified long enough ago that a same-size edit would show in its mtime (git's
-    # "racily clean" rule)
-    if key is not None and before == _stamp(cfg.source.path):
-        assert before is not None
-        if time.time() - before[1] / 1e9 > RACY_S:
-            memo = {"stamp": before, "pairs": tally.pairs, "skipped": dict(tally.skipped)}
-            store.set_meta(key, json.dumps(memo | {"examples": tally.examples}))
-
-
-RACY_S = 2.0
-
-
-def _stamp(path: Path) -> list[int]:
-    st = path.stat()
-    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
-
-
-def _source_memo(store: Store, cfg: Config) -> tuple[str | None, dict[str, Any] | None]:
-    """(meta key, what the last import of this exact file found), or (key, None) when it
-    must be read; (None, None) for folders (their contents cannot be stamped cheaply)."""
-    path = cfg.source.path
-    if not path.is_file():
-        return None, None
-    s = cfg.source
-    fields = [s.format, s.prompt_field, s.response_a_field, s.response_b_field]
-    fields += [s.responses_field, s.split, str(s.max_row_bytes)]
-    fields += [str(cfg.quality.near_duplicate_similarity), cfg.quality.near_duplicates]
-    key = (
-        "source:"
-        + hashlib.sha256(json.dumps([str(path.resolve()), *fields]).encode()).hexdigest()[:16]
-    )
-    raw = store.get_meta(key)
-    if raw is None:
-        return key, None
-    seen = json.loads(raw)
-    return key, (seen if seen.get("stamp") == _stamp(path) else None)
-
-
-def _head(path: Path, size: int = 4096) -> bytes:
-    with path.open("rb") as fh:
-        return fh.read(size)
-
-
-def _no_pairs(cfg: Config, tally: SourceTally) -> None:
-    """A source with no usable pair at all is a mistake to say, not 'nothing to do'."""
-    path = cfg.source.path
-    bad = [b for b in tally.bad if b.kind not in ("near_duplicate", "swapped_duplicate")]
-    if bad:
-        raise SourceError(
-            f"{path}: none of its {len(bad)} rows is a usable pair (first: {bad[0]}); "
-            "is it the right file, with the field names set in [source]?"
-        )
-    if path.is_file() and not _head(path).strip():
-        raise SourceError(f"{path}: the file is empty; add pairs or point source.path elsewhere")
-
-
-# -- judging ------------------------------------------------------------------------------
-
-
-def _reply_from_row(row: Any) -> OrderReply:
-    positions = json.loads(row["logprobs"]) if row["logprobs"] else None
-    return read_reply(order_of(row["presented_order"]), row["reply"], positions)
-
-
-class _Judging:
-    """The async engine of one run of a round: a producer and ``concurrency`` workers."""
-
-    def __init__(
-        self,
-        store: Store,
-        ctx: Context,
-        round_id: int,
-        on_progress: Callable[[Progress], None] | None,
-        judge: Any,
-        queue: BatchWriter | None = None,
-    ):
-        self.store, self.ctx, self.round_id = store, ctx, round_id
-        self.on_progress = on_progress
-        self.judge = judge
-        self.queue = queue  # --batch: requests are written for the Batch API, not sent
-        self.total = store.count_round_pairs(round_id, "imported", ctx.tier)
-        self.escalated = 0
-        self.done = 0
-        self.sent = 0
-        self.cached = 0
-        self.cost = store.call_totals(round_id)["cost"]
-        self.failed: dict[str, str] = {}
-        self.replies: dict[str, dict[str, OrderReply]] = {}
-        self.near_identical = store.flagged_ids("near_duplicate")
-        self.allowance = _allowance(store, ctx.cfg, round_id)
-        # worst case per request: input tokens from the prompt's length (conservatively,
-        # fewer characters per token than observed) plus max_tokens of output
-        observed = store.chars_per_token()
-        self.chars_per_token = 0.9 * observed if observed else 3.0
-        self.reserved = 0.0  # worst-case cost of the requests in flight
-        self.spent = 0.0  # billed in this run
-        self.stopped = False
-        # a judge that fails systematically stops the round (no pair goes to humans for a
-        # judge fault): failures by kind; permanent ones wait here until the run ends
-        self.failures: Counter[str] = Counter()
-        self.fault: str | None = None
-        self.deferred: list[tuple[Pair, str]] = []
-
-    def _progress(self) -> None:
-        if self.on_progress:
-            phase = (
-                "judging"
-                if self.ctx.tier == 0 and self.ctx.last
-                else (f"judging ({self.ctx.judge.label})")
-            )
-            self.on_progress(Progress(self.done, self.total, self.cost, self.sent, phase))
-
-    async def run(self) -> None:
-        queue: asyncio.Queue[tuple[Pair, str, str] | None] = asyncio.Queue(
-            maxsize=self.ctx.judge.concurrency * 2
-        )
-        workers = self.ctx.judge.concurrency
-        async with asyncio.TaskGroup() as group:
-            for _ in range(workers):
-                group.create_task(self._worker(queue))
-            await self._produce(queue)
-            for _ in range(workers):
-                await queue.put(None)
-
-    async def _produce(self, queue: asyncio.Queue[tuple[Pair, str, str] | None]) -> None:
-        orders = self.ctx.slots  # each order, once per sample
-        for pair in self.store.iter_round_pairs(self.round_id, tier=self.ctx.tier):
-            if self.fault is not None:
-                break  # the endpoint is failing: queue nothing more
-            if self.ctx.tier == 0 and self._screened_out(pair):
-                self.done += 1
-                continue
-            if self._passed_on_unjudged(pair):
-                self.done += 1
-                continue
-            keys = {order: self.ctx.cache_key(pair.id, order) for order in orders}
-            rows = self.store.cached_calls(list(keys.values()))
-            have = {o: _reply_from_row(rows[k]) for o, k in keys.items() if k in rows}
-            self.cached += len(have)
-            if len(have) == len(orders):
-                self._finish(pair, have)
-                continue
-            missing = [k for o, k in keys.items() if o not in have]
-            refused = self.store.refused(missing)
-            if refused:  # refused for good before (a killed run): not paid for again
-                self._fail(pair, next(iter(refused.values())), permanent=True)
-                continue
-            failed = self.store.failed_attempts(missing)
-            worst = max(failed.values(), default=(0, ""))
-            if worst[0] >= self.ctx.judge.max_failed_attempts:
-                # a poison pair: it failed on every earlier run; humans decide it
-                self._fail(pair, self._gave_up(worst), permanent=True)
-                continue
-            self.replies[pair.id] = have
-            for order in orders:
-                if order not in have:
-                    await queue.put((pair, order, keys[order]))
-
-    def _passed_on_unjudged(self, pair: Pair) -> bool:
-        """A tier that is not the last and has no certificate yet (planned procedure)
-        judges only its calibration sample, drawn like any audit (independent of the
-        pair's content): every other pair goes straight to the next tier, so a cascade
-        does not pay its cheap tier for pairs that tier cannot accept yet."""
-        ctx, t = self.ctx, self.ctx.thresholds
-        if ctx.last or ctx.cfg.calibration.procedure != "planned" or t.certified_a < NEVER:
-            return False
-        if audit_draw(ctx.cfg.routing.seed, pair.id, ctx.tier) < t.provisional_audit_rate:
-            return False
-        self._store_verdict(pair, None, 0.0, False, {"not_sampled": True}, ESCALATE, "not_sampled")
-        return True
-
-    def _screened_out(self, pair: Pair) -> bool:
-        """A pair no judge should decide goes to humans unjudged (checked once, before
-        the first tier): near-identical responses (a likely tie), or a response talking
-        to the judge."""
-        if pair.id in self.near_identical:
-            self._store_verdict(
-                pair, None, 0.0, False, {"near_identical": True}, "review", "near_duplicate"
-            )
-            return True
-        injected = suspect_pair(pair.response_a, pair.response_b, pair.prompt, fold_table())
-        if injected:
-            self.store.flag(pair.id, "suspected_injection", injected)
-            self._store_verdict(
-                pair, None, 0.0, False, {"injection": injected}, "review", SUSPECTED_INJECTION
-            )
-            return True
-        return False
-
-    async def _worker(self, queue: asyncio.Queue[tuple[Pair, str, str] | None]) -> None:
-        while (job := await queue.get()) is not None:
-            pair, order, key = job
-            messages = self.ctx.messages(pair, order)
-            chars = sum(len(m["content"]) for m in messages)
-            worst = self.ctx.prices.call_cost(
-                costs.estimate_tokens(chars, self.chars_per_token), self.ctx.judge.max_tokens
-            )
-            if self.fault is not None:
-                continue  # the endpoint is failing: send nothing more
-            if self.allowance is not None and (
-                self.stopped or self.spent + self.reserved + worst > self.allowance
-            ):
-                self.stopped = True  # start nothing new; what is in flight finishes
-                continue
-            self.reserved += worst
-            if self.queue is not None:  # held until the batch is billed: stays reserved
-                self.queue.add(custom_id(key, pair.id, order), messages)
-                continue
-            try:
-                reply = await self.judge.judge(messages)
-            finally:
-                self.reserved -= worst
-            self.sent += 1
-            cost = self.ctx.prices.call_cost(
-                reply.prompt_tokens, reply.completion_tokens, reply.cached_tokens
-            )
-            self.cost += cost
-            self.spent += cost
-            self.store.record_call(
-                CallRecord(
-                    key,
-                    pair.id,
-                    order,
-                    self.ctx.judge.model,
-                    self.ctx.template.hash,
-                    self.ctx.guidelines.hash,
-                    self.round_id,
-                    "ok" if not reply.error else "refused" if reply.permanent else "error",
-                    reply.text,
-                    reply.positions,
-                    reply.prompt_tokens,
-                    reply.completion_tokens,
-                    cost,
-                    round(reply.latency_s * 1000, 3),
-                    reply.error,
-                    chars,
-                    reply.cached_tokens,
-                    self.ctx.tier,
-                )
-            )
-            if reply.error:
-                self._count_failure(reply.error, reply.permanent)
-            if pair.id in self.failed or self.fault is not None:
-                continue
-            if reply.error:
-                error, permanent = reply.error, reply.permanent
-                if not permanent:
-                    tries = self.store.failed_attempts([key]).get(key, (0, ""))
-                    if tries[0] >= self.ctx.judge.max_failed_attempts:
-                        error, permanent = self._gave_up(tries), True
-                self._fail(pair, error, permanent)
-                continue
-            have = self.replies[pair.id]
-            have[order] = read_reply(order_of(order), reply.text, reply.positions)
-            if len(have) == len(self.ctx.slots):
-                del self.replies[pair.id]
-                self._finish(pair, have)
-
-    def _count_failure(self, error: str, permanent: bool) -> None:
-        """After FAULT_MIN failures of one kind making up more than
-        ``judge.max_failure_share`` of this run's requests, the judge is failing, not the
-        pairs: stop sending (the round stops with an error naming the endpoint's words).
-        A refusal (400) is of one kind only when its text is the same: refusals that name
-        something of the pair (its length in tokens, ...) are the pairs' own, and go to
-        humans; a transient failure's kind is its status (the endpoint's trouble)."""
-        kind = error if permanent else error.split(":", 1)[0]
-        self.failures[kind] += 1
-        share = self.ctx.judge.max_failure_share
-        n = self.failures[kind]
-        if self.fault is None and n >= FAULT_MIN and n / max(self.sent, 1) > share:
-            self.fault = error
-
-    def flush_deferred(self) -> None:
-        """The run ended without a judge fault: pairs the endpoint refused for good go to
-        the next tier, or to humans after the last (judge_error)."""
-        action = "review" if self.ctx.last else ESCALATE
-        for pair, error in self.deferred:
-            self._store_verdict(pair, None, 0.0, False, {"error": error}, action, "judge_error")
-        self.deferred.clear()
-
-    @staticmethod
-    def _gave_up(tries: tuple[int, str]) -> str:
-        return f"failed {tries[0]} times (judge.max_failed_attempts), last: {tries[1]}"
-
-    def _fail(self, pair: Pair, error: str, permanent: bool) -> None:
-        self.failed[pair.id] = error
-        self.replies.pop(pair.id, None)
-        if permanent:  # the endpoint will never answer it: humans decide, if the run holds
-            self.deferred.append((pair, error))
-        self.done += 1
-        self._progress()
-
-    def _finish(self, pair: Pair, have: dict[str, OrderReply]) -> None:
-        judgement = combine(self.ctx.per_order(have))
-        if self.ctx.judge_version:
-            judgement.signals["judge_version"] = self.ctx.judge_version
-        draw = audit_draw(self.ctx.cfg.routing.seed, pair.id, self.ctx.tier)
-        decision = route(judgement, self.ctx.thresholds, draw, self.ctx.last)
-        self._store_verdict(
-            pair,
-            judgement.label,
-            judgement.confidence,
-            judgement.self_high,
-            judgement.signals,
-            decision.action,
-            decision.reason,
-            decision.pi,
-            decision.status,
-        )
-        self.done += 1
-        self._progress()
-
-    def _store_verdict(
-        self,
-        pair: Pair,
-        label: str | None,
-        confidence: float,
-        self_high: bool,
-        signals: dict[str, Any],
-        action: str,
-        reason: str,
-        pi: float = 1.0,
-        status: str | None = None,
-    ) -> None:
-        ctx = self.ctx
-        record = VerdictRecord(
-            pair.id,
-            self.round_id,
-            ctx.judge.model,
-            ctx.template.hash,
-            ctx.guidelines.hash,
-            label,
-            confidence,
-            self_high,
-            signals,
-            action,
-            reason,
-            ctx.thresholds.version,
-            pi,
-            action not in (ACCEPT, ESCALATE),
-            status,
-            ctx.tier,
-        )
-        if action == ESCALATE:
-            # the next tier judges it; what this tier said is evidence for its thresholds
-            self.store.record_escalation(record)
-            self.escalated += 1
-            return
-        self.store.record_verdict(record, "accepted" if action == ACCEPT else "needs_review")
-
-
-def _budget_message(cfg: Config, summary: RoundSummary) -> str:
-    limits = []
-    if cfg.costs.max_cost_per_round > 0:
-        limits.append(f"costs.max_cost_per_round = {cfg.costs.max_cost_per_round}")
-    if cfg.costs.total_budget > 0:
-        limits.append(f"costs.total_budget = {cfg.costs.total_budget}")
-    return (
-        f"round {summary.round_id} stopped before its next request could pass "
-        f"{' / '.join(limits)} ({summary.currency}); spent {summary.judge_cost:.4f} this "
-        f"round, {summary.unjudged} pairs not judged yet. Raise the limit and run "
-        "`labeler round` again to continue"
-    )
-
-
-def _allowance(store: Store, cfg: Config, round_id: int) -> float | None:
-    """What this run may still spend on the judge (None: no limit)."""
-    left = []
-    if cfg.costs.max_cost_per_round > 0:
-        left.append(cfg.costs.max_cost_per_round - store.call_totals(round_id)["cost"])
-    if cfg.costs.total_budget > 0:
-        left.append(cfg.costs.total_budget - store.call_totals()["cost"])
-    return max(0.0, min(left)) if left else None
-
-
-def _adapted_key(j: JudgeConfig) -> str:
-    """Where what an endpoint refuses is remembered: per endpoint, model and settings."""
-    form = [j.base_url, j.model, j.max_tokens, j.temperature, j.logprobs, j.top_logprobs]
-    return "judge-adapted:" + hashlib.sha256(json.dumps(form).encode()).hexdigest()[:16]
-
-
-async def _judge_async(
-    store: Store,
-    ctx: Context,
-    round_id: int,
-    on_progress: Callable[[Progress], None] | None,
-    queue: BatchWriter | None = None,
-) -> _Judging:
-    from labeler.judge import OpenAIJudge
-
-    key = _adapted_key(ctx.judge)
-    learned = json.loads(store.get_meta(key) or "{}")
-    judge = OpenAIJudge(ctx.judge, ctx.judge.api_key(), learned)
-    engine = _Judging(store, ctx, round_id, on_progress, judge, queue)
-    try:
-        await engine.run()
-    except* Exception as group:
-        raise group.exceptions[0] from None
-    finally:
-        await judge.aclose()
-        if judge.adapted != learned:  # remembered: later runs ask the right way at once
-            store.set_meta(key, json.dumps(judge.adapted, sort_keys=True))
-    return engine
-
-
-# -- the round ----------------------------------------------------------------------------
+__all__ = [
+    "Context",
+    "Progress",
+    "RoundSummary",
+    "SourceTally",
+    "collect_batches",
+    "import_source",
+    "make_context",
+    "run_round",
+]
 
 
 def _fill_outcome(store: Store, ctx: Context, summary: RoundSummary, round_id: int) -> None:
@@ -879,12 +148,12 @@ def _judge_tier(
     round_id: int,
     on_progress: Callable[[Progress], None] | None,
     queue: BatchWriter | None = None,
-) -> _Judging:
+) -> Judging:
     """Judge the round's pairs waiting for ``ctx``'s tier (with ``queue``: route those
     whose replies are all in, write the missing requests for the Batch API); a failing
     endpoint stops the round (JudgeError)."""
     started_calls = time.time()
-    engine = run_coroutine(lambda: _judge_async(store, ctx, round_id, on_progress, queue))
+    engine = run_coroutine(lambda: judge_async(store, ctx, round_id, on_progress, queue))
     if engine.fault is not None:
         # not the pairs' fault: their failed calls do not count towards
         # judge.max_failed_attempts, and they stay unjudged for the next run
@@ -901,7 +170,7 @@ def _judge_tier(
 
 def _batch_tier(
     store: Store, ctx: Context, round_id: int, on_progress: Callable[[Progress], None] | None
-) -> tuple[_Judging | None, int]:
+) -> tuple[Judging | None, int]:
     """One tier of a --batch round: collect its finished batches; while none is running,
     route what has all its replies and submit the missing requests as new batches.
     Returns the engine (None: it waited for running batches) and how many still run."""
@@ -919,7 +188,7 @@ def _batch_tier(
         running = batches.advance(store, api, rec, round_id, ctx.tier)
         if running:  # routing waits too: the missing requests are in those batches
             return None, running
-        learned = json.loads(store.get_meta(_adapted_key(judge)) or "{}")
+        learned = json.loads(store.get_meta(adapted_key(judge)) or "{}")
         writer = BatchWriter(
             folder, round_id, ctx.tier, lambda messages: request_body(judge, learned, messages)
         )
@@ -1037,7 +306,7 @@ def run_round(
             summary.status = "batch_waiting"
         if stopped and summary.unjudged:
             summary.status = "budget_stopped"
-            summary.budget_message = _budget_message(cfg, summary)
+            summary.budget_message = budget_message(cfg, summary)
         summary.elapsed_s = time.perf_counter() - started
         if summary.status == "completed":
             store.finish_round(round_id, summary.to_dict(), "completed")

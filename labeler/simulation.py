@@ -82,6 +82,38 @@ class Outcome:
         return self.pairs / self.humans_needed if self.humans_needed else float("inf")
 
 
+def judged_pairs(
+    rng: np.random.Generator,
+    is_a: np.ndarray,
+    reported: np.ndarray,
+    p_agree: np.ndarray,
+    high_share: np.ndarray,
+) -> list[SimPair]:
+    """A simulated judge's pairs: it says A where ``is_a``, reports ``reported`` (as
+    confidence and verdict probability, HIGH share ``high_share``) and is right with
+    probability ``p_agree``; the reviewer answers the truth."""
+    out = []
+    for a, r, p, h in zip(is_a, reported, p_agree, high_share, strict=True):
+        label, other = ("A", "B") if a else ("B", "A")
+        human = label if rng.random() < p else other
+        out.append(SimPair(cal.Signals(label, float(r), float(h), float(r)), human, float(p)))
+    return out
+
+
+def gpt4_class_world(rng: np.random.Generator, n: int) -> list[SimPair]:
+    """A GPT-4-class judge as issue 17 measured one, probabilities saturated as real
+    logprobs are: about half of the pairs above 0.995, right 92% of the time there; 80%
+    on the next quarter (about 88% over the top three quarters); 68% below."""
+    u = rng.random(n)
+    reported = np.where(
+        u < 0.54,
+        1 - 10 ** rng.uniform(-6, -2.31, n),
+        np.where(u < 0.78, rng.uniform(0.9, 0.995, n), rng.uniform(0.55, 0.9, n)),
+    )
+    p = np.where(u < 0.54, 0.92, np.where(u < 0.78, 0.80, 0.68))
+    return judged_pairs(rng, rng.random(n) < 0.5, reported, p, np.ones(n))
+
+
 def _truth(p: SimPair) -> float:
     """The chance the judge's label agrees with humans (known in a simulation)."""
     return p.p_agree if p.p_agree is not None else float(p.human == p.signals.label)

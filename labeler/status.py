@@ -44,10 +44,12 @@ def project_status(cfg: Config) -> dict[str, Any]:
             "initialised": False,
         }
     with Store(cfg.db_path) as store:
+        by_round = round_ledgers(store, cfg)
         rounds = []
         for row in store.rounds():
             decisions = store.round_decisions(row["id"])
             accepted = sum(n for (a, _), n in decisions.items() if a == ACCEPT)
+            led = by_round.get(row["id"])
             rounds.append(
                 {
                     "id": row["id"],
@@ -56,9 +58,10 @@ def project_status(cfg: Config) -> dict[str, Any]:
                     "accepted": accepted,
                     "review": sum(decisions.values()) - accepted,
                     "judge_cost": store.call_totals(row["id"])["cost"],
+                    "human_cost": led.human_cost if led else 0.0,
                 }
             )
-        ledgers = list(round_ledgers(store, cfg).values())
+        ledgers = list(by_round.values())
         total = sum(ledgers[1:], ledgers[0]) if ledgers else None
         return {
             "states": store.state_counts(),
@@ -67,6 +70,7 @@ def project_status(cfg: Config) -> dict[str, Any]:
             "rounds": rounds,
             "disputed": len(store.disputed()),
             "cost": store.call_totals()["cost"],
+            "human_cost": sum(led.human_cost for led in ledgers),
             "currency": cfg.costs.currency,
             "state_db": str(cfg.db_path),
             "initialised": True,

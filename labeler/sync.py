@@ -139,10 +139,25 @@ def _records(store: Store, cfg: Config) -> tuple[list[Any], dict[str, bool], set
     return out, swapped, hinted
 
 
+KEYBOARD = """## Answering with the keyboard
+
+1. **Tab** starts answering the pair.
+2. **1** Response A, **2** Response B, **3** Tie, **4** Both bad (the cursor then moves to
+   "Why?").
+3. To give a reason: **Shift+Enter**, type it, then **Esc**. Text typed without
+   Shift+Enter first goes nowhere.
+4. **Enter** submits (also Ctrl+Enter; Cmd+Enter on a Mac). **Ctrl+S** saves a draft.
+   Outside the reason box **Backspace** discards your answer.
+"""
+
+
 def reviewer_guidelines(cfg: Config) -> str:
     """The judge's guidelines as reviewers read them in Argilla (without the files' hard
-    line breaks): both decide by the same text."""
-    return prompts.unwrap(prompts.load_guidelines(cfg.judge.guidelines).text)
+    line breaks): both decide by the same text. Reviewers also get the keys that answer a
+    pair in Argilla's form (``KEYBOARD``, checked in a real browser by
+    ``tests/test_browser.py``): the judge does not."""
+    judge = prompts.unwrap(prompts.load_guidelines(cfg.judge.guidelines).text)
+    return f"{judge.rstrip()}\n\n{prompts.unwrap(KEYBOARD)}"
 
 
 def dataset_of(cfg: Config, pair_id: str) -> str:

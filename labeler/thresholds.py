@@ -4,7 +4,7 @@
 rule (``routing.threshold``, a HIGH self-report required, the cold-start audit rate) until
 the audit sample holds ``calibration.min_labels`` human verdicts, then the latest version
 chosen by ``labeler.calibration``. ``recalibrate`` runs after every sync (and on
-``labeler calibrate``); ``round_report`` computes the per-round quality table. The maths is
+``labeler calibrate``). The maths is
 in ``calibration``; this module only reads the state and writes new versions.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from labeler import calibration as cal
-from labeler import consensus, planned, versions
-from labeler.agreement import parity_evidence, reviewer_votes
+from labeler import planned, versions
+from labeler.agreement import parity_evidence
 from labeler.config import Config
 from labeler.routing import CERTIFIED, PROVISIONAL, Thresholds, audit_draw, status_of
 from labeler.store import Store
@@ -43,6 +43,8 @@ class Recalibration:
     certified: int = 0  # judge-accepted pairs the thresholds in force certify
     provisional: int = 0  # judge-accepted pairs waiting for evidence
     tiers: list[dict[str, Any]] = field(default_factory=list)  # each tier's, when several
+    target: float = 0.0  # calibration.target_agreement, for the guarantee said in words
+    confidence: float = 0.0  # calibration.confidence
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,7 +110,7 @@ def _of_version(store: Store, cfg: Config, tier: int) -> Callable[[Any], bool]:
     )
 
 
-def _signals(row: Any) -> cal.Signals:
+def row_signals(row: Any) -> cal.Signals:
     signals = json.loads(row["signals"])
     share = signals.get("self_high_share", 1.0 if row["self_high"] else 0.0)
     return cal.Signals(
@@ -149,7 +151,7 @@ def judged(store: Store, cfg: Config, tier: int = 0) -> list[tuple[Any, cal.Judg
         draw_tier = int(row["draw_tier"] or 0)
         draw = None if seed is None else audit_draw(int(seed), row["pair_id"], draw_tier)
         item = cal.Judged(
-            _signals(row), pi, sampled, human, cal.in_fit_split(row["pair_id"], share), draw
+            row_signals(row), pi, sampled, human, cal.in_fit_split(row["pair_id"], share), draw
         )
         out.append((row, item))
     return out
@@ -183,7 +185,7 @@ def recheck(store: Store, cfg: Config, t: Thresholds, tier: int = 0) -> dict[str
     dataset passes the thresholds in force of the tier that accepted it."""
     mine = _of_version(store, cfg, tier)  # an older judge version's pairs keep their status
     rows = [r for r in store.judge_accepted() if int(r["tier"]) == tier and mine(r)]
-    scores = cal.scores_of([_signals(r) for r in rows], t.weights)
+    scores = cal.scores_of([row_signals(r) for r in rows], t.weights)
     status = {
         r["pair_id"]: status_of(float(s), r["label"], t) for r, s in zip(rows, scores, strict=True)
     }
@@ -286,6 +288,8 @@ def _recalibrate_tier(
         bins,
         ece,
         c.guarantee,
+        target=c.target_agreement,
+        confidence=c.confidence,
     )
     saved = 0
     if changed:
@@ -398,7 +402,7 @@ def _recalibrate_planned(
     result = Recalibration(
         asdict(prev), asdict(new), changed, drift, sample, c.min_labels, "",
         None if chosen is None else asdict(chosen), bins, ece, guarantee=c.guarantee,
-        quality=c.quality,
+        quality=c.quality, target=c.target_agreement, confidence=c.confidence,
     )  # fmt: skip
     saved = 0
     if changed:
@@ -631,75 +635,3 @@ def _message(
         f"guarantee) from {chosen.labelled} human verdicts: forecast certified "
         f"coverage {chosen.coverage:.0%} of judged pairs, estimated agreement {estimate}"
     )
-
-
-def decided(store: Store) -> list[tuple[Any, cal.Judged]]:
-    """Every judged pair with a human decision (for the per-round quality report)."""
-    return [
-        (row, cal.Judged(_signals(row), 1.0, True, row["human"], False))
-        for row in store.human_decided_verdicts()
-    ]
-
-
-def round_report(
-    store: Store, cfg: Config, human_human: dict[str, Any] | None = None
-) -> list[dict[str, Any]]:
-    """Per round: thresholds in force, coverage, audited agreement, judge-human agreement
-    with and without ties, Cohen's kappa, agreement between reviewers (from
-    ``human_human``, ``consensus.human_agreement``'s result, when the caller has it)."""
-    delta = 1 - cfg.calibration.confidence
-    versions = {
-        json.loads(r["params"]).get("version", r["version"]) if r["params"] else r["version"]: (
-            json.loads(r["report"])
-        )
-        for r in store.thresholds_history()
-    }
-    if human_human is None:
-        human_human = consensus.human_agreement(reviewer_votes(store, cfg))
-    two_reviewers = {r["round"]: r["agreement"] for r in human_human["rounds"]}
-    by_round: dict[int, list[tuple[Any, cal.Judged]]] = {}
-    for row, d in decided(store):
-        by_round.setdefault(row["round_id"], []).append((row, d))
-    out = []
-    for r in store.rounds():
-        rid = r["id"]
-        t = json.loads(r["thresholds"])
-        decisions = store.round_decisions(rid)
-        judged = sum(decisions.values())
-        accepted = sum(n for (a, _), n in decisions.items() if a == "accept")
-        rows = by_round.get(rid, [])
-        audits = [not d.disagrees for row, d in rows if row["reason"] == "audit"]
-        both = [(d.signals.label, d.human or "") for _, d in rows if d.signals.label]
-        no_ties = [(j, h) for j, h in both if j in ("A", "B") and h in ("A", "B")]
-        basis = versions.get(t.get("version", 0), {}).get("calibrated") or {}
-        out.append(
-            {
-                "round": rid,
-                "thresholds_version": t.get("version", 0),
-                "threshold_a": t.get("a"),
-                "threshold_b": t.get("b"),
-                "audit_rate": t.get("audit_rate"),
-                "certified_threshold": t.get("certified_a", t.get("a")),
-                "labels_behind_thresholds": basis.get("labelled", basis.get("sample", 0)),
-                "expected_coverage": basis.get("coverage"),
-                "expected_agreement_lower": basis.get("agreement", basis.get("agreement_lower")),
-                "judged": judged,
-                "accepted": accepted,
-                "coverage": accepted / judged if judged else None,
-                "audited": len(audits),
-                "audited_agreement": sum(audits) / len(audits) if audits else None,
-                "audited_agreement_lower": cal.cp_lower(sum(audits), len(audits), delta)
-                if audits
-                else None,
-                "human_decided": len(rows),
-                "agreement_with_ties": sum(j == h for j, h in both) / len(both) if both else None,
-                "agreement_without_ties": sum(j == h for j, h in no_ties) / len(no_ties)
-                if no_ties
-                else None,
-                "kappa": cal.cohen_kappa([j for j, _ in both], [h for _, h in both]),
-                # the first two verdicts of pairs two reviewers were asked to decide,
-                # decided or tied (consensus.human_agreement)
-                "reviewer_agreement": two_reviewers.get(rid),
-            }
-        )
-    return out

@@ -33,6 +33,20 @@ def chromium_available() -> bool:
     return bool(shutil.which("chromium") and shutil.which("chromedriver"))
 
 
+# WebDriver's codes for the keys a reviewer presses
+KEYS = {
+    "Tab": "\ue004",
+    "Enter": "\ue006",  # WebDriver's Return: code "Enter" (\ue007 is the keypad's)
+    "Shift": "\ue008",
+    "Control": "\ue009",
+    "Escape": "\ue00c",
+    "Space": "\ue00d",
+    "ArrowUp": "\ue013",
+    "ArrowDown": "\ue015",
+    "Backspace": "\ue003",
+}
+
+
 class Browser:
     def __init__(self, profile: Path):
         with socket.socket() as s:
@@ -121,6 +135,25 @@ class Browser:
 
     def type(self, element: str, text: str) -> None:
         self.cmd("POST", f"/element/{element}/value", {"text": text})
+
+    def keys(self, *strokes: str) -> None:
+        """Press keys on whatever has the focus, as a person would: each stroke is a
+        character, a key name of ``KEYS`` ("Tab", "Enter", "Escape", "ArrowDown"), or
+        modifiers joined with "+" ("Control+Enter", "Shift+Enter")."""
+        actions: list[dict[str, str]] = []
+        for stroke in strokes:
+            *mods, key = stroke.split("+") if len(stroke) > 1 else [stroke]
+            codes = [KEYS[m] for m in mods]
+            code = KEYS.get(key, key)
+            actions += [{"type": "keyDown", "value": c} for c in codes]
+            actions += [{"type": "keyDown", "value": code}, {"type": "keyUp", "value": code}]
+            actions += [{"type": "keyUp", "value": c} for c in reversed(codes)]
+        self.cmd("POST", "/actions", {"actions": [{"type": "key", "id": "kb", "actions": actions}]})
+        self.cmd("DELETE", "/actions")
+
+    def write(self, text: str) -> None:
+        """Type ``text`` on whatever has the focus."""
+        self.keys(*text)
 
     def text(self) -> str:
         body = self.find_all("body")

@@ -129,3 +129,57 @@ def test_reviewers_see_the_text_the_judge_saw_and_the_current_guidelines(
     b.click_text("button.panel__header", "guidelines")
     b.wait_text("Check every product")
     assert "Check every product by hand before you choose." in b.text()  # no hard break
+
+
+def test_a_reviewer_answers_with_the_keyboard_and_keeps_the_reason(
+    review_project: Project, judge_server, browser: Browser
+) -> None:
+    """Issue 20: in Argilla's form a number key picks the label and moves the cursor to
+    "Why?" without opening it, so a reason typed next went nowhere. The keys the
+    guidelines panel and the question's title give (``sync.KEYBOARD``) keep it: Tab, the
+    number, Shift+Enter, the reason, Esc, Enter. Without a reason, Tab, the number, Enter."""
+    p = review_project
+    p.set(
+        judge={
+            "base_url": judge_server(
+                lambda s: Scripted("A LOW\nunsure", {"A": 0.55, "B": 0.45})
+            ).url
+        }
+    )
+    p.pairs(good_bad_rows(3))
+    assert p.run_json("round")["review_pushed"] == 3
+    added = p.run("reviewers", "add", "ui-keys")
+    secret = added.stdout.split("password (shown once): ")[1].split()[0]
+    b = browser
+    login(b, p.argilla.url, "ui-keys", secret)  # type: ignore[attr-defined]
+    dataset = p.config.read_text().split('name = "', 1)[1].split('"', 1)[0]
+    b.click_text(".dataset-card", dataset)
+    b.wait_text("question")
+    assert "Shift+Enter to write, Esc, then Enter submits" in b.text()
+    b.click_text("button.panel__header", "guidelines")
+    b.wait_text("Answering with the keyboard")
+    assert "Text typed without Shift+Enter first goes nowhere" in b.text()
+    b.click_text("button.panel__header", "guidelines")  # closed again
+    flows = [
+        (["Tab", "1", "Shift+Enter"], "the first one answers", ["Escape", "Enter"]),
+        (["Tab", "2"], "", ["Enter"]),
+        (["Tab", "1", "Shift+Enter"], "it is correct", ["Escape", "Control+Enter"]),
+    ]
+    for done, (before, text, after) in enumerate(flows, 1):
+        time.sleep(1.5)  # the next record is shown
+        b.keys(*before)
+        b.write(text)
+        for key in after:
+            time.sleep(0.3)
+            b.keys(key)
+        deadline = time.time() + 15
+        while submitted_count(b) != done and time.time() < deadline:
+            time.sleep(0.2)
+        assert submitted_count(b) == done, f"answer {done} was not submitted"
+    assert p.run_json("sync")["newly_decided"] == 3
+    with Store(p.root / ".labeler" / "state.sqlite") as store:
+        rows = store.db.execute(
+            "SELECT reviewer, label, reason FROM human_responses ORDER BY updated_at"
+        ).fetchall()
+    reasons = sorted((r["label"], r["reason"] or "") for r in rows)
+    assert reasons == [("A", "it is correct"), ("A", "the first one answers"), ("B", "")]

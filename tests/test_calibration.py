@@ -721,6 +721,41 @@ def test_the_oracle_limit() -> None:
     assert planned.oracle_limit(scores, np.full(1000, 0.7), 0.15, 0.1) == (1.0, 0.0, 0)
 
 
+def test_most_disagreements_is_the_edge_of_the_exact_test() -> None:
+    for n in (10, 15, 93, 400, 2500):
+        k = planned.most_disagreements(n, 0.15, 0.1)
+        assert k == -1 or planned.binomial_rejects(k, n, 0.15, 0.1)
+        assert not planned.binomial_rejects(k + 1, n, 0.15, 0.1)
+    assert planned.most_disagreements(10, 0.15, 0.1) == -1  # 0 of 10 is not enough
+    assert planned.most_disagreements(15, 0.15, 0.1) == 0
+
+
+def test_the_sampling_limit_is_what_its_own_design_delivers() -> None:
+    """The sampling limit's figure is the expectation of its own policy: audit ``n``
+    uniform labels of the region it names, pass the exact test or send every pair to
+    humans. Checked by drawing that audit 4,000 times; it is below the exact-rate limit
+    and its audit passes at least SAMPLING_POWER of the time."""
+    scores = np.linspace(1.0, 0.5, 2000)
+    agree = np.where(np.arange(2000) < 1200, 0.92, 0.6)
+    factor, coverage, n = planned.sampling_limit(scores, agree, 0.15, 0.1)
+    limit = planned.oracle_limit(scores, agree, 0.15, 0.1)[0]
+    assert 1.0 < factor < limit
+    size = round(coverage * 2000)
+    rng = np.random.default_rng(5)
+    p_bad = 1 - agree[:size]
+    wins = []
+    for _ in range(4000):
+        audit = rng.choice(size, n, replace=False)
+        k = int((rng.random(n) < p_bad[audit]).sum())
+        wins.append(planned.binomial_rejects(k, n, 0.15, 0.1))
+    passed = float(np.mean(wins))
+    assert passed >= planned.SAMPLING_POWER - 0.02
+    delivered = passed * 2000 / (n + 2000 - size) + (1 - passed)
+    assert delivered == pytest.approx(factor, rel=0.03)
+    # a judge below the target everywhere: all-human
+    assert planned.sampling_limit(scores, np.full(2000, 0.7), 0.15, 0.1) == (1.0, 0.0, 0)
+
+
 # -- human parity (issue 18) ------------------------------------------------------------
 
 MARGIN = 0.03

@@ -165,7 +165,7 @@ def test_every_table_is_readable_at_80_columns(tmp_path: Path, judge_server) -> 
         assert header in report
     assert "suspected_injection" in report
     calibrate = outputs["calibrate"].stdout
-    for header in ("thresholds A/B", "coverage", "judge=human", "kappa", "reviewers"):
+    for header in ("certified", "verdicts", "coverage", "judge=human", "kappa", "reviewers"):
         assert header in calibrate
 
 

@@ -86,3 +86,51 @@ def test_no_two_modules_import_each_other() -> None:
         {tuple(sorted((a, b))) for a, ds in deps.items() for b in ds if a in deps.get(b, ())}
     )
     assert circles == []
+
+
+MODULE_LINES = 600  # lines of code (docstrings, comments and blank lines excluded)
+CLASS_LINES = 350
+
+
+def _code_lines(node: ast.AST, source: str) -> set[int]:
+    """Line numbers of ``node`` that hold code: not blank, not comments, not docstrings."""
+    docs: set[int] = set()
+    for n in ast.walk(node):
+        body = getattr(n, "body", None)
+        if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = body[0] if body else None
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
+                docs.update(range(first.lineno, (first.end_lineno or first.lineno) + 1))
+    lines = source.splitlines()
+    start = getattr(node, "lineno", 1)
+    end = getattr(node, "end_lineno", None) or len(lines)
+    return {
+        i
+        for i in range(start, end + 1)
+        if lines[i - 1].strip() and not lines[i - 1].strip().startswith("#") and i not in docs
+    }
+
+
+def test_no_room_outgrows_a_reader() -> None:
+    """Issue 20: no module outside the CLI holds more than MODULE_LINES lines of code and
+    no class more than CLASS_LINES, so each stage of the data's path stays readable."""
+    too_big = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = path.relative_to(PACKAGE).as_posix()
+        source = path.read_text()
+        tree = ast.parse(source)
+        if not module.startswith("cli/") and len(_code_lines(tree, source)) > MODULE_LINES:
+            too_big.append((module, len(_code_lines(tree, source))))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and len(_code_lines(node, source)) > CLASS_LINES:
+                too_big.append((f"{module}:{node.name}", len(_code_lines(node, source))))
+    assert not too_big, too_big
+
+
+def test_the_size_rule_counts_code_not_prose() -> None:
+    source = 'def f():\n    """Doc.\n\n    More."""\n    # a comment\n\n    return 1\n'
+    assert _code_lines(ast.parse(source), source) == {1, 7}

@@ -119,6 +119,26 @@ def test_certified_rows_are_what_is_saved(project: Project) -> None:
     assert total["coverage"] == pytest.approx(40 / 160)
     for key in ("delivered", "waiting", "waiting_labels", "waiting_cost", "human_decided"):
         assert key in r1 and key in total
+    # issue 20: one coverage and one count of human verdicts in every command (calibrate
+    # used to show "human labels 0" each round and a coverage of judged pairs)
+    quality = project.run_json("calibrate")["rounds"]
+    for q, r in zip(quality, data["rounds"], strict=True):
+        assert (q["coverage"], q["human_decided"], q["delivered"]) == (
+            r["coverage"],
+            r["human_decided"],
+            r["delivered"],
+        )
+    assert quality[0]["human_decided"] == 120
+    assert quality[0]["thresholds_in_force"] == "v0: none certified"
+    assert quality[1]["thresholds_in_force"].startswith("v1: >= ")
+    assert r2["thresholds"] == quality[1]["thresholds_in_force"]
+    assert quality[1]["accepted_share"] == 1.0
+    status = project.run_json("status")
+    assert status["human_cost"] == pytest.approx(total["human_cost"])
+    assert sum(r["human_cost"] for r in status["rounds"]) == pytest.approx(total["human_cost"])
+    text = " ".join(project.run("calibrate").stdout.split())
+    assert "v0: none certified" in text and "human labels" not in text
+    assert "certified judge labels agree with reviewers >= 80%, with probability >= 90%" in text
 
 
 def test_near_identical_responses_are_flagged_or_dropped(project: Project) -> None:

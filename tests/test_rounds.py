@@ -379,6 +379,7 @@ def test_only_new_pairs_are_checked_and_an_unchanged_source_is_not_read(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 11: the near-duplicate check ran on every source row at every round."""
+    import labeler.importing as importing
     import labeler.rounds as rounds_module
     from labeler.config import load_config
     from labeler.pairs import near_identical as real_check
@@ -396,8 +397,8 @@ def test_only_new_pairs_are_checked_and_an_unchanged_source_is_not_read(
         reads.append(1)
         return real_read(cfg)
 
-    monkeypatch.setattr(rounds_module, "near_identical", counting)
-    monkeypatch.setattr(rounds_module, "read_source", reading)
+    monkeypatch.setattr(importing, "near_identical", counting)
+    monkeypatch.setattr(importing, "read_source", reading)
 
     def settled(path: Path) -> None:
         """Last modified a minute ago: not 'racily clean', so an import may remember it."""

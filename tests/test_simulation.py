@@ -29,6 +29,8 @@ from labeler.simulation import (
     Outcome,
     Settings,
     SimPair,
+    gpt4_class_world,
+    judged_pairs,
     run_cascade,
     run_loop,
     run_planned,
@@ -39,23 +41,6 @@ PAIRS = 500
 WORLDS = 200
 ALPHA, DELTA = 0.15, 0.1
 LOOP_SEED = 10**6  # the loop's draws must not come from the world's own generator
-
-
-def pairs_of(
-    rng: np.random.Generator,
-    is_a: np.ndarray,
-    reported: np.ndarray,
-    p_agree: np.ndarray,
-    high_share: np.ndarray,
-) -> list[SimPair]:
-    """The judge reports ``reported`` (as confidence and verdict probability) and is right
-    with probability ``p_agree``; the reviewer answers the truth."""
-    out = []
-    for a, r, p, h in zip(is_a, reported, p_agree, high_share, strict=True):
-        label, other = ("A", "B") if a else ("B", "A")
-        human = label if rng.random() < p else other
-        out.append(SimPair(Signals(label, float(r), float(h), float(r)), human, float(p)))
-    return out
 
 
 def skill(rng: np.random.Generator) -> np.ndarray:
@@ -70,14 +55,14 @@ def halves(rng: np.random.Generator) -> np.ndarray:
 def calibrated(rng: np.random.Generator) -> list[SimPair]:
     """Reports exactly its chance of being right; says HIGH from 0.75."""
     q = skill(rng)
-    return pairs_of(rng, halves(rng), q, q, np.where(q >= 0.75, 1.0, 0.5))
+    return judged_pairs(rng, halves(rng), q, q, np.where(q >= 0.75, 1.0, 0.5))
 
 
 def overconfident(rng: np.random.Generator) -> list[SimPair]:
     """Reports at least 0.95 on every pair, always HIGH."""
     q = skill(rng)
     reported = np.maximum(q, 0.95 + 0.049 * rng.random(PAIRS))
-    return pairs_of(rng, halves(rng), reported, q, np.ones(PAIRS))
+    return judged_pairs(rng, halves(rng), reported, q, np.ones(PAIRS))
 
 
 def position_biased(rng: np.random.Generator) -> list[SimPair]:
@@ -85,13 +70,13 @@ def position_biased(rng: np.random.Generator) -> list[SimPair]:
     q = skill(rng)
     is_a = halves(rng)
     p = np.where(is_a, np.clip(1 - 2 * (1 - q), 0.0, 1.0), q)
-    return pairs_of(rng, is_a, q, p, np.where(q >= 0.75, 1.0, 0.5))
+    return judged_pairs(rng, is_a, q, p, np.where(q >= 0.75, 1.0, 0.5))
 
 
 def useless(rng: np.random.Generator) -> list[SimPair]:
     """Right 70% of the time whatever it reports (any certified set misses the target)."""
     reported = rng.uniform(0.5, 1.0, PAIRS)
-    return pairs_of(rng, halves(rng), reported, np.full(PAIRS, 0.7), np.ones(PAIRS))
+    return judged_pairs(rng, halves(rng), reported, np.full(PAIRS, 0.7), np.ones(PAIRS))
 
 
 def extreme(rng: np.random.Generator) -> list[SimPair]:
@@ -100,14 +85,14 @@ def extreme(rng: np.random.Generator) -> list[SimPair]:
     q = skill(rng)
     pushed = rng.random(PAIRS) < 0.2
     reported = np.where(pushed, 1 - 10 ** rng.uniform(-6, -4, PAIRS), q)
-    return pairs_of(rng, halves(rng), reported, np.where(pushed, 0.5, q), np.ones(PAIRS))
+    return judged_pairs(rng, halves(rng), reported, np.where(pushed, 0.5, q), np.ones(PAIRS))
 
 
 def single_score(rng: np.random.Generator) -> list[SimPair]:
     """Reports p = 1.0, HIGH, on every pair; right 83% of the time on average, just under
     the 85% target, so certifying anything is a violation."""
     p = rng.uniform(0.66, 1.0, PAIRS)
-    return pairs_of(rng, halves(rng), np.ones(PAIRS), p, np.ones(PAIRS))
+    return judged_pairs(rng, halves(rng), np.ones(PAIRS), p, np.ones(PAIRS))
 
 
 def drop(rng: np.random.Generator) -> list[SimPair]:
@@ -115,21 +100,12 @@ def drop(rng: np.random.Generator) -> list[SimPair]:
     same report (its quality drops between rounds)."""
     q = skill(rng)
     p = np.where(np.arange(PAIRS) < 200, q, np.clip(q - 0.15, 0.0, 1.0))
-    return pairs_of(rng, halves(rng), q, p, np.where(q >= 0.75, 1.0, 0.5))
+    return judged_pairs(rng, halves(rng), q, p, np.where(q >= 0.75, 1.0, 0.5))
 
 
 def saturated(rng: np.random.Generator) -> list[SimPair]:
-    """Probabilities saturated as real judges' logprobs are: about half of the pairs above
-    0.995, right 92% of the time there; 80% on the next quarter (about 88% over the top
-    three quarters); 68% below."""
-    u = rng.random(PAIRS)
-    reported = np.where(
-        u < 0.54,
-        1 - 10 ** rng.uniform(-6, -2.31, PAIRS),
-        np.where(u < 0.78, rng.uniform(0.9, 0.995, PAIRS), rng.uniform(0.55, 0.9, PAIRS)),
-    )
-    p = np.where(u < 0.54, 0.92, np.where(u < 0.78, 0.80, 0.68))
-    return pairs_of(rng, halves(rng), reported, p, np.ones(PAIRS))
+    """Probabilities saturated as real judges' logprobs are (``gpt4_class_world``)."""
+    return gpt4_class_world(rng, PAIRS)
 
 
 def near_target(rng: np.random.Generator) -> list[SimPair]:
@@ -138,7 +114,7 @@ def near_target(rng: np.random.Generator) -> list[SimPair]:
     u = rng.random(PAIRS) < 0.8
     reported = np.where(u, rng.uniform(0.9, 1.0, PAIRS), rng.uniform(0.5, 0.9, PAIRS))
     p = np.where(u, rng.uniform(0.86, 0.88, PAIRS), 0.6)
-    return pairs_of(rng, halves(rng), reported, p, np.ones(PAIRS))
+    return judged_pairs(rng, halves(rng), reported, p, np.ones(PAIRS))
 
 
 WORLD_KINDS: dict[str, Callable[[np.random.Generator], list[SimPair]]] = {

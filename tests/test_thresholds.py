@@ -125,9 +125,10 @@ def decide_as_two_reviewers(project: Project, consistency: float) -> int:
                     draw = hashlib.sha256(f"{who}:{r['id']}".encode()).digest()[0] / 256
                     label = truth if draw < consistency else {"A": "B", "B": "A"}[truth]
                     labels.append(label)
+                    at = f"2026-01-01T00:00:0{n}"  # Argilla's ISO timestamps, first two in order
                     db.execute(
                         "INSERT OR REPLACE INTO human_responses VALUES (?,?,?,?,?,?,?,?)",
-                        (r["id"], who, "submitted", label, None, f"t{n}", f"t{n}", 0.0),
+                        (r["id"], who, "submitted", label, None, at, at, 0.0),
                     )
                 decisions[r["id"]] = combine_votes(labels, 2)
             db.execute("UPDATE pairs SET state = 'in_review' WHERE state = 'needs_review'")

@@ -137,8 +137,7 @@ def demo(
         console.print(render.quality_table(report["quality"]))
         if parity:
             console.print(render.agreement_table(report["report"]["human_human_agreement"]))
-        for sync in data["syncs"]:
-            console.print(render.calibration_message(sync["calibration"]))
+        console.print(render.calibration_messages([s["calibration"] for s in data["syncs"]]))
         console.print(
             f"Project folder:      {result.folder}  (cd there: labeler status)", markup=False
         )

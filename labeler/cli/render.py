@@ -174,20 +174,31 @@ def notes_text(notes: list[str]) -> Text:
     return Text("\n".join(notes), style="yellow")
 
 
+STATE_MEANINGS = {
+    "imported": "read from the source, not judged yet",
+    "accepted": "judge-accepted: certified (in the dataset at the next write) or provisional",
+    "needs_review": "waiting to be pushed to Argilla",
+    "in_review": "in Argilla, with reviewers",
+    "human_decided": "decided by reviewers: a tie or both bad (no DPO row)",
+    "exported": "in the dataset (human or certified judge label)",
+}
+
+
 def status_table(status: dict[str, Any]) -> Table:
     table = Table(title="Pairs by state", title_justify="left")
     table.add_column("state")
     table.add_column("pairs", justify="right")
+    table.add_column("meaning")
     for state, n in status["states"].items():
-        table.add_row(state, str(n))
-    table.add_row("[bold]total[/]", f"[bold]{sum(status['states'].values())}[/]")
+        table.add_row(state, str(n), STATE_MEANINGS.get(state, ""))
+    table.add_row("[bold]total[/]", f"[bold]{sum(status['states'].values())}[/]", "")
     return table
 
 
 def rounds_table(status: dict[str, Any]) -> Table:
     cur = status["currency"]
     table = Table(title="Rounds", title_justify="left")
-    for col in ("round", "status", "pairs", "accepted", "review", "judge cost"):
+    for col in ("round", "status", "pairs", "accepted", "review", "judge cost", "human cost"):
         table.add_column(col, justify="right" if col != "status" else "left")
     for r in status["rounds"]:
         table.add_row(
@@ -197,8 +208,17 @@ def rounds_table(status: dict[str, Any]) -> Table:
             str(r["accepted"]),
             str(r["review"]),
             money(r["judge_cost"], cur),
+            money(r["human_cost"], cur),
         )
-    table.add_row("[bold]total[/]", "", "", "", "", f"[bold]{money(status['cost'], cur)}[/]")
+    table.add_row(
+        "[bold]total[/]",
+        "",
+        "",
+        "",
+        "",
+        f"[bold]{money(status['cost'], cur)}[/]",
+        f"[bold]{money(status['human_cost'], cur)}[/]",
+    )
     return table
 
 
@@ -237,11 +257,6 @@ def serve_panel(url: str, username: str, secrets_path: str, workspace: str, data
     table.add_row("owner password and API key", f"in {secrets_path} (mode 0600)")
     table.add_row("workspace / dataset", f"{workspace} / {dataset}")
     table.add_row("add a reviewer", "labeler reviewers add NAME")
-    table.add_row(
-        "known limit",
-        "annotators can read other reviewers' answers through Argilla's API "
-        "(GET /api/v1/records/{id}); the web UI does not show them",
-    )
     return table
 
 
@@ -322,23 +337,41 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.0%}"
 
 
+def guarantee_words(recal: dict[str, Any]) -> str:
+    """The guarantee in force, in words, and what certified / provisional mean (said once
+    where thresholds are first shown)."""
+    target, confidence = recal.get("target") or 0.0, recal.get("confidence") or 0.0
+    chance = f"with probability >= {confidence:.0%}" if confidence else ""
+    if recal.get("quality") == "human_parity":
+        promise = (
+            "certified judge labels agree with a reviewer at least as often as two "
+            f"reviewers agree with each other, minus the margin, {chance}"
+        )
+    elif recal.get("guarantee") == "expected":
+        promise = f"certified judge labels agree with reviewers >= {target:.0%} on average"
+    else:
+        promise = f"certified judge labels agree with reviewers >= {target:.0%}, {chance}"
+    return (
+        f"Thresholds ({recal.get('guarantee', '')} guarantee: {promise.rstrip(', ')}. "
+        "Certified: the judge's verdict goes into the dataset. Provisional: the judge "
+        "accepted it, but it is held back until evidence covers it)"
+    )
+
+
 def calibration_message(recal: dict[str, Any]) -> Text:
     style = "bold red" if recal["drift"] else ("bold green" if recal["changed"] else "")
-    kind = {
-        "high_probability": "agreement >= target with probability >= confidence",
-        "expected": "expected agreement >= target",
-    }.get(recal.get("guarantee", ""), "")
-    if recal.get("quality") == "human_parity":
-        kind = (
-            "agreement with a reviewer >= reviewers' agreement with each other - margin, "
-            "with probability >= confidence"
-        )
-    head = f"Thresholds ({recal.get('guarantee', '')} guarantee: {kind})" if kind else "Thresholds"
-    return Text(f"{head}: {recal['message']}", style=style)
+    return Text(f"{guarantee_words(recal)}: {recal['message']}", style=style)
 
 
-def _thr(x: float | None) -> str:
-    return "-" if x is None else ("never" if x > 1 else f"{x:.2f}")
+def calibration_messages(recals: list[dict[str, Any]]) -> Group:
+    """What each sync's recalibration said, under one statement of the guarantee."""
+    if not recals:
+        return Group()
+    lines: list[Text] = [Text(guarantee_words(recals[-1]) + ", after each sync:")]
+    for i, recal in enumerate(recals, 1):
+        style = "bold red" if recal["drift"] else ("bold green" if recal["changed"] else "")
+        lines.append(Text(f"  sync {i}: {recal['message']}", style=style))
+    return Group(*lines)
 
 
 def _narrow(title: str) -> Table:
@@ -354,10 +387,18 @@ def _narrow(title: str) -> Table:
 
 
 def quality_table(rounds: list[dict[str, Any]]) -> Group:
-    """Quality per round as two tables that each fit 80 columns."""
-    # shares of the judged pairs (provisional ones included), not of the delivered pairs
-    routing = _narrow("Thresholds and coverage of judged pairs per round")
-    for col in ("round", "thresholds A/B", "human labels", "accepted", "forecast"):
+    """Quality per round as two tables that each fit 80 columns. Coverage is the one
+    `labeler report` and `status` show (certified judge labels / delivered pairs); the
+    judge-accepted share counts every judged pair the judge accepted at routing,
+    provisional ones included; a forecast is shown only where a thresholds version made
+    one."""
+    forecast = any(r.get("expected_coverage") is not None for r in rounds)
+    routing = _narrow(
+        "Thresholds per round (certified: judge confidence a verdict needs to go into the dataset)"
+    )
+    cols = ["round", "certified", "human\nverdicts", "judge-accepted\n(of judged)"]
+    cols += ["coverage\n(of delivered)", *(["forecast"] if forecast else [])]
+    for col in cols:
         routing.add_column(col, justify="right")
     agreement = _narrow("Agreement with humans per round (reviewers: with each other)")
     for col in ("round", "audited (n)", "lower bound", "judge=human", "w/o ties", "kappa"):
@@ -366,10 +407,11 @@ def quality_table(rounds: list[dict[str, Any]]) -> Group:
     for r in rounds:
         routing.add_row(
             str(r["round"]),
-            f"v{r['thresholds_version']} {_thr(r['threshold_a'])}/{_thr(r['threshold_b'])}",
-            str(r["labels_behind_thresholds"]),
+            r["thresholds_in_force"],
+            str(r["human_decided"]),
+            _pct(r["accepted_share"]),
             _pct(r["coverage"]),
-            _pct(r["expected_coverage"]),
+            *([_pct(r["expected_coverage"])] if forecast else []),
         )
         agreement.add_row(
             str(r["round"]),

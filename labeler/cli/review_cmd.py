@@ -113,7 +113,9 @@ def reviewers_add(ctx: click.Context, name: str, as_json: bool) -> None:
         console.print(f"password (shown once): {password}", markup=False, highlight=False)
     else:
         console.print(
-            f"Reviewer {name} already exists; made sure it is in workspace {cfg.review.workspace}.",
+            f"Reviewer {name} already exists; made sure it is in workspace "
+            f"{cfg.review.workspace}. Its password is unchanged: a new one with "
+            f"`labeler reviewers reset-password {name}`.",
             markup=False,
         )
 

@@ -1,0 +1,100 @@
+"""Thresholds versions and the evidence they are chosen from (routed verdicts with their
+human decisions). Part of ``labeler.store.Store``."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from labeler.state.base import Tables
+
+
+class EvidenceTables(Tables):
+    """Thresholds versions and the evidence they are chosen from (routed verdicts with
+    their human decisions)."""
+
+    def latest_thresholds(self, tier: int = 0) -> sqlite3.Row | None:
+        return self.db.execute(
+            "SELECT * FROM thresholds WHERE tier = ? ORDER BY version DESC LIMIT 1", (tier,)
+        ).fetchone()
+
+    def thresholds_history(self, tier: int = 0) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT * FROM thresholds WHERE tier = ? ORDER BY version", (tier,)
+        ).fetchall()
+
+    def set_thresholds_report(self, row_id: int, report: dict[str, Any]) -> None:
+        """Replace a saved thresholds version's report (its message is known only after
+        the pairs were rechecked against it)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE thresholds SET report = ? WHERE version = ?", (json.dumps(report), row_id)
+            )
+
+    def save_thresholds(
+        self,
+        a: float,
+        b: float,
+        weights: Any,
+        audit_rate: float,
+        report: dict[str, Any],
+        params: dict[str, Any] | None = None,
+        tier: int = 0,
+    ) -> int:
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO thresholds (created_at, a, b, weights, audit_rate, report, params, "
+                "tier) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    time.time(),
+                    a,
+                    b,
+                    None if weights is None else json.dumps(weights),
+                    audit_rate,
+                    json.dumps(report),
+                    None if params is None else json.dumps(params),
+                    tier,
+                ),
+            )
+            return int(cur.lastrowid or 0)
+
+    def routed_verdicts(self, tier: int = 0) -> Iterator[sqlite3.Row]:
+        """Every verdict tier ``tier`` made, in routing order — the final ones and those it
+        escalated to the next tier — with the pair's final routing (its probability of
+        reaching a human), its human decision (if any) and the round's routing settings:
+        what calibration weighs. Escalated pairs whose later tiers have not decided yet are
+        left out (their chance of reaching a human is not fixed yet). ``draw_tier``: the tier
+        whose audit draw decided whether the pair reached a human."""
+        return self.db.execute(
+            "SELECT v.pair_id, v.round_id, v.label, v.confidence, v.self_high, v.signals, "
+            "v.action, v.reason, v.thresholds_version, v.pi, v.sampled, h.label AS human, "
+            "COALESCE(ri.hint, 0) AS hint, r.thresholds AS round_thresholds, p.seq, "
+            "v.tier AS draw_tier FROM verdicts v "
+            "JOIN pairs p ON p.id = v.pair_id JOIN rounds r ON r.id = v.round_id "
+            "LEFT JOIN human_decisions h ON h.pair_id = v.pair_id AND h.decided = 1 "
+            "LEFT JOIN review_items ri ON ri.pair_id = v.pair_id WHERE v.tier = ? "
+            "UNION ALL "
+            "SELECT e.pair_id, e.round_id, e.label, e.confidence, e.self_high, e.signals, "
+            "'escalate', e.reason, e.thresholds_version, e.pi, e.sampled, h.label AS human, "
+            "COALESCE(ri.hint, 0) AS hint, r.thresholds AS round_thresholds, p.seq, "
+            "e.draw_tier FROM escalations e "
+            "JOIN pairs p ON p.id = e.pair_id JOIN rounds r ON r.id = e.round_id "
+            "LEFT JOIN human_decisions h ON h.pair_id = e.pair_id AND h.decided = 1 "
+            "LEFT JOIN review_items ri ON ri.pair_id = e.pair_id WHERE e.tier = ? "
+            "AND e.pi IS NOT NULL "
+            "ORDER BY 15",
+            (tier, tier),
+        )
+
+    def human_decided_verdicts(self) -> list[sqlite3.Row]:
+        """Every judged pair with a human decision, with the round's routing settings."""
+        return self.db.execute(
+            "SELECT v.pair_id, v.round_id, v.label, v.confidence, v.self_high, v.signals, "
+            "v.action, v.reason, v.thresholds_version, h.label AS human, h.reviewers, "
+            "h.votes, r.thresholds AS round_thresholds FROM verdicts v "
+            "JOIN human_decisions h ON h.pair_id = v.pair_id AND h.decided = 1 "
+            "JOIN rounds r ON r.id = v.round_id ORDER BY v.round_id"
+        ).fetchall()

@@ -1,0 +1,224 @@
+"""Pairs pushed to Argilla, reviewers' responses and the decisions made from them. Part of
+``labeler.store.Store``."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from labeler.state.base import Tables
+
+
+class ReviewTables(Tables):
+    """Pairs pushed to Argilla, reviewers' responses and the decisions made from them."""
+
+    def pairs_for_review(self) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT p.id, p.prompt, p.response_a, p.response_b, v.round_id, v.confidence, "
+            "v.reason, v.label, v.model, r.thresholds AS round_thresholds FROM pairs p "
+            "JOIN verdicts v ON v.pair_id = p.id JOIN rounds r ON r.id = v.round_id "
+            "WHERE p.state = 'needs_review' ORDER BY p.seq"
+        ).fetchall()
+
+    def record_pushed(
+        self, swapped: dict[str, bool], dataset: str, hinted: set[str] | None = None
+    ) -> None:
+        """Remember the shown order (and whether the judge's verdict was shown) and move
+        the pairs to in_review, in one transaction."""
+        now = time.time()
+        hinted = hinted or set()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO review_items (pair_id, swapped, dataset, pushed_at, hint) "
+                "VALUES (?,?,?,?,?)",
+                ((pid, int(sw), dataset, now, int(pid in hinted)) for pid, sw in swapped.items()),
+            )
+            db.executemany(
+                "UPDATE pairs SET state = 'in_review', updated_at = ? "
+                "WHERE id = ? AND state = 'needs_review'",
+                ((now, pid) for pid in swapped),
+            )
+
+    def shown_order(self) -> dict[str, bool]:
+        return {
+            r[0]: bool(r[1]) for r in self.db.execute("SELECT pair_id, swapped FROM review_items")
+        }
+
+    def requeue_in_review(self, dataset: str | None = None) -> int:
+        """in_review -> needs_review (the Argilla dataset is gone; push them again): every
+        pair in review, or those pushed to ``dataset``."""
+        now = time.time()
+        where = (
+            ""
+            if dataset is None
+            else (" AND id IN (SELECT pair_id FROM review_items WHERE dataset = ?)")
+        )
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE pairs SET state = 'needs_review', updated_at = ? "
+                "WHERE state = 'in_review'" + where,
+                (now,) if dataset is None else (now, dataset),
+            )
+            return cur.rowcount
+
+    def requeue_pairs(self, pair_ids: list[str]) -> int:
+        """in_review -> needs_review for these pairs (pushed again at the next push)."""
+        now = time.time()
+        with self.transaction() as db:
+            return sum(
+                db.execute(
+                    "UPDATE pairs SET state = 'needs_review', updated_at = ? "
+                    "WHERE id = ? AND state = 'in_review'",
+                    (now, pid),
+                ).rowcount
+                for pid in pair_ids
+            )
+
+    def repush_loss(self, dataset: str) -> dict[str, Any]:
+        """For the pairs in review in a deleted Argilla dataset: how many, the verdicts
+        synced before (kept in the state) and the time of the last sync of any verdict."""
+        row = self.db.execute(
+            "SELECT COUNT(DISTINCT p.id), "
+            "(SELECT COUNT(*) FROM human_responses h JOIN review_items r2 "
+            " ON r2.pair_id = h.pair_id JOIN pairs p2 ON p2.id = h.pair_id "
+            " WHERE r2.dataset = ? AND p2.state = 'in_review' AND h.status = 'submitted'), "
+            "(SELECT MAX(synced_at) FROM human_responses) "
+            "FROM pairs p JOIN review_items r ON r.pair_id = p.id "
+            "WHERE r.dataset = ? AND p.state = 'in_review'",
+            (dataset, dataset),
+        ).fetchone()
+        return {"pairs": int(row[0]), "kept": int(row[1]), "last_sync": row[2]}
+
+    def in_review_by_dataset(self) -> dict[str, int]:
+        """Pairs in review per Argilla dataset they were pushed to."""
+        return {
+            r[0]: int(r[1])
+            for r in self.db.execute(
+                "SELECT r.dataset, COUNT(*) FROM review_items r JOIN pairs p ON p.id = r.pair_id "
+                "WHERE p.state = 'in_review' GROUP BY r.dataset"
+            )
+        }
+
+    def round_pushed_to(self, round_id: int, dataset: str) -> int:
+        """Pairs of a round pushed to the Argilla dataset ``dataset``."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM review_items r JOIN verdicts v ON v.pair_id = r.pair_id "
+            "WHERE r.dataset = ? AND v.round_id = ?",
+            (dataset, round_id),
+        ).fetchone()
+        return int(row[0])
+
+    def review_datasets(self, pair_ids: list[str]) -> dict[str, str]:
+        """The Argilla dataset each of these pairs was pushed to (those pushed before)."""
+        sql = "SELECT pair_id, dataset FROM review_items WHERE pair_id IN ({marks})"
+        return {r[0]: r[1] for r in self._in_chunks(sql, pair_ids)}
+
+    def datasets_pushed(self) -> set[str]:
+        """The Argilla datasets pairs were ever pushed to."""
+        return {r[0] for r in self.db.execute("SELECT DISTINCT dataset FROM review_items")}
+
+    def pairs_in_dataset(self, dataset: str) -> set[str]:
+        """Pairs ever pushed to the Argilla dataset ``dataset``."""
+        return {
+            r[0]
+            for r in self.db.execute(
+                "SELECT pair_id FROM review_items WHERE dataset = ?", (dataset,)
+            )
+        }
+
+    def double_votes(self, dataset: str | None) -> list[sqlite3.Row]:
+        """Submitted verdicts on pairs two reviewers were asked to decide (those pushed to
+        ``dataset``; None: every reviewed pair), with the pair's round and judge label."""
+        where = "" if dataset is None else " AND r.dataset = ?"
+        return self.db.execute(
+            "SELECT h.pair_id, h.reviewer, h.label, h.inserted_at, v.round_id, "
+            "v.label AS judge FROM human_responses h "
+            "JOIN review_items r ON r.pair_id = h.pair_id "
+            "LEFT JOIN verdicts v ON v.pair_id = h.pair_id "
+            "WHERE h.status = 'submitted' AND h.label IS NOT NULL" + where,
+            () if dataset is None else (dataset,),
+        ).fetchall()
+
+    def upsert_responses(
+        self, rows: Iterable[tuple[str, str, str, str | None, str | None, str, str]]
+    ) -> int:
+        """Store (pair, reviewer, status, label, reason, inserted_at, updated_at) rows;
+        returns how many were new or changed."""
+        now = time.time()
+        changed = 0
+        with self.transaction() as db:
+            for row in rows:
+                old = db.execute(
+                    "SELECT status, label, reason, updated_at FROM human_responses "
+                    "WHERE pair_id = ? AND reviewer = ?",
+                    row[:2],
+                ).fetchone()
+                if old is not None and tuple(old) == (row[2], row[3], row[4], row[6]):
+                    continue
+                db.execute(
+                    "INSERT OR REPLACE INTO human_responses VALUES (?,?,?,?,?,?,?,?)", (*row, now)
+                )
+                changed += 1
+        return changed
+
+    def verdicts_per_reviewer(self) -> dict[str, int]:
+        """Submitted verdicts per reviewer (as last pulled from Argilla)."""
+        return {
+            r[0]: int(r[1])
+            for r in self.db.execute(
+                "SELECT reviewer, COUNT(*) FROM human_responses WHERE status = 'submitted' "
+                "GROUP BY reviewer"
+            )
+        }
+
+    def submitted_labels(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for pid, label in self.db.execute(
+            "SELECT pair_id, label FROM human_responses WHERE status = 'submitted' "
+            "AND label IS NOT NULL ORDER BY pair_id, reviewer"
+        ):
+            out.setdefault(pid, []).append(label)
+        return out
+
+    def save_decisions(self, decisions: dict[str, Any]) -> int:
+        """Store each pair's consensus; decided pairs in review become human_decided.
+        Returns how many pairs became decided now."""
+        now = time.time()
+        with self.transaction() as db:
+            for pid, c in decisions.items():
+                db.execute(
+                    "INSERT OR REPLACE INTO human_decisions VALUES (?,?,?,?,?,?,?)",
+                    (
+                        pid,
+                        c.label,
+                        json.dumps(c.votes, sort_keys=True),
+                        c.reviewers,
+                        int(c.decided),
+                        int(c.disputed),
+                        now,
+                    ),
+                )
+            marker = db.total_changes
+            db.executemany(
+                "UPDATE pairs SET state = 'human_decided', updated_at = ? "
+                "WHERE id = ? AND state = 'in_review'",
+                ((now, pid) for pid, c in decisions.items() if c.decided),
+            )
+            return db.total_changes - marker
+
+    def disputed(self) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT h.pair_id, h.votes, h.reviewers, h.decided, h.label, p.prompt "
+            "FROM human_decisions h JOIN pairs p ON p.id = h.pair_id WHERE h.disputed = 1 "
+            "ORDER BY p.seq"
+        ).fetchall()
+
+    def submitted_responses(self) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT h.pair_id, h.reviewer, h.label, h.updated_at, v.round_id "
+            "FROM human_responses h LEFT JOIN verdicts v ON v.pair_id = h.pair_id "
+            "WHERE h.status = 'submitted' ORDER BY h.updated_at"
+        ).fetchall()

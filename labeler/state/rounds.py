@@ -1,0 +1,91 @@
+"""Rounds, and what each decided and delivered (the ledger reads these). Part of
+``labeler.store.Store``."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+from labeler.state.base import Tables
+
+
+class RoundsTables(Tables):
+    """Rounds, and what each decided and delivered (the ledger reads these)."""
+
+    def open_round(self) -> sqlite3.Row | None:
+        return self.db.execute(
+            "SELECT * FROM rounds WHERE status = 'running' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+
+    def start_round(
+        self,
+        limit: int | None,
+        model: str,
+        template_hash: str,
+        guidelines_hash: str,
+        thresholds: dict[str, Any],
+    ) -> int:
+        """Create a round and assign it the next ``limit`` unassigned imported pairs."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO rounds (status, started_at, pair_limit, model, template_hash, "
+                "guidelines_hash, thresholds) VALUES ('running', ?, ?, ?, ?, ?, ?)",
+                (time.time(), limit, model, template_hash, guidelines_hash, json.dumps(thresholds)),
+            )
+            round_id = int(cur.lastrowid or 0)
+            db.execute(
+                "UPDATE pairs SET round_id = ? WHERE seq IN (SELECT seq FROM pairs WHERE "
+                "state = 'imported' AND round_id IS NULL ORDER BY seq LIMIT ?)",
+                (round_id, -1 if limit is None else limit),
+            )
+        return round_id
+
+    def finish_round(self, round_id: int, summary: dict[str, Any], status: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE rounds SET status = ?, ended_at = ?, summary = ? WHERE id = ?",
+                (status, time.time(), json.dumps(summary), round_id),
+            )
+
+    def rounds(self) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM rounds ORDER BY id").fetchall()
+
+    def round_decisions(self, round_id: int) -> dict[tuple[str, str], int]:
+        return {
+            (a, r): n
+            for a, r, n in self.db.execute(
+                "SELECT action, reason, COUNT(*) FROM verdicts WHERE round_id = ? "
+                "GROUP BY action, reason",
+                (round_id,),
+            )
+        }
+
+    def round_status_counts(self, round_id: int) -> dict[str, int]:
+        """A round's judge-accepted pairs by status (certified, provisional)."""
+        counts = {"certified": 0, "provisional": 0}
+        for status, n in self.db.execute(
+            "SELECT COALESCE(status, 'certified'), COUNT(*) FROM verdicts WHERE round_id = ? "
+            "AND action = 'accept' GROUP BY 1",
+            (round_id,),
+        ):
+            counts[status] = n
+        return counts
+
+    def round_delivery(self, round_id: int) -> dict[str, int]:
+        """Where a round's judged pairs stand now: ``human`` decided by reviewers (any
+        decided label), ``certified`` / ``provisional`` judge labels no human decided."""
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(h.pair_id IS NOT NULL), 0), "
+            "COALESCE(SUM(h.pair_id IS NULL AND v.action = 'accept' "
+            "AND p.state IN ('accepted', 'exported') "
+            "AND COALESCE(v.status, 'certified') = 'certified'), 0), "
+            "COALESCE(SUM(h.pair_id IS NULL AND v.action = 'accept' "
+            "AND p.state IN ('accepted', 'exported') AND v.status = 'provisional'), 0) "
+            "FROM verdicts v JOIN pairs p ON p.id = v.pair_id "
+            "LEFT JOIN human_decisions h ON h.pair_id = v.pair_id AND h.decided = 1 "
+            "WHERE v.round_id = ?",
+            (round_id,),
+        ).fetchone()
+        return {"human": int(row[0]), "certified": int(row[1]), "provisional": int(row[2])}

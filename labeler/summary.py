@@ -1,0 +1,68 @@
+"""What a round reports: its progress while it runs, and its summary."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int | None
+    cost: float
+    requests: int
+    phase: str = "judging"  # importing | judging
+
+
+@dataclass
+class RoundSummary:
+    round_id: int | None = None
+    status: str = "completed"  # completed | incomplete | dry_run | nothing_to_do
+    resumed: bool = False
+    source_pairs: int = 0
+    new_pairs: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    bad_row_examples: list[str] = field(default_factory=list)
+    pairs_in_round: int = 0
+    judged: int = 0
+    accepted: int = 0
+    certified: int = 0
+    provisional: int = 0
+    review: dict[str, int] = field(default_factory=dict)
+    unjudged: int = 0
+    first_error: str | None = None
+    requests_sent: int = 0
+    cached_replies: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    judge_cost: float = 0.0
+    human_cost: float = 0.0
+    baseline_cost: float = 0.0  # all-human cost of the delivered pairs (dry run: of all)
+    saved: float = 0.0
+    savings_factor: float | None = None
+    # delivered so far: certified judge labels + human-decided pairs (costs.Ledger)
+    delivered: int = 0
+    human_decided: int = 0
+    coverage: float | None = None
+    waiting: int = 0
+    waiting_labels: int = 0
+    waiting_cost: float = 0.0
+    savings_notes: list[str] = field(default_factory=list)
+    currency: str = "USD"
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    dataset_path: str | None = None
+    dataset_rows: int = 0
+    review_pushed: int = 0
+    review_waiting: int = 0
+    review_error: str | None = None
+    budget_message: str | None = None
+    chars_per_token: float | None = None
+    tiers: list[dict[str, Any]] = field(default_factory=list)  # per judge tier (cascade)
+    batch_waiting: int = 0  # Batch API batches still running (round --batch)
+    batches: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
