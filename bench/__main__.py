@@ -3,6 +3,7 @@
 scripts/dev bench                       everything
 scripts/dev bench startup throughput    some of: startup throughput memory review import
                                         calibration tiers panel parity injection
+                                        verify
 """
 
 from __future__ import annotations
@@ -26,10 +27,20 @@ from bench import (
     review_bench,
     round_bench,
     tiers_bench,
+    verify_bench,
 )
 
 ROUND_PARTS = ("startup", "throughput", "memory")
-OTHERS = ("review", "calibration", "import", "tiers", "panel", "parity", "injection")
+OTHERS = (
+    "review",
+    "calibration",
+    "import",
+    "tiers",
+    "panel",
+    "parity",
+    "injection",
+    "verify",
+)
 
 
 def main() -> None:
@@ -61,6 +72,8 @@ def main() -> None:
         results["tiers"] = tiers_bench.main()
     if not which or "panel" in which:
         results["panel"] = panel_bench.main()
+    if not which or "verify" in which:
+        results["verify"] = verify_bench.main()
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -213,6 +213,45 @@ class QualityConfig:
         choices=("review", "drop"),
     )
     min_review_seconds: float = _opt(3.0, "Human verdicts faster than this are flagged.", lo=0)
+    fact_check: bool = _opt(
+        False,
+        "Ask the (last) judge whether each accepted pair's chosen response states "
+        "something objectively false; flagged pairs go to humans (chosen_has_errors).",
+    )
+    fact_check_template: Path | None = _opt(
+        None, "Fact-check prompt template file; empty = built-in (templates/fact_check.txt)."
+    )
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """``labeler verify``: a reward model scores each dataset row's chosen and rejected
+    response; a row whose margin is below ``min_margin`` is flagged."""
+
+    api: str = _opt(
+        "vllm_pooling",
+        "How the reward model is served: vLLM's /pooling (a reward model, chat messages), "
+        "vLLM's /classify (a one-output sequence classifier) or text-embeddings-inference's "
+        "/predict.",
+        choices=("vllm_pooling", "vllm_classify", "tei"),
+    )
+    base_url: str = _opt("", "The reward model's server, e.g. http://127.0.0.1:8000.")
+    model: str = _opt("", "Model name sent to vLLM (empty: the server's only model).")
+    api_key_env: str = _opt("", "Variable holding a bearer token for the server (optional).")
+    min_margin: float = _opt(
+        0.1, "Rows where score(chosen) - score(rejected) is below this are flagged."
+    )
+    action: str = _opt(
+        "flag",
+        "Flagged rows: marked in the export (rm_margin, rm_flag), sent back to humans "
+        "(judge labels) or dropped from the dataset.",
+        choices=("flag", "review", "drop"),
+    )
+    batch_size: int = _opt(32, "Responses per request (/classify, /predict).", lo=1, hi=4096)
+    concurrency: int = _opt(4, "Requests in flight at once.", lo=1, hi=256)
+    timeout_s: float = _opt(60.0, "Per-request timeout in seconds.", lo=0, lo_open=True)
+    max_retries: int = _opt(3, "Retries on 429/5xx/timeouts.", lo=0, hi=20)
+    price_per_1k: float = _opt(0.0, "What scoring 1,000 responses costs (0: self-hosted).", lo=0)
 
 
 @dataclass(frozen=True)
@@ -338,6 +377,7 @@ SECTIONS: dict[str, type] = {
     "review": ReviewConfig,
     "calibration": CalibrationConfig,
     "quality": QualityConfig,
+    "verify": VerifyConfig,
 }
 
 
@@ -352,6 +392,7 @@ class Config:
     review: ReviewConfig = field(default_factory=ReviewConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
     file: Path | None = None
     ignored_env: tuple[str, ...] = ()  # LABELER_* variables that are not config (warned)
 

@@ -42,6 +42,11 @@ class JudgeError(LabelerError):
     """The judge endpoint failed in a way that retrying will not fix."""
 
 
+class RewardError(LabelerError):
+    """The reward model's server failed in a way that retrying will not fix, or answered
+    in a shape ``verify.api`` does not describe."""
+
+
 class ReviewError(LabelerError):
     """The Argilla side failed in a way that retrying will not fix."""
 

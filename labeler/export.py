@@ -32,6 +32,14 @@ PROVENANCE_COLUMNS = (
     "template_hash",
     "reviewers",
 )
+# what `labeler verify` found (present once it ran): the reward model's margin
+# score(chosen) - score(rejected), and whether it fell below verify.min_margin
+VERIFY_COLUMNS = ("rm_margin", "rm_flag")
+
+
+def verify_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """``VERIFY_COLUMNS`` when any row was checked by ``labeler verify``, else none."""
+    return list(VERIFY_COLUMNS) if any(r.get("rm_margin") is not None for r in rows) else []
 
 
 def dpo_row(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -51,6 +59,8 @@ def dpo_row(row: Mapping[str, Any]) -> dict[str, Any]:
         "reviewers": int(row.get("reviewers", 0)),
         # a multi-turn prompt's messages (JSON), used by the conversational format
         "prompt_messages": row.get("prompt_messages") or None,
+        "rm_margin": None if row.get("rm_margin") is None else float(row["rm_margin"]),
+        "rm_flag": None if row.get("rm_flag") is None else bool(row["rm_flag"]),
     }
 
 
@@ -76,7 +86,7 @@ def save_dpo(rows: Iterable[Mapping[str, Any]], dataset_dir: Path, parquet: bool
                 "away or set output.dataset_dir to another path"
             )
         versions.mkdir(parents=True, exist_ok=True)
-        ds = _dataset(rows, [*DPO_COLUMNS, *PROVENANCE_COLUMNS])
+        ds = _dataset(rows, [*DPO_COLUMNS, *PROVENANCE_COLUMNS, *verify_columns(rows)])
         # one shard at least: datasets cannot load an empty dataset saved with zero shards
         ds.save_to_disk(str(target), num_shards=None if count else 1)
         if parquet:
@@ -212,7 +222,14 @@ def _dataset(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> Any:
     import datasets
 
     datasets.disable_progress_bars()
-    types = {"confidence": "float64", "round": "int64", "reviewers": "int64", "label": "bool"}
+    types = {
+        "confidence": "float64",
+        "round": "int64",
+        "reviewers": "int64",
+        "label": "bool",
+        "rm_margin": "float64",
+        "rm_flag": "bool",
+    }
     message = {"role": datasets.Value("string"), "content": datasets.Value("string")}
 
     def feature(column: str) -> Any:

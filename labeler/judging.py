@@ -9,16 +9,19 @@ import dataclasses
 import hashlib
 import json
 import re
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from labeler import costs, prompts
-from labeler.batches import BatchWriter, custom_id
+from labeler import costs, prompts, versions
+from labeler.batches import BatchWriter, Recording, custom_id
 from labeler.calibration import NEVER
 from labeler.config import Config, JudgeConfig
 from labeler.confusables import fold_table
+from labeler.errors import JudgeError
 from labeler.injection import suspect_pair
 from labeler.pairs import Pair
 from labeler.panel import Version
@@ -519,3 +522,113 @@ async def judge_async(
         if judge.adapted != learned:  # remembered: later runs ask the right way at once
             store.set_meta(key, json.dumps(judge.adapted, sort_keys=True))
     return engine
+
+
+def run_coroutine(make: Callable[[], Any]) -> Any:
+    """Run ``make()``'s coroutine to the end from synchronous code — also when this thread
+    already runs an event loop (Jupyter, an async app), where ``asyncio.run`` refuses: then
+    it runs on a private loop in a worker thread while the caller waits."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    box: dict[str, Any] = {}
+    loop = asyncio.new_event_loop()
+    task: asyncio.Future[Any] = loop.create_task(make())
+
+    def target() -> None:
+        try:
+            box["value"] = loop.run_until_complete(task)
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+        finally:
+            loop.close()
+
+    worker = threading.Thread(target=target, name="labeler-round")
+    worker.start()
+    try:
+        worker.join()
+    except KeyboardInterrupt:
+        # stop the work before the caller lets go of the state: nothing runs on unseen
+        loop.call_soon_threadsafe(task.cancel)
+        worker.join()
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def judge_tier(
+    store: Store,
+    ctx: Context,
+    round_id: int,
+    on_progress: Callable[[Progress], None] | None,
+    queue: BatchWriter | None = None,
+) -> Judging:
+    """Judge the round's pairs waiting for ``ctx``'s tier (with ``queue``: route those
+    whose replies are all in, write the missing requests for the Batch API); a failing
+    endpoint stops the round (JudgeError)."""
+    started_calls = time.time()
+    engine = run_coroutine(lambda: judge_async(store, ctx, round_id, on_progress, queue))
+    if engine.fault is not None:
+        # not the pairs' fault: their failed calls do not count towards
+        # judge.max_failed_attempts, and they stay unjudged for the next run
+        store.mark_fault_calls(round_id, started_calls)
+        failed = sum(engine.failures.values())
+        raise JudgeError(
+            f"judge at {ctx.judge.base_url} failed {failed} of {engine.sent} requests, "
+            f"e.g. {engine.fault}; stopped the round (its pairs stay unjudged, none went "
+            "to humans); fix the endpoint or judge settings and run `labeler round` again"
+        )
+    engine.flush_deferred()
+    return engine
+
+
+def batch_tier(
+    store: Store, ctx: Context, round_id: int, on_progress: Callable[[Progress], None] | None
+) -> tuple[Judging | None, int]:
+    """One tier of a --batch round: collect its finished batches; while none is running,
+    route what has all its replies and submit the missing requests as new batches.
+    Returns the engine (None: it waited for running batches) and how many still run."""
+    from labeler import batches
+    from labeler.judge import OpenAIBatches, request_body
+
+    judge = ctx.judge
+    rec = Recording(
+        judge.model, ctx.template.hash, ctx.guidelines.hash, ctx.prices, judge.batch_price_share
+    )
+    folder = ctx.cfg.project.state_dir / "batches"
+    batches.sweep_temp(folder)
+    api = OpenAIBatches(judge, judge.api_key())
+    try:
+        running = batches.advance(store, api, rec, round_id, ctx.tier)
+        if running:  # routing waits too: the missing requests are in those batches
+            return None, running
+        learned = json.loads(store.get_meta(adapted_key(judge)) or "{}")
+        writer = BatchWriter(
+            folder, round_id, ctx.tier, lambda messages: request_body(judge, learned, messages)
+        )
+        try:
+            engine = judge_tier(store, ctx, round_id, on_progress, writer)
+        except BaseException:
+            writer.discard()
+            raise
+        if writer.files:
+            batches.submit(store, api, writer)
+            running = len(writer.files)
+        return engine, running
+    finally:
+        api.close()
+
+
+def panel_versions(store: Store, cfg: Config, open_round: Any) -> dict[int, Version]:
+    """The judge version of each panel tier: the one a resumed round started with, else
+    the latest (made, or refreshed when due, now)."""
+    stored = json.loads(open_round["thresholds"]).get("judge_versions", {}) if open_round else {}
+    out = {}
+    for k, judge in enumerate(cfg.judges):
+        if judge.panel <= 1:
+            continue
+        found = versions.named(store, k, stored[str(k)]) if str(k) in stored else None
+        out[k] = found or versions.for_new_round(store, judge, k)
+    return out

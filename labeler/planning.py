@@ -78,10 +78,44 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
                     "cost_worst": cost,
                 }
             )
+    if cfg.quality.fact_check and todo and not batch:  # online rounds only
+        _plan_fact_check(cfg, summary, todo)
     summary.baseline_cost = len(todo) * cfg.costs.human_price_per_pair
     summary.currency = cfg.costs.currency
     summary.thresholds = asdict(ctx.thresholds)
     return summary
+
+
+def _plan_fact_check(cfg: Config, summary: RoundSummary, todo: list[Pair]) -> None:
+    """The fact-check's calls (``quality.fact_check``): one per accepted pair, at most one
+    per pair (the worst case: every pair accepted), each with the longer response."""
+    from labeler import factcheck, prompts
+
+    judge = cfg.judges[-1]
+    template = prompts.load_fact_template(cfg.quality.fact_check_template)
+    chars = [
+        sum(
+            len(m["content"])
+            for m in prompts.fact_messages(
+                template, p.prompt, max(p.response_a, p.response_b, key=len)
+            )
+        )
+        for p in todo
+    ]
+    prices = costs.Prices(
+        judge.price_input_per_mtok, judge.price_output_per_mtok, judge.price_cached_input_per_mtok
+    )
+    tokens_in, tokens_out, cost = costs.estimate_round_cost(
+        chars,
+        max(judge.max_tokens, factcheck.MAX_TOKENS),
+        prices,
+        summary.chars_per_token or costs.CHARS_PER_TOKEN,
+    )
+    summary.prompt_tokens += tokens_in
+    summary.completion_tokens += tokens_out
+    summary.judge_cost += cost
+    summary.requests_sent += len(chars)
+    summary.fact_checked = len(chars)
 
 
 def _sampled_share(cfg: Config, t: Thresholds, tier: int, todo: list[Pair]) -> float:

@@ -53,18 +53,24 @@ def builtin_text(name: str) -> str:
     return resources.files("labeler").joinpath("assets", name).read_text("utf-8")
 
 
-def parse_template(text: str, source: str) -> Template:
+def parse_template(
+    text: str,
+    source: str,
+    allowed: tuple[str, ...] = PLACEHOLDERS,
+    required: tuple[str, ...] = ("prompt", "response_a", "response_b"),
+    what: str = "judge template",
+) -> Template:
     """Split and check a template; a ConfigError names the file and what is wrong."""
     used = set(_PLACEHOLDER.findall(text))
-    unknown = sorted(used - set(PLACEHOLDERS))
+    unknown = sorted(used - set(allowed))
     if unknown:
         raise ConfigError(
-            f"{source}: unknown placeholder {{{{{unknown[0]}}}}} in the judge "
-            f"template; allowed: {', '.join(PLACEHOLDERS)}"
+            f"{source}: unknown placeholder {{{{{unknown[0]}}}}} in the {what}; "
+            f"allowed: {', '.join(allowed)}"
         )
-    missing = [p for p in ("prompt", "response_a", "response_b") if p not in used]
+    missing = [p for p in required if p not in used]
     if missing:
-        raise ConfigError(f"{source}: the judge template must contain {{{{{missing[0]}}}}}")
+        raise ConfigError(f"{source}: the {what} must contain {{{{{missing[0]}}}}}")
     system, user = "", text
     lines = text.splitlines(keepends=True)
     marks = [line.strip() for line in lines]
@@ -93,6 +99,42 @@ def load_template(path: Path | None) -> Template:
     except UnicodeDecodeError:
         raise ConfigError(f"judge.template: {path} is not UTF-8 text") from None
     return parse_template(text, str(path))
+
+
+FACT_PLACEHOLDERS = ("prompt", "response")
+
+
+def load_fact_template(path: Path | None) -> Template:
+    """The fact-check template (``quality.fact_check_template``; None: the built-in one)."""
+    if path is None:
+        text, source = builtin_text("fact_check.txt"), "<built-in fact-check template>"
+    else:
+        try:
+            text, source = path.read_text("utf-8"), str(path)
+        except FileNotFoundError:
+            raise ConfigError(f"quality.fact_check_template: file {path} not found") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"quality.fact_check_template: {path} is not UTF-8 text") from None
+    return parse_template(text, source, FACT_PLACEHOLDERS, FACT_PLACEHOLDERS, "fact-check template")
+
+
+def fact_messages(template: Template, prompt: str, response: str) -> list[dict[str, str]]:
+    """Chat messages asking whether ``response`` states something objectively false."""
+    values = {"prompt": prompt, "response": response}
+
+    def fill(text: str) -> str:
+        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+    out = [{"role": "system", "content": fill(template.system)}] if template.system else []
+    return [*out, {"role": "user", "content": fill(template.user)}]
+
+
+def read_fact_reply(text: str | None) -> bool | None:
+    """True: the checker says the answer has an objective error; False: it says none;
+    None: the first line is neither ERRORS nor NO_ERRORS."""
+    first = (text or "").strip().splitlines()[:1]
+    word = first[0].strip().strip(".*:").upper() if first else ""
+    return {"ERRORS": True, "NO_ERRORS": False, "NO ERRORS": False}.get(word)
 
 
 def load_guidelines(path: Path) -> Guidelines:

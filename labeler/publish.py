@@ -186,7 +186,9 @@ def run_export(
         if opts.conversational:
             rows = export.conversational(rows)
         base = ["prompt", "completion", "label"] if fmt == "kto" else list(export.DPO_COLUMNS)
-        columns = base + (list(export.PROVENANCE_COLUMNS) if provenance else [])
+        columns = base + (
+            [*export.PROVENANCE_COLUMNS, *export.verify_columns(dpo)] if provenance else []
+        )
         card = _card(cfg, fmt, rows, base, dpo, status)
         splits: dict[str, dict[str, Any]] = {}
         if opts.test_size:

@@ -89,6 +89,7 @@ def build_report(cfg: Config) -> dict[str, Any]:
         flags = [dict(r) for r in store.flags()]
         labels = store.label_status_counts()
         tiers = tier_totals(store, cfg) if len(cfg.judges) > 1 else []
+        verify = verify_summary(store)
     return {
         "currency": cfg.costs.currency,
         "target": cfg.calibration.target_agreement,
@@ -103,6 +104,22 @@ def build_report(cfg: Config) -> dict[str, Any]:
         "labels": labels,  # human / certified / provisional (held out of the dataset)
         "tiers": tiers,  # what each judge tier of a cascade decided and cost (all rounds)
         "ledger_total": None if total is None else asdict(total),
+        "verify": verify,  # labeler verify: rows checked and flagged by label source
+    }
+
+
+def verify_summary(store: Store) -> dict[str, Any] | None:
+    """What ``labeler verify`` found for the rows' current labels (None: never run)."""
+    counts = store.verify_counts()
+    money = store.reward_totals()
+    if not counts and not money["requests"]:
+        return None
+    return {
+        "checked": {k: v["checked"] for k, v in counts.items()},
+        "flagged": {k: v["flagged"] for k, v in counts.items() if v["flagged"]},
+        "dropped": sum(v["dropped"] for v in counts.values()),
+        "sent_to_review": sum(v["sent_to_review"] for v in counts.values()),
+        **money,
     }
 
 

@@ -9,7 +9,6 @@ requests that were in flight.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import threading
@@ -17,28 +16,26 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
 
 from labeler import costs, versions
-from labeler.batches import BatchWriter, Recording
 from labeler.config import Config
 from labeler.dataset import write_dataset
-from labeler.errors import ConfigError, JudgeError, ReviewError, StateError
+from labeler.errors import ConfigError, ReviewError, StateError
+from labeler.factcheck import run_fact_check
 from labeler.importing import SourceTally, check_source, import_source
 from labeler.judge import check_reachable
 from labeler.judging import (
     Context,
-    Judging,
-    adapted_key,
+    batch_tier,
     budget_message,
-    judge_async,
+    judge_tier,
     make_context,
+    panel_versions,
     round_thresholds_json,
     tier_thresholds_from_json,
 )
 from labeler.ledger import money_snapshot, round_ledgers, tier_totals
 from labeler.lock import project_lock
-from labeler.panel import Version
 from labeler.routing import (
     ACCEPT,
 )
@@ -90,40 +87,6 @@ def _fill_outcome(store: Store, ctx: Context, summary: RoundSummary, round_id: i
         summary.tiers = tier_totals(store, cfg, round_id)
 
 
-def run_coroutine(make: Callable[[], Any]) -> Any:
-    """Run ``make()``'s coroutine to the end from synchronous code — also when this thread
-    already runs an event loop (Jupyter, an async app), where ``asyncio.run`` refuses: then
-    it runs on a private loop in a worker thread while the caller waits."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(make())
-    box: dict[str, Any] = {}
-    loop = asyncio.new_event_loop()
-    task: asyncio.Future[Any] = loop.create_task(make())
-
-    def target() -> None:
-        try:
-            box["value"] = loop.run_until_complete(task)
-        except BaseException as exc:  # handed to the caller below
-            box["error"] = exc
-        finally:
-            loop.close()
-
-    worker = threading.Thread(target=target, name="labeler-round")
-    worker.start()
-    try:
-        worker.join()
-    except KeyboardInterrupt:
-        # stop the work before the caller lets go of the state: nothing runs on unseen
-        loop.call_soon_threadsafe(task.cancel)
-        worker.join()
-        raise
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
 def _warm_up_export() -> None:
     from labeler import export
 
@@ -140,82 +103,6 @@ def _push_for_review(store: Store, cfg: Config, summary: RoundSummary) -> None:
     except (ReviewError, StateError, ConfigError) as exc:
         summary.review_error = str(exc)
     summary.review_waiting = store.state_counts()["needs_review"]
-
-
-def _judge_tier(
-    store: Store,
-    ctx: Context,
-    round_id: int,
-    on_progress: Callable[[Progress], None] | None,
-    queue: BatchWriter | None = None,
-) -> Judging:
-    """Judge the round's pairs waiting for ``ctx``'s tier (with ``queue``: route those
-    whose replies are all in, write the missing requests for the Batch API); a failing
-    endpoint stops the round (JudgeError)."""
-    started_calls = time.time()
-    engine = run_coroutine(lambda: judge_async(store, ctx, round_id, on_progress, queue))
-    if engine.fault is not None:
-        # not the pairs' fault: their failed calls do not count towards
-        # judge.max_failed_attempts, and they stay unjudged for the next run
-        store.mark_fault_calls(round_id, started_calls)
-        failed = sum(engine.failures.values())
-        raise JudgeError(
-            f"judge at {ctx.judge.base_url} failed {failed} of {engine.sent} requests, "
-            f"e.g. {engine.fault}; stopped the round (its pairs stay unjudged, none went "
-            "to humans); fix the endpoint or judge settings and run `labeler round` again"
-        )
-    engine.flush_deferred()
-    return engine
-
-
-def _batch_tier(
-    store: Store, ctx: Context, round_id: int, on_progress: Callable[[Progress], None] | None
-) -> tuple[Judging | None, int]:
-    """One tier of a --batch round: collect its finished batches; while none is running,
-    route what has all its replies and submit the missing requests as new batches.
-    Returns the engine (None: it waited for running batches) and how many still run."""
-    from labeler import batches
-    from labeler.judge import OpenAIBatches, request_body
-
-    judge = ctx.judge
-    rec = Recording(
-        judge.model, ctx.template.hash, ctx.guidelines.hash, ctx.prices, judge.batch_price_share
-    )
-    folder = ctx.cfg.project.state_dir / "batches"
-    batches.sweep_temp(folder)
-    api = OpenAIBatches(judge, judge.api_key())
-    try:
-        running = batches.advance(store, api, rec, round_id, ctx.tier)
-        if running:  # routing waits too: the missing requests are in those batches
-            return None, running
-        learned = json.loads(store.get_meta(adapted_key(judge)) or "{}")
-        writer = BatchWriter(
-            folder, round_id, ctx.tier, lambda messages: request_body(judge, learned, messages)
-        )
-        try:
-            engine = _judge_tier(store, ctx, round_id, on_progress, writer)
-        except BaseException:
-            writer.discard()
-            raise
-        if writer.files:
-            batches.submit(store, api, writer)
-            running = len(writer.files)
-        return engine, running
-    finally:
-        api.close()
-
-
-def _panel_versions(store: Store, cfg: Config, open_round: Any) -> dict[int, Version]:
-    """The judge version of each panel tier: the one a resumed round started with, else
-    the latest (made, or refreshed when due, now)."""
-    stored = json.loads(open_round["thresholds"]).get("judge_versions", {}) if open_round else {}
-    out = {}
-    for k, judge in enumerate(cfg.judges):
-        if judge.panel <= 1:
-            continue
-        found = versions.named(store, k, stored[str(k)]) if str(k) in stored else None
-        out[k] = found or versions.for_new_round(store, judge, k)
-    return out
 
 
 def run_round(
@@ -245,7 +132,7 @@ def run_round(
         for judge in judges:  # an outage stops here, before any round opens
             check_reachable(judge.base_url)
         # a panel's version first: a new version's thresholds start from its own evidence
-        panels = _panel_versions(store, cfg, open_round)
+        panels = panel_versions(store, cfg, open_round)
         # a resumed round keeps the thresholds it started with, whatever a sync did since
         if open_round is not None:
             stored = tier_thresholds_from_json(open_round["thresholds"], len(judges))
@@ -277,11 +164,11 @@ def run_round(
             examples = versions.examples(store, version) if version else ((),)
             tier_ctx = make_context(cfg, in_force[k], k, version, examples)
             if batch:
-                engine, summary.batch_waiting = _batch_tier(store, tier_ctx, round_id, on_progress)
+                engine, summary.batch_waiting = batch_tier(store, tier_ctx, round_id, on_progress)
                 if engine is None:
                     break  # later tiers wait for this tier's batches
             else:
-                engine = _judge_tier(store, tier_ctx, round_id, on_progress)
+                engine = judge_tier(store, tier_ctx, round_id, on_progress)
             summary.requests_sent += engine.sent
             summary.cached_replies += engine.cached
             summary.first_error = summary.first_error or next(iter(engine.failed.values()), None)
@@ -290,6 +177,10 @@ def run_round(
                 break  # the budget is spent: later tiers wait for the next run
             if summary.batch_waiting:
                 break  # later tiers wait for this tier's batches
+        if cfg.quality.fact_check and not stopped and not summary.batch_waiting:
+            fact = run_fact_check(store, cfg, round_id)
+            summary.fact_checked, summary.chosen_has_errors = fact.checked, fact.flagged
+            summary.requests_sent += fact.sent
         summary.timings["judge_s"] = time.perf_counter() - mark
         _fill_outcome(store, ctx, summary, round_id)
         warm.join()

@@ -11,6 +11,7 @@ GUIDELINE_FILES = ("01-overview.md", "02-ties.md")
 STARTER_FILES = {
     "config.toml": "config.toml",
     "templates/judge.txt": "judge_prompt.txt",
+    "templates/fact_check.txt": "fact_check.txt",
     **{f"guidelines/{name}": f"guidelines/{name}" for name in GUIDELINE_FILES},
 }
 
@@ -24,7 +25,10 @@ def write_starter_files(directory: Path, force: bool = False) -> list[Path]:
     for path, asset in targets.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         text = builtin_text(asset)
-        if asset == "config.toml":
-            text = text.replace('template = ""', 'template = "templates/judge.txt"')
+        if asset == "config.toml":  # the starter templates, ready to edit
+            text = text.replace('\ntemplate = ""', '\ntemplate = "templates/judge.txt"')
+            text = text.replace(
+                '\nfact_check_template = ""', '\nfact_check_template = "templates/fact_check.txt"'
+            )
         path.write_text(text, "utf-8")
     return list(targets)

@@ -25,6 +25,7 @@ from labeler.state.calls import CallRecord, CallsTables, VerdictRecord
 from labeler.state.evidence import EvidenceTables
 from labeler.state.pairs import PairsTables
 from labeler.state.review import ReviewTables
+from labeler.state.rewards import RewardTables
 from labeler.state.rounds import RoundsTables
 from labeler.state.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, STATES
 
@@ -50,7 +51,15 @@ def quick_check(path: Path) -> str | None:
     return None if first == "ok" else first
 
 
-class Store(PairsTables, RoundsTables, CallsTables, BatchesTables, ReviewTables, EvidenceTables):
+class Store(
+    PairsTables,
+    RoundsTables,
+    CallsTables,
+    BatchesTables,
+    ReviewTables,
+    EvidenceTables,
+    RewardTables,
+):
     """A connection to the state database. Use as a context manager or call close(). Its
     methods live with their tables in ``labeler.state``."""
 

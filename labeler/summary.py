@@ -59,6 +59,8 @@ class RoundSummary:
     budget_message: str | None = None
     chars_per_token: float | None = None
     tiers: list[dict[str, Any]] = field(default_factory=list)  # per judge tier (cascade)
+    fact_checked: int = 0  # quality.fact_check: chosen responses checked this round
+    chosen_has_errors: int = 0  # of them, said to state something false: sent to humans
     batch_waiting: int = 0  # Batch API batches still running (round --batch)
     batches: list[dict[str, Any]] = field(default_factory=list)
     elapsed_s: float = 0.0

@@ -169,7 +169,9 @@ def test_every_table_is_readable_at_80_columns(tmp_path: Path, judge_server) -> 
         assert header in calibrate
 
 
-@pytest.mark.parametrize("command", ["status", "sync", "serve", "round", "report", "calibrate"])
+@pytest.mark.parametrize(
+    "command", ["status", "sync", "serve", "round", "report", "calibrate", "verify"]
+)
 def test_project_commands_refuse_outside_a_project(
     command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

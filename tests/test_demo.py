@@ -107,7 +107,12 @@ def test_demo_small_runs_the_whole_loop(tmp_path: Path) -> None:
     assert total["certified"] > 0 and total["saved"] > 0 and total["savings_factor"] > 1
     assert total["all_human_cost"] == pytest.approx(0.5 * total["delivered"])  # 1 reviewer
     assert Path(data["reliability_png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert datasets.load_from_disk(data["dataset"]).num_rows > 0
+    ds = datasets.load_from_disk(data["dataset"])
+    assert ds.num_rows > 0
+    # issue 21: the demo ends with `labeler verify` against its simulated reward model
+    verify = data["verify"]
+    assert verify["rows"] == ds.num_rows and verify["scored_now"] > 0
+    assert sum(ds["rm_flag"]) == sum(verify["flagged"].values())
     assert listening_ports() - before_ports == set()
     assert set(children()) - set(before_kids) == set()
     # issue 11: the project left behind works after the demo, on the ports asked for

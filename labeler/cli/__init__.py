@@ -39,6 +39,7 @@ COMMANDS = {
     "serve": ("labeler.cli.review_cmd", "serve"),
     "status": ("labeler.cli.round_cmd", "status"),
     "sync": ("labeler.cli.review_cmd", "sync"),
+    "verify": ("labeler.cli.verify_cmd", "verify"),
 }
 
 

@@ -138,6 +138,17 @@ def demo(
         if parity:
             console.print(render.agreement_table(report["report"]["human_human_agreement"]))
         console.print(render.calibration_messages([s["calibration"] for s in data["syncs"]]))
+        if data.get("fact_check"):
+            f = data["fact_check"]
+            console.print(
+                f"Fact-check (the judge, SIMULATED): {f['checked']} chosen responses checked, "
+                f"{f['flagged']} said to state something false went to humans (reason "
+                f"chosen_has_errors); the judge had chosen the wrong response in "
+                f"{f['judge_was_wrong']} of them.",
+                markup=False,
+            )
+        if data.get("verify"):
+            console.print(render.demo_verify_line(data["verify"]))
         console.print(
             f"Project folder:      {result.folder}  (cd there: labeler status)", markup=False
         )

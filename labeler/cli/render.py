@@ -71,6 +71,65 @@ def round_progress(currency: str, console: Console | None = None) -> Iterator[An
         yield update
 
 
+@contextmanager
+def verify_progress(show: bool) -> Iterator[Any]:
+    """A progress bar on stderr for `labeler verify`; yields a callback (done, total)."""
+    console = stderr_console()
+    progress = Progress(
+        TextColumn("[bold]scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not (show and console.is_terminal),
+    )
+    task = progress.add_task("scoring", total=None)
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    with progress:
+        yield update
+
+
+def verify_table(v: dict[str, Any], currency: str) -> Table:
+    """What `labeler verify` scored and flagged, by label source."""
+    table = Table(title="Reward-model verification", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    table.add_row("dataset rows checked", str(v["rows"]))
+    table.add_row("responses scored now / from the cache", f"{v['scored_now']} / {v['cached']}")
+    table.add_row("requests, cost", f"{v['requests']}, {money(v['cost'], currency)}")
+    for source in ("human", "judge"):
+        if v["checked"].get(source):
+            table.add_row(
+                f"flagged {source} labels (margin < {v['min_margin']:g})",
+                f"{v['flagged'].get(source, 0)} of {v['checked'][source]}",
+            )
+    what = {
+        "flag": "marked in the dataset (rm_margin, rm_flag)",
+        "review": f"{v['sent_to_review']} judge labels sent back to humans (next `labeler "
+        "sync` pushes them); human labels marked",
+        "drop": f"{v['dropped']} rows left out of the dataset",
+    }[v["action"]]
+    table.add_row(f"action: {v['action']}", what)
+    table.add_row("dataset rows now", str(v["dataset_rows"]))
+    return table
+
+
+def demo_verify_line(v: dict[str, Any]) -> Text:
+    """What the demo's SIMULATED reward model flagged, and how much of it was wrong."""
+    flagged = sum(v["flagged"].values())
+    by = ", ".join(f"{n} {source}" for source, n in sorted(v["flagged"].items())) or "none"
+    return Text(
+        f"labeler verify (reward model SIMULATED: a stated noise model over the known "
+        f"answers): flagged {flagged} of {v['rows']} dataset rows ({by}) at margin < "
+        f"{v['min_margin']:g}; {v['wrong_caught']} of them have a wrong label by the known "
+        f"answers, {v['wrong_missed']} wrong rows were not flagged. Flagged rows carry "
+        "rm_flag in the dataset."
+    )
+
+
 def round_table(s: dict[str, Any]) -> Table:
     """The end-of-round summary as a two-column table."""
     cur = s["currency"]
@@ -112,6 +171,11 @@ def round_table(s: dict[str, Any]) -> Table:
     table.add_row("sent to review", str(sum(s["review"].values())))
     for reason, n in sorted(s["review"].items()):
         table.add_row(f"  {reason}", str(n))
+    if s.get("fact_checked"):
+        table.add_row(
+            "chosen responses fact-checked",
+            f"{s['fact_checked']} ({s['chosen_has_errors']} with errors: to humans)",
+        )
     if s["unjudged"]:
         table.add_row(
             "[yellow]not judged yet (failed, retried next run)[/]", f"[yellow]{s['unjudged']}[/]"

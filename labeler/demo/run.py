@@ -70,6 +70,8 @@ class DemoResult:
     truth_agreement: list[float | None]
     reviewed: list[int]
     server: EmbeddedArgilla | None = None
+    verify: dict[str, Any] | None = None  # what the simulated reward model caught
+    fact_check: dict[str, int] | None = None  # what the judge's fact-check sent to humans
 
 
 def _free_port() -> int:
@@ -124,8 +126,9 @@ def write_project(opts: DemoOptions, judge_url: str, pairs: list[DemoPair], port
             "min_submitted": 1,
             "double_share": PARITY_DOUBLE_SHARE if opts.parity else 0.0,
         },
-        # simulated reviewers answer in milliseconds: no fast-verdict flags in the demo
-        "quality": {"min_review_seconds": 0.0},
+        # simulated reviewers answer in milliseconds: no fast-verdict flags in the demo;
+        # the judge fact-checks every chosen response (a wrong sum or capital goes to humans)
+        "quality": {"min_review_seconds": 0.0, "fact_check": True},
         "calibration": {
             "target_agreement": 0.85,
             "confidence": 0.9,
@@ -259,12 +262,70 @@ def run_demo(
                 result.syncs.append(run_sync(cfg))
                 if not done:
                     break
+            result.verify = demo_verify(cfg, pairs)
+            result.fact_check = demo_fact_check(cfg, pairs, result.rounds)
         finally:
             if opts.keep_serving:
                 result.server = server
             else:
                 server.stop()
     return result
+
+
+def demo_verify(cfg: Config, pairs: list[DemoPair]) -> dict[str, Any]:
+    """`labeler verify` at the end of the demo, against a SIMULATED reward model (a local
+    server speaking vLLM's /pooling; ``reward_server.demo_scorer``'s stated noise model
+    over the known answers), and what it caught: flagged rows whose label is wrong by the
+    known answers, and wrong rows it did not flag."""
+    import dataclasses
+
+    from labeler.demo.reward_server import RewardServer, demo_scorer
+    from labeler.verify import run_verify
+
+    good: dict[tuple[str, str], bool] = {}
+    for p in pairs:
+        if p.truth in ("A", "B"):
+            better = p.response_a if p.truth == "A" else p.response_b
+            worse = p.response_b if p.truth == "A" else p.response_a
+            good[(p.prompt, better)], good[(p.prompt, worse)] = True, False
+    truth = {(p.prompt, p.response_a, p.response_b): p.truth for p in pairs}
+    with RewardServer(demo_scorer(good)) as server:
+        vcfg = dataclasses.replace(cfg.verify, base_url=server.url, model="simulated-reward")
+        result = run_verify(dataclasses.replace(cfg, verify=vcfg)).to_dict()
+    from labeler.store import Store
+
+    flagged = set(result["flagged_ids"])
+    caught = missed = 0
+    with Store(cfg.db_path) as store:
+        for r in store.dataset_rows(cfg.output.certified_only, True):
+            wrong = truth.get((r["prompt"], r["response_a"], r["response_b"])) != r["label"]
+            caught += wrong and r["id"] in flagged
+            missed += wrong and r["id"] not in flagged
+    return {**result, "wrong_caught": caught, "wrong_missed": missed}
+
+
+def demo_fact_check(
+    cfg: Config, pairs: list[DemoPair], rounds: list[RoundSummary]
+) -> dict[str, int]:
+    """What the fact-check (``quality.fact_check``) did over the demo: chosen responses
+    checked, sent to humans, and of those how many the judge had chosen wrongly (by the
+    known answers: the worse response of its pair)."""
+    import sqlite3
+
+    truth = {(p.prompt, p.response_a, p.response_b): p.truth for p in pairs}
+    db = sqlite3.connect(cfg.db_path)
+    try:
+        rows = db.execute(
+            "SELECT p.prompt, p.response_a, p.response_b, v.label FROM pairs p JOIN verdicts v "
+            "ON v.pair_id = p.id WHERE v.reason = 'chosen_has_errors'"
+        ).fetchall()
+    finally:
+        db.close()
+    return {
+        "checked": sum(r.fact_checked for r in rounds),
+        "flagged": len(rows),
+        "judge_was_wrong": sum(truth.get((r[0], r[1], r[2])) not in (r[3], None) for r in rows),
+    }
 
 
 def result_dict(result: DemoResult) -> dict[str, Any]:
@@ -278,6 +339,8 @@ def result_dict(result: DemoResult) -> dict[str, Any]:
         "syncs": [s.to_dict() for s in result.syncs],
         "truth_agreement": result.truth_agreement,
         "reviewed": result.reviewed,
+        "verify": result.verify,
+        "fact_check": result.fact_check,
     }
 
 

@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from labeler.demo.data import DemoPair
 from labeler.demo.judge_server import Scripted, Shown, by_model, read_shown
@@ -57,8 +58,10 @@ class SimulatedJudge:
     def __init__(self, pairs: list[DemoPair], noise: NoiseModel | None = None):
         self.noise = noise or NoiseModel()
         self.truth: dict[tuple[str, str, str], DemoPair] = {}
+        self.by_prompt: dict[str, list[DemoPair]] = {}
         for p in pairs:
             self.truth[(p.prompt, p.response_a, p.response_b)] = p
+            self.by_prompt.setdefault(p.prompt, []).append(p)
 
     def _lookup(self, shown: Shown) -> tuple[DemoPair, bool] | None:
         """The pair and whether it is shown in stored order."""
@@ -68,7 +71,30 @@ class SimulatedJudge:
             return pair, False
         return None
 
+    def fact_check(self, body: dict[str, Any]) -> Scripted:
+        """A fact-check request (``quality.fact_check``): the checked answer of a known
+        pair is objectively wrong when it is the worse response of an arithmetic or
+        capitals pair (a wrong sum or city); the checker finds such an error 90% of the
+        time and sees one in a correct answer 3% of the time (draws fixed per answer)."""
+        text = str(body["messages"][-1]["content"])
+        prompt = text.split("<prompt>\n", 1)[-1].split("\n</prompt>", 1)[0]
+        answer = text.split("<answer>\n", 1)[-1].split("\n</answer>", 1)[0]
+        wrong = False
+        for pair in self.by_prompt.get(prompt, []):
+            if answer in (pair.response_a, pair.response_b):
+                worse = pair.response_b if pair.truth == "A" else pair.response_a
+                objective = pair.kind in ("arithmetic", "capitals") and pair.truth != "TIE"
+                wrong = objective and answer == worse
+                break
+        u = _uniform(self.noise.seed, "fact", prompt, answer)
+        if u < (0.9 if wrong else 0.03):
+            return Scripted("ERRORS\nThe answer states something false.")
+        return Scripted("NO_ERRORS\nnone")
+
     def __call__(self, shown: Shown) -> Scripted:
+        messages = shown.body.get("messages", [])
+        if messages and "objectively false" in str(messages[-1].get("content", "")):
+            return self.fact_check(shown.body)
         found = self._lookup(shown)
         if found is None:
             return Scripted("TIE LOW\nI do not know this pair.", {"A": 0.3, "B": 0.3, "TIE": 0.4})

@@ -216,6 +216,15 @@ class CallsTables(Tables):
             "AND p.state IN ('accepted', 'exported') ORDER BY p.seq"
         ).fetchall()
 
+    def accepted_in_round(self, round_id: int) -> list[sqlite3.Row]:
+        """The pairs of a round the judge accepted with an A/B verdict, with their texts."""
+        return self.db.execute(
+            "SELECT p.id, p.prompt, p.response_a, p.response_b, v.label FROM pairs p "
+            "JOIN verdicts v ON v.pair_id = p.id WHERE v.round_id = ? AND v.action = 'accept' "
+            "AND v.label IN ('A', 'B') ORDER BY p.seq",
+            (round_id,),
+        ).fetchall()
+
     def apply_recheck(self, status: dict[str, str]) -> int:
         """Set each judge-accepted pair's status; 'recheck' sends it back to humans
         (state needs_review, reason recheck). Returns how many went back."""

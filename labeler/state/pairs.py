@@ -149,11 +149,19 @@ class PairsTables(Tables):
     def pair_ids_in_state(self, state: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT id FROM pairs WHERE state = ?", (state,))}
 
-    def dataset_rows(self, certified_only: bool = True) -> Iterator[sqlite3.Row]:
+    def dataset_rows(
+        self, certified_only: bool = True, with_dropped: bool = False
+    ) -> Iterator[sqlite3.Row]:
         """Pairs that belong in the DPO dataset: human A/B decisions (a human verdict wins),
         else the judge's accepted verdicts — only certified ones unless ``certified_only``
-        is False (provisional ones are marked in ``label_status``)."""
+        is False (provisional ones are marked in ``label_status``). ``rm_margin`` and
+        ``rm_flag``: what ``labeler verify`` found for the row's current label (NULL: not
+        checked); rows it flagged under ``verify.action = "drop"`` are left out unless
+        ``with_dropped`` (what verify itself checks again)."""
         judge_ok = "AND COALESCE(v.status, 'certified') = 'certified' " if certified_only else ""
+        dropped = (
+            "" if with_dropped else "AND NOT COALESCE(vr.flagged = 1 AND vr.action = 'drop', 0) "
+        )
         return self.db.execute(
             "SELECT p.id, p.prompt, p.prompt_messages, p.response_a, p.response_b, v.round_id, "
             "v.model, "
@@ -163,13 +171,18 @@ class PairsTables(Tables):
             "AS label_status, "
             "CASE WHEN h.decided = 1 THEN 1.0 * json_extract(h.votes, '$.' || h.label) "
             "/ h.reviewers ELSE v.confidence END AS confidence, "
-            "COALESCE(h.reviewers, 0) AS reviewers "
+            "COALESCE(h.reviewers, 0) AS reviewers, vr.margin AS rm_margin, "
+            "vr.flagged AS rm_flag "
             "FROM pairs p JOIN verdicts v ON v.pair_id = p.id "
             "LEFT JOIN human_decisions h ON h.pair_id = p.id AND h.decided = 1 "
-            "WHERE (h.label IN ('A', 'B')) OR (h.pair_id IS NULL AND v.action = 'accept' "
+            "LEFT JOIN verify_results vr ON vr.pair_id = p.id "
+            "AND vr.label = COALESCE(h.label, v.label) "
+            "WHERE ((h.label IN ('A', 'B')) OR (h.pair_id IS NULL AND v.action = 'accept' "
             "AND v.label IN ('A', 'B') AND p.state IN ('accepted', 'exported') "
             + judge_ok
-            + ") ORDER BY p.seq"
+            + ")) "
+            + dropped
+            + "ORDER BY p.seq"
         )
 
     def label_status_counts(self) -> dict[str, int]:

@@ -174,6 +174,36 @@ CREATE TABLE IF NOT EXISTS bad_rows (
     first_seen REAL NOT NULL,
     PRIMARY KEY (source, row)
 );
+-- labeler verify: each response's reward (paid work: never asked twice), each request
+-- (the ledger), each row's margin as last checked (for its label at that time)
+CREATE TABLE IF NOT EXISTS reward_scores (
+    key TEXT PRIMARY KEY,
+    score REAL NOT NULL,
+    api TEXT NOT NULL,
+    model TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reward_calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    api TEXT NOT NULL,
+    model TEXT NOT NULL,
+    items INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    latency_ms REAL
+);
+CREATE TABLE IF NOT EXISTS verify_results (
+    pair_id TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    label_source TEXT NOT NULL,
+    chosen REAL NOT NULL,
+    rejected REAL NOT NULL,
+    margin REAL NOT NULL,
+    flagged INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    checked_at REAL NOT NULL
+);
 """
 
 

@@ -1,0 +1,141 @@
+"""``labeler verify``: a reward model double-checks every dataset row.
+
+Each row's chosen and rejected response are scored by the reward model ``[verify]``
+names (``labeler.reward``); a row whose margin ``score(chosen) - score(rejected)`` is below
+``verify.min_margin`` is *flagged*. Human and judge labels alike. What happens to a
+flagged row (``verify.action``):
+
+* ``flag`` — nothing but the mark: ``rm_margin`` and ``rm_flag`` columns in the dataset
+  and in ``labeler export`` (with provenance);
+* ``review`` — a judge label goes back to humans (reason ``rm_disagrees``; pushed at the
+  next ``labeler sync``, blind like any review pair) and leaves the dataset until they
+  decide; a human label stays, marked (a second human review of a decided record is not
+  automated);
+* ``drop`` — the row leaves the dataset (it stays in the state, and comes back if a later
+  verify no longer flags it).
+
+Scores are paid work: each (model, prompt, response) is scored once and cached in the
+state, so a second verify sends nothing new; every request is in the ledger
+(``reward_calls``, priced at ``verify.price_per_1k``). Scores are stored as each request
+returns, so an interrupted verify loses nothing already paid for.
+
+How flags relate to the guarantee: certified judge labels are certified by *human*
+evidence (agreement with reviewers at the target, with probability at least the
+confidence). A reward model's disagreement is not human evidence and does not change
+the certificate or the thresholds: ``review`` only adds human checks (humans then decide
+those pairs, and their verdicts count like any other), and ``drop`` only removes rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from labeler.config import Config
+from labeler.dataset import write_dataset
+from labeler.errors import StateError
+from labeler.lock import project_lock
+from labeler.reward import Call, Item, RewardClient
+from labeler.store import Store
+
+REASON = "rm_disagrees"
+
+
+def score_key(api: str, model: str, prompt: str, response: str) -> str:
+    """The cache key of one response's reward: the model and the texts it read."""
+    h = hashlib.sha256()
+    for part in (api, model, prompt, response):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+@dataclass
+class VerifyResult:
+    rows: int = 0
+    scored_now: int = 0  # responses sent to the reward model by this run
+    cached: int = 0  # responses whose score was already stored
+    requests: int = 0
+    cost: float = 0.0  # of this run's requests
+    flagged: dict[str, int] = field(default_factory=dict)  # by label source
+    checked: dict[str, int] = field(default_factory=dict)
+    action: str = "flag"
+    sent_to_review: int = 0
+    dropped: int = 0
+    min_margin: float = 0.0
+    dataset_rows: int = 0
+    flagged_ids: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_verify(
+    cfg: Config,
+    environ: Mapping[str, str] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> VerifyResult:
+    """Score every dataset row not scored before, flag, apply ``verify.action``, rewrite
+    the dataset; ``on_progress(done, total)`` as responses are scored."""
+    if not cfg.db_path.exists():
+        raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
+    v = cfg.verify
+    client = RewardClient(v, environ)
+    out = VerifyResult(action=v.action, min_margin=v.min_margin)
+    with project_lock(cfg.project.state_dir, "verify"), Store(cfg.db_path) as store:
+        rows = [dict(r) for r in store.dataset_rows(cfg.output.certified_only, True)]
+        out.rows = len(rows)
+        sides: list[tuple[str, str]] = []  # per row: (chosen key, rejected key)
+        texts: dict[str, Item] = {}
+        for r in rows:
+            a_wins = r["label"] == "A"
+            chosen, rejected = (
+                (r["response_a"], r["response_b"]) if a_wins else (r["response_b"], r["response_a"])
+            )
+            keys = (
+                score_key(v.api, v.model, r["prompt"], chosen),
+                score_key(v.api, v.model, r["prompt"], rejected),
+            )
+            texts[keys[0]], texts[keys[1]] = (r["prompt"], chosen), (r["prompt"], rejected)
+            sides.append(keys)
+        scores = store.reward_scores(list(texts))
+        out.cached = len(scores)
+        todo = [k for k in texts if k not in scores]
+        price = v.price_per_1k / 1000
+
+        def scored(idx: list[int], values: list[float], call: Call) -> None:
+            pairs = [(todo[i], s) for i, s in zip(idx, values, strict=True)]
+            store.save_reward_scores(
+                pairs, v.api, v.model, call.attempts, price * len(pairs), call.latency_ms
+            )
+            scores.update(pairs)
+            out.scored_now += len(pairs)
+            out.requests += 1
+            out.cost += price * len(pairs)
+            if on_progress is not None:
+                on_progress(out.scored_now, len(todo))
+
+        client.score([texts[k] for k in todo], scored)
+        results, flagged_judge = [], []
+        for r, (ck, rk) in zip(rows, sides, strict=True):
+            margin = scores[ck] - scores[rk]
+            flag = margin < v.min_margin
+            source = r["label_source"]
+            out.checked[source] = out.checked.get(source, 0) + 1
+            if flag:
+                out.flagged[source] = out.flagged.get(source, 0) + 1
+                out.flagged_ids.append(r["id"])
+                if source == "judge":
+                    flagged_judge.append(r["id"])
+            results.append(
+                (r["id"], r["label"], source, scores[ck], scores[rk], margin, int(flag), v.action)
+            )
+        store.save_verify_results(results)
+        if v.action == "review":
+            out.sent_to_review = store.send_to_review(flagged_judge, REASON)
+        elif v.action == "drop":
+            out.dropped = len(out.flagged_ids)
+        out.dataset_rows = write_dataset(store, cfg)
+    return out

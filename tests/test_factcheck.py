@@ -1,0 +1,104 @@
+"""The fact-check of chosen responses (issue 21, item 2), through a round against a real
+HTTP server speaking the OpenAI protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from labeler import prompts
+from labeler.demo.judge_server import JudgeServer, Scripted, Shown
+from labeler.store import Store
+from tests.conftest import Project, good_bad_rows, oracle
+
+WRONG = "answer 4 is good"  # the checker finds an error in this chosen response
+
+
+def checker(unreadable: str = "") -> Callable[[Shown], Scripted]:
+    def respond(shown: Shown) -> Scripted:
+        messages = shown.body["messages"]
+        if "objectively false" not in messages[-1]["content"]:
+            return oracle(shown)
+        answer = messages[-1]["content"].split("<answer>\n", 1)[1].split("\n</answer>")[0]
+        if unreadable and unreadable in answer:
+            return Scripted("I think it is fine")
+        return Scripted("ERRORS\nthe claim is false" if WRONG in answer else "NO_ERRORS\nnone")
+
+    return respond
+
+
+@pytest.fixture
+def fact_project(project: Project, judge_server: Callable[..., JudgeServer]) -> Project:
+    server = judge_server(checker(unreadable="answer 6 is good"))
+    project.set(
+        judge={"base_url": server.url, "price_input_per_mtok": 1.0, "price_output_per_mtok": 2.0},
+        review={"enabled": False},
+        quality={"fact_check": True},
+    )
+    project.server = server  # type: ignore[attr-defined]
+    return project
+
+
+def test_a_chosen_response_with_errors_goes_to_humans(fact_project: Project) -> None:
+    p = fact_project
+    p.pairs(good_bad_rows(10))
+    summary = p.run_json("round")
+    assert summary["accepted"] == 10 - 1  # the accepted pair the checker flagged left
+    assert summary["fact_checked"] == 10 and summary["chosen_has_errors"] == 1
+    assert summary["review"] == {"chosen_has_errors": 1}
+    with Store(p.root / ".labeler" / "state.sqlite") as store:
+        fact = store.db.execute(
+            "SELECT COUNT(*), SUM(cost) FROM calls WHERE presented_order = 'fact'"
+        ).fetchone()
+        all_calls = store.db.execute("SELECT SUM(cost) FROM calls WHERE round_id = 1").fetchone()
+        state = store.db.execute(
+            "SELECT state FROM pairs WHERE response_a = ? OR response_b = ?", (WRONG, WRONG)
+        ).fetchone()[0]
+    assert fact[0] == 10 and fact[1] > 0  # in the ledger, priced like judge calls
+    assert state == "needs_review"
+    # the round's judge cost includes the checks; the unreadable reply flagged nothing
+    assert summary["judge_cost"] == pytest.approx(all_calls[0])
+    assert all_calls[0] > fact[1]
+    report = p.run_json("report")
+    assert report["rounds"][0]["to_humans_by_reason"] == {"chosen_has_errors": 1}
+    # a checked response is never asked about again: the next round checks only new pairs
+    before = sum(p.server.request_keys().values())  # type: ignore[attr-defined]
+    p.pairs(good_bad_rows(12))
+    second = p.run_json("round")
+    sent = sum(p.server.request_keys().values()) - before  # type: ignore[attr-defined]
+    assert second["fact_checked"] == 2 and sent == 2 * 2 + 2  # two orders each, two checks
+
+
+def test_the_fact_check_template_is_checked_and_read() -> None:
+    t = prompts.load_fact_template(None)
+    messages = prompts.fact_messages(t, "What is 2+2?", "5")
+    assert "<answer>\n5\n</answer>" in messages[-1]["content"]
+    assert messages[0]["role"] == "system"
+    assert prompts.read_fact_reply("ERRORS\n2+2 is 4") is True
+    assert prompts.read_fact_reply("no_errors.\nnone") is False
+    assert prompts.read_fact_reply("It looks fine") is None
+
+
+def test_a_fact_check_template_without_its_placeholders_is_refused(
+    project: Project, tmp_path: object
+) -> None:
+    bad = project.root / "templates" / "bad.txt"
+    bad.write_text("Is {{prompt}} right?")
+    project.set(quality={"fact_check": True, "fact_check_template": "templates/bad.txt"})
+    project.pairs(good_bad_rows(2))
+    result = project.run("round")
+    assert result.exit_code == 2
+    assert "fact-check template must contain {{response}}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_dry_run_counts_the_fact_check(fact_project: Project) -> None:
+    p = fact_project
+    p.pairs(good_bad_rows(10))
+    plain = p.run_json("round", "--dry-run")
+    p.set(quality={"fact_check": False})
+    without = p.run_json("round", "--dry-run")
+    assert plain["fact_checked"] == 10 and without["fact_checked"] == 0
+    assert plain["requests_sent"] == without["requests_sent"] + 10
+    assert plain["judge_cost"] > without["judge_cost"]

@@ -1,0 +1,158 @@
+"""`labeler verify` (issue 21) against a real HTTP server speaking the reward model routes
+of vLLM (/pooling, /classify) and text-embeddings-inference (/predict)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import datasets
+import pytest
+
+from labeler.demo.reward_server import Faults, RewardServer
+from labeler.store import Store
+from tests.conftest import Project, decide_as_humans, good_bad_rows
+
+PLANTED = {"question 3?", "question 8?", "question 13?"}  # the reward model disagrees here
+
+
+def scorer(prompt: str, response: str) -> float:
+    """Right on every pair but the planted ones: 'good' scores 1, 'poor' 0."""
+    good = "good" in response
+    return float(good != (prompt in PLANTED))
+
+
+@pytest.fixture
+def reward() -> Iterator[Any]:
+    servers: list[RewardServer] = []
+
+    def start(faults: Faults | None = None) -> RewardServer:
+        server = RewardServer(scorer, faults or Faults()).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+def judged(project: Project, server: RewardServer, api: str, **verify: Any) -> Project:
+    """20 judge-labelled rows in the dataset (the oracle judge, provisional labels kept)."""
+    project.set(
+        review={"enabled": False},
+        verify={"api": api, "base_url": server.url, "batch_size": 16, **verify},
+    )
+    project.pairs(good_bad_rows(20))
+    assert project.run_json("round")["judged"] == 20
+    return project
+
+
+@pytest.mark.parametrize(
+    ("api", "requests"), [("vllm_pooling", 40), ("vllm_classify", 3), ("tei", 3)]
+)
+def test_verify_flags_what_the_reward_model_contradicts_and_never_asks_twice(
+    project: Project, reward: Any, api: str, requests: int
+) -> None:
+    server = reward()
+    p = judged(project, server, api, price_per_1k=2.0)
+    first = p.run_json("verify")
+    assert first["rows"] == 20 and first["scored_now"] == 40 and first["cached"] == 0
+    assert len(server.requests) == requests == first["requests"]  # batched where it can be
+    assert first["flagged"] == {"judge": 3} and first["checked"] == {"judge": 20}
+    assert first["cost"] == pytest.approx(40 * 2.0 / 1000)
+    # the dataset carries what verify found
+    ds = datasets.load_from_disk(str(p.root / ".labeler" / "dataset"))
+    flagged = {r["prompt"] for r in ds if r["rm_flag"]}
+    assert flagged == PLANTED
+    assert all(r["rm_margin"] < 0.1 for r in ds if r["rm_flag"])
+    assert all(r["rm_margin"] == 1.0 for r in ds if not r["rm_flag"])
+    # scores are paid work: a second verify sends nothing and says the same
+    again = p.run_json("verify")
+    assert (again["scored_now"], again["cached"], again["requests"]) == (0, 40, 0)
+    assert len(server.requests) == requests
+    assert again["flagged"] == first["flagged"]
+    with Store(p.root / ".labeler" / "state.sqlite") as store:
+        totals = store.reward_totals()
+    assert (totals["requests"], totals["scored"]) == (requests, 40)
+    assert totals["cost"] == pytest.approx(0.08)  # the ledger: every request, priced
+    # the export carries the columns with provenance
+    out = p.root / "out.jsonl"
+    assert p.run("export", "--to", "jsonl", "--out", str(out)).exit_code == 0
+    assert '"rm_flag": true' in out.read_text() and '"rm_margin"' in out.read_text()
+
+
+def test_human_and_judge_labels_are_counted_apart_and_review_sends_judge_labels_back(
+    project: Project, reward: Any
+) -> None:
+    server = reward()
+    project.set(calibration={"cold_start_audit_rate": 0.5}, routing={"audit_rate": 0.0})
+    p = judged(project, server, "tei", action="review")
+    humans = decide_as_humans(p)  # the cold-start audit's pairs, decided by reviewers
+    assert 0 < humans < 20
+    data = p.run_json("verify")
+    assert sum(data["checked"].values()) == 20 and set(data["checked"]) == {"human", "judge"}
+    assert sum(data["flagged"].values()) == 3
+    judge_flagged = data["flagged"].get("judge", 0)
+    assert data["sent_to_review"] == judge_flagged
+    assert data["dataset_rows"] == 20 - judge_flagged  # out until humans decide them
+    status = p.run_json("status")
+    assert status["states"]["needs_review"] == judge_flagged
+    report = p.run_json("report")
+    by_reason = report["rounds"][0]["to_humans_by_reason"]
+    assert by_reason.get("rm_disagrees", 0) == judge_flagged
+    assert report["verify"]["flagged"] == data["flagged"]
+
+
+def test_drop_leaves_flagged_rows_out_of_the_dataset(project: Project, reward: Any) -> None:
+    p = judged(project, reward(), "vllm_classify", action="drop")
+    data = p.run_json("verify")
+    assert data["dropped"] == 3 and data["dataset_rows"] == 17
+    ds = datasets.load_from_disk(str(p.root / ".labeler" / "dataset"))
+    assert not {r["prompt"] for r in ds} & PLANTED
+    # back with another action: the rows return, marked
+    assert p.run_json("verify", "--action", "flag")["dataset_rows"] == 20
+
+
+def test_5xx_is_retried_and_400_is_final(project: Project, reward: Any) -> None:
+    flaky = reward(Faults(fail_first=2))
+    p = judged(project, flaky, "tei", max_retries=3, batch_size=64)
+    assert p.run_json("verify")["flagged"] == {"judge": 3}
+    assert len(flaky.requests) == 3  # two 500s, then the answer
+    refusing = reward(Faults(status=400))
+    p.set(verify={"base_url": refusing.url})
+    p.pairs(good_bad_rows(22))  # two new rows to score
+    p.run_json("round")
+    result = p.run("verify")
+    assert result.exit_code == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "HTTP 400" in result.stderr and "Traceback" not in result.output
+    assert len(refusing.requests) == 1  # a 400 is not retried
+
+
+@pytest.mark.parametrize(
+    ("faults", "api", "message"),
+    [
+        (Faults(malformed=True), "vllm_pooling", "a score must be a finite number"),
+        (Faults(), "vllm_pooling", "the reply is not what"),  # a route it does not serve
+    ],
+)
+def test_a_reply_in_another_shape_is_one_line(
+    project: Project, reward: Any, faults: Faults, api: str, message: str, tmp_path: Path
+) -> None:
+    server = reward(faults)
+    p = judged(project, server, api)
+    if not faults.malformed:  # the server speaks TEI's shape where vLLM's is expected
+        server.answer = lambda path, body: (200, [[{"score": 1.0, "label": "x"}]])  # type: ignore[method-assign]
+    result = p.run("verify")
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_verify_without_a_server_says_what_to_set(project: Project) -> None:
+    project.set(review={"enabled": False})
+    project.pairs(good_bad_rows(2))
+    project.run_json("round")
+    result = project.run("verify")
+    assert result.exit_code == 1
+    assert "verify.base_url is empty" in result.stderr
