@@ -23,12 +23,13 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from labeler import costs, prompts
 from labeler.config import Config
-from labeler.judging import adapted_key, run_coroutine
+from labeler.judging import adapted_key, allowance, run_coroutine
 from labeler.store import CallRecord, Store
 
 REASON = "chosen_has_errors"
@@ -44,6 +45,7 @@ class FactCheck:
     flagged: int = 0  # chosen responses with errors: sent to humans
     unreadable: int = 0  # replies that were neither ERRORS nor NO_ERRORS (left as they were)
     failed: int = 0  # requests that failed (left as they were; asked again next round)
+    skipped: int = 0  # not asked: the judge budget was spent (asked in a later round)
 
 
 def fact_key(model: str, template_hash: str, pair_id: str, chosen: str) -> str:
@@ -71,10 +73,12 @@ def run_fact_check(store: Store, cfg: Config, round_id: int) -> FactCheck:
         todo.append((r["id"], key, prompts.fact_messages(template, r["prompt"], chosen)))
     out.checked = len(todo)
     cached = store.cached_calls(list(keys.values()))
-    ask = [t for t in todo if t[1] not in cached]
-    replies = run_coroutine(lambda: _ask(store, judge, ask)) if ask else []
     texts = {key: row["reply"] for key, row in cached.items()}
-    for (pair_id, key, messages), reply in zip(ask, replies, strict=True):
+    ask = [t for t in todo if t[1] not in cached]
+    budget = allowance(store, cfg, round_id)
+
+    def record(pair_id: str, key: str, messages: list[dict[str, str]], reply: Any) -> None:
+        """Each reply is stored as it returns (paid work is never lost)."""
         cost = prices.call_cost(reply.prompt_tokens, reply.completion_tokens, reply.cached_tokens)
         out.sent += 1
         out.cost += cost
@@ -92,6 +96,25 @@ def run_fact_check(store: Store, cfg: Config, round_id: int) -> FactCheck:
             out.failed += 1
         else:
             texts[key] = reply.text
+
+    reserved = [0.0]  # the worst cost of the requests in flight
+
+    def affordable(messages: list[dict[str, str]]) -> float | None:
+        """The worst cost reserved for this request, within ``costs.max_cost_per_round`` /
+        ``total_budget`` with what is spent and in flight; None: over budget."""
+        chars = sum(len(m["content"]) for m in messages)
+        worst = prices.call_cost(costs.estimate_tokens(chars), judge.max_tokens)
+        if budget is not None and out.cost + reserved[0] + worst > budget:
+            return None
+        reserved[0] += worst
+        return worst
+
+    def release(worst: float) -> None:
+        reserved[0] -= worst
+
+    if ask:
+        run_coroutine(lambda: _ask(store, judge, ask, record, affordable, release))
+    out.skipped = len(ask) - out.sent
     flagged = []
     for pair_id, key in keys.items():
         if key not in texts:
@@ -105,18 +128,32 @@ def run_fact_check(store: Store, cfg: Config, round_id: int) -> FactCheck:
     return out
 
 
-async def _ask(store: Store, judge: Any, todo: list[Any]) -> list[Any]:
+async def _ask(
+    store: Store,
+    judge: Any,
+    todo: list[tuple[str, str, list[dict[str, str]]]],
+    record: Callable[[str, str, list[dict[str, str]], Any], None],
+    affordable: Callable[[list[dict[str, str]]], float | None],
+    release: Callable[[float], None],
+) -> None:
     from labeler.judge import OpenAIJudge
 
     learned = json.loads(store.get_meta(adapted_key(judge)) or "{}")
     client = OpenAIJudge(judge, judge.api_key(), learned)
     limit = asyncio.Semaphore(judge.concurrency)
 
-    async def one(messages: list[dict[str, str]]) -> Any:
+    async def one(pair_id: str, key: str, messages: list[dict[str, str]]) -> None:
         async with limit:
-            return await client.judge(messages)
+            worst = affordable(messages)
+            if worst is None:
+                return  # over budget: asked again in a later round
+            try:
+                reply = await client.judge(messages)
+            finally:
+                release(worst)
+            record(pair_id, key, messages, reply)
 
     try:
-        return list(await asyncio.gather(*(one(m) for _, _, m in todo)))
+        await asyncio.gather(*(one(*t) for t in todo))
     finally:
         await client.aclose()

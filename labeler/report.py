@@ -16,6 +16,7 @@ from labeler.ledger import round_ledgers, tier_totals
 from labeler.routing import ACCEPT
 from labeler.store import Store
 from labeler.thresholds import row_signals
+from labeler.verify import ONE_MORE
 
 
 def in_force(t: dict[str, Any]) -> str:
@@ -119,6 +120,7 @@ def verify_summary(store: Store) -> dict[str, Any] | None:
         "flagged": {k: v["flagged"] for k, v in counts.items() if v["flagged"]},
         "dropped": sum(v["dropped"] for v in counts.values()),
         "sent_to_review": sum(v["sent_to_review"] for v in counts.values()),
+        "asked_again": len(store.flagged_ids(ONE_MORE)),  # human labels: one more reviewer
         **money,
     }
 

@@ -9,16 +9,20 @@
   token's single value.
 * ``vllm_classify`` — a one-output sequence classifier under vLLM: ``POST /classify`` with
   ``input`` a list of texts (prompt, a blank line, the response), ``verify.batch_size`` per
-  request; the reward is each item's one value of ``probs``.
+  request; vLLM answers a sigmoid of the classifier's logit in ``probs``, and the reward is
+  that logit (so margins are in the model's units, as with the other routes).
 * ``tei`` — Hugging Face text-embeddings-inference with a classification reward model
   (``--model-id OpenAssistant/reward-model-deberta-v3-large-v2``): ``POST /predict`` with
   ``inputs`` a list of (prompt, response) pairs and ``raw_scores`` true; the reward is each
   item's one score.
 
-Requests run ``verify.concurrency`` at a time; 429, 5xx and timeouts are retried up to
-``verify.max_retries`` times with backoff (``Retry-After`` honoured up to 30 s); any other
-4xx is final. A reply in another shape is a ``RewardError`` naming the route and what was
-expected. Plain HTTP (the standard library): no vendor client.
+Inputs longer than the model takes are cut to its length (vLLM's
+``truncate_prompt_tokens: -1``, TEI's ``truncate``), not refused. Requests run
+``verify.concurrency`` at a time, and each request's scores are handed over as it returns
+(stored at once: an interrupted verify keeps what was paid for); 429, 5xx and timeouts are
+retried up to ``verify.max_retries`` times with backoff (``Retry-After`` honoured up to
+30 s); any other 4xx is final. A reply in another shape is a ``RewardError`` naming the
+route and what was expected. Plain HTTP (the standard library): no vendor client.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +42,7 @@ from labeler.config import VerifyConfig
 from labeler.errors import RewardError
 
 Item = tuple[str, str]  # (prompt, response)
-ROUTES = {"vllm_pooling": "/pooling", "vllm_classify": "/classify", "tei": "/predict"}
+Body = dict[str, Any]
 RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
@@ -47,83 +51,101 @@ def render(prompt: str, response: str) -> str:
     return f"{prompt}\n\n{response}"
 
 
-def request_bodies(
-    api: str, model: str, items: Sequence[Item], batch: int
-) -> list[tuple[list[int], dict[str, Any]]]:
-    """The requests that score ``items``: (the items' indices, the JSON body) each."""
-    named = {"model": model} if model else {}
-    if api == "vllm_pooling":
-        return [
-            (
-                [i],
-                {
-                    **named,
-                    "messages": [
-                        {"role": "user", "content": p},
-                        {"role": "assistant", "content": r},
-                    ],
-                },
-            )
-            for i, (p, r) in enumerate(items)
-        ]
-    out = []
-    for start in range(0, len(items), batch):
-        idx = list(range(start, min(start + batch, len(items))))
-        body: dict[str, Any]
-        if api == "vllm_classify":
-            body = {**named, "input": [render(*items[i]) for i in idx]}
-        else:
-            body = {"inputs": [list(items[i]) for i in idx], "raw_scores": True}
-        out.append((idx, body))
-    return out
-
-
 def _number(x: Any, where: str) -> float:
     if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
         raise RewardError(f"{where}: a score must be a finite number, got {json.dumps(x)[:60]}")
     return float(x)
 
 
+def _one(values: Sequence[Any], where: str, what: str) -> Any:
+    if len(values) != 1:
+        raise RewardError(
+            f"{where}: the model gives {len(values)} {what}; verify needs a reward model "
+            "with one output"
+        )
+    return values[0]
+
+
+def _pooling_body(model: Body, items: Sequence[Item]) -> Body:
+    ((prompt, response),) = items
+    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+    # -1: cut to the model's length (a long response is scored, not refused)
+    return {**model, "messages": messages, "truncate_prompt_tokens": -1}
+
+
+def _pooling_scores(reply: Any, where: str) -> list[float]:
+    out = []
+    for d in sorted(reply["data"], key=lambda d: d.get("index", 0)):
+        x = d["data"]
+        while isinstance(x, list) and x and isinstance(x[-1], list):
+            x = x[-1]  # one value per token: the last token's is the sequence's reward
+        out.append(_number(_one(x, where, "values per token") if isinstance(x, list) else x, where))
+    return out
+
+
+def _classify_body(model: Body, items: Sequence[Item]) -> Body:
+    return {**model, "input": [render(p, r) for p, r in items], "truncate_prompt_tokens": -1}
+
+
+def _logit(p: float, where: str) -> float:
+    if not 0.0 < p < 1.0:
+        raise RewardError(f"{where}: a one-output classifier's probability must be in (0, 1)")
+    return math.log(p / (1.0 - p))
+
+
+def _classify_scores(reply: Any, where: str) -> list[float]:
+    """vLLM applies a sigmoid to a one-output classifier's logit: the reward is its
+    inverse (so margins are in the model's own units, as with /pooling and TEI)."""
+    data = sorted(reply["data"], key=lambda d: d.get("index", 0))
+    return [_logit(_number(_one(d["probs"], where, "classes"), where), where) for d in data]
+
+
+def _tei_body(model: Body, items: Sequence[Item]) -> Body:
+    return {"inputs": [[p, r] for p, r in items], "raw_scores": True, "truncate": True}
+
+
+def _tei_scores(reply: Any, where: str) -> list[float]:
+    if isinstance(reply, list) and reply and isinstance(reply[0], dict):
+        reply = [reply]  # one input: TEI may answer without the outer list
+    return [_number(_one(entry, where, "scores per input")["score"], where) for entry in reply]
+
+
+@dataclass(frozen=True)
+class Api:
+    """How one way of serving reward models is spoken: its route, how many responses a
+    request carries (0: ``verify.batch_size``), the body and how the scores are read."""
+
+    route: str
+    per_request: int
+    body: Callable[[Body, Sequence[Item]], Body]
+    scores: Callable[[Any, str], list[float]]
+
+
+APIS = {
+    "vllm_pooling": Api("/pooling", 1, _pooling_body, _pooling_scores),
+    "vllm_classify": Api("/classify", 0, _classify_body, _classify_scores),
+    "tei": Api("/predict", 0, _tei_body, _tei_scores),
+}
+
+
+def request_bodies(
+    api: str, model: str, items: Sequence[Item], batch: int
+) -> list[tuple[list[int], Body]]:
+    """The requests that score ``items``: (the items' indices, the JSON body) each."""
+    shape = APIS[api]
+    size = shape.per_request or batch
+    named = {"model": model} if model else {}
+    out = []
+    for start in range(0, len(items), size):
+        idx = list(range(start, min(start + size, len(items))))
+        out.append((idx, shape.body(named, [items[i] for i in idx])))
+    return out
+
+
 def parse_scores(api: str, reply: Any, n: int, where: str) -> list[float]:
     """The ``n`` rewards in a reply of ``api``'s route, in request order."""
     try:
-        if api == "tei":
-            items = reply
-            if n == 1 and isinstance(items, list) and items and isinstance(items[0], dict):
-                items = [items]  # one input: TEI may answer without the outer list
-            out = []
-            for entry in items:
-                if len(entry) != 1:
-                    raise RewardError(
-                        f"{where}: the model gives {len(entry)} scores per input; verify needs "
-                        "a reward model with one output"
-                    )
-                out.append(_number(entry[0]["score"], where))
-        else:
-            data = sorted(reply["data"], key=lambda d: d.get("index", 0))
-            out = []
-            for d in data:
-                if api == "vllm_classify":
-                    probs = d["probs"]
-                    if len(probs) != 1:
-                        raise RewardError(
-                            f"{where}: the classifier has {len(probs)} classes; "
-                            'verify.api = "vllm_classify" needs one output (a reward '
-                            'classifier), or use "vllm_pooling" for a reward model'
-                        )
-                    out.append(_number(probs[0], where))
-                    continue
-                x = d["data"]
-                while isinstance(x, list) and x and isinstance(x[-1], list):
-                    x = x[-1]  # per token: the last token's output
-                if isinstance(x, list):
-                    if len(x) != 1:
-                        raise RewardError(
-                            f"{where}: the model gives {len(x)} values per token; verify "
-                            "needs a reward model with one"
-                        )
-                    x = x[0]
-                out.append(_number(x, where))
+        out = APIS[api].scores(reply, where)
     except RewardError:
         raise
     except (KeyError, TypeError, IndexError, AttributeError, ValueError):
@@ -160,7 +182,7 @@ class RewardClient:
         self.headers = {"Content-Type": "application/json"}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
-        self.url = cfg.base_url.rstrip("/") + ROUTES[cfg.api]
+        self.url = cfg.base_url.rstrip("/") + APIS[cfg.api].route
 
     def score(
         self,
@@ -173,21 +195,26 @@ class RewardClient:
         bodies = request_bodies(self.cfg.api, self.cfg.model, items, self.cfg.batch_size)
         if not bodies:
             return
-        with ThreadPoolExecutor(max_workers=self.cfg.concurrency) as pool:
+        pool = ThreadPoolExecutor(max_workers=self.cfg.concurrency)
+        try:
             pending: dict[Future[tuple[list[float], Call]], list[int]] = {
                 pool.submit(self._post, body, len(idx)): idx for idx, body in bodies
             }
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_EXCEPTION)
-                for future in done:
+            failure: BaseException | None = None
+            while pending and failure is None:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:  # every success is handed over, even beside a failure
                     idx = pending.pop(future)
                     try:
                         scores, call = future.result()
-                    except BaseException:
-                        for other in pending:
-                            other.cancel()
-                        raise
+                    except BaseException as exc:
+                        failure = failure or exc
+                        continue
                     on_scored(idx, scores, call)
+            if failure is not None:
+                raise failure
+        finally:  # a failure or Ctrl-C: nothing queued is sent
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _post(self, body: dict[str, Any], n: int) -> tuple[list[float], Call]:
         data = json.dumps(body).encode()

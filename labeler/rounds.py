@@ -177,7 +177,7 @@ def run_round(
                 break  # the budget is spent: later tiers wait for the next run
             if summary.batch_waiting:
                 break  # later tiers wait for this tier's batches
-        if cfg.quality.fact_check and not stopped and not summary.batch_waiting:
+        if cfg.quality.fact_check and not batch and not stopped:
             fact = run_fact_check(store, cfg, round_id)
             summary.fact_checked, summary.chosen_has_errors = fact.checked, fact.flagged
             summary.requests_sent += fact.sent

@@ -19,6 +19,7 @@ from labeler.ledger import review_times
 from labeler.lock import project_lock
 from labeler.store import Store
 from labeler.thresholds import recalibrate
+from labeler.verify import ONE_MORE
 
 LABEL_WORDS = {"A": "Response A", "B": "Response B"}
 
@@ -253,6 +254,40 @@ def escalate_ties(
     return sent
 
 
+def ask_one_more(
+    store: Store,
+    review: Any,
+    decisions: dict[str, consensus.Consensus],
+    responses: list[Any],
+    needed: Any,
+    pairs: set[str],
+) -> int:
+    """Pairs that need one more reviewer than decided them (``labeler verify``'s review of
+    a human label, flag ``verify.ONE_MORE``): once Argilla counts the record complete,
+    hold its latest response as a draft, as for a tie, so it returns to the other
+    reviewers' queues; the held vote still counts. Returns how many were reopened."""
+    submitted: dict[str, list[Any]] = {}
+    for r in responses:
+        if r.status == "submitted":
+            submitted.setdefault(r.pair_id, []).append(r)
+    sent = 0
+    for pair_id in pairs:
+        c, done = decisions.get(pair_id), submitted.get(pair_id, [])
+        need = needed(pair_id)
+        if c is None or c.decided or c.reviewers >= need or len(done) < need - 1 or not done:
+            continue  # decided, a tie (escalate_ties), or already waiting for one more
+        latest = max(done, key=lambda r: r.updated_at)
+        review.hold(latest)
+        store.flag(
+            pair_id,
+            "escalated",
+            "a reward model contradicts the label: asked one more reviewer",
+            reviewer=latest.reviewer,
+        )
+        sent += 1
+    return sent
+
+
 def _repush_loss_note(pairs: int, lost: dict[str, Any]) -> str:
     """What went with a deleted dataset: verdicts given after the last sync (labeler
     never saw them; at most one per reviewer asked on each pair in review), while the
@@ -361,15 +396,18 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
             len(v) for v in votes.values()
         )
         doubled = store.pairs_in_dataset(cfg.double_dataset)
+        one_more = store.flagged_ids(ONE_MORE)  # human labels a reward model contradicts
 
         def needed(pair_id: str) -> int:
-            return cfg.reviewers_needed(pair_id in doubled)
+            extra = 1 if pair_id in one_more else 0
+            return min(cfg.reviewers_needed(pair_id in doubled) + extra, cfg.review.max_reviewers)
 
         decisions = {
             pid: consensus.combine_votes(labels, needed(pid)) for pid, labels in votes.items()
         }
         summary.newly_decided = store.save_decisions(decisions)
         summary.escalated = escalate_ties(store, cfg, review, decisions, responses, needed)
+        summary.escalated += ask_one_more(store, review, decisions, responses, needed, one_more)
         for c in decisions.values():
             if c.decided and c.label:
                 summary.decided[c.label] = summary.decided.get(c.label, 0) + 1

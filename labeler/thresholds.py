@@ -144,8 +144,11 @@ def judged(store: Store, cfg: Config, tier: int = 0) -> list[tuple[Any, cal.Judg
             pi, sampled = float(row["pi"]), bool(row["sampled"])
         else:
             rate = float(round_t.get("audit_rate", cfg.routing.audit_rate))
-            sampled = row["reason"] != "confident" and row["reason"] != "recheck"
-            pi = rate if row["reason"] in ("audit", "confident", "recheck") else 1.0
+            # pairs sent to humans after routing (a re-check, a reward model's or the
+            # fact-check's flag) were not drawn: not evidence
+            later = ("recheck", "rm_disagrees", "chosen_has_errors")
+            sampled = row["reason"] != "confident" and row["reason"] not in later
+            pi = rate if row["reason"] in ("audit", "confident", *later) else 1.0
         human = row["human"] if sampled and not row["hint"] else None
         seed = round_t.get("seed")
         draw_tier = int(row["draw_tier"] or 0)

@@ -9,8 +9,9 @@ flagged row (``verify.action``):
   and in ``labeler export`` (with provenance);
 * ``review`` — a judge label goes back to humans (reason ``rm_disagrees``; pushed at the
   next ``labeler sync``, blind like any review pair) and leaves the dataset until they
-  decide; a human label stays, marked (a second human review of a decided record is not
-  automated);
+  decide; a human label is given to one more reviewer (the next ``labeler sync`` reopens
+  its Argilla record, as for a tie; the first verdict still counts, and the pair is out of
+  the dataset until the reviewers agree), once per pair, within ``review.max_reviewers``;
 * ``drop`` — the row leaves the dataset (it stays in the state, and comes back if a later
   verify no longer flags it).
 
@@ -41,10 +42,12 @@ from labeler.reward import Call, Item, RewardClient
 from labeler.store import Store
 
 REASON = "rm_disagrees"
+ONE_MORE = "rm_one_more"  # quality flag: a human label the reward model contradicts
 
 
 def score_key(api: str, model: str, prompt: str, response: str) -> str:
-    """The cache key of one response's reward: the model and the texts it read."""
+    """The cache key of one response's reward: the model (``verify.model``, or the
+    server's URL when unnamed) and the texts it read."""
     h = hashlib.sha256()
     for part in (api, model, prompt, response):
         h.update(part.encode())
@@ -62,7 +65,8 @@ class VerifyResult:
     flagged: dict[str, int] = field(default_factory=dict)  # by label source
     checked: dict[str, int] = field(default_factory=dict)
     action: str = "flag"
-    sent_to_review: int = 0
+    sent_to_review: int = 0  # judge labels back to humans
+    asked_again: int = 0  # human labels given to one more reviewer
     dropped: int = 0
     min_margin: float = 0.0
     dataset_rows: int = 0
@@ -83,6 +87,7 @@ def run_verify(
         raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
     v = cfg.verify
     client = RewardClient(v, environ)
+    model = v.model or v.base_url.rstrip("/")  # another reward model: scored anew
     out = VerifyResult(action=v.action, min_margin=v.min_margin)
     with project_lock(cfg.project.state_dir, "verify"), Store(cfg.db_path) as store:
         rows = [dict(r) for r in store.dataset_rows(cfg.output.certified_only, True)]
@@ -95,8 +100,8 @@ def run_verify(
                 (r["response_a"], r["response_b"]) if a_wins else (r["response_b"], r["response_a"])
             )
             keys = (
-                score_key(v.api, v.model, r["prompt"], chosen),
-                score_key(v.api, v.model, r["prompt"], rejected),
+                score_key(v.api, model, r["prompt"], chosen),
+                score_key(v.api, model, r["prompt"], rejected),
             )
             texts[keys[0]], texts[keys[1]] = (r["prompt"], chosen), (r["prompt"], rejected)
             sides.append(keys)
@@ -108,7 +113,7 @@ def run_verify(
         def scored(idx: list[int], values: list[float], call: Call) -> None:
             pairs = [(todo[i], s) for i, s in zip(idx, values, strict=True)]
             store.save_reward_scores(
-                pairs, v.api, v.model, call.attempts, price * len(pairs), call.latency_ms
+                pairs, v.api, model, call.attempts, price * len(pairs), call.latency_ms
             )
             scores.update(pairs)
             out.scored_now += len(pairs)
@@ -118,7 +123,9 @@ def run_verify(
                 on_progress(out.scored_now, len(todo))
 
         client.score([texts[k] for k in todo], scored)
-        results, flagged_judge = [], []
+        results: list[tuple[Any, ...]] = []
+        flagged_judge: list[str] = []
+        flagged_human: list[str] = []
         for r, (ck, rk) in zip(rows, sides, strict=True):
             margin = scores[ck] - scores[rk]
             flag = margin < v.min_margin
@@ -127,14 +134,17 @@ def run_verify(
             if flag:
                 out.flagged[source] = out.flagged.get(source, 0) + 1
                 out.flagged_ids.append(r["id"])
-                if source == "judge":
-                    flagged_judge.append(r["id"])
+                (flagged_judge if source == "judge" else flagged_human).append(r["id"])
             results.append(
                 (r["id"], r["label"], source, scores[ck], scores[rk], margin, int(flag), v.action)
             )
         store.save_verify_results(results)
         if v.action == "review":
             out.sent_to_review = store.send_to_review(flagged_judge, REASON)
+            if cfg.review.enabled and cfg.review.max_reviewers > cfg.review.min_submitted:
+                out.asked_again = store.ask_one_more(
+                    flagged_human, ONE_MORE, "the reward model contradicts this label"
+                )
         elif v.action == "drop":
             out.dropped = len(out.flagged_ids)
         out.dataset_rows = write_dataset(store, cfg)

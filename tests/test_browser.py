@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,10 +40,8 @@ def submitted_count(b: Browser) -> int:
     return int(tail[0]) if tail and tail[0].isdigit() else -1
 
 
-def test_reviewer_decides_a_pair_in_the_web_ui(
-    review_project: Project, judge_server, browser: Browser
-) -> None:
-    p = review_project
+def unsure_judge(p: Project, judge_server: Any) -> None:
+    """The judge says A with low confidence: every pair goes to review."""
     p.set(
         judge={
             "base_url": judge_server(
@@ -50,17 +49,26 @@ def test_reviewer_decides_a_pair_in_the_web_ui(
             ).url
         }
     )
-    p.pairs(good_bad_rows(1))
-    assert p.run_json("round")["review_pushed"] == 1
-    added = p.run("reviewers", "add", "ui-person")
+
+
+def open_the_dataset_as_a_reviewer(p: Project, b: Browser, name: str) -> None:
+    """A new reviewer account logs in to the web UI and opens the project's dataset."""
+    added = p.run("reviewers", "add", name)
     secret = added.stdout.split("password (shown once): ")[1].split()[0]
-    b = browser
-    b.go(p.argilla.url)  # type: ignore[attr-defined]
-    b.type(b.wait("input[name=Username]"), "ui-person")
-    b.type(b.wait("input[name=Password]"), secret)
-    b.click(b.wait("button[type=submit]"))
+    login(b, p.argilla.url, name, secret)  # type: ignore[attr-defined]
     dataset = p.config.read_text().split('name = "', 1)[1].split('"', 1)[0]
     b.click_text(".dataset-card", dataset)
+
+
+def test_reviewer_decides_a_pair_in_the_web_ui(
+    review_project: Project, judge_server, browser: Browser
+) -> None:
+    p = review_project
+    unsure_judge(p, judge_server)
+    p.pairs(good_bad_rows(1))
+    assert p.run_json("round")["review_pushed"] == 1
+    b = browser
+    open_the_dataset_as_a_reviewer(p, b, "ui-person")
     b.wait_text("question 0?")
     page = b.text()
     assert "answer 0 is good" in page and "answer 0 is poor" in page
@@ -94,13 +102,7 @@ def test_reviewers_see_the_text_the_judge_saw_and_the_current_guidelines(
     `234 = 26`; guidelines edited after the dataset was created never reached reviewers,
     and the guidelines panel kept the files' hard line breaks."""
     p = review_project
-    p.set(
-        judge={
-            "base_url": judge_server(
-                lambda s: Scripted("A LOW\nunsure", {"A": 0.55, "B": 0.45})
-            ).url
-        }
-    )
+    unsure_judge(p, judge_server)
     tricky = {
         "prompt": "What is 2*3*4?",
         "response_a": "2*3*4 = 26 and _that_ is final",
@@ -115,12 +117,8 @@ def test_reviewers_see_the_text_the_judge_saw_and_the_current_guidelines(
     synced = p.run_json("sync")
     assert "guidelines" in synced["settings_updated"]
     assert p.run_json("sync")["settings_updated"] == []  # once
-    added = p.run("reviewers", "add", "ui-text")
-    secret = added.stdout.split("password (shown once): ")[1].split()[0]
     b = browser
-    login(b, p.argilla.url, "ui-text", secret)  # type: ignore[attr-defined]
-    dataset = p.config.read_text().split('name = "', 1)[1].split('"', 1)[0]
-    b.click_text(".dataset-card", dataset)
+    open_the_dataset_as_a_reviewer(p, b, "ui-text")
     b.wait_text("What is 2*3*4?")
     page = b.text()
     assert "2*3*4 = 26 and _that_ is final" in page  # nothing eaten by Markdown
@@ -139,21 +137,11 @@ def test_a_reviewer_answers_with_the_keyboard_and_keeps_the_reason(
     guidelines panel and the question's title give (``sync.KEYBOARD``) keep it: Tab, the
     number, Shift+Enter, the reason, Esc, Enter. Without a reason, Tab, the number, Enter."""
     p = review_project
-    p.set(
-        judge={
-            "base_url": judge_server(
-                lambda s: Scripted("A LOW\nunsure", {"A": 0.55, "B": 0.45})
-            ).url
-        }
-    )
+    unsure_judge(p, judge_server)
     p.pairs(good_bad_rows(3))
     assert p.run_json("round")["review_pushed"] == 3
-    added = p.run("reviewers", "add", "ui-keys")
-    secret = added.stdout.split("password (shown once): ")[1].split()[0]
     b = browser
-    login(b, p.argilla.url, "ui-keys", secret)  # type: ignore[attr-defined]
-    dataset = p.config.read_text().split('name = "', 1)[1].split('"', 1)[0]
-    b.click_text(".dataset-card", dataset)
+    open_the_dataset_as_a_reviewer(p, b, "ui-keys")
     b.wait_text("question")
     assert "Shift+Enter to write, Esc, then Enter submits" in b.text()
     b.click_text("button.panel__header", "guidelines")

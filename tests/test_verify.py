@@ -105,13 +105,34 @@ def test_human_and_judge_labels_are_counted_apart_and_review_sends_judge_labels_
 
 
 def test_drop_leaves_flagged_rows_out_of_the_dataset(project: Project, reward: Any) -> None:
+    project.set(calibration={"cold_start_audit_rate": 1.0})  # every pair to reviewers
     p = judged(project, reward(), "vllm_classify", action="drop")
+    assert decide_as_humans(p) == 20
+    assert p.run_json("report")["total"]["delivered"] == 20
     data = p.run_json("verify")
+    assert data["flagged"] == {"human": 3}
     assert data["dropped"] == 3 and data["dataset_rows"] == 17
     ds = datasets.load_from_disk(str(p.root / ".labeler" / "dataset"))
     assert not {r["prompt"] for r in ds} & PLANTED
+    # dropped rows are not delivered: no savings are counted for them
+    assert p.run_json("report")["total"]["delivered"] == 17
     # back with another action: the rows return, marked
     assert p.run_json("verify", "--action", "flag")["dataset_rows"] == 20
+    assert p.run_json("report")["total"]["delivered"] == 20
+
+
+def test_scores_are_kept_as_they_return_when_a_later_request_fails(
+    project: Project, reward: Any
+) -> None:
+    failing = reward(Faults(fail_after=1))
+    p = judged(project, failing, "tei", concurrency=1, model="rm")  # requests of 16, 16, 8
+    assert p.run("verify").exit_code == 1
+    p.set(verify={"base_url": reward().url})  # the same model served elsewhere
+    data = p.run_json("verify")
+    assert (data["cached"], data["scored_now"]) == (16, 24)  # the first request was kept
+    # an unnamed model is keyed by its server: another server's model is scored anew
+    p.set(verify={"base_url": reward().url, "model": ""})
+    assert p.run_json("verify")["scored_now"] == 40
 
 
 def test_5xx_is_retried_and_400_is_final(project: Project, reward: Any) -> None:
@@ -156,3 +177,43 @@ def test_verify_without_a_server_says_what_to_set(project: Project) -> None:
     result = project.run("verify")
     assert result.exit_code == 1
     assert "verify.base_url is empty" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_human_label_the_reward_model_contradicts_goes_to_one_more_reviewer(
+    review_project: Project, judge_server: Any, reward: Any
+) -> None:
+    """`verify.action = "review"` on a human label: the next sync reopens its record in
+    the real Argilla (as for a tie), another reviewer decides, the first verdict counts."""
+    from tests.test_review import add_reviewer, dataset_name, pick_good, review_all, unsure
+
+    p = review_project
+    server = reward()
+    p.set(
+        judge={"base_url": judge_server(unsure).url},
+        verify={"api": "tei", "base_url": server.url, "action": "review"},
+    )
+    p.pairs(good_bad_rows(4))
+    assert p.run_json("round")["review_pushed"] == 4
+    first = add_reviewer(p, "rita-first")
+    ds_id = first.dataset_id(dataset_name(p))
+    assert review_all(first, ds_id, pick_good) == 4
+    assert p.run_json("sync")["newly_decided"] == 4
+    data = p.run_json("verify")  # "question 3?" is planted: the reward model disagrees
+    assert data["flagged"] == {"human": 1} and data["asked_again"] == 1
+    assert data["dataset_rows"] == 3  # set aside until one more reviewer decides
+    synced = p.run_json("sync")
+    assert synced["escalated"] == 1  # the record is reopened in Argilla
+    second = add_reviewer(p, "sam-second")
+    pending = second.pending(ds_id)
+    assert [r["fields"]["prompt"] for r in pending] == ["question 3?"]
+    assert review_all(second, ds_id, pick_good) == 1
+    after = p.run_json("sync")
+    assert after["newly_decided"] == 1 and after["dataset_rows"] == 4
+    with Store(p.root / ".labeler" / "state.sqlite") as store:
+        row = store.db.execute(
+            "SELECT h.reviewers, h.decided FROM human_decisions h JOIN pairs p "
+            "ON p.id = h.pair_id WHERE p.prompt = 'question 3?'"
+        ).fetchone()
+    assert tuple(row) == (2, 1)  # both verdicts counted
+    assert p.run_json("verify")["asked_again"] == 0  # once per pair

@@ -108,8 +108,8 @@ def verify_table(v: dict[str, Any], currency: str) -> Table:
             )
     what = {
         "flag": "marked in the dataset (rm_margin, rm_flag)",
-        "review": f"{v['sent_to_review']} judge labels sent back to humans (next `labeler "
-        "sync` pushes them); human labels marked",
+        "review": f"{v['sent_to_review']} judge labels sent back to humans, "
+        f"{v['asked_again']} human labels to one more reviewer (at the next `labeler sync`)",
         "drop": f"{v['dropped']} rows left out of the dataset",
     }[v["action"]]
     table.add_row(f"action: {v['action']}", what)

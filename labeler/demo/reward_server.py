@@ -6,7 +6,8 @@ It answers the shapes ``labeler.reward`` reads, as the real servers send them:
   0, "object": "pooling", "data": [[r_1], ..., [r_T]]}], "usage": ...}``: one value per
   token, the last one the sequence's reward (as vLLM's ALL pooling of a reward model);
 * vLLM's ``POST /classify`` (``input`` a list of texts): ``{"data": [{"index": i, "label":
-  "LABEL_0", "probs": [s], "num_classes": 1}, ...]}``;
+  "LABEL_0", "probs": [sigmoid(s)], "num_classes": 1}, ...]}`` (vLLM's activation of a
+  one-output classifier);
 * text-embeddings-inference's ``POST /predict`` (``inputs`` a list of [text, text_pair]):
   ``[[{"score": s, "label": "LABEL_0"}], ...]``.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import random
 import threading
 from collections.abc import Callable, Iterable
@@ -37,6 +39,7 @@ Scorer = Callable[[str, str], float]
 class Faults:
     fail_first: int = 0  # the first N requests get HTTP 500
     status: int = 0  # every request gets this status (e.g. 400), when set
+    fail_after: int = 0  # requests after the first N get HTTP 400 (0: none)
     malformed: bool = False  # scores are strings
 
 
@@ -92,8 +95,9 @@ class RewardServer:
         with self._lock:
             self.requests.append((path, len(items)))
             number = len(self.requests)
-        if self.faults.status:
-            return self.faults.status, {"error": {"message": "bad request", "code": 400}}
+        if self.faults.status or (self.faults.fail_after and number > self.faults.fail_after):
+            status = self.faults.status or 400
+            return status, {"error": {"message": "bad request", "code": status}}
         if number <= self.faults.fail_first:
             return 500, {"error": {"message": "overloaded"}}
         scores: list[Any] = [self.scorer(p, r) for p, r in items]
@@ -113,7 +117,8 @@ class RewardServer:
                 "id": "classify-1",
                 "object": "list",
                 "data": [
-                    {"index": i, "label": "LABEL_0", "probs": [s], "num_classes": 1}
+                    # vLLM applies a sigmoid to a one-output classifier
+                    {"index": i, "label": "LABEL_0", "probs": [_sigmoid(s)], "num_classes": 1}
                     for i, s in enumerate(scores)
                 ],
                 "usage": {"prompt_tokens": 0, "total_tokens": 0},
@@ -121,6 +126,10 @@ class RewardServer:
         if path == "/predict":
             return 200, [[{"score": s, "label": "LABEL_0"}] for s in scores]
         return 404, {"error": {"message": f"no route {path}"}}
+
+
+def _sigmoid(x: Any) -> Any:
+    return x if isinstance(x, str) else 1.0 / (1.0 + math.exp(-x))
 
 
 def _items(path: str, body: dict[str, Any]) -> Iterable[tuple[str, str]]:

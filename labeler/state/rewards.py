@@ -64,7 +64,8 @@ class RewardTables(Tables):
         out: dict[str, dict[str, int]] = {}
         for r in self.db.execute(
             "SELECT vr.label_source, COUNT(*), SUM(vr.flagged), "
-            "SUM(vr.flagged AND vr.action = 'drop'), SUM(vr.flagged AND vr.action = 'review') "
+            "SUM(vr.flagged AND vr.action = 'drop'), "
+            "SUM(vr.flagged AND vr.action = 'review' AND vr.label_source = 'judge') "
             "FROM verify_results vr JOIN verdicts v ON v.pair_id = vr.pair_id "
             "LEFT JOIN human_decisions h ON h.pair_id = vr.pair_id AND h.decided = 1 "
             "WHERE vr.label = COALESCE(h.label, v.label) GROUP BY vr.label_source"
@@ -76,6 +77,29 @@ class RewardTables(Tables):
                 "sent_to_review": int(r[4] or 0),
             }
         return out
+
+    def ask_one_more(self, pair_ids: list[str], kind: str, detail: str) -> int:
+        """Human-decided pairs need one more reviewer (flag ``kind``, read by ``labeler
+        sync``): their decision is set aside (out of the dataset until the next reviewer
+        decides) and they are in review again. A pair asked once is not asked again.
+        Returns how many were asked."""
+        now = time.time()
+        asked = 0
+        with self.transaction() as db:
+            for pid in pair_ids:
+                if db.execute(
+                    "SELECT 1 FROM quality_flags WHERE pair_id = ? AND kind = ?", (pid, kind)
+                ).fetchone():
+                    continue
+                db.execute(
+                    "INSERT INTO quality_flags VALUES (?, ?, '', ?, ?)", (pid, kind, detail, now)
+                )
+                db.execute("UPDATE human_decisions SET decided = 0 WHERE pair_id = ?", (pid,))
+                db.execute(
+                    "UPDATE pairs SET state = 'in_review', updated_at = ? WHERE id = ?", (now, pid)
+                )
+                asked += 1
+        return asked
 
     def send_to_review(self, pair_ids: list[str], reason: str) -> int:
         """Judge-accepted pairs go back to humans (state needs_review) with ``reason``: out

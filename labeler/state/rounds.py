@@ -75,12 +75,17 @@ class RoundsTables(Tables):
 
     def round_delivery(self, round_id: int) -> dict[str, int]:
         """Where a round's judged pairs stand now: ``human`` decided by reviewers (any
-        decided label), ``certified`` / ``provisional`` judge labels no human decided."""
+        decided label), ``certified`` / ``provisional`` judge labels no human decided.
+        Rows ``labeler verify`` dropped from the dataset are not delivered."""
+        kept = (
+            "NOT EXISTS (SELECT 1 FROM verify_results vr WHERE vr.pair_id = v.pair_id "
+            "AND vr.flagged = 1 AND vr.action = 'drop' AND vr.label = COALESCE(h.label, v.label))"
+        )
         row = self.db.execute(
-            "SELECT COALESCE(SUM(h.pair_id IS NOT NULL), 0), "
+            f"SELECT COALESCE(SUM(h.pair_id IS NOT NULL AND {kept}), 0), "
             "COALESCE(SUM(h.pair_id IS NULL AND v.action = 'accept' "
             "AND p.state IN ('accepted', 'exported') "
-            "AND COALESCE(v.status, 'certified') = 'certified'), 0), "
+            f"AND COALESCE(v.status, 'certified') = 'certified' AND {kept}), 0), "
             "COALESCE(SUM(h.pair_id IS NULL AND v.action = 'accept' "
             "AND p.state IN ('accepted', 'exported') AND v.status = 'provisional'), 0) "
             "FROM verdicts v JOIN pairs p ON p.id = v.pair_id "
