@@ -2,6 +2,9 @@
 two strengths, in the same run and on the same splits —
 
 * ``cheap`` alone, ``strong`` alone, and the ``cascade`` cheap -> strong;
+* under the ``planned`` procedure (the default since issue 17: until the cheap tier is
+  certified it judges only its calibration sample, every other pair goes straight to the
+  strong tier) and the ``retest`` procedure before it;
 
 at target agreement 0.85 (confidence 0.9), in both guarantee modes, on the 999-pair
 project (rounds of 200) and on a 20,000-pair one (rows drawn with replacement, rounds of
@@ -27,7 +30,13 @@ import numpy as np
 
 from bench.calibration_bench import load, p_agree
 from labeler.calibration import Signals
-from labeler.simulation import Settings, SimPair, run_cascade
+from labeler.simulation import (
+    Settings,
+    SimPair,
+    run_cascade,
+    run_planned,
+    run_planned_cascade,
+)
 
 TARGET, DELTA, HUMAN = 0.85, 0.1, 0.50
 ACCURACY = {"cheap": (0.92, 0.70, 0.55), "strong": (0.97, 0.80, 0.62)}
@@ -55,8 +64,16 @@ def world(rows: list[dict[str, Any]], seed: int) -> dict[str, list[SimPair]]:
     return out
 
 
-def one(tiers: list[str], w: dict[str, list[SimPair]], s: Settings, seed: int) -> dict[str, Any]:
-    o = run_cascade([w[k] for k in tiers], s, seed)
+def one(
+    tiers: list[str], w: dict[str, list[SimPair]], s: Settings, seed: int, procedure: str
+) -> dict[str, Any]:
+    if procedure == "retest":
+        o = run_cascade([w[k] for k in tiers], s, seed)
+    elif len(tiers) == 1:
+        o = run_planned(w[tiers[0]], s, seed)
+        o.tier_judged = [o.pairs]  # one judge: it judges every pair
+    else:
+        o = run_planned_cascade([w[k] for k in tiers], s, seed)
     judge_cost = sum(n * PRICE[k] for n, k in zip(o.tier_judged, tiers, strict=True))
     total = judge_cost + o.humans_needed * HUMAN
     return {
@@ -77,7 +94,11 @@ def main() -> dict[str, Any]:
     rows = load()
     results: dict[str, Any] = {}
     for size, (n, per_round, splits) in SIZES.items():
-        for guarantee in ("high_probability", "expected"):
+        for guarantee, procedure in (
+            ("high_probability", "planned"),
+            ("high_probability", "retest"),
+            ("expected", "planned"),
+        ):
             s = Settings(alpha=1 - TARGET, delta=DELTA, guarantee=guarantee, per_round=per_round)
             runs: dict[str, list[dict[str, Any]]] = {"cheap": [], "strong": [], "cascade": []}
             for split in range(splits):
@@ -90,7 +111,7 @@ def main() -> dict[str, Any]:
                     ("strong", ["strong"]),
                     ("cascade", ["cheap", "strong"]),
                 ):
-                    runs[name].append(one(tiers, w, s, split))
+                    runs[name].append(one(tiers, w, s, split, procedure))
             for name, r in runs.items():
                 agreement = [x["agreement"] for x in r if x["agreement"] is not None]
                 summary = {
@@ -104,7 +125,7 @@ def main() -> dict[str, Any]:
                     "strong_share": float(np.mean([x["strong_share"] for x in r])),
                     "splits": len(r),
                 }
-                key = f"{size} / {guarantee} / {name}"
+                key = f"{size} / {guarantee} / {procedure} / {name}"
                 results[key] = summary
                 print(
                     key,

@@ -139,7 +139,8 @@ class JudgeConfig:
     delta_share: float = _opt(
         0.0,
         "In a cascade: the share of 1 - calibration.confidence this tier's test may spend "
-        "(0 = an equal split of what the tiers with a share leave).",
+        "(0 = of what the tiers with a share leave, 80% to the last tier, the rest split "
+        "equally).",
         lo=0,
         hi=1,
     )
@@ -381,6 +382,9 @@ SECTIONS: dict[str, type] = {
 }
 
 
+LAST_TIER_SHARE = 0.8  # of the confidence budget the tiers without a delta_share split
+
+
 @dataclass(frozen=True)
 class Config:
     project: ProjectConfig = field(default_factory=ProjectConfig)
@@ -404,14 +408,27 @@ class Config:
     @property
     def delta_shares(self) -> tuple[float, ...]:
         """The share of the guarantee's 1 - confidence each tier's test spends (they add
-        up to at most 1: all tiers' guarantees hold at once with probability >= confidence)."""
+        up to at most 1: all tiers' guarantees hold at once with probability >= confidence).
+        Tiers without a ``delta_share`` split what the others leave, the last tier taking
+        ``LAST_TIER_SHARE`` of it: every pair the earlier tiers do not accept is its to
+        certify, while an earlier tier's certificate only saves judge cost (issue 17: an
+        equal split halved the strong tier's confidence budget for a cheap tier that
+        rarely certifies, and cost 16 points of coverage at 20,000 pairs)."""
         judges = self.judges
         if len(judges) == 1:
             return (1.0,)
-        given = sum(j.delta_share for j in judges)
-        free = [j for j in judges if j.delta_share == 0]
-        rest = (1 - given) / len(free) if free else 0.0
-        return tuple(j.delta_share or rest for j in judges)
+        rest = 1 - sum(j.delta_share for j in judges)
+        free = [k for k, j in enumerate(judges) if j.delta_share == 0]
+        last = len(judges) - 1
+        shares = [j.delta_share for j in judges]
+        if last in free and len(free) > 1:
+            shares[last] = rest * LAST_TIER_SHARE
+            for k in free[:-1]:
+                shares[k] = rest * (1 - LAST_TIER_SHARE) / (len(free) - 1)
+        else:
+            for k in free:
+                shares[k] = rest / len(free)
+        return tuple(shares)
 
     @property
     def db_path(self) -> Path:

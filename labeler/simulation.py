@@ -16,6 +16,7 @@ import numpy as np
 
 from labeler import calibration as cal
 from labeler import planned
+from labeler.config import LAST_TIER_SHARE
 from labeler.routing import (
     CERTIFIED,
     ESCALATE,
@@ -80,6 +81,14 @@ class Outcome:
     @property
     def savings_factor(self) -> float:
         return self.pairs / self.humans_needed if self.humans_needed else float("inf")
+
+
+def default_shares(tiers: int) -> list[float]:
+    """``Config.delta_shares`` when no tier sets its own: the last tier takes
+    ``LAST_TIER_SHARE``, the others split the rest."""
+    if tiers == 1:
+        return [1.0]
+    return [(1 - LAST_TIER_SHARE) / (tiers - 1)] * (tiers - 1) + [LAST_TIER_SHARE]
 
 
 def judged_pairs(
@@ -151,7 +160,8 @@ def run_cascade(
     tier; what a tier cannot accept (``routing.ESCALATE_REASONS``) goes to the next; what
     the last cannot accept, and every audit draw, goes to humans. Each tier is calibrated
     on the pairs it judged, weighted by their final chance of reaching a human, at
-    ``delta * shares[k]`` (default: equal shares): the guarantee covers the union of what
+    ``delta * shares[k]`` (default: ``Config.delta_shares``' split, the last tier taking
+    ``LAST_TIER_SHARE``): the guarantee covers the union of what
     all tiers accept."""
     pairs = tiers[0]
     n, k_tiers = len(pairs), len(tiers)
@@ -183,7 +193,7 @@ def run_cascade(
             c = cal.calibrate(
                 items[k],
                 s.alpha,
-                s.delta * (shares[k] if shares is not None else 1 / k_tiers),
+                s.delta * (shares[k] if shares is not None else default_shares(k_tiers)[k]),
                 guarantee=s.guarantee,
                 min_labels=s.min_labels,
                 min_count=s.min_count,
@@ -402,7 +412,7 @@ def run_planned_cascade(
     tiers: Sequence[Sequence[SimPair]],
     s: Settings,
     seed: int = 0,
-    shares: tuple[float, float] = (0.5, 0.5),
+    shares: tuple[float, float] = (1 - LAST_TIER_SHARE, LAST_TIER_SHARE),
 ) -> Outcome:
     """The planned procedure with a cascade of two judges (``tiers[k][i]``: what judge k
     says of pair i), as the real loop runs it: until the cheap tier is certified it judges

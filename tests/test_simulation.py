@@ -343,7 +343,7 @@ def cascade_outcomes(which: str, guarantee: str) -> tuple[Outcome, ...]:
 @pytest.mark.slow
 def test_a_cascade_keeps_the_guarantee_over_the_union_of_its_tiers() -> None:
     """What all tiers accept together agrees with humans at the target in >= 1 - delta of
-    worlds (each tier is tested at delta / 2); nothing is lost or counted twice.
+    worlds (the tiers' shares of delta add up to 1); nothing is lost or counted twice.
     Measured (100 worlds): 0 broken."""
     runs = cascade_outcomes("cascade", "high_probability")
     broken = sum(o.agreement is not None and o.agreement < 1 - ALPHA for o in runs)
@@ -376,13 +376,14 @@ def test_a_planned_cascade_keeps_the_guarantee_and_pays_the_cheap_tier_for_its_s
     """The planned procedure with a cascade (issue 17): what both tiers certify agrees
     with humans at the target in >= 1 - delta of worlds; nothing is lost; the cheap tier,
     uncertified, judges only its 40% calibration sample. Measured (100 worlds): 0 broken;
-    coverage 0.58 against 0.63 for the strong judge alone (its delta is halved); the cheap
-    tier judges 200 of 500 pairs."""
+    coverage 0.61 against 0.63 for the strong judge alone (the strong tier spends 0.8 of
+    delta by default; an equal split gave 0.58); the cheap tier judges 200 of 500 pairs."""
     settings = Settings(alpha=ALPHA, delta=DELTA, per_round=100)
-    runs = []
+    runs, alone = [], []
     for seed in range(CASCADE_WORLDS):
         cheap, strong = cascade_world(np.random.default_rng(seed))
         runs.append(run_planned_cascade([cheap, strong], settings, LOOP_SEED + seed))
+        alone.append(run_planned(strong, settings, LOOP_SEED + seed))
     broken = sum(o.agreement is not None and o.agreement < 1 - ALPHA for o in runs)
     allowed = DELTA + 2 * math.sqrt(DELTA * (1 - DELTA) / len(runs))
     assert broken / len(runs) <= allowed
@@ -391,4 +392,4 @@ def test_a_planned_cascade_keeps_the_guarantee_and_pays_the_cheap_tier_for_its_s
         assert o.certified + o.human_labels == o.pairs
         assert sum(o.tier_certified) == o.certified
     assert np.mean([o.tier_judged[0] for o in runs]) <= 0.45 * PAIRS
-    assert np.mean([o.coverage for o in runs]) >= 0.4
+    assert np.mean([o.coverage for o in runs]) >= 0.93 * np.mean([o.coverage for o in alone])

@@ -49,7 +49,7 @@ def cascade(project: Project, judge_server: Callable[..., JudgeServer]) -> Proje
             "cold_start_audit_rate": 1.0,
             "min_labels": 10,
             "min_per_threshold": 5,
-            "target_agreement": 0.8,  # a first test needs 69 labels at delta / 2 = 0.05
+            "target_agreement": 0.8,  # the cheap tier tests at its share of delta (0.2)
         },
     )
     with project.config.open("a") as fh:
