@@ -28,7 +28,8 @@ def verify(
     The reward model is a server, as the judge is ([verify] in config.toml: vLLM's
     /pooling or /classify, or text-embeddings-inference's /predict). Scores are cached:
     a second verify sends only rows it has not scored. Flagged rows are marked
-    (rm_margin, rm_flag columns), sent back to humans (judge labels), or dropped.
+    (rm_margin, rm_flag columns), sent to humans (a judge label back to review, a human
+    label to one more reviewer), or dropped.
 
     \b
     Example:
