@@ -22,7 +22,7 @@ import difflib
 import os
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -385,6 +385,26 @@ SECTIONS: dict[str, type] = {
 LAST_TIER_SHARE = 0.8  # of the confidence budget the tiers without a delta_share split
 
 
+def split_delta(given: Sequence[float]) -> tuple[float, ...]:
+    """Each tier's share of the confidence budget from the shares ``given`` (0: none
+    given): the tiers without one split what the others leave, the last taking
+    ``LAST_TIER_SHARE`` of it when others split it too (``Config.delta_shares``)."""
+    if len(given) == 1:
+        return (1.0,)
+    rest = 1 - sum(given)
+    free = [k for k, g in enumerate(given) if g == 0]
+    last = len(given) - 1
+    shares = list(given)
+    if last in free and len(free) > 1:
+        shares[last] = rest * LAST_TIER_SHARE
+        for k in free[:-1]:
+            shares[k] = rest * (1 - LAST_TIER_SHARE) / (len(free) - 1)
+    else:
+        for k in free:
+            shares[k] = rest / len(free)
+    return tuple(shares)
+
+
 @dataclass(frozen=True)
 class Config:
     project: ProjectConfig = field(default_factory=ProjectConfig)
@@ -414,21 +434,7 @@ class Config:
         certify, while an earlier tier's certificate only saves judge cost (issue 17: an
         equal split halved the strong tier's confidence budget for a cheap tier that
         rarely certifies, and cost 16 points of coverage at 20,000 pairs)."""
-        judges = self.judges
-        if len(judges) == 1:
-            return (1.0,)
-        rest = 1 - sum(j.delta_share for j in judges)
-        free = [k for k, j in enumerate(judges) if j.delta_share == 0]
-        last = len(judges) - 1
-        shares = [j.delta_share for j in judges]
-        if last in free and len(free) > 1:
-            shares[last] = rest * LAST_TIER_SHARE
-            for k in free[:-1]:
-                shares[k] = rest * (1 - LAST_TIER_SHARE) / (len(free) - 1)
-        else:
-            for k in free:
-                shares[k] = rest / len(free)
-        return tuple(shares)
+        return split_delta([j.delta_share for j in self.judges])
 
     @property
     def db_path(self) -> Path:

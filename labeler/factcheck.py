@@ -29,7 +29,7 @@ from typing import Any
 
 from labeler import costs, prompts
 from labeler.config import Config
-from labeler.judging import adapted_key, allowance, run_coroutine
+from labeler.judging import adapted_key, allowance, judge_prices, run_coroutine
 from labeler.store import CallRecord, Store
 
 REASON = "chosen_has_errors"
@@ -60,9 +60,7 @@ def run_fact_check(store: Store, cfg: Config, round_id: int) -> FactCheck:
     judge = dataclasses.replace(cfg.judges[-1], logprobs=False, samples=1)
     judge = dataclasses.replace(judge, max_tokens=max(judge.max_tokens, MAX_TOKENS))
     template = prompts.load_fact_template(cfg.quality.fact_check_template)
-    prices = costs.Prices(
-        judge.price_input_per_mtok, judge.price_output_per_mtok, judge.price_cached_input_per_mtok
-    )
+    prices = judge_prices(judge)
     rows = store.accepted_in_round(round_id)
     todo: list[tuple[str, str, list[dict[str, str]]]] = []  # (pair id, key, messages)
     keys: dict[str, str] = {}

@@ -146,6 +146,13 @@ def round_thresholds_json(tiers: list[Thresholds]) -> dict[str, Any]:
     return out
 
 
+def judge_prices(judge: JudgeConfig) -> costs.Prices:
+    """What a judge's calls cost, from its config."""
+    return costs.Prices(
+        judge.price_input_per_mtok, judge.price_output_per_mtok, judge.price_cached_input_per_mtok
+    )
+
+
 def make_context(
     cfg: Config,
     thresholds: Thresholds | None = None,
@@ -165,11 +172,7 @@ def make_context(
         template,
         prompts.load_guidelines(cfg.judge.guidelines),
         thresholds or cold_start(cfg),
-        costs.Prices(
-            judge.price_input_per_mtok,
-            judge.price_output_per_mtok,
-            judge.price_cached_input_per_mtok,
-        ),
+        judge_prices(judge),
         judge,
         tier,
         tier == len(judges) - 1,

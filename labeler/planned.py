@@ -193,6 +193,25 @@ def certify_planned(
     return best
 
 
+def _regions(scores: np.ndarray, agree: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The regions a threshold on ``scores`` can make, largest score first (every pair of
+    a score or none; score 0 is never accepted): each one's size, and its disagreement
+    rate by ``agree``."""
+    order = np.argsort(-scores, kind="stable")
+    s, a = scores[order], agree[order]
+    disagreement = 1 - np.cumsum(a) / np.arange(1, len(scores) + 1)
+    ends = np.nonzero(np.append(s[1:] != s[:-1], True) & (s > 0))[0] + 1
+    return ends, disagreement[ends - 1]
+
+
+def _thin(count: int, points: int) -> np.ndarray:
+    """At most ``points`` evenly spaced indices of ``count`` regions (a large project: a
+    fine grid of region sizes is enough)."""
+    if count <= points:
+        return np.arange(count)
+    return np.unique(np.linspace(0, count - 1, points).round().astype(int))
+
+
 def oracle_limit(
     scores: np.ndarray, agree: np.ndarray, alpha: float, delta: float, points: int = 2000
 ) -> tuple[float, float, int]:
@@ -204,16 +223,10 @@ def oracle_limit(
     fewest labels whose bound, with the region's disagreement rate observed exactly
     (rounded), reaches the target."""
     n_pairs = len(scores)
-    order = np.argsort(-scores, kind="stable")
-    s, a = scores[order], agree[order]
-    running = np.cumsum(a) / np.arange(1, n_pairs + 1)
-    # every threshold takes all pairs of a score or none: the region sizes it can make
-    ends = np.nonzero(np.append(s[1:] != s[:-1], True) & (s > 0))[0] + 1
-    if len(ends) > points:  # a large project: a fine grid of region sizes is enough
-        ends = ends[np.unique(np.linspace(0, len(ends) - 1, points).round().astype(int))]
+    ends, rates = _regions(scores, agree)
+    keep = _thin(len(ends), points)
     best = (1.0, 0.0, 0)
-    for size in ends.tolist():
-        rate = 1 - float(running[size - 1])
+    for size, rate in zip(ends[keep].tolist(), rates[keep].tolist(), strict=True):
         if rate >= alpha:
             continue
         audit = _audit_needed(rate, size, alpha, delta)
@@ -264,16 +277,12 @@ def sampling_limit(
     judge whose best region is large and close to the target the gap is 25-35%. So this is
     the limit a procedure that does not know the threshold is measured against as well."""
     n_pairs = len(scores)
-    order = np.argsort(-scores, kind="stable")
-    s, a = scores[order], agree[order]
-    running = 1 - np.cumsum(a) / np.arange(1, n_pairs + 1)
-    ends = np.nonzero(np.append(s[1:] != s[:-1], True) & (s > 0))[0] + 1
-    ends = ends[running[ends - 1] < alpha]
+    ends, rates = _regions(scores, agree)
+    ends, rates = ends[rates < alpha], rates[rates < alpha]
     if not len(ends):
         return (1.0, 0.0, 0)
-    if len(ends) > points:
-        ends = ends[np.unique(np.linspace(0, len(ends) - 1, points).round().astype(int))]
-    rates = np.clip(running[ends - 1], 1e-12, 1 - 1e-12)
+    keep = _thin(len(ends), points)
+    ends, rates = ends[keep], np.clip(rates[keep], 1e-12, 1 - 1e-12)
     best = (1.0, 0.0, 0)
     sizes = np.unique(np.geomspace(10, int(ends.max()), 120).round().astype(int))
     for n in sizes.tolist():

@@ -90,6 +90,7 @@ def _plan_fact_check(cfg: Config, summary: RoundSummary, todo: list[Pair]) -> No
     """The fact-check's calls (``quality.fact_check``): one per accepted pair, at most one
     per pair (the worst case: every pair accepted), each with the longer response."""
     from labeler import factcheck, prompts
+    from labeler.judging import judge_prices
 
     judge = cfg.judges[-1]
     template = prompts.load_fact_template(cfg.quality.fact_check_template)
@@ -102,9 +103,7 @@ def _plan_fact_check(cfg: Config, summary: RoundSummary, todo: list[Pair]) -> No
         )
         for p in todo
     ]
-    prices = costs.Prices(
-        judge.price_input_per_mtok, judge.price_output_per_mtok, judge.price_cached_input_per_mtok
-    )
+    prices = judge_prices(judge)
     tokens_in, tokens_out, cost = costs.estimate_round_cost(
         chars,
         max(judge.max_tokens, factcheck.MAX_TOKENS),

@@ -16,7 +16,7 @@ import numpy as np
 
 from labeler import calibration as cal
 from labeler import planned
-from labeler.config import LAST_TIER_SHARE
+from labeler.config import LAST_TIER_SHARE, split_delta
 from labeler.routing import (
     CERTIFIED,
     ESCALATE,
@@ -81,14 +81,6 @@ class Outcome:
     @property
     def savings_factor(self) -> float:
         return self.pairs / self.humans_needed if self.humans_needed else float("inf")
-
-
-def default_shares(tiers: int) -> list[float]:
-    """``Config.delta_shares`` when no tier sets its own: the last tier takes
-    ``LAST_TIER_SHARE``, the others split the rest."""
-    if tiers == 1:
-        return [1.0]
-    return [(1 - LAST_TIER_SHARE) / (tiers - 1)] * (tiers - 1) + [LAST_TIER_SHARE]
 
 
 def judged_pairs(
@@ -193,7 +185,7 @@ def run_cascade(
             c = cal.calibrate(
                 items[k],
                 s.alpha,
-                s.delta * (shares[k] if shares is not None else default_shares(k_tiers)[k]),
+                s.delta * (shares[k] if shares is not None else split_delta([0.0] * k_tiers)[k]),
                 guarantee=s.guarantee,
                 min_labels=s.min_labels,
                 min_count=s.min_count,

@@ -229,10 +229,7 @@ def escalate_ties(
     """Reviewers tied on a pair that Argilla counts as complete: hold one of their
     responses as a draft, so the record returns to the other reviewers' queues and one more
     decides (up to ``review.max_reviewers``). Returns how many pairs were sent on."""
-    submitted: dict[str, list[Any]] = {}
-    for r in responses:
-        if r.status == "submitted":
-            submitted.setdefault(r.pair_id, []).append(r)
+    submitted = _submitted(responses)
     sent = 0
     for pair_id, c in decisions.items():
         done = submitted.get(pair_id, [])
@@ -242,16 +239,26 @@ def escalate_ties(
             continue
         if len(done) < need:  # already waiting for one more
             continue
-        latest = max(done, key=lambda r: r.updated_at)
-        review.hold(latest)
-        store.flag(
-            pair_id,
-            "escalated",
-            f"votes {c.votes}: asked one more reviewer",
-            reviewer=latest.reviewer,
-        )
+        _hold_latest(store, review, pair_id, done, f"votes {c.votes}: asked one more reviewer")
         sent += 1
     return sent
+
+
+def _submitted(responses: list[Any]) -> dict[str, list[Any]]:
+    """Each pair's submitted responses."""
+    out: dict[str, list[Any]] = {}
+    for r in responses:
+        if r.status == "submitted":
+            out.setdefault(r.pair_id, []).append(r)
+    return out
+
+
+def _hold_latest(store: Store, review: Any, pair_id: str, done: list[Any], why: str) -> None:
+    """Reopen a pair's Argilla record for one more reviewer: its latest submitted response
+    becomes a draft (flagged ``escalated``: labeler keeps counting that vote)."""
+    latest = max(done, key=lambda r: r.updated_at)
+    review.hold(latest)
+    store.flag(pair_id, "escalated", why, reviewer=latest.reviewer)
 
 
 def ask_one_more(
@@ -266,24 +273,15 @@ def ask_one_more(
     a human label, flag ``verify.ONE_MORE``): once Argilla counts the record complete,
     hold its latest response as a draft, as for a tie, so it returns to the other
     reviewers' queues; the held vote still counts. Returns how many were reopened."""
-    submitted: dict[str, list[Any]] = {}
-    for r in responses:
-        if r.status == "submitted":
-            submitted.setdefault(r.pair_id, []).append(r)
+    submitted = _submitted(responses)
     sent = 0
     for pair_id in pairs:
         c, done = decisions.get(pair_id), submitted.get(pair_id, [])
         need = needed(pair_id)
         if c is None or c.decided or c.reviewers >= need or len(done) < need - 1 or not done:
             continue  # decided, a tie (escalate_ties), or already waiting for one more
-        latest = max(done, key=lambda r: r.updated_at)
-        review.hold(latest)
-        store.flag(
-            pair_id,
-            "escalated",
-            "a reward model contradicts the label: asked one more reviewer",
-            reviewer=latest.reviewer,
-        )
+        why = "a reward model contradicts the label: asked one more reviewer"
+        _hold_latest(store, review, pair_id, done, why)
         sent += 1
     return sent
 

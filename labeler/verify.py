@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from labeler import export
 from labeler.config import Config
 from labeler.dataset import write_dataset
 from labeler.errors import StateError
@@ -95,10 +96,8 @@ def run_verify(
         sides: list[tuple[str, str]] = []  # per row: (chosen key, rejected key)
         texts: dict[str, Item] = {}
         for r in rows:
-            a_wins = r["label"] == "A"
-            chosen, rejected = (
-                (r["response_a"], r["response_b"]) if a_wins else (r["response_b"], r["response_a"])
-            )
+            dpo = export.dpo_row(r)  # the row as the dataset has it: chosen, rejected
+            chosen, rejected = dpo["chosen"], dpo["rejected"]
             keys = (
                 score_key(v.api, model, r["prompt"], chosen),
                 score_key(v.api, model, r["prompt"], rejected),

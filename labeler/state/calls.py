@@ -235,17 +235,28 @@ class CallsTables(Tables):
                 "UPDATE verdicts SET status = ? WHERE pair_id = ? AND action = 'accept'",
                 ((st, pid) for pid, st in status.items() if st != "recheck"),
             )
-            db.executemany(
-                "UPDATE verdicts SET action = 'review', reason = 'recheck', status = NULL "
-                "WHERE pair_id = ? AND action = 'accept'",
-                ((pid,) for pid in back),
-            )
-            db.executemany(
+            back_to_review(db, back, "recheck", now)
+        return len(back)
+
+
+def back_to_review(db: sqlite3.Connection, pair_ids: list[str], reason: str, now: float) -> int:
+    """Judge-accepted pairs go back to humans (state needs_review) with ``reason``, inside
+    the caller's transaction. Returns how many were judge-accepted (and went)."""
+    moved = 0
+    for pid in pair_ids:
+        cur = db.execute(
+            "UPDATE verdicts SET action = 'review', reason = ?, status = NULL "
+            "WHERE pair_id = ? AND action = 'accept'",
+            (reason, pid),
+        )
+        if cur.rowcount:
+            moved += 1
+            db.execute(
                 "UPDATE pairs SET state = 'needs_review', updated_at = ? WHERE id = ? "
                 "AND state IN ('accepted', 'exported')",
-                ((now, pid) for pid in back),
+                (now, pid),
             )
-        return len(back)
+    return moved
 
 
 def insert_call(db: sqlite3.Connection, call: CallRecord) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from labeler.state.base import Tables
+from labeler.state.calls import back_to_review
 
 
 class RewardTables(Tables):
@@ -104,20 +105,5 @@ class RewardTables(Tables):
     def send_to_review(self, pair_ids: list[str], reason: str) -> int:
         """Judge-accepted pairs go back to humans (state needs_review) with ``reason``: out
         of the dataset until reviewers decide them. Returns how many went."""
-        now = time.time()
         with self.transaction() as db:
-            moved = 0
-            for pid in pair_ids:
-                cur = db.execute(
-                    "UPDATE verdicts SET action = 'review', reason = ?, status = NULL "
-                    "WHERE pair_id = ? AND action = 'accept'",
-                    (reason, pid),
-                )
-                if cur.rowcount:
-                    moved += 1
-                    db.execute(
-                        "UPDATE pairs SET state = 'needs_review', updated_at = ? WHERE id = ? "
-                        "AND state IN ('accepted', 'exported')",
-                        (now, pid),
-                    )
-        return moved
+            return back_to_review(db, pair_ids, reason, time.time())
