@@ -223,13 +223,12 @@ def escalate_ties(
     cfg: Config,
     review: Any,
     decisions: dict[str, consensus.Consensus],
-    responses: list[Any],
+    submitted: dict[str, list[Any]],
     needed: Any,
 ) -> int:
     """Reviewers tied on a pair that Argilla counts as complete: hold one of their
     responses as a draft, so the record returns to the other reviewers' queues and one more
     decides (up to ``review.max_reviewers``). Returns how many pairs were sent on."""
-    submitted = _submitted(responses)
     sent = 0
     for pair_id, c in decisions.items():
         done = submitted.get(pair_id, [])
@@ -265,7 +264,7 @@ def ask_one_more(
     store: Store,
     review: Any,
     decisions: dict[str, consensus.Consensus],
-    responses: list[Any],
+    submitted: dict[str, list[Any]],
     needed: Any,
     pairs: set[str],
 ) -> int:
@@ -273,7 +272,6 @@ def ask_one_more(
     a human label, flag ``verify.ONE_MORE``): once Argilla counts the record complete,
     hold its latest response as a draft, as for a tie, so it returns to the other
     reviewers' queues; the held vote still counts. Returns how many were reopened."""
-    submitted = _submitted(responses)
     sent = 0
     for pair_id in pairs:
         c, done = decisions.get(pair_id), submitted.get(pair_id, [])
@@ -404,8 +402,9 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
             pid: consensus.combine_votes(labels, needed(pid)) for pid, labels in votes.items()
         }
         summary.newly_decided = store.save_decisions(decisions)
-        summary.escalated = escalate_ties(store, cfg, review, decisions, responses, needed)
-        summary.escalated += ask_one_more(store, review, decisions, responses, needed, one_more)
+        submitted = _submitted(responses)
+        summary.escalated = escalate_ties(store, cfg, review, decisions, submitted, needed)
+        summary.escalated += ask_one_more(store, review, decisions, submitted, needed, one_more)
         for c in decisions.values():
             if c.decided and c.label:
                 summary.decided[c.label] = summary.decided.get(c.label, 0) + 1
