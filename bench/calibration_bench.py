@@ -2,7 +2,10 @@
 in the same run:
 
 * ``retest`` — the procedure before issue 17: every sync re-tests every pair judged so far
-  (stratified exact test, fit-split start, learned score);
+  (stratified exact test, fit-split start, learned score), 5% audit of certified pairs;
+* ``planned_before`` — the planned procedure as it was before the drift watch changed: a
+  Clopper-Pearson bound re-read at every sync (false alarms, each sending every
+  certified pair to humans) over a 5% audit of the certified pairs;
 * ``planned`` — one uniform calibration sample, looks at label milestones, a fixed
   label-free sequence on the judge's own confidence, an exact binomial test, the
   certificate kept once given, the project's end (``labeler.planned`` docstring);
@@ -45,6 +48,7 @@ splits whose certified pairs meet the target (true agreement), human labels, and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -70,7 +74,7 @@ from labeler.simulation import (
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm"
 LABEL = {"1": "A", "2": "B", "0": "TIE"}
 TARGET, DELTA = 0.85, 0.1
-SIZES = {500: 40, 2_000: 12, 20_000: 3}  # project size: splits (BENCH_SIZES=500,2000)
+SIZES = {500: 40, 2_000: 24, 20_000: 3}  # project size: splits (BENCH_SIZES=500,2000)
 
 
 def load() -> list[dict[str, Any]]:
@@ -168,7 +172,8 @@ def _row(outs: list[Outcome], size: int) -> dict[str, Any]:
 
 def one(rows: list[dict[str, Any]], name: str, size: int, splits: int) -> dict[str, Any]:
     s = Settings(alpha=1 - TARGET, delta=DELTA, per_round=max(size // 10, 100))
-    retest, planned, limits, reachable = [], [], [], []
+    before = dataclasses.replace(s, audit_rate=0.05, drift="fixed")
+    retest, planned, was, limits, reachable = [], [], [], [], []
     started = time.perf_counter()
     for seed in range(splits):
         if name == WORLD:
@@ -180,13 +185,15 @@ def one(rows: list[dict[str, Any]], name: str, size: int, splits: int) -> dict[s
         agree = np.array([p.p_agree or 0.0 for p in pairs])
         limits.append(oracle_limit(scores, agree, 1 - TARGET, DELTA))
         reachable.append(sampling_limit(scores, agree, 1 - TARGET, DELTA))
-        retest.append(run_loop(pairs, s, seed))
+        retest.append(run_loop(pairs, dataclasses.replace(s, audit_rate=0.05), seed))
         planned.append(run_planned(pairs, s, seed))
+        was.append(run_planned(pairs, before, seed))
     limit = float(np.mean([x[0] for x in limits]))
     sampled = float(np.mean([x[0] for x in reachable]))
     out = {
         "splits": splits,
         "retest": _row(retest, size),
+        "planned_before": _row(was, size),
         "planned": _row(planned, size),
         "limit": {
             "savings": round(limit, 3),
@@ -200,7 +207,7 @@ def one(rows: list[dict[str, Any]], name: str, size: int, splits: int) -> dict[s
         },
         "seconds": round(time.perf_counter() - started, 1),
     }
-    for method in ("retest", "planned"):
+    for method in ("retest", "planned_before", "planned"):
         out[method]["of_limit"] = round(out[method]["savings"] / limit, 3)
         out[method]["of_sampling_limit"] = round(out[method]["savings"] / sampled, 3)
     return out

@@ -170,7 +170,10 @@ class JudgeConfig:
 class RoutingConfig:
     threshold: float = _opt(0.8, "Confidence at or above which a verdict is accepted.", lo=0, hi=1)
     audit_rate: float = _opt(
-        0.05, "Share of certified acceptances sent to blind review.", lo=0, hi=1
+        0.02,
+        "Share of certified acceptances sent to blind review (the drift watch).",
+        lo=0,
+        hi=1,
     )
     provisional_audit_rate: float = _opt(
         0.3,

@@ -39,11 +39,12 @@ incidental. The planned procedure is built around one designed sample instead:
   looks use the stratified test of ``labeler.calibration``, never the uniform binomial one.
 * **Looks at label milestones.** A look is due when the phase's labels reach
   ``first_look_count`` (``start_count`` at the first look's level: 93 at alpha 0.15,
-  delta 0.1) and again at each doubling (counts only); look j may spend
-  ``FIRST_LOOK_SHARE * (1 - FIRST_LOOK_SHARE)^j`` of delta and the project's final look
-  (``labeler round --finish``) all that is left.
-  The levels add up to at most delta, so by Bonferroni every look's errors together stay
-  below delta, however many looks are taken.
+  delta 0.1) and again at each doubling (counts only); milestone j allows
+  ``FIRST_LOOK_SHARE * (1 - FIRST_LOOK_SHARE)^j`` of delta, a look spends what the
+  milestones reached since the last look allow (several, when one sync passes several:
+  large rounds), and the project's final look (``labeler round --finish``) all that is
+  left. The levels add up to at most delta, so by Bonferroni every look's errors together
+  stay below delta, however many looks are taken.
 * **A certificate is kept, and extended.** Pairs above the certified threshold are
   accepted from then on, audited at ``routing.audit_rate`` (the drift watch); pairs
   between the floor and it keep joining the sample at ``r`` and wait. Later looks run the
@@ -58,10 +59,12 @@ incidental. The planned procedure is built around one designed sample instead:
   delta: that costs money, never quality).
 * **Drift.** The drift watch counts the audits of certified pairs since the certificate
   began (``Thresholds.certified_at``); when they show, at confidence 1 - delta, agreement
-  below the target, the certificate ends: every pair it accepted, and every pair waiting,
-  goes to humans (no later phase's test covers them), and a new phase begins with the
-  pairs routed from then on. The promise is per phase: each phase spends its own delta
-  (drift is rare, and a phase that ends in drift has failed anyway).
+  below the target (``calibration.drifted``: a sequential test, so reading it at every
+  sync raises a false alarm in at most delta of projects), the certificate ends: every
+  pair it accepted, and every pair waiting, goes to humans (no later phase's test covers
+  them), and a new phase begins with the pairs routed from then on. The promise is per
+  phase: each phase spends its own delta (drift is rare, and a phase that ends in drift
+  has failed anyway).
 * **What is assumed.** Rounds drawn alike (exchangeable pairs): a certificate covers
   later pairs because they are like the sample. A judge that gets worse between rounds
   breaks this; the drift watch catches it only with enough audits (``test_simulation``
@@ -118,19 +121,41 @@ def look_delta(delta: float, look: int) -> float:
     return delta * FIRST_LOOK_SHARE * (1 - FIRST_LOOK_SHARE) ** look
 
 
-def look_level(delta: float, spent: float, looks: int, final: bool) -> float:
-    """What the next look may spend: ``look_delta`` within what is left, or, at the
-    project's final look, all that is left."""
+def milestones(labels: int, alpha: float, delta: float) -> int:
+    """How many of the sample's milestones ``labels`` has reached: ``first_look_count``,
+    then each doubling. Counts only, never labels."""
+    first, passed = first_look_count(alpha, delta), 0
+    while labels >= first * 2**passed:
+        passed += 1
+    return passed
+
+
+def next_milestone(labels: int, alpha: float, delta: float) -> int:
+    """The labels the sample needs for its next milestone."""
+    return first_look_count(alpha, delta) * 2 ** milestones(labels, alpha, delta)
+
+
+def look_level(delta: float, spent: float, labels: int, alpha: float, final: bool) -> float:
+    """What a look with ``labels`` in the calibration sample may spend, ``spent`` having
+    been spent: at the project's final look, all that is left; otherwise what the
+    milestones reached allow (``look_delta`` of each, summed) less what is spent. One
+    milestone a sync: each look spends its own ``look_delta``; when a sync passes several
+    at once (large rounds: 20,000 pairs in rounds of 2,000 bring ~700 labels to the first
+    look), the one look spends all of theirs, instead of spending them on the next syncs'
+    nearly unchanged samples. The sum over every milestone is at most delta either way."""
     left = max(delta - spent, 0.0)
-    return left if final else min(look_delta(delta, looks), left)
+    if final:
+        return left
+    allowed = sum(look_delta(delta, j) for j in range(milestones(labels, alpha, delta)))
+    return min(max(allowed - spent, 0.0), left)
 
 
-def look_due(labels: int, looks: int, alpha: float, delta: float) -> bool:
+def look_due(labels: int, spent: float, alpha: float, delta: float) -> bool:
     """Is a look (other than the final one) due, with ``labels`` in the calibration sample
-    and ``looks`` taken? Looks come when the sample reaches ``first_look_count`` and then
-    each time it has doubled, so a project of any size takes about log2 of its size in
-    looks and each has twice the labels of the one before. Counts only, never labels."""
-    return labels >= first_look_count(alpha, delta) * 2**looks
+    and ``spent`` of delta spent? Looks come when the sample reaches ``first_look_count``
+    and then each time it has doubled, so a project of any size takes about log2 of its
+    size in looks and each has twice the labels of the one before. Counts only."""
+    return look_level(delta, spent, labels, alpha, False) > delta * 1e-9
 
 
 def plan_grid(scores: np.ndarray, floor: float, points: int = PLAN_POINTS) -> list[float]:
@@ -413,13 +438,13 @@ def plan_look(
             certified, draw, margin,
         )  # fmt: skip
     n_lab = int(labelled.sum())
-    due = final or (n_lab >= min_labels and look_due(n_lab, looks, alpha, delta))
+    due = final or (n_lab >= min_labels and look_due(n_lab, spent, alpha, delta))
     nothing = Choice(NEVER, 0, 0, None)
     if certified >= NEVER and futile(scores, labelled, disagree, alpha, delta, floor):
         return Look(False, 0.0, nothing, len(scores), n_lab, True)
     if not due or n_lab == 0:
         return Look(False, 0.0, nothing, len(scores), n_lab)
-    level = look_level(delta, spent, looks, final)
+    level = look_level(delta, spent, n_lab, alpha, final)
     grid = plan_grid(scores, floor)
     if guarantee == "expected":
         # conformal selection spends no delta: taking the lowest threshold over many
@@ -563,10 +588,10 @@ def _parity_look(
     evidence = int((~np.isnan(z)).sum())
     nothing = Choice(NEVER, 0, 0, None)
     # the milestones of the binomial test at the parity margin's scale: counts only
-    due = final or look_due(evidence, looks, PARITY_ALPHA, delta)
+    due = final or look_due(evidence, spent, PARITY_ALPHA, delta)
     if not due or evidence == 0:
         return Look(False, 0.0, nothing, len(scores), evidence)
-    level = look_level(delta, spent, looks, final)
+    level = look_level(delta, spent, evidence, PARITY_ALPHA, final)
     band = scores < certified  # before a certificate: every pair
     grid = plan_grid(scores[band], floor)
     choice = (

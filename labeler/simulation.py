@@ -47,13 +47,14 @@ class Settings:
     cold_threshold: float = 0.8
     cold_audit_rate: float = 0.3
     calibration_rate: float = 0.4  # the planned procedure's calibration sample rate
-    audit_rate: float = 0.05
+    audit_rate: float = 0.02  # the drift watch (routing.audit_rate)
     provisional_audit_rate: float = 0.3
     min_labels: int = 30
     min_count: int = 20
     fit_share: float = 0.2
     learn: bool = True
     start_from_fit: bool = True  # False: the sequence starts at the top (before fit_start)
+    drift: str = "sequential"  # "fixed": the drift watch before issue 17 (the benchmark)
 
 
 @dataclass
@@ -274,6 +275,16 @@ def _recheck(
             accepted[i] = (k, status)
 
 
+def _drifted(audits: Sequence[bool], s: Settings) -> bool:
+    """The drift watch (``calibration.drifted``); ``s.drift = "fixed"``: the one before
+    issue 17, a Clopper-Pearson bound re-read at every sync (false alarms far more often
+    than delta over a project), kept to measure against."""
+    if s.drift != "fixed":
+        return cal.drifted(audits, s.alpha, s.delta)
+    n = len(audits)
+    return n > 0 and 1 - cal.cp_lower(n - sum(audits), n, s.delta) < 1 - s.alpha
+
+
 class _Planned:
     """One run of the planned procedure (``run_planned``): where it stands — the
     certificate (NEVER: none yet), the looks taken and the share of delta they spent, the
@@ -313,9 +324,7 @@ class _Planned:
     def watch_drift(self) -> None:
         """The certificate ends on drift: every pair it accepted and every pair waiting
         goes to humans (as in the real loop), and a new phase begins."""
-        if self.certified_at >= cal.NEVER or not cal.drifted(
-            self.audits, self.s.alpha, self.s.delta
-        ):
+        if self.certified_at >= cal.NEVER or not _drifted(self.audits, self.s):
             return
         back = len(self.certified) + len(self.waiting)
         self.out.human_labels += back

@@ -512,7 +512,7 @@ def _planned_message(
     # under human parity the evidence is the pairs two reviewers decided, and the looks
     # come at the milestones of planned.PARITY_ALPHA
     evidence = "pairs two reviewers decided" if parity else "human verdicts"
-    first = planned.first_look_count(planned.PARITY_ALPHA if parity else alpha, delta)
+    look_alpha = planned.PARITY_ALPHA if parity else alpha
     min_labels = 0 if parity else min_labels
     if drift:
         agree = sum(recent) / len(recent)
@@ -539,7 +539,7 @@ def _planned_message(
             )
         return f"certificate kept: {_fmt(new)} (version {new.version}); audits watch for drift"
     if not look.taken:
-        need = max(first * 2**prev.looks, min_labels)
+        need = max(planned.next_milestone(look.labels, look_alpha, delta), min_labels)
         return (
             f"calibration sample: {look.labels} of {need} {evidence} before look "
             f"{prev.looks + 1}; {waiting} judge-accepted pairs wait for evidence"
@@ -559,7 +559,7 @@ def _planned_message(
             f"{counts['rechecked']} waiting pairs went to humans (project finished)"
             if new.finished
             else f"{waiting} pairs keep waiting; the next look comes at "
-            f"{first * 2**new.looks} {evidence}"
+            f"{planned.next_milestone(look.labels, look_alpha, delta)} {evidence}"
         )
         return (
             f"look {new.looks}: no threshold certified by {look.labels} {evidence} "

@@ -132,8 +132,13 @@ GUARANTEES = ("high_probability", "expected")
 
 @cache
 def outcomes(kind: str, guarantee: str) -> tuple[Outcome, ...]:
-    """The loop run on WORLDS worlds of one kind (cached: several tests read them)."""
-    settings = Settings(alpha=ALPHA, delta=DELTA, guarantee=guarantee, per_round=100)
+    """The loop run on WORLDS worlds of one kind (cached: several tests read them). The
+    retest procedure re-tests every pair at each sync, its drift-watch audits among the
+    evidence: its guarantee in the ``drop`` world needs them at 5% (at the default 2%,
+    31 of 200 ``drop`` worlds end below target)."""
+    settings = Settings(
+        alpha=ALPHA, delta=DELTA, guarantee=guarantee, per_round=100, audit_rate=0.05
+    )
     return tuple(
         run_loop(WORLD_KINDS[kind](np.random.default_rng(seed)), settings, LOOP_SEED + seed)
         for seed in range(WORLDS)
@@ -234,8 +239,9 @@ def test_the_learned_score_sees_the_judges_flaw(kind: str, feature: int, share: 
 DROP_IS_OUTSIDE = pytest.mark.xfail(
     strict=True,
     reason="the planned procedure assumes rounds drawn alike: a certificate is kept, and "
-    "the 5% drift watch of 500 pairs does not catch a judge that gets worse after round 2 "
-    "(measured: 39 of 200 worlds below target; the retest procedure's guarantee holds there)",
+    "the 2% drift watch of 500 pairs does not catch a judge that gets worse after round 2 "
+    "(measured: 44 of 200 worlds below target; the retest procedure's guarantee holds there "
+    "with a 5% watch)",
 )
 
 
@@ -253,8 +259,20 @@ def test_planned_guarantee_holds_in_1_minus_delta_of_worlds(kind: str) -> None:
     assert broken / len(runs) <= allowed, f"{kind}: {broken}/{len(runs)} worlds below target"
 
 
+DROP_IS_OUTSIDE_EXPECTED = pytest.mark.xfail(
+    strict=True,
+    reason="the same world in expected mode: mean disagreement 0.168 (the drift watch's "
+    "sequential test catches the drop in 4 of 200 worlds; the bound it replaced, re-read "
+    "at every sync with a 5% watch, in 27, at the price of false alarms in 32% of "
+    "projects whose judge is at the target)",
+)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", list(PLANNED_KINDS))
+@pytest.mark.parametrize(
+    "kind",
+    [pytest.param(k, marks=DROP_IS_OUTSIDE_EXPECTED) if k == "drop" else k for k in PLANNED_KINDS],
+)
 def test_planned_expected_guarantee_bounds_the_mean_disagreement(kind: str) -> None:
     values = np.array([disagreement(o) for o in planned_outcomes(kind, "expected")])
     slack = 2 * float(values.std(ddof=1)) / math.sqrt(len(values))
