@@ -23,6 +23,7 @@ orders): cheap 0.0003 (a gpt-4o-mini-sized call), strong 0.005 (gpt-4o-sized).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any
 
@@ -67,8 +68,8 @@ def world(rows: list[dict[str, Any]], seed: int) -> dict[str, list[SimPair]]:
 def one(
     tiers: list[str], w: dict[str, list[SimPair]], s: Settings, seed: int, procedure: str
 ) -> dict[str, Any]:
-    if procedure == "retest":
-        o = run_cascade([w[k] for k in tiers], s, seed)
+    if procedure == "retest":  # as it was before issue 17: a 5% audit of certified pairs
+        o = run_cascade([w[k] for k in tiers], dataclasses.replace(s, audit_rate=0.05), seed)
     elif len(tiers) == 1:
         o = run_planned(w[tiers[0]], s, seed)
         o.tier_judged = [o.pairs]  # one judge: it judges every pair
