@@ -55,6 +55,7 @@ class Settings:
     learn: bool = True
     start_from_fit: bool = True  # False: the sequence starts at the top (before fit_start)
     drift: str = "sequential"  # "fixed": the drift watch before issue 17 (the benchmark)
+    sequential: bool = True  # False: each look at its own level (Bonferroni; the benchmark)
 
 
 @dataclass
@@ -301,6 +302,8 @@ class _Planned:
         self.certified_at = cal.NEVER
         self.looks, self.spent, self.futile = 0, 0.0, False
         self.audits: list[bool] = []
+        self.history: list[tuple[np.ndarray, float]] = []  # the group-sequential looks
+        self.sequence: tuple[float, ...] | None = None  # and the phase's fixed sequence
         self.waiting: list[int] = []
         self.certified: list[int] = []
         self.out = Outcome(pairs=n)
@@ -333,6 +336,7 @@ class _Planned:
         self.waiting.clear()
         self.pi[:] = np.nan
         self.certified_at, self.looks, self.spent, self.audits = cal.NEVER, 0, 0.0, []
+        self.history, self.sequence = [], None
 
     def look(self, final: bool) -> None:
         idx = np.nonzero(~np.isnan(self.pi))[0]
@@ -353,6 +357,8 @@ class _Planned:
             final=final,
             certified=self.certified_at,
             draw=self.draws[idx],
+            history=self.history if self.s.sequential else None,
+            sequence=self.sequence,
         )
         if look.futile:  # the judge is out: its pairs go to humans from now on
             self.out.human_labels += len(self.waiting)
@@ -364,6 +370,9 @@ class _Planned:
         if not look.taken:
             return
         self.looks, self.spent = self.looks + 1, self.spent + look.level
+        if look.evidence is not None:
+            self.history.append((look.evidence, look.allowed))
+            self.sequence = look.sequence
         if look.choice.threshold >= self.certified_at:
             return
         self.certified_at = look.choice.threshold

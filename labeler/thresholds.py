@@ -373,13 +373,22 @@ def _recalibrate_planned(
             ]
             new = replace(cold_start(cfg), phase=prev.version + 1, judge_version=prev.judge_version)
     if not drift and not prev.finished and prev.a < cal.NEVER:
-        look = _look(
-            data, prev, alpha, delta, c.guarantee, c.min_labels, finish, evidence, c.parity_margin
+        history, sequence = (
+            _history(store, tier, prev, data) if prev.certified_a >= cal.NEVER else (None, None)
         )
+        look, counted = _look(
+            data, prev, alpha, delta, c.guarantee, c.min_labels, finish, evidence,
+            c.parity_margin, history, sequence,
+        )  # fmt: skip
         if look.futile:  # nothing can be certified: no more waiting, pairs go to humans
             new = replace(prev, a=cal.NEVER, b=cal.NEVER)
         if look.taken:
             new = replace(prev, looks=prev.looks + 1, spent=prev.spent + look.level)
+            if look.evidence is not None:  # the group-sequential test's later looks need it
+                store.record_look(
+                    tier, prev.judge_version, prev.phase, prev.looks, look.allowed,
+                    list(look.sequence or ()), counted,
+                )  # fmt: skip
         if look.choice.threshold < min(cal.NEVER, prev.certified_a):
             lam = look.choice.threshold
             first = prev.certified_a >= cal.NEVER
@@ -434,13 +443,15 @@ def _look(
     final: bool,
     evidence: tuple[np.ndarray, np.ndarray] | None = None,
     margin: float = 0.0,
-) -> planned.Look:
+    history: list[tuple[np.ndarray, float]] | None = None,
+    sequence: list[float] | None = None,
+) -> tuple[planned.Look, list[str]]:
     """The look the thresholds ``t`` are due: at the pairs of this calibration phase that
     could be accepted (eligible, score >= the floor ``t.a``), each with the chance it had
     of reaching a human (the phase's calibration rate below the certificate, the drift
     watch's above it; for a tier that is not the last, the final routing's chance, 1 where
     a later tier sent the pair to humans); pairs still waiting for a reviewer are left out
-    (as if not judged yet)."""
+    (as if not judged yet). With it, the ids of the labelled pairs it counted."""
     chosen = [
         i
         for i, (row, d) in enumerate(data)
@@ -452,9 +463,12 @@ def _look(
     scores = cal.scores_of([d.signals for d in pop], None)
     keep = scores >= t.a
     draws = [d.draw for d in pop]
-    return planned.plan_look(
+    sampled = np.array([d.sampled for d in pop], bool)
+    picked = keep & sampled
+    counted = [data[i][0]["pair_id"] for i, k in zip(chosen, picked, strict=True) if k]
+    look = planned.plan_look(
         scores[keep],
-        np.array([d.sampled for d in pop], bool)[keep],
+        sampled[keep],
         np.array([d.disagrees for d in pop], bool)[keep],
         alpha,
         delta,
@@ -470,7 +484,26 @@ def _look(
         parity=None if evidence is None else evidence[0][chosen][keep],
         margin=margin,
         reviewers_agree=None if evidence is None else evidence[1][chosen][keep],
+        history=history,
+        sequence=sequence,
     )
+    return look, counted
+
+
+def _history(
+    store: Store, tier: int, t: Thresholds, data: list[tuple[Any, cal.Judged]]
+) -> tuple[list[tuple[np.ndarray, float]] | None, list[float] | None]:
+    """The phase's earlier looks for the group-sequential test — for each, the scores of
+    the labelled pairs it counted and the share of delta allowed up to it — and the
+    phase's fixed sequence. (None, None) when the kept looks do not match the looks taken
+    (a phase begun before they were kept): each look then tests at its own level."""
+    allowed, sequence, first = store.look_history(tier, t.judge_version, t.phase)
+    if len(allowed) != t.looks:
+        return None, None
+    rows = [(first[row["pair_id"]], d.signals) for row, d in data if row["pair_id"] in first]
+    looks = np.array([u for u, _ in rows], int)
+    scores = cal.scores_of([sig for _, sig in rows], None)
+    return [(scores[looks <= u], a) for u, a in enumerate(allowed)], sequence
 
 
 def _as_calibrated(

@@ -728,6 +728,72 @@ def test_a_sync_that_passes_several_milestones_takes_one_look_with_all_their_lev
     assert spent <= 0.1
 
 
+@pytest.mark.parametrize("n", [20, 50, 93, 400, 3000])
+def test_a_group_sequential_boundary_with_one_look_is_the_exact_binomial_test(n: int) -> None:
+    c = planned.gs_boundary([n], [0.05], 0.15)
+    assert planned.binomial_rejects(c, n, 0.15, 0.05)
+    assert not planned.binomial_rejects(c + 1, n, 0.15, 0.05)
+    assert planned.gs_boundary([10], [0.05], 0.15) == -1  # too few labels: never
+
+
+LOOKS = [93, 186, 372, 744, 1488]  # a phase's labels at its looks (milestones)
+ALLOWED = [0.05, 0.075, 0.0875, 0.09375, 0.1]  # delta spent up to each look (the final: all)
+
+
+def _ever_crosses(rate: float, paths: int, seed: int) -> np.ndarray:
+    """For ``paths`` label sequences with disagreement ``rate``, the look (0, 1, ...) at
+    which each first crossed its group-sequential boundary (len(LOOKS): never)."""
+    rng = np.random.default_rng(seed)
+    bounds = [planned.gs_boundary(LOOKS[: t + 1], ALLOWED[: t + 1], 0.15) for t in range(5)]
+    steps = rng.random((paths, LOOKS[-1])) < rate
+    k = np.cumsum(steps, axis=1)[:, np.array(LOOKS) - 1]  # disagreements at each look
+    crossed = k <= np.array(bounds)
+    return np.where(crossed.any(axis=1), crossed.argmax(axis=1), len(LOOKS))
+
+
+def test_group_sequential_looks_together_cross_at_most_what_is_allowed() -> None:
+    """20,000 simulated phases whose judge disagrees exactly alpha of the time (the
+    hardest case: a worse judge crosses less often): the share that is ever certified,
+    up to each look, stays within what is allowed up to it (two standard errors of
+    slack), and a worse judge (0.17) is certified less often still."""
+    first = _ever_crosses(0.15, 20_000, 1)
+    for t, allowed in enumerate(ALLOWED):
+        share = float(np.mean(first <= t))
+        assert share <= allowed + 2 * math.sqrt(allowed * (1 - allowed) / 20_000), (t, share)
+    worse = _ever_crosses(0.17, 20_000, 2)
+    assert np.mean(worse < len(LOOKS)) < np.mean(first < len(LOOKS))
+
+
+def test_group_sequential_looks_are_more_powerful_than_bonferroni_ones() -> None:
+    """Where each later look alone may spend only its own share (Bonferroni: 0.025,
+    0.0125, ...), the group-sequential boundary also spends what the earlier looks' paths
+    left: it lets more disagreements pass at every later look, never fewer."""
+    increments = np.diff([0.0, *ALLOWED])
+    for t in range(1, len(LOOKS)):
+        gs = planned.gs_boundary(LOOKS[: t + 1], ALLOWED[: t + 1], 0.15)
+        bonferroni = planned.gs_boundary([LOOKS[t]], [float(increments[t])], 0.15)
+        assert gs > bonferroni, (LOOKS[t], gs, bonferroni)
+
+
+def test_certify_planned_with_the_phase_history_certifies_what_one_look_alone_cannot() -> None:
+    """744 labels above 0.9 with 90 disagreements (12.1%): at the fourth look's own level
+    (0.00625) the exact test allows 87 and fails; with the three earlier looks' history
+    the boundary is 91 and it passes."""
+    scores = np.concatenate([np.linspace(1.0, 0.9, 744), np.full(100, 0.85)])
+    labelled = np.ones(len(scores), bool)
+    disagree = np.zeros(len(scores), bool)
+    disagree[np.linspace(0, 743, 90).round().astype(int)] = True
+    disagree[744:] = True
+    grid = [0.9]
+    alone = planned.certify_planned(scores, labelled, disagree, 0.15, 0.00625, grid)
+    assert alone.threshold >= cal.NEVER
+    history = [(scores[:n], a) for n, a in zip(LOOKS[:3], ALLOWED[:3], strict=True)]
+    both = planned.certify_planned(
+        scores, labelled, disagree, 0.15, 0.00625, grid, history, ALLOWED[3]
+    )
+    assert both.threshold == 0.9 and both.labelled == 744
+
+
 def test_the_plan_grid_reads_scores_only() -> None:
     scores = np.array([0.99, 0.99, 0.95, 0.9, 0.5, 0.0])
     assert planned.plan_grid(scores, 0.8) == [0.99, 0.95, 0.9]

@@ -240,7 +240,7 @@ DROP_IS_OUTSIDE = pytest.mark.xfail(
     strict=True,
     reason="the planned procedure assumes rounds drawn alike: a certificate is kept, and "
     "the 2% drift watch of 500 pairs does not catch a judge that gets worse after round 2 "
-    "(measured: 44 of 200 worlds below target; the retest procedure's guarantee holds there "
+    "(measured: 46 of 200 worlds below target; the retest procedure's guarantee holds there "
     "with a 5% watch)",
 )
 
@@ -251,8 +251,8 @@ DROP_IS_OUTSIDE = pytest.mark.xfail(
     [pytest.param(k, marks=DROP_IS_OUTSIDE) if k == "drop" else k for k in PLANNED_KINDS],
 )
 def test_planned_guarantee_holds_in_1_minus_delta_of_worlds(kind: str) -> None:
-    """Measured (200 worlds each) on worlds whose rounds are drawn alike: at most 2 of
-    200 below target in any kind."""
+    """Measured (200 worlds each) on worlds whose rounds are drawn alike: at most 3 of
+    200 below target in any kind (single_score; each look at its own Bonferroni level: 2)."""
     runs = planned_outcomes(kind, "high_probability")
     broken = sum(o.agreement is not None and o.agreement < 1 - ALPHA for o in runs)
     allowed = DELTA + 2 * math.sqrt(DELTA * (1 - DELTA) / len(runs))
@@ -296,6 +296,32 @@ def test_planned_does_not_trust_a_useless_judge(guarantee: str) -> None:
     assert np.mean([o.coverage for o in runs]) <= 0.05
 
 
+def at_target(rng: np.random.Generator, n: int) -> list[SimPair]:
+    """A judge right exactly 85% of the time at every confidence it reports (0.8-1.0):
+    no region is better than the target, so a test at the target's edge, where a test's
+    error is largest, certifies any region only by error."""
+    return judged_pairs(rng, rng.random(n) < 0.5, rng.uniform(0.8, 1.0, n), np.full(n, 0.85),
+                        np.ones(n))  # fmt: skip
+
+
+@pytest.mark.slow
+def test_group_sequential_looks_certify_a_judge_at_the_target_in_at_most_delta_of_worlds() -> None:
+    """2,000 pairs in rounds of 100: a phase takes five looks (at 93, 186, 372 and 744
+    labels and the project's end), each sharing delta with the others through the
+    group-sequential boundary of the phase's fixed sequence. Over 200 worlds whose judge
+    sits exactly at the target, the share certifying anything stays within delta (two
+    standard errors of slack). Measured: 9.0% of these 200 worlds (each look at its own
+    Bonferroni level: 4.0%); an exact test at the edge spends about all of delta. With a
+    start chosen afresh at each look, 10.3% of 300 5,000-pair worlds."""
+    settings = Settings(alpha=ALPHA, delta=DELTA, per_round=100)
+    runs = [
+        run_planned(at_target(np.random.default_rng(seed), 2000), settings, LOOP_SEED + seed)
+        for seed in range(WORLDS)
+    ]
+    certified = np.mean([o.certified > 0 for o in runs])
+    assert certified <= DELTA + 2 * math.sqrt(DELTA * (1 - DELTA) / WORLDS), certified
+
+
 def limit_of(pairs: list[SimPair]) -> float:
     scores = scores_of([p.signals for p in pairs], None)
     agree = np.array([p.p_agree or 0.0 for p in pairs])
@@ -306,7 +332,8 @@ def limit_of(pairs: list[SimPair]) -> float:
 def test_planned_reaches_most_of_the_statistical_limit_on_a_saturated_judge() -> None:
     """Savings against the oracle limit (the best threshold, proved by a uniform audit) on
     the same worlds, and the retest procedure (before issue 17) on the first 40 of them.
-    Measured (200 worlds): planned 0.85 of the limit, certified in 69% of worlds."""
+    Measured (200 worlds): planned 0.89 of the limit, certified in 73% of worlds (each look
+    at its own Bonferroni level: 0.85, 69%)."""
     planned = planned_outcomes("saturated", "high_probability")
     limits = [limit_of(saturated(np.random.default_rng(seed))) for seed in range(WORLDS)]
     share = np.mean([o.savings_factor for o in planned]) / np.mean(limits)

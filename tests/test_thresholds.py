@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import pytest
+
 from labeler.config import load_config
 from labeler.demo.judge_server import JudgeServer, Scripted, Shown
 from labeler.store import Store
@@ -96,6 +98,36 @@ def test_a_bad_judge_never_collapses_and_the_end_of_the_project_decides_every_pa
         assert store.label_status_counts()["provisional"] == 0
         assert store.state_counts()["needs_review"] == waiting
         assert current(store, cfg).finished
+
+
+def test_the_looks_of_a_phase_share_delta_through_the_sample_they_kept(
+    project: Project, judge_server: Callable[..., JudgeServer]
+) -> None:
+    """A judge short of the target: the first look fails and keeps what the later looks
+    of its phase need (the labelled pairs it counted, the share of delta it was allowed,
+    the phase's fixed sequence); the second look, with twice the labels, keeps its own on
+    top: nested samples, the same sequence, the shares adding up to what was spent."""
+    _setup(project, judge_server(unsure), target=0.75)
+    cfg = load_config(project.config, environ={})
+    batch = 0
+    while True:
+        project.pairs(good_bad_rows(160 * (batch + 1)))  # 160 new pairs each time
+        assert project.run("round").exit_code == 0
+        decide_as_humans(project)
+        out = project.run("calibrate")
+        assert out.exit_code == 0, out.output
+        with Store(cfg.db_path) as store:
+            t = current(store, cfg)
+        batch += 1
+        if t.looks >= 2 or batch == 4:
+            break
+    assert t.looks == 2 and t.certified_a >= 1, out.output
+    with Store(cfg.db_path) as store:
+        allowed, sequence, first = store.look_history(0, t.judge_version, t.phase)
+    assert allowed == [pytest.approx(0.05), pytest.approx(t.spent)]
+    assert sequence and sequence == sorted(sequence, reverse=True)
+    counted = [sum(1 for look in first.values() if look <= u) for u in (0, 1)]
+    assert 0 < counted[0] < counted[1]
 
 
 def decide_as_two_reviewers(project: Project, consistency: float) -> int:

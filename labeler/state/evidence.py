@@ -34,6 +34,65 @@ class EvidenceTables(Tables):
                 "UPDATE thresholds SET report = ? WHERE version = ?", (json.dumps(report), row_id)
             )
 
+    def look_history(
+        self, tier: int, judge_version: str, phase: int
+    ) -> tuple[list[float], list[float], dict[str, int]]:
+        """The group-sequential looks a calibration phase took (``record_look``): the share
+        of delta allowed up to each, in order; the phase's fixed sequence of thresholds;
+        and the look at which each pair's label first counted."""
+        key = (tier, judge_version, phase)
+        rows = self.db.execute(
+            "SELECT look, allowed, sequence FROM looks WHERE tier = ? AND judge_version = ? "
+            "AND phase = ? ORDER BY look",
+            key,
+        ).fetchall()
+        allowed = [float(r["allowed"]) for r in rows]
+        sequence = [float(x) for x in json.loads(rows[0]["sequence"])] if rows else []
+        first = {
+            str(r[0]): int(r[1])
+            for r in self.db.execute(
+                "SELECT pair_id, look FROM look_evidence "
+                "WHERE tier = ? AND judge_version = ? AND phase = ?",
+                key,
+            )
+        }
+        return allowed, sequence, first
+
+    def record_look(
+        self,
+        tier: int,
+        judge_version: str,
+        phase: int,
+        look: int,
+        allowed: float,
+        sequence: list[float],
+        pair_ids: list[str],
+    ) -> None:
+        """Keep a group-sequential look of a calibration phase: the share of delta allowed
+        up to it, the phase's fixed sequence, and which labelled pairs it counted (those
+        not counted at an earlier look). Taking look ``look`` again (a sync that stopped
+        before saving its thresholds) replaces what it kept."""
+        key = (tier, judge_version, phase)
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM looks WHERE tier = ? AND judge_version = ? AND phase = ? "
+                "AND look >= ?",
+                (*key, look),
+            )
+            db.execute(
+                "DELETE FROM look_evidence WHERE tier = ? AND judge_version = ? AND phase = ? "
+                "AND look >= ?",
+                (*key, look),
+            )
+            db.execute(
+                "INSERT INTO looks VALUES (?,?,?,?,?,?)",
+                (*key, look, allowed, json.dumps(sequence)),
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO look_evidence VALUES (?,?,?,?,?)",
+                ((*key, pair_id, look) for pair_id in pair_ids),
+            )
+
     def save_thresholds(
         self,
         a: float,

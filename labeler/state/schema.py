@@ -115,6 +115,23 @@ CREATE TABLE IF NOT EXISTS thresholds (
     audit_rate REAL NOT NULL,
     report TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS looks (
+    tier INTEGER NOT NULL,
+    judge_version TEXT NOT NULL,
+    phase INTEGER NOT NULL,
+    look INTEGER NOT NULL,
+    allowed REAL NOT NULL,
+    sequence TEXT NOT NULL,
+    PRIMARY KEY (tier, judge_version, phase, look)
+);
+CREATE TABLE IF NOT EXISTS look_evidence (
+    tier INTEGER NOT NULL,
+    judge_version TEXT NOT NULL,
+    phase INTEGER NOT NULL,
+    pair_id TEXT NOT NULL,
+    look INTEGER NOT NULL,
+    PRIMARY KEY (tier, judge_version, phase, pair_id)
+);
 CREATE TABLE IF NOT EXISTS quality_flags (
     pair_id TEXT NOT NULL,
     kind TEXT NOT NULL,
