@@ -497,7 +497,7 @@ def _history(
     the labelled pairs it counted and the share of delta allowed up to it — and the
     phase's fixed sequence. (None, None) when the kept looks do not match the looks taken
     (a phase begun before they were kept): each look then tests at its own level."""
-    allowed, sequence, first = store.look_history(tier, t.judge_version, t.phase)
+    allowed, sequence, first = store.look_history(tier, t.judge_version, t.phase, t.looks)
     if len(allowed) != t.looks:
         return None, None
     rows = [(first[row["pair_id"]], d.signals) for row, d in data if row["pair_id"] in first]

@@ -35,16 +35,18 @@ class EvidenceTables(Tables):
             )
 
     def look_history(
-        self, tier: int, judge_version: str, phase: int
+        self, tier: int, judge_version: str, phase: int, looks: int
     ) -> tuple[list[float], list[float], dict[str, int]]:
-        """The group-sequential looks a calibration phase took (``record_look``): the share
-        of delta allowed up to each, in order; the phase's fixed sequence of thresholds;
-        and the look at which each pair's label first counted."""
+        """The group-sequential looks a calibration phase took (``record_look``) before its
+        look ``looks``: the share of delta allowed up to each, in order; the phase's fixed
+        sequence of thresholds; and the look at which each pair's label first counted. A
+        look kept by a sync that stopped before saving its thresholds is left out (the
+        retaken look replaces it)."""
         key = (tier, judge_version, phase)
         rows = self.db.execute(
             "SELECT look, allowed, sequence FROM looks WHERE tier = ? AND judge_version = ? "
-            "AND phase = ? ORDER BY look",
-            key,
+            "AND phase = ? AND look < ? ORDER BY look",
+            (*key, looks),
         ).fetchall()
         allowed = [float(r["allowed"]) for r in rows]
         sequence = [float(x) for x in json.loads(rows[0]["sequence"])] if rows else []
@@ -52,8 +54,8 @@ class EvidenceTables(Tables):
             str(r[0]): int(r[1])
             for r in self.db.execute(
                 "SELECT pair_id, look FROM look_evidence "
-                "WHERE tier = ? AND judge_version = ? AND phase = ?",
-                key,
+                "WHERE tier = ? AND judge_version = ? AND phase = ? AND look < ?",
+                (*key, looks),
             )
         }
         return allowed, sequence, first
