@@ -373,8 +373,12 @@ def _recalibrate_planned(
             ]
             new = replace(cold_start(cfg), phase=prev.version + 1, judge_version=prev.judge_version)
     if not drift and not prev.finished and prev.a < cal.NEVER:
+        # only the exact test before a certificate reads the phase's earlier looks
+        uniform = parity is None and c.guarantee == "high_probability"
         history, sequence = (
-            _history(store, tier, prev, data) if prev.certified_a >= cal.NEVER else (None, None)
+            _history(store, tier, prev, data)
+            if uniform and prev.certified_a >= cal.NEVER
+            else (None, None)
         )
         look, counted = _look(
             data, prev, alpha, delta, c.guarantee, c.min_labels, finish, evidence,
