@@ -56,8 +56,11 @@ incidental. The planned procedure is built around one designed sample instead:
   sequence is the same at every look, so a look errs only by certifying the sequence's
   first region worse than the target — the same region at every look — whose chance of
   ever crossing is at most delta. The looks keep what the later ones need: the scores of
-  the pairs each counted and what it was allowed (``Look.evidence``, the ``looks`` and
-  ``look_evidence`` tables). For looks at 93, 186, 372 and 744 labels (the last the
+  the pairs each counted, whether their humans disagreed, and what it was allowed
+  (``Look.evidence``, the ``looks`` and ``look_evidence`` tables); a look whose sample no
+  longer contains the earlier looks' as they were (a counted pair re-opened or relabelled)
+  tests at its own level instead. The exactness assumes when a look comes does not depend
+  on the labels (it depends on their count). For looks at 93, 186, 372 and 744 labels (the last the
   project's end, with all that is left) the later boundaries sit at nominal levels of
   0.037, 0.024 and 0.029 where Bonferroni allowed 0.025, 0.0125 and 0.0125.
 * **A certificate is kept, and extended.** Pairs above the certified threshold are
@@ -153,10 +156,13 @@ def gs_boundary(ns: Sequence[int], allowed: Sequence[float], alpha: float) -> in
     paths they already caught, instead of a Bonferroni share of its own: at samples of
     93, 186, 372 and 744 labels, allowed 0.05, 0.075, 0.0875 and 0.1 together, the later
     boundaries sit at nominal levels of 0.037, 0.024 and 0.029 where Bonferroni allows
-    0.025, 0.0125 and 0.0125."""
+    0.025, 0.0125 and 0.0125. A look with fewer labels than the one before is not a
+    nested sample: ValueError."""
     off, dist = 0, np.ones(1)  # P(k = off + j, not crossed yet)
     prev, crossed, c = 0, 0.0, -1
     for n, a in zip(ns, allowed, strict=True):
+        if n < prev:
+            raise ValueError(f"looks must be nested samples: {n} labels after {prev}")
         if n > prev:
             lo, inc = _pmf(n - prev, alpha)
             dist, off, prev = np.convolve(dist, inc), off + lo, n

@@ -24,6 +24,10 @@ from labeler.config import Config
 from labeler.routing import CERTIFIED, PROVISIONAL, Thresholds, audit_draw, status_of
 from labeler.store import Store
 
+# a phase's group-sequential looks as kept (``Store.look_history``): the delta allowed up
+# to each, the fixed sequence, and per counted pair (first look, score, disagreed)
+Recorded = tuple[list[float], list[float], dict[str, tuple[int, float | None, bool | None]]]
+
 
 @dataclass
 class Recalibration:
@@ -80,7 +84,15 @@ def current(store: Store, cfg: Config, tier: int = 0) -> Thresholds:
             params["weights"] = tuple(params["weights"])
         found = Thresholds(**params)
         if found.judge_version != judge_version:
-            return replace(cold_start(cfg), version=found.version, judge_version=judge_version)
+            # a new calibration phase: its evidence is what was routed from the version
+            # in force now on (a judge version used before, A -> B -> A, does not reuse
+            # its first stint's labels or looks, which spent their own delta)
+            return replace(
+                cold_start(cfg),
+                version=found.version,
+                judge_version=judge_version,
+                phase=found.version,
+            )
         return found
     # a version written before certification existed: its thresholds were certified
     weights = tuple(json.loads(row["weights"])) if row["weights"] else None
@@ -375,14 +387,14 @@ def _recalibrate_planned(
     if not drift and not prev.finished and prev.a < cal.NEVER:
         # only the exact test before a certificate reads the phase's earlier looks
         uniform = parity is None and c.guarantee == "high_probability"
-        history, sequence = (
-            _history(store, tier, prev, data)
+        recorded = (
+            store.look_history(tier, prev.judge_version, prev.phase, prev.looks)
             if uniform and prev.certified_a >= cal.NEVER
-            else (None, None)
+            else None
         )
         look, counted = _look(
             data, prev, alpha, delta, c.guarantee, c.min_labels, finish, evidence,
-            c.parity_margin, history, sequence,
+            c.parity_margin, recorded,
         )  # fmt: skip
         if look.futile:  # nothing can be certified: no more waiting, pairs go to humans
             new = replace(prev, a=cal.NEVER, b=cal.NEVER)
@@ -447,15 +459,16 @@ def _look(
     final: bool,
     evidence: tuple[np.ndarray, np.ndarray] | None = None,
     margin: float = 0.0,
-    history: list[tuple[np.ndarray, float]] | None = None,
-    sequence: list[float] | None = None,
-) -> tuple[planned.Look, list[str]]:
+    recorded: Recorded | None = None,
+) -> tuple[planned.Look, dict[str, tuple[float, bool]]]:
     """The look the thresholds ``t`` are due: at the pairs of this calibration phase that
     could be accepted (eligible, score >= the floor ``t.a``), each with the chance it had
     of reaching a human (the phase's calibration rate below the certificate, the drift
     watch's above it; for a tier that is not the last, the final routing's chance, 1 where
     a later tier sent the pair to humans); pairs still waiting for a reviewer are left out
-    (as if not judged yet). With it, the ids of the labelled pairs it counted."""
+    (as if not judged yet). ``recorded``: the phase's earlier group-sequential looks
+    (``Store.look_history``). With the look, the labelled pairs it counted: each one's
+    score and whether its human disagreed."""
     chosen = [
         i
         for i, (row, d) in enumerate(data)
@@ -468,12 +481,17 @@ def _look(
     keep = scores >= t.a
     draws = [d.draw for d in pop]
     sampled = np.array([d.sampled for d in pop], bool)
-    picked = keep & sampled
-    counted = [data[i][0]["pair_id"] for i, k in zip(chosen, picked, strict=True) if k]
+    disagree = np.array([d.disagrees for d in pop], bool)
+    counted = {
+        data[i][0]["pair_id"]: (float(score), bool(bad))
+        for i, score, bad, k in zip(chosen, scores, disagree, keep & sampled, strict=True)
+        if k
+    }
+    history, sequence = _history(recorded, counted, t.looks)
     look = planned.plan_look(
         scores[keep],
         sampled[keep],
-        np.array([d.disagrees for d in pop], bool)[keep],
+        disagree[keep],
         alpha,
         delta,
         looks=t.looks,
@@ -495,19 +513,26 @@ def _look(
 
 
 def _history(
-    store: Store, tier: int, t: Thresholds, data: list[tuple[Any, cal.Judged]]
+    recorded: Recorded | None, counted: dict[str, tuple[float, bool]], looks: int
 ) -> tuple[list[tuple[np.ndarray, float]] | None, list[float] | None]:
     """The phase's earlier looks for the group-sequential test — for each, the scores of
     the labelled pairs it counted and the share of delta allowed up to it — and the
-    phase's fixed sequence. (None, None) when the kept looks do not match the looks taken
-    (a phase begun before they were kept): each look then tests at its own level."""
-    allowed, sequence, first = store.look_history(tier, t.judge_version, t.phase, t.looks)
-    if len(allowed) != t.looks:
+    phase's fixed sequence, from what the looks kept (``recorded``). (None, None) — each
+    look then tests at its own level (Bonferroni, which spends only its own share and so
+    holds whatever the earlier looks did) — when the kept looks do not match the looks
+    taken (a phase begun before they were kept), or when the sample is no longer the one
+    they counted: a counted pair went back to a reviewer or its verdict changed (the
+    exact boundary assumes each look's labels include the earlier looks' as they were)."""
+    if recorded is None:
         return None, None
-    rows = [(first[row["pair_id"]], d.signals) for row, d in data if row["pair_id"] in first]
-    looks = np.array([u for u, _ in rows], int)
-    scores = cal.scores_of([sig for _, sig in rows], None)
-    return [(scores[looks <= u], a) for u, a in enumerate(allowed)], sequence
+    allowed, sequence, first = recorded
+    if len(allowed) != looks or any(
+        counted.get(pair_id) != (score, bad) for pair_id, (_, score, bad) in first.items()
+    ):
+        return None, None
+    at = np.array([u for u, _, _ in first.values()], int)
+    scores = np.array([score for _, score, _ in first.values()], float)
+    return [(scores[at <= u], a) for u, a in enumerate(allowed)], sequence
 
 
 def _as_calibrated(

@@ -792,6 +792,52 @@ def test_certify_planned_with_the_phase_history_certifies_what_one_look_alone_ca
         scores, labelled, disagree, 0.15, 0.00625, grid, history, ALLOWED[3]
     )
     assert both.threshold == 0.9 and both.labelled == 744
+    assert planned.gs_boundary(LOOKS[:4], ALLOWED[:4], 0.15) == 91
+    assert planned.gs_boundary([744], [0.00625], 0.15) == 87
+
+
+def _crossing(ns: list[int], bounds: list[int], p: float) -> list[float]:
+    """By enumerating every path of disagreement counts (independent binomial increments
+    between looks): the chance the path first falls to its boundary (k <= bound) at or
+    before each look."""
+    paths = {0: 1.0}  # disagreements so far -> chance, among paths not yet crossed
+    prev, crossed, out = 0, 0.0, []
+    for n, c in zip(ns, bounds, strict=True):
+        step = n - prev
+        grown: dict[int, float] = {}
+        for k, w in paths.items():
+            for j in range(step + 1):
+                grown[k + j] = grown.get(k + j, 0.0) + w * math.comb(step, j) * p**j * (1 - p) ** (
+                    step - j
+                )
+        crossed += sum(w for k, w in grown.items() if k <= c)
+        paths, prev = {k: w for k, w in grown.items() if k > c}, n
+        out.append(crossed)
+    return out
+
+
+@pytest.mark.parametrize("ns", [[0, 12, 12, 30], [5, 5, 5, 40], [8, 16, 32, 33], [0, 0, 25, 25]])
+def test_the_group_sequential_boundary_is_exactly_the_largest_within_the_allowed_spending(
+    ns: list[int],
+) -> None:
+    """Checked by enumerating every path (small samples, a high alpha so the boundaries
+    are not trivial; looks with no new labels and looks with none at all included): each
+    look's boundary keeps the chance of ever crossing up to it within what is allowed,
+    and one more disagreement at that look would not."""
+    alpha, allowed = 0.4, [0.01, 0.03, 0.06, 0.1]
+    bounds = [planned.gs_boundary(ns[: t + 1], allowed[: t + 1], alpha) for t in range(len(ns))]
+    spent = _crossing(ns, bounds, alpha)
+    for t, a in enumerate(allowed):
+        assert spent[t] <= a + 1e-12, (t, spent, bounds)
+        looser = [*bounds[:t], bounds[t] + 1, *bounds[t + 1 :]]
+        if bounds[t] + 1 <= ns[t]:
+            assert _crossing(ns, looser, alpha)[t] > a, (t, bounds)
+    assert bounds[-1] >= 0  # the largest sample can be certified
+
+
+def test_a_group_sequential_look_with_fewer_labels_than_the_last_is_refused() -> None:
+    with pytest.raises(ValueError, match="nested"):
+        planned.gs_boundary([50, 40], [0.05, 0.1], 0.15)
 
 
 def test_the_plan_grid_reads_scores_only() -> None:

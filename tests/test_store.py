@@ -67,6 +67,36 @@ def test_rounds_take_the_next_unassigned_pairs(tmp_path: Path) -> None:
         assert store.count_round_pairs(r2) == 2
 
 
+def test_looks_kept_before_their_labels_were_kept_no_longer_count_as_history(
+    tmp_path: Path,
+) -> None:
+    """Migration 7: a state file whose group-sequential looks kept only which pairs they
+    counted gets the score and verdict columns; its old rows have neither, so the next
+    look does not read them as history (it tests at its own level instead)."""
+    from labeler.thresholds import _history
+
+    db = tmp_path / "state.sqlite"
+    Store(db).close()
+    raw = sqlite3.connect(db)
+    raw.execute("DROP TABLE look_evidence")
+    raw.execute(
+        "CREATE TABLE look_evidence (tier INTEGER NOT NULL, judge_version TEXT NOT NULL, "
+        "phase INTEGER NOT NULL, pair_id TEXT NOT NULL, look INTEGER NOT NULL, "
+        "PRIMARY KEY (tier, judge_version, phase, pair_id))"
+    )
+    raw.execute("INSERT INTO looks VALUES (0, '', 0, 0, 0.05, '[0.99]')")
+    raw.execute("INSERT INTO look_evidence VALUES (0, '', 0, 'p1', 0)")
+    raw.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+    raw.commit()
+    raw.close()
+    with Store(db) as store:
+        recorded = store.look_history(0, "", 0, 1)
+        assert recorded == ([0.05], [0.99], {"p1": (0, None, None)})
+        assert _history(recorded, {"p1": (0.995, False)}, 1) == (None, None)
+        store.record_look(0, "", 0, 1, 0.075, [0.99], {"p2": (0.97, True)})
+        assert store.look_history(0, "", 0, 2)[2]["p2"] == (1, 0.97, True)
+
+
 def test_newer_schema_and_garbage_files_are_clear_errors(tmp_path: Path) -> None:
     with Store(tmp_path / "s.sqlite") as store:
         store.db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import asdict, replace
 
 import pytest
 
-from labeler.config import load_config
+from labeler import calibration as cal
+from labeler import panel
+from labeler.config import Config, load_config
 from labeler.demo.judge_server import JudgeServer, Scripted, Shown
 from labeler.store import Store
-from labeler.thresholds import current, recalibrate
+from labeler.thresholds import _history, current, judged, recalibrate
 from tests.conftest import Project, decide_as_humans, good_bad_rows, oracle
 
 
@@ -109,7 +112,7 @@ def test_the_looks_of_a_phase_share_delta_through_the_sample_they_kept(
     top: nested samples, the same sequence, the shares adding up to what was spent."""
     _setup(project, judge_server(unsure), target=0.75)
     cfg = load_config(project.config, environ={})
-    batch = 0
+    batch, sample = 0, []  # the labelled sample at each look
     while True:
         project.pairs(good_bad_rows(160 * (batch + 1)))  # 160 new pairs each time
         assert project.run("round").exit_code == 0
@@ -118,20 +121,44 @@ def test_the_looks_of_a_phase_share_delta_through_the_sample_they_kept(
         assert out.exit_code == 0, out.output
         with Store(cfg.db_path) as store:
             t = current(store, cfg)
+            if t.looks > len(sample):
+                sample.append(_labelled_above(store, cfg, t.a))
         batch += 1
         if t.looks >= 2 or batch == 4:
             break
     assert t.looks == 2 and t.certified_a >= 1, out.output
     with Store(cfg.db_path) as store:
-        allowed, sequence, first = store.look_history(0, t.judge_version, t.phase, t.looks)
+        recorded = store.look_history(0, t.judge_version, t.phase, t.looks)
+        allowed, sequence, first = recorded
         # a look kept by a sync that stopped before saving its thresholds is not history:
         # the retaken look replaces it
-        store.record_look(0, t.judge_version, t.phase, t.looks, 0.09, sequence, ["stale"])
+        store.record_look(
+            0, t.judge_version, t.phase, t.looks, 0.09, sequence, {"stale": (0.9, False)}
+        )
         assert store.look_history(0, t.judge_version, t.phase, t.looks)[0] == allowed
     assert allowed == [pytest.approx(0.05), pytest.approx(t.spent)]
     assert sequence and sequence == sorted(sequence, reverse=True)
-    counted = [sum(1 for look in first.values() if look <= u) for u in (0, 1)]
-    assert 0 < counted[0] < counted[1]
+    counted = [sum(1 for look, _, _ in first.values() if look <= u) for u in (0, 1)]
+    assert counted == sample and 0 < counted[0] < counted[1]
+    # the next look reads this history only while the sample is the one it counted
+    now = {pair_id: (score, bad) for pair_id, (_, score, bad) in first.items()}
+    assert now and all(isinstance(score, float) for score, _ in now.values())
+    history, kept = _history(recorded, now, 2)
+    assert kept == sequence and history is not None
+    assert [len(scores) for scores, _ in history] == counted
+    some = next(iter(now))
+    changed = {**now, some: (now[some][0], not now[some][1])}  # its verdict changed
+    reopened = {k: v for k, v in now.items() if k != some}  # it went back to a reviewer
+    for sample_now in (changed, reopened):
+        assert _history(recorded, sample_now, 2) == (None, None)
+    assert _history(recorded, now, 3) == (None, None)  # a look taken without its record
+
+
+def _labelled_above(store: Store, cfg: Config, floor: float) -> int:
+    """The human-labelled sample of the calibration population: every routed pair's
+    verdict at or above ``floor`` that a human decided."""
+    rows = [d for _, d in judged(store, cfg) if d.sampled and d.human and d.signals.eligible]
+    return int((cal.scores_of([d.signals for d in rows], None) >= floor).sum())
 
 
 def decide_as_two_reviewers(project: Project, consistency: float) -> int:
@@ -205,3 +232,24 @@ def test_human_parity_needs_two_reviewers_on_the_evidence(project: Project) -> N
     assert out.exit_code == 2
     assert 'calibration.quality = "human_parity" needs review.double_share > 0' in out.output
     assert "Traceback" not in out.output
+
+
+def test_a_judge_version_used_again_begins_a_new_calibration_phase(project: Project) -> None:
+    """A panel whose judge version goes A -> B -> A: the second stint of A is a new phase
+    (its own looks, from the verdicts routed since), never the first stint's, whose labels
+    and looks already spent their share of delta."""
+    project.set(judge={"panel": 2, "panel_examples": 1}, review={"enabled": False})
+    cfg = load_config(project.config, environ={})
+    a = panel.Version(((("p1", "A"),), (("p2", "B"),)))
+    b = panel.Version(((("p3", "A"),), (("p4", "B"),)))
+    with Store(cfg.db_path) as store:
+        phases = []
+        for version in (a, b, a):
+            store.add_judge_version(0, version.hash, version.to_json(), 0)
+            t = current(store, cfg)
+            assert t.judge_version == version.hash and t.looks == 0
+            phases.append(t.phase)
+            saved = replace(t, version=t.version + 1, looks=2, spent=0.075)
+            store.save_thresholds(saved.a, saved.b, None, saved.audit_rate, {}, asdict(saved))
+            assert current(store, cfg).looks == 2  # the same version continues its phase
+    assert phases == [0, 1, 2]

@@ -36,12 +36,13 @@ class EvidenceTables(Tables):
 
     def look_history(
         self, tier: int, judge_version: str, phase: int, looks: int
-    ) -> tuple[list[float], list[float], dict[str, int]]:
+    ) -> tuple[list[float], list[float], dict[str, tuple[int, float | None, bool | None]]]:
         """The group-sequential looks a calibration phase took (``record_look``) before its
         look ``looks``: the share of delta allowed up to each, in order; the phase's fixed
-        sequence of thresholds; and the look at which each pair's label first counted. A
-        look kept by a sync that stopped before saving its thresholds is left out (the
-        retaken look replaces it)."""
+        sequence of thresholds; and for each labelled pair counted, the look at which it
+        first counted, with its score and whether its human disagreed then. A look kept
+        by a sync that stopped before saving its thresholds is left out (the retaken look
+        replaces it)."""
         key = (tier, judge_version, phase)
         rows = self.db.execute(
             "SELECT look, allowed, sequence FROM looks WHERE tier = ? AND judge_version = ? "
@@ -51,9 +52,9 @@ class EvidenceTables(Tables):
         allowed = [float(r["allowed"]) for r in rows]
         sequence = [float(x) for x in json.loads(rows[0]["sequence"])] if rows else []
         first = {
-            str(r[0]): int(r[1])
+            str(r[0]): (int(r[1]), r[2], None if r[3] is None else bool(r[3]))
             for r in self.db.execute(
-                "SELECT pair_id, look FROM look_evidence "
+                "SELECT pair_id, look, score, disagree FROM look_evidence "
                 "WHERE tier = ? AND judge_version = ? AND phase = ? AND look < ?",
                 (*key, looks),
             )
@@ -68,12 +69,13 @@ class EvidenceTables(Tables):
         look: int,
         allowed: float,
         sequence: list[float],
-        pair_ids: list[str],
+        counted: dict[str, tuple[float, bool]],
     ) -> None:
         """Keep a group-sequential look of a calibration phase: the share of delta allowed
-        up to it, the phase's fixed sequence, and which labelled pairs it counted (those
-        not counted at an earlier look). Taking look ``look`` again (a sync that stopped
-        before saving its thresholds) replaces what it kept."""
+        up to it, the phase's fixed sequence, and the labelled pairs it counted, each with
+        its score and whether its human disagreed (a pair counted at an earlier look keeps
+        its first record). Taking look ``look`` again (a sync that stopped before saving
+        its thresholds) replaces what it kept."""
         key = (tier, judge_version, phase)
         with self.transaction() as db:
             db.execute(
@@ -91,8 +93,11 @@ class EvidenceTables(Tables):
                 (*key, look, allowed, json.dumps(sequence)),
             )
             db.executemany(
-                "INSERT OR IGNORE INTO look_evidence VALUES (?,?,?,?,?)",
-                ((*key, pair_id, look) for pair_id in pair_ids),
+                "INSERT OR IGNORE INTO look_evidence VALUES (?,?,?,?,?,?,?)",
+                (
+                    (*key, pair_id, look, score, int(disagree))
+                    for pair_id, (score, disagree) in counted.items()
+                ),
             )
 
     def save_thresholds(

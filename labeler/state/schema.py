@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from labeler.pairs import pair_key
 
-SCHEMA_VERSION = 6  # see MIGRATIONS
+SCHEMA_VERSION = 7  # see MIGRATIONS
 STATES = ("imported", "accepted", "needs_review", "in_review", "human_decided", "exported")
 
 SCHEMA = """
@@ -130,6 +130,8 @@ CREATE TABLE IF NOT EXISTS look_evidence (
     phase INTEGER NOT NULL,
     pair_id TEXT NOT NULL,
     look INTEGER NOT NULL,
+    score REAL,
+    disagree INTEGER,
     PRIMARY KEY (tier, judge_version, phase, pair_id)
 );
 CREATE TABLE IF NOT EXISTS quality_flags (
@@ -299,6 +301,16 @@ def add_call_batch(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE calls ADD COLUMN batch TEXT")
 
 
+def add_look_evidence_labels(db: sqlite3.Connection) -> None:
+    """Migration 7: the score and the human verdict (disagreed or not) each counted pair
+    had at its look, so a later look can tell whether the sample is still the one the
+    earlier looks counted (NULL for looks kept before: they no longer match)."""
+    have = {r[1] for r in db.execute("PRAGMA table_info(look_evidence)")}
+    for name, kind in (("score", "REAL"), ("disagree", "INTEGER")):
+        if name not in have:
+            db.execute(f"ALTER TABLE look_evidence ADD COLUMN {name} {kind}")
+
+
 # (number, step): a state file at version v runs every step numbered above v
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (1, add_missing_columns),
@@ -307,4 +319,5 @@ MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (4, add_cached_tokens),
     (5, add_tiers),
     (6, add_call_batch),
+    (7, add_look_evidence_labels),
 )
