@@ -385,11 +385,14 @@ def _recalibrate_planned(
             ]
             new = replace(cold_start(cfg), phase=prev.version + 1, judge_version=prev.judge_version)
     if not drift and not prev.finished and prev.a < cal.NEVER:
-        # only the exact test before a certificate reads the phase's earlier looks
+        # only the exact test before a certificate reads the phase's earlier looks, and
+        # only when a look may be due (the phase's sample is part of ``sample``)
         uniform = parity is None and c.guarantee == "high_probability"
         recorded = (
             store.look_history(tier, prev.judge_version, prev.phase, prev.looks)
-            if uniform and prev.certified_a >= cal.NEVER
+            if uniform
+            and prev.certified_a >= cal.NEVER
+            and (finish or planned.look_due(sample, prev.spent, alpha, delta))
             else None
         )
         look, counted = _look(
