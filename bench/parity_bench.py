@@ -11,7 +11,7 @@ Each split: every pair the judge could accept joins the calibration sample with 
 reviewers. One look with all of delta, on the same label-free grid:
 
 * ``absolute`` — ``planned.certify_planned`` on reviewer 1's verdicts, target 0.85;
-* ``human_parity`` — ``planned.certify_parity`` on the two reviewers' pairs, margin 0.03.
+* ``human_parity`` — ``parity.certify_parity`` on the two reviewers' pairs, margin 0.03.
 
 Per judge and size: certified coverage (judge labels delivered / pairs), savings (pairs
 / human verdicts paid — a doubled pair costs two; judge cost left out, as in the
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from bench.calibration_bench import DATA, JUDGES, load
-from labeler import planned
+from labeler import parity, planned
 from labeler.calibration import NEVER, scores_of
 
 TARGET, DELTA, MARGIN = 0.85, 0.1, 0.03
@@ -70,8 +70,8 @@ def one_split(p: dict[str, Any]) -> dict[str, dict[str, Any]]:
     absolute = planned.certify_planned(
         scores[e], sampled[e], (judge != a1)[e], 1 - TARGET, DELTA, grid
     )
-    z = np.array([planned.parity_z(j, x, y) for j, x, y in zip(judge, a1, a2, strict=True)])
-    parity = planned.certify_parity(
+    z = np.array([parity.parity_z(j, x, y) for j, x, y in zip(judge, a1, a2, strict=True)])
+    at_parity = parity.certify_parity(
         scores[e],
         np.where(doubled, z, np.nan)[e],
         MARGIN,
@@ -84,7 +84,7 @@ def one_split(p: dict[str, Any]) -> dict[str, dict[str, Any]]:
     n = len(scores)
     for mode, choice, extra in (
         ("absolute", absolute, 0),
-        ("human_parity", parity, int(doubled.sum())),
+        ("human_parity", at_parity, int(doubled.sum())),
     ):
         delivered = eligible & ~sampled & (scores >= choice.threshold)
         k = int(delivered.sum())

@@ -2,7 +2,7 @@
 reviewers were asked to decide (``review.double_share``, or every pair when
 ``review.min_submitted`` >= 2), for human-human agreement (``consensus.human_agreement``,
 ``labeler report --quality``) and for human parity (each judged pair's
-``planned.parity_z``, ``calibration.quality = "human_parity"``)."""
+``parity.parity_z``, ``calibration.quality = "human_parity"``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from labeler import calibration as cal
-from labeler import consensus, planned
+from labeler import consensus, parity
 from labeler.config import Config
 from labeler.store import Store
 
@@ -37,7 +37,7 @@ def reviewer_votes(store: Store, cfg: Config) -> list[consensus.Vote]:
 def parity_evidence(
     store: Store, cfg: Config, data: list[tuple[Any, cal.Judged]]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each judged pair's parity statistic (``planned.parity_z``) from the first two
+    """Each judged pair's parity statistic (``parity.parity_z``) from the first two
     reviewers' verdicts, NaN where there are not two (or the judge's verdict was shown).
     A pair whose two reviewers tie is evidence too, decided or not: leaving it out would
     keep only the pairs reviewers agree on, and favour them."""
@@ -46,6 +46,6 @@ def parity_evidence(
     for i, (row, d) in enumerate(data):
         votes = two.get(row["pair_id"])
         if votes is not None and d.sampled and not row["hint"]:
-            out[i] = planned.parity_z(d.signals.label, votes[0].label, votes[1].label)
+            out[i] = parity.parity_z(d.signals.label, votes[0].label, votes[1].label)
             agree[i] = votes[0].label == votes[1].label
     return out, agree

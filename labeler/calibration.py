@@ -39,17 +39,17 @@ pairs with Z in any label-free region are i.i.d. draws from it (rounds exchangea
 pair whose two reviewers tie counts, decided or not (dropping it would keep only pairs
 reviewers agree on).
 
-*Test.* H_R: E[Z | R] < -m is tested by betting (``planned.betting_rejects``,
+*Test.* H_R: E[Z | R] < -m is tested by betting (``parity.betting_rejects``,
 Waudby-Smith & Ramdas 2023): the capital prod_t (1 + l_t (Z_t + m)), the stakes l_t >= 0
 chosen from earlier draws only and small enough that no factor is negative, is a
 nonnegative supermartingale under H_R in the order of the pairs' sampling draws (an
 order independent of their values); Ville's inequality bounds the chance it ever reaches
 1/delta by delta. Regions are tested in the planned procedure's fixed label-free
-sequence at each look's share of delta (``planned.certify_parity``), so the looks
+sequence at each look's share of delta (``parity.certify_parity``), so the looks
 together stay within delta. After a certificate at λ a look tests only the band below λ
 (those pairs all had the calibration rate): a band at parity extends the certificate,
 because a union of two regions each with E[Z] >= -m has E[Z] >= -m. The drift watch
-bets on -Z of the doubled audits of certified pairs (``planned.parity_drifted``).
+bets on -Z of the doubled audits of certified pairs (``parity.parity_drifted``).
 ``tests/test_calibration.py`` measures the claim over 300 worlds per kind, reviewers
 65-95% consistent by pair difficulty: at most 4% of worlds break it at the boundary.
 Supported with the planned high-probability procedure and one judge (config refuses

@@ -21,6 +21,7 @@ from labeler import calibration as cal
 from labeler import planned, versions
 from labeler.agreement import parity_evidence
 from labeler.config import Config
+from labeler.parity import PARITY_ALPHA, parity_drifted, parity_look
 from labeler.routing import CERTIFIED, PROVISIONAL, Thresholds, audit_draw, status_of
 from labeler.store import Store
 
@@ -372,7 +373,7 @@ def _recalibrate_planned(
         drift = (
             cal.drifted(recent, alpha, delta)
             if parity is None
-            else planned.parity_drifted(
+            else parity_drifted(
                 _recent_parity(data, prev, prev.certified_at, parity), c.parity_margin, delta
             )
         )
@@ -490,6 +491,14 @@ def _look(
         for i, score, bad, k in zip(chosen, scores, disagree, keep & sampled, strict=True)
         if k
     }
+    draw = None if None in draws else np.array(draws, float)[keep]
+    if evidence is not None:  # human parity: the two reviewers' evidence
+        z, agree = evidence[0][chosen][keep], evidence[1][chosen][keep]
+        look = parity_look(
+            scores[keep], sampled[keep], z, agree, delta, t.looks, t.spent, t.a, final,
+            t.certified_a, draw, margin,
+        )  # fmt: skip
+        return look, counted
     history, sequence = _history(recorded, counted, t.looks)
     look = planned.plan_look(
         scores[keep],
@@ -505,10 +514,7 @@ def _look(
         min_labels=min_labels,
         final=final,
         certified=t.certified_a,
-        draw=None if None in draws else np.array(draws, float)[keep],
-        parity=None if evidence is None else evidence[0][chosen][keep],
-        margin=margin,
-        reviewers_agree=None if evidence is None else evidence[1][chosen][keep],
+        draw=draw,
         history=history,
         sequence=sequence,
     )
@@ -575,9 +581,9 @@ def _planned_message(
 ) -> str:
     waiting = counts["provisional"]
     # under human parity the evidence is the pairs two reviewers decided, and the looks
-    # come at the milestones of planned.PARITY_ALPHA
+    # come at the milestones of parity.PARITY_ALPHA
     evidence = "pairs two reviewers decided" if parity else "human verdicts"
-    look_alpha = planned.PARITY_ALPHA if parity else alpha
+    look_alpha = PARITY_ALPHA if parity else alpha
     min_labels = 0 if parity else min_labels
     if drift:
         agree = sum(recent) / len(recent)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labeler import calibration as cal
-from labeler import planned
+from labeler import parity, planned
 from labeler.calibration import (
     HYSTERESIS,
     NEVER,
@@ -983,7 +983,7 @@ def test_human_parity_holds_over_many_worlds(kind: str) -> None:
     for _ in range(300):
         s, expected, z, agree, draw = _parity_world(rng, kind)
         grid = planned.plan_grid(s, 0.5)
-        choice = planned.certify_parity(s, z, MARGIN, 0.1, grid, draw, agree)
+        choice = parity.certify_parity(s, z, MARGIN, 0.1, grid, draw, agree)
         if choice.threshold > 1:
             continue
         certified += 1
@@ -1001,22 +1001,22 @@ def test_human_parity_holds_over_many_worlds(kind: str) -> None:
 
 
 def test_parity_statistic_and_betting_test() -> None:
-    assert planned.parity_z("A", "A", "A") == 0.0  # all agree: as good as the humans
-    assert planned.parity_z("A", "A", "B") == 0.5  # humans split, the judge sides with one
-    assert planned.parity_z("B", "A", "A") == -1.0
-    assert planned.parity_z("TIE", "TIE", "A") == 0.5  # a judge tie agrees with a human tie
+    assert parity.parity_z("A", "A", "A") == 0.0  # all agree: as good as the humans
+    assert parity.parity_z("A", "A", "B") == 0.5  # humans split, the judge sides with one
+    assert parity.parity_z("B", "A", "A") == -1.0
+    assert parity.parity_z("TIE", "TIE", "A") == 0.5  # a judge tie agrees with a human tie
     # a sure gain is detected fast, no evidence never rejects, a loss never does
-    assert planned.betting_rejects(np.full(40, 1.0), -MARGIN, -1.0, 0.1)
-    assert not planned.betting_rejects(np.array([]), -MARGIN, -1.0, 0.1)
-    assert not planned.betting_rejects(np.full(500, -0.5), -MARGIN, -1.0, 0.1)
+    assert parity.betting_rejects(np.full(40, 1.0), -MARGIN, -1.0, 0.1)
+    assert not parity.betting_rejects(np.array([]), -MARGIN, -1.0, 0.1)
+    assert not parity.betting_rejects(np.full(500, -0.5), -MARGIN, -1.0, 0.1)
     # at the boundary (mean exactly -margin) it rejects in at most delta of the runs
     rng = np.random.default_rng(5)
     vals = np.array([-1.0, 0.0, 1.0])
     p = np.array([0.5 - MARGIN / 2, 0.0, 0.5 + MARGIN / 2])[::-1]  # mean -margin
     rejected = sum(
-        planned.betting_rejects(rng.choice(vals, 300, p=p), -MARGIN, -1.0, 0.1) for _ in range(500)
+        parity.betting_rejects(rng.choice(vals, 300, p=p), -MARGIN, -1.0, 0.1) for _ in range(500)
     )
     assert rejected <= 50, rejected
     # the drift watch: audits far below parity show drift, audits at parity do not
-    assert planned.parity_drifted([-0.5] * 60, MARGIN, 0.1)
-    assert not planned.parity_drifted([0.0] * 60, MARGIN, 0.1)
+    assert parity.parity_drifted([-0.5] * 60, MARGIN, 0.1)
+    assert not parity.parity_drifted([0.0] * 60, MARGIN, 0.1)

@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "labeler"
 PURE = (
     "calibration",
     "planned",
+    "parity",
     "routing",
     "prompts",
     "costs",
