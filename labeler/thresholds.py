@@ -281,6 +281,7 @@ def _recalibrate_tier(
             chosen.guarantee,
             chosen.fitted_on,
             prev.judge_version,
+            phase=prev.phase,
         )
     if finish:  # the end of the project: what is not certified goes to humans
         new = replace(new, a=new.certified_a, b=new.certified_b, finished=True)
@@ -409,6 +410,8 @@ def _recalibrate_planned(
                     tier, prev.judge_version, prev.phase, prev.looks, look.allowed,
                     list(look.sequence or ()), counted,
                 )  # fmt: skip
+            else:  # tested at its own level: an older record of this look is no history
+                store.forget_looks(tier, prev.judge_version, prev.phase, prev.looks)
         if look.choice.threshold < min(cal.NEVER, prev.certified_a):
             lam = look.choice.threshold
             first = prev.certified_a >= cal.NEVER

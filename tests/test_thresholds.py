@@ -14,6 +14,7 @@ import pytest
 from labeler import calibration as cal
 from labeler import panel
 from labeler.config import Config, load_config
+from labeler.consensus import Consensus
 from labeler.demo.judge_server import JudgeServer, Scripted, Shown
 from labeler.store import Store
 from labeler.thresholds import _history, current, judged, recalibrate
@@ -152,6 +153,23 @@ def test_the_looks_of_a_phase_share_delta_through_the_sample_they_kept(
     for sample_now in (changed, reopened):
         assert _history(recorded, sample_now, 2) == (None, None)
     assert _history(recorded, now, 3) == (None, None)  # a look taken without its record
+    # a look retaken at its own level (here: a counted pair was relabelled since) keeps no
+    # record, and drops one a sync that stopped before saving its thresholds left for the
+    # same look: the next look must not read that as its history
+    with Store(cfg.db_path) as store:
+        store.record_look(
+            0, t.judge_version, t.phase, t.looks, 0.09, sequence, {"stale": (0.9, False)}
+        )
+        assert len(store.look_history(0, t.judge_version, t.phase, t.looks + 1)[0]) == 3
+        label = store.db.execute(
+            "SELECT label FROM human_decisions WHERE pair_id = ?", (some,)
+        ).fetchone()[0]
+        flipped = {"A": "B", "B": "A"}[label]
+        store.save_decisions({some: Consensus(flipped, {flipped: 1}, 1, True, False)})
+        recalibrate(store, cfg, finish=True)
+        assert current(store, cfg).looks == t.looks + 1
+        kept = store.look_history(0, t.judge_version, t.phase, t.looks + 1)
+        assert kept[0] == allowed and "stale" not in kept[2]
 
 
 def _labelled_above(store: Store, cfg: Config, floor: float) -> int:
@@ -253,3 +271,23 @@ def test_a_judge_version_used_again_begins_a_new_calibration_phase(project: Proj
             store.save_thresholds(saved.a, saved.b, None, saved.audit_rate, {}, asdict(saved))
             assert current(store, cfg).looks == 2  # the same version continues its phase
     assert phases == [0, 1, 2]
+
+
+def test_the_retest_procedure_keeps_the_calibration_phase_it_was_given(
+    project: Project, judge_server: Callable[..., JudgeServer]
+) -> None:
+    """The retest procedure's new thresholds carry the phase on (a panel's judge version
+    began it): no spurious change of thresholds, no phase reset to the project's start."""
+    _setup(project, judge_server(oracle))
+    project.set(calibration={"procedure": "retest"})
+    cfg = load_config(project.config, environ={})
+    with Store(cfg.db_path) as store:
+        t = replace(current(store, cfg), version=1, phase=1)
+        store.save_thresholds(t.a, t.b, None, t.audit_rate, {}, asdict(t))
+    project.pairs(good_bad_rows(160))
+    assert project.run("round").exit_code == 0
+    assert decide_as_humans(project) > 0
+    with Store(cfg.db_path) as store:
+        first = recalibrate(store, cfg)
+        assert first.changed and current(store, cfg).phase == 1
+        assert not recalibrate(store, cfg).changed  # nothing new: nothing changes

@@ -78,16 +78,7 @@ class EvidenceTables(Tables):
         its thresholds) replaces what it kept."""
         key = (tier, judge_version, phase)
         with self.transaction() as db:
-            db.execute(
-                "DELETE FROM looks WHERE tier = ? AND judge_version = ? AND phase = ? "
-                "AND look >= ?",
-                (*key, look),
-            )
-            db.execute(
-                "DELETE FROM look_evidence WHERE tier = ? AND judge_version = ? AND phase = ? "
-                "AND look >= ?",
-                (*key, look),
-            )
+            _forget_looks(db, key, look)
             db.execute(
                 "INSERT INTO looks VALUES (?,?,?,?,?,?)",
                 (*key, look, allowed, json.dumps(sequence)),
@@ -99,6 +90,13 @@ class EvidenceTables(Tables):
                     for pair_id, (score, disagree) in counted.items()
                 ),
             )
+
+    def forget_looks(self, tier: int, judge_version: str, phase: int, look: int) -> None:
+        """Drop what the phase kept from look ``look`` on: a look taken again that tested at
+        its own level (its history did not hold) leaves no record, and an older record of
+        the same look must not pass for its history at the next one."""
+        with self.transaction() as db:
+            _forget_looks(db, (tier, judge_version, phase), look)
 
     def save_thresholds(
         self,
@@ -164,3 +162,11 @@ class EvidenceTables(Tables):
             "JOIN human_decisions h ON h.pair_id = v.pair_id AND h.decided = 1 "
             "JOIN rounds r ON r.id = v.round_id ORDER BY v.round_id"
         ).fetchall()
+
+
+def _forget_looks(db: sqlite3.Connection, key: tuple[int, str, int], look: int) -> None:
+    for table in ("looks", "look_evidence"):
+        db.execute(
+            f"DELETE FROM {table} WHERE tier = ? AND judge_version = ? AND phase = ? AND look >= ?",
+            (*key, look),
+        )
