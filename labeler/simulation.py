@@ -71,6 +71,7 @@ class Outcome:
     final_weights: tuple[float, ...] | None = None
     tier_judged: list[int] = field(default_factory=list)  # pairs each judge tier judged
     tier_certified: list[int] = field(default_factory=list)  # certified by each tier
+    tier_agreement: list[float | None] = field(default_factory=list)  # of each tier's certified
 
     @property
     def coverage(self) -> float:
@@ -494,4 +495,8 @@ def run_planned_cascade(
     )
     if certified:
         out.agreement = float(np.mean([_truth(tiers[k][i]) for k, i in certified]))
+    out.tier_agreement = [
+        float(np.mean([_truth(tiers[k][i]) for i in mine])) if mine else None
+        for k, mine in enumerate((accepted0, strong.certified))
+    ]
     return out

@@ -416,6 +416,82 @@ def test_a_cascade_covers_about_as_much_as_its_strong_judge_with_fewer_strong_ca
     assert np.mean([o.tier_certified[0] for o in cascade]) > 0.2 * PAIRS  # the cheap one works
 
 
+ANNOTATED_PAIRS, ANNOTATED_WORLDS = 10_000, 100
+
+
+def annotated_world(rng: np.random.Generator) -> tuple[list[SimPair], list[SimPair]]:
+    """Pairs like PandaLM's (bench/tiers_bench, without its data): 79% decided alike by
+    three annotators (a tenth of them a tie the judges must break), 21% two to one; the
+    reviewer is one of the three. A cheap judge right with 0.92 / 0.70 and a strong one
+    with 0.97 / 0.80 on them (+- 0.06 a pair), each reporting that chance; agreement is
+    the share of the three annotators who gave the judge's label."""
+    n = ANNOTATED_PAIRS
+    split = rng.random(n) >= 0.794
+    tie = ~split & (rng.random(n) < 0.107)
+    side = np.where(rng.random(n) < 0.5, "A", "B")
+    flip = {"A": "B", "B": "A"}
+    other = np.where(rng.random(n) < 0.5, np.vectorize(flip.get)(side), "TIE")
+    votes = [
+        ("TIE",) * 3 if t else (a, a, o) if sp else (a,) * 3
+        for t, sp, a, o in zip(tie, split, side, other, strict=True)
+    ]
+    human = [v[k] for v, k in zip(votes, rng.integers(0, 3, n), strict=True)]
+    tiers = []
+    for easy, hard in ((0.92, 0.70), (0.97, 0.80)):
+        q = np.clip(np.where(split, hard, easy) + rng.uniform(-0.06, 0.06, n), 0.5, 0.999)
+        right = rng.random(n) < q
+        tier = []
+        for v, h, t, r, p in zip(votes, human, side, right, q, strict=True):
+            label = t if r else flip[t]
+            signals = Signals(label, float(p), 1.0 if p >= 0.8 else 0.0, float(p), True, False)
+            tier.append(SimPair(signals, h, v.count(label) / 3))
+        tiers.append(tier)
+    return tiers[0], tiers[1]
+
+
+def annotated_outcomes(which: str) -> list[Outcome]:
+    settings = Settings(alpha=ALPHA, delta=DELTA, per_round=1000, guarantee="expected")
+    out = []
+    for seed in range(ANNOTATED_WORLDS):
+        cheap, strong = annotated_world(np.random.default_rng(seed))
+        if which == "strong":
+            out.append(run_planned(strong, settings, LOOP_SEED + seed))
+        else:
+            out.append(run_planned_cascade([cheap, strong], settings, LOOP_SEED + seed))
+    return out
+
+
+def holds_on_average(runs: list[Outcome]) -> bool:
+    values = np.array([disagreement(o) for o in runs])
+    return bool(values.mean() <= ALPHA + 2 * float(values.std(ddof=1)) / math.sqrt(len(values)))
+
+
+@pytest.mark.slow
+def test_expected_mode_holds_on_average_for_one_judge_on_annotated_pairs() -> None:
+    """The baseline for the cascade below, on the same worlds. Measured (100 worlds of
+    10,000 pairs): mean agreement 0.854 (se 0.002) at a 0.85 target, coverage 0.72."""
+    runs = annotated_outcomes("strong")
+    assert holds_on_average(runs)
+    assert np.mean([o.coverage for o in runs]) > 0.6
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="expected mode with a planned cascade does not bound the mean disagreement: "
+    "measured (100 worlds of 10,000 pairs) mean agreement 0.842 (se 0.002) at a 0.85 "
+    "target, below it in 73 of 100 worlds (one strong judge: 0.854). The cheap tier's "
+    "labels reach humans through the strong tier's routing (chances 0.02 to 1), and "
+    "conformal selection on such weights is optimistic: the cheap tier's certified pairs "
+    "agree at 0.834 (in the 83 worlds where it certified 23% of the pairs on average); "
+    "the strong tier's at 0.850",
+)
+def test_an_expected_mode_cascade_holds_on_average_on_annotated_pairs() -> None:
+    runs = annotated_outcomes("cascade")
+    assert np.mean([o.tier_certified[0] for o in runs]) > 0  # the cheap tier does accept
+    assert holds_on_average(runs)
+
+
 @pytest.mark.slow
 def test_a_planned_cascade_keeps_the_guarantee_and_pays_the_cheap_tier_for_its_sample() -> None:
     """The planned procedure with a cascade (issue 17): what both tiers certify agrees
