@@ -429,12 +429,6 @@ class Config:
         return self.judge.tiers or (self.judge,)
 
     @property
-    def cautions(self) -> tuple[str, ...]:
-        """One-line warnings for settings that load but do not keep what they promise."""
-        cascade = len(self.judges) > 1 and self.calibration.guarantee == "expected"
-        return (EXPECTED_CASCADE,) * cascade
-
-    @property
     def delta_shares(self) -> tuple[float, ...]:
         """The share of the guarantee's 1 - confidence each tier's test spends (they add
         up to at most 1: all tiers' guarantees hold at once with probability >= confidence).
@@ -556,13 +550,6 @@ def _env_layer(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, str]], l
             continue
         out.setdefault(section, {})[key] = value
     return out, sorted(ignored)
-
-
-EXPECTED_CASCADE = (
-    'warning: a cascade of judges with calibration.guarantee = "expected" does not hold the '
-    "target on average (simulation: 0.842 agreement at a 0.85 target); use "
-    '"high_probability" or one judge (README: A cascade of judges)'
-)
 
 
 def ignored_env_message(name: str) -> str:

@@ -499,6 +499,18 @@ def futile(
     return True
 
 
+def earlier_tier_test(alpha: float, delta: float, guarantee: str) -> tuple[float, str]:
+    """The test a cascade tier that is not the last takes: its labels reach humans only
+    through the next tier's routing, with chances from its audit rate to 1, and conformal
+    selection on such weights is optimistic (tests/test_simulation, the annotated worlds).
+    In ``expected`` mode it takes the stratified high-probability test at ``alpha -
+    delta``: the disagreement it certifies exceeds ``alpha - delta`` with probability at
+    most ``delta``, so its expectation stays within ``alpha``."""
+    if guarantee == "expected":
+        return max(alpha - delta, 0.0), "high_probability"
+    return alpha, guarantee
+
+
 def plan_look(
     scores: np.ndarray,
     labelled: np.ndarray,

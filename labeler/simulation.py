@@ -450,10 +450,11 @@ def run_planned_cascade(
         idx = np.nonzero(~np.isnan(pi0))[0]
         if not len(idx) or futile0:
             return
+        alpha0, guarantee0 = planned.earlier_tier_test(s.alpha, s.delta * shares[0], s.guarantee)
         look = planned.plan_look(
-            score0[idx], labelled0[idx], disagree0[idx], s.alpha, s.delta * shares[0],
+            score0[idx], labelled0[idx], disagree0[idx], alpha0, s.delta * shares[0],
             looks=looks0, spent=spent0, floor=s.cold_threshold, pi=pi0[idx],
-            guarantee=s.guarantee, final=final, certified=cert0, draw=seen0[idx],
+            guarantee=guarantee0, final=final, certified=cert0, draw=seen0[idx],
         )  # fmt: skip
         futile0 = look.futile
         if look.taken:

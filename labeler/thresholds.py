@@ -362,6 +362,11 @@ def _recalibrate_planned(
     which nothing waits: what is not certified goes to humans."""
     c = cfg.calibration
     alpha, delta = 1 - c.target_agreement, (1 - c.confidence) * share
+    # a tier that is not the last takes its own test (``planned.earlier_tier_test``)
+    earlier = tier < len(cfg.judges) - 1 and c.quality != "human_parity"
+    test_alpha, guarantee = (
+        planned.earlier_tier_test(alpha, delta, c.guarantee) if earlier else (alpha, c.guarantee)
+    )
     prev = current(store, cfg, tier)
     data = judged(store, cfg, tier)
     sample = sum(1 for _, d in data if d.sampled and d.human)
@@ -389,16 +394,16 @@ def _recalibrate_planned(
     if not drift and not prev.finished and prev.a < cal.NEVER:
         # only the exact test before a certificate reads the phase's earlier looks, and
         # only when a look may be due (the phase's sample is part of ``sample``)
-        uniform = parity is None and c.guarantee == "high_probability"
+        uniform = parity is None and guarantee == "high_probability"
         recorded = (
             store.look_history(tier, prev.judge_version, prev.phase, prev.looks)
             if uniform
             and prev.certified_a >= cal.NEVER
-            and (finish or planned.look_due(sample, prev.spent, alpha, delta))
+            and (finish or planned.look_due(sample, prev.spent, test_alpha, delta))
             else None
         )
         look, counted = _look(
-            data, prev, alpha, delta, c.guarantee, c.min_labels, finish, evidence,
+            data, prev, test_alpha, delta, guarantee, c.min_labels, finish, evidence,
             c.parity_margin, recorded,
         )  # fmt: skip
         if look.futile:  # nothing can be certified: no more waiting, pairs go to humans
@@ -449,8 +454,9 @@ def _recalibrate_planned(
     result.rechecked, result.certified = counts["rechecked"], counts["certified"]
     result.provisional = counts["provisional"]
     result.message = _planned_message(
-        prev, new, drift, recent, look, counts, alpha, delta, c.min_labels, parity is not None
-    )
+        prev, new, drift, recent, look, counts, test_alpha, delta, c.min_labels,
+        parity is not None,
+    )  # fmt: skip
     if saved:  # the history keeps what this version's sync said (no empty "v1: " lines)
         store.set_thresholds_report(saved, result.to_dict())
     return result

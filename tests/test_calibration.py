@@ -1020,3 +1020,19 @@ def test_parity_statistic_and_betting_test() -> None:
     # the drift watch: audits far below parity show drift, audits at parity do not
     assert parity.parity_drifted([-0.5] * 60, MARGIN, 0.1)
     assert not parity.parity_drifted([0.0] * 60, MARGIN, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("alpha", "delta", "guarantee", "test"),
+    [
+        (0.15, 0.02, "high_probability", (0.15, "high_probability")),
+        (0.15, 0.02, "expected", (pytest.approx(0.13), "high_probability")),
+        (0.05, 0.08, "expected", (0.0, "high_probability")),  # never below zero
+    ],
+)
+def test_a_tier_that_is_not_the_last_takes_a_high_probability_test(
+    alpha: float, delta: float, guarantee: str, test: tuple[Any, str]
+) -> None:
+    """In expected mode it tests at alpha - delta with probability 1 - delta: its mean
+    disagreement is then at most (alpha - delta) + delta = alpha."""
+    assert planned.earlier_tier_test(alpha, delta, guarantee) == test

@@ -143,21 +143,3 @@ def test_an_unrelated_labeler_variable_is_a_warning_not_an_error(project: Any) -
     assert "ignored" in out.stderr and "Traceback" not in out.output
     with pytest.raises(ConfigError, match=r"unknown key judge\.modle"):
         load_config(project.config, environ={"LABELER_JUDGE_MODLE": "x"})
-
-
-def test_an_expected_mode_cascade_is_warned_about(project: Any) -> None:
-    """Expected mode does not hold its target with a cascade (tests/test_simulation, the
-    annotated worlds): every command says so in one line; one judge, or a cascade in
-    high_probability mode, is not warned about."""
-    out = project.run("status")
-    assert out.exit_code == 0 and "cascade" not in out.stderr
-    tiers = '\n[[judge.tiers]]\nmodel = "small"\n\n[[judge.tiers]]\nmodel = "big"\n'
-    with project.config.open("a") as fh:
-        fh.write(tiers)
-    assert load_config(project.config, environ={}).cautions == ()  # high_probability
-    project.set(calibration={"guarantee": "expected"})
-    out = project.run("status")
-    assert out.exit_code == 0, out.output
-    lines = [line for line in out.stderr.splitlines() if "cascade" in line]
-    assert len(lines) == 1 and 'calibration.guarantee = "expected"' in lines[0]
-    assert "Traceback" not in out.output

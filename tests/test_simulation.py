@@ -48,8 +48,8 @@ def skill(rng: np.random.Generator) -> np.ndarray:
     return 0.5 + 0.5 * rng.beta(4, 1, PAIRS)
 
 
-def halves(rng: np.random.Generator) -> np.ndarray:
-    return rng.random(PAIRS) < 0.5
+def halves(rng: np.random.Generator, n: int = PAIRS) -> np.ndarray:
+    return rng.random(n) < 0.5
 
 
 def calibrated(rng: np.random.Generator) -> list[SimPair]:
@@ -354,16 +354,16 @@ def test_planned_reaches_most_of_the_statistical_limit_on_a_saturated_judge() ->
 CASCADE_WORLDS = 100
 
 
-def cascade_world(rng: np.random.Generator) -> tuple[list[SimPair], list[SimPair]]:
-    """A cheap judge and a strong one on the same 500 pairs; each reports its chance of
+def cascade_world(rng: np.random.Generator, n: int = PAIRS) -> tuple[list[SimPair], list[SimPair]]:
+    """A cheap judge and a strong one on the same ``n`` pairs; each reports its chance of
     being right (calibrated), right independently of the other, and the reviewer answers
     the truth. Difficulty d ~ Beta(1, 2): the cheap judge is right with 1 - d / 2 (mean
     0.83), the strong one with 1 - d^2 / 2 (mean 0.92)."""
-    d = rng.beta(1, 2, PAIRS)
-    truth = np.where(halves(rng), "A", "B")
+    d = rng.beta(1, 2, n)
+    truth = np.where(halves(rng, n), "A", "B")
     tiers = []
     for p in (1 - d / 2, 1 - d**2 / 2):
-        right = rng.random(PAIRS) < p
+        right = rng.random(n) < p
         tier = []
         for t, r, q in zip(truth, right, p, strict=True):
             label = t if r else ("B" if t == "A" else "A")
@@ -476,20 +476,39 @@ def test_expected_mode_holds_on_average_for_one_judge_on_annotated_pairs() -> No
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="expected mode with a planned cascade does not bound the mean disagreement: "
-    "measured (100 worlds of 10,000 pairs) mean agreement 0.842 (se 0.002) at a 0.85 "
-    "target, below it in 73 of 100 worlds (one strong judge: 0.854). The cheap tier's "
-    "labels reach humans through the strong tier's routing (chances 0.02 to 1), and "
-    "conformal selection on such weights is optimistic: the cheap tier's certified pairs "
-    "agree at 0.834 (in the 83 worlds where it certified 23% of the pairs on average); "
-    "the strong tier's at 0.850",
-)
 def test_an_expected_mode_cascade_holds_on_average_on_annotated_pairs() -> None:
+    """The cheap tier's labels reach humans only through the strong tier's routing, with
+    chances from 0.02 to 1, and conformal selection on such weights is optimistic: when
+    it chose the cheap tier's threshold, the cascade's mean agreement was 0.842 (se
+    0.002) on these worlds, below the target in 73 of 100, the cheap tier's own pairs
+    0.834 (it certified 23% of the pairs). A tier that is not the last now takes the
+    high-probability test at alpha - delta_k (``planned.earlier_tier_test``). Measured:
+    0.854 (se 0.002), as one strong judge; the cheap tier certifies nothing here (a
+    tenth of the easy pairs are ties three annotators agree on, which no A/B verdict
+    matches)."""
     runs = annotated_outcomes("cascade")
-    assert np.mean([o.tier_certified[0] for o in runs]) > 0  # the cheap tier does accept
     assert holds_on_average(runs)
+    for o in runs:
+        assert o.invariant_broken == 0 and o.certified + o.human_labels == o.pairs
+
+
+@pytest.mark.slow
+def test_an_expected_mode_cascade_certifies_a_good_cheap_judge_and_holds() -> None:
+    """Where the cheap judge can pass the stricter test (the cascade worlds at 20,000
+    pairs, rounds of 2,000), it takes pairs off the strong judge, and the cascade still
+    holds on average. Measured (30 worlds): mean disagreement 0.070 at a 0.15 target,
+    coverage 0.814 as the strong judge alone; the cheap tier certifies in 14 worlds, 24%
+    of the pairs on average, and the strong judge sees 75% of them. (Under conformal
+    selection the cheap tier took 56% and the strong judge saw 43%; the annotated worlds
+    above are where that broke the target.)"""
+    settings = Settings(alpha=ALPHA, delta=DELTA, per_round=2000, guarantee="expected")
+    n, runs = 20_000, []
+    for seed in range(30):
+        cheap, strong = cascade_world(np.random.default_rng(seed), n)
+        runs.append(run_planned_cascade([cheap, strong], settings, LOOP_SEED + seed))
+    assert holds_on_average(runs)
+    assert np.mean([o.tier_certified[0] for o in runs]) > 0.15 * n
+    assert np.mean([o.tier_judged[1] for o in runs]) < 0.85 * n
 
 
 @pytest.mark.slow

@@ -214,3 +214,25 @@ def test_the_dry_run_counts_only_the_first_tiers_calibration_sample(cascade: Pro
     sent = {t["tier"]: t["requests"] for t in out["tiers"]}
     assert planned["cheap"] == sent["cheap"] < 240
     assert planned["big"] == sent["big"] == 480
+
+
+def test_in_expected_mode_the_cheap_tier_takes_the_stricter_test(cascade: Project) -> None:
+    """planned.earlier_tier_test in the real loop: in expected mode a tier that is not
+    the last tests at alpha - delta_k with the high-probability test (its labels reach
+    humans through the next tier's routing, where conformal selection is optimistic), so
+    its looks come at that test's milestones; the last tier keeps expected mode's."""
+    from labeler import planned
+
+    sampled_cascade(cascade)
+    cascade.set(calibration={"guarantee": "expected"})
+    assert cascade.run("round").exit_code == 0
+    assert decide_as_humans(cascade) > 0
+    out = cascade.run_json("calibrate")
+    tiers = {t["tier"]: t for t in out["recalibration"]["tiers"]}
+    cheap, big = tiers["cheap"]["message"], tiers["big"]["message"]
+    # target 0.8, delta 0.1 x share: the cheap tier 0.02 (so it tests at 0.18), the big one 0.08
+    strict, plain = planned.next_milestone(0, 0.18, 0.02), planned.next_milestone(0, 0.2, 0.02)
+    assert strict != plain
+    assert f"of {strict} human verdicts before look 1" in cheap, cheap
+    # the big tier reached its milestone (78 verdicts) and looked, as expected mode does
+    assert planned.next_milestone(0, 0.2, 0.08) < 100 and big.startswith("look 1"), big

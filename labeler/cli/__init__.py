@@ -138,8 +138,6 @@ def load(ctx: click.Context, **overrides: Any) -> Any:
     cfg = load_config(path, flags)
     for name in cfg.ignored_env:
         click.echo(ignored_env_message(name), err=True)
-    for caution in cfg.cautions:
-        click.echo(caution, err=True)
     return cfg
 
 
