@@ -499,16 +499,19 @@ def futile(
     return True
 
 
-def earlier_tier_test(alpha: float, delta: float, guarantee: str) -> tuple[float, str]:
-    """The test a cascade tier that is not the last takes: its labels reach humans only
-    through the next tier's routing, with chances from its audit rate to 1, and conformal
-    selection on such weights is optimistic (tests/test_simulation, the annotated worlds).
-    In ``expected`` mode it takes the stratified high-probability test at ``alpha -
-    delta``: the disagreement it certifies exceeds ``alpha - delta`` with probability at
-    most ``delta``, so its expectation stays within ``alpha``."""
-    if guarantee == "expected":
-        return max(alpha - delta, 0.0), "high_probability"
-    return alpha, guarantee
+def earlier_tier_test(alpha: float, delta: float, guarantee: str) -> tuple[float, float, str]:
+    """The test a cascade tier that is not the last takes: (alpha, delta, guarantee). Its
+    labels reach humans only through the next tier's routing, with chances from its audit
+    rate to 1, and conformal selection on such weights is optimistic (tests/test_simulation,
+    the annotated worlds). In ``expected`` mode it takes the stratified high-probability
+    test at ``alpha - d`` with confidence ``1 - d``, ``d = min(delta, alpha / 2)``: the
+    disagreement it certifies exceeds ``alpha - d`` with probability at most ``d``, so its
+    expectation stays within ``alpha`` (for the tier; for the union of the tiers it is
+    measured in simulation, not proved)."""
+    if guarantee != "expected":
+        return alpha, delta, guarantee
+    d = min(delta, alpha / 2)
+    return alpha - d, d, "high_probability"
 
 
 def plan_look(

@@ -185,11 +185,15 @@ def run_cascade(
         for i in range(start, min(start + s.per_round, n)):
             _route_through(tiers, ts, i, draws, bool(fit[i]), items, accepted, out)
         for k in range(k_tiers):
+            alpha, delta, guarantee = s.alpha, s.delta, s.guarantee
+            delta *= shares[k] if shares is not None else split_delta([0.0] * k_tiers)[k]
+            if k < k_tiers - 1:  # a tier that is not the last, as in the real loop
+                alpha, delta, guarantee = planned.earlier_tier_test(alpha, delta, guarantee)
             c = cal.calibrate(
                 items[k],
-                s.alpha,
-                s.delta * (shares[k] if shares is not None else split_delta([0.0] * k_tiers)[k]),
-                guarantee=s.guarantee,
+                alpha,
+                delta,
+                guarantee=guarantee,
                 min_labels=s.min_labels,
                 min_count=s.min_count,
                 learn=s.learn,
@@ -432,7 +436,8 @@ def run_planned_cascade(
     ``audit_rate``) and passes the rest on. The strong tier runs ``run_planned``'s loop
     on what reaches it. The cheap tier's evidence is each pair's final chance of reaching
     a human (its own audit rate, or the strong tier's routing), tested with the stratified
-    test; each tier spends its share of delta."""
+    test (``planned.earlier_tier_test``); each tier spends its share of delta. The cheap
+    tier has no drift watch here (the real loop's watches each tier's certified pairs)."""
     cheap, strong_pairs = tiers
     n = len(strong_pairs)
     strong = _Planned(strong_pairs, dataclasses.replace(s, delta=s.delta * shares[1]), seed)
@@ -450,9 +455,11 @@ def run_planned_cascade(
         idx = np.nonzero(~np.isnan(pi0))[0]
         if not len(idx) or futile0:
             return
-        alpha0, guarantee0 = planned.earlier_tier_test(s.alpha, s.delta * shares[0], s.guarantee)
+        alpha0, delta0, guarantee0 = planned.earlier_tier_test(
+            s.alpha, s.delta * shares[0], s.guarantee
+        )
         look = planned.plan_look(
-            score0[idx], labelled0[idx], disagree0[idx], alpha0, s.delta * shares[0],
+            score0[idx], labelled0[idx], disagree0[idx], alpha0, delta0,
             looks=looks0, spent=spent0, floor=s.cold_threshold, pi=pi0[idx],
             guarantee=guarantee0, final=final, certified=cert0, draw=seen0[idx],
         )  # fmt: skip

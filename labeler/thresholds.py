@@ -242,11 +242,20 @@ def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibratio
     return first
 
 
+def _tier_test(cfg: Config, tier: int, alpha: float, delta: float) -> tuple[float, float, str]:
+    """The (alpha, delta, guarantee) tier ``tier``'s test takes: a tier that is not the
+    last takes ``planned.earlier_tier_test`` (human parity has one judge)."""
+    if tier < len(cfg.judges) - 1 and cfg.calibration.quality != "human_parity":
+        return planned.earlier_tier_test(alpha, delta, cfg.calibration.guarantee)
+    return alpha, delta, cfg.calibration.guarantee
+
+
 def _recalibrate_tier(
     store: Store, cfg: Config, tier: int, share: float, finish: bool = False
 ) -> Recalibration:
     c = cfg.calibration
     alpha, delta = 1 - c.target_agreement, (1 - c.confidence) * share
+    test_alpha, test_delta, guarantee = _tier_test(cfg, tier, alpha, delta)
     prev = current(store, cfg, tier)
     data = judged(store, cfg, tier)
     sample = sum(1 for _, d in data if d.sampled and d.human)
@@ -255,14 +264,14 @@ def _recalibrate_tier(
     use = [d for row, d in data if not drift or row["thresholds_version"] == prev.version]
     chosen = cal.calibrate(
         use,
-        alpha,
-        delta,
-        guarantee=c.guarantee,
+        test_alpha,
+        test_delta,
+        guarantee=guarantee,
         min_labels=c.min_labels,
         min_count=c.min_per_threshold,
         learn=c.learn_combination,
         previous=(prev.weights, prev.fitted_on),
-        previous_certified=prev.certified_a if c.guarantee == prev.guarantee else cal.NEVER,
+        previous_certified=prev.certified_a if guarantee == prev.guarantee else cal.NEVER,
     )
     if chosen is None and drift:
         new = replace(prev, a=cal.NEVER, b=cal.NEVER, certified_a=cal.NEVER, certified_b=cal.NEVER)
@@ -362,11 +371,9 @@ def _recalibrate_planned(
     which nothing waits: what is not certified goes to humans."""
     c = cfg.calibration
     alpha, delta = 1 - c.target_agreement, (1 - c.confidence) * share
-    # a tier that is not the last takes its own test (``planned.earlier_tier_test``)
-    earlier = tier < len(cfg.judges) - 1 and c.quality != "human_parity"
-    test_alpha, guarantee = (
-        planned.earlier_tier_test(alpha, delta, c.guarantee) if earlier else (alpha, c.guarantee)
-    )
+    # a tier that is not the last takes its own test (``planned.earlier_tier_test``); its
+    # drift watch keeps the target itself
+    test_alpha, test_delta, guarantee = _tier_test(cfg, tier, alpha, delta)
     prev = current(store, cfg, tier)
     data = judged(store, cfg, tier)
     sample = sum(1 for _, d in data if d.sampled and d.human)
@@ -399,11 +406,11 @@ def _recalibrate_planned(
             store.look_history(tier, prev.judge_version, prev.phase, prev.looks)
             if uniform
             and prev.certified_a >= cal.NEVER
-            and (finish or planned.look_due(sample, prev.spent, test_alpha, delta))
+            and (finish or planned.look_due(sample, prev.spent, test_alpha, test_delta))
             else None
         )
         look, counted = _look(
-            data, prev, test_alpha, delta, guarantee, c.min_labels, finish, evidence,
+            data, prev, test_alpha, test_delta, guarantee, c.min_labels, finish, evidence,
             c.parity_margin, recorded,
         )  # fmt: skip
         if look.futile:  # nothing can be certified: no more waiting, pairs go to humans
@@ -454,8 +461,8 @@ def _recalibrate_planned(
     result.rechecked, result.certified = counts["rechecked"], counts["certified"]
     result.provisional = counts["provisional"]
     result.message = _planned_message(
-        prev, new, drift, recent, look, counts, test_alpha, delta, c.min_labels,
-        parity is not None,
+        prev, new, drift, recent, look, counts, alpha, delta, c.min_labels,
+        parity is not None, None if test_alpha == alpha else (test_alpha, test_delta),
     )  # fmt: skip
     if saved:  # the history keeps what this version's sync said (no empty "v1: " lines)
         store.set_thresholds_report(saved, result.to_dict())
@@ -587,8 +594,13 @@ def _planned_message(
     delta: float,
     min_labels: int = 0,
     parity: bool = False,
+    test: tuple[float, float] | None = None,
 ) -> str:
+    """``test``: the (alpha, delta) the looks test at when not the target's (a tier that
+    is not the last, ``planned.earlier_tier_test``)."""
     waiting = counts["provisional"]
+    alpha, delta = test or (alpha, delta)
+    stricter = " (the stricter test of a tier that is not the last)" if test else ""
     # under human parity the evidence is the pairs two reviewers decided, and the looks
     # come at the milestones of parity.PARITY_ALPHA
     evidence = "pairs two reviewers decided" if parity else "human verdicts"
@@ -605,7 +617,7 @@ def _planned_message(
     if look is not None and look.futile:
         return (
             f"the judge cannot be certified: on {look.labels} human verdicts it disagrees "
-            f"with humans more than {alpha:.0%} of the time in every region it could be "
+            f"with humans more than {alpha:.0%} of the time{stricter} in every region it could be "
             f"trusted with (confidently); {counts['rechecked']} waiting pairs went to humans, "
             "and new pairs go to humans too (a new judge or judge version starts afresh)"
         )

@@ -1025,14 +1025,15 @@ def test_parity_statistic_and_betting_test() -> None:
 @pytest.mark.parametrize(
     ("alpha", "delta", "guarantee", "test"),
     [
-        (0.15, 0.02, "high_probability", (0.15, "high_probability")),
-        (0.15, 0.02, "expected", (pytest.approx(0.13), "high_probability")),
-        (0.05, 0.08, "expected", (0.0, "high_probability")),  # never below zero
+        (0.15, 0.02, "high_probability", (0.15, 0.02, "high_probability")),
+        (0.15, 0.02, "expected", (pytest.approx(0.13), 0.02, "high_probability")),
+        # a delta as large as alpha: half of alpha each, never a test at 0
+        (0.05, 0.08, "expected", (0.025, 0.025, "high_probability")),
     ],
 )
 def test_a_tier_that_is_not_the_last_takes_a_high_probability_test(
-    alpha: float, delta: float, guarantee: str, test: tuple[Any, str]
+    alpha: float, delta: float, guarantee: str, test: tuple[Any, float, str]
 ) -> None:
-    """In expected mode it tests at alpha - delta with probability 1 - delta: its mean
-    disagreement is then at most (alpha - delta) + delta = alpha."""
+    """In expected mode it tests at alpha - d with probability 1 - d: its mean
+    disagreement is then at most (alpha - d) + d = alpha."""
     assert planned.earlier_tier_test(alpha, delta, guarantee) == test

@@ -17,7 +17,7 @@ allowed two standard errors of its own mean the same way.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cache
 
 import numpy as np
@@ -402,18 +402,20 @@ def test_a_cascade_keeps_the_guarantee_over_the_union_of_its_tiers() -> None:
 
 
 @pytest.mark.slow
-def test_a_cascade_covers_about_as_much_as_its_strong_judge_with_fewer_strong_calls() -> None:
-    """Expected mode (measured over 40 worlds: coverage 0.745 against 0.773 for the
-    strong judge alone; the strong judge sees 302 of 500 pairs)."""
+def test_an_expected_mode_retest_cascade_covers_as_much_as_its_strong_judge() -> None:
+    """Expected mode, the retest procedure. Measured (100 worlds): mean disagreement 0.053,
+    coverage 0.773 against 0.767 for the strong judge alone. When conformal selection
+    chose the cheap tier's threshold, it was certified here and the strong judge saw 302
+    of 500 pairs (coverage 0.745). The stricter test a tier that is not the last now
+    takes (``planned.earlier_tier_test``; the annotated worlds below are where conformal
+    selection broke the target) certifies it in none of these 500-pair worlds."""
     cascade = cascade_outcomes("cascade", "expected")
     strong = cascade_outcomes("strong", "expected")
-    values = np.array([disagreement(o) for o in cascade])
-    slack = 2 * float(values.std(ddof=1)) / math.sqrt(len(values))
-    assert values.mean() <= ALPHA + slack
+    assert holds_on_average(cascade)
     cov = {k: np.mean([o.coverage for o in v]) for k, v in (("c", cascade), ("s", strong))}
-    assert cov["c"] >= 0.9 * cov["s"]
-    assert np.mean([o.tier_judged[1] for o in cascade]) <= 0.75 * PAIRS
-    assert np.mean([o.tier_certified[0] for o in cascade]) > 0.2 * PAIRS  # the cheap one works
+    assert cov["c"] >= 0.95 * cov["s"]
+    for o in cascade:
+        assert o.invariant_broken == 0 and sum(o.tier_certified) == o.certified
 
 
 ANNOTATED_PAIRS, ANNOTATED_WORLDS = 10_000, 100
@@ -449,19 +451,27 @@ def annotated_world(rng: np.random.Generator) -> tuple[list[SimPair], list[SimPa
     return tiers[0], tiers[1]
 
 
-def annotated_outcomes(which: str) -> list[Outcome]:
+@cache
+def annotated_outcomes(which: str, worlds: int = ANNOTATED_WORLDS) -> tuple[Outcome, ...]:
+    """``which``: strong (alone) | cascade (planned) | retest (a cascade, the retest
+    procedure), in expected mode."""
     settings = Settings(alpha=ALPHA, delta=DELTA, per_round=1000, guarantee="expected")
+    run = {"strong": None, "cascade": run_planned_cascade, "retest": run_cascade}[which]
     out = []
-    for seed in range(ANNOTATED_WORLDS):
+    for seed in range(worlds):
         cheap, strong = annotated_world(np.random.default_rng(seed))
-        if which == "strong":
+        if run is None:
             out.append(run_planned(strong, settings, LOOP_SEED + seed))
         else:
-            out.append(run_planned_cascade([cheap, strong], settings, LOOP_SEED + seed))
-    return out
+            out.append(run([cheap, strong], settings, LOOP_SEED + seed))
+    return tuple(out)
 
 
-def holds_on_average(runs: list[Outcome]) -> bool:
+def strong_of(seed: int, n: int) -> list[SimPair]:
+    return cascade_world(np.random.default_rng(seed), n)[1]
+
+
+def holds_on_average(runs: Sequence[Outcome]) -> bool:
     values = np.array([disagreement(o) for o in runs])
     return bool(values.mean() <= ALPHA + 2 * float(values.std(ddof=1)) / math.sqrt(len(values)))
 
@@ -476,20 +486,26 @@ def test_expected_mode_holds_on_average_for_one_judge_on_annotated_pairs() -> No
 
 
 @pytest.mark.slow
-def test_an_expected_mode_cascade_holds_on_average_on_annotated_pairs() -> None:
+@pytest.mark.parametrize(("which", "worlds"), [("cascade", ANNOTATED_WORLDS), ("retest", 60)])
+def test_an_expected_mode_cascade_holds_on_average_on_annotated_pairs(
+    which: str, worlds: int
+) -> None:
     """The cheap tier's labels reach humans only through the strong tier's routing, with
     chances from 0.02 to 1, and conformal selection on such weights is optimistic: when
-    it chose the cheap tier's threshold, the cascade's mean agreement was 0.842 (se
-    0.002) on these worlds, below the target in 73 of 100, the cheap tier's own pairs
-    0.834 (it certified 23% of the pairs). A tier that is not the last now takes the
-    high-probability test at alpha - delta_k (``planned.earlier_tier_test``). Measured:
-    0.854 (se 0.002), as one strong judge; the cheap tier certifies nothing here (a
-    tenth of the easy pairs are ties three annotators agree on, which no A/B verdict
-    matches)."""
-    runs = annotated_outcomes("cascade")
+    it chose the cheap tier's threshold, the cascade's mean agreement on these worlds was
+    0.842 (se 0.002) under the planned procedure, below the target in 73 of 100 worlds,
+    the cheap tier's own pairs 0.834 (it certified 23% of the pairs); 0.844 (se 0.003)
+    over 60 worlds under the retest procedure. A tier that is not the last now takes the
+    high-probability test (``planned.earlier_tier_test``). Measured: planned 0.854 (se
+    0.002), as one strong judge; retest 0.858 (se 0.004). Here the cheap tier certifies
+    nothing any more (a tenth of the easy pairs are ties three annotators agree on, which
+    no A/B verdict matches): this test guards the target, the one below guards the cheap
+    tier's own pairs where it does certify."""
+    runs = annotated_outcomes(which, worlds)
     assert holds_on_average(runs)
-    for o in runs:
-        assert o.invariant_broken == 0 and o.certified + o.human_labels == o.pairs
+    for o in runs:  # nothing lost (the retest procedure has no project end: pairs wait)
+        assert o.invariant_broken == 0
+        assert o.certified + o.provisional + o.human_labels == o.pairs
 
 
 @pytest.mark.slow
@@ -509,6 +525,10 @@ def test_an_expected_mode_cascade_certifies_a_good_cheap_judge_and_holds() -> No
     assert holds_on_average(runs)
     assert np.mean([o.tier_certified[0] for o in runs]) > 0.15 * n
     assert np.mean([o.tier_judged[1] for o in runs]) < 0.85 * n
+    own = [o.tier_agreement[0] for o in runs if o.tier_agreement[0] is not None]
+    assert own and np.mean(own) >= 1 - ALPHA  # the cheap tier's own pairs hold too
+    alone = [run_planned(strong_of(seed, n), settings, LOOP_SEED + seed) for seed in range(30)]
+    assert np.mean([o.coverage for o in runs]) >= 0.98 * np.mean([o.coverage for o in alone])
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from labeler.config import load_config
 from labeler.demo.judge_server import JudgeServer, Scripted, Shown, by_model
 from labeler.errors import ConfigError
 from labeler.store import Store
+from labeler.thresholds import current
 from tests.conftest import Project, decide_as_humans, good_bad_rows, oracle
 
 TIERS = """
@@ -236,3 +237,33 @@ def test_in_expected_mode_the_cheap_tier_takes_the_stricter_test(cascade: Projec
     assert f"of {strict} human verdicts before look 1" in cheap, cheap
     # the big tier reached its milestone (78 verdicts) and looked, as expected mode does
     assert planned.next_milestone(0, 0.2, 0.08) < 100 and big.startswith("look 1"), big
+
+
+@pytest.mark.parametrize("procedure", ["planned", "retest"])
+def test_in_expected_mode_a_cheap_tier_is_not_certified_by_conformal_selection(
+    cascade: Project, procedure: str
+) -> None:
+    """The cheap judge is sure on the even questions and wrong on a sixth of them (25 of
+    150, enough for a look at 122): conformal selection certifies that region ((1 + 25) /
+    150 <= 0.18); the high-probability test a tier that is not the last takes (at 0.18,
+    confidence 0.98) does not."""
+    server = cascade.server  # type: ignore[attr-defined]
+    server.responder = by_model({"small": wrong_on_a_sixth, "big": oracle})
+    cascade.set(calibration={"guarantee": "expected", "procedure": procedure})
+    cascade.pairs(good_bad_rows(300))
+    assert cascade.run("round").exit_code == 0
+    assert decide_as_humans(cascade) == 300
+    out = cascade.run_json("calibrate")
+    cfg = load_config(cascade.config, environ={})
+    with Store(cfg.db_path) as store:
+        cheap, big = current(store, cfg, 0), current(store, cfg, 1)
+    assert cheap.certified_a > 1.0, out["recalibration"]["tiers"][0]["message"]
+    assert big.certified_a <= 1.0  # the strong judge, right on every pair, is certified
+
+
+def wrong_on_a_sixth(shown: Shown) -> Scripted:
+    number = int(shown.prompt.split()[1].rstrip("?"))
+    if number % 12 == 0:
+        wrong = "B" if "good" in shown.a else "A"
+        return Scripted(f"{wrong} HIGH\nsure", {wrong: 0.95, "A" if wrong == "B" else "B": 0.04})
+    return small(shown)
