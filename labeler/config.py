@@ -680,10 +680,12 @@ def _build_tiers(
             ("command line", flag_data.get("judge", {}), False),
         ]
         tiers.append(_build_section("judge", JudgeConfig, layers, base_dir))
-    if sum(t.delta_share for t in tiers) > 1 + 1e-9:
+    shares = split_delta([t.delta_share for t in tiers])
+    if sum(t.delta_share for t in tiers) > 1 + 1e-9 or min(shares) <= 0:
         raise ConfigError(
-            f"{where}: the judge tiers' delta_share values add up to more than 1; allowed: "
-            "shares of 1 - calibration.confidence that add up to at most 1"
+            f"{where}: the judge tiers' delta_share values add up to more than 1, or leave "
+            "a tier without one no share; allowed: shares of 1 - calibration.confidence "
+            "that add up to at most 1 and leave something for each tier without one"
         )
     names = [t.label for t in tiers]
     if len(set(names)) < len(names):

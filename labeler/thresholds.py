@@ -271,7 +271,7 @@ def _recalibrate_tier(
         min_count=c.min_per_threshold,
         learn=c.learn_combination,
         previous=(prev.weights, prev.fitted_on),
-        previous_certified=prev.certified_a if guarantee == prev.guarantee else cal.NEVER,
+        previous_certified=prev.certified_a if c.guarantee == prev.guarantee else cal.NEVER,
     )
     if chosen is None and drift:
         new = replace(prev, a=cal.NEVER, b=cal.NEVER, certified_a=cal.NEVER, certified_b=cal.NEVER)
@@ -287,7 +287,7 @@ def _recalibrate_tier(
             chosen.certified,
             chosen.certified,
             cfg.routing.provisional_audit_rate,
-            chosen.guarantee,
+            c.guarantee,  # the project's (a tier that is not the last may test stricter)
             chosen.fitted_on,
             prev.judge_version,
             phase=prev.phase,
@@ -462,7 +462,7 @@ def _recalibrate_planned(
     result.provisional = counts["provisional"]
     result.message = _planned_message(
         prev, new, drift, recent, look, counts, alpha, delta, c.min_labels,
-        parity is not None, None if test_alpha == alpha else (test_alpha, test_delta),
+        parity is not None, None if guarantee == c.guarantee else (test_alpha, test_delta),
     )  # fmt: skip
     if saved:  # the history keeps what this version's sync said (no empty "v1: " lines)
         store.set_thresholds_report(saved, result.to_dict())
@@ -725,8 +725,11 @@ def _message(
             "out of the certified dataset, until the evidence covers them"
         )
     estimate = "n/a" if chosen.agreement is None else f"{chosen.agreement:.1%}"
+    test = f"{chosen.guarantee} guarantee"
+    if chosen.guarantee != new.guarantee:  # planned.earlier_tier_test
+        test = f"{chosen.guarantee} test, the stricter test of a tier that is not the last"
     return (
-        f"{_fmt(prev)} -> {_fmt(new)} (version {new.version}, {chosen.guarantee} "
-        f"guarantee) from {chosen.labelled} human verdicts: forecast certified "
+        f"{_fmt(prev)} -> {_fmt(new)} (version {new.version}, {test}) "
+        f"from {chosen.labelled} human verdicts: forecast certified "
         f"coverage {chosen.coverage:.0%} of judged pairs, estimated agreement {estimate}"
     )

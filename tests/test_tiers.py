@@ -163,6 +163,12 @@ def test_tier_config_errors_are_one_line(tmp_path) -> None:
     )
     with pytest.raises(ConfigError, match="add up to more than 1"):
         load_config(cfg, environ={})
+    # the last tier takes it all: the cheap tier would test with nothing (it crashed)
+    cfg.write_text(
+        '[[judge.tiers]]\nmodel = "x"\n[[judge.tiers]]\nmodel = "y"\ndelta_share = 1.0\n'
+    )
+    with pytest.raises(ConfigError, match="leave a tier without one no share"):
+        load_config(cfg, environ={})
     cfg.write_text(
         '[[judge.tiers]]\nmodel = "x"\ndelta_share = 0.2\n[[judge.tiers]]\nmodel = "y"\n'
     )
@@ -267,3 +273,25 @@ def wrong_on_a_sixth(shown: Shown) -> Scripted:
         wrong = "B" if "good" in shown.a else "A"
         return Scripted(f"{wrong} HIGH\nsure", {wrong: 0.95, "A" if wrong == "B" else "B": 0.04})
     return small(shown)
+
+
+@pytest.mark.parametrize("procedure", ["planned", "retest"])
+def test_in_expected_mode_a_good_cheap_tier_is_still_certified(
+    cascade: Project, procedure: str
+) -> None:
+    """The stricter test still certifies a cheap judge right on every pair it is sure of
+    (the even questions, 150 of 300), and the sync says which test it took."""
+    cascade.set(calibration={"guarantee": "expected", "procedure": procedure})
+    cascade.pairs(good_bad_rows(300))
+    assert cascade.run("round").exit_code == 0
+    assert decide_as_humans(cascade) == 300
+    out = cascade.run_json("calibrate")
+    cfg = load_config(cascade.config, environ={})
+    with Store(cfg.db_path) as store:
+        cheap = current(store, cfg, 0)
+    message = out["recalibration"]["tiers"][0]["message"]
+    assert cheap.certified_a <= 1.0 and cheap.guarantee == "expected", message
+    if procedure == "retest":
+        assert "high_probability test, the stricter test of a tier that is not the last" in (
+            message
+        )
