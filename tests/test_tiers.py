@@ -13,6 +13,7 @@ import pytest
 from labeler.config import load_config
 from labeler.demo.judge_server import JudgeServer, Scripted, Shown, by_model
 from labeler.errors import ConfigError
+from labeler.routing import Thresholds
 from labeler.store import Store
 from labeler.thresholds import current
 from tests.conftest import Project, decide_as_humans, good_bad_rows, oracle
@@ -255,24 +256,9 @@ def test_in_expected_mode_a_cheap_tier_is_not_certified_by_conformal_selection(
     confidence 0.98) does not."""
     server = cascade.server  # type: ignore[attr-defined]
     server.responder = by_model({"small": wrong_on_a_sixth, "big": oracle})
-    cascade.set(calibration={"guarantee": "expected", "procedure": procedure})
-    cascade.pairs(good_bad_rows(300))
-    assert cascade.run("round").exit_code == 0
-    assert decide_as_humans(cascade) == 300
-    out = cascade.run_json("calibrate")
-    cfg = load_config(cascade.config, environ={})
-    with Store(cfg.db_path) as store:
-        cheap, big = current(store, cfg, 0), current(store, cfg, 1)
-    assert cheap.certified_a > 1.0, out["recalibration"]["tiers"][0]["message"]
+    cheap, big, message = calibrated_in_expected_mode(cascade, procedure)
+    assert cheap.certified_a > 1.0, message
     assert big.certified_a <= 1.0  # the strong judge, right on every pair, is certified
-
-
-def wrong_on_a_sixth(shown: Shown) -> Scripted:
-    number = int(shown.prompt.split()[1].rstrip("?"))
-    if number % 12 == 0:
-        wrong = "B" if "good" in shown.a else "A"
-        return Scripted(f"{wrong} HIGH\nsure", {wrong: 0.95, "A" if wrong == "B" else "B": 0.04})
-    return small(shown)
 
 
 @pytest.mark.parametrize("procedure", ["planned", "retest"])
@@ -281,6 +267,19 @@ def test_in_expected_mode_a_good_cheap_tier_is_still_certified(
 ) -> None:
     """The stricter test still certifies a cheap judge right on every pair it is sure of
     (the even questions, 150 of 300), and the sync says which test it took."""
+    cheap, _, message = calibrated_in_expected_mode(cascade, procedure)
+    assert cheap.certified_a <= 1.0 and cheap.guarantee == "expected", message
+    if procedure == "retest":
+        assert "high_probability test, the stricter test of a tier that is not the last" in (
+            message
+        )
+
+
+def calibrated_in_expected_mode(
+    cascade: Project, procedure: str
+) -> tuple[Thresholds, Thresholds, str]:
+    """300 pairs judged, all decided by humans, one sync in expected mode: each tier's
+    thresholds and the cheap tier's message."""
     cascade.set(calibration={"guarantee": "expected", "procedure": procedure})
     cascade.pairs(good_bad_rows(300))
     assert cascade.run("round").exit_code == 0
@@ -288,10 +287,13 @@ def test_in_expected_mode_a_good_cheap_tier_is_still_certified(
     out = cascade.run_json("calibrate")
     cfg = load_config(cascade.config, environ={})
     with Store(cfg.db_path) as store:
-        cheap = current(store, cfg, 0)
-    message = out["recalibration"]["tiers"][0]["message"]
-    assert cheap.certified_a <= 1.0 and cheap.guarantee == "expected", message
-    if procedure == "retest":
-        assert "high_probability test, the stricter test of a tier that is not the last" in (
-            message
-        )
+        cheap, big = current(store, cfg, 0), current(store, cfg, 1)
+    return cheap, big, out["recalibration"]["tiers"][0]["message"]
+
+
+def wrong_on_a_sixth(shown: Shown) -> Scripted:
+    number = int(shown.prompt.split()[1].rstrip("?"))
+    if number % 12 == 0:
+        wrong = "B" if "good" in shown.a else "A"
+        return Scripted(f"{wrong} HIGH\nsure", {wrong: 0.95, "A" if wrong == "B" else "B": 0.04})
+    return small(shown)
