@@ -449,15 +449,15 @@ def run_planned_cascade(
     cert0, looks0, spent0, futile0, judged0 = cal.NEVER, 0, 0.0, False, 0
     accepted0: list[int] = []
     audits0 = 0
+    alpha0, delta0, guarantee0 = planned.earlier_tier_test(
+        s.alpha, s.delta * shares[0], s.guarantee
+    )
 
     def look0(final: bool) -> None:
         nonlocal cert0, looks0, spent0, futile0
         idx = np.nonzero(~np.isnan(pi0))[0]
         if not len(idx) or futile0:
             return
-        alpha0, delta0, guarantee0 = planned.earlier_tier_test(
-            s.alpha, s.delta * shares[0], s.guarantee
-        )
         look = planned.plan_look(
             score0[idx], labelled0[idx], disagree0[idx], alpha0, delta0,
             looks=looks0, spent=spent0, floor=s.cold_threshold, pi=pi0[idx],
