@@ -31,6 +31,7 @@ from labeler.routing import (
     SUSPECTED_INJECTION,
     Thresholds,
     audit_draw,
+    calibration_draw,
     route,
 )
 from labeler.store import CallRecord, Store, VerdictRecord
@@ -280,15 +281,25 @@ class Judging:
                 if order not in have:
                     await queue.put((pair, order, keys[order]))
 
+    def _sample_rate(self) -> float | None:
+        """The rate of this tier's calibration sample when it judges only that sample (a
+        tier that is not the last, with no certificate yet, planned procedure); else None."""
+        ctx, t = self.ctx, self.ctx.thresholds
+        if ctx.last or ctx.cfg.calibration.procedure != "planned" or t.certified_a < NEVER:
+            return None
+        return t.provisional_audit_rate
+
     def _passed_on_unjudged(self, pair: Pair) -> bool:
         """A tier that is not the last and has no certificate yet (planned procedure)
         judges only its calibration sample, drawn like any audit (independent of the
-        pair's content): every other pair goes straight to the next tier, so a cascade
-        does not pay its cheap tier for pairs that tier cannot accept yet."""
-        ctx, t = self.ctx, self.ctx.thresholds
-        if ctx.last or ctx.cfg.calibration.procedure != "planned" or t.certified_a < NEVER:
+        pair's content) with the last tier's draw (``routing.calibration_draw``: the
+        sample then reaches humans through the last tier): every other pair goes straight
+        to the next tier, so a cascade does not pay its cheap tier for pairs that tier
+        cannot accept yet."""
+        rate, cfg = self._sample_rate(), self.ctx.cfg
+        if rate is None:
             return False
-        if audit_draw(ctx.cfg.routing.seed, pair.id, ctx.tier) < t.provisional_audit_rate:
+        if calibration_draw(cfg.routing.seed, pair.id, len(cfg.judges)) < rate:
             return False
         self._store_verdict(pair, None, 0.0, False, {"not_sampled": True}, ESCALATE, "not_sampled")
         return True
@@ -418,6 +429,9 @@ class Judging:
         judgement = combine(self.ctx.per_order(have))
         if self.ctx.judge_version:
             judgement.signals["judge_version"] = self.ctx.judge_version
+        rate = self._sample_rate()
+        if rate is not None:  # judged as part of its calibration sample: how it was drawn
+            judgement.signals["calibration_sample"] = rate
         draw = audit_draw(self.ctx.cfg.routing.seed, pair.id, self.ctx.tier)
         decision = route(judgement, self.ctx.thresholds, draw, self.ctx.last)
         self._store_verdict(

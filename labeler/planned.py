@@ -37,9 +37,13 @@ incidental. The planned procedure is built around one designed sample instead:
   the highest threshold whose region holds ``START_SHARE`` of the labels and whose counts
   would let a judge disagreeing alpha/2 of the time pass with one unlucky disagreement
   more, ``good_judge_passes``.)
-* **Several inclusion probabilities.** A cascade's first tier sees pairs that reached
-  humans through a later tier's routing (probability 1 where that tier sent them): its
-  looks use the stratified test of ``labeler.calibration``, never the uniform binomial one.
+* **A cascade's earlier tiers.** A tier that is not the last sees pairs that reached
+  humans through a later tier's routing. Its calibration sample is drawn with the last
+  tier's draw (``routing.calibration_draw``), so while the last tier has no certificate
+  every pair of it the last tier could accept reaches a human (chance 1 given the
+  sample, ``given_sample``) and its looks are the uniform ones; once the last tier is
+  certified its pairs have several chances and its looks use the stratified test of
+  ``labeler.calibration``.
 * **Looks at label milestones.** A look is due when the phase's labels reach
   ``first_look_count`` (``start_count`` at the first look's level: 93 at alpha 0.15,
   delta 0.1) and again at each doubling (counts only); milestone j allows
@@ -512,6 +516,16 @@ def earlier_tier_test(alpha: float, delta: float, guarantee: str) -> tuple[float
         return alpha, delta, guarantee
     d = min(delta, alpha / 2)
     return alpha - d, d, "high_probability"
+
+
+def given_sample(pi: float, draw: float, rate: float) -> tuple[float, float]:
+    """A pair of an earlier tier's calibration sample — in it because the last tier's draw
+    was below ``rate`` (``routing.calibration_draw``) — that the last tier routed with
+    chance ``pi`` and that same ``draw``: its chance of reaching a human given that it is
+    in the sample, and its draw given that (uniform on [0, 1) again; sampled exactly when
+    it is below the chance, as for any pair). Below the last tier's certificate (``pi`` at
+    least ``rate``) the chance is 1: the sample is fully labelled."""
+    return min(pi, rate) / rate, draw / rate
 
 
 def plan_look(

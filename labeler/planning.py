@@ -12,7 +12,7 @@ from labeler.calibration import NEVER
 from labeler.config import Config
 from labeler.pairs import Pair, read_source
 from labeler.rounds import Context, RoundSummary, SourceTally, make_context
-from labeler.routing import Thresholds, audit_draw
+from labeler.routing import Thresholds, calibration_draw
 from labeler.store import Store
 from labeler.thresholds import cold_start
 from labeler.thresholds import current as current_thresholds
@@ -124,7 +124,8 @@ def _sampled_share(cfg: Config, t: Thresholds, tier: int, todo: list[Pair]) -> f
     if last or cfg.calibration.procedure != "planned" or t.certified_a < NEVER or not todo:
         return 1.0
     seed, rate = cfg.routing.seed, t.provisional_audit_rate
-    return sum(audit_draw(seed, p.id, tier) < rate for p in todo) / len(todo)
+    tiers = len(cfg.judges)
+    return sum(calibration_draw(seed, p.id, tiers) < rate for p in todo) / len(todo)
 
 
 def _tier_context(store: Store, cfg: Config, tier: int) -> Context:

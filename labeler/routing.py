@@ -100,6 +100,17 @@ def audit_draw(seed: int, pair_id: str, tier: int = 0) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def calibration_draw(seed: int, pair_id: str, tiers: int) -> float:
+    """The draw that puts a pair in the calibration sample of a tier that is not the last
+    and has no certificate yet (planned procedure): the last tier's own audit draw, not the
+    tier's. While the last tier samples its own calibration phase at a rate at least as
+    high, every pair of the earlier tier's sample that it could accept reaches a human
+    through it, so the earlier tier's sample is labelled at no extra human cost (with its
+    own draw, only a ``rate`` share of it would be: 16% of the pairs instead of 40%). Its
+    chance of a label, given that it is in the sample: ``planned.given_sample``."""
+    return audit_draw(seed, pair_id, tiers - 1)
+
+
 def status_of(s: float, label: str | None, thresholds: Thresholds) -> str:
     """Where a judge-accepted pair with score ``s`` stands under ``thresholds``."""
     if label not in ("A", "B"):

@@ -431,13 +431,16 @@ def run_planned_cascade(
 ) -> Outcome:
     """The planned procedure with a cascade of two judges (``tiers[k][i]``: what judge k
     says of pair i), as the real loop runs it: until the cheap tier is certified it judges
-    only its calibration sample (its draw below ``calibration_rate``) and passes every
-    pair on; once certified it accepts what its certificate covers (audited at
-    ``audit_rate``) and passes the rest on. The strong tier runs ``run_planned``'s loop
-    on what reaches it. The cheap tier's evidence is each pair's final chance of reaching
-    a human (its own audit rate, or the strong tier's routing), tested with the stratified
-    test (``planned.earlier_tier_test``); each tier spends its share of delta. The cheap
-    tier has no drift watch here (the real loop's watches each tier's certified pairs)."""
+    only its calibration sample (the strong tier's draw below ``calibration_rate``,
+    ``routing.calibration_draw``) and passes every pair on; once certified it accepts
+    what its certificate covers (audited at ``audit_rate``) and passes the rest on. The
+    strong tier runs ``run_planned``'s loop on what reaches it. The cheap tier's evidence
+    is each pair's final chance of reaching a human (its own audit rate, or the strong
+    tier's routing; in its calibration sample, given that it is in it:
+    ``planned.given_sample``), tested with its own test (``planned.earlier_tier_test``),
+    group-sequential while its labels are uniform; each tier spends its share of delta.
+    The cheap tier has no drift watch here (the real loop's watches each tier's certified
+    pairs)."""
     cheap, strong_pairs = tiers
     n = len(strong_pairs)
     strong = _Planned(strong_pairs, dataclasses.replace(s, delta=s.delta * shares[1]), seed)
@@ -447,6 +450,8 @@ def run_planned_cascade(
     pi0, seen0 = np.full(n, np.nan), np.full(n, np.nan)
     labelled0 = np.zeros(n, bool)
     cert0, looks0, spent0, futile0, judged0 = cal.NEVER, 0, 0.0, False, 0
+    history0: list[tuple[np.ndarray, float]] = []  # its group-sequential looks
+    sequence0: tuple[float, ...] | None = None
     accepted0: list[int] = []
     audits0 = 0
     alpha0, delta0, guarantee0 = planned.earlier_tier_test(
@@ -454,7 +459,7 @@ def run_planned_cascade(
     )
 
     def look0(final: bool) -> None:
-        nonlocal cert0, looks0, spent0, futile0
+        nonlocal cert0, looks0, spent0, futile0, sequence0
         idx = np.nonzero(~np.isnan(pi0))[0]
         if not len(idx) or futile0:
             return
@@ -462,16 +467,21 @@ def run_planned_cascade(
             score0[idx], labelled0[idx], disagree0[idx], alpha0, delta0,
             looks=looks0, spent=spent0, floor=s.cold_threshold, pi=pi0[idx],
             guarantee=guarantee0, final=final, certified=cert0, draw=seen0[idx],
+            history=history0 if s.sequential else None, sequence=sequence0,
         )  # fmt: skip
         futile0 = look.futile
         if look.taken:
             looks0, spent0 = looks0 + 1, spent0 + look.level
+            if look.evidence is not None:
+                history0.append((look.evidence, look.allowed))
+                sequence0 = look.sequence
             cert0 = min(cert0, look.choice.threshold)
 
+    rate = s.calibration_rate
     for start in range(0, n, s.per_round):
         for i in range(start, min(start + s.per_round, n)):
-            sampled = cert0 < cal.NEVER or draw0[i] < s.calibration_rate
-            if futile0 or not sampled:
+            in_sample = cert0 >= cal.NEVER
+            if futile0 or (in_sample and strong.draws[i] >= rate):
                 strong.route(i)
                 continue
             judged0 += 1
@@ -484,6 +494,8 @@ def run_planned_cascade(
                     accepted0.append(i)
                 continue
             pi, labelled, draw = strong.route(i)
+            if in_sample:
+                pi, draw = planned.given_sample(pi, draw, rate)
             if fits:
                 pi0[i], labelled0[i], seen0[i] = pi, labelled, draw
         strong.watch_drift()

@@ -123,8 +123,9 @@ def _of_version(store: Store, cfg: Config, tier: int) -> Callable[[Any], bool]:
     )
 
 
-def row_signals(row: Any) -> cal.Signals:
-    signals = json.loads(row["signals"])
+def row_signals(row: Any, signals: dict[str, Any] | None = None) -> cal.Signals:
+    """A stored verdict's signals (``signals``: its JSON, already parsed)."""
+    signals = json.loads(row["signals"]) if signals is None else signals
     share = signals.get("self_high_share", 1.0 if row["self_high"] else 0.0)
     return cal.Signals(
         row["label"],
@@ -142,8 +143,11 @@ def judged(store: Store, cfg: Config, tier: int = 0) -> list[tuple[Any, cal.Judg
     stored before they were kept: re-derived from the round's audit rate), its human
     decision unless the judge's verdict was shown to the reviewer. A pair the tier passed
     on to the next tier carries this tier's signals and the final routing's chance of
-    reaching a human."""
+    reaching a human; one the tier judged as part of its calibration sample, drawn with
+    the last tier's draw (``routing.calibration_draw``) and finally routed by the last
+    tier, its chance given that it was in the sample (``planned.given_sample``)."""
     out = []
+    last = len(cfg.judges) - 1
     share = cfg.calibration.fit_share
     rounds: dict[int, dict[str, Any]] = {}  # each round's settings, parsed once
     evidence = _of_version(store, cfg, tier)
@@ -166,9 +170,12 @@ def judged(store: Store, cfg: Config, tier: int = 0) -> list[tuple[Any, cal.Judg
         seed = round_t.get("seed")
         draw_tier = int(row["draw_tier"] or 0)
         draw = None if seed is None else audit_draw(int(seed), row["pair_id"], draw_tier)
-        item = cal.Judged(
-            row_signals(row), pi, sampled, human, cal.in_fit_split(row["pair_id"], share), draw
-        )
+        signals = json.loads(row["signals"])
+        rate = signals.get("calibration_sample")
+        if rate and draw is not None and draw_tier == last and tier < last:
+            pi, draw = planned.given_sample(pi, draw, float(rate))
+        fit = cal.in_fit_split(row["pair_id"], share)
+        item = cal.Judged(row_signals(row, signals), pi, sampled, human, fit, draw)
         out.append((row, item))
     return out
 

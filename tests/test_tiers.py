@@ -193,24 +193,54 @@ def sampled_cascade(cascade: Project) -> JudgeServer:
 
 def test_an_uncertified_first_tier_judges_only_its_calibration_sample(cascade: Project) -> None:
     """Issue 17: until the cheap tier is certified it judges only its calibration sample
-    (drawn like any audit); every other pair goes straight to the strong tier, so the
-    cascade pays the cheap tier for 40% of the pairs, not for all of them."""
-    from labeler.routing import audit_draw
+    (drawn like any audit, with the last tier's draw); every other pair goes straight to
+    the strong tier, so the cascade pays the cheap tier for 40% of the pairs, not for all
+    of them. And every pair of that sample reaches a human through the strong tier (which,
+    uncertified, samples its pairs with the same draw at the same rate), so the cheap tier's
+    calibration sample is fully labelled at no extra human cost."""
+    from labeler.routing import calibration_draw
 
     server = sampled_cascade(cascade)
     out = cascade.run_json("round")
     cfg = load_config(cascade.config, environ={})
     with Store(cfg.db_path) as store:
         ids = [r["id"] for r in store.db.execute("SELECT id FROM pairs")]
-        reasons = Counter(
-            r["reason"] for r in store.db.execute("SELECT reason FROM escalations WHERE tier = 0")
-        )
-    sampled = sum(audit_draw(cfg.routing.seed, pid, 0) < 0.4 for pid in ids)
-    assert 60 < sampled < 130
-    assert models(server) == {"small": 2 * sampled, "big": 480}
-    assert reasons["not_sampled"] == 240 - sampled
+        rows = list(store.db.execute("SELECT pair_id, reason FROM escalations WHERE tier = 0"))
+        to_humans = {
+            r["pair_id"]
+            for r in store.db.execute("SELECT pair_id FROM verdicts WHERE tier = 1 AND sampled")
+        }
+    reasons = Counter(r["reason"] for r in rows)
+    sample = {pid for pid in ids if calibration_draw(cfg.routing.seed, pid, 2) < 0.4}
+    assert 60 < len(sample) < 130
+    assert models(server) == {"small": 2 * len(sample), "big": 480}
+    assert reasons["not_sampled"] == 240 - len(sample)
+    judged = {r["pair_id"] for r in rows if r["reason"] != "not_sampled"}
+    assert judged == sample and sample <= to_humans
     tiers = {t["tier"]: t for t in out["tiers"]}
-    assert tiers["cheap"]["requests"] == 2 * sampled
+    assert tiers["cheap"]["requests"] == 2 * len(sample)
+
+
+def test_the_cheap_tiers_sample_counts_as_fully_labelled(cascade: Project) -> None:
+    """What calibration weighs for the cheap tier: a pair of its calibration sample
+    reached a human with chance 1 given that it was in the sample (the strong tier,
+    uncertified, sampled it with the same draw), not with the strong tier's 0.4
+    (``planned.given_sample``); its draw is rescaled to the sample."""
+    from labeler.routing import calibration_draw
+    from labeler.thresholds import judged
+
+    sampled_cascade(cascade)
+    assert cascade.run("round").exit_code == 0
+    assert decide_as_humans(cascade) > 0
+    cfg = load_config(cascade.config, environ={})
+    with Store(cfg.db_path) as store:
+        items = [(row["pair_id"], d) for row, d in judged(store, cfg, 0) if d.signals.label]
+        strong = [d for _, d in judged(store, cfg, 1) if d.signals.eligible]
+    assert len(items) > 40
+    for pair_id, d in items:
+        assert d.pi == 1.0 and d.sampled and d.human is not None
+        assert d.draw == pytest.approx(calibration_draw(cfg.routing.seed, pair_id, 2) / 0.4)
+    assert {d.pi for d in strong} == {0.4}  # the strong tier's own evidence is unchanged
 
 
 def test_the_dry_run_counts_only_the_first_tiers_calibration_sample(cascade: Project) -> None:
