@@ -562,17 +562,20 @@ def test_a_high_probability_cascade_covers_as_much_as_its_strong_judge_for_less(
     assert humans["c"] <= 1.01 * humans["s"]
 
 
-def shifting_world(rng: np.random.Generator, n: int) -> list[list[SimPair]]:
-    """A cascade adversarial to the strong tier: 40% of the pairs are hard; on the easy
-    ones both judges are right 97% of the time and say so; on the hard ones the cheap
-    judge is right 60% of the time and says so, the strong judge right 78% of the time
-    and sure of it (0.97). Once the cheap tier is certified on the easy pairs, the strong
-    tier sees mostly the hard ones, where its certificate (earned on all pairs) is wrong."""
+def shifting_world(
+    rng: np.random.Generator, n: int, cheap_easy: float = 0.97, strong_hard: float = 0.78
+) -> list[list[SimPair]]:
+    """A cascade adversarial to the strong tier: 40% of the pairs are hard. On the easy
+    ones the strong judge is right 97% of the time, the cheap one ``cheap_easy``, both
+    saying 0.97; on the hard ones the cheap judge is right 60% of the time and says so, the
+    strong judge right ``strong_hard`` of the time and sure of it (0.97). Once the cheap
+    tier is certified on the easy pairs, the strong tier sees mostly the hard ones, where
+    a certificate it earned on all pairs is wrong."""
     hard = rng.random(n) < 0.4
     truth = np.where(rng.random(n) < 0.5, "A", "B")
     tiers = []
-    for acc_hard, q_hard in ((0.6, 0.6), (0.78, 0.97)):
-        acc = np.where(hard, acc_hard, 0.97)
+    for acc_easy, acc_hard, q_hard in ((cheap_easy, 0.6, 0.6), (0.97, strong_hard, 0.97)):
+        acc = np.where(hard, acc_hard, acc_easy)
         q = np.where(hard, q_hard, 0.97) + rng.uniform(-0.01, 0.01, n)
         right = rng.random(n) < acc
         label = np.where(right, truth, np.where(truth == "A", "B", "A"))
@@ -601,6 +604,28 @@ def test_a_cascade_holds_the_union_when_the_strong_tiers_pairs_shift() -> None:
     broken = sum(o.agreement is not None and o.agreement < 1 - ALPHA for o in runs)
     assert broken / len(runs) <= DELTA + 2 * math.sqrt(DELTA * (1 - DELTA) / len(runs))
     assert np.mean([o.agreement for o in runs]) >= 1 - ALPHA
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="a later tier's certificate outlives the shift")
+def test_the_union_holds_when_an_earlier_tier_is_certified_after_a_later_one() -> None:
+    """Where the union is at risk: the cheap judge only just good enough on the easy pairs
+    (0.87), so it is certified late, after the strong tier, whose certificate (earned on
+    all pairs: 0.6 x 0.97 + 0.4 x 0.74 = 0.878) then covers the hard pairs alone (0.74).
+    Measured (20 worlds of 20,000 pairs): the cheap tier is certified in 2; in the one
+    where the strong tier had been certified first, the union agreed 0.848 (the strong
+    tier's own pairs 0.833); the strong judge alone never fell below. Within delta over
+    all worlds, but not by design: restarting a later tier's calibration when an earlier
+    tier's certificate changes is not built (README). With other seeds (20 worlds) both
+    late certificates broke the union."""
+    settings = Settings(alpha=ALPHA, delta=DELTA, per_round=2000)
+    late = []
+    for seed in range(20):
+        cheap, strong = shifting_world(np.random.default_rng(seed), 20_000, 0.87, 0.74)
+        o = run_planned_cascade([cheap, strong], settings, LOOP_SEED + seed)
+        if o.tier_certified[0] and o.tier_certified[1]:
+            late.append(o.agreement)
+    assert late and all(a >= 1 - ALPHA for a in late), late
 
 
 @pytest.mark.slow
