@@ -432,6 +432,7 @@ class Judging:
         rate = self._sample_rate()
         if rate is not None:  # judged as part of its calibration sample: how it was drawn
             judgement.signals["calibration_sample"] = rate
+            judgement.signals["calibration_draw_tier"] = len(self.ctx.cfg.judges) - 1
         draw = audit_draw(self.ctx.cfg.routing.seed, pair.id, self.ctx.tier)
         decision = route(judgement, self.ctx.thresholds, draw, self.ctx.last)
         self._store_verdict(

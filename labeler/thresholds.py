@@ -144,10 +144,10 @@ def judged(store: Store, cfg: Config, tier: int = 0) -> list[tuple[Any, cal.Judg
     decision unless the judge's verdict was shown to the reviewer. A pair the tier passed
     on to the next tier carries this tier's signals and the final routing's chance of
     reaching a human; one the tier judged as part of its calibration sample, drawn with
-    the last tier's draw (``routing.calibration_draw``) and finally routed by the last
-    tier, its chance given that it was in the sample (``planned.given_sample``)."""
+    the last tier's draw (``routing.calibration_draw``; the tier whose draw it was is
+    stored with it) and finally routed by that tier, its chance given that it was in the
+    sample (``planned.given_sample``)."""
     out = []
-    last = len(cfg.judges) - 1
     share = cfg.calibration.fit_share
     rounds: dict[int, dict[str, Any]] = {}  # each round's settings, parsed once
     evidence = _of_version(store, cfg, tier)
@@ -171,8 +171,8 @@ def judged(store: Store, cfg: Config, tier: int = 0) -> list[tuple[Any, cal.Judg
         draw_tier = int(row["draw_tier"] or 0)
         draw = None if seed is None else audit_draw(int(seed), row["pair_id"], draw_tier)
         signals = json.loads(row["signals"])
-        rate = signals.get("calibration_sample")
-        if rate and draw is not None and draw_tier == last and tier < last:
+        rate, gate = signals.get("calibration_sample"), signals.get("calibration_draw_tier")
+        if rate and draw is not None and draw_tier == gate != tier:
             pi, draw = planned.given_sample(pi, draw, float(rate))
         fit = cal.in_fit_split(row["pair_id"], share)
         item = cal.Judged(row_signals(row, signals), pi, sampled, human, fit, draw)

@@ -1037,3 +1037,34 @@ def test_a_tier_that_is_not_the_last_takes_a_high_probability_test(
     """In expected mode it tests at alpha - d with probability 1 - d: its mean
     disagreement is then at most (alpha - d) + d = alpha."""
     assert planned.earlier_tier_test(alpha, delta, guarantee) == test
+
+
+@pytest.mark.parametrize(
+    ("pi", "draw", "rate", "given"),
+    [
+        (0.4, 0.1, 0.4, (1.0, 0.25)),  # the last tier's own sample: always labelled
+        (1.0, 0.3, 0.4, (1.0, 0.75)),  # the last tier sent it to humans anyway
+        (0.05, 0.02, 0.4, (0.125, 0.05)),  # above the last tier's certificate: its audit
+        (0.3, 0.35, 0.4, (0.75, 0.875)),  # a lower rate than the sample's: not all labelled
+    ],
+)
+def test_a_pair_of_an_earlier_tiers_sample_is_weighed_given_the_sample(
+    pi: float, draw: float, rate: float, given: tuple[float, float]
+) -> None:
+    """planned.given_sample: in the sample exactly when the last tier's draw is below
+    ``rate``; given that, it reached a human with chance min(pi, rate) / rate, and its
+    draw is uniform again (draw / rate), still below the chance exactly when it did."""
+    assert planned.given_sample(pi, draw, rate) == pytest.approx(given)
+    chance, rescaled = planned.given_sample(pi, draw, rate)
+    assert (rescaled < chance) == (draw < pi)
+
+
+def test_given_the_sample_the_chances_match_the_draws() -> None:
+    """Simulated: among pairs whose draw fell in the sample, the share labelled at each
+    routing chance is the chance given_sample says."""
+    rng = np.random.default_rng(5)
+    draw, rate = rng.random(200_000), 0.4
+    inside = draw < rate
+    for pi in (0.02, 0.1, 0.4, 1.0):
+        chance, _ = planned.given_sample(pi, 0.0, rate)
+        assert np.mean(draw[inside] < pi) == pytest.approx(chance, abs=0.005)

@@ -536,13 +536,13 @@ def test_a_high_probability_cascade_covers_as_much_as_its_strong_judge_for_less(
     pairs. The cheap tier's calibration sample is drawn with the strong tier's draw
     (``routing.calibration_draw``): every pair of it that the strong tier could accept
     reaches a human through the strong tier's own calibration sample, so the cheap tier's
-    test has 2.5 times the labels, at no extra human cost. Measured (30 worlds of 10,000
-    pairs, rounds of 1,000): the cheap tier certifies in 27 worlds, 47% of the pairs; the
-    strong judge sees 52% of them; coverage 0.815 (alone 0.815), 1,847 human labels
-    (alone 1,848); no world below the target; the cheap tier's own pairs agree 0.914.
-    Judge cost at the tiers bench's prices: 43% less than the strong judge alone. With
-    its own draw it certified in 1 of the 30 worlds (0.2% of the pairs) and the strong
-    judge saw 99.8%."""
+    test has 2.5 times the labels, at no extra human cost. Measured on these 20 worlds of
+    10,000 pairs (rounds of 1,000): the cheap tier certifies in 19, 50% of the pairs; the
+    strong judge sees 49% of them; coverage 0.817 (alone 0.816), 1,835 human labels (alone
+    1,835); no world below the target. Over 30 worlds: 27, 47%, 52%, the cheap tier's own
+    pairs agreeing 0.914, judge cost at the tiers bench's prices 43% below the strong
+    judge alone's. With its own draw the cheap tier took 0.3% of the pairs here and the
+    strong judge saw 99.7% (30 worlds: certified in 1, 0.2%, 99.8%)."""
     settings = Settings(alpha=ALPHA, delta=DELTA, per_round=1000)
     n, runs, alone = 10_000, [], []
     for seed in range(20):
@@ -591,10 +591,11 @@ def shifting_world(
 @pytest.mark.slow
 def test_a_cascade_holds_the_union_when_the_strong_tiers_pairs_shift() -> None:
     """The README's caveat, measured: a later tier keeps the certificate it earned on all
-    pairs when an earlier tier starts taking the easy ones. Measured (20 worlds of 20,000
-    pairs): the cheap tier is certified in all; the strong tier's own pairs agree 0.80
-    (below the target in 14 worlds); the union agrees 0.918 and is never below. This test
-    guards the union; a tier's own pairs are not promised."""
+    pairs when an earlier tier starts taking the easy ones. Measured over 20 worlds of
+    20,000 pairs (the test runs the first 10): the cheap tier is certified in all; the
+    strong tier's own pairs agree 0.80 (below the target in 14 worlds); the union agrees
+    0.918 and is never below. This test guards the union; a tier's own pairs are not
+    promised."""
     settings = Settings(alpha=ALPHA, delta=DELTA, per_round=2000)
     runs = []
     for seed in range(10):
@@ -607,17 +608,22 @@ def test_a_cascade_holds_the_union_when_the_strong_tiers_pairs_shift() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="a later tier's certificate outlives the shift")
-def test_the_union_holds_when_an_earlier_tier_is_certified_after_a_later_one() -> None:
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason="a later tier's certificate outlives the shift"
+)
+def test_the_union_holds_when_an_earlier_tier_shifts_a_later_ones_pairs() -> None:
     """Where the union is at risk: the cheap judge only just good enough on the easy pairs
-    (0.87), so it is certified late, after the strong tier, whose certificate (earned on
-    all pairs: 0.6 x 0.97 + 0.4 x 0.74 = 0.878) then covers the hard pairs alone (0.74).
-    Measured (20 worlds of 20,000 pairs): the cheap tier is certified in 2; in the one
-    where the strong tier had been certified first, the union agreed 0.848 (the strong
+    (0.87), so it is certified only after some rounds. From then on the strong tier sees
+    mostly the hard pairs (0.74), but the sample its certificate rests on — earned
+    already, or earned later on a sample that still holds the earlier rounds' pairs — was
+    drawn from all pairs (0.6 x 0.97 + 0.4 x 0.74 = 0.878). (Forbidding the cheap tier a
+    certificate once the strong one has one does not help: measured, the same world
+    breaks.) Measured (20 worlds of 20,000 pairs): the cheap tier is certified in 2; in
+    the one where the strong tier is certified too, the union agreed 0.848 (the strong
     tier's own pairs 0.833); the strong judge alone never fell below. Within delta over
     all worlds, but not by design: restarting a later tier's calibration when an earlier
-    tier's certificate changes is not built (README). With other seeds (20 worlds) both
-    late certificates broke the union."""
+    tier's certificate changes is not built (README). With other loop seeds (20 worlds)
+    the cheap tier was certified in 2 and the union broke in both."""
     settings = Settings(alpha=ALPHA, delta=DELTA, per_round=2000)
     late = []
     for seed in range(20):
@@ -625,7 +631,9 @@ def test_the_union_holds_when_an_earlier_tier_is_certified_after_a_later_one() -
         o = run_planned_cascade([cheap, strong], settings, LOOP_SEED + seed)
         if o.tier_certified[0] and o.tier_certified[1]:
             late.append(o.agreement)
-    assert late and all(a >= 1 - ALPHA for a in late), late
+    if not late:  # not an expected failure: the scenario itself no longer happens
+        raise RuntimeError("no world certified the cheap tier after the strong one")
+    assert all(a >= 1 - ALPHA for a in late), late
 
 
 @pytest.mark.slow
@@ -633,7 +641,7 @@ def test_a_planned_cascade_keeps_the_guarantee_and_pays_the_cheap_tier_for_its_s
     """The planned procedure with a cascade (issue 17): what both tiers certify agrees
     with humans at the target in >= 1 - delta of worlds; nothing is lost; the cheap tier,
     uncertified, judges only its 40% calibration sample. Measured (100 worlds): 0 broken;
-    coverage 0.61 against 0.63 for the strong judge alone (the strong tier spends 0.8 of
+    coverage 0.61 against 0.64 for the strong judge alone (the strong tier spends 0.8 of
     delta by default; an equal split gave 0.58); the cheap tier judges 200 of 500 pairs."""
     settings = Settings(alpha=ALPHA, delta=DELTA, per_round=100)
     runs, alone = [], []
