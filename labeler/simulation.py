@@ -499,10 +499,10 @@ def run_planned_cascade(
             if fits:
                 pi0[i], labelled0[i], seen0[i] = pi, labelled, draw
         strong.watch_drift()
+        look0(final=False)  # the real loop calibrates its tiers in order, the first first
         strong.look(final=False)
-        look0(final=False)
-    strong.look(final=True)
     look0(final=True)
+    strong.look(final=True)
     out = strong.out
     out.human_labels += len(strong.waiting) + audits0
     strong.waiting.clear()
