@@ -243,6 +243,47 @@ def test_the_cheap_tiers_sample_counts_as_fully_labelled(cascade: Project) -> No
     assert {d.pi for d in strong} == {0.4}  # the strong tier's own evidence is unchanged
 
 
+def test_a_middle_tiers_own_audit_is_not_weighed_given_the_sample(cascade: Project) -> None:
+    """Three tiers: the first tier's calibration sample is drawn with the last tier's draw.
+    A pair of it that a certified middle tier accepted was audited with the middle tier's
+    own draw, independent of the sample: it keeps that chance (its audit rate, 0.25
+    here), while one the last tier routed is weighed given the sample (1: the last tier,
+    uncertified, samples with the same draw at the same rate)."""
+    from dataclasses import asdict, replace
+
+    from labeler.thresholds import judged
+
+    server = cascade.server  # type: ignore[attr-defined]
+
+    def mid(shown: Shown) -> Scripted:  # sure on every fourth question only
+        if int(shown.prompt.split()[1].rstrip("?")) % 4 == 0:
+            return oracle(shown)
+        return Scripted("A LOW\nnot sure", {"A": 0.5, "B": 0.45, "TIE": 0.05})
+
+    server.responder = by_model({"small": small, "mid": mid, "big": oracle})
+    text = cascade.config.read_text()
+    cascade.config.write_text(
+        text.replace('[[judge.tiers]]\nmodel = "big"', '[[judge.tiers]]\nmodel = "mid"\n\n'
+                     '[[judge.tiers]]\nmodel = "big"')
+    )  # fmt: skip
+    cascade.set(calibration={"cold_start_audit_rate": 0.4}, routing={"audit_rate": 0.25})
+    cascade.pairs(good_bad_rows(240))
+    cfg = load_config(cascade.config, environ={})
+    assert [j.model for j in cfg.judges] == ["small", "mid", "big"]
+    with Store(cfg.db_path) as store:  # the middle tier certified from the start
+        t = replace(current(store, cfg, 1), version=1, certified_a=0.9, certified_b=0.9)
+        store.save_thresholds(t.a, t.b, None, t.audit_rate, {}, asdict(t), 1)
+    assert cascade.run("round").exit_code == 0
+    assert decide_as_humans(cascade) > 0
+    with Store(cfg.db_path) as store:
+        rows = [(row, d) for row, d in judged(store, cfg, 0) if d.signals.label]
+    by_mid = [d for row, d in rows if int(row["draw_tier"]) == 1]
+    by_big = [d for row, d in rows if int(row["draw_tier"]) == 2]
+    assert by_mid and by_big
+    assert {d.pi for d in by_mid} == {cfg.routing.audit_rate}
+    assert {d.pi for d in by_big} == {1.0}
+
+
 def test_the_dry_run_counts_only_the_first_tiers_calibration_sample(cascade: Project) -> None:
     """The dry run estimates exactly the requests an uncertified first tier will send."""
     sampled_cascade(cascade)
