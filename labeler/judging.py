@@ -18,7 +18,6 @@ from typing import Any
 
 from labeler import costs, prompts, versions
 from labeler.batches import BatchWriter, Recording, custom_id
-from labeler.calibration import NEVER
 from labeler.config import Config, JudgeConfig
 from labeler.confusables import fold_table
 from labeler.errors import JudgeError
@@ -33,6 +32,7 @@ from labeler.routing import (
     audit_draw,
     calibration_draw,
     route,
+    sample_only_rate,
 )
 from labeler.store import CallRecord, Store, VerdictRecord
 from labeler.summary import Progress, RoundSummary
@@ -282,12 +282,8 @@ class Judging:
                     await queue.put((pair, order, keys[order]))
 
     def _sample_rate(self) -> float | None:
-        """The rate of this tier's calibration sample when it judges only that sample (a
-        tier that is not the last, with no certificate yet, planned procedure); else None."""
-        ctx, t = self.ctx, self.ctx.thresholds
-        if ctx.last or ctx.cfg.calibration.procedure != "planned" or t.certified_a < NEVER:
-            return None
-        return t.provisional_audit_rate
+        ctx = self.ctx
+        return sample_only_rate(ctx.thresholds, ctx.last, ctx.cfg.calibration.procedure)
 
     def _passed_on_unjudged(self, pair: Pair) -> bool:
         """A tier that is not the last and has no certificate yet (planned procedure)

@@ -8,11 +8,10 @@ from collections.abc import Iterable
 from dataclasses import asdict
 
 from labeler import costs, versions
-from labeler.calibration import NEVER
 from labeler.config import Config
 from labeler.pairs import Pair, read_source
 from labeler.rounds import Context, RoundSummary, SourceTally, make_context
-from labeler.routing import Thresholds, calibration_draw
+from labeler.routing import Thresholds, calibration_draw, sample_only_rate
 from labeler.store import Store
 from labeler.thresholds import cold_start
 from labeler.thresholds import current as current_thresholds
@@ -120,11 +119,11 @@ def _plan_fact_check(cfg: Config, summary: RoundSummary, todo: list[Pair]) -> No
 def _sampled_share(cfg: Config, t: Thresholds, tier: int, todo: list[Pair]) -> float:
     """The share of the pairs a tier judges itself: a tier that is not the last and has
     no certificate yet (planned procedure) judges only its calibration sample."""
-    last = tier == len(cfg.judges) - 1
-    if last or cfg.calibration.procedure != "planned" or t.certified_a < NEVER or not todo:
-        return 1.0
-    seed, rate = cfg.routing.seed, t.provisional_audit_rate
     tiers = len(cfg.judges)
+    rate = sample_only_rate(t, tier == tiers - 1, cfg.calibration.procedure)
+    if rate is None or not todo:
+        return 1.0
+    seed = cfg.routing.seed
     return sum(calibration_draw(seed, p.id, tiers) < rate for p in todo) / len(todo)
 
 

@@ -100,6 +100,15 @@ def audit_draw(seed: int, pair_id: str, tier: int = 0) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def sample_only_rate(t: Thresholds, last: bool, procedure: str) -> float | None:
+    """The rate of a tier's calibration sample when it judges only that sample — a tier
+    that is not the last, with no certificate yet, under the planned procedure — else
+    None (it judges every pair that reaches it)."""
+    if last or procedure != "planned" or t.certified_a < NEVER:
+        return None
+    return t.provisional_audit_rate
+
+
 def calibration_draw(seed: int, pair_id: str, tiers: int) -> float:
     """The draw that puts a pair in the calibration sample of a tier that is not the last
     and has no certificate yet (planned procedure): the last tier's own audit draw, not the
