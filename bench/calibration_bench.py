@@ -3,12 +3,13 @@ in the same run:
 
 * ``retest`` — the procedure before issue 17: every sync re-tests every pair judged so far
   (stratified exact test, fit-split start, learned score), 5% audit of certified pairs;
-* ``planned_before`` — the planned procedure as it was before its looks shared delta
-  through a group-sequential boundary: each look tested a sequence of its own (starting
-  where its region held half of that look's labels) at its own Bonferroni level;
+* ``planned_before`` — the planned procedure as it was before a certificate was extended
+  on the sample drawn alike: after the first certificate, each look tested the whole grid
+  again with the stratified test on the two inclusion probabilities, at its own level;
 * ``planned`` — one uniform calibration sample, looks at label milestones, one fixed
   label-free sequence on the judge's own confidence per phase, each region's exact
-  group-sequential boundary over the phase's looks, the certificate kept once given, the
+  group-sequential boundary over the phase's looks, the certificate kept once given and
+  extended by the same test on the sample drawn alike (``planned.uniform_sample``), the
   project's end (``labeler.planned`` docstring);
 * ``limit`` — the oracle of issue 17: it knows the best threshold on the judge's
   confidence and proves it with a uniform audit of the accepted region (exact one-sided
@@ -173,7 +174,7 @@ def _row(outs: list[Outcome], size: int) -> dict[str, Any]:
 
 def one(rows: list[dict[str, Any]], name: str, size: int, splits: int) -> dict[str, Any]:
     s = Settings(alpha=1 - TARGET, delta=DELTA, per_round=max(size // 10, 100))
-    before = dataclasses.replace(s, sequential=False)
+    before = dataclasses.replace(s, drawn_alike=False)
     retest, planned, was, limits, reachable = [], [], [], [], []
     started = time.perf_counter()
     for seed in range(splits):

@@ -56,6 +56,9 @@ class Settings:
     start_from_fit: bool = True  # False: the sequence starts at the top (before fit_start)
     drift: str = "sequential"  # "fixed": the drift watch before issue 17 (the benchmark)
     sequential: bool = True  # False: each look at its own level (Bonferroni; the benchmark)
+    # False: a certificate is extended with the stratified test (as before it was extended
+    # on the sample drawn alike, ``planned.uniform_sample``; the benchmark)
+    drawn_alike: bool = True
 
 
 @dataclass
@@ -304,6 +307,7 @@ class _Planned:
         self.scores = cal.scores_of([p.signals for p in pairs], None)
         self.disagree = np.array([p.human != p.signals.label for p in pairs])
         self.pi = np.full(n, np.nan)
+        self.after = np.zeros(n, bool)  # routed after the phase's certificate
         self.certified_at = cal.NEVER
         self.looks, self.spent, self.futile = 0, 0.0, False
         self.audits: list[bool] = []
@@ -320,6 +324,7 @@ class _Planned:
             out.human_labels += 1
             return 1.0, True, float(self.draws[i])
         above = self.scores[i] >= self.certified_at
+        self.after[i] = self.certified_at < cal.NEVER
         self.pi[i] = s.audit_rate if above else s.calibration_rate
         if self.draws[i] < self.pi[i]:
             out.human_labels += 1
@@ -340,6 +345,7 @@ class _Planned:
         self.certified.clear()
         self.waiting.clear()
         self.pi[:] = np.nan
+        self.after[:] = False
         self.certified_at, self.looks, self.spent, self.audits = cal.NEVER, 0, 0.0, []
         self.history, self.sequence = [], None
 
@@ -347,10 +353,11 @@ class _Planned:
         idx = np.nonzero(~np.isnan(self.pi))[0]
         if not len(idx):
             return
-        pi = self.pi[idx]
+        pi, draws = self.pi[idx], self.draws[idx]
+        rate = min(self.s.audit_rate, self.s.calibration_rate)
         look = planned.plan_look(
             self.scores[idx],
-            self.draws[idx] < pi,
+            draws < pi,
             self.disagree[idx],
             self.s.alpha,
             self.s.delta,
@@ -361,9 +368,12 @@ class _Planned:
             guarantee=self.s.guarantee,
             final=final,
             certified=self.certified_at,
-            draw=self.draws[idx],
+            draw=draws,
             history=self.history if self.s.sequential else None,
             sequence=self.sequence,
+            sample=planned.uniform_sample(draws < pi, self.after[idx], draws, rate)
+            if self.s.drawn_alike
+            else None,
         )
         if look.futile:  # the judge is out: its pairs go to humans from now on
             self.out.human_labels += len(self.waiting)

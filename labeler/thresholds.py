@@ -18,16 +18,12 @@ from typing import Any
 import numpy as np
 
 from labeler import calibration as cal
-from labeler import planned, versions
+from labeler import looks, planned, versions
 from labeler.agreement import parity_evidence
 from labeler.config import Config
-from labeler.parity import PARITY_ALPHA, parity_drifted, parity_look
+from labeler.parity import PARITY_ALPHA, parity_drifted
 from labeler.routing import CERTIFIED, PROVISIONAL, Thresholds, audit_draw, status_of
 from labeler.store import Store
-
-# a phase's group-sequential looks as kept (``Store.look_history``): the delta allowed up
-# to each, the fixed sequence, and per counted pair (first look, score, disagreed)
-Recorded = tuple[list[float], list[float], dict[str, tuple[int, float | None, bool | None]]]
 
 
 @dataclass
@@ -406,19 +402,21 @@ def _recalibrate_planned(
             ]
             new = replace(cold_start(cfg), phase=prev.version + 1, judge_version=prev.judge_version)
     if not drift and not prev.finished and prev.a < cal.NEVER:
-        # only the exact test before a certificate reads the phase's earlier looks, and
-        # only when a look may be due (the phase's sample is part of ``sample``)
+        # only the exact test reads the phase's earlier looks (after a certificate, only
+        # the last tier's: an earlier one's labels reach humans through the next tier),
+        # and only when a look may be due (the phase's sample is part of ``sample``)
         uniform = parity is None and guarantee == "high_probability"
+        last = tier == len(cfg.judges) - 1
         recorded = (
             store.look_history(tier, prev.judge_version, prev.phase, prev.looks)
             if uniform
-            and prev.certified_a >= cal.NEVER
+            and (last or prev.certified_a >= cal.NEVER)
             and (finish or planned.look_due(sample, prev.spent, test_alpha, test_delta))
             else None
         )
-        look, counted = _look(
+        look, counted = looks.take_look(
             data, prev, test_alpha, test_delta, guarantee, c.min_labels, finish, evidence,
-            c.parity_margin, recorded,
+            c.parity_margin, recorded, last,
         )  # fmt: skip
         if look.futile:  # nothing can be certified: no more waiting, pairs go to humans
             new = replace(prev, a=cal.NEVER, b=cal.NEVER)
@@ -474,97 +472,6 @@ def _recalibrate_planned(
     if saved:  # the history keeps what this version's sync said (no empty "v1: " lines)
         store.set_thresholds_report(saved, result.to_dict())
     return result
-
-
-def _look(
-    data: list[tuple[Any, cal.Judged]],
-    t: Thresholds,
-    alpha: float,
-    delta: float,
-    guarantee: str,
-    min_labels: int,
-    final: bool,
-    evidence: tuple[np.ndarray, np.ndarray] | None = None,
-    margin: float = 0.0,
-    recorded: Recorded | None = None,
-) -> tuple[planned.Look, dict[str, tuple[float, bool]]]:
-    """The look the thresholds ``t`` are due: at the pairs of this calibration phase that
-    could be accepted (eligible, score >= the floor ``t.a``), each with the chance it had
-    of reaching a human (the phase's calibration rate below the certificate, the drift
-    watch's above it; for a tier that is not the last, the final routing's chance, 1 where
-    a later tier sent the pair to humans); pairs still waiting for a reviewer are left out
-    (as if not judged yet). ``recorded``: the phase's earlier group-sequential looks
-    (``Store.look_history``). With the look, the labelled pairs it counted: each one's
-    score and whether its human disagreed."""
-    chosen = [
-        i
-        for i, (row, d) in enumerate(data)
-        if row["thresholds_version"] >= t.phase
-        and d.signals.eligible
-        and (not d.pending or (evidence is not None and not np.isnan(evidence[0][i])))
-    ]
-    pop = [data[i][1] for i in chosen]
-    scores = cal.scores_of([d.signals for d in pop], None)
-    keep = scores >= t.a
-    draws = [d.draw for d in pop]
-    sampled = np.array([d.sampled for d in pop], bool)
-    disagree = np.array([d.disagrees for d in pop], bool)
-    counted = {
-        data[i][0]["pair_id"]: (float(score), bool(bad))
-        for i, score, bad, k in zip(chosen, scores, disagree, keep & sampled, strict=True)
-        if k
-    }
-    draw = None if None in draws else np.array(draws, float)[keep]
-    if evidence is not None:  # human parity: the two reviewers' evidence
-        z, agree = evidence[0][chosen][keep], evidence[1][chosen][keep]
-        look = parity_look(
-            scores[keep], sampled[keep], z, agree, delta, t.looks, t.spent, t.a, final,
-            t.certified_a, draw, margin,
-        )  # fmt: skip
-        return look, counted
-    history, sequence = _history(recorded, counted, t.looks)
-    look = planned.plan_look(
-        scores[keep],
-        sampled[keep],
-        disagree[keep],
-        alpha,
-        delta,
-        looks=t.looks,
-        spent=t.spent,
-        floor=t.a,
-        pi=np.array([d.pi for d in pop], float)[keep],
-        guarantee=guarantee,
-        min_labels=min_labels,
-        final=final,
-        certified=t.certified_a,
-        draw=draw,
-        history=history,
-        sequence=sequence,
-    )
-    return look, counted
-
-
-def _history(
-    recorded: Recorded | None, counted: dict[str, tuple[float, bool]], looks: int
-) -> tuple[list[tuple[np.ndarray, float]] | None, list[float] | None]:
-    """The phase's earlier looks for the group-sequential test — for each, the scores of
-    the labelled pairs it counted and the share of delta allowed up to it — and the
-    phase's fixed sequence, from what the looks kept (``recorded``). (None, None) — each
-    look then tests at its own level (Bonferroni, which spends only its own share and so
-    holds whatever the earlier looks did) — when the kept looks do not match the looks
-    taken (a phase begun before they were kept), or when the sample is no longer the one
-    they counted: a counted pair went back to a reviewer or its verdict changed (the
-    exact boundary assumes each look's labels include the earlier looks' as they were)."""
-    if recorded is None:
-        return None, None
-    allowed, sequence, first = recorded
-    if len(allowed) != looks or any(
-        counted.get(pair_id) != (score, bad) for pair_id, (_, score, bad) in first.items()
-    ):
-        return None, None
-    at = np.array([u for u, _, _ in first.values()], int)
-    scores = np.array([score for _, score, _ in first.values()], float)
-    return [(scores[at <= u], a) for u, a in enumerate(allowed)], sequence
 
 
 def _as_calibrated(

@@ -1068,3 +1068,73 @@ def test_given_the_sample_the_chances_match_the_draws() -> None:
     for pi in (0.02, 0.1, 0.4, 1.0):
         chance, _ = planned.given_sample(pi, 0.0, rate)
         assert np.mean(draw[inside] < pi) == pytest.approx(chance, abs=0.005)
+
+
+@pytest.mark.parametrize(
+    ("labelled", "after", "draw", "counts"),
+    [
+        (True, False, 0.35, True),  # sampled before the certificate: always part of it
+        (True, True, 0.01, True),  # after it, below both rates: the drift watch's audit
+        (True, True, 0.35, False),  # after it, sampled at the calibration rate only
+        (False, True, 0.01, False),  # not labelled (still waiting for a reviewer)
+        (False, False, 0.9, False),  # never sampled
+    ],
+)
+def test_the_sample_drawn_alike_after_a_certificate(
+    labelled: bool, after: bool, draw: float, counts: bool
+) -> None:
+    got = planned.uniform_sample(np.array([labelled]), np.array([after]), np.array([draw]), 0.02)
+    assert bool(got[0]) is counts
+
+
+def test_the_sample_drawn_alike_holds_each_score_band_in_proportion() -> None:
+    """Simulated: a phase certified halfway, pairs above the certificate then audited at
+    2% and those below sampled at 40%. The labels read as they come over-represent the
+    band below the certificate (the stratified test had to weigh them); the sample drawn
+    alike holds it in its population share, so its disagreement rate estimates the
+    region's."""
+    rng = np.random.default_rng(11)
+    n, r, a = 200_000, 0.4, 0.02
+    score, draw = rng.random(n), rng.random(n)
+    after = np.arange(n) >= n // 2
+    above = score >= 0.5  # the certificate
+    pi = np.where(after & above, a, r)
+    labelled = draw < pi
+    bad = rng.random(n) < np.where(above, 0.05, 0.25)
+    sample = planned.uniform_sample(labelled, after, draw, a)
+    band = ~above
+    assert np.mean(band[labelled]) == pytest.approx(0.66, abs=0.02)  # 0.5 of the pairs
+    assert np.mean(band[sample]) == pytest.approx(0.5, abs=0.01)
+    assert np.mean(bad[sample]) == pytest.approx(np.mean(bad), abs=0.005)
+
+
+def test_a_certificate_is_extended_by_the_phases_group_sequential_test() -> None:
+    """planned.plan_look after a certificate, given the sample drawn alike and the phase's
+    kept looks: the same fixed sequence and boundary as before it, on that sample, and the
+    look keeps what the next one needs; without the kept looks it falls back to the
+    stratified test and keeps nothing."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    scores = np.round(rng.uniform(0.8, 1.0, n), 3)
+    disagree = rng.random(n) < np.where(scores >= 0.9, 0.04, 0.12)
+    draw = rng.random(n)
+    after = np.arange(n) >= 800
+    pi = np.where(after & (scores >= 0.95), 0.02, 0.4)
+    labelled = draw < pi
+    sample = planned.uniform_sample(labelled, after, draw, 0.02)
+    first = scores[:800][labelled[:800]]
+    sequence = planned.fixed_sequence(scores[:800], labelled[:800], 0.8)
+    history = [(first, 0.05)]
+    kw = dict(looks=1, spent=0.05, floor=0.8, pi=pi, certified=0.95, draw=draw)
+    look = planned.plan_look(
+        scores, labelled, disagree, 0.15, 0.1, **kw, history=history, sequence=sequence,
+        sample=sample,
+    )  # fmt: skip
+    assert look.taken and look.evidence is not None and look.sequence == tuple(sequence)
+    assert len(look.evidence) == int(sample.sum()) < int(labelled.sum())
+    want = planned.certify_planned(
+        scores, sample, disagree, 0.15, look.level, sequence, history, 0.05 + look.level
+    )
+    assert look.choice.threshold == want.threshold < 0.95  # extended
+    alone = planned.plan_look(scores, labelled, disagree, 0.15, 0.1, **kw, sample=sample)
+    assert alone.taken and alone.evidence is None

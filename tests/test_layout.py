@@ -13,6 +13,7 @@ PURE = (
     "calibration",
     "planned",
     "parity",
+    "looks",
     "routing",
     "prompts",
     "costs",

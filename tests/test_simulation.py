@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import cache
 
 import numpy as np
@@ -240,7 +241,7 @@ DROP_IS_OUTSIDE = pytest.mark.xfail(
     strict=True,
     reason="the planned procedure assumes rounds drawn alike: a certificate is kept, and "
     "the 2% drift watch of 500 pairs does not catch a judge that gets worse after round 2 "
-    "(measured: 46 of 200 worlds below target; the retest procedure's guarantee holds there "
+    "(measured: 41 of 200 worlds below target; the retest procedure's guarantee holds there "
     "with a 5% watch)",
 )
 
@@ -322,6 +323,38 @@ def test_group_sequential_looks_certify_a_judge_at_the_target_in_at_most_delta_o
     assert certified <= DELTA + 2 * math.sqrt(DELTA * (1 - DELTA) / WORLDS), certified
 
 
+def step(rng: np.random.Generator, n: int) -> list[SimPair]:
+    """A judge right 95% of the time on the 60% of pairs it is surest of and 55% below
+    (confidence uniform on 0.8-1.0): a region agrees at the target exactly when it covers
+    80%, so a first certificate lands in the good top and the looks after it are tempted
+    to extend it past the edge: the error a certificate's extension can make."""
+    conf = rng.uniform(0.8, 1.0, n)
+    right = np.where(conf >= np.quantile(conf, 0.4), 0.95, 0.55)
+    return judged_pairs(rng, halves(rng, n), conf, right, np.ones(n))
+
+
+@pytest.mark.slow
+def test_extending_a_certificate_keeps_the_guarantee_where_the_judge_falls_off() -> None:
+    """After a certificate the looks go on with the group-sequential test on the sample
+    drawn alike (``planned.uniform_sample``), whose look times depend on when the
+    certificate came (``planned`` docstring: checked, not proved). On 200 step worlds of
+    2,000 pairs, the share whose certified pairs end below target stays within delta
+    (two standard errors of slack), and the extension goes further than the stratified
+    test it replaced. Measured: 4 of 200 below target, coverage 0.584 (the stratified
+    extension: 4, 0.575); over 700 more worlds with other seeds 50 (7.1%) against 30
+    (4.3%): the exact test spends more of delta, as it should."""
+    settings = Settings(alpha=ALPHA, delta=DELTA, per_round=200)
+    before = replace(settings, drawn_alike=False)
+    now, was = [], []
+    for seed in range(WORLDS):
+        pairs = step(np.random.default_rng(seed), 2000)
+        now.append(run_planned(pairs, settings, LOOP_SEED + seed))
+        was.append(run_planned(pairs, before, LOOP_SEED + seed))
+    broken = np.mean([o.agreement is not None and o.agreement < 1 - ALPHA for o in now])
+    assert broken <= DELTA + 2 * math.sqrt(DELTA * (1 - DELTA) / WORLDS), broken
+    assert np.mean([o.coverage for o in now]) > np.mean([o.coverage for o in was])
+
+
 def limit_of(pairs: list[SimPair]) -> float:
     scores = scores_of([p.signals for p in pairs], None)
     agree = np.array([p.p_agree or 0.0 for p in pairs])
@@ -332,8 +365,9 @@ def limit_of(pairs: list[SimPair]) -> float:
 def test_planned_reaches_most_of_the_statistical_limit_on_a_saturated_judge() -> None:
     """Savings against the oracle limit (the best threshold, proved by a uniform audit) on
     the same worlds, and the retest procedure (before issue 17) on the first 40 of them.
-    Measured (200 worlds): planned 0.89 of the limit, certified in 73% of worlds (each look
-    at its own Bonferroni level: 0.85, 69%)."""
+    Measured (200 worlds): planned 0.92 of the limit, certified in 73.5% of worlds (0.89
+    before a certificate was extended on the sample drawn alike; each look at its own
+    Bonferroni level: 0.85, 69%)."""
     planned = planned_outcomes("saturated", "high_probability")
     limits = [limit_of(saturated(np.random.default_rng(seed))) for seed in range(WORLDS)]
     share = np.mean([o.savings_factor for o in planned]) / np.mean(limits)
@@ -538,8 +572,8 @@ def test_a_high_probability_cascade_covers_as_much_as_its_strong_judge_for_less(
     reaches a human through the strong tier's own calibration sample, so the cheap tier's
     test has 2.5 times the labels, at no extra human cost. Measured on these 20 worlds of
     10,000 pairs (rounds of 1,000): the cheap tier certifies in 19, 50% of the pairs; the
-    strong judge sees 49% of them; coverage 0.817 (alone 0.816), 1,835 human labels (alone
-    1,835); no world below the target. Over 30 worlds: 27, 47%, 52%, the cheap tier's own
+    strong judge sees 49% of them; coverage 0.816 (alone 0.816), 1,839 human labels (alone
+    1,840); no world below the target. Over 30 worlds: 27, 47%, 52%, the cheap tier's own
     pairs agreeing 0.914, judge cost at the tiers bench's prices 43% below the strong
     judge alone's. With its own draw the cheap tier took 0.3% of the pairs here and the
     strong judge saw 99.7% (30 worlds: certified in 1, 0.2%, 99.8%)."""

@@ -73,7 +73,7 @@ def test_looks_kept_before_their_labels_were_kept_no_longer_count_as_history(
     """Migration 7: a state file whose group-sequential looks kept only which pairs they
     counted gets the score and verdict columns; its old rows have neither, so the next
     look does not read them as history (it tests at its own level instead)."""
-    from labeler.thresholds import _history
+    from labeler.looks import read_history
 
     db = tmp_path / "state.sqlite"
     Store(db).close()
@@ -92,7 +92,7 @@ def test_looks_kept_before_their_labels_were_kept_no_longer_count_as_history(
     with Store(db) as store:
         recorded = store.look_history(0, "", 0, 1)
         assert recorded == ([0.05], [0.99], {"p1": (0, None, None)})
-        assert _history(recorded, {"p1": (0.995, False)}, 1) == (None, None)
+        assert read_history(recorded, {"p1": (0.995, False)}, 1) == (None, None)
         store.record_look(0, "", 0, 1, 0.075, [0.99], {"p2": (0.97, True)})
         assert store.look_history(0, "", 0, 2)[2]["p2"] == (1, 0.97, True)
 

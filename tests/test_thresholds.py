@@ -16,8 +16,9 @@ from labeler import panel
 from labeler.config import Config, load_config
 from labeler.consensus import Consensus
 from labeler.demo.judge_server import JudgeServer, Scripted, Shown
+from labeler.looks import read_history
 from labeler.store import Store
-from labeler.thresholds import _history, current, judged, recalibrate
+from labeler.thresholds import current, judged, recalibrate
 from tests.conftest import Project, decide_as_humans, good_bad_rows, oracle
 
 
@@ -144,15 +145,15 @@ def test_the_looks_of_a_phase_share_delta_through_the_sample_they_kept(
     # the next look reads this history only while the sample is the one it counted
     now = {pair_id: (score, bad) for pair_id, (_, score, bad) in first.items()}
     assert now and all(isinstance(score, float) for score, _ in now.values())
-    history, kept = _history(recorded, now, 2)
+    history, kept = read_history(recorded, now, 2)
     assert kept == sequence and history is not None
     assert [len(scores) for scores, _ in history] == counted
     some = next(iter(now))
     changed = {**now, some: (now[some][0], not now[some][1])}  # its verdict changed
     reopened = {k: v for k, v in now.items() if k != some}  # it went back to a reviewer
     for sample_now in (changed, reopened):
-        assert _history(recorded, sample_now, 2) == (None, None)
-    assert _history(recorded, now, 3) == (None, None)  # a look taken without its record
+        assert read_history(recorded, sample_now, 2) == (None, None)
+    assert read_history(recorded, now, 3) == (None, None)  # a look taken without its record
     # a look retaken at its own level (here: a counted pair was relabelled since) keeps no
     # record, and drops one a sync that stopped before saving its thresholds left for the
     # same look: the next look must not read that as its history
@@ -170,6 +171,71 @@ def test_the_looks_of_a_phase_share_delta_through_the_sample_they_kept(
         assert current(store, cfg).looks == t.looks + 1
         kept = store.look_history(0, t.judge_version, t.phase, t.looks + 1)
         assert kept[0] == allowed and "stale" not in kept[2]
+
+
+def graded(shown: Shown) -> Scripted:
+    """Sure of itself in proportion to a spread over 0.80-0.999 (a hash of the question);
+    wrong on every third question in the lowest 40% of it (2 in 15 overall): its top
+    is certifiable at once, the whole of it only with more labels."""
+    number = int(shown.prompt.split()[1].rstrip("?"))
+    spread = (number * 37 % 100) / 100
+    p = 0.80 + 0.199 * spread
+    good = "A" if "good" in shown.a else "B"
+    said = good if spread >= 0.4 or number % 3 else ("B" if good == "A" else "A")
+    other = "B" if said == "A" else "A"
+    return Scripted(f"{said} HIGH\nsure", {said: p, other: (1 - p) * 0.9, "TIE": (1 - p) * 0.1})
+
+
+def test_a_certificate_is_extended_on_the_sample_drawn_alike(
+    project: Project, judge_server: Callable[..., JudgeServer]
+) -> None:
+    """After a certificate the phase's looks go on with its group-sequential test on one
+    sample drawn alike (``planned.uniform_sample``): every label of the pairs routed
+    before it, and of those routed after it only the ones whose draw is below the drift
+    watch's rate (the calibration rate's sample below the certificate thinned to it). The
+    looks keep that sample, and a later look extends the certificate downwards."""
+    _setup(project, judge_server(graded))
+    project.set(routing={"audit_rate": 0.25})
+    cfg = load_config(project.config, environ={})
+    project.pairs(good_bad_rows(160))
+    assert project.run("round").exit_code == 0
+    decide_as_humans(project)
+    assert project.run("calibrate").exit_code == 0
+    with Store(cfg.db_path) as store:
+        first = current(store, cfg)
+    assert first.looks == 1 and first.a < first.certified_a < cal.NEVER
+    batch = 1
+    while True:
+        project.pairs(good_bad_rows(160 * (batch + 1)))
+        assert project.run("round").exit_code == 0
+        decide_as_humans(project)
+        out = project.run("calibrate")
+        assert out.exit_code == 0, out.output
+        with Store(cfg.db_path) as store:
+            t = current(store, cfg)
+        batch += 1
+        if t.looks >= 3 or batch == 8:
+            break
+    assert t.looks == 3 and t.certified_at == first.certified_at, out.output
+    assert t.certified_a < first.certified_a, out.output  # extended downwards
+    with Store(cfg.db_path) as store:
+        _, _, counted = store.look_history(0, t.judge_version, t.phase, t.looks)
+        rows = [(row, d) for row, d in judged(store, cfg) if d.sampled and d.human]
+    after = [
+        (row["pair_id"], d.draw)
+        for row, d in rows
+        if row["thresholds_version"] >= t.certified_at
+        and d.signals.eligible
+        and cal.scores_of([d.signals], None)[0] >= t.a
+    ]
+    thinned = [pair_id for pair_id, draw in after if draw is not None and draw >= 0.25]
+    kept = [pair_id for pair_id, draw in after if draw is not None and draw < 0.25]
+    assert thinned and kept
+    assert not set(thinned) & set(counted)  # labelled at 0.5, not part of the sample
+    assert set(kept) <= set(counted)
+    assert all(counted[pair_id][0] > 0 for pair_id in kept)
+    before = [pair_id for pair_id, (look, _, _) in counted.items() if look == 0]
+    assert before and not set(before) & {pair_id for pair_id, _ in after}
 
 
 def _labelled_above(store: Store, cfg: Config, floor: float) -> int:

@@ -1,0 +1,120 @@
+"""A look at a calibration phase from the stored verdicts: the population the planned
+procedure tests, its sample and the phase's earlier looks as kept (``Store.look_history``)
+turned into the arrays ``planned.plan_look`` (or ``parity.parity_look``) reads. Pure: rows
+in, a look out; ``thresholds`` stores what it returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from labeler import calibration as cal
+from labeler import planned
+from labeler.parity import parity_look
+from labeler.routing import Thresholds
+
+# a phase's group-sequential looks as kept (``Store.look_history``): the delta allowed up
+# to each, the fixed sequence, and per counted pair (first look, score, disagreed)
+Recorded = tuple[list[float], list[float], dict[str, tuple[int, float | None, bool | None]]]
+
+
+def take_look(
+    data: list[tuple[Any, cal.Judged]],
+    t: Thresholds,
+    alpha: float,
+    delta: float,
+    guarantee: str,
+    min_labels: int,
+    final: bool,
+    evidence: tuple[np.ndarray, np.ndarray] | None = None,
+    margin: float = 0.0,
+    recorded: Recorded | None = None,
+    last: bool = True,
+) -> tuple[planned.Look, dict[str, tuple[float, bool]]]:
+    """The look the thresholds ``t`` are due (``thresholds.recalibrate``): at the pairs of
+    this calibration phase that could be accepted (eligible, score >= the floor ``t.a``),
+    each with the chance it had of reaching a human (the phase's calibration rate below the
+    certificate, the drift watch's above it; for a tier that is not the last, the final
+    routing's chance, 1 where a later tier sent the pair to humans); pairs still waiting
+    for a reviewer are left out
+    (as if not judged yet). ``recorded``: the phase's earlier group-sequential looks
+    (``Store.look_history``). After a certificate, the last tier's looks count the sample
+    drawn alike (``planned.uniform_sample``: pairs routed before it, and those after it
+    whose draw is below both rates). With the look, the labelled pairs it counted: each
+    one's score and whether its human disagreed."""
+    chosen = [
+        i
+        for i, (row, d) in enumerate(data)
+        if row["thresholds_version"] >= t.phase
+        and d.signals.eligible
+        and (not d.pending or (evidence is not None and not np.isnan(evidence[0][i])))
+    ]
+    pop = [data[i][1] for i in chosen]
+    scores = cal.scores_of([d.signals for d in pop], None)
+    keep = scores >= t.a
+    draws = [d.draw for d in pop]
+    sampled = np.array([d.sampled for d in pop], bool)
+    disagree = np.array([d.disagrees for d in pop], bool)
+    sample = sampled
+    if evidence is None and t.certified_a < cal.NEVER and last and None not in draws:
+        after = np.array([data[i][0]["thresholds_version"] >= t.certified_at for i in chosen])
+        rate = min(t.audit_rate, t.provisional_audit_rate)
+        sample = planned.uniform_sample(sampled, after, np.array(draws, float), rate)
+    counted = {
+        data[i][0]["pair_id"]: (float(score), bool(bad))
+        for i, score, bad, k in zip(chosen, scores, disagree, keep & sample, strict=True)
+        if k
+    }
+    draw = None if None in draws else np.array(draws, float)[keep]
+    if evidence is not None:  # human parity: the two reviewers' evidence
+        z, agree = evidence[0][chosen][keep], evidence[1][chosen][keep]
+        look = parity_look(
+            scores[keep], sampled[keep], z, agree, delta, t.looks, t.spent, t.a, final,
+            t.certified_a, draw, margin,
+        )  # fmt: skip
+        return look, counted
+    history, sequence = read_history(recorded, counted, t.looks)
+    look = planned.plan_look(
+        scores[keep],
+        sampled[keep],
+        disagree[keep],
+        alpha,
+        delta,
+        looks=t.looks,
+        spent=t.spent,
+        floor=t.a,
+        pi=np.array([d.pi for d in pop], float)[keep],
+        guarantee=guarantee,
+        min_labels=min_labels,
+        final=final,
+        certified=t.certified_a,
+        draw=draw,
+        history=history,
+        sequence=sequence,
+        sample=None if sample is sampled else sample[keep],
+    )
+    return look, counted
+
+
+def read_history(
+    recorded: Recorded | None, counted: dict[str, tuple[float, bool]], looks: int
+) -> tuple[list[tuple[np.ndarray, float]] | None, list[float] | None]:
+    """The phase's earlier looks for the group-sequential test — for each, the scores of
+    the labelled pairs it counted and the share of delta allowed up to it — and the
+    phase's fixed sequence, from what the looks kept (``recorded``). (None, None) — each
+    look then tests at its own level (Bonferroni, which spends only its own share and so
+    holds whatever the earlier looks did) — when the kept looks do not match the looks
+    taken (a phase begun before they were kept), or when the sample is no longer the one
+    they counted: a counted pair went back to a reviewer or its verdict changed (the
+    exact boundary assumes each look's labels include the earlier looks' as they were)."""
+    if recorded is None:
+        return None, None
+    allowed, sequence, first = recorded
+    if len(allowed) != looks or any(
+        counted.get(pair_id) != (score, bad) for pair_id, (_, score, bad) in first.items()
+    ):
+        return None, None
+    at = np.array([u for u, _, _ in first.values()], int)
+    scores = np.array([score for _, score, _ in first.values()], float)
+    return [(scores[at <= u], a) for u, a in enumerate(allowed)], sequence
