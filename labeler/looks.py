@@ -41,8 +41,8 @@ def take_look(
     (as if not judged yet). ``recorded``: the phase's earlier group-sequential looks
     (``Store.look_history``). After a certificate, the last tier's looks count the sample
     drawn alike (``planned.uniform_sample``: pairs routed before it, and those after it
-    whose draw is below both rates). With the look, the labelled pairs it counted: each
-    one's score and whether its human disagreed."""
+    whose draw is below the lowest chance any of these had). With the look, the labelled
+    pairs it counted: each one's score and whether its human disagreed."""
     chosen = [
         i
         for i, (row, d) in enumerate(data)
@@ -56,10 +56,13 @@ def take_look(
     draws = [d.draw for d in pop]
     sampled = np.array([d.sampled for d in pop], bool)
     disagree = np.array([d.disagrees for d in pop], bool)
+    pi = np.array([d.pi for d in pop], float)
     sample = sampled
     if evidence is None and t.certified_a < cal.NEVER and last and None not in draws:
         after = np.array([data[i][0]["thresholds_version"] >= t.certified_at for i in chosen])
-        rate = min(t.audit_rate, t.provisional_audit_rate)
+        # the lowest chance any pair routed since had (the drift watch's, unless a rate
+        # changed): every one of them with a draw below it was sampled
+        rate = float(pi[after & keep].min()) if (after & keep).any() else 0.0
         sample = planned.uniform_sample(sampled, after, np.array(draws, float), rate)
     counted = {
         data[i][0]["pair_id"]: (float(score), bool(bad))
@@ -84,7 +87,7 @@ def take_look(
         looks=t.looks,
         spent=t.spent,
         floor=t.a,
-        pi=np.array([d.pi for d in pop], float)[keep],
+        pi=pi[keep],
         guarantee=guarantee,
         min_labels=min_labels,
         final=final,

@@ -300,10 +300,12 @@ class _Planned:
     drift watch's audits, each pair's chance of reaching a human in this calibration phase
     (NaN: not in it) — and the pairs waiting and certified."""
 
-    def __init__(self, pairs: Sequence[SimPair], s: Settings, seed: int) -> None:
+    def __init__(
+        self, pairs: Sequence[SimPair], s: Settings, seed: int, draws: np.ndarray | None = None
+    ) -> None:
         self.pairs, self.s = pairs, s
         n = len(pairs)
-        self.draws = np.random.default_rng(seed).random(n)
+        self.draws = np.random.default_rng(seed).random(n) if draws is None else draws
         self.scores = cal.scores_of([p.signals for p in pairs], None)
         self.disagree = np.array([p.human != p.signals.label for p in pairs])
         self.pi = np.full(n, np.nan)
@@ -398,7 +400,11 @@ class _Planned:
 
 
 def run_planned(
-    pairs: Sequence[SimPair], s: Settings, seed: int = 0, finish: bool = True
+    pairs: Sequence[SimPair],
+    s: Settings,
+    seed: int = 0,
+    finish: bool = True,
+    draws: np.ndarray | None = None,
 ) -> Outcome:
     """The loop with the planned procedure: every pair the judge could accept (eligible,
     score >= ``cold_threshold``) joins the calibration phase; below the certificate (all
@@ -406,8 +412,9 @@ def run_planned(
     otherwise waits, above it it is accepted, audited at ``audit_rate`` for drift. After
     each round a look tests the phase once it holds enough labels: first to certify, then
     to extend the certificate downwards. ``finish``: after the last round, a final look
-    with what is left of delta, then every pair still waiting goes to humans."""
-    run = _Planned(pairs, s, seed)
+    with what is left of delta, then every pair still waiting goes to humans. ``draws``:
+    each pair's sampling draw (default: drawn from ``seed``), e.g. the real loop's."""
+    run = _Planned(pairs, s, seed, draws)
     out = run.out
     for start in range(0, len(pairs), s.per_round):
         for i in range(start, min(start + s.per_round, len(pairs))):
@@ -438,6 +445,7 @@ def run_planned_cascade(
     s: Settings,
     seed: int = 0,
     shares: tuple[float, float] = (1 - LAST_TIER_SHARE, LAST_TIER_SHARE),
+    draws: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Outcome:
     """The planned procedure with a cascade of two judges (``tiers[k][i]``: what judge k
     says of pair i), as the real loop runs it: until the cheap tier is certified it judges
@@ -450,11 +458,17 @@ def run_planned_cascade(
     ``planned.given_sample``), tested with its own test (``planned.earlier_tier_test``),
     group-sequential while its labels are uniform; each tier spends its share of delta.
     The cheap tier has no drift watch here (the real loop's watches each tier's certified
-    pairs)."""
+    pairs). ``draws``: each tier's audit draw per pair (default: drawn from ``seed``), e.g.
+    the real loop's."""
     cheap, strong_pairs = tiers
     n = len(strong_pairs)
-    strong = _Planned(strong_pairs, dataclasses.replace(s, delta=s.delta * shares[1]), seed)
-    draw0 = np.random.default_rng(seed + 1).random(n)
+    strong = _Planned(
+        strong_pairs,
+        dataclasses.replace(s, delta=s.delta * shares[1]),
+        seed,
+        None if draws is None else draws[1],
+    )
+    draw0 = np.random.default_rng(seed + 1).random(n) if draws is None else draws[0]
     score0 = cal.scores_of([p.signals for p in cheap], None)
     disagree0 = np.array([p.human != p.signals.label for p in cheap])
     pi0, seen0 = np.full(n, np.nan), np.full(n, np.nan)
@@ -511,6 +525,9 @@ def run_planned_cascade(
         strong.watch_drift()
         look0(final=False)  # the real loop calibrates its tiers in order, the first first
         strong.look(final=False)
+        strong.out.history.append(
+            {"round": start // s.per_round + 1, "first": cert0, "threshold": strong.certified_at}
+        )
     look0(final=True)
     strong.look(final=True)
     out = strong.out

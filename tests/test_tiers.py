@@ -8,6 +8,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 
 from labeler.config import load_config
@@ -368,3 +369,87 @@ def wrong_on_a_sixth(shown: Shown) -> Scripted:
         wrong = "B" if "good" in shown.a else "A"
         return Scripted(f"{wrong} HIGH\nsure", {wrong: 0.95, "A" if wrong == "B" else "B": 0.04})
     return small(shown)
+
+
+def graded(a: int, b: int, cut: float, high: float, low: float) -> Callable[[Shown], Scripted]:
+    """A judge whose confidence spreads over 0.80-0.999 (hash ``a`` of the question), right
+    ``high`` of the time above ``cut`` of that spread and ``low`` below (hash ``b``)."""
+
+    def judge(shown: Shown) -> Scripted:
+        number = int(shown.prompt.split()[1].rstrip("?"))
+        spread = (number * a % 1000) / 1000
+        p = round(0.80 + 0.199 * spread, 4)
+        good = "A" if "good" in shown.a else "B"
+        right = (number * b % 1000) / 1000 < (high if spread >= cut else low)
+        said = good if right else ("B" if good == "A" else "A")
+        other = "B" if said == "A" else "A"
+        return Scripted(f"{said} HIGH\nsure", {said: p, other: (1 - p) * 0.9, "TIE": (1 - p) * 0.1})
+
+    return judge
+
+
+@pytest.mark.slow
+def test_the_simulation_replays_a_real_cascade_decision_for_decision(
+    project: Project, judge_server: Callable[..., JudgeServer]
+) -> None:
+    """Every cascade figure comes from ``simulation.run_planned_cascade``; this checks it
+    is the real loop's procedure. 2,000 pairs in rounds of 200 go through a cascade
+    (`labeler round`, reviewers answering every pair sent to them, `labeler calibrate`),
+    then the project's end; the simulation replays the same verdicts with the same draws.
+    After every round both tiers hold the same certificates as in the simulation, and at
+    the end the same number of pairs were judged and certified by each tier and sent to
+    humans (here the cheap tier is certified after some rounds)."""
+    from labeler.calibration import Signals
+    from labeler.routing import audit_draw
+    from labeler.simulation import Settings, SimPair, run_planned_cascade
+    from labeler.thresholds import judged, recalibrate
+
+    cheap, strong = graded(7919, 104729, 0.3, 0.995, 0.7), graded(6007, 15485863, 0.3, 0.99, 0.75)
+    server = judge_server(by_model({"small": cheap, "big": strong}))
+    seed = 0
+    project.set(
+        judge={"base_url": server.url},
+        review={"enabled": False},
+        routing={"audit_rate": 0.02, "seed": seed},
+        calibration={"cold_start_audit_rate": 0.4, "target_agreement": 0.85},
+    )
+    with project.config.open("a") as fh:
+        fh.write(TIERS)
+    cfg = load_config(project.config, environ={})
+    size, rounds, real = 200, 10, []
+    for k in range(rounds):
+        project.pairs(good_bad_rows(size * (k + 1)))
+        assert project.run("round").exit_code == 0
+        decide_as_humans(project)
+        out = project.run("calibrate")
+        assert out.exit_code == 0, out.output
+        with Store(cfg.db_path) as store:
+            real.append((current(store, cfg, 0).certified_a, current(store, cfg, 1).certified_a))
+    with Store(cfg.db_path) as store:
+        recalibrate(store, cfg, finish=True)
+        certified = store.label_status_counts()["certified"]
+        decided = store.db.execute("SELECT COUNT(*) FROM human_decisions").fetchone()[0]
+        humans = decided + store.state_counts().get("needs_review", 0)
+        tiers = [
+            {row["pair_id"]: d for row, d in judged(store, cfg, t) if d.signals.label}
+            for t in (0, 1)
+        ]
+        shown = {
+            r["id"]: (int(r["prompt"].split()[1].rstrip("?")), "good" in r["response_a"])
+            for r in store.db.execute("SELECT id, prompt, response_a FROM pairs")
+        }
+    ids = sorted(shown, key=lambda i: shown[i][0])  # the source's order
+    truth = {i: "A" if shown[i][1] else "B" for i in ids}
+    nothing = Signals("A", 0.0, 0.0, 0.0)  # a pair the tier never judged
+    sims = [
+        [SimPair(tier[i].signals if i in tier else nothing, truth[i]) for i in ids]
+        for tier in tiers
+    ]
+    draws = tuple(np.array([audit_draw(seed, i, t) for i in ids]) for t in (0, 1))
+    settings = Settings(alpha=0.15, delta=0.1, per_round=size, audit_rate=0.02)
+    sim = run_planned_cascade(sims, settings, draws=draws)
+    simulated = [x for h in sim.history for x in (h["first"], h["threshold"])]
+    assert simulated == pytest.approx([x for pair in real for x in pair])
+    assert real[-1][0] < real[0][0] and real[-1][1] < real[0][1]  # both tiers certified
+    assert sim.tier_judged == [len(tiers[0]), len(tiers[1])]
+    assert sim.certified == certified and sim.human_labels == humans
