@@ -73,13 +73,16 @@ incidental. The planned procedure is built around one designed sample instead:
   with the phase's group-sequential test of the same fixed sequence, on one sample drawn
   alike (``uniform_sample``): every label of the pairs routed before the certificate (all
   sampled at ``r``) and, of the pairs routed after it, those whose draw is below the
-  lower of the two rates (above the certificate the drift watch's sample, below it the
-  calibration sample thinned to that rate). Each of them was labelled by a draw
+  lowest chance any of them had (the drift watch's rate, unless a rate changed: above
+  the certificate the drift watch's sample, below it the calibration sample thinned to
+  that rate). Each of them was labelled by a draw
   independent of its content at a rate the same for every score, so, rounds being drawn
-  alike, each is a draw from the region like any other and the exact test applies as
-  before the certificate. A lower threshold extends the certificate; the certified region
+  alike, each is a draw from the region like any other, and the exact test is taken on
+  it as before the certificate (what that leaves unproved: the last bullet). A lower
+  threshold extends the certificate; the certified region
   at every look is a prefix of the one sequence, so the looks err together only when the
-  sequence's first region worse than the target crosses its boundary, at most delta.
+  sequence's first region worse than the target crosses its boundary (at most delta
+  were the look times fixed in advance).
   (The stratified test on the two inclusion probabilities, which the extension took
   before, pools the strata at the drift watch's rate and so reads a twentieth of the
   labels the certificate was earned on: early certificates were seldom extended.
@@ -548,8 +551,9 @@ def uniform_sample(
     """The labels of a calibration phase that form one sample drawn alike after its
     certificate: every labelled pair routed before it (``after`` False: all sampled at the
     calibration rate) and, of those routed after it, the ones whose ``draw`` is below
-    ``rate`` (the lower of the drift watch's and the calibration rate: every pair whatever
-    its score had exactly that chance). Reads draws and routing times, never labels."""
+    ``rate`` (the lowest chance any of those had: every pair whatever its score had at
+    least that chance, and was labelled exactly when its draw was below its own). Reads
+    draws and routing times, never labels."""
     return labelled & (~after | (draw < rate))
 
 

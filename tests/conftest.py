@@ -188,6 +188,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def round_and_sync(project: Project, total: int) -> Result:
+    """One round of a project whose source has grown to ``total`` pairs (``good_bad_rows``):
+    `labeler round`, reviewers answering every pair sent to them (``decide_as_humans``),
+    then `labeler calibrate`, whose result it returns."""
+    project.pairs(good_bad_rows(total))
+    assert project.run("round").exit_code == 0
+    decide_as_humans(project)
+    out = project.run("calibrate")
+    assert out.exit_code == 0, out.output
+    return out
+
+
 def decide_as_humans(project: Project) -> int:
     """Reviewers answer the truth for every pair waiting for them, stored the way
     `labeler sync` stores what it reads from Argilla (a shortcut for tests about the judge

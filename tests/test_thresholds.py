@@ -20,7 +20,7 @@ from labeler.demo.judge_server import JudgeServer, Scripted, Shown
 from labeler.looks import read_history
 from labeler.store import Store
 from labeler.thresholds import current, judged, recalibrate
-from tests.conftest import Project, decide_as_humans, good_bad_rows, oracle
+from tests.conftest import Project, decide_as_humans, good_bad_rows, oracle, round_and_sync
 
 
 def _setup(project: Project, server: JudgeServer, target: float = 0.8) -> None:
@@ -117,11 +117,7 @@ def test_the_looks_of_a_phase_share_delta_through_the_sample_they_kept(
     cfg = load_config(project.config, environ={})
     batch, sample = 0, []  # the labelled sample at each look
     while True:
-        project.pairs(good_bad_rows(160 * (batch + 1)))  # 160 new pairs each time
-        assert project.run("round").exit_code == 0
-        decide_as_humans(project)
-        out = project.run("calibrate")
-        assert out.exit_code == 0, out.output
+        out = round_and_sync(project, 160 * (batch + 1))  # 160 new pairs each time
         with Store(cfg.db_path) as store:
             t = current(store, cfg)
             if t.looks > len(sample):
@@ -207,11 +203,7 @@ def test_a_certificate_is_extended_on_the_sample_drawn_alike(
     assert first.looks == 1 and first.a < first.certified_a < cal.NEVER
     batch = 1
     while True:
-        project.pairs(good_bad_rows(160 * (batch + 1)))
-        assert project.run("round").exit_code == 0
-        decide_as_humans(project)
-        out = project.run("calibrate")
-        assert out.exit_code == 0, out.output
+        out = round_and_sync(project, 160 * (batch + 1))
         with Store(cfg.db_path) as store:
             t = current(store, cfg)
         batch += 1
@@ -394,11 +386,7 @@ def test_the_simulation_replays_the_real_loop_decision_for_decision(
     cfg = load_config(project.config, environ={})
     size, rounds, real = 150, 10, []
     for k in range(rounds):
-        project.pairs(good_bad_rows(size * (k + 1)))
-        assert project.run("round").exit_code == 0
-        decide_as_humans(project)
-        out = project.run("calibrate")
-        assert out.exit_code == 0, out.output
+        round_and_sync(project, size * (k + 1))
         with Store(cfg.db_path) as store:
             real.append(current(store, cfg).certified_a)
     with Store(cfg.db_path) as store:

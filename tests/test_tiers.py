@@ -17,7 +17,7 @@ from labeler.errors import ConfigError
 from labeler.routing import Thresholds
 from labeler.store import Store
 from labeler.thresholds import current
-from tests.conftest import Project, decide_as_humans, good_bad_rows, oracle
+from tests.conftest import Project, decide_as_humans, good_bad_rows, oracle, round_and_sync
 
 TIERS = """
 [[judge.tiers]]
@@ -418,11 +418,7 @@ def test_the_simulation_replays_a_real_cascade_decision_for_decision(
     cfg = load_config(project.config, environ={})
     size, rounds, real = 200, 10, []
     for k in range(rounds):
-        project.pairs(good_bad_rows(size * (k + 1)))
-        assert project.run("round").exit_code == 0
-        decide_as_humans(project)
-        out = project.run("calibrate")
-        assert out.exit_code == 0, out.output
+        round_and_sync(project, size * (k + 1))
         with Store(cfg.db_path) as store:
             real.append((current(store, cfg, 0).certified_a, current(store, cfg, 1).certified_a))
     with Store(cfg.db_path) as store:
