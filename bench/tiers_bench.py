@@ -1,7 +1,9 @@
 """Benchmark of judge tiers (issue 12): on PandaLM's 999 pairs, with simulated judges of
 two strengths, in the same run and on the same splits —
 
-* ``cheap`` alone, ``strong`` alone, and the ``cascade`` cheap -> strong;
+* ``cheap`` alone, ``strong`` alone, and the ``cascade`` cheap -> strong (its split of
+  delta predicted from the first round's scores, ``split.predict_shares``, as the real
+  loop does; and ``cascade_fixed``, the fixed split it had before: the last tier 0.8);
 * under the ``planned`` procedure (the default since issue 17: until the cheap tier is
   certified it judges only its calibration sample, every other pair goes straight to the
   strong tier) and the ``retest`` procedure before it;
@@ -66,7 +68,12 @@ def world(rows: list[dict[str, Any]], seed: int) -> dict[str, list[SimPair]]:
 
 
 def one(
-    tiers: list[str], w: dict[str, list[SimPair]], s: Settings, seed: int, procedure: str
+    tiers: list[str],
+    w: dict[str, list[SimPair]],
+    s: Settings,
+    seed: int,
+    procedure: str,
+    shares: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     if procedure == "retest":  # as it was before issue 17: a 5% audit of certified pairs
         o = run_cascade([w[k] for k in tiers], dataclasses.replace(s, audit_rate=0.05), seed)
@@ -74,7 +81,8 @@ def one(
         o = run_planned(w[tiers[0]], s, seed)
         o.tier_judged = [o.pairs]  # one judge: it judges every pair
     else:
-        o = run_planned_cascade([w[k] for k in tiers], s, seed)
+        prices = (PRICE[tiers[0]], PRICE[tiers[1]], HUMAN)
+        o = run_planned_cascade([w[k] for k in tiers], s, seed, shares, prices=prices)
     judge_cost = sum(n * PRICE[k] for n, k in zip(o.tier_judged, tiers, strict=True))
     total = judge_cost + o.humans_needed * HUMAN
     return {
@@ -101,7 +109,12 @@ def main() -> dict[str, Any]:
             ("expected", "planned"),
         ):
             s = Settings(alpha=1 - TARGET, delta=DELTA, guarantee=guarantee, per_round=per_round)
-            runs: dict[str, list[dict[str, Any]]] = {"cheap": [], "strong": [], "cascade": []}
+            runs: dict[str, list[dict[str, Any]]] = {
+                "cheap": [],
+                "strong": [],
+                "cascade": [],
+                "cascade_fixed": [],
+            }
             for split in range(splits):
                 rng = random.Random(split)
                 picked = rows[:] if n is None else [rng.choice(rows) for _ in range(n)]
@@ -113,7 +126,12 @@ def main() -> dict[str, Any]:
                     ("cascade", ["cheap", "strong"]),
                 ):
                     runs[name].append(one(tiers, w, s, split, procedure))
+                if procedure == "planned":
+                    fixed = one(["cheap", "strong"], w, s, split, procedure, (0.2, 0.8))
+                    runs["cascade_fixed"].append(fixed)
             for name, r in runs.items():
+                if not r:
+                    continue
                 agreement = [x["agreement"] for x in r if x["agreement"] is not None]
                 summary = {
                     "coverage": float(np.mean([x["coverage"] for x in r])),

@@ -139,8 +139,9 @@ class JudgeConfig:
     delta_share: float = _opt(
         0.0,
         "In a cascade: the share of 1 - calibration.confidence this tier's test may spend "
-        "(0 = of what the tiers with a share leave, 80% to the last tier, the rest split "
-        "equally).",
+        "(0 on every tier = predicted from the first round's scores under the planned "
+        "procedure in high_probability mode; otherwise of what the tiers with a share "
+        "leave, 80% to the last tier, the rest split equally).",
         lo=0,
         hi=1,
     )
@@ -436,7 +437,10 @@ class Config:
         ``LAST_TIER_SHARE`` of it: every pair the earlier tiers do not accept is its to
         certify, while an earlier tier's certificate only saves judge cost (issue 17: an
         equal split halved the strong tier's confidence budget for a cheap tier that
-        rarely certifies, and cost 16 points of coverage at 20,000 pairs)."""
+        rarely certifies, and cost 16 points of coverage at 20,000 pairs). A cascade with
+        no ``delta_share`` set under the planned procedure in high_probability mode
+        predicts its split instead, at its first calibration (``thresholds.tier_shares``);
+        this is the split it falls back on."""
         return split_delta([j.delta_share for j in self.judges])
 
     @property

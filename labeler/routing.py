@@ -103,10 +103,12 @@ def audit_draw(seed: int, pair_id: str, tier: int = 0) -> float:
 def sample_only_rate(t: Thresholds, last: bool, procedure: str) -> float | None:
     """The rate of a tier's calibration sample when it judges only that sample — a tier
     that is not the last, with no certificate yet, under the planned procedure — else
-    None (it judges every pair that reaches it)."""
+    None (it judges every pair that reaches it). 0 when such a tier can no longer be
+    certified (its looks found it futile, it has no share of delta, or the project
+    finished): it judges nothing."""
     if last or procedure != "planned" or t.certified_a < NEVER:
         return None
-    return t.provisional_audit_rate
+    return t.provisional_audit_rate if t.a < NEVER else 0.0
 
 
 def calibration_draw(seed: int, pair_id: str, tiers: int) -> float:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labeler import calibration as cal
-from labeler import planned
+from labeler import planned, split
 from labeler.config import LAST_TIER_SHARE, split_delta
 from labeler.routing import (
     CERTIFIED,
@@ -36,6 +36,9 @@ class SimPair:
     signals: cal.Signals
     human: str  # A | B | TIE | BOTH_BAD
     p_agree: float | None = None  # the true chance the judge is right (None: use ``human``)
+
+
+PRICES = (0.0003, 0.005, 0.50)  # per pair: a cheap judge, a strong judge, a human
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Outcome:
     history: list[dict[str, float]] = field(default_factory=list)
     final_weights: tuple[float, ...] | None = None
     tier_judged: list[int] = field(default_factory=list)  # pairs each judge tier judged
+    shares: tuple[float, ...] = ()  # a cascade's split of delta between its tiers
     tier_certified: list[int] = field(default_factory=list)  # certified by each tier
     tier_agreement: list[float | None] = field(default_factory=list)  # of each tier's certified
 
@@ -444,8 +448,9 @@ def run_planned_cascade(
     tiers: Sequence[Sequence[SimPair]],
     s: Settings,
     seed: int = 0,
-    shares: tuple[float, float] = (1 - LAST_TIER_SHARE, LAST_TIER_SHARE),
+    shares: tuple[float, float] | None = None,
     draws: tuple[np.ndarray, np.ndarray] | None = None,
+    prices: tuple[float, float, float] = PRICES,
 ) -> Outcome:
     """The planned procedure with a cascade of two judges (``tiers[k][i]``: what judge k
     says of pair i), as the real loop runs it: until the cheap tier is certified it judges
@@ -456,18 +461,16 @@ def run_planned_cascade(
     is each pair's final chance of reaching a human (its own audit rate, or the strong
     tier's routing; in its calibration sample, given that it is in it:
     ``planned.given_sample``), tested with its own test (``planned.earlier_tier_test``),
-    group-sequential while its labels are uniform; each tier spends its share of delta.
-    The cheap tier has no drift watch here (the real loop's watches each tier's certified
-    pairs). ``draws``: each tier's audit draw per pair (default: drawn from ``seed``), e.g.
-    the real loop's."""
+    group-sequential while its labels are uniform; each tier spends its share of delta:
+    ``shares``, or (None) the split ``split.predict_shares`` predicts from the first
+    round's calibration sample at ``prices`` (cheap judge, strong judge, human, per pair),
+    as the real loop fixes it at its first calibration (``thresholds.tier_shares``); a
+    tier with no share judges nothing after that round. The cheap tier has no drift watch
+    here (the real loop's watches each tier's certified pairs). ``draws``: each tier's
+    audit draw per pair (default: drawn from ``seed``), e.g. the real loop's."""
     cheap, strong_pairs = tiers
     n = len(strong_pairs)
-    strong = _Planned(
-        strong_pairs,
-        dataclasses.replace(s, delta=s.delta * shares[1]),
-        seed,
-        None if draws is None else draws[1],
-    )
+    strong = _Planned(strong_pairs, s, seed, None if draws is None else draws[1])
     draw0 = np.random.default_rng(seed + 1).random(n) if draws is None else draws[0]
     score0 = cal.scores_of([p.signals for p in cheap], None)
     disagree0 = np.array([p.human != p.signals.label for p in cheap])
@@ -478,9 +481,28 @@ def run_planned_cascade(
     sequence0: tuple[float, ...] | None = None
     accepted0: list[int] = []
     audits0 = 0
-    alpha0, delta0, guarantee0 = planned.earlier_tier_test(
-        s.alpha, s.delta * shares[0], s.guarantee
-    )
+    common: list[int] = []  # the pairs both tiers judged before the split was fixed
+    alpha0, delta0, guarantee0 = s.alpha, 0.0, s.guarantee
+
+    def fix_shares() -> None:
+        nonlocal alpha0, delta0, guarantee0, futile0
+        chosen: tuple[float, ...] | None = shares
+        if chosen is None and s.guarantee == "high_probability":
+            at = np.array(common, int)
+            floor = s.cold_threshold
+            pred = split.predict_shares(
+                [np.where(x[at] >= floor, x[at], 0.0) for x in (score0, strong.scores)],
+                prices[:2], n, s.calibration_rate, s.audit_rate, s.alpha, s.delta, prices[2],
+            )  # fmt: skip
+            chosen = None if pred is None else pred.shares
+        if chosen is None:  # the fixed split (``config.split_delta``)
+            chosen = (1 - LAST_TIER_SHARE, LAST_TIER_SHARE)
+        strong.s = dataclasses.replace(s, delta=s.delta * chosen[1])
+        alpha0, delta0, guarantee0 = planned.earlier_tier_test(
+            s.alpha, s.delta * chosen[0], s.guarantee
+        )
+        futile0 = futile0 or chosen[0] <= 0
+        strong.out.shares = tuple(chosen)
 
     def look0(final: bool) -> None:
         nonlocal cert0, looks0, spent0, futile0, sequence0
@@ -509,6 +531,8 @@ def run_planned_cascade(
                 strong.route(i)
                 continue
             judged0 += 1
+            if start == 0:
+                common.append(i)
             fits = score0[i] > 0 and score0[i] >= s.cold_threshold
             if fits and score0[i] >= cert0:
                 pi0[i], seen0[i], labelled0[i] = s.audit_rate, draw0[i], draw0[i] < s.audit_rate
@@ -522,6 +546,8 @@ def run_planned_cascade(
                 pi, draw = planned.given_sample(pi, draw, rate)
             if fits:
                 pi0[i], labelled0[i], seen0[i] = pi, labelled, draw
+        if start == 0:
+            fix_shares()
         strong.watch_drift()
         look0(final=False)  # the real loop calibrates its tiers in order, the first first
         strong.look(final=False)

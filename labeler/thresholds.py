@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from labeler import calibration as cal
-from labeler import looks, planned, versions
+from labeler import looks, planned, split, versions
 from labeler.agreement import parity_evidence
 from labeler.config import Config
 from labeler.parity import PARITY_ALPHA, parity_drifted
@@ -231,7 +231,7 @@ def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibratio
     is returned; the others are in its ``tiers``. ``finish``: the end of the project (the
     planned procedure's final look; then nothing waits any more)."""
     judges = cfg.judges
-    shares = cfg.delta_shares
+    shares = tier_shares(store, cfg)
     one = _recalibrate_planned if cfg.calibration.procedure == "planned" else _recalibrate_tier
     results = [one(store, cfg, k, shares[k], finish) for k in range(len(judges))]
     first = results[0]
@@ -243,6 +243,54 @@ def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibratio
         first.certified = sum(r.certified for r in results)
         first.provisional = sum(r.provisional for r in results)
     return first
+
+
+SPLIT_KEY = "delta_split"  # the meta entry that fixes a cascade's split of delta
+
+
+def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
+    """Each tier's share of delta. A cascade under the planned procedure in
+    high_probability mode with no ``judge.delta_share`` set fixes its split at its first
+    calibration (before any look spends delta) from the scores of the pairs every tier
+    judged so far (``split.predict_shares``: no human label read) and keeps it for the
+    project (``store`` meta ``delta_split``); otherwise ``Config.delta_shares``."""
+    c, judges = cfg.calibration, cfg.judges
+    if (
+        len(judges) == 1
+        or any(j.delta_share for j in judges)
+        or c.procedure != "planned"
+        or c.guarantee != "high_probability"
+        or c.quality == "human_parity"
+    ):
+        return cfg.delta_shares
+    stored = store.get_meta(SPLIT_KEY)
+    if stored is not None:
+        return tuple(json.loads(stored)["shares"])
+    if any(store.latest_thresholds(k) is not None for k in range(len(judges))):
+        # a project calibrated before its split was fixed: its looks spent the fixed split
+        record = {"shares": list(cfg.delta_shares), "predicted": False}
+        store.set_meta(SPLIT_KEY, json.dumps(record))
+        return cfg.delta_shares
+    tiers = [judged(store, cfg, k) for k in range(len(judges))]
+    if not tiers[-1]:
+        return cfg.delta_shares  # nothing judged yet: no look can spend delta either
+    scores = split.common_scores(tiers, [current(store, cfg, k).a for k in range(len(judges))])
+    spent = store.tier_call_totals()
+    costs = [
+        spent.get(k, {}).get("cost", 0.0) / max(split.judged_count(t), 1)
+        for k, t in enumerate(tiers)
+    ]
+    cold = cold_start(cfg)
+    pred = split.predict_shares(
+        scores, costs, store.pair_count(), cold.provisional_audit_rate, cfg.routing.audit_rate,
+        1 - c.target_agreement, 1 - c.confidence, cfg.costs.human_price_per_pair,
+    )  # fmt: skip
+    shares = cfg.delta_shares if pred is None else pred.shares
+    record = {"shares": list(shares), "predicted": pred is not None, "costs": costs}
+    if pred is not None:
+        record |= {"sample": pred.sample, "expected": {str(f): v for f, v in pred.costs.items()}}
+    store.set_meta(SPLIT_KEY, json.dumps(record))
+    return shares
 
 
 def _tier_test(cfg: Config, tier: int, alpha: float, delta: float) -> tuple[float, float, str]:
@@ -401,7 +449,11 @@ def _recalibrate_planned(
                 "rechecked"
             ]
             new = replace(cold_start(cfg), phase=prev.version + 1, judge_version=prev.judge_version)
-    if not drift and not prev.finished and prev.a < cal.NEVER:
+    if share <= 0 and prev.certified_a >= cal.NEVER:
+        # no share of delta (``tier_shares``): it can never be certified, so it judges
+        # nothing more (``routing.sample_only_rate``) and every pair goes to the next tier
+        new = replace(prev, a=cal.NEVER, b=cal.NEVER)
+    elif not drift and not prev.finished and prev.a < cal.NEVER:
         # only the exact test reads the phase's earlier looks (after a certificate, only
         # the last tier's: an earlier one's labels reach humans through the next tier),
         # and only when a look may be due (the phase's sample is part of ``sample``)
@@ -469,6 +521,12 @@ def _recalibrate_planned(
         prev, new, drift, recent, look, counts, alpha, delta, c.min_labels,
         parity is not None, None if guarantee == c.guarantee else (test_alpha, test_delta),
     )  # fmt: skip
+    if share <= 0 and new.certified_a >= cal.NEVER:
+        result.message = (
+            "no share of the confidence budget (the split predicted from the tiers' scores "
+            "gives it to the later tiers; judge.delta_share sets it): judges nothing, "
+            "passes every pair on"
+        )
     if saved:  # the history keeps what this version's sync said (no empty "v1: " lines)
         store.set_thresholds_report(saved, result.to_dict())
     return result

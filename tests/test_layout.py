@@ -14,6 +14,7 @@ PURE = (
     "planned",
     "parity",
     "looks",
+    "split",
     "routing",
     "prompts",
     "costs",

@@ -17,9 +17,10 @@ from labeler.errors import ConfigError
 from labeler.routing import Thresholds
 from labeler.store import Store
 from labeler.thresholds import current
-from tests.conftest import Project, decide_as_humans, good_bad_rows, oracle, round_and_sync
+from tests.conftest import Project, decide_as_humans, good_bad_rows, oracle
 
-TIERS = """
+# a cascade as users configure it: the split of delta is predicted (``split``)
+PREDICTED = """
 [[judge.tiers]]
 model = "small"
 name = "cheap"
@@ -31,6 +32,9 @@ model = "big"
 price_input_per_mtok = 2.5
 price_output_per_mtok = 10.0
 """
+# the tests of a cascade's mechanics fix the split (the cheap tier 0.2, the last 0.8): at
+# these judge prices against a human's a cheap tier cannot pay for any share
+TIERS = PREDICTED.replace('name = "cheap"\n', 'name = "cheap"\ndelta_share = 0.2\n')
 
 
 def small(shown: Shown) -> Scripted:
@@ -222,6 +226,64 @@ def test_an_uncertified_first_tier_judges_only_its_calibration_sample(cascade: P
     assert tiers["cheap"]["requests"] == 2 * len(sample)
 
 
+def predicted_cascade(cascade: Project) -> JudgeServer:
+    """``sampled_cascade`` with the split of delta left to the prediction."""
+    server = sampled_cascade(cascade)
+    text = cascade.config.read_text()
+    cascade.config.write_text(text.replace("delta_share = 0.2\n", ""))
+    return server
+
+
+def test_the_split_is_predicted_at_the_first_calibration_and_kept(cascade: Project) -> None:
+    """A cascade with no delta_share fixes its split at its first calibration, from the
+    scores of the pairs both tiers judged (no label read), and keeps it. At these prices
+    (a human label costs ~1,000 strong calls) and 240 pairs the cheap tier cannot pay for
+    a share: the strong tier takes all of delta, and the cheap tier judges nothing more
+    (its round-1 sample was its last); a calibration later does not predict again."""
+    from labeler.thresholds import SPLIT_KEY
+
+    server = predicted_cascade(cascade)
+    assert cascade.run("round").exit_code == 0
+    assert decide_as_humans(cascade) > 0
+    cfg = load_config(cascade.config, environ={})
+    assert cfg.delta_shares == pytest.approx((0.2, 0.8))  # the fallback, not used here
+    out = cascade.run("calibrate")
+    assert "no share of the confidence budget" in " ".join(out.output.split())
+    with Store(cfg.db_path) as store:
+        record = json.loads(store.get_meta(SPLIT_KEY) or "{}")
+        assert record["predicted"] and record["shares"] == [0.0, 1.0]
+        assert record["sample"] > 60 and record["costs"][1] > 10 * record["costs"][0] > 0
+        store.set_meta(SPLIT_KEY, json.dumps(record | {"marker": 1}))
+    server.requests.clear()
+    cascade.pairs(good_bad_rows(40, start=1000), name="more.jsonl")
+    cascade.set(source={"path": "more.jsonl"})
+    second = cascade.run_json("round")
+    assert models(server) == {"big": 80}
+    tiers = {t["tier"]: t for t in second["tiers"]}
+    assert tiers["cheap"]["requests"] == 0 and tiers["big"]["judged"] == 40
+    decide_as_humans(cascade)
+    assert cascade.run("calibrate").exit_code == 0
+    with Store(cfg.db_path) as store:
+        assert json.loads(store.get_meta(SPLIT_KEY) or "{}")["marker"] == 1  # kept
+
+
+def test_a_project_calibrated_under_the_fixed_split_keeps_it(cascade: Project) -> None:
+    """Its looks spent the fixed split's shares: dropping delta_share later (or a project
+    begun before the split was predicted) must not change them mid-phase."""
+    from labeler.thresholds import SPLIT_KEY, tier_shares
+
+    sampled_cascade(cascade)
+    assert cascade.run("round").exit_code == 0
+    decide_as_humans(cascade)
+    assert cascade.run("calibrate").exit_code == 0
+    cascade.config.write_text(cascade.config.read_text().replace("delta_share = 0.2\n", ""))
+    cfg = load_config(cascade.config, environ={})
+    with Store(cfg.db_path) as store:
+        assert store.get_meta(SPLIT_KEY) is None
+        assert tier_shares(store, cfg) == pytest.approx((0.2, 0.8))
+        assert json.loads(store.get_meta(SPLIT_KEY) or "{}")["predicted"] is False
+
+
 def test_the_cheap_tiers_sample_counts_as_fully_labelled(cascade: Project) -> None:
     """What calibration weighs for the cheap tier: a pair of its calibration sample
     reached a human with chance 1 given that it was in the sample (the strong tier,
@@ -389,20 +451,24 @@ def graded(a: int, b: int, cut: float, high: float, low: float) -> Callable[[Sho
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("split", ["fixed", "predicted"])
 def test_the_simulation_replays_a_real_cascade_decision_for_decision(
-    project: Project, judge_server: Callable[..., JudgeServer]
+    project: Project, judge_server: Callable[..., JudgeServer], split: str
 ) -> None:
     """Every cascade figure comes from ``simulation.run_planned_cascade``; this checks it
     is the real loop's procedure. 2,000 pairs in rounds of 200 go through a cascade
-    (`labeler round`, reviewers answering every pair sent to them, `labeler calibrate`),
-    then the project's end; the simulation replays the same verdicts with the same draws.
-    After every round both tiers hold the same certificates as in the simulation, and at
-    the end the same number of pairs were judged and certified by each tier and sent to
-    humans (here the cheap tier is certified after some rounds)."""
+    (`labeler round --limit 200`, reviewers answering every pair sent to them, `labeler
+    calibrate`), then the project's end; the simulation replays the same verdicts with the
+    same draws. After every round both tiers hold the same certificates as in the
+    simulation, and at the end the same number of pairs were judged and certified by each
+    tier and sent to humans. ``fixed``: the cheap tier's delta_share is 0.2 (here it is
+    certified after some rounds). ``predicted``: the split is predicted at the first
+    calibration (``split.predict_shares``, the same in both); at these prices the cheap
+    tier gets none and judges nothing after the first round."""
     from labeler.calibration import Signals
     from labeler.routing import audit_draw
     from labeler.simulation import Settings, SimPair, run_planned_cascade
-    from labeler.thresholds import judged, recalibrate
+    from labeler.thresholds import SPLIT_KEY, judged, recalibrate
 
     cheap, strong = graded(7919, 104729, 0.3, 0.995, 0.7), graded(6007, 15485863, 0.3, 0.99, 0.75)
     server = judge_server(by_model({"small": cheap, "big": strong}))
@@ -414,11 +480,18 @@ def test_the_simulation_replays_a_real_cascade_decision_for_decision(
         calibration={"cold_start_audit_rate": 0.4, "target_agreement": 0.85},
     )
     with project.config.open("a") as fh:
-        fh.write(TIERS)
+        fh.write(TIERS if split == "fixed" else PREDICTED)
     cfg = load_config(project.config, environ={})
     size, rounds, real = 200, 10, []
+    project.pairs(good_bad_rows(size * rounds))
     for k in range(rounds):
-        round_and_sync(project, size * (k + 1))
+        assert project.run("round", "--limit", str(size)).exit_code == 0
+        decide_as_humans(project)
+        out = project.run("calibrate")
+        assert out.exit_code == 0, out.output
+        if k == 0:  # the user is told why the cheap tier stops judging
+            told = "no share of the confidence budget" in " ".join(out.output.split())
+            assert told == (split == "predicted"), out.output
         with Store(cfg.db_path) as store:
             real.append((current(store, cfg, 0).certified_a, current(store, cfg, 1).certified_a))
     with Store(cfg.db_path) as store:
@@ -434,6 +507,7 @@ def test_the_simulation_replays_a_real_cascade_decision_for_decision(
             r["id"]: (int(r["prompt"].split()[1].rstrip("?")), "good" in r["response_a"])
             for r in store.db.execute("SELECT id, prompt, response_a FROM pairs")
         }
+        stored = store.get_meta(SPLIT_KEY)
     ids = sorted(shown, key=lambda i: shown[i][0])  # the source's order
     truth = {i: "A" if shown[i][1] else "B" for i in ids}
     nothing = Signals("A", 0.0, 0.0, 0.0)  # a pair the tier never judged
@@ -443,9 +517,21 @@ def test_the_simulation_replays_a_real_cascade_decision_for_decision(
     ]
     draws = tuple(np.array([audit_draw(seed, i, t) for i in ids]) for t in (0, 1))
     settings = Settings(alpha=0.15, delta=0.1, per_round=size, audit_rate=0.02)
-    sim = run_planned_cascade(sims, settings, draws=draws)
+    if split == "fixed":
+        assert stored is None
+        sim = run_planned_cascade(sims, settings, shares=(0.2, 0.8), draws=draws)
+    else:  # the judge prices the loop measured, a human's from the config
+        record = json.loads(stored or "{}")
+        prices = (*record["costs"], cfg.costs.human_price_per_pair)
+        sim = run_planned_cascade(sims, settings, draws=draws, prices=prices)
+        assert record["predicted"] and sim.shares == pytest.approx(record["shares"])
     simulated = [x for h in sim.history for x in (h["first"], h["threshold"])]
     assert simulated == pytest.approx([x for pair in real for x in pair])
-    assert real[-1][0] < real[0][0] and real[-1][1] < real[0][1]  # both tiers certified
+    assert real[-1][1] < real[0][1]  # the strong tier is certified
+    if split == "fixed":
+        assert real[-1][0] < real[0][0]  # and the cheap one
+    else:
+        assert sim.shares == (0.0, 1.0) and real[-1][0] > 1
+        assert len(tiers[0]) < 0.4 * size * 1.5  # its first round's calibration sample
     assert sim.tier_judged == [len(tiers[0]), len(tiers[1])]
     assert sim.certified == certified and sim.human_labels == humans

@@ -103,6 +103,10 @@ class PairsTables(Tables):
             counts[state] = n
         return counts
 
+    def pair_count(self) -> int:
+        """Pairs in the project (imported from the source)."""
+        return int(self.db.execute("SELECT COUNT(*) FROM pairs").fetchone()[0])
+
     def unassigned_count(self) -> int:
         return int(
             self.db.execute(
