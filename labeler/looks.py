@@ -41,8 +41,8 @@ def take_look(
     (as if not judged yet). ``recorded``: the phase's earlier group-sequential looks
     (``Store.look_history``). After a certificate, the last tier's looks count the sample
     drawn alike (``planned.uniform_sample``: pairs routed before it, and those after it
-    whose draw is below the lowest chance any of these had). With the look, the labelled
-    pairs it counted: each one's score and whether its human disagreed."""
+    whose draw is below ``planned.thinning_rate``). With the look, the labelled pairs it
+    counted: each one's score and whether its human disagreed."""
     chosen = [
         i
         for i, (row, d) in enumerate(data)
@@ -60,9 +60,10 @@ def take_look(
     sample = sampled
     if evidence is None and t.certified_a < cal.NEVER and last and None not in draws:
         after = np.array([data[i][0]["thresholds_version"] >= t.certified_at for i in chosen])
-        # the lowest chance any pair routed since had (the drift watch's, unless a rate
-        # changed): every one of them with a draw below it was sampled
-        rate = float(pi[after & keep].min()) if (after & keep).any() else 0.0
+        # the lowest chance a pair routed since had under the certificate's rates (the
+        # drift watch's), or lower if a rate was lowered: each one with a draw below it
+        # was sampled
+        rate = planned.thinning_rate(min(t.audit_rate, t.provisional_audit_rate), pi[after & keep])
         sample = planned.uniform_sample(sampled, after, np.array(draws, float), rate)
     counted = {
         data[i][0]["pair_id"]: (float(score), bool(bad))

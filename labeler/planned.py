@@ -492,6 +492,7 @@ class Look:
     evidence: np.ndarray | None = None
     sequence: tuple[float, ...] | None = None
     allowed: float = 0.0  # the share of delta its group-sequential looks have had so far
+    read: int | None = None  # labels its test read when fewer than ``labels`` (a thinned sample)
 
 
 def futile(
@@ -557,6 +558,17 @@ def uniform_sample(
     return labelled & (~after | (draw < rate))
 
 
+def thinning_rate(fixed: float, pi_after: np.ndarray) -> float:
+    """The rate ``uniform_sample`` thins a phase's labels routed after its certificate to:
+    ``fixed``, the lowest chance of a label a pair had under the rates in force when the
+    certificate was given (the drift watch's and the calibration sample's), so that a
+    later look never loses a pair an earlier one counted (the group-sequential test needs
+    each look's labels to include the earlier ones'); lower only where a pair since had
+    a lower chance (``pi_after``: a rate lowered mid-phase; the sample then changes and
+    the phase's later looks go back to the stratified test)."""
+    return float(min(fixed, pi_after.min())) if len(pi_after) else fixed
+
+
 def plan_look(
     scores: np.ndarray,
     labelled: np.ndarray,
@@ -606,7 +618,7 @@ def plan_look(
         return Look(False, 0.0, nothing, len(scores), n_lab)
     level = look_level(delta, spent, n_lab, alpha, final)
     grid = plan_grid(scores, floor)
-    evidence, kept, allowed = None, None, 0.0
+    evidence, kept, allowed, read = None, None, 0.0, None
     if guarantee == "expected":
         # conformal selection spends no delta: taking the lowest threshold over many
         # looks would inflate the expected disagreement, so a certificate is not extended
@@ -629,6 +641,7 @@ def plan_look(
     else:
         if sample is not None and certified < NEVER:
             labelled = sample  # the extension's sample drawn alike (``uniform_sample``)
+            read = int(sample.sum())
         if history is not None and (len(history) != looks or (history and not sequence)):
             history = None  # looks taken before the history was kept: each at its own level
         if history is not None:
@@ -648,5 +661,5 @@ def plan_look(
         choice = nothing  # a certificate is never withdrawn by a look, only by drift
     return Look(
         True, level, choice, len(scores), n_lab, evidence=evidence, sequence=kept,
-        allowed=allowed,
+        allowed=allowed, read=read,
     )  # fmt: skip

@@ -360,7 +360,8 @@ class _Planned:
         if not len(idx):
             return
         pi, draws = self.pi[idx], self.draws[idx]
-        rate = min(self.s.audit_rate, self.s.calibration_rate)
+        after = self.after[idx]
+        rate = planned.thinning_rate(min(self.s.audit_rate, self.s.calibration_rate), pi[after])
         look = planned.plan_look(
             self.scores[idx],
             draws < pi,
@@ -377,7 +378,7 @@ class _Planned:
             draw=draws,
             history=self.history if self.s.sequential else None,
             sequence=self.sequence,
-            sample=planned.uniform_sample(draws < pi, self.after[idx], draws, rate)
+            sample=planned.uniform_sample(draws < pi, after, draws, rate)
             if self.s.drawn_alike
             else None,
         )

@@ -34,6 +34,7 @@ from labeler.planned import most_disagreements
 # before it split the rest equally)
 LAST_SHARES = (1.0, LAST_TIER_SHARE)
 POINTS = 40  # candidate regions (top shares of a tier's scores) per tier
+MIN_SAMPLE = 30  # fewer pairs every tier judged than this: no prediction (the fixed split)
 STEP = 1.03  # label counts are rounded on a geometric grid this fine (memoised)
 
 
@@ -115,7 +116,9 @@ def expected_cost(
     where that tier is expected to certify (its best region), only at the drift watch's
     ``audit`` rate (``planned.given_sample``). Each tier's region is the one with the
     lowest expected cost given the later tiers' (chosen on expectations, as a plan would
-    be: a prediction, not a test)."""
+    be: a prediction, not a test); a tier between the first and the last takes the
+    region it most likely certifies most of, so the work is about ``POINTS`` x 2^tiers
+    region scans, not ``POINTS`` to the power of the tiers."""
     last = len(scores) - 1
 
     def best_last(mask: np.ndarray) -> tuple[float, float, float]:
@@ -135,7 +138,10 @@ def expected_cost(
         kept = np.where(scores[last] >= threshold, 1 - chance * (1 - audit / rate), 1.0)
         waiting = costs[k] * rate * n_k + rest  # never certified
         best = waiting
-        for at, _, passes in regions(scores[k], mask, n_k, rate, alpha, delta * shares[k], kept):
+        found = regions(scores[k], mask, n_k, rate, alpha, delta * shares[k], kept)
+        if k > 0:  # a middle tier takes its likeliest-largest region (not every one)
+            found = [max(found, key=lambda r: r[1] * r[2])] if found else []
+        for at, _, passes in found:
             certified = costs[k] * n_k + tier(k + 1, mask & (scores[k] < at))
             best = min(best, passes * certified + (1 - passes) * waiting)
         return best
@@ -157,9 +163,10 @@ def predict_shares(
     cost (``expected_cost``) among the last tier taking each of ``LAST_SHARES`` and the
     others splitting the rest equally; a tie keeps the larger last share. ``scores``: each
     tier's score on the pairs of the common sample (0 where it could not accept the
-    pair); None when there is no such pair (nothing to predict from)."""
+    pair); None when there are fewer than ``MIN_SAMPLE`` such pairs (too few to predict
+    from)."""
     tiers = len(scores)
-    if not len(scores[0]):
+    if len(scores[0]) < MIN_SAMPLE:
         return None
     found: dict[float, float] = {}
     best: tuple[float, float] | None = None

@@ -21,6 +21,7 @@ from labeler import calibration as cal
 from labeler import looks, planned, split, versions
 from labeler.agreement import parity_evidence
 from labeler.config import Config
+from labeler.errors import StateError
 from labeler.parity import PARITY_ALPHA, parity_drifted
 from labeler.routing import CERTIFIED, PROVISIONAL, Thresholds, audit_draw, status_of
 from labeler.store import Store
@@ -242,6 +243,12 @@ def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibratio
         first.rechecked = sum(r.rechecked for r in results)
         first.certified = sum(r.certified for r in results)
         first.provisional = sum(r.provisional for r in results)
+        if any(j.delta_share for j in judges) and not np.allclose(shares, cfg.delta_shares):
+            first.message += (
+                f"; judge.delta_share is not applied: the project's split of the confidence "
+                f"budget ({', '.join(f'{x:.3g}' for x in shares)}) was fixed at its first "
+                "calibration"
+            )
     return first
 
 
@@ -249,28 +256,35 @@ SPLIT_KEY = "delta_split"  # the meta entry that fixes a cascade's split of delt
 
 
 def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
-    """Each tier's share of delta. A cascade under the planned procedure in
-    high_probability mode with no ``judge.delta_share`` set fixes its split at its first
-    calibration (before any look spends delta) from the scores of the pairs every tier
-    judged so far (``split.predict_shares``: no human label read) and keeps it for the
-    project (``store`` meta ``delta_split``); otherwise ``Config.delta_shares``."""
+    """Each tier's share of delta, fixed for a cascade at its first calibration with
+    judged pairs (before any look spends delta; ``store`` meta ``delta_split``) and kept
+    for the project. Under the planned procedure in high_probability mode with no
+    ``judge.delta_share`` set it is predicted from the scores of the pairs every tier
+    judged so far (``split.predict_shares``: no human label read); otherwise it is
+    ``Config.delta_shares``. A project calibrated before it was stored keeps what its
+    config says now."""
     c, judges = cfg.calibration, cfg.judges
-    if (
-        len(judges) == 1
-        or any(j.delta_share for j in judges)
+    if len(judges) == 1:
+        return (1.0,)
+    stored = store.get_meta(SPLIT_KEY)
+    if stored is not None:
+        shares = tuple(json.loads(stored)["shares"])
+        if len(shares) != len(judges):
+            raise StateError(
+                f"{cfg.db_path}: this project's split of the confidence budget was fixed for "
+                f"{len(shares)} judge tiers at its first calibration, and the config has "
+                f"{len(judges)} ([[judge.tiers]]): restore them, or start a new project "
+                "(project.state_dir)"
+            )
+        return shares
+    predictable = not (
+        any(j.delta_share for j in judges)
         or c.procedure != "planned"
         or c.guarantee != "high_probability"
         or c.quality == "human_parity"
-    ):
-        return cfg.delta_shares
-    stored = store.get_meta(SPLIT_KEY)
-    if stored is not None:
-        return tuple(json.loads(stored)["shares"])
-    if any(store.latest_thresholds(k) is not None for k in range(len(judges))):
-        # a project calibrated before its split was fixed: its looks spent the fixed split
-        record = {"shares": list(cfg.delta_shares), "predicted": False}
-        store.set_meta(SPLIT_KEY, json.dumps(record))
-        return cfg.delta_shares
+    )
+    if not predictable or any(store.latest_thresholds(k) is not None for k in range(len(judges))):
+        return _fix_split(store, {"shares": list(cfg.delta_shares), "predicted": False})
     tiers = [judged(store, cfg, k) for k in range(len(judges))]
     if not tiers[-1]:
         return cfg.delta_shares  # nothing judged yet: no look can spend delta either
@@ -280,17 +294,21 @@ def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
         spent.get(k, {}).get("cost", 0.0) / max(split.judged_count(t), 1)
         for k, t in enumerate(tiers)
     ]
-    cold = cold_start(cfg)
     pred = split.predict_shares(
-        scores, costs, store.pair_count(), cold.provisional_audit_rate, cfg.routing.audit_rate,
-        1 - c.target_agreement, 1 - c.confidence, cfg.costs.human_price_per_pair,
+        scores, costs, store.pair_count(), cold_start(cfg).provisional_audit_rate,
+        cfg.routing.audit_rate, 1 - c.target_agreement, 1 - c.confidence,
+        cfg.costs.human_price_per_pair * cfg.reviewers_needed(False),
     )  # fmt: skip
-    shares = cfg.delta_shares if pred is None else pred.shares
-    record = {"shares": list(shares), "predicted": pred is not None, "costs": costs}
-    if pred is not None:
-        record |= {"sample": pred.sample, "expected": {str(f): v for f, v in pred.costs.items()}}
+    if pred is None:  # too few pairs both tiers judged to predict from
+        return _fix_split(store, {"shares": list(cfg.delta_shares), "predicted": False})
+    expected = {str(f): v for f, v in pred.costs.items()}
+    record = {"shares": list(pred.shares), "predicted": True, "costs": costs}
+    return _fix_split(store, record | {"sample": pred.sample, "expected": expected})
+
+
+def _fix_split(store: Store, record: dict[str, Any]) -> tuple[float, ...]:
     store.set_meta(SPLIT_KEY, json.dumps(record))
-    return shares
+    return tuple(record["shares"])
 
 
 def _tier_test(cfg: Config, tier: int, alpha: float, delta: float) -> tuple[float, float, str]:
@@ -555,6 +573,13 @@ def _as_calibrated(
     )
 
 
+def _thinned(look: planned.Look) -> str:
+    """How many of a look's labels its test read, when it read a thinned sample."""
+    if look.read is None or look.read == look.labels:
+        return ""
+    return f" (its test read the {look.read} of them drawn alike)"
+
+
 def _planned_message(
     prev: Thresholds,
     new: Thresholds,
@@ -616,7 +641,7 @@ def _planned_message(
         )
         return (
             f"look {new.looks} did not extend the certificate ({_fmt(new)}) with "
-            f"{look.labels} {evidence}; {tail}"
+            f"{look.labels} {evidence}{_thinned(look)}; {tail}"
         )
     if look.choice.threshold >= cal.NEVER:
         tail = (

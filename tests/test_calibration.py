@@ -1087,6 +1087,43 @@ def test_the_sample_drawn_alike_after_a_certificate(
     assert bool(got[0]) is counts
 
 
+def test_the_thinning_rate_is_fixed_when_the_certificate_is_given() -> None:
+    """The rate is the certificate's (the drift watch's 2%), even while every pair routed
+    since sat below the certificate (chance 0.4): a later look, with pairs above it at
+    2%, then keeps every label an earlier one counted. Only a rate lowered since (1%)
+    lowers it."""
+    assert planned.thinning_rate(0.02, np.array([0.4, 0.4])) == 0.02
+    assert planned.thinning_rate(0.02, np.array([0.4, 0.02])) == 0.02
+    assert planned.thinning_rate(0.02, np.array([])) == 0.02
+    assert planned.thinning_rate(0.02, np.array([0.4, 0.01])) == 0.01
+    labelled = np.array([True, True, True])
+    after, draw = np.array([True, True, True]), np.array([0.01, 0.3, 0.005])
+    early = planned.uniform_sample(labelled[:2], after[:2], draw[:2], 0.02)
+    late = planned.uniform_sample(labelled, after, draw, 0.02)
+    assert early.tolist() == late[:2].tolist() == [True, False]  # nothing counted is lost
+
+
+def test_a_look_after_a_certificate_thins_at_the_certificates_rate() -> None:
+    """``looks.take_look`` on a phase certified at 0.95 (version 2) whose pairs routed
+    since all sat below the certificate (chance 0.4, none audited at 2% yet): a labelled
+    pair with draw 0.3 is left out of the sample (thinned at the certificate's 2%, not at
+    the 0.4 every such pair had), so the next look, once pairs above the certificate
+    arrive at 2%, still counts everything this one did."""
+    from labeler import looks
+    from labeler.routing import Thresholds
+
+    t = Thresholds(0.8, 0.8, 3, None, 0.02, 0.95, 0.95, 0.4, certified_at=2, looks=1)
+    data = []
+    for k, (version, s, pi, draw) in enumerate(
+        [(1, 0.97, 0.4, 0.1), (1, 0.9, 0.4, 0.2), (2, 0.9, 0.4, 0.01), (2, 0.85, 0.4, 0.3)]
+    ):
+        signals = cal.Signals("A", s, 1.0, s)
+        judged = cal.Judged(signals, pi, draw < pi, "A", False, draw)
+        data.append(({"thresholds_version": version, "pair_id": f"p{k}"}, judged))
+    _, counted = looks.take_look(data, t, 0.15, 0.1, "high_probability", 0, False)
+    assert sorted(counted) == ["p0", "p1", "p2"]
+
+
 def test_the_sample_drawn_alike_holds_each_score_band_in_proportion() -> None:
     """Simulated: a phase certified halfway, pairs above the certificate then audited at
     2% and those below sampled at 40%. The labels read as they come over-represent the
@@ -1132,9 +1169,10 @@ def test_a_certificate_is_extended_by_the_phases_group_sequential_test() -> None
     )  # fmt: skip
     assert look.taken and look.evidence is not None and look.sequence == tuple(sequence)
     assert len(look.evidence) == int(sample.sum()) < int(labelled.sum())
+    assert look.read == int(sample.sum()) and look.labels == int(labelled.sum())  # reported
     want = planned.certify_planned(
         scores, sample, disagree, 0.15, look.level, sequence, history, 0.05 + look.level
     )
     assert look.choice.threshold == want.threshold < 0.95  # extended
     alone = planned.plan_look(scores, labelled, disagree, 0.15, 0.1, **kw, sample=sample)
-    assert alone.taken and alone.evidence is None
+    assert alone.taken and alone.evidence is None and alone.read is None

@@ -54,14 +54,36 @@ def test_a_cheap_tier_keeps_its_share_where_it_pays_for_it() -> None:
 
 
 def test_shares_add_up_to_one_for_any_number_of_tiers_and_need_a_sample() -> None:
+    """Three tiers, each ten times the price of the one before, sure of most pairs: the
+    earlier two share the fixed split's 20%."""
     rng = np.random.default_rng(2)
-    tiers = [scores(rng, 100, 0.95, 1.0) for _ in range(3)]
-    pred = split.predict_shares(tiers, [0.001, 0.01, 0.1], 50_000, RATE, AUDIT, ALPHA,
+    tiers = [np.clip(rng.beta(8, 1, 2_000), 0, 1) for _ in range(3)]
+    pred = split.predict_shares(tiers, [0.0003, 0.003, 0.03], 100_000, RATE, AUDIT, ALPHA,
                                 DELTA, 0.5)  # fmt: skip
-    assert pred is not None and sum(pred.shares) == pytest.approx(1.0)
-    assert pred.shares[0] == pred.shares[1] and len(pred.shares) == 3
-    empty = [np.zeros(0), np.zeros(0)]
-    assert split.predict_shares(empty, [0, 0], 100, RATE, AUDIT, ALPHA, DELTA, 0.5) is None
+    assert pred is not None and pred.shares == pytest.approx((0.1, 0.1, 0.8))
+    few = [np.full(split.MIN_SAMPLE - 1, 0.99)] * 2
+    assert split.predict_shares(few, [0, 0], 100, RATE, AUDIT, ALPHA, DELTA, 0.5) is None
+    enough = [np.full(split.MIN_SAMPLE, 0.99)] * 2
+    assert split.predict_shares(enough, [0, 0], 100, RATE, AUDIT, ALPHA, DELTA, 0.5)
+
+
+def test_the_last_tiers_share_and_sample_set_its_expected_cost() -> None:
+    """A judge at 0.9 on every pair against a 0.85 target: whether its region passes is
+    a matter of labels and of delta. Less delta or a smaller project (fewer labels) leaves
+    more pairs to humans; a judge below the target costs humans nearly every pair."""
+    sure = np.full(200, 0.9)
+    args = (RATE, AUDIT, ALPHA)
+    full = split.expected_cost([sure], [0.0], (1.0,), 1_000, *args, DELTA, 1.0)
+    half = split.expected_cost([sure], [0.0], (0.5,), 1_000, *args, DELTA, 1.0)
+    small = split.expected_cost([sure], [0.0], (1.0,), 300, *args, DELTA, 1.0) * 1_000 / 300
+    assert 0 < full < half < 1_000 and full < small
+    unsure = split.expected_cost([np.full(200, 0.8)], [0.0], (1.0,), 1_000, *args, DELTA, 1.0)
+    assert 990 < unsure <= 1_000  # only a lucky small sample passes
+    # an earlier tier that (nearly) cannot pass judges only its sample, then the last
+    # tier decides
+    both = split.expected_cost([np.full(200, 0.8), sure], [0.01, 0.0], (0.5, 0.5), 1_000,
+                               *args, DELTA, 1.0)  # fmt: skip
+    assert half < both <= 0.01 * RATE * 1_000 + half
 
 
 def test_a_tier_without_a_share_costs_only_what_the_later_tiers_cost() -> None:
@@ -100,3 +122,22 @@ def test_the_common_sample_is_the_pairs_every_tier_judged() -> None:
     got = split.common_scores([cheap, strong], [0.8, 0.8])
     assert [x.tolist() for x in got] == [[0.95, 0.0, 0.0], [0.9, 0.92, 0.93]]
     assert split.judged_count(cheap) == 3
+
+
+def test_the_work_does_not_multiply_with_the_tiers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the first tier tries each of its regions; a middle tier takes its likeliest-
+    largest one. Four tiers scan regions ~400 times (every region of every tier tried
+    against every other's: 40^3 = 64,000 times, 100 s on 2,000 pairs)."""
+    calls = []
+    scan = split.regions
+
+    def counted(*args: object, **kw: object) -> list[tuple[float, float, float]]:
+        calls.append(1)
+        return scan(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(split, "regions", counted)
+    rng = np.random.default_rng(4)
+    tiers = [scores(rng, 300, 0.9, 1.0) for _ in range(4)]
+    split.expected_cost(tiers, [0.001, 0.01, 0.1, 1.0], (0.1, 0.1, 0.1, 0.7), 50_000,
+                        RATE, AUDIT, ALPHA, DELTA, 0.5)  # fmt: skip
+    assert 40 < len(calls) <= split.POINTS * 2**4

@@ -267,21 +267,39 @@ def test_the_split_is_predicted_at_the_first_calibration_and_kept(cascade: Proje
         assert json.loads(store.get_meta(SPLIT_KEY) or "{}")["marker"] == 1  # kept
 
 
-def test_a_project_calibrated_under_the_fixed_split_keeps_it(cascade: Project) -> None:
-    """Its looks spent the fixed split's shares: dropping delta_share later (or a project
-    begun before the split was predicted) must not change them mid-phase."""
+def test_a_cascades_split_is_fixed_at_its_first_calibration(cascade: Project) -> None:
+    """Its looks spend the shares in force then: a later change of judge.delta_share is
+    not applied (and the user is told), a changed number of tiers is a one-line error,
+    and a project calibrated before the split was stored keeps its config's split."""
     from labeler.thresholds import SPLIT_KEY, tier_shares
 
     sampled_cascade(cascade)
     assert cascade.run("round").exit_code == 0
     decide_as_humans(cascade)
     assert cascade.run("calibrate").exit_code == 0
-    cascade.config.write_text(cascade.config.read_text().replace("delta_share = 0.2\n", ""))
     cfg = load_config(cascade.config, environ={})
     with Store(cfg.db_path) as store:
-        assert store.get_meta(SPLIT_KEY) is None
-        assert tier_shares(store, cfg) == pytest.approx((0.2, 0.8))
+        record = json.loads(store.get_meta(SPLIT_KEY) or "{}")
+    assert record == {"shares": pytest.approx([0.2, 0.8]), "predicted": False}
+    text = cascade.config.read_text()
+    cascade.config.write_text(text.replace("delta_share = 0.2\n", "delta_share = 0.5\n"))
+    out = cascade.run("calibrate")
+    assert out.exit_code == 0
+    assert "judge.delta_share is not applied" in " ".join(out.output.split())
+    with Store(cfg.db_path) as store:  # a project calibrated before the split was stored
+        store.db.execute("DELETE FROM meta WHERE key = ?", (SPLIT_KEY,))
+        store.db.commit()
+    cascade.config.write_text(text.replace("delta_share = 0.2\n", ""))
+    cfg = load_config(cascade.config, environ={})
+    with Store(cfg.db_path) as store:
+        assert tier_shares(store, cfg) == pytest.approx((0.2, 0.8))  # not predicted now
         assert json.loads(store.get_meta(SPLIT_KEY) or "{}")["predicted"] is False
+    with cascade.config.open("a") as fh:
+        fh.write('\n[[judge.tiers]]\nmodel = "big"\nname = "third"\n')
+    out = cascade.run("calibrate")
+    assert out.exit_code != 0
+    message = " ".join(out.output.split())
+    assert "fixed for 2 judge tiers" in message and "Traceback" not in out.output
 
 
 def test_the_cheap_tiers_sample_counts_as_fully_labelled(cascade: Project) -> None:
@@ -518,11 +536,11 @@ def test_the_simulation_replays_a_real_cascade_decision_for_decision(
     draws = tuple(np.array([audit_draw(seed, i, t) for i in ids]) for t in (0, 1))
     settings = Settings(alpha=0.15, delta=0.1, per_round=size, audit_rate=0.02)
     if split == "fixed":
-        assert stored is None
+        assert json.loads(stored or "{}") == {"shares": [0.2, 0.8], "predicted": False}
         sim = run_planned_cascade(sims, settings, shares=(0.2, 0.8), draws=draws)
     else:  # the judge prices the loop measured, a human's from the config
         record = json.loads(stored or "{}")
-        prices = (*record["costs"], cfg.costs.human_price_per_pair)
+        prices = (*record["costs"], cfg.costs.human_price_per_pair * cfg.reviewers_needed(False))
         sim = run_planned_cascade(sims, settings, draws=draws, prices=prices)
         assert record["predicted"] and sim.shares == pytest.approx(record["shares"])
     simulated = [x for h in sim.history for x in (h["first"], h["threshold"])]
