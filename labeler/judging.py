@@ -27,16 +27,18 @@ from labeler.panel import Version
 from labeler.routing import (
     ACCEPT,
     ESCALATE,
+    PREDICTION_RATE,
     SUSPECTED_INJECTION,
     Thresholds,
     audit_draw,
     calibration_draw,
+    prediction_draw,
     route,
     sample_only_rate,
 )
 from labeler.store import CallRecord, Store, VerdictRecord
 from labeler.summary import Progress, RoundSummary
-from labeler.thresholds import cold_start
+from labeler.thresholds import cold_start, split_pending
 from labeler.verdicts import OrderReply, combine, pool, read_reply, vote
 from labeler.versions import Examples, prompt_hash
 
@@ -225,6 +227,8 @@ class Judging:
         self.failures: Counter[str] = Counter()
         self.fault: str | None = None
         self.deferred: list[tuple[Pair, str]] = []
+        # an earlier tier also judges the pairs its cascade's split is predicted from
+        self.predicting = not ctx.last and split_pending(store, ctx.cfg)
 
     def _progress(self) -> None:
         if self.on_progress:
@@ -297,8 +301,17 @@ class Judging:
             return False
         if calibration_draw(cfg.routing.seed, pair.id, len(cfg.judges)) < rate:
             return False
+        if self._predicts_from(pair):
+            return False
         self._store_verdict(pair, None, 0.0, False, {"not_sampled": True}, ESCALATE, "not_sampled")
         return True
+
+    def _predicts_from(self, pair: Pair) -> bool:
+        """A pair outside the calibration sample that the tier judges, while its
+        cascade's split of delta is still to be predicted, only for that prediction
+        (``routing.prediction_draw``); it is no evidence for the tier's thresholds."""
+        seed = self.ctx.cfg.routing.seed
+        return self.predicting and prediction_draw(seed, pair.id) < PREDICTION_RATE
 
     def _screened_out(self, pair: Pair) -> bool:
         """A pair no judge should decide goes to humans unjudged (checked once, before
@@ -425,10 +438,14 @@ class Judging:
         judgement = combine(self.ctx.per_order(have))
         if self.ctx.judge_version:
             judgement.signals["judge_version"] = self.ctx.judge_version
-        rate = self._sample_rate()
-        if rate is not None:  # judged as part of its calibration sample: how it was drawn
-            judgement.signals["calibration_sample"] = rate
-            judgement.signals["calibration_draw_tier"] = len(self.ctx.cfg.judges) - 1
+        rate, cfg = self._sample_rate(), self.ctx.cfg
+        if rate is not None:
+            drawn = calibration_draw(cfg.routing.seed, pair.id, len(cfg.judges))
+            if drawn >= rate:  # judged only for its cascade's split (``_predicts_from``)
+                judgement.signals["prediction_only"] = True
+            else:  # judged as part of its calibration sample: how it was drawn
+                judgement.signals["calibration_sample"] = rate
+                judgement.signals["calibration_draw_tier"] = len(cfg.judges) - 1
         draw = audit_draw(self.ctx.cfg.routing.seed, pair.id, self.ctx.tier)
         decision = route(judgement, self.ctx.thresholds, draw, self.ctx.last)
         self._store_verdict(

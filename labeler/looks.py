@@ -1,7 +1,8 @@
 """A look at a calibration phase from the stored verdicts: the population the planned
 procedure tests, its sample and the phase's earlier looks as kept (``Store.look_history``)
-turned into the arrays ``planned.plan_look`` (or ``parity.parity_look``) reads. Pure: rows
-in, a look out; ``thresholds`` stores what it returns."""
+turned into the arrays ``planned.plan_look`` (or ``parity.parity_look``) reads, and what a
+sync says of it (``message``). Pure: rows in, a look out; ``thresholds`` stores what it
+returns."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from labeler import calibration as cal
 from labeler import planned
-from labeler.parity import parity_look
+from labeler.parity import PARITY_ALPHA, parity_look
 from labeler.routing import Thresholds
 
 # a phase's group-sequential looks as kept (``Store.look_history``): the delta allowed up
@@ -122,3 +123,121 @@ def read_history(
     at = np.array([u for u, _, _ in first.values()], int)
     scores = np.array([score for _, score, _ in first.values()], float)
     return [(scores[at <= u], a) for u, a in enumerate(allowed)], sequence
+
+
+def fmt(t: Thresholds) -> str:
+    """The thresholds in force, in the judge's own terms: which verdicts enter the dataset
+    (certified) and which are held back waiting for evidence (provisional). A learned
+    score (the retest procedure) is said to be one: it is not a probability."""
+    learned = t.weights is not None
+
+    def one(x: float) -> str:
+        if x >= cal.NEVER:
+            return "none"
+        return f"learned score >= {x:.3f}" if learned else f"judge confidence >= {x:.1%}"
+
+    held = (
+        "none beyond those"
+        if t.a >= t.certified_a
+        else f"{one(t.a)}, held back until evidence covers them"
+    )
+    return f"certified (into the dataset): {one(t.certified_a)}; provisional: {held}"
+
+
+def thinned(look: planned.Look) -> str:
+    """How many of a look's labels its test read, when it read a thinned sample."""
+    if look.read is None or look.read == look.labels:
+        return ""
+    return f" (its test read the {look.read} of them drawn alike)"
+
+
+def message(
+    prev: Thresholds,
+    new: Thresholds,
+    drift: bool,
+    recent: list[bool],
+    look: planned.Look | None,
+    counts: dict[str, int],
+    alpha: float,
+    delta: float,
+    min_labels: int = 0,
+    parity: bool = False,
+    test: tuple[float, float] | None = None,
+) -> str:
+    """``test``: the (alpha, delta) the looks test at when not the target's (a tier that
+    is not the last, ``planned.earlier_tier_test``)."""
+    waiting = counts["provisional"]
+    alpha, delta = test or (alpha, delta)
+    stricter = " (the stricter test of a tier that is not the last)" if test else ""
+    # under human parity the evidence is the pairs two reviewers decided, and the looks
+    # come at the milestones of parity.PARITY_ALPHA
+    evidence = "pairs two reviewers decided" if parity else "human verdicts"
+    look_alpha = PARITY_ALPHA if parity else alpha
+    min_labels = 0 if parity else min_labels
+    if drift:
+        agree = sum(recent) / len(recent)
+        return (
+            f"DRIFT: certified pairs audited since version {prev.certified_at} agree with "
+            f"humans {agree:.0%} of {len(recent)} times, below target: the certificate ends, "
+            f"{counts['rechecked']} pairs it accepted went back to humans, and a new "
+            f"calibration phase begins (version {new.version})"
+        )
+    if look is not None and look.futile:
+        return (
+            f"the judge cannot be certified: on {look.labels} human verdicts it disagrees "
+            f"with humans more than {alpha:.0%} of the time{stricter} in every region it could be "
+            f"trusted with (confidently); {counts['rechecked']} waiting pairs went to humans, "
+            "and new pairs go to humans too (a new judge or judge version starts afresh)"
+        )
+    if look is None:
+        if new.finished and prev.finished:
+            return f"project finished: {fmt(new)}"
+        if new.a >= cal.NEVER:
+            return (
+                "the judge was found unable to reach the target: its pairs go to humans "
+                "(a new judge or judge version starts afresh)"
+            )
+        return f"certificate kept: {fmt(new)} (version {new.version}); audits watch for drift"
+    if not look.taken:
+        need = max(planned.next_milestone(look.labels, look_alpha, delta), min_labels)
+        return (
+            f"calibration sample: {look.labels} of {need} {evidence} before look "
+            f"{prev.looks + 1}; {waiting} judge-accepted pairs wait for evidence"
+        )
+    if look.choice.threshold >= cal.NEVER and new.certified_a < cal.NEVER:
+        tail = (
+            f"{counts['rechecked']} waiting pairs went to humans (project finished)"
+            if new.finished
+            else f"{waiting} pairs below it keep waiting"
+        )
+        return (
+            f"look {new.looks} did not extend the certificate ({fmt(new)}) with "
+            f"{look.labels} {evidence}{thinned(look)}; {tail}"
+        )
+    if look.choice.threshold >= cal.NEVER:
+        tail = (
+            f"{counts['rechecked']} waiting pairs went to humans (project finished)"
+            if new.finished
+            else f"{waiting} pairs keep waiting; the next look comes at "
+            f"{planned.next_milestone(look.labels, look_alpha, delta)} {evidence}"
+        )
+        return (
+            f"look {new.looks}: no threshold certified by {look.labels} {evidence} "
+            f"(test at {look.level:.3g} of delta {delta:.3g}); {tail}"
+        )
+    est = look.choice.estimate
+    below = (
+        f"{counts['rechecked']} below it went to humans (project finished)"
+        if new.finished
+        else f"{waiting} below it keep waiting for evidence"
+    )
+    basis = (
+        f"human parity: the judge agrees with a reviewer {-(est or 0):+.1%} against two "
+        "reviewers with each other"
+        if parity
+        else f"estimated agreement {1 - (est or 0):.1%}"
+    )
+    return (
+        f"look {new.looks}: {fmt(new)} from {look.choice.labelled} {evidence} "
+        f"({basis}); {counts['certified']} judge-accepted pairs certified, {below}"
+    )

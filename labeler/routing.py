@@ -100,6 +100,18 @@ def audit_draw(seed: int, pair_id: str, tier: int = 0) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+PREDICTION_RATE = 0.4  # the share of a cascade's first pairs its split is predicted from
+
+
+def prediction_draw(seed: int, pair_id: str) -> float:
+    """The draw that puts a pair in the set a cascade's split of delta is predicted from
+    (``split``, below ``PREDICTION_RATE``): a hash of its own, independent of every tier's
+    audit draw, so the split chosen from these pairs' scores is independent of which
+    pairs the tests read labels of, and every tier's test holds at its share."""
+    digest = hashlib.sha256(f"{seed}:{pair_id}:split".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def sample_only_rate(t: Thresholds, last: bool, procedure: str) -> float | None:
     """The rate of a tier's calibration sample when it judges only that sample — a tier
     that is not the last, with no certificate yet, under the planned procedure — else

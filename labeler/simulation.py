@@ -20,6 +20,7 @@ from labeler.config import LAST_TIER_SHARE, split_delta
 from labeler.routing import (
     CERTIFIED,
     ESCALATE,
+    PREDICTION_RATE,
     PROVISIONAL,
     RECHECK,
     REVIEW,
@@ -452,6 +453,7 @@ def run_planned_cascade(
     shares: tuple[float, float] | None = None,
     draws: tuple[np.ndarray, np.ndarray] | None = None,
     prices: tuple[float, float, float] = PRICES,
+    predict_draws: np.ndarray | None = None,
 ) -> Outcome:
     """The planned procedure with a cascade of two judges (``tiers[k][i]``: what judge k
     says of pair i), as the real loop runs it: until the cheap tier is certified it judges
@@ -464,8 +466,11 @@ def run_planned_cascade(
     ``planned.given_sample``), tested with its own test (``planned.earlier_tier_test``),
     group-sequential while its labels are uniform; each tier spends its share of delta:
     ``shares``, or (None) the split ``split.predict_shares`` predicts from the first
-    round's calibration sample at ``prices`` (cheap judge, strong judge, human, per pair),
-    as the real loop fixes it at its first calibration (``thresholds.tier_shares``); a
+    round's prediction set at ``prices`` (cheap judge, strong judge, human, per pair), as
+    the real loop fixes it at its first calibration (``thresholds.tier_shares``): the
+    pairs whose ``predict_draws`` (``routing.prediction_draw``; default: drawn from
+    ``seed``) is below ``routing.PREDICTION_RATE``, which the cheap tier judges in the
+    first round whether in its sample or not (outside it, for the prediction only). A
     tier with no share judges nothing after that round. The cheap tier has no drift watch
     here (the real loop's watches each tier's certified pairs). ``draws``: each tier's
     audit draw per pair (default: drawn from ``seed``), e.g. the real loop's."""
@@ -473,6 +478,8 @@ def run_planned_cascade(
     n = len(strong_pairs)
     strong = _Planned(strong_pairs, s, seed, None if draws is None else draws[1])
     draw0 = np.random.default_rng(seed + 1).random(n) if draws is None else draws[0]
+    pdraw = np.random.default_rng(seed + 2).random(n) if predict_draws is None else predict_draws
+    predicting = shares is None and s.guarantee == "high_probability"
     score0 = cal.scores_of([p.signals for p in cheap], None)
     disagree0 = np.array([p.human != p.signals.label for p in cheap])
     pi0, seen0 = np.full(n, np.nan), np.full(n, np.nan)
@@ -528,11 +535,15 @@ def run_planned_cascade(
     for start in range(0, n, s.per_round):
         for i in range(start, min(start + s.per_round, n)):
             in_sample = cert0 >= cal.NEVER
+            predicted = predicting and start == 0 and pdraw[i] < PREDICTION_RATE
             if futile0 or (in_sample and strong.draws[i] >= rate):
+                if predicted and not futile0:  # judged for the split's prediction only
+                    judged0 += 1
+                    common.append(i)
                 strong.route(i)
                 continue
             judged0 += 1
-            if start == 0:
+            if predicted:
                 common.append(i)
             fits = score0[i] > 0 and score0[i] >= s.cold_threshold
             if fits and score0[i] >= cert0:

@@ -18,7 +18,7 @@ prediction costs savings, never the guarantee. Pure: scores and prices in, share
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -193,16 +193,19 @@ def judged_count(data: Sequence[tuple[Any, cal.Judged]]) -> int:
 
 
 def common_scores(
-    tiers: Sequence[Sequence[tuple[Any, cal.Judged]]], floors: Sequence[float]
+    tiers: Sequence[Sequence[tuple[Any, cal.Judged]]],
+    floors: Sequence[float],
+    chosen: Callable[[str], bool] = lambda pair_id: True,
 ) -> list[np.ndarray]:
-    """Each tier's score on the pairs every tier judged (``thresholds.judged`` per tier),
-    0 where it could not accept the pair (not an eligible verdict, or below its floor
-    ``floors[k]``): what ``predict_shares`` reads."""
+    """Each tier's score on the ``chosen`` pairs every tier judged (``thresholds.judged``
+    per tier; the prediction set, ``routing.prediction_draw``), 0 where it could not
+    accept the pair (not an eligible verdict, or below its floor ``floors[k]``): what
+    ``predict_shares`` reads."""
     by_tier = []
     for data, floor in zip(tiers, floors, strict=True):
         found = {}
         for row, d in data:
-            if _judged(row):
+            if _judged(row) and chosen(row["pair_id"]):
                 x = cal.score(d.signals, None)
                 found[row["pair_id"]] = x if x >= floor else 0.0
         by_tier.append(found)

@@ -22,8 +22,16 @@ from labeler import looks, planned, split, versions
 from labeler.agreement import parity_evidence
 from labeler.config import Config
 from labeler.errors import StateError
-from labeler.parity import PARITY_ALPHA, parity_drifted
-from labeler.routing import CERTIFIED, PROVISIONAL, Thresholds, audit_draw, status_of
+from labeler.parity import parity_drifted
+from labeler.routing import (
+    CERTIFIED,
+    PREDICTION_RATE,
+    PROVISIONAL,
+    Thresholds,
+    audit_draw,
+    prediction_draw,
+    status_of,
+)
 from labeler.store import Store
 
 
@@ -134,7 +142,9 @@ def row_signals(row: Any, signals: dict[str, Any] | None = None) -> cal.Signals:
     )
 
 
-def judged(store: Store, cfg: Config, tier: int = 0) -> list[tuple[Any, cal.Judged]]:
+def judged(
+    store: Store, cfg: Config, tier: int = 0, prediction: bool = False
+) -> list[tuple[Any, cal.Judged]]:
     """Every pair tier ``tier`` routed, in routing order, as calibration weighs it: its
     inclusion probability and sampling as stored when it was finally routed (verdicts
     stored before they were kept: re-derived from the round's audit rate), its human
@@ -143,7 +153,9 @@ def judged(store: Store, cfg: Config, tier: int = 0) -> list[tuple[Any, cal.Judg
     reaching a human; one the tier judged as part of its calibration sample, drawn with
     the last tier's draw (``routing.calibration_draw``; the tier whose draw it was is
     stored with it) and finally routed by that tier, its chance given that it was in the
-    sample (``planned.given_sample``)."""
+    sample (``planned.given_sample``). A pair an earlier tier judged only for its
+    cascade's split (``routing.prediction_draw``) is no evidence: left out unless
+    ``prediction``."""
     out = []
     share = cfg.calibration.fit_share
     rounds: dict[int, dict[str, Any]] = {}  # each round's settings, parsed once
@@ -168,6 +180,8 @@ def judged(store: Store, cfg: Config, tier: int = 0) -> list[tuple[Any, cal.Judg
         draw_tier = int(row["draw_tier"] or 0)
         draw = None if seed is None else audit_draw(int(seed), row["pair_id"], draw_tier)
         signals = json.loads(row["signals"])
+        if signals.get("prediction_only") and not prediction:
+            continue
         rate, gate = signals.get("calibration_sample"), signals.get("calibration_draw_tier")
         if rate and draw is not None and draw_tier == gate != tier:
             pi, draw = planned.given_sample(pi, draw, float(rate))
@@ -277,18 +291,17 @@ def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
                 "(project.state_dir)"
             )
         return shares
-    predictable = not (
-        any(j.delta_share for j in judges)
-        or c.procedure != "planned"
-        or c.guarantee != "high_probability"
-        or c.quality == "human_parity"
-    )
-    if not predictable or any(store.latest_thresholds(k) is not None for k in range(len(judges))):
+    calibrated = any(store.latest_thresholds(k) is not None for k in range(len(judges)))
+    if not _predictable(cfg) or calibrated:
         return _fix_split(store, {"shares": list(cfg.delta_shares), "predicted": False})
-    tiers = [judged(store, cfg, k) for k in range(len(judges))]
+    tiers = [judged(store, cfg, k, prediction=True) for k in range(len(judges))]
     if not tiers[-1]:
         return cfg.delta_shares  # nothing judged yet: no look can spend delta either
-    scores = split.common_scores(tiers, [current(store, cfg, k).a for k in range(len(judges))])
+    floors = [current(store, cfg, k).a for k in range(len(judges))]
+    seed = cfg.routing.seed
+    scores = split.common_scores(
+        tiers, floors, lambda pair_id: prediction_draw(seed, pair_id) < PREDICTION_RATE
+    )
     spent = store.tier_call_totals()
     costs = [
         spent.get(k, {}).get("cost", 0.0) / max(split.judged_count(t), 1)
@@ -304,6 +317,23 @@ def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
     expected = {str(f): v for f, v in pred.costs.items()}
     record = {"shares": list(pred.shares), "predicted": True, "costs": costs}
     return _fix_split(store, record | {"sample": pred.sample, "expected": expected})
+
+
+def _predictable(cfg: Config) -> bool:
+    """Is this cascade's split of delta predicted (``tier_shares``)?"""
+    c = cfg.calibration
+    return not (
+        any(j.delta_share for j in cfg.judges)
+        or c.procedure != "planned"
+        or c.guarantee != "high_probability"
+        or c.quality == "human_parity"
+    )
+
+
+def split_pending(store: Store, cfg: Config) -> bool:
+    """Is this cascade's split of delta still to be predicted? Until it is, its earlier
+    tiers also judge the pairs it is predicted from (``routing.prediction_draw``)."""
+    return len(cfg.judges) > 1 and _predictable(cfg) and store.get_meta(SPLIT_KEY) is None
 
 
 def _fix_split(store: Store, record: dict[str, Any]) -> tuple[float, ...]:
@@ -535,7 +565,7 @@ def _recalibrate_planned(
     counts["rechecked"] += pulled
     result.rechecked, result.certified = counts["rechecked"], counts["certified"]
     result.provisional = counts["provisional"]
-    result.message = _planned_message(
+    result.message = looks.message(
         prev, new, drift, recent, look, counts, alpha, delta, c.min_labels,
         parity is not None, None if guarantee == c.guarantee else (test_alpha, test_delta),
     )  # fmt: skip
@@ -573,124 +603,6 @@ def _as_calibrated(
     )
 
 
-def _thinned(look: planned.Look) -> str:
-    """How many of a look's labels its test read, when it read a thinned sample."""
-    if look.read is None or look.read == look.labels:
-        return ""
-    return f" (its test read the {look.read} of them drawn alike)"
-
-
-def _planned_message(
-    prev: Thresholds,
-    new: Thresholds,
-    drift: bool,
-    recent: list[bool],
-    look: planned.Look | None,
-    counts: dict[str, int],
-    alpha: float,
-    delta: float,
-    min_labels: int = 0,
-    parity: bool = False,
-    test: tuple[float, float] | None = None,
-) -> str:
-    """``test``: the (alpha, delta) the looks test at when not the target's (a tier that
-    is not the last, ``planned.earlier_tier_test``)."""
-    waiting = counts["provisional"]
-    alpha, delta = test or (alpha, delta)
-    stricter = " (the stricter test of a tier that is not the last)" if test else ""
-    # under human parity the evidence is the pairs two reviewers decided, and the looks
-    # come at the milestones of parity.PARITY_ALPHA
-    evidence = "pairs two reviewers decided" if parity else "human verdicts"
-    look_alpha = PARITY_ALPHA if parity else alpha
-    min_labels = 0 if parity else min_labels
-    if drift:
-        agree = sum(recent) / len(recent)
-        return (
-            f"DRIFT: certified pairs audited since version {prev.certified_at} agree with "
-            f"humans {agree:.0%} of {len(recent)} times, below target: the certificate ends, "
-            f"{counts['rechecked']} pairs it accepted went back to humans, and a new "
-            f"calibration phase begins (version {new.version})"
-        )
-    if look is not None and look.futile:
-        return (
-            f"the judge cannot be certified: on {look.labels} human verdicts it disagrees "
-            f"with humans more than {alpha:.0%} of the time{stricter} in every region it could be "
-            f"trusted with (confidently); {counts['rechecked']} waiting pairs went to humans, "
-            "and new pairs go to humans too (a new judge or judge version starts afresh)"
-        )
-    if look is None:
-        if new.finished and prev.finished:
-            return f"project finished: {_fmt(new)}"
-        if new.a >= cal.NEVER:
-            return (
-                "the judge was found unable to reach the target: its pairs go to humans "
-                "(a new judge or judge version starts afresh)"
-            )
-        return f"certificate kept: {_fmt(new)} (version {new.version}); audits watch for drift"
-    if not look.taken:
-        need = max(planned.next_milestone(look.labels, look_alpha, delta), min_labels)
-        return (
-            f"calibration sample: {look.labels} of {need} {evidence} before look "
-            f"{prev.looks + 1}; {waiting} judge-accepted pairs wait for evidence"
-        )
-    if look.choice.threshold >= cal.NEVER and new.certified_a < cal.NEVER:
-        tail = (
-            f"{counts['rechecked']} waiting pairs went to humans (project finished)"
-            if new.finished
-            else f"{waiting} pairs below it keep waiting"
-        )
-        return (
-            f"look {new.looks} did not extend the certificate ({_fmt(new)}) with "
-            f"{look.labels} {evidence}{_thinned(look)}; {tail}"
-        )
-    if look.choice.threshold >= cal.NEVER:
-        tail = (
-            f"{counts['rechecked']} waiting pairs went to humans (project finished)"
-            if new.finished
-            else f"{waiting} pairs keep waiting; the next look comes at "
-            f"{planned.next_milestone(look.labels, look_alpha, delta)} {evidence}"
-        )
-        return (
-            f"look {new.looks}: no threshold certified by {look.labels} {evidence} "
-            f"(test at {look.level:.3g} of delta {delta:.3g}); {tail}"
-        )
-    est = look.choice.estimate
-    below = (
-        f"{counts['rechecked']} below it went to humans (project finished)"
-        if new.finished
-        else f"{waiting} below it keep waiting for evidence"
-    )
-    basis = (
-        f"human parity: the judge agrees with a reviewer {-(est or 0):+.1%} against two "
-        "reviewers with each other"
-        if parity
-        else f"estimated agreement {1 - (est or 0):.1%}"
-    )
-    return (
-        f"look {new.looks}: {_fmt(new)} from {look.choice.labelled} {evidence} "
-        f"({basis}); {counts['certified']} judge-accepted pairs certified, {below}"
-    )
-
-
-def _fmt(t: Thresholds) -> str:
-    """The thresholds in force, in the judge's own terms: which verdicts enter the dataset
-    (certified) and which are held back waiting for evidence (provisional). A learned
-    score (the retest procedure) is said to be one: it is not a probability."""
-    learned = t.weights is not None
-
-    def one(x: float) -> str:
-        if x >= cal.NEVER:
-            return "none"
-        return f"learned score >= {x:.3f}" if learned else f"judge confidence >= {x:.1%}"
-
-    held = (
-        "none beyond those"
-        if t.a >= t.certified_a
-        else f"{one(t.a)}, held back until evidence covers them"
-    )
-    return f"certified (into the dataset): {one(t.certified_a)}; provisional: {held}"
-
-
 def _message(
     prev: Thresholds,
     new: Thresholds,
@@ -706,19 +618,19 @@ def _message(
         return (
             f"DRIFT: certified pairs audited since version {prev.version} agree with "
             f"humans {agree:.0%} of {len(recent)} times, below target; thresholds "
-            f"now {_fmt(new)} (version {new.version})"
+            f"now {looks.fmt(new)} (version {new.version})"
         )
     if chosen is None:
         return (
-            f"held at {_fmt(prev)}: {sample} of {min_labels} human verdicts needed "
+            f"held at {looks.fmt(prev)}: {sample} of {min_labels} human verdicts needed "
             "before thresholds may move (cold start: judge-accepted pairs stay provisional)"
         )
     if not changed:
-        return f"unchanged at {_fmt(prev)} (version {prev.version})"
+        return f"unchanged at {looks.fmt(prev)} (version {prev.version})"
     if new.certified_a >= cal.NEVER:
         return (
             f"no threshold is certified yet by {chosen.labelled} human verdicts "
-            f"(version {new.version}, {_fmt(new)}): judge-accepted pairs stay provisional, "
+            f"(version {new.version}, {looks.fmt(new)}): judge-accepted pairs stay provisional, "
             "out of the certified dataset, until the evidence covers them"
         )
     estimate = "n/a" if chosen.agreement is None else f"{chosen.agreement:.1%}"
@@ -726,7 +638,7 @@ def _message(
     if chosen.guarantee != new.guarantee:  # planned.earlier_tier_test
         test = f"{chosen.guarantee} test, the stricter test of a tier that is not the last"
     return (
-        f"{_fmt(prev)} -> {_fmt(new)} (version {new.version}, {test}) "
+        f"{looks.fmt(prev)} -> {looks.fmt(new)} (version {new.version}, {test}) "
         f"from {chosen.labelled} human verdicts: forecast certified "
         f"coverage {chosen.coverage:.0%} of judged pairs, estimated agreement {estimate}"
     )

@@ -603,19 +603,21 @@ def test_a_high_probability_cascade_covers_as_much_as_its_strong_judge_for_less(
 @pytest.mark.slow
 @pytest.mark.parametrize("noise", [0.0, 0.06])
 def test_the_predicted_split_keeps_the_guarantee_where_its_choice_varies(noise: float) -> None:
-    """The split of delta is predicted from the scores of the first round's calibration
-    sample (``split.predict_shares``), the pairs whose labels the tests read: no label
-    enters it, but it is not independent of the tested sample, so the union bound that
-    holds for any split chosen independently (delta) is, in the worst case, delta times
-    the largest share each tier could get (1.2 delta). Measured where the choice varies
-    from world to world (3,000 pairs in rounds of 300, where the cheap judge is worth a
-    share about two times in three), 100 worlds: 0 below the target (the lowest agreement
-    0.893); the cheap tier got a share in 69 and was certified in 18 (the fixed split: 24);
-    coverage 0.798 (fixed split 0.794), 605 human labels (617), the cheap tier judging
-    1,106 pairs (1,498). With reviewers who give the wrong label 6% of the time (both
-    judges then sure of more than they get right, as real judges are): 0 of 100 below
-    the target, coverage 0.739 (fixed split 0.739). The procedure's own margin (the
-    looks' share of delta, the exact test) keeps these worlds far from the bound."""
+    """The split of delta is predicted from the scores of the first round's prediction
+    set (``split.predict_shares``; pairs chosen by a hash draw of their own,
+    ``routing.prediction_draw``, independent of the audit draws that decide which labels
+    the tests read): given the split, every tier's test holds at its share, so the union
+    holds at delta as for a fixed split. (Predicting from the calibration sample itself,
+    whose labels the tests read, would bound it only at 1.2 delta: each tier at the
+    largest share it could get.) Measured where the choice varies from world to world
+    (3,000 pairs in rounds of 300), 100 worlds: 0 below the target (the lowest agreement
+    0.893); the cheap tier got a share in 63 and was certified in 15 (the fixed split:
+    24); coverage 0.801 (fixed split 0.794), 598 human labels (617), the cheap tier
+    judging 1,052 pairs (1,498). With reviewers who give the wrong label 6% of the time
+    (both judges then sure of more than they get right, as real judges are): 0 of 100
+    below the target, coverage 0.741 (fixed split 0.739). The procedure's own margin
+    (the looks' share of delta, the exact test) keeps these worlds far from the bound:
+    this guards the mechanics (the choice varies, nothing is lost), not the bound."""
     settings = Settings(alpha=ALPHA, delta=DELTA, per_round=300)
     runs = []
     for seed in range(100):
@@ -717,13 +719,13 @@ def test_a_planned_cascade_keeps_the_guarantee_and_pays_the_cheap_tier_for_its_s
     with humans at the target in >= 1 - delta of worlds; nothing is lost. At 500 pairs
     the cheap judge cannot be certified on a region of its own, and the split predicted
     from the first round's scores (``split.predict_shares``) sees it: it gives the cheap
-    tier no share of delta (in 98 of 100 worlds; the other two had fewer than
-    ``split.MIN_SAMPLE`` pairs in the first round's sample and keep the fixed split), so
-    the cascade covers what the strong judge alone covers and the cheap tier judges
-    little more than its first round's sample. Measured (100 worlds): 0 broken; coverage
-    0.641 (the strong judge alone 0.642; the fixed split, the strong tier spending 0.8 of
-    delta, 0.612), 179 human labels (fixed split 194); the cheap tier judges 43 of 500
-    pairs (fixed split: its 40% sample, 200)."""
+    tier no share of delta (in 97 of 100 worlds; the other three had fewer than
+    ``split.MIN_SAMPLE`` pairs in the first round's prediction set and keep the fixed
+    split), so the cascade covers what the strong judge alone covers and the cheap tier
+    judges little more than its first round's sample and prediction set. Measured (100
+    worlds): 0 broken; coverage 0.642 (the strong judge alone 0.642; the fixed split, the
+    strong tier spending 0.8 of delta, 0.612), 179 human labels (fixed split 194); the
+    cheap tier judges 68 of 500 pairs (fixed split: its 40% sample, 200)."""
     settings = Settings(alpha=ALPHA, delta=DELTA, per_round=100)
     runs, alone, fixed = [], [], []
     for seed in range(CASCADE_WORLDS):
@@ -744,7 +746,7 @@ def test_a_planned_cascade_keeps_the_guarantee_and_pays_the_cheap_tier_for_its_s
     assert np.mean([o.tier_judged[0] for o in fixed]) <= 0.45 * PAIRS
     assert np.mean([o.coverage for o in fixed]) >= 0.93 * np.mean([o.coverage for o in alone])
     assert sum(o.shares == (0.0, 1.0) for o in runs) >= 0.95 * len(runs)
-    assert np.mean([o.tier_judged[0] for o in runs]) <= 0.1 * PAIRS
+    assert np.mean([o.tier_judged[0] for o in runs]) <= 0.15 * PAIRS
     coverage = {k: np.mean([o.coverage for o in v]) for k, v in (("c", runs), ("s", alone))}
     assert coverage["c"] >= 0.995 * coverage["s"]
     assert coverage["c"] > np.mean([o.coverage for o in fixed]) + 0.01

@@ -239,14 +239,28 @@ def test_the_split_is_predicted_at_the_first_calibration_and_kept(cascade: Proje
     scores of the pairs both tiers judged (no label read), and keeps it. At these prices
     (a human label costs ~1,000 strong calls) and 240 pairs the cheap tier cannot pay for
     a share: the strong tier takes all of delta, and the cheap tier judges nothing more
-    (its round-1 sample was its last); a calibration later does not predict again."""
-    from labeler.thresholds import SPLIT_KEY
+    (its round-1 sample was its last); a calibration later does not predict again. In
+    the first round the cheap tier also judged the prediction set (an independent hash
+    draw), outside its sample only for the prediction: those pairs are no evidence."""
+    from labeler.routing import PREDICTION_RATE, calibration_draw, prediction_draw
+    from labeler.thresholds import SPLIT_KEY, judged
 
+    SKIP = "not_sampled"  # passed on unjudged
     server = predicted_cascade(cascade)
     assert cascade.run("round").exit_code == 0
     assert decide_as_humans(cascade) > 0
     cfg = load_config(cascade.config, environ={})
     assert cfg.delta_shares == pytest.approx((0.2, 0.8))  # the fallback, not used here
+    with Store(cfg.db_path) as store:
+        ids = [r["id"] for r in store.db.execute("SELECT id FROM pairs")]
+        evidence = {row["pair_id"] for row, _ in judged(store, cfg, 0) if row["reason"] != SKIP}
+        seen = {row["pair_id"] for row, _ in judged(store, cfg, 0, True) if row["reason"] != SKIP}
+    seed = cfg.routing.seed
+    sample = {i for i in ids if calibration_draw(seed, i, 2) < 0.4}
+    predict = {i for i in ids if prediction_draw(seed, i) < PREDICTION_RATE}
+    # the cheap tier judged its sample and the prediction set; only its sample is evidence
+    assert seen == sample | predict and evidence == sample and predict - sample
+    assert models(server)["small"] == 2 * len(sample | predict)
     out = cascade.run("calibrate")
     assert "no share of the confidence budget" in " ".join(out.output.split())
     with Store(cfg.db_path) as store:
@@ -481,10 +495,12 @@ def test_the_simulation_replays_a_real_cascade_decision_for_decision(
     simulation, and at the end the same number of pairs were judged and certified by each
     tier and sent to humans. ``fixed``: the cheap tier's delta_share is 0.2 (here it is
     certified after some rounds). ``predicted``: the split is predicted at the first
-    calibration (``split.predict_shares``, the same in both); at these prices the cheap
-    tier gets none and judges nothing after the first round."""
+    calibration (``split.predict_shares``, the same in both) from the first round's
+    prediction set (``routing.prediction_draw``, which the cheap tier judged in or out of
+    its sample); at these prices the cheap tier gets none and judges nothing after the
+    first round."""
     from labeler.calibration import Signals
-    from labeler.routing import audit_draw
+    from labeler.routing import audit_draw, prediction_draw
     from labeler.simulation import Settings, SimPair, run_planned_cascade
     from labeler.thresholds import SPLIT_KEY, judged, recalibrate
 
@@ -517,8 +533,8 @@ def test_the_simulation_replays_a_real_cascade_decision_for_decision(
         certified = store.label_status_counts()["certified"]
         decided = store.db.execute("SELECT COUNT(*) FROM human_decisions").fetchone()[0]
         humans = decided + store.state_counts().get("needs_review", 0)
-        tiers = [
-            {row["pair_id"]: d for row, d in judged(store, cfg, t) if d.signals.label}
+        tiers = [  # with the pairs the cheap tier judged only for the split's prediction
+            {row["pair_id"]: d for row, d in judged(store, cfg, t, True) if d.signals.label}
             for t in (0, 1)
         ]
         shown = {
@@ -541,7 +557,8 @@ def test_the_simulation_replays_a_real_cascade_decision_for_decision(
     else:  # the judge prices the loop measured, a human's from the config
         record = json.loads(stored or "{}")
         prices = (*record["costs"], cfg.costs.human_price_per_pair * cfg.reviewers_needed(False))
-        sim = run_planned_cascade(sims, settings, draws=draws, prices=prices)
+        predict = np.array([prediction_draw(seed, i) for i in ids])
+        sim = run_planned_cascade(sims, settings, draws=draws, prices=prices, predict_draws=predict)
         assert record["predicted"] and sim.shares == pytest.approx(record["shares"])
     simulated = [x for h in sim.history for x in (h["first"], h["threshold"])]
     assert simulated == pytest.approx([x for pair in real for x in pair])
@@ -550,6 +567,6 @@ def test_the_simulation_replays_a_real_cascade_decision_for_decision(
         assert real[-1][0] < real[0][0]  # and the cheap one
     else:
         assert sim.shares == (0.0, 1.0) and real[-1][0] > 1
-        assert len(tiers[0]) < 0.4 * size * 1.5  # its first round's calibration sample
+        assert len(tiers[0]) < 0.64 * size * 1.5  # its first round's sample and prediction set
     assert sim.tier_judged == [len(tiers[0]), len(tiers[1])]
     assert sim.certified == certified and sim.human_labels == humans
