@@ -11,9 +11,15 @@ from labeler import costs, versions
 from labeler.config import Config
 from labeler.pairs import Pair, read_source
 from labeler.rounds import Context, RoundSummary, SourceTally, make_context
-from labeler.routing import Thresholds, calibration_draw, sample_only_rate
+from labeler.routing import (
+    PREDICTION_RATE,
+    Thresholds,
+    calibration_draw,
+    prediction_draw,
+    sample_only_rate,
+)
 from labeler.store import Store
-from labeler.thresholds import cold_start
+from labeler.thresholds import cold_start, split_pending
 from labeler.thresholds import current as current_thresholds
 
 
@@ -28,6 +34,7 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
     tiers = [make_context(cfg, tier=k) for k in range(len(cfg.judges))]
     tier_thresholds = [cold_start(cfg)] * len(cfg.judges)
     try:
+        pending = split_pending(store, cfg)
         open_round = store.open_round() if store else None
         if store:
             ctx = dataclasses.replace(ctx, thresholds=current_thresholds(store, cfg))
@@ -60,7 +67,7 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
         )
         # a later tier judges only what the earlier ones pass on: the share observed so far
         # (all of it before any history: the worst case)
-        share = reach[k] * _sampled_share(cfg, tier_thresholds[k], k, todo)
+        share = reach[k] * _sampled_share(cfg, tier_thresholds[k], k, todo, pending)
         cost *= judge.batch_price_share if batch else 1.0
         summary.prompt_tokens += round(tokens_in * share)
         summary.completion_tokens += round(tokens_out * share)
@@ -116,15 +123,24 @@ def _plan_fact_check(cfg: Config, summary: RoundSummary, todo: list[Pair]) -> No
     summary.fact_checked = len(chars)
 
 
-def _sampled_share(cfg: Config, t: Thresholds, tier: int, todo: list[Pair]) -> float:
+def _sampled_share(
+    cfg: Config, t: Thresholds, tier: int, todo: list[Pair], pending: bool = False
+) -> float:
     """The share of the pairs a tier judges itself: a tier that is not the last and has
-    no certificate yet (planned procedure) judges only its calibration sample."""
+    no certificate yet (planned procedure) judges only its calibration sample, and while
+    its cascade's split of delta is ``pending`` (``thresholds.split_pending``) the
+    prediction set too (``routing.prediction_draw``)."""
     tiers = len(cfg.judges)
     rate = sample_only_rate(t, tier == tiers - 1, cfg.calibration.procedure)
     if rate is None or not todo:
         return 1.0
     seed = cfg.routing.seed
-    return sum(calibration_draw(seed, p.id, tiers) < rate for p in todo) / len(todo)
+
+    def judged(p: Pair) -> bool:
+        predicts = pending and prediction_draw(seed, p.id) < PREDICTION_RATE
+        return calibration_draw(seed, p.id, tiers) < rate or predicts
+
+    return sum(judged(p) for p in todo) / len(todo)
 
 
 def _tier_context(store: Store, cfg: Config, tier: int) -> Context:

@@ -489,7 +489,7 @@ def run_planned_cascade(
     sequence0: tuple[float, ...] | None = None
     accepted0: list[int] = []
     audits0 = 0
-    common: list[int] = []  # the pairs both tiers judged before the split was fixed
+    common: list[int] = []  # the first round's prediction set (both tiers judged it)
     alpha0, delta0, guarantee0 = s.alpha, 0.0, s.guarantee
 
     def fix_shares() -> None:

@@ -4,19 +4,23 @@ its tiers, predicted from the judges' own confidence without reading a human lab
 
 A tier's share of delta buys it a chance to certify a region; a share given to a tier
 that cannot use it only weakens the others' tests. The prediction takes each tier's score
-on the pairs every tier judged so far (the earlier tiers' calibration sample: drawn with
-the last tier's draw, a uniform sample of the project), treats each score as the chance
-the judge agrees with humans (calibrated confidence: an assumption, not a measurement),
-and, for each candidate split, the expected cost of the project: judge calls plus human
-labels for what is not certified, a tier's region certified with the chance its exact
-test passes on the calibration sample the region would get. It keeps the split with the
-lowest expected cost. The split reads no label, so each tier's test holds at its share
-whatever the prediction chose (Bonferroni over the tiers, as for a fixed split); a wrong
-prediction costs savings, never the guarantee. Pure: scores and prices in, shares out.
+on the prediction set (``routing.prediction_draw``: pairs every tier judges until the
+split is fixed, chosen by a hash draw of their own, a uniform sample of the project),
+treats each score as the chance the judge agrees with humans (calibrated confidence: an
+assumption, not a measurement), and, for each candidate split, the expected cost of the
+project: judge calls plus human labels for what is not certified, a tier's region
+certified with the chance its exact test passes on the calibration sample the region
+would get. It keeps the split with the lowest expected cost. The split reads no label,
+and the prediction set (with the judge prices, measured on it) is independent of the
+audit draws that decide which labels the tests read: given the split, each tier's test
+holds at its share, and the union at delta (Bonferroni over the tiers, as for a fixed
+split); a wrong prediction costs savings, never the guarantee. Pure: scores and prices
+in, shares out.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,7 +47,7 @@ class Prediction:
     shares: tuple[float, ...]  # each tier's share of delta
     cost: float  # the expected cost of the project under the chosen split
     costs: dict[float, float]  # expected cost per candidate last-tier share
-    sample: int  # pairs of the common sample the prediction read
+    sample: int  # pairs of the prediction set the prediction read
 
 
 @lru_cache(maxsize=8192)
@@ -187,20 +191,15 @@ def _judged(row: Any) -> bool:
     return bool(row["reason"] != "not_sampled")
 
 
-def judged_count(data: Sequence[tuple[Any, cal.Judged]]) -> int:
-    """Pairs a tier judged, of those it routed (``thresholds.judged``)."""
-    return sum(1 for row, _ in data if _judged(row))
-
-
 def common_scores(
     tiers: Sequence[Sequence[tuple[Any, cal.Judged]]],
     floors: Sequence[float],
     chosen: Callable[[str], bool] = lambda pair_id: True,
-) -> list[np.ndarray]:
-    """Each tier's score on the ``chosen`` pairs every tier judged (``thresholds.judged``
-    per tier; the prediction set, ``routing.prediction_draw``), 0 where it could not
-    accept the pair (not an eligible verdict, or below its floor ``floors[k]``): what
-    ``predict_shares`` reads."""
+) -> tuple[list[str], list[np.ndarray]]:
+    """The ``chosen`` pairs every tier judged (``thresholds.judged`` per tier; the
+    prediction set, ``routing.prediction_draw``) and each tier's score on them, 0 where
+    it could not accept the pair (not an eligible verdict, or below its floor
+    ``floors[k]``): what ``predict_shares`` reads."""
     by_tier = []
     for data, floor in zip(tiers, floors, strict=True):
         found = {}
@@ -210,4 +209,9 @@ def common_scores(
                 found[row["pair_id"]] = x if x >= floor else 0.0
         by_tier.append(found)
     ids = [i for i in by_tier[0] if all(i in found for found in by_tier[1:])]
-    return [np.array([found[i] for i in ids], float) for found in by_tier]
+    return ids, [np.array([found[i] for i in ids], float) for found in by_tier]
+
+
+def digest(ids: Sequence[str]) -> str:
+    """A short fingerprint of a set of pair ids (which pairs a prediction read)."""
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]

@@ -273,8 +273,9 @@ def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
     """Each tier's share of delta, fixed for a cascade at its first calibration with
     judged pairs (before any look spends delta; ``store`` meta ``delta_split``) and kept
     for the project. Under the planned procedure in high_probability mode with no
-    ``judge.delta_share`` set it is predicted from the scores of the pairs every tier
-    judged so far (``split.predict_shares``: no human label read); otherwise it is
+    ``judge.delta_share`` set it is predicted from every tier's scores on the prediction
+    set judged so far and the judge prices measured on it (``split.predict_shares``,
+    ``routing.prediction_draw``: no human label, no audit draw read); otherwise it is
     ``Config.delta_shares``. A project calibrated before it was stored keeps what its
     config says now."""
     c, judges = cfg.calibration, cfg.judges
@@ -299,14 +300,18 @@ def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
         return cfg.delta_shares  # nothing judged yet: no look can spend delta either
     floors = [current(store, cfg, k).a for k in range(len(judges))]
     seed = cfg.routing.seed
-    scores = split.common_scores(
-        tiers, floors, lambda pair_id: prediction_draw(seed, pair_id) < PREDICTION_RATE
-    )
-    spent = store.tier_call_totals()
-    costs = [
-        spent.get(k, {}).get("cost", 0.0) / max(split.judged_count(t), 1)
-        for k, t in enumerate(tiers)
-    ]
+
+    def chosen(pair_id: str) -> bool:
+        return prediction_draw(seed, pair_id) < PREDICTION_RATE
+
+    ids, scores = split.common_scores(tiers, floors, chosen)
+    # what a pair costs each tier, from its calls on the prediction set alone (the pairs
+    # of its calibration sample were drawn with the audit draw: no part of the split may be)
+    spent: dict[int, list[float]] = {k: [] for k in range(len(judges))}
+    for (tier, pair_id), cost in store.tier_pair_costs().items():
+        if tier in spent and chosen(pair_id):
+            spent[tier].append(cost)
+    costs = [float(np.mean(spent[k])) if spent[k] else 0.0 for k in range(len(judges))]
     pred = split.predict_shares(
         scores, costs, store.pair_count(), cold_start(cfg).provisional_audit_rate,
         cfg.routing.audit_rate, 1 - c.target_agreement, 1 - c.confidence,
@@ -316,7 +321,8 @@ def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
         return _fix_split(store, {"shares": list(cfg.delta_shares), "predicted": False})
     expected = {str(f): v for f, v in pred.costs.items()}
     record = {"shares": list(pred.shares), "predicted": True, "costs": costs}
-    return _fix_split(store, record | {"sample": pred.sample, "expected": expected})
+    read = {"sample": pred.sample, "pairs": split.digest(ids), "expected": expected}
+    return _fix_split(store, record | read)
 
 
 def _predictable(cfg: Config) -> bool:
@@ -330,10 +336,12 @@ def _predictable(cfg: Config) -> bool:
     )
 
 
-def split_pending(store: Store, cfg: Config) -> bool:
-    """Is this cascade's split of delta still to be predicted? Until it is, its earlier
-    tiers also judge the pairs it is predicted from (``routing.prediction_draw``)."""
-    return len(cfg.judges) > 1 and _predictable(cfg) and store.get_meta(SPLIT_KEY) is None
+def split_pending(store: Store | None, cfg: Config) -> bool:
+    """Is this cascade's split of delta still to be predicted (``store`` None: no project
+    yet)? Until it is, its earlier tiers also judge the pairs it is predicted from
+    (``routing.prediction_draw``)."""
+    fixed = store is not None and store.get_meta(SPLIT_KEY) is not None
+    return len(cfg.judges) > 1 and _predictable(cfg) and not fixed
 
 
 def _fix_split(store: Store, record: dict[str, Any]) -> tuple[float, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,9 +57,40 @@ def test_simulated_judge_follows_its_noise_model() -> None:
     assert 0.9 < right / len(pairs) <= 1.0
 
 
-def listening_ports() -> set[int]:
-    out = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
-    return {int(line.split()[3].rsplit(":", 1)[1]) for line in out.splitlines() if line}
+def listening_ports(folder: Path) -> set[int]:
+    """Ports listened on by this test's processes: this process, what it started (even if
+    it outlived its parent: its command line or working folder is in the demo's
+    ``folder``), or a process whose owner ``ss`` does not show. Other tests' servers
+    running on the machine at the same time are not counted."""
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
+    ports = set()
+    for line in out.splitlines():
+        if not line:
+            continue
+        pids = [int(p) for p in re.findall(r"pid=(\d+)", line)]
+        if not pids or any(_ours(pid, folder) for pid in pids):
+            ports.add(int(line.split()[3].rsplit(":", 1)[1]))
+    return ports
+
+
+def _ours(pid: int, folder: Path) -> bool:
+    proc = Path(f"/proc/{pid}")
+    try:
+        cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        cwd = os.readlink(proc / "cwd")
+    except OSError:
+        return True  # gone or hidden: count it (the check errs towards a leak)
+    if str(folder) in cmdline or cwd.startswith(str(folder)):
+        return True
+    while pid > 1:  # a descendant of this test process
+        if pid == os.getpid():
+            return True
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return False
 
 
 @pytest.mark.slow
@@ -66,7 +98,7 @@ def test_demo_small_runs_the_whole_loop(tmp_path: Path) -> None:
     """Three rounds against the simulated judge, the embedded Argilla and simulated
     reviewers: thresholds move, coverage rises, agreement holds, money is saved, and
     nothing is left running."""
-    before_ports, before_kids = listening_ports(), children()
+    before_ports, before_kids = listening_ports(tmp_path), children()
     argilla_port, judge_port = free_port(), free_port()
     result = CliRunner().invoke(
         main,
@@ -113,7 +145,7 @@ def test_demo_small_runs_the_whole_loop(tmp_path: Path) -> None:
     verify = data["verify"]
     assert verify["rows"] == ds.num_rows and verify["scored_now"] > 0
     assert sum(ds["rm_flag"]) == sum(verify["flagged"].values())
-    assert listening_ports() - before_ports == set()
+    assert listening_ports(tmp_path) - before_ports == set()
     assert set(children()) - set(before_kids) == set()
     # issue 11: the project left behind works after the demo, on the ports asked for
     cfg = load_config(tmp_path / "d" / "config.toml", environ={})

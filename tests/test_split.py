@@ -119,11 +119,13 @@ def test_the_common_sample_is_the_pairs_every_tier_judged() -> None:
         (row("d"), judged("TIE", 0.99)),
     ]
     strong = [(row(i, "accept"), judged("A", 0.9 + k / 100)) for k, i in enumerate("abcd")]
-    got = split.common_scores([cheap, strong], [0.8, 0.8])
+    ids, got = split.common_scores([cheap, strong], [0.8, 0.8])
+    assert ids == ["a", "c", "d"]
     assert [x.tolist() for x in got] == [[0.95, 0.0, 0.0], [0.9, 0.92, 0.93]]
-    chosen = split.common_scores([cheap, strong], [0.8, 0.8], lambda pair_id: pair_id != "c")
-    assert [x.tolist() for x in chosen] == [[0.95, 0.0], [0.9, 0.93]]  # the prediction set
-    assert split.judged_count(cheap) == 3
+    ids, chosen = split.common_scores([cheap, strong], [0.8, 0.8], lambda i: i != "c")
+    assert ids == ["a", "d"]  # the prediction set
+    assert [x.tolist() for x in chosen] == [[0.95, 0.0], [0.9, 0.93]]
+    assert split.digest(["d", "a"]) == split.digest(ids) != split.digest(["a"])
 
 
 def test_the_work_does_not_multiply_with_the_tiers(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -242,8 +242,9 @@ def test_the_split_is_predicted_at_the_first_calibration_and_kept(cascade: Proje
     (its round-1 sample was its last); a calibration later does not predict again. In
     the first round the cheap tier also judged the prediction set (an independent hash
     draw), outside its sample only for the prediction: those pairs are no evidence."""
+    from labeler import split
     from labeler.routing import PREDICTION_RATE, calibration_draw, prediction_draw
-    from labeler.thresholds import SPLIT_KEY, judged
+    from labeler.thresholds import SPLIT_KEY, cold_start, judged
 
     SKIP = "not_sampled"  # passed on unjudged
     server = predicted_cascade(cascade)
@@ -266,7 +267,20 @@ def test_the_split_is_predicted_at_the_first_calibration_and_kept(cascade: Proje
     with Store(cfg.db_path) as store:
         record = json.loads(store.get_meta(SPLIT_KEY) or "{}")
         assert record["predicted"] and record["shares"] == [0.0, 1.0]
-        assert record["sample"] > 60 and record["costs"][1] > 10 * record["costs"][0] > 0
+        assert record["sample"] == len(predict)  # the prediction set, not the sample
+        assert record["costs"][1] > 10 * record["costs"][0] > 0
+        # the costs it compared are those of the prediction set's scores (not the sample's)
+        data = [judged(store, cfg, k, True) for k in (0, 1)]
+        c, cold = cfg.calibration, cold_start(cfg)
+        ids, scores = split.common_scores(data, [cold.a, cold.a], lambda i: i in predict)
+        assert record["pairs"] == split.digest(ids) == split.digest(list(predict))
+        again = split.predict_shares(
+            scores, record["costs"], 240, cold.provisional_audit_rate,
+            cfg.routing.audit_rate, 1 - c.target_agreement, 1 - c.confidence,
+            cfg.costs.human_price_per_pair,
+        )  # fmt: skip
+        assert again is not None
+        assert {str(f): v for f, v in again.costs.items()} == pytest.approx(record["expected"])
         store.set_meta(SPLIT_KEY, json.dumps(record | {"marker": 1}))
     server.requests.clear()
     cascade.pairs(good_bad_rows(40, start=1000), name="more.jsonl")
@@ -379,14 +393,19 @@ def test_a_middle_tiers_own_audit_is_not_weighed_given_the_sample(cascade: Proje
     assert {d.pi for d in by_big} == {1.0}
 
 
-def test_the_dry_run_counts_only_the_first_tiers_calibration_sample(cascade: Project) -> None:
-    """The dry run estimates exactly the requests an uncertified first tier will send."""
-    sampled_cascade(cascade)
+@pytest.mark.parametrize("split", ["fixed", "predicted"])
+def test_the_dry_run_counts_only_the_first_tiers_calibration_sample(
+    cascade: Project, split: str
+) -> None:
+    """The dry run estimates exactly the requests an uncertified first tier will send:
+    its calibration sample, and while the split of delta is to be predicted, the
+    prediction set too."""
+    (sampled_cascade if split == "fixed" else predicted_cascade)(cascade)
     plan = cascade.run_json("round", "--dry-run")
     out = cascade.run_json("round")
     planned = {t["tier"]: t["requests"] for t in plan["tiers"]}
     sent = {t["tier"]: t["requests"] for t in out["tiers"]}
-    assert planned["cheap"] == sent["cheap"] < 240
+    assert planned["cheap"] == sent["cheap"] < (240 if split == "fixed" else 400)  # of 480
     assert planned["big"] == sent["big"] == 480
 
 
@@ -500,7 +519,7 @@ def test_the_simulation_replays_a_real_cascade_decision_for_decision(
     its sample); at these prices the cheap tier gets none and judges nothing after the
     first round."""
     from labeler.calibration import Signals
-    from labeler.routing import audit_draw, prediction_draw
+    from labeler.routing import PREDICTION_RATE, audit_draw, prediction_draw
     from labeler.simulation import Settings, SimPair, run_planned_cascade
     from labeler.thresholds import SPLIT_KEY, judged, recalibrate
 
@@ -560,6 +579,7 @@ def test_the_simulation_replays_a_real_cascade_decision_for_decision(
         predict = np.array([prediction_draw(seed, i) for i in ids])
         sim = run_planned_cascade(sims, settings, draws=draws, prices=prices, predict_draws=predict)
         assert record["predicted"] and sim.shares == pytest.approx(record["shares"])
+        assert record["sample"] == int((predict[:size] < PREDICTION_RATE).sum())  # round 1
     simulated = [x for h in sim.history for x in (h["first"], h["threshold"])]
     assert simulated == pytest.approx([x for pair in real for x in pair])
     assert real[-1][1] < real[0][1]  # the strong tier is certified

@@ -207,6 +207,15 @@ class CallsTables(Tables):
             )
         }
 
+    def tier_pair_costs(self) -> dict[tuple[int, str], float]:
+        """What judging each pair cost each tier: (tier, pair id) -> the cost of its calls."""
+        return {
+            (int(tier), str(pair_id)): float(cost)
+            for tier, pair_id, cost in self.db.execute(
+                "SELECT tier, pair_id, SUM(cost) FROM calls GROUP BY tier, pair_id"
+            )
+        }
+
     def judge_accepted(self) -> list[sqlite3.Row]:
         """Every pair the judge accepted that no human has decided, in routing order."""
         return self.db.execute(
