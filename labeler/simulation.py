@@ -498,10 +498,12 @@ def run_planned_cascade(
         if chosen is None and s.guarantee == "high_probability":
             at = np.array(common, int)
             floor = s.cold_threshold
+            terms = split.Terms(n, s.calibration_rate, s.audit_rate, s.alpha, s.delta, prices[2])
             pred = split.predict_shares(
                 [np.where(x[at] >= floor, x[at], 0.0) for x in (score0, strong.scores)],
-                prices[:2], n, s.calibration_rate, s.audit_rate, s.alpha, s.delta, prices[2],
-            )  # fmt: skip
+                prices[:2],
+                terms,
+            )
             chosen = None if pred is None else pred.shares
         if chosen is None:  # the fixed split (``config.split_delta``)
             chosen = (1 - LAST_TIER_SHARE, LAST_TIER_SHARE)

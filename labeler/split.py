@@ -78,7 +78,7 @@ def regions(
     delta: float,
     kept: np.ndarray | None = None,
 ) -> list[tuple[float, float, float]]:
-    """A tier's candidate regions on the pairs ``mask`` of the common sample, standing for
+    """A tier's candidate regions on the pairs ``mask`` of the prediction set, standing for
     ``size`` pairs: (threshold, pairs it covers, chance its test passes) for up to
     ``POINTS`` top shares of the scores, the test reading the region's calibration sample
     (``rate`` of its pairs; of each, the share ``kept`` keeps its label) with each pair
@@ -101,28 +101,34 @@ def regions(
     return out
 
 
+@dataclass(frozen=True)
+class Terms:
+    """The project a split is predicted for."""
+
+    size: float  # its pairs
+    rate: float  # an uncertified tier's calibration sample rate
+    audit: float  # the drift watch's rate (``routing.audit_rate``)
+    alpha: float  # 1 - the target agreement
+    delta: float  # 1 - the confidence: what the tiers' shares split
+    human: float  # what a human label costs (all its reviewers)
+
+
 def expected_cost(
-    scores: Sequence[np.ndarray],
-    costs: Sequence[float],
-    shares: Sequence[float],
-    size: float,
-    rate: float,
-    audit: float,
-    alpha: float,
-    delta: float,
-    human: float,
+    scores: Sequence[np.ndarray], costs: Sequence[float], shares: Sequence[float], t: Terms
 ) -> float:
-    """The expected cost of ``size`` pairs through the tiers (``scores[k]``: tier k's
-    score on each pair of the common sample; ``costs[k]``: what it costs to judge a pair)
-    with tier k tested at ``delta * shares[k]``. A tier that is not the last judges only
-    its calibration sample (``rate``) until certified, then every pair that reaches it;
-    one with no share judges nothing. Its sample reaches humans through the last tier:
-    where that tier is expected to certify (its best region), only at the drift watch's
-    ``audit`` rate (``planned.given_sample``). Each tier's region is the one with the
-    lowest expected cost given the later tiers' (chosen on expectations, as a plan would
-    be: a prediction, not a test); a tier between the first and the last takes the
-    region it most likely certifies most of, so the work is about ``POINTS`` x 2^tiers
-    region scans, not ``POINTS`` to the power of the tiers."""
+    """The expected cost of the project's ``t.size`` pairs through the tiers
+    (``scores[k]``: tier k's score on each pair of the prediction set; ``costs[k]``: what
+    it costs to judge a pair) with tier k tested at ``t.delta * shares[k]``. A tier that
+    is not the last judges only its calibration sample (``t.rate``) until certified,
+    then every pair that reaches it; one with no share judges nothing. Its sample
+    reaches humans through the last tier: where that tier is expected to certify (its
+    best region), only at the drift watch's ``t.audit`` rate (``planned.given_sample``).
+    Each tier's region is the one with the lowest expected cost given the later tiers'
+    (chosen on expectations, as a plan would be: a prediction, not a test); a tier
+    between the first and the last takes the region it most likely certifies most of,
+    so the work is about ``POINTS`` x 2^tiers region scans, not ``POINTS`` to the power
+    of the tiers."""
+    size, rate, audit, alpha, delta, human = t.size, t.rate, t.audit, t.alpha, t.delta, t.human
     last = len(scores) - 1
 
     def best_last(mask: np.ndarray) -> tuple[float, float, float]:
@@ -154,19 +160,12 @@ def expected_cost(
 
 
 def predict_shares(
-    scores: Sequence[np.ndarray],
-    costs: Sequence[float],
-    size: float,
-    rate: float,
-    audit: float,
-    alpha: float,
-    delta: float,
-    human: float,
+    scores: Sequence[np.ndarray], costs: Sequence[float], t: Terms
 ) -> Prediction | None:
     """The split of delta (one share per tier, adding up to 1) with the lowest expected
     cost (``expected_cost``) among the last tier taking each of ``LAST_SHARES`` and the
     others splitting the rest equally; a tie keeps the larger last share. ``scores``: each
-    tier's score on the pairs of the common sample (0 where it could not accept the
+    tier's score on the pairs of the prediction set (0 where it could not accept the
     pair); None when there are fewer than ``MIN_SAMPLE`` such pairs (too few to predict
     from)."""
     tiers = len(scores)
@@ -176,7 +175,7 @@ def predict_shares(
     best: tuple[float, float] | None = None
     for f in LAST_SHARES:
         shares = (*([(1 - f) / (tiers - 1)] * (tiers - 1)), f)
-        cost = expected_cost(scores, costs, shares, size, rate, audit, alpha, delta, human)
+        cost = expected_cost(scores, costs, shares, t)
         found[f] = cost
         if best is None or cost < best[1] * (1 - 1e-6):
             best = (f, cost)

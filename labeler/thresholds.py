@@ -278,7 +278,7 @@ def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
     ``routing.prediction_draw``: no human label, no audit draw read); otherwise it is
     ``Config.delta_shares``. A project calibrated before it was stored keeps what its
     config says now."""
-    c, judges = cfg.calibration, cfg.judges
+    judges = cfg.judges
     if len(judges) == 1:
         return (1.0,)
     stored = store.get_meta(SPLIT_KEY)
@@ -312,17 +312,23 @@ def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
         if tier in spent and chosen(pair_id):
             spent[tier].append(cost)
     costs = [float(np.mean(spent[k])) if spent[k] else 0.0 for k in range(len(judges))]
-    pred = split.predict_shares(
-        scores, costs, store.pair_count(), cold_start(cfg).provisional_audit_rate,
-        cfg.routing.audit_rate, 1 - c.target_agreement, 1 - c.confidence,
-        cfg.costs.human_price_per_pair * cfg.reviewers_needed(False),
-    )  # fmt: skip
+    pred = split.predict_shares(scores, costs, split_terms(cfg, store.pair_count()))
     if pred is None:  # too few pairs both tiers judged to predict from
         return _fix_split(store, {"shares": list(cfg.delta_shares), "predicted": False})
     expected = {str(f): v for f, v in pred.costs.items()}
     record = {"shares": list(pred.shares), "predicted": True, "costs": costs}
     read = {"sample": pred.sample, "pairs": split.digest(ids), "expected": expected}
     return _fix_split(store, record | read)
+
+
+def split_terms(cfg: Config, size: int) -> split.Terms:
+    """The terms of a project of ``size`` pairs a split is predicted for."""
+    c = cfg.calibration
+    return split.Terms(
+        size, cold_start(cfg).provisional_audit_rate, cfg.routing.audit_rate,
+        1 - c.target_agreement, 1 - c.confidence,
+        cfg.costs.human_price_per_pair * cfg.reviewers_needed(False),
+    )  # fmt: skip
 
 
 def _predictable(cfg: Config) -> bool:

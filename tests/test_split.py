@@ -12,6 +12,10 @@ from labeler.calibration import Judged, Signals
 ALPHA, DELTA, RATE, AUDIT = 0.15, 0.1, 0.4, 0.02
 
 
+def terms(size: float, human: float = 0.5, delta: float = DELTA) -> split.Terms:
+    return split.Terms(size, RATE, AUDIT, ALPHA, delta, human)
+
+
 def scores(rng: np.random.Generator, n: int, low: float, high: float) -> np.ndarray:
     return rng.uniform(low, high, n)
 
@@ -30,8 +34,7 @@ def test_a_cheap_tier_that_cannot_be_certified_gets_no_share() -> None:
     would only weaken the strong tier's test: the last tier takes all of delta."""
     rng = np.random.default_rng(0)
     cheap, strong = scores(rng, 200, 0.80, 0.84), scores(rng, 200, 0.9, 1.0)
-    pred = split.predict_shares([cheap, strong], [0.0003, 0.005], 10_000, RATE, AUDIT,
-                                ALPHA, DELTA, 0.5)  # fmt: skip
+    pred = split.predict_shares([cheap, strong], [0.0003, 0.005], terms(10_000, 0.5))
     assert pred is not None and pred.shares == (0.0, 1.0) and pred.sample == 200
     assert pred.costs[1.0] < pred.costs[split.LAST_SHARES[1]]
 
@@ -45,11 +48,9 @@ def test_a_cheap_tier_keeps_its_share_where_it_pays_for_it() -> None:
     easy = rng.random(400) < 0.5
     cheap = np.where(easy, rng.uniform(0.97, 1.0, 400), rng.uniform(0.5, 0.7, 400))
     strong = np.where(easy, rng.uniform(0.97, 1.0, 400), rng.uniform(0.9, 0.97, 400))
-    dear = split.predict_shares([cheap, strong], [0.001, 0.05], 20_000, RATE, AUDIT,
-                                ALPHA, DELTA, 0.5)  # fmt: skip
+    dear = split.predict_shares([cheap, strong], [0.001, 0.05], terms(20_000, 0.5))
     assert dear is not None and dear.shares == pytest.approx((0.2, 0.8))
-    cheap_calls = split.predict_shares([cheap, strong], [0.0, 0.0005], 1_000, RATE, AUDIT,
-                                       ALPHA, DELTA, 0.5)  # fmt: skip
+    cheap_calls = split.predict_shares([cheap, strong], [0.0, 0.0005], terms(1_000, 0.5))
     assert cheap_calls is not None and cheap_calls.shares == (0.0, 1.0)
 
 
@@ -58,13 +59,12 @@ def test_shares_add_up_to_one_for_any_number_of_tiers_and_need_a_sample() -> Non
     earlier two share the fixed split's 20%."""
     rng = np.random.default_rng(2)
     tiers = [np.clip(rng.beta(8, 1, 2_000), 0, 1) for _ in range(3)]
-    pred = split.predict_shares(tiers, [0.0003, 0.003, 0.03], 100_000, RATE, AUDIT, ALPHA,
-                                DELTA, 0.5)  # fmt: skip
+    pred = split.predict_shares(tiers, [0.0003, 0.003, 0.03], terms(100_000, 0.5))
     assert pred is not None and pred.shares == pytest.approx((0.1, 0.1, 0.8))
     few = [np.full(split.MIN_SAMPLE - 1, 0.99)] * 2
-    assert split.predict_shares(few, [0, 0], 100, RATE, AUDIT, ALPHA, DELTA, 0.5) is None
+    assert split.predict_shares(few, [0, 0], terms(100)) is None
     enough = [np.full(split.MIN_SAMPLE, 0.99)] * 2
-    assert split.predict_shares(enough, [0, 0], 100, RATE, AUDIT, ALPHA, DELTA, 0.5)
+    assert split.predict_shares(enough, [0, 0], terms(100))
 
 
 def test_the_last_tiers_share_and_sample_set_its_expected_cost() -> None:
@@ -72,31 +72,30 @@ def test_the_last_tiers_share_and_sample_set_its_expected_cost() -> None:
     a matter of labels and of delta. Less delta or a smaller project (fewer labels) leaves
     more pairs to humans; a judge below the target costs humans nearly every pair."""
     sure = np.full(200, 0.9)
-    args = (RATE, AUDIT, ALPHA)
-    full = split.expected_cost([sure], [0.0], (1.0,), 1_000, *args, DELTA, 1.0)
-    half = split.expected_cost([sure], [0.0], (0.5,), 1_000, *args, DELTA, 1.0)
-    small = split.expected_cost([sure], [0.0], (1.0,), 300, *args, DELTA, 1.0) * 1_000 / 300
+    full = split.expected_cost([sure], [0.0], (1.0,), terms(1_000, 1.0))
+    half = split.expected_cost([sure], [0.0], (0.5,), terms(1_000, 1.0))
+    small = split.expected_cost([sure], [0.0], (1.0,), terms(300, 1.0)) * 1_000 / 300
     assert 0 < full < half < 1_000 and full < small
-    unsure = split.expected_cost([np.full(200, 0.8)], [0.0], (1.0,), 1_000, *args, DELTA, 1.0)
+    unsure = split.expected_cost([np.full(200, 0.8)], [0.0], (1.0,), terms(1_000, 1.0))
     assert 990 < unsure <= 1_000  # only a lucky small sample passes
     # an earlier tier that (nearly) cannot pass judges only its sample, then the last
     # tier decides
-    both = split.expected_cost([np.full(200, 0.8), sure], [0.01, 0.0], (0.5, 0.5), 1_000,
-                               *args, DELTA, 1.0)  # fmt: skip
+    unsure_first = [np.full(200, 0.8), sure]
+    both = split.expected_cost(unsure_first, [0.01, 0.0], (0.5, 0.5), terms(1_000, 1.0))
     assert half < both <= 0.01 * RATE * 1_000 + half
 
 
 def test_a_tier_without_a_share_costs_only_what_the_later_tiers_cost() -> None:
     rng = np.random.default_rng(3)
     cheap, strong = scores(rng, 150, 0.9, 1.0), scores(rng, 150, 0.9, 1.0)
-    args = (5_000, RATE, AUDIT, ALPHA, DELTA, 0.5)
-    both = split.expected_cost([cheap, strong], [0.01, 0.1], (0.0, 1.0), *args)
-    alone = split.expected_cost([strong], [0.1], (1.0,), *args)
+    t = terms(5_000)
+    both = split.expected_cost([cheap, strong], [0.01, 0.1], (0.0, 1.0), t)
+    alone = split.expected_cost([strong], [0.1], (1.0,), t)
     assert both == pytest.approx(alone)
     # a strong tier's region thins the cheap tier's labels: with a share it still costs
     # at most what never certifying costs
-    shared = split.expected_cost([cheap, strong], [0.01, 0.1], (0.2, 0.8), *args)
-    never = 0.01 * RATE * 5_000 + split.expected_cost([strong], [0.1], (0.8,), *args)
+    shared = split.expected_cost([cheap, strong], [0.01, 0.1], (0.2, 0.8), t)
+    never = 0.01 * RATE * 5_000 + split.expected_cost([strong], [0.1], (0.8,), t)
     assert shared <= never + 1e-9
 
 
@@ -142,6 +141,5 @@ def test_the_work_does_not_multiply_with_the_tiers(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(split, "regions", counted)
     rng = np.random.default_rng(4)
     tiers = [scores(rng, 300, 0.9, 1.0) for _ in range(4)]
-    split.expected_cost(tiers, [0.001, 0.01, 0.1, 1.0], (0.1, 0.1, 0.1, 0.7), 50_000,
-                        RATE, AUDIT, ALPHA, DELTA, 0.5)  # fmt: skip
+    split.expected_cost(tiers, [0.001, 0.01, 0.1, 1.0], (0.1, 0.1, 0.1, 0.7), terms(50_000))
     assert 40 < len(calls) <= split.POINTS * 2**4

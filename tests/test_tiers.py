@@ -244,7 +244,7 @@ def test_the_split_is_predicted_at_the_first_calibration_and_kept(cascade: Proje
     draw), outside its sample only for the prediction: those pairs are no evidence."""
     from labeler import split
     from labeler.routing import PREDICTION_RATE, calibration_draw, prediction_draw
-    from labeler.thresholds import SPLIT_KEY, cold_start, judged
+    from labeler.thresholds import SPLIT_KEY, cold_start, judged, split_terms
 
     SKIP = "not_sampled"  # passed on unjudged
     server = predicted_cascade(cascade)
@@ -271,14 +271,10 @@ def test_the_split_is_predicted_at_the_first_calibration_and_kept(cascade: Proje
         assert record["costs"][1] > 10 * record["costs"][0] > 0
         # the costs it compared are those of the prediction set's scores (not the sample's)
         data = [judged(store, cfg, k, True) for k in (0, 1)]
-        c, cold = cfg.calibration, cold_start(cfg)
+        cold = cold_start(cfg)
         ids, scores = split.common_scores(data, [cold.a, cold.a], lambda i: i in predict)
         assert record["pairs"] == split.digest(ids) == split.digest(list(predict))
-        again = split.predict_shares(
-            scores, record["costs"], 240, cold.provisional_audit_rate,
-            cfg.routing.audit_rate, 1 - c.target_agreement, 1 - c.confidence,
-            cfg.costs.human_price_per_pair,
-        )  # fmt: skip
+        again = split.predict_shares(scores, record["costs"], split_terms(cfg, 240))
         assert again is not None
         assert {str(f): v for f, v in again.costs.items()} == pytest.approx(record["expected"])
         store.set_meta(SPLIT_KEY, json.dumps(record | {"marker": 1}))
