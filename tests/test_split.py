@@ -127,19 +127,14 @@ def test_the_common_sample_is_the_pairs_every_tier_judged() -> None:
     assert split.digest(["d", "a"]) == split.digest(ids) != split.digest(["a"])
 
 
-def test_the_work_does_not_multiply_with_the_tiers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_work_does_not_multiply_with_the_tiers() -> None:
     """Only the first tier tries each of its regions; a middle tier takes its likeliest-
-    largest one. Four tiers scan regions ~400 times (every region of every tier tried
-    against every other's: 40^3 = 64,000 times, 100 s on 2,000 pairs)."""
-    calls = []
-    scan = split.regions
-
-    def counted(*args: object, **kw: object) -> list[tuple[float, float, float]]:
-        calls.append(1)
-        return scan(*args, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(split, "regions", counted)
+    largest one. Four tiers scan regions ~400 times, ~40 pass chances each (every region
+    of every tier tried against every other's: 40^3 = 64,000 scans, 100 s on 2,000
+    pairs). Counted through the pass chances' memo, hits and misses alike."""
     rng = np.random.default_rng(4)
     tiers = [scores(rng, 300, 0.9, 1.0) for _ in range(4)]
+    split._passes.cache_clear()
     split.expected_cost(tiers, [0.001, 0.01, 0.1, 1.0], (0.1, 0.1, 0.1, 0.7), terms(50_000))
-    assert 40 < len(calls) <= split.POINTS * 2**4
+    info = split._passes.cache_info()
+    assert split.POINTS < info.hits + info.misses <= split.POINTS**2 * 2**4
