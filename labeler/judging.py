@@ -27,14 +27,13 @@ from labeler.panel import Version
 from labeler.routing import (
     ACCEPT,
     ESCALATE,
-    PREDICTION_RATE,
     SUSPECTED_INJECTION,
     Thresholds,
     audit_draw,
     calibration_draw,
-    prediction_draw,
     route,
     sample_only_rate,
+    tier_judges,
 )
 from labeler.store import CallRecord, Store, VerdictRecord
 from labeler.summary import Progress, RoundSummary
@@ -297,21 +296,10 @@ class Judging:
         to the next tier, so a cascade does not pay its cheap tier for pairs that tier
         cannot accept yet."""
         rate, cfg = self._sample_rate(), self.ctx.cfg
-        if rate is None:
-            return False
-        if calibration_draw(cfg.routing.seed, pair.id, len(cfg.judges)) < rate:
-            return False
-        if self._predicts_from(pair):
+        if tier_judges(cfg.routing.seed, pair.id, len(cfg.judges), rate, self.predicting):
             return False
         self._store_verdict(pair, None, 0.0, False, {"not_sampled": True}, ESCALATE, "not_sampled")
         return True
-
-    def _predicts_from(self, pair: Pair) -> bool:
-        """A pair outside the calibration sample that the tier judges, while its
-        cascade's split of delta is still to be predicted, only for that prediction
-        (``routing.prediction_draw``); it is no evidence for the tier's thresholds."""
-        seed = self.ctx.cfg.routing.seed
-        return self.predicting and prediction_draw(seed, pair.id) < PREDICTION_RATE
 
     def _screened_out(self, pair: Pair) -> bool:
         """A pair no judge should decide goes to humans unjudged (checked once, before
@@ -441,7 +429,7 @@ class Judging:
         rate, cfg = self._sample_rate(), self.ctx.cfg
         if rate is not None:
             drawn = calibration_draw(cfg.routing.seed, pair.id, len(cfg.judges))
-            if drawn >= rate:  # judged only for its cascade's split (``_predicts_from``)
+            if drawn >= rate:  # judged only for its cascade's split (``tier_judges``)
                 judgement.signals["prediction_only"] = True
             else:  # judged as part of its calibration sample: how it was drawn
                 judgement.signals["calibration_sample"] = rate

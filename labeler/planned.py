@@ -73,9 +73,9 @@ incidental. The planned procedure is built around one designed sample instead:
   with the phase's group-sequential test of the same fixed sequence, on one sample drawn
   alike (``uniform_sample``): every label of the pairs routed before the certificate (all
   sampled at ``r``) and, of the pairs routed after it, those whose draw is below the
-  lowest chance any of them had (the drift watch's rate, unless a rate changed: above
-  the certificate the drift watch's sample, below it the calibration sample thinned to
-  that rate). Each of them was labelled by a draw
+  lowest chance of a label under the rates in force when the certificate was given
+  (``thinning_rate``: the drift watch's; above the certificate the drift watch's sample,
+  below it the calibration sample thinned to that rate). Each of them was labelled by a draw
   independent of its content at a rate the same for every score, so, rounds being drawn
   alike, each is a draw from the region like any other, and the exact test is taken on
   it as before the certificate (what that leaves unproved: the last bullet). A lower

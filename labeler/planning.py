@@ -11,13 +11,7 @@ from labeler import costs, versions
 from labeler.config import Config
 from labeler.pairs import Pair, read_source
 from labeler.rounds import Context, RoundSummary, SourceTally, make_context
-from labeler.routing import (
-    PREDICTION_RATE,
-    Thresholds,
-    calibration_draw,
-    prediction_draw,
-    sample_only_rate,
-)
+from labeler.routing import Thresholds, sample_only_rate, tier_judges
 from labeler.store import Store
 from labeler.thresholds import cold_start, split_pending
 from labeler.thresholds import current as current_thresholds
@@ -135,12 +129,7 @@ def _sampled_share(
     if rate is None or not todo:
         return 1.0
     seed = cfg.routing.seed
-
-    def judged(p: Pair) -> bool:
-        predicts = pending and prediction_draw(seed, p.id) < PREDICTION_RATE
-        return calibration_draw(seed, p.id, tiers) < rate or predicts
-
-    return sum(judged(p) for p in todo) / len(todo)
+    return sum(tier_judges(seed, p.id, tiers, rate, pending) for p in todo) / len(todo)
 
 
 def _tier_context(store: Store, cfg: Config, tier: int) -> Context:

@@ -95,7 +95,11 @@ class Decision:
 def audit_draw(seed: int, pair_id: str, tier: int = 0) -> float:
     """A reproducible uniform number in [0, 1) for this pair and seed; each judge tier of
     a cascade draws independently (its audits must not depend on an earlier tier's)."""
-    key = f"{seed}:{pair_id}" if tier == 0 else f"{seed}:{pair_id}:tier{tier}"
+    return _uniform(f"{seed}:{pair_id}" if tier == 0 else f"{seed}:{pair_id}:tier{tier}")
+
+
+def _uniform(key: str) -> float:
+    """A reproducible uniform number in [0, 1) from ``key`` (a hash)."""
     digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
@@ -108,8 +112,21 @@ def prediction_draw(seed: int, pair_id: str) -> float:
     (``split``, below ``PREDICTION_RATE``): a hash of its own, independent of every tier's
     audit draw, so the split chosen from these pairs' scores is independent of which
     pairs the tests read labels of, and every tier's test holds at its share."""
-    digest = hashlib.sha256(f"{seed}:{pair_id}:split".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    return _uniform(f"{seed}:{pair_id}:split")
+
+
+def in_prediction_set(seed: int, pair_id: str) -> bool:
+    return prediction_draw(seed, pair_id) < PREDICTION_RATE
+
+
+def tier_judges(seed: int, pair_id: str, tiers: int, rate: float | None, predicting: bool) -> bool:
+    """Does a tier judge this pair itself? Always, unless it judges only its calibration
+    sample at ``rate`` (``sample_only_rate``): then the pairs of that sample and, while
+    its cascade's split of delta is still to be predicted (``predicting``), those of the
+    prediction set."""
+    if rate is None or calibration_draw(seed, pair_id, tiers) < rate:
+        return True
+    return predicting and in_prediction_set(seed, pair_id)
 
 
 def sample_only_rate(t: Thresholds, last: bool, procedure: str) -> float | None:

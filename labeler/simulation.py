@@ -495,7 +495,7 @@ def run_planned_cascade(
     def fix_shares() -> None:
         nonlocal alpha0, delta0, guarantee0, futile0
         chosen: tuple[float, ...] | None = shares
-        if chosen is None and s.guarantee == "high_probability":
+        if predicting:
             at = np.array(common, int)
             floor = s.cold_threshold
             terms = split.Terms(n, s.calibration_rate, s.audit_rate, s.alpha, s.delta, prices[2])

@@ -25,11 +25,10 @@ from labeler.errors import StateError
 from labeler.parity import parity_drifted
 from labeler.routing import (
     CERTIFIED,
-    PREDICTION_RATE,
     PROVISIONAL,
     Thresholds,
     audit_draw,
-    prediction_draw,
+    in_prediction_set,
     status_of,
 )
 from labeler.store import Store
@@ -302,7 +301,7 @@ def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
     seed = cfg.routing.seed
 
     def chosen(pair_id: str) -> bool:
-        return prediction_draw(seed, pair_id) < PREDICTION_RATE
+        return in_prediction_set(seed, pair_id)
 
     ids, scores = split.common_scores(tiers, floors, chosen)
     # what a pair costs each tier, from its calls on the prediction set alone (the pairs
