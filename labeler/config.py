@@ -439,7 +439,7 @@ class Config:
         equal split halved the strong tier's confidence budget for a cheap tier that
         rarely certifies, and cost 16 points of coverage at 20,000 pairs). A cascade with
         no ``delta_share`` set under the planned procedure in high_probability mode
-        predicts its split instead, at its first calibration (``thresholds.tier_shares``);
+        predicts its split instead, once its first rounds are judged (``thresholds.tier_shares``);
         this is the split it falls back on."""
         return split_delta([j.delta_share for j in self.judges])
 

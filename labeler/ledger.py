@@ -18,6 +18,7 @@ from labeler import costs
 from labeler.config import Config
 from labeler.routing import ACCEPT
 from labeler.store import Store
+from labeler.thresholds import SPLIT_KEY
 
 
 def money_snapshot(cfg: Config) -> dict[str, Any]:
@@ -95,9 +96,15 @@ def round_ledgers(store: Store, cfg: Config, only: int | None = None) -> dict[in
 
 def tier_totals(store: Store, cfg: Config, round_id: int | None = None) -> list[dict[str, Any]]:
     """What each judge tier did (in one round, or in all): pairs it judged, accepted,
-    passed on to the next tier, sent to humans; its requests and cost."""
+    passed on to the next tier, sent to humans; its requests and cost; and its share of
+    the confidence budget once the project's split is fixed (``thresholds.tier_shares``)."""
     decisions = store.tier_decisions(round_id)
     calls = store.tier_call_totals(round_id)
+    stored = store.get_meta(SPLIT_KEY)  # the split of delta, once fixed (tier_shares)
+    split: dict[str, Any] = json.loads(stored) if stored else {}
+    shares: list[float | None] = list(split.get("shares", []))
+    if len(shares) != len(cfg.judges):
+        shares = [None] * len(cfg.judges)
     out = []
     for k, judge in enumerate(cfg.judges):
         accepted = decisions.get((k, "accept"), 0)
@@ -114,6 +121,9 @@ def tier_totals(store: Store, cfg: Config, round_id: int | None = None) -> list[
                 "to_humans": humans,
                 "requests": int(spent["calls"]),
                 "cost": float(spent["cost"]),
+                # its share of 1 - confidence (None until it is fixed)
+                "delta_share": shares[k],
+                "split_predicted": bool(split.get("predicted")),
             }
         )
     return out

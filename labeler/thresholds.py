@@ -268,7 +268,7 @@ def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibratio
 SPLIT_KEY = "delta_split"  # the meta entry that fixes a cascade's split of delta
 
 
-def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
+def tier_shares(store: Store, cfg: Config, patient: bool = False) -> tuple[float, ...]:
     """Each tier's share of delta, fixed for a cascade at its first calibration with
     judged pairs (before any look spends delta; ``store`` meta ``delta_split``) and kept
     for the project. Under the planned procedure in high_probability mode with no
@@ -276,7 +276,9 @@ def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
     set judged so far and the judge prices measured on it (``split.predict_shares``,
     ``routing.prediction_draw``: no human label, no audit draw read); otherwise it is
     ``Config.delta_shares``. A project calibrated before it was stored keeps what its
-    config says now."""
+    config says now. ``patient`` (a round's end: the prediction reads no label, so it
+    need not wait for a calibration): fix a predicted split only, and leave it pending
+    while too few pairs were judged to predict from."""
     judges = cfg.judges
     if len(judges) == 1:
         return (1.0,)
@@ -312,7 +314,9 @@ def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
             spent[tier].append(cost)
     costs = [float(np.mean(spent[k])) if spent[k] else 0.0 for k in range(len(judges))]
     pred = split.predict_shares(scores, costs, split_terms(cfg, store.pair_count()))
-    if pred is None:  # too few pairs both tiers judged to predict from
+    if pred is None and patient:  # too few pairs both tiers judged to predict from: wait
+        return cfg.delta_shares
+    if pred is None:
         return _fix_split(store, {"shares": list(cfg.delta_shares), "predicted": False})
     expected = {str(f): v for f, v in pred.costs.items()}
     record = {"shares": list(pred.shares), "predicted": True, "costs": costs}

@@ -77,6 +77,7 @@ def test_the_strong_tier_judges_only_what_the_cheap_one_passes_on(cascade: Proje
     assert models(server) == {"small": 480, "big": 480}
     tiers = {t["tier"]: t for t in first["tiers"]}
     assert tiers["cheap"]["escalated"] == 240 and tiers["cheap"]["accepted"] == 0
+    assert tiers["cheap"]["delta_share"] is None  # no split fixed before a calibration
     assert tiers["big"]["judged"] == 240 and tiers["big"]["requests"] == 480
     assert tiers["big"]["cost"] > 10 * tiers["cheap"]["cost"] > 0
     assert first["judge_cost"] == pytest.approx(tiers["cheap"]["cost"] + tiers["big"]["cost"])
@@ -234,29 +235,40 @@ def predicted_cascade(cascade: Project) -> JudgeServer:
     return server
 
 
-def test_the_split_is_predicted_at_the_first_calibration_and_kept(cascade: Project) -> None:
-    """A cascade with no delta_share fixes its split at its first calibration, from the
-    scores of the pairs both tiers judged (no label read), and keeps it. At these prices
+def test_the_split_is_predicted_once_enough_pairs_are_judged_and_kept(
+    cascade: Project,
+) -> None:
+    """A cascade with no delta_share fixes its split at the end of the first round whose
+    prediction set both tiers judged holds enough pairs (``split.MIN_SAMPLE``), from their
+    scores (no label read, so no calibration is waited for), and keeps it. At these prices
     (a human label costs ~1,000 strong calls) and 240 pairs the cheap tier cannot pay for
     a share: the strong tier takes all of delta, and the cheap tier judges nothing more
-    (its round-1 sample was its last); a calibration later does not predict again. In
-    the first round the cheap tier also judged the prediction set (an independent hash
-    draw), outside its sample only for the prediction: those pairs are no evidence."""
+    (its first rounds' sample was its last); a calibration later does not predict again.
+    Until then the cheap tier also judged the prediction set (an independent hash draw),
+    outside its sample only for the prediction: those pairs are no evidence."""
     from labeler import split
     from labeler.routing import PREDICTION_RATE, calibration_draw, prediction_draw
     from labeler.thresholds import SPLIT_KEY, cold_start, judged, split_terms
 
     SKIP = "not_sampled"  # passed on unjudged
     server = predicted_cascade(cascade)
-    assert cascade.run("round").exit_code == 0
-    assert decide_as_humans(cascade) > 0
     cfg = load_config(cascade.config, environ={})
-    assert cfg.delta_shares == pytest.approx((0.2, 0.8))  # the fallback, not used here
+    seed = cfg.routing.seed
+    small = cascade.run_json("round", "--limit", "40")
     with Store(cfg.db_path) as store:
         ids = [r["id"] for r in store.db.execute("SELECT id FROM pairs")]
+        few = [r["id"] for r in store.db.execute("SELECT id FROM pairs WHERE round_id = 1")]
+        assert store.get_meta(SPLIT_KEY) is None  # too few to predict from: still pending
+    assert len(few) == 40
+    assert sum(prediction_draw(seed, i) < PREDICTION_RATE for i in few) < split.MIN_SAMPLE
+    assert [t["delta_share"] for t in small["tiers"]] == [None, None]
+    first = cascade.run_json("round")  # the other 200: the round fixes the split itself
+    assert [t["delta_share"] for t in first["tiers"]] == [0.0, 1.0]
+    assert decide_as_humans(cascade) > 0
+    assert cfg.delta_shares == pytest.approx((0.2, 0.8))  # the fallback, not used here
+    with Store(cfg.db_path) as store:
         evidence = {row["pair_id"] for row, _ in judged(store, cfg, 0) if row["reason"] != SKIP}
         seen = {row["pair_id"] for row, _ in judged(store, cfg, 0, True) if row["reason"] != SKIP}
-    seed = cfg.routing.seed
     sample = {i for i in ids if calibration_draw(seed, i, 2) < 0.4}
     predict = {i for i in ids if prediction_draw(seed, i) < PREDICTION_RATE}
     # the cheap tier judged its sample and the prediction set; only its sample is evidence
@@ -285,6 +297,11 @@ def test_the_split_is_predicted_at_the_first_calibration_and_kept(cascade: Proje
     assert models(server) == {"big": 80}
     tiers = {t["tier"]: t for t in second["tiers"]}
     assert tiers["cheap"]["requests"] == 0 and tiers["big"]["judged"] == 40
+    # the lead sees the split where the tiers' money is
+    assert [t["delta_share"] for t in second["tiers"]] == [0.0, 1.0]
+    assert all(t["split_predicted"] for t in second["tiers"])
+    shown = " ".join(cascade.run("report").output.split())
+    assert "share of the confidence budget: cheap 0%, big 100% (predicted for the project)" in shown
     decide_as_humans(cascade)
     assert cascade.run("calibrate").exit_code == 0
     with Store(cfg.db_path) as store:
@@ -305,6 +322,8 @@ def test_a_cascades_split_is_fixed_at_its_first_calibration(cascade: Project) ->
     with Store(cfg.db_path) as store:
         record = json.loads(store.get_meta(SPLIT_KEY) or "{}")
     assert record == {"shares": pytest.approx([0.2, 0.8]), "predicted": False}
+    shown = " ".join(cascade.run("report").output.split())
+    assert "share of the confidence budget: cheap 20%, big 80% (fixed for the project)" in shown
     text = cascade.config.read_text()
     cascade.config.write_text(text.replace("delta_share = 0.2\n", "delta_share = 0.5\n"))
     out = cascade.run("calibrate")
