@@ -76,7 +76,7 @@ from labeler.simulation import (
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm"
 LABEL = {"1": "A", "2": "B", "0": "TIE"}
 TARGET, DELTA = 0.85, 0.1
-SIZES = {500: 40, 2_000: 24, 20_000: 3}  # project size: splits (BENCH_SIZES=500,2000)
+SIZES = {500: 100, 2_000: 24, 20_000: 3}  # project size: splits (BENCH_SIZES=500,2000)
 
 
 def load() -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from labeler import costs
 from labeler.config import Config
 from labeler.routing import ACCEPT
 from labeler.store import Store
-from labeler.thresholds import SPLIT_KEY
+from labeler.thresholds import fixed_split
 
 
 def money_snapshot(cfg: Config) -> dict[str, Any]:
@@ -100,8 +100,7 @@ def tier_totals(store: Store, cfg: Config, round_id: int | None = None) -> list[
     the confidence budget once the project's split is fixed (``thresholds.tier_shares``)."""
     decisions = store.tier_decisions(round_id)
     calls = store.tier_call_totals(round_id)
-    stored = store.get_meta(SPLIT_KEY)  # the split of delta, once fixed (tier_shares)
-    split: dict[str, Any] = json.loads(stored) if stored else {}
+    split = fixed_split(store) or {}
     shares: list[float | None] = list(split.get("shares", []))
     if len(shares) != len(cfg.judges):
         shares = [None] * len(cfg.judges)

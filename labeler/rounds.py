@@ -42,7 +42,7 @@ from labeler.routing import (
 from labeler.store import Store
 from labeler.summary import Progress, RoundSummary
 from labeler.thresholds import current as current_thresholds
-from labeler.thresholds import split_pending, tier_shares
+from labeler.thresholds import fix_predicted_split
 
 __all__ = [
     "Context",
@@ -183,10 +183,8 @@ def run_round(
             summary.fact_checked, summary.chosen_has_errors = fact.checked, fact.flagged
             summary.requests_sent += fact.sent
         summary.timings["judge_s"] = time.perf_counter() - mark
-        if split_pending(store, cfg) and not store.count_round_pairs(round_id, "imported"):
-            # label-free, so fixed once the round is judged: the next round's earlier
-            # tiers judge no prediction set (the simulation predicts after round 1 too)
-            tier_shares(store, cfg, patient=True)
+        if not store.count_round_pairs(round_id, "imported"):  # every tier judged it
+            fix_predicted_split(store, cfg)  # (the simulation predicts after round 1 too)
         _fill_outcome(store, ctx, summary, round_id)
         warm.join()
         mark = time.perf_counter()

@@ -78,7 +78,17 @@ def cold_start(cfg: Config) -> Thresholds:
 
 def current(store: Store, cfg: Config, tier: int = 0) -> Thresholds:
     """The thresholds tier ``tier`` routes with next (each tier has its own versions; a
-    panel's judge version starts from cold start, never from an older version's)."""
+    panel's judge version starts from cold start, never from an older version's). A
+    cascade's tier with no share of delta (``tier_shares``) can never be certified: it
+    accepts nothing, so it judges nothing (``routing.sample_only_rate``)."""
+    found = _latest(store, cfg, tier)
+    split = fixed_split(store) if len(cfg.judges) > 1 else None
+    if split and len(split["shares"]) == len(cfg.judges) and split["shares"][tier] <= 0:
+        return replace(found, a=cal.NEVER, b=cal.NEVER)  # never certified: see tier_shares
+    return found
+
+
+def _latest(store: Store, cfg: Config, tier: int) -> Thresholds:
     judge_version = _judge_version(store, cfg, tier)
     row = store.latest_thresholds(tier)
     if row is None:
@@ -259,8 +269,7 @@ def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibratio
         if any(j.delta_share for j in judges) and not np.allclose(shares, cfg.delta_shares):
             first.message += (
                 f"; judge.delta_share is not applied: the project's split of the confidence "
-                f"budget ({', '.join(f'{x:.3g}' for x in shares)}) was fixed at its first "
-                "calibration"
+                f"budget ({', '.join(f'{x:.3g}' for x in shares)}) is fixed for the project"
             )
     return first
 
@@ -268,37 +277,61 @@ def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibratio
 SPLIT_KEY = "delta_split"  # the meta entry that fixes a cascade's split of delta
 
 
-def tier_shares(store: Store, cfg: Config, patient: bool = False) -> tuple[float, ...]:
-    """Each tier's share of delta, fixed for a cascade at its first calibration with
-    judged pairs (before any look spends delta; ``store`` meta ``delta_split``) and kept
-    for the project. Under the planned procedure in high_probability mode with no
-    ``judge.delta_share`` set it is predicted from every tier's scores on the prediction
-    set judged so far and the judge prices measured on it (``split.predict_shares``,
-    ``routing.prediction_draw``: no human label, no audit draw read); otherwise it is
-    ``Config.delta_shares``. A project calibrated before it was stored keeps what its
-    config says now. ``patient`` (a round's end: the prediction reads no label, so it
-    need not wait for a calibration): fix a predicted split only, and leave it pending
-    while too few pairs were judged to predict from."""
+def fixed_split(store: Store) -> dict[str, Any] | None:
+    """The cascade's split of delta as fixed for the project (``tier_shares``): its
+    ``shares`` (one per tier), whether it was ``predicted``, and what the prediction read;
+    None while it is not fixed."""
+    stored = store.get_meta(SPLIT_KEY)
+    return None if stored is None else dict(json.loads(stored))
+
+
+def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
+    """Each tier's share of delta, fixed for a cascade once, before any look spends delta
+    (``store`` meta ``delta_split``), and kept for the project: at the end of the first
+    round whose prediction set suffices (``fix_predicted_split``), else at the first
+    calibration with judged pairs. Under the planned procedure in high_probability mode
+    with no ``judge.delta_share`` set it is predicted from every tier's scores on the
+    prediction set judged so far and the judge prices measured on it
+    (``split.predict_shares``, ``routing.prediction_draw``: no human label, no audit draw
+    read); otherwise (or with too few such pairs) it is ``Config.delta_shares``. A project
+    calibrated before it was stored keeps what its config says now."""
     judges = cfg.judges
     if len(judges) == 1:
         return (1.0,)
-    stored = store.get_meta(SPLIT_KEY)
+    stored = fixed_split(store)
     if stored is not None:
-        shares = tuple(json.loads(stored)["shares"])
+        shares = tuple(stored["shares"])
         if len(shares) != len(judges):
             raise StateError(
                 f"{cfg.db_path}: this project's split of the confidence budget was fixed for "
-                f"{len(shares)} judge tiers at its first calibration, and the config has "
-                f"{len(judges)} ([[judge.tiers]]): restore them, or start a new project "
-                "(project.state_dir)"
+                f"{len(shares)} judge tiers, and the config has {len(judges)} "
+                "([[judge.tiers]]): restore them, or start a new project (project.state_dir)"
             )
         return shares
-    calibrated = any(store.latest_thresholds(k) is not None for k in range(len(judges)))
-    if not _predictable(cfg) or calibrated:
-        return _fix_split(store, {"shares": list(cfg.delta_shares), "predicted": False})
-    tiers = [judged(store, cfg, k, prediction=True) for k in range(len(judges))]
-    if not tiers[-1]:
+    configured = {"shares": list(cfg.delta_shares), "predicted": False}
+    if not split_pending(store, cfg):
+        return _fix_split(store, configured)
+    if not any(tier == len(judges) - 1 for tier, _ in store.tier_decisions()):
         return cfg.delta_shares  # nothing judged yet: no look can spend delta either
+    return _fix_split(store, _predicted_split(store, cfg) or configured)
+
+
+def fix_predicted_split(store: Store, cfg: Config) -> bool:
+    """At a round's end: fix a cascade's pending split (``split_pending``) if the
+    prediction set judged so far suffices. It reads no label, so it need not wait for a
+    calibration, and the next rounds' earlier tiers judge no more of the prediction set.
+    False: still pending (too few pairs, ``split.MIN_SAMPLE``)."""
+    record = _predicted_split(store, cfg) if split_pending(store, cfg) else None
+    if record is not None:
+        _fix_split(store, record)
+    return record is not None
+
+
+def _predicted_split(store: Store, cfg: Config) -> dict[str, Any] | None:
+    """The predicted split's record, from every tier's scores on the prediction set
+    judged so far; None with too few such pairs (``split.predict_shares``)."""
+    judges = cfg.judges
+    tiers = [judged(store, cfg, k, prediction=True) for k in range(len(judges))]
     floors = [current(store, cfg, k).a for k in range(len(judges))]
     seed = cfg.routing.seed
 
@@ -314,14 +347,11 @@ def tier_shares(store: Store, cfg: Config, patient: bool = False) -> tuple[float
             spent[tier].append(cost)
     costs = [float(np.mean(spent[k])) if spent[k] else 0.0 for k in range(len(judges))]
     pred = split.predict_shares(scores, costs, split_terms(cfg, store.pair_count()))
-    if pred is None and patient:  # too few pairs both tiers judged to predict from: wait
-        return cfg.delta_shares
     if pred is None:
-        return _fix_split(store, {"shares": list(cfg.delta_shares), "predicted": False})
+        return None
     expected = {str(f): v for f, v in pred.costs.items()}
     record = {"shares": list(pred.shares), "predicted": True, "costs": costs}
-    read = {"sample": pred.sample, "pairs": split.digest(ids), "expected": expected}
-    return _fix_split(store, record | read)
+    return record | {"sample": pred.sample, "pairs": split.digest(ids), "expected": expected}
 
 
 def split_terms(cfg: Config, size: int) -> split.Terms:
@@ -347,10 +377,15 @@ def _predictable(cfg: Config) -> bool:
 
 def split_pending(store: Store | None, cfg: Config) -> bool:
     """Is this cascade's split of delta still to be predicted (``store`` None: no project
-    yet)? Until it is, its earlier tiers also judge the pairs it is predicted from
-    (``routing.prediction_draw``)."""
-    fixed = store is not None and store.get_meta(SPLIT_KEY) is not None
-    return len(cfg.judges) > 1 and _predictable(cfg) and not fixed
+    yet)? Not once it is fixed, nor in a project calibrated before splits were stored
+    (it keeps its config's). Until it is, its earlier tiers also judge the pairs it is
+    predicted from (``routing.prediction_draw``)."""
+    if len(cfg.judges) == 1 or not _predictable(cfg):
+        return False
+    if store is None:
+        return True
+    calibrated = any(store.latest_thresholds(k) is not None for k in range(len(cfg.judges)))
+    return fixed_split(store) is None and not calibrated
 
 
 def _fix_split(store: Store, record: dict[str, Any]) -> tuple[float, ...]:
@@ -514,11 +549,7 @@ def _recalibrate_planned(
                 "rechecked"
             ]
             new = replace(cold_start(cfg), phase=prev.version + 1, judge_version=prev.judge_version)
-    if share <= 0 and prev.certified_a >= cal.NEVER:
-        # no share of delta (``tier_shares``): it can never be certified, so it judges
-        # nothing more (``routing.sample_only_rate``) and every pair goes to the next tier
-        new = replace(prev, a=cal.NEVER, b=cal.NEVER)
-    elif not drift and not prev.finished and prev.a < cal.NEVER:
+    if not drift and not prev.finished and prev.a < cal.NEVER:  # (a = NEVER: no share)
         # only the exact test reads the phase's earlier looks (after a certificate, only
         # the last tier's: an earlier one's labels reach humans through the next tier),
         # and only when a look may be due (the phase's sample is part of ``sample``)

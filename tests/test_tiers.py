@@ -239,11 +239,12 @@ def test_the_split_is_predicted_once_enough_pairs_are_judged_and_kept(
     cascade: Project,
 ) -> None:
     """A cascade with no delta_share fixes its split at the end of the first round whose
-    prediction set both tiers judged holds enough pairs (``split.MIN_SAMPLE``), from their
+    prediction set every tier judged holds enough pairs (``split.MIN_SAMPLE``), from their
     scores (no label read, so no calibration is waited for), and keeps it. At these prices
     (a human label costs ~1,000 strong calls) and 240 pairs the cheap tier cannot pay for
     a share: the strong tier takes all of delta, and the cheap tier judges nothing more
-    (its first rounds' sample was its last); a calibration later does not predict again.
+    from then on (its first rounds' sample was its last), also in a round run before any
+    calibration; a calibration later does not predict again.
     Until then the cheap tier also judged the prediction set (an independent hash draw),
     outside its sample only for the prediction: those pairs are no evidence."""
     from labeler import split
@@ -254,21 +255,30 @@ def test_the_split_is_predicted_once_enough_pairs_are_judged_and_kept(
     server = predicted_cascade(cascade)
     cfg = load_config(cascade.config, environ={})
     seed = cfg.routing.seed
+
+    def round_ids(*rounds: int) -> list[str]:
+        marks = ",".join("?" * len(rounds))
+        query = f"SELECT id FROM pairs WHERE round_id IN ({marks})"
+        with Store(cfg.db_path) as store:
+            return [r["id"] for r in store.db.execute(query, rounds)]
+
     small = cascade.run_json("round", "--limit", "40")
-    with Store(cfg.db_path) as store:
-        ids = [r["id"] for r in store.db.execute("SELECT id FROM pairs")]
-        few = [r["id"] for r in store.db.execute("SELECT id FROM pairs WHERE round_id = 1")]
-        assert store.get_meta(SPLIT_KEY) is None  # too few to predict from: still pending
+    few = round_ids(1)
     assert len(few) == 40
     assert sum(prediction_draw(seed, i) < PREDICTION_RATE for i in few) < split.MIN_SAMPLE
-    assert [t["delta_share"] for t in small["tiers"]] == [None, None]
-    first = cascade.run_json("round")  # the other 200: the round fixes the split itself
+    assert [t["delta_share"] for t in small["tiers"]] == [None, None]  # too few: pending
+    first = cascade.run_json("round", "--limit", "100")  # the round fixes the split itself
     assert [t["delta_share"] for t in first["tiers"]] == [0.0, 1.0]
+    # the next round, before any reviewer or calibration: no share, so nothing to judge
+    before = models(server).get("small", 0)
+    third = cascade.run_json("round")
+    assert models(server).get("small", 0) == before and third["tiers"][1]["judged"] == 100
     assert decide_as_humans(cascade) > 0
     assert cfg.delta_shares == pytest.approx((0.2, 0.8))  # the fallback, not used here
     with Store(cfg.db_path) as store:
         evidence = {row["pair_id"] for row, _ in judged(store, cfg, 0) if row["reason"] != SKIP}
         seen = {row["pair_id"] for row, _ in judged(store, cfg, 0, True) if row["reason"] != SKIP}
+    ids = round_ids(1, 2)  # the pairs judged until the split was fixed
     sample = {i for i in ids if calibration_draw(seed, i, 2) < 0.4}
     predict = {i for i in ids if prediction_draw(seed, i) < PREDICTION_RATE}
     # the cheap tier judged its sample and the prediction set; only its sample is evidence
