@@ -467,7 +467,7 @@ def run_planned_cascade(
     group-sequential while its labels are uniform; each tier spends its share of delta:
     ``shares``, or (None) the split ``split.predict_shares`` predicts from the first
     round's prediction set at ``prices`` (cheap judge, strong judge, human, per pair), as
-    the real loop fixes it at the end of the first round (``thresholds.tier_shares``): the
+    the real loop fixes it at the end of the first round (``thresholds.fix_predicted_split``): the
     pairs whose ``predict_draws`` (``routing.prediction_draw``; default: drawn from
     ``seed``) is below ``routing.PREDICTION_RATE``, which the cheap tier judges in the
     first round whether in its sample or not (outside it, for the prediction only). A

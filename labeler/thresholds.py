@@ -79,10 +79,11 @@ def cold_start(cfg: Config) -> Thresholds:
 def current(store: Store, cfg: Config, tier: int = 0) -> Thresholds:
     """The thresholds tier ``tier`` routes with next (each tier has its own versions; a
     panel's judge version starts from cold start, never from an older version's). A
-    cascade's tier with no share of delta (``tier_shares``) can never be certified: it
-    accepts nothing, so it judges nothing (``routing.sample_only_rate``)."""
+    cascade's tier with no share of delta (``tier_shares``; planned procedure) can never
+    be certified: it accepts nothing, so it judges nothing (``routing.sample_only_rate``)."""
     found = _latest(store, cfg, tier)
-    split = fixed_split(store) if len(cfg.judges) > 1 else None
+    planned = cfg.calibration.procedure == "planned"
+    split = fixed_split(store) if len(cfg.judges) > 1 and planned else None
     if split and len(split["shares"]) == len(cfg.judges) and split["shares"][tier] <= 0:
         return replace(found, a=cal.NEVER, b=cal.NEVER)  # never certified: see tier_shares
     return found
@@ -316,15 +317,14 @@ def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
     return _fix_split(store, _predicted_split(store, cfg) or configured)
 
 
-def fix_predicted_split(store: Store, cfg: Config) -> bool:
+def fix_predicted_split(store: Store, cfg: Config) -> None:
     """At a round's end: fix a cascade's pending split (``split_pending``) if the
     prediction set judged so far suffices. It reads no label, so it need not wait for a
     calibration, and the next rounds' earlier tiers judge no more of the prediction set.
-    False: still pending (too few pairs, ``split.MIN_SAMPLE``)."""
+    With too few pairs (``split.MIN_SAMPLE``) it stays pending."""
     record = _predicted_split(store, cfg) if split_pending(store, cfg) else None
     if record is not None:
         _fix_split(store, record)
-    return record is not None
 
 
 def _predicted_split(store: Store, cfg: Config) -> dict[str, Any] | None:
@@ -549,7 +549,7 @@ def _recalibrate_planned(
                 "rechecked"
             ]
             new = replace(cold_start(cfg), phase=prev.version + 1, judge_version=prev.judge_version)
-    if not drift and not prev.finished and prev.a < cal.NEVER:  # (a = NEVER: no share)
+    if not drift and not prev.finished and prev.a < cal.NEVER:  # (NEVER: futile, or no share)
         # only the exact test reads the phase's earlier looks (after a certificate, only
         # the last tier's: an earlier one's labels reach humans through the next tier),
         # and only when a look may be due (the phase's sample is part of ``sample``)

@@ -322,7 +322,7 @@ def test_a_cascades_split_is_fixed_at_its_first_calibration(cascade: Project) ->
     """Its looks spend the shares in force then: a later change of judge.delta_share is
     not applied (and the user is told), a changed number of tiers is a one-line error,
     and a project calibrated before the split was stored keeps its config's split."""
-    from labeler.thresholds import SPLIT_KEY, tier_shares
+    from labeler.thresholds import SPLIT_KEY, split_pending, tier_shares
 
     sampled_cascade(cascade)
     assert cascade.run("round").exit_code == 0
@@ -345,6 +345,7 @@ def test_a_cascades_split_is_fixed_at_its_first_calibration(cascade: Project) ->
     cascade.config.write_text(text.replace("delta_share = 0.2\n", ""))
     cfg = load_config(cascade.config, environ={})
     with Store(cfg.db_path) as store:
+        assert not split_pending(store, cfg)  # its rounds judge no prediction set either
         assert tier_shares(store, cfg) == pytest.approx((0.2, 0.8))  # not predicted now
         assert json.loads(store.get_meta(SPLIT_KEY) or "{}")["predicted"] is False
     with cascade.config.open("a") as fh:
