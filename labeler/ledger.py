@@ -18,7 +18,7 @@ from labeler import costs
 from labeler.config import Config
 from labeler.routing import ACCEPT
 from labeler.store import Store
-from labeler.thresholds import fixed_split
+from labeler.thresholds import fixed_split, split_shares
 
 
 def money_snapshot(cfg: Config) -> dict[str, Any]:
@@ -100,10 +100,8 @@ def tier_totals(store: Store, cfg: Config, round_id: int | None = None) -> list[
     the confidence budget once the project's split is fixed (``thresholds.tier_shares``)."""
     decisions = store.tier_decisions(round_id)
     calls = store.tier_call_totals(round_id)
-    split = fixed_split(store) or {}
-    shares: list[float | None] = list(split.get("shares", []))
-    if len(shares) != len(cfg.judges):
-        shares = [None] * len(cfg.judges)
+    split = fixed_split(store)
+    shares = split_shares(split, cfg) or (None,) * len(cfg.judges)
     out = []
     for k, judge in enumerate(cfg.judges):
         accepted = decisions.get((k, "accept"), 0)
@@ -122,7 +120,7 @@ def tier_totals(store: Store, cfg: Config, round_id: int | None = None) -> list[
                 "cost": float(spent["cost"]),
                 # its share of 1 - confidence (None until it is fixed)
                 "delta_share": shares[k],
-                "split_predicted": bool(split.get("predicted")),
+                "split_predicted": bool(split and split.get("predicted")),
             }
         )
     return out

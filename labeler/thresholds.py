@@ -83,8 +83,8 @@ def current(store: Store, cfg: Config, tier: int = 0) -> Thresholds:
     be certified: it accepts nothing, so it judges nothing (``routing.sample_only_rate``)."""
     found = _latest(store, cfg, tier)
     planned = cfg.calibration.procedure == "planned"
-    split = fixed_split(store) if len(cfg.judges) > 1 and planned else None
-    if split and len(split["shares"]) == len(cfg.judges) and split["shares"][tier] <= 0:
+    shares = split_shares(fixed_split(store), cfg) if len(cfg.judges) > 1 and planned else None
+    if shares and shares[tier] <= 0:
         return replace(found, a=cal.NEVER, b=cal.NEVER)  # never certified: see tier_shares
     return found
 
@@ -286,6 +286,14 @@ def fixed_split(store: Store) -> dict[str, Any] | None:
     return None if stored is None else dict(json.loads(stored))
 
 
+def split_shares(split: dict[str, Any] | None, cfg: Config) -> tuple[float, ...] | None:
+    """Each tier's share in a stored split (``fixed_split``); None while none is fixed, or
+    when it was fixed for another number of tiers (``tier_shares`` raises on that)."""
+    if split is None or len(split["shares"]) != len(cfg.judges):
+        return None
+    return tuple(split["shares"])
+
+
 def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
     """Each tier's share of delta, fixed for a cascade once, before any look spends delta
     (``store`` meta ``delta_split``), and kept for the project: at the end of the first
@@ -384,8 +392,9 @@ def split_pending(store: Store | None, cfg: Config) -> bool:
         return False
     if store is None:
         return True
-    calibrated = any(store.latest_thresholds(k) is not None for k in range(len(cfg.judges)))
-    return fixed_split(store) is None and not calibrated
+    if fixed_split(store) is not None:
+        return False
+    return all(store.latest_thresholds(k) is None for k in range(len(cfg.judges)))
 
 
 def _fix_split(store: Store, record: dict[str, Any]) -> tuple[float, ...]:
