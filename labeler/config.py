@@ -183,7 +183,13 @@ class RoutingConfig:
         lo=0.01,
         hi=1,
     )
-    seed: int = _opt(0, "Seed of the audit draw (reproducible).")
+    seed: int = _opt(0, "Seed of the audit draw and of the rounds' order (reproducible).")
+    round_order: str = _opt(
+        "random",
+        "Which waiting pairs a round takes: a seeded random draw (every round drawn like "
+        "the others, as the guarantee assumes) or the source's own order.",
+        choices=("random", "source"),
+    )
 
 
 @dataclass(frozen=True)

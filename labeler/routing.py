@@ -104,6 +104,14 @@ def _uniform(key: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def round_draw(seed: int, pair_id: str) -> float:
+    """The draw that orders the waiting pairs (``routing.round_order = "random"``): each
+    round takes the lowest, so every round is a uniform draw from the pairs imported so
+    far whatever the source's order (sorted by topic, easy first): the rounds are drawn
+    alike, which the certificate's guarantee assumes. Independent of every other draw."""
+    return _uniform(f"{seed}:{pair_id}:round")
+
+
 PREDICTION_RATE = 0.4  # the share of a cascade's first pairs its split is predicted from
 
 

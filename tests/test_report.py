@@ -15,9 +15,12 @@ from tests.conftest import Project, decide_as_humans, good_bad_rows
 
 @pytest.fixture
 def two_rounds(project: Project) -> Project:
-    """Two rounds with the oracle judge: ties go to humans, the rest is accepted."""
+    """Two rounds with the oracle judge: ties go to humans, the rest is accepted. The
+    rounds take the file's rows in order (a tie in each round)."""
     project.set(
-        review={"enabled": False}, judge={"price_input_per_mtok": 1.0, "price_output_per_mtok": 2.0}
+        review={"enabled": False},
+        judge={"price_input_per_mtok": 1.0, "price_output_per_mtok": 2.0},
+        routing={"round_order": "source"},
     )
     rows = [
         *good_bad_rows(6),

@@ -77,6 +77,32 @@ def test_limit_then_next_round_and_rerun_sends_nothing(project: Project) -> None
     assert len(project.server.requests) == sent  # type: ignore[attr-defined]
 
 
+def test_a_round_takes_a_random_draw_of_the_waiting_pairs_unless_told_the_file_order(
+    project: Project,
+) -> None:
+    """``routing.round_order``: "random" (the default) takes the waiting pairs with the
+    lowest ``routing.round_draw`` under ``routing.seed``, so a file sorted by topic gives
+    every round the same mix; "source" takes the file's first rows."""
+    from labeler.routing import round_draw
+
+    def taken(round_id: int) -> set[int]:
+        with Store(project.root / ".labeler" / "state.sqlite") as store:
+            rows = store.db.execute("SELECT source_row FROM pairs WHERE round_id = ?", (round_id,))
+            return {int(r[0]) for r in rows}
+
+    project.pairs(good_bad_rows(30))
+    project.set(routing={"seed": 5})
+    assert project.run_json("round", "--limit", "6")["round_id"] == 1
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        rows = store.db.execute("SELECT id, source_row FROM pairs ORDER BY seq").fetchall()
+    drawn = sorted(rows, key=lambda r: round_draw(5, r[0]))
+    assert taken(1) == {int(r[1]) for r in drawn[:6]} != {int(r[1]) for r in rows[:6]}
+    project.set(routing={"seed": 5, "round_order": "source"})
+    assert project.run_json("round", "--limit", "4")["round_id"] == 2
+    first = sorted(int(r[1]) for r in rows if int(r[1]) not in taken(1))[:4]
+    assert taken(2) == set(first)
+
+
 def test_same_pair_from_two_files_is_judged_once(project: Project) -> None:
     rows = good_bad_rows(3)
     project.pairs(rows)

@@ -67,6 +67,56 @@ def test_rounds_take_the_next_unassigned_pairs(tmp_path: Path) -> None:
         assert store.count_round_pairs(r2) == 2
 
 
+def test_rounds_drawn_at_random_take_the_lowest_draws_and_keep_them(tmp_path: Path) -> None:
+    """``routing.round_order = "random"``: a round takes the waiting pairs with the lowest
+    ``round_draw`` (not the first of the file); a pair imported later joins the draw; a
+    pair's draw is kept, so the next round takes the next lowest. None: the file's order."""
+    from labeler.routing import round_draw
+
+    def ids_of(store: Store, round_id: int) -> set[str]:
+        rows = store.db.execute("SELECT id FROM pairs WHERE round_id = ?", (round_id,))
+        return {r[0] for r in rows}
+
+    pairs = [make_pair("q", "a", str(i)) for i in range(40)]
+    by_draw = sorted(pairs, key=lambda p: round_draw(7, p.id))
+    with Store(tmp_path / "s.sqlite") as store:
+        store.import_pairs(pairs[:30], [])
+        r1 = store.start_round(10, "m", "t", "g", {}, order_seed=7)
+        first = sorted(pairs[:30], key=lambda p: round_draw(7, p.id))[:10]
+        assert ids_of(store, r1) == {p.id for p in first}
+        assert ids_of(store, r1) != {p.id for p in pairs[:10]}
+        store.finish_round(r1, {}, "completed")
+        store.import_pairs(pairs[30:], [])
+        r2 = store.start_round(10, "m", "t", "g", {}, order_seed=7)
+        rest = [p for p in by_draw if p.id not in ids_of(store, r1)]
+        assert ids_of(store, r2) == {p.id for p in rest[:10]}
+        store.finish_round(r2, {}, "completed")
+        r3 = store.start_round(5, "m", "t", "g", {})  # the source's order
+        waiting = [p for p in pairs if p.id not in ids_of(store, r1) | ids_of(store, r2)]
+        assert ids_of(store, r3) == {p.id for p in waiting[:5]}
+
+
+def test_a_state_file_from_before_round_draws_draws_its_waiting_pairs(tmp_path: Path) -> None:
+    """Migration 8: a schema-7 file gets the ``round_draw`` column; its waiting pairs are
+    drawn when the next round starts."""
+    from labeler.routing import round_draw
+
+    db = tmp_path / "state.sqlite"
+    pairs = [make_pair("q", "a", str(i)) for i in range(20)]
+    with Store(db) as store:
+        store.import_pairs(pairs, [])
+    raw = sqlite3.connect(db)
+    raw.execute("DROP INDEX pairs_to_draw")
+    raw.execute("ALTER TABLE pairs DROP COLUMN round_draw")
+    raw.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+    raw.commit()
+    raw.close()
+    with Store(db) as store:
+        r1 = store.start_round(4, "m", "t", "g", {}, order_seed=3)
+        taken = {r[0] for r in store.db.execute("SELECT id FROM pairs WHERE round_id = ?", (r1,))}
+        assert taken == {p.id for p in sorted(pairs, key=lambda p: round_draw(3, p.id))[:4]}
+
+
 def test_looks_kept_before_their_labels_were_kept_no_longer_count_as_history(
     tmp_path: Path,
 ) -> None:

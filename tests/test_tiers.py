@@ -545,7 +545,7 @@ def test_the_simulation_replays_a_real_cascade_decision_for_decision(
     its sample); at these prices the cheap tier gets none and judges nothing after the
     first round."""
     from labeler.calibration import Signals
-    from labeler.routing import PREDICTION_RATE, audit_draw, prediction_draw
+    from labeler.routing import PREDICTION_RATE, audit_draw, prediction_draw, round_draw
     from labeler.simulation import Settings, SimPair, run_planned_cascade
     from labeler.thresholds import SPLIT_KEY, judged, recalibrate
 
@@ -587,7 +587,7 @@ def test_the_simulation_replays_a_real_cascade_decision_for_decision(
             for r in store.db.execute("SELECT id, prompt, response_a FROM pairs")
         }
         stored = store.get_meta(SPLIT_KEY)
-    ids = sorted(shown, key=lambda i: shown[i][0])  # the source's order
+    ids = sorted(shown, key=lambda i: round_draw(seed, i))  # the rounds' order
     truth = {i: "A" if shown[i][1] else "B" for i in ids}
     nothing = Signals("A", 0.0, 0.0, 0.0)  # a pair the tier never judged
     sims = [

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
 from typing import Any
 
+from labeler.routing import round_draw
 from labeler.state.base import Tables
 
 
@@ -26,9 +28,22 @@ class RoundsTables(Tables):
         template_hash: str,
         guidelines_hash: str,
         thresholds: dict[str, Any],
+        order_seed: int | None = None,
     ) -> int:
-        """Create a round and assign it the next ``limit`` unassigned imported pairs."""
+        """Create a round and assign it ``limit`` unassigned imported pairs: those with
+        the lowest ``routing.round_draw`` under ``order_seed`` (a uniform draw), or the
+        first in the source's order when it is None."""
+        order = "seq"
         with self.transaction() as db:
+            if order_seed is not None:
+                order = "round_draw"
+                db.create_function(
+                    "round_draw", 1, functools.partial(round_draw, order_seed), deterministic=True
+                )
+                db.execute(  # once per pair: a drawn pair keeps its draw
+                    "UPDATE pairs SET round_draw = round_draw(id) WHERE state = 'imported' "
+                    "AND round_id IS NULL AND round_draw IS NULL"
+                )
             cur = db.execute(
                 "INSERT INTO rounds (status, started_at, pair_limit, model, template_hash, "
                 "guidelines_hash, thresholds) VALUES ('running', ?, ?, ?, ?, ?, ?)",
@@ -37,7 +52,7 @@ class RoundsTables(Tables):
             round_id = int(cur.lastrowid or 0)
             db.execute(
                 "UPDATE pairs SET round_id = ? WHERE seq IN (SELECT seq FROM pairs WHERE "
-                "state = 'imported' AND round_id IS NULL ORDER BY seq LIMIT ?)",
+                f"state = 'imported' AND round_id IS NULL ORDER BY {order}, seq LIMIT ?)",
                 (round_id, -1 if limit is None else limit),
             )
         return round_id

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from labeler.pairs import pair_key
 
-SCHEMA_VERSION = 7  # see MIGRATIONS
+SCHEMA_VERSION = 8  # see MIGRATIONS
 STATES = ("imported", "accepted", "needs_review", "in_review", "human_decided", "exported")
 
 SCHEMA = """
@@ -311,6 +311,16 @@ def add_look_evidence_labels(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE look_evidence ADD COLUMN {name} {kind}")
 
 
+def add_round_draws(db: sqlite3.Connection) -> None:
+    """Migration 8: the draw that orders the waiting pairs (``routing.round_draw``),
+    filled when a round first looks at a pair (the seed is the config's), and the index
+    a round takes the lowest of."""
+    have = {r[1] for r in db.execute("PRAGMA table_info(pairs)")}
+    if "round_draw" not in have:
+        db.execute("ALTER TABLE pairs ADD COLUMN round_draw REAL")
+    db.execute("CREATE INDEX IF NOT EXISTS pairs_to_draw ON pairs (state, round_id, round_draw)")
+
+
 # (number, step): a state file at version v runs every step numbered above v
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (1, add_missing_columns),
@@ -320,4 +330,5 @@ MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (5, add_tiers),
     (6, add_call_batch),
     (7, add_look_evidence_labels),
+    (8, add_round_draws),
 )
