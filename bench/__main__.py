@@ -30,7 +30,7 @@ from bench import (
     verify_bench,
 )
 
-ROUND_PARTS = ("startup", "throughput", "memory")
+ROUND_PARTS = ("startup", "throughput", "memory", "draw")
 OTHERS = (
     "review",
     "calibration",

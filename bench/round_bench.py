@@ -6,6 +6,9 @@
 2. Memory: peak RSS of a 100,000-pair round with the server answering at once, vs a
    1,000-pair round (the ratio shows what grows with the round size).
 3. Start-up: `labeler --help` vs `python -c pass`.
+4. The rounds' draw (``routing.round_order = "random"``): starting a round of 1,000 of
+   100,000 stored pairs, the first time (every waiting pair's draw computed and kept) and
+   the next, vs taking the source's first rows; and vs importing those pairs.
 """
 
 from __future__ import annotations
@@ -219,6 +222,28 @@ def startup() -> dict[str, Any]:
     }
 
 
+def draw(n: int = 100_000, size: int = 1_000) -> dict[str, Any]:
+    from labeler.pairs import make_pair
+    from labeler.store import Store
+
+    pairs = [make_pair(f"question {i}?", "an answer " * 50, "another " * 50) for i in range(n)]
+    out: dict[str, Any] = {"pairs": n, "round": size}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, seed in (("source", None), ("random", 0)):
+            with Store(Path(folder) / f"{name}.sqlite") as store:
+                start = time.perf_counter()
+                store.import_pairs(pairs, [])
+                out["import_s"] = round(time.perf_counter() - start, 3)
+                for when in ("first", "next"):
+                    start = time.perf_counter()
+                    store.start_round(size, "m", "t", "g", {}, order_seed=seed)
+                    out[f"{name}_{when}_s"] = round(time.perf_counter() - start, 4)
+    out["first_vs_source"] = round(out["random_first_s"] / out["source_first_s"], 1)
+    out["first_vs_import"] = round(out["random_first_s"] / out["import_s"], 3)
+    out["next_vs_source"] = round(out["random_next_s"] / out["source_next_s"], 1)
+    return out
+
+
 def main(which: list[str]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
@@ -231,4 +256,7 @@ def main(which: list[str]) -> dict[str, Any]:
     if not which or "memory" in which:
         results["memory"] = memory()
         print("memory", results["memory"], flush=True)
+    if not which or "draw" in which:
+        results["draw"] = draw()
+        print("draw", results["draw"], flush=True)
     return results

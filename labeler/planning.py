@@ -4,6 +4,7 @@ nothing."""
 from __future__ import annotations
 
 import dataclasses
+import heapq
 from collections.abc import Iterable
 from dataclasses import asdict
 
@@ -11,7 +12,7 @@ from labeler import costs, versions
 from labeler.config import Config
 from labeler.pairs import Pair, read_source
 from labeler.rounds import Context, RoundSummary, SourceTally, make_context
-from labeler.routing import Thresholds, sample_only_rate, tier_judges
+from labeler.routing import Thresholds, round_draw, sample_only_rate, tier_judges
 from labeler.store import Store
 from labeler.thresholds import cold_start, split_pending
 from labeler.thresholds import current as current_thresholds
@@ -40,7 +41,7 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
             summary.round_id, summary.resumed = int(open_round["id"]), True
             todo = list(store.iter_round_pairs(int(open_round["id"])))
         else:
-            todo = _unjudged(store, tally.pairs_of(read_source(cfg.source)), limit)
+            todo = _unjudged(store, tally.pairs_of(read_source(cfg.source)), limit, cfg.round_seed)
     finally:
         if store:
             store.close()
@@ -152,15 +153,23 @@ def _reach_shares(decisions: dict[tuple[int, str], int], tiers: int) -> list[flo
     return shares
 
 
-def _unjudged(store: Store | None, pairs: Iterable[Pair], limit: int | None) -> list[Pair]:
-    """The first ``limit`` distinct pairs that no round has judged yet (reads them all)."""
+def _unjudged(
+    store: Store | None, pairs: Iterable[Pair], limit: int | None, seed: int | None
+) -> list[Pair]:
+    """The ``limit`` distinct pairs no round has judged yet that the next round would
+    take (reads them all): the lowest draws under ``seed`` (kept ones, and
+    ``routing.round_draw`` above the store's cut for the rest), or the first in the
+    source's order when it is None (``Store.start_round``)."""
     todo: list[Pair] = []
     seen: set[str] = set()
     batch: list[Pair] = []
+    kept: dict[str, float] = {}
 
     def flush() -> None:
         done = store.known_pair_ids([p.id for p in batch]) if store else set()
         todo.extend(p for p in batch if p.id not in done)
+        if store and seed is not None:
+            kept.update(store.waiting_draws([p.id for p in batch]))
         batch.clear()
 
     for pair in pairs:
@@ -170,4 +179,9 @@ def _unjudged(store: Store | None, pairs: Iterable[Pair], limit: int | None) -> 
         if len(batch) >= 500:
             flush()
     flush()
+    if seed is not None and limit is not None:
+        cut = store.round_cut() if store else 0.0
+        todo = heapq.nsmallest(
+            limit, todo, key=lambda p: kept.get(p.id, round_draw(seed, p.id, cut))
+        )
     return todo if limit is None else todo[:limit]

@@ -152,8 +152,9 @@ def run_round(
                 ctx.guidelines.hash,
                 round_thresholds_json(in_force)
                 | {"seed": cfg.routing.seed, "money": money_snapshot(cfg), "batch": batch}
-                | {"judge_versions": {str(k): v.hash for k, v in panels.items()}},
-                cfg.routing.seed if cfg.routing.round_order == "random" else None,
+                | {"judge_versions": {str(k): v.hash for k, v in panels.items()}}
+                | {"order": cfg.routing.round_order},
+                cfg.round_seed,
             )
         summary.round_id = round_id
         # `datasets` takes a second to import: do it while the judge calls wait on the network

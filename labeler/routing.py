@@ -104,12 +104,16 @@ def _uniform(key: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def round_draw(seed: int, pair_id: str) -> float:
+def round_draw(seed: int, pair_id: str, cut: float = 0.0) -> float:
     """The draw that orders the waiting pairs (``routing.round_order = "random"``): each
-    round takes the lowest, so every round is a uniform draw from the pairs imported so
-    far whatever the source's order (sorted by topic, easy first): the rounds are drawn
-    alike, which the certificate's guarantee assumes. Independent of every other draw."""
-    return _uniform(f"{seed}:{pair_id}:round")
+    round takes the lowest, so every round is a uniform sample of the pairs waiting,
+    whatever the source's order (sorted by topic, say): the rounds are drawn alike, which
+    the certificate's guarantee assumes. A pair keeps its draw. ``cut``: the highest draw
+    a round has taken; the pairs still waiting are uniform above it (the rest of a
+    uniform sample above its cut-off), so a pair joining them draws there too. (Drawn
+    on [0, 1) instead, pairs imported after a round would all come first.) Independent
+    of every other draw."""
+    return cut + (1.0 - cut) * _uniform(f"{seed}:{pair_id}:round")
 
 
 PREDICTION_RATE = 0.4  # the share of a cascade's first pairs its split is predicted from

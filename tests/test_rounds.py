@@ -82,7 +82,8 @@ def test_a_round_takes_a_random_draw_of_the_waiting_pairs_unless_told_the_file_o
 ) -> None:
     """``routing.round_order``: "random" (the default) takes the waiting pairs with the
     lowest ``routing.round_draw`` under ``routing.seed``, so a file sorted by topic gives
-    every round the same mix; "source" takes the file's first rows."""
+    every round the same mix; "source" takes the file's first rows. Calibration reads the
+    verdicts by round, then by draw (the order the simulation's sequence assumes)."""
     from labeler.routing import round_draw
 
     def taken(round_id: int) -> set[int]:
@@ -101,6 +102,9 @@ def test_a_round_takes_a_random_draw_of_the_waiting_pairs_unless_told_the_file_o
     assert project.run_json("round", "--limit", "4")["round_id"] == 2
     first = sorted(int(r[1]) for r in rows if int(r[1]) not in taken(1))[:4]
     assert taken(2) == set(first)
+    with Store(project.root / ".labeler" / "state.sqlite") as store:  # the evidence's order
+        read = [(r["round_id"], r["round_draw"], r["seq"]) for r in store.routed_verdicts()]
+    assert read == sorted(read) and [r[0] for r in read] == [1] * 6 + [2] * 4
 
 
 def test_same_pair_from_two_files_is_judged_once(project: Project) -> None:
@@ -145,6 +149,41 @@ def test_dry_run_estimates_and_writes_nothing(project: Project) -> None:
     assert not (project.root / ".labeler" / "state.sqlite").exists()
     text = project.run("round", "--dry-run").stdout
     assert "estimated judge cost" in text
+
+
+def test_dry_run_estimates_the_pairs_the_round_would_draw(project: Project) -> None:
+    """``--dry-run --limit`` prices the pairs the round then takes: the lowest draws,
+    those kept from an earlier round under another seed included (not the file's first
+    rows, nor fresh draws; answers of very different lengths, so the estimates differ)."""
+    from labeler.pairs import make_pair
+    from labeler.routing import round_draw
+
+    rows = [
+        {"prompt": f"q{i}?", "response_a": "good " * 40 * (i + 1), "response_b": "bad"}
+        for i in range(20)
+    ]
+    by_id = {make_pair(r["prompt"], r["response_a"], r["response_b"]).id: r for r in rows}
+    source = project.pairs(rows)
+    assert project.run_json("round", "--limit", "4")["pairs_in_round"] == 4
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        waiting = [r[0] for r in store.db.execute("SELECT id FROM pairs WHERE round_id IS NULL")]
+        kept = {r[0]: r[1] for r in store.db.execute("SELECT id, round_draw FROM pairs")}
+    nxt = sorted(waiting, key=kept.__getitem__)[:4]
+    assert set(nxt) != set(sorted(waiting, key=lambda i: round_draw(1, i))[:4])
+    project.set(routing={"seed": 1})  # the waiting pairs keep the draws of seed 0
+    planned = project.run_json("round", "--dry-run", "--limit", "4")
+    project.pairs([by_id[i] for i in nxt], name="next.jsonl")
+    project.set(routing={"seed": 1}, source={"path": str(project.root / "next.jsonl")})
+    priced = project.run_json("round", "--dry-run")  # exactly those four
+    assert priced["pairs_in_round"] == 4 and priced["prompt_tokens"] == planned["prompt_tokens"]
+    project.set(routing={"seed": 1}, source={"path": str(source)})
+    assert project.run_json("round", "--limit", "4")["round_id"] == 2
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        taken = {r[0] for r in store.db.execute("SELECT id FROM pairs WHERE round_id = 2")}
+    assert taken == set(nxt)
+    project.set(routing={"round_order": "source"}, source={"path": str(source)})
+    first = project.run_json("round", "--dry-run", "--limit", "4")
+    assert first["prompt_tokens"] != planned["prompt_tokens"]
 
 
 def test_malformed_replies_go_to_review_and_are_not_paid_twice(

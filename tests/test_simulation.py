@@ -100,8 +100,9 @@ def single_score(rng: np.random.Generator) -> list[SimPair]:
 def drop(rng: np.random.Generator) -> list[SimPair]:
     """Calibrated for the first two rounds; from the third on, right 0.15 less often at the
     same report (its quality drops between rounds: the endpoint changed under the same
-    model name; a file sorted easy-first is this world until its rounds are drawn at
-    random, ``test_a_source_sorted_easy_first_keeps_the_guarantee_when_rounds_are_drawn``)."""
+    model name; a file sorted by topic, the judge overconfident on the later topics, is
+    this world until its rounds are drawn at random,
+    ``test_a_source_sorted_by_topic_keeps_the_guarantee_when_rounds_are_drawn``)."""
     q = skill(rng)
     p = np.where(np.arange(PAIRS) < 200, q, np.clip(q - 0.15, 0.0, 1.0))
     return judged_pairs(rng, halves(rng), q, p, np.where(q >= 0.75, 1.0, 0.5))
@@ -292,16 +293,19 @@ def in_round_order(pairs: list[SimPair], seed: int) -> list[SimPair]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("guarantee", GUARANTEES)
-def test_a_source_sorted_easy_first_keeps_the_guarantee_when_rounds_are_drawn(
+def test_a_source_sorted_by_topic_keeps_the_guarantee_when_rounds_are_drawn(
     guarantee: str,
 ) -> None:
-    """The ``drop`` world read as a source file whose first 200 rows are easier than the
-    rest (sorted by topic, easy first). In the file's order (``round_order = "source"``)
-    the certificate earned on the easy rows is applied to the hard ones: measured (200
+    """The ``drop`` world read as a source file sorted by topic: on the last 300 rows'
+    topics the judge is right 0.15 less often at the same report. In the file's order
+    (``round_order = "source"``) the certificate earned on the first topics is applied
+    to the others: measured (200
     worlds), 41 below target, mean disagreement 0.168 in expected mode (the strict xfails
     above). Rounds drawn at random (the default) are drawn alike, and the guarantee
     holds: 7 of 200 below target (32 certify anything: 60% of this judge's pairs miss the
-    target by 0.15); expected mode's mean disagreement 0.139 (194 certify)."""
+    target by 0.15); expected mode's mean disagreement 0.139 (194 certify). This test
+    orders the simulated pairs as the real loop does (``routing.round_draw``; its rounds
+    and its evidence, ``tests/test_rounds.py``, ``tests/test_store.py``)."""
     settings = Settings(alpha=ALPHA, delta=DELTA, guarantee=guarantee, per_round=100)
     drawn, source = [], []
     for s in range(WORLDS):

@@ -399,7 +399,7 @@ def test_the_simulation_replays_the_real_loop_decision_for_decision(
             r["id"]: (int(r["prompt"].split()[1].rstrip("?")), "good" in r["response_a"])
             for r in store.db.execute("SELECT id, prompt, response_a FROM pairs")
         }
-    rows.sort(key=lambda rd: shown[rd[0]["pair_id"]][0])  # the source's order
+    # in routing order (round, then draw), as calibration reads them
     pairs = [SimPair(d.signals, "A" if shown[row["pair_id"]][1] else "B") for row, d in rows]
     draws = np.array([d.draw for _, d in rows], float)
     settings = Settings(alpha=0.15, delta=0.1, per_round=size, audit_rate=0.02)

@@ -31,17 +31,18 @@ class RoundsTables(Tables):
         order_seed: int | None = None,
     ) -> int:
         """Create a round and assign it ``limit`` unassigned imported pairs: those with
-        the lowest ``routing.round_draw`` under ``order_seed`` (a uniform draw), or the
-        first in the source's order when it is None."""
+        the lowest ``routing.round_draw`` under ``order_seed`` (a uniform sample of the
+        pairs waiting), or the first in the source's order when it is None."""
         order = "seq"
         with self.transaction() as db:
             if order_seed is not None:
                 order = "round_draw"
-                db.create_function(
-                    "round_draw", 1, functools.partial(round_draw, order_seed), deterministic=True
-                )
-                db.execute(  # once per pair: a drawn pair keeps its draw
-                    "UPDATE pairs SET round_draw = round_draw(id) WHERE state = 'imported' "
+                draw = functools.partial(round_draw, order_seed, cut=self.round_cut())
+                db.create_function("draw_of", 1, draw, deterministic=True)
+                # pairs imported since the last round join the draw; a drawn pair keeps
+                # its draw (the waiting pairs stay uniform above the cut)
+                db.execute(
+                    "UPDATE pairs SET round_draw = draw_of(id) WHERE state = 'imported' "
                     "AND round_id IS NULL AND round_draw IS NULL"
                 )
             cur = db.execute(
@@ -56,6 +57,21 @@ class RoundsTables(Tables):
                 (round_id, -1 if limit is None else limit),
             )
         return round_id
+
+    def round_cut(self) -> float:
+        """The highest draw a round has taken (``routing.round_draw``'s ``cut``)."""
+        row = self.db.execute(
+            "SELECT MAX(round_draw) FROM pairs WHERE round_id IS NOT NULL"
+        ).fetchone()
+        return float(row[0] or 0.0)
+
+    def waiting_draws(self, ids: list[str]) -> dict[str, float]:
+        """The kept draws of those of ``ids`` that wait for a round."""
+        sql = (
+            "SELECT id, round_draw FROM pairs WHERE id IN ({marks}) AND state = 'imported' "
+            "AND round_id IS NULL AND round_draw IS NOT NULL"
+        )
+        return {r[0]: float(r[1]) for r in self._in_chunks(sql, ids)}
 
     def finish_round(self, round_id: int, summary: dict[str, Any], status: str) -> None:
         with self.transaction() as db:
