@@ -120,7 +120,7 @@ def variant_of(slot: str) -> int:
 def _thresholds(data: dict[str, Any]) -> Thresholds:
     data = dict(data)
     # the round's settings stored beside them
-    for key in ("seed", "money", "tiers", "batch", "judge_versions"):
+    for key in ("seed", "money", "tiers", "batch", "judge_versions", "order"):
         data.pop(key, None)
     if data.get("weights") is not None:
         data["weights"] = tuple(data["weights"])

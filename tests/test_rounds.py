@@ -153,23 +153,29 @@ def test_dry_run_estimates_and_writes_nothing(project: Project) -> None:
 
 def test_dry_run_estimates_the_pairs_the_round_would_draw(project: Project) -> None:
     """``--dry-run --limit`` prices the pairs the round then takes: the lowest draws,
-    those kept from an earlier round under another seed included (not the file's first
-    rows, nor fresh draws; answers of very different lengths, so the estimates differ)."""
+    those kept from an earlier round under another seed (not fresh draws of them) and
+    those of pairs added to the source since (not the file's first rows; answers of
+    very different lengths, so the estimates differ)."""
     from labeler.pairs import make_pair
     from labeler.routing import round_draw
 
     rows = [
         {"prompt": f"q{i}?", "response_a": "good " * 40 * (i + 1), "response_b": "bad"}
-        for i in range(20)
+        for i in range(30)
     ]
     by_id = {make_pair(r["prompt"], r["response_a"], r["response_b"]).id: r for r in rows}
-    source = project.pairs(rows)
+    project.pairs(rows[:20])
     assert project.run_json("round", "--limit", "4")["pairs_in_round"] == 4
     with Store(project.root / ".labeler" / "state.sqlite") as store:
         waiting = [r[0] for r in store.db.execute("SELECT id FROM pairs WHERE round_id IS NULL")]
         kept = {r[0]: r[1] for r in store.db.execute("SELECT id, round_draw FROM pairs")}
-    nxt = sorted(waiting, key=kept.__getitem__)[:4]
-    assert set(nxt) != set(sorted(waiting, key=lambda i: round_draw(1, i))[:4])
+        cut = store.round_cut()
+    source = project.pairs(rows)  # ten more
+    added = {i: round_draw(1, i, cut) for i in list(by_id)[20:]}
+    draws = {i: kept[i] for i in waiting} | added
+    nxt = sorted(draws, key=draws.__getitem__)[:4]
+    assert set(nxt) & set(added) and set(nxt) - set(added)
+    assert set(nxt) != set(sorted(draws, key=lambda i: round_draw(1, i))[:4])
     project.set(routing={"seed": 1})  # the waiting pairs keep the draws of seed 0
     planned = project.run_json("round", "--dry-run", "--limit", "4")
     project.pairs([by_id[i] for i in nxt], name="next.jsonl")

@@ -12,6 +12,9 @@ from typing import Any
 from labeler.routing import round_draw
 from labeler.state.base import Tables
 
+CUT_KEY = "round_cut"  # meta: ``routing.round_draw``'s cut
+STRETCH_BELOW = 1e-6  # 1 - cut below which the waiting pairs' draws are stretched
+
 
 class RoundsTables(Tables):
     """Rounds, and what each decided and delivered (the ledger reads these)."""
@@ -35,13 +38,12 @@ class RoundsTables(Tables):
         pairs waiting), or the first in the source's order when it is None."""
         order = "seq"
         with self.transaction() as db:
+            cut = self.round_cut()
             if order_seed is not None:
                 order = "round_draw"
-                draw = functools.partial(round_draw, order_seed, cut=self.round_cut())
+                draw = functools.partial(round_draw, order_seed, cut=cut)
                 db.create_function("draw_of", 1, draw, deterministic=True)
-                # pairs imported since the last round join the draw; a drawn pair keeps
-                # its draw (the waiting pairs stay uniform above the cut)
-                db.execute(
+                db.execute(  # pairs imported since the last round join the draw
                     "UPDATE pairs SET round_draw = draw_of(id) WHERE state = 'imported' "
                     "AND round_id IS NULL AND round_draw IS NULL"
                 )
@@ -56,14 +58,38 @@ class RoundsTables(Tables):
                 f"state = 'imported' AND round_id IS NULL ORDER BY {order}, seq LIMIT ?)",
                 (round_id, -1 if limit is None else limit),
             )
+            if order_seed is not None:
+                self._move_cut(round_id, cut)
         return round_id
 
     def round_cut(self) -> float:
-        """The highest draw a round has taken (``routing.round_draw``'s ``cut``)."""
-        row = self.db.execute(
-            "SELECT MAX(round_draw) FROM pairs WHERE round_id IS NOT NULL"
+        """The highest draw a round drawing at random has taken (``routing.round_draw``'s
+        ``cut``; 0 while no drawn pair waits)."""
+        return float(self.get_meta(CUT_KEY) or 0.0)
+
+    def _move_cut(self, round_id: int, cut: float) -> None:
+        """After a round drew its pairs: the pairs left are uniform above the highest
+        draw it took (the rest of a uniform sample above its cut-off), so pairs imported
+        later draw there too. With no drawn pair left the cut starts again from 0; close
+        to 1 (rounds that took almost every pair), the pairs left are stretched back
+        onto [0, 1) (rarely: the only step that touches every waiting pair)."""
+        db = self.db
+        (taken,) = db.execute(
+            "SELECT MAX(round_draw) FROM pairs WHERE round_id = ?", (round_id,)
         ).fetchone()
-        return float(row[0] or 0.0)
+        waiting = "state = 'imported' AND round_id IS NULL AND round_draw IS NOT NULL"
+        if db.execute(f"SELECT 1 FROM pairs WHERE {waiting} LIMIT 1").fetchone() is None:
+            cut = 0.0
+        elif taken is not None:
+            cut = max(cut, float(taken))
+            if 1.0 - cut < STRETCH_BELOW:
+                db.execute(
+                    "UPDATE pairs SET round_draw = MAX(round_draw - ?, 0) / (1 - ?) "
+                    f"WHERE {waiting}",
+                    (cut, cut),
+                )
+                cut = 0.0
+        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (CUT_KEY, repr(cut)))
 
     def waiting_draws(self, ids: list[str]) -> dict[str, float]:
         """The kept draws of those of ``ids`` that wait for a round."""
