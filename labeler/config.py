@@ -183,9 +183,7 @@ class RoutingConfig:
         lo=0.01,
         hi=1,
     )
-    seed: int = _opt(
-        0, "Seed of the audit draw and of the rounds' draw (a drawn pair keeps its draw)."
-    )
+    seed: int = _opt(0, "Seed of the audit draw and of the rounds' draw (reproducible).")
     round_order: str = _opt(
         "random",
         "Which waiting pairs a round takes: a seeded random draw (every round drawn like "
@@ -450,12 +448,6 @@ class Config:
         predicts its split instead, once its first rounds are judged (``thresholds.tier_shares``);
         this is the split it falls back on."""
         return split_delta([j.delta_share for j in self.judges])
-
-    @property
-    def round_seed(self) -> int | None:
-        """The seed rounds draw their pairs with (``routing.round_draw``); None: they take
-        the source's first rows (``routing.round_order = "source"``)."""
-        return self.routing.seed if self.routing.round_order == "random" else None
 
     @property
     def db_path(self) -> Path:

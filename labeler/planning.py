@@ -11,7 +11,7 @@ from dataclasses import asdict
 from labeler import costs, versions
 from labeler.config import Config
 from labeler.pairs import Pair, read_source
-from labeler.rounds import Context, RoundSummary, SourceTally, make_context
+from labeler.rounds import Context, RoundSummary, SourceTally, make_context, round_seed
 from labeler.routing import Thresholds, round_draw, sample_only_rate, tier_judges
 from labeler.store import Store
 from labeler.thresholds import cold_start, split_pending
@@ -41,7 +41,7 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
             summary.round_id, summary.resumed = int(open_round["id"]), True
             todo = list(store.iter_round_pairs(int(open_round["id"])))
         else:
-            todo = _unjudged(store, tally.pairs_of(read_source(cfg.source)), limit, cfg.round_seed)
+            todo = _unjudged(store, tally.pairs_of(read_source(cfg.source)), limit, round_seed(cfg))
     finally:
         if store:
             store.close()

@@ -106,6 +106,12 @@ def _push_for_review(store: Store, cfg: Config, summary: RoundSummary) -> None:
     summary.review_waiting = store.state_counts()["needs_review"]
 
 
+def round_seed(cfg: Config) -> int | None:
+    """The seed rounds draw their pairs with (``routing.round_draw``); None: they take the
+    source's first rows (``routing.round_order = "source"``)."""
+    return cfg.routing.seed if cfg.routing.round_order == "random" else None
+
+
 def run_round(
     cfg: Config,
     *,
@@ -154,7 +160,7 @@ def run_round(
                 | {"seed": cfg.routing.seed, "money": money_snapshot(cfg), "batch": batch}
                 | {"judge_versions": {str(k): v.hash for k, v in panels.items()}}
                 | {"order": cfg.routing.round_order},
-                cfg.round_seed,
+                round_seed(cfg),
             )
         summary.round_id = round_id
         # `datasets` takes a second to import: do it while the judge calls wait on the network
