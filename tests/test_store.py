@@ -138,7 +138,36 @@ def test_a_round_after_new_pairs_arrive_is_a_uniform_sample_of_the_waiting_pairs
             taken = {r[0] for r in rows}
         shares.append(len(taken & {p.id for p in new}) / 40)
         expected.append(80 / (pool + 80))
-    assert abs(np.mean(shares) - np.mean(expected)) < 0.05, (np.mean(shares), np.mean(expected))
+    assert abs(np.mean(shares) - np.mean(expected)) < 0.03, (np.mean(shares), np.mean(expected))
+
+
+def test_rounds_that_take_most_of_the_pool_stretch_the_draws_before_they_reach_1(
+    tmp_path: Path,
+) -> None:
+    """Each round takes 90% of the pairs waiting, 100 new pairs between: the cut nears 1
+    by a factor of 10 a round, so the pairs left are stretched back onto [0, 1) (never
+    reset: pairs wait throughout). The draws stay distinct and below 1 (unstretched, they
+    would reach 1.0 and the rounds would take the file's order), and every round is a
+    uniform sample: the newest pairs' share of it equals their share of the pool."""
+    stretched, shares, expected = 0, [], []
+    with Store(tmp_path / "s.sqlite") as store:
+        for k in range(30):
+            store.import_pairs([make_pair(f"batch {k}", "a", str(i)) for i in range(100)], [])
+            pool = store.unassigned_count()
+            before = store.round_cut()
+            r = store.start_round(pool * 9 // 10, "m", "t", "g", {}, order_seed=1)
+            stretched += store.round_cut() < before
+            rows = store.db.execute("SELECT id FROM pairs WHERE round_id = ?", (r,))
+            fresh = {make_pair(f"batch {k}", "a", str(i)).id for i in range(100)}
+            shares.append(len({row[0] for row in rows} & fresh) / (pool * 9 // 10))
+            expected.append(100 / pool)
+            draws = [
+                d
+                for (d,) in store.db.execute("SELECT round_draw FROM pairs WHERE round_id IS NULL")
+            ]
+            assert len(set(draws)) == len(draws) and max(draws) < 1.0
+    assert stretched >= 3
+    assert abs(np.mean(shares) - np.mean(expected)) < 0.03, (np.mean(shares), np.mean(expected))
 
 
 def test_a_state_file_from_before_round_draws_draws_its_waiting_pairs(tmp_path: Path) -> None:
