@@ -108,7 +108,7 @@ def round_draw(seed: int, pair_id: str, cut: float = 0.0) -> float:
     """The draw that orders the waiting pairs (``routing.round_order = "random"``): each
     round takes the lowest, so every round is a uniform sample of the pairs waiting,
     whatever the source's order (sorted by topic, say): the rounds are drawn alike, which
-    the certificate's guarantee assumes. A pair keeps its draw. ``cut``: the highest draw
+    the certificate's guarantee assumes. A pair keeps its place. ``cut``: the highest draw
     a round has taken (``Store.round_cut``); the pairs still waiting are uniform above
     it, so a pair joining them draws there too (on [0, 1), pairs imported after a round
     would all come first). Independent of every other draw."""

@@ -100,23 +100,19 @@ def test_rounds_drawn_at_random_take_the_lowest_draws_and_keep_them(tmp_path: Pa
         assert ids_of(store, r3) == {p.id for p in waiting[:5]}
 
 
-@pytest.mark.parametrize(
-    "before", ["nothing", "a source-order round", "six whole rounds", "a stretch"]
-)
+@pytest.mark.parametrize("before", ["nothing", "a source-order round", "six whole rounds"])
 def test_a_round_after_new_pairs_arrive_is_a_uniform_sample_of_the_waiting_pairs(
-    tmp_path: Path, before: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, before: str
 ) -> None:
     """Over 30 seeds: 100 pairs, a round of 20 (after six rounds that took every pair
     waiting, or followed by a source-order round of 30, as ``before`` says), then 80 new
     pairs: the next round of 40 takes old and new pairs alike (their shares of it equal
     their shares of the pool; the standard error of the mean over seeds is about 0.013).
-    ``a stretch``: the pairs left stretched back onto [0, 1) at once (as when the cut
-    nears 1). Measured: new pairs drawn on [0, 1) made up 0.68 of it instead of 0.5;
+    (The stretch: ``test_rounds_that_take_most_of_the_pool_stretch_the_draws_before_they_reach_1``.)
+    Measured: new pairs drawn on [0, 1) made up 0.68 of it instead of 0.5;
     with the cut read from every pair a round took, a source-order round pushed them
     last; never reset, rounds that took every pair pushed the draws to 1.0 (the file's
     order again)."""
-    if before == "a stretch":  # the waiting pairs' draws stretched back onto [0, 1)
-        monkeypatch.setattr("labeler.state.rounds.STRETCH_BELOW", 1.0)
     shares, expected = [], []
     for seed in range(30):
         old = [make_pair(f"old {seed}", "a", str(i)) for i in range(100)]
