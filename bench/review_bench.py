@@ -6,6 +6,9 @@
    vs logging the same 1,000 records with the bare argilla SDK into another dataset.
 3. Sync of 1,000 submitted responses (``run_sync``: pull, store, combine, dataset) vs
    listing the same records with their responses through the bare SDK.
+4. Memory of a push: how much a fresh process's peak RSS grows while ``push_pending`` sends
+   6,000 pairs of ~1,000-word responses, vs the same push of 600 (both several
+   ``review.push_batch`` batches: a push that holds one batch of texts grows alike).
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def seed_project(root: Path, port: int) -> Any:
-    """A project with N pairs already judged and waiting for review (no judge needed)."""
+def seed_project(root: Path, port: int, n: int = N, words: int = 0, review: str = "") -> Any:
+    """A project with ``n`` pairs already judged and waiting for review (no judge needed);
+    ``words``: each response that many words long (else a few); ``review``: more lines of
+    its [review] table."""
     from labeler.config import load_config
     from labeler.pairs import make_pair
     from labeler.setup import write_starter_files
@@ -39,12 +44,16 @@ def seed_project(root: Path, port: int) -> Any:
 
     write_starter_files(root, force=True)
     (root / "config.toml").write_text(
-        f'[project]\nname = "bench-push"\n[review]\nport = {port}\n'
+        f'[project]\nname = "bench-push"\n[review]\nport = {port}\n{review}'
         'workspace = "labeler"\n[output]\nparquet = false\n'
+        # one owner answers 1,000 records in seconds: no verdict is "too fast" here
+        "[quality]\nmin_review_seconds = 0\n"
     )
     cfg = load_config(root / "config.toml", environ={})
+    filler = " ".join(f"word{j % 997}" for j in range(words))
     pairs = [
-        make_pair(f"Question {i}?", f"first answer {i}", f"second answer {i}") for i in range(N)
+        make_pair(f"Question {i}?", f"first answer {i} {filler}", f"second answer {i} {filler}")
+        for i in range(n)
     ]
     with Store(cfg.db_path) as store:
         store.import_pairs(pairs, [])
@@ -80,7 +89,7 @@ def bare_push(url: str, key: str, cfg: Any, name: str) -> float:
 
     with Store(cfg.db_path) as store:
         store.requeue_in_review()
-        records, _, _ = _records(store, cfg)
+        records = list(_records(store, cfg, store.review_queue()))
     with ArgillaReview(url, key, "labeler", name) as review:
         review.ensure_dataset(load_guidelines(cfg.judge.guidelines).text, 1)
         ds = review.dataset()
@@ -88,21 +97,7 @@ def bare_push(url: str, key: str, cfg: Any, name: str) -> float:
             rg.Record(
                 id=r.pair_id,
                 fields={"prompt": r.prompt, "response_a": r.first, "response_b": r.second},
-                metadata={
-                    "round": r.round_id,
-                    "judge_confidence": r.confidence,
-                    "routing_reason": r.reason,
-                },
-                suggestions=[
-                    rg.Suggestion(
-                        question_name="preference",
-                        value=r.suggestion,
-                        score=r.confidence,
-                        agent=r.agent,
-                    )
-                ]
-                if r.suggestion
-                else [],
+                metadata={"round": r.round_id},
             )
             for r in records
         ]
@@ -123,6 +118,10 @@ def labeler_push(cfg: Any, name: str) -> float:
     cfg = dataclasses.replace(cfg, review=dataclasses.replace(cfg.review, dataset=name))
     with Store(cfg.db_path) as store:
         store.requeue_in_review()
+        # a re-queued pair goes back to the dataset it was pushed to: forget the earlier
+        # runs' pushes, so each run pushes every pair into its own fresh dataset
+        with store.transaction() as db:
+            db.execute("DELETE FROM review_items")
         start = time.perf_counter()
         result = push_pending(store, cfg)
         elapsed = time.perf_counter() - start
@@ -181,6 +180,53 @@ def bare_pull(url: str, key: str) -> float:
     return elapsed
 
 
+PUSH_RSS = """
+import json, sys
+from labeler.config import load_config
+from labeler.store import Store
+from labeler.sync import push_pending
+import argilla  # noqa: F401  (its import is not the push's memory)
+
+
+def status(key):  # MB (Linux)
+    with open("/proc/self/status") as fh:
+        return next(int(x.split()[1]) for x in fh if x.startswith(key + ":")) / 1024
+
+
+cfg = load_config(sys.argv[1])
+with Store(cfg.db_path) as store:
+    # the peak so far is the forking parent's, not ours: start it again from now
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    start = status("VmRSS")
+    result = push_pending(store, cfg)
+    peak = status("VmHWM")
+print(json.dumps([result.pushed, result.error, start, peak]))
+"""
+
+
+def push_rss(root: Path, creds: Any, n: int, words: int) -> dict[str, Any]:
+    """Peak RSS growth (MB) of a fresh process pushing ``n`` seeded pairs to Argilla."""
+    review = (
+        f'api_url = "{creds.url}"\napi_key_env = "BENCH_ARGILLA_KEY"\ndataset = "rss-{root.name}"\n'
+    )
+    seed_project(root, free_port(), n, words, review)
+    out = subprocess.run(
+        [sys.executable, "-c", PUSH_RSS, str(root / "config.toml")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "BENCH_ARGILLA_KEY": creds.api_key},
+    )
+    pushed, error, start_mb, peak_mb = json.loads(out.stdout.strip().splitlines()[-1])
+    assert pushed == n and not error, (pushed, error)
+    return {
+        "pairs": n,
+        "rss_at_start_mb": round(start_mb, 1),
+        "growth_mb": round(peak_mb - start_mb, 1),
+    }
+
+
 def main() -> dict[str, Any]:
     from labeler.server.manager import EmbeddedArgilla
     from labeler.sync import run_sync
@@ -232,6 +278,15 @@ def main() -> dict[str, Any]:
                 "ratio": round(sync_s / pull_s, 2),
             }
             print("sync", out["sync"], flush=True)
+            small = push_rss(Path(tmp) / "rss-small", creds, 600, 1000)
+            big = push_rss(Path(tmp) / "rss-big", creds, 6000, 1000)
+            out["push_memory"] = {
+                "words_per_response": 1000,
+                "labeler": big,
+                "baseline": small,
+                "ratio": round(max(big["growth_mb"], 1.0) / max(small["growth_mb"], 1.0), 2),
+            }
+            print("push_memory", out["push_memory"], flush=True)
         finally:
             server.stop()
     return out

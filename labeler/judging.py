@@ -117,11 +117,13 @@ def variant_of(slot: str) -> int:
     return int(slot.split("@", 1)[1].split("#", 1)[0]) if "@" in slot else 0
 
 
+THRESHOLD_FIELDS = frozenset(f.name for f in dataclasses.fields(Thresholds))
+
+
 def _thresholds(data: dict[str, Any]) -> Thresholds:
-    data = dict(data)
-    # the round's settings stored beside them
-    for key in ("seed", "money", "tiers", "batch", "judge_versions", "order"):
-        data.pop(key, None)
+    # a round stores its own settings (seed, order, money, later tiers...) beside its
+    # thresholds: only the thresholds' fields are read back
+    data = {k: v for k, v in data.items() if k in THRESHOLD_FIELDS}
     if data.get("weights") is not None:
         data["weights"] = tuple(data["weights"])
     return Thresholds(**data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import itertools
 from collections.abc import Iterable
 from dataclasses import asdict
 
@@ -157,9 +158,10 @@ def _unjudged(
     store: Store | None, pairs: Iterable[Pair], limit: int | None, seed: int | None
 ) -> list[Pair]:
     """The ``limit`` distinct pairs no round has judged yet that the next round would
-    take (reads them all): the lowest draws under ``seed`` (kept ones, and
-    ``routing.round_draw`` above the store's cut for the rest), or the first in the
-    source's order when it is None (``Store.start_round``)."""
+    take (reads them all): those of the source and those stored from any earlier source
+    that no round took; the lowest draws under ``seed`` (kept ones, and
+    ``routing.round_draw`` above the store's cut for the rest), or the first in import
+    order when it is None (``Store.start_round``)."""
     todo: list[Pair] = []
     seen: set[str] = set()
     batch: list[Pair] = []
@@ -172,7 +174,10 @@ def _unjudged(
             kept.update(store.waiting_draws([p.id for p in batch]))
         batch.clear()
 
-    for pair in pairs:
+    # the round imports the source first, then takes from every pair waiting: those
+    # stored come first in import order
+    stored = store.iter_round_pairs(None) if store else iter(())
+    for pair in itertools.chain(stored, pairs):
         if pair.id not in seen:
             seen.add(pair.id)
             batch.append(pair)
@@ -184,4 +189,4 @@ def _unjudged(
         todo = heapq.nsmallest(
             limit, todo, key=lambda p: kept.get(p.id, round_draw(seed, p.id, cut))
         )
-    return todo if limit is None else todo[:limit]
+    return todo[:limit]

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import copy
 import html
+import itertools
 import logging
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -57,6 +58,7 @@ class ReviewRecord:
     second: str
     round_id: int
     hint: str | None = None  # the judge's verdict as text, shown only where it is no evidence
+    swapped: bool = False  # shown as (response_b, response_a)
 
 
 @dataclass(frozen=True)
@@ -247,13 +249,16 @@ class ArgillaReview:
                 changed.append(f"{field['name']} as plain text")
         return changed
 
-    def push(self, records: list[ReviewRecord], batch: int = 256) -> Iterator[list[str]]:
+    def push(
+        self, records: Iterable[ReviewRecord], batch: int = 256
+    ) -> Iterator[list[ReviewRecord]]:
         """Upsert records (id = pair id, so pushing twice never duplicates), a batch at a
-        time; yields the pair ids of each batch once Argilla has stored it."""
+        time, reading ``records`` no further than the batch being sent; yields each batch
+        once Argilla has stored it."""
         ds = self.dataset()
         rg = self.rg
-        for start in range(0, len(records), batch):
-            chunk = records[start : start + batch]
+        rest = iter(records)
+        while chunk := list(itertools.islice(rest, batch)):
             items = [
                 rg.Record(
                     id=r.pair_id,
@@ -272,7 +277,7 @@ class ArgillaReview:
                 ds.records.log(items, batch_size=batch)
 
             self._call(log)
-            yield [r.pair_id for r in chunk]
+            yield chunk
 
     def pull(self) -> list[HumanResponse]:
         """Every response of every record (owner/admin key needed). Read through the HTTP

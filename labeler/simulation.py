@@ -465,13 +465,15 @@ def run_planned_cascade(
     tier's routing; in its calibration sample, given that it is in it:
     ``planned.given_sample``), tested with its own test (``planned.earlier_tier_test``),
     group-sequential while its labels are uniform; each tier spends its share of delta:
-    ``shares``, or (None) the split ``split.predict_shares`` predicts from the first
-    round's prediction set at ``prices`` (cheap judge, strong judge, human, per pair), as
-    the real loop fixes it at the end of the first round (``thresholds.fix_predicted_split``): the
-    pairs whose ``predict_draws`` (``routing.prediction_draw``; default: drawn from
-    ``seed``) is below ``routing.PREDICTION_RATE``, which the cheap tier judges in the
-    first round whether in its sample or not (outside it, for the prediction only). A
-    tier with no share judges nothing after that round. The cheap tier has no drift watch
+    ``shares``, or (None) the split ``split.predict_shares`` predicts from the prediction
+    set at ``prices`` (cheap judge, strong judge, human, per pair), as the real loop fixes
+    it at the end of the first round whose prediction set suffices
+    (``thresholds.fix_predicted_split``), or (the fixed split) at the first calibration
+    where a look could be due (``split.may_wait``): the pairs whose ``predict_draws``
+    (``routing.prediction_draw``; default: drawn from ``seed``) is below
+    ``routing.PREDICTION_RATE``, which the cheap tier judges while the split is pending,
+    whether in its sample or not (outside it, for the prediction only). A tier with no
+    share judges nothing after that. The cheap tier has no drift watch
     here (the real loop's watches each tier's certified pairs). ``draws``: each tier's
     audit draw per pair (default: drawn from ``seed``), e.g. the real loop's."""
     cheap, strong_pairs = tiers
@@ -492,9 +494,12 @@ def run_planned_cascade(
     common: list[int] = []  # the first round's prediction set (both tiers judged it)
     alpha0, delta0, guarantee0 = s.alpha, 0.0, s.guarantee
 
-    def fix_shares() -> None:
+    def fix_shares(final: bool) -> bool:
+        """Fix the split (True), or use the fixed one and leave it pending (False) while
+        the prediction set is too small and no look could be due (``split.may_wait``)."""
         nonlocal alpha0, delta0, guarantee0, futile0
         chosen: tuple[float, ...] | None = shares
+        fixed = True
         if predicting:
             at = np.array(common, int)
             floor = s.cold_threshold
@@ -505,6 +510,8 @@ def run_planned_cascade(
                 terms,
             )
             chosen = None if pred is None else pred.shares
+            labels = strong.out.human_labels + audits0
+            fixed = pred is not None or final or not split.may_wait(labels, s.alpha, s.delta)
         if chosen is None:  # the fixed split (``config.split_delta``)
             chosen = (1 - LAST_TIER_SHARE, LAST_TIER_SHARE)
         strong.s = dataclasses.replace(s, delta=s.delta * chosen[1])
@@ -512,7 +519,8 @@ def run_planned_cascade(
             s.alpha, s.delta * chosen[0], s.guarantee
         )
         futile0 = futile0 or chosen[0] <= 0
-        strong.out.shares = tuple(chosen)
+        strong.out.shares = tuple(chosen) if fixed else ()
+        return fixed
 
     def look0(final: bool) -> None:
         nonlocal cert0, looks0, spent0, futile0, sequence0
@@ -533,11 +541,11 @@ def run_planned_cascade(
                 sequence0 = look.sequence
             cert0 = min(cert0, look.choice.threshold)
 
-    rate = s.calibration_rate
+    rate, fixed = s.calibration_rate, False
     for start in range(0, n, s.per_round):
         for i in range(start, min(start + s.per_round, n)):
             in_sample = cert0 >= cal.NEVER
-            predicted = predicting and start == 0 and pdraw[i] < PREDICTION_RATE
+            predicted = predicting and not fixed and pdraw[i] < PREDICTION_RATE
             if futile0 or (in_sample and strong.draws[i] >= rate):
                 if predicted and not futile0:  # judged for the split's prediction only
                     judged0 += 1
@@ -560,14 +568,17 @@ def run_planned_cascade(
                 pi, draw = planned.given_sample(pi, draw, rate)
             if fits:
                 pi0[i], labelled0[i], seen0[i] = pi, labelled, draw
-        if start == 0:
-            fix_shares()
+        if not fixed:
+            fixed = fix_shares(final=False)
         strong.watch_drift()
-        look0(final=False)  # the real loop calibrates its tiers in order, the first first
-        strong.look(final=False)
+        if fixed:  # no look while the split is pending (not even for futility)
+            look0(final=False)  # the real loop calibrates its tiers in order, the first first
+            strong.look(final=False)
         strong.out.history.append(
             {"round": start // s.per_round + 1, "first": cert0, "threshold": strong.certified_at}
         )
+    if not fixed:
+        fix_shares(final=True)
     look0(final=True)
     strong.look(final=True)
     out = strong.out

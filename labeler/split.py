@@ -32,7 +32,7 @@ import numpy as np
 from labeler import calibration as cal
 from labeler.calibration import _log_binom_cdf
 from labeler.config import LAST_TIER_SHARE
-from labeler.planned import most_disagreements
+from labeler.planned import first_look_count, most_disagreements
 
 # the last tier's candidate shares of delta: all of it, or the fixed split's (the tiers
 # before it split the rest equally)
@@ -183,6 +183,15 @@ def predict_shares(
     f = best[0]
     shares = (*([(1 - f) / (tiers - 1)] * (tiers - 1)), f)
     return Prediction(shares, best[1], found, len(scores[0]))
+
+
+def may_wait(labels: int, alpha: float, delta: float) -> bool:
+    """May a cascade's split of delta still wait for a prediction set large enough
+    (``MIN_SAMPLE``)? Yes while no tier's look can be due: the project's human labels
+    (a bound on any tier's calibration sample) are fewer than the first look needs with
+    all of delta (a tier's share only raises that count). So no delta is spent before the
+    split is fixed: a small first round no longer fixes the fallback split for good."""
+    return labels < first_look_count(alpha, delta)
 
 
 def _judged(row: Any) -> bool:

@@ -9,6 +9,7 @@ Both are idempotent: pushing upserts by pair id, syncing twice changes nothing.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -112,32 +113,30 @@ def _hint(row: Any, swapped: bool) -> str:
     return f"{row['model']} judged the two responses a tie."
 
 
-def _records(store: Store, cfg: Config) -> tuple[list[Any], dict[str, bool], set[str]]:
+def _records(store: Store, cfg: Config, pair_ids: list[str]) -> Iterator[Any]:
+    """These pairs as reviewers are shown them, read from the state a push batch at a time
+    (a queue of any length holds one batch of texts)."""
     from labeler.review import ReviewRecord
 
-    out, swapped, hinted = [], {}, set()
-    for row in store.pairs_for_review():
-        sw = consensus.shown_swapped(cfg.review.seed, row["id"])
-        swapped[row["id"]] = sw
-        first, second = (
-            (row["response_b"], row["response_a"]) if sw else (row["response_a"], row["response_b"])
-        )
-        # a human verdict given with the judge's verdict in view could lean on it: the
-        # hint is shown only on pairs whose verdict is never evidence for the judge
-        hint = _hint(row, sw) if cfg.review.suggestions and row["reason"] in HINT_REASONS else None
-        if hint:
-            hinted.add(row["id"])
-        out.append(
-            ReviewRecord(
+    step = cfg.review.push_batch
+    for start in range(0, len(pair_ids), step):
+        for row in store.pairs_for_review(pair_ids[start : start + step]):
+            sw = consensus.shown_swapped(cfg.review.seed, row["id"])
+            a, b = row["response_a"], row["response_b"]
+            # a human verdict given with the judge's verdict in view could lean on it: the
+            # hint is shown only on pairs whose verdict is never evidence for the judge
+            hint = (
+                _hint(row, sw) if cfg.review.suggestions and row["reason"] in HINT_REASONS else None
+            )
+            yield ReviewRecord(
                 pair_id=row["id"],
                 prompt=row["prompt"],
-                first=first,
-                second=second,
+                first=b if sw else a,
+                second=a if sw else b,
                 round_id=row["round_id"],
                 hint=hint,
+                swapped=sw,
             )
-        )
-    return out, swapped, hinted
 
 
 KEYBOARD = """## Answering with the keyboard
@@ -180,20 +179,20 @@ def datasets_in_use(store: Store, cfg: Config, review: Any) -> list[Any]:
 
 
 def push_pending(store: Store, cfg: Config, review: Any | None = None) -> PushResult:
-    """Push every pair waiting for review; Argilla being down is not an error here."""
+    """Push every pair waiting for review, a batch at a time; Argilla being down is not an
+    error here."""
     from labeler.review import ReviewUnavailable
 
-    records, swapped, hinted = _records(store, cfg)
-    result = PushResult(waiting=len(records))
-    if not records:
+    queue = store.review_queue()
+    result = PushResult(waiting=len(queue))
+    if not queue:
         return result
     # a pair pushed before (re-queued after its dataset or record was deleted) goes back to
     # the dataset it was in, whatever review.double_share says now
-    earlier = store.review_datasets([rec.pair_id for rec in records])
-    groups: dict[str, list[Any]] = {}
-    for rec in records:
-        name = earlier.get(rec.pair_id) or dataset_of(cfg, rec.pair_id)
-        groups.setdefault(name, []).append(rec)
+    earlier = store.review_datasets(queue)
+    groups: dict[str, list[str]] = {}
+    for pair_id in queue:
+        groups.setdefault(earlier.get(pair_id) or dataset_of(cfg, pair_id), []).append(pair_id)
     in_review = store.in_review_by_dataset()
     own = review is None
     try:
@@ -206,15 +205,17 @@ def push_pending(store: Store, cfg: Config, review: Any | None = None) -> PushRe
                 target.ensure_dataset(
                     reviewer_guidelines(cfg), cfg.reviewers_needed(name != cfg.review_dataset)
                 )
-            for ids in target.push(group, cfg.review.push_batch):
-                store.record_pushed({pid: swapped[pid] for pid in ids}, name, hinted)
-                result.pushed += len(ids)
+            records = _records(store, cfg, group)
+            for batch in target.push(records, cfg.review.push_batch):
+                shown = {rec.pair_id: rec.swapped for rec in batch}
+                store.record_pushed(shown, name, {rec.pair_id for rec in batch if rec.hint})
+                result.pushed += len(batch)
     except ReviewUnavailable as exc:
         result.error = str(exc)
     finally:
         if own and review is not None:
             review.close()
-    result.waiting = len(records) - result.pushed
+    result.waiting = len(queue) - result.pushed
     return result
 
 

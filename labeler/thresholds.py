@@ -256,9 +256,12 @@ def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibratio
     is returned; the others are in its ``tiers``. ``finish``: the end of the project (the
     planned procedure's final look; then nothing waits any more)."""
     judges = cfg.judges
-    shares = tier_shares(store, cfg)
+    shares = tier_shares(store, cfg, finish)
     one = _recalibrate_planned if cfg.calibration.procedure == "planned" else _recalibrate_tier
-    results = [one(store, cfg, k, shares[k], finish) for k in range(len(judges))]
+    # a split still pending (``split.may_wait``): no look, not even futility's (its
+    # floors would carry labels into the split's prediction)
+    hold = {"hold": True} if split_pending(store, cfg) else {}
+    results = [one(store, cfg, k, shares[k], finish, **hold) for k in range(len(judges))]
     first = results[0]
     if len(judges) > 1:
         first.tiers = [r.to_dict() | {"tier": judges[k].label} for k, r in enumerate(results)]
@@ -276,6 +279,7 @@ def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibratio
 
 
 SPLIT_KEY = "delta_split"  # the meta entry that fixes a cascade's split of delta
+SPLIT_WAITS = "delta_split_waits"  # set: calibrated while the split was left pending
 
 
 def fixed_split(store: Store) -> dict[str, Any] | None:
@@ -294,11 +298,13 @@ def split_shares(split: dict[str, Any] | None, cfg: Config) -> tuple[float, ...]
     return tuple(split["shares"])
 
 
-def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
+def tier_shares(store: Store, cfg: Config, finish: bool = False) -> tuple[float, ...]:
     """Each tier's share of delta, fixed for a cascade once, before any look spends delta
     (``store`` meta ``delta_split``), and kept for the project: at the end of the first
     round whose prediction set suffices (``fix_predicted_split``), else at the first
-    calibration with judged pairs. Under the planned procedure in high_probability mode
+    calibration with judged pairs at which a look could be due (``split.may_wait``; or
+    ``finish``): until then a calibration uses ``Config.delta_shares`` and spends nothing,
+    and the split stays pending. Under the planned procedure in high_probability mode
     with no ``judge.delta_share`` set it is predicted from every tier's scores on the
     prediction set judged so far and the judge prices measured on it
     (``split.predict_shares``, ``routing.prediction_draw``: no human label, no audit draw
@@ -322,7 +328,13 @@ def tier_shares(store: Store, cfg: Config) -> tuple[float, ...]:
         return _fix_split(store, configured)
     if not any(tier == len(judges) - 1 for tier, _ in store.tier_decisions()):
         return cfg.delta_shares  # nothing judged yet: no look can spend delta either
-    return _fix_split(store, _predicted_split(store, cfg) or configured)
+    record = _predicted_split(store, cfg)
+    c = cfg.calibration
+    alpha, delta = 1 - c.target_agreement, 1 - c.confidence
+    if record is None and not finish and split.may_wait(store.decided_count(), alpha, delta):
+        store.set_meta(SPLIT_WAITS, "1")  # its rounds go on judging the prediction set
+        return cfg.delta_shares
+    return _fix_split(store, record or configured)
 
 
 def fix_predicted_split(store: Store, cfg: Config) -> None:
@@ -386,14 +398,17 @@ def _predictable(cfg: Config) -> bool:
 def split_pending(store: Store | None, cfg: Config) -> bool:
     """Is this cascade's split of delta still to be predicted (``store`` None: no project
     yet)? Not once it is fixed, nor in a project calibrated before splits were stored
-    (it keeps its config's). Until it is, its earlier tiers also judge the pairs it is
-    predicted from (``routing.prediction_draw``)."""
+    (it keeps its config's; a calibration that leaves it pending says so:
+    ``SPLIT_WAITS``). Until it is, its earlier tiers also judge the pairs it is predicted
+    from (``routing.prediction_draw``)."""
     if len(cfg.judges) == 1 or not _predictable(cfg):
         return False
     if store is None:
         return True
     if fixed_split(store) is not None:
         return False
+    if store.get_meta(SPLIT_WAITS) is not None:
+        return True
     return all(store.latest_thresholds(k) is None for k in range(len(cfg.judges)))
 
 
@@ -522,13 +537,13 @@ def _recent_parity(
 
 
 def _recalibrate_planned(
-    store: Store, cfg: Config, tier: int, share: float, finish: bool = False
+    store: Store, cfg: Config, tier: int, share: float, finish: bool = False, hold: bool = False
 ) -> Recalibration:
     """The planned procedure (``planned`` docstring): while nothing is certified, a
     look at the calibration sample when it is due; a certificate, once given, is kept
     (its region audited at ``routing.audit_rate`` for drift); drift starts a new
     calibration phase. ``finish``: a final look with all of delta that is left, after
-    which nothing waits: what is not certified goes to humans."""
+    which nothing waits: what is not certified goes to humans. ``hold``: no look."""
     c = cfg.calibration
     alpha, delta = 1 - c.target_agreement, (1 - c.confidence) * share
     # a tier that is not the last takes its own test (``planned.earlier_tier_test``); its
@@ -558,7 +573,7 @@ def _recalibrate_planned(
                 "rechecked"
             ]
             new = replace(cold_start(cfg), phase=prev.version + 1, judge_version=prev.judge_version)
-    if not drift and not prev.finished and prev.a < cal.NEVER:  # (NEVER: futile, or no share)
+    if not (drift or hold or prev.finished) and prev.a < cal.NEVER:  # (NEVER: futile, no share)
         # only the exact test reads the phase's earlier looks (after a certificate, only
         # the last tier's: an earlier one's labels reach humans through the next tier),
         # and only when a look may be due (the phase's sample is part of ``sample``)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,20 @@ import datasets
 import pytest
 
 from labeler.demo.judge_server import Scripted, Shown
+from labeler.judging import round_thresholds_json, tier_thresholds_from_json
+from labeler.routing import Thresholds
 from labeler.store import Store
 from tests.conftest import Project, good_bad_rows, oracle
+
+
+def test_a_rounds_stored_thresholds_read_back_whatever_settings_are_stored_beside_them() -> None:
+    """A resumed round reads its tiers' thresholds from the round's record, which also
+    holds the round's own settings (seed, order, money...): any of them, including ones
+    added later, are left out, never passed on as thresholds (a missing key crashed
+    resumed rounds once)."""
+    tiers = [Thresholds(0.9, 0.95, version=2, certified_a=0.97), Thresholds(0.8, 0.85)]
+    stored = round_thresholds_json(tiers) | {"seed": 3, "order": "random", "a_new_one": [1]}
+    assert tier_thresholds_from_json(json.dumps(stored), 3) == [*tiers, None]
 
 
 def test_round_judges_routes_and_writes_the_dataset(project: Project) -> None:
@@ -178,9 +192,19 @@ def test_dry_run_estimates_the_pairs_the_round_would_draw(project: Project) -> N
     assert set(nxt) != set(sorted(draws, key=lambda i: round_draw(1, i))[:4])
     project.set(routing={"seed": 1})  # the waiting pairs keep the draws of seed 0
     planned = project.run_json("round", "--dry-run", "--limit", "4")
+    # those four priced alone: the state with no other pair waiting, a source of them
+    db = project.root / ".labeler" / "state.sqlite"
+    saved = sqlite3.connect(":memory:")
+    with closing(sqlite3.connect(db)) as state:
+        state.backup(saved)
+    with Store(db) as store, store.transaction() as tx:
+        others = [(i,) for i in waiting if i not in nxt]
+        tx.executemany("DELETE FROM pairs WHERE id = ? AND round_id IS NULL", others)
     project.pairs([by_id[i] for i in nxt], name="next.jsonl")
     project.set(routing={"seed": 1}, source={"path": str(project.root / "next.jsonl")})
-    priced = project.run_json("round", "--dry-run")  # exactly those four
+    priced = project.run_json("round", "--dry-run")
+    with closing(sqlite3.connect(db)) as state:
+        saved.backup(state)  # the state as it was
     assert priced["pairs_in_round"] == 4 and priced["prompt_tokens"] == planned["prompt_tokens"]
     project.set(routing={"seed": 1}, source={"path": str(source)})
     assert project.run_json("round", "--limit", "4")["round_id"] == 2
@@ -190,6 +214,27 @@ def test_dry_run_estimates_the_pairs_the_round_would_draw(project: Project) -> N
     project.set(routing={"round_order": "source"}, source={"path": str(source)})
     first = project.run_json("round", "--dry-run", "--limit", "4")
     assert first["prompt_tokens"] != planned["prompt_tokens"]
+
+
+@pytest.mark.parametrize("order", ["random", "source"])
+def test_dry_run_counts_the_pairs_waiting_from_an_earlier_source(
+    project: Project, order: str
+) -> None:
+    """A round takes every pair waiting, the earlier source's too: the dry run prices
+    them all, with or without a limit, and the round then takes what it priced."""
+    project.set(routing={"round_order": order})
+    project.pairs([{"prompt": f"q{i}?", "response_a": "good " * 60, "response_b": "bad"}
+                   for i in range(10)])  # fmt: skip
+    assert project.run_json("round", "--limit", "3")["pairs_in_round"] == 3
+    later = [{"prompt": f"new{i}?", "response_a": "good", "response_b": "bad"} for i in range(4)]
+    project.set(
+        routing={"round_order": order}, source={"path": str(project.pairs(later, "b.jsonl"))}
+    )
+    plan = project.run_json("round", "--dry-run")
+    assert plan["pairs_in_round"] == 7 + 4 and plan["source_pairs"] == 4
+    assert project.run_json("round", "--dry-run", "--limit", "9")["pairs_in_round"] == 9
+    done = project.run_json("round")
+    assert done["pairs_in_round"] == 11
 
 
 def test_malformed_replies_go_to_review_and_are_not_paid_twice(

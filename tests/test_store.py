@@ -11,7 +11,7 @@ import pytest
 
 from labeler.errors import StateError
 from labeler.pairs import BadRow, make_pair
-from labeler.store import CallRecord, Store
+from labeler.store import CallRecord, Store, VerdictRecord
 from tests.conftest import good_bad_rows
 
 
@@ -66,6 +66,32 @@ def test_rounds_take_the_next_unassigned_pairs(tmp_path: Path) -> None:
         assert store.open_round() is None
         r2 = store.start_round(None, "m", "t", "g", {})
         assert store.count_round_pairs(r2) == 2
+
+
+def test_the_review_queue_is_read_in_file_order_and_its_texts_a_batch_at_a_time(
+    tmp_path: Path,
+) -> None:
+    """A push reads the queue's ids, then the texts of the ids it asks for (past SQLite's
+    500-parameter cap), in the order asked; a pair that left the queue meanwhile is not
+    returned."""
+    pairs = [make_pair(f"q{i}", "a", str(i)) for i in range(1200)]
+    with Store(tmp_path / "s.sqlite") as store:
+        store.import_pairs(pairs, [])
+        round_id = store.start_round(None, "m", "t", "g", {})
+        for i, p in enumerate(pairs):
+            verdict = VerdictRecord(
+                p.id, round_id, "m", "t", "g", "A", 0.6, False, {}, "review", "tie", 0
+            )
+            store.record_verdict(verdict, "needs_review" if i % 3 else "accepted")
+        queue = store.review_queue()
+        assert queue == [p.id for i, p in enumerate(pairs) if i % 3]
+        asked = queue[::-1][:700]
+        rows = store.pairs_for_review(asked)
+        assert [r["id"] for r in rows] == asked
+        assert rows[0]["response_b"] == pairs[1199].response_b and rows[0]["reason"] == "tie"
+        store.record_pushed({asked[0]: False}, "d")
+        assert [r["id"] for r in store.pairs_for_review(asked[:3])] == asked[1:3]
+        assert store.pairs_for_review([pairs[0].id]) == []  # accepted, never in the queue
 
 
 def test_rounds_drawn_at_random_take_the_lowest_draws_and_keep_them(tmp_path: Path) -> None:

@@ -318,6 +318,35 @@ def test_the_split_is_predicted_once_enough_pairs_are_judged_and_kept(
         assert json.loads(store.get_meta(SPLIT_KEY) or "{}")["marker"] == 1  # kept
 
 
+def test_a_small_first_round_leaves_the_split_pending_until_it_can_be_predicted(
+    cascade: Project,
+) -> None:
+    """A first round too small to predict the split from, reviewed and calibrated before
+    the next: no look can be due yet (``split.may_wait``), so the calibration spends
+    nothing and leaves the split pending. (It fixed the fallback split, 0.2 / 0.8, for
+    good, and the cheap tier then judged its 40% sample in every round.) The next round
+    goes on judging the prediction set and fixes the predicted split."""
+    from labeler import planned, split
+    from labeler.thresholds import SPLIT_KEY, SPLIT_WAITS
+
+    server = predicted_cascade(cascade)
+    cfg = load_config(cascade.config, environ={})
+    assert cascade.run_json("round", "--limit", "40")["tiers"][0]["delta_share"] is None
+    labels = decide_as_humans(cascade)
+    assert 0 < labels < planned.first_look_count(0.2, 0.1)
+    assert cascade.run("calibrate").exit_code == 0
+    with Store(cfg.db_path) as store:
+        assert store.get_meta(SPLIT_KEY) is None and store.get_meta(SPLIT_WAITS) == "1"
+        assert current(store, cfg, 0).spent == current(store, cfg, 1).spent == 0.0
+    before = models(server).get("small", 0)
+    second = cascade.run_json("round", "--limit", "100")
+    assert models(server)["small"] > before  # the cheap tier judged the prediction set
+    assert [t["delta_share"] for t in second["tiers"]] == [0.0, 1.0]
+    with Store(cfg.db_path) as store:
+        record = json.loads(store.get_meta(SPLIT_KEY) or "{}")
+    assert record["predicted"] and record["sample"] >= split.MIN_SAMPLE
+
+
 def test_a_cascades_split_is_fixed_at_its_first_calibration(cascade: Project) -> None:
     """Its looks spend the shares in force then: a later change of judge.delta_share is
     not applied (and the user is told), a changed number of tiers is a one-line error,
@@ -528,7 +557,9 @@ def graded(a: int, b: int, cut: float, high: float, low: float) -> Callable[[Sho
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("split", ["fixed", "predicted"])
+@pytest.mark.parametrize(
+    "split", ["fixed", "predicted", "predicted in small rounds", "predicted, cheap tier futile"]
+)
 def test_the_simulation_replays_a_real_cascade_decision_for_decision(
     project: Project, judge_server: Callable[..., JudgeServer], split: str
 ) -> None:
@@ -543,13 +574,18 @@ def test_the_simulation_replays_a_real_cascade_decision_for_decision(
     calibration (``split.predict_shares``, the same in both) from the first round's
     prediction set (``routing.prediction_draw``, which the cheap tier judged in or out of
     its sample); at these prices the cheap tier gets none and judges nothing after the
-    first round."""
+    first round. In rounds of 25 pairs (400 in all) the split stays pending over several
+    calibrations, which take no look (not even futility's: a cheap tier always wrong
+    must not carry its labels into the prediction through its floor)."""
     from labeler.calibration import Signals
     from labeler.routing import PREDICTION_RATE, audit_draw, prediction_draw, round_draw
     from labeler.simulation import Settings, SimPair, run_planned_cascade
     from labeler.thresholds import SPLIT_KEY, judged, recalibrate
 
     cheap, strong = graded(7919, 104729, 0.3, 0.995, 0.7), graded(6007, 15485863, 0.3, 0.99, 0.75)
+    if "futile" in split:
+        cheap = graded(7919, 104729, 0.3, 0.0, 0.0)
+    small_rounds = split != "fixed" and split != "predicted"
     server = judge_server(by_model({"small": cheap, "big": strong}))
     seed = 0
     project.set(
@@ -561,14 +597,14 @@ def test_the_simulation_replays_a_real_cascade_decision_for_decision(
     with project.config.open("a") as fh:
         fh.write(TIERS if split == "fixed" else PREDICTED)
     cfg = load_config(project.config, environ={})
-    size, rounds, real = 200, 10, []
+    size, rounds, real = (25, 16, []) if small_rounds else (200, 10, [])
     project.pairs(good_bad_rows(size * rounds))
     for k in range(rounds):
         assert project.run("round", "--limit", str(size)).exit_code == 0
         decide_as_humans(project)
         out = project.run("calibrate")
         assert out.exit_code == 0, out.output
-        if k == 0:  # the user is told why the cheap tier stops judging
+        if k == 0 and not small_rounds:  # the user is told why the cheap tier stops judging
             told = "no share of the confidence budget" in " ".join(out.output.split())
             assert told == (split == "predicted"), out.output
         with Store(cfg.db_path) as store:
@@ -605,9 +641,14 @@ def test_the_simulation_replays_a_real_cascade_decision_for_decision(
         predict = np.array([prediction_draw(seed, i) for i in ids])
         sim = run_planned_cascade(sims, settings, draws=draws, prices=prices, predict_draws=predict)
         assert record["predicted"] and sim.shares == pytest.approx(record["shares"])
-        assert record["sample"] == int((predict[:size] < PREDICTION_RATE).sum())  # round 1
+        if not small_rounds:
+            assert record["sample"] == int((predict[:size] < PREDICTION_RATE).sum())  # round 1
     simulated = [x for h in sim.history for x in (h["first"], h["threshold"])]
     assert simulated == pytest.approx([x for pair in real for x in pair])
+    assert sim.tier_judged == [len(tiers[0]), len(tiers[1])]
+    assert sim.certified == certified and sim.human_labels == humans
+    if small_rounds:
+        return
     assert real[-1][1] < real[0][1]  # the strong tier is certified
     if split == "fixed":
         assert real[-1][0] < real[0][0]  # and the cheap one

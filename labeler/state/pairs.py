@@ -61,16 +61,21 @@ class PairsTables(Tables):
         return {r[0] for r in self._in_chunks(sql, ids)}
 
     def iter_round_pairs(
-        self, round_id: int, state: str = "imported", batch: int = 1000, tier: int | None = None
+        self,
+        round_id: int | None,
+        state: str = "imported",
+        batch: int = 1000,
+        tier: int | None = None,
     ) -> Iterator[Pair]:
         """Pairs of a round still in ``state``, in import order, read in batches; with
-        ``tier``, only those waiting for that judge tier of a cascade."""
+        ``tier``, only those waiting for that judge tier of a cascade. ``round_id`` None:
+        the pairs no round has taken yet (from any source)."""
         last = 0
         at, extra = ("", ()) if tier is None else (f" AND {AT_TIER}", (tier,))
         while True:
             rows = self.db.execute(
                 "SELECT seq, id, prompt, response_a, response_b, source, source_row FROM pairs "
-                f"WHERE round_id = ? AND state = ?{at} AND seq > ? ORDER BY seq LIMIT ?",
+                f"WHERE round_id IS ? AND state = ?{at} AND seq > ? ORDER BY seq LIMIT ?",
                 (round_id, state, *extra, last, batch),
             ).fetchall()
             if not rows:

@@ -15,13 +15,31 @@ from labeler.state.base import Tables
 class ReviewTables(Tables):
     """Pairs pushed to Argilla, reviewers' responses and the decisions made from them."""
 
-    def pairs_for_review(self) -> list[sqlite3.Row]:
-        return self.db.execute(
+    def review_queue(self) -> list[str]:
+        """The pairs waiting to be pushed for review, in file order (ids only: their texts
+        are read a batch at a time by ``pairs_for_review``)."""
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT id FROM pairs WHERE state = 'needs_review' ORDER BY seq"
+            ).fetchall()
+        ]
+
+    def pairs_for_review(self, pair_ids: list[str]) -> list[sqlite3.Row]:
+        """What reviewers are shown of these pairs and the judge's verdict on them, in the
+        order given (pairs no longer waiting for review are left out)."""
+        sql = (
             "SELECT p.id, p.prompt, p.response_a, p.response_b, v.round_id, v.confidence, "
-            "v.reason, v.label, v.model, r.thresholds AS round_thresholds FROM pairs p "
-            "JOIN verdicts v ON v.pair_id = p.id JOIN rounds r ON r.id = v.round_id "
-            "WHERE p.state = 'needs_review' ORDER BY p.seq"
-        ).fetchall()
+            "v.reason, v.label, v.model FROM pairs p JOIN verdicts v ON v.pair_id = p.id "
+            "WHERE p.state = 'needs_review' AND p.id IN ({marks})"
+        )
+        rows = {r["id"]: r for r in self._in_chunks(sql, pair_ids)}
+        return [rows[pid] for pid in pair_ids if pid in rows]
+
+    def decided_count(self) -> int:
+        """Pairs humans have decided (any label)."""
+        sql = "SELECT COUNT(*) FROM human_decisions WHERE decided = 1"
+        return int(self.db.execute(sql).fetchone()[0])
 
     def record_pushed(
         self, swapped: dict[str, bool], dataset: str, hinted: set[str] | None = None
