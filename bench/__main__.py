@@ -1,9 +1,9 @@
 """Run the benchmarks and write bench/results/latest.json.
 
 scripts/dev bench                       everything
-scripts/dev bench startup throughput    some of: startup throughput memory review import
-                                        calibration tiers panel parity injection
-                                        verify
+scripts/dev bench startup throughput    some of: startup throughput memory dry_run draw
+                                        review import calibration tiers panel
+                                        parity injection verify
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from bench import (
     verify_bench,
 )
 
-ROUND_PARTS = ("startup", "throughput", "memory", "draw")
+ROUND_PARTS = ("startup", "throughput", "memory", "dry_run", "draw")
 OTHERS = (
     "review",
     "calibration",

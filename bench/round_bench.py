@@ -9,6 +9,8 @@
 4. The rounds' draw (``routing.round_order = "random"``): starting a round of 1,000 of
    100,000 stored pairs, the first time (every waiting pair's draw computed and kept) and
    the next, vs taking the source's first rows; and vs importing those pairs.
+5. Memory of ``round --dry-run`` (it reads every pair to price the round): peak RSS
+   pricing 100,000 pairs of ~1,000-word answers vs 1,000 of them.
 """
 
 from __future__ import annotations
@@ -60,18 +62,20 @@ class Server:
         self.proc.wait(10)
 
 
-def make_project(folder: Path, n: int, url: str, concurrency: int) -> Path:
+def make_project(folder: Path, n: int, url: str, concurrency: int, words: int = 0) -> Path:
+    """A project of ``n`` pairs: short answers, or answers of ``words`` words."""
     from labeler.setup import write_starter_files
 
     write_starter_files(folder, force=True)
+    long = " ".join(f"word{k % 97}" for k in range(words))
     with (folder / "pairs.jsonl").open("w") as fh:
         for i in range(n):
             fh.write(
                 json.dumps(
                     {
                         "prompt": f"Question {i}: what is {i} + {i}?",
-                        "response_a": f"It is {2 * i}.",
-                        "response_b": f"It is {2 * i + 1}.",
+                        "response_a": f"It is {2 * i}. {long}",
+                        "response_b": f"It is {2 * i + 1}. {long}",
                     }
                 )
                 + "\n"
@@ -160,8 +164,9 @@ def throughput(n_pairs: int = 3000, concurrency: int = 64) -> dict[str, Any]:
     }
 
 
-def peak_rss_mb(config: Path) -> tuple[float, float, dict[str, Any]]:
-    """Run `labeler round` in a child; its peak RSS (MB) via a fork-per-measure helper."""
+def peak_rss_mb(config: Path, *args: str) -> tuple[float, float, dict[str, Any]]:
+    """Run `labeler round` (with ``args``) in a child; its peak RSS (MB) via a
+    fork-per-measure helper."""
     code = (
         "import resource,subprocess,sys,json,time;t=time.perf_counter();"
         "o=subprocess.run(sys.argv[1:],capture_output=True,text=True,check=True);"
@@ -170,7 +175,7 @@ def peak_rss_mb(config: Path) -> tuple[float, float, dict[str, Any]]:
         "print(o.stdout)"
     )
     out = subprocess.run(
-        [PY, "-c", code, PY, "-m", "labeler", "--config", str(config), "round", "--json"],
+        [PY, "-c", code, PY, "-m", "labeler", "--config", str(config), "round", "--json", *args],
         capture_output=True,
         text=True,
         check=True,
@@ -199,6 +204,29 @@ def memory(n_big: int = 100_000, n_small: int = 1_000) -> dict[str, Any]:
         "ratio": round(big_mb / small_mb, 2),
         "seconds": round(seconds, 1),
         "pairs_per_hour_instant_server": round(n_big / seconds * 3600),
+    }
+
+
+def dry_run(n_big: int = 100_000, n_small: int = 1_000, words: int = 1_000) -> dict[str, Any]:
+    """Peak RSS of ``round --dry-run`` over ``n_big`` pairs of ``words``-word answers vs
+    ``n_small`` of them (nothing is judged: the judge's address is never called)."""
+    url = "http://127.0.0.1:9/v1"
+    with tempfile.TemporaryDirectory() as tmp:
+        small_mb, _, _ = peak_rss_mb(
+            make_project(Path(tmp) / "s", n_small, url, 8, words), "--dry-run"
+        )
+        big_mb, seconds, summary = peak_rss_mb(
+            make_project(Path(tmp) / "b", n_big, url, 8, words), "--dry-run"
+        )
+    assert summary["pairs_in_round"] == n_big, summary
+    return {
+        "pairs": n_big,
+        "words_per_answer": words,
+        "peak_rss_mb": round(big_mb, 1),
+        "baseline_pairs": n_small,
+        "baseline_peak_rss_mb": round(small_mb, 1),
+        "ratio": round(big_mb / small_mb, 2),
+        "seconds": round(seconds, 1),
     }
 
 
@@ -256,6 +284,9 @@ def main(which: list[str]) -> dict[str, Any]:
     if not which or "memory" in which:
         results["memory"] = memory()
         print("memory", results["memory"], flush=True)
+    if not which or "dry_run" in which:
+        results["dry_run"] = dry_run()
+        print("dry_run", results["dry_run"], flush=True)
     if not which or "draw" in which:
         results["draw"] = draw()
         print("draw", results["draw"], flush=True)

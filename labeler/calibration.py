@@ -335,9 +335,14 @@ def start_count(alpha: float, delta: float) -> int:
     twice as good as the target (disagreeing alpha/2 of the time), with one unlucky
     disagreement more, still passes the exact test.
     Starting with fewer spends the sequence's one chance on a test a good judge fails by
-    bad luck; the rule looks at counts only, never at labels."""
-    n = 10
-    while cp_upper(math.ceil(n * alpha / 2) + 1, n, delta) > alpha and n < 100_000:
+    bad luck; the rule looks at counts only, never at labels.
+    (The bound is above alpha exactly when P(Bin(n, alpha) <= k) > delta: one CDF per n,
+    no bisection.)"""
+    n, level = 10, math.log(delta)
+    while (
+        n < 100_000
+        and _log_binom_cdf(math.ceil(n * alpha / 2) + 1, n, np.array([alpha]))[0] > level
+    ):
         n += 1
     return n
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 
 from labeler import costs, versions
@@ -19,9 +19,20 @@ from labeler.thresholds import cold_start, split_pending
 from labeler.thresholds import current as current_thresholds
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Priced:
+    """What pricing a pair needs, without its texts: its id and the characters of each
+    request each tier would send (each order x panel variant x sample), and of the
+    fact-check's request (0 without one)."""
+
+    id: str
+    chars: tuple[tuple[int, ...], ...]
+    fact: int
+
+
 def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) -> RoundSummary:
     """What ``run_round`` would do, and its estimated judge cost (at Batch API prices with
-    ``batch``); writes nothing."""
+    ``batch``); writes nothing. Reads the pairs once, keeping only their request sizes."""
     ctx = make_context(cfg)
     summary = RoundSummary(status="dry_run")
     tally = SourceTally()
@@ -29,6 +40,7 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
     decisions: dict[tuple[int, str], int] = {}
     tiers = [make_context(cfg, tier=k) for k in range(len(cfg.judges))]
     tier_thresholds = [cold_start(cfg)] * len(cfg.judges)
+    fact = bool(cfg.quality.fact_check) and not batch  # online rounds only
     try:
         pending = split_pending(store, cfg)
         open_round = store.open_round() if store else None
@@ -38,11 +50,13 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
             decisions = store.tier_decisions() if len(cfg.judges) > 1 else {}
             tiers = [_tier_context(store, cfg, k) for k in range(len(cfg.judges))]
             tier_thresholds = [current_thresholds(store, cfg, k) for k in range(len(tiers))]
+        price = _pricer(cfg, tiers, fact)
         if store and open_round is not None:
             summary.round_id, summary.resumed = int(open_round["id"]), True
-            todo = list(store.iter_round_pairs(int(open_round["id"])))
+            todo = [price(p) for p in store.iter_round_pairs(int(open_round["id"]))]
         else:
-            todo = _unjudged(store, tally.pairs_of(read_source(cfg.source)), limit, round_seed(cfg))
+            source = tally.pairs_of(read_source(cfg.source))
+            todo = _unjudged(store, source, limit, round_seed(cfg), price)
     finally:
         if store:
             store.close()
@@ -51,19 +65,18 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
     summary.pairs_in_round = len(todo)
     reach = _reach_shares(decisions, len(cfg.judges))
     summary.judge_cost = 0.0
+    ids = [p.id for p in todo]
     for k, judge in enumerate(cfg.judges):
-        tctx = tiers[k]  # every request: each order x panel variant x sample
-        chars = [
-            sum(len(m["content"]) for m in tctx.messages(p, slot))
-            for p in todo
-            for slot in tctx.slots
-        ]
+        chars = [c for p in todo for c in p.chars[k]]
         tokens_in, tokens_out, cost = costs.estimate_round_cost(
-            chars, judge.max_tokens, tctx.prices, summary.chars_per_token or costs.CHARS_PER_TOKEN
+            chars,
+            judge.max_tokens,
+            tiers[k].prices,
+            summary.chars_per_token or costs.CHARS_PER_TOKEN,
         )
         # a later tier judges only what the earlier ones pass on: the share observed so far
         # (all of it before any history: the worst case)
-        share = reach[k] * _sampled_share(cfg, tier_thresholds[k], k, todo, pending)
+        share = reach[k] * _sampled_share(cfg, tier_thresholds[k], k, ids, pending)
         cost *= judge.batch_price_share if batch else 1.0
         summary.prompt_tokens += round(tokens_in * share)
         summary.completion_tokens += round(tokens_out * share)
@@ -80,31 +93,44 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
                     "cost_worst": cost,
                 }
             )
-    if cfg.quality.fact_check and todo and not batch:  # online rounds only
-        _plan_fact_check(cfg, summary, todo)
+    if fact and todo:
+        _plan_fact_check(cfg, summary, [p.fact for p in todo])
     summary.baseline_cost = len(todo) * cfg.costs.human_price_per_pair
     summary.currency = cfg.costs.currency
     summary.thresholds = asdict(ctx.thresholds)
     return summary
 
 
-def _plan_fact_check(cfg: Config, summary: RoundSummary, todo: list[Pair]) -> None:
+def _pricer(cfg: Config, tiers: list[Context], fact: bool) -> Callable[[Pair], _Priced]:
+    """A pair's request sizes (``_Priced``): each tier's requests as it would render them,
+    and with ``fact`` the fact-check's, on the longer response."""
+    from labeler import prompts
+
+    template = prompts.load_fact_template(cfg.quality.fact_check_template) if fact else None
+
+    def price(p: Pair) -> _Priced:
+        chars = tuple(
+            tuple(sum(len(m["content"]) for m in t.messages(p, slot)) for slot in t.slots)
+            for t in tiers
+        )
+        checked = 0
+        if template is not None:
+            longer = max(p.response_a, p.response_b, key=len)
+            checked = sum(
+                len(m["content"]) for m in prompts.fact_messages(template, p.prompt, longer)
+            )
+        return _Priced(p.id, chars, checked)
+
+    return price
+
+
+def _plan_fact_check(cfg: Config, summary: RoundSummary, chars: list[int]) -> None:
     """The fact-check's calls (``quality.fact_check``): one per accepted pair, at most one
     per pair (the worst case: every pair accepted), each with the longer response."""
-    from labeler import factcheck, prompts
+    from labeler import factcheck
     from labeler.judging import judge_prices
 
     judge = cfg.judges[-1]
-    template = prompts.load_fact_template(cfg.quality.fact_check_template)
-    chars = [
-        sum(
-            len(m["content"])
-            for m in prompts.fact_messages(
-                template, p.prompt, max(p.response_a, p.response_b, key=len)
-            )
-        )
-        for p in todo
-    ]
     prices = judge_prices(judge)
     tokens_in, tokens_out, cost = costs.estimate_round_cost(
         chars,
@@ -120,7 +146,7 @@ def _plan_fact_check(cfg: Config, summary: RoundSummary, todo: list[Pair]) -> No
 
 
 def _sampled_share(
-    cfg: Config, t: Thresholds, tier: int, todo: list[Pair], pending: bool = False
+    cfg: Config, t: Thresholds, tier: int, ids: list[str], pending: bool = False
 ) -> float:
     """The share of the pairs a tier judges itself: a tier that is not the last and has
     no certificate yet (planned procedure) judges only its calibration sample, and while
@@ -128,10 +154,10 @@ def _sampled_share(
     prediction set too (``routing.prediction_draw``)."""
     tiers = len(cfg.judges)
     rate = sample_only_rate(t, tier == tiers - 1, cfg.calibration.procedure)
-    if rate is None or not todo:
+    if rate is None or not ids:
         return 1.0
     seed = cfg.routing.seed
-    return sum(tier_judges(seed, p.id, tiers, rate, pending) for p in todo) / len(todo)
+    return sum(tier_judges(seed, i, tiers, rate, pending) for i in ids) / len(ids)
 
 
 def _tier_context(store: Store, cfg: Config, tier: int) -> Context:
@@ -155,38 +181,51 @@ def _reach_shares(decisions: dict[tuple[int, str], int], tiers: int) -> list[flo
 
 
 def _unjudged(
-    store: Store | None, pairs: Iterable[Pair], limit: int | None, seed: int | None
-) -> list[Pair]:
+    store: Store | None,
+    pairs: Iterable[Pair],
+    limit: int | None,
+    seed: int | None,
+    price: Callable[[Pair], _Priced],
+) -> list[_Priced]:
     """The ``limit`` distinct pairs no round has judged yet that the next round would
-    take (reads them all): those of the source and those stored from any earlier source
-    that no round took; the lowest draws under ``seed`` (kept ones, and
-    ``routing.round_draw`` above the store's cut for the rest), or the first in import
-    order when it is None (``Store.start_round``)."""
-    todo: list[Pair] = []
+    take, priced (reads them all, keeping only their request sizes): those of the source
+    and those stored from any earlier source that no round took; the lowest draws under
+    ``seed`` (kept ones, and ``routing.round_draw`` above the store's cut for the rest),
+    or the first in import order when it is None (``Store.start_round``)."""
     seen: set[str] = set()
-    batch: list[Pair] = []
     kept: dict[str, float] = {}
 
-    def flush() -> None:
-        done = store.known_pair_ids([p.id for p in batch]) if store else set()
-        todo.extend(p for p in batch if p.id not in done)
-        if store and seed is not None:
-            kept.update(store.waiting_draws([p.id for p in batch]))
-        batch.clear()
+    def unjudged() -> Iterator[Pair]:
+        batch: list[Pair] = []
 
-    # the round imports the source first, then takes from every pair waiting: those
-    # stored come first in import order
-    stored = store.iter_round_pairs(None) if store else iter(())
-    for pair in itertools.chain(stored, pairs):
-        if pair.id not in seen:
-            seen.add(pair.id)
-            batch.append(pair)
-        if len(batch) >= 500:
-            flush()
-    flush()
-    if seed is not None and limit is not None:
-        cut = store.round_cut() if store else 0.0
-        todo = heapq.nsmallest(
-            limit, todo, key=lambda p: kept.get(p.id, round_draw(seed, p.id, cut))
-        )
-    return todo[:limit]
+        def flush() -> Iterator[Pair]:
+            done = store.known_pair_ids([p.id for p in batch]) if store else set()
+            if store and seed is not None:
+                kept.update(store.waiting_draws([p.id for p in batch]))
+            out = [p for p in batch if p.id not in done]
+            batch.clear()
+            return iter(out)
+
+        # the round imports the source first, then takes from every pair waiting: those
+        # stored come first in import order
+        stored = store.iter_round_pairs(None) if store else iter(())
+        for pair in itertools.chain(stored, pairs):
+            if pair.id not in seen:
+                seen.add(pair.id)
+                batch.append(pair)
+            if len(batch) >= 500:
+                yield from flush()
+        yield from flush()
+
+    if seed is None or limit is None:  # import order; the whole source is still read
+        return [price(p) for n, p in enumerate(unjudged()) if limit is None or n < limit]
+    cut = store.round_cut() if store else 0.0
+    # the ``limit`` lowest draws (earlier first among equal ones), priced as they enter
+    heap: list[tuple[float, int, _Priced]] = []
+    for n, pair in enumerate(unjudged()):
+        key = kept.get(pair.id, round_draw(seed, pair.id, cut))
+        if len(heap) < limit:
+            heapq.heappush(heap, (-key, -n, price(pair)))
+        elif limit and key < -heap[0][0]:
+            heapq.heapreplace(heap, (-key, -n, price(pair)))
+    return [p for _, _, p in sorted(heap, reverse=True)]

@@ -221,10 +221,11 @@ class ArgillaReview:
         self._call(ds.create)
         return True
 
-    def update_settings(self, guidelines: str) -> list[str]:
+    def update_settings(self, guidelines: str, ds: Any | None = None) -> list[str]:
         """Bring an existing dataset up to date: the guidelines (edited since it was
-        created) and the responses shown as plain text. Returns what changed."""
-        ds = self.dataset()
+        created) and the responses shown as plain text. Returns what changed. ``ds``: the
+        dataset, when the caller has just found it."""
+        ds = self.dataset() if ds is None else ds
         http = self.client.api.http_client
         changed: list[str] = []
 
@@ -235,7 +236,8 @@ class ArgillaReview:
             self._call(go)
 
         current = self._get(http, f"/api/v1/datasets/{ds.id}")
-        if (current.get("guidelines") or "") != guidelines:
+        # Argilla stores a new dataset's guidelines without their last line break
+        if (current.get("guidelines") or "").rstrip() != guidelines.rstrip():
             patch(f"/api/v1/datasets/{ds.id}", {"guidelines": guidelines})
             changed.append("guidelines")
         plain = {name for name, _ in FIELDS}
@@ -279,13 +281,14 @@ class ArgillaReview:
             self._call(log)
             yield chunk
 
-    def pull(self) -> list[HumanResponse]:
+    def pull(self, ds: Any | None = None) -> list[HumanResponse]:
         """Every response of every record (owner/admin key needed). Read through the HTTP
         API rather than SDK objects: SDK 2.8.0 crashes on a discarded response without
         values. Records Argilla counts as complete without a submitted response (their
         reviewer's account was deleted, and its answers with it) are kept in
-        ``self.stranded`` (pair id -> record id)."""
-        ds = self.dataset()
+        ``self.stranded`` (pair id -> record id). ``ds``: the dataset, when the caller has
+        just found it."""
+        ds = self.dataset() if ds is None else ds
         http = self.client.api.http_client
         users = {u["id"]: u["username"] for u in self._get(http, "/api/v1/users")["items"]}
         out: list[HumanResponse] = []

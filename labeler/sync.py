@@ -349,11 +349,12 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
                 summary.repush_loss = _repush_loss_note(summary.repushed, lost)
         pushed = push_pending(store, cfg, review)
         targets = datasets_in_use(store, cfg, review)
-        for target in targets:
-            if target.find_dataset() is None:
+        found = [target.find_dataset() for target in targets]  # each looked up once
+        for target, ds in zip(targets, found, strict=True):
+            if ds is None:
                 continue
             try:
-                for change in target.update_settings(reviewer_guidelines(cfg)):
+                for change in target.update_settings(reviewer_guidelines(cfg), ds):
                     if change not in summary.settings_updated:
                         summary.settings_updated.append(change)
             except ReviewUnavailable:
@@ -364,7 +365,8 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
         if pushed.error:
             raise ReviewError(pushed.error)
         order = store.shown_order()
-        responses = [r for t in targets for r in t.pull()] if order else []
+        pulls = zip(targets, found, strict=True)
+        responses = [r for t, ds in pulls for r in t.pull(ds)] if order else []
         summary.reopened = _reopen_stranded(store, targets, responses) if order else 0
         if summary.reopened:  # their records were deleted: push them afresh now
             summary.pushed += push_pending(store, cfg, review).pushed

@@ -75,7 +75,11 @@ def test_cp_bounds_bracket_the_estimate(k: int, n: int, delta: float) -> None:
         assert cdf == pytest.approx(delta, rel=1e-6)
 
 
-@pytest.mark.parametrize(("alpha", "delta"), [(0.15, 0.1), (0.1, 0.05), (0.2, 0.1), (0.05, 0.1)])
+@pytest.mark.parametrize(
+    ("alpha", "delta"),
+    [(0.15, 0.1), (0.1, 0.05), (0.2, 0.1), (0.05, 0.1), (0.15, 0.05), (0.15, 0.0125),
+     (0.1, 0.001), (0.3, 0.02), (0.02, 0.05)],
+)  # fmt: skip
 def test_start_count_is_the_fewest_labels_a_good_judge_needs(alpha: float, delta: float) -> None:
     """The fewest n (from 10) with which a judge disagreeing alpha/2 of the time, plus one
     unlucky disagreement, still passes the exact test."""
