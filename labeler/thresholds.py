@@ -641,6 +641,14 @@ def _recalibrate_planned(
         prev, new, drift, recent, look, counts, alpha, delta, c.min_labels,
         parity is not None, None if guarantee == c.guarantee else (test_alpha, test_delta),
     )  # fmt: skip
+    if hold and new.certified_a >= cal.NEVER:  # ``recalibrate``: the split is pending
+        need = planned.first_look_count(alpha, 1 - c.confidence)
+        result.message = (
+            f"no look yet: the cascade's split of the confidence budget is pending (fixed once "
+            f"{split.MIN_SAMPLE} pairs of its prediction set are judged, or once the project's "
+            f"human verdicts reach {need}, or at --finish); {sample} human verdicts so far, "
+            f"{counts['provisional']} judge-accepted pairs wait for evidence"
+        )
     if share <= 0 and new.certified_a >= cal.NEVER:
         result.message = (
             "no share of the confidence budget (the split predicted from the tiers' scores "

@@ -334,7 +334,12 @@ def test_a_small_first_round_leaves_the_split_pending_until_it_can_be_predicted(
     assert cascade.run_json("round", "--limit", "40")["tiers"][0]["delta_share"] is None
     labels = decide_as_humans(cascade)
     assert 0 < labels < planned.first_look_count(0.2, 0.1)
-    assert cascade.run("calibrate").exit_code == 0
+    calibrated = cascade.run("calibrate")
+    assert calibrated.exit_code == 0
+    # each tier says why nothing was looked at (it said "certificate kept")
+    said = " ".join(calibrated.output.split())
+    assert said.count("the cascade's split of the confidence budget is pending") == 2, said
+    assert "certificate kept" not in said
     with Store(cfg.db_path) as store:
         assert store.get_meta(SPLIT_KEY) is None and store.get_meta(SPLIT_WAITS) == "1"
         assert current(store, cfg, 0).spent == current(store, cfg, 1).spent == 0.0
