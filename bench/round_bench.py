@@ -4,7 +4,8 @@
    with 500 ms of injected latency, vs a bare asyncio loop sending the same requests with
    the `openai` client at the same concurrency. Ratio = labeler pairs/hour / bare pairs/hour.
 2. Memory: peak RSS of a 100,000-pair round with the server answering at once, vs a
-   1,000-pair round (the ratio shows what grows with the round size).
+   1,000-pair round (the ratio shows what grows with the round size); and of `labeler
+   calibrate` on each project afterwards (it reads every verdict, as each sync does).
 3. Start-up: `labeler --help` vs `python -c pass`.
 4. The rounds' draw (``routing.round_order = "random"``): starting a round of 1,000 of
    100,000 stored pairs, the first time (every waiting pair's draw computed and kept) and
@@ -67,15 +68,15 @@ def make_project(folder: Path, n: int, url: str, concurrency: int, words: int = 
     from labeler.setup import write_starter_files
 
     write_starter_files(folder, force=True)
-    long = " ".join(f"word{k % 97}" for k in range(words))
+    long = "".join(f" word{k % 97}" for k in range(words))  # "" without words
     with (folder / "pairs.jsonl").open("w") as fh:
         for i in range(n):
             fh.write(
                 json.dumps(
                     {
                         "prompt": f"Question {i}: what is {i} + {i}?",
-                        "response_a": f"It is {2 * i}. {long}",
-                        "response_b": f"It is {2 * i + 1}. {long}",
+                        "response_a": f"It is {2 * i}.{long}",
+                        "response_b": f"It is {2 * i + 1}.{long}",
                     }
                 )
                 + "\n"
@@ -164,9 +165,11 @@ def throughput(n_pairs: int = 3000, concurrency: int = 64) -> dict[str, Any]:
     }
 
 
-def peak_rss_mb(config: Path, *args: str) -> tuple[float, float, dict[str, Any]]:
-    """Run `labeler round` (with ``args``) in a child; its peak RSS (MB) via a
-    fork-per-measure helper."""
+def peak_rss_mb(
+    config: Path, *args: str, command: str = "round"
+) -> tuple[float, float, dict[str, Any]]:
+    """Run `labeler round` (or ``command``, with ``args``) in a child; its peak RSS (MB)
+    via a fork-per-measure helper."""
     code = (
         "import resource,subprocess,sys,json,time;t=time.perf_counter();"
         "o=subprocess.run(sys.argv[1:],capture_output=True,text=True,check=True);"
@@ -175,7 +178,7 @@ def peak_rss_mb(config: Path, *args: str) -> tuple[float, float, dict[str, Any]]
         "print(o.stdout)"
     )
     out = subprocess.run(
-        [PY, "-c", code, PY, "-m", "labeler", "--config", str(config), "round", "--json", *args],
+        [PY, "-c", code, PY, "-m", "labeler", "--config", str(config), command, "--json", *args],
         capture_output=True,
         text=True,
         check=True,
@@ -189,14 +192,21 @@ def memory(n_big: int = 100_000, n_small: int = 1_000) -> dict[str, Any]:
     server = Server(latency=0.0)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            small_mb, _, _ = peak_rss_mb(make_project(Path(tmp) / "s", n_small, server.url, 64))
-            big_mb, seconds, summary = peak_rss_mb(
-                make_project(Path(tmp) / "b", n_big, server.url, 64)
-            )
+            small = make_project(Path(tmp) / "s", n_small, server.url, 64)
+            small_mb, _, _ = peak_rss_mb(small)
+            big = make_project(Path(tmp) / "b", n_big, server.url, 64)
+            big_mb, seconds, summary = peak_rss_mb(big)
+            # a calibration reads every verdict of the project (what each sync does)
+            cal_small, _, _ = peak_rss_mb(small, command="calibrate")
+            cal_big, cal_s, _ = peak_rss_mb(big, command="calibrate")
     finally:
         server.stop()
     assert summary["judged"] == n_big, summary
     return {
+        "calibrate_peak_rss_mb": round(cal_big, 1),
+        "calibrate_seconds": round(cal_s, 2),
+        "baseline_calibrate_peak_rss_mb": round(cal_small, 1),
+        "calibrate_ratio": round(cal_big / cal_small, 2),
         "pairs": n_big,
         "peak_rss_mb": round(big_mb, 1),
         "baseline_pairs": n_small,

@@ -9,7 +9,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 
-from labeler import costs, versions
+from labeler import costs, prompts, versions
 from labeler.config import Config
 from labeler.pairs import Pair, read_source
 from labeler.rounds import Context, RoundSummary, SourceTally, make_context, round_seed
@@ -103,10 +103,9 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
 
 def _pricer(cfg: Config, tiers: list[Context], fact: bool) -> Callable[[Pair], _Priced]:
     """A pair's request sizes (``_Priced``): each tier's requests as it would render them,
-    and with ``fact`` the fact-check's, on the longer response."""
-    from labeler import prompts
-
-    template = prompts.load_fact_template(cfg.quality.fact_check_template) if fact else None
+    and with ``fact`` the fact-check's, on the longer response (its template read at the
+    first pair: a dry run with nothing to price reads none)."""
+    templates: list[prompts.Template] = []
 
     def price(p: Pair) -> _Priced:
         chars = tuple(
@@ -114,10 +113,12 @@ def _pricer(cfg: Config, tiers: list[Context], fact: bool) -> Callable[[Pair], _
             for t in tiers
         )
         checked = 0
-        if template is not None:
+        if fact:
+            if not templates:
+                templates.append(prompts.load_fact_template(cfg.quality.fact_check_template))
             longer = max(p.response_a, p.response_b, key=len)
             checked = sum(
-                len(m["content"]) for m in prompts.fact_messages(template, p.prompt, longer)
+                len(m["content"]) for m in prompts.fact_messages(templates[0], p.prompt, longer)
             )
         return _Priced(p.id, chars, checked)
 
@@ -220,12 +221,22 @@ def _unjudged(
     if seed is None or limit is None:  # import order; the whole source is still read
         return [price(p) for n, p in enumerate(unjudged()) if limit is None or n < limit]
     cut = store.round_cut() if store else 0.0
-    # the ``limit`` lowest draws (earlier first among equal ones), priced as they enter
-    heap: list[tuple[float, int, _Priced]] = []
-    for n, pair in enumerate(unjudged()):
-        key = kept.get(pair.id, round_draw(seed, pair.id, cut))
+    return _lowest(unjudged(), lambda p: kept.get(p.id, round_draw(seed, p.id, cut)), limit, price)
+
+
+def _lowest(
+    pairs: Iterable[Pair],
+    key: Callable[[Pair], float],
+    limit: int,
+    price: Callable[[Pair], _Priced],
+) -> list[_Priced]:
+    """The ``limit`` pairs of lowest ``key``, earlier first among equal ones (as
+    ``heapq.nsmallest``), priced as they enter: only those kept are held."""
+    heap: list[tuple[float, int, _Priced]] = []  # a max-heap of (-key, -position)
+    for n, pair in enumerate(pairs):
+        k = key(pair)  # read as the pair arrives (``kept`` grows a batch at a time)
         if len(heap) < limit:
-            heapq.heappush(heap, (-key, -n, price(pair)))
-        elif limit and key < -heap[0][0]:
-            heapq.heapreplace(heap, (-key, -n, price(pair)))
+            heapq.heappush(heap, (-k, -n, price(pair)))
+        elif limit and k < -heap[0][0]:
+            heapq.heapreplace(heap, (-k, -n, price(pair)))
     return [p for _, _, p in sorted(heap, reverse=True)]

@@ -169,13 +169,14 @@ def judged(
     out = []
     share = cfg.calibration.fit_share
     rounds: dict[int, dict[str, Any]] = {}  # each round's settings, parsed once
+    stored = store.round_settings()
     evidence = _of_version(store, cfg, tier)
     for row in store.routed_verdicts(tier):
         if not evidence(row):
             continue
         round_t = rounds.get(row["round_id"])
         if round_t is None:
-            round_t = rounds[row["round_id"]] = json.loads(row["round_thresholds"])
+            round_t = rounds[row["round_id"]] = json.loads(stored[row["round_id"]])
         if row["pi"] is not None:
             pi, sampled = float(row["pi"]), bool(row["sampled"])
         else:
@@ -646,8 +647,9 @@ def _recalibrate_planned(
         result.message = (
             f"no look yet: the cascade's split of the confidence budget is pending (fixed once "
             f"{split.MIN_SAMPLE} pairs of its prediction set are judged, or once the project's "
-            f"human verdicts reach {need}, or at --finish); {sample} human verdicts so far, "
-            f"{counts['provisional']} judge-accepted pairs wait for evidence"
+            f"human verdicts reach {need}, or at --finish); the project has "
+            f"{store.decided_count()} human-decided pairs so far; {counts['provisional']} "
+            "judge-accepted pairs wait for evidence"
         )
     if share <= 0 and new.certified_a >= cal.NEVER:
         result.message = (

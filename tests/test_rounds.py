@@ -232,11 +232,22 @@ def test_dry_run_counts_the_pairs_waiting_from_an_earlier_source(
     )
     plan = project.run_json("round", "--dry-run")
     assert plan["pairs_in_round"] == 7 + 4 and plan["source_pairs"] == 4
-    limited = project.run_json("round", "--dry-run", "--limit", "9")
-    # the limit keeps the first nine; the whole source is still read and counted
-    assert limited["pairs_in_round"] == 9 and limited["source_pairs"] == 4
+    assert project.run_json("round", "--dry-run", "--limit", "9")["pairs_in_round"] == 9
     done = project.run_json("round")
     assert done["pairs_in_round"] == 11
+
+
+@pytest.mark.parametrize("order", ["random", "source"])
+def test_a_limited_dry_run_still_reads_the_whole_source(project: Project, order: str) -> None:
+    """``--dry-run --limit`` prices only what the round would take, but counts the whole
+    source (its pairs and bad rows), as the round does: a source longer than the pairs
+    read per batch (500) plus the limit."""
+    project.set(routing={"round_order": order})
+    rows = [{"prompt": f"q{i}?", "response_a": "good", "response_b": "bad"} for i in range(1200)]
+    project.pairs([*rows, {"prompt": "no responses"}])
+    plan = project.run_json("round", "--dry-run", "--limit", "5")
+    assert plan["pairs_in_round"] == 5
+    assert plan["source_pairs"] == 1200 and sum(plan["skipped"].values()) == 1
 
 
 def test_malformed_replies_go_to_review_and_are_not_paid_twice(

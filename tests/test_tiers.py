@@ -339,6 +339,7 @@ def test_a_small_first_round_leaves_the_split_pending_until_it_can_be_predicted(
     # each tier says why nothing was looked at (it said "certificate kept")
     said = " ".join(calibrated.output.split())
     assert said.count("the cascade's split of the confidence budget is pending") == 2, said
+    assert said.count(f"the project has {labels} human-decided pairs so far") == 2, said
     assert "certificate kept" not in said
     with Store(cfg.db_path) as store:
         assert store.get_meta(SPLIT_KEY) is None and store.get_meta(SPLIT_WAITS) == "1"

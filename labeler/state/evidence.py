@@ -129,31 +129,35 @@ class EvidenceTables(Tables):
         """Every verdict tier ``tier`` made — the final ones and those it escalated to the
         next tier — in routing order (by round, then the round's draw, then the source's
         order: the order-dependent tests read it as the simulation's sequence), with the
-        pair's final routing (its probability of reaching a human), its human decision (if
-        any) and the round's routing settings: what calibration weighs. Escalated pairs
+        pair's final routing (its probability of reaching a human) and its human decision
+        (if any): what calibration weighs, with the round's settings
+        (``round_settings``). Escalated pairs
         whose later tiers have not decided yet are left out (their chance of reaching a
         human is not fixed yet). ``draw_tier``: the tier whose audit draw decided whether
         the pair reached a human."""
         return self.db.execute(
             "SELECT v.pair_id, v.round_id, v.label, v.confidence, v.self_high, v.signals, "
             "v.action, v.reason, v.thresholds_version, v.pi, v.sampled, h.label AS human, "
-            "COALESCE(ri.hint, 0) AS hint, r.thresholds AS round_thresholds, p.seq, "
-            "v.tier AS draw_tier, p.round_draw FROM verdicts v "
-            "JOIN pairs p ON p.id = v.pair_id JOIN rounds r ON r.id = v.round_id "
+            "COALESCE(ri.hint, 0) AS hint, p.seq, v.tier AS draw_tier, p.round_draw "
+            "FROM verdicts v JOIN pairs p ON p.id = v.pair_id "
             "LEFT JOIN human_decisions h ON h.pair_id = v.pair_id AND h.decided = 1 "
             "LEFT JOIN review_items ri ON ri.pair_id = v.pair_id WHERE v.tier = ? "
             "UNION ALL "
             "SELECT e.pair_id, e.round_id, e.label, e.confidence, e.self_high, e.signals, "
             "'escalate', e.reason, e.thresholds_version, e.pi, e.sampled, h.label AS human, "
-            "COALESCE(ri.hint, 0) AS hint, r.thresholds AS round_thresholds, p.seq, "
-            "e.draw_tier, p.round_draw FROM escalations e "
-            "JOIN pairs p ON p.id = e.pair_id JOIN rounds r ON r.id = e.round_id "
+            "COALESCE(ri.hint, 0) AS hint, p.seq, e.draw_tier, p.round_draw "
+            "FROM escalations e JOIN pairs p ON p.id = e.pair_id "
             "LEFT JOIN human_decisions h ON h.pair_id = e.pair_id AND h.decided = 1 "
             "LEFT JOIN review_items ri ON ri.pair_id = e.pair_id WHERE e.tier = ? "
             "AND e.pi IS NOT NULL "
-            "ORDER BY 2, 17, 15",
+            "ORDER BY 2, 16, 14",
             (tier, tier),
         )
+
+    def round_settings(self) -> dict[int, str]:
+        """Each round's stored thresholds and routing settings (JSON), by round id: read
+        once, not beside each of its verdicts."""
+        return {int(r[0]): r[1] for r in self.db.execute("SELECT id, thresholds FROM rounds")}
 
     def human_decided_verdicts(self) -> list[sqlite3.Row]:
         """Every judged pair with a human decision, with the round's routing settings."""
