@@ -130,11 +130,10 @@ class EvidenceTables(Tables):
         next tier — in routing order (by round, then the round's draw, then the source's
         order: the order-dependent tests read it as the simulation's sequence), with the
         pair's final routing (its probability of reaching a human) and its human decision
-        (if any): what calibration weighs, with the round's settings
-        (``round_settings``). Escalated pairs
-        whose later tiers have not decided yet are left out (their chance of reaching a
-        human is not fixed yet). ``draw_tier``: the tier whose audit draw decided whether
-        the pair reached a human."""
+        (if any): what calibration weighs, with the round's settings (``round_settings``).
+        Escalated pairs whose later tiers have not decided yet are left out (their chance
+        of reaching a human is not fixed yet). ``draw_tier``: the tier whose audit draw
+        decided whether the pair reached a human."""
         return self.db.execute(
             "SELECT v.pair_id, v.round_id, v.label, v.confidence, v.self_high, v.signals, "
             "v.action, v.reason, v.thresholds_version, v.pi, v.sampled, h.label AS human, "
