@@ -238,6 +238,15 @@ def cp_upper(k: int, n: int, delta: float) -> float:
     return float(hi)
 
 
+def binomial_rejects(k: int, n: int, alpha: float, delta: float) -> bool:
+    """The exact binomial test of H: the disagreement rate is above ``alpha``, from ``k``
+    disagreements among ``n`` pairs sampled independently of their content (the same as
+    the Clopper-Pearson upper bound being at most alpha)."""
+    if n == 0 or k >= n:
+        return False
+    return float(_log_binom_cdf(k, n, np.array([alpha]))[0]) <= math.log(delta)
+
+
 def cp_lower(k: int, n: int, delta: float) -> float:
     """Clopper-Pearson lower bound on a rate of k successes in n."""
     if n == 0 or k == 0:
@@ -335,14 +344,10 @@ def start_count(alpha: float, delta: float) -> int:
     twice as good as the target (disagreeing alpha/2 of the time), with one unlucky
     disagreement more, still passes the exact test.
     Starting with fewer spends the sequence's one chance on a test a good judge fails by
-    bad luck; the rule looks at counts only, never at labels.
-    (The bound is above alpha exactly when P(Bin(n, alpha) <= k) > delta: one CDF per n,
-    no bisection.)"""
-    n, level = 10, math.log(delta)
-    while (
-        n < 100_000
-        and _log_binom_cdf(math.ceil(n * alpha / 2) + 1, n, np.array([alpha]))[0] > level
-    ):
+    bad luck; the rule looks at counts only, never at labels. (The exact test itself, one
+    CDF per count: the bound by bisection, ``cp_upper``, gives the same answer.)"""
+    n = 10
+    while n < 100_000 and not binomial_rejects(math.ceil(n * alpha / 2) + 1, n, alpha, delta):
         n += 1
     return n
 

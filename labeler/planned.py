@@ -130,6 +130,7 @@ from labeler.calibration import (
     NEVER,
     Choice,
     _log_binom_cdf,
+    binomial_rejects,
     certify_expected,
     certify_high_probability,
     cp_lower,
@@ -142,15 +143,6 @@ GOOD_JUDGE = 0.5  # the judge the start rule plans for disagrees this share of a
 START_SHARE = 0.5  # the first tested region holds at least this share of the labels
 SEQUENCE_SHARE = 0.65  # a phase's fixed sequence starts where its region holds this share
 FIRST_LOOK_SHARE = 0.5  # share of delta each look spends of what is left (the first: half)
-
-
-def binomial_rejects(k: int, n: int, alpha: float, delta: float) -> bool:
-    """The exact binomial test of H: the disagreement rate is above ``alpha``, from ``k``
-    disagreements among ``n`` pairs sampled independently of their content (the same as
-    the Clopper-Pearson upper bound being at most alpha)."""
-    if n == 0 or k >= n:
-        return False
-    return float(_log_binom_cdf(k, n, np.array([alpha]))[0]) <= math.log(delta)
 
 
 def _pmf(n: int, p: float) -> tuple[int, np.ndarray]:
