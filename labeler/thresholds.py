@@ -168,15 +168,13 @@ def judged(
     ``prediction``."""
     out = []
     share = cfg.calibration.fit_share
-    rounds: dict[int, dict[str, Any]] = {}  # each round's settings, parsed once
-    stored = store.round_settings()
+    # each round's settings, parsed once (rounds are few, verdicts many)
+    rounds = {rid: json.loads(text) for rid, text in store.round_settings().items()}
     evidence = _of_version(store, cfg, tier)
     for row in store.routed_verdicts(tier):
         if not evidence(row):
             continue
-        round_t = rounds.get(row["round_id"])
-        if round_t is None:
-            round_t = rounds[row["round_id"]] = json.loads(stored[row["round_id"]])
+        round_t = rounds[row["round_id"]]
         if row["pi"] is not None:
             pi, sampled = float(row["pi"]), bool(row["sampled"])
         else:
