@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from labeler.costs import Prices
-from labeler.errors import JudgeError, StateError, write_failed
+from labeler.errors import JudgeError, StateError, shown_url, write_failed
 from labeler.judge import BATCH_ENDPOINT, OpenAIBatches, batch_result
 from labeler.store import CallRecord, Store
 
@@ -205,7 +205,7 @@ def advance(store: Store, api: OpenAIBatches, rec: Recording, round_id: int, tie
             path.unlink(missing_ok=True)
         if state.status == "failed" and not files:
             raise JudgeError(
-                f"batch {batch_id} failed at {api.cfg.base_url}: "
+                f"batch {batch_id} failed at {shown_url(api.cfg.base_url)}: "
                 f"{state.message or 'no reason given'}; fix it and run `labeler round` again"
             )
     return running

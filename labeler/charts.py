@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from labeler.errors import ExportError
+from labeler.errors import ExportError, write_failed
 
 
 def _plt() -> Any:
@@ -20,13 +20,17 @@ def _plt() -> Any:
 
 def _save(fig: Any, path: Path) -> Path:
     """Write the PNG to a temporary name, then rename: never a half-written picture."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
     try:
+        if not path.name or path.is_dir():
+            raise ExportError(
+                f"{str(path)!r}: a chart is written to a file: name one, e.g. rounds.png"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp.png")
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
         os.replace(tmp, path)
     except OSError as exc:
-        raise ExportError(f"{path}: cannot write the chart ({exc})") from None
+        raise ExportError(write_failed(path, exc, "write the chart")) from None
     finally:
         _plt().close(fig)
     return path

@@ -24,10 +24,11 @@ import tomllib
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from math import isfinite
 from pathlib import Path
 from typing import Any
 
-from labeler.errors import ConfigError
+from labeler.errors import ConfigError, shown_url
 
 ENV_PREFIX = "LABELER_"
 DEFAULT_CONFIG_NAME = "config.toml"
@@ -156,15 +157,13 @@ class JudgeConfig:
     def api_key(self) -> str | None:
         """The key from the environment; a ConfigError when it is required and missing."""
         key = os.environ.get(self.api_key_env, "")
-        if key:
-            return key
-        if self.api_key_required:
-            raise ConfigError(
-                f"judge.api_key_env: environment variable {self.api_key_env} is not set; "
-                f"the judge at {self.base_url} needs a key (set it, or set "
-                "judge.api_key_required = false for a local endpoint)"
-            )
-        return None
+        if key or not self.api_key_required:
+            return key or None
+        raise ConfigError(
+            f"judge.api_key_env: environment variable {self.api_key_env} is not set; "
+            f"the judge at {shown_url(self.base_url)} needs a key (set it, or set "
+            "judge.api_key_required = false for a local endpoint)"
+        )
 
 
 @dataclass(frozen=True)
@@ -314,7 +313,7 @@ class ReviewConfig:
         if not key:
             raise ConfigError(
                 f"review.api_key_env: environment variable {self.api_key_env} is "
-                f"not set; the Argilla at {self.api_url} needs an API key"
+                f"not set; the Argilla at {shown_url(self.api_url)} needs an API key"
             )
         return key
 
@@ -464,13 +463,11 @@ class Config:
 
     def reviewers_needed(self, doubled: bool) -> int:
         """Reviewers who must decide a pair: two at least on a doubled one."""
-        m = self.review.min_submitted
-        return max(m, 2) if doubled else m
+        return max(self.review.min_submitted, 2 if doubled else 1)
 
 
 def _did_you_mean(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
+    hint = "".join(f"did you mean '{c}'? " for c in difflib.get_close_matches(word, options, n=1))
     return f"{hint}allowed: {', '.join(sorted(options))}"
 
 
@@ -496,7 +493,7 @@ def _coerce(where: str, key: str, typ: Any, value: Any, from_env: bool) -> Any:
                 value = typ(value.strip())
             except ValueError:
                 raise ConfigError(f"{where}: {key} must be a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not isfinite(value):
             raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
         if typ is int and not isinstance(value, int):
             raise ConfigError(f"{where}: {key} must be a whole number, got {value!r}")
@@ -508,6 +505,11 @@ def _coerce(where: str, key: str, typ: Any, value: Any, from_env: bool) -> Any:
 
 def _check_range(where: str, key: str, f: dataclasses.Field[Any], value: Any) -> None:
     m = f.metadata
+    if key.endswith("_env") and value and not str(value).isidentifier():  # never echoed
+        raise ConfigError(
+            f"{where}: {key} must be the name of an environment variable (letters, digits, "
+            "_), not a secret itself: put the secret in that variable and name it here"
+        )
     lo, hi, choices = m.get("lo"), m.get("hi"), m.get("choices")
     if choices and value not in choices:
         raise ConfigError(
@@ -573,11 +575,13 @@ def ignored_env_message(name: str) -> str:
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")  # a BOM is no TOML
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: config file not found (run `labeler init` to write one, or pass --config)"
         ) from None
+    except OSError as exc:  # a folder, no permission
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: config file is not UTF-8 text") from None
     try:
@@ -608,11 +612,10 @@ def load_config(
     explicit = path is not None or bool(environ.get(ENV_PREFIX + "CONFIG"))
     cfg_path = Path(path or environ.get(ENV_PREFIX + "CONFIG") or DEFAULT_CONFIG_NAME)
     file_data: dict[str, Any] = {}
+    base_dir = Path.cwd()
     if explicit or cfg_path.exists():
         file_data = _read_file(cfg_path)
         base_dir = cfg_path.resolve().parent
-    else:
-        base_dir = Path.cwd()
     env_data, ignored_env = _env_layer(environ)
     flag_data: dict[str, dict[str, Any]] = {}
     for dotted, value in (overrides or {}).items():
@@ -631,11 +634,8 @@ def load_config(
     if tier_tables is not None:
         tiers = _build_tiers(cfg_path, tier_tables, judge_file, env_data, flag_data, base_dir)
         built["judge"] = dataclasses.replace(built["judge"], tiers=tiers)
-    out = Config(
-        **built,
-        file=cfg_path if file_data or explicit else None,
-        ignored_env=tuple(ignored_env),
-    )
+    file = cfg_path if file_data or explicit else None
+    out = Config(**built, file=file, ignored_env=tuple(ignored_env))
     _check_parity(out, str(cfg_path))
     return out
 

@@ -90,9 +90,9 @@ class Ledger:
 
     Pairs still waiting (judge-accepted but provisional, or with reviewers and not decided)
     are not saved money: ``waiting`` counts them, ``waiting_labels`` / ``waiting_cost`` say
-    how many human labels (at most reviewers per pair each) and how much money they may
-    still need. In per-pair mode the human cost already counts the pairs sent to reviewers,
-    so ``waiting_cost`` is an upper bound of what is still to pay."""
+    how many human labels (at most reviewers per pair each) and how much more money they
+    may still need: in per-pair mode the human cost already counts the pairs sent to
+    reviewers (``charged_when_sent``), so only the provisional pairs can add to it."""
 
     pairs: int
     accepted: int
@@ -126,6 +126,12 @@ class Ledger:
     @property
     def waiting(self) -> int:
         return self.pairs - self.delivered
+
+    @property
+    def charged_when_sent(self) -> bool:
+        """Is a pair sent to reviewers in the human cost already (per-pair pricing), or
+        only once its review time is measured (time mode)?"""
+        return self.mode != "time" or self.human_cost_time is None
 
     @property
     def with_reviewers(self) -> int:
@@ -200,6 +206,8 @@ def ledger(
         seconds = sum(known) + mean * (len(review_times) - len(known))
         time_cost = seconds / 3600 * hourly_rate
     waiting_labels = (pairs - certified - human_decided) * reviewers
+    # what may still be paid: in per-pair mode the pairs with reviewers are paid already
+    more = provisional * reviewers if mode != "time" or time_cost is None else waiting_labels
     return Ledger(
         pairs,
         accepted,
@@ -214,7 +222,7 @@ def ledger(
         human_decided,
         provisional,
         waiting_labels,
-        waiting_labels * price_per_pair,
+        more * price_per_pair,
     )
 
 
@@ -230,9 +238,12 @@ def savings_notes(led: Ledger, currency: str) -> list[str]:
             else "nothing certified: every pair went to reviewers"
         )
     if led.waiting:
+        paid = led.with_reviewers and led.charged_when_sent
         notes.append(
             f"waiting for evidence: {led.waiting} pairs ({led.provisional} provisional, "
             f"{led.with_reviewers} with reviewers), up to {led.waiting_labels} more human "
-            f"labels ({led.waiting_cost:,.2f} {currency} at most); not counted as saved"
+            f"labels ({led.waiting_cost:,.2f} {currency} more at most"
+            + (", those with reviewers already counted as spent" if paid else "")
+            + "); not counted as saved"
         )
     return notes

@@ -67,6 +67,21 @@ class ProjectBusy(StateError):
     """Another labeler command holds this project's lock."""
 
 
+def shown_url(url: str) -> str:
+    """``url`` as messages show it: a ``user:password@`` in it replaced by ``***@``."""
+    import re
+
+    return re.sub(r"//[^/?#]*@", "//***@", url, count=1)
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """``text`` with each secret in it (an API key a server echoed back) shown as ***."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
 def write_failed(path: object, exc: OSError, what: str = "write") -> str:
     """One line for a failed write: "no space left" said plainly, the path named."""
     import errno

@@ -247,6 +247,7 @@ def write_export(
     """Write rows as a datasets folder, Parquet or JSONL, atomically and deterministically
     (the same rows give byte-identical files), with the dataset card beside them."""
     out = out.absolute()
+    refuse_overwrite(out, target)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -276,6 +277,43 @@ def write_export(
             card_tmp.unlink(missing_ok=True)
         raise ExportError(write_failed(out, exc, "write the export")) from None
     return out
+
+
+DATASET_FILES = frozenset({"README.md", "dataset_info.json", "state.json"})
+
+
+def refuse_overwrite(out: Path, target: str) -> None:
+    """An export replaces only an earlier export: a datasets folder (``state.json`` and
+    ``data-*.arrow`` shards, nothing else) for ``disk``, a file with its card beside it
+    (``NAME.README.md``) for ``jsonl``/``parquet``. Anything else at ``out`` — a project
+    folder, the source, the state database — is refused, never deleted."""
+    if not out.exists() and not out.is_symlink():
+        return
+    hint = "choose another --out, or move it away first"
+    if target == "disk":
+        try:
+            names = {e.name for e in out.iterdir()} if out.is_dir() else None
+        except OSError:
+            names = None
+        if names is None:
+            raise ExportError(
+                f"{out}: exists and is not a folder; a datasets export (--to disk) "
+                f"is a folder: {hint}"
+            )
+        shards = {n for n in names if n.startswith("data-") and n.endswith(".arrow")}
+        if "state.json" not in names or names - shards - DATASET_FILES:
+            raise ExportError(
+                f"{out}: exists and is not an earlier export (a datasets folder "
+                f"holds only state.json, dataset_info.json, README.md and "
+                f"data-*.arrow): {hint}"
+            )
+        return
+    card = out.with_name(out.name + ".README.md")
+    if out.is_dir() or not card.is_file():
+        raise ExportError(
+            f"{out}: exists and is not an earlier --to {target} export (one has "
+            f"its card {card.name} beside it): {hint}"
+        )
 
 
 def _replace(new: Path, out: Path) -> None:

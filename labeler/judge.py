@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labeler.config import JudgeConfig
-from labeler.errors import JudgeError
+from labeler.errors import JudgeError, redact, shown_url
 from labeler.verdicts import TokenLogprobs
 
 LOGPROB_POSITIONS_KEPT = 4  # the verdict token is among the first few; keep only those
@@ -49,30 +49,30 @@ def check_reachable(base_url: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
 
     url = urllib.parse.urlsplit(base_url)
     if url.scheme not in ("http", "https") or not url.hostname:
-        raise JudgeError(f"judge.base_url = {base_url!r} is not an http(s) URL")
+        raise JudgeError(f"judge.base_url = {shown_url(base_url)!r} is not an http(s) URL")
     proxies = urllib.request.getproxies()
     if url.scheme in proxies and not urllib.request.proxy_bypass(url.hostname):
         return
     try:
         port = url.port or (443 if url.scheme == "https" else 80)
     except ValueError:
-        raise JudgeError(f"judge.base_url = {base_url!r} has an invalid port") from None
+        raise JudgeError(f"judge.base_url = {shown_url(base_url)!r} has an invalid port") from None
     try:
         socket.create_connection((url.hostname, port), timeout=timeout_s).close()
     except socket.gaierror:
         raise JudgeError(
-            f"judge at {base_url} cannot be reached: unknown host {url.hostname!r}; "
+            f"judge at {shown_url(base_url)} cannot be reached: unknown host {url.hostname!r}; "
             "check judge.base_url"
         ) from None
     except TimeoutError:
         raise JudgeError(
-            f"judge at {base_url} cannot be reached: no answer in {timeout_s:.0f} s; "
+            f"judge at {shown_url(base_url)} cannot be reached: no answer in {timeout_s:.0f} s; "
             "check judge.base_url and your network"
         ) from None
     except OSError as exc:
         reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
         raise JudgeError(
-            f"judge at {base_url} cannot be reached: {reason}; is the server running? "
+            f"judge at {shown_url(base_url)} cannot be reached: {reason}; is the server running? "
             "(check judge.base_url)"
         ) from None
 
@@ -123,6 +123,7 @@ class OpenAIJudge:
             max_retries=cfg.max_retries,
         )
         self.adapted: dict[str, Any] = dict(adapted or {})
+        self._key, self.url = api_key, shown_url(cfg.base_url)  # as messages show them
 
     def _request(self, messages: list[dict[str, str]]) -> dict[str, Any]:
         return request_body(self.cfg, self.adapted, messages)
@@ -172,13 +173,13 @@ class OpenAIJudge:
         o = self._openai
         if isinstance(exc, (o.AuthenticationError, o.PermissionDeniedError)):
             raise JudgeError(
-                f"judge at {self.cfg.base_url} refused the API key "
+                f"judge at {self.url} refused the API key "
                 f"({exc.status_code}); check the variable named by "
                 "judge.api_key_env"
             ) from None
         if isinstance(exc, o.NotFoundError):
             raise JudgeError(
-                f"judge at {self.cfg.base_url}: model '{self.cfg.model}' or "
+                f"judge at {self.url}: model '{self.cfg.model}' or "
                 "the chat completions route was not found (404); check "
                 "judge.model and judge.base_url"
             ) from None
@@ -195,6 +196,7 @@ class OpenAIJudge:
         raise exc
 
     def _failed(self, start: float, error: str, permanent: bool = False) -> JudgeReply:
+        error = redact(error, self._key)  # an endpoint may echo the key in its error
         return JudgeReply(None, None, 0, 0, time.perf_counter() - start, error, permanent)
 
     @staticmethod
@@ -272,6 +274,7 @@ class OpenAIBatches:
             timeout=max(cfg.timeout_s, 300.0),  # files can be large
             max_retries=cfg.max_retries,
         )
+        self._key, self.url = api_key, shown_url(cfg.base_url)  # as messages show them
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         o = self._openai
@@ -279,17 +282,18 @@ class OpenAIBatches:
             return fn(*args, **kwargs)
         except o.NotFoundError:
             raise JudgeError(
-                f"judge at {self.cfg.base_url} does not offer the Batch API ({what}: 404); "
+                f"judge at {self.url} does not offer the Batch API ({what}: 404); "
                 "run `labeler round` without --batch"
             ) from None
         except (o.AuthenticationError, o.PermissionDeniedError) as exc:
             raise JudgeError(
-                f"judge at {self.cfg.base_url} refused the API key for the Batch API "
+                f"judge at {self.url} refused the API key for the Batch API "
                 f"({exc.status_code}); check the variable named by judge.api_key_env"
             ) from None
         except o.OpenAIError as exc:
             raise JudgeError(
-                f"judge at {self.cfg.base_url}: Batch API {what} failed ({_short(exc)}); "
+                f"judge at {self.url}: Batch API {what} failed "
+                f"({redact(_short(exc), self._key)}); "
                 "run the command again (nothing is paid twice)"
             ) from None
 
@@ -325,6 +329,7 @@ class OpenAIBatches:
         b = self._call("batch status", self.client.batches.retrieve, batch_id)
         errors = getattr(getattr(b, "errors", None), "data", None) or []
         message = "; ".join(str(getattr(e, "message", e)) for e in errors[:3]) or None
+        message = message and redact(message, self._key)
         return BatchState(
             str(b.status),
             getattr(b, "output_file_id", None),

@@ -20,7 +20,7 @@ from labeler import costs, prompts, versions
 from labeler.batches import BatchWriter, Recording, custom_id
 from labeler.config import Config, JudgeConfig
 from labeler.confusables import fold_table
-from labeler.errors import JudgeError
+from labeler.errors import JudgeError, shown_url
 from labeler.injection import suspect_pair
 from labeler.pairs import Pair
 from labeler.panel import Version
@@ -597,7 +597,7 @@ def judge_tier(
         store.mark_fault_calls(round_id, started_calls)
         failed = sum(engine.failures.values())
         raise JudgeError(
-            f"judge at {ctx.judge.base_url} failed {failed} of {engine.sent} requests, "
+            f"judge at {shown_url(ctx.judge.base_url)} failed {failed} of {engine.sent} requests, "
             f"e.g. {engine.fault}; stopped the round (its pairs stay unjudged, none went "
             "to humans); fix the endpoint or judge settings and run `labeler round` again"
         )

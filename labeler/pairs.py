@@ -188,7 +188,7 @@ def _jsonl_rows(path: Path, limit: int) -> Iterator[tuple[int, Row]]:
                 )
                 continue
             try:
-                text = raw.decode("utf-8")
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a BOM first
             except UnicodeDecodeError:
                 yield number, ("undecodable", "undecodable bytes (not UTF-8)")
                 continue

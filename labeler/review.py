@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from labeler.errors import ReviewError
+from labeler.errors import ReviewError, shown_url
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # the SDK draws progress bars on stderr
 # ...and logs a warning each time it adjusts a batch size: not news for our users
@@ -81,6 +81,7 @@ class ArgillaReview:
         self, api_url: str, api_key: str, workspace: str, dataset: str, timeout: float = 30.0
     ):
         self.api_url, self.workspace_name, self.dataset_name = api_url, workspace, dataset
+        self.shown = shown_url(api_url)  # as messages show it
         import argilla as rg
 
         self.rg = rg
@@ -97,16 +98,17 @@ class ArgillaReview:
         def check() -> None:
             with httpx.Client(base_url=self.api_url, timeout=timeout) as http:
                 reply = http.get("/api/v1/me", headers={"X-Argilla-Api-Key": api_key})
-                reply.raise_for_status()
                 kind = reply.headers.get("content-type", "").split(";")[0].strip()
-                if kind != "application/json":
-                    raise ReviewError(self._not_argilla(kind or "no content type"))
+                if kind != "application/json":  # a web page, whatever its status
+                    what = f"{kind or 'no content type'} ({reply.status_code})"
+                    raise ReviewError(self._not_argilla(what))
+                reply.raise_for_status()
 
         self._call(check)
 
     def _not_argilla(self, what: str) -> str:
         return (
-            f"{self.api_url} answered with {what}, not Argilla's API; check review.api_url "
+            f"{self.shown} answered with {what}, not Argilla's API; check review.api_url "
             "(it is the Argilla server's base URL, e.g. http://127.0.0.1:6900)"
         )
 
@@ -139,23 +141,23 @@ class ArgillaReview:
                 return fn()
         except (UnauthorizedError, ArgillaCredentialsError):
             raise ReviewError(
-                f"Argilla at {self.api_url} refused the API key (401); check "
+                f"Argilla at {self.shown} refused the API key (401); check "
                 "review.api_key_env, or the secrets file of `labeler serve`"
             ) from None
         except HTTPStatusError as exc:
             if exc.response.status_code == 401:
-                raise ReviewError(f"Argilla at {self.api_url} refused the API key (401)") from None
+                raise ReviewError(f"Argilla at {self.shown} refused the API key (401)") from None
             raise ReviewError(
-                f"Argilla at {self.api_url} answered {exc.response.status_code}"
-                f": {exc.response.text[:200]}"
+                f"Argilla at {self.shown} answered {exc.response.status_code}"
+                f": {' '.join(exc.response.text.split())[:200]}"  # one line
             ) from None
         except ArgillaAPIError as exc:
-            raise ReviewError(f"Argilla at {self.api_url}: {exc}") from None
+            raise ReviewError(f"Argilla at {self.shown}: {exc}") from None
         except ValueError:  # a body that is not JSON: something else answers at that URL
             raise ReviewError(self._not_argilla("a body that is not JSON")) from None
         except (HTTPError, OSError) as exc:
             raise ReviewUnavailable(
-                f"Argilla at {self.api_url} is not reachable ({exc}); start it with `labeler serve`"
+                f"Argilla at {self.shown} is not reachable ({exc}); start it with `labeler serve`"
             ) from None
 
     # -- the dataset -----------------------------------------------------------------------
@@ -164,7 +166,7 @@ class ArgillaReview:
         ws = self._call(lambda: self.client.workspaces(self.workspace_name))
         if ws is None:
             raise ReviewError(
-                f"Argilla at {self.api_url} has no workspace "
+                f"Argilla at {self.shown} has no workspace "
                 f"'{self.workspace_name}' (review.workspace); create it or fix "
                 "the name"
             )
@@ -339,7 +341,7 @@ class ArgillaReview:
     def _annotator(self, username: str) -> Any:
         user = self._call(lambda: self.client.users(username))
         if user is None:
-            raise ReviewError(f"no Argilla account named '{username}' at {self.api_url}")
+            raise ReviewError(f"no Argilla account named '{username}' at {self.shown}")
         if user.role != "annotator":
             raise ReviewError(
                 f"'{username}' is an Argilla {getattr(user.role, 'value', user.role)}, not a "

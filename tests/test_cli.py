@@ -47,6 +47,26 @@ def test_config_errors_are_one_red_line_with_exit_2(tmp_path: Path) -> None:
     assert verbose.exit_code == 2 and "Traceback" in verbose.stderr
 
 
+def test_bad_flags_are_one_line_with_exit_2(tmp_path: Path) -> None:
+    """click's own usage errors were three lines (usage, hint, error); ``round --finish
+    --dry-run`` ignored --dry-run and ended the project."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("")
+    for args, said in [
+        (["round", "--limit", "0"], "error: Invalid value for '--limit': 0 is not in the range"),
+        (["nosuch"], "error: No such command 'nosuch'. (see `"),
+        (["round", "--finish", "--dry-run"], "error: --finish --dry-run: finishing has no dry"),
+        (["round", "--limit", "9" * 20], "error: Invalid value for '--limit'"),  # not SQLite's
+        (["reviewers", "add", ""], "error: Invalid value for 'NAME': '' is not a reviewer"),
+    ]:
+        result = CliRunner().invoke(main, ["--config", str(cfg), *args])
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(said), line
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["config.toml"]  # nothing started
+    assert CliRunner().invoke(main, ["--version"]).exit_code == 0
+
+
 def test_status_before_any_round(tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text("")
@@ -121,7 +141,8 @@ def test_round_table_says_why_nothing_is_saved() -> None:
             "nothing certified yet: 9 judge-accepted pairs wait for evidence, so only "
             "human decisions count as delivered",
             "waiting for evidence: 11 pairs (9 provisional, 2 with reviewers), up to 11 "
-            "more human labels (5.50 USD at most); not counted as saved",
+            "more human labels (4.50 USD more at most, those with reviewers already "
+            "counted as spent); not counted as saved",
         ],
     )
     text = render(round_table(s.to_dict()), width=100)

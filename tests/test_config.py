@@ -84,6 +84,10 @@ def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
             "environment: judge.concurrency must be a number, got 'x'",
         ),
         ("", {"LABELER_JUDGE_MODLE": "x"}, "environment: unknown key judge.modle; did you mean"),
+        # issue 17's user trial: nan and inf passed every range check (nan < lo is False)
+        ("[routing]\nthreshold = nan\n", {}, "routing.threshold must be a number, got nan"),
+        ("[costs]\nhuman_price_per_pair = inf\n", {}, "must be a number, got inf"),
+        ("", {"LABELER_CALIBRATION_CONFIDENCE": "nan"}, "calibration.confidence must be a number"),
     ],
 )
 def test_errors_name_file_key_and_what_is_allowed(
@@ -94,6 +98,14 @@ def test_errors_name_file_key_and_what_is_allowed(
         load_config(path, environ=env)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_folder_as_config_and_a_byte_order_mark(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the config file"):
+        load_config(tmp_path, environ={})
+    path = tmp_path / "config.toml"
+    path.write_bytes("\ufeff[judge]\nmodel = 'm'\n".encode())  # Windows editors write one
+    assert load_config(path, environ={}).judge.model == "m"
 
 
 def test_missing_named_file(tmp_path: Path) -> None:

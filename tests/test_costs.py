@@ -84,7 +84,9 @@ def test_ledger_counts_only_what_was_delivered(
     assert led.factor == (None if factor is None else pytest.approx(factor))
     assert led.coverage == (None if coverage is None else pytest.approx(coverage))
     assert (led.waiting, led.waiting_labels) == (waiting, waiting * reviewers)
-    assert led.waiting_cost == pytest.approx(waiting * reviewers * price)
+    # per-pair pricing charges a pair sent to reviewers at once: only the provisional
+    # pairs may cost more (the user trial found them counted twice, as spent and as "more")
+    assert led.waiting_cost == pytest.approx(provisional * reviewers * price)
     assert led.with_reviewers == waiting - provisional
 
 
@@ -125,12 +127,13 @@ def test_savings_notes_say_why_and_what_waits() -> None:
         "nothing certified yet: 9 judge-accepted pairs wait for evidence, so only human "
         "decisions count as delivered",
         "waiting for evidence: 11 pairs (9 provisional, 2 with reviewers), up to 22 more "
-        "human labels (11.00 USD at most); not counted as saved",
+        "human labels (9.00 USD more at most, those with reviewers already counted as "
+        "spent); not counted as saved",
     ]
     assert notes(0, 0, 3, 5)[0] == "nothing certified: every pair went to reviewers"
     assert notes(5, 2, 0, 7) == [
         "waiting for evidence: 2 pairs (2 provisional, 0 with reviewers), up to 4 more "
-        "human labels (2.00 USD at most); not counted as saved"
+        "human labels (2.00 USD more at most); not counted as saved"
     ]
 
 
@@ -165,15 +168,16 @@ def test_review_seconds_caps_breaks_and_skips_first() -> None:
 
 
 @pytest.mark.parametrize(
-    ("mode", "times", "human", "time_cost"),
+    ("mode", "times", "human", "time_cost", "more"),
     [
-        ("per_pair", [], 20 * 0.5, None),
-        ("per_pair", [30.0, None], 20 * 0.5, 60 / 3600 * 36),  # both known: shown, not used
-        ("time", [30.0, 60.0, None], (30 + 60 + 45) / 3600 * 36, (30 + 60 + 45) / 3600 * 36),
-        ("time", [], 20 * 0.5, None),  # no times known yet: falls back to the price per pair
+        ("per_pair", [], 20 * 0.5, None, 0.0),
+        ("per_pair", [30.0, None], 20 * 0.5, 60 / 3600 * 36, 0.0),  # known: shown, not used
+        # by time, the 5 pairs reviewers have not decided are not paid yet
+        ("time", [30.0, 60.0, None], (30 + 60 + 45) / 3600 * 36, (30 + 60 + 45) / 3600 * 36, 2.5),
+        ("time", [], 20 * 0.5, None, 0.0),  # no times known yet: the price per pair
     ],
 )
-def test_ledger(mode: str, times: list, human: float, time_cost: float | None) -> None:
+def test_ledger(mode: str, times: list, human: float, time_cost: float | None, more: float) -> None:
     from labeler.costs import ledger
 
     led = ledger(
@@ -187,13 +191,14 @@ def test_ledger(mode: str, times: list, human: float, time_cost: float | None) -
         hourly_rate=36.0,
         mode=mode,
         certified=80,
-        human_decided=20,
+        human_decided=15,
         provisional=0,
     )
     assert led.human_cost == pytest.approx(human)
     assert led.human_cost_time == (None if time_cost is None else pytest.approx(time_cost))
-    assert led.baseline == pytest.approx(50.0)
-    assert led.saved == pytest.approx(50.0 - 2.0 - human)
+    assert led.baseline == pytest.approx(47.5)
+    assert led.saved == pytest.approx(47.5 - 2.0 - human)
+    assert (led.waiting_labels, led.waiting_cost) == (5, pytest.approx(more))
     assert led.cost_per_accepted == pytest.approx(2.0 / 80)
     total = led + led
     assert total.pairs == 200 and total.saved == pytest.approx(2 * led.saved)

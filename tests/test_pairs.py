@@ -69,6 +69,15 @@ def test_every_format_gives_the_same_pairs(tmp_path: Path) -> None:
     assert ids(read(tmp_path / "hf", format="hf")[0]) == expected
 
 
+def test_a_byte_order_mark_costs_no_pair(tmp_path: Path) -> None:
+    """Editors on Windows start a UTF-8 file with a BOM: the first JSONL row was skipped
+    as not JSON (a CSV's was read)."""
+    path = jsonl(tmp_path, ["\ufeff" + json.dumps(ROWS[0]), *ROWS[1:]])
+    pairs, bad = read(path)
+    assert ids(pairs) == [pair_id(r["prompt"], r["response_a"], r["response_b"]) for r in ROWS]
+    assert bad == []
+
+
 def test_column_names_come_from_config(tmp_path: Path) -> None:
     path = jsonl(tmp_path, [{"q": "p", "x": "one", "y": "two"}])
     pairs, bad = read(path, prompt_field="q", response_a_field="x", response_b_field="y")

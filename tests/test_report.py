@@ -54,7 +54,8 @@ def test_report_numbers_and_chart(two_rounds: Project, tmp_path: Path) -> None:
     assert r1["cost_per_accepted"] == pytest.approx(per_round[1] / 6)
     total = data["total"]
     assert total["pairs"] == 11 and total["saved"] == pytest.approx(r1["saved"] + r2["saved"])
-    assert total["waiting_labels"] == 11 and total["waiting_cost"] == pytest.approx(5.5)
+    # the 2 ties with reviewers are in the human cost already: only the 9 provisional
+    assert total["waiting_labels"] == 11 and total["waiting_cost"] == pytest.approx(4.5)
     assert data["savings_notes"][0].startswith("nothing certified yet: 9 judge-accepted pairs")
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 10_000
     # nothing audited, so every judge acceptance is still provisional (cold start)
@@ -211,6 +212,53 @@ def test_kto_jsonl_and_disk_exports(two_rounds: Project, tmp_path: Path) -> None
     ds = datasets.load_from_disk(str(tmp_path / "ds"))
     assert ds.num_rows == 9 and (tmp_path / "ds" / "README.md").exists()
     assert sorted(x.name for x in tmp_path.iterdir() if x.name.startswith(".")) == []
+
+
+def test_an_export_never_replaces_what_it_did_not_write(
+    two_rounds: Project, tmp_path: Path
+) -> None:
+    """``--out .`` once replaced the project folder, config and state included, with the
+    export; ``--out pairs.jsonl`` the source. An export replaces only an earlier export."""
+    p = two_rounds
+    state = p.root / ".labeler" / "state.sqlite"
+    before = {x: digest(x) for x in (p.config, p.root / "pairs.jsonl")}
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    (tmp_path / "prefs.parquet").write_bytes(b"PAR1 not an export")
+    cases = [
+        (("--out", str(p.root)), "is not an earlier export"),
+        (("--out", str(foreign)), "is not an earlier export"),
+        (("--to", "jsonl", "--out", str(p.root / "pairs.jsonl")), "its card pairs.jsonl.README.md"),
+        (("--to", "parquet", "--out", str(state)), "is not an earlier --to parquet export"),
+        (("--out", str(tmp_path / "prefs.parquet")), "is not a folder"),
+    ]
+    for args, said in cases:
+        result = p.run("export", *args)
+        assert result.exit_code == 1 and said in result.stderr, (args, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert {x: digest(x) for x in before} == before
+    assert (foreign / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "prefs.parquet").read_bytes() == b"PAR1 not an export"
+    export(p, "--to", "parquet", "--out", str(tmp_path / "a.parquet"))
+    export(p, "--to", "parquet", "--out", str(tmp_path / "a.parquet"))  # an earlier export
+    assert p.run_json("report")["total"]["pairs"] == 11  # the project is still there
+
+
+def test_a_chart_path_that_cannot_be_written_is_one_line(
+    two_rounds: Project, tmp_path: Path
+) -> None:
+    """A user trial: an empty --chart path, or one under a file, was a traceback (the
+    reliability diagram of ``calibrate --plot`` is written the same way)."""
+    p = two_rounds
+    (tmp_path / "file").write_text("x")
+    for args, said in [
+        (("report", "--chart", ""), "a chart is written to a file"),
+        (("report", "--chart", str(tmp_path / "file" / "c.png")), "cannot write the chart"),
+    ]:
+        result = p.run(*args)
+        assert result.exit_code == 1, result.output
+        assert len(result.stderr.strip().splitlines()) == 1 and said in result.stderr
 
 
 def test_push_to_hub_needs_a_token(two_rounds: Project, tmp_path: Path) -> None:

@@ -291,18 +291,20 @@ def test_argilla_down_keeps_pairs_queued(
     assert "needs_review" in text
 
 
+@pytest.mark.parametrize("status", [200, 404])
 def test_a_web_server_that_is_not_argilla_is_named_in_one_line(
-    project: Project, judge_server, monkeypatch: pytest.MonkeyPatch
+    project: Project, judge_server, monkeypatch: pytest.MonkeyPatch, status: int
 ) -> None:
     """Issue 10: a server answering 200 HTML at review.api_url crashed round and sync with
-    a JSONDecodeError traceback, and left the round open so every later round crashed."""
+    a JSONDecodeError traceback, and left the round open so every later round crashed. A
+    404 page (any static web server) was printed whole, ten lines of HTML."""
     import http.server
     import threading
 
     class Html(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = b"<html><body>It works!</body></html>"
-            self.send_response(200)
+            body = b"<!DOCTYPE HTML>\n<html>\n<body>\nIt works!\n</body>\n</html>\n"
+            self.send_response(status)
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -323,7 +325,7 @@ def test_a_web_server_that_is_not_argilla_is_named_in_one_line(
             review={"api_url": url, "api_key_env": ARGILLA_KEY_ENV},
         )
         project.pairs(good_bad_rows(3))
-        expected = f"{url} answered with text/html, not Argilla's API; check review.api_url"
+        expected = f"{url} answered with text/html ({status}), not Argilla's API; check"
         data = project.run_json("round")
         assert data["status"] == "completed" and expected in data["review_error"]
         assert data["review_waiting"] == 3

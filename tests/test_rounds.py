@@ -356,6 +356,40 @@ def test_api_key_goes_to_the_endpoint_and_nowhere_else(project: Project, judge_s
     assert secret.encode() not in state
 
 
+def test_secrets_an_endpoint_echoes_or_a_config_misplaces_are_never_shown(
+    project: Project, judge_server
+) -> None:
+    """A user trial (issue 17's session): an endpoint that echoes the key in its error put
+    the key in the round's output and the state; a password in judge.base_url was printed
+    in its errors; a key pasted into judge.api_key_env was printed as the variable's name."""
+    secret, password = "sk-test-echoed-secret-123", "hunter2SECRET"
+
+    def echoes(shown: Shown) -> Scripted:
+        return Scripted(status=400, error_message=f"Incorrect API key provided: Bearer {secret}")
+
+    server = judge_server(echoes)
+    project.set(
+        judge={"base_url": server.url, "api_key_required": True, "api_key_env": "TEST_JUDGE_KEY"}
+    )
+    project.pairs(good_bad_rows(2))
+    result = project.run("round", "--json", env={"TEST_JUDGE_KEY": secret})
+    assert result.exit_code == 0, result.output
+    assert "Incorrect API key provided: Bearer ***" in result.output
+    assert secret not in result.output
+    assert secret.encode() not in (project.root / ".labeler" / "state.sqlite").read_bytes()
+    url = f"http://admin:{password}@127.0.0.1:9/v1"  # nothing listens on port 9
+    project.set(judge={"base_url": url, "api_key_required": False})
+    project.pairs(good_bad_rows(3, start=5))
+    result = project.run("round")
+    assert result.exit_code == 1 and "judge at http://***@127.0.0.1:9/v1 cannot" in result.stderr
+    assert password not in result.output
+    pasted = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
+    project.set(judge={"base_url": server.url, "api_key_required": True, "api_key_env": pasted})
+    result = project.run("round")
+    assert result.exit_code == 2 and "judge.api_key_env must be the name of an" in result.stderr
+    assert pasted not in result.output
+
+
 @pytest.mark.slow
 def test_sigkill_mid_round_then_rerun_loses_nothing(
     project: Project, judge_server, tmp_path: Path

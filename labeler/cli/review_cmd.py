@@ -62,13 +62,25 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     )
 
 
+def _reviewer_name(ctx: click.Context, param: click.Parameter, name: str) -> str:
+    """An account name Argilla can store and look up: refused in one line otherwise."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}", name):
+        raise click.BadParameter(
+            f"{name!r} is not a reviewer name: letters, digits and . _ @ + - only, starting "
+            "with a letter or digit (at most 100)"
+        )
+    return name
+
+
 @click.group()
 def reviewers() -> None:
     """Manage reviewer accounts in Argilla."""
 
 
 @reviewers.command("add")
-@click.argument("name")
+@click.argument("name", callback=_reviewer_name)
 @click.option(
     "--json", "as_json", is_flag=True, help="Print {username, password, url, ...} as JSON."
 )
@@ -149,7 +161,7 @@ def reviewers_list(ctx: click.Context, as_json: bool) -> None:
 
 
 @reviewers.command("remove")
-@click.argument("name")
+@click.argument("name", callback=_reviewer_name)
 @click.pass_context
 def reviewers_remove(ctx: click.Context, name: str) -> None:
     """Take reviewer NAME out of the workspace: the account can no longer open the dataset;
@@ -171,7 +183,7 @@ def reviewers_remove(ctx: click.Context, name: str) -> None:
 
 
 @reviewers.command("reset-password")
-@click.argument("name")
+@click.argument("name", callback=_reviewer_name)
 @click.option("--json", "as_json", is_flag=True, help="Print {username, password} as JSON.")
 @click.pass_context
 def reviewers_reset_password(ctx: click.Context, name: str, as_json: bool) -> None:

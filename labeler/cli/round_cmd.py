@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING
 import click
 
 from labeler.cli import load, wait_option, waiting
+from labeler.errors import UsageError
 
 if TYPE_CHECKING:
     from labeler.config import Config
 
 
 @click.command("round")
-@click.option("--limit", type=click.IntRange(min=1), help="Judge at most N new pairs.")
+@click.option("--limit", type=click.IntRange(min=1, max=10**12), help="Judge at most N new pairs.")
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -71,6 +72,11 @@ def round_(
     cfg = load(
         ctx, **{"judge.base_url": judge_url, "judge.model": model, "judge.concurrency": concurrency}
     )
+    if finish and dry_run:
+        raise UsageError(
+            "--finish --dry-run: finishing has no dry run (it decides every waiting pair for "
+            "good); `labeler status` shows what waits and what finishing would cost"
+        )
     if finish:
         _finish(cfg, as_json, wait)
         return
