@@ -531,9 +531,10 @@ def _build_section(
     values: dict[str, Any] = {}
     for where, data, from_env in layers:
         for key, raw in data.items():
-            if key not in fields:
+            if key not in fields:  # (a judge tier takes fewer keys than [judge])
+                allowed = [f for f in fields if "tiers[" not in where or f not in TIER_ONLY_GLOBAL]
                 raise ConfigError(
-                    f"{where}: unknown key {name}.{key}; {_did_you_mean(key, list(fields))}"
+                    f"{where}: unknown key {name}.{key}; {_did_you_mean(key, allowed)}"
                 )
             value = _coerce(where, f"{name}.{key}", hints[key], raw, from_env)
             _check_range(where, f"{name}.{key}", fields[key], value)
@@ -555,8 +556,7 @@ def _env_layer(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, str]], l
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
             continue
-        rest = name[len(ENV_PREFIX) :].lower()
-        section, _, key = rest.partition("_")
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
         if section not in SECTIONS or not key:
             ignored.append(name)
             continue
@@ -693,9 +693,9 @@ def _build_tiers(
     shares = split_delta([t.delta_share for t in tiers])
     if sum(t.delta_share for t in tiers) > 1 + 1e-9 or min(shares) <= 0:
         raise ConfigError(
-            f"{where}: the judge tiers' delta_share values add up to more than 1, or leave "
-            "a tier without one no share; allowed: shares of 1 - calibration.confidence "
-            "that add up to at most 1 and leave something for each tier without one"
+            f"{where}: the judge tiers' delta_share values add up to "
+            f"{sum(t.delta_share for t in tiers):.3g}; allowed: shares of 1 - calibration."
+            "confidence adding up to at most 1, with some left for each tier that sets none"
         )
     names = [t.label for t in tiers]
     if len(set(names)) < len(names):

@@ -139,6 +139,7 @@ def import_source(
     summary.new_pairs = store.import_pairs(
         tally.pairs_of(read_source(cfg.source), store.existing_ids, read, store.existing_keys),
         tally.bad,
+        str(cfg.source.path),
     )
     for pair_id, similar in tally.near_identical.items():
         store.flag(pair_id, "near_duplicate", f"similarity {similar:.3f}")
@@ -200,5 +201,6 @@ def no_pairs(cfg: Config, tally: SourceTally) -> None:
             f"{path}: none of its {len(bad)} rows is a usable pair (first: {bad[0]}); "
             "is it the right file, with the field names set in [source]?"
         )
-    if path.is_file() and not _head(path).strip():
-        raise SourceError(f"{path}: the file is empty; add pairs or point source.path elsewhere")
+    if path.is_file() and not tally.bad:  # not one row: blank, or a CSV header alone
+        what = "is empty" if not _head(path).strip() else "has no rows (a header alone?)"
+        raise SourceError(f"{path}: the file {what}; add pairs or point source.path elsewhere")

@@ -80,6 +80,10 @@ def project_lock(
         state_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
+        if state_dir.exists() and not state_dir.is_dir():
+            raise StateError(
+                f"{state_dir}: project.state_dir is a file, not a folder; point it at a folder"
+            ) from None
         raise StateError(write_failed(path, exc, "create the project lock")) from None
     try:
         told = False

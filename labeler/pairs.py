@@ -273,7 +273,10 @@ def _hf_records(path: Path, fmt: str, cfg: SourceConfig) -> Iterator[Mapping[str
         else:
             ds = datasets.load_dataset(str(path))
     except Exception as exc:  # datasets raises many types; all mean "cannot read"
-        raise SourceError(f"{path}: cannot load Hugging Face dataset ({exc})") from None
+        raise SourceError(
+            f"{path}: cannot load it as a Hugging Face dataset ({exc}); source.path names a "
+            "JSONL, CSV or Parquet file, or a dataset's folder (save_to_disk or its data files)"
+        ) from None
     if isinstance(ds, datasets.DatasetDict):
         split = cfg.split
         if split not in ds:

@@ -11,6 +11,7 @@ from dataclasses import asdict
 
 from labeler import costs, prompts, versions
 from labeler.config import Config
+from labeler.importing import check_source, no_pairs
 from labeler.pairs import Pair, read_source
 from labeler.rounds import Context, RoundSummary, SourceTally, make_context, round_seed
 from labeler.routing import Thresholds, round_draw, sample_only_rate, tier_judges
@@ -30,10 +31,16 @@ class _Priced:
     fact: int
 
 
-def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) -> RoundSummary:
+def plan_round(
+    cfg: Config, *, limit: int | None = None, batch: bool = False, strict: bool = False
+) -> RoundSummary:
     """What ``run_round`` would do, and its estimated judge cost (at Batch API prices with
-    ``batch``); writes nothing. Reads the pairs once, keeping only their request sizes."""
+    ``batch``); writes nothing. Reads the pairs once, keeping only their request sizes.
+    Refuses what the round would refuse: a bad row under ``strict``, a source without a
+    usable pair."""
     ctx = make_context(cfg)
+    if strict:
+        check_source(cfg)
     summary = RoundSummary(status="dry_run")
     tally = SourceTally()
     store = Store(cfg.db_path) if cfg.db_path.exists() else None
@@ -57,6 +64,8 @@ def plan_round(cfg: Config, *, limit: int | None = None, batch: bool = False) ->
         else:
             source = tally.pairs_of(read_source(cfg.source))
             todo = _unjudged(store, source, limit, round_seed(cfg), price)
+            if tally.pairs == 0:
+                no_pairs(cfg, tally)
     finally:
         if store:
             store.close()

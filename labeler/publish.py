@@ -64,8 +64,8 @@ def _card(
     columns: list[str],
     dpo: list[dict[str, Any]],
     status: dict[str, int],
+    report: dict[str, Any],
 ) -> str:
-    report = build_report(cfg)
     total = report["total"] or {}
     audited = [
         (r["audited_agreement"], r["round"])
@@ -189,25 +189,38 @@ def run_export(
         columns = base + (
             [*export.PROVENANCE_COLUMNS, *export.verify_columns(dpo)] if provenance else []
         )
-        card = _card(cfg, fmt, rows, base, dpo, status)
+        report = build_report(cfg)
+
+        def card(part: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> str:
+            return _card(cfg, fmt, part, base, pairs, status, report)
+
         splits: dict[str, dict[str, Any]] = {}
         if opts.test_size:
             parts: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
-            for r in rows:
-                test = export.in_test_split(r["pair_id"], opts.test_size)
-                parts["test" if test else "train"].append(r)
-            written = {
-                split: export.write_export(part, columns, target, split_path(out, split), card)
+            pairs: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
+            for group, items in ((parts, rows), (pairs, dpo)):
+                for r in items:
+                    test = export.in_test_split(r["pair_id"], opts.test_size)
+                    group["test" if test else "train"].append(r)
+            written = {  # each split's card describes the rows beside it
+                split: export.write_export(
+                    part, columns, target, split_path(out, split), card(part, pairs[split])
+                )
                 for split, part in parts.items()
             }
             splits = {s: {"rows": len(parts[s]), "path": str(written[s])} for s in parts}
             path = written["train"]
         else:
-            path = export.write_export(rows, columns, target, out, card)
+            path = export.write_export(rows, columns, target, out, card(rows, dpo))
     card_path = path / "README.md" if target == "disk" else path.with_name(path.name + ".README.md")
-    result = {"rows": len(rows), "path": str(path), "card": str(card_path), "status": status}
+    written = {k: sum(r["label_status"] == k for r in dpo) for k in ("certified", "provisional")}
+    written["human"] = sum(r["label_source"] == "human" for r in dpo)
+    result = {
+        "rows": len(rows), "path": str(path), "card": str(card_path), "status": status,
+        "written": written,  # the pairs in the files (after --label-source, --min-confidence)
+    }  # fmt: skip
     if splits:
         result["splits"] = splits
     if repo:
-        result["hub"] = export.push_to_hub(rows, columns, repo, card)
+        result["hub"] = export.push_to_hub(rows, columns, repo, card(rows, dpo))
     return result

@@ -88,6 +88,7 @@ def build_report(cfg: Config) -> dict[str, Any]:
             rows.append(_row(rid, led, quality.get(rid), review))
             total = led if total is None else total + led
         flags = [dict(r) for r in store.flags()]
+        skipped = [f"{r['source']}:{r['row']}: {r['reason']}" for r in store.bad_rows()]
         labels = store.label_status_counts()
         tiers = tier_totals(store, cfg) if len(cfg.judges) > 1 else []
         verify = verify_summary(store)
@@ -100,6 +101,7 @@ def build_report(cfg: Config) -> dict[str, Any]:
         "savings_basis": "delivered",  # certified judge labels + human-decided pairs
         "savings_notes": [] if total is None else costs.savings_notes(total, cfg.costs.currency),
         "flags": flags,
+        "skipped_rows": skipped,  # every source row the latest read skipped, and why
         # two reviewers on the same pairs (review.double_share), next to the judge there
         "human_human_agreement": human_human,
         "labels": labels,  # human / certified / provisional (held out of the dataset)

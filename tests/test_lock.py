@@ -57,6 +57,15 @@ def test_a_second_taker_is_told_who_holds_the_lock(tmp_path: Path) -> None:
         release(proc)
 
 
+def test_a_state_dir_that_is_a_file_is_named(project: Project) -> None:
+    """It said "cannot create the project lock (File exists)"."""
+    (project.root / "state").write_text("not a folder")
+    project.set(project={"state_dir": "state"})
+    project.pairs(good_bad_rows(2))
+    result = project.run("round")
+    assert result.exit_code == 1 and "project.state_dir is a file, not a folder" in result.stderr
+
+
 def test_kill_minus_9_leaves_no_stale_lock(tmp_path: Path) -> None:
     proc = hold(tmp_path, "round", 30)
     os.kill(proc.pid, signal.SIGKILL)

@@ -336,6 +336,8 @@ def test_export_options_and_multi_turn_prompts(project: Project) -> None:
         "export", "--to", "jsonl", "--out", str(project.root / "h.jsonl"), "--label-source", "human"
     )
     assert human.exit_code == 0 and (project.root / "h.jsonl").read_text() == ""
+    # what was written, not what the project holds (it said "0 human, 41 certified")
+    assert ": 0 human, 0 certified judge labels" in " ".join(human.stdout.split())
     high = project.root / "high.jsonl"
     assert (
         project.run(
@@ -351,6 +353,9 @@ def test_export_options_and_multi_turn_prompts(project: Project) -> None:
     train = (project.root / "split.train.jsonl").read_text().splitlines()
     test = (project.root / "split.test.jsonl").read_text().splitlines()
     assert len(train) + len(test) == 41 and 3 <= len(test) <= 20
+    for name, lines in (("train", train), ("test", test)):  # each card, its own rows
+        card = (project.root / f"split.{name}.jsonl.README.md").read_text()
+        assert f"| rows | {len(lines)} |" in card
     project.run("export", "--to", "jsonl", "--out", str(split), "--test-size", "0.25")
     assert (project.root / "split.test.jsonl").read_text().splitlines() == test
 

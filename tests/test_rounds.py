@@ -332,6 +332,41 @@ def test_strict_stops_before_judging(project: Project) -> None:
     assert not (project.root / ".labeler" / "state.sqlite").exists()
 
 
+def test_the_dry_run_refuses_what_the_round_refuses(project: Project) -> None:
+    """A user trial: ``--dry-run --strict`` priced a source with a bad row (exit 0) and an
+    empty source, or a CSV with its header alone, was priced at 0 where the round stops
+    (the CSV's round said "every pair has been judged")."""
+    project.pairs([*good_bad_rows(2), {"prompt": "", "response_a": "a", "response_b": "b"}])
+    for args in (("--strict",), ("--strict", "--dry-run")):
+        result = project.run("round", *args)
+        assert result.exit_code == 2 and "pairs.jsonl:3: field 'prompt' is empty" in result.stderr
+    (project.root / "pairs.jsonl").write_text("\n\n")
+    (project.root / "pairs.csv").write_text("prompt,response_a,response_b\n")
+    for name, said in (("pairs.jsonl", "is empty"), ("pairs.csv", "has no rows")):
+        project.set(source={"path": name})
+        for args in ((), ("--dry-run",)):
+            result = project.run("round", *args)
+            assert result.exit_code == 2 and f"{name}: the file {said}" in result.stderr, args
+    assert project.server.requests == []  # type: ignore[attr-defined]
+
+
+def test_every_skipped_row_is_listed_until_the_source_is_fixed(project: Project) -> None:
+    """A user trial: a round showed its first 5 skipped rows and no more; only the state's
+    table held the rest."""
+    bad = {"prompt": "q?", "response_a": "same", "response_b": "same"}
+    project.pairs([*good_bad_rows(3), *[bad] * 8])
+    text = project.run("round").stdout
+    lines = [line for line in text.splitlines() if line.startswith("skipped ")]
+    assert len(lines) == 6 and lines[-1].startswith("skipped 3 more rows: `labeler report")
+    rows = project.run_json("report")["skipped_rows"]
+    assert [r.split(": ")[0].rsplit(":", 1)[1] for r in rows] == [str(n) for n in range(4, 12)]
+    listed = project.run("report", "--quality").stdout
+    assert "Skipped source rows: 8" in listed and "pairs.jsonl:11: " in listed
+    project.pairs(good_bad_rows(4))  # fixed: re-read whole, its old bad rows are gone
+    project.run_json("round")
+    assert project.run_json("report")["skipped_rows"] == []
+
+
 def test_missing_api_key_is_a_config_error(project: Project) -> None:
     project.set(judge={"api_key_required": True, "api_key_env": "LABELER_TEST_NO_SUCH_KEY"})
     project.pairs(good_bad_rows(1))

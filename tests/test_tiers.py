@@ -161,6 +161,10 @@ def test_tier_config_errors_are_one_line(tmp_path) -> None:
     cfg.write_text('[[judge.tiers]]\nmodel = "x"\n[[judge.tiers]]\nmodel = "x"\n')
     with pytest.raises(ConfigError, match="two judge tiers are named 'x'"):
         load_config(cfg, environ={})
+    cfg.write_text('[[judge.tiers]]\nmodel = "x"\nguidlines = "g"\n')
+    with pytest.raises(ConfigError, match=r"judge.tiers\[1\]: unknown key judge.guidlines") as e:
+        load_config(cfg, environ={})  # a tier's allowed keys are its own, not [judge]'s
+    assert "guidelines" not in str(e.value) and "max_failed_attempts" not in str(e.value)
     cfg.write_text('[[judge.tiers]]\nmodel = "x"\nguidelines = "g"\n')
     with pytest.raises(ConfigError, match=r"judge.tiers\[1\].guidelines is set for all tiers"):
         load_config(cfg, environ={})
@@ -168,13 +172,13 @@ def test_tier_config_errors_are_one_line(tmp_path) -> None:
         '[[judge.tiers]]\nmodel = "x"\ndelta_share = 0.7\n'
         '[[judge.tiers]]\nmodel = "y"\ndelta_share = 0.6\n'
     )
-    with pytest.raises(ConfigError, match="add up to more than 1"):
+    with pytest.raises(ConfigError, match=r"delta_share values add up to 1\.3; allowed"):
         load_config(cfg, environ={})
     # the last tier takes it all: the cheap tier would test with nothing (it crashed)
     cfg.write_text(
         '[[judge.tiers]]\nmodel = "x"\n[[judge.tiers]]\nmodel = "y"\ndelta_share = 1.0\n'
     )
-    with pytest.raises(ConfigError, match="leave a tier without one no share"):
+    with pytest.raises(ConfigError, match="delta_share values add up to 1; allowed"):
         load_config(cfg, environ={})
     cfg.write_text(
         '[[judge.tiers]]\nmodel = "x"\ndelta_share = 0.2\n[[judge.tiers]]\nmodel = "y"\n'

@@ -49,6 +49,10 @@ def report(ctx: click.Context, as_json: bool, chart_path: Path | None, quality: 
     if quality:
         console.print(render.agreement_table(data["human_human_agreement"]))
         console.print(render.flags_table(data["flags"]))
+        skipped = data["skipped_rows"]
+        console.print(f"Skipped source rows: {len(skipped) or 'none'}", highlight=False)
+        for line in skipped:
+            console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
     if chart_path:
         console.print(f"Chart: {data['chart']}", markup=False)
 
@@ -157,12 +161,12 @@ def export(
     options = ExportOptions(label_source, min_confidence, test_size or 0.0, conversational)
     with waiting(cfg, "export", wait):
         result = run_export(cfg, fmt, target, out, provenance, repo, only, options)
-    s = result["status"]
+    s, w = result["status"], result["written"]
     render.Console().print(
         f"Wrote {result['rows']} {fmt.upper()} rows to {result['path']} (card: {result['card']}): "
-        f"{s['human']} human, {s['certified']} certified judge labels"
+        f"{w['human']} human, {w['certified']} certified judge labels"
         + (
-            f", {s['provisional']} provisional"
+            f", {w['provisional']} provisional"
             if not only
             else f"; {s['provisional']} provisional judge labels left out"
         ),

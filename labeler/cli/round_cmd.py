@@ -81,7 +81,7 @@ def round_(
         _finish(cfg, as_json, wait)
         return
     if dry_run:
-        summary = planning.plan_round(cfg, limit=limit, batch=batch)
+        summary = planning.plan_round(cfg, limit=limit, batch=batch, strict=strict)
     else:
         with waiting(cfg, "round", wait), render.round_progress(cfg.costs.currency) as update:
             summary = rounds.run_round(
@@ -103,6 +103,12 @@ def round_(
     _print_batches(console, summary)
     for example in summary.bad_row_examples:
         console.print(f"[yellow]skipped[/] {example}", highlight=False)
+    more = sum(summary.skipped.values()) - len(summary.bad_row_examples)
+    if more > 0:
+        console.print(
+            f"[yellow]skipped[/] {more} more rows: `labeler report --quality` lists them all",
+            highlight=False,
+        )
     if summary.status == "incomplete":
         console.print(
             f"[yellow]Round {summary.round_id} is not finished: {summary.unjudged} "

@@ -15,8 +15,12 @@ from labeler.state.schema import AT_TIER, STATES
 class PairsTables(Tables):
     """Pairs as imported, their texts, states and quality flags, and what the dataset holds."""
 
-    def import_pairs(self, pairs: Iterable[Pair], bad_rows: Iterable[BadRow]) -> int:
-        """Insert new pairs and bad-row reports in one transaction; returns pairs added."""
+    def import_pairs(
+        self, pairs: Iterable[Pair], bad_rows: Iterable[BadRow], source: str | None = None
+    ) -> int:
+        """Insert new pairs and bad-row reports in one transaction; returns pairs added.
+        ``source``: the file or folder read whole, whose earlier bad rows (fixed since,
+        perhaps) these replace."""
         now = time.time()
         with self.transaction() as db:
             before = db.total_changes
@@ -41,6 +45,11 @@ class PairsTables(Tables):
                 ),
             )
             added = db.total_changes - before
+            if source is not None:
+                db.execute(
+                    "DELETE FROM bad_rows WHERE source = ? OR source LIKE ? ESCAPE '\\'",
+                    (source, _like_prefix(source.rstrip("/") + "/")),
+                )
             db.executemany(
                 "INSERT OR IGNORE INTO bad_rows (source, row, reason, first_seen) VALUES (?,?,?,?)",
                 ((b.source, b.row, b.reason, now) for b in bad_rows),
@@ -138,6 +147,12 @@ class PairsTables(Tables):
                 (pair_id, kind, reviewer, detail, time.time()),
             )
 
+    def bad_rows(self) -> list[sqlite3.Row]:
+        """The source rows the latest read of each source skipped, in file order."""
+        return self.db.execute(
+            "SELECT source, row, reason FROM bad_rows ORDER BY source, row"
+        ).fetchall()
+
     def flags(self, kind: str | None = None) -> list[sqlite3.Row]:
         sql = (
             "SELECT f.*, v.round_id FROM quality_flags f LEFT JOIN verdicts v "
@@ -220,3 +235,9 @@ class PairsTables(Tables):
                 "AND state IN ('accepted', 'human_decided')",
                 ((now, pid) for pid in pair_ids),
             )
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching what starts with ``prefix`` (its % and _ taken literally)."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
