@@ -200,7 +200,8 @@ def advance(store: Store, api: OpenAIBatches, rec: Recording, round_id: int, tie
                 path = Path(row["path"]).with_name(f"{row['key']}-{suffix}.jsonl")
                 api.download(file_id, path)
                 files.append(path)
-        store.ingest_batch(row["key"], _records(files, row, round_id, tier, rec), state.status)
+        records = _records(files, row, round_id, tier, rec, api.key)
+        store.ingest_batch(row["key"], records, state.status)
         for path in (*files, Path(row["path"])):  # recorded: the files are not needed again
             path.unlink(missing_ok=True)
         if state.status == "failed" and not files:
@@ -212,14 +213,14 @@ def advance(store: Store, api: OpenAIBatches, rec: Recording, round_id: int, tie
 
 
 def _records(
-    files: list[Path], row: Any, round_id: int, tier: int, rec: Recording
+    files: list[Path], row: Any, round_id: int, tier: int, rec: Recording, key: str | None
 ) -> Iterator[CallRecord]:
     for path in files:
         with path.open("rb") as fh:
             for raw in fh:
                 if not raw.strip():
                     continue
-                cid, reply = batch_result(json.loads(raw))
+                cid, reply = batch_result(json.loads(raw), key)
                 cache_key, pair_id, slot = [*cid.split(":", 2), "", ""][:3]
                 if not pair_id:
                     continue  # not a request of ours

@@ -28,7 +28,7 @@ from math import isfinite
 from pathlib import Path
 from typing import Any
 
-from labeler.errors import ConfigError, shown_url
+from labeler.errors import ConfigError, not_a_variable_name, shown_url
 
 ENV_PREFIX = "LABELER_"
 DEFAULT_CONFIG_NAME = "config.toml"
@@ -493,7 +493,8 @@ def _coerce(where: str, key: str, typ: Any, value: Any, from_env: bool) -> Any:
                 value = typ(value.strip())
             except ValueError:
                 raise ConfigError(f"{where}: {key} must be a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not isfinite(value):
+        finite = not isinstance(value, float) or isfinite(value)  # (an int of any size is)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not finite:
             raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
         if typ is int and not isinstance(value, int):
             raise ConfigError(f"{where}: {key} must be a whole number, got {value!r}")
@@ -505,7 +506,7 @@ def _coerce(where: str, key: str, typ: Any, value: Any, from_env: bool) -> Any:
 
 def _check_range(where: str, key: str, f: dataclasses.Field[Any], value: Any) -> None:
     m = f.metadata
-    if key.endswith("_env") and value and not str(value).isidentifier():  # never echoed
+    if key.endswith("_env") and value and not_a_variable_name(str(value)):  # never echoed
         raise ConfigError(
             f"{where}: {key} must be the name of an environment variable (letters, digits, "
             "_), not a secret itself: put the secret in that variable and name it here"
@@ -678,11 +679,10 @@ def _build_tiers(
         raise ConfigError(f"{where}: judge.tiers is empty; give at least one [[judge.tiers]]")
     tiers = []
     for i, table in enumerate(tables, 1):
-        for key in TIER_ONLY_GLOBAL:
-            if key in table:
-                raise ConfigError(
-                    f"{where}: judge.tiers[{i}].{key} is set for all tiers at once, in [judge]"
-                )
+        for key in (k for k in TIER_ONLY_GLOBAL if k in table):
+            raise ConfigError(
+                f"{where}: judge.tiers[{i}].{key} is set for all tiers at once, in [judge]"
+            )
         layers = [
             (where, judge_file, False),
             (f"{where}: judge.tiers[{i}]", table, False),

@@ -155,10 +155,16 @@ class Ledger:
         return self.judge_cost / self.accepted if self.accepted else None
 
     def __add__(self, other: Ledger) -> Ledger:
+        def timed(led: Ledger) -> float:
+            # in time mode a round with no measured times is priced per pair (human_cost)
+            if led.human_cost_time is None:
+                return led.human_cost if self.mode == "time" else 0.0
+            return led.human_cost_time
+
         time_cost = (
             None
             if self.human_cost_time is None and other.human_cost_time is None
-            else (self.human_cost_time or 0.0) + (other.human_cost_time or 0.0)
+            else timed(self) + timed(other)
         )
         return Ledger(
             self.pairs + other.pairs,

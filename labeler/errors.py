@@ -68,10 +68,21 @@ class ProjectBusy(StateError):
 
 
 def shown_url(url: str) -> str:
-    """``url`` as messages show it: a ``user:password@`` in it replaced by ``***@``."""
+    """``url`` as messages show it: whatever precedes the last ``@`` of the address (a
+    ``user:password@``, with or without a scheme) replaced by ``***``. A URL with no ``@``
+    is shown as it is; one with an ``@`` later on (a query) is masked more than needed."""
     import re
 
-    return re.sub(r"//[^/?#]*@", "//***@", url, count=1)
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)?.*@", r"\1***@", url, flags=re.DOTALL)
+
+
+def not_a_variable_name(name: str) -> bool:
+    """Does a ``*_env`` setting hold something other than an environment variable's name
+    — a key pasted in its place? Not an identifier, or long with lower case letters and
+    digits mixed, as generated keys are (``gsk_...``, ``hf_...``); names are short."""
+    if not name.isidentifier() or len(name) > 64:
+        return True
+    return len(name) >= 24 and any(c.islower() for c in name) and any(c.isdigit() for c in name)
 
 
 def redact(text: str, *secrets: str | None) -> str:

@@ -280,40 +280,55 @@ def write_export(
 
 
 DATASET_FILES = frozenset({"README.md", "dataset_info.json", "state.json"})
+CARD_MARK = "Preference data made with labeler"  # in every card an export writes
+
+
+def _our_card(path: Path) -> bool:
+    """Is ``path`` a dataset card an export wrote (a regular file with ``CARD_MARK``)?"""
+    try:
+        if path.is_symlink() or not path.is_file():
+            return False
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            return CARD_MARK in fh.read(8192)
+    except OSError:
+        return False
 
 
 def refuse_overwrite(out: Path, target: str) -> None:
-    """An export replaces only an earlier export: a datasets folder (``state.json`` and
-    ``data-*.arrow`` shards, nothing else) for ``disk``, a file with its card beside it
-    (``NAME.README.md``) for ``jsonl``/``parquet``. Anything else at ``out`` — a project
-    folder, the source, the state database — is refused, never deleted."""
-    if not out.exists() and not out.is_symlink():
-        return
+    """An export replaces only an earlier export, known by the card it wrote: a datasets
+    folder (``state.json``, ``data-*.arrow`` shards and its card ``README.md``, nothing
+    else) for ``disk``, a file with its card ``NAME.README.md`` beside it for
+    ``jsonl``/``parquet`` (or an empty folder, or nothing). Anything else at ``out`` or at
+    its card's path — a project folder, a source, the state database, a symbolic link,
+    another ``save_to_disk`` folder — is refused, never replaced."""
     hint = "choose another --out, or move it away first"
-    if target == "disk":
+    card = out / "README.md" if target == "disk" else out.with_name(out.name + ".README.md")
+    if out.is_symlink():
+        raise ExportError(f"{out}: is a symbolic link, not an earlier export: {hint}")
+    if target == "disk" and out.exists():
         try:
             names = {e.name for e in out.iterdir()} if out.is_dir() else None
         except OSError:
             names = None
         if names is None:
             raise ExportError(
-                f"{out}: exists and is not a folder; a datasets export (--to disk) "
-                f"is a folder: {hint}"
+                f"{out}: exists and is not a folder; a datasets export (--to disk) is a "
+                f"folder: {hint}"
             )
         shards = {n for n in names if n.startswith("data-") and n.endswith(".arrow")}
-        if "state.json" not in names or names - shards - DATASET_FILES:
+        if names and ("state.json" not in names or names - shards - DATASET_FILES
+                      or not _our_card(card)):  # fmt: skip
             raise ExportError(
-                f"{out}: exists and is not an earlier export (a datasets folder "
-                f"holds only state.json, dataset_info.json, README.md and "
-                f"data-*.arrow): {hint}"
+                f"{out}: exists and is not an earlier export (a datasets folder with "
+                f"labeler's card README.md, and nothing else): {hint}"
             )
-        return
-    card = out.with_name(out.name + ".README.md")
-    if out.is_dir() or not card.is_file():
-        raise ExportError(
-            f"{out}: exists and is not an earlier --to {target} export (one has "
-            f"its card {card.name} beside it): {hint}"
-        )
+    elif target != "disk":
+        present = out.exists() or card.exists() or card.is_symlink()
+        if present and (out.is_dir() or not _our_card(card)):  # what exists must be ours
+            raise ExportError(
+                f"{out}: exists, or its card {card.name} does, and is not an earlier "
+                f"--to {target} export (one has labeler's card beside it): {hint}"
+            )
 
 
 def _replace(new: Path, out: Path) -> None:
@@ -322,7 +337,7 @@ def _replace(new: Path, out: Path) -> None:
         old = temp_name(out, "old")
         os.replace(out, old)
         os.replace(new, out)
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
+        shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
     else:
         os.replace(new, out)
 

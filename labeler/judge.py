@@ -159,10 +159,10 @@ class OpenAIJudge:
             try:
                 resp = await self.client.chat.completions.create(**body)
             except o.BadRequestError as exc:
-                last = _short(exc)
+                last = self._text(exc)
                 if self._adapt(str(exc), body):
                     continue
-                return self._failed(start, f"{exc.status_code}: {_short(exc)}", permanent=True)
+                return self._failed(start, f"{exc.status_code}: {self._text(exc)}", permanent=True)
             except Exception as exc:  # sorted below, as before
                 return self._sorted(exc, start)
             return self._reply(resp, time.perf_counter() - start)
@@ -184,16 +184,19 @@ class OpenAIJudge:
                 "judge.model and judge.base_url"
             ) from None
         if isinstance(exc, o.UnprocessableEntityError):
-            return self._failed(start, f"{exc.status_code}: {_short(exc)}", permanent=True)
+            return self._failed(start, f"{exc.status_code}: {self._text(exc)}", permanent=True)
         if isinstance(exc, o.APIStatusError):
-            return self._failed(start, f"{exc.status_code} after retries: {_short(exc)}")
+            return self._failed(start, f"{exc.status_code} after retries: {self._text(exc)}")
         if isinstance(exc, o.APITimeoutError):
             return self._failed(start, f"timeout after {self.cfg.timeout_s}s and retries")
         if isinstance(exc, o.APIConnectionError):
-            return self._failed(start, f"connection failed after retries: {_short(exc)}")
+            return self._failed(start, f"connection failed after retries: {self._text(exc)}")
         if isinstance(exc, (o.OpenAIError, ValueError)):  # ValueError: a body not JSON
-            return self._failed(start, f"unusable response: {_short(exc)}")
+            return self._failed(start, f"unusable response: {self._text(exc)}")
         raise exc
+
+    def _text(self, exc: Exception) -> str:
+        return _short(exc, self._key)
 
     def _failed(self, start: float, error: str, permanent: bool = False) -> JudgeReply:
         error = redact(error, self._key)  # an endpoint may echo the key in its error
@@ -274,7 +277,10 @@ class OpenAIBatches:
             timeout=max(cfg.timeout_s, 300.0),  # files can be large
             max_retries=cfg.max_retries,
         )
-        self._key, self.url = api_key, shown_url(cfg.base_url)  # as messages show them
+        self.key, self.url = api_key, shown_url(cfg.base_url)  # as messages show them
+
+    def _text(self, exc: Exception) -> str:
+        return _short(exc, self.key)
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         o = self._openai
@@ -293,7 +299,7 @@ class OpenAIBatches:
         except o.OpenAIError as exc:
             raise JudgeError(
                 f"judge at {self.url}: Batch API {what} failed "
-                f"({redact(_short(exc), self._key)}); "
+                f"({self._text(exc)}); "
                 "run the command again (nothing is paid twice)"
             ) from None
 
@@ -329,7 +335,7 @@ class OpenAIBatches:
         b = self._call("batch status", self.client.batches.retrieve, batch_id)
         errors = getattr(getattr(b, "errors", None), "data", None) or []
         message = "; ".join(str(getattr(e, "message", e)) for e in errors[:3]) or None
-        message = message and redact(message, self._key)
+        message = message and redact(message, self.key)
         return BatchState(
             str(b.status),
             getattr(b, "output_file_id", None),
@@ -349,7 +355,7 @@ class OpenAIBatches:
         self.client.close()
 
 
-def batch_result(line: dict[str, Any]) -> tuple[str, JudgeReply]:
+def batch_result(line: dict[str, Any], key: str | None = None) -> tuple[str, JudgeReply]:
     """One line of a batch's output or error file: its custom_id and the reply, as an
     online request would have got it (a 400 / 422 is permanent, other failures are
     transient: the request is asked again in a later batch)."""
@@ -365,13 +371,14 @@ def batch_result(line: dict[str, Any]) -> tuple[str, JudgeReply]:
         except ValueError as exc:
             return custom_id, JudgeReply(None, None, 0, 0, 0.0, f"unusable response: {exc}")
     error = line.get("error") or body.get("error") or {}
-    message = " ".join(str(error.get("message", "") or error).split())[:160]
+    message = redact(" ".join(str(error.get("message", "") or error).split()), key)[:160]
     permanent = status in (400, 422)
     return custom_id, JudgeReply(
         None, None, 0, 0, 0.0, f"{status or 'error'} (batch): {message}", permanent
     )
 
 
-def _short(exc: Exception, limit: int = 160) -> str:
-    text = " ".join(str(exc).split())
+def _short(exc: Exception, key: str | None, limit: int = 160) -> str:
+    """An error's text on one line, the API key in it (an echo) masked, then cut."""
+    text = redact(" ".join(str(exc).split()), key)
     return text if len(text) <= limit else text[: limit - 3] + "..."

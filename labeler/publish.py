@@ -65,6 +65,7 @@ def _card(
     dpo: list[dict[str, Any]],
     status: dict[str, int],
     report: dict[str, Any],
+    left_out: int,
 ) -> str:
     total = report["total"] or {}
     audited = [
@@ -84,7 +85,7 @@ def _card(
         by_human=sum(r["label_source"] == "human" for r in dpo),
         certified=sum(r["label_status"] == "certified" for r in dpo),
         provisional=sum(r["label_status"] == "provisional" for r in dpo),
-        left_out=status["provisional"] - sum(r["label_status"] == "provisional" for r in dpo),
+        left_out=left_out,
         guarantee=_guarantee_text(cfg),
         models=", ".join(sorted({r["judge_model"] for r in dpo})) or "-",
         template=", ".join(sorted({r["template_hash"] for r in dpo})) or "-",
@@ -191,11 +192,16 @@ def run_export(
         )
         report = build_report(cfg)
 
+        # provisional labels the whole export leaves out (a split's are in the other one)
+        left_out = status["provisional"] - sum(r["label_status"] == "provisional" for r in dpo)
+
         def card(part: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> str:
-            return _card(cfg, fmt, part, base, pairs, status, report)
+            return _card(cfg, fmt, part, base, pairs, status, report, left_out)
 
         splits: dict[str, dict[str, Any]] = {}
         if opts.test_size:
+            for split in ("train", "test"):  # both refused before either is written
+                export.refuse_overwrite(split_path(out, split).absolute(), target)
             parts: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
             pairs: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
             for group, items in ((parts, rows), (pairs, dpo)):

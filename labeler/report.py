@@ -88,7 +88,8 @@ def build_report(cfg: Config) -> dict[str, Any]:
             rows.append(_row(rid, led, quality.get(rid), review))
             total = led if total is None else total + led
         flags = [dict(r) for r in store.flags()]
-        skipped = [f"{r['source']}:{r['row']}: {r['reason']}" for r in store.bad_rows()]
+        bad = store.bad_rows(str(cfg.source.path))
+        skipped = [f"{r['source']}:{r['row']}: {r['reason']}" for r in bad]
         labels = store.label_status_counts()
         tiers = tier_totals(store, cfg) if len(cfg.judges) > 1 else []
         verify = verify_summary(store)

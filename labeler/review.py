@@ -99,7 +99,12 @@ class ArgillaReview:
             with httpx.Client(base_url=self.api_url, timeout=timeout) as http:
                 reply = http.get("/api/v1/me", headers={"X-Argilla-Api-Key": api_key})
                 kind = reply.headers.get("content-type", "").split(";")[0].strip()
-                if kind != "application/json":  # a web page, whatever its status
+                if reply.status_code >= 500:  # a proxy's error page: Argilla behind it is down
+                    raise ReviewUnavailable(
+                        f"Argilla at {self.shown} answered {reply.status_code}: is it "
+                        "running? (start it with `labeler serve`)"
+                    )
+                if kind != "application/json":  # a web page
                     what = f"{kind or 'no content type'} ({reply.status_code})"
                     raise ReviewError(self._not_argilla(what))
                 reply.raise_for_status()

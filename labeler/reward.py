@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labeler.config import VerifyConfig
-from labeler.errors import RewardError
+from labeler.errors import RewardError, shown_url
 
 Item = tuple[str, str]  # (prompt, response)
 Body = dict[str, Any]
@@ -183,6 +183,7 @@ class RewardClient:
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
         self.url = cfg.base_url.rstrip("/") + APIS[cfg.api].route
+        self.shown = shown_url(self.url)  # as messages show it
 
     def score(
         self,
@@ -229,7 +230,7 @@ class RewardClient:
                 text = " ".join(exc.read().decode(errors="replace").split())[:160]
                 if exc.code not in RETRYABLE or attempt == self.cfg.max_retries:
                     raise RewardError(
-                        f"{self.url}: HTTP {exc.code} {text}".rstrip()
+                        f"{self.shown}: HTTP {exc.code} {text}".rstrip()
                         + ("" if exc.code not in RETRYABLE else f" after {attempt + 1} tries")
                     ) from None
                 after = exc.headers.get("Retry-After", "") if exc.headers else ""
@@ -239,13 +240,13 @@ class RewardClient:
                 if attempt == self.cfg.max_retries:
                     reason = getattr(exc, "reason", exc)
                     raise RewardError(
-                        f"{self.url}: not reachable ({reason}) after {attempt + 1} tries; is "
+                        f"{self.shown}: not reachable ({reason}) after {attempt + 1} tries; is "
                         "the reward model's server running (verify.base_url)?"
                     ) from None
             except json.JSONDecodeError:
-                raise RewardError(f"{self.url}: the reply is not JSON") from None
+                raise RewardError(f"{self.shown}: the reply is not JSON") from None
             else:
-                scores = parse_scores(self.cfg.api, parsed, n, self.url)
+                scores = parse_scores(self.cfg.api, parsed, n, self.shown)
                 latency = (time.monotonic() - started) * 1000
                 return scores, Call(n, latency, attempt + 1)
             time.sleep(wait_s)

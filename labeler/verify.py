@@ -37,7 +37,7 @@ from typing import Any
 from labeler import export
 from labeler.config import Config
 from labeler.dataset import write_dataset
-from labeler.errors import StateError
+from labeler.errors import StateError, shown_url
 from labeler.lock import project_lock
 from labeler.reward import Call, Item, RewardClient
 from labeler.store import Store
@@ -88,7 +88,7 @@ def run_verify(
         raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
     v = cfg.verify
     client = RewardClient(v, environ)
-    model = v.model or v.base_url.rstrip("/")  # another reward model: scored anew
+    model = v.model or shown_url(v.base_url.rstrip("/"))  # another model: scored anew
     out = VerifyResult(action=v.action, min_margin=v.min_margin)
     with project_lock(cfg.project.state_dir, "verify"), Store(cfg.db_path) as store:
         rows = [dict(r) for r in store.dataset_rows(cfg.output.certified_only, True)]

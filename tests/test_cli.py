@@ -65,6 +65,11 @@ def test_bad_flags_are_one_line_with_exit_2(tmp_path: Path) -> None:
         assert line.startswith(said), line
     assert sorted(x.name for x in tmp_path.iterdir()) == ["config.toml"]  # nothing started
     assert CliRunner().invoke(main, ["--version"]).exit_code == 0
+    alone = CliRunner().invoke(main, [])  # the help, as click prints it: not an error line
+    assert alone.output.startswith("Usage: ") and "error:" not in alone.output
+    # an account Argilla took (made in its UI, say) can still be removed: no name rule
+    removed = CliRunner().invoke(main, ["--config", str(cfg), "reviewers", "remove", "María G"])
+    assert "Invalid value" not in removed.output
 
 
 def test_status_before_any_round(tmp_path: Path) -> None:

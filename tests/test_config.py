@@ -88,6 +88,7 @@ def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
         ("[routing]\nthreshold = nan\n", {}, "routing.threshold must be a number, got nan"),
         ("[costs]\nhuman_price_per_pair = inf\n", {}, "must be a number, got inf"),
         ("", {"LABELER_CALIBRATION_CONFIDENCE": "nan"}, "calibration.confidence must be a number"),
+        ("[judge]\nconcurrency = 1" + "0" * 400 + "\n", {}, "judge.concurrency = 1000"),
     ],
 )
 def test_errors_name_file_key_and_what_is_allowed(

@@ -221,3 +221,21 @@ def test_cached_input_is_priced_apart() -> None:
     )
     assert prices.call_cost(1000, 10, 5000) == prices.call_cost(1000, 10, 1000)  # at most all
     assert Prices(0.15, 0.60).call_cost(1000, 10, 600) == Prices(0.15, 0.60).call_cost(1000, 10)
+
+
+def test_a_time_mode_total_counts_a_round_without_times_at_its_price_per_pair() -> None:
+    """A round with no measured review time is priced per pair (its pairs with reviewers
+    counted as spent); the project's total dropped that cost and still left those pairs
+    out of the money that may come."""
+
+    def one(times: list[float | None], decided: int) -> Ledger:
+        return ledger(
+            10, 5, 5, 0.0, times, 0.5, 1, 36.0, "time",
+            certified=5, human_decided=decided, provisional=0,
+        )  # fmt: skip
+
+    timed, untimed = one([100.0, 100.0, 100.0, 100.0, 100.0], 5), one([], 0)
+    total = timed + untimed
+    assert untimed.human_cost == pytest.approx(2.5) and untimed.waiting_cost == 0.0
+    assert total.human_cost == pytest.approx(timed.human_cost + 2.5)
+    assert total.waiting_cost == 0.0  # the untimed round's 5 pairs are in the spent money

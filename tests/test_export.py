@@ -76,3 +76,10 @@ def test_a_copied_project_reads_its_own_dataset(tmp_path: Path) -> None:
     assert datasets.load_from_disk(str(copy)).num_rows == 2
     shutil.move(tmp_path / "copy", tmp_path / "moved")
     assert datasets.load_from_disk(str(tmp_path / "moved" / ".labeler" / "dataset")).num_rows == 2
+
+
+def test_every_card_carries_the_mark_an_export_is_known_by() -> None:
+    """``export.refuse_overwrite`` replaces only what holds ``CARD_MARK`` in its card."""
+    from labeler import export, publish
+
+    assert export.CARD_MARK in publish.CARD

@@ -233,11 +233,39 @@ def test_an_export_never_replaces_what_it_did_not_write(
         (("--to", "parquet", "--out", str(state)), "is not an earlier --to parquet export"),
         (("--out", str(tmp_path / "prefs.parquet")), "is not a folder"),
     ]
+    saved = tmp_path / "saved"  # any save_to_disk folder (an hf_disk source, say)
+    datasets.Dataset.from_dict({"x": [1, 2]}).save_to_disk(str(saved))
+    export(p, "--out", str(tmp_path / "ours"))
+    (tmp_path / "link").symlink_to(tmp_path / "ours")
+    (tmp_path / "notes.README.md").write_text("my notes")  # a card's path, no export
+    cases += [
+        (("--out", str(saved)), "is not an earlier export"),
+        (("--out", str(tmp_path / "link")), "is a symbolic link"),
+        (("--to", "jsonl", "--out", str(tmp_path / "notes")), "or its card notes.README.md"),
+    ]
     for args, said in cases:
         result = p.run("export", *args)
         assert result.exit_code == 1 and said in result.stderr, (args, result.output)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert {x: digest(x) for x in before} == before
+    assert datasets.load_from_disk(str(saved))["x"] == [1, 2]
+    assert (tmp_path / "notes.README.md").read_text() == "my notes"
+    (tmp_path / "empty").mkdir()
+    export(p, "--out", str(tmp_path / "empty"))  # an empty folder is nothing to lose
+    # a split export is refused whole: the train split is not rewritten before the test
+    # split's path is found to hold something else
+    split = tmp_path / "s.jsonl"
+    export(p, "--to", "jsonl", "--out", str(split), "--test-size", "0.5")
+    train = digest(tmp_path / "s.train.jsonl")
+    (tmp_path / "s.test.jsonl.README.md").write_text("edited by hand")
+    result = p.run("export", "--to", "jsonl", "--out", str(split), "--test-size", "0.2")
+    assert result.exit_code == 1 and digest(tmp_path / "s.train.jsonl") == train
+    # with the provisional labels in, no split's card says some were left out
+    both = tmp_path / "b.jsonl"
+    export(p, "--to", "jsonl", "--out", str(both), "--test-size", "0.5", "--include-provisional")
+    for name in ("train", "test"):
+        card = (tmp_path / f"b.{name}.jsonl.README.md").read_text()
+        assert "| provisional judge labels left out | 0 |" in card
     assert (foreign / "notes.txt").read_text() == "mine"
     assert (tmp_path / "prefs.parquet").read_bytes() == b"PAR1 not an export"
     export(p, "--to", "parquet", "--out", str(tmp_path / "a.parquet"))

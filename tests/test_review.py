@@ -291,13 +291,14 @@ def test_argilla_down_keeps_pairs_queued(
     assert "needs_review" in text
 
 
-@pytest.mark.parametrize("status", [200, 404])
+@pytest.mark.parametrize("status", [200, 404, 502])
 def test_a_web_server_that_is_not_argilla_is_named_in_one_line(
     project: Project, judge_server, monkeypatch: pytest.MonkeyPatch, status: int
 ) -> None:
     """Issue 10: a server answering 200 HTML at review.api_url crashed round and sync with
     a JSONDecodeError traceback, and left the round open so every later round crashed. A
-    404 page (any static web server) was printed whole, ten lines of HTML."""
+    404 page (any static web server) was printed whole, ten lines of HTML. A proxy's 502
+    page means Argilla behind it is down, not a wrong URL."""
     import http.server
     import threading
 
@@ -325,7 +326,11 @@ def test_a_web_server_that_is_not_argilla_is_named_in_one_line(
             review={"api_url": url, "api_key_env": ARGILLA_KEY_ENV},
         )
         project.pairs(good_bad_rows(3))
-        expected = f"{url} answered with text/html ({status}), not Argilla's API; check"
+        expected = (
+            f"{url} answered with text/html ({status}), not Argilla's API; check"
+            if status < 500
+            else f"Argilla at {url} answered 502: is it running?"
+        )
         data = project.run_json("round")
         assert data["status"] == "completed" and expected in data["review_error"]
         assert data["review_waiting"] == 3

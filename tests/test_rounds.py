@@ -365,6 +365,13 @@ def test_every_skipped_row_is_listed_until_the_source_is_fixed(project: Project)
     project.pairs(good_bad_rows(4))  # fixed: re-read whole, its old bad rows are gone
     project.run_json("round")
     assert project.run_json("report")["skipped_rows"] == []
+    project.pairs([*good_bad_rows(4), bad])
+    project.run_json("round")  # one bad row again
+    project.pairs([bad, *good_bad_rows(2, start=20)], "pairs.jsonl.old")  # another source:
+    project.set(source={"path": "pairs.jsonl.old", "format": "jsonl"})  # its rows alone (the
+    project.run_json("round")  # name shares a prefix with the first source's)
+    (row,) = project.run_json("report")["skipped_rows"]
+    assert "pairs.jsonl.old:1: " in row
 
 
 def test_missing_api_key_is_a_config_error(project: Project) -> None:
@@ -397,7 +404,9 @@ def test_secrets_an_endpoint_echoes_or_a_config_misplaces_are_never_shown(
     """A user trial (issue 17's session): an endpoint that echoes the key in its error put
     the key in the round's output and the state; a password in judge.base_url was printed
     in its errors; a key pasted into judge.api_key_env was printed as the variable's name."""
-    secret, password = "sk-test-echoed-secret-123", "hunter2SECRET"
+    # as long as a real project key (~164 characters): an error text is cut at 160, and
+    # a key cut in two was once shown in part
+    secret, password = "sk-proj-" + "A1b2C3d4" * 20, "hunter2SECRET"
 
     def echoes(shown: Shown) -> Scripted:
         return Scripted(status=400, error_message=f"Incorrect API key provided: Bearer {secret}")
@@ -410,19 +419,25 @@ def test_secrets_an_endpoint_echoes_or_a_config_misplaces_are_never_shown(
     result = project.run("round", "--json", env={"TEST_JUDGE_KEY": secret})
     assert result.exit_code == 0, result.output
     assert "Incorrect API key provided: Bearer ***" in result.output
-    assert secret not in result.output
-    assert secret.encode() not in (project.root / ".labeler" / "state.sqlite").read_bytes()
+    state = (project.root / ".labeler" / "state.sqlite").read_bytes()
+    for part in (secret[:24], secret[-24:]):  # no piece of it either
+        assert part not in result.output and part.encode() not in state
     url = f"http://admin:{password}@127.0.0.1:9/v1"  # nothing listens on port 9
     project.set(judge={"base_url": url, "api_key_required": False})
     project.pairs(good_bad_rows(3, start=5))
     result = project.run("round")
     assert result.exit_code == 1 and "judge at http://***@127.0.0.1:9/v1 cannot" in result.stderr
     assert password not in result.output
-    pasted = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
-    project.set(judge={"base_url": server.url, "api_key_required": True, "api_key_env": pasted})
-    result = project.run("round")
-    assert result.exit_code == 2 and "judge.api_key_env must be the name of an" in result.stderr
-    assert pasted not in result.output
+    for url in (f"admin:{password}@127.0.0.1:9/v1", f"http://admin:a/{password}@127.0.0.1:9"):
+        project.set(judge={"base_url": url})  # no scheme; a "/" in the password
+        result = project.run("round")
+        assert result.exit_code == 1 and "***@127.0.0.1:9" in result.stderr
+        assert password not in result.output
+    for pasted in ("sk-proj-abcdefghijklmnopqrstuvwxyz0123456789", "gsk_Q9xR2mT7vLp4Wn8Kc3Hs6Yj"):
+        project.set(judge={"base_url": server.url, "api_key_required": True, "api_key_env": pasted})
+        result = project.run("round")
+        assert result.exit_code == 2 and "judge.api_key_env must be the name of" in result.stderr
+        assert pasted not in result.output
 
 
 @pytest.mark.slow

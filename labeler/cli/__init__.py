@@ -53,6 +53,10 @@ def _error_line(message: str) -> None:
     )
 
 
+# click >= 8.2 raises this for a group given no command (older ones print the help)
+NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class LabelerGroup(click.Group):
     """Loads commands lazily and turns library errors into one line and an exit code."""
 
@@ -75,6 +79,9 @@ class LabelerGroup(click.Group):
             return super().main(*args, **kwargs)
         try:
             code = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except NO_ARGS_IS_HELP as exc:  # `labeler` alone: its help, as click prints it
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.UsageError as exc:
             where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
             _error_line(exc.format_message() + where)

@@ -22,6 +22,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from labeler.errors import shown_url
+
 
 def stderr_console() -> Console:
     return Console(stderr=True)
@@ -288,7 +290,7 @@ def rounds_table(status: dict[str, Any]) -> Table:
 
 def demo_banner(judge_url: str | None, reviewers: int = 2, parity: bool = False) -> Text:
     judge = (
-        f"the judge is REAL ({judge_url})"
+        f"the judge is REAL ({shown_url(judge_url)})"
         if judge_url
         else "the judge is SIMULATED (a local HTTP server speaking the OpenAI protocol, "
         "verdicts from a stated noise model over pairs with known answers; use "

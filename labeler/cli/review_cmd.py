@@ -74,6 +74,13 @@ def _reviewer_name(ctx: click.Context, param: click.Parameter, name: str) -> str
     return name
 
 
+def _account_name(ctx: click.Context, param: click.Parameter, name: str) -> str:
+    """An existing account's name: any Argilla took (added in its UI, say), not empty."""
+    if not name.strip():
+        raise click.BadParameter("an account name is not empty")
+    return name
+
+
 @click.group()
 def reviewers() -> None:
     """Manage reviewer accounts in Argilla."""
@@ -111,7 +118,7 @@ def reviewers_add(ctx: click.Context, name: str, as_json: bool) -> None:
                 "username": name,
                 "created": created,
                 "password": password if created else None,
-                "url": review.api_url,
+                "url": review.shown,
                 "workspace": cfg.review.workspace,
             }
         )
@@ -120,7 +127,7 @@ def reviewers_add(ctx: click.Context, name: str, as_json: bool) -> None:
     if created:
         console.print(
             f"Reviewer [bold]{name}[/] created in workspace "
-            f"[bold]{cfg.review.workspace}[/] at {review.api_url}"
+            f"[bold]{cfg.review.workspace}[/] at {review.shown}"
         )
         console.print(f"password (shown once): {password}", markup=False, highlight=False)
     else:
@@ -161,7 +168,7 @@ def reviewers_list(ctx: click.Context, as_json: bool) -> None:
 
 
 @reviewers.command("remove")
-@click.argument("name", callback=_reviewer_name)
+@click.argument("name", callback=_account_name)
 @click.pass_context
 def reviewers_remove(ctx: click.Context, name: str) -> None:
     """Take reviewer NAME out of the workspace: the account can no longer open the dataset;
@@ -183,7 +190,7 @@ def reviewers_remove(ctx: click.Context, name: str) -> None:
 
 
 @reviewers.command("reset-password")
-@click.argument("name", callback=_reviewer_name)
+@click.argument("name", callback=_account_name)
 @click.option("--json", "as_json", is_flag=True, help="Print {username, password} as JSON.")
 @click.pass_context
 def reviewers_reset_password(ctx: click.Context, name: str, as_json: bool) -> None:

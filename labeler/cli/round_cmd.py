@@ -104,11 +104,10 @@ def round_(
     for example in summary.bad_row_examples:
         console.print(f"[yellow]skipped[/] {example}", highlight=False)
     more = sum(summary.skipped.values()) - len(summary.bad_row_examples)
-    if more > 0:
-        console.print(
-            f"[yellow]skipped[/] {more} more rows: `labeler report --quality` lists them all",
-            highlight=False,
-        )
+    if more > 0:  # (a dry run stores nothing: the round will)
+        after = "after the round, " if summary.status == "dry_run" else ""
+        lists = f"{after}`labeler report --quality` lists them all"
+        console.print(f"[yellow]skipped[/] {more} more rows: {lists}", highlight=False)
     if summary.status == "incomplete":
         console.print(
             f"[yellow]Round {summary.round_id} is not finished: {summary.unjudged} "

@@ -46,10 +46,7 @@ class PairsTables(Tables):
             )
             added = db.total_changes - before
             if source is not None:
-                db.execute(
-                    "DELETE FROM bad_rows WHERE source = ? OR source LIKE ? ESCAPE '\\'",
-                    (source, _like_prefix(source.rstrip("/") + "/")),
-                )
+                db.execute(*_of_source("DELETE FROM bad_rows", source))
             db.executemany(
                 "INSERT OR IGNORE INTO bad_rows (source, row, reason, first_seen) VALUES (?,?,?,?)",
                 ((b.source, b.row, b.reason, now) for b in bad_rows),
@@ -147,11 +144,11 @@ class PairsTables(Tables):
                 (pair_id, kind, reviewer, detail, time.time()),
             )
 
-    def bad_rows(self) -> list[sqlite3.Row]:
-        """The source rows the latest read of each source skipped, in file order."""
-        return self.db.execute(
-            "SELECT source, row, reason FROM bad_rows ORDER BY source, row"
-        ).fetchall()
+    def bad_rows(self, source: str) -> list[sqlite3.Row]:
+        """The rows the latest read of ``source`` (a file, or a folder's files) skipped, in
+        file order."""
+        sql, args = _of_source("SELECT source, row, reason FROM bad_rows", source)
+        return self.db.execute(sql + " ORDER BY source, row", args).fetchall()
 
     def flags(self, kind: str | None = None) -> list[sqlite3.Row]:
         sql = (
@@ -237,7 +234,9 @@ class PairsTables(Tables):
             )
 
 
-def _like_prefix(prefix: str) -> str:
-    """A LIKE pattern matching what starts with ``prefix`` (its % and _ taken literally)."""
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
+def _of_source(sql: str, source: str) -> tuple[str, tuple[str, int, str]]:
+    """``sql`` restricted to the bad rows of ``source``: the file, or the files under the
+    folder (compared exactly, case included: no LIKE)."""
+    folder = source.rstrip("/") + "/"
+    where = " WHERE source = ? OR substr(source, 1, ?) = ?"
+    return sql + where, (source, len(folder), folder)
