@@ -11,6 +11,7 @@ judge labels and its human-decided pairs.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,6 +66,9 @@ def round_ledgers(store: Store, cfg: Config, only: int | None = None) -> dict[in
     for r in rows:
         if r["round_id"] is not None:
             times.setdefault(r["round_id"], []).append(seconds[(r["reviewer"], r["pair_id"])])
+    # a tie between reviewers sent to one more (``sync.escalate_ties``) is one more verdict
+    # to pay, counted when it is asked for, as the first ones were
+    escalated = Counter(r["round_id"] for r in store.flags("escalated"))
     out = {}
     for rnd in store.rounds():
         if only is not None and rnd["id"] != only:
@@ -89,9 +93,18 @@ def round_ledgers(store: Store, cfg: Config, only: int | None = None) -> dict[in
             provisional=delivery["provisional"],
             # pairs two reviewers decide (review.double_share) pay the second verdict
             extra_reviews=store.round_pushed_to(rnd["id"], cfg.double_dataset)
-            * max(0, 2 - int(money["reviewers_per_pair"])),
+            * max(0, 2 - int(money["reviewers_per_pair"]))
+            + escalated[rnd["id"]],
         )
     return out
+
+
+def project_ledger(store: Store, cfg: Config) -> costs.Ledger | None:
+    """Every round's ledger summed (None: no round yet)."""
+    total = None
+    for led in round_ledgers(store, cfg).values():
+        total = led if total is None else total + led
+    return total
 
 
 def tier_totals(store: Store, cfg: Config, round_id: int | None = None) -> list[dict[str, Any]]:

@@ -228,10 +228,14 @@ class ArgillaReview:
         self._call(ds.create)
         return True
 
-    def update_settings(self, guidelines: str, ds: Any | None = None) -> list[str]:
+    def update_settings(
+        self, guidelines: str, ds: Any | None = None, min_submitted: int | None = None
+    ) -> list[str]:
         """Bring an existing dataset up to date: the guidelines (edited since it was
-        created) and the responses shown as plain text. Returns what changed. ``ds``: the
-        dataset, when the caller has just found it."""
+        created), the reviewers a record needs (``review.min_submitted`` changed since:
+        Argilla then recomputes which records are complete) and the responses shown as
+        plain text. Returns what changed. ``ds``: the dataset, when the caller has just
+        found it."""
         ds = self.dataset() if ds is None else ds
         http = self.client.api.http_client
         changed: list[str] = []
@@ -247,6 +251,11 @@ class ArgillaReview:
         if (current.get("guidelines") or "").rstrip() != guidelines.rstrip():
             patch(f"/api/v1/datasets/{ds.id}", {"guidelines": guidelines})
             changed.append("guidelines")
+        had = (current.get("distribution") or {}).get("min_submitted")
+        if min_submitted is not None and had != min_submitted:
+            body = {"distribution": {"strategy": "overlap", "min_submitted": min_submitted}}
+            patch(f"/api/v1/datasets/{ds.id}", body)
+            changed.append(f"reviewers per record {had} -> {min_submitted}")
         plain = {name for name, _ in FIELDS}
         for field in self._get(http, f"/api/v1/datasets/{ds.id}/fields")["items"]:
             settings = field.get("settings") or {}

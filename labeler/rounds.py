@@ -34,15 +34,15 @@ from labeler.judging import (
     round_thresholds_json,
     tier_thresholds_from_json,
 )
-from labeler.ledger import money_snapshot, round_ledgers, tier_totals
+from labeler.ledger import money_snapshot, project_ledger, round_ledgers, tier_totals
 from labeler.lock import project_lock
 from labeler.routing import (
     ACCEPT,
 )
 from labeler.store import Store
 from labeler.summary import Progress, RoundSummary
+from labeler.thresholds import check_tier_count, fix_predicted_split
 from labeler.thresholds import current as current_thresholds
-from labeler.thresholds import fix_predicted_split
 
 __all__ = [
     "Context",
@@ -128,11 +128,19 @@ def run_round(
         check_source(cfg)
     summary = RoundSummary()
     with project_lock(cfg.project.state_dir, "round"), Store(cfg.db_path) as store:
+        check_tier_count(store, cfg)
         open_round = store.open_round()
         import_source(store, cfg, summary, on_progress)
         summary.timings["import_s"] = time.perf_counter() - started
         if open_round is None and store.unassigned_count() == 0:
             summary.status = "nothing_to_do"
+            total = project_ledger(store, cfg)  # what still waits in the whole project
+            if total is not None:
+                summary.waiting, summary.provisional = total.waiting, total.provisional
+                summary.waiting_labels, summary.waiting_cost = (
+                    total.waiting_labels,
+                    total.waiting_cost,
+                )
             summary.elapsed_s = time.perf_counter() - started
             return summary
         judges = cfg.judges

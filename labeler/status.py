@@ -7,7 +7,7 @@ from typing import Any
 
 from labeler import costs
 from labeler.config import Config
-from labeler.ledger import round_ledgers
+from labeler.ledger import project_ledger, round_ledgers
 from labeler.routing import ACCEPT
 from labeler.store import Store
 
@@ -84,5 +84,7 @@ def waiting_for_evidence(cfg: Config) -> tuple[int, str]:
         return 0, ""
     with Store(cfg.db_path) as store:
         n = store.label_status_counts()["provisional"]
-    price = cfg.costs.human_price_per_pair * cfg.review.min_submitted
-    return n, f"{n * price:,.2f} {cfg.costs.currency}"
+        total = project_ledger(store, cfg)
+    # each round's pairs at the prices it was run with, as `status` and `report` price them
+    cost = 0.0 if total is None else total.waiting_cost
+    return n, f"{cost:,.2f} {cfg.costs.currency}"

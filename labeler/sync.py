@@ -15,7 +15,7 @@ from typing import Any
 
 from labeler import consensus, prompts
 from labeler.config import Config
-from labeler.errors import ReviewError
+from labeler.errors import ReviewError, UsageError
 from labeler.ledger import review_times
 from labeler.lock import project_lock
 from labeler.store import Store
@@ -285,6 +285,29 @@ def ask_one_more(
     return sent
 
 
+def ask_to_confirm(
+    store: Store,
+    cfg: Config,
+    review: Any,
+    votes: dict[str, list[str]],
+    submitted: dict[str, list[Any]],
+    needed: Any,
+) -> int:
+    """Pairs whose every verdict was too fast to count (``counted_votes``: it counts once
+    another reviewer confirms it) while Argilla counts the record complete: hold the
+    latest as a draft, as for a tie, so the record returns to the other reviewers' queues
+    (a user trial found such pairs in nobody's queue, for good). Returns how many."""
+    sent = 0
+    for pair_id, done in submitted.items():
+        need = needed(pair_id)
+        if pair_id in votes or len(done) < need or len(done) >= cfg.review.max_reviewers:
+            continue  # counted, waiting for its reviewers, or no reviewer left to ask
+        why = "every verdict too fast to count: asked one more reviewer to confirm"
+        _hold_latest(store, review, pair_id, done, why)
+        sent += 1
+    return sent
+
+
 def _repush_loss_note(pairs: int, lost: dict[str, Any]) -> str:
     """What went with a deleted dataset: verdicts given after the last sync (labeler
     never saw them; at most one per reviewer asked on each pair in review), while the
@@ -321,6 +344,26 @@ def _reopen_stranded(store: Store, targets: list[Any], responses: list[Any]) -> 
     return reopened
 
 
+def _refuse_early_finish(cfg: Config) -> None:
+    """The final look spends all of the confidence left: not while pairs are still to be
+    judged (an open round, imported pairs no round took yet), whose evidence it would
+    miss."""
+    if not cfg.db_path.exists():
+        return
+    with Store(cfg.db_path) as store:
+        left = store.unassigned_count()
+        open_round = store.open_round()
+    if left or open_round is not None:
+        what = f"round {open_round['id']} is not finished" if open_round else ""
+        what += ("; " if what and left else "") + (
+            f"{left} pairs are not judged yet" if left else ""
+        )
+        raise UsageError(
+            f"--finish: {what}; run `labeler round` until it says nothing is left to judge, "
+            "then `labeler round --finish` (the final look spends all the confidence left)"
+        )
+
+
 def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSummary:
     """Push pending pairs, pull verdicts, decide pairs, rewrite the dataset. ``finish``:
     the end of the project — a final look at the calibration sample with all the
@@ -330,6 +373,8 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
     from labeler.review import ReviewUnavailable
 
     summary = SyncSummary()
+    if finish:
+        _refuse_early_finish(cfg)
     with (
         project_lock(cfg.project.state_dir, "sync"),
         connect(cfg) as review,
@@ -354,7 +399,8 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
             if ds is None:
                 continue
             try:
-                for change in target.update_settings(reviewer_guidelines(cfg), ds):
+                need = cfg.reviewers_needed(target.dataset_name == cfg.double_dataset)
+                for change in target.update_settings(reviewer_guidelines(cfg), ds, need):
                     if change not in summary.settings_updated:
                         summary.settings_updated.append(change)
             except ReviewUnavailable:
@@ -408,6 +454,7 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
         submitted = _submitted(responses)
         summary.escalated = escalate_ties(store, cfg, review, decisions, submitted, needed)
         summary.escalated += ask_one_more(store, review, decisions, submitted, needed, one_more)
+        summary.escalated += ask_to_confirm(store, cfg, review, votes, submitted, needed)
         for c in decisions.values():
             if c.decided and c.label:
                 summary.decided[c.label] = summary.decided.get(c.label, 0) + 1

@@ -21,7 +21,7 @@ from labeler import calibration as cal
 from labeler import looks, planned, split, versions
 from labeler.agreement import parity_evidence
 from labeler.config import Config
-from labeler.errors import StateError
+from labeler.errors import ConfigError
 from labeler.parity import parity_drifted
 from labeler.routing import (
     CERTIFIED,
@@ -310,18 +310,11 @@ def tier_shares(store: Store, cfg: Config, finish: bool = False) -> tuple[float,
     read); otherwise (or with too few such pairs) it is ``Config.delta_shares``. A project
     calibrated before it was stored keeps what its config says now."""
     judges = cfg.judges
+    stored = check_tier_count(store, cfg)
     if len(judges) == 1:
         return (1.0,)
-    stored = fixed_split(store)
     if stored is not None:
-        shares = tuple(stored["shares"])
-        if len(shares) != len(judges):
-            raise StateError(
-                f"{cfg.db_path}: this project's split of the confidence budget was fixed for "
-                f"{len(shares)} judge tiers, and the config has {len(judges)} "
-                "([[judge.tiers]]): restore them, or start a new project (project.state_dir)"
-            )
-        return shares
+        return tuple(stored["shares"])
     configured = {"shares": list(cfg.delta_shares), "predicted": False}
     if not split_pending(store, cfg):
         return _fix_split(store, configured)
@@ -334,6 +327,20 @@ def tier_shares(store: Store, cfg: Config, finish: bool = False) -> tuple[float,
         store.set_meta(SPLIT_WAITS, "1")  # its rounds go on judging the prediction set
         return cfg.delta_shares
     return _fix_split(store, record or configured)
+
+
+def check_tier_count(store: Store, cfg: Config) -> dict[str, Any] | None:
+    """The project's fixed split (``fixed_split``), refused in one line when it was fixed
+    for another number of judge tiers than the config has: checked before a round pays
+    a judge, not only at the next calibration."""
+    stored = fixed_split(store)
+    if stored is not None and len(stored["shares"]) != len(cfg.judges):
+        raise ConfigError(
+            f"{cfg.file or 'config'}: this project's split of the confidence budget was fixed "
+            f"for {len(stored['shares'])} judge tiers, and the config has {len(cfg.judges)} "
+            "([[judge.tiers]]): restore them, or start a new project (project.state_dir)"
+        )
+    return stored
 
 
 def fix_predicted_split(store: Store, cfg: Config) -> None:

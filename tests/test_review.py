@@ -120,6 +120,28 @@ def test_shown_order_is_random_but_mapped_back(review_project: Project, judge_se
     assert ds.num_rows == 20 and all("good" in c for c in ds["chosen"])
 
 
+def test_a_changed_min_submitted_reaches_argilla(review_project: Project, judge_server) -> None:
+    """A user trial: ``review.min_submitted`` raised to 2 between rounds stranded every
+    pair: Argilla kept the dataset's 1, each record was complete after one verdict, and
+    no second reviewer was ever asked."""
+    p = review_project
+    p.set(judge={"base_url": judge_server(unsure).url})
+    p.pairs(good_bad_rows(2))
+    p.run_json("round")
+    p.set(review={"min_submitted": 2})
+    carol, dave = add_reviewer(p, "carol-ms"), add_reviewer(p, "dave-ms")
+    ds_id = carol.dataset_id(dataset_name(p))
+    assert review_all(carol, ds_id, pick_good) == 2
+    data = p.run_json("sync")
+    assert "reviewers per record 1 -> 2" in data["settings_updated"]
+    assert data["newly_decided"] == 0 and data["awaiting"] == 2
+    deadline = time.time() + 30  # Argilla recomputes the records' status in a worker
+    while len(dave.pending(ds_id)) < 2 and time.time() < deadline:
+        time.sleep(0.5)
+    assert review_all(dave, ds_id, pick_good) == 2
+    assert p.run_json("sync")["newly_decided"] == 2
+
+
 def test_two_reviewers_disagreeing_is_reported(review_project: Project, judge_server) -> None:
     p = review_project
     p.set(judge={"base_url": judge_server(unsure).url}, review={"min_submitted": 2})
@@ -157,6 +179,9 @@ def test_two_reviewers_disagreeing_is_reported(review_project: Project, judge_se
     (settled,) = final["disputed"]
     assert settled["decided"] and settled["reviewers"] == 3
     assert json.loads(settled["votes"]) == {"A": 2, "B": 1}  # stored order: question 0's A is good
+    # the third verdict is paid too: 3 pairs x 2 reviewers + 1 (it was left out of the cost)
+    total = p.run_json("report")["total"]
+    assert total["human_cost"] == pytest.approx(7 * 0.5)  # the default price per pair
 
 
 def test_discarded_and_tie_responses(review_project: Project, judge_server) -> None:
@@ -407,11 +432,20 @@ def test_fast_verdicts_are_flagged_and_not_counted(review_project: Project, judg
     # the first answer has no previous one to time it by; the next two came within 30 s
     assert data["fast_verdicts"] == 2 and data["newly_decided"] == 1
     flags = p.run_json("report")["flags"]
-    assert [(f["kind"], f["reviewer"]) for f in flags] == [("fast_verdict", "hank-fast")] * 2
+    fast = [(f["kind"], f["reviewer"]) for f in flags if f["kind"] == "fast_verdict"]
+    assert fast == [("fast_verdict", "hank-fast")] * 2
     assert p.run_json("sync")["fast_verdicts"] == 2  # idempotent: flagged once
     # issue 11: the table says it too, not only --json
     table = " ".join(p.run("sync", env={"COLUMNS": "120"}).stdout.split())
     assert "verdicts not counted (too fast, unconfirmed) │ 2" in table
+    # a user trial: such pairs were complete in Argilla and in nobody's queue, for good;
+    # the first sync reopened them for one more reviewer, once
+    assert data["escalated"] == 2 and p.run_json("sync")["escalated"] == 0
+    ivy = add_reviewer(p, "ivy-confirms")
+    pending = ivy.pending(hank.dataset_id(dataset_name(p)))
+    assert len(pending) == 2
+    ivy.submit(pending[0]["id"], pick_good(pending[0]), reason="confirmed")
+    assert p.run_json("sync")["newly_decided"] == 1
 
 
 def test_reviewer_accounts_list_remove_and_reset_password(
@@ -534,9 +568,9 @@ def test_a_share_of_review_pairs_is_decided_by_two_reviewers(
         round((len(doubled) - 0.5) / len(doubled), 4)
     )
     assert {r["reviewer"] for r in hh["reviewers"]} == {"alice-dbl", "bob-dbl"}
-    # the second verdict of each doubled pair is paid for
+    # the second verdict of each doubled pair is paid for, and the tie's third
     price = cfg.costs.human_price_per_pair
-    assert report["total"]["human_cost"] == pytest.approx(price * (12 + len(doubled)))
+    assert report["total"]["human_cost"] == pytest.approx(price * (12 + len(doubled) + 1))
     shown = p.run("report", "--quality")
     assert "Agreement on pairs two reviewers decided" in shown.stdout
     assert "alice-dbl" in shown.stdout

@@ -350,6 +350,32 @@ def test_the_dry_run_refuses_what_the_round_refuses(project: Project) -> None:
     assert project.server.requests == []  # type: ignore[attr-defined]
 
 
+def test_finish_waits_until_every_pair_is_judged(project: Project) -> None:
+    """A user trial: ``round --finish`` with 90 pairs still to judge spent the final look
+    (all the confidence left) and said "project finished"; later rounds judged on."""
+    project.set(routing={"round_order": "source"})
+    project.pairs(good_bad_rows(5))
+    project.run_json("round", "--limit", "2")
+    result = project.run("round", "--finish")
+    assert result.exit_code == 2 and "--finish: 3 pairs are not judged yet" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_nothing_to_do_says_what_waits_at_the_rounds_prices(project: Project) -> None:
+    """A user trial: with the source judged, ``round`` priced the waiting pairs at today's
+    price (``status``: at each round's), and its ``--json`` said nothing waited."""
+    project.set(review={"enabled": False})
+    project.pairs(good_bad_rows(4))
+    first = project.run_json("round")
+    assert first["provisional"] == 4  # no evidence yet: every judge label waits
+    project.set(costs={"human_price_per_pair": 2.0})
+    again = project.run_json("round")
+    assert again["status"] == "nothing_to_do" and again["waiting"] == 4
+    assert again["waiting_cost"] == pytest.approx(4 * 0.5)  # the round's price, not today's
+    text = " ".join(project.run("round").stdout.split())
+    assert "(at most 4 human labels, 2.00 USD)" in text
+
+
 def test_every_skipped_row_is_listed_until_the_source_is_fixed(project: Project) -> None:
     """A user trial: a round showed its first 5 skipped rows and no more; only the state's
     table held the rest."""

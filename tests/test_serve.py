@@ -58,6 +58,12 @@ def test_serve_starts_secures_and_stops_cleanly(project: Project) -> None:
             ReviewerSession(url, "argilla", "12345678")
         kids = children_of(proc.pid)
         assert len(kids) == 3  # redis, the web server, the rq worker
+        # a second Argilla on the same project (another port) is refused: one removed the
+        # first one's Redis socket when it stopped
+        second = project.run("serve", "--port", str(free_port()))
+        assert second.exit_code == 1 and "this project's Argilla already runs" in second.stderr
+        assert (project.root / ".labeler" / "argilla" / "redis.sock").exists()
+        urllib.request.urlopen(f"{url}/api/v1/version", timeout=2).close()
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)

@@ -393,6 +393,12 @@ def test_a_cascades_split_is_fixed_at_its_first_calibration(cascade: Project) ->
     assert out.exit_code != 0
     message = " ".join(out.output.split())
     assert "fixed for 2 judge tiers" in message and "Traceback" not in out.output
+    # a round is refused before it pays any judge (it ran, paid 3 tiers, then sync failed;
+    # with one tier left it judged with a tier that had no share)
+    for tiers in (cascade.config.read_text(), text.split("[[judge.tiers]]")[0]):
+        cascade.config.write_text(tiers)
+        out = cascade.run("round")
+        assert out.exit_code == 2 and "fixed for 2 judge tiers" in " ".join(out.stderr.split())
 
 
 def test_the_cheap_tiers_sample_counts_as_fully_labelled(cascade: Project) -> None:

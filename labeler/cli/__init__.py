@@ -86,8 +86,8 @@ class LabelerGroup(click.Group):
             where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
             _error_line(exc.format_message() + where)
             sys.exit(exc.exit_code)
-        except click.ClickException as exc:
-            exc.show()
+        except click.ClickException as exc:  # "error:", as every other error says it
+            _error_line(exc.format_message())
             sys.exit(exc.exit_code)
         except click.Abort:
             _error_line("aborted")

@@ -30,6 +30,7 @@ from labeler.errors import UsageError
 from labeler.rounds import Progress, RoundSummary, run_round
 from labeler.server.manager import EmbeddedArgilla
 from labeler.setup import write_starter_files
+from labeler.store import Store
 from labeler.sync import SyncSummary, connect, run_sync
 
 MARKER = ".labeler-demo"
@@ -257,8 +258,11 @@ def run_demo(
                 if on_round:
                     on_round(number, summary)
             # the end of the project: a last look, then no pair is left waiting (ties
-            # between two reviewers go to a third: a few passes until the queue is empty)
-            result.syncs.append(run_sync(cfg, finish=True))
+            # between two reviewers go to a third: a few passes until the queue is empty);
+            # with --rounds too few for the source, no end: pairs are left to judge
+            with Store(cfg.db_path) as store:
+                exhausted = store.unassigned_count() == 0 and store.open_round() is None
+            result.syncs.append(run_sync(cfg, finish=exhausted))
             for _ in range(5):
                 if not reviewers or not result.syncs[-1].awaiting:
                     break

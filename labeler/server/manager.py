@@ -139,6 +139,7 @@ class EmbeddedArgilla:
         self.redis_url = redis_url or os.environ.get("ARGILLA_REDIS_URL")
         self.secrets_path = self.home / "secrets.json"
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock: int | None = None  # held while this process runs the project's Argilla
 
     @property
     def url(self) -> str:
@@ -219,6 +220,7 @@ class EmbeddedArgilla:
                 "already running? (or set review.port / --port)"
             )
         make_private(self.home)
+        self._take_lock()
         shutil.rmtree(self.home / "tmp", ignore_errors=True)
         (self.home / "tmp").mkdir(mode=0o700)
         secrets = ensure_secrets(self.secrets_path, self.workspace)
@@ -235,6 +237,22 @@ class EmbeddedArgilla:
             self.stop()
             raise
         return self
+
+    def _take_lock(self) -> None:
+        """One Argilla per project: a second one on the same database and Redis socket
+        (another port) removed the socket of the first when it stopped."""
+        import fcntl
+
+        fd = os.open(self.home / "server.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ReviewError(
+                f"this project's Argilla already runs ({self.home}): another `labeler "
+                "serve` or demo; use that one, or stop it first"
+            ) from None
+        self._lock = fd
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout
@@ -270,8 +288,12 @@ class EmbeddedArgilla:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        if self._lock is None:
+            return  # never started here: the files are another run's
         shutil.rmtree(self.home / "tmp", ignore_errors=True)
         (self.home / "redis.sock").unlink(missing_ok=True)
+        os.close(self._lock)  # (closing releases the lock)
+        self._lock = None
 
     def __enter__(self) -> EmbeddedArgilla:
         return self.start()
