@@ -13,6 +13,7 @@ from labeler.errors import StateError
 from labeler.lock import project_lock
 from labeler.report import build_report
 from labeler.store import Store
+from labeler.thresholds import certificate_terms
 
 CARD = """---
 license: other
@@ -66,6 +67,7 @@ def _card(
     status: dict[str, int],
     report: dict[str, Any],
     left_out: int,
+    terms: list[tuple[float, float]],
 ) -> str:
     total = report["total"] or {}
     audited = [
@@ -86,7 +88,7 @@ def _card(
         certified=sum(r["label_status"] == "certified" for r in dpo),
         provisional=sum(r["label_status"] == "provisional" for r in dpo),
         left_out=left_out,
-        guarantee=_guarantee_text(cfg),
+        guarantee=_guarantee_text(cfg, terms),
         models=", ".join(sorted({r["judge_model"] for r in dpo})) or "-",
         template=", ".join(sorted({r["template_hash"] for r in dpo})) or "-",
         guidelines=prompts.load_guidelines(cfg.judge.guidelines).hash,
@@ -104,13 +106,26 @@ def _card(
     )
 
 
-def _guarantee_text(cfg: Config) -> str:
+def _guarantee_text(cfg: Config, terms: list[tuple[float, float]]) -> str:
+    """The claim, in the terms the certificates in force were tested at (``terms``, one
+    per certified tier; the weakest is claimed), not in whatever the config says now."""
     c = cfg.calibration
+    target, confidence = c.target_agreement, c.confidence
+    if terms:
+        target, confidence = min(t for t, _ in terms), min(p for _, p in terms)
+    changed = (target, confidence) != (c.target_agreement, c.confidence)
+    note = (
+        f" (the terms the certificate was tested at; the config now asks >= "
+        f"{c.target_agreement:.0%} with probability >= {c.confidence:.0%}, which needs a new "
+        "certificate)"
+        if changed
+        else ""
+    )
     if c.guarantee == "expected":
-        return f"expected agreement of certified judge labels >= {c.target_agreement:.0%}"
+        return f"expected agreement of certified judge labels >= {target:.0%}{note}"
     return (
-        f"certified judge labels agree with humans >= {c.target_agreement:.0%} "
-        f"with probability >= {c.confidence:.0%}"
+        f"certified judge labels agree with humans >= {target:.0%} "
+        f"with probability >= {confidence:.0%}{note}"
     )
 
 
@@ -191,12 +206,15 @@ def run_export(
             [*export.PROVENANCE_COLUMNS, *export.verify_columns(dpo)] if provenance else []
         )
         report = build_report(cfg)
+        with Store(cfg.db_path) as store:  # what each certificate in force was tested at
+            found = [certificate_terms(store, k) for k in range(len(cfg.judges))]
+        terms = [t for t in found if t is not None]
 
         # provisional labels the whole export leaves out (a split's are in the other one)
         left_out = status["provisional"] - sum(r["label_status"] == "provisional" for r in dpo)
 
         def card(part: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> str:
-            return _card(cfg, fmt, part, base, pairs, status, report, left_out)
+            return _card(cfg, fmt, part, base, pairs, status, report, left_out, terms)
 
         splits: dict[str, dict[str, Any]] = {}
         if opts.test_size:

@@ -329,6 +329,22 @@ def tier_shares(store: Store, cfg: Config, finish: bool = False) -> tuple[float,
     return _fix_split(store, record or configured)
 
 
+def certificate_terms(store: Store, tier: int = 0) -> tuple[float, float] | None:
+    """The (target agreement, confidence) tier ``tier``'s certificate in force was tested
+    at — the calibration that began it recorded them — or None with no certificate. A
+    config changed since states other terms: the claim is these."""
+    rows = store.thresholds_history(tier)
+    latest = json.loads(rows[-1]["params"] or "{}") if rows else {}
+    if latest.get("certified_a", cal.NEVER) >= cal.NEVER:
+        return None
+    for row in rows:
+        if json.loads(row["params"] or "{}").get("version") == latest.get("certified_at"):
+            report = json.loads(row["report"])
+            if report.get("target") and report.get("confidence"):
+                return float(report["target"]), float(report["confidence"])
+    return None
+
+
 def check_tier_count(store: Store, cfg: Config) -> dict[str, Any] | None:
     """The project's fixed split (``fixed_split``), refused in one line when it was fixed
     for another number of judge tiers than the config has: checked before a round pays

@@ -519,6 +519,18 @@ def test_a_good_judge_is_certified_by_the_second_sync_and_savings_are_delivered(
     assert total["savings_factor"] == pytest.approx(total["all_human_cost"] / spent)
     assert total["savings_factor"] > 1.3
     assert total["delivered"] == 140
+    # the card claims what the certificate was tested at, not what the config says later
+    # (a user trial: a target raised after the fact was claimed with no new evidence)
+    card = p.root / "prefs.jsonl.README.md"
+    p.run("export", "--to", "jsonl", "--out", str(p.root / "prefs.jsonl"))
+    assert "| guarantee | certified judge labels agree with humans >= 75% with " in (
+        card.read_text()
+    )
+    p.set(calibration={"target_agreement": 0.97})
+    p.run("export", "--to", "jsonl", "--out", str(p.root / "prefs.jsonl"))
+    claim = card.read_text().split("| guarantee | ")[1].split(" |\n")[0]
+    assert claim.startswith("certified judge labels agree with humans >= 75% with probab")
+    assert "the config now asks >= 97%" in claim
 
 
 def test_a_share_of_review_pairs_is_decided_by_two_reviewers(
