@@ -78,11 +78,13 @@ def shown_url(url: str) -> str:
 
 def not_a_variable_name(name: str) -> bool:
     """Does a ``*_env`` setting hold something other than an environment variable's name
-    — a key pasted in its place? Not an identifier, or long with lower case letters and
-    digits mixed, as generated keys are (``gsk_...``, ``hf_...``); names are short."""
+    — a key pasted in its place? Not an identifier, or with a long run of lower case
+    letters and digits mixed, as generated keys have (``gsk_...``, ``hf_...``); the words
+    of a variable's name are short (``AZURE_OPENAI_KEY_2024_prod`` is one)."""
     if not name.isidentifier() or len(name) > 64:
         return True
-    return len(name) >= 24 and any(c.islower() for c in name) and any(c.isdigit() for c in name)
+    run = max(name.split("_"), key=len)
+    return len(run) >= 20 and any(c.isdigit() for c in run) and not run.isupper()
 
 
 def redact(text: str, *secrets: str | None) -> str:

@@ -109,6 +109,19 @@ def test_a_folder_as_config_and_a_byte_order_mark(tmp_path: Path) -> None:
     assert load_config(path, environ={}).judge.model == "m"
 
 
+def test_a_pasted_key_is_refused_and_a_variable_name_is_not(tmp_path: Path) -> None:
+    """``*_env`` keys name variables; a generated key pasted there is refused unshown."""
+    path = tmp_path / "config.toml"
+    for name in ("OPENAI_API_KEY", "AZURE_OPENAI_KEY_2024_prod", "my_key_2"):
+        path.write_text(f'[judge]\napi_key_env = "{name}"\n')
+        assert load_config(path, environ={}).judge.api_key_env == name
+    for key in ("gsk_Q9xR2mT7vLp4Wn8Kc3Hs6YjB1dFg5ZaE0uNiOq", "sk-proj-abc123"):
+        path.write_text(f'[review]\napi_key_env = "{key}"\n')
+        with pytest.raises(ConfigError, match=r"review\.api_key_env must be the name") as info:
+            load_config(path, environ={})
+        assert key not in str(info.value)
+
+
 def test_missing_named_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.toml", environ={})
