@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from labeler.errors import ReviewError, shown_url
+from labeler.errors import ConfigError, ReviewError, shown_url
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # the SDK draws progress bars on stderr
 # ...and logs a warning each time it adjusts a batch size: not news for our users
@@ -228,14 +228,29 @@ class ArgillaReview:
         self._call(ds.create)
         return True
 
+    def check_reviewers(self, had: Any, need: int, ds: Any | None = None) -> None:
+        """Refuse (ConfigError) a dataset made for ``had`` reviewers a record when the
+        config now asks ``need`` (``had`` None: read from ``ds``, the SDK's dataset)."""
+        if had is None and ds is not None:
+            had = getattr(getattr(getattr(ds, "settings", None), "distribution", None),
+                          "min_submitted", None)  # fmt: skip
+        if had is not None and had != need:
+            raise ConfigError(
+                f"review.min_submitted: the Argilla dataset {self.dataset_name} was made for "
+                f"{had} reviewer(s) a pair and the config now asks {need}; restore it, or "
+                "send the next pairs to a new dataset (review.dataset)"
+            )
+
     def update_settings(
         self, guidelines: str, ds: Any | None = None, min_submitted: int | None = None
     ) -> list[str]:
         """Bring an existing dataset up to date: the guidelines (edited since it was
-        created), the reviewers a record needs (``review.min_submitted`` changed since:
-        Argilla then recomputes which records are complete) and the responses shown as
-        plain text. Returns what changed. ``ds``: the dataset, when the caller has just
-        found it."""
+        created) and the responses shown as plain text. Returns what changed. ``ds``: the
+        dataset, when the caller has just found it. ``min_submitted``: the reviewers a
+        record needs now; another number than the dataset's is refused (ConfigError):
+        Argilla completes a record at the dataset's number, so a raised one stranded every
+        new pair after its first verdict, and changing the dataset's would reopen pairs
+        already decided and delivered."""
         ds = self.dataset() if ds is None else ds
         http = self.client.api.http_client
         changed: list[str] = []
@@ -251,11 +266,10 @@ class ArgillaReview:
         if (current.get("guidelines") or "").rstrip() != guidelines.rstrip():
             patch(f"/api/v1/datasets/{ds.id}", {"guidelines": guidelines})
             changed.append("guidelines")
-        had = (current.get("distribution") or {}).get("min_submitted")
-        if min_submitted is not None and had != min_submitted:
-            body = {"distribution": {"strategy": "overlap", "min_submitted": min_submitted}}
-            patch(f"/api/v1/datasets/{ds.id}", body)
-            changed.append(f"reviewers per record {had} -> {min_submitted}")
+        if min_submitted is not None:
+            self.check_reviewers(
+                (current.get("distribution") or {}).get("min_submitted"), min_submitted
+            )
         plain = {name for name, _ in FIELDS}
         for field in self._get(http, f"/api/v1/datasets/{ds.id}/fields")["items"]:
             settings = field.get("settings") or {}

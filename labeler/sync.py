@@ -65,11 +65,14 @@ def counted_votes(store: Store, cfg: Config) -> dict[str, list[str]]:
     fast = {
         key for key, s in seconds.items() if s is not None and s < cfg.quality.min_review_seconds
     }
-    known = {(r["pair_id"], r["reviewer"]) for r in store.flags("fast_verdict")}
-    for reviewer, pair_id in fast - {(rv, p) for p, rv in known}:
+    known = {(r["reviewer"], r["pair_id"]) for r in store.flags("fast_verdict")}
+    for reviewer, pair_id in fast - known:
         store.flag(
             pair_id, "fast_verdict", f"{seconds[(reviewer, pair_id)]:.1f}s", reviewer=reviewer
         )
+    # once fast, fast for good: a verdict reopened for confirmation (``ask_to_confirm``) is
+    # timed anew by Argilla, and would then count unconfirmed
+    fast |= known
     by_pair: dict[str, list[tuple[str, str]]] = {}
     for r in rows:
         if r["label"] is not None:
@@ -199,12 +202,14 @@ def push_pending(store: Store, cfg: Config, review: Any | None = None) -> PushRe
         review = review or connect(cfg)
         for name, group in groups.items():
             target = review if name == cfg.review_dataset else review.with_dataset(name)
-            if target.find_dataset() is None:
+            need = cfg.reviewers_needed(name != cfg.review_dataset)
+            found = target.find_dataset()
+            if found is None:
                 if in_review.get(name):
                     target.dataset()  # raises: deleted by hand, says to use --repush
-                target.ensure_dataset(
-                    reviewer_guidelines(cfg), cfg.reviewers_needed(name != cfg.review_dataset)
-                )
+                target.ensure_dataset(reviewer_guidelines(cfg), need)
+            else:  # not into a dataset that completes its records at another count
+                target.check_reviewers(None, need, found)
             records = _records(store, cfg, group)
             for batch in target.push(records, cfg.review.push_batch):
                 shown = {rec.pair_id: rec.swapped for rec in batch}
@@ -287,22 +292,29 @@ def ask_one_more(
 
 def ask_to_confirm(
     store: Store,
-    cfg: Config,
     review: Any,
     votes: dict[str, list[str]],
     submitted: dict[str, list[Any]],
     needed: Any,
+    stored: dict[str, list[str]],
+    pairs: set[str],
+    max_reviewers: int,
 ) -> int:
-    """Pairs whose every verdict was too fast to count (``counted_votes``: it counts once
-    another reviewer confirms it) while Argilla counts the record complete: hold the
-    latest as a draft, as for a tie, so the record returns to the other reviewers' queues
-    (a user trial found such pairs in nobody's queue, for good). Returns how many."""
+    """Pairs of ``pairs`` (this project's in review, none a reward model asked one more
+    reviewer for: ``ask_one_more``) with fewer counted votes than they need because some
+    verdicts were too fast to count (``counted_votes``: one counts once another reviewer
+    confirms it), while Argilla counts the record complete: hold the latest as a draft, as
+    for a tie, so the record returns to the other reviewers' queues (a user trial found
+    such pairs in nobody's queue, for good). ``stored``: every verdict given on a pair,
+    reopened ones included, against ``max_reviewers``. Returns how many."""
     sent = 0
     for pair_id, done in submitted.items():
         need = needed(pair_id)
-        if pair_id in votes or len(done) < need or len(done) >= cfg.review.max_reviewers:
-            continue  # counted, waiting for its reviewers, or no reviewer left to ask
-        why = "every verdict too fast to count: asked one more reviewer to confirm"
+        if pair_id not in pairs or not len(votes.get(pair_id, [])) < need <= len(done):
+            continue  # not ours, counted enough, or still waiting for its reviewers
+        if len(stored.get(pair_id, [])) >= max_reviewers:
+            continue  # no reviewer left to ask
+        why = "a verdict too fast to count: asked one more reviewer to confirm"
         _hold_latest(store, review, pair_id, done, why)
         sent += 1
     return sent
@@ -454,7 +466,12 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
         submitted = _submitted(responses)
         summary.escalated = escalate_ties(store, cfg, review, decisions, submitted, needed)
         summary.escalated += ask_one_more(store, review, decisions, submitted, needed, one_more)
-        summary.escalated += ask_to_confirm(store, cfg, review, votes, submitted, needed)
+        stored = store.submitted_labels()  # reopened verdicts included (a draft held)
+        unconfirmed = ask_to_confirm(
+            store, review, votes, submitted, needed, stored, set(order) - one_more,
+            cfg.review.max_reviewers,
+        )  # fmt: skip
+        summary.escalated += unconfirmed
         for c in decisions.values():
             if c.decided and c.label:
                 summary.decided[c.label] = summary.decided.get(c.label, 0) + 1

@@ -331,17 +331,21 @@ def tier_shares(store: Store, cfg: Config, finish: bool = False) -> tuple[float,
 
 def certificate_terms(store: Store, tier: int = 0) -> tuple[float, float] | None:
     """The (target agreement, confidence) tier ``tier``'s certificate in force was tested
-    at — the calibration that began it recorded them — or None with no certificate. A
-    config changed since states other terms: the claim is these."""
+    at — the calibration that certified its threshold recorded them (the first version
+    of the latest run with that threshold: a version kept unchanged records the config of
+    its day, not of the test) — or None with no certificate. A config changed since
+    states other terms: the claim is these."""
     rows = store.thresholds_history(tier)
-    latest = json.loads(rows[-1]["params"] or "{}") if rows else {}
-    if latest.get("certified_a", cal.NEVER) >= cal.NEVER:
+    params = [json.loads(r["params"] or "{}") for r in rows]
+    certified = params[-1].get("certified_a", cal.NEVER) if params else cal.NEVER
+    if certified >= cal.NEVER:
         return None
-    for row in rows:
-        if json.loads(row["params"] or "{}").get("version") == latest.get("certified_at"):
-            report = json.loads(row["report"])
-            if report.get("target") and report.get("confidence"):
-                return float(report["target"]), float(report["confidence"])
+    first = len(rows) - 1
+    while first > 0 and params[first - 1].get("certified_a") == certified:
+        first -= 1
+    report = json.loads(rows[first]["report"])
+    if report.get("target") and report.get("confidence"):
+        return float(report["target"]), float(report["confidence"])
     return None
 
 

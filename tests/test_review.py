@@ -120,26 +120,28 @@ def test_shown_order_is_random_but_mapped_back(review_project: Project, judge_se
     assert ds.num_rows == 20 and all("good" in c for c in ds["chosen"])
 
 
-def test_a_changed_min_submitted_reaches_argilla(review_project: Project, judge_server) -> None:
+def test_a_changed_min_submitted_is_refused_before_a_pair_is_stranded(
+    review_project: Project, judge_server
+) -> None:
     """A user trial: ``review.min_submitted`` raised to 2 between rounds stranded every
-    pair: Argilla kept the dataset's 1, each record was complete after one verdict, and
-    no second reviewer was ever asked."""
+    new pair: Argilla kept the dataset's 1, each record was complete after one verdict,
+    and no second reviewer was ever asked. (Changing the dataset's count instead would
+    reopen pairs already decided and delivered.) Refused, before any pair is pushed."""
     p = review_project
     p.set(judge={"base_url": judge_server(unsure).url})
     p.pairs(good_bad_rows(2))
-    p.run_json("round")
+    assert p.run_json("round")["review_pushed"] == 2
     p.set(review={"min_submitted": 2})
-    carol, dave = add_reviewer(p, "carol-ms"), add_reviewer(p, "dave-ms")
-    ds_id = carol.dataset_id(dataset_name(p))
-    assert review_all(carol, ds_id, pick_good) == 2
-    data = p.run_json("sync")
-    assert "reviewers per record 1 -> 2" in data["settings_updated"]
-    assert data["newly_decided"] == 0 and data["awaiting"] == 2
-    deadline = time.time() + 30  # Argilla recomputes the records' status in a worker
-    while len(dave.pending(ds_id)) < 2 and time.time() < deadline:
-        time.sleep(0.5)
-    assert review_all(dave, ds_id, pick_good) == 2
-    assert p.run_json("sync")["newly_decided"] == 2
+    said = "review.min_submitted: the Argilla dataset"
+    result = p.run("sync")
+    assert result.exit_code == 2 and said in result.stderr
+    assert "was made for 1 reviewer(s) a pair and the config now asks 2" in result.stderr
+    p.pairs(good_bad_rows(4))
+    data = p.run_json("round")  # the round's pairs wait, none pushed into that dataset
+    assert data["review_pushed"] == 0 and said in data["review_error"]
+    assert data["review_waiting"] == 2
+    p.set(review={"min_submitted": 1})
+    assert p.run_json("sync")["pushed"] == 2
 
 
 def test_two_reviewers_disagreeing_is_reported(review_project: Project, judge_server) -> None:
@@ -446,6 +448,61 @@ def test_fast_verdicts_are_flagged_and_not_counted(review_project: Project, judg
     assert len(pending) == 2
     ivy.submit(pending[0]["id"], pick_good(pending[0]), reason="confirmed")
     assert p.run_json("sync")["newly_decided"] == 1
+
+
+def test_a_reopened_fast_verdict_stays_unconfirmed_and_reopening_stops_at_max(
+    review_project: Project, judge_server
+) -> None:
+    """A cold review of the fast-verdict reopening: Argilla times a reopened verdict anew,
+    so the next sync counted it unconfirmed; reopening ignored review.max_reviewers (a
+    reopened verdict is a draft, not in Argilla's count); a pair needing two reviewers,
+    one verdict counted and one too fast, was still in nobody's queue."""
+    p = review_project
+    p.set(
+        judge={"base_url": judge_server(unsure).url},
+        quality={"min_review_seconds": 3.0},
+        review={"max_reviewers": 2},
+    )
+    p.pairs(good_bad_rows(3))
+    p.run_json("round")
+    hank = add_reviewer(p, "hank-again")
+    ds_id = hank.dataset_id(dataset_name(p))
+    review_all(hank, ds_id, pick_good)  # the second and third are fast
+    time.sleep(4)  # more than min_review_seconds after them: a reopened one is timed anew
+    assert p.run_json("sync")["escalated"] == 2
+    again = p.run_json("sync")
+    assert again["newly_decided"] == 0 and again["escalated"] == 0
+    ivy = add_reviewer(p, "ivy-again")
+    assert review_all(ivy, ds_id, pick_good) == 2  # first untimed, then fast: one confirms
+    third = p.run_json("sync")
+    # two reviewers gave a verdict on each: the one still unconfirmed is not reopened again
+    assert third["newly_decided"] == 1 and third["escalated"] == 0
+    assert add_reviewer(p, "jo-again").pending(ds_id) == []
+
+
+def test_a_pair_needing_two_with_one_fast_verdict_is_reopened(
+    review_project: Project, judge_server
+) -> None:
+    p = review_project
+    p.set(
+        judge={"base_url": judge_server(unsure).url},
+        quality={"min_review_seconds": 30.0},
+        review={"min_submitted": 2},
+    )
+    p.pairs(good_bad_rows(2))
+    p.run_json("round")
+    hank, ivy = add_reviewer(p, "hank-two"), add_reviewer(p, "ivy-two")
+    ds_id = hank.dataset_id(dataset_name(p))
+    first, second = hank.pending(ds_id)
+    for record in (first, second):  # the second within 30 s: too fast to count
+        hank.submit(record["id"], pick_good(record), reason="")
+    flip = {"A": "B", "B": "A"}
+    ivy.submit(second["id"], flip[pick_good(second)], reason="")  # counted, disagrees
+    data = p.run_json("sync")
+    # the second pair has two verdicts in Argilla (complete) and one counted: reopened
+    assert data["newly_decided"] == 0 and data["escalated"] == 1
+    pending = add_reviewer(p, "jo-two").pending(ds_id)
+    assert {r["id"] for r in pending} == {first["id"], second["id"]}  # none stranded
 
 
 def test_reviewer_accounts_list_remove_and_reset_password(

@@ -19,7 +19,7 @@ from labeler.consensus import Consensus
 from labeler.demo.judge_server import JudgeServer, Scripted, Shown
 from labeler.looks import read_history
 from labeler.store import Store
-from labeler.thresholds import current, judged, recalibrate
+from labeler.thresholds import certificate_terms, current, judged, recalibrate
 from tests.conftest import Project, decide_as_humans, good_bad_rows, oracle, round_and_sync
 
 
@@ -407,3 +407,24 @@ def test_the_simulation_replays_the_real_loop_decision_for_decision(
     assert [h["threshold"] for h in sim.history] == pytest.approx(real)
     assert len(set(real)) >= 3  # none, a certificate, an extension
     assert sim.certified == certified and sim.human_labels == humans
+
+
+def test_a_certificates_terms_are_those_its_threshold_was_tested_at(tmp_path) -> None:
+    """The dataset card's claim: the target and confidence of the calibration that
+    certified the threshold in force, not of a later one that kept it (a config changed
+    since) — under either procedure (the retest one records no ``certified_at``)."""
+    with Store(tmp_path / "state.sqlite") as store:
+
+        def save(certified: float, target: float) -> None:
+            params = {"version": len(store.thresholds_history()) + 1, "certified_a": certified}
+            report = {"target": target, "confidence": 0.9}
+            store.save_thresholds(0.8, 0.8, None, 0.05, report, params)
+
+        assert certificate_terms(store) is None  # no thresholds yet
+        save(cal.NEVER, 0.85)
+        assert certificate_terms(store) is None  # none certified
+        save(0.95, 0.85)
+        save(0.95, 0.97)  # kept by a calibration after the target was raised
+        assert certificate_terms(store) == (0.85, 0.9)
+        save(0.93, 0.97)  # certified anew at the new target
+        assert certificate_terms(store) == (0.97, 0.9)

@@ -221,10 +221,10 @@ class EmbeddedArgilla:
             )
         make_private(self.home)
         self._take_lock()
-        shutil.rmtree(self.home / "tmp", ignore_errors=True)
-        (self.home / "tmp").mkdir(mode=0o700)
-        secrets = ensure_secrets(self.secrets_path, self.workspace)
         try:
+            shutil.rmtree(self.home / "tmp", ignore_errors=True)
+            (self.home / "tmp").mkdir(mode=0o700)
+            secrets = ensure_secrets(self.secrets_path, self.workspace)
             redis_url = self.redis_url or self._start_redis()
             env = self._env(secrets, redis_url)
             py = [sys.executable, "-m", "labeler.server.launch"]
