@@ -450,21 +450,26 @@ def test_fast_verdicts_are_flagged_and_not_counted(review_project: Project, judg
     assert p.run_json("sync")["newly_decided"] == 1
 
 
+def in_review(p: Project, judge_server: Any, pairs: int, fast_s: float, **review: Any) -> None:
+    """A round whose ``pairs`` all go to review, verdicts under ``fast_s`` seconds apart
+    flagged too fast (``quality.min_review_seconds``), with these ``review`` settings."""
+    p.set(
+        judge={"base_url": judge_server(unsure).url},
+        quality={"min_review_seconds": fast_s},
+        review=review,
+    )
+    p.pairs(good_bad_rows(pairs))
+    p.run_json("round")
+
+
 def test_a_reopened_fast_verdict_stays_unconfirmed_and_reopening_stops_at_max(
     review_project: Project, judge_server
 ) -> None:
     """A cold review of the fast-verdict reopening: Argilla times a reopened verdict anew,
     so the next sync counted it unconfirmed; reopening ignored review.max_reviewers (a
-    reopened verdict is a draft, not in Argilla's count); a pair needing two reviewers,
-    one verdict counted and one too fast, was still in nobody's queue."""
+    reopened verdict is a draft, not in Argilla's count)."""
     p = review_project
-    p.set(
-        judge={"base_url": judge_server(unsure).url},
-        quality={"min_review_seconds": 3.0},
-        review={"max_reviewers": 2},
-    )
-    p.pairs(good_bad_rows(3))
-    p.run_json("round")
+    in_review(p, judge_server, 3, 3.0, max_reviewers=2)
     hank = add_reviewer(p, "hank-again")
     ds_id = hank.dataset_id(dataset_name(p))
     review_all(hank, ds_id, pick_good)  # the second and third are fast
@@ -483,14 +488,10 @@ def test_a_reopened_fast_verdict_stays_unconfirmed_and_reopening_stops_at_max(
 def test_a_pair_needing_two_with_one_fast_verdict_is_reopened(
     review_project: Project, judge_server
 ) -> None:
+    """The same review: a pair needing two reviewers, one verdict counted and one too
+    fast, was still in nobody's queue."""
     p = review_project
-    p.set(
-        judge={"base_url": judge_server(unsure).url},
-        quality={"min_review_seconds": 30.0},
-        review={"min_submitted": 2},
-    )
-    p.pairs(good_bad_rows(2))
-    p.run_json("round")
+    in_review(p, judge_server, 2, 30.0, min_submitted=2)
     hank, ivy = add_reviewer(p, "hank-two"), add_reviewer(p, "ivy-two")
     ds_id = hank.dataset_id(dataset_name(p))
     first, second = hank.pending(ds_id)
