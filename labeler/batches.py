@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from labeler.costs import Prices
-from labeler.errors import JudgeError, StateError, shown_url, write_failed
+from labeler.errors import JudgeError, StateError, UsageError, shown_url, write_failed
 from labeler.judge import BATCH_ENDPOINT, OpenAIBatches, batch_result
 from labeler.store import CallRecord, Store
 
@@ -179,6 +179,34 @@ def _submit(store: Store, api: OpenAIBatches, row: Any) -> str:
     batch_id = found or api.create(file_id, key)
     store.update_batch(key, batch_id=batch_id, status="submitted")
     return batch_id
+
+
+def drop_unsubmitted(store: Store, api_of: Callable[[int], OpenAIBatches], round_id: int) -> int:
+    """``labeler round --online``: forget the round's batches that never reached the Batch
+    API (their requests are then sent online); refused in one line when one did, as its
+    replies are paid for and on their way. ``api_of(tier)`` opens that tier's Batch API,
+    asked only about an uploaded file whose batch may exist without its id stored (a run
+    killed in between). Returns how many were dropped."""
+    rows = [r for r in store.batches(round_id) if r["status"] != "ingested"]
+    for row in rows:
+        found = row["batch_id"]
+        if not found and row["status"] == "uploaded":
+            api = api_of(int(row["tier"]))
+            try:
+                found = api.find(row["key"])
+            finally:
+                api.close()
+            if found:  # kept, so that nothing is paid twice
+                store.update_batch(row["key"], batch_id=found, status="submitted")
+        if found:
+            raise UsageError(
+                f"round {round_id} has batch {found} at the Batch API: its replies are paid "
+                "for; run `labeler batches` to collect them (not --online)"
+            )
+    store.drop_batches(r["key"] for r in rows)
+    for row in rows:
+        Path(row["path"]).unlink(missing_ok=True)
+    return len(rows)
 
 
 def advance(store: Store, api: OpenAIBatches, rec: Recording, round_id: int, tier: int) -> int:

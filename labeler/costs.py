@@ -131,7 +131,7 @@ class Ledger:
     def charged_when_sent(self) -> bool:
         """Is a pair sent to reviewers in the human cost already (per-pair pricing), or
         only once its review time is measured (time mode)?"""
-        return self.mode != "time" or self.human_cost_time is None
+        return charged_when_sent(self.mode, self.human_cost_time)
 
     @property
     def with_reviewers(self) -> int:
@@ -184,6 +184,12 @@ class Ledger:
         )
 
 
+def charged_when_sent(mode: str, time_cost: float | None) -> bool:
+    """A pair sent to reviewers is paid when sent, except in time mode once review time
+    has been measured (then it is paid by the seconds its verdicts take)."""
+    return mode != "time" or time_cost is None
+
+
 def ledger(
     pairs: int,
     accepted: int,
@@ -213,7 +219,7 @@ def ledger(
         time_cost = seconds / 3600 * hourly_rate
     waiting_labels = (pairs - certified - human_decided) * reviewers
     # what may still be paid: in per-pair mode the pairs with reviewers are paid already
-    more = provisional * reviewers if mode != "time" or time_cost is None else waiting_labels
+    more = provisional * reviewers if charged_when_sent(mode, time_cost) else waiting_labels
     return Ledger(
         pairs,
         accepted,

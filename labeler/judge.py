@@ -282,14 +282,17 @@ class OpenAIBatches:
     def _text(self, exc: Exception) -> str:
         return _short(exc, self.key)
 
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, what: str, fn: Any, *args: Any, absent_ok: bool = False, **kwargs: Any) -> Any:
+        """``fn``'s answer; None for a 404 when ``absent_ok``; else a one-line JudgeError."""
         o = self._openai
         try:
             return fn(*args, **kwargs)
         except o.NotFoundError:
+            if absent_ok:
+                return None
             raise JudgeError(
                 f"judge at {self.url} does not offer the Batch API ({what}: 404); "
-                "run `labeler round` without --batch"
+                "run `labeler round --online` to judge the round online (full price)"
             ) from None
         except (o.AuthenticationError, o.PermissionDeniedError) as exc:
             raise JudgeError(
@@ -314,7 +317,10 @@ class OpenAIBatches:
     def find(self, key: str) -> str | None:
         """The id of a batch created earlier with ``key`` in its metadata (a run killed
         after creating it, before storing its id), else None."""
-        page = self._call("batch list", self.client.batches.list, limit=100)
+        # a server with no batch list (404) has no batch of ours
+        page = self._call("batch list", self.client.batches.list, limit=100, absent_ok=True)
+        if page is None:
+            return None
         for batch in page.auto_paging_iter() if hasattr(page, "auto_paging_iter") else page:
             if (getattr(batch, "metadata", None) or {}).get(BATCH_METADATA_KEY) == key:
                 return str(batch.id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,8 +102,13 @@ def round_ledgers(store: Store, cfg: Config, only: int | None = None) -> dict[in
 
 def project_ledger(store: Store, cfg: Config) -> costs.Ledger | None:
     """Every round's ledger summed (None: no round yet)."""
+    return summed(round_ledgers(store, cfg).values())
+
+
+def summed(ledgers: Iterable[costs.Ledger]) -> costs.Ledger | None:
+    """The ledgers added up (None: none)."""
     total = None
-    for led in round_ledgers(store, cfg).values():
+    for led in ledgers:
         total = led if total is None else total + led
     return total
 

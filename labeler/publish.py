@@ -189,6 +189,8 @@ def run_export(
             dpo = [export.dpo_row(dict(r)) for r in store.dataset_rows(certified_only)]
             status = store.label_status_counts()
             targets = _remember_target(store, out, opts.test_size)
+            # what each certificate in force was tested at (the card states it)
+            found = [certificate_terms(store, k) for k in range(len(cfg.judges))]
         for target_path in targets:  # a killed export anywhere in the project: swept now
             export.sweep(target_path.parent, export.export_temp_prefixes(target_path))
         dpo = [
@@ -206,8 +208,6 @@ def run_export(
             [*export.PROVENANCE_COLUMNS, *export.verify_columns(dpo)] if provenance else []
         )
         report = build_report(cfg)
-        with Store(cfg.db_path) as store:  # what each certificate in force was tested at
-            found = [certificate_terms(store, k) for k in range(len(cfg.judges))]
         terms = [t for t in found if t is not None]
 
         # provisional labels the whole export leaves out (a split's are in the other one)

@@ -12,7 +12,7 @@ from labeler import consensus, costs
 from labeler.agreement import reviewer_votes
 from labeler.config import Config
 from labeler.errors import StateError
-from labeler.ledger import round_ledgers, tier_totals
+from labeler.ledger import round_ledgers, summed, tier_totals
 from labeler.routing import ACCEPT
 from labeler.store import Store
 from labeler.thresholds import row_signals
@@ -79,14 +79,14 @@ def build_report(cfg: Config) -> dict[str, Any]:
         ledgers = round_ledgers(store, cfg)
         human_human = consensus.human_agreement(reviewer_votes(store, cfg))
         quality = {q["round"]: q for q in round_report(store, cfg, human_human, ledgers)}
-        rows, total = [], None
+        rows = []
         for rid, led in ledgers.items():
             review: dict[str, int] = {}
             for (action, reason), n in store.round_decisions(rid).items():
                 if action != ACCEPT:
                     review[reason] = review.get(reason, 0) + n
             rows.append(_row(rid, led, quality.get(rid), review))
-            total = led if total is None else total + led
+        total = summed(ledgers.values())
         flags = [dict(r) for r in store.flags()]
         bad = store.bad_rows(str(cfg.source.path))
         skipped = [f"{r['source']}:{r['row']}: {r['reason']}" for r in bad]

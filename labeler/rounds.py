@@ -119,9 +119,12 @@ def run_round(
     strict: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     batch: bool = False,
+    online: bool = False,
 ) -> RoundSummary:
     """Run (or resume) one round; see the module docstring. ``batch``: through the Batch
-    API (see ``labeler.batches``); a round started that way keeps to it when resumed."""
+    API (see ``labeler.batches``); a round started that way keeps to it when resumed,
+    unless ``online`` and none of its batches reached the Batch API (an endpoint without
+    it): then its requests are sent online."""
     started = time.perf_counter()
     ctx = make_context(cfg)
     if strict:
@@ -157,7 +160,11 @@ def run_round(
         ctx = dataclasses.replace(ctx, thresholds=in_force[0])
         if open_round is not None:
             round_id, summary.resumed = int(open_round["id"]), True
-            batch = batch or bool(json.loads(open_round["thresholds"]).get("batch"))
+            started_batch = bool(json.loads(open_round["thresholds"]).get("batch"))
+            if started_batch and online:
+                summary.batches_dropped = _resume_online(store, cfg, round_id)
+                started_batch = False
+            batch = batch or started_batch
         else:
             round_id = store.start_round(
                 limit,
@@ -221,6 +228,20 @@ def run_round(
         if summary.status == "completed":
             store.finish_round(round_id, summary.to_dict(), "completed")
     return summary
+
+
+def _resume_online(store: Store, cfg: Config, round_id: int) -> int:
+    """Turn an open --batch round into an online one (``labeler round --online``)."""
+    from labeler.batches import drop_unsubmitted
+    from labeler.judge import OpenAIBatches
+
+    def api_of(tier: int) -> OpenAIBatches:
+        judge = cfg.judges[tier]
+        return OpenAIBatches(judge, judge.api_key())
+
+    dropped = drop_unsubmitted(store, api_of, round_id)
+    store.set_round_option(round_id, "batch", False)
+    return dropped
 
 
 def collect_batches(

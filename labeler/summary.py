@@ -63,6 +63,7 @@ class RoundSummary:
     chosen_has_errors: int = 0  # of them, said to state something false: sent to humans
     batch_waiting: int = 0  # Batch API batches still running (round --batch)
     batches: list[dict[str, Any]] = field(default_factory=list)
+    batches_dropped: int = 0  # round --online: batch files that never reached the Batch API
     elapsed_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 

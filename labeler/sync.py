@@ -449,7 +449,8 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
         summary.discarded = sum(r.status == "discarded" for r in responses)
         summary.changed_responses = store.upsert_responses(rows)
         votes = counted_votes(store, cfg)
-        summary.fast_verdicts = sum(len(v) for v in store.submitted_labels().values()) - sum(
+        stored = store.submitted_labels()  # reopened verdicts included (a draft held)
+        summary.fast_verdicts = sum(len(v) for v in stored.values()) - sum(
             len(v) for v in votes.values()
         )
         doubled = store.pairs_in_dataset(cfg.double_dataset)
@@ -466,7 +467,6 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
         submitted = _submitted(responses)
         summary.escalated = escalate_ties(store, cfg, review, decisions, submitted, needed)
         summary.escalated += ask_one_more(store, review, decisions, submitted, needed, one_more)
-        stored = store.submitted_labels()  # reopened verdicts included (a draft held)
         unconfirmed = ask_to_confirm(
             store, review, votes, submitted, needed, stored, set(order) - one_more,
             cfg.review.max_reviewers,

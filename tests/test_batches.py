@@ -89,32 +89,62 @@ def test_a_batch_line_that_fails_is_asked_again_in_the_next_batch(
     assert {n for _, n in ok_calls(project)} == {1} and len(ok_calls(project)) == 12
 
 
-def test_an_endpoint_without_the_batch_api_is_one_line(project: Project, judge_server) -> None:
-    import http.server
-    import threading
-
-    class NoBatches(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.send_response(404)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(b'{"error": {"message": "not found"}}')
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NoBatches)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        project.set(judge={"base_url": f"http://127.0.0.1:{httpd.server_port}/v1"})
-        project.pairs(good_bad_rows(3))
-        result = project.run("round", "--batch")
-        assert result.exit_code == 1
+def test_an_endpoint_without_the_batch_api_is_one_line_and_the_round_resumes_online(
+    project: Project,
+) -> None:
+    server = project.server  # type: ignore[attr-defined]
+    server.batch_api.offered = False  # 404 on /files and /batches, as many servers answer
+    project.pairs(good_bad_rows(6))
+    for args in (("round", "--batch"), ("round",)):  # a --batch round keeps to it
+        result = project.run(*args)
+        assert result.exit_code == 1, result.output
         assert "does not offer the Batch API" in result.output
+        assert "labeler round --online" in result.output
         assert len(result.output.strip().splitlines()) == 1
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    assert chat_requests(server) == 0
+    folder = project.root / ".labeler" / "batches"
+    assert list(folder.glob("*.jsonl"))  # the written request file waits
+    said = project.run("round", "--online")
+    assert said.exit_code == 0 and "Resumed online: 1 batch file that" in said.output
+    resumed = project.run_json("report")["rounds"][0]
+    assert resumed["pairs"] == 6
+    assert chat_requests(server) == 12  # both orders of each pair, online
+    assert not list(folder.glob("*.jsonl"))
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        assert not store.batches()
+    assert project.run_json("round")["status"] == "nothing_to_do"
+
+
+def test_online_is_refused_once_a_batch_reached_the_batch_api(project: Project) -> None:
+    server = project.server  # type: ignore[attr-defined]
+    server.batch_api.hold_batches = True
+    project.pairs(good_bad_rows(6))
+    assert project.run_json("round", "--batch")["status"] == "batch_waiting"
+    result = project.run("round", "--online")
+    assert result.exit_code == 2, result.output
+    assert "batch_1 at the Batch API" in result.output and "labeler batches" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert chat_requests(server) == 0 and server.batch_api.created == 1
+    assert project.run("round", "--batch", "--online").exit_code == 2
+    server.batch_api.release()
+    assert project.run_json("batches")["status"] == "completed"
+    assert chat_requests(server) == 0
+
+
+def test_online_finds_a_batch_created_before_its_id_was_stored(project: Project) -> None:
+    server = project.server  # type: ignore[attr-defined]
+    server.batch_api.hold_batches = True
+    project.pairs(good_bad_rows(6))
+    assert project.run_json("round", "--batch")["status"] == "batch_waiting"
+    with Store(project.root / ".labeler" / "state.sqlite") as store:  # killed before the id
+        assert len(store.batches()) == 1
+        store.db.execute("UPDATE batches SET batch_id = NULL, status = 'uploaded'")
+        store.db.commit()
+    result = project.run("round", "--online")
+    assert result.exit_code == 2 and "batch_1 at the Batch API" in result.output
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        assert store.batches()[0]["batch_id"] == "batch_1"  # found, and kept
+    assert chat_requests(server) == 0 and server.batch_api.created == 1
 
 
 @pytest.mark.slow

@@ -32,6 +32,12 @@ if TYPE_CHECKING:
     "run `labeler round` or `labeler batches` again later to collect and route them.",
 )
 @click.option(
+    "--online",
+    is_flag=True,
+    help="Resume an open --batch round online (full price): for an endpoint without the "
+    "Batch API. Refused once one of its batches has reached the Batch API.",
+)
+@click.option(
     "--finish",
     is_flag=True,
     help="End the project: pull the reviewers' verdicts, take a last look at the "
@@ -50,6 +56,7 @@ def round_(
     model: str | None,
     concurrency: int | None,
     batch: bool,
+    online: bool,
     finish: bool,
     wait: bool,
 ) -> None:
@@ -77,6 +84,8 @@ def round_(
             "--finish --dry-run: finishing has no dry run (it decides every waiting pair for "
             "good); `labeler status` shows what waits and what finishing would cost"
         )
+    if batch and online:
+        raise UsageError("--batch --online: choose one (--online resumes a --batch round online)")
     if finish:
         _finish(cfg, as_json, wait)
         return
@@ -85,7 +94,7 @@ def round_(
     else:
         with waiting(cfg, "round", wait), render.round_progress(cfg.costs.currency) as update:
             summary = rounds.run_round(
-                cfg, limit=limit, strict=strict, on_progress=update, batch=batch
+                cfg, limit=limit, strict=strict, on_progress=update, batch=batch, online=online
             )
     data = summary.to_dict()
     if as_json:
@@ -101,6 +110,12 @@ def round_(
     if summary.tiers:
         console.print(render.tiers_table(summary.tiers, summary.currency))
     _print_batches(console, summary)
+    if summary.batches_dropped:
+        n = summary.batches_dropped
+        console.print(
+            f"Resumed online: {n} batch file{'s' * (n != 1)} that never reached the Batch "
+            "API dropped; the requests were sent online."
+        )
     for example in summary.bad_row_examples:
         console.print(f"[yellow]skipped[/] {example}", highlight=False)
     more = sum(summary.skipped.values()) - len(summary.bad_row_examples)

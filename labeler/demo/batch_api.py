@@ -47,6 +47,7 @@ class BatchAPI:
     hold_batches: bool = False
     billed: Counter[str] = field(default_factory=Counter)
     created: int = 0
+    offered: bool = True  # False: 404 on every files/batches route, as many servers do
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def release(self) -> None:
@@ -54,6 +55,8 @@ class BatchAPI:
 
     def handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Answer | None:
         route = path.split("?", 1)[0].rstrip("/")
+        if not self.offered and re.search(r"/(files|batches)(/|$)", route):
+            return _json(404, {"error": {"message": f"{route} not found"}})
         if method == "POST" and route.endswith("/files"):
             return self._upload(headers, raw)
         if method == "GET" and (m := re.search(r"/files/([^/]+)/content$", route)):

@@ -37,6 +37,11 @@ class BatchesTables(Tables):
                 (*fields.values(), time.time(), key),
             )
 
+    def drop_batches(self, keys: Iterable[str]) -> None:
+        """Forget batches that never reached the Batch API (``labeler round --online``)."""
+        with self.transaction() as db:
+            db.executemany("DELETE FROM batches WHERE key = ?", [(k,) for k in keys])
+
     def batches(self, round_id: int | None = None) -> list[sqlite3.Row]:
         where, args = ("WHERE round_id = ?", (round_id,)) if round_id is not None else ("", ())
         return self.db.execute(

@@ -106,6 +106,17 @@ class RoundsTables(Tables):
                 (status, time.time(), json.dumps(summary), round_id),
             )
 
+    def set_round_option(self, round_id: int, key: str, value: Any) -> None:
+        """Change one of the settings a round started with (kept with its thresholds)."""
+        with self.transaction() as db:
+            (raw,) = db.execute(
+                "SELECT thresholds FROM rounds WHERE id = ?", (round_id,)
+            ).fetchone()
+            db.execute(
+                "UPDATE rounds SET thresholds = ? WHERE id = ?",
+                (json.dumps(json.loads(raw) | {key: value}), round_id),
+            )
+
     def rounds(self) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM rounds ORDER BY id").fetchall()
 
