@@ -17,6 +17,7 @@ unknown keys get a "did you mean" suggestion.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import os
@@ -32,6 +33,9 @@ from labeler.errors import ConfigError, not_a_variable_name, shown_url
 
 ENV_PREFIX = "LABELER_"
 DEFAULT_CONFIG_NAME = "config.toml"
+
+
+NEEDED = {"project.name"}  # strings that may not be empty
 
 
 def _opt(
@@ -480,19 +484,15 @@ def _coerce(where: str, key: str, typ: Any, value: Any, from_env: bool) -> Any:
     if typ is bool:
         if from_env and isinstance(value, str):
             low = value.strip().lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
+            if low in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                return low in ("1", "true", "yes", "on")
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
     if typ in (int, float):
         if from_env and isinstance(value, str):
-            try:
+            with contextlib.suppress(ValueError):  # (else refused as not a number below)
                 value = typ(value.strip())
-            except ValueError:
-                raise ConfigError(f"{where}: {key} must be a number, got {value!r}") from None
         finite = not isinstance(value, float) or isfinite(value)  # (an int of any size is)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not finite:
             raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
@@ -511,6 +511,8 @@ def _check_range(where: str, key: str, f: dataclasses.Field[Any], value: Any) ->
             f"{where}: {key} must be the name of an environment variable (letters, digits, "
             "_), not a secret itself: put the secret in that variable and name it here"
         )
+    if key in NEEDED and not str(value).strip():
+        raise ConfigError(f"{where}: {key} is empty; it may not be ({m['doc']})")
     lo, hi, choices = m.get("lo"), m.get("hi"), m.get("choices")
     if choices and value not in choices:
         raise ConfigError(

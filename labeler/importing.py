@@ -19,6 +19,7 @@ from labeler.store import Store
 from labeler.summary import Progress, RoundSummary
 
 BAD_ROW_EXAMPLES = 5
+DUPLICATES = ("duplicate", "near_duplicate", "swapped_duplicate")  # skipped, not bad
 
 
 class SourceTally:
@@ -32,7 +33,7 @@ class SourceTally:
         self.near, self.drop_near = near, drop_near
         self.near_identical: dict[str, float] = {}
         self.keys: set[str] = set()  # order-free keys of the pairs yielded so far
-        self.ids: set[str] = set()
+        self.ids: dict[str, int] = {}  # the pairs read so far: the row each was first on
 
     def _bad(self, item: BadRow) -> None:
         self.skipped[item.kind] += 1
@@ -49,7 +50,8 @@ class SourceTally:
     ) -> Iterator[Pair]:
         """The new pairs of ``items`` (``stored`` says which ids are in the state already:
         those were checked when they came in and are not yielded again). A pair whose
-        responses are a stored or earlier pair's, swapped, is a duplicate (skipped)."""
+        responses are a stored or earlier pair's, swapped, is a duplicate (skipped), as is
+        a row repeating an earlier row of the read."""
         for chunk in _chunks(items, 1000):
             ids = [i.id for i in chunk if isinstance(i, Pair)]
             old = stored(ids) if stored is not None and ids else set()
@@ -59,7 +61,17 @@ class SourceTally:
             for item in chunk:
                 if isinstance(item, BadRow):
                     self._bad(item)
-                elif item.id in old or item.id in self.ids:  # stored, or a repeated row
+                elif item.id in self.ids:  # a repeated row
+                    self._bad(
+                        BadRow(
+                            item.source,
+                            item.row,
+                            f"the same pair as row {self.ids[item.id]}",
+                            "duplicate",
+                        )
+                    )
+                elif item.id in old:  # stored by an earlier read
+                    self.ids[item.id] = item.row
                     self.pairs += 1
                 elif item.key in taken or item.key in self.keys:
                     self._bad(
@@ -72,7 +84,7 @@ class SourceTally:
                     )
                 else:
                     self.keys.add(item.key)
-                    self.ids.add(item.id)
+                    self.ids[item.id] = item.row
                     yield from self._new(item)
             if on_read is not None:
                 on_read(self.pairs + sum(self.skipped.values()))
@@ -195,7 +207,7 @@ def _head(path: Path, size: int = 4096) -> bytes:
 def no_pairs(cfg: Config, tally: SourceTally) -> None:
     """A source with no usable pair at all is a mistake to say, not 'nothing to do'."""
     path = cfg.source.path
-    bad = [b for b in tally.bad if b.kind not in ("near_duplicate", "swapped_duplicate")]
+    bad = [b for b in tally.bad if b.kind not in DUPLICATES]
     if bad:
         raise SourceError(
             f"{path}: none of its {len(bad)} rows is a usable pair (first: {bad[0]}); "

@@ -378,14 +378,17 @@ class ArgillaReview:
             )
         return user
 
-    def remove_reviewer(self, username: str) -> None:
+    def remove_reviewer(self, username: str) -> bool:
         """Take an annotator out of the workspace (their submitted answers stay, in Argilla
-        and in labeler's state; the account can no longer open the dataset)."""
+        and in labeler's state; the account can no longer open the dataset). False when it
+        was not in the workspace."""
         user = self._annotator(username)
         ws = self._workspace()
         members = {u.username for u in self._call(lambda: list(ws.users))}
-        if username in members:
-            self._call(lambda: ws.remove_user(user))
+        if username not in members:
+            return False
+        self._call(lambda: ws.remove_user(user))
+        return True
 
     def reset_password(self, username: str, password: str) -> None:
         """Give an annotator a new password (the old one stops working)."""
@@ -448,6 +451,8 @@ class ArgillaReview:
         ws = self._workspace()
         user = self._call(lambda: self.client.users(username))
         created = user is None
+        if not created:
+            user = self._annotator(username)  # an owner or admin is not made a reviewer
         if created:
             user = self._call(
                 lambda: rg.User(

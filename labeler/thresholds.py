@@ -54,6 +54,9 @@ class Recalibration:
     tiers: list[dict[str, Any]] = field(default_factory=list)  # each tier's, when several
     target: float = 0.0  # calibration.target_agreement, for the guarantee said in words
     confidence: float = 0.0  # calibration.confidence
+    # [target, confidence] a certificate in force was tested at, when weaker than the
+    # config's (raised since): what its labels are guaranteed (the weakest, with tiers)
+    tested_at: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -274,6 +277,10 @@ def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibratio
                 f"; judge.delta_share is not applied: the project's split of the confidence "
                 f"budget ({', '.join(f'{x:.3g}' for x in shares)}) is fixed for the project"
             )
+    asked = (cfg.calibration.target_agreement, cfg.calibration.confidence)
+    tested = [certificate_terms(store, k) for k in range(len(judges))]
+    other = [t for t in tested if t is not None and min(np.subtract(t, asked)) < -1e-9]
+    first.tested_at = list(min(other)) if other else None
     return first
 
 

@@ -89,6 +89,9 @@ def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
         ("[costs]\nhuman_price_per_pair = inf\n", {}, "must be a number, got inf"),
         ("", {"LABELER_CALIBRATION_CONFIDENCE": "nan"}, "calibration.confidence must be a number"),
         ("[judge]\nconcurrency = 1" + "0" * 400 + "\n", {}, "judge.concurrency = 1000"),
+        ("[project]\nname = ' '\n", {}, "config.toml: project.name is empty; it may not be"),
+        ("", {"LABELER_PROJECT_NAME": ""}, "environment: project.name is empty"),
+        ("", {"LABELER_JUDGE_TIMEOUT_S": "soon"}, "judge.timeout_s must be a number, got 'soon'"),
     ],
 )
 def test_errors_name_file_key_and_what_is_allowed(

@@ -13,6 +13,7 @@ from typing import Any
 import datasets
 import pytest
 
+from labeler.cli.render import guarantee_words
 from labeler.config import load_config
 from labeler.consensus import from_shown_key
 from labeler.demo.judge_server import Scripted, Shown
@@ -535,6 +536,8 @@ def test_reviewer_accounts_list_remove_and_reset_password(
     # removed: no longer in the workspace, its verdicts still counted
     removed = p.run("reviewers", "remove", "fay-acc")
     assert removed.exit_code == 0 and "stay counted" in removed.stdout
+    again = p.run("reviewers", "remove", "fay-acc")  # said so, not "removed" again
+    assert again.exit_code == 0 and "is not in workspace labeler" in again.stdout
     names = {r["username"] for r in json.loads(p.run("reviewers", "list", "--json").stdout)}
     assert "fay-acc" not in names
     assert p.run_json("sync")["decided"] == {"A": 1, "B": 1}
@@ -542,6 +545,9 @@ def test_reviewer_accounts_list_remove_and_reset_password(
     owner = p.argilla.credentials().username  # type: ignore[attr-defined]
     refused = p.run("reviewers", "reset-password", owner)
     assert refused.exit_code == 1 and "not a reviewer account" in refused.stderr
+    made = p.run("reviewers", "add", owner)  # an owner is not turned into a reviewer
+    assert made.exit_code == 1 and "not a reviewer account" in made.stderr
+    assert len(made.stderr.strip().splitlines()) == 1
     assert "no Argilla account named 'nobody'" in p.run("reviewers", "remove", "nobody").stderr
 
 
@@ -589,6 +595,14 @@ def test_a_good_judge_is_certified_by_the_second_sync_and_savings_are_delivered(
     claim = card.read_text().split("| guarantee | ")[1].split(" |\n")[0]
     assert claim.startswith("certified judge labels agree with humans >= 75% with probab")
     assert "the config now asks >= 97%" in claim
+    # and `labeler calibrate` says the same (it stated the config's target)
+    recal = p.run_json("calibrate")["recalibration"]
+    assert recal["tested_at"] == [0.75, 0.9] and recal["target"] == 0.97
+    words = guarantee_words(recal)
+    assert "agree with reviewers >= 75%, with probability >= 90%: the terms" in words
+    assert "the config now asks >= 97% with probability >= 90%, which no test" in words
+    p.set(calibration={"target_agreement": 0.7})  # lowered: the certificate covers it
+    assert p.run_json("calibrate")["recalibration"]["tested_at"] is None
 
 
 def test_a_share_of_review_pairs_is_decided_by_two_reviewers(

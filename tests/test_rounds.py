@@ -687,12 +687,15 @@ def test_a_swapped_copy_is_a_duplicate_not_a_contradiction(project: Project) -> 
     swapped = [{**r, "response_a": r["response_b"], "response_b": r["response_a"]} for r in rows]
     project.pairs([*rows, *swapped[:3], rows[0]])  # three swapped copies, one repeated row
     data = project.run_json("round")
-    assert data["new_pairs"] == 6 and data["skipped"] == {"swapped_duplicate": 3}
+    assert data["new_pairs"] == 6 and data["source_pairs"] == 6
+    assert data["skipped"] == {"swapped_duplicate": 3, "duplicate": 1}  # each said
+    said = project.run_json("report", "--quality")["skipped_rows"]
+    assert any(r.endswith(":10: the same pair as row 1") for r in said), said
     # the other swapped copies arriving later are duplicates of stored pairs
-    project.pairs([*rows, *swapped])
+    project.pairs([*rows, *swapped, rows[1]])
     again = project.run_json("round")
     assert again["status"] == "nothing_to_do" or again.get("new_pairs", 0) == 0
-    assert again["skipped"] == {"swapped_duplicate": 6}
+    assert again["skipped"] == {"swapped_duplicate": 6, "duplicate": 1}
     out = project.root / "all.jsonl"
     assert project.run("export", "--to", "jsonl", "--out", str(out)).exit_code == 0
     exported = [json.loads(line) for line in out.read_text().splitlines()]

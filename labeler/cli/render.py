@@ -415,6 +415,13 @@ def guarantee_words(recal: dict[str, Any]) -> str:
         )
     elif recal.get("guarantee") == "expected":
         promise = f"certified judge labels agree with reviewers >= {target:.0%} on average"
+    elif recal.get("tested_at"):  # the config's terms changed since the certificate
+        was, sure = recal["tested_at"]
+        promise = (
+            f"certified judge labels agree with reviewers >= {was:.0%}, with probability >= "
+            f"{sure:.0%}: the terms the thresholds in force were tested at; the config now "
+            f"asks >= {target:.0%} {chance}, which no test has passed yet"
+        )
     else:
         promise = f"certified judge labels agree with reviewers >= {target:.0%}, {chance}"
     return (

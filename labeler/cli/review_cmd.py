@@ -182,7 +182,10 @@ def reviewers_remove(ctx: click.Context, name: str) -> None:
 
     cfg = load(ctx)
     with connect(cfg) as review:
-        review.remove_reviewer(name)
+        removed = review.remove_reviewer(name)
+    if not removed:
+        click.echo(f"Reviewer {name} is not in workspace {cfg.review.workspace}: nothing to do.")
+        return
     click.echo(
         f"Reviewer {name} removed from workspace {cfg.review.workspace}; "
         "the verdicts it gave stay counted."
