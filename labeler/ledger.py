@@ -126,12 +126,14 @@ def tier_totals(store: Store, cfg: Config, round_id: int | None = None) -> list[
         accepted = decisions.get((k, "accept"), 0)
         escalated = decisions.get((k, "escalate"), 0)
         humans = decisions.get((k, "review"), 0)
+        unjudged = decisions.get((k, "not_sampled"), 0)  # passed on outside its sample
         spent = calls.get(k, {"calls": 0, "cost": 0.0})
         out.append(
             {
                 "tier": judge.label,
                 "model": judge.model,
-                "judged": accepted + escalated + humans,
+                "judged": accepted + escalated + humans - unjudged,
+                "passed_unjudged": unjudged,
                 "accepted": accepted,
                 "escalated": escalated,
                 "to_humans": humans,

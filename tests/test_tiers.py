@@ -311,11 +311,16 @@ def test_the_split_is_predicted_once_enough_pairs_are_judged_and_kept(
     assert models(server) == {"big": 80}
     tiers = {t["tier"]: t for t in second["tiers"]}
     assert tiers["cheap"]["requests"] == 0 and tiers["big"]["judged"] == 40
+    # it judged none of them: each is said passed on unjudged, not judged
+    assert tiers["cheap"]["judged"] == 0 and tiers["cheap"]["passed_unjudged"] == 40
+    assert tiers["cheap"]["escalated"] == 40
     # the lead sees the split where the tiers' money is
     assert [t["delta_share"] for t in second["tiers"]] == [0.0, 1.0]
     assert all(t["split_predicted"] for t in second["tiers"])
     shown = " ".join(cascade.run("report").output.split())
     assert "share of the confidence budget: cheap 0%, big 100% (predicted for the project)" in shown
+    unjudged = sum(t["passed_unjudged"] for t in cascade.run_json("report")["tiers"])
+    assert unjudged > 40 and f"cheap passed on {unjudged} pairs unjudged: until certified" in shown
     decide_as_humans(cascade)
     assert cascade.run("calibrate").exit_code == 0
     with Store(cfg.db_path) as store:

@@ -596,10 +596,18 @@ def tiers_table(tiers: list[dict[str, Any]], currency: str) -> Table:
             str(t["requests"]),
             f"{t['cost']:.4f}" if abs(t["cost"]) < 1 else _cash(t["cost"]),
         )
+    notes = [
+        f"{t['tier']} passed on {t['passed_unjudged']} pairs unjudged: until certified, "
+        "a tier judges only its calibration sample"
+        for t in tiers
+        if t.get("passed_unjudged")
+    ]
     if tiers and tiers[0].get("delta_share") is not None:
         how = "predicted" if tiers[0]["split_predicted"] else "fixed"
         split = ", ".join(f"{t['tier']} {t['delta_share']:.0%}" for t in tiers)
-        table.caption = f"share of the confidence budget: {split} ({how} for the project)"
+        notes.append(f"share of the confidence budget: {split} ({how} for the project)")
+    if notes:
+        table.caption = "\n".join(notes)
         table.caption_justify = "left"
     return table
 
