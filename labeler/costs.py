@@ -218,8 +218,12 @@ def ledger(
         seconds = sum(known) + mean * (len(review_times) - len(known))
         time_cost = seconds / 3600 * hourly_rate
     waiting_labels = (pairs - certified - human_decided) * reviewers
-    # what may still be paid: in per-pair mode the pairs with reviewers are paid already
-    more = provisional * reviewers if charged_when_sent(mode, time_cost) else waiting_labels
+    # what may still be paid: in per-pair mode the pairs with reviewers are paid already;
+    # by time, every waiting label at the mean measured cost of a verdict (an estimate)
+    if charged_when_sent(mode, time_cost):
+        more = provisional * reviewers * price_per_pair
+    else:
+        more = waiting_labels * (time_cost or 0.0) / len(review_times)
     return Ledger(
         pairs,
         accepted,
@@ -234,8 +238,20 @@ def ledger(
         human_decided,
         provisional,
         waiting_labels,
-        more * price_per_pair,
+        more,
     )
+
+
+def provisional_cost(led: Ledger | None, currency: str) -> str:
+    """What deciding the provisional pairs by hand may cost, in words: at most their price
+    per pair, or, in time mode once review times are measured, about their share of the
+    waiting labels' estimate (which covers the pairs with reviewers too)."""
+    if led is None or not led.provisional:
+        return f"0.00 {currency}"
+    if led.charged_when_sent:  # the waiting cost is the provisional pairs' alone
+        return f"{led.waiting_cost:,.2f} {currency} at most"
+    cost = led.waiting_cost * led.provisional / led.waiting
+    return f"about {cost:,.2f} {currency} at the measured review time"
 
 
 def savings_notes(led: Ledger, currency: str) -> list[str]:
@@ -251,10 +267,15 @@ def savings_notes(led: Ledger, currency: str) -> list[str]:
         )
     if led.waiting:
         paid = led.with_reviewers and led.charged_when_sent
+        money = (
+            f"{led.waiting_cost:,.2f} {currency} more at most"
+            if led.charged_when_sent
+            else f"about {led.waiting_cost:,.2f} {currency} more at the measured review time"
+        )
         notes.append(
             f"waiting for evidence: {led.waiting} pairs ({led.provisional} provisional, "
             f"{led.with_reviewers} with reviewers), up to {led.waiting_labels} more human "
-            f"labels ({led.waiting_cost:,.2f} {currency} more at most"
+            f"labels ({money}"
             + (", those with reviewers already counted as spent" if paid else "")
             + "); not counted as saved"
         )

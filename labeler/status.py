@@ -79,12 +79,12 @@ def project_status(cfg: Config) -> dict[str, Any]:
 
 def waiting_for_evidence(cfg: Config) -> tuple[int, str]:
     """(judge-accepted pairs still waiting for a certificate, what deciding all of them by
-    hand would cost at most, formatted). Nothing waits in a project without state."""
+    hand may cost, in words: at most its price per pair, or about its measured review time
+    in time mode). Nothing waits in a project without state."""
     if not cfg.db_path.exists():
         return 0, ""
     with Store(cfg.db_path) as store:
         n = store.label_status_counts()["provisional"]
         total = project_ledger(store, cfg)
     # each round's pairs at the prices it was run with, as `status` and `report` price them
-    cost = 0.0 if total is None else total.waiting_cost
-    return n, f"{cost:,.2f} {cfg.costs.currency}"
+    return n, costs.provisional_cost(total, cfg.costs.currency)

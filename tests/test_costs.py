@@ -12,6 +12,7 @@ from labeler.costs import (
     estimate_round_cost,
     estimate_tokens,
     ledger,
+    provisional_cost,
     savings_notes,
 )
 
@@ -135,6 +136,26 @@ def test_savings_notes_say_why_and_what_waits() -> None:
         "waiting for evidence: 2 pairs (2 provisional, 0 with reviewers), up to 4 more "
         "human labels (2.00 USD more at most); not counted as saved"
     ]
+    timed = ledger(  # by time: an estimate at the measured time of a verdict, not a cap
+        7, 7, 2, 0.1, [60.0, 120.0], 0.5, 1, 30.0, "time",
+        certified=5, human_decided=0, provisional=0,
+    )  # fmt: skip
+    # finishing decides the provisional pairs only: their share of the estimate
+    both = ledger(
+        7, 7, 2, 0.1, [60.0, 120.0], 0.5, 1, 30.0, "time",
+        certified=3, human_decided=0, provisional=2,
+    )  # fmt: skip
+    assert both.waiting_cost == pytest.approx(4 * 0.75)  # 2 provisional, 2 with reviewers
+    assert provisional_cost(both, "USD") == "about 1.50 USD at the measured review time"
+    per_pair = ledger(
+        7, 7, 2, 0.1, [], 0.5, 2, 30.0, "per_pair", certified=3, human_decided=2, provisional=2,
+    )  # fmt: skip
+    assert provisional_cost(per_pair, "USD") == "2.00 USD at most"  # 2 pairs x 2 x 0.5
+    assert provisional_cost(None, "USD") == "0.00 USD"
+    assert savings_notes(timed, "USD") == [
+        "waiting for evidence: 2 pairs (0 provisional, 2 with reviewers), up to 2 more "
+        "human labels (about 1.50 USD more at the measured review time); not counted as saved"
+    ]
 
 
 def test_estimates() -> None:
@@ -172,8 +193,9 @@ def test_review_seconds_caps_breaks_and_skips_first() -> None:
     [
         ("per_pair", [], 20 * 0.5, None, 0.0),
         ("per_pair", [30.0, None], 20 * 0.5, 60 / 3600 * 36, 0.0),  # known: shown, not used
-        # by time, the 5 pairs reviewers have not decided are not paid yet
-        ("time", [30.0, 60.0, None], (30 + 60 + 45) / 3600 * 36, (30 + 60 + 45) / 3600 * 36, 2.5),
+        # by time, the 5 pairs reviewers have not decided are not paid yet: each will cost
+        # about what a measured verdict did (45 s at 36 an hour), not the price per pair
+        ("time", [30.0, 60.0, None], (30 + 60 + 45) / 3600 * 36, (30 + 60 + 45) / 3600 * 36, 2.25),
         ("time", [], 20 * 0.5, None, 0.0),  # no times known yet: the price per pair
     ],
 )

@@ -373,7 +373,7 @@ def test_nothing_to_do_says_what_waits_at_the_rounds_prices(project: Project) ->
     assert again["status"] == "nothing_to_do" and again["waiting"] == 4
     assert again["waiting_cost"] == pytest.approx(4 * 0.5)  # the round's price, not today's
     text = " ".join(project.run("round").stdout.split())
-    assert "(at most 4 human labels, 2.00 USD)" in text
+    assert "(up to 4 human labels, 2.00 USD at most)" in text
 
 
 def test_every_skipped_row_is_listed_until_the_source_is_fixed(project: Project) -> None:

@@ -151,15 +151,16 @@ def _finish(cfg: Config, as_json: bool, wait: bool) -> None:
 
 def _say_waiting(console: object, cfg: Config) -> None:
     """When the source is exhausted: what still waits for evidence, and what finishing
-    costs at most."""
+    may cost."""
     from labeler.status import waiting_for_evidence
 
     n, cost = waiting_for_evidence(cfg)
     if n:
+        labels = n * cfg.reviewers_needed(False)
         console.print(  # type: ignore[attr-defined]
             f"[yellow]{n} judge-accepted pairs still wait for evidence (not in the dataset). "
             f"`labeler sync` as reviewers decide; `labeler round --finish` decides them now: "
-            f"certified where the evidence allows, the rest to humans (at most {n} human "
+            f"certified where the evidence allows, the rest to humans (up to {labels} human "
             f"labels, {cost}).[/]"
         )
 
