@@ -33,7 +33,7 @@ class SourceTally:
         self.near, self.drop_near = near, drop_near
         self.near_identical: dict[str, float] = {}
         self.keys: set[str] = set()  # order-free keys of the pairs yielded so far
-        self.ids: dict[str, int] = {}  # the pairs read so far: the row each was first on
+        self.ids: dict[str, tuple[str, int]] = {}  # pairs read so far: where each was first
 
     def _bad(self, item: BadRow) -> None:
         self.skipped[item.kind] += 1
@@ -66,12 +66,12 @@ class SourceTally:
                         BadRow(
                             item.source,
                             item.row,
-                            f"the same pair as row {self.ids[item.id]}",
+                            _repeats(item, *self.ids[item.id]),
                             "duplicate",
                         )
                     )
                 elif item.id in old:  # stored by an earlier read
-                    self.ids[item.id] = item.row
+                    self.ids[item.id] = (item.source, item.row)
                     self.pairs += 1
                 elif item.key in taken or item.key in self.keys:
                     self._bad(
@@ -84,7 +84,7 @@ class SourceTally:
                     )
                 else:
                     self.keys.add(item.key)
-                    self.ids[item.id] = item.row
+                    self.ids[item.id] = (item.source, item.row)
                     yield from self._new(item)
             if on_read is not None:
                 on_read(self.pairs + sum(self.skipped.values()))
@@ -105,6 +105,11 @@ class SourceTally:
             self.near_identical[item.id] = similar
         self.pairs += 1
         yield item
+
+
+def _repeats(item: Pair, source: str, row: int) -> str:
+    """Why a repeated row is skipped: the row (of the same file, or another) it repeats."""
+    return f"the same pair as {'row ' if source == item.source else source + ':'}{row}"
 
 
 def _chunks(items: Iterable[Pair | BadRow], size: int) -> Iterator[list[Pair | BadRow]]:
