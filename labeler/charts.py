@@ -98,19 +98,35 @@ def rounds_figure(rounds: list[dict[str, Any]], currency: str, target: float) ->
         judge.append((judge[-1] if judge else 0.0) + r["judge_cost"])
     left.plot(x, baseline, marker="o", color="grey", label="delivered pairs, all by hand")
     left.plot(x, spent, marker="o", color="tab:blue", label="labeler (judge + humans)")
-    left.fill_between(x, spent, baseline, color="tab:green", alpha=0.15, label="saved")
+    ahead = [b >= s for b, s in zip(baseline, spent, strict=True)]
+    left.fill_between(
+        x, spent, baseline, where=ahead, interpolate=True, color="tab:green", alpha=0.15,
+        label="saved",
+    )  # fmt: skip
+    if not all(ahead):  # a loss is not shaded as a saving
+        behind = [not a for a in ahead]
+        left.fill_between(
+            x, spent, baseline, where=behind, interpolate=True, color="tab:red", alpha=0.15,
+            label="cost more than by hand",
+        )  # fmt: skip
     if rounds:
         saved = baseline[-1] - spent[-1]
         factor = baseline[-1] / spent[-1] if spent[-1] > 0 else None
+        said = f"saved {saved:,.2f} {currency} on delivered pairs" + (
+            f" ({factor:.1f}x cheaper)" if factor else ""
+        )
+        if saved < 0:
+            said = f"{-saved:,.2f} {currency} more than all by hand on delivered pairs" + (
+                f" ({factor:.2f}x: not cheaper)" if factor is not None else ""
+            )
         left.annotate(
-            f"saved {saved:,.2f} {currency} on delivered pairs"
-            + (f" ({factor:.1f}x cheaper)" if factor else ""),
+            said,
             (x[-1], (baseline[-1] + spent[-1]) / 2),
             xytext=(-8, 0),
             textcoords="offset points",
             ha="right",
             fontsize=9,
-            color="tab:green",
+            color="tab:green" if saved >= 0 else "tab:red",
         )
         left.annotate(
             f"judge: {judge[-1]:,.4f} {currency} in all",

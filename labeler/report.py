@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -80,11 +81,13 @@ def build_report(cfg: Config) -> dict[str, Any]:
         human_human = consensus.human_agreement(reviewer_votes(store, cfg))
         quality = {q["round"]: q for q in round_report(store, cfg, human_human, ledgers)}
         rows = []
+        reasons: dict[str, int] = {}
         for rid, led in ledgers.items():
             review: dict[str, int] = {}
             for (action, reason), n in store.round_decisions(rid).items():
                 if action != ACCEPT:
                     review[reason] = review.get(reason, 0) + n
+                    reasons[reason] = reasons.get(reason, 0) + n
             rows.append(_row(rid, led, quality.get(rid), review))
         total = summed(ledgers.values())
         flags = [dict(r) for r in store.flags()]
@@ -98,7 +101,9 @@ def build_report(cfg: Config) -> dict[str, Any]:
         "target": cfg.calibration.target_agreement,
         "mode": cfg.costs.human_cost_mode,
         "rounds": rows,
-        "total": None if total is None else _row("total", total, None, {}),
+        "total": None
+        if total is None
+        else _row("total", total, pooled_audits(quality.values(), cfg), reasons),
         "savings_basis": "delivered",  # certified judge labels + human-decided pairs
         "savings_notes": [] if total is None else costs.savings_notes(total, cfg.costs.currency),
         "flags": flags,
@@ -109,6 +114,19 @@ def build_report(cfg: Config) -> dict[str, Any]:
         "tiers": tiers,  # what each judge tier of a cascade decided and cost (all rounds)
         "ledger_total": None if total is None else asdict(total),
         "verify": verify,  # labeler verify: rows checked and flagged by label source
+    }
+
+
+def pooled_audits(rounds: Iterable[dict[str, Any]], cfg: Config) -> dict[str, Any]:
+    """The rounds' audits taken together: how many, the share agreeing, and its lower
+    bound at the project's confidence (as each round's is)."""
+    rounds = list(rounds)
+    n = sum(q["audited"] for q in rounds if q["audited"])
+    k = sum(round(q["audited_agreement"] * q["audited"]) for q in rounds if q["audited"])
+    delta = 1 - cfg.calibration.confidence
+    lower = cal.cp_lower(k, n, delta) if n else None
+    return {"audited": n, "audited_agreement": k / n if n else None} | {
+        "audited_agreement_lower": lower
     }
 
 

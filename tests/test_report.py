@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 
 import datasets
@@ -123,6 +124,13 @@ def test_certified_rows_are_what_is_saved(project: Project) -> None:
     assert total["coverage"] == pytest.approx(40 / 160)
     for key in ("delivered", "waiting", "waiting_labels", "waiting_cost", "human_decided"):
         assert key in r1 and key in total
+    # a user trial: the total row said 0 audits and no reasons whatever the rounds had
+    assert total["audited"] == r1["audited"] + r2["audited"] > 0
+    agreed = sum(r["audited_agreement"] * r["audited"] for r in (r1, r2) if r["audited"])
+    assert total["audited_agreement"] == pytest.approx(agreed / total["audited"])
+    assert 0 < total["audited_agreement_lower"] < total["audited_agreement"]
+    reasons = Counter(r1["to_humans_by_reason"]) + Counter(r2["to_humans_by_reason"])
+    assert total["to_humans_by_reason"] == dict(reasons) and reasons
     # issue 20: one coverage and one count of human verdicts in every command (calibrate
     # used to show "human labels 0" each round and a coverage of judged pairs)
     quality = project.run_json("calibrate")["rounds"]
@@ -423,3 +431,23 @@ def test_the_rounds_chart_answers_the_leads_questions() -> None:
         line for line in left.get_lines() if line.get_label() == "delivered pairs, all by hand"
     )
     assert list(cumulative.get_ydata()) == [100.0, 200.0, 300.0]
+
+
+def test_the_rounds_chart_does_not_call_a_loss_saved() -> None:
+    """A user trial: a project that cost more than labeling by hand was shaded green and
+    annotated "saved -562.20 USD ... (0.7x cheaper)"."""
+    from labeler.charts import rounds_figure
+
+    quality = {"coverage": 0.1, "audited_agreement": None, "audited_agreement_lower": None}
+    rounds = [
+        {"round": 1, "judge_cost": 5.0, "human_cost": 150.0, "all_human_cost": 100.0},
+        {"round": 2, "judge_cost": 5.0, "human_cost": 60.0, "all_human_cost": 100.0},
+    ]
+    rounds = [r | quality | {"audited": 0} for r in rounds]
+    fig = rounds_figure(rounds, "USD", 0.85)
+    left = fig.axes[0]
+    texts = [t.get_text() for t in left.texts]
+    assert "20.00 USD more than all by hand on delivered pairs (0.91x: not cheaper)" in texts
+    assert not any(t.startswith("saved") for t in texts)
+    shaded = {c.get_label() for c in left.collections}
+    assert "cost more than by hand" in shaded

@@ -520,7 +520,7 @@ def report_table(data: dict[str, Any]) -> Group:
     for col in ("round", "pairs", "certified", "provisional", "to humans", "by humans", "coverage"):
         pairs_t.add_column(col, justify="right")
     money_t = _narrow(f"Money per round ({cur}; human cost {mode})")
-    for col in ("round", "judge", "humans", "all-human\n(delivered)", "saved", "x cheaper"):
+    for col in ("round", "judge", "humans", "all-human\n(delivered)", "saved", "factor"):
         money_t.add_column(col, justify="right")
     quality_t = _narrow("Quality per round")
     for col in ("round", "audited agreement", "lower bound", "thresholds"):
