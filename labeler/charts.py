@@ -25,6 +25,8 @@ def _save(fig: Any, path: Path) -> Path:
             raise ExportError(
                 f"{str(path)!r}: a chart is written to a file: name one, e.g. rounds.png"
             )
+        if path.suffix.lower() != ".png":
+            raise ExportError(f"{path}: a chart is a PNG picture: name it .png, e.g. rounds.png")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp.png")
         fig.savefig(tmp, dpi=120, bbox_inches="tight")

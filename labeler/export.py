@@ -294,6 +294,19 @@ def _our_card(path: Path) -> bool:
         return False
 
 
+SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".arrow": "disk"}
+
+
+def refuse_other_format(out: Path, target: str) -> None:
+    """``--to parquet --out prefs.jsonl`` wrote Parquet bytes under a JSONL name."""
+    named = SUFFIXES.get(out.suffix.lower())
+    if named is not None and named != target:
+        raise ExportError(
+            f"{out}: a {out.suffix} name for --to {target}; name it for what is written "
+            f"(or use --to {named})"
+        )
+
+
 def refuse_overwrite(out: Path, target: str) -> None:
     """An export replaces only an earlier export, known by the card it wrote: a datasets
     folder (``state.json``, ``data-*.arrow`` shards and its card ``README.md``, nothing
@@ -362,3 +375,35 @@ def push_to_hub(rows: list[dict[str, Any]], columns: list[str], repo: str, card:
     except Exception as exc:  # the hub client raises many types; all mean "not pushed"
         raise ExportError(f"push to {repo} failed: {str(exc).splitlines()[0][:200]}") from None
     return f"https://huggingface.co/datasets/{repo}"
+
+
+def _index_text(splits: list[str]) -> str:
+    return json.dumps({"splits": splits})
+
+
+def refuse_index_overwrite(index: Path) -> None:
+    """A split export's ``dataset_dict.json`` replaces only one an export wrote."""
+    if index.is_symlink() or (index.exists() and not _is_our_index(index)):
+        raise ExportError(
+            f"{index}: exists and is not a dataset_dict.json a labeler export wrote; "
+            "nothing written (choose another --out)"
+        )
+
+
+def _is_our_index(index: Path) -> bool:
+    try:
+        return set(json.loads(index.read_text(encoding="utf-8"))) == {"splits"}
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def write_index(index: Path, splits: list[str]) -> None:
+    """``dataset_dict.json`` beside the split folders (as ``DatasetDict.save_to_disk``
+    writes it), so that ``load_from_disk`` reads the export as one DatasetDict."""
+    tmp = index.with_name(f".{index.name}.tmp-p{os.getpid()}")
+    try:
+        tmp.write_text(_index_text(splits), encoding="utf-8")
+        os.replace(tmp, index)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(write_failed(index, exc)) from None

@@ -9,7 +9,7 @@ from typing import Any
 
 from labeler import export, prompts
 from labeler.config import Config
-from labeler.errors import StateError
+from labeler.errors import ExportError, StateError
 from labeler.lock import project_lock
 from labeler.report import build_report
 from labeler.store import Store
@@ -142,6 +142,19 @@ class ExportOptions:
     conversational: bool = False
 
 
+def _nothing_to_export(
+    out: Path, status: dict[str, int], certified_only: bool, opts: ExportOptions
+) -> str:
+    """Why an export has no row, in one line (nothing is written)."""
+    filters = [f"--label-source {opts.label_source}"] if opts.label_source != "any" else []
+    filters += [f"--min-confidence {opts.min_confidence:g}"] if opts.min_confidence else []
+    if certified_only and status.get("provisional"):
+        filters.append("provisional judge labels left out (--include-provisional adds them)")
+    has = ", ".join(f"{status.get(k, 0)} {k}" for k in ("human", "certified", "provisional"))
+    why = f"; {', '.join(filters)} left none" if filters else ""
+    return f"{out}: no row to export (the project's labels: {has}{why}); nothing written"
+
+
 def split_path(out: Path, split: str) -> Path:
     """prefs.parquet -> prefs.train.parquet; a folder -> folder/train."""
     if out.suffix:
@@ -184,6 +197,7 @@ def run_export(
     opts = options or ExportOptions()
     if not cfg.db_path.exists():
         raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
+    export.refuse_other_format(out, target)
     with project_lock(cfg.project.state_dir, "export"):
         with Store(cfg.db_path) as store:
             dpo = [export.dpo_row(dict(r)) for r in store.dataset_rows(certified_only)]
@@ -199,6 +213,8 @@ def run_export(
             if opts.label_source in ("any", r["label_source"])
             and r["confidence"] >= opts.min_confidence
         ]
+        if not dpo:  # a file with no row is no dataset (datasets cannot load an empty JSONL)
+            raise ExportError(_nothing_to_export(out, status, certified_only, opts))
         dpo.sort(key=lambda r: r["pair_id"])  # a stable order: byte-identical exports
         rows = export.kto_rows(dpo) if fmt == "kto" else dpo
         if opts.conversational:
@@ -226,6 +242,15 @@ def run_export(
                 for r in items:
                     test = export.in_test_split(r["pair_id"], opts.test_size)
                     group["test" if test else "train"].append(r)
+            for split, part in pairs.items():
+                if not part:
+                    raise ExportError(
+                        f"--test-size {opts.test_size:g}: the {split} split would have none of "
+                        f"the {len(dpo)} pairs; choose a share that leaves both splits some"
+                    )
+            index = out / "dataset_dict.json" if target == "disk" and not out.suffix else None
+            if index is not None:  # load_from_disk(out) reads the two splits as one
+                export.refuse_index_overwrite(index)
             written = {  # each split's card describes the rows beside it
                 split: export.write_export(
                     part, columns, target, split_path(out, split), card(part, pairs[split])
@@ -234,6 +259,8 @@ def run_export(
             }
             splits = {s: {"rows": len(parts[s]), "path": str(written[s])} for s in parts}
             path = written["train"]
+            if index is not None:
+                export.write_index(index, list(parts))
         else:
             path = export.write_export(rows, columns, target, out, card(rows, dpo))
     card_path = path / "README.md" if target == "disk" else path.with_name(path.name + ".README.md")

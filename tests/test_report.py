@@ -239,7 +239,7 @@ def test_an_export_never_replaces_what_it_did_not_write(
         (("--out", str(foreign)), "is not an earlier export"),
         (("--to", "jsonl", "--out", str(p.root / "pairs.jsonl")), "its card pairs.jsonl.README.md"),
         (("--to", "parquet", "--out", str(state)), "is not an earlier --to parquet export"),
-        (("--out", str(tmp_path / "prefs.parquet")), "is not a folder"),
+        (("--out", str(tmp_path / "prefs.parquet")), "a .parquet name for --to disk"),
     ]
     saved = tmp_path / "saved"  # any save_to_disk folder (an hf_disk source, say)
     datasets.Dataset.from_dict({"x": [1, 2]}).save_to_disk(str(saved))
@@ -291,10 +291,14 @@ def test_a_chart_path_that_cannot_be_written_is_one_line(
     for args, said in [
         (("report", "--chart", ""), "a chart is written to a file"),
         (("report", "--chart", str(tmp_path / "file" / "c.png")), "cannot write the chart"),
+        (("report", "--chart", str(tmp_path / "c.txt")), "a chart is a PNG picture"),
+        (("export", "--to", "parquet", "--out", str(tmp_path / "x.jsonl")), "(or use --to jsonl)"),
+        (("export", "--out", str(tmp_path / "x.parquet")), "a .parquet name for --to disk"),
     ]:
         result = p.run(*args)
         assert result.exit_code == 1, result.output
         assert len(result.stderr.strip().splitlines()) == 1 and said in result.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["file", "proj"]  # nothing written
 
 
 def test_push_to_hub_needs_a_token(two_rounds: Project, tmp_path: Path) -> None:
@@ -371,21 +375,28 @@ def test_export_options_and_multi_turn_prompts(project: Project) -> None:
     human = project.run(
         "export", "--to", "jsonl", "--out", str(project.root / "h.jsonl"), "--label-source", "human"
     )
-    assert human.exit_code == 0 and (project.root / "h.jsonl").read_text() == ""
-    # what was written, not what the project holds (it said "0 human, 41 certified")
-    assert ": 0 human, 0 certified judge labels" in " ".join(human.stdout.split())
-    high = project.root / "high.jsonl"
+    # no row left: refused in one line, nothing written (an empty JSONL does not load)
+    assert human.exit_code == 1 and not (project.root / "h.jsonl").exists()
     assert (
-        project.run(
-            "export", "--to", "jsonl", "--out", str(high), "--min-confidence", "0.99"
-        ).exit_code
-        == 0
+        "no row to export (the project's labels: 0 human, 0 certified, 41 provisional"
+        in human.stderr
     )
-    assert high.read_text() == ""  # the test judge reports 0.95
+    assert "--label-source human left none); nothing written" in human.stderr
+    high = project.root / "high.jsonl"
+    refused = project.run("export", "--to", "jsonl", "--out", str(high), "--min-confidence", "0.99")
+    assert refused.exit_code == 1 and not high.exists()  # the test judge reports 0.95
+    assert "--min-confidence 0.99 left none" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    nan = project.run("export", "--to", "jsonl", "--out", str(high), "--min-confidence", "nan")
+    assert nan.exit_code == 2 and "nan is not a number" in nan.stderr and not high.exists()
+    tiny = project.run("export", "--to", "jsonl", "--out", str(high), "--test-size", "1e-7")
+    assert tiny.exit_code == 1 and "the test split would have none of the 41 pairs" in tiny.stderr
+    assert not list(project.root.glob("high*"))
     # a fixed test split: the same pairs on the same side every time
     split = project.root / "split.jsonl"
     first = project.run("export", "--to", "jsonl", "--out", str(split), "--test-size", "0.25")
     assert first.exit_code == 0 and "test:" in first.stdout
+    assert "Wrote 41 DPO rows as a train and a test split" in " ".join(first.stdout.split())
     train = (project.root / "split.train.jsonl").read_text().splitlines()
     test = (project.root / "split.test.jsonl").read_text().splitlines()
     assert len(train) + len(test) == 41 and 3 <= len(test) <= 20
@@ -394,6 +405,20 @@ def test_export_options_and_multi_turn_prompts(project: Project) -> None:
         assert f"| rows | {len(lines)} |" in card
     project.run("export", "--to", "jsonl", "--out", str(split), "--test-size", "0.25")
     assert (project.root / "split.test.jsonl").read_text().splitlines() == test
+    # a folder split loads as one DatasetDict (it lacked dataset_dict.json), again after a re-export
+    folder = project.root / "splitdir"
+    for _ in range(2):
+        assert project.run("export", "--out", str(folder), "--test-size", "0.25").exit_code == 0
+        loaded = datasets.load_from_disk(str(folder))
+        assert loaded["train"].num_rows == len(train) and loaded["test"].num_rows == len(test)
+    other = project.root / "other"
+    other.mkdir()
+    (other / "dataset_dict.json").write_text("mine")
+    clash = project.run("export", "--out", str(other), "--test-size", "0.25")
+    assert clash.exit_code == 1 and "is not a dataset_dict.json a labeler export wrote" in (
+        clash.stderr
+    )
+    assert sorted(p.name for p in other.iterdir()) == ["dataset_dict.json"]
 
 
 def test_the_rounds_chart_answers_the_leads_questions() -> None:

@@ -57,6 +57,13 @@ def report(ctx: click.Context, as_json: bool, chart_path: Path | None, quality: 
         console.print(f"Chart: {data['chart']}", markup=False)
 
 
+def _a_number(param: click.Parameter, value: float) -> float:
+    """click's FloatRange lets nan through (nan < 0 is False)."""
+    if value != value:
+        raise click.BadParameter(f"{value} is not a number", param=param)
+    return value
+
+
 @click.command()
 @click.option(
     "--format",
@@ -104,6 +111,7 @@ def report(ctx: click.Context, as_json: bool, chart_path: Path | None, quality: 
 @click.option(
     "--min-confidence",
     type=click.FloatRange(0, 1),
+    callback=lambda ctx, param, value: _a_number(param, value),
     default=0.0,
     show_default=True,
     help="Leave out rows below this confidence (the judge's, or the reviewers' vote share).",
@@ -162,8 +170,13 @@ def export(
     with waiting(cfg, "export", wait):
         result = run_export(cfg, fmt, target, out, provenance, repo, only, options)
     s, w = result["status"], result["written"]
+    where = (
+        f"to {result['path']} (card: {result['card']})"
+        if "splits" not in result
+        else "as a train and a test split (a card beside each)"
+    )
     render.Console().print(
-        f"Wrote {result['rows']} {fmt.upper()} rows to {result['path']} (card: {result['card']}): "
+        f"Wrote {result['rows']} {fmt.upper()} rows {where}: "
         f"{w['human']} human, {w['certified']} certified judge labels"
         + (
             f", {w['provisional']} provisional"
