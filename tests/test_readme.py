@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import free_port, good_bad_rows, oracle
@@ -63,7 +64,12 @@ def test_second_command_is_what_ci_runs() -> None:
 
 def test_a_real_project_walkthrough(tmp_path: Path, judge_server) -> None:
     """Runs the walkthrough as written, with the judge at a local test server (an env
-    override) and `labeler serve` for real on a free port."""
+    override) and `labeler serve` for real on a free port; the reviewer alice decides
+    the pairs the first sync pushed before the second sync pulls her verdicts."""
+    from labeler.config import load_config
+    from labeler.demo.reviewers import ReviewerSession
+    from tests.test_review import pick_good, review_all
+
     server = judge_server(oracle)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABELER_")}
@@ -72,6 +78,7 @@ def test_a_real_project_walkthrough(tmp_path: Path, judge_server) -> None:
     )
     cwd = tmp_path
     serving = None
+    syncs = 0
     try:
         for command in sh_blocks()[1]:
             words = shlex.split(command)
@@ -97,11 +104,18 @@ def test_a_real_project_walkthrough(tmp_path: Path, judge_server) -> None:
             )
             assert out.returncode == 0, f"{command}\n{out.stdout}\n{out.stderr}"
             assert "sk-test-walkthrough" not in out.stdout + out.stderr
+            if words[1:3] == ["reviewers", "add"]:
+                password = out.stdout.split("password (shown once): ")[1].split()[0]
+                reviewer = ReviewerSession(f"http://127.0.0.1:{port}", words[3], password)
+            syncs += words[1] == "sync"
+            if words[1] == "sync" and syncs == 1:  # the reviewer decides what was pushed
+                name = load_config(cwd / "config.toml", environ={}).review_dataset
+                assert review_all(reviewer, reviewer.dataset_id(name), pick_good) > 0
     finally:
         if serving is not None:
             serving.send_signal(signal.SIGINT)
             serving.wait(60)
-    assert (cwd / "prefs.parquet").stat().st_size > 0
+    assert syncs == 2 and pq.read_table(cwd / "prefs.parquet").num_rows > 0  # her rows
     assert (cwd / "rounds.png").read_bytes()[:4] == b"\x89PNG"
 
 
