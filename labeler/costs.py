@@ -108,6 +108,8 @@ class Ledger:
     provisional: int = 0
     waiting_labels: int = 0
     waiting_cost: float = 0.0
+    dropped: int = 0  # rows `labeler verify` dropped: neither delivered nor waiting
+    check_cost: float = 0.0  # the reward model's (`labeler verify`), project-wide
 
     @property
     def human_cost(self) -> float:
@@ -117,7 +119,7 @@ class Ledger:
 
     @property
     def total(self) -> float:
-        return self.judge_cost + self.human_cost
+        return self.judge_cost + self.human_cost + self.check_cost
 
     @property
     def delivered(self) -> int:
@@ -125,7 +127,7 @@ class Ledger:
 
     @property
     def waiting(self) -> int:
-        return self.pairs - self.delivered
+        return self.pairs - self.delivered - self.dropped
 
     @property
     def charged_when_sent(self) -> bool:
@@ -181,6 +183,8 @@ class Ledger:
             self.provisional + other.provisional,
             self.waiting_labels + other.waiting_labels,
             self.waiting_cost + other.waiting_cost,
+            self.dropped + other.dropped,
+            self.check_cost + other.check_cost,
         )
 
 
@@ -205,6 +209,7 @@ def ledger(
     human_decided: int,
     provisional: int,
     extra_reviews: int = 0,
+    dropped: int = 0,
 ) -> Ledger:
     """A round's ledger. Human cost per pair = pairs sent to humans x reviewers per pair x
     price; by time = measured review seconds x hourly rate (responses whose time is
@@ -217,7 +222,7 @@ def ledger(
         mean = sum(known) / len(known)
         seconds = sum(known) + mean * (len(review_times) - len(known))
         time_cost = seconds / 3600 * hourly_rate
-    waiting_labels = (pairs - certified - human_decided) * reviewers
+    waiting_labels = (pairs - certified - human_decided - dropped) * reviewers
     # what may still be paid: in per-pair mode the pairs with reviewers are paid already;
     # by time, every waiting label at the mean measured cost of a verdict (an estimate)
     if charged_when_sent(mode, time_cost):
@@ -239,6 +244,7 @@ def ledger(
         provisional,
         waiting_labels,
         more,
+        dropped,
     )
 
 
@@ -258,7 +264,14 @@ def savings_notes(led: Ledger, currency: str) -> list[str]:
     """One line each, said wherever the savings are shown: why the factor is what it is
     when nothing is certified, and what still waits (not counted as saved)."""
     notes = []
-    if led.pairs and led.certified == 0:
+    if led.dropped:
+        notes.append(
+            f"{led.dropped} rows dropped by `labeler verify` (verify.action = drop): paid "
+            "for, not delivered, not waiting"
+        )
+    if led.check_cost:
+        notes.append(f"spent includes {led.check_cost:,.2f} {currency} for the reward model")
+    if led.pairs and led.certified == 0 and not led.dropped:
         notes.append(
             f"nothing certified yet: {led.provisional} judge-accepted pairs wait for "
             "evidence, so only human decisions count as delivered"

@@ -10,6 +10,7 @@ judge labels and its human-decided pairs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from collections.abc import Iterable
@@ -96,13 +97,21 @@ def round_ledgers(store: Store, cfg: Config, only: int | None = None) -> dict[in
             extra_reviews=store.round_pushed_to(rnd["id"], cfg.double_dataset)
             * max(0, 2 - int(money["reviewers_per_pair"]))
             + escalated[rnd["id"]],
+            dropped=delivery["dropped"],
         )
     return out
 
 
 def project_ledger(store: Store, cfg: Config) -> costs.Ledger | None:
-    """Every round's ledger summed (None: no round yet)."""
-    return summed(round_ledgers(store, cfg).values())
+    """Every round's ledger summed (None: no round yet), with the reward model's cost."""
+    return with_checks(store, summed(round_ledgers(store, cfg).values()))
+
+
+def with_checks(store: Store, total: costs.Ledger | None) -> costs.Ledger | None:
+    """The project's ledger with what ``labeler verify`` paid its reward model (spent
+    money like the judge's; it is no round's)."""
+    cost = store.reward_totals()["cost"]
+    return None if total is None else dataclasses.replace(total, check_cost=cost)
 
 
 def summed(ledgers: Iterable[costs.Ledger]) -> costs.Ledger | None:

@@ -13,7 +13,7 @@ from labeler import consensus, costs
 from labeler.agreement import reviewer_votes
 from labeler.config import Config
 from labeler.errors import StateError
-from labeler.ledger import round_ledgers, summed, tier_totals
+from labeler.ledger import round_ledgers, summed, tier_totals, with_checks
 from labeler.routing import ACCEPT
 from labeler.store import Store
 from labeler.thresholds import row_signals
@@ -61,6 +61,8 @@ def _row(
         "waiting": led.waiting,
         "waiting_labels": led.waiting_labels,
         "waiting_cost": led.waiting_cost,
+        "dropped": led.dropped,  # rows labeler verify dropped: not delivered, not waiting
+        "check_cost": led.check_cost,  # the reward model's (total row only)
         "all_human_cost": led.baseline,
         "saved": led.saved,
         "savings_factor": led.factor,
@@ -89,7 +91,7 @@ def build_report(cfg: Config) -> dict[str, Any]:
                     review[reason] = review.get(reason, 0) + n
                     reasons[reason] = reasons.get(reason, 0) + n
             rows.append(_row(rid, led, quality.get(rid), review))
-        total = summed(ledgers.values())
+        total = with_checks(store, summed(ledgers.values()))
         flags = [dict(r) for r in store.flags()]
         bad = store.bad_rows(str(cfg.source.path))
         skipped = [f"{r['source']}:{r['row']}: {r['reason']}" for r in bad]

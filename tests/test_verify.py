@@ -106,7 +106,7 @@ def test_human_and_judge_labels_are_counted_apart_and_review_sends_judge_labels_
 
 def test_drop_leaves_flagged_rows_out_of_the_dataset(project: Project, reward: Any) -> None:
     project.set(calibration={"cold_start_audit_rate": 1.0})  # every pair to reviewers
-    p = judged(project, reward(), "vllm_classify", action="drop")
+    p = judged(project, reward(), "vllm_classify", action="drop", price_per_1k=10.0)
     assert decide_as_humans(p) == 20
     assert p.run_json("report")["total"]["delivered"] == 20
     data = p.run_json("verify")
@@ -114,8 +114,19 @@ def test_drop_leaves_flagged_rows_out_of_the_dataset(project: Project, reward: A
     assert data["dropped"] == 3 and data["dataset_rows"] == 17
     ds = datasets.load_from_disk(str(p.root / ".labeler" / "dataset"))
     assert not {r["prompt"] for r in ds} & PLANTED
-    # dropped rows are not delivered: no savings are counted for them
-    assert p.run_json("report")["total"]["delivered"] == 17
+    # dropped rows are not delivered: no savings are counted for them; nor are they
+    # waiting (a user trial: "waiting for evidence: 3 pairs (0 provisional, 3 with
+    # reviewers)"); and the reward model's money is spent money
+    report = p.run_json("report")
+    total = report["total"]
+    assert (total["delivered"], total["dropped"], total["waiting"]) == (17, 3, 0)
+    paid = report["verify"]["cost"]
+    assert paid > 0 and total["check_cost"] == pytest.approx(paid)
+    spent = total["judge_cost"] + total["human_cost"] + paid
+    assert total["saved"] == pytest.approx(total["all_human_cost"] - spent)
+    notes = " ".join(report["savings_notes"])
+    assert "3 rows dropped by `labeler verify`" in notes and "with reviewers" not in notes
+    assert "for the reward model" in notes
     # back with another action: the rows return, marked
     assert p.run_json("verify", "--action", "flag")["dataset_rows"] == 20
     assert p.run_json("report")["total"]["delivered"] == 20

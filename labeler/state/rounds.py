@@ -144,7 +144,8 @@ class RoundsTables(Tables):
     def round_delivery(self, round_id: int) -> dict[str, int]:
         """Where a round's judged pairs stand now: ``human`` decided by reviewers (any
         decided label), ``certified`` / ``provisional`` judge labels no human decided.
-        Rows ``labeler verify`` dropped from the dataset are not delivered."""
+        Rows ``labeler verify`` dropped from the dataset are not delivered, nor waiting:
+        ``dropped`` counts them."""
         kept = (
             "NOT EXISTS (SELECT 1 FROM verify_results vr WHERE vr.pair_id = v.pair_id "
             "AND vr.flagged = 1 AND vr.action = 'drop' AND vr.label = COALESCE(h.label, v.label))"
@@ -155,10 +156,18 @@ class RoundsTables(Tables):
             "AND p.state IN ('accepted', 'exported') "
             f"AND COALESCE(v.status, 'certified') = 'certified' AND {kept}), 0), "
             "COALESCE(SUM(h.pair_id IS NULL AND v.action = 'accept' "
-            "AND p.state IN ('accepted', 'exported') AND v.status = 'provisional'), 0) "
+            "AND p.state IN ('accepted', 'exported') AND v.status = 'provisional'), 0), "
+            f"COALESCE(SUM(NOT {kept} AND (h.pair_id IS NOT NULL OR (v.action = 'accept' "
+            "AND p.state IN ('accepted', 'exported') "
+            "AND COALESCE(v.status, 'certified') = 'certified'))), 0) "
             "FROM verdicts v JOIN pairs p ON p.id = v.pair_id "
             "LEFT JOIN human_decisions h ON h.pair_id = v.pair_id AND h.decided = 1 "
             "WHERE v.round_id = ?",
             (round_id,),
         ).fetchone()
-        return {"human": int(row[0]), "certified": int(row[1]), "provisional": int(row[2])}
+        return {
+            "human": int(row[0]),
+            "certified": int(row[1]),
+            "provisional": int(row[2]),
+            "dropped": int(row[3]),
+        }
