@@ -7,7 +7,7 @@ from typing import Any
 
 from labeler import costs
 from labeler.config import Config
-from labeler.ledger import project_ledger, round_ledgers
+from labeler.ledger import project_ledger, round_ledgers, summed, with_checks
 from labeler.routing import ACCEPT
 from labeler.store import Store
 
@@ -50,19 +50,23 @@ def project_status(cfg: Config) -> dict[str, Any]:
             decisions = store.round_decisions(row["id"])
             accepted = sum(n for (a, _), n in decisions.items() if a == ACCEPT)
             led = by_round.get(row["id"])
+            judged = sum(decisions.values())
             rounds.append(
                 {
                     "id": row["id"],
-                    "status": row["status"],
-                    "pairs": store.count_round_pairs(row["id"]),
+                    # a round not completed is open (killed, stopped at its budget, or
+                    # waiting for batches): the next `labeler round` resumes it
+                    "status": "open" if row["status"] == "running" else row["status"],
+                    "pairs": judged,
+                    "assigned": store.count_round_pairs(row["id"]),
                     "accepted": accepted,
-                    "review": sum(decisions.values()) - accepted,
+                    "review": judged - accepted,
                     "judge_cost": store.call_totals(row["id"])["cost"],
                     "human_cost": led.human_cost if led else 0.0,
                 }
             )
         ledgers = list(by_round.values())
-        total = sum(ledgers[1:], ledgers[0]) if ledgers else None
+        total = with_checks(store, summed(ledgers))  # as `labeler report` totals it
         return {
             "states": store.state_counts(),
             # savings on delivered pairs, as `labeler report` totals them

@@ -32,6 +32,12 @@ def test_budget_stop_then_resume_loses_nothing(project: Project, judge_server) -
     assert data["judge_cost"] <= limit
     assert "stopped before its next request could pass costs.max_cost_per_round" in result.stderr
     assert "Raise the limit" in result.stderr
+    # a user trial: `status` said this round was "running" with its 30 assigned pairs
+    (stopped,) = project.run_json("status")["rounds"]
+    assert stopped["status"] == "open" and stopped["pairs"] == data["judged"]
+    assert stopped["assigned"] == 30
+    shown = " ".join(project.run("status").stdout.split())
+    assert f"1 │ open │ {data['judged']} of 30 │" in shown
     sent_before = len(server.requests)
     # no room left at all (the limit is what was spent): nothing more is sent
     project.set(costs={"max_cost_per_round": data["judge_cost"]})

@@ -127,6 +127,8 @@ def test_drop_leaves_flagged_rows_out_of_the_dataset(project: Project, reward: A
     notes = " ".join(report["savings_notes"])
     assert "3 rows dropped by `labeler verify`" in notes and "with reviewers" not in notes
     assert "for the reward model" in notes
+    status = p.run_json("status")["savings"]  # the same total as `report`
+    assert status["spent"] == pytest.approx(spent) and status["saved"] == total["saved"]
     # back with another action: the rows return, marked
     assert p.run_json("verify", "--action", "flag")["dataset_rows"] == 20
     assert p.run_json("report")["total"]["delivered"] == 20

@@ -270,7 +270,7 @@ def rounds_table(status: dict[str, Any]) -> Table:
         table.add_row(
             str(r["id"]),
             r["status"],
-            str(r["pairs"]),
+            str(r["pairs"]) if r["pairs"] == r["assigned"] else f"{r['pairs']} of {r['assigned']}",
             str(r["accepted"]),
             str(r["review"]),
             money(r["judge_cost"], cur),
