@@ -14,6 +14,7 @@ from typing import Any
 
 from labeler import panel
 from labeler.config import Config, JudgeConfig
+from labeler.errors import StateError
 from labeler.lock import project_lock
 from labeler.store import Store
 
@@ -38,9 +39,12 @@ def named(store: Store, tier: int, hash_: str) -> panel.Version | None:
 def make(store: Store, judge: JudgeConfig, tier: int) -> panel.Version:
     """A new version from every human verdict so far (stored; the same examples give the
     same version)."""
-    candidates = [panel.Candidate(p, h, j) for p, h, j in store.example_candidates()]
-    made = len(store.judge_versions())
-    version = panel.choose(candidates, judge.panel, judge.panel_examples, seed=tier * 1000 + made)
+    found = store.example_candidates()
+    candidates = [panel.Candidate(p, h, j) for p, h, j in found]
+    # the seed is the evidence's: the same verdicts give the same version (a refresh with
+    # nothing new keeps it, and with it the evidence its thresholds rest on)
+    digest = hashlib.sha256(repr((tier, sorted(found, key=repr))).encode()).hexdigest()
+    version = panel.choose(candidates, judge.panel, judge.panel_examples, seed=int(digest[:8], 16))
     store.add_judge_version(tier, version.hash, version.to_json(), store.human_decision_count())
     return version
 
@@ -68,6 +72,8 @@ def examples(store: Store, version: panel.Version) -> Examples:
 def refresh(cfg: Config) -> list[dict[str, Any]]:
     """``labeler judge refresh``: a new version for every panel tier, from the human
     verdicts so far."""
+    if not cfg.db_path.exists():
+        raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
     out = []
     with project_lock(cfg.project.state_dir, "judge refresh"), Store(cfg.db_path) as store:
         for tier, judge in enumerate(cfg.judges):

@@ -78,6 +78,10 @@ def test_a_refreshed_panel_learns_from_human_corrections(
     [row] = refreshed
     assert row["variants"] == 3 and row["examples"] == 6 and row["corrected"] == 6
     assert row["changed"] and row["previous"]
+    # a user trial: every refresh made a new version, even with no new verdict (and
+    # threw away the evidence of the one in force)
+    [again] = project.run_json("judge", "refresh")["versions"]
+    assert again["version"] == row["version"] and not again["changed"]
 
     server.requests.clear()
     project.pairs(good_bad_rows(10, start=100), name="more.jsonl")
@@ -128,5 +132,10 @@ def test_a_panel_refreshes_itself_every_n_human_verdicts(
 
 
 def test_refresh_without_a_panel_is_one_line(project: Project) -> None:
+    project.set(judge={"panel": 2})  # a fresh project: no state made by a refresh
+    fresh = project.run("judge", "refresh")
+    assert fresh.exit_code == 1 and "no state yet; run `labeler round` first" in fresh.stderr
+    assert not (project.root / ".labeler" / "state.sqlite").exists()
+    project.set(judge={"panel": 1})
     result = project.run("judge", "refresh")
     assert result.exit_code == 2 and "no judge has a panel" in result.output
