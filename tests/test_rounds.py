@@ -869,3 +869,13 @@ def test_a_refused_request_is_not_sent_again_after_a_kill(project: Project, judg
     again = project.run_json("round")
     assert again["resumed"] and again["review"] == {"judge_error": 1}
     assert asked(server, "question 0?") == charged  # not requested, not paid, again
+
+
+def test_a_path_with_brackets_is_shown_whole(project: Project) -> None:
+    """A user trial: the skipped row of ``p[bold]x.jsonl`` was shown as ``px.jsonl:1``
+    (the terminal's markup took the brackets)."""
+    name = "p[bold]x.jsonl"
+    project.pairs([{"prompt": "only a prompt"}, *good_bad_rows(2)], name=name)
+    project.set(source={"path": name}, review={"enabled": False})
+    shown = project.run("round", env={"COLUMNS": "300"}).stdout
+    assert f"skipped {project.root / name}:1:" in shown

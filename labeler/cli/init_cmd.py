@@ -23,7 +23,7 @@ def init(directory: Path, force: bool) -> None:
     written = setup.write_starter_files(directory, force=force)
     console = render.Console()
     for path in written:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", markup=False)
     console.print(
         f"Next: put your pairs in {directory / 'pairs.jsonl'}, set OPENAI_API_KEY "
         "(or edit the judge section for a local endpoint), then run "

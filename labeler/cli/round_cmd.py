@@ -117,7 +117,7 @@ def round_(
             "API dropped; the requests were sent online."
         )
     for example in summary.bad_row_examples:
-        console.print(f"[yellow]skipped[/] {example}", highlight=False)
+        console.print(f"[yellow]skipped[/] {render.escape(example)}", highlight=False)
     more = sum(summary.skipped.values()) - len(summary.bad_row_examples)
     if more > 0:  # (a dry run stores nothing: the round will)
         after = "after the round, " if summary.status == "dry_run" else ""
@@ -235,7 +235,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
         return
     console = render.Console()
     if not data["initialised"]:
-        console.print(f"No state yet at {data['state_db']}: run `labeler round` first.")
+        console.print(
+            f"No state yet at {data['state_db']}: run `labeler round` first.", markup=False
+        )
         return
     console.print(render.status_table(data))
     console.print(render.rounds_table(data))
