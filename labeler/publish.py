@@ -33,6 +33,7 @@ is confident about; human reviewers in Argilla decide the rest).
 | --- | --- |
 | format | {fmt_upper} ({columns}) |
 | rows | {rows} |
+| selection | {selection} |
 | pairs labelled by the judge / by humans | {by_judge} / {by_human} |
 | judge labels certified / provisional (in this file) | {certified} / {provisional} |
 | provisional judge labels left out | {left_out} |
@@ -68,6 +69,7 @@ def _card(
     report: dict[str, Any],
     left_out: int,
     terms: list[tuple[float, float]],
+    selection: str = "every row",
 ) -> str:
     total = report["total"] or {}
     audited = [
@@ -83,6 +85,7 @@ def _card(
         fmt_upper=fmt.upper(),
         columns=", ".join(columns),
         rows=len(rows),
+        selection=selection,
         by_judge=sum(r["label_source"] == "judge" for r in dpo),
         by_human=sum(r["label_source"] == "human" for r in dpo),
         certified=sum(r["label_status"] == "certified" for r in dpo),
@@ -140,6 +143,18 @@ class ExportOptions:
     min_confidence: float = 0.0
     test_size: float = 0.0
     conversational: bool = False
+
+
+def _selection(opts: ExportOptions, certified_only: bool, provenance: bool) -> str:
+    """The export's options that shape its rows, for the card (a filtered or reshaped
+    file says so)."""
+    said = ["certified judge labels and human labels" if certified_only else "provisional too"]
+    said += [f"--label-source {opts.label_source}"] if opts.label_source != "any" else []
+    said += [f"--min-confidence {opts.min_confidence:g}"] if opts.min_confidence else []
+    said += [f"--test-size {opts.test_size:g}"] if opts.test_size else []
+    said += ["--conversational (messages)"] if opts.conversational else []
+    said += [] if provenance else ["--no-provenance"]
+    return "; ".join(said)
 
 
 def _nothing_to_export(
@@ -229,8 +244,10 @@ def run_export(
         # provisional labels the whole export leaves out (a split's are in the other one)
         left_out = status["provisional"] - sum(r["label_status"] == "provisional" for r in dpo)
 
+        chosen = _selection(opts, certified_only, provenance)
+
         def card(part: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> str:
-            return _card(cfg, fmt, part, base, pairs, status, report, left_out, terms)
+            return _card(cfg, fmt, part, base, pairs, status, report, left_out, terms, chosen)
 
         splits: dict[str, dict[str, Any]] = {}
         if opts.test_size:

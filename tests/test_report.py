@@ -403,6 +403,10 @@ def test_export_options_and_multi_turn_prompts(project: Project) -> None:
     for name, lines in (("train", train), ("test", test)):  # each card, its own rows
         card = (project.root / f"split.{name}.jsonl.README.md").read_text()
         assert f"| rows | {len(lines)} |" in card
+        assert "| selection | provisional too; --test-size 0.25 |" in card
+    # a user trial: a filtered or reshaped export's card read like the default one's
+    conv_card = (project.root / "conv.parquet.README.md").read_text()
+    assert "| selection | provisional too; --conversational (messages) |" in conv_card
     project.run("export", "--to", "jsonl", "--out", str(split), "--test-size", "0.25")
     assert (project.root / "split.test.jsonl").read_text().splitlines() == test
     # a folder split loads as one DatasetDict (it lacked dataset_dict.json), again after a re-export

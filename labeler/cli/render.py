@@ -372,12 +372,8 @@ def sync_table(s: dict[str, Any]) -> Table:
             f"[yellow]{s['reopened']}[/]",
         )
     escalated = s.get("escalated", 0)
-    table.add_row(
-        "[yellow]ties sent to one more reviewer[/]"
-        if escalated
-        else "ties sent to one more reviewer",
-        str(escalated),
-    )
+    more = "pairs given one more reviewer"  # a tie, a too-fast verdict, a reward-model doubt
+    table.add_row(f"[yellow]{more}[/]" if escalated else more, str(escalated))
     fast = s.get("fast_verdicts", 0)
     table.add_row(
         "[yellow]verdicts not counted (too fast, unconfirmed)[/]"
