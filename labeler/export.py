@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from labeler.errors import ExportError, write_failed
+from labeler.errors import ExportError, redact, write_failed
 
 DPO_COLUMNS = ("prompt", "chosen", "rejected")
 PROVENANCE_COLUMNS = (
@@ -357,11 +357,7 @@ def _replace(new: Path, out: Path) -> None:
 
 def push_to_hub(rows: list[dict[str, Any]], columns: list[str], repo: str, card: str) -> str:
     """Push the dataset and its card to the Hugging Face Hub (token from HF_TOKEN)."""
-    token = os.environ.get("HF_TOKEN", "")
-    if not token:
-        raise ExportError(
-            "--push-to-hub needs a Hugging Face token in the HF_TOKEN environment variable"
-        )
+    token = hub_token()
     from huggingface_hub import HfApi
 
     try:
@@ -373,8 +369,19 @@ def push_to_hub(rows: list[dict[str, Any]], columns: list[str], repo: str, card:
             repo_type="dataset",
         )
     except Exception as exc:  # the hub client raises many types; all mean "not pushed"
-        raise ExportError(f"push to {repo} failed: {str(exc).splitlines()[0][:200]}") from None
+        said = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, token)
+        raise ExportError(f"push to {repo} failed: {said[:200]}") from None
     return f"https://huggingface.co/datasets/{repo}"
+
+
+def hub_token() -> str:
+    """HF_TOKEN, or a one-line error (checked before anything is written)."""
+    token = os.environ.get("HF_TOKEN", "")
+    if not token:
+        raise ExportError(
+            "--push-to-hub needs a Hugging Face token in the HF_TOKEN environment variable"
+        )
+    return token
 
 
 def _index_text(splits: list[str]) -> str:

@@ -213,6 +213,8 @@ def run_export(
     if not cfg.db_path.exists():
         raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
     export.refuse_other_format(out, target)
+    if repo:
+        export.hub_token()  # no token: said before anything is written
     with project_lock(cfg.project.state_dir, "export"):
         with Store(cfg.db_path) as store:
             dpo = [export.dpo_row(dict(r)) for r in store.dataset_rows(certified_only)]
@@ -290,5 +292,8 @@ def run_export(
     if splits:
         result["splits"] = splits
     if repo:
-        result["hub"] = export.push_to_hub(rows, columns, repo, card(rows, dpo))
+        try:
+            result["hub"] = export.push_to_hub(rows, columns, repo, card(rows, dpo))
+        except ExportError as exc:  # the local export stands: say so
+            raise ExportError(f"{exc}; the local export {path} was written") from None
     return result

@@ -312,6 +312,7 @@ def test_push_to_hub_needs_a_token(two_rounds: Project, tmp_path: Path) -> None:
         "someone/prefs",
     )
     assert result.exit_code == 1 and "HF_TOKEN" in result.stderr
+    assert not (tmp_path / "x.parquet").exists()  # said before anything is written
 
 
 def test_round_summary_and_report_agree_and_history_is_not_repriced(project: Project) -> None:
