@@ -90,6 +90,39 @@ def test_serve_refuses_a_port_in_use(project: Project) -> None:
     assert result.exit_code == 1 and "is in use" in result.stderr
 
 
+def test_another_argilla_that_took_the_port_is_not_taken_for_ours(tmp_path: Path) -> None:
+    """A CI run: two demos started at once both found 6900 free; the one whose server
+    lost the race waited for "an answer at the port", got the other's, and failed later
+    with "refused the API key (401)". Start-up now checks the answer is its own."""
+    import http.server
+    import threading
+
+    from labeler.errors import ReviewError
+    from labeler.server.manager import EmbeddedArgilla, ensure_secrets
+
+    class Other(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # an Argilla: its version for all, its data for its keys
+            ok = self.path == "/api/v1/version"
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"version": "2.8.0"}' if ok else b'{"detail": "401"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Other)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        ours = EmbeddedArgilla(tmp_path, port=httpd.server_port)
+        ensure_secrets(ours.secrets_path, "labeler")
+        with pytest.raises(ReviewError, match="answered by another Argilla"):
+            ours.wait_ready(timeout=10)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 def test_open_secrets_file_is_refused(project: Project) -> None:
     from labeler.errors import StateError
     from labeler.server.manager import ensure_secrets, read_secrets

@@ -264,7 +264,7 @@ class EmbeddedArgilla:
                 )
             try:
                 with urllib.request.urlopen(f"{self.url}/api/v1/version", timeout=2) as r:
-                    if r.status == 200:
+                    if r.status == 200 and self._answers_as_ours():
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 pass
@@ -273,6 +273,23 @@ class EmbeddedArgilla:
             f"the Argilla server did not answer within {timeout:.0f}s; see "
             f"{self.home / 'server.log'}"
         )
+
+    def _answers_as_ours(self) -> bool:
+        """Is the server at the port this project's? Its owner key is known to ours only:
+        another Argilla that took the port first (a race between two starts) refuses it,
+        and would otherwise be taken for this one."""
+        key = read_secrets(self.secrets_path)["owner_api_key"]
+        ask = urllib.request.Request(f"{self.url}/api/v1/me", headers={"X-Argilla-Api-Key": key})
+        try:
+            with urllib.request.urlopen(ask, timeout=2):
+                return True
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                raise ReviewError(
+                    f"port {self.port} on {self.host} is answered by another Argilla (it "
+                    "refused this project's key): stop it, or set review.port / --port"
+                ) from None
+            return False
 
     def alive(self) -> bool:
         return bool(self.procs) and all(p.poll() is None for p in self.procs.values())
