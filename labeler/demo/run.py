@@ -26,7 +26,7 @@ from labeler.demo.judge_server import JudgeServer
 from labeler.demo.reviewers import ReviewerSession
 from labeler.demo.simjudge import NoiseModel, SimulatedJudge
 from labeler.demo.simreviewers import SimulatedReviewer, truth_index
-from labeler.errors import UsageError
+from labeler.errors import ReviewError, UsageError
 from labeler.rounds import Progress, RoundSummary, run_round
 from labeler.server.manager import EmbeddedArgilla
 from labeler.setup import write_starter_files
@@ -230,18 +230,37 @@ def _review(reviewers: list[SimulatedReviewer], cfg: Config) -> int:
     return total
 
 
+def _start_argilla(
+    opts: DemoOptions, url: str, pairs: list[DemoPair]
+) -> tuple[Path, Config, EmbeddedArgilla]:
+    """Write the demo project and start its Argilla. A port chosen here (not --port) that
+    another server takes between the check and the start (two demos at once) is traded
+    for a free one, once."""
+    try:
+        return _start_at(opts, url, pairs, _argilla_port(opts.port))
+    except ReviewError:
+        if opts.port is not None:
+            raise
+        return _start_at(opts, url, pairs, _free_port())
+
+
+def _start_at(
+    opts: DemoOptions, url: str, pairs: list[DemoPair], port: int
+) -> tuple[Path, Config, EmbeddedArgilla]:
+    folder = write_project(opts, url, pairs, port)
+    cfg = load_config(folder / "config.toml", environ={})
+    server = EmbeddedArgilla(cfg.project.state_dir, cfg.review.host, port, cfg.review.workspace)
+    return folder, cfg, server.start()
+
+
 def run_demo(
     opts: DemoOptions,
     on_round: Callable[[int, RoundSummary], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> DemoResult:
     pairs = demo_pairs(opts.pairs, seed=opts.seed)
-    port = _argilla_port(opts.port)
     with judge_endpoint(opts, pairs) as url:
-        folder = write_project(opts, url, pairs, port)
-        cfg = load_config(folder / "config.toml", environ={})
-        server = EmbeddedArgilla(cfg.project.state_dir, cfg.review.host, port, cfg.review.workspace)
-        server.start()
+        folder, cfg, server = _start_argilla(opts, url, pairs)
         result = DemoResult(
             folder, folder / "config.toml", url, opts.judge_url is None, server.url, [], [], [], []
         )
