@@ -186,14 +186,15 @@ def drop_unsubmitted(store: Store, api_of: Callable[[int], OpenAIBatches], round
     API (their requests are then sent online); refused in one line when one did, as its
     replies are paid for and on their way. ``api_of(tier)`` opens that tier's Batch API,
     asked only about an uploaded file whose batch may exist without its id stored (a run
-    killed in between). Returns how many were dropped."""
+    killed in between; an endpoint answering 404 to the batch list is taken to have no
+    Batch API, so no batch). Returns how many were dropped."""
     rows = [r for r in store.batches(round_id) if r["status"] != "ingested"]
     for row in rows:
         found = row["batch_id"]
         if not found and row["status"] == "uploaded":
             api = api_of(int(row["tier"]))
             try:
-                found = api.find(row["key"])
+                found = api.find(row["key"], absent_ok=True)
             finally:
                 api.close()
             if found:  # kept, so that nothing is paid twice

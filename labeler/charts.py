@@ -18,15 +18,18 @@ def _plt() -> Any:
     return plt
 
 
+def check_chart_path(path: Path) -> None:
+    """A chart's path, refused in one line before any work (a folder, not .png)."""
+    if not path.name or path.is_dir():
+        raise ExportError(f"{str(path)!r}: a chart is written to a file: name one, e.g. rounds.png")
+    if path.suffix.lower() != ".png":
+        raise ExportError(f"{path}: a chart is a PNG picture: name it .png, e.g. rounds.png")
+
+
 def _save(fig: Any, path: Path) -> Path:
     """Write the PNG to a temporary name, then rename: never a half-written picture."""
     try:
-        if not path.name or path.is_dir():
-            raise ExportError(
-                f"{str(path)!r}: a chart is written to a file: name one, e.g. rounds.png"
-            )
-        if path.suffix.lower() != ".png":
-            raise ExportError(f"{path}: a chart is a PNG picture: name it .png, e.g. rounds.png")
+        check_chart_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp.png")
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
@@ -80,7 +83,9 @@ def reliability_png(
     return _save(fig, path)
 
 
-def rounds_figure(rounds: list[dict[str, Any]], currency: str, target: float) -> Any:
+def rounds_figure(
+    rounds: list[dict[str, Any]], currency: str, target: float, extra_spent: float = 0.0
+) -> Any:
     """The lead's two questions. Left: how much did we save? Cumulative cost of labeling
     the delivered pairs (certified judge labels + human decisions) by hand against what
     was spent (judge + humans), the gap shaded and the savings factor written; the judge's
@@ -100,11 +105,14 @@ def rounds_figure(rounds: list[dict[str, Any]], currency: str, target: float) ->
         judge.append((judge[-1] if judge else 0.0) + r["judge_cost"])
     left.plot(x, baseline, marker="o", color="grey", label="delivered pairs, all by hand")
     left.plot(x, spent, marker="o", color="tab:blue", label="labeler (judge + humans)")
+    if spent:  # the reward model's money (labeler verify) is no round's: paid by now
+        spent[-1] += extra_spent
     ahead = [b >= s for b, s in zip(baseline, spent, strict=True)]
-    left.fill_between(
-        x, spent, baseline, where=ahead, interpolate=True, color="tab:green", alpha=0.15,
-        label="saved",
-    )  # fmt: skip
+    if any(ahead):
+        left.fill_between(
+            x, spent, baseline, where=ahead, interpolate=True, color="tab:green", alpha=0.15,
+            label="saved",
+        )  # fmt: skip
     if not all(ahead):  # a loss is not shaded as a saving
         behind = [not a for a in ahead]
         left.fill_between(
@@ -190,7 +198,11 @@ def rounds_figure(rounds: list[dict[str, Any]], currency: str, target: float) ->
 
 
 def rounds_png(
-    rounds: list[dict[str, Any]], currency: str, path: Path, target: float = 0.9
+    rounds: list[dict[str, Any]],
+    currency: str,
+    path: Path,
+    target: float = 0.9,
+    extra_spent: float = 0.0,
 ) -> Path:
     """``rounds_figure`` as a PNG."""
-    return _save(rounds_figure(rounds, currency, target), path)
+    return _save(rounds_figure(rounds, currency, target, extra_spent), path)

@@ -110,6 +110,8 @@ class Ledger:
     waiting_cost: float = 0.0
     dropped: int = 0  # rows `labeler verify` dropped: neither delivered nor waiting
     check_cost: float = 0.0  # the reward model's (`labeler verify`), project-wide
+    finish_cost: float = 0.0  # what deciding the provisional pairs by hand may cost
+    estimated: bool = False  # priced by measured review time somewhere (not a cap)
 
     @property
     def human_cost(self) -> float:
@@ -185,6 +187,8 @@ class Ledger:
             self.waiting_cost + other.waiting_cost,
             self.dropped + other.dropped,
             self.check_cost + other.check_cost,
+            self.finish_cost + other.finish_cost,
+            self.estimated or other.estimated,
         )
 
 
@@ -225,10 +229,10 @@ def ledger(
     waiting_labels = (pairs - certified - human_decided - dropped) * reviewers
     # what may still be paid: in per-pair mode the pairs with reviewers are paid already;
     # by time, every waiting label at the mean measured cost of a verdict (an estimate)
-    if charged_when_sent(mode, time_cost):
-        more = provisional * reviewers * price_per_pair
-    else:
-        more = waiting_labels * (time_cost or 0.0) / len(review_times)
+    charged = charged_when_sent(mode, time_cost)
+    per_label = price_per_pair if charged else (time_cost or 0.0) / len(review_times)
+    finish = provisional * reviewers * per_label
+    more = finish if charged else waiting_labels * per_label
     return Ledger(
         pairs,
         accepted,
@@ -245,19 +249,21 @@ def ledger(
         waiting_labels,
         more,
         dropped,
+        0.0,
+        finish,
+        not charged,
     )
 
 
 def provisional_cost(led: Ledger | None, currency: str) -> str:
     """What deciding the provisional pairs by hand may cost, in words: at most their price
-    per pair, or, in time mode once review times are measured, about their share of the
-    waiting labels' estimate (which covers the pairs with reviewers too)."""
+    per pair, or, once any round's review times are measured (time mode), about what
+    their verdicts would take at that round's measured time (each round at its own)."""
     if led is None or not led.provisional:
         return f"0.00 {currency}"
-    if led.charged_when_sent:  # the waiting cost is the provisional pairs' alone
-        return f"{led.waiting_cost:,.2f} {currency} at most"
-    cost = led.waiting_cost * led.provisional / led.waiting
-    return f"about {cost:,.2f} {currency} at the measured review time"
+    if not led.estimated:
+        return f"{led.finish_cost:,.2f} {currency} at most"
+    return f"about {led.finish_cost:,.2f} {currency} at the measured review time"
 
 
 def savings_notes(led: Ledger, currency: str) -> list[str]:
@@ -271,7 +277,7 @@ def savings_notes(led: Ledger, currency: str) -> list[str]:
         )
     if led.check_cost:
         notes.append(f"spent includes {led.check_cost:,.2f} {currency} for the reward model")
-    if led.pairs and led.certified == 0 and not led.dropped:
+    if led.pairs and led.certified == 0 and (led.provisional or not led.dropped):
         notes.append(
             f"nothing certified yet: {led.provisional} judge-accepted pairs wait for "
             "evidence, so only human decisions count as delivered"

@@ -384,12 +384,23 @@ def hub_token() -> str:
     return token
 
 
+INDEX_MARK = "labeler export"  # in the dataset_dict.json a split export writes
+
+
 def _index_text(splits: list[str]) -> str:
-    return json.dumps({"splits": splits})
+    return json.dumps({"splits": splits, "made_by": INDEX_MARK})
 
 
 def refuse_index_overwrite(index: Path) -> None:
-    """A split export's ``dataset_dict.json`` replaces only one an export wrote."""
+    """A split export's ``dataset_dict.json`` replaces only one a labeler export wrote
+    (``datasets`` writes one without the mark), in a folder that is not itself a datasets
+    folder (``load_from_disk`` would read that, and not the splits)."""
+    folder = index.parent
+    if (folder / "state.json").exists() or (folder / "dataset_info.json").exists():
+        raise ExportError(
+            f"{folder}: holds a dataset itself (an unsplit export?); a split export there "
+            "would not be what load_from_disk reads: choose another --out; nothing written"
+        )
     if index.is_symlink() or (index.exists() and not _is_our_index(index)):
         raise ExportError(
             f"{index}: exists and is not a dataset_dict.json a labeler export wrote; "
@@ -399,8 +410,8 @@ def refuse_index_overwrite(index: Path) -> None:
 
 def _is_our_index(index: Path) -> bool:
     try:
-        return set(json.loads(index.read_text(encoding="utf-8"))) == {"splits"}
-    except (OSError, ValueError, TypeError):
+        return bool(json.loads(index.read_text(encoding="utf-8")).get("made_by") == INDEX_MARK)
+    except (OSError, ValueError, TypeError, AttributeError):
         return False
 
 

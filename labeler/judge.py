@@ -314,11 +314,12 @@ class OpenAIBatches:
         )
         return str(made.id)
 
-    def find(self, key: str) -> str | None:
+    def find(self, key: str, absent_ok: bool = False) -> str | None:
         """The id of a batch created earlier with ``key`` in its metadata (a run killed
-        after creating it, before storing its id), else None."""
-        # a server with no batch list (404) has no batch of ours
-        page = self._call("batch list", self.client.batches.list, limit=100, absent_ok=True)
+        after creating it, before storing its id), else None. ``absent_ok``: a 404 on the
+        batch list means none (an endpoint without the Batch API; ``round --online``),
+        else it is an error (a resumed submit must not create a second batch)."""
+        page = self._call("batch list", self.client.batches.list, limit=100, absent_ok=absent_ok)
         if page is None:
             return None
         for batch in page.auto_paging_iter() if hasattr(page, "auto_paging_iter") else page:

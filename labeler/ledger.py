@@ -127,6 +127,7 @@ def tier_totals(store: Store, cfg: Config, round_id: int | None = None) -> list[
     passed on to the next tier, sent to humans; its requests and cost; and its share of
     the confidence budget once the project's split is fixed (``thresholds.tier_shares``)."""
     decisions = store.tier_decisions(round_id)
+    unjudged_by_tier = store.tier_passed_unjudged(round_id)
     calls = store.tier_call_totals(round_id)
     split = fixed_split(store)
     shares = split_shares(split, cfg) or (None,) * len(cfg.judges)
@@ -135,7 +136,7 @@ def tier_totals(store: Store, cfg: Config, round_id: int | None = None) -> list[
         accepted = decisions.get((k, "accept"), 0)
         escalated = decisions.get((k, "escalate"), 0)
         humans = decisions.get((k, "review"), 0)
-        unjudged = decisions.get((k, "not_sampled"), 0)  # passed on outside its sample
+        unjudged = unjudged_by_tier.get(k, 0)  # passed on outside its sample
         spent = calls.get(k, {"calls": 0, "cost": 0.0})
         out.append(
             {

@@ -158,10 +158,11 @@ def _selection(opts: ExportOptions, certified_only: bool, provenance: bool) -> s
 
 
 def _nothing_to_export(
-    out: Path, status: dict[str, int], certified_only: bool, opts: ExportOptions
+    out: Path, status: dict[str, int], certified_only: bool, opts: ExportOptions, dropped: int
 ) -> str:
     """Why an export has no row, in one line (nothing is written)."""
-    filters = [f"--label-source {opts.label_source}"] if opts.label_source != "any" else []
+    filters = [f"{dropped} rows dropped by labeler verify"] if dropped else []
+    filters += [f"--label-source {opts.label_source}"] if opts.label_source != "any" else []
     filters += [f"--min-confidence {opts.min_confidence:g}"] if opts.min_confidence else []
     if certified_only and status.get("provisional"):
         filters.append("provisional judge labels left out (--include-provisional adds them)")
@@ -219,6 +220,7 @@ def run_export(
         with Store(cfg.db_path) as store:
             dpo = [export.dpo_row(dict(r)) for r in store.dataset_rows(certified_only)]
             status = store.label_status_counts()
+            dropped = sum(v["dropped"] for v in store.verify_counts().values())
             targets = _remember_target(store, out, opts.test_size)
             # what each certificate in force was tested at (the card states it)
             found = [certificate_terms(store, k) for k in range(len(cfg.judges))]
@@ -231,7 +233,7 @@ def run_export(
             and r["confidence"] >= opts.min_confidence
         ]
         if not dpo:  # a file with no row is no dataset (datasets cannot load an empty JSONL)
-            raise ExportError(_nothing_to_export(out, status, certified_only, opts))
+            raise ExportError(_nothing_to_export(out, status, certified_only, opts, dropped))
         dpo.sort(key=lambda r: r["pair_id"])  # a stable order: byte-identical exports
         rows = export.kto_rows(dpo) if fmt == "kto" else dpo
         if opts.conversational:
@@ -295,5 +297,5 @@ def run_export(
         try:
             result["hub"] = export.push_to_hub(rows, columns, repo, card(rows, dpo))
         except ExportError as exc:  # the local export stands: say so
-            raise ExportError(f"{exc}; the local export {path} was written") from None
+            raise ExportError(f"{exc}; the local export {out} was written") from None
     return result

@@ -17,6 +17,10 @@ from labeler.thresholds import recalibrate
 def run_calibration(cfg: Config, plot_path: Path | None = None) -> dict[str, Any]:
     if not cfg.db_path.exists():
         raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
+    if plot_path is not None:  # refused before the thresholds change, not after
+        from labeler.charts import check_chart_path
+
+        check_chart_path(plot_path)
     with project_lock(cfg.project.state_dir, "calibrate"), Store(cfg.db_path) as store:
         recal = recalibrate(store, cfg)
         if recal.changed or recal.rechecked:

@@ -151,7 +151,8 @@ def verify_summary(store: Store) -> dict[str, Any] | None:
 def write_chart(report: dict[str, Any], path: Path) -> Path:
     from labeler.charts import rounds_png
 
-    return rounds_png(report["rounds"], report["currency"], path, report["target"])
+    checks = (report["total"] or {}).get("check_cost", 0.0)  # as the total counts it
+    return rounds_png(report["rounds"], report["currency"], path, report["target"], checks)
 
 
 def decided(store: Store) -> list[tuple[Any, cal.Judged]]:

@@ -280,7 +280,8 @@ def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibratio
     asked = (cfg.calibration.target_agreement, cfg.calibration.confidence)
     tested = [certificate_terms(store, k) for k in range(len(judges))]
     other = [t for t in tested if t is not None and min(np.subtract(t, asked)) < -1e-9]
-    first.tested_at = list(min(other)) if other else None
+    # the weakest of each term (tiers may be weaker in one and stronger in the other)
+    first.tested_at = [min(t for t, _ in other), min(c for _, c in other)] if other else None
     return first
 
 

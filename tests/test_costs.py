@@ -152,6 +152,15 @@ def test_savings_notes_say_why_and_what_waits() -> None:
     )  # fmt: skip
     assert provisional_cost(per_pair, "USD") == "2.00 USD at most"  # 2 pairs x 2 x 0.5
     assert provisional_cost(None, "USD") == "0.00 USD"
+    # a cold review: a timed round plus one with no time measured yet, its 8 provisional
+    # pairs priced per pair (1.0 each), not as a share of the timed round's estimate
+    timed_done = ledger(
+        4, 4, 0, 0.1, [60.0], 1.0, 1, 30.0, "time", certified=4, human_decided=0, provisional=0,
+    )  # fmt: skip
+    untimed = ledger(
+        10, 8, 2, 0.1, [], 1.0, 1, 30.0, "time", certified=0, human_decided=0, provisional=8,
+    )  # fmt: skip
+    assert provisional_cost(timed_done + untimed, "USD").startswith("about 8.00 USD")
     assert savings_notes(timed, "USD") == [
         "waiting for evidence: 2 pairs (0 provisional, 2 with reviewers), up to 2 more "
         "human labels (about 1.50 USD more at the measured review time); not counted as saved"

@@ -292,6 +292,8 @@ def test_a_chart_path_that_cannot_be_written_is_one_line(
         (("report", "--chart", ""), "a chart is written to a file"),
         (("report", "--chart", str(tmp_path / "file" / "c.png")), "cannot write the chart"),
         (("report", "--chart", str(tmp_path / "c.txt")), "a chart is a PNG picture"),
+        # refused before the recalibration, not after it changed the state
+        (("calibrate", "--plot", str(tmp_path / "rel.svg")), "a chart is a PNG picture"),
         (("export", "--to", "parquet", "--out", str(tmp_path / "x.jsonl")), "(or use --to jsonl)"),
         (("export", "--out", str(tmp_path / "x.parquet")), "a .parquet name for --to disk"),
     ]:
@@ -313,6 +315,16 @@ def test_push_to_hub_needs_a_token(two_rounds: Project, tmp_path: Path) -> None:
     )
     assert result.exit_code == 1 and "HF_TOKEN" in result.stderr
     assert not (tmp_path / "x.parquet").exists()  # said before anything is written
+    # a push that fails (here: a name the hub refuses, checked before any network) says
+    # the local export stands, and never shows the token
+    token = "hf_secretsecretsecret1234"
+    failed = two_rounds.run(
+        "export", "--out", str(tmp_path / "x.parquet"), "--to", "parquet", "--include-provisional",
+        "--push-to-hub", "not a repo!!", env={"HF_TOKEN": token},
+    )  # fmt: skip
+    assert failed.exit_code == 1 and "push to not a repo!! failed" in failed.stderr
+    assert f"the local export {tmp_path / 'x.parquet'} was written" in failed.stderr
+    assert token not in failed.stderr + failed.stdout and (tmp_path / "x.parquet").exists()
 
 
 def test_round_summary_and_report_agree_and_history_is_not_repriced(project: Project) -> None:
@@ -416,14 +428,24 @@ def test_export_options_and_multi_turn_prompts(project: Project) -> None:
         assert project.run("export", "--out", str(folder), "--test-size", "0.25").exit_code == 0
         loaded = datasets.load_from_disk(str(folder))
         assert loaded["train"].num_rows == len(train) and loaded["test"].num_rows == len(test)
+    # a DatasetDict the user saved there, or an unsplit export: refused, left as they were
+    # (a cold review: the first had its index replaced, the second shadowed the splits)
     other = project.root / "other"
-    other.mkdir()
-    (other / "dataset_dict.json").write_text("mine")
+    datasets.DatasetDict({"validation": datasets.Dataset.from_dict({"x": [1]})}).save_to_disk(
+        str(other)
+    )
+    before = (other / "dataset_dict.json").read_text()
     clash = project.run("export", "--out", str(other), "--test-size", "0.25")
     assert clash.exit_code == 1 and "is not a dataset_dict.json a labeler export wrote" in (
         clash.stderr
     )
-    assert sorted(p.name for p in other.iterdir()) == ["dataset_dict.json"]
+    assert (other / "dataset_dict.json").read_text() == before
+    assert sorted(p.name for p in other.iterdir()) == ["dataset_dict.json", "validation"]
+    plain = project.root / "plain"
+    assert project.run("export", "--out", str(plain)).exit_code == 0
+    shadow = project.run("export", "--out", str(plain), "--test-size", "0.25")
+    assert shadow.exit_code == 1 and "holds a dataset itself" in shadow.stderr
+    assert not (plain / "train").exists()
 
 
 def test_the_rounds_chart_answers_the_leads_questions() -> None:
@@ -480,4 +502,9 @@ def test_the_rounds_chart_does_not_call_a_loss_saved() -> None:
     assert "20.00 USD more than all by hand on delivered pairs (0.91x: not cheaper)" in texts
     assert not any(t.startswith("saved") for t in texts)
     shaded = {c.get_label() for c in left.collections}
-    assert "cost more than by hand" in shaded
+    assert "cost more than by hand" in shaded and "saved" not in shaded  # never ahead
+    # the reward model's money (no round's) is spent money at the last point, as in the total
+    fig = rounds_figure(rounds[:1], "USD", 0.85, extra_spent=0.0)
+    assert any(t.get_text().startswith("55.00 USD more") for t in fig.axes[0].texts)
+    fig = rounds_figure(rounds[:1], "USD", 0.85, extra_spent=10.0)
+    assert any(t.get_text().startswith("65.00 USD more") for t in fig.axes[0].texts)

@@ -320,6 +320,13 @@ def test_the_split_is_predicted_once_enough_pairs_are_judged_and_kept(
     shown = " ".join(cascade.run("report").output.split())
     assert "share of the confidence budget: cheap 0%, big 100% (predicted for the project)" in shown
     unjudged = sum(t["passed_unjudged"] for t in cascade.run_json("report")["tiers"])
+    # a cold review: counting those apart must not count them twice in the dry run's
+    # estimate of what reaches the strong tier (every pair does here)
+    cascade.pairs(good_bad_rows(10, start=3000), name="last.jsonl")
+    cascade.set(source={"path": "last.jsonl"})
+    plan = cascade.run_json("round", "--dry-run")
+    assert [t["reach_share"] for t in plan["tiers"]] == [0.0, 1.0]  # (no share: none)
+    cascade.set(source={"path": "more.jsonl"})
     assert unjudged > 40 and f"cheap passed on {unjudged} pairs unjudged: until certified" in shown
     decide_as_humans(cascade)
     assert cascade.run("calibrate").exit_code == 0

@@ -127,6 +127,11 @@ def test_drop_leaves_flagged_rows_out_of_the_dataset(project: Project, reward: A
     notes = " ".join(report["savings_notes"])
     assert "3 rows dropped by `labeler verify`" in notes and "with reviewers" not in notes
     assert "for the reward model" in notes
+    none = p.run(
+        "export", "--to", "jsonl", "--out", str(p.root / "j.jsonl"), "--label-source", "judge"
+    )
+    assert none.exit_code == 1  # says what the filters and verify left out
+    assert "3 rows dropped by labeler verify, --label-source judge left none" in none.stderr
     status = p.run_json("status")["savings"]  # the same total as `report`
     assert status["spent"] == pytest.approx(spent) and status["saved"] == total["saved"]
     # back with another action: the rows return, marked

@@ -287,7 +287,8 @@ class EmbeddedArgilla:
             if exc.code in (401, 403):
                 raise ReviewError(
                     f"port {self.port} on {self.host} is answered by another Argilla (it "
-                    "refused this project's key): stop it, or set review.port / --port"
+                    "refused this project's owner key): stop it, or set review.port / --port "
+                    f"(or {self.secrets_path} no longer matches this project's Argilla database)"
                 ) from None
             return False
 

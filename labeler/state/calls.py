@@ -183,8 +183,7 @@ class CallsTables(Tables):
 
     def tier_decisions(self, round_id: int | None = None) -> dict[tuple[int, str], int]:
         """(tier, outcome) -> pairs, outcome one of accept | review | escalate: what each
-        tier did with the pairs that reached it (of one round, or of all); ``not_sampled``:
-        those it passed on unjudged (outside its calibration sample, among the escalated)."""
+        tier did with the pairs that reached it (of one round, or of all)."""
         where, args = ("WHERE round_id = ?", (round_id,)) if round_id is not None else ("", ())
         out: dict[tuple[int, str], int] = {}
         for tier, action, n in self.db.execute(
@@ -195,14 +194,21 @@ class CallsTables(Tables):
             f"SELECT tier, COUNT(*) FROM escalations {where} GROUP BY 1", args
         ):
             out[(int(tier), "escalate")] = int(n)
-        and_round = "AND round_id = ?" if round_id is not None else ""
-        for tier, n in self.db.execute(
-            f"SELECT tier, COUNT(*) FROM escalations WHERE reason = 'not_sampled' {and_round} "
-            "GROUP BY 1",
-            args,
-        ):
-            out[(int(tier), "not_sampled")] = int(n)
         return out
+
+    def tier_passed_unjudged(self, round_id: int | None = None) -> dict[int, int]:
+        """Tier -> pairs it passed on without judging them (outside its calibration
+        sample; counted among its ``escalate`` in ``tier_decisions``)."""
+        and_round = "AND round_id = ?" if round_id is not None else ""
+        args = (round_id,) if round_id is not None else ()
+        return {
+            int(tier): int(n)
+            for tier, n in self.db.execute(
+                "SELECT tier, COUNT(*) FROM escalations WHERE reason = 'not_sampled' "
+                f"{and_round} GROUP BY 1",
+                args,
+            )
+        }
 
     def tier_call_totals(self, round_id: int | None = None) -> dict[int, dict[str, float]]:
         """Requests and cost per tier (of one round, or of all)."""
