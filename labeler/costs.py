@@ -111,7 +111,6 @@ class Ledger:
     dropped: int = 0  # rows `labeler verify` dropped: neither delivered nor waiting
     check_cost: float = 0.0  # the reward model's (`labeler verify`), project-wide
     finish_cost: float = 0.0  # what deciding the provisional pairs by hand may cost
-    estimated: bool = False  # priced by measured review time somewhere (not a cap)
 
     @property
     def human_cost(self) -> float:
@@ -188,7 +187,6 @@ class Ledger:
             self.dropped + other.dropped,
             self.check_cost + other.check_cost,
             self.finish_cost + other.finish_cost,
-            self.estimated or other.estimated,
         )
 
 
@@ -251,7 +249,6 @@ def ledger(
         dropped,
         0.0,
         finish,
-        not charged,
     )
 
 
@@ -261,7 +258,7 @@ def provisional_cost(led: Ledger | None, currency: str) -> str:
     their verdicts would take at that round's measured time (each round at its own)."""
     if led is None or not led.provisional:
         return f"0.00 {currency}"
-    if not led.estimated:
+    if led.charged_when_sent:  # no review time measured: the price per pair, a cap
         return f"{led.finish_cost:,.2f} {currency} at most"
     return f"about {led.finish_cost:,.2f} {currency} at the measured review time"
 

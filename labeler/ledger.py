@@ -102,14 +102,13 @@ def round_ledgers(store: Store, cfg: Config, only: int | None = None) -> dict[in
     return out
 
 
-def project_ledger(store: Store, cfg: Config) -> costs.Ledger | None:
-    """Every round's ledger summed (None: no round yet), with the reward model's cost."""
-    return with_checks(store, summed(round_ledgers(store, cfg).values()))
-
-
-def with_checks(store: Store, total: costs.Ledger | None) -> costs.Ledger | None:
-    """The project's ledger with what ``labeler verify`` paid its reward model (spent
-    money like the judge's; it is no round's)."""
+def project_ledger(
+    store: Store, cfg: Config, ledgers: Iterable[costs.Ledger] | None = None
+) -> costs.Ledger | None:
+    """Every round's ledger summed (None: no round yet; ``ledgers``: the rounds' already
+    built), with what ``labeler verify`` paid its reward model (spent money like the
+    judge's; it is no round's)."""
+    total = summed(round_ledgers(store, cfg).values() if ledgers is None else ledgers)
     cost = store.reward_totals()["cost"]
     return None if total is None else dataclasses.replace(total, check_cost=cost)
 

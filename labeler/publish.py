@@ -13,7 +13,7 @@ from labeler.errors import ExportError, StateError
 from labeler.lock import project_lock
 from labeler.report import build_report
 from labeler.store import Store
-from labeler.thresholds import certificate_terms
+from labeler.thresholds import claimed_terms
 
 CARD = """---
 license: other
@@ -68,7 +68,7 @@ def _card(
     status: dict[str, int],
     report: dict[str, Any],
     left_out: int,
-    terms: list[tuple[float, float]],
+    claimed: tuple[float, float] | None,
     selection: str = "every row",
 ) -> str:
     total = report["total"] or {}
@@ -91,7 +91,7 @@ def _card(
         certified=sum(r["label_status"] == "certified" for r in dpo),
         provisional=sum(r["label_status"] == "provisional" for r in dpo),
         left_out=left_out,
-        guarantee=_guarantee_text(cfg, terms),
+        guarantee=_guarantee_text(cfg, claimed),
         models=", ".join(sorted({r["judge_model"] for r in dpo})) or "-",
         template=", ".join(sorted({r["template_hash"] for r in dpo})) or "-",
         guidelines=prompts.load_guidelines(cfg.judge.guidelines).hash,
@@ -109,13 +109,11 @@ def _card(
     )
 
 
-def _guarantee_text(cfg: Config, terms: list[tuple[float, float]]) -> str:
-    """The claim, in the terms the certificates in force were tested at (``terms``, one
-    per certified tier; the weakest is claimed), not in whatever the config says now."""
+def _guarantee_text(cfg: Config, claimed: tuple[float, float] | None) -> str:
+    """The claim, in the terms the certificates in force were tested at (``claimed``:
+    ``thresholds.claimed_terms``), not in whatever the config says now."""
     c = cfg.calibration
-    target, confidence = c.target_agreement, c.confidence
-    if terms:
-        target, confidence = min(t for t, _ in terms), min(p for _, p in terms)
+    target, confidence = claimed or (c.target_agreement, c.confidence)
     changed = (target, confidence) != (c.target_agreement, c.confidence)
     note = (
         f" (the terms the certificate was tested at; the config now asks >= "
@@ -149,12 +147,17 @@ def _selection(opts: ExportOptions, certified_only: bool, provenance: bool) -> s
     """The export's options that shape its rows, for the card (a filtered or reshaped
     file says so)."""
     said = ["certified judge labels and human labels" if certified_only else "provisional too"]
-    said += [f"--label-source {opts.label_source}"] if opts.label_source != "any" else []
-    said += [f"--min-confidence {opts.min_confidence:g}"] if opts.min_confidence else []
+    said += _filters(opts)
     said += [f"--test-size {opts.test_size:g}"] if opts.test_size else []
     said += ["--conversational (messages)"] if opts.conversational else []
     said += [] if provenance else ["--no-provenance"]
     return "; ".join(said)
+
+
+def _filters(opts: ExportOptions) -> list[str]:
+    """The options that leave rows out, as typed."""
+    said = [f"--label-source {opts.label_source}"] if opts.label_source != "any" else []
+    return said + ([f"--min-confidence {opts.min_confidence:g}"] if opts.min_confidence else [])
 
 
 def _nothing_to_export(
@@ -162,8 +165,7 @@ def _nothing_to_export(
 ) -> str:
     """Why an export has no row, in one line (nothing is written)."""
     filters = [f"{dropped} rows dropped by labeler verify"] if dropped else []
-    filters += [f"--label-source {opts.label_source}"] if opts.label_source != "any" else []
-    filters += [f"--min-confidence {opts.min_confidence:g}"] if opts.min_confidence else []
+    filters += _filters(opts)
     if certified_only and status.get("provisional"):
         filters.append("provisional judge labels left out (--include-provisional adds them)")
     has = ", ".join(f"{status.get(k, 0)} {k}" for k in ("human", "certified", "provisional"))
@@ -222,8 +224,8 @@ def run_export(
             status = store.label_status_counts()
             dropped = sum(v["dropped"] for v in store.verify_counts().values())
             targets = _remember_target(store, out, opts.test_size)
-            # what each certificate in force was tested at (the card states it)
-            found = [certificate_terms(store, k) for k in range(len(cfg.judges))]
+            # what the certificates in force were tested at (the card states it)
+            claimed = claimed_terms(store, len(cfg.judges))
         for target_path in targets:  # a killed export anywhere in the project: swept now
             export.sweep(target_path.parent, export.export_temp_prefixes(target_path))
         dpo = [
@@ -243,7 +245,6 @@ def run_export(
             [*export.PROVENANCE_COLUMNS, *export.verify_columns(dpo)] if provenance else []
         )
         report = build_report(cfg)
-        terms = [t for t in found if t is not None]
 
         # provisional labels the whole export leaves out (a split's are in the other one)
         left_out = status["provisional"] - sum(r["label_status"] == "provisional" for r in dpo)
@@ -251,7 +252,7 @@ def run_export(
         chosen = _selection(opts, certified_only, provenance)
 
         def card(part: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> str:
-            return _card(cfg, fmt, part, base, pairs, status, report, left_out, terms, chosen)
+            return _card(cfg, fmt, part, base, pairs, status, report, left_out, claimed, chosen)
 
         splits: dict[str, dict[str, Any]] = {}
         if opts.test_size:

@@ -13,7 +13,7 @@ from labeler import consensus, costs
 from labeler.agreement import reviewer_votes
 from labeler.config import Config
 from labeler.errors import StateError
-from labeler.ledger import round_ledgers, summed, tier_totals, with_checks
+from labeler.ledger import project_ledger, round_ledgers, tier_totals
 from labeler.routing import ACCEPT
 from labeler.store import Store
 from labeler.thresholds import row_signals
@@ -91,7 +91,7 @@ def build_report(cfg: Config) -> dict[str, Any]:
                     review[reason] = review.get(reason, 0) + n
                     reasons[reason] = reasons.get(reason, 0) + n
             rows.append(_row(rid, led, quality.get(rid), review))
-        total = with_checks(store, summed(ledgers.values()))
+        total = project_ledger(store, cfg, ledgers.values())
         flags = [dict(r) for r in store.flags()]
         bad = store.bad_rows(str(cfg.source.path))
         skipped = [f"{r['source']}:{r['row']}: {r['reason']}" for r in bad]

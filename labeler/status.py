@@ -7,7 +7,7 @@ from typing import Any
 
 from labeler import costs
 from labeler.config import Config
-from labeler.ledger import project_ledger, round_ledgers, summed, with_checks
+from labeler.ledger import project_ledger, round_ledgers
 from labeler.routing import ACCEPT
 from labeler.store import Store
 
@@ -66,7 +66,7 @@ def project_status(cfg: Config) -> dict[str, Any]:
                 }
             )
         ledgers = list(by_round.values())
-        total = with_checks(store, summed(ledgers))  # as `labeler report` totals it
+        total = project_ledger(store, cfg, ledgers)  # as `labeler report` totals it
         return {
             "states": store.state_counts(),
             # savings on delivered pairs, as `labeler report` totals them

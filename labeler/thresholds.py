@@ -278,10 +278,9 @@ def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibratio
                 f"budget ({', '.join(f'{x:.3g}' for x in shares)}) is fixed for the project"
             )
     asked = (cfg.calibration.target_agreement, cfg.calibration.confidence)
-    tested = [certificate_terms(store, k) for k in range(len(judges))]
-    other = [t for t in tested if t is not None and min(np.subtract(t, asked)) < -1e-9]
-    # the weakest of each term (tiers may be weaker in one and stronger in the other)
-    first.tested_at = [min(t for t, _ in other), min(c for _, c in other)] if other else None
+    claimed = claimed_terms(store, len(judges))
+    weaker = claimed is not None and min(np.subtract(claimed, asked)) < -1e-9
+    first.tested_at = list(claimed) if weaker and claimed is not None else None
     return first
 
 
@@ -355,6 +354,14 @@ def certificate_terms(store: Store, tier: int = 0) -> tuple[float, float] | None
     if report.get("target") and report.get("confidence"):
         return float(report["target"]), float(report["confidence"])
     return None
+
+
+def claimed_terms(store: Store, tiers: int) -> tuple[float, float] | None:
+    """What the certified labels are guaranteed, all tiers together: the weakest target
+    and the weakest confidence their certificates in force were tested at (a tier may be
+    weaker in one and stronger in the other); None with no certificate."""
+    found = [t for t in (certificate_terms(store, k) for k in range(tiers)) if t is not None]
+    return (min(t for t, _ in found), min(c for _, c in found)) if found else None
 
 
 def check_tier_count(store: Store, cfg: Config) -> dict[str, Any] | None:
