@@ -5,7 +5,11 @@ Supported: JSONL, CSV, Parquet (pyarrow), and Hugging Face datasets saved with
 ``save_to_disk`` or loadable by ``datasets.load_dataset`` from a local folder/file.
 
 A row holds either two responses (``response_a``/``response_b`` columns, names from config)
-or a list of 2-4 responses (``responses``), which expands to every pair i < j.
+or a list of 2-4 responses (``responses``), which expands to every pair i < j. A prompt
+may be a list of chat messages (content a string or OpenAI's text parts); a response may
+be a list holding the assistant's turn, and without a prompt field the responses may be
+whole conversations whose shared beginning is the prompt (TRL's conversational
+preference formats, explicit and implicit prompt).
 
 The pair id is a hash of the content (prompt, first response, second response, in that
 order), so the same pair gets the same id whichever file or row it comes from.
@@ -101,33 +105,127 @@ def _text_problem(name: str, value: Any) -> tuple[str, str] | None:
 ROLES = ("system", "user", "assistant")
 
 
+def message_text(content: Any) -> tuple[str | None, str]:
+    """A message's text, or (None, why not): a string, or a list of OpenAI content parts
+    whose ``{"type": "text", "text": ...}`` parts are joined by a newline (any other part,
+    an image or audio, cannot be judged from text)."""
+    if isinstance(content, list) and content:
+        texts = []
+        for part in content:
+            kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
+            if kind != "text" or not isinstance(part.get("text"), str):
+                return None, f"has a content part of type '{kind}' (only text parts are read)"
+            texts.append(part["text"])
+        content = "\n".join(texts)
+    if not isinstance(content, str) or not content.strip():
+        return None, "has no text content"
+    return content, ""
+
+
+def _messages(value: list[Any], name: str) -> list[dict[str, str]] | str:
+    """A list of {"role", "content"} messages with text content, or why it is unusable."""
+    if not value:
+        return f"field '{name}' is an empty list of messages"
+    kept = []
+    for i, m in enumerate(value):
+        if not isinstance(m, Mapping) or m.get("role") not in ROLES:
+            return f"field '{name}'[{i}] must be a message with role system/user/assistant"
+        text, why = message_text(m.get("content"))
+        if text is None:
+            return f"field '{name}'[{i}] {why}"
+        kept.append({"role": m["role"], "content": text})
+    return kept
+
+
+def transcript(messages: list[dict[str, str]]) -> str:
+    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+
+
 def conversation(value: list[Any], name: str) -> tuple[str, str] | tuple[None, str]:
     """A multi-turn prompt (a list of {"role", "content"} messages ending with the user's
     turn): (its transcript, its messages as JSON), or (None, why it is unusable). The
     transcript is what the judge and the reviewers read; the messages are exported."""
-    if not value:
-        return None, f"field '{name}' is an empty list of messages"
-    kept = []
-    for i, m in enumerate(value):
-        if not isinstance(m, Mapping) or m.get("role") not in ROLES:
-            return None, f"field '{name}'[{i}] must be a message with role system/user/assistant"
-        content = m.get("content")
-        if not isinstance(content, str) or not content.strip():
-            return None, f"field '{name}'[{i}] has no text content"
-        kept.append({"role": m["role"], "content": content})
+    kept = _messages(value, name)
+    if isinstance(kept, str):
+        return None, kept
     if kept[-1]["role"] != "user":
         return None, f"field '{name}' must end with the user's turn (the responses answer it)"
-    transcript = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in kept)
-    return transcript, json.dumps(kept, ensure_ascii=False)
+    return transcript(kept), json.dumps(kept, ensure_ascii=False)
+
+
+class _Bad(str):
+    """Why a value is unusable (told apart from a text by its type)."""
+
+
+def _reply(value: Any, name: str) -> Any:
+    """A response given as messages (TRL's conversational format: a list holding the
+    assistant's turn) as its text, or ``_Bad`` (why not); any other value as it is."""
+    if not isinstance(value, list):
+        return value
+    kept = _messages(value, name)
+    if isinstance(kept, str):
+        return _Bad(kept)
+    if any(m["role"] != "assistant" for m in kept):
+        return _Bad(
+            f"field '{name}' must hold only the assistant's turn when given as messages "
+            "(the conversation before it belongs in the prompt)"
+        )
+    return "\n\n".join(m["content"] for m in kept)
+
+
+def implicit_prompt(responses: list[Any], names: list[str]) -> tuple[str, str, list[Any]] | str:
+    """TRL's implicit-prompt format: each response is the whole conversation, the prompt
+    being the messages they all begin with. (transcript, messages as JSON, the responses'
+    own turns as messages), or why the rows cannot be read so."""
+    convs = []
+    for name, value in zip(names, responses, strict=True):
+        kept = _messages(value, name)
+        if isinstance(kept, str):
+            return kept
+        convs.append(kept)
+    common = 0
+    while all(len(c) > common + 1 for c in convs) and all(
+        c[common] == convs[0][common] for c in convs
+    ):
+        common += 1
+    while common and convs[0][common - 1]["role"] != "user":
+        common -= 1  # the prompt ends with the user's turn
+    if not common:
+        return (
+            f"fields {', '.join(repr(n) for n in names)} share no conversation ending with the "
+            "user's turn, and there is no prompt field"
+        )
+    prompt = convs[0][:common]
+    return transcript(prompt), json.dumps(prompt, ensure_ascii=False), [c[common:] for c in convs]
+
+
+def _responses(row: Mapping[str, Any], cfg: SourceConfig) -> tuple[list[Any], list[str]] | str:
+    """The row's responses and their field names, or why the list of them is unusable."""
+    responses = row.get(cfg.responses_field)
+    if responses is not None and not (cfg.response_a_field in row or cfg.response_b_field in row):
+        if not isinstance(responses, list) or not 2 <= len(responses) <= MAX_RESPONSES:
+            return f"field '{cfg.responses_field}' must be a list of 2-{MAX_RESPONSES} responses"
+        return responses, [f"{cfg.responses_field}[{i}]" for i in range(len(responses))]
+    names = [cfg.response_a_field, cfg.response_b_field]
+    return [row.get(n) for n in names], names
 
 
 def pairs_from_row(
     row: Mapping[str, Any], cfg: SourceConfig, source: str, number: int
 ) -> list[Pair] | BadRow:
     """Turn one decoded row into its pairs, or say why it is bad."""
+    found = _responses(row, cfg)
+    if isinstance(found, str):
+        return BadRow(source, number, found, "bad_responses_list")
+    responses, names = found
     prompt = row.get(cfg.prompt_field)
     messages = ""
-    if isinstance(prompt, list):  # multi-turn: a list of messages
+    if prompt is None and all(isinstance(r, list) for r in responses):
+        got = implicit_prompt(responses, names)  # TRL's implicit prompt: no prompt field
+        if isinstance(got, str):
+            return BadRow(source, number, got, "bad_messages")
+        prompt, messages, responses = got
+    elif isinstance(prompt, list):  # multi-turn: a list of messages
         transcript, detail = conversation(prompt, cfg.prompt_field)
         if transcript is None:
             return BadRow(source, number, detail, "bad_messages")
@@ -135,20 +233,10 @@ def pairs_from_row(
     problem = _text_problem(cfg.prompt_field, prompt)
     if problem:
         return BadRow(source, number, problem[1], problem[0])
-    responses = row.get(cfg.responses_field)
-    if responses is not None and not (cfg.response_a_field in row or cfg.response_b_field in row):
-        if not isinstance(responses, list) or not 2 <= len(responses) <= MAX_RESPONSES:
-            return BadRow(
-                source,
-                number,
-                f"field '{cfg.responses_field}' must be a list of 2-{MAX_RESPONSES} responses",
-                "bad_responses_list",
-            )
-        names = [f"{cfg.responses_field}[{i}]" for i in range(len(responses))]
-    else:
-        responses = [row.get(cfg.response_a_field), row.get(cfg.response_b_field)]
-        names = [cfg.response_a_field, cfg.response_b_field]
+    responses = [_reply(value, name) for name, value in zip(names, responses, strict=True)]
     for name, value in zip(names, responses, strict=True):
+        if isinstance(value, _Bad):
+            return BadRow(source, number, str(value), "bad_messages")
         problem = _text_problem(name, value)
         if problem:
             return BadRow(source, number, problem[1], problem[0])
@@ -161,12 +249,17 @@ def pairs_from_row(
     ]
 
 
-def check_columns(path: Path, found: Iterable[str], cfg: SourceConfig) -> None:
+def check_columns(
+    path: Path, found: Iterable[str], cfg: SourceConfig, lists: Iterable[str] = ()
+) -> None:
     """A table source (CSV, Parquet, datasets) must have the configured columns: a prompt,
-    and two responses or a list of them. Otherwise one error naming both sides."""
-    have = list(found)
+    and two responses or a list of them. Otherwise one error naming both sides. Without
+    a prompt column, responses in list columns (``lists``) may be whole conversations
+    (TRL's implicit prompt, ``implicit_prompt``)."""
+    have, listed = list(found), set(lists)
     pair_ok = cfg.response_a_field in have and cfg.response_b_field in have
-    if cfg.prompt_field in have and (pair_ok or cfg.responses_field in have):
+    implicit = {cfg.response_a_field, cfg.response_b_field} <= listed
+    if (cfg.prompt_field in have or implicit) and (pair_ok or cfg.responses_field in have):
         return
     raise SourceError(
         f"{path}: columns found: {', '.join(have) or 'none'}; configured: "
@@ -253,13 +346,16 @@ def _table_rows(records: Iterable[Mapping[str, Any]], limit: int) -> Iterator[tu
 
 
 def _parquet_records(path: Path, cfg: SourceConfig) -> Iterator[Mapping[str, Any]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         pf = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several unrelated types for bad files
         raise SourceError(f"{path}: not a readable Parquet file ({exc})") from None
-    check_columns(path, pf.schema_arrow.names, cfg)
+    schema = pf.schema_arrow
+    lists = [f.name for f in schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)]
+    check_columns(path, schema.names, cfg, lists)
     for batch in pf.iter_batches(batch_size=4096):
         yield from batch.to_pylist()
 
@@ -284,7 +380,9 @@ def _hf_records(path: Path, fmt: str, cfg: SourceConfig) -> Iterator[Mapping[str
                 f"{path}: no split '{split}' (source.split); available: {', '.join(ds)}"
             )
         ds = ds[split]
-    check_columns(path, ds.column_names, cfg)
+    kinds = (list, datasets.Sequence, getattr(datasets, "List", list))  # List: datasets 4+
+    lists = [k for k, v in ds.features.items() if isinstance(v, kinds)]
+    check_columns(path, ds.column_names, cfg, lists)
     yield from ds
 
 

@@ -223,3 +223,82 @@ def test_table_sources_with_the_wrong_columns_name_both_sides(tmp_path: Path) ->
         response_b_field="answer_2",
     )
     assert len(pairs) == 1
+
+
+TRL = dict(response_a_field="chosen", response_b_field="rejected")
+USER = {"role": "user", "content": "What is 2+2?"}
+
+
+def said(text: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": text}]
+
+
+def test_trl_conversational_rows_read_in_every_table_format(tmp_path: Path) -> None:
+    """TRL's conversational preference format (explicit prompt: responses are lists
+    holding the assistant's turn; implicit: no prompt field, each response the whole
+    conversation) gives the pairs a text source would, the prompt's turns kept."""
+    explicit = [{"prompt": [USER], "chosen": said("4"), "rejected": said("5")}]
+    implicit = [{"chosen": [USER, *said("4")], "rejected": [USER, *said("5")]}]
+    want = pair_id("[user]\nWhat is 2+2?", "4", "5")
+    for name, rows in (("explicit", explicit), ("implicit", implicit)):
+        pairs, bad = read(jsonl(tmp_path, rows, f"{name}.jsonl"), **TRL)
+        assert bad == [] and ids(pairs) == [want], name
+        assert json.loads(pairs[0].messages) == [USER]
+        pq.write_table(pa.Table.from_pylist(rows), tmp_path / f"{name}.parquet")
+        assert ids(read(tmp_path / f"{name}.parquet", **TRL)[0]) == [want], name
+        datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / name))
+        assert ids(read(tmp_path / name, **TRL)[0]) == [want], name
+    # a longer shared history: the prompt is every turn up to the last user turn shared
+    history = [USER, *said("4"), {"role": "user", "content": "and 3+3?"}]
+    longer = [{"chosen": [*history, *said("6")], "rejected": [*history, *said("7")]}]
+    (pair,), _ = read(jsonl(tmp_path, longer, "longer.jsonl"), **TRL)
+    assert json.loads(pair.messages) == history
+    assert (pair.response_a, pair.response_b) == ("6", "7")
+
+
+def test_openai_content_parts_are_read_as_their_text(tmp_path: Path) -> None:
+    parts = [{"type": "text", "text": "What is"}, {"type": "text", "text": "2+2?"}]
+    row = {"prompt": [{"role": "user", "content": parts}], "response_a": "4", "response_b": "5"}
+    (pair,), bad = read(jsonl(tmp_path, [row]))
+    assert bad == [] and pair.prompt == "[user]\nWhat is\n2+2?"
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (
+            {"prompt": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+            "field 'prompt'[0] has a content part of type 'image_url' (only text parts are read)",
+        ),
+        (
+            {"prompt": [USER], "chosen": [USER, *said("4")], "rejected": said("5")},
+            "field 'chosen' must hold only the assistant's turn when given as messages",
+        ),
+        (
+            {"prompt": [USER], "chosen": said(""), "rejected": said("5")},
+            "field 'chosen'[0] has no text content",
+        ),
+        (
+            {"chosen": said("4"), "rejected": said("5")},
+            "fields 'chosen', 'rejected' share no conversation ending with the user's turn, "
+            "and there is no prompt field",
+        ),
+        (
+            {"chosen": [USER, *said("4")], "rejected": [USER]},
+            "share no conversation ending with the user's turn",
+        ),
+    ],
+)
+def test_unusable_message_rows_say_why(tmp_path: Path, row: dict[str, object], reason: str) -> None:
+    row = {"chosen": "4", "rejected": "5"} | row
+    pairs, bad = read(jsonl(tmp_path, [ROWS[0] | {"chosen": "a", "rejected": "b"}, row]), **TRL)
+    assert len(pairs) == 1 and [(b.row, b.kind) for b in bad] == [(2, "bad_messages")]
+    assert reason in bad[0].reason
+
+
+def test_a_table_without_a_prompt_column_needs_message_lists(tmp_path: Path) -> None:
+    """Without a prompt column only list columns can hold an implicit prompt: text
+    columns still fail at once, naming both sides."""
+    pq.write_table(pa.Table.from_pylist([{"chosen": "4", "rejected": "5"}]), tmp_path / "t.parquet")
+    with pytest.raises(SourceError, match="columns found: chosen, rejected; configured: 'prompt'"):
+        read(tmp_path / "t.parquet", **TRL)

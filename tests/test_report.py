@@ -350,6 +350,30 @@ def test_round_summary_and_report_agree_and_history_is_not_repriced(project: Pro
     assert again["human_cost"] == pytest.approx(summary["human_cost"])  # as it was priced
 
 
+def test_a_trl_dataset_goes_through_the_loop_and_back_to_trl(project: Project) -> None:
+    """A dataset in TRL's implicit-prompt format (no prompt column, each response the
+    whole conversation) is judged and exported in TRL's conversational format, the
+    prompt's turns kept."""
+    system = {"role": "system", "content": "Be brief."}
+    rows = []
+    for r in good_bad_rows(30):
+        turns = [system, {"role": "user", "content": r["prompt"]}]
+        said = [[{"role": "assistant", "content": r[k]}] for k in ("response_a", "response_b")]
+        rows.append({"chosen": turns + said[0], "rejected": turns + said[1]})
+    project.pairs(rows)
+    project.set(source={"response_a_field": "chosen", "response_b_field": "rejected"})
+    data = project.run_json("round")
+    assert data["new_pairs"] == 30 and not data["skipped"]
+    out = project.root / "trl.jsonl"
+    result = project.run("export", "--to", "jsonl", "--out", str(out), "--conversational")
+    assert result.exit_code == 0, result.output
+    exported = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(exported) == 30
+    for row in exported:
+        assert row["prompt"][0] == system and row["prompt"][1]["role"] == "user"
+        assert "is good" in row["chosen"][0]["content"]  # the test judge prefers 'good'
+
+
 def test_export_options_and_multi_turn_prompts(project: Project) -> None:
     """Issue 11: TRL's conversational format, multi-turn source prompts, --label-source,
     --min-confidence, --test-size."""
