@@ -126,6 +126,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labeler import union
 from labeler.calibration import (
     NEVER,
     Choice,
@@ -263,6 +264,7 @@ def certify_planned(
     grid: Sequence[float],
     history: Sequence[tuple[np.ndarray, float]] | None = None,
     allowed: float = 0.0,
+    tiers: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Choice:
     """The lowest threshold of the fixed sequence ``grid`` (highest first) whose region
     passes ``binomial_rejects``: the arrays are over the calibration population (every
@@ -275,17 +277,13 @@ def certify_planned(
     look's. Then ``grid`` is the phase's fixed sequence (``fixed_sequence``), tested from
     its first threshold, and each region against its group-sequential boundary
     (``gs_boundary``) over all the phase's looks, instead of at this look's ``delta``
-    alone."""
+    alone.
+
+    ``tiers``: a cascade's union test (``labeler.union``): every tier's adjusted scores
+    and disagreements (K x n); ``scores`` are then the union scores, and a region's
+    disagreements are those of the labels its deciding tiers deliver."""
     best = Choice(NEVER, 0, 0, None)
-    order = np.argsort(-scores, kind="stable")
-    s_sorted = scores[order]
-    lab_cum = np.cumsum(labelled[order])
-    bad_cum = np.cumsum((labelled & disagree)[order])
-    regions = []  # (threshold, pairs above it, labelled, disagreeing), highest first
-    for lam in grid:
-        size = int(np.searchsorted(-s_sorted, -lam, side="right"))
-        if size:
-            regions.append((lam, size, int(lab_cum[size - 1]), int(bad_cum[size - 1])))
+    regions = _counts(scores, labelled, disagree, grid, tiers)
     # the first region a good judge would pass and that holds START_SHARE of the labels
     # (a large sample does not start on a sliver at the top); none: the largest
     total = int(labelled.sum())
@@ -312,6 +310,31 @@ def certify_planned(
         start_at = best.start if best.start < NEVER else float(lam)
         best = Choice(float(lam), n, k, k / n if n else None, start_at)
     return best
+
+
+def _counts(
+    scores: np.ndarray,
+    labelled: np.ndarray,
+    disagree: np.ndarray,
+    grid: Sequence[float],
+    tiers: tuple[np.ndarray, np.ndarray] | None,
+) -> list[tuple[float, int, int, int]]:
+    """(threshold, pairs above it, labelled, disagreeing) for each threshold of ``grid``
+    with a pair above it, highest first (``tiers``: see ``certify_planned``)."""
+    if tiers is not None:
+        return union.region_counts(
+            list(grid), scores, labelled, union.steps(tiers[0], tiers[1], labelled)
+        )
+    order = np.argsort(-scores, kind="stable")
+    s_sorted = scores[order]
+    lab_cum = np.cumsum(labelled[order])
+    bad_cum = np.cumsum((labelled & disagree)[order])
+    regions = []
+    for lam in grid:
+        size = int(np.searchsorted(-s_sorted, -lam, side="right"))
+        if size:
+            regions.append((lam, size, int(lab_cum[size - 1]), int(bad_cum[size - 1])))
+    return regions
 
 
 def fixed_sequence(scores: np.ndarray, labelled: np.ndarray, floor: float) -> list[float]:
@@ -494,6 +517,7 @@ def futile(
     alpha: float,
     delta: float,
     floor: float,
+    tiers: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> bool:
     """Is the judge confidently worse than the target in every region a look could start
     from or reach (those holding at least ``START_SHARE`` of the labels: a look's
@@ -505,10 +529,8 @@ def futile(
     total = int(labelled.sum())
     if total < 10:
         return False
-    for lam in plan_grid(scores, floor):
-        above = (scores >= lam) & labelled
-        n = int(above.sum())
-        if n >= START_SHARE * total and cp_lower(int((above & disagree).sum()), n, delta) <= alpha:
+    for _, _, n, k in _counts(scores, labelled, disagree, plan_grid(scores, floor), tiers):
+        if n >= START_SHARE * total and cp_lower(k, n, delta) <= alpha:
             return False
     return True
 
@@ -580,6 +602,7 @@ def plan_look(
     history: Sequence[tuple[np.ndarray, float]] | None = None,
     sequence: Sequence[float] | None = None,
     sample: np.ndarray | None = None,
+    tiers: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Look:
     """A look at the calibration population (every pair of this phase the judge could
     accept, ``pi`` its chance of reaching a human, ``draw`` its sampling draw): taken when
@@ -600,11 +623,16 @@ def plan_look(
     each and the share of delta allowed up to it — and ``sequence``, the phase's fixed
     sequence (``fixed_sequence``, made at its first look and returned in
     ``Look.sequence``), for the group-sequential test; None: each look
-    tests its own sequence at its own level (Bonferroni)."""
+    tests its own sequence at its own level (Bonferroni). ``tiers``: a cascade's union
+    test (``certify_planned``), which takes the uniform sample's tests only."""
     n_lab = int(labelled.sum())
     due = final or (n_lab >= min_labels and look_due(n_lab, spent, alpha, delta))
     nothing = Choice(NEVER, 0, 0, None)
-    if certified >= NEVER and futile(scores, labelled, disagree, alpha, delta, floor):
+    stratified = certified >= NEVER and len(np.unique(pi)) > 1
+    extends = certified < NEVER and (sample is None or history is None)
+    if tiers is not None and (guarantee == "expected" or stratified or extends):
+        raise ValueError("the union test takes only a uniform sample's exact test")
+    if certified >= NEVER and futile(scores, labelled, disagree, alpha, delta, floor, tiers):
         return Look(False, 0.0, nothing, len(scores), n_lab, True)
     if not due or n_lab == 0:
         return Look(False, 0.0, nothing, len(scores), n_lab)
@@ -644,11 +672,11 @@ def plan_look(
             )
             allowed = (history[-1][1] if history else 0.0) + level
             choice = certify_planned(
-                scores, labelled, disagree, alpha, level, fixed, history, allowed
+                scores, labelled, disagree, alpha, level, fixed, history, allowed, tiers
             )
             evidence, kept = scores[labelled], tuple(fixed)
         else:
-            choice = certify_planned(scores, labelled, disagree, alpha, level, grid)
+            choice = certify_planned(scores, labelled, disagree, alpha, level, grid, tiers=tiers)
     if choice.threshold >= certified:
         choice = nothing  # a certificate is never withdrawn by a look, only by drift
     return Look(

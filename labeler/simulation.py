@@ -323,6 +323,9 @@ class _Planned:
         self.waiting: list[int] = []
         self.certified: list[int] = []
         self.out = Outcome(pairs=n)
+        # a cascade's union test (``labeler.union``): every tier's adjusted scores and
+        # disagreements (K x n); None: one judge
+        self.tiers: tuple[np.ndarray, np.ndarray] | None = None
 
     def route(self, i: int) -> tuple[float, bool, float]:
         """Route pair ``i``: (its chance of reaching a human, whether it did, its draw)."""
@@ -382,6 +385,7 @@ class _Planned:
             sample=planned.uniform_sample(draws < pi, after, draws, rate)
             if self.s.drawn_alike
             else None,
+            tiers=None if self.tiers is None else (self.tiers[0][:, idx], self.tiers[1][:, idx]),
         )
         if look.futile:  # the judge is out: its pairs go to humans from now on
             self.out.human_labels += len(self.waiting)
