@@ -4,6 +4,9 @@ two strengths, in the same run and on the same splits —
 * ``cheap`` alone, ``strong`` alone, and the ``cascade`` cheap -> strong (its split of
   delta predicted from the first round's scores, ``split.predict_shares``, as the real
   loop does; and ``cascade_fixed``, the fixed split it had before: the last tier 0.8);
+* ``union``: the cascade under the union test (``labeler.union``: one test of what the
+  whole cascade accepts, each pair labelled by the tier deciding it; simulated, not yet
+  the real loop's cascade), high_probability mode;
 * under the ``planned`` procedure (the default since issue 17: until the cheap tier is
   certified it judges only its calibration sample, every other pair goes straight to the
   strong tier) and the ``retest`` procedure before it;
@@ -40,6 +43,7 @@ from labeler.simulation import (
     run_planned,
     run_planned_cascade,
 )
+from labeler.union_simulation import run_union
 
 TARGET, DELTA, HUMAN = 0.85, 0.1, 0.50
 ACCURACY = {"cheap": (0.92, 0.70, 0.55), "strong": (0.97, 0.80, 0.62)}
@@ -77,6 +81,8 @@ def one(
 ) -> dict[str, Any]:
     if procedure == "retest":  # as it was before issue 17: a 5% audit of certified pairs
         o = run_cascade([w[k] for k in tiers], dataclasses.replace(s, audit_rate=0.05), seed)
+    elif procedure == "union":  # one test of what the whole cascade accepts (labeler.union)
+        o = run_union([w[k] for k in tiers], s, seed)
     elif len(tiers) == 1:
         o = run_planned(w[tiers[0]], s, seed)
         o.tier_judged = [o.pairs]  # one judge: it judges every pair
@@ -114,6 +120,7 @@ def main() -> dict[str, Any]:
                 "strong": [],
                 "cascade": [],
                 "cascade_fixed": [],
+                "union": [],
             }
             for split in range(splits):
                 rng = random.Random(split)
@@ -129,6 +136,8 @@ def main() -> dict[str, Any]:
                 if procedure == "planned":
                     fixed = one(["cheap", "strong"], w, s, split, procedure, (0.2, 0.8))
                     runs["cascade_fixed"].append(fixed)
+                if procedure == "planned" and guarantee == "high_probability":
+                    runs["union"].append(one(["cheap", "strong"], w, s, split, "union"))
             for name, r in runs.items():
                 if not r:
                     continue

@@ -12,10 +12,16 @@ judged, each pair scored by the tier that would decide it:
   least ``lam``, and the pair is decided by the first tier that accepts it. An earlier
   (cheaper) tier's score is its judge's probability with the error odds multiplied by
   ``EARLIER_ODDS`` (``adjusted``): a cheap judge's reported confidence is trusted less
-  than the last tier's, which keeps its own. The path is fixed before any label is read
-  (measured in a prototype on six worlds and held-out seeds: odds doubled had the
-  smallest worst regret against the best fixed path, 7.4%; a path chosen from the
-  judges' own scores was fooled by an overconfident cheap judge, +212%).
+  than the last tier's, which keeps its own, since a human label costs a hundred strong
+  judge calls and a pair the cheap judge decides is a little less often right than the
+  strong one would have been. The path is fixed before any label is read: a path chosen
+  from the judges' own scores was fooled by an overconfident cheap judge (+212% in a
+  prototype). Measured on ten simulated cascades and the PandaLM tiers bench
+  (``tests/test_union_simulation.py``, ``bench/tiers_bench.py``), odds x4 with the
+  consistency check below cost at most today's per-tier cascade in each (within 0.1%)
+  but the one where today's keeps a certificate the shift made wrong (840 vs 884, the
+  strong judge alone 878), and at most 8.5% more than the best of x2, x4 and x8 in
+  each (x2: 10.5%, on the bench's 20,000 pairs).
 * **The region and its disagreement.** The cascade at ``lam`` accepts a pair when its
   union score (``union_scores``: the largest adjusted score) is at least ``lam``; the
   label it delivers is the deciding tier's, so whether it disagrees with the humans
@@ -33,7 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
-EARLIER_ODDS = 2.0  # an earlier tier's error odds are multiplied by this (the x2 path)
+EARLIER_ODDS = 4.0  # an earlier tier's error odds are multiplied by this (the x4 path)
 
 
 def adjusted(scores: np.ndarray, odds: float = EARLIER_ODDS) -> np.ndarray:

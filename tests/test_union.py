@@ -57,9 +57,10 @@ def test_an_earlier_tiers_threshold_is_its_adjusted_scores_inverse() -> None:
     lams = np.array([0.5, 0.8, 0.9, 0.95, 0.999])
     back = union.adjusted(np.array([union.tier_threshold(x) for x in lams]))
     assert np.allclose(back, lams)
-    # odds doubled: a cheap judge saying 0.9 is taken at 0.818; 0.9 needs it at 0.947
-    assert union.adjusted(np.array([0.9]))[0] == pytest.approx(0.9 / 1.1)
-    assert union.tier_threshold(0.9) == pytest.approx(1.8 / 1.9)
+    # odds x4: a cheap judge saying 0.9 is taken at 0.692; 0.9 needs it at 0.973
+    assert union.adjusted(np.array([0.9]))[0] == pytest.approx(0.9 / 1.3)
+    assert union.tier_threshold(0.9) == pytest.approx(3.6 / 3.7)
+    assert union.adjusted(np.array([0.9]), odds=2.0)[0] == pytest.approx(0.9 / 1.1)
     assert union.adjusted(np.array([0.0, 1.0])).tolist() == [0.0, 1.0]
 
 
