@@ -89,16 +89,25 @@ def parse_template(
     return Template(system=system, user=user, hash=content_hash(text), source=source)
 
 
+def read_text_file(path: Path, key: str) -> str:
+    """The text of the file config key ``key`` names; a one-line ConfigError naming the
+    key and the path when it is missing, a folder, unreadable or not UTF-8."""
+    if path.is_dir():  # (IsADirectoryError on Linux, PermissionError on Windows)
+        raise ConfigError(f"{key}: {path} is a folder; it must be a file")
+    try:
+        return path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{key}: file {path} not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{key}: {path} is not UTF-8 text") from None
+    except OSError as exc:  # no permission, a path through a file
+        raise ConfigError(f"{key}: cannot read {path} ({exc.strerror or exc})") from None
+
+
 def load_template(path: Path | None) -> Template:
     if path is None:
         return parse_template(builtin_text("judge_prompt.txt"), "<built-in judge template>")
-    try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"judge.template: file {path} not found") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"judge.template: {path} is not UTF-8 text") from None
-    return parse_template(text, str(path))
+    return parse_template(read_text_file(path, "judge.template"), str(path))
 
 
 FACT_PLACEHOLDERS = ("prompt", "response")
@@ -109,12 +118,7 @@ def load_fact_template(path: Path | None) -> Template:
     if path is None:
         text, source = builtin_text("fact_check.txt"), "<built-in fact-check template>"
     else:
-        try:
-            text, source = path.read_text("utf-8"), str(path)
-        except FileNotFoundError:
-            raise ConfigError(f"quality.fact_check_template: file {path} not found") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"quality.fact_check_template: {path} is not UTF-8 text") from None
+        text, source = read_text_file(path, "quality.fact_check_template"), str(path)
     return parse_template(text, source, FACT_PLACEHOLDERS, FACT_PLACEHOLDERS, "fact-check template")
 
 
@@ -150,10 +154,7 @@ def load_guidelines(path: Path) -> Guidelines:
             f"judge.guidelines: {path} not found (a folder of .md files or a "
             "file; `labeler init` writes a starter set)"
         )
-    try:
-        parts = [f.read_text("utf-8").strip() for f in files]
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"judge.guidelines: a file in {path} is not UTF-8 ({exc})") from None
+    parts = [read_text_file(f, "judge.guidelines").strip() for f in files]
     text = "\n\n".join(parts) + "\n"
     return Guidelines(text=text, hash=content_hash(text), files=tuple(f.name for f in files))
 

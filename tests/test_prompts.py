@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from labeler.errors import ConfigError
-from labeler.prompts import load_guidelines, load_template, parse_template, render_messages
+from labeler.prompts import (
+    load_fact_template,
+    load_guidelines,
+    load_template,
+    parse_template,
+    render_messages,
+)
 
 
 def guidelines(tmp_path: Path, text: str = "Be right.") -> object:
@@ -69,6 +75,24 @@ def test_guideline_errors(tmp_path: Path) -> None:
         load_guidelines(tmp_path / "empty")
     with pytest.raises(ConfigError, match=r"judge\.template: file .* not found"):
         load_template(tmp_path / "nope.txt")
+
+
+def test_a_folder_or_unreadable_file_named_as_a_file_is_one_line(tmp_path: Path) -> None:
+    """A user trial: judge.template naming a folder was an IsADirectoryError traceback."""
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    for load, key in ((load_template, "judge.template"),
+                      (load_fact_template, "quality.fact_check_template")):  # fmt: skip
+        with pytest.raises(ConfigError) as caught:
+            load(folder)
+        assert str(caught.value) == f"{key}: {folder} is a folder; it must be a file"
+    # a guidelines folder holding a .md folder skips it; an unreadable .md file is named
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "sub.md").mkdir()
+    (tmp_path / "g" / "a.md").write_bytes(b"\xff\xfe bad")
+    with pytest.raises(ConfigError) as caught:
+        load_guidelines(tmp_path / "g")
+    assert str(caught.value) == f"judge.guidelines: {tmp_path / 'g' / 'a.md'} is not UTF-8 text"
 
 
 def test_repo_guidelines_and_template_match_the_shipped_ones() -> None:
