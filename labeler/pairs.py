@@ -424,17 +424,25 @@ def read_source(cfg: SourceConfig) -> Iterator[Pair | BadRow]:
     if not path.exists():
         raise SourceError(f"{path}: source file not found (source.path)")
     fmt = detect_format(path, cfg.format)
+    if fmt in ("jsonl", "csv", "parquet") and path.is_dir():
+        raise SourceError(
+            f'{path}: is a folder; source.format = "{fmt}" reads one file (name the file in '
+            'source.path, or set source.format = "hf" to read a folder of data files)'
+        )
     rows = _READERS[fmt](path, cfg)
     name = str(path)
-    for number, row in rows:
-        if isinstance(row, tuple):
-            yield BadRow(name, number, row[1], row[0])
-            continue
-        result = pairs_from_row(row, cfg, name, number)
-        if isinstance(result, BadRow):
-            yield result
-        else:
-            yield from result
+    try:
+        for number, row in rows:
+            if isinstance(row, tuple):
+                yield BadRow(name, number, row[1], row[0])
+                continue
+            result = pairs_from_row(row, cfg, name, number)
+            if isinstance(result, BadRow):
+                yield result
+            else:
+                yield from result
+    except OSError as exc:  # no permission, a disk error
+        raise SourceError(f"{path}: cannot read the source ({exc.strerror or exc})") from None
 
 
 def near_identical(a: str, b: str, threshold: float) -> float | None:

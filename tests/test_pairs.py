@@ -195,6 +195,21 @@ def test_source_errors(tmp_path: Path) -> None:
         read(tmp_path / "dd")
 
 
+def test_a_folder_named_with_a_file_format_is_one_line(tmp_path: Path) -> None:
+    """A user trial: source.path naming a folder with source.format = "jsonl" or "csv"
+    was an IsADirectoryError traceback (Parquet said it, in pyarrow's words)."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    jsonl(folder, ROWS)
+    for fmt in ("jsonl", "csv", "parquet"):
+        with pytest.raises(SourceError) as caught:
+            read(folder, format=fmt)
+        assert str(caught.value) == (
+            f'{folder}: is a folder; source.format = "{fmt}" reads one file (name the file '
+            'in source.path, or set source.format = "hf" to read a folder of data files)'
+        )
+
+
 def test_table_sources_with_the_wrong_columns_name_both_sides(tmp_path: Path) -> None:
     """Issue 10: a CSV or Parquet file with other columns said 'Nothing to do'."""
     wrong = [{"question": "q", "answer_1": "a", "answer_2": "b"}]
