@@ -360,14 +360,60 @@ def _parquet_records(path: Path, cfg: SourceConfig) -> Iterator[Mapping[str, Any
         yield from batch.to_pylist()
 
 
+# Data files that can hold pairs. ``datasets.load_dataset`` on a folder reads the files of
+# one type only (the most common suffix) and skips the others without a word.
+PAIR_FILE_SUFFIXES = (".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".parquet", ".arrow")
+
+
+def unread_data_files(folder: Path, read: Iterable[str]) -> list[Path]:
+    """The files in ``folder`` that could hold pairs but are not among those ``read``
+    (what the loader will read), skipping what ``datasets`` skips: hidden files and
+    folders, and folders named ``__*``."""
+    taken = {Path(f).resolve() for f in read}
+    unread = []
+    for f in sorted(folder.rglob("*")):
+        parts = f.relative_to(folder).parts
+        if any(p.startswith(".") for p in parts) or any(p.startswith("__") for p in parts[:-1]):
+            continue
+        pairs_in = any(x.lower() in PAIR_FILE_SUFFIXES for x in f.suffixes)
+        if pairs_in and f.is_file() and f.resolve() not in taken:
+            unread.append(f)
+    return unread
+
+
+def _kind(path: Path) -> str:
+    return next((x for x in path.suffixes if x.lower() in PAIR_FILE_SUFFIXES), path.suffix)
+
+
+def _check_all_read(folder: Path, read: list[str]) -> None:
+    unread = unread_data_files(folder, read)
+    if not unread:
+        return
+    kinds = sorted({_kind(Path(f)) for f in read}) or ["no"]
+    names = [str(f.relative_to(folder)) for f in unread]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    raise SourceError(
+        f"{folder}: holds data files of more than one type; `datasets` reads only its "
+        f"{'/'.join(kinds)} files and would skip {shown}; keep one type of data file in "
+        "the folder, or point source.path at one file"
+    )
+
+
 def _hf_records(path: Path, fmt: str, cfg: SourceConfig) -> Iterator[Mapping[str, Any]]:
     import datasets
 
     try:
         if fmt == "hf_disk":
             ds = datasets.load_from_disk(str(path))
-        else:
-            ds = datasets.load_dataset(str(path))
+        else:  # load_dataset's own steps, to see the files it chose first
+            builder = datasets.load_dataset_builder(str(path))
+            if path.is_dir():
+                files = builder.config.data_files or {}
+                _check_all_read(path, [str(f) for split in files.values() for f in split])
+            builder.download_and_prepare()
+            ds = builder.as_dataset()
+    except SourceError:
+        raise
     except Exception as exc:  # datasets raises many types; all mean "cannot read"
         raise SourceError(
             f"{path}: cannot load it as a Hugging Face dataset ({exc}); source.path names a "

@@ -210,6 +210,44 @@ def test_a_folder_named_with_a_file_format_is_one_line(tmp_path: Path) -> None:
         )
 
 
+def test_a_folder_mixing_data_file_types_is_refused_not_half_read(tmp_path: Path) -> None:
+    """A user trial: a folder holding a .csv, a .jsonl and notes.txt read the JSONL rows
+    alone (``datasets`` reads one file type) and dropped the CSV's pairs without a word."""
+    mixed = tmp_path / "d_mixed"
+    mixed.mkdir()
+    jsonl(mixed, ROWS[:1], "a.jsonl")
+    with (mixed / "b.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(ROWS[1]))
+        w.writeheader()
+        w.writerow(ROWS[1])
+    (mixed / "notes.txt").write_text("where these came from\n")
+    with pytest.raises(SourceError) as caught:
+        read(mixed)
+    assert str(caught.value) == (
+        f"{mixed}: holds data files of more than one type; `datasets` reads only its .jsonl "
+        "files and would skip b.csv; keep one type of data file in the folder, or point "
+        "source.path at one file"
+    )
+    # the text files winning by number: the pairs' file is named
+    (mixed / "b.csv").unlink()
+    (mixed / "more.txt").write_text("more notes\n")
+    with pytest.raises(
+        SourceError, match=re.escape("reads only its .txt files and would skip a.jsonl;")
+    ):
+        read(mixed, format="hf")
+    # one type of pair file (split across files), with notes and a card beside it, reads
+    tidy = tmp_path / "tidy"
+    tidy.mkdir()
+    jsonl(tidy, ROWS[:1], "train-0.jsonl")
+    jsonl(tidy, ROWS[1:], "train-1.json")
+    (tidy / "README.md").write_text("# pairs\n")
+    (tidy / "notes.txt").write_text("notes\n")
+    (tidy / ".cache").mkdir()
+    jsonl(tidy / ".cache", ROWS, "old.csv")  # hidden: datasets skips it, and so do we
+    pairs, bad = read(tidy)
+    assert sorted(ids(pairs)) == sorted(pair_id(*r.values()) for r in ROWS) and bad == []
+
+
 def test_table_sources_with_the_wrong_columns_name_both_sides(tmp_path: Path) -> None:
     """Issue 10: a CSV or Parquet file with other columns said 'Nothing to do'."""
     wrong = [{"question": "q", "answer_1": "a", "answer_2": "b"}]
