@@ -103,6 +103,8 @@ def _text_problem(name: str, value: Any) -> tuple[str, str] | None:
 
 
 ROLES = ("system", "user", "assistant")
+# other names for a role: OpenAI's newer "developer" messages are system messages
+ROLE_ALIASES = {"developer": "system"}
 
 
 def message_text(content: Any) -> tuple[str | None, str]:
@@ -128,12 +130,17 @@ def _messages(value: list[Any], name: str) -> list[dict[str, str]] | str:
         return f"field '{name}' is an empty list of messages"
     kept = []
     for i, m in enumerate(value):
-        if not isinstance(m, Mapping) or m.get("role") not in ROLES:
-            return f"field '{name}'[{i}] must be a message with role system/user/assistant"
+        role = m.get("role") if isinstance(m, Mapping) else None
+        role = ROLE_ALIASES.get(role, role) if isinstance(role, str) else None
+        if role not in ROLES:
+            return (
+                f"field '{name}'[{i}] must be a message with role system/user/assistant "
+                "(or developer)"
+            )
         text, why = message_text(m.get("content"))
         if text is None:
             return f"field '{name}'[{i}] {why}"
-        kept.append({"role": m["role"], "content": text})
+        kept.append({"role": role, "content": text})
     return kept
 
 

@@ -316,6 +316,21 @@ def test_openai_content_parts_are_read_as_their_text(tmp_path: Path) -> None:
     assert bad == [] and pair.prompt == "[user]\nWhat is\n2+2?"
 
 
+def test_a_developer_message_is_read_as_the_system_message(tmp_path: Path) -> None:
+    """A user trial: OpenAI's newer role name ``developer`` was refused ("must be a
+    message with role system/user/assistant"); it is the system message, and is exported
+    as one."""
+    rule = {"role": "developer", "content": "Answer briefly."}
+    row = {"prompt": [rule, USER], "response_a": "4", "response_b": "5"}
+    (pair,), bad = read(jsonl(tmp_path, [row]))
+    assert bad == []
+    assert json.loads(pair.messages) == [{"role": "system", "content": "Answer briefly."}, USER]
+    assert pair.prompt == "[system]\nAnswer briefly.\n\n[user]\nWhat is 2+2?"
+    # the same pair as with a system message
+    as_system = {"prompt": [rule | {"role": "system"}, USER], "response_a": "4", "response_b": "5"}
+    assert pair.id == read(jsonl(tmp_path, [as_system], "s.jsonl"))[0][0].id
+
+
 @pytest.mark.parametrize(
     ("row", "reason"),
     [
