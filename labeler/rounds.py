@@ -20,7 +20,7 @@ from dataclasses import asdict
 from labeler import costs, versions
 from labeler.config import Config
 from labeler.dataset import write_dataset
-from labeler.errors import ConfigError, ReviewError, StateError
+from labeler.errors import ConfigError, ReviewError, StateError, UsageError
 from labeler.factcheck import run_fact_check
 from labeler.importing import SourceTally, check_source, import_source
 from labeler.judge import check_reachable
@@ -112,6 +112,9 @@ def round_seed(cfg: Config) -> int | None:
     return cfg.routing.seed if cfg.routing.round_order == "random" else None
 
 
+NO_ROUND_TO_RESUME = "--online: no open --batch round to resume (run `labeler round` to start one)"
+
+
 def run_round(
     cfg: Config,
     *,
@@ -124,8 +127,11 @@ def run_round(
     """Run (or resume) one round; see the module docstring. ``batch``: through the Batch
     API (see ``labeler.batches``); a round started that way keeps to it when resumed,
     unless ``online`` and none of its batches reached the Batch API (an endpoint without
-    it): then its requests are sent online."""
+    it): then its requests are sent online. ``online`` with no open round is refused
+    (an open online round resumes as it would without it)."""
     started = time.perf_counter()
+    if online and not cfg.db_path.exists():  # (refused before a state is made)
+        raise UsageError(NO_ROUND_TO_RESUME)
     ctx = make_context(cfg)
     if strict:
         check_source(cfg)
@@ -133,6 +139,8 @@ def run_round(
     with project_lock(cfg.project.state_dir, "round"), Store(cfg.db_path) as store:
         check_tier_count(store, cfg)
         open_round = store.open_round()
+        if online and open_round is None:  # it would start a new, unlimited round
+            raise UsageError(NO_ROUND_TO_RESUME)
         import_source(store, cfg, summary, on_progress)
         summary.timings["import_s"] = time.perf_counter() - started
         if open_round is None and store.unassigned_count() == 0:

@@ -131,6 +131,25 @@ def test_online_is_refused_once_a_batch_reached_the_batch_api(project: Project) 
     assert chat_requests(server) == 0
 
 
+def test_online_with_no_open_round_is_refused_and_judges_nothing(project: Project) -> None:
+    """A user trial: `round --online` in a project with no open --batch round ran a full,
+    unlimited round, though its help says it resumes one."""
+    server = project.server  # type: ignore[attr-defined]
+    project.pairs(good_bad_rows(6))
+    said = "error: --online: no open --batch round to resume (run `labeler round` to start one)"
+    for first in (True, False):  # no state yet; then a state whose rounds are all done
+        result = project.run("round", "--online")
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip().splitlines() == [said]
+        assert chat_requests(server) == 0
+        assert (project.root / ".labeler" / "state.sqlite").exists() is not first
+        if first:
+            assert project.run_json("round", "--limit", "2")["status"] == "completed"
+            server.requests.clear()
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        assert len(store.rounds()) == 1
+
+
 def test_online_finds_a_batch_created_before_its_id_was_stored(project: Project) -> None:
     server = project.server  # type: ignore[attr-defined]
     server.batch_api.hold_batches = True
