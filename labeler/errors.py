@@ -14,6 +14,7 @@ out of them.
     ├── StateError               the state folder / database is unusable
     │   └── ProjectBusy          another labeler command holds the project's lock
     ├── ExportError              the dataset could not be written
+    ├── RoundUnfinished          a round ended with pairs the judge failed on (work kept)
     └── BudgetExceeded           exit 3: a round stopped at its cost limit
 """
 
@@ -57,6 +58,11 @@ class StateError(LabelerError):
 
 class ExportError(LabelerError):
     """A dataset could not be written."""
+
+
+class RoundUnfinished(LabelerError):
+    """A round ended with pairs the judge failed on after its retries (5xx, timeouts): what
+    was judged is saved, and the next ``labeler round`` retries just those pairs."""
 
 
 class BudgetExceeded(LabelerError):

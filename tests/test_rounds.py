@@ -285,8 +285,11 @@ def test_transient_failures_leave_the_round_open_and_a_rerun_finishes(
     project.set(judge={"base_url": server.url, "max_retries": 1})
     project.pairs(good_bad_rows(4))
     first = project.run("round")
-    assert first.exit_code == 0
-    assert "not finished" in first.stdout and "500" in first.stdout
+    assert first.exit_code == 1  # a user trial: an unfinished round exited 0
+    error = first.stderr.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: Round 1 is not finished: 1 pairs")
+    assert "500" in error[0] and error[0].endswith("Run `labeler round` again.")
+    assert "not judged yet (failed, retried next" in first.stdout  # the summary is shown
     failing["on"] = False
     data = project.run_json("round")
     assert data["round_id"] == 1 and data["resumed"] and data["status"] == "completed"
@@ -537,7 +540,9 @@ def test_a_poison_pair_goes_to_humans_after_max_failed_attempts(
     server = judge_server(responder)
     project.set(judge={"base_url": server.url, "max_retries": 0, "max_failed_attempts": 2})
     project.pairs(good_bad_rows(4))
-    first = project.run_json("round")
+    unfinished = project.run("round", "--json")
+    assert unfinished.exit_code == 1 and "Round 1 is not finished" in unfinished.stderr
+    first = json.loads(unfinished.stdout)  # the summary, as when it finishes
     assert first["status"] == "incomplete" and first["unjudged"] == 1
     second = project.run_json("round")
     assert second["status"] == "completed" and second["resumed"]

@@ -143,7 +143,9 @@ def test_a_cascade_round_resumes_in_the_tier_it_stopped_in(
     server = judge_server(by_model({"small": small, "big": flaky_big}))
     cascade.set(judge={"base_url": server.url, "max_retries": 0, "max_failure_share": 1.0})
     cascade.pairs(good_bad_rows(6))
-    first = cascade.run_json("round")
+    unfinished = cascade.run("round", "--json")
+    assert unfinished.exit_code == 1, unfinished.output
+    first = json.loads(unfinished.stdout)
     assert first["status"] == "incomplete" and first["unjudged"] == 6
     assert models(server)["small"] == 12
     failing["on"] = False

@@ -99,7 +99,7 @@ def round_(
     data = summary.to_dict()
     if as_json:
         render.print_json(data)
-        _stop_if_over_budget(summary)
+        _stop_if_unfinished(summary)
         return
     console = render.Console()
     if summary.status == "nothing_to_do":
@@ -123,12 +123,7 @@ def round_(
         after = "after the round, " if summary.status == "dry_run" else ""
         lists = f"{after}`labeler report --quality` lists them all"
         console.print(f"[yellow]skipped[/] {more} more rows: {lists}", highlight=False)
-    if summary.status == "incomplete":
-        console.print(
-            f"[yellow]Round {summary.round_id} is not finished: {summary.unjudged} "
-            f"pairs failed ({summary.first_error}). Run `labeler round` again.[/]"
-        )
-    _stop_if_over_budget(summary)
+    _stop_if_unfinished(summary)
 
 
 def _finish(cfg: Config, as_json: bool, wait: bool) -> None:
@@ -208,11 +203,21 @@ def batches(ctx: click.Context, as_json: bool, wait: bool) -> None:
     _print_batches(console, summary)
 
 
-def _stop_if_over_budget(summary: object) -> None:
-    from labeler.errors import BudgetExceeded
+def _stop_if_unfinished(summary: object) -> None:
+    """A round stopped at its budget (exit 3) or with pairs the judge failed on (exit 1)
+    ends in an error line, after its summary: its work is saved either way."""
+    from labeler.errors import BudgetExceeded, RoundUnfinished
 
-    if getattr(summary, "status", None) == "budget_stopped":
+    status = getattr(summary, "status", None)
+    if status == "budget_stopped":
         raise BudgetExceeded(getattr(summary, "budget_message", "budget reached"))
+    if status == "incomplete":
+        error = getattr(summary, "first_error", None)
+        raise RoundUnfinished(
+            f"Round {getattr(summary, 'round_id', '?')} is not finished: "
+            f"{getattr(summary, 'unjudged', 0)} pairs failed{f' ({error})' if error else ''}. "
+            "Run `labeler round` again."
+        )
 
 
 @click.command()
