@@ -5,7 +5,24 @@ each other: rounds -> sync -> dataset, rounds -> dataset."""
 from __future__ import annotations
 
 from labeler.config import Config
+from labeler.errors import ConfigError
 from labeler.store import Store
+
+
+def check_dataset_dir(cfg: Config) -> None:
+    """Refuse, before a round spends anything on the judge, an ``output.dataset_dir`` the
+    dataset cannot be written to: something there that labeler did not write (the
+    project's folder, a folder of the user's). ``save_dpo`` refuses it too, but only after
+    the judging was paid for."""
+    from labeler.export import foreign_dataset_dir
+
+    path = cfg.output.dataset_dir
+    if foreign_dataset_dir(path.absolute()):
+        raise ConfigError(
+            f"output.dataset_dir: {path} exists and was not written by labeler (it keeps a "
+            "link to its latest dataset there); move it away or set output.dataset_dir to "
+            "another path"
+        )
 
 
 def write_dataset(store: Store, cfg: Config) -> int:

@@ -71,6 +71,12 @@ def warm_up() -> None:
     datasets.disable_progress_bars()
 
 
+def foreign_dataset_dir(dataset_dir: Path) -> bool:
+    """Is there something at ``dataset_dir`` that ``save_dpo`` did not write (it keeps a
+    symlink there), a folder of the user's that it must not replace?"""
+    return dataset_dir.exists() and not dataset_dir.is_symlink()
+
+
 def save_dpo(rows: Iterable[Mapping[str, Any]], dataset_dir: Path, parquet: bool) -> int:
     """Write the DPO dataset atomically; returns the number of rows."""
     rows = list(rows)
@@ -80,7 +86,7 @@ def save_dpo(rows: Iterable[Mapping[str, Any]], dataset_dir: Path, parquet: bool
     target = versions / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     sweep(dataset_dir.parent, (f".{dataset_dir.name}.parquet.tmp", f".{dataset_dir.name}.link-"))
     try:
-        if dataset_dir.exists() and not dataset_dir.is_symlink():
+        if foreign_dataset_dir(dataset_dir):
             raise ExportError(
                 f"{dataset_dir}: exists and was not written by labeler; move it "
                 "away or set output.dataset_dir to another path"

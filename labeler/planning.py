@@ -11,6 +11,7 @@ from dataclasses import asdict
 
 from labeler import costs, prompts, versions
 from labeler.config import Config
+from labeler.dataset import check_dataset_dir
 from labeler.importing import check_source, no_pairs
 from labeler.pairs import Pair, read_source
 from labeler.rounds import Context, RoundSummary, SourceTally, make_context, round_seed
@@ -37,8 +38,9 @@ def plan_round(
     """What ``run_round`` would do, and its estimated judge cost (at Batch API prices with
     ``batch``); writes nothing. Reads the pairs once, keeping only their request sizes.
     Refuses what the round would refuse: a bad row under ``strict``, a source without a
-    usable pair."""
+    usable pair, an output.dataset_dir it may not write."""
     ctx = make_context(cfg)
+    check_dataset_dir(cfg)
     if strict:
         check_source(cfg)
     summary = RoundSummary(status="dry_run")

@@ -19,7 +19,7 @@ from dataclasses import asdict
 
 from labeler import costs, versions
 from labeler.config import Config
-from labeler.dataset import write_dataset
+from labeler.dataset import check_dataset_dir, write_dataset
 from labeler.errors import ConfigError, ReviewError, StateError, UsageError
 from labeler.factcheck import run_fact_check
 from labeler.importing import SourceTally, check_source, import_source
@@ -133,6 +133,7 @@ def run_round(
     if online and not cfg.db_path.exists():  # (refused before a state is made)
         raise UsageError(NO_ROUND_TO_RESUME)
     ctx = make_context(cfg)
+    check_dataset_dir(cfg)
     if strict:
         check_source(cfg)
     summary = RoundSummary()

@@ -91,6 +91,18 @@ def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
         ("[judge]\nconcurrency = 1" + "0" * 400 + "\n", {}, "judge.concurrency = 1000"),
         ("[project]\nname = ' '\n", {}, "config.toml: project.name is empty; it may not be"),
         ("", {"LABELER_PROJECT_NAME": ""}, "environment: project.name is empty"),
+        # a user trial: an empty model passed, and failed only at the endpoint's 404
+        (
+            "[judge]\nmodel = ''\n",
+            {},
+            "config.toml: judge.model is empty; it may not be (Model name sent to the endpoint.)",
+        ),
+        ("", {"LABELER_JUDGE_MODEL": " "}, "environment: judge.model is empty"),
+        (
+            "[[judge.tiers]]\nmodel = 'a'\n[[judge.tiers]]\nmodel = ''\n",
+            {},
+            "config.toml: judge.tiers[2]: judge.model is empty",
+        ),
         ("", {"LABELER_JUDGE_TIMEOUT_S": "soon"}, "judge.timeout_s must be a number, got 'soon'"),
     ],
 )

@@ -353,6 +353,37 @@ def test_the_dry_run_refuses_what_the_round_refuses(project: Project) -> None:
     assert project.server.requests == []  # type: ignore[attr-defined]
 
 
+def test_an_empty_model_or_a_foreign_dataset_dir_is_refused_before_any_judge_call(
+    project: Project,
+) -> None:
+    """A user trial: output.dataset_dir naming a folder labeler did not write ("." or a
+    user's folder) was refused only after the round was judged and paid for, and an empty
+    judge.model passed --dry-run and failed only at the endpoint's 404."""
+    project.pairs(good_bad_rows(4))
+    mine = project.root / "my_data"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    for where, shown in ((".", project.root), ("my_data", mine)):
+        project.set(output={"dataset_dir": where})
+        for args in ((), ("--dry-run",)):
+            result = project.run("round", *args)
+            assert result.exit_code == 2, (where, args, result.output)
+            assert result.stderr.strip().splitlines() == [
+                f"error: output.dataset_dir: {shown} exists and was not written by labeler (it "
+                "keeps a link to its latest dataset there); move it away or set "
+                "output.dataset_dir to another path"
+            ]
+    assert (mine / "keep.txt").read_text() == "mine"
+    project.set(output={"dataset_dir": ".labeler/dataset"})
+    for args in (("--model", ""), ("--dry-run", "--model", " ")):
+        result = project.run("round", *args)
+        assert result.exit_code == 2, result.output
+        assert "command line: judge.model is empty; it may not be" in result.stderr
+    assert project.server.requests == []  # type: ignore[attr-defined]
+    assert not (project.root / ".labeler" / "state.sqlite").exists()  # no round opened
+    assert project.run_json("round")["status"] == "completed"  # the defaults run
+
+
 def test_finish_waits_until_every_pair_is_judged(project: Project) -> None:
     """A user trial: ``round --finish`` with 90 pairs still to judge spent the final look
     (all the confidence left) and said "project finished"; later rounds judged on."""
