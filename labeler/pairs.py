@@ -399,6 +399,12 @@ def _check_all_read(folder: Path, read: list[str]) -> None:
     kinds = sorted({_kind(Path(f)) for f in read}) or ["no"]
     names = [str(f.relative_to(folder)) for f in unread]
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    if {_kind(f) for f in unread} <= set(kinds):  # one type, but not every file split-named
+        raise SourceError(
+            f"{folder}: names some data files for a split (train, test, ...), and `datasets` "
+            f"reads only those: it would skip {shown}; name every data file for its split "
+            "(train-2.jsonl, say), or point source.path at one file"
+        )
     raise SourceError(
         f"{folder}: holds data files of more than one type; `datasets` reads only its "
         f"{'/'.join(kinds)} files and would skip {shown}; keep one type of data file in "

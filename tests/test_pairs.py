@@ -246,6 +246,18 @@ def test_a_folder_mixing_data_file_types_is_refused_not_half_read(tmp_path: Path
     jsonl(tidy / ".cache", ROWS, "old.csv")  # hidden: datasets skips it, and so do we
     pairs, bad = read(tidy)
     assert sorted(ids(pairs)) == sorted(pair_id(*r.values()) for r in ROWS) and bad == []
+    # one type, but a file named for a split beside one that is not: datasets reads the split
+    named = tmp_path / "named"
+    named.mkdir()
+    jsonl(named, ROWS[:1], "train.jsonl")
+    jsonl(named, ROWS[1:], "extra.jsonl")
+    with pytest.raises(SourceError) as caught:
+        read(named)
+    assert str(caught.value) == (
+        f"{named}: names some data files for a split (train, test, ...), and `datasets` reads "
+        "only those: it would skip extra.jsonl; name every data file for its split "
+        "(train-2.jsonl, say), or point source.path at one file"
+    )
 
 
 def test_table_sources_with_the_wrong_columns_name_both_sides(tmp_path: Path) -> None:
