@@ -145,6 +145,7 @@ def _messages(value: list[Any], name: str) -> list[dict[str, str]] | str:
 
 
 def transcript(messages: list[dict[str, str]]) -> str:
+    """What the judge and the reviewers read of a list of messages."""
     return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
 
 
@@ -160,24 +161,21 @@ def conversation(value: list[Any], name: str) -> tuple[str, str] | tuple[None, s
     return transcript(kept), json.dumps(kept, ensure_ascii=False)
 
 
-class _Bad(str):
-    """Why a value is unusable (told apart from a text by its type)."""
-
-
-def _reply(value: Any, name: str) -> Any:
+def _reply(value: Any, name: str) -> tuple[Any, str]:
     """A response given as messages (TRL's conversational format: a list holding the
-    assistant's turn) as its text, or ``_Bad`` (why not); any other value as it is."""
+    assistant's turn) as its text, any other value as it is: (value, "") — or (None, why
+    the messages are unusable)."""
     if not isinstance(value, list):
-        return value
+        return value, ""
     kept = _messages(value, name)
     if isinstance(kept, str):
-        return _Bad(kept)
+        return None, kept
     if any(m["role"] != "assistant" for m in kept):
-        return _Bad(
+        return None, (
             f"field '{name}' must hold only the assistant's turn when given as messages "
             "(the conversation before it belongs in the prompt)"
         )
-    return "\n\n".join(m["content"] for m in kept)
+    return "\n\n".join(m["content"] for m in kept), ""
 
 
 def implicit_prompt(responses: list[Any], names: list[str]) -> tuple[str, str, list[Any]] | str:
@@ -195,12 +193,20 @@ def implicit_prompt(responses: list[Any], names: list[str]) -> tuple[str, str, l
         c[common] == convs[0][common] for c in convs
     ):
         common += 1
+    # the prompt ends with the user's turn: assistant turns shared after it (a shared
+    # start of the answer) stay in each response, before what differs
     while common and convs[0][common - 1]["role"] != "user":
-        common -= 1  # the prompt ends with the user's turn
+        common -= 1
+    fields = ", ".join(repr(n) for n in names)
     if not common:
         return (
-            f"fields {', '.join(repr(n) for n in names)} share no conversation ending with the "
-            "user's turn, and there is no prompt field"
+            f"fields {fields} share no conversation ending with the user's turn, and there "
+            "is no prompt field"
+        )
+    if any(m["role"] != "assistant" for c in convs for m in c[common:]):
+        return (
+            f"fields {fields} go on differently after their last shared user turn with more "
+            "than the assistant's answer (each must be the same conversation up to the answer)"
         )
     prompt = convs[0][:common]
     return transcript(prompt), json.dumps(prompt, ensure_ascii=False), [c[common:] for c in convs]
@@ -227,7 +233,7 @@ def pairs_from_row(
     responses, names = found
     prompt = row.get(cfg.prompt_field)
     messages = ""
-    if prompt is None and all(isinstance(r, list) for r in responses):
+    if cfg.prompt_field not in row and all(isinstance(r, list) for r in responses):
         got = implicit_prompt(responses, names)  # TRL's implicit prompt: no prompt field
         if isinstance(got, str):
             return BadRow(source, number, got, "bad_messages")
@@ -240,10 +246,11 @@ def pairs_from_row(
     problem = _text_problem(cfg.prompt_field, prompt)
     if problem:
         return BadRow(source, number, problem[1], problem[0])
-    responses = [_reply(value, name) for name, value in zip(names, responses, strict=True)]
-    for name, value in zip(names, responses, strict=True):
-        if isinstance(value, _Bad):
-            return BadRow(source, number, str(value), "bad_messages")
+    replies = [_reply(value, name) for name, value in zip(names, responses, strict=True)]
+    responses = [value for value, _ in replies]
+    for name, (value, why) in zip(names, replies, strict=True):
+        if why:
+            return BadRow(source, number, why, "bad_messages")
         problem = _text_problem(name, value)
         if problem:
             return BadRow(source, number, problem[1], problem[0])
@@ -265,7 +272,9 @@ def check_columns(
     (TRL's implicit prompt, ``implicit_prompt``)."""
     have, listed = list(found), set(lists)
     pair_ok = cfg.response_a_field in have and cfg.response_b_field in have
-    implicit = {cfg.response_a_field, cfg.response_b_field} <= listed
+    implicit = {cfg.response_a_field, cfg.response_b_field} <= listed or (
+        cfg.responses_field in listed
+    )
     if (cfg.prompt_field in have or implicit) and (pair_ok or cfg.responses_field in have):
         return
     raise SourceError(
@@ -352,8 +361,16 @@ def _table_rows(records: Iterable[Mapping[str, Any]], limit: int) -> Iterator[tu
             yield number, dict(row)
 
 
-def _parquet_records(path: Path, cfg: SourceConfig) -> Iterator[Mapping[str, Any]]:
+def list_columns(schema: Any) -> list[str]:
+    """The columns of an Arrow schema that hold lists (any list type: a Parquet file's, a
+    Hugging Face dataset's, whichever ``datasets`` version wrote it)."""
     import pyarrow as pa
+
+    kinds = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
+    return [f.name for f in schema if any(k(f.type) for k in kinds)]
+
+
+def _parquet_records(path: Path, cfg: SourceConfig) -> Iterator[Mapping[str, Any]]:
     import pyarrow.parquet as pq
 
     try:
@@ -361,8 +378,7 @@ def _parquet_records(path: Path, cfg: SourceConfig) -> Iterator[Mapping[str, Any
     except Exception as exc:  # pyarrow raises several unrelated types for bad files
         raise SourceError(f"{path}: not a readable Parquet file ({exc})") from None
     schema = pf.schema_arrow
-    lists = [f.name for f in schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)]
-    check_columns(path, schema.names, cfg, lists)
+    check_columns(path, schema.names, cfg, list_columns(schema))
     for batch in pf.iter_batches(batch_size=4096):
         yield from batch.to_pylist()
 
@@ -439,9 +455,7 @@ def _hf_records(path: Path, fmt: str, cfg: SourceConfig) -> Iterator[Mapping[str
                 f"{path}: no split '{split}' (source.split); available: {', '.join(ds)}"
             )
         ds = ds[split]
-    kinds = (list, datasets.Sequence, getattr(datasets, "List", list))  # List: datasets 4+
-    lists = [k for k, v in ds.features.items() if isinstance(v, kinds)]
-    check_columns(path, ds.column_names, cfg, lists)
+    check_columns(path, ds.column_names, cfg, list_columns(ds.data.schema))
     yield from ds
 
 

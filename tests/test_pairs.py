@@ -367,6 +367,13 @@ def test_a_developer_message_is_read_as_the_system_message(tmp_path: Path) -> No
             {"chosen": [USER, *said("4")], "rejected": [USER]},
             "share no conversation ending with the user's turn",
         ),
+        (
+            {
+                "chosen": [USER, *said("4"), {"role": "user", "content": "sure?"}, *said("4!")],
+                "rejected": [USER, *said("5")],
+            },
+            "fields 'chosen', 'rejected' go on differently after their last shared user turn",
+        ),
     ],
 )
 def test_unusable_message_rows_say_why(tmp_path: Path, row: dict[str, object], reason: str) -> None:
@@ -374,6 +381,29 @@ def test_unusable_message_rows_say_why(tmp_path: Path, row: dict[str, object], r
     pairs, bad = read(jsonl(tmp_path, [ROWS[0] | {"chosen": "a", "rejected": "b"}, row]), **TRL)
     assert len(pairs) == 1 and [(b.row, b.kind) for b in bad] == [(2, "bad_messages")]
     assert reason in bad[0].reason
+
+
+def test_a_null_prompt_is_a_missing_prompt_not_an_implicit_one(tmp_path: Path) -> None:
+    row = {"prompt": None, "chosen": [USER, *said("4")], "rejected": [USER, *said("5")]}
+    _, bad = read(jsonl(tmp_path, [row]), **TRL)
+    assert [(b.kind, b.reason) for b in bad] == [("missing_field", "missing field 'prompt'")]
+
+
+def test_implicit_prompts_in_large_lists_and_in_a_responses_column(tmp_path: Path) -> None:
+    """A saved dataset whose message lists are Arrow large lists, and 2-4 whole
+    conversations in one list column, read as in JSONL."""
+    conv = [[USER, *said(x)] for x in ("4", "5", "6")]
+    rows = [{"chosen": conv[0], "rejected": conv[1]}]
+    messages = pa.struct([("role", pa.string()), ("content", pa.string())])
+    kind = pa.large_list(messages)
+    table = pa.Table.from_pylist(rows, schema=pa.schema([("chosen", kind), ("rejected", kind)]))
+    datasets.Dataset(table).save_to_disk(str(tmp_path / "large"))
+    assert len(read(tmp_path / "large", **TRL)[0]) == 1
+    pq.write_table(pa.Table.from_pylist([{"responses": conv}]), tmp_path / "r.parquet")
+    pairs, bad = read(tmp_path / "r.parquet")
+    assert bad == [] and [(p.response_a, p.response_b) for p in pairs] == [
+        ("4", "5"), ("4", "6"), ("5", "6"),
+    ]  # fmt: skip
 
 
 def test_a_table_without_a_prompt_column_needs_message_lists(tmp_path: Path) -> None:
