@@ -286,7 +286,8 @@ def certify_planned(
     regions = _counts(scores, labelled, disagree, grid, tiers)
     # the first region a good judge would pass and that holds START_SHARE of the labels
     # (a large sample does not start on a sliver at the top); none: the largest
-    total = int(labelled.sum())
+    # (a cascade's union test may hold labelled pairs below the grid: in no region)
+    total = int((labelled & (scores >= grid[-1])).sum()) if len(grid) else 0
     first = next(
         (
             i
@@ -526,7 +527,7 @@ def futile(
     Sending pairs to humans never costs the guarantee anything, so this may read labels at
     any time; it runs at every sync, so a good judge is wrongly found futile more often
     than delta — that costs money, never quality."""
-    total = int(labelled.sum())
+    total = int((labelled & (scores >= floor)).sum())
     if total < 10:
         return False
     for _, _, n, k in _counts(scores, labelled, disagree, plan_grid(scores, floor), tiers):
@@ -628,9 +629,10 @@ def plan_look(
     n_lab = int(labelled.sum())
     due = final or (n_lab >= min_labels and look_due(n_lab, spent, alpha, delta))
     nothing = Choice(NEVER, 0, 0, None)
-    stratified = certified >= NEVER and len(np.unique(pi)) > 1
-    extends = certified < NEVER and (sample is None or history is None)
-    if tiers is not None and (guarantee == "expected" or stratified or extends):
+    stratified = (certified < NEVER and (sample is None or history is None)) or (
+        certified >= NEVER and len(np.unique(pi)) > 1
+    )
+    if tiers is not None and (guarantee == "expected" or stratified):
         raise ValueError("the union test takes only a uniform sample's exact test")
     if certified >= NEVER and futile(scores, labelled, disagree, alpha, delta, floor, tiers):
         return Look(False, 0.0, nothing, len(scores), n_lab, True)
@@ -649,9 +651,7 @@ def plan_look(
         )
     elif level <= 0:
         choice = nothing
-    elif (certified < NEVER and (sample is None or history is None)) or (
-        certified >= NEVER and len(np.unique(pi)) > 1
-    ):
+    elif stratified:
         # several inclusion probabilities (after a certificate without one sample drawn
         # alike; or a cascade's first tier, whose pairs reached humans through a later
         # tier's routing): the stratified test

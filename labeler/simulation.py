@@ -126,7 +126,7 @@ def gpt4_class_world(rng: np.random.Generator, n: int) -> list[SimPair]:
     return judged_pairs(rng, rng.random(n) < 0.5, reported, p, np.ones(n))
 
 
-def _truth(p: SimPair) -> float:
+def true_agreement(p: SimPair) -> float:
     """The chance the judge's label agrees with humans (known in a simulation)."""
     return p.p_agree if p.p_agree is not None else float(p.human == p.signals.label)
 
@@ -234,7 +234,9 @@ def run_cascade(
     out.final_weights = ts[0].weights
     out.provisional = len(accepted) - len(certified)
     if certified:
-        out.agreement = float(np.mean([_truth(tiers[accepted[i][0]][i]) for i in certified]))
+        out.agreement = float(
+            np.mean([true_agreement(tiers[accepted[i][0]][i]) for i in certified])
+        )
     return out
 
 
@@ -299,7 +301,7 @@ def _drifted(audits: Sequence[bool], s: Settings) -> bool:
     return n > 0 and 1 - cal.cp_lower(n - sum(audits), n, s.delta) < 1 - s.alpha
 
 
-class _Planned:
+class PlannedRun:
     """One run of the planned procedure (``run_planned``): where it stands — the
     certificate (NEVER: none yet), the looks taken and the share of delta they spent, the
     drift watch's audits, each pair's chance of reaching a human in this calibration phase
@@ -424,7 +426,7 @@ def run_planned(
     to extend the certificate downwards. ``finish``: after the last round, a final look
     with what is left of delta, then every pair still waiting goes to humans. ``draws``:
     each pair's sampling draw (default: drawn from ``seed``), e.g. the real loop's."""
-    run = _Planned(pairs, s, seed, draws)
+    run = PlannedRun(pairs, s, seed, draws)
     out = run.out
     for start in range(0, len(pairs), s.per_round):
         for i in range(start, min(start + s.per_round, len(pairs))):
@@ -446,7 +448,7 @@ def run_planned(
     out.provisional = len(run.waiting)
     out.invariant_broken = sum(1 for i in run.certified if run.scores[i] < run.certified_at)
     if run.certified:
-        out.agreement = float(np.mean([_truth(pairs[i]) for i in run.certified]))
+        out.agreement = float(np.mean([true_agreement(pairs[i]) for i in run.certified]))
     return out
 
 
@@ -482,7 +484,7 @@ def run_planned_cascade(
     audit draw per pair (default: drawn from ``seed``), e.g. the real loop's."""
     cheap, strong_pairs = tiers
     n = len(strong_pairs)
-    strong = _Planned(strong_pairs, s, seed, None if draws is None else draws[1])
+    strong = PlannedRun(strong_pairs, s, seed, None if draws is None else draws[1])
     draw0 = np.random.default_rng(seed + 1).random(n) if draws is None else draws[0]
     pdraw = np.random.default_rng(seed + 2).random(n) if predict_draws is None else predict_draws
     predicting = shares is None and s.guarantee == "high_probability"
@@ -596,9 +598,9 @@ def run_planned_cascade(
         1 for i in strong.certified if strong.scores[i] < strong.certified_at
     )
     if certified:
-        out.agreement = float(np.mean([_truth(tiers[k][i]) for k, i in certified]))
+        out.agreement = float(np.mean([true_agreement(tiers[k][i]) for k, i in certified]))
     out.tier_agreement = [
-        float(np.mean([_truth(tiers[k][i]) for i in mine])) if mine else None
+        float(np.mean([true_agreement(tiers[k][i]) for i in mine])) if mine else None
         for k, mine in enumerate((accepted0, strong.certified))
     ]
     return out

@@ -6,9 +6,17 @@ judge. Pure (numpy).
 How the simulated loop judges (what the real loop would pay for): the first tier judges
 every pair; a later tier judges a pair when the tiers before it cannot decide it at the
 threshold in force (before a certificate, at the routing floor: a pair the earlier
-tiers could accept there waits with their verdicts only) and every pair that reaches a
-human, whose verdicts the test reads. When a certificate is given or extended, the
-waiting pairs are judged by the tiers that threshold needs.
+tiers could accept there waits with their verdicts only), every pair that reaches a
+human, whose verdicts the test reads, and, until the phase's first look, the check band
+(``union.CHECK_RATE``). When a certificate is given or extended, the waiting pairs are
+judged by the tiers that threshold needs.
+
+The consistency caps (``union.consistency_caps``) are read from the check band — pairs
+every tier judged, never labelled, apart from the test's sample — and fixed at the
+phase's first look: until then a pair joins the phase on its uncapped scores; at that
+look the caps apply to the phase's pairs, and the pairs they put below the floor (in no
+region) go to humans; afterwards pairs are routed on the capped scores. So the regions
+are fixed before the test and independent of the sample's outcomes.
 """
 
 from __future__ import annotations
@@ -19,10 +27,10 @@ import numpy as np
 
 from labeler import calibration as cal
 from labeler import union
-from labeler.simulation import Outcome, Settings, SimPair, _Planned, _truth
+from labeler.simulation import Outcome, PlannedRun, Settings, SimPair, true_agreement
 
 
-class _Union(_Planned):
+class _Union(PlannedRun):
     """One run of the union test (``run_union``)."""
 
     def __init__(
@@ -39,32 +47,41 @@ class _Union(_Planned):
         self.labels = np.array([[str(p.signals.label) for p in t] for t in tiers])
         self.dis = np.array([[p.human != p.signals.label for p in t] for t in tiers])
         self.base = union.on_one_scale(self.raw, odds)
-        self.check = check
+        self.check, self.frozen = check, False
         self._rescore(self.base)
         self.decider = np.full(len(self.scores), -1)
         self.judged = np.zeros(self.adj.shape, bool)
+        self.band = np.zeros(len(self.scores), bool)  # routed into the check band
 
     def _rescore(self, adj: np.ndarray) -> None:
         self.adj = adj
         self.scores = union.union_scores(adj)
         self.tiers = (adj, self.dis)
 
-    def _check_tiers(self) -> None:
-        """Before the phase's first look: the earlier tiers' scores capped by their
-        consistency with the last tier on the sample (``union.consistency_caps``); what
-        can no longer reach the floor goes to humans."""
-        sample = ~np.isnan(self.pi) & (self.draws < self.pi)
+    def _caps(self) -> np.ndarray:
+        """Every tier's adjusted scores, the earlier tiers' capped by their consistency
+        with the last tier on the phase's check band."""
+        band = ~np.isnan(self.pi) & self.band
         adj = self.base.copy()
         for k in range(len(adj) - 1):
             edges, caps = union.consistency_caps(
-                self.base[k, sample], self.labels[k, sample], self.raw[-1, sample],
-                self.labels[-1, sample],
+                self.base[k, band], self.labels[k, band], self.raw[-1, band],
+                self.labels[-1, band],
             )  # fmt: skip
             adj[k] = union.capped(self.base[k], edges, caps)
-        self._rescore(adj)
-        low = [i for i in self.waiting if self.scores[i] < self.s.cold_threshold]
-        self.waiting = [i for i in self.waiting if self.scores[i] >= self.s.cold_threshold]
-        self.out.human_labels += len(low)
+        return adj
+
+    def _freeze(self) -> None:
+        """The phase's first look was taken on the capped scores: they route from now on,
+        and the phase's pairs they put below the floor go to humans."""
+        self.frozen = True
+        low = ~np.isnan(self.pi) & (self.scores < self.s.cold_threshold)
+        waiting = set(self.waiting)
+        gone = [i for i in np.nonzero(low)[0] if i in waiting]
+        self.waiting = [i for i in self.waiting if not low[i]]
+        self.out.human_labels += len(gone)
+        self.out.rechecked += len(gone)
+        self.judged[:, low] = True  # below the floor at every tier: each was asked
         self.pi[low] = np.nan
 
     def _decide(self, i: int, lam: float) -> int:
@@ -82,6 +99,10 @@ class _Union(_Planned):
         above = self.scores[i] >= lam
         self.after[i] = lam < cal.NEVER
         self.pi[i] = s.audit_rate if above else s.calibration_rate
+        if self.check and not self.frozen:
+            rate = s.calibration_rate
+            self.band[i] = rate <= self.draws[i] < rate + union.CHECK_RATE
+            self.judged[:, i] |= self.band[i]  # every tier judges the check band
         if self.draws[i] < self.pi[i]:
             self.judged[:, i] = True  # the test reads every tier's verdict
             self.out.human_labels += 1
@@ -95,10 +116,22 @@ class _Union(_Planned):
             self._decide(i, min(lam, s.cold_threshold))
         return float(self.pi[i]), bool(self.draws[i] < self.pi[i]), float(self.draws[i])
 
+    def watch_drift(self) -> None:
+        super().watch_drift()
+        if self.frozen and self.looks == 0:  # a new phase: uncapped until its first look
+            self.frozen = False
+            self.band[:] = False
+            self._rescore(self.base)
+
     def look(self, final: bool) -> None:
-        if self.check and self.looks == 0:
-            self._check_tiers()
+        if self.check and not self.frozen:
+            self._rescore(self._caps())
         super().look(final)
+        if self.check and not self.frozen:
+            if self.looks:
+                self._freeze()
+            else:
+                self._rescore(self.base)
         lam = self.certified_at
         for i in self.certified:
             if self.decider[i] < 0:
@@ -141,7 +174,7 @@ def run_union(
     out.invariant_broken = int((run.scores[certified] < run.certified_at).sum())
     out.tier_judged = [int(j.sum()) for j in run.judged]
     out.tier_certified = [int((deciders == k).sum()) for k in range(len(tiers))]
-    truth = [_truth(tiers[d][i]) for d, i in zip(deciders, certified, strict=True)]
+    truth = [true_agreement(tiers[d][i]) for d, i in zip(deciders, certified, strict=True)]
     if truth:
         out.agreement = float(np.mean(truth))
     out.tier_agreement = [

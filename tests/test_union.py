@@ -68,3 +68,62 @@ def test_the_first_tier_that_reaches_the_threshold_decides() -> None:
     adj = np.array([[0.95, 0.7, 0.0], [0.99, 0.99, 0.6]])
     assert union.deciding(adj, 0.9).tolist() == [0, 1, -1]
     assert union.deciding(adj, 0.6).tolist() == [0, 0, 1]
+
+
+def verdicts(n: int, differ: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two judges' verdicts on ``n`` pairs, differing on the first ``differ``."""
+    first = np.array(["A"] * n)
+    return first, np.where(np.arange(n) < differ, "B", "A")
+
+
+@pytest.mark.parametrize(
+    ("n", "bins"),
+    [(19, 0), (20, 1), (39, 1), (40, 2), (99, 4), (100, 5), (1000, 5)],
+)
+def test_the_check_takes_as_many_bins_as_its_pairs_allow(n: int, bins: int) -> None:
+    adj = np.linspace(0.5, 1.0, n)
+    mine, last = verdicts(n, 0)
+    edges, caps = union.consistency_caps(adj, mine, np.full(n, 0.99), last)
+    assert len(edges) == len(caps) == max(bins, 1)
+    assert caps.tolist() == [1.0] * max(bins, 1)  # agreeing judges: no cap
+
+
+def test_the_check_caps_the_bins_where_the_judges_disagree_beyond_their_claims() -> None:
+    """100 pairs, 5 bins of 20 by the earlier tier's score; the top bin's verdicts differ
+    from the last tier's on 10 of 20 while the last tier claims an error of 0.05: that
+    bin is capped at 1 - (0.5 - 0.05); a bin differing within the claim is not."""
+    adj = np.linspace(0.81, 0.999, 100)
+    mine = np.array(["A"] * 100)
+    last_labels = np.array(["A"] * 100)
+    last_labels[90:100] = "B"  # the top bin: 10 of its 20 differ
+    last_labels[0] = "B"  # the bottom bin: 1 of 20, within the claimed 0.05
+    edges, caps = union.consistency_caps(adj, mine, np.full(100, 0.95), last_labels)
+    assert caps.tolist() == pytest.approx([1.0, 1.0, 1.0, 1.0, 0.55])
+    capped = union.capped(np.array([0.85, 0.99, 0.0]), edges, caps)
+    assert capped.tolist() == pytest.approx([0.85, 0.55, 0.0])
+
+
+def test_pairs_one_judge_could_not_decide_are_not_read() -> None:
+    """Only pairs both judges could accept (scores above 0) are compared."""
+    adj = np.concatenate([np.full(20, 0.9), np.zeros(30)])
+    mine, last = verdicts(50, 0)
+    last[20:] = "B"  # they differ only where the earlier tier could not accept
+    _, caps = union.consistency_caps(adj, mine, np.full(50, 0.99), last)
+    assert caps.tolist() == [1.0]
+
+
+def test_the_union_takes_only_the_exact_test_on_a_uniform_sample() -> None:
+    scores = np.full(200, 0.95)
+    tiers = (np.vstack([scores, scores]), np.zeros((2, 200), bool))
+    common = dict(looks=0, spent=0.0, floor=0.8, final=True, tiers=tiers)
+    labelled, disagree = np.arange(200) < 100, np.zeros(200, bool)
+    with pytest.raises(ValueError, match="only a uniform sample's exact test"):
+        planned.plan_look(
+            scores, labelled, disagree, 0.15, 0.1, pi=np.full(200, 0.5), guarantee="expected",
+            **common,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="only a uniform sample's exact test"):
+        pi = np.where(labelled, 0.5, 0.02)
+        planned.plan_look(scores, labelled, disagree, 0.15, 0.1, pi=pi, **common)
+    look = planned.plan_look(scores, labelled, disagree, 0.15, 0.1, pi=np.full(200, 0.5), **common)
+    assert look.taken and look.choice.threshold == pytest.approx(0.95)

@@ -89,21 +89,21 @@ def test_the_union_test_keeps_the_guarantee_in_1_minus_delta_of_worlds(
     cheap: str, strong: str
 ) -> None:
     """Measured (200 worlds of 500 pairs each; below target / coverage / cost, humans x
-    0.5 + cheap x 0.0003 + strong x 0.005; the x2 path, then today's per-tier cascade, in
-    brackets): calibrated->calibrated 0/0.673/83.8 (77.2; 103.8); overconfident->
-    calibrated 0/0.678/81.8 (83.4; 104.1); useless->near_target 1/0.102/227.1 (227.4;
-    228.6); single_score->single_score 0/0/252.3 (252.3; 252.5); extreme->saturated
-    0/0.349/165.2 (162.5; 172.7); near_target->near_target 0/0.116/223.2 (225.0; 230.8);
-    position_biased->overconfident 0/0.495/128.7 (128.4; 129.9). Without the consistency
-    check (``check=False``, x2) a cheap judge sure and wrong at the top sinks the union:
-    extreme->saturated 0.004."""
+    0.5 + cheap x 0.0003 + strong x 0.005; today's per-tier cascade in brackets):
+    calibrated->calibrated 0/0.677/82.9 (0/0.595/103.8); overconfident->calibrated
+    0/0.654/88.2 (0/0.594/104.1); useless->near_target 1/0.098/228.2 (1/0.096/228.6);
+    single_score->single_score 0/0/252.1 (0/0/252.5); extreme->saturated 0/0.327/170.7
+    (0/0.319/172.7); near_target->near_target 0/0.091/229.6 (1/0.087/230.8);
+    position_biased->overconfident 0/0.498/128.0 (0/0.490/129.9). Without the
+    consistency check (``check=False``) a cheap judge sure and wrong at the top sinks the
+    union: extreme->saturated 0.004 (1 world certifies)."""
     runs = list(union_outcomes(cheap, strong))
     assert broken(runs) / len(runs) <= allowed(len(runs)), f"{cheap}->{strong}: {broken(runs)}"
     for o in runs:
         assert o.invariant_broken == 0
         assert o.certified + o.human_labels == o.pairs  # nothing lost, nothing waits
         assert sum(o.tier_certified) == o.certified
-        assert o.tier_judged[0] == o.pairs and o.tier_judged[1] <= o.pairs
+        assert o.tier_judged[0] == o.pairs and o.tier_judged[1] >= o.tier_certified[1]
 
 
 @pytest.mark.slow
@@ -113,9 +113,9 @@ def test_the_union_test_counts_the_label_each_pair_delivers() -> None:
     disagreements there, not the strong judge's. Measured (200 worlds): 1 below target,
     1 certifying anything (the sequence's first regions are the coin's); counting the
     last tier's disagreements for every pair instead, 187 below target. With the check (the
-    default) the coin is capped out of the union (it decides 138 of the 61,140 pairs
-    certified over all worlds), and the strong judge certifies in all 200 worlds,
-    coverage 0.611 (the strong judge alone 0.612), 0 below target."""
+    default) the coin is capped out of the union (it decides 40 of the 58,335 pairs
+    certified over all worlds), and the strong judge certifies in 190 of 200 worlds,
+    coverage 0.583 (the strong judge alone 0.612), 0 below target."""
     runs, checked = [], []
     for seed in range(WORLDS):
         rng = np.random.default_rng(seed)
@@ -129,12 +129,13 @@ def test_the_union_test_counts_the_label_each_pair_delivers() -> None:
     for outcomes in (runs, checked):
         assert broken(outcomes) / len(outcomes) <= allowed(len(outcomes)), broken(outcomes)
     assert np.mean([o.certified > 0 for o in checked]) >= 0.9
+    assert np.mean([o.coverage for o in checked]) >= 0.55
     assert sum(o.tier_certified[0] for o in checked) <= 0.01 * sum(o.certified for o in checked)
 
 
 def test_a_cascade_of_judges_below_the_target_certifies_in_at_most_delta_of_worlds() -> None:
     """Both judges right 84% of the time whatever they say, a point under the target:
-    any certificate is a false one."""
+    any certificate is a false one. Measured: 6 of 200 worlds certify."""
     runs = []
     for seed in range(WORLDS):
         rng = np.random.default_rng(seed)
@@ -159,17 +160,23 @@ def test_the_union_holds_where_a_later_tiers_certificate_outlived_the_shift() ->
     good enough on the easy pairs, the strong one sure and wrong on the hard ones): today's
     cascade certifies the cheap tier in 2 of 20 worlds and breaks the union there. The
     union test tests what the cascade delivers, whichever tier decides: measured (20
-    worlds of 20,000 pairs, two loop seeds), on the x2 path without the consistency
-    check 0 below target, both tiers deciding pairs in 19 and 17 of 20, the lowest
-    agreement 0.870; as configured (x4, the check) the cheap judge, overconfident on the
-    easy pairs where the strong one is right, decides nothing, and 0 below target."""
-    runs, unchecked = [], []
+    worlds of 20,000 pairs), on the x2 path without the consistency check 0 below
+    target, both tiers deciding pairs in 19 of 20, the lowest agreement 0.870; as
+    configured (x4, the check) the cheap judge, overconfident on the easy pairs where
+    the strong one is right, decides nothing, 0 below target, and the cascade costs
+    0.7% more than the strong judge alone (its cheap calls; the first 6 worlds: 884 vs
+    878; today's cascade 840, its strong tier keeping a certificate the shift made
+    wrong)."""
+    runs, unchecked, alone = [], [], []
     for seed in range(20):
         cheap, strong = shifting_world(np.random.default_rng(seed), 20_000, 0.87, 0.74)
         runs.append(run_union([cheap, strong], LARGE, LOOP_SEED + seed))
         unchecked.append(run_union([cheap, strong], LARGE, LOOP_SEED + seed, odds=2.0, check=False))
+        alone.append(run_planned(strong, LARGE, LOOP_SEED + seed))
     assert broken(runs) == 0 and broken(unchecked) == 0
     assert sum(o.tier_certified[0] > 0 and o.tier_certified[1] > 0 for o in unchecked) >= 15
+    assert sum(o.tier_certified[0] for o in runs) == 0
+    assert np.mean([cost(o) for o in runs]) <= 1.01 * np.mean([cost(o) for o in alone])
 
 
 @pytest.mark.slow
@@ -194,8 +201,9 @@ def test_the_union_pays_where_todays_cascade_pays_twice() -> None:
 def test_at_500_pairs_the_union_costs_at_most_a_little_more_than_todays_cascade() -> None:
     """Where today's cascade is at its best (a good cheap judge, independent errors, 500
     pairs, whose split gives the cheap tier nothing), the union pays the cheap judge on
-    every pair. Measured (100 worlds): cost 92.1 vs 92.05 (the strong judge alone 92.0),
-    coverage 0.641 vs 0.642 (the x2 path: 93.0, 0.636); the guarantee held in all."""
+    every pair and the strong one on its check band. Measured (100 worlds): cost 92.2 vs
+    92.05 (the strong judge alone 92.0), coverage 0.640 vs 0.642; the guarantee held in
+    all."""
     union, today = [], []
     for seed in range(CASCADE_WORLDS):
         cheap, strong = cascade_world(np.random.default_rng(seed))
@@ -203,4 +211,4 @@ def test_at_500_pairs_the_union_costs_at_most_a_little_more_than_todays_cascade(
         today.append(run_planned_cascade([cheap, strong], SETTINGS, LOOP_SEED + seed))
     assert np.mean([cost(o) for o in union]) <= 1.03 * np.mean([cost(o) for o in today])
     assert np.mean([o.coverage for o in union]) >= 0.95 * np.mean([o.coverage for o in today])
-    assert broken(union) <= 3
+    assert broken(union) == 0
