@@ -165,6 +165,12 @@ class OpenAIJudge:
                 return self._failed(start, f"{exc.status_code}: {self._text(exc)}", permanent=True)
             except Exception as exc:  # sorted below, as before
                 return self._sorted(exc, start)
+            if isinstance(resp, str):  # not JSON: the client hands back the body's text
+                raise JudgeError(
+                    f"judge at {self.url} answered with text, not the OpenAI API's JSON (a "
+                    "web page?); check judge.base_url (an OpenAI-compatible API's address "
+                    "usually ends in /v1)"
+                )
             return self._reply(resp, time.perf_counter() - start)
         return self._failed(start, f"400: every form of the request refused, last: {last}", True)
 

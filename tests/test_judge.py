@@ -134,6 +134,14 @@ def test_fatal_statuses_raise(judge_server, status: int, needle: str) -> None:
         ask(server, model="gpt-x")
 
 
+def test_a_web_page_where_the_api_should_be_stops_with_the_url_to_check(judge_server) -> None:
+    """A base_url pointing at a website (200, text/html) was 'reply has no choices' for
+    every pair, which went to humans after the retries."""
+    server = judge_server(lambda s: Scripted(fault="html"))
+    with pytest.raises(JudgeError, match="answered with text, not the OpenAI API's JSON"):
+        ask(server)
+
+
 def test_missing_usage_counts_zero_tokens(judge_server) -> None:
     server = judge_server(lambda s: Scripted("A HIGH", fault="no_usage"))
     reply = ask(server)

@@ -311,12 +311,17 @@ def test_permanent_judge_error_routes_to_humans(project: Project, judge_server) 
 
 
 @pytest.mark.parametrize(
-    ("status", "needle"), [(401, "refused the API key"), (404, "was not found")]
+    ("status", "fault", "needle"),
+    [
+        (401, None, "refused the API key"),
+        (404, None, "was not found"),
+        (200, "html", "answered with text, not the OpenAI API's JSON"),  # a wrong base_url
+    ],
 )
 def test_fatal_judge_errors_stop_with_one_line(
-    project: Project, judge_server, status: int, needle: str
+    project: Project, judge_server, status: int, fault: str | None, needle: str
 ) -> None:
-    server = judge_server(lambda shown: Scripted(status=status))
+    server = judge_server(lambda shown: Scripted(status=status, fault=fault))
     project.set(judge={"base_url": server.url})
     project.pairs(good_bad_rows(3))
     result = project.run("round")

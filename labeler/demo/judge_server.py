@@ -41,7 +41,8 @@ class Scripted:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
-    fault: str | None = None  # "drop" | "truncate" | "garbage" | "hang" | "no_usage" | "no_choices"
+    # "drop" | "truncate" | "garbage" | "hang" | "no_usage" | "no_choices" | "html"
+    fault: str | None = None
     completion_tokens: int | None = None
     error_message: str | None = None  # the error's text for a non-200 status
     cached_tokens: int = 0  # reported in usage.prompt_tokens_details (prompt caching)
@@ -329,6 +330,9 @@ class JudgeServer:
             return False
         if reply.fault == "garbage":
             await _send_raw(writer, 200, b"this is not JSON {", "application/json")
+            return True
+        if reply.fault == "html":  # a web page where the API should be (a wrong base_url)
+            await _send_raw(writer, 200, b"<!doctype html><title>Welcome</title>", "text/html")
             return True
         if reply.status != 200:
             await _send(
