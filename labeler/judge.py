@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from labeler.config import JudgeConfig
@@ -171,7 +171,7 @@ class OpenAIJudge:
                     "web page?); check judge.base_url (an OpenAI-compatible API's address "
                     "usually ends in /v1)"
                 )
-            return self._reply(resp, time.perf_counter() - start)
+            return without_key(self._reply(resp, time.perf_counter() - start), self._key)
         return self._failed(start, f"400: every form of the request refused, last: {last}", True)
 
     def _sorted(self, exc: Exception, start: float) -> JudgeReply:
@@ -380,7 +380,8 @@ def batch_result(line: dict[str, Any], key: str | None = None) -> tuple[str, Jud
     body = response.get("body") or {}
     if status == 200 and not line.get("error"):
         try:
-            return custom_id, OpenAIJudge._reply(ChatCompletion.model_validate(body), 0.0)
+            reply = OpenAIJudge._reply(ChatCompletion.model_validate(body), 0.0)
+            return custom_id, without_key(reply, key)
         except ValueError as exc:
             return custom_id, JudgeReply(None, None, 0, 0, 0.0, f"unusable response: {exc}")
     error = line.get("error") or body.get("error") or {}
@@ -389,6 +390,14 @@ def batch_result(line: dict[str, Any], key: str | None = None) -> tuple[str, Jud
     return custom_id, JudgeReply(
         None, None, 0, 0, 0.0, f"{status or 'error'} (batch): {message}", permanent
     )
+
+
+def without_key(reply: JudgeReply, key: str | None) -> JudgeReply:
+    """``reply`` with the API key masked in its text, should the endpoint have echoed it
+    (the text is stored and shown to reviewers)."""
+    if reply.text and key and key in reply.text:
+        return replace(reply, text=redact(reply.text, key))
+    return reply
 
 
 def _short(exc: Exception, key: str | None, limit: int = 160) -> str:

@@ -12,7 +12,7 @@ import pytest
 from labeler.config import JudgeConfig
 from labeler.demo.judge_server import JudgeServer, Scripted, Shown
 from labeler.errors import JudgeError
-from labeler.judge import JudgeReply, OpenAIJudge
+from labeler.judge import JudgeReply, OpenAIJudge, batch_result
 
 MESSAGES = [{"role": "user", "content": "<prompt>\nq\n</prompt>"}]
 
@@ -140,6 +140,24 @@ def test_a_web_page_where_the_api_should_be_stops_with_the_url_to_check(judge_se
     server = judge_server(lambda s: Scripted(fault="html"))
     with pytest.raises(JudgeError, match="answered with text, not the OpenAI API's JSON"):
         ask(server)
+
+
+def test_a_key_echoed_in_a_reply_is_not_kept(judge_server) -> None:
+    """Error bodies were redacted; a 200 reply quoting the key was stored as it came."""
+    server = judge_server(lambda s: Scripted("A HIGH\nyour key test-key is fine"))
+    reply = ask(server)
+    assert reply.text == "A HIGH\nyour key *** is fine"
+
+
+def test_a_key_echoed_in_a_batch_result_is_not_kept() -> None:
+    body = {
+        "id": "c1", "object": "chat.completion", "created": 0, "model": "m",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "B LOW\nkey test-key"}}],
+    }  # fmt: skip
+    line = {"custom_id": "x", "response": {"status_code": 200, "body": body}}
+    cid, reply = batch_result(line, "test-key")
+    assert cid == "x" and reply.text == "B LOW\nkey ***"
 
 
 def test_missing_usage_counts_zero_tokens(judge_server) -> None:
