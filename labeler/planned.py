@@ -321,21 +321,10 @@ def _counts(
     tiers: tuple[np.ndarray, np.ndarray] | None,
 ) -> list[tuple[float, int, int, int]]:
     """(threshold, pairs above it, labelled, disagreeing) for each threshold of ``grid``
-    with a pair above it, highest first (``tiers``: see ``certify_planned``)."""
-    if tiers is not None:
-        return union.region_counts(
-            list(grid), scores, labelled, union.steps(tiers[0], tiers[1], labelled)
-        )
-    order = np.argsort(-scores, kind="stable")
-    s_sorted = scores[order]
-    lab_cum = np.cumsum(labelled[order])
-    bad_cum = np.cumsum((labelled & disagree)[order])
-    regions = []
-    for lam in grid:
-        size = int(np.searchsorted(-s_sorted, -lam, side="right"))
-        if size:
-            regions.append((lam, size, int(lab_cum[size - 1]), int(bad_cum[size - 1])))
-    return regions
+    with a pair above it, highest first (``tiers``: see ``certify_planned``; one judge is
+    a cascade of one tier)."""
+    adj, dis = tiers if tiers is not None else (scores[None], disagree[None])
+    return union.region_counts(list(grid), scores, labelled, union.steps(adj, dis, labelled))
 
 
 def fixed_sequence(scores: np.ndarray, labelled: np.ndarray, floor: float) -> list[float]:

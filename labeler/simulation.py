@@ -410,6 +410,28 @@ class PlannedRun:
             (self.certified if self.scores[i] >= self.certified_at else still).append(i)
         self.waiting = still
 
+    def play(self, finish: bool) -> Outcome:
+        """The rounds: each routes its pairs, then the drift watch and a look; ``finish``:
+        a final look, then every pair still waiting goes to humans."""
+        s, out = self.s, self.out
+        for start in range(0, len(self.scores), s.per_round):
+            for i in range(start, min(start + s.per_round, len(self.scores))):
+                self.route(i)
+            self.watch_drift()
+            self.look(final=False)
+            out.history.append(
+                {
+                    "round": start // s.per_round + 1,
+                    "certified": len(self.certified),
+                    "threshold": self.certified_at,
+                }
+            )
+        if finish:
+            self.look(final=True)
+            out.human_labels += len(self.waiting)
+            self.waiting.clear()
+        return out
+
 
 def run_planned(
     pairs: Sequence[SimPair],
@@ -427,23 +449,7 @@ def run_planned(
     with what is left of delta, then every pair still waiting goes to humans. ``draws``:
     each pair's sampling draw (default: drawn from ``seed``), e.g. the real loop's."""
     run = PlannedRun(pairs, s, seed, draws)
-    out = run.out
-    for start in range(0, len(pairs), s.per_round):
-        for i in range(start, min(start + s.per_round, len(pairs))):
-            run.route(i)
-        run.watch_drift()
-        run.look(final=False)
-        out.history.append(
-            {
-                "round": start // s.per_round + 1,
-                "certified": len(run.certified),
-                "threshold": run.certified_at,
-            }
-        )
-    if finish:
-        run.look(final=True)
-        out.human_labels += len(run.waiting)
-        run.waiting.clear()
+    out = run.play(finish)
     out.certified = len(run.certified)
     out.provisional = len(run.waiting)
     out.invariant_broken = sum(1 for i in run.certified if run.scores[i] < run.certified_at)

@@ -154,20 +154,7 @@ def run_union(
     last) under the union test: ``run_planned``'s rounds, looks and drift watch on the
     union scores. ``finish``: a final look, then what waits goes to humans."""
     run = _Union(tiers, s, seed, odds, draws, check)
-    out = run.out
-    for start in range(0, len(run.scores), s.per_round):
-        for i in range(start, min(start + s.per_round, len(run.scores))):
-            run.route(i)
-        run.watch_drift()
-        run.look(final=False)
-        out.history.append(
-            {"round": start // s.per_round + 1, "certified": len(run.certified),
-             "threshold": run.certified_at}
-        )  # fmt: skip
-    if finish:
-        run.look(final=True)
-        out.human_labels += len(run.waiting)
-        run.waiting.clear()
+    out = run.play(finish)
     certified = np.array(run.certified, int)
     deciders = run.decider[certified]
     out.certified, out.provisional = len(certified), len(run.waiting)
