@@ -346,6 +346,14 @@ class CalibrationConfig:
         "before issue 17).",
         choices=("planned", "retest"),
     )
+    cascade: str = _opt(
+        "per_tier",
+        "How a cascade ([[judge.tiers]]) is certified. per_tier: each tier tested on its own "
+        "at its share of 1 - confidence; union: one test of the labels the whole cascade "
+        "delivers, each pair labelled by the first tier sure enough of it (needs the planned "
+        "procedure, high_probability, absolute quality).",
+        choices=("per_tier", "union"),
+    )
     quality: str = _opt(
         "absolute",
         "absolute: certified judge labels agree with a reviewer at least target_agreement "
@@ -402,19 +410,14 @@ def split_delta(given: Sequence[float]) -> tuple[float, ...]:
     """Each tier's share of the confidence budget from the shares ``given`` (0: none
     given): the tiers without one split what the others leave, the last taking
     ``LAST_TIER_SHARE`` of it when others split it too (``Config.delta_shares``)."""
-    if len(given) == 1:
-        return (1.0,)
-    rest = 1 - sum(given)
-    free = [k for k, g in enumerate(given) if g == 0]
-    last = len(given) - 1
-    shares = list(given)
-    if last in free and len(free) > 1:
-        shares[last] = rest * LAST_TIER_SHARE
-        for k in free[:-1]:
-            shares[k] = rest * (1 - LAST_TIER_SHARE) / (len(free) - 1)
-    else:
-        for k in free:
+    rest, free, last = 1 - sum(given), [k for k, g in enumerate(given) if g == 0], len(given) - 1
+    shares = list(given) if len(given) > 1 else [1.0]
+    for k in free if len(given) > 1 else ():
+        if last not in free or len(free) == 1:
             shares[k] = rest / len(free)
+        else:  # the last takes its share of what is left
+            share = LAST_TIER_SHARE if k == last else (1 - LAST_TIER_SHARE) / (len(free) - 1)
+            shares[k] = rest * share
     return tuple(shares)
 
 
@@ -453,6 +456,11 @@ class Config:
         return split_delta([j.delta_share for j in self.judges])
 
     @property
+    def union_cascade(self) -> bool:
+        """A cascade certified by the union test (``calibration.cascade = "union"``)."""
+        return self.calibration.cascade == "union" and len(self.judges) > 1
+
+    @property
     def db_path(self) -> Path:
         return self.project.state_dir / "state.sqlite"
 
@@ -482,10 +490,9 @@ def _coerce(where: str, key: str, typ: Any, value: Any, from_env: bool) -> Any:
             return None
         typ = Path
     if typ is bool:
-        if from_env and isinstance(value, str):
-            low = value.strip().lower()
-            if low in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                return low in ("1", "true", "yes", "on")
+        low = value.strip().lower() if from_env and isinstance(value, str) else None
+        if low in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return low in ("1", "true", "yes", "on")
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
@@ -567,15 +574,6 @@ def _env_layer(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, str]], l
     return out, sorted(ignored)
 
 
-def ignored_env_message(name: str) -> str:
-    """The one-line warning for a ``LABELER_*`` variable that is not labeler config."""
-    return (
-        f"warning: environment variable {name} is not labeler config "
-        f"({ENV_PREFIX}<SECTION>_<KEY>, SECTION one of "
-        f"{', '.join(s.upper() for s in SECTIONS)}); ignored"
-    )
-
-
 def _read_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")  # a BOM is no TOML
@@ -639,26 +637,28 @@ def load_config(
         built["judge"] = dataclasses.replace(built["judge"], tiers=tiers)
     file = cfg_path if file_data or explicit else None
     out = Config(**built, file=file, ignored_env=tuple(ignored_env))
-    _check_parity(out, str(cfg_path))
+    _check_combinations(out, str(cfg_path))
     return out
 
 
-def _check_parity(cfg: Config, where: str) -> None:
+def _check_combinations(cfg: Config, where: str) -> None:
     """``calibration.quality = "human_parity"`` needs two-reviewer evidence and the planned
-    high-probability procedure with one judge (what its argument covers)."""
+    high-probability procedure with one judge (what its argument covers); a union
+    cascade, the planned high-probability procedure on absolute quality."""
     c = cfg.calibration
-    if c.quality != "human_parity":
-        return
-    needs = (
-        ("review.double_share > 0 or review.min_submitted >= 2 (two reviewers on the evidence)",
-         cfg.review.double_share > 0 or cfg.review.min_submitted >= 2),
-        ('calibration.guarantee = "high_probability"', c.guarantee == "high_probability"),
-        ('calibration.procedure = "planned"', c.procedure == "planned"),
-        ("a single judge (no [[judge.tiers]])", len(cfg.judges) == 1),
-    )  # fmt: skip
-    for need, ok in needs:
-        if not ok:
-            raise ConfigError(f'{where}: calibration.quality = "human_parity" needs {need}')
+    planned_hp = (('calibration.guarantee = "high_probability"', c.guarantee == "high_probability"),
+                  ('calibration.procedure = "planned"', c.procedure == "planned"))  # fmt: skip
+    checks = {
+        'calibration.quality = "human_parity"': (c.quality == "human_parity", (
+            ("review.double_share > 0 or review.min_submitted >= 2 (two reviewers on the "
+             "evidence)", cfg.review.double_share > 0 or cfg.review.min_submitted >= 2),
+            *planned_hp, ("a single judge (no [[judge.tiers]])", len(cfg.judges) == 1))),
+        'calibration.cascade = "union"': (cfg.union_cascade, (*planned_hp, (
+            'calibration.quality = "absolute"', c.quality == "absolute"))),
+    }  # fmt: skip
+    for key, (on, needs) in checks.items():
+        for need in (need for need, ok in needs if on and not ok):
+            raise ConfigError(f"{where}: {key} needs {need}")
 
 
 TIER_ONLY_GLOBAL = ("tiers", "guidelines", "max_failure_share", "max_failed_attempts")
@@ -679,7 +679,7 @@ def _build_tiers(
         raise ConfigError(f"{where}: judge.tiers must be an array of tables ([[judge.tiers]])")
     if not tables:
         raise ConfigError(f"{where}: judge.tiers is empty; give at least one [[judge.tiers]]")
-    tiers = []
+    tiers: list[JudgeConfig] = []
     for i, table in enumerate(tables, 1):
         for key in (k for k in TIER_ONLY_GLOBAL if k in table):
             raise ConfigError(
@@ -700,8 +700,7 @@ def _build_tiers(
             "confidence adding up to at most 1, with some left for each tier that sets none"
         )
     names = [t.label for t in tiers]
-    if len(set(names)) < len(names):
-        dup = next(n for n in names if names.count(n) > 1)
+    for dup in (n for n in names if names.count(n) > 1):
         raise ConfigError(
             f"{where}: two judge tiers are named {dup!r}; give each [[judge.tiers]] its own "
             "name (or model)"

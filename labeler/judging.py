@@ -18,6 +18,7 @@ from typing import Any
 
 from labeler import costs, prompts, versions
 from labeler.batches import BatchWriter, Recording, custom_id
+from labeler.calibration import Signals, signals_of
 from labeler.config import Config, JudgeConfig
 from labeler.confusables import fold_table
 from labeler.errors import JudgeError, shown_url
@@ -28,17 +29,21 @@ from labeler.routing import (
     ACCEPT,
     ESCALATE,
     SUSPECTED_INJECTION,
+    Decision,
     Thresholds,
     audit_draw,
     calibration_draw,
     route,
+    route_union,
     sample_only_rate,
     tier_judges,
+    unfit_reason,
 )
 from labeler.store import CallRecord, Store, VerdictRecord
 from labeler.summary import Progress, RoundSummary
-from labeler.thresholds import cold_start, split_pending
-from labeler.verdicts import OrderReply, combine, pool, read_reply, vote
+from labeler.thresholds import cold_start, row_signals, split_pending
+from labeler.union_loop import pair_scores
+from labeler.verdicts import Judgement, OrderReply, combine, pool, read_reply, vote
 from labeler.versions import Examples, prompt_hash
 
 FAULT_MIN = 12  # failures of one kind before a failing endpoint can stop a round
@@ -117,16 +122,10 @@ def variant_of(slot: str) -> int:
     return int(slot.split("@", 1)[1].split("#", 1)[0]) if "@" in slot else 0
 
 
-THRESHOLD_FIELDS = frozenset(f.name for f in dataclasses.fields(Thresholds))
-
-
 def _thresholds(data: dict[str, Any]) -> Thresholds:
     # a round stores its own settings (seed, order, money, later tiers...) beside its
     # thresholds: only the thresholds' fields are read back
-    data = {k: v for k, v in data.items() if k in THRESHOLD_FIELDS}
-    if data.get("weights") is not None:
-        data["weights"] = tuple(data["weights"])
-    return Thresholds(**data)
+    return Thresholds.from_params(data)
 
 
 def thresholds_from_json(text: str) -> Thresholds:
@@ -288,6 +287,8 @@ class Judging:
 
     def _sample_rate(self) -> float | None:
         ctx = self.ctx
+        if ctx.cfg.union_cascade:  # every tier judges every pair that reaches it
+            return None
         return sample_only_rate(ctx.thresholds, ctx.last, ctx.cfg.calibration.procedure)
 
     def _passed_on_unjudged(self, pair: Pair) -> bool:
@@ -436,8 +437,12 @@ class Judging:
             else:  # judged as part of its calibration sample: how it was drawn
                 judgement.signals["calibration_sample"] = rate
                 judgement.signals["calibration_draw_tier"] = len(cfg.judges) - 1
-        draw = audit_draw(self.ctx.cfg.routing.seed, pair.id, self.ctx.tier)
-        decision = route(judgement, self.ctx.thresholds, draw, self.ctx.last)
+        holder = self.ctx.tier
+        if cfg.union_cascade:
+            decision, holder = self._route_union(pair, judgement)
+        else:
+            draw = audit_draw(cfg.routing.seed, pair.id, self.ctx.tier)
+            decision = route(judgement, self.ctx.thresholds, draw, self.ctx.last)
         self._store_verdict(
             pair,
             judgement.label,
@@ -449,8 +454,24 @@ class Judging:
             decision.pi,
             decision.status,
         )
+        if holder not in (-1, self.ctx.tier):  # a union cascade's pair holds that tier's label
+            self.store.deliver_tier(pair.id, holder)
         self.done += 1
         self._progress()
+
+    def _route_union(self, pair: Pair, judgement: Judgement) -> tuple[Decision, int]:
+        """``routing.route_union`` at this tier: the last tier reads the earlier tiers'
+        verdicts of the pair; every tier draws with the last tier's audit draw."""
+        ctx, signals = self.ctx, signals_of(judgement)
+        k_tiers = len(ctx.cfg.judges)
+        verdicts: list[Signals | None] = [None] * k_tiers
+        if ctx.last:
+            for row in self.store.escalations_of(pair.id):
+                verdicts[int(row["tier"])] = row_signals(row)
+        verdicts[ctx.tier] = signals
+        scores = pair_scores(verdicts, ctx.thresholds.caps)[: ctx.tier + 1]
+        draw = audit_draw(ctx.cfg.routing.seed, pair.id, k_tiers - 1)
+        return route_union(list(scores), ctx.thresholds, draw, ctx.last, unfit_reason(signals))
 
     def _store_verdict(
         self,

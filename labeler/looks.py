@@ -32,6 +32,7 @@ def take_look(
     margin: float = 0.0,
     recorded: Recorded | None = None,
     last: bool = True,
+    union: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[planned.Look, dict[str, tuple[float, bool]]]:
     """The look the thresholds ``t`` are due (``thresholds.recalibrate``): at the pairs of
     this calibration phase that could be accepted (eligible, score >= the floor ``t.a``),
@@ -43,7 +44,10 @@ def take_look(
     (``Store.look_history``). After a certificate, the last tier's looks count the sample
     drawn alike (``planned.uniform_sample``: pairs routed before it, and those after it
     whose draw is below ``planned.thinning_rate``). With the look, the labelled pairs it
-    counted: each one's score and whether its human disagreed."""
+    counted: each one's score and whether its human disagreed. ``union``: a union
+    cascade's (``union_loop.judged``) cascade-scale scores and disagreements per tier (K x
+    n, aligned with ``data``): a pair's score is its union score, and the test counts each
+    region's disagreements at the tier deciding there (``planned.plan_look``'s ``tiers``)."""
     chosen = [
         i
         for i, (row, d) in enumerate(data)
@@ -53,10 +57,18 @@ def take_look(
     ]
     pop = [data[i][1] for i in chosen]
     scores = cal.scores_of([d.signals for d in pop], None)
+    disagree = np.array([d.disagrees for d in pop], bool)
+    tiers = None
+    if union is not None:
+        tiers = (union[0][:, chosen], union[1][:, chosen])
+        top = tiers[0].argmax(axis=0)  # the tier deciding at the pair's own union score
+        scores, disagree = (
+            tiers[0][top, np.arange(len(chosen))],
+            tiers[1][top, np.arange(len(chosen))],
+        )
     keep = scores >= t.a
     draws = [d.draw for d in pop]
     sampled = np.array([d.sampled for d in pop], bool)
-    disagree = np.array([d.disagrees for d in pop], bool)
     pi = np.array([d.pi for d in pop], float)
     sample = sampled
     if evidence is None and t.certified_a < cal.NEVER and last and None not in draws:
@@ -80,6 +92,11 @@ def take_look(
         )  # fmt: skip
         return look, counted
     history, sequence = read_history(recorded, counted, t.looks)
+    if tiers is not None and t.certified_a < cal.NEVER and (history is None or sample is sampled):
+        # the union test takes the phase's group-sequential test only: with its kept
+        # looks no longer matching (a counted pair was re-reviewed), no extension
+        nothing = cal.Choice(cal.NEVER, 0, 0, None)
+        return planned.Look(False, 0.0, nothing, int(keep.sum()), int(sampled[keep].sum())), counted
     look = planned.plan_look(
         scores[keep],
         sampled[keep],
@@ -98,6 +115,7 @@ def take_look(
         history=history,
         sequence=sequence,
         sample=None if sample is sampled else sample[keep],
+        tiers=None if tiers is None else (tiers[0][:, keep], tiers[1][:, keep]),
     )
     return look, counted
 

@@ -74,7 +74,7 @@ def plan_round(
     summary.source_pairs, summary.skipped = tally.pairs, dict(tally.skipped)
     summary.bad_row_examples = tally.examples
     summary.pairs_in_round = len(todo)
-    reach = _reach_shares(decisions, len(cfg.judges))
+    reach = _reach_shares(decisions, len(cfg.judges), cfg.union_cascade)
     summary.judge_cost = 0.0
     ids = [p.id for p in todo]
     for k, judge in enumerate(cfg.judges):
@@ -166,7 +166,7 @@ def _sampled_share(
     prediction set too (``routing.prediction_draw``)."""
     tiers = len(cfg.judges)
     rate = sample_only_rate(t, tier == tiers - 1, cfg.calibration.procedure)
-    if rate is None or not ids:
+    if rate is None or not ids or cfg.union_cascade:  # (a union cascade's tiers: all)
         return 1.0
     seed = cfg.routing.seed
     return sum(tier_judges(seed, i, tiers, rate, pending) for i in ids) / len(ids)
@@ -180,10 +180,16 @@ def _tier_context(store: Store, cfg: Config, tier: int) -> Context:
     return make_context(cfg, None, tier, version, examples)
 
 
-def _reach_shares(decisions: dict[tuple[int, str], int], tiers: int) -> list[float]:
+def _reach_shares(
+    decisions: dict[tuple[int, str], int], tiers: int, union: bool = False
+) -> list[float]:
     """The share of a round's pairs each tier judges: 1 for the first; for a later tier,
     the share the tiers before it passed on over all rounds so far (``decisions``:
-    ``Store.tier_decisions``; 1 without history)."""
+    ``Store.tier_decisions``; 1 without history). In a union cascade a pair the tier
+    passed on may hold its label later (``union_loop``): the pairs each tier judged."""
+    if union:
+        seen = [sum(n for (t, _), n in decisions.items() if t == k) for k in range(tiers)]
+        return [1.0] + [n / seen[0] if seen[0] else 1.0 for n in seen[1:]]
     shares = [1.0]
     for k in range(1, tiers):
         judged = sum(n for (t, _), n in decisions.items() if t == k - 1)

@@ -24,7 +24,9 @@ by ``1 / pi``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from labeler.calibration import NEVER, Signals, score, signals_of
 from labeler.verdicts import Judgement
@@ -75,12 +77,28 @@ class Thresholds:
     phase: int = 0
     finished: bool = False
     certified_at: int = 0  # the version the certificate began at (the drift watch's start)
+    # a union cascade (``union``): each earlier tier's consistency caps as fixed at the
+    # phase's first look, ((bin edges), (caps)) per tier; None: not fixed yet
+    caps: tuple[tuple[tuple[float, ...], tuple[float, ...]], ...] | None = None
+
+    @classmethod
+    def from_params(cls, data: dict[str, Any]) -> Thresholds:
+        """Thresholds stored as JSON (lists where tuples were); other keys are ignored."""
+        data = {k: v for k, v in data.items() if k in _FIELDS}
+        if data.get("weights") is not None:
+            data["weights"] = tuple(data["weights"])
+        if data.get("caps") is not None:
+            data["caps"] = tuple((tuple(e), tuple(c)) for e, c in data["caps"])
+        return cls(**data)
 
     def for_label(self, label: str) -> float:
         return self.a if label == "A" else self.b
 
     def certified_for(self, label: str) -> float:
         return self.certified_a if label == "A" else self.certified_b
+
+
+_FIELDS = frozenset(Thresholds.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -181,7 +199,7 @@ def route_signals(
     and what it would accept only provisionally — goes to the next tier (action
     ``escalate``). Its evidence is then the pair's final routing: the chance the pair had
     of reaching a human there, so a cheap first tier adds no human labels of its own."""
-    reason = _unfit(signals)
+    reason = unfit_reason(signals)
     if reason is not None:
         return Decision(REVIEW if last else ESCALATE, reason)
     s = score(signals, thresholds.weights)
@@ -196,7 +214,7 @@ def route_signals(
     return Decision(ACCEPT, "confident", rate, status, s)
 
 
-def _unfit(signals: Signals) -> str | None:
+def unfit_reason(signals: Signals) -> str | None:
     """Why no score can accept this verdict (None: it has a label and a score)."""
     if signals.malformed:
         return "malformed"
@@ -210,3 +228,39 @@ def _unfit(signals: Signals) -> str | None:
 def route(judgement: Judgement, thresholds: Thresholds, draw: float, last: bool = True) -> Decision:
     """Decide one pair. ``draw`` is ``audit_draw(seed, pair_id, tier)``."""
     return route_signals(signals_of(judgement), thresholds, draw, last)
+
+
+def route_union(
+    scores: Sequence[float], t: Thresholds, draw: float, last: bool, unfit: str | None
+) -> tuple[Decision, int]:
+    """Decide one pair of a union cascade (``calibration.cascade = "union"``) at tier
+    ``len(scores) - 1``: ``scores`` are the cascade-scale scores (``union.cascade_scores``)
+    of the tiers that judged it so far (0: no usable verdict; an earlier tier's alone, as
+    every tier before it passed the pair on), ``unfit`` why this tier's own verdict has
+    none. ``draw`` is the last tier's audit draw, whichever tier routes. With it, the tier
+    whose verdict the pair holds (-1: none).
+
+    A tier that is not the last accepts what its score certifies (``t.certified_a``, the
+    cascade's threshold) unless the pair is drawn for the drift watch's audit; everything
+    else goes on, so the last tier sees every pair the test may read. The last tier routes
+    on the union score (the highest): below the floor ``t.a`` to humans; drawn (the drift
+    watch's rate above the certificate, the calibration sample's below it) to humans;
+    above the certificate accepted with the first tier's label that reaches it; between
+    floor and certificate accepted provisionally (it waits), holding the first tier's
+    label that reaches the floor."""
+    lam, own = t.certified_a, scores[-1]
+    if not last:
+        if own >= lam and draw >= t.audit_rate:
+            return Decision(ACCEPT, "confident", t.audit_rate, CERTIFIED, own), len(scores) - 1
+        reason = unfit or ("audit" if own >= lam else "provisional" if own >= t.a else "")
+        return Decision(ESCALATE, reason or "low_confidence", 1.0, None, own), -1
+    u = max(scores)
+    if u <= 0 or u < t.a:
+        return Decision(REVIEW, (unfit if u <= 0 else None) or "low_confidence", 1.0, None, u), -1
+    pi = t.audit_rate if u >= lam else t.provisional_audit_rate
+    if draw < pi:
+        return Decision(REVIEW, "audit", pi, None, u), -1
+    status = CERTIFIED if u >= lam else PROVISIONAL
+    bar = lam if u >= lam else t.a
+    holder = next(k for k, s in enumerate(scores) if s >= bar)
+    return Decision(ACCEPT, "confident", pi, status, u), holder

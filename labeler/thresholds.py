@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from labeler import calibration as cal
-from labeler import looks, planned, split, versions
+from labeler import looks, planned, split, union_loop, versions
 from labeler.agreement import parity_evidence
 from labeler.config import Config
 from labeler.errors import ConfigError
@@ -84,6 +84,8 @@ def current(store: Store, cfg: Config, tier: int = 0) -> Thresholds:
     panel's judge version starts from cold start, never from an older version's). A
     cascade's tier with no share of delta (``tier_shares``; planned procedure) can never
     be certified: it accepts nothing, so it judges nothing (``routing.sample_only_rate``)."""
+    if cfg.union_cascade:  # one set for the whole cascade, in the last tier's slot
+        return _latest(store, cfg, len(cfg.judges) - 1)
     found = _latest(store, cfg, tier)
     planned = cfg.calibration.procedure == "planned"
     shares = split_shares(fixed_split(store), cfg) if len(cfg.judges) > 1 and planned else None
@@ -98,10 +100,7 @@ def _latest(store: Store, cfg: Config, tier: int) -> Thresholds:
     if row is None:
         return replace(cold_start(cfg), judge_version=judge_version)
     if row["params"]:
-        params = json.loads(row["params"])
-        if params.get("weights") is not None:
-            params["weights"] = tuple(params["weights"])
-        found = Thresholds(**params)
+        found = Thresholds.from_params(json.loads(row["params"]))
         if found.judge_version != judge_version:
             # a new calibration phase: its evidence is what was routed from the version
             # in force now on (a judge version used before, A -> B -> A, does not reuse
@@ -220,6 +219,7 @@ def _same(a: Thresholds, b: Thresholds) -> bool:
             round(t.spent, 9),
             t.phase,
             t.finished,
+            t.caps,
         )
 
     return key(a) == key(b)
@@ -229,6 +229,8 @@ def recheck(store: Store, cfg: Config, t: Thresholds, tier: int = 0) -> dict[str
     """Re-check every pair tier ``tier`` accepted against ``t``: certified, provisional,
     or back to humans (reason ``recheck``). Keeps the invariant: every judge label in the
     dataset passes the thresholds in force of the tier that accepted it."""
+    if cfg.union_cascade:
+        return union_loop.recheck(store, cfg, t)
     mine = _of_version(store, cfg, tier)  # an older judge version's pairs keep their status
     rows = [r for r in store.judge_accepted() if int(r["tier"]) == tier and mine(r)]
     scores = cal.scores_of([row_signals(r) for r in rows], t.weights)
@@ -258,6 +260,8 @@ def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibratio
     is returned; the others are in its ``tiers``. ``finish``: the end of the project (the
     planned procedure's final look; then nothing waits any more)."""
     judges = cfg.judges
+    if cfg.union_cascade:  # one test of what the whole cascade delivers
+        return _recalibrate_planned(store, cfg, len(judges) - 1, 1.0, finish)
     shares = tier_shares(store, cfg, finish)
     one = _recalibrate_planned if cfg.calibration.procedure == "planned" else _recalibrate_tier
     # a split still pending (``split.may_wait``): no look, not even futility's (its
@@ -429,7 +433,8 @@ def _predictable(cfg: Config) -> bool:
     """Is this cascade's split of delta predicted (``tier_shares``)?"""
     c = cfg.calibration
     return not (
-        any(j.delta_share for j in cfg.judges)
+        cfg.union_cascade
+        or any(j.delta_share for j in cfg.judges)
         or c.procedure != "planned"
         or c.guarantee != "high_probability"
         or c.quality == "human_parity"
@@ -473,7 +478,9 @@ def _recalibrate_tier(
     alpha, delta = 1 - c.target_agreement, (1 - c.confidence) * share
     test_alpha, test_delta, guarantee = _tier_test(cfg, tier, alpha, delta)
     prev = current(store, cfg, tier)
-    data = judged(store, cfg, tier)
+    # a union cascade reads each pair's verdicts from every tier (``union_loop``)
+    union_run = union_loop.judged(store, cfg, prev) if cfg.union_cascade else None
+    data = judged(store, cfg, tier) if union_run is None else union_run[0]
     sample = sum(1 for _, d in data if d.sampled and d.human)
     recent = _recent_audits(data, prev, prev.version)  # no row is newer than prev
     drift = prev.version > 0 and cal.drifted(recent, alpha, delta)
@@ -591,7 +598,9 @@ def _recalibrate_planned(
     # drift watch keeps the target itself
     test_alpha, test_delta, guarantee = _tier_test(cfg, tier, alpha, delta)
     prev = current(store, cfg, tier)
-    data = judged(store, cfg, tier)
+    # a union cascade reads each pair's verdicts from every tier (``union_loop``)
+    union_run = union_loop.judged(store, cfg, prev) if cfg.union_cascade else None
+    data = judged(store, cfg, tier) if union_run is None else union_run[0]
     sample = sum(1 for _, d in data if d.sampled and d.human)
     evidence = parity_evidence(store, cfg, data) if c.quality == "human_parity" else None
     parity = None if evidence is None else evidence[0]
@@ -627,14 +636,20 @@ def _recalibrate_planned(
             and (finish or planned.look_due(sample, prev.spent, test_alpha, test_delta))
             else None
         )
+        caps, union = prev.caps, None
+        if union_run is not None:  # the caps, until fixed, from pairs outside the sample
+            _, seen, dis = union_run
+            caps = caps or union_loop.caps_for(seen, data, prev, prev.provisional_audit_rate)
+            union = (seen.scores(caps), dis)
         look, counted = looks.take_look(
             data, prev, test_alpha, test_delta, guarantee, c.min_labels, finish, evidence,
-            c.parity_margin, recorded, last,
+            c.parity_margin, recorded, last, union,
         )  # fmt: skip
         if look.futile:  # nothing can be certified: no more waiting, pairs go to humans
             new = replace(prev, a=cal.NEVER, b=cal.NEVER)
         if look.taken:
-            new = replace(prev, looks=prev.looks + 1, spent=prev.spent + look.level)
+            # (a union cascade's caps are fixed at its phase's first look)
+            new = replace(prev, looks=prev.looks + 1, spent=prev.spent + look.level, caps=caps)
             if look.evidence is not None:  # the group-sequential test's later looks need it
                 store.record_look(
                     tier, prev.judge_version, prev.phase, prev.looks, look.allowed,
@@ -682,6 +697,8 @@ def _recalibrate_planned(
         prev, new, drift, recent, look, counts, alpha, delta, c.min_labels,
         parity is not None, None if guarantee == c.guarantee else (test_alpha, test_delta),
     )  # fmt: skip
+    if union_run is not None and look is not None and look.taken:
+        result.message += union_loop.describe(cfg, new)
     if hold and new.certified_a >= cal.NEVER:  # ``recalibrate``: the split is pending
         need = planned.first_look_count(alpha, 1 - c.confidence)
         result.message = (

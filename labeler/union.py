@@ -128,7 +128,6 @@ def region_counts(
     return out
 
 
-CHECK_RATE = 0.2  # pairs whose sampling draw is in [r, r + this) are the check band
 CHECK_BINS = 5  # an earlier tier's scores are checked in at most this many equal-count bins
 CHECK_MIN = 20  # pairs judged by both tiers per bin (fewer: fewer bins; none: no check)
 
@@ -145,7 +144,7 @@ def consistency_caps(
     the bins and the most each bin's adjusted score may be: 1 - that error.
 
     It reads verdicts only, never a human label; taken on pairs apart from the test's
-    sample (the check band, ``CHECK_RATE``) and fixed before the test, the regions it
+    sample (sampling draw at or above its rate) and fixed before the test, the regions it
     makes do not depend on the sample's outcomes, and the test stays exact. It sees a
     cheap judge that is sure and wrong where the last one is right (a fifth of its
     verdicts coin flips at p >= 0.9999), not errors the two judges share."""
@@ -170,3 +169,29 @@ def consistency_caps(
 def capped(adj: np.ndarray, edges: np.ndarray, caps: np.ndarray) -> np.ndarray:
     """``adj`` no higher than its bin's cap (``consistency_caps``)."""
     return np.minimum(adj, caps[np.searchsorted(edges, adj, side="right") - 1])
+
+
+Caps = tuple[tuple[tuple[float, ...], tuple[float, ...]], ...]  # (edges, caps) per earlier tier
+
+
+def cascade_scores(
+    raw: np.ndarray, caps: Caps | None = None, odds: float = EARLIER_ODDS
+) -> np.ndarray:
+    """Every tier's scores (K x n probabilities, the last tier last; 0: no usable verdict)
+    on the cascade's scale (``on_one_scale``), the earlier tiers' capped by ``caps``
+    (``consistency_caps`` per earlier tier; None: not fixed yet)."""
+    adj = on_one_scale(raw, odds)
+    for k, (edges, cap) in enumerate(caps or ()):
+        adj[k] = capped(adj[k], np.asarray(edges, float), np.asarray(cap, float))
+    return adj
+
+
+def check_caps(adj: np.ndarray, labels: np.ndarray, raw_last: np.ndarray) -> Caps:
+    """The consistency caps of every earlier tier (``consistency_caps``) from pairs every
+    tier judged: ``adj`` their uncapped cascade scores (K x n), ``labels`` their verdicts,
+    ``raw_last`` the last tier's probabilities."""
+    out = []
+    for k in range(len(adj) - 1):
+        edges, caps = consistency_caps(adj[k], labels[k], raw_last, labels[-1])
+        out.append((tuple(map(float, edges)), tuple(map(float, caps))))
+    return tuple(out)

@@ -148,7 +148,7 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 
 def load(ctx: click.Context, **overrides: Any) -> Any:
     """The config for a command, with its flags as the top layer of precedence."""
-    from labeler.config import DEFAULT_CONFIG_NAME, ENV_PREFIX, ignored_env_message, load_config
+    from labeler.config import DEFAULT_CONFIG_NAME, ENV_PREFIX, SECTIONS, load_config
     from labeler.errors import ConfigError
 
     path = ctx.obj.get("config_path")
@@ -161,8 +161,13 @@ def load(ctx: click.Context, **overrides: Any) -> Any:
         )
     flags = {k: v for k, v in overrides.items() if v is not None}
     cfg = load_config(path, flags)
-    for name in cfg.ignored_env:
-        click.echo(ignored_env_message(name), err=True)
+    for name in cfg.ignored_env:  # a LABELER_* variable that is not labeler config
+        sections = ", ".join(s.upper() for s in SECTIONS)
+        click.echo(
+            f"warning: environment variable {name} is not labeler config "
+            f"({ENV_PREFIX}<SECTION>_<KEY>, SECTION one of {sections}); ignored",
+            err=True,
+        )
     return cfg
 
 

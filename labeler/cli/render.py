@@ -598,6 +598,17 @@ def tiers_table(tiers: list[dict[str, Any]], currency: str) -> Table:
         for t in tiers
         if t.get("passed_unjudged")
     ]
+    if tiers and tiers[0].get("union"):
+        notes.append(
+            'one certificate for the whole cascade (calibration.cascade = "union"): '
+            "accepted = labels each tier delivers, the first tier sure enough of a pair"
+        )
+        notes.extend(
+            f"{t['tier']} judged {t['overridden']} accepted pairs whose label an earlier "
+            "tier delivers"
+            for t in tiers
+            if t.get("overridden")
+        )
     if tiers and tiers[0].get("delta_share") is not None:
         how = "predicted" if tiers[0]["split_predicted"] else "fixed"
         split = ", ".join(f"{t['tier']} {t['delta_share']:.0%}" for t in tiers)

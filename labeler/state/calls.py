@@ -248,6 +248,62 @@ class CallsTables(Tables):
             (round_id,),
         ).fetchall()
 
+    def escalations_of(self, pair_id: str) -> list[sqlite3.Row]:
+        """The verdicts the earlier tiers of a cascade gave this pair, by tier."""
+        return self.db.execute(
+            "SELECT tier, label, confidence, self_high, signals, reason FROM escalations "
+            "WHERE pair_id = ? ORDER BY tier",
+            (pair_id,),
+        ).fetchall()
+
+    def accepted_tier_verdicts(self) -> dict[str, dict[int, sqlite3.Row]]:
+        """Every tier's verdict of each judge-accepted pair no human has decided (the
+        final verdict's, ``final`` 1, and the escalations'), by pair and tier: what a
+        union cascade re-checks (``union_loop.recheck``)."""
+        out: dict[str, dict[int, sqlite3.Row]] = {}
+        accepted = (
+            "SELECT v.pair_id FROM verdicts v JOIN pairs p ON p.id = v.pair_id WHERE "
+            "v.action = 'accept' AND p.state IN ('accepted', 'exported')"
+        )
+        for row in self.db.execute(
+            "SELECT pair_id, tier, label, confidence, self_high, signals, reason, status, "
+            f"1 AS final FROM verdicts WHERE pair_id IN ({accepted}) UNION ALL "
+            "SELECT pair_id, tier, label, confidence, self_high, signals, reason, NULL, 0 "
+            f"FROM escalations WHERE pair_id IN ({accepted})"
+        ):
+            out.setdefault(row["pair_id"], {})[int(row["tier"])] = row
+        return out
+
+    def deliver_tier(self, pair_id: str, tier: int) -> bool:
+        """A union cascade's pair now holds tier ``tier``'s verdict: it and the verdict in
+        force swap places (the final verdict row takes that tier's label, confidence and
+        signals; the one it held becomes its tier's escalation row, with the pair's
+        routing). False (nothing done) when it holds that tier's already or has none."""
+        with self.transaction() as db:
+            v = db.execute("SELECT * FROM verdicts WHERE pair_id = ?", (pair_id,)).fetchone()
+            e = db.execute(
+                "SELECT * FROM escalations WHERE pair_id = ? AND tier = ?", (pair_id, tier)
+            ).fetchone()
+            if v is None or e is None or int(v["tier"]) == tier:
+                return False
+            db.execute("DELETE FROM escalations WHERE pair_id = ? AND tier = ?", (pair_id, tier))
+            db.execute(
+                "INSERT INTO escalations (pair_id, tier, round_id, model, template_hash, label, "
+                "confidence, self_high, signals, reason, thresholds_version, created_at, pi, "
+                "sampled, draw_tier) SELECT pair_id, tier, round_id, model, template_hash, "
+                "label, confidence, self_high, signals, reason, thresholds_version, "
+                "created_at, pi, sampled, draw_tier FROM (SELECT *, tier AS draw_tier FROM "
+                "verdicts WHERE pair_id = ?)",
+                (pair_id,),
+            )
+            db.execute(
+                "UPDATE verdicts SET model = ?, template_hash = ?, label = ?, confidence = ?, "
+                "self_high = ?, signals = ?, tier = ? WHERE pair_id = ?",
+                (e["model"], e["template_hash"], e["label"], e["confidence"], e["self_high"],
+                 e["signals"], tier, pair_id),
+            )  # fmt: skip
+        return True
+
     def apply_recheck(self, status: dict[str, str]) -> int:
         """Set each judge-accepted pair's status; 'recheck' sends it back to humans
         (state needs_review, reason recheck). Returns how many went back."""
