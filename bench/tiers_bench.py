@@ -5,8 +5,8 @@ two strengths, in the same run and on the same splits —
   delta predicted from the first round's scores, ``split.predict_shares``, as the real
   loop does; and ``cascade_fixed``, the fixed split it had before: the last tier 0.8);
 * ``union``: the cascade under the union test (``labeler.union``: one test of what the
-  whole cascade accepts, each pair labelled by the tier deciding it; simulated, not yet
-  the real loop's cascade), high_probability mode;
+  whole cascade accepts, each pair labelled by the tier deciding it; its simulation is
+  the real loop's, ``calibration.cascade = "union"``), high_probability mode;
 * under the ``planned`` procedure (the default since issue 17: until the cheap tier is
   certified it judges only its calibration sample, every other pair goes straight to the
   strong tier) and the ``retest`` procedure before it;

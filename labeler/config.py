@@ -347,12 +347,13 @@ class CalibrationConfig:
         choices=("planned", "retest"),
     )
     cascade: str = _opt(
-        "per_tier",
-        "How a cascade ([[judge.tiers]]) is certified. per_tier: each tier tested on its own "
-        "at its share of 1 - confidence; union: one test of the labels the whole cascade "
-        "delivers, each pair labelled by the first tier sure enough of it (needs the planned "
-        "procedure, high_probability, absolute quality).",
-        choices=("per_tier", "union"),
+        "auto",
+        "How a cascade ([[judge.tiers]]) is certified. union: one test of the labels the whole "
+        "cascade delivers, each pair labelled by the first tier sure enough of it (planned "
+        "procedure, high_probability, absolute quality, no panel); per_tier: each tier "
+        "tested on its own at its share of 1 - confidence; auto: union where it applies. "
+        "Fixed for a project at its first round.",
+        choices=("auto", "union", "per_tier"),
     )
     quality: str = _opt(
         "absolute",
@@ -456,9 +457,14 @@ class Config:
         return split_delta([j.delta_share for j in self.judges])
 
     @property
-    def union_cascade(self) -> bool:
-        """A cascade certified by the union test (``calibration.cascade = "union"``)."""
-        return self.calibration.cascade == "union" and len(self.judges) > 1
+    def wants_union(self) -> bool:
+        """Does the config ask for a union cascade (``calibration.cascade``: "union", or
+        "auto" where it applies)? A project keeps the mode it began with
+        (``union_loop.is_union``)."""
+        c = self.calibration
+        fits = (c.procedure, c.guarantee, c.quality) == ("planned", "high_probability", "absolute")
+        fits = fits and all(j.panel <= 1 for j in self.judges)
+        return len(self.judges) > 1 and (c.cascade == "union" or (c.cascade == "auto" and fits))
 
     @property
     def db_path(self) -> Path:
@@ -653,8 +659,9 @@ def _check_combinations(cfg: Config, where: str) -> None:
             ("review.double_share > 0 or review.min_submitted >= 2 (two reviewers on the "
              "evidence)", cfg.review.double_share > 0 or cfg.review.min_submitted >= 2),
             *planned_hp, ("a single judge (no [[judge.tiers]])", len(cfg.judges) == 1))),
-        'calibration.cascade = "union"': (cfg.union_cascade, (*planned_hp, (
-            'calibration.quality = "absolute"', c.quality == "absolute"))),
+        'calibration.cascade = "union"': (len(cfg.judges) > 1 and c.cascade == "union", (
+            *planned_hp, ('calibration.quality = "absolute"', c.quality == "absolute"),
+            ("no judge panel (judge.panel = 1)", max(j.panel for j in cfg.judges) == 1))),
     }  # fmt: skip
     for key, (on, needs) in checks.items():
         for need in (need for need, ok in needs if on and not ok):
@@ -706,16 +713,3 @@ def _build_tiers(
             "name (or model)"
         )
     return tuple(tiers)
-
-
-def describe_keys() -> list[tuple[str, str, Any, str]]:
-    """(key, type, default, doc) for every config key, for docs and `labeler init`."""
-    rows = []
-    for name, cls in SECTIONS.items():
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            if f.metadata.get("tiers"):
-                continue  # [[judge.tiers]]: documented in README (a cascade of judges)
-            typ = "path" if hints[f.name] == Path | None else hints[f.name].__name__
-            rows.append((f"{name}.{f.name}", typ, f.default, f.metadata["doc"]))
-    return rows

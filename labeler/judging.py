@@ -42,7 +42,7 @@ from labeler.routing import (
 from labeler.store import CallRecord, Store, VerdictRecord
 from labeler.summary import Progress, RoundSummary
 from labeler.thresholds import cold_start, row_signals, split_pending
-from labeler.union_loop import pair_scores
+from labeler.union_loop import is_union, pair_scores
 from labeler.verdicts import Judgement, OrderReply, combine, pool, read_reply, vote
 from labeler.versions import Examples, prompt_hash
 
@@ -229,6 +229,7 @@ class Judging:
         self.deferred: list[tuple[Pair, str]] = []
         # an earlier tier also judges the pairs its cascade's split is predicted from
         self.predicting = not ctx.last and split_pending(store, ctx.cfg)
+        self.union = is_union(store, ctx.cfg)  # a union cascade (``union_loop``)
 
     def _progress(self) -> None:
         if self.on_progress:
@@ -287,7 +288,7 @@ class Judging:
 
     def _sample_rate(self) -> float | None:
         ctx = self.ctx
-        if ctx.cfg.union_cascade:  # every tier judges every pair that reaches it
+        if self.union:  # every tier judges every pair that reaches it
             return None
         return sample_only_rate(ctx.thresholds, ctx.last, ctx.cfg.calibration.procedure)
 
@@ -438,7 +439,7 @@ class Judging:
                 judgement.signals["calibration_sample"] = rate
                 judgement.signals["calibration_draw_tier"] = len(cfg.judges) - 1
         holder = self.ctx.tier
-        if cfg.union_cascade:
+        if self.union:
             decision, holder = self._route_union(pair, judgement)
         else:
             draw = audit_draw(cfg.routing.seed, pair.id, self.ctx.tier)

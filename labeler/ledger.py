@@ -22,6 +22,7 @@ from labeler.config import Config
 from labeler.routing import ACCEPT
 from labeler.store import Store
 from labeler.thresholds import fixed_split, split_shares
+from labeler.union_loop import is_union
 
 
 def money_snapshot(cfg: Config) -> dict[str, Any]:
@@ -131,13 +132,13 @@ def tier_totals(store: Store, cfg: Config, round_id: int | None = None) -> list[
     split = fixed_split(store)
     shares = split_shares(split, cfg) or (None,) * len(cfg.judges)
     out = []
-    last = len(cfg.judges) - 1
+    last, union = len(cfg.judges) - 1, is_union(store, cfg)
     for k, judge in enumerate(cfg.judges):
         accepted = decisions.get((k, "accept"), 0)
         escalated = decisions.get((k, "escalate"), 0)
         # a union cascade's last tier passes nothing on: a verdict of its kept beside
         # the pair's is one an earlier tier's label overrides (``union_loop``)
-        overridden = escalated if cfg.union_cascade and k == last else 0
+        overridden = escalated if union and k == last else 0
         humans = decisions.get((k, "review"), 0)
         unjudged = unjudged_by_tier.get(k, 0)  # passed on outside its sample
         spent = calls.get(k, {"calls": 0, "cost": 0.0})
@@ -156,7 +157,7 @@ def tier_totals(store: Store, cfg: Config, round_id: int | None = None) -> list[
                 # its share of 1 - confidence (None until it is fixed)
                 "delta_share": shares[k],
                 "split_predicted": bool(split and split.get("predicted")),
-                "union": cfg.union_cascade,
+                "union": union,
             }
         )
     return out

@@ -19,6 +19,7 @@ from labeler.routing import Thresholds, round_draw, sample_only_rate, tier_judge
 from labeler.store import Store
 from labeler.thresholds import cold_start, split_pending
 from labeler.thresholds import current as current_thresholds
+from labeler.union_loop import is_union
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ def plan_round(
     fact = bool(cfg.quality.fact_check) and not batch  # online rounds only
     try:
         pending = split_pending(store, cfg)
+        union = is_union(store, cfg)
         open_round = store.open_round() if store else None
         if store:
             ctx = dataclasses.replace(ctx, thresholds=current_thresholds(store, cfg))
@@ -74,7 +76,7 @@ def plan_round(
     summary.source_pairs, summary.skipped = tally.pairs, dict(tally.skipped)
     summary.bad_row_examples = tally.examples
     summary.pairs_in_round = len(todo)
-    reach = _reach_shares(decisions, len(cfg.judges), cfg.union_cascade)
+    reach = _reach_shares(decisions, len(cfg.judges), union)
     summary.judge_cost = 0.0
     ids = [p.id for p in todo]
     for k, judge in enumerate(cfg.judges):
@@ -87,7 +89,9 @@ def plan_round(
         )
         # a later tier judges only what the earlier ones pass on: the share observed so far
         # (all of it before any history: the worst case)
-        share = reach[k] * _sampled_share(cfg, tier_thresholds[k], k, ids, pending)
+        share = reach[k] * (
+            1.0 if union else _sampled_share(cfg, tier_thresholds[k], k, ids, pending)
+        )
         cost *= judge.batch_price_share if batch else 1.0
         summary.prompt_tokens += round(tokens_in * share)
         summary.completion_tokens += round(tokens_out * share)
@@ -166,7 +170,7 @@ def _sampled_share(
     prediction set too (``routing.prediction_draw``)."""
     tiers = len(cfg.judges)
     rate = sample_only_rate(t, tier == tiers - 1, cfg.calibration.procedure)
-    if rate is None or not ids or cfg.union_cascade:  # (a union cascade's tiers: all)
+    if rate is None or not ids:
         return 1.0
     seed = cfg.routing.seed
     return sum(tier_judges(seed, i, tiers, rate, pending) for i in ids) / len(ids)

@@ -43,6 +43,7 @@ from labeler.store import Store
 from labeler.summary import Progress, RoundSummary
 from labeler.thresholds import check_tier_count, fix_predicted_split
 from labeler.thresholds import current as current_thresholds
+from labeler.union_loop import check_mode
 
 __all__ = [
     "Context",
@@ -139,6 +140,7 @@ def run_round(
     summary = RoundSummary()
     with project_lock(cfg.project.state_dir, "round"), Store(cfg.db_path) as store:
         check_tier_count(store, cfg)
+        check_mode(store, cfg)
         open_round = store.open_round()
         if online and open_round is None:  # it would start a new, unlimited round
             raise UsageError(NO_ROUND_TO_RESUME)

@@ -84,7 +84,7 @@ def current(store: Store, cfg: Config, tier: int = 0) -> Thresholds:
     panel's judge version starts from cold start, never from an older version's). A
     cascade's tier with no share of delta (``tier_shares``; planned procedure) can never
     be certified: it accepts nothing, so it judges nothing (``routing.sample_only_rate``)."""
-    if cfg.union_cascade:  # one set for the whole cascade, in the last tier's slot
+    if union_loop.is_union(store, cfg):  # one set for the cascade, in the last tier's slot
         return _latest(store, cfg, len(cfg.judges) - 1)
     found = _latest(store, cfg, tier)
     planned = cfg.calibration.procedure == "planned"
@@ -229,7 +229,7 @@ def recheck(store: Store, cfg: Config, t: Thresholds, tier: int = 0) -> dict[str
     """Re-check every pair tier ``tier`` accepted against ``t``: certified, provisional,
     or back to humans (reason ``recheck``). Keeps the invariant: every judge label in the
     dataset passes the thresholds in force of the tier that accepted it."""
-    if cfg.union_cascade:
+    if union_loop.is_union(store, cfg):
         return union_loop.recheck(store, cfg, t)
     mine = _of_version(store, cfg, tier)  # an older judge version's pairs keep their status
     rows = [r for r in store.judge_accepted() if int(r["tier"]) == tier and mine(r)]
@@ -260,7 +260,8 @@ def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibratio
     is returned; the others are in its ``tiers``. ``finish``: the end of the project (the
     planned procedure's final look; then nothing waits any more)."""
     judges = cfg.judges
-    if cfg.union_cascade:  # one test of what the whole cascade delivers
+    union_loop.check_mode(store, cfg)
+    if union_loop.is_union(store, cfg):  # one test of what the whole cascade delivers
         return _recalibrate_planned(store, cfg, len(judges) - 1, 1.0, finish)
     shares = tier_shares(store, cfg, finish)
     one = _recalibrate_planned if cfg.calibration.procedure == "planned" else _recalibrate_tier
@@ -429,11 +430,11 @@ def split_terms(cfg: Config, size: int) -> split.Terms:
     )  # fmt: skip
 
 
-def _predictable(cfg: Config) -> bool:
+def _predictable(store: Store | None, cfg: Config) -> bool:
     """Is this cascade's split of delta predicted (``tier_shares``)?"""
     c = cfg.calibration
     return not (
-        cfg.union_cascade
+        union_loop.is_union(store, cfg)
         or any(j.delta_share for j in cfg.judges)
         or c.procedure != "planned"
         or c.guarantee != "high_probability"
@@ -447,7 +448,7 @@ def split_pending(store: Store | None, cfg: Config) -> bool:
     (it keeps its config's; a calibration that leaves it pending says so:
     ``SPLIT_WAITS``). Until it is, its earlier tiers also judge the pairs it is predicted
     from (``routing.prediction_draw``)."""
-    if len(cfg.judges) == 1 or not _predictable(cfg):
+    if len(cfg.judges) == 1 or not _predictable(store, cfg):
         return False
     if store is None:
         return True
@@ -478,9 +479,7 @@ def _recalibrate_tier(
     alpha, delta = 1 - c.target_agreement, (1 - c.confidence) * share
     test_alpha, test_delta, guarantee = _tier_test(cfg, tier, alpha, delta)
     prev = current(store, cfg, tier)
-    # a union cascade reads each pair's verdicts from every tier (``union_loop``)
-    union_run = union_loop.judged(store, cfg, prev) if cfg.union_cascade else None
-    data = judged(store, cfg, tier) if union_run is None else union_run[0]
+    data = judged(store, cfg, tier)
     sample = sum(1 for _, d in data if d.sampled and d.human)
     recent = _recent_audits(data, prev, prev.version)  # no row is newer than prev
     drift = prev.version > 0 and cal.drifted(recent, alpha, delta)
@@ -599,7 +598,8 @@ def _recalibrate_planned(
     test_alpha, test_delta, guarantee = _tier_test(cfg, tier, alpha, delta)
     prev = current(store, cfg, tier)
     # a union cascade reads each pair's verdicts from every tier (``union_loop``)
-    union_run = union_loop.judged(store, cfg, prev) if cfg.union_cascade else None
+    in_union = union_loop.is_union(store, cfg)
+    union_run = union_loop.judged(store, cfg, prev) if in_union else None
     data = judged(store, cfg, tier) if union_run is None else union_run[0]
     sample = sum(1 for _, d in data if d.sampled and d.human)
     evidence = parity_evidence(store, cfg, data) if c.quality == "human_parity" else None

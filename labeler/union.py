@@ -18,9 +18,10 @@ judged, each pair scored by the tier that would decide it:
   from the judges' own scores was fooled by an overconfident cheap judge (+212% in a
   prototype). Measured on ten simulated cascades and the PandaLM tiers bench
   (``tests/test_union_simulation.py``, ``bench/tiers_bench.py``), odds x4 with the
-  consistency check below cost at most today's per-tier cascade in each (within 0.2%)
-  but the one where today's keeps a certificate the shift made wrong (840 vs 884, the
-  strong judge alone 878), and at most 8.8% more than the best of x2, x4 and x8 in each
+  consistency check below cost at most today's per-tier cascade in each (within 0.4%;
+  judged as the real loop judges, ``union_simulation``) but the one where today's keeps
+  a certificate the shift made wrong (840 vs 884, the strong judge alone 878), and (as
+  first measured, judging lazily) at most 8.8% more than the best of x2, x4 and x8 in each
   (x2: up to 16.8%, x8: up to 16.4%).
 * **The region and its disagreement.** The cascade at ``lam`` accepts a pair when its
   union score (``union_scores``: the largest adjusted score) is at least ``lam``; the
@@ -56,8 +57,8 @@ def adjusted(scores: np.ndarray, odds: float = EARLIER_ODDS) -> np.ndarray:
 
 def tier_threshold(lam: float, odds: float = EARLIER_ODDS) -> float:
     """The threshold on an earlier tier's own score that ``lam`` on the cascade's scale
-    means (the inverse of ``adjusted``): what a tier's routing would compare its judge's
-    probability with (the real loop's routing is not built on it yet)."""
+    means (the inverse of ``adjusted``), before any cap: what ``labeler calibrate`` says
+    a certificate asks of an earlier tier's confidence (``union_loop.describe``)."""
     if lam >= 1:
         return lam
     return lam * odds / (1 - lam + lam * odds)

@@ -27,6 +27,7 @@ import numpy as np
 from labeler import calibration as cal
 from labeler import union
 from labeler.config import Config
+from labeler.errors import ConfigError
 from labeler.routing import CERTIFIED, PROVISIONAL, RECHECK, Thresholds, audit_draw
 from labeler.store import Store
 
@@ -35,6 +36,48 @@ RULE_REASONS = frozenset(
     {"malformed", "order_disagreement", "tie", "low_confidence", "judge_error",
      "near_duplicate", "suspected_injection"}
 )  # fmt: skip
+
+
+MODE_KEY = "cascade"  # the meta entry fixing a cascade's mode: "union" | "per_tier"
+
+
+def is_union(store: Store | None, cfg: Config) -> bool:
+    """Is this project's cascade tested as a union: the mode fixed at its first round
+    (``check_mode``); before one, what the config asks (``Config.wants_union``). A project
+    judged before modes were stored ran per tier, and keeps doing so."""
+    if len(cfg.judges) == 1:
+        return False
+    stored = None if store is None else store.get_meta(MODE_KEY)
+    if stored is None and store is not None and store.judged_any():
+        stored = "per_tier"
+    return cfg.wants_union if stored is None else stored == "union"
+
+
+def check_mode(store: Store, cfg: Config) -> None:
+    """Fix a cascade's mode at its first round, and refuse in one line a config that asks
+    for the other one later (the thresholds stored for one mean nothing to the other), or
+    a union cascade's project whose settings no longer fit it."""
+    if len(cfg.judges) == 1:
+        return
+    mode = "union" if is_union(store, cfg) else "per_tier"
+    asked, where = cfg.calibration.cascade, cfg.file or "config"
+    if asked not in ("auto", mode):
+        raise ConfigError(
+            f'{where}: calibration.cascade = "{asked}", but this project\'s cascade is tested '
+            f'{mode} (fixed at its first round): set calibration.cascade = "{mode}" or "auto", '
+            "or start a new project (project.state_dir)"
+        )
+    c = cfg.calibration
+    fits = (c.procedure, c.guarantee, c.quality) == ("planned", "high_probability", "absolute")
+    if mode == "union" and not (fits and max(j.panel for j in cfg.judges) == 1):
+        raise ConfigError(
+            f"{where}: this project's cascade is tested as a union (fixed at its first "
+            'round), which needs calibration.procedure = "planned", guarantee = '
+            '"high_probability", quality = "absolute" and no judge panel: restore them, or '
+            "start a new project (project.state_dir)"
+        )
+    if store.get_meta(MODE_KEY) is None:
+        store.set_meta(MODE_KEY, mode)
 
 
 @dataclass
@@ -85,7 +128,11 @@ def view(store: Store, cfg: Config) -> View:
             verdicts.setdefault(row["pair_id"], {})[k] = row_signals(row)
             if row["action"] != "escalate":
                 finals[row["pair_id"]] = row
-    rows = sorted(finals.values(), key=lambda r: (r["round_id"], r["round_draw"], r["seq"]))
+
+    def order(r: Any) -> tuple[int, float, int]:  # routing order (``Store.routed_verdicts``)
+        return int(r["round_id"]), -1.0 if r["round_draw"] is None else r["round_draw"], r["seq"]
+
+    rows = sorted(finals.values(), key=order)
     signals = [[verdicts[r["pair_id"]].get(k) for k in range(k_tiers)] for r in rows]
     judged = np.array([[s is not None for s in pair] for pair in signals], bool).T
     raw = np.array([[0.0 if s is None else tier_score(s) for s in p] for p in signals]).T

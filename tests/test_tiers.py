@@ -57,6 +57,7 @@ def cascade(project: Project, judge_server: Callable[..., JudgeServer]) -> Proje
             "min_labels": 10,
             "min_per_threshold": 5,
             "target_agreement": 0.8,  # the cheap tier tests at its share of delta (0.2)
+            "cascade": "per_tier",  # (each tier tested on its own: what these tests test)
         },
     )
     with project.config.open("a") as fh:
@@ -622,7 +623,11 @@ def test_the_simulation_replays_a_real_cascade_decision_for_decision(
         judge={"base_url": server.url},
         review={"enabled": False},
         routing={"audit_rate": 0.02, "seed": seed},
-        calibration={"cold_start_audit_rate": 0.4, "target_agreement": 0.85},
+        calibration={
+            "cold_start_audit_rate": 0.4,
+            "target_agreement": 0.85,
+            "cascade": "per_tier",
+        },
     )
     with project.config.open("a") as fh:
         fh.write(TIERS if split == "fixed" else PREDICTED)

@@ -4,6 +4,7 @@ the whole loop replayed by its simulation (``union_simulation``) decision for de
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections import Counter
 from collections.abc import Callable
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from labeler.config import load_config
-from labeler.demo.judge_server import JudgeServer, by_model
+from labeler.demo.judge_server import JudgeServer, Scripted, Shown, by_model
 from labeler.errors import ConfigError
 from labeler.routing import ACCEPT, ESCALATE, REVIEW, Thresholds, route_union
 from labeler.store import Store
@@ -59,15 +60,24 @@ def test_a_union_cascade_needs_the_planned_high_probability_absolute_test(tmp_pa
     for extra, need in (
         ('procedure = "retest"', 'needs calibration.procedure = "planned"'),
         ('guarantee = "expected"', 'needs calibration.guarantee = "high_probability"'),
+        ("[judge]\npanel = 3", "needs no judge panel (judge.panel = 1)"),
     ):
         config.write_text(f'[calibration]\ncascade = "union"\n{extra}\n{UNION}')
         with pytest.raises(ConfigError) as err:
             load_config(config, environ={})
         assert 'calibration.cascade = "union" ' + need in str(err.value)
         assert "\n" not in str(err.value)
+    # auto: a union only where one can be
+    for extra, union in (
+        ("", True),
+        ('guarantee = "expected"', False),
+        ("[judge]\npanel = 3", False),
+    ):
+        config.write_text(f"[calibration]\n{extra}\n{UNION}")
+        assert load_config(config, environ={}).wants_union == union
     # with one judge there is no cascade: the key changes nothing
     config.write_text('[calibration]\ncascade = "union"\nprocedure = "retest"\n')
-    assert not load_config(config, environ={}).union_cascade
+    assert not load_config(config, environ={}).wants_union
 
 
 @pytest.fixture
@@ -98,10 +108,25 @@ def held_labels(db: sqlite3.Connection) -> dict[str, tuple[int, str]]:
     }
 
 
+def turning(judge: Callable[[Shown], Scripted], after: int) -> Callable[[Shown], Scripted]:
+    """``judge``, until question ``after``; from there sure (0.99) and wrong on every
+    even-numbered question."""
+
+    def turned(shown: Shown) -> Scripted:
+        number = int(shown.prompt.split()[1].rstrip("?"))
+        if number < after or number % 2:
+            return judge(shown)
+        wrong = "B" if "good" in shown.a else "A"
+        right = "A" if wrong == "B" else "B"
+        return Scripted(f"{wrong} HIGH\nsure", {wrong: 0.99, right: 0.009, "TIE": 0.001})
+
+    return turned
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("target", [0.85, 0.95])
+@pytest.mark.parametrize(("target", "drift"), [(0.85, False), (0.95, False), (0.85, True)])
 def test_the_simulation_replays_a_real_union_cascade_decision_for_decision(
-    union_project: Project, target: float
+    project: Project, judge_server: Callable[..., JudgeServer], target: float, drift: bool
 ) -> None:
     """1,200 pairs in rounds of 200 through a union cascade (`labeler round`, reviewers
     answering every pair sent to them, `labeler calibrate`), then the project's end; the
@@ -109,15 +134,27 @@ def test_the_simulation_replays_a_real_union_cascade_decision_for_decision(
     round the cascade holds the same certificate as in the simulation, and at the end
     each tier judged and decided as many pairs, and as many went to humans. The cheap
     tier decides pairs, and each delivered label is the first tier's whose score reaches
-    the certificate."""
-    from labeler.routing import audit_draw, round_draw
+    the certificate. ``drift``: rounds in the source's order, and from the fourth round
+    on the cheap judge is sure and wrong on half the pairs; the drift watch (audits at
+    0.1) ends the certificate in both, and a new phase begins."""
+    from labeler.routing import audit_draw
     from labeler.simulation import Settings, SimPair
     from labeler.union_loop import holder, pair_scores, view
     from labeler.union_simulation import run_union
 
-    project, seed = union_project, 0
-    server = project.server  # type: ignore[attr-defined]
-    project.set(calibration={"target_agreement": target})
+    cheap, strong = graded(7919, 104729, 0.3, 0.995, 0.7), graded(6007, 15485863, 0.3, 0.99, 0.75)
+    server = judge_server(
+        by_model({"small": turning(cheap, 600) if drift else cheap, "big": strong})
+    )
+    seed, audit = 0, 0.1 if drift else 0.02
+    project.set(
+        judge={"base_url": server.url},
+        review={"enabled": False},
+        routing={"audit_rate": audit, "seed": seed, "round_order": "source" if drift else "random"},
+        calibration={"cold_start_audit_rate": 0.4, "target_agreement": target, "cascade": "union"},
+    )
+    with project.config.open("a") as fh:
+        fh.write(UNION)
     cfg = load_config(project.config, environ={})
     size, rounds, real = 200, 6, []
     project.pairs(good_bad_rows(size * rounds))
@@ -140,10 +177,12 @@ def test_the_simulation_replays_a_real_union_cascade_decision_for_decision(
         held = held_labels(store.db)
         shown = {
             r["id"]: "A" if "good" in r["response_a"] else "B"
-            for r in store.db.execute("SELECT id, response_a FROM pairs")
+            for r in store.db.execute(
+                "SELECT id, response_a FROM pairs ORDER BY round_id, round_draw, seq"
+            )
         }
     verdicts = {r["pair_id"]: s for r, s in zip(seen.rows, seen.signals, strict=True)}
-    ids = sorted(shown, key=lambda i: round_draw(seed, i))  # the rounds' order
+    ids = list(shown)  # the rounds' order
     from labeler.calibration import Signals
 
     nothing = Signals("A", 0.0, 0.0, 0.0)  # a pair the tier never judged
@@ -152,7 +191,7 @@ def test_the_simulation_replays_a_real_union_cascade_decision_for_decision(
         for k in (0, 1)
     ]
     draws = np.array([audit_draw(seed, i, 1) for i in ids])
-    settings = Settings(alpha=1 - target, delta=0.1, per_round=size, audit_rate=0.02)
+    settings = Settings(alpha=1 - target, delta=0.1, per_round=size, audit_rate=audit)
     sim = run_union(sims, settings, draws=draws)
     assert [h["threshold"] for h in sim.history] == pytest.approx(real)
     judged = [int(seen.judged[k].sum()) for k in (0, 1)]
@@ -160,6 +199,8 @@ def test_the_simulation_replays_a_real_union_cascade_decision_for_decision(
     by_tier = Counter(tier for tier, _ in held.values())
     assert sim.certified == certified and sim.human_labels == humans
     assert sim.tier_certified == [by_tier[0], by_tier[1]]
+    if drift:  # the certificate ended, and a new phase certified again
+        assert any(a < 1 <= b for a, b in itertools.pairwise(real)) and real[-1] < 1
     # the cascade certified, the cheap tier decides pairs, the strong one judged fewer
     assert real[-1] < 1 and by_tier[0] > 0.1 * certified and judged[1] < judged[0]
     assert Counter(str(r["model"]) for r in server.requests)["big"] == 2 * judged[1]
@@ -227,3 +268,41 @@ def test_a_union_cascade_delivers_its_cheap_tiers_labels_and_says_so(
     judge = [row for row in rows if row["label_source"] == "judge"]
     assert len(judge) == counts["certified"] > 200
     assert sum(row["chosen"].endswith("is good") for row in judge) >= 0.85 * len(judge)
+
+
+def test_a_cascades_mode_is_fixed_for_the_project_at_its_first_round(
+    union_project: Project,
+) -> None:
+    """``auto`` (the default) makes a new cascade a union one; a project keeps the mode it
+    began with: asking for the other one later, or for settings a union cannot take, is
+    refused in one line before any judge call; a project judged before modes were stored
+    ran per tier and keeps doing so under ``auto``."""
+    from labeler.union_loop import MODE_KEY
+
+    project = union_project
+    server = project.server  # type: ignore[attr-defined]
+    project.set(calibration={"cascade": "auto"})
+    project.pairs(good_bad_rows(40))
+    first = project.run_json("round", "--limit", "20")
+    assert {t["tier"]: t["judged"] for t in first["tiers"]} == {"cheap": 20, "big": 20}
+    cfg = load_config(project.config, environ={})
+    with Store(cfg.db_path) as store:
+        assert store.get_meta(MODE_KEY) == "union"
+    server.requests.clear()
+    for change, says in (
+        ({"cascade": "per_tier"}, 'calibration.cascade = "per_tier", but this project'),
+        ({"guarantee": "expected"}, "this project's cascade is tested as a union"),
+    ):
+        project.set(calibration=change)
+        out = project.run("round")
+        assert out.exit_code != 0 and says in out.output, out.output
+        assert len(out.output.strip().splitlines()) == 1 and not server.requests
+        project.set(calibration={"cascade": "auto", "guarantee": "high_probability"})
+    # a project from before: judged, no mode stored -> per tier, and stored as such
+    with Store(cfg.db_path) as store:
+        store.db.execute("DELETE FROM meta WHERE key = ?", (MODE_KEY,))
+    second = project.run_json("round")
+    tiers = {t["tier"]: t for t in second["tiers"]}
+    assert tiers["cheap"]["passed_unjudged"] > 0  # a per-tier cheap tier: its sample only
+    with Store(cfg.db_path) as store:
+        assert store.get_meta(MODE_KEY) == "per_tier"

@@ -248,6 +248,13 @@ class CallsTables(Tables):
             (round_id,),
         ).fetchall()
 
+    def judged_any(self) -> bool:
+        """Has any judge tier routed a pair in this project?"""
+        found = self.db.execute(
+            "SELECT 1 FROM verdicts UNION ALL SELECT 1 FROM escalations LIMIT 1"
+        ).fetchone()
+        return found is not None
+
     def escalations_of(self, pair_id: str) -> list[sqlite3.Row]:
         """The verdicts the earlier tiers of a cascade gave this pair, by tier."""
         return self.db.execute(
