@@ -2,7 +2,7 @@
 
 scripts/dev bench                       everything
 scripts/dev bench startup throughput    some of: startup throughput memory dry_run draw
-                                        review import calibration tiers panel
+                                        union review import calibration tiers panel
                                         parity injection verify
 """
 
@@ -30,7 +30,7 @@ from bench import (
     verify_bench,
 )
 
-ROUND_PARTS = ("startup", "throughput", "memory", "dry_run", "draw")
+ROUND_PARTS = ("startup", "throughput", "memory", "dry_run", "draw", "union")
 OTHERS = (
     "review",
     "calibration",

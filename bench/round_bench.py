@@ -12,6 +12,11 @@
    the next, vs taking the source's first rows; and vs importing those pairs.
 5. Memory of ``round --dry-run`` (it reads every pair to price the round): peak RSS
    pricing 100,000 pairs of ~1,000-word answers vs 1,000 of them.
+6. A union cascade at scale (``calibration.cascade = "union"``): a round of 20,000 pairs
+   through two judge tiers, reviewers deciding what was sent to them, then `labeler
+   calibrate` (the first certificate: every waiting pair re-checked, and those an
+   earlier tier now labels swapped to its verdict), vs the same with the strong judge
+   alone; seconds and peak RSS of each, and their ratios.
 """
 
 from __future__ import annotations
@@ -282,6 +287,83 @@ def draw(n: int = 100_000, size: int = 1_000) -> dict[str, Any]:
     return out
 
 
+def _graded(salt: int, high: float) -> Any:
+    """A judge whose confidence spreads over 0.80-0.999 by a hash of the question, right
+    ``high`` of the time (also by a hash) above 0.86 and 0.7 below."""
+    from labeler.demo.judge_server import Scripted
+
+    def judge(shown: Any) -> Scripted:
+        number = int(shown.prompt.split()[1].rstrip("?:"))
+        spread = (number * salt % 1000) / 1000
+        p = round(0.80 + 0.199 * spread, 4)
+        good = "A" if "right" in shown.a else "B"
+        right = (number * 7919 * salt % 997) / 997 < (high if spread >= 0.3 else 0.7)
+        said = good if right else ("B" if good == "A" else "A")
+        other = "B" if said == "A" else "A"
+        return Scripted(f"{said} HIGH\nsure", {said: p, other: (1 - p) * 0.9, "TIE": (1 - p) * 0.1})
+
+    return judge
+
+
+def union(n: int = 20_000) -> dict[str, Any]:
+    from labeler.config import load_config
+    from labeler.consensus import Consensus
+    from labeler.demo.judge_server import JudgeServer, by_model
+    from labeler.store import Store
+
+    server = JudgeServer(by_model({"small": _graded(7, 0.995), "big": _graded(13, 0.99)}))
+    server.start()
+    out: dict[str, Any] = {"pairs": n}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, tiers in (("single", ("big",)), ("union", ("small", "big"))):
+                folder = Path(tmp) / name
+                config = make_project(folder, 0, server.url, 64)
+                with (folder / "pairs.jsonl").open("w") as fh:
+                    for i in range(n):
+                        a, b = f"{i} is right", f"{i} is wrong"
+                        a, b = (a, b) if i % 2 else (b, a)
+                        row = {"prompt": f"Question {i}: what?", "response_a": a, "response_b": b}
+                        fh.write(json.dumps(row) + "\n")
+                text = config.read_text().replace('model = "bench-judge"\n', "")
+                text += '[calibration]\ntarget_agreement = 0.85\ncascade = "union"\n'
+                text += "".join(f'[[judge.tiers]]\nmodel = "{m}"\n' for m in tiers)
+                config.write_text(text)
+                mb, seconds, summary = peak_rss_mb(config)
+                cfg = load_config(config, environ={})
+                with Store(cfg.db_path) as store:  # reviewers answer every pair sent to them
+                    rows = store.db.execute(
+                        "SELECT id, response_a FROM pairs WHERE state = 'needs_review'"
+                    ).fetchall()
+                    store.db.execute(
+                        "UPDATE pairs SET state = 'in_review' WHERE state = 'needs_review'"
+                    )
+                    store.save_decisions(
+                        {
+                            r["id"]: Consensus(label, {label: 1}, 1, True, False)
+                            for r in rows
+                            for label in ("A" if "right" in r["response_a"] else "B",)
+                        }
+                    )
+                cal_mb, cal_s, _ = peak_rss_mb(config, command="calibrate")
+                with Store(cfg.db_path) as store:
+                    counts = store.label_status_counts()
+                out[name] = {
+                    "round_s": round(seconds, 1),
+                    "round_peak_rss_mb": round(mb, 1),
+                    "calibrate_s": round(cal_s, 2),
+                    "calibrate_peak_rss_mb": round(cal_mb, 1),
+                    "requests": summary["requests_sent"],
+                    "certified": counts["certified"],
+                    "human": counts["human"],
+                }
+    finally:
+        server.stop()
+    for key in ("round_s", "round_peak_rss_mb", "calibrate_s", "calibrate_peak_rss_mb"):
+        out[f"{key}_ratio"] = round(out["union"][key] / out["single"][key], 2)
+    return out
+
+
 def main(which: list[str]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
@@ -300,4 +382,7 @@ def main(which: list[str]) -> dict[str, Any]:
     if not which or "draw" in which:
         results["draw"] = draw()
         print("draw", results["draw"], flush=True)
+    if not which or "union" in which:
+        results["union"] = union()
+        print("union", results["union"], flush=True)
     return results

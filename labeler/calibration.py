@@ -316,14 +316,19 @@ def score(s: Signals, weights: Sequence[float] | None) -> float:
     return 1 / (1 + math.exp(-max(min(z, 50.0), -50.0)))
 
 
+def raw_score(s: Signals) -> float:
+    """``score`` without learned weights: the judge's confidence; 0 for a LOW
+    self-report or a verdict no threshold could accept."""
+    return s.confidence if s.eligible and s.self_high_share >= 1.0 else 0.0
+
+
 def scores_of(signals: Sequence[Signals], weights: Sequence[float] | None) -> np.ndarray:
     """``score`` of many judgements at once."""
     if not signals:
         return np.zeros(0)
-    eligible = np.array([s.eligible for s in signals])
     if weights is None or len(weights) != N_FEATURES:
-        raw = np.array([s.confidence if s.self_high_share >= 1.0 else 0.0 for s in signals])
-        return np.where(eligible, raw, 0.0)
+        return np.array([raw_score(s) for s in signals], float)
+    eligible = np.array([s.eligible for s in signals])
     x = np.array([features(s) for s in signals])
     z = np.clip(x @ np.asarray(weights, float), -50, 50)
     return np.where(eligible, 1 / (1 + np.exp(-z)), 0.0)

@@ -350,9 +350,9 @@ class CalibrationConfig:
         "auto",
         "How a cascade ([[judge.tiers]]) is certified. union: one test of the labels the whole "
         "cascade delivers, each pair labelled by the first tier sure enough of it (planned "
-        "procedure, high_probability, absolute quality, no panel); per_tier: each tier "
-        "tested on its own at its share of 1 - confidence; auto: union where it applies. "
-        "Fixed for a project at its first round.",
+        "procedure, high_probability, absolute quality, no panel or delta_share); per_tier: "
+        "each tier tested on its own at its share of 1 - confidence; auto: union where it "
+        "applies. Fixed for a project at its first round.",
         choices=("auto", "union", "per_tier"),
     )
     quality: str = _opt(
@@ -463,7 +463,7 @@ class Config:
         (``union_loop.is_union``)."""
         c = self.calibration
         fits = (c.procedure, c.guarantee, c.quality) == ("planned", "high_probability", "absolute")
-        fits = fits and all(j.panel <= 1 for j in self.judges)
+        fits = fits and all(j.panel <= 1 and not j.delta_share for j in self.judges)
         return len(self.judges) > 1 and (c.cascade == "union" or (c.cascade == "auto" and fits))
 
     @property
@@ -661,7 +661,8 @@ def _check_combinations(cfg: Config, where: str) -> None:
             *planned_hp, ("a single judge (no [[judge.tiers]])", len(cfg.judges) == 1))),
         'calibration.cascade = "union"': (len(cfg.judges) > 1 and c.cascade == "union", (
             *planned_hp, ('calibration.quality = "absolute"', c.quality == "absolute"),
-            ("no judge panel (judge.panel = 1)", max(j.panel for j in cfg.judges) == 1))),
+            ("no judge panel (judge.panel = 1)", max(j.panel for j in cfg.judges) == 1),
+            ("no judge.delta_share (one test)", not any(j.delta_share for j in cfg.judges)))),
     }  # fmt: skip
     for key, (on, needs) in checks.items():
         for need in (need for need, ok in needs if on and not ok):

@@ -18,7 +18,7 @@ from typing import Any
 
 from labeler import costs, prompts, versions
 from labeler.batches import BatchWriter, Recording, custom_id
-from labeler.calibration import Signals, signals_of
+from labeler.calibration import NEVER, Signals, signals_of
 from labeler.config import Config, JudgeConfig
 from labeler.confusables import fold_table
 from labeler.errors import JudgeError, shown_url
@@ -288,8 +288,8 @@ class Judging:
 
     def _sample_rate(self) -> float | None:
         ctx = self.ctx
-        if self.union:  # every tier judges every pair that reaches it
-            return None
+        if self.union:  # every tier judges what reaches it, unless nothing can be certified
+            return 0.0 if not ctx.last and ctx.thresholds.a >= NEVER else None
         return sample_only_rate(ctx.thresholds, ctx.last, ctx.cfg.calibration.procedure)
 
     def _passed_on_unjudged(self, pair: Pair) -> bool:
@@ -454,9 +454,8 @@ class Judging:
             decision.reason,
             decision.pi,
             decision.status,
+            None if holder in (-1, self.ctx.tier) else holder,  # (a union cascade's holder)
         )
-        if holder not in (-1, self.ctx.tier):  # a union cascade's pair holds that tier's label
-            self.store.deliver_tier(pair.id, holder)
         self.done += 1
         self._progress()
 
@@ -485,6 +484,7 @@ class Judging:
         reason: str,
         pi: float = 1.0,
         status: str | None = None,
+        hold: int | None = None,
     ) -> None:
         ctx = self.ctx
         record = VerdictRecord(
@@ -510,7 +510,7 @@ class Judging:
             self.store.record_escalation(record)
             self.escalated += 1
             return
-        self.store.record_verdict(record, "accepted" if action == ACCEPT else "needs_review")
+        self.store.record_verdict(record, "accepted" if action == ACCEPT else "needs_review", hold)
 
 
 def budget_message(cfg: Config, summary: RoundSummary) -> str:

@@ -12,6 +12,7 @@ from labeler.lock import project_lock
 from labeler.report import round_report
 from labeler.store import Store
 from labeler.thresholds import recalibrate
+from labeler.union_loop import history_slot
 
 
 def run_calibration(cfg: Config, plot_path: Path | None = None) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def run_calibration(cfg: Config, plot_path: Path | None = None) -> dict[str, Any
         rounds = round_report(store, cfg)
         history = [
             {"version": r["version"], "message": json.loads(r["report"])["message"]}
-            for r in store.thresholds_history()
+            for r in store.thresholds_history(history_slot(store, cfg))
         ]
     plot = None
     if recal.reliability:

@@ -17,6 +17,7 @@ from labeler.ledger import project_ledger, round_ledgers, tier_totals
 from labeler.routing import ACCEPT
 from labeler.store import Store
 from labeler.thresholds import row_signals
+from labeler.union_loop import history_slot
 from labeler.verify import ONE_MORE
 
 
@@ -182,7 +183,7 @@ def round_report(
         json.loads(r["params"]).get("version", r["version"]) if r["params"] else r["version"]: (
             json.loads(r["report"])
         )
-        for r in store.thresholds_history()
+        for r in store.thresholds_history(history_slot(store, cfg))
     }
     if human_human is None:
         human_human = consensus.human_agreement(reviewer_votes(store, cfg))

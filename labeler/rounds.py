@@ -41,9 +41,9 @@ from labeler.routing import (
 )
 from labeler.store import Store
 from labeler.summary import Progress, RoundSummary
-from labeler.thresholds import check_tier_count, fix_predicted_split
+from labeler.thresholds import check_tier_count, fix_predicted_split, recheck
 from labeler.thresholds import current as current_thresholds
-from labeler.union_loop import check_mode
+from labeler.union_loop import check_mode, check_rate, is_union
 
 __all__ = [
     "Context",
@@ -168,6 +168,9 @@ def run_round(
         else:
             stored = [None] * len(judges)
         in_force = [t or current_thresholds(store, cfg, k) for k, t in enumerate(stored)]
+        union = is_union(store, cfg)
+        if union and open_round is None:  # one uniform calibration sample until a certificate
+            check_rate(store, cfg, in_force[-1])
         ctx = dataclasses.replace(ctx, thresholds=in_force[0])
         if open_round is not None:
             round_id, summary.resumed = int(open_round["id"]), True
@@ -219,6 +222,8 @@ def run_round(
         summary.timings["judge_s"] = time.perf_counter() - mark
         if not store.count_round_pairs(round_id, "imported"):  # every tier judged it
             fix_predicted_split(store, cfg)  # (the simulation predicts after round 1 too)
+        if union:  # a certificate a sync changed since the round began: who holds what
+            recheck(store, cfg, current_thresholds(store, cfg, len(judges) - 1), len(judges) - 1)
         _fill_outcome(store, ctx, summary, round_id)
         warm.join()
         mark = time.perf_counter()

@@ -262,7 +262,8 @@ def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibratio
     judges = cfg.judges
     union_loop.check_mode(store, cfg)
     if union_loop.is_union(store, cfg):  # one test of what the whole cascade delivers
-        return _recalibrate_planned(store, cfg, len(judges) - 1, 1.0, finish)
+        first = _recalibrate_planned(store, cfg, len(judges) - 1, 1.0, finish)
+        return _with_terms(store, cfg, first, [len(judges) - 1])
     shares = tier_shares(store, cfg, finish)
     one = _recalibrate_planned if cfg.calibration.procedure == "planned" else _recalibrate_tier
     # a split still pending (``split.may_wait``): no look, not even futility's (its
@@ -282,8 +283,14 @@ def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibratio
                 f"; judge.delta_share is not applied: the project's split of the confidence "
                 f"budget ({', '.join(f'{x:.3g}' for x in shares)}) is fixed for the project"
             )
+    return _with_terms(store, cfg, first, list(range(len(judges))))
+
+
+def _with_terms(store: Store, cfg: Config, first: Recalibration, tiers: list[int]) -> Recalibration:
+    """``first`` with the terms its certificates were tested at, when weaker than the
+    config's (``claimed_terms``, over the thresholds slots ``tiers``)."""
     asked = (cfg.calibration.target_agreement, cfg.calibration.confidence)
-    claimed = claimed_terms(store, len(judges))
+    claimed = claimed_terms(store, tiers)
     weaker = claimed is not None and min(np.subtract(claimed, asked)) < -1e-9
     first.tested_at = list(claimed) if weaker and claimed is not None else None
     return first
@@ -361,11 +368,12 @@ def certificate_terms(store: Store, tier: int = 0) -> tuple[float, float] | None
     return None
 
 
-def claimed_terms(store: Store, tiers: int) -> tuple[float, float] | None:
+def claimed_terms(store: Store, tiers: int | list[int]) -> tuple[float, float] | None:
     """What the certified labels are guaranteed, all tiers together: the weakest target
     and the weakest confidence their certificates in force were tested at (a tier may be
     weaker in one and stronger in the other); None with no certificate."""
-    found = [t for t in (certificate_terms(store, k) for k in range(tiers)) if t is not None]
+    slots = range(tiers) if isinstance(tiers, int) else tiers
+    found = [t for t in (certificate_terms(store, k) for k in slots) if t is not None]
     return (min(t for t, _ in found), min(c for _, c in found)) if found else None
 
 
@@ -675,7 +683,7 @@ def _recalibrate_planned(
         new = replace(new, a=new.certified_a, b=new.certified_b, finished=True)
     changed = not _same(new, prev)
     new = replace(new, version=prev.version + 1) if changed else prev
-    chosen = None if look is None or not look.taken else _as_calibrated(data, new, look, c)
+    chosen = None if not (look and look.taken) else _as_calibrated(data, new, look, c, union_run)
     labelled = [d for _, d in data if d.sampled and d.human and d.signals.eligible]
     raw = cal.scores_of([d.signals for d in labelled], None)
     bins, ece = cal.reliability(raw.tolist(), [not d.disagrees for d in labelled])
@@ -720,10 +728,15 @@ def _recalibrate_planned(
 
 
 def _as_calibrated(
-    data: list[tuple[Any, cal.Judged]], t: Thresholds, look: planned.Look, c: Any
+    data: list[tuple[Any, cal.Judged]], t: Thresholds, look: planned.Look, c: Any, union: Any
 ) -> cal.Calibrated:
-    """A look's result in the form reports read (labels behind it, coverage, agreement)."""
-    scores = cal.scores_of([d.signals for _, d in data if not d.pending], None)
+    """A look's result in the form reports read (labels behind it, coverage, agreement);
+    ``union``: a union cascade's reading (``union_loop.judged``), whose scores count."""
+    kept = [not d.pending for _, d in data]
+    scores = cal.scores_of([d.signals for _, d in data], None)
+    if union is not None:
+        scores = union[1].scores(t.caps).max(axis=0)
+    scores = scores[np.array(kept, bool)]
     n = max(len(scores), 1)
     ch = look.choice
     return cal.Calibrated(

@@ -12,13 +12,14 @@ How the loop runs such a cascade (the simulation, ``union_simulation``, is this 
 * The first tier judges every pair; a later tier judges what the tiers before it did not
   accept: before a certificate, every pair. So every pair the test can read a label of
   was judged by every tier, and every pair that waits too.
-* A pair holds (``Store.deliver_tier``: its final verdict row is) the verdict of the
+* A pair holds (``Store.deliver_tiers``: its final verdict row is) the verdict of the
   first tier whose score reaches the certificate, or, while it waits, the floor: the
   label the test counts is the label the dataset gets.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,31 +42,46 @@ RULE_REASONS = frozenset(
 MODE_KEY = "cascade"  # the meta entry fixing a cascade's mode: "union" | "per_tier"
 
 
+def _stored(store: Store | None) -> dict[str, Any] | None:
+    """The mode fixed for the project (``check_mode``): {"mode", "tiers"}; None: not yet."""
+    text = None if store is None else store.get_meta(MODE_KEY)
+    return None if text is None else dict(json.loads(text))
+
+
 def is_union(store: Store | None, cfg: Config) -> bool:
     """Is this project's cascade tested as a union: the mode fixed at its first round
     (``check_mode``); before one, what the config asks (``Config.wants_union``). A project
     judged before modes were stored ran per tier, and keeps doing so."""
     if len(cfg.judges) == 1:
         return False
-    stored = None if store is None else store.get_meta(MODE_KEY)
+    stored = _stored(store)
     if stored is None and store is not None and store.judged_any():
-        stored = "per_tier"
-    return cfg.wants_union if stored is None else stored == "union"
+        return False
+    return cfg.wants_union if stored is None else stored["mode"] == "union"
 
 
 def check_mode(store: Store, cfg: Config) -> None:
-    """Fix a cascade's mode at its first round, and refuse in one line a config that asks
-    for the other one later (the thresholds stored for one mean nothing to the other), or
-    a union cascade's project whose settings no longer fit it."""
-    if len(cfg.judges) == 1:
+    """Fix a cascade's mode and tiers at its first round, and refuse in one line a config
+    that later asks for the other mode (the thresholds stored for one mean nothing to the
+    other), other tiers in a union cascade (its certificate and caps are those judges'),
+    or settings a union cannot take."""
+    stored, where = _stored(store), cfg.file or "config"
+    if len(cfg.judges) == 1 and (stored is None or stored["mode"] != "union"):
         return
-    mode = "union" if is_union(store, cfg) else "per_tier"
-    asked, where = cfg.calibration.cascade, cfg.file or "config"
+    mode = "union" if is_union(store, cfg) or len(cfg.judges) == 1 else "per_tier"
+    tiers = [j.label for j in cfg.judges]
+    asked = cfg.calibration.cascade
     if asked not in ("auto", mode):
         raise ConfigError(
             f'{where}: calibration.cascade = "{asked}", but this project\'s cascade is tested '
             f'{mode} (fixed at its first round): set calibration.cascade = "{mode}" or "auto", '
             "or start a new project (project.state_dir)"
+        )
+    if mode == "union" and stored is not None and stored["tiers"] != tiers:
+        raise ConfigError(
+            f"{where}: this project's union cascade was certified for the judge tiers "
+            f"{', '.join(stored['tiers'])}, and the config has {', '.join(tiers)} "
+            "([[judge.tiers]]): restore them, or start a new project (project.state_dir)"
         )
     c = cfg.calibration
     fits = (c.procedure, c.guarantee, c.quality) == ("planned", "high_probability", "absolute")
@@ -76,8 +92,32 @@ def check_mode(store: Store, cfg: Config) -> None:
             '"high_probability", quality = "absolute" and no judge panel: restore them, or '
             "start a new project (project.state_dir)"
         )
-    if store.get_meta(MODE_KEY) is None:
-        store.set_meta(MODE_KEY, mode)
+    if stored is None:
+        store.set_meta(MODE_KEY, json.dumps({"mode": mode, "tiers": tiers}))
+
+
+RATE_KEY = "union_phase_rate"  # meta: {"phase", "rate"} the phase's sample is drawn at
+
+
+def check_rate(store: Store, cfg: Config, t: Thresholds) -> None:
+    """Until a union cascade's phase has a certificate, every pair of its calibration
+    sample must have been drawn at one rate (the union test takes the uniform sample's
+    exact test only): a round that would draw at another is refused in one line. After
+    a certificate the extension test reads a sample drawn alike (``planned.uniform_sample``)."""
+    text = store.get_meta(RATE_KEY)
+    fixed = None if text is None else json.loads(text)
+    rate = t.provisional_audit_rate
+    if t.certified_a < cal.NEVER or (
+        fixed is not None and fixed == {"phase": t.phase, "rate": rate}
+    ):
+        return
+    if fixed is not None and fixed["phase"] == t.phase:
+        raise ConfigError(
+            f"{cfg.file or 'config'}: calibration.cold_start_audit_rate = {rate:g}, but this "
+            f"calibration phase draws its sample at {fixed['rate']:g} until a certificate is "
+            f"given (one uniform sample): restore {fixed['rate']:g}"
+        )
+    store.set_meta(RATE_KEY, json.dumps({"phase": t.phase, "rate": rate}))
 
 
 @dataclass
@@ -97,23 +137,25 @@ class View:
         return np.where(self.judged, union.cascade_scores(self.raw, caps), 0.0)
 
 
-def tier_score(signals: cal.Signals) -> float:
-    """A verdict's probability as the cascade reads it (0: no usable verdict)."""
-    return float(cal.scores_of([signals], None)[0]) if signals.eligible else 0.0
-
-
 def pair_scores(signals: list[cal.Signals | None], caps: union.Caps | None) -> np.ndarray:
     """One pair's cascade-scale scores from its tiers' verdicts (None: not judged)."""
-    raw = np.array([[0.0 if s is None else tier_score(s)] for s in signals])
+    raw = np.array([[0.0 if s is None else cal.raw_score(s)] for s in signals])
     return union.cascade_scores(raw, caps)[:, 0]
 
 
+def holders(adj: np.ndarray, t: Thresholds) -> np.ndarray:
+    """The tier whose label each pair delivers at ``t`` (K x n cascade-scale scores ->
+    n; ``routing.route_union``): the first reaching the certificate, else the first
+    reaching the floor; -1: none."""
+    u = adj.max(axis=0)
+    bar = np.where(u >= t.certified_a, t.certified_a, t.a)
+    reach = adj >= bar
+    return np.where(reach.any(axis=0), reach.argmax(axis=0), -1)
+
+
 def holder(scores: np.ndarray, t: Thresholds) -> int:
-    """The tier whose label a pair delivers at ``t`` (``routing.route_union``): the first
-    reaching the certificate, else the first reaching the floor; -1: none."""
-    u = float(scores.max())
-    bar = t.certified_a if u >= t.certified_a else t.a
-    return int(np.argmax(scores >= bar)) if u >= bar else -1
+    """``holders`` of one pair."""
+    return int(holders(scores[:, None], t)[0])
 
 
 def view(store: Store, cfg: Config) -> View:
@@ -135,7 +177,7 @@ def view(store: Store, cfg: Config) -> View:
     rows = sorted(finals.values(), key=order)
     signals = [[verdicts[r["pair_id"]].get(k) for k in range(k_tiers)] for r in rows]
     judged = np.array([[s is not None for s in pair] for pair in signals], bool).T
-    raw = np.array([[0.0 if s is None else tier_score(s) for s in p] for p in signals]).T
+    raw = np.array([[0.0 if s is None else cal.raw_score(s) for s in p] for p in signals]).T
     labels = np.array([[(s and s.label) or "" for s in p] for p in signals], str).T
     shape = (k_tiers, len(rows))
     return View(rows, raw.reshape(shape), labels.reshape(shape), judged.reshape(shape), signals)
@@ -151,61 +193,74 @@ def judged(
     is in no region (its signals say so)."""
     from labeler.thresholds import row_signals
 
-    seed, last = cfg.routing.seed, len(cfg.judges) - 1
+    last = len(cfg.judges) - 1
+    seeds = {rid: json.loads(text).get("seed") for rid, text in store.round_settings().items()}
     v = view(store, cfg)
     adj = v.scores(t.caps)
+    held = holders(adj, t)
     out, dis = [], np.zeros(v.raw.shape, bool)
     for i, row in enumerate(v.rows):
         sampled = bool(row["sampled"])
         human = row["human"] if sampled and not row["hint"] else None
         if human is not None:
             dis[:, i] = v.labels[:, i] != human
-        k = holder(adj[:, i], t)
+        k = int(held[i])
         signals = v.signals[i][k if k >= 0 else last] or row_signals(row)
         if row["reason"] in RULE_REASONS:
             signals = cal.Signals(None, 0.0, 0.0, None, True, True)
-        draw = audit_draw(seed, row["pair_id"], last)
+        seed = seeds[row["round_id"]]  # the round's own (a config's may have changed since)
+        draw = None if seed is None else audit_draw(int(seed), row["pair_id"], last)
         out.append((row, cal.Judged(signals, float(row["pi"]), sampled, human, False, draw)))
     return out, v, dis
 
 
 def caps_for(v: View, data: list[tuple[Any, cal.Judged]], t: Thresholds, rate: float) -> union.Caps:
     """The consistency caps from the phase's pairs outside the calibration sample (draw at
-    or above its ``rate``) that every tier judged: verdicts only, no human label."""
+    or above its ``rate``) that every tier judged and that joined the phase (union score,
+    uncapped, at or above the floor): verdicts only, no human label."""
+    adj = v.scores(None)
     band = np.array(
-        [row["thresholds_version"] >= t.phase and (d.draw or 0.0) >= rate for row, d in data],
+        [
+            row["thresholds_version"] >= t.phase
+            and row["reason"] not in RULE_REASONS
+            and d.draw is not None
+            and d.draw >= rate
+            for row, d in data
+        ],
         bool,
     )
-    band &= v.judged.all(axis=0)
-    adj = union.cascade_scores(v.raw[:, band])
-    return union.check_caps(adj, v.labels[:, band], v.raw[-1, band])
+    band &= v.judged.all(axis=0) & (adj.max(axis=0) >= t.a)
+    return union.check_caps(adj[:, band], v.labels[:, band], v.raw[-1, band])
 
 
 def recheck(store: Store, cfg: Config, t: Thresholds) -> dict[str, int]:
     """Re-check every judge-accepted pair of the cascade against ``t``: certified,
     provisional, or back to humans (``thresholds.recheck``'s invariant), each holding the
-    verdict of the tier whose label it delivers (``holder``)."""
+    verdict of the tier whose label it delivers (``holders``); the moves in one
+    transaction each."""
     from labeler.thresholds import row_signals
 
-    k_tiers = len(cfg.judges)
-    status: dict[str, str] = {}
-    moved: dict[str, str] = {}
-    for pair_id, by_tier in store.accepted_tier_verdicts().items():
-        final = next(r for r in by_tier.values() if r["final"])
-        signals = [row_signals(by_tier[k]) if k in by_tier else None for k in range(k_tiers)]
-        scores = pair_scores(signals, t.caps)
-        k = holder(scores, t)
-        held = signals[k] if k >= 0 else None
-        if held is None or held.label not in ("A", "B"):
-            status[pair_id] = RECHECK
-        else:
-            status[pair_id] = CERTIFIED if float(scores.max()) >= t.certified_a else PROVISIONAL
-            if k != int(final["tier"]):
-                store.deliver_tier(pair_id, k)
-        if final["status"] != status[pair_id]:
-            moved[pair_id] = status[pair_id]
-    back = store.apply_recheck(moved)
-    values = list(status.values())
+    by_pair = store.accepted_tier_verdicts()
+    ids = list(by_pair)
+    raw = np.zeros((len(cfg.judges), len(ids)))
+    held_now, status_now = np.zeros(len(ids), int), []
+    for i, pair_id in enumerate(ids):
+        for k, row in by_pair[pair_id].items():
+            raw[k, i] = cal.raw_score(row_signals(row))
+            if row["final"]:
+                held_now[i] = k
+                status_now.append(row["status"])
+    adj = union.cascade_scores(raw, t.caps)
+    held = holders(adj, t)
+    u = adj.max(axis=0) if ids else np.zeros(0)
+    status = np.where(held < 0, RECHECK, np.where(u >= t.certified_a, CERTIFIED, PROVISIONAL))
+    store.deliver_tiers(
+        {ids[i]: int(held[i]) for i in np.nonzero((held >= 0) & (held != held_now))[0]}
+    )
+    back = store.apply_recheck(
+        {ids[i]: str(st) for i, st in enumerate(status) if st != status_now[i]}
+    )
+    values = status.tolist()
     return {
         "rechecked": back,
         "certified": values.count(CERTIFIED),
@@ -221,7 +276,22 @@ def describe(cfg: Config, t: Thresholds) -> str:
     each = []
     for k, judge in enumerate(cfg.judges):
         own = t.certified_a if k == last else union.tier_threshold(t.certified_a)
-        capped = k < last and t.caps is not None and min(t.caps[k][1]) < t.certified_a
+        capped = k < last and binds(t.caps, k, t.certified_a)
         note = " where its consistency with the last tier allows" if capped else ""
         each.append(f"{judge.label} at >= {min(own, 1.0):.1%}{note}")
     return "; in the cascade, the first tier sure enough decides: " + ", ".join(each)
+
+
+def binds(caps: union.Caps | None, tier: int, lam: float) -> bool:
+    """Does a cap keep some score of ``tier`` that would reach ``lam`` below it?"""
+    if caps is None:
+        return False
+    edges, cap = caps[tier]
+    upper = [*edges[1:], 1.0]
+    return any(c < lam and top > lam for c, top in zip(cap, upper, strict=True))
+
+
+def history_slot(store: Store, cfg: Config) -> int:
+    """The thresholds slot whose history reports show: a union cascade's is the last
+    tier's (its one certificate), otherwise the first tier's."""
+    return len(cfg.judges) - 1 if is_union(store, cfg) else 0

@@ -5,17 +5,18 @@ tier that decides it, and each tier paid only for the pairs it had to judge. Pur
 
 How the loop judges: the first tier judges every pair; a later tier judges a pair when
 the tiers before it cannot decide it at the certificate in force (before one, every
-pair), and every pair that reaches a human, whose verdicts the test reads. Judging the
+pair), and every pair that reaches a human, whose verdicts the test reads. Once the
+cascade is found futile, only the last tier judges (every pair goes to humans). Judging the
 waiting pairs lazily (only when a certificate needs them) saved at most 0.6% of the
 cost in ten simulated cascades (60 worlds each): not worth a second kind of waiting pair.
 
-The consistency caps (``union.consistency_caps``) are read from the phase's pairs outside
-the test's sample (sampling draw at or above the calibration rate) that every tier
-judged, and fixed at the phase's first look: until then a pair joins the phase on its
-uncapped scores; at that look the caps apply to the phase's pairs, and the pairs they put
-below the floor (in no region) go to humans; afterwards pairs are routed on the capped
-scores. So the regions are fixed before the test and independent of the sample's
-outcomes.
+The consistency caps (``union.consistency_caps``) are read from the phase's pairs (union
+score at or above the floor) outside the test's sample (sampling draw at or above the
+calibration rate) that every tier judged, and fixed at the phase's first look: until
+then a pair joins the phase on its uncapped scores; at that look the caps apply to the
+phase's pairs, and the pairs they put below the floor (in no region) go to humans;
+afterwards pairs are routed on the capped scores. So the regions are fixed before the
+test and independent of the sample's outcomes.
 
 A tier that did not judge a pair scores it 0 in the test (the real loop has no verdict to
 read): such a pair was accepted by an earlier tier at the certificate in force, so its
@@ -96,7 +97,11 @@ class _Union(PlannedRun):
 
     def route(self, i: int) -> tuple[float, bool, float]:
         s, lam = self.s, self.certified_at
-        if self.futile or self.scores[i] <= 0 or self.scores[i] < s.cold_threshold:
+        if self.futile:  # nothing can be certified: only the last tier judges
+            self.judged[-1, i] = True
+            self.out.human_labels += 1
+            return 1.0, True, float(self.draws[i])
+        if self.scores[i] <= 0 or self.scores[i] < s.cold_threshold:
             self.judged[:, i] = True  # no tier can accept it: every one was asked
             self.out.human_labels += 1
             return 1.0, True, float(self.draws[i])

@@ -103,7 +103,8 @@ def test_the_union_test_keeps_the_guarantee_in_1_minus_delta_of_worlds(
         assert o.invariant_broken == 0
         assert o.certified + o.human_labels == o.pairs  # nothing lost, nothing waits
         assert sum(o.tier_certified) == o.certified
-        assert o.tier_judged[0] == o.pairs and o.tier_judged[1] >= o.tier_certified[1]
+        # (the first tier judges every pair, until the cascade is found futile)
+        assert o.tier_judged[0] <= o.pairs and o.tier_judged[1] >= o.tier_certified[1]
 
 
 @pytest.mark.slow

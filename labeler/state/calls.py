@@ -110,8 +110,9 @@ class CallsTables(Tables):
             "errors": row[4],
         }
 
-    def record_verdict(self, v: VerdictRecord, new_state: str) -> None:
-        """Store the verdict and move the pair out of ``imported`` in one transaction."""
+    def record_verdict(self, v: VerdictRecord, new_state: str, hold: int | None = None) -> None:
+        """Store the verdict and move the pair out of ``imported`` in one transaction;
+        ``hold``: a union cascade's pair holds that tier's verdict (``deliver_tiers``)."""
         now = time.time()
         with self.transaction() as db:
             db.execute(
@@ -145,6 +146,8 @@ class CallsTables(Tables):
             )
             if v.tier > 0:  # a first tier's final verdict has no escalation to resolve
                 self._resolve(db, v)
+            if hold is not None:
+                _deliver(db, v.pair_id, hold)
 
     def record_escalation(self, v: VerdictRecord) -> None:
         """Tier ``v.tier`` passed the pair to the next tier: keep its verdict (evidence for
@@ -281,35 +284,11 @@ class CallsTables(Tables):
             out.setdefault(row["pair_id"], {})[int(row["tier"])] = row
         return out
 
-    def deliver_tier(self, pair_id: str, tier: int) -> bool:
-        """A union cascade's pair now holds tier ``tier``'s verdict: it and the verdict in
-        force swap places (the final verdict row takes that tier's label, confidence and
-        signals; the one it held becomes its tier's escalation row, with the pair's
-        routing). False (nothing done) when it holds that tier's already or has none."""
+    def deliver_tiers(self, holders: dict[str, int]) -> int:
+        """Union cascade pairs now hold these tiers' verdicts (``_deliver``), in one
+        transaction. Returns how many moved."""
         with self.transaction() as db:
-            v = db.execute("SELECT * FROM verdicts WHERE pair_id = ?", (pair_id,)).fetchone()
-            e = db.execute(
-                "SELECT * FROM escalations WHERE pair_id = ? AND tier = ?", (pair_id, tier)
-            ).fetchone()
-            if v is None or e is None or int(v["tier"]) == tier:
-                return False
-            db.execute("DELETE FROM escalations WHERE pair_id = ? AND tier = ?", (pair_id, tier))
-            db.execute(
-                "INSERT INTO escalations (pair_id, tier, round_id, model, template_hash, label, "
-                "confidence, self_high, signals, reason, thresholds_version, created_at, pi, "
-                "sampled, draw_tier) SELECT pair_id, tier, round_id, model, template_hash, "
-                "label, confidence, self_high, signals, reason, thresholds_version, "
-                "created_at, pi, sampled, draw_tier FROM (SELECT *, tier AS draw_tier FROM "
-                "verdicts WHERE pair_id = ?)",
-                (pair_id,),
-            )
-            db.execute(
-                "UPDATE verdicts SET model = ?, template_hash = ?, label = ?, confidence = ?, "
-                "self_high = ?, signals = ?, tier = ? WHERE pair_id = ?",
-                (e["model"], e["template_hash"], e["label"], e["confidence"], e["self_high"],
-                 e["signals"], tier, pair_id),
-            )  # fmt: skip
-        return True
+            return sum(_deliver(db, pair_id, tier) for pair_id, tier in holders.items())
 
     def apply_recheck(self, status: dict[str, str]) -> int:
         """Set each judge-accepted pair's status; 'recheck' sends it back to humans
@@ -323,6 +302,36 @@ class CallsTables(Tables):
             )
             back_to_review(db, back, "recheck", now)
         return len(back)
+
+
+def _deliver(db: sqlite3.Connection, pair_id: str, tier: int) -> bool:
+    """A union cascade's pair now holds tier ``tier``'s verdict (``union_loop``), inside
+    the caller's transaction: it and the verdict in force swap places (the final verdict
+    row takes that tier's label, confidence and signals; the one it held becomes its
+    tier's escalation row, with the pair's routing). False (nothing done) when it holds
+    that tier's already or that tier has no verdict of it."""
+    v = db.execute("SELECT tier FROM verdicts WHERE pair_id = ?", (pair_id,)).fetchone()
+    e = db.execute(
+        "SELECT * FROM escalations WHERE pair_id = ? AND tier = ?", (pair_id, tier)
+    ).fetchone()
+    if v is None or e is None or int(v["tier"]) == tier:
+        return False
+    db.execute("DELETE FROM escalations WHERE pair_id = ? AND tier = ?", (pair_id, tier))
+    db.execute(
+        "INSERT INTO escalations (pair_id, tier, round_id, model, template_hash, label, "
+        "confidence, self_high, signals, reason, thresholds_version, created_at, pi, "
+        "sampled, draw_tier) SELECT pair_id, tier, round_id, model, template_hash, label, "
+        "confidence, self_high, signals, reason, thresholds_version, created_at, pi, "
+        "sampled, tier FROM verdicts WHERE pair_id = ?",
+        (pair_id,),
+    )
+    db.execute(
+        "UPDATE verdicts SET model = ?, template_hash = ?, label = ?, confidence = ?, "
+        "self_high = ?, signals = ?, tier = ? WHERE pair_id = ?",
+        (e["model"], e["template_hash"], e["label"], e["confidence"], e["self_high"],
+         e["signals"], tier, pair_id),
+    )  # fmt: skip
+    return True
 
 
 def back_to_review(db: sqlite3.Connection, pair_ids: list[str], reason: str, now: float) -> int:
