@@ -144,6 +144,14 @@ def run_round(
         open_round = store.open_round()
         if online and open_round is None:  # it would start a new, unlimited round
             raise UsageError(NO_ROUND_TO_RESUME)
+        if open_round is not None:  # its pairs are drawn, and their draws read, with its seed
+            seed = json.loads(open_round["thresholds"]).get("seed", cfg.routing.seed)
+            if seed != cfg.routing.seed:
+                raise ConfigError(
+                    f"{cfg.file or 'config'}: routing.seed = {cfg.routing.seed}, but the open "
+                    f"round {open_round['id']} routes with seed {seed}: restore it until the "
+                    "round is finished"
+                )
         import_source(store, cfg, summary, on_progress)
         summary.timings["import_s"] = time.perf_counter() - started
         if open_round is None and store.unassigned_count() == 0:
@@ -171,6 +179,7 @@ def run_round(
         union = is_union(store, cfg)
         if union and open_round is None:  # one uniform calibration sample until a certificate
             check_rate(store, cfg, in_force[-1])
+            in_force = [current_thresholds(store, cfg, k) for k in range(len(judges))]
         ctx = dataclasses.replace(ctx, thresholds=in_force[0])
         if open_round is not None:
             round_id, summary.resumed = int(open_round["id"]), True

@@ -85,7 +85,7 @@ def current(store: Store, cfg: Config, tier: int = 0) -> Thresholds:
     cascade's tier with no share of delta (``tier_shares``; planned procedure) can never
     be certified: it accepts nothing, so it judges nothing (``routing.sample_only_rate``)."""
     if union_loop.is_union(store, cfg):  # one set for the cascade, in the last tier's slot
-        return _latest(store, cfg, len(cfg.judges) - 1)
+        return union_loop.with_phase_rate(store, _latest(store, cfg, len(cfg.judges) - 1))
     found = _latest(store, cfg, tier)
     planned = cfg.calibration.procedure == "planned"
     shares = split_shares(fixed_split(store), cfg) if len(cfg.judges) > 1 and planned else None

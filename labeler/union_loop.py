@@ -20,7 +20,7 @@ How the loop runs such a cascade (the simulation, ``union_simulation``, is this 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -69,7 +69,7 @@ def check_mode(store: Store, cfg: Config) -> None:
     if len(cfg.judges) == 1 and (stored is None or stored["mode"] != "union"):
         return
     mode = "union" if is_union(store, cfg) or len(cfg.judges) == 1 else "per_tier"
-    tiers = [j.label for j in cfg.judges]
+    tiers = [f"{j.label} ({j.model})" if j.label != j.model else j.model for j in cfg.judges]
     asked = cfg.calibration.cascade
     if asked not in ("auto", mode):
         raise ConfigError(
@@ -85,12 +85,13 @@ def check_mode(store: Store, cfg: Config) -> None:
         )
     c = cfg.calibration
     fits = (c.procedure, c.guarantee, c.quality) == ("planned", "high_probability", "absolute")
-    if mode == "union" and not (fits and max(j.panel for j in cfg.judges) == 1):
+    plain = all(j.panel == 1 and not j.delta_share for j in cfg.judges)
+    if mode == "union" and not (fits and plain):
         raise ConfigError(
             f"{where}: this project's cascade is tested as a union (fixed at its first "
             'round), which needs calibration.procedure = "planned", guarantee = '
-            '"high_probability", quality = "absolute" and no judge panel: restore them, or '
-            "start a new project (project.state_dir)"
+            '"high_probability", quality = "absolute", no judge panel and no '
+            "judge.delta_share: restore them, or start a new project (project.state_dir)"
         )
     if stored is None:
         store.set_meta(MODE_KEY, json.dumps({"mode": mode, "tiers": tiers}))
@@ -99,25 +100,34 @@ def check_mode(store: Store, cfg: Config) -> None:
 RATE_KEY = "union_phase_rate"  # meta: {"phase", "rate"} the phase's sample is drawn at
 
 
-def check_rate(store: Store, cfg: Config, t: Thresholds) -> None:
-    """Until a union cascade's phase has a certificate, every pair of its calibration
-    sample must have been drawn at one rate (the union test takes the uniform sample's
-    exact test only): a round that would draw at another is refused in one line. After
-    a certificate the extension test reads a sample drawn alike (``planned.uniform_sample``)."""
+def _phase_rate(store: Store) -> dict[str, Any] | None:
     text = store.get_meta(RATE_KEY)
-    fixed = None if text is None else json.loads(text)
-    rate = t.provisional_audit_rate
-    if t.certified_a < cal.NEVER or (
-        fixed is not None and fixed == {"phase": t.phase, "rate": rate}
-    ):
-        return
-    if fixed is not None and fixed["phase"] == t.phase:
+    return None if text is None else dict(json.loads(text))
+
+
+def with_phase_rate(store: Store, t: Thresholds) -> Thresholds:
+    """``t`` drawing its calibration sample at the rate fixed for its phase
+    (``check_rate``): a config changed since does not mix two rates in one sample."""
+    fixed = _phase_rate(store)
+    if fixed is None or fixed["phase"] != t.phase:
+        return t
+    return replace(t, provisional_audit_rate=float(fixed["rate"]))
+
+
+def check_rate(store: Store, cfg: Config, t: Thresholds) -> None:
+    """A union cascade's calibration phase draws its whole sample at one rate (the union
+    test takes the uniform sample's exact test only): fixed at the phase's first round
+    (``with_phase_rate``); until the phase is certified (or cannot be any more), a config
+    asking for another is refused in one line."""
+    fixed, asked = _phase_rate(store), cfg.calibration.cold_start_audit_rate
+    if fixed is None or fixed["phase"] != t.phase:
+        store.set_meta(RATE_KEY, json.dumps({"phase": t.phase, "rate": asked}))
+    elif t.certified_a >= cal.NEVER and t.a < cal.NEVER and asked != fixed["rate"]:
         raise ConfigError(
-            f"{cfg.file or 'config'}: calibration.cold_start_audit_rate = {rate:g}, but this "
+            f"{cfg.file or 'config'}: calibration.cold_start_audit_rate = {asked:g}, but this "
             f"calibration phase draws its sample at {fixed['rate']:g} until a certificate is "
             f"given (one uniform sample): restore {fixed['rate']:g}"
         )
-    store.set_meta(RATE_KEY, json.dumps({"phase": t.phase, "rate": rate}))
 
 
 @dataclass

@@ -103,3 +103,24 @@ def test_the_ledger_prices_cached_input_tokens(project: Project, judge_server) -
     assert cached == tokens > 0  # every input token was a cache hit
     assert billed == pytest.approx(tokens * 1.0 / 1e6)  # at the cached price, not 10.0
     assert data["judge_cost"] == pytest.approx(billed)
+
+
+def test_a_stopped_round_resumes_only_with_the_seed_it_routes_with(project: Project) -> None:
+    """A round's pairs are drawn, and their draws read by calibration, with the seed it
+    began with: resuming it under another `routing.seed` is refused in one line, nothing
+    sent; with the seed restored it resumes."""
+    server = project.server  # type: ignore[attr-defined]
+    project.set(judge={"concurrency": 1, "price_input_per_mtok": 100.0})
+    project.pairs(good_bad_rows(30))
+    per_pair = project.run_json("round", "--dry-run")["judge_cost"] / 30
+    project.set(costs={"max_cost_per_round": round(per_pair * 10, 6)})
+    assert project.run("round").exit_code == 3  # stopped by the budget, left open
+    project.set(costs={"max_cost_per_round": 0.0}, routing={"seed": 7})
+    sent = len(server.requests)
+    out = project.run("round")
+    assert out.exit_code == 2 and len(server.requests) == sent
+    said = " ".join(out.output.split())
+    assert "routing.seed = 7, but the open round 1 routes with seed 0: restore it" in said
+    assert len(out.output.strip().splitlines()) == 1
+    project.set(routing={"seed": 0})
+    assert project.run_json("round")["status"] == "completed"

@@ -367,8 +367,16 @@ def test_a_cascades_mode_is_fixed_for_the_project_at_its_first_round(
     for section, change, says in (
         ("calibration", {"cascade": "per_tier"}, 'cascade = "per_tier", but this project'),
         ("calibration", {"guarantee": "expected"}, "this project's cascade is tested as a union"),
-        ("judge", {"tiers": tiers[1:]}, "certified for the judge tiers cheap, big, and the config"),
-        ("judge", {"tiers": tiers[::-1]}, "for the judge tiers cheap, big, and the config has big"),
+        (
+            "judge",
+            {"tiers": tiers[1:]},
+            "certified for the judge tiers cheap (small), big, and the config",
+        ),
+        (
+            "judge",
+            {"tiers": tiers[::-1]},
+            "tiers cheap (small), big, and the config has big, cheap (small)",
+        ),
         # before a certificate, the calibration sample is drawn at one rate
         ("calibration", {"cold_start_audit_rate": 0.5}, "draws its sample at 0.4 until"),
     ):
@@ -377,6 +385,22 @@ def test_a_cascades_mode_is_fixed_for_the_project_at_its_first_round(
         assert out.exit_code != 0 and says in " ".join(out.output.split()), out.output
         assert len(out.output.strip().splitlines()) == 1 and not server.requests
         project.set(calibration=restore, judge={"tiers": tiers})
+    # a calibration under another rate does not change the phase's (no round is locked
+    # out): here a look it took saved a version made from that config
+    project.set(calibration={"cold_start_audit_rate": 0.5})
+    assert project.run("calibrate").exit_code == 0
+    with Store(cfg.db_path) as store:
+        from dataclasses import asdict, replace
+
+        from labeler.thresholds import cold_start
+
+        saved = replace(cold_start(load_config(project.config, environ={})), version=1)
+        assert saved.provisional_audit_rate == 0.5
+        store.save_thresholds(saved.a, saved.b, None, saved.audit_rate, {}, asdict(saved), 1)
+    project.set(calibration=restore)
+    assert project.run_json("round", "--limit", "10")["status"] == "completed"
+    with Store(cfg.db_path) as store:
+        assert current(store, cfg, 1).provisional_audit_rate == 0.4
     # a project from before: judged, no mode stored -> per tier, and stored as such
     with Store(cfg.db_path) as store:
         store.db.execute("DELETE FROM meta WHERE key = ?", (MODE_KEY,))
