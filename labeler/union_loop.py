@@ -39,7 +39,7 @@ RULE_REASONS = frozenset(
 )  # fmt: skip
 
 
-MODE_KEY = "cascade"  # the meta entry fixing a cascade's mode: "union" | "per_tier"
+MODE_KEY = "cascade"  # meta: {"mode": "union" | "per_tier", "tiers"}, fixed at the first round
 
 
 def _stored(store: Store | None) -> dict[str, Any] | None:
