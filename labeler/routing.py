@@ -28,6 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from labeler import union
 from labeler.calibration import NEVER, Signals, score, signals_of
 from labeler.verdicts import Judgement
 
@@ -261,6 +264,5 @@ def route_union(
     if draw < pi:
         return Decision(REVIEW, "audit", pi, None, u), -1
     status = CERTIFIED if u >= lam else PROVISIONAL
-    bar = lam if u >= lam else t.a
-    holder = next(k for k, s in enumerate(scores) if s >= bar)
+    holder = int(union.holders(np.array(scores, float)[:, None], lam, t.a)[0])
     return Decision(ACCEPT, "confident", pi, status, u), holder

@@ -71,6 +71,15 @@ def on_one_scale(scores: np.ndarray, odds: float = EARLIER_ODDS) -> np.ndarray:
     return out
 
 
+def holders(adj: np.ndarray, lam: float, floor: float) -> np.ndarray:
+    """The tier whose label each pair delivers (K x n cascade-scale scores -> n): the
+    first reaching the certificate ``lam`` when any does, else the first reaching the
+    ``floor`` (the pair waits); -1: none (it goes to humans)."""
+    u = adj.max(axis=0)
+    reach = adj >= np.where(u >= lam, lam, floor)
+    return np.where(reach.any(axis=0), reach.argmax(axis=0), -1)
+
+
 def union_scores(adj: np.ndarray) -> np.ndarray:
     """Each pair's union score (K x n adjusted scores -> n): the highest threshold at
     which the cascade accepts it."""

@@ -153,19 +153,9 @@ def pair_scores(signals: list[cal.Signals | None], caps: union.Caps | None) -> n
     return union.cascade_scores(raw, caps)[:, 0]
 
 
-def holders(adj: np.ndarray, t: Thresholds) -> np.ndarray:
-    """The tier whose label each pair delivers at ``t`` (K x n cascade-scale scores ->
-    n; ``routing.route_union``): the first reaching the certificate, else the first
-    reaching the floor; -1: none."""
-    u = adj.max(axis=0)
-    bar = np.where(u >= t.certified_a, t.certified_a, t.a)
-    reach = adj >= bar
-    return np.where(reach.any(axis=0), reach.argmax(axis=0), -1)
-
-
 def holder(scores: np.ndarray, t: Thresholds) -> int:
-    """``holders`` of one pair."""
-    return int(holders(scores[:, None], t)[0])
+    """The tier whose label one pair delivers at ``t`` (``union.holders``)."""
+    return int(union.holders(scores[:, None], t.certified_a, t.a)[0])
 
 
 def view(store: Store, cfg: Config) -> View:
@@ -198,7 +188,7 @@ def judged(
 ) -> tuple[list[tuple[Any, cal.Judged]], View, np.ndarray]:
     """The cascade's routed pairs as the planned procedure reads them, with the view and
     every tier's disagreement with the human (K x n; unlabelled: False). Each pair's
-    signals are those of the tier whose label it delivers at ``t`` (``holder``), so a
+    signals are those of the tier whose label it delivers at ``t`` (``union.holders``), so a
     drift audit reads the delivered label; a pair sent to humans by rule (``RULE_REASONS``)
     is in no region (its signals say so)."""
     from labeler.thresholds import row_signals
@@ -207,7 +197,7 @@ def judged(
     seeds = {rid: json.loads(text).get("seed") for rid, text in store.round_settings().items()}
     v = view(store, cfg)
     adj = v.scores(t.caps)
-    held = holders(adj, t)
+    held = union.holders(adj, t.certified_a, t.a)
     out, dis = [], np.zeros(v.raw.shape, bool)
     for i, row in enumerate(v.rows):
         sampled = bool(row["sampled"])
@@ -246,7 +236,7 @@ def caps_for(v: View, data: list[tuple[Any, cal.Judged]], t: Thresholds, rate: f
 def recheck(store: Store, cfg: Config, t: Thresholds) -> dict[str, int]:
     """Re-check every judge-accepted pair of the cascade against ``t``: certified,
     provisional, or back to humans (``thresholds.recheck``'s invariant), each holding the
-    verdict of the tier whose label it delivers (``holders``); the moves in one
+    verdict of the tier whose label it delivers (``union.holders``); the moves in one
     transaction each."""
     from labeler.thresholds import row_signals
 
@@ -261,7 +251,7 @@ def recheck(store: Store, cfg: Config, t: Thresholds) -> dict[str, int]:
                 held_now[i] = k
                 status_now.append(row["status"])
     adj = union.cascade_scores(raw, t.caps)
-    held = holders(adj, t)
+    held = union.holders(adj, t.certified_a, t.a)
     u = adj.max(axis=0) if ids else np.zeros(0)
     status = np.where(held < 0, RECHECK, np.where(u >= t.certified_a, CERTIFIED, PROVISIONAL))
     store.deliver_tiers(
