@@ -192,10 +192,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -272,6 +274,21 @@ class Signals:
     def eligible(self) -> bool:
         """Could any threshold accept it? (an A/B verdict, orders agreeing, parseable)."""
         return self.label in ("A", "B") and self.orders_agree and not self.malformed
+
+
+def row_signals(row: Any, signals: dict[str, Any] | None = None) -> Signals:
+    """A stored verdict's signals (a state row: label, confidence, self_high, reason and
+    the signals JSON; ``signals``: that JSON, already parsed)."""
+    signals = json.loads(row["signals"]) if signals is None else signals
+    share = signals.get("self_high_share", 1.0 if row["self_high"] else 0.0)
+    return Signals(
+        row["label"],
+        row["confidence"],
+        float(share),
+        signals.get("p_verdict"),
+        bool(signals.get("orders_agree", True)),
+        bool(signals.get("malformed")) or row["reason"] == "judge_error",
+    )
 
 
 N_FEATURES = 5

@@ -18,7 +18,7 @@ from typing import Any
 
 from labeler import costs, prompts, versions
 from labeler.batches import BatchWriter, Recording, custom_id
-from labeler.calibration import NEVER, Signals, signals_of
+from labeler.calibration import NEVER, Signals, row_signals, signals_of
 from labeler.config import Config, JudgeConfig
 from labeler.confusables import fold_table
 from labeler.errors import JudgeError, shown_url
@@ -41,7 +41,7 @@ from labeler.routing import (
 )
 from labeler.store import CallRecord, Store, VerdictRecord
 from labeler.summary import Progress, RoundSummary
-from labeler.thresholds import cold_start, row_signals, split_pending
+from labeler.thresholds import cold_start, split_pending
 from labeler.union_loop import is_union, pair_scores
 from labeler.verdicts import Judgement, OrderReply, combine, pool, read_reply, vote
 from labeler.versions import Examples, prompt_hash

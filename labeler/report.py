@@ -16,7 +16,6 @@ from labeler.errors import StateError
 from labeler.ledger import project_ledger, round_ledgers, tier_totals
 from labeler.routing import ACCEPT
 from labeler.store import Store
-from labeler.thresholds import row_signals
 from labeler.union_loop import history_slot
 from labeler.verify import ONE_MORE
 
@@ -159,7 +158,7 @@ def write_chart(report: dict[str, Any], path: Path) -> Path:
 def decided(store: Store) -> list[tuple[Any, cal.Judged]]:
     """Every judged pair with a human decision (for the per-round quality report)."""
     return [
-        (row, cal.Judged(row_signals(row), 1.0, True, row["human"], False))
+        (row, cal.Judged(cal.row_signals(row), 1.0, True, row["human"], False))
         for row in store.human_decided_verdicts()
     ]
 

@@ -140,20 +140,6 @@ def _of_version(store: Store, cfg: Config, tier: int) -> Callable[[Any], bool]:
     )
 
 
-def row_signals(row: Any, signals: dict[str, Any] | None = None) -> cal.Signals:
-    """A stored verdict's signals (``signals``: its JSON, already parsed)."""
-    signals = json.loads(row["signals"]) if signals is None else signals
-    share = signals.get("self_high_share", 1.0 if row["self_high"] else 0.0)
-    return cal.Signals(
-        row["label"],
-        row["confidence"],
-        float(share),
-        signals.get("p_verdict"),
-        bool(signals.get("orders_agree", True)),
-        bool(signals.get("malformed")) or row["reason"] == "judge_error",
-    )
-
-
 def judged(
     store: Store, cfg: Config, tier: int = 0, prediction: bool = False
 ) -> list[tuple[Any, cal.Judged]]:
@@ -197,7 +183,7 @@ def judged(
         if rate and draw is not None and draw_tier == gate != tier:
             pi, draw = planned.given_sample(pi, draw, float(rate))
         fit = cal.in_fit_split(row["pair_id"], share)
-        item = cal.Judged(row_signals(row, signals), pi, sampled, human, fit, draw)
+        item = cal.Judged(cal.row_signals(row, signals), pi, sampled, human, fit, draw)
         out.append((row, item))
     return out
 
@@ -233,7 +219,7 @@ def recheck(store: Store, cfg: Config, t: Thresholds, tier: int = 0) -> dict[str
         return union_loop.recheck(store, cfg, t)
     mine = _of_version(store, cfg, tier)  # an older judge version's pairs keep their status
     rows = [r for r in store.judge_accepted() if int(r["tier"]) == tier and mine(r)]
-    scores = cal.scores_of([row_signals(r) for r in rows], t.weights)
+    scores = cal.scores_of([cal.row_signals(r) for r in rows], t.weights)
     status = {
         r["pair_id"]: status_of(float(s), r["label"], t) for r, s in zip(rows, scores, strict=True)
     }

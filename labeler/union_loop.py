@@ -160,14 +160,12 @@ def holder(scores: np.ndarray, t: Thresholds) -> int:
 
 def view(store: Store, cfg: Config) -> View:
     """Every routed pair of the cascade (its final routing fixed), each tier's verdict."""
-    from labeler.thresholds import row_signals  # (thresholds runs this module's reads)
-
     k_tiers = len(cfg.judges)
     finals: dict[str, Any] = {}
     verdicts: dict[str, dict[int, cal.Signals]] = {}
     for k in range(k_tiers):
         for row in store.routed_verdicts(k):
-            verdicts.setdefault(row["pair_id"], {})[k] = row_signals(row)
+            verdicts.setdefault(row["pair_id"], {})[k] = cal.row_signals(row)
             if row["action"] != "escalate":
                 finals[row["pair_id"]] = row
 
@@ -191,7 +189,6 @@ def judged(
     signals are those of the tier whose label it delivers at ``t`` (``union.holders``), so a
     drift audit reads the delivered label; a pair sent to humans by rule (``RULE_REASONS``)
     is in no region (its signals say so)."""
-    from labeler.thresholds import row_signals
 
     last = len(cfg.judges) - 1
     seeds = {rid: json.loads(text).get("seed") for rid, text in store.round_settings().items()}
@@ -205,7 +202,7 @@ def judged(
         if human is not None:
             dis[:, i] = v.labels[:, i] != human
         k = int(held[i])
-        signals = v.signals[i][k if k >= 0 else last] or row_signals(row)
+        signals = v.signals[i][k if k >= 0 else last] or cal.row_signals(row)
         if row["reason"] in RULE_REASONS:
             signals = cal.Signals(None, 0.0, 0.0, None, True, True)
         seed = seeds[row["round_id"]]  # the round's own (a config's may have changed since)
@@ -238,7 +235,6 @@ def recheck(store: Store, cfg: Config, t: Thresholds) -> dict[str, int]:
     provisional, or back to humans (``thresholds.recheck``'s invariant), each holding the
     verdict of the tier whose label it delivers (``union.holders``); the moves in one
     transaction each."""
-    from labeler.thresholds import row_signals
 
     by_pair = store.accepted_tier_verdicts()
     ids = list(by_pair)
@@ -246,7 +242,7 @@ def recheck(store: Store, cfg: Config, t: Thresholds) -> dict[str, int]:
     held_now, status_now = np.zeros(len(ids), int), []
     for i, pair_id in enumerate(ids):
         for k, row in by_pair[pair_id].items():
-            raw[k, i] = cal.raw_score(row_signals(row))
+            raw[k, i] = cal.raw_score(cal.row_signals(row))
             if row["final"]:
                 held_now[i] = k
                 status_now.append(row["status"])
