@@ -85,12 +85,17 @@ def test_a_union_cascade_needs_the_planned_high_probability_absolute_test(tmp_pa
     assert not load_config(config, environ={}).wants_union
 
 
+CHEAP, STRONG = graded(7919, 104729, 0.3, 0.995, 0.7), graded(6007, 15485863, 0.3, 0.99, 0.75)
+
+
 @pytest.fixture
 def union_project(project: Project, judge_server: Callable[..., JudgeServer]) -> Project:
     """A two-tier union cascade; the cheap judge is right 99.5% of the time in the top
     70% of its confidence, the strong one 99%."""
-    cheap, strong = graded(7919, 104729, 0.3, 0.995, 0.7), graded(6007, 15485863, 0.3, 0.99, 0.75)
-    server = judge_server(by_model({"small": cheap, "big": strong}))
+    return as_union(project, judge_server(by_model({"small": CHEAP, "big": STRONG})))
+
+
+def as_union(project: Project, server: JudgeServer) -> Project:
     project.set(
         judge={"base_url": server.url},
         review={"enabled": False},
@@ -409,3 +414,67 @@ def test_a_cascades_mode_is_fixed_for_the_project_at_its_first_round(
     assert tiers["cheap"]["passed_unjudged"] > 0  # a per-tier cheap tier: its sample only
     with Store(cfg.db_path) as store:
         assert json.loads(store.get_meta(MODE_KEY) or "{}")["mode"] == "per_tier"
+
+
+def verdict_rows(project: Project) -> list[tuple[Any, ...]]:
+    """Every verdict row of the project: what was decided of each pair, by whom, how."""
+    cfg = load_config(project.config, environ={})
+    with Store(cfg.db_path) as store:
+        return store.db.execute(
+            "SELECT pair_id, round_id, tier, action, reason, label, confidence, pi, sampled, "
+            "status, thresholds_version FROM verdicts ORDER BY pair_id"
+        ).fetchall()
+
+
+@pytest.mark.parametrize("cut_in_round", [1, 3])
+def test_a_union_round_cut_off_in_its_strong_tier_resumes_to_the_same_labels(
+    cut_in_round: int, judge_server: Callable[..., JudgeServer], tmp_path
+) -> None:
+    """The strong judge starts failing halfway through a round (before the certificate,
+    when both tiers judge every pair, or after it, when the strong one judges what the
+    cheap one passes on): the round stays open with every reply so far kept; the next
+    run sends only the strong judge's missing requests; and the project ends with the
+    verdicts, labels and certificate of a twin whose round was never cut off."""
+    failing = {"after": -1}  # fail every "big" request once this many were answered
+    answered = Counter[str]()
+
+    def flaky(shown: Shown) -> Scripted:
+        if 0 <= failing["after"] <= answered["big"]:
+            return Scripted(None, status=503)
+        answered["big"] += 1
+        return STRONG(shown)
+
+    server = judge_server(by_model({"small": CHEAP, "big": flaky}))
+    cut, twin = (as_union(Project(tmp_path / name, server.url), server) for name in ("cut", "twin"))
+    for p in (cut, twin):
+        p.set(judge={"max_retries": 0, "max_failure_share": 1.0})
+        p.pairs(good_bad_rows(600))
+        for round_no in (1, 2, 3):
+            server.requests.clear()
+            if p is cut and round_no == cut_in_round:
+                failing["after"] = answered["big"] + 150
+                out = p.run("round", "--limit", "200", "--json")
+                assert out.exit_code == 1, out.output
+                assert json.loads(out.stdout)["status"] == "incomplete"
+                failing["after"] = -1
+                sent = Counter(str(r["model"]) for r in server.requests)
+                server.requests.clear()
+                resumed = p.run_json("round", "--limit", "200")
+                assert resumed["status"] == "completed" and resumed["resumed"]
+                again = Counter(str(r["model"]) for r in server.requests)
+                assert set(again) == {"big"}  # no cheap reply is paid twice
+                assert again["big"] == sent["big"] - 150  # only the failed ones, again
+                if round_no == 1:  # before a certificate both tiers judge every pair
+                    assert sent == {"small": 400, "big": 400}
+                else:
+                    assert sent["small"] == 400 and 150 < sent["big"] < 400
+            else:
+                assert p.run_json("round", "--limit", "200")["status"] == "completed"
+            decide_as_humans(p)
+            assert p.run("calibrate").exit_code == 0
+    assert verdict_rows(cut) == verdict_rows(twin)
+    cfg = [load_config(p.config, environ={}) for p in (cut, twin)]
+    with Store(cfg[0].db_path) as a, Store(cfg[1].db_path) as b:
+        assert current(a, cfg[0], 1) == current(b, cfg[1], 1)
+        assert current(a, cfg[0], 1).certified_a < 1  # (the test reached a certificate)
+        assert a.label_status_counts() == b.label_status_counts()
