@@ -95,8 +95,9 @@ def take_look(
     if tiers is not None and t.certified_a < cal.NEVER and (history is None or sample is sampled):
         # the union test takes the phase's group-sequential test only: with its kept
         # looks no longer matching (a counted pair was re-reviewed), no extension
-        nothing = cal.Choice(cal.NEVER, 0, 0, None)
-        return planned.Look(False, 0.0, nothing, int(keep.sum()), int(sampled[keep].sum())), counted
+        nothing, labels = cal.Choice(cal.NEVER, 0, 0, None), int(sampled[keep].sum())
+        closed = recorded is not None  # (None: no look due; else its looks no longer match)
+        return planned.Look(False, 0.0, nothing, int(keep.sum()), labels, closed=closed), counted
     look = planned.plan_look(
         scores[keep],
         sampled[keep],
@@ -216,6 +217,17 @@ def message(
                 "(a new judge or judge version starts afresh)"
             )
         return f"certificate kept: {fmt(new)} (version {new.version}); audits watch for drift"
+    if not look.taken and look.closed:
+        tail = (
+            f"{counts['rechecked']} waiting pairs went to humans (project finished)"
+            if new.finished
+            else f"{waiting} pairs below it wait until `labeler round --finish` or a new phase"
+        )
+        return (
+            f"certificate kept: {fmt(new)}; it cannot be extended this phase: a pair its test "
+            f"counted was decided again by reviewers since, so its earlier looks no longer "
+            f"hold; {tail}"
+        )
     if not look.taken:
         need = max(planned.next_milestone(look.labels, look_alpha, delta), min_labels)
         return (

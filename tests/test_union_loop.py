@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Callable
@@ -321,7 +322,9 @@ def test_a_union_cascade_delivers_its_cheap_tiers_labels_and_says_so(
     planned = {t["tier"]: t["requests"] for t in plan["tiers"]}
     assert planned["cheap"] == 400 and big["requests"] <= planned["big"] <= 400
     report = project.run("report")
-    assert "one certificate for the whole cascade" in " ".join(report.output.split())
+    said = " ".join(report.output.split())
+    assert "one certificate for the whole cascade" in said
+    assert re.search(r"big also judged [1-9]\d* pairs an earlier tier was sure enough", said)
     decide_as_humans(project)
     assert project.run("calibrate").exit_code == 0
     path = tmp_path / "rows.jsonl"
@@ -478,3 +481,39 @@ def test_a_union_round_cut_off_in_its_strong_tier_resumes_to_the_same_labels(
         assert current(a, cfg[0], 1) == current(b, cfg[1], 1)
         assert current(a, cfg[0], 1).certified_a < 1  # (the test reached a certificate)
         assert a.label_status_counts() == b.label_status_counts()
+
+
+def test_a_union_certificate_says_when_a_relabelled_pair_ends_its_looks(
+    union_project: Project,
+) -> None:
+    """The union test reads only the phase's group-sequential looks: once reviewers
+    decide a pair it counted again (differently), its kept looks no longer hold and the
+    certificate cannot be extended this phase. `calibrate` says so, not that a look is
+    coming; finishing sends the waiting pairs to humans."""
+    from labeler.consensus import Consensus
+
+    project = union_project
+    project.pairs(good_bad_rows(600))
+    for _ in range(2):
+        project.run_json("round", "--limit", "200")
+        decide_as_humans(project)
+        assert project.run("calibrate").exit_code == 0
+    said = "cannot be extended this phase"
+    cfg = load_config(project.config, environ={})
+    with Store(cfg.db_path) as store:
+        t = current(store, cfg, 1)
+        assert t.certified_a < 1 and t.looks >= 1
+        assert said not in recalibrate(store, cfg).message
+        counted = store.look_history(1, t.judge_version, t.phase, t.looks)[2]
+        some = sorted(counted)[0]
+        label = store.db.execute(
+            "SELECT label FROM human_decisions WHERE pair_id = ?", (some,)
+        ).fetchone()[0]
+        flipped = {"A": "B", "B": "A"}[label]
+        store.save_decisions({some: Consensus(flipped, {flipped: 1}, 1, True, False)})
+        waiting = store.label_status_counts()["provisional"]
+        done = recalibrate(store, cfg, finish=True)
+        message = " ".join(done.message.split())
+        assert said in message and f"{waiting} waiting pairs went to humans" in message
+        assert store.label_status_counts()["provisional"] == 0
+        assert current(store, cfg, 1).certified_a == t.certified_a  # (kept)

@@ -604,8 +604,8 @@ def tiers_table(tiers: list[dict[str, Any]], currency: str) -> Table:
             "accepted = labels each tier delivers, the first tier sure enough of a pair"
         )
         notes.extend(
-            f"{t['tier']} judged {t['overridden']} accepted pairs whose label an earlier "
-            "tier delivers"
+            f"{t['tier']} also judged {t['overridden']} pairs an earlier tier was sure enough "
+            "of: the pair's judge label is that tier's"
             for t in tiers
             if t.get("overridden")
         )
