@@ -20,6 +20,7 @@ from labeler.store import Store
 from labeler.thresholds import cold_start, split_pending
 from labeler.thresholds import current as current_thresholds
 from labeler.union_loop import is_union
+from labeler.union_loop import reach as union_reach
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ def plan_round(
     tally = SourceTally()
     store = Store(cfg.db_path) if cfg.db_path.exists() else None
     decisions: dict[tuple[int, str], int] = {}
+    forecast: list[float] | None = None  # a union cascade's reach (``union_loop.reach``)
     tiers = [make_context(cfg, tier=k) for k in range(len(cfg.judges))]
     tier_thresholds = [cold_start(cfg)] * len(cfg.judges)
     fact = bool(cfg.quality.fact_check) and not batch  # online rounds only
@@ -61,6 +63,8 @@ def plan_round(
             decisions = store.tier_decisions() if len(cfg.judges) > 1 else {}
             tiers = [_tier_context(store, cfg, k) for k in range(len(cfg.judges))]
             tier_thresholds = [current_thresholds(store, cfg, k) for k in range(len(tiers))]
+            if union:  # under the certificate in force, from the earlier tiers' verdicts
+                forecast = union_reach(store, cfg, tier_thresholds[-1])
         price = _pricer(cfg, tiers, fact)
         if store and open_round is not None:
             summary.round_id, summary.resumed = int(open_round["id"]), True
@@ -76,7 +80,7 @@ def plan_round(
     summary.source_pairs, summary.skipped = tally.pairs, dict(tally.skipped)
     summary.bad_row_examples = tally.examples
     summary.pairs_in_round = len(todo)
-    reach = _reach_shares(decisions, len(cfg.judges), union)
+    reach = forecast or _reach_shares(decisions, len(cfg.judges), union)
     summary.judge_cost = 0.0
     ids = [p.id for p in todo]
     for k, judge in enumerate(cfg.judges):

@@ -22,7 +22,7 @@ from labeler.errors import ConfigError
 from labeler.routing import ACCEPT, ESCALATE, REVIEW, Thresholds, route_union
 from labeler.store import Store
 from labeler.thresholds import current, recalibrate
-from labeler.union_loop import holder, pair_scores
+from labeler.union_loop import holder, pair_scores, view
 from tests.conftest import Project, decide_as_humans, good_bad_rows
 from tests.test_tiers import PREDICTED, graded
 
@@ -307,7 +307,13 @@ def test_a_union_cascade_delivers_its_cheap_tiers_labels_and_says_so(
     cfg = load_config(project.config, environ={})
     with Store(cfg.db_path) as store:
         assert current(store, cfg, 1).certified_a < 1  # the cascade is certified
+    # the dry run forecasts the strong judge's share from the cheap one's verdicts so far:
+    # the pairs it could not accept under the certificate (or drawn for the drift watch)
     plan = project.run_json("round", "--dry-run")
+    with Store(cfg.db_path) as store:
+        t, seen = current(store, cfg, 1), view(store, cfg)
+        sure = (seen.scores(t.caps)[0] >= t.certified_a).mean()
+        forecast = round(400 * (1 - sure * (1 - t.audit_rate)))
     server.requests.clear()
     third = project.run_json("round")
     tiers = {t["tier"]: t for t in third["tiers"]}
@@ -320,7 +326,8 @@ def test_a_union_cascade_delivers_its_cheap_tiers_labels_and_says_so(
     }
     # the dry run's estimate, from the rounds so far (all before the certificate): no less
     planned = {t["tier"]: t["requests"] for t in plan["tiers"]}
-    assert planned["cheap"] == 400 and big["requests"] <= planned["big"] <= 400
+    assert planned == {"cheap": 400, "big": forecast}
+    assert abs(forecast - big["requests"]) < 400 - big["requests"]  # nearer than the worst case
     report = project.run("report")
     said = " ".join(report.output.split())
     assert "one certificate for the whole cascade" in said
@@ -517,3 +524,21 @@ def test_a_union_certificate_says_when_a_relabelled_pair_ends_its_looks(
         assert said in message and f"{waiting} waiting pairs went to humans" in message
         assert store.label_status_counts()["provisional"] == 0
         assert current(store, cfg, 1).certified_a == t.certified_a  # (kept)
+
+
+def test_once_a_union_cascade_can_certify_nothing_the_dry_run_pays_only_its_last_tier(
+    union_project: Project,
+) -> None:
+    """Finished without a certificate (or found futile), a union cascade's earlier tiers
+    judge nothing more: the dry run forecasts that, and the round does it."""
+    project = union_project
+    project.pairs(good_bad_rows(60))
+    assert project.run_json("round", "--limit", "20")["status"] == "completed"
+    cfg = load_config(project.config, environ={})
+    with Store(cfg.db_path) as store:
+        recalibrate(store, cfg, finish=True)
+        assert current(store, cfg, 1).a >= 1  # no certificate: every pair to humans
+    plan = project.run_json("round", "--dry-run")
+    assert {t["tier"]: t["requests"] for t in plan["tiers"]} == {"cheap": 0, "big": 80}
+    done = project.run_json("round")
+    assert {t["tier"]: t["requests"] for t in done["tiers"]} == {"cheap": 0, "big": 80}
