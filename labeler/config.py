@@ -29,7 +29,7 @@ from math import isfinite
 from pathlib import Path
 from typing import Any
 
-from labeler.errors import ConfigError, not_a_variable_name, shown_url
+from labeler.errors import ConfigError, not_a_variable_name, shown_toml, shown_url
 
 ENV_PREFIX = "LABELER_"
 DEFAULT_CONFIG_NAME = "config.toml"
@@ -501,19 +501,19 @@ def _coerce(where: str, key: str, typ: Any, value: Any, from_env: bool) -> Any:
             return low in ("1", "true", "yes", "on")
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+        raise ConfigError(f"{where}: {key} must be true or false, got {shown_toml(value)}")
     if typ in (int, float):
         if from_env and isinstance(value, str):
             with contextlib.suppress(ValueError):  # (else refused as not a number below)
                 value = typ(value.strip())
         finite = not isinstance(value, float) or isfinite(value)  # (an int of any size is)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not finite:
-            raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
+            raise ConfigError(f"{where}: {key} must be a number, got {shown_toml(value)}")
         if typ is int and not isinstance(value, int):
-            raise ConfigError(f"{where}: {key} must be a whole number, got {value!r}")
+            raise ConfigError(f"{where}: {key} must be a whole number, got {shown_toml(value)}")
         return typ(value)
     if not isinstance(value, str):
-        raise ConfigError(f"{where}: {key} must be a string, got {value!r}")
+        raise ConfigError(f"{where}: {key} must be a string, got {shown_toml(value)}")
     return Path(value) if typ is Path else value
 
 
@@ -527,16 +527,15 @@ def _check_range(where: str, key: str, f: dataclasses.Field[Any], value: Any) ->
     if key in NEEDED and not str(value).strip():
         raise ConfigError(f"{where}: {key} is empty; it may not be ({m['doc']})")
     lo, hi, choices = m.get("lo"), m.get("hi"), m.get("choices")
+    said = f"{where}: {key} = {shown_toml(value)}"  # as the file spells it
     if choices and value not in choices:
-        raise ConfigError(
-            f"{where}: {key} = {value!r} is not allowed; {_did_you_mean(str(value), list(choices))}"
-        )
+        raise ConfigError(f"{said} is not allowed; {_did_you_mean(str(value), list(choices))}")
     too_low = lo is not None and (value <= lo if m.get("lo_open") else value < lo)
     if too_low or (hi is not None and value > hi):
         low = "" if lo is None else (f"> {lo}" if m.get("lo_open") else f">= {lo}")
         high = "" if hi is None else f"<= {hi}"
         allowed = " and ".join(x for x in (low, high) if x)
-        raise ConfigError(f"{where}: {key} = {value!r} is out of range; allowed: {allowed}")
+        raise ConfigError(f"{said} is out of range; allowed: {allowed}")
 
 
 def _build_section(
@@ -710,7 +709,7 @@ def _build_tiers(
     names = [t.label for t in tiers]
     for dup in (n for n in names if names.count(n) > 1):
         raise ConfigError(
-            f"{where}: two judge tiers are named {dup!r}; give each [[judge.tiers]] its own "
-            "name (or model)"
+            f"{where}: two judge tiers are named {shown_toml(dup)}; give each "
+            "[[judge.tiers]] its own name (or model)"
         )
     return tuple(tiers)

@@ -82,6 +82,26 @@ def shown_url(url: str) -> str:
     return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)?.*@", r"\1***@", url, flags=re.DOTALL)
 
 
+def shown_toml(value: object) -> str:
+    """``value`` as a config file spells it, so an error shows what the user wrote:
+    ``true``, ``"x"``, ``[1, "a"]``, ``{ a = 1 }`` (Python's ``True``, ``'x'`` are not TOML)."""
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):  # JSON's escapes are TOML's
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return f"[{', '.join(map(shown_toml, value))}]"
+    if isinstance(value, dict):
+        pairs = (
+            f"{k if k.isidentifier() else shown_toml(k)} = {shown_toml(v)}"
+            for k, v in value.items()
+        )
+        return f"{{ {', '.join(pairs)} }}" if value else "{}"
+    return str(value)  # numbers (nan, inf), dates and times print as TOML writes them
+
+
 def not_a_variable_name(name: str) -> bool:
     """Does a ``*_env`` setting hold something other than an environment variable's name
     — a key pasted in its place? Not an identifier, or with a long run of lower case

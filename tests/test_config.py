@@ -66,7 +66,7 @@ def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
         (
             "[judge]\nconcurrency = 'many'\n",
             {},
-            "config.toml: judge.concurrency must be a number, got 'many'",
+            'config.toml: judge.concurrency must be a number, got "many"',
         ),
         (
             "[judge]\nconcurrency = 2.5\n",
@@ -74,15 +74,15 @@ def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
             "config.toml: judge.concurrency must be a whole number, got 2.5",
         ),
         ("[judge]\ntimeout_s = 0\n", {}, "judge.timeout_s = 0.0 is out of range; allowed: > 0"),
-        ("[judge]\nlogprobs = 'yes'\n", {}, "judge.logprobs must be true or false, got 'yes'"),
-        ("[source]\nformat = 'xlsx'\n", {}, "source.format = 'xlsx' is not allowed"),
+        ("[judge]\nlogprobs = 'yes'\n", {}, 'judge.logprobs must be true or false, got "yes"'),
+        ("[source]\nformat = 'xlsx'\n", {}, 'source.format = "xlsx" is not allowed'),
         ("[jugde]\nmodel = 'x'\n", {}, "unknown section [jugde]; did you mean 'judge'?"),
         ("[judge\nmodel = 'x'\n", {}, "config.toml: not valid TOML"),
         ("judge = 3\n", {}, "judge must be a [section] table"),
         (
             "",
             {"LABELER_JUDGE_CONCURRENCY": "x"},
-            "environment: judge.concurrency must be a number, got 'x'",
+            'environment: judge.concurrency must be a number, got "x"',
         ),
         ("", {"LABELER_JUDGE_MODLE": "x"}, "environment: unknown key judge.modle; did you mean"),
         # issue 17's user trial: nan and inf passed every range check (nan < lo is False)
@@ -104,7 +104,7 @@ def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
             {},
             "config.toml: judge.tiers[2]: judge.model is empty",
         ),
-        ("", {"LABELER_JUDGE_TIMEOUT_S": "soon"}, "judge.timeout_s must be a number, got 'soon'"),
+        ("", {"LABELER_JUDGE_TIMEOUT_S": "soon"}, 'judge.timeout_s must be a number, got "soon"'),
     ],
 )
 def test_errors_name_file_key_and_what_is_allowed(
@@ -115,6 +115,26 @@ def test_errors_name_file_key_and_what_is_allowed(
         load_config(path, environ=env)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_errors_show_values_as_toml_spells_them(tmp_path: Path) -> None:
+    """A user trial: errors showed the file's values in Python's spelling (True, None,
+    ['a', 'b'], 'x'); they are shown as they are written in the file."""
+    for text, said in [
+        ("[judge]\ntimeout_s = true\n", "judge.timeout_s must be a number, got true"),
+        ("[judge]\nmodel = false\n", "judge.model must be a string, got false"),
+        ("[judge]\nmodel = ['a', \"b\"]\n", 'judge.model must be a string, got ["a", "b"]'),
+        ("[judge]\nlogprobs = { on = 1 }\n", "must be true or false, got { on = 1 }"),
+        ("[judge]\nlogprobs = 'it\"s'\n", 'must be true or false, got "it\\"s"'),
+        ("[judge]\nsamples = 1979-05-27\n", "judge.samples must be a number, got 1979-05-27"),
+        ("[source]\nformat = 'csv '\n", 'source.format = "csv " is not allowed'),
+        ("[judge]\ntimeout_s = 0\n", "judge.timeout_s = 0.0 is out of range"),
+        ("[[judge.tiers]]\nname = 'a'\n[[judge.tiers]]\nname = 'a'\n", 'tiers are named "a";'),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            load_config(write(tmp_path, text), environ={})
+        assert said in str(info.value), text
+        assert "'" not in str(info.value).partition("got")[2], str(info.value)
 
 
 def test_a_folder_as_config_and_a_byte_order_mark(tmp_path: Path) -> None:

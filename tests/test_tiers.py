@@ -162,7 +162,7 @@ def test_tier_config_errors_are_one_line(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"judge.tiers\[1\].*did you mean 'model'"):
         load_config(cfg, environ={})
     cfg.write_text('[[judge.tiers]]\nmodel = "x"\n[[judge.tiers]]\nmodel = "x"\n')
-    with pytest.raises(ConfigError, match="two judge tiers are named 'x'"):
+    with pytest.raises(ConfigError, match='two judge tiers are named "x"'):
         load_config(cfg, environ={})
     cfg.write_text('[[judge.tiers]]\nmodel = "x"\nguidlines = "g"\n')
     with pytest.raises(ConfigError, match=r"judge.tiers\[1\]: unknown key judge.guidlines") as e:
