@@ -517,17 +517,22 @@ def _coerce(where: str, key: str, typ: Any, value: Any, from_env: bool) -> Any:
     return Path(value) if typ is Path else value
 
 
-def _check_range(where: str, key: str, f: dataclasses.Field[Any], value: Any) -> None:
+def _shown(section: str, key: str, from_env: bool) -> str:
+    """A key as the user set it: ``judge.timeout_s`` (file, flag) or the variable's name."""
+    return f"{ENV_PREFIX}{section}_{key}".upper() if from_env else f"{section}.{key}"
+
+
+def _check_range(where: str, key: str, f: dataclasses.Field[Any], value: Any, shown: str) -> None:
     m = f.metadata
     if key.endswith("_env") and value and not_a_variable_name(str(value)):  # never echoed
         raise ConfigError(
-            f"{where}: {key} must be the name of an environment variable (letters, digits, "
+            f"{where}: {shown} must be the name of an environment variable (letters, digits, "
             "_), not a secret itself: put the secret in that variable and name it here"
         )
     if key in NEEDED and not str(value).strip():
-        raise ConfigError(f"{where}: {key} is empty; it may not be ({m['doc']})")
+        raise ConfigError(f"{where}: {shown} is empty; it may not be ({m['doc']})")
     lo, hi, choices = m.get("lo"), m.get("hi"), m.get("choices")
-    said = f"{where}: {key} = {shown_toml(value)}"  # as the file spells it
+    said = f"{where}: {shown} = {shown_toml(value)}"  # as the file spells it
     if choices and value not in choices:
         raise ConfigError(f"{said} is not allowed; {_did_you_mean(str(value), list(choices))}")
     too_low = lo is not None and (value <= lo if m.get("lo_open") else value < lo)
@@ -546,13 +551,14 @@ def _build_section(
     values: dict[str, Any] = {}
     for where, data, from_env in layers:
         for key, raw in data.items():
+            shown = _shown(name, key, from_env)  # errors name what the user set
             if key not in fields:  # (a judge tier takes fewer keys than [judge])
                 allowed = [f for f in fields if "tiers[" not in where or f not in TIER_ONLY_GLOBAL]
-                raise ConfigError(
-                    f"{where}: unknown key {name}.{key}; {_did_you_mean(key, allowed)}"
-                )
-            value = _coerce(where, f"{name}.{key}", hints[key], raw, from_env)
-            _check_range(where, f"{name}.{key}", fields[key], value)
+                if from_env:  # LABELER_JUDGE_MODLE: did you mean LABELER_JUDGE_MODEL?
+                    key, allowed = shown, [_shown(name, k, True) for k in allowed]
+                raise ConfigError(f"{where}: unknown key {shown}; {_did_you_mean(key, allowed)}")
+            value = _coerce(where, shown, hints[key], raw, from_env)
+            _check_range(where, f"{name}.{key}", fields[key], value, shown)
             values[key] = value
     for key, value in list(values.items()):
         if isinstance(value, Path) and str(value) and not value.is_absolute():

@@ -82,29 +82,64 @@ def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
         (
             "",
             {"LABELER_JUDGE_CONCURRENCY": "x"},
-            'environment: judge.concurrency must be a number, got "x"',
+            'environment: LABELER_JUDGE_CONCURRENCY must be a number, got "x"',
         ),
-        ("", {"LABELER_JUDGE_MODLE": "x"}, "environment: unknown key judge.modle; did you mean"),
+        (
+            "",
+            {"LABELER_JUDGE_MODLE": "x"},
+            "environment: unknown key LABELER_JUDGE_MODLE; did you mean 'LABELER_JUDGE_MODEL'?",
+        ),
         # issue 17's user trial: nan and inf passed every range check (nan < lo is False)
         ("[routing]\nthreshold = nan\n", {}, "routing.threshold must be a number, got nan"),
         ("[costs]\nhuman_price_per_pair = inf\n", {}, "must be a number, got inf"),
-        ("", {"LABELER_CALIBRATION_CONFIDENCE": "nan"}, "calibration.confidence must be a number"),
+        ("", {"LABELER_CALIBRATION_CONFIDENCE": "nan"}, "LABELER_CALIBRATION_CONFIDENCE must be a"),
         ("[judge]\nconcurrency = 1" + "0" * 400 + "\n", {}, "judge.concurrency = 1000"),
         ("[project]\nname = ' '\n", {}, "config.toml: project.name is empty; it may not be"),
-        ("", {"LABELER_PROJECT_NAME": ""}, "environment: project.name is empty"),
+        ("", {"LABELER_PROJECT_NAME": ""}, "environment: LABELER_PROJECT_NAME is empty"),
         # a user trial: an empty model passed, and failed only at the endpoint's 404
         (
             "[judge]\nmodel = ''\n",
             {},
             "config.toml: judge.model is empty; it may not be (Model name sent to the endpoint.)",
         ),
-        ("", {"LABELER_JUDGE_MODEL": " "}, "environment: judge.model is empty"),
+        ("", {"LABELER_JUDGE_MODEL": " "}, "environment: LABELER_JUDGE_MODEL is empty"),
         (
             "[[judge.tiers]]\nmodel = 'a'\n[[judge.tiers]]\nmodel = ''\n",
             {},
             "config.toml: judge.tiers[2]: judge.model is empty",
         ),
-        ("", {"LABELER_JUDGE_TIMEOUT_S": "soon"}, 'judge.timeout_s must be a number, got "soon"'),
+        # a user trial: an environment variable's error named the config key, not the
+        # variable the user set
+        (
+            "",
+            {"LABELER_JUDGE_TIMEOUT_S": "soon"},
+            'environment: LABELER_JUDGE_TIMEOUT_S must be a number, got "soon"',
+        ),
+        (
+            "[judge]\nlogprobs = true\n",
+            {"LABELER_JUDGE_LOGPROBS": "maybe"},
+            'environment: LABELER_JUDGE_LOGPROBS must be true or false, got "maybe"',
+        ),
+        (
+            "",
+            {"LABELER_JUDGE_CONCURRENCY": "0"},
+            "environment: LABELER_JUDGE_CONCURRENCY = 0 is out of range; allowed: >= 1 and <= 1024",
+        ),
+        (
+            "",
+            {"LABELER_SOURCE_FORMAT": "xls"},
+            'environment: LABELER_SOURCE_FORMAT = "xls" is not allowed; allowed: auto, csv,',
+        ),
+        (
+            "[[judge.tiers]]\nmodel = 'a'\n",
+            {"LABELER_JUDGE_TOP_LOGPROBS": "99"},
+            "environment: LABELER_JUDGE_TOP_LOGPROBS = 99 is out of range",
+        ),
+        (
+            "",
+            {"LABELER_REVIEW_API_KEY_ENV": "sk-proj-abc123"},
+            "environment: LABELER_REVIEW_API_KEY_ENV must be the name of an environment variable",
+        ),
     ],
 )
 def test_errors_name_file_key_and_what_is_allowed(
@@ -206,5 +241,5 @@ def test_an_unrelated_labeler_variable_is_a_warning_not_an_error(project: Any) -
     assert out.exit_code == 0, out.output
     assert "warning: environment variable LABELER_VENV is not labeler config" in out.stderr
     assert "ignored" in out.stderr and "Traceback" not in out.output
-    with pytest.raises(ConfigError, match=r"unknown key judge\.modle"):
+    with pytest.raises(ConfigError, match=r"unknown key LABELER_JUDGE_MODLE"):
         load_config(project.config, environ={"LABELER_JUDGE_MODLE": "x"})
