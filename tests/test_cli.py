@@ -45,6 +45,11 @@ def test_config_errors_are_one_red_line_with_exit_2(tmp_path: Path) -> None:
     ]
     verbose = CliRunner().invoke(main, ["--verbose", "--config", str(cfg), "status"])
     assert verbose.exit_code == 2 and "Traceback" in verbose.stderr
+    # a user trial: --verbose after the command was "No such option"
+    for args in (["status", "--verbose"], ["judge", "refresh", "--verbose"]):
+        after = CliRunner().invoke(main, ["--config", str(cfg), *args])
+        assert after.exit_code == 2 and "Traceback" in after.stderr, after.output
+        assert after.stderr.strip().splitlines()[-1] == result.stderr.strip()
 
 
 def test_bad_flags_are_one_line_with_exit_2(tmp_path: Path) -> None:

@@ -53,6 +53,28 @@ def _error_line(message: str) -> None:
     )
 
 
+def _set_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:  # the root's flags, which the error handler reads
+        ctx.find_root().ensure_object(dict)["verbose"] = True
+
+
+def _take_verbose(command: click.Command) -> None:
+    """``labeler round --verbose`` as ``labeler --verbose round``: each command (and each
+    subcommand of a group) takes the flag too."""
+    if not any(p.name == "verbose" for p in command.params):
+        command.params.append(
+            click.Option(
+                ["--verbose"],
+                is_flag=True,
+                expose_value=False,
+                callback=_set_verbose,
+                help="Show tracebacks for errors.",
+            )
+        )
+    for sub in getattr(command, "commands", {}).values():
+        _take_verbose(sub)
+
+
 # click >= 8.2 raises this for a group given no command (older ones print the help)
 NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
@@ -71,6 +93,7 @@ class LabelerGroup(click.Group):
         module, attr = COMMANDS[cmd_name]
         command = getattr(importlib.import_module(module), attr)
         assert isinstance(command, click.Command)
+        _take_verbose(command)
         return command
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
