@@ -24,13 +24,14 @@ def check_chart_path(path: Path) -> None:
         raise ExportError(f"{str(path)!r}: a chart is written to a file: name one, e.g. rounds.png")
     if path.suffix.lower() != ".png":
         raise ExportError(f"{path}: a chart is a PNG picture: name it .png, e.g. rounds.png")
+    if not path.parent.exists():  # a typo made a new folder tree
+        raise ExportError(f"{path}: the folder {path.parent} does not exist; create it first")
 
 
 def _save(fig: Any, path: Path) -> Path:
     """Write the PNG to a temporary name, then rename: never a half-written picture."""
     try:
         check_chart_path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp.png")
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
         os.replace(tmp, path)

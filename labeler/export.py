@@ -313,6 +313,15 @@ def refuse_other_format(out: Path, target: str) -> None:
         )
 
 
+def refuse_missing_folder(out: Path) -> None:
+    """A typo in a path's folder made a new folder tree: the folder written into must
+    exist (a file in its place is refused as the write fails)."""
+    if not out.parent.exists():
+        raise ExportError(
+            f"{out}: the folder {out.parent} does not exist; create it first (or check --out)"
+        )
+
+
 def refuse_overwrite(out: Path, target: str) -> None:
     """An export replaces only an earlier export, known by the card it wrote: a datasets
     folder (``state.json``, ``data-*.arrow`` shards and its card ``README.md``, nothing

@@ -216,6 +216,7 @@ def run_export(
     if not cfg.db_path.exists():
         raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
     export.refuse_other_format(out, target)
+    export.refuse_missing_folder(out)
     if repo:
         export.hub_token()  # no token: said before anything is written
     with project_lock(cfg.project.state_dir, "export"):

@@ -199,6 +199,7 @@ def test_a_killed_exports_temp_files_are_swept_wherever_the_project_exported(
     project.pairs(big_rows(3))
     assert project.run("round").exit_code == 0
     first = tmp_path / "a" / "prefs.jsonl"
+    first.parent.mkdir()
     assert project.run("export", "--to", "jsonl", "--out", str(first)).exit_code == 0
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
@@ -213,6 +214,7 @@ def test_a_killed_exports_temp_files_are_swept_wherever_the_project_exported(
         busy = first.parent / f".prefs.jsonl.tmp-p{living.pid}-c0ffee00"
         busy.write_text("being written")
         other = tmp_path / "b" / "kto.jsonl"
+        other.parent.mkdir()
         out = project.run("export", "--format", "kto", "--to", "jsonl", "--out", str(other))
         assert out.exit_code == 0, out.output
         assert not killed.exists()

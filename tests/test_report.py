@@ -296,6 +296,11 @@ def test_a_chart_path_that_cannot_be_written_is_one_line(
         (("calibrate", "--plot", str(tmp_path / "rel.svg")), "a chart is a PNG picture"),
         (("export", "--to", "parquet", "--out", str(tmp_path / "x.jsonl")), "(or use --to jsonl)"),
         (("export", "--out", str(tmp_path / "x.parquet")), "a .parquet name for --to disk"),
+        # a user trial: a typo in the folder made a new folder tree without a word
+        (("report", "--chart", str(tmp_path / "typo" / "c.png")), f"folder {tmp_path / 'typo'} "),
+        (("calibrate", "--plot", str(tmp_path / "typo" / "r.png")), "does not exist; create it"),
+        (("export", "--out", str(tmp_path / "typo" / "ds")), f"folder {tmp_path / 'typo'} does "),
+        (("export", "--to", "jsonl", "--out", str(tmp_path / "a" / "b" / "x.jsonl")), "a/b does"),
     ]:
         result = p.run(*args)
         assert result.exit_code == 1, result.output
