@@ -35,6 +35,22 @@ def test_init_writes_a_working_project(tmp_path: Path) -> None:
     assert CliRunner().invoke(main, ["init", "--force", str(tmp_path / "p")]).exit_code == 0
 
 
+def test_init_refuses_an_empty_folder_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user trial: `labeler init ""` wrote the project into the current folder."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("", "  "):
+        result = CliRunner().invoke(main, ["init", name])
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(
+            f"error: Invalid value for '[DIRECTORY]': {name!r} is not a folder name; name the "
+            "project's folder (`labeler init .` for the current one)"
+        )
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    assert CliRunner().invoke(main, ["init"]).exit_code == 0  # no name: here, as before
+    assert (tmp_path / "config.toml").is_file()
+
+
 def test_config_errors_are_one_red_line_with_exit_2(tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text("[routing]\nthreshold = 1.7\n")

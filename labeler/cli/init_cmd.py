@@ -7,8 +7,18 @@ from pathlib import Path
 import click
 
 
+def _folder(ctx: click.Context, param: click.Parameter, name: str) -> Path:
+    """An empty (or blank) name wrote into the current folder, or into one named "  "."""
+    if not name.strip():
+        raise click.BadParameter(
+            f"{name!r} is not a folder name; name the project's folder (`labeler init .` for "
+            "the current one)"
+        )
+    return Path(name)
+
+
 @click.command()
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.argument("directory", type=click.Path(file_okay=False), default=".", callback=_folder)
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 def init(directory: Path, force: bool) -> None:
     """Write a commented config.toml, guidelines/ and templates/judge.txt to start from.
