@@ -90,6 +90,17 @@ def test_serve_refuses_a_port_in_use(project: Project) -> None:
     assert result.exit_code == 1 and "is in use" in result.stderr
 
 
+def test_serve_says_a_host_that_is_no_address_here(project: Project) -> None:
+    """A user trial: `labeler serve --host 999.1.1.1` said the port was in use."""
+    for host in ("999.1.1.1", "192.0.2.1"):  # no address at all; one of no interface here
+        result = project.run("serve", "--host", host, "--port", str(free_port()))
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(f'error: review.host (--host) = "{host}" is not an address this')
+        assert "use 127.0.0.1" in line and "in use" not in line
+    assert not (project.root / ".labeler" / "argilla" / "secrets.json").exists()  # no start
+
+
 def test_another_argilla_that_took_the_port_is_not_taken_for_ours(tmp_path: Path) -> None:
     """A CI run: two demos started at once both found 6900 free; the one whose server
     lost the race waited for "an answer at the port", got the other's, and failed later

@@ -13,6 +13,7 @@ server behind. This module imports no argilla_server code: the children do
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import os
 import secrets as pysecrets
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labeler.errors import ReviewError, StateError
+from labeler.errors import ConfigError, ReviewError, StateError, shown_toml
 
 OWNER = "labeler-owner"
 READY_TIMEOUT_S = 120.0
@@ -123,6 +124,29 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def check_address(host: str, port: int) -> None:
+    """Can the server listen at ``host:port``? If not, one line saying why: a host that is
+    no address of this machine (a typo: 999.1.1.1) was reported as a port in use."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            s.bind((host, port))
+        except (OSError, UnicodeError, ValueError) as exc:  # gaierror, a label too long, NUL
+            if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+                raise ReviewError(
+                    f"port {port} on {host} is in use; is `labeler serve` already running? "
+                    "(or set review.port / --port)"
+                ) from None
+            if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM):
+                raise ReviewError(f"port {port} on {host}: {exc.strerror}") from None
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ConfigError(
+                f"review.host (--host) = {shown_toml(host)} is not an address this machine can "
+                f"listen on ({reason}); use 127.0.0.1 (this machine only), 0.0.0.0 (all of "
+                "its networks) or one of its own addresses"
+            ) from None
+
+
 class EmbeddedArgilla:
     """The embedded server for one project. Use ``start()``/``stop()`` or ``with``."""
 
@@ -214,11 +238,7 @@ class EmbeddedArgilla:
         return f"unix://{sock}"
 
     def start(self) -> EmbeddedArgilla:
-        if not port_is_free(self.host, self.port):
-            raise ReviewError(
-                f"port {self.port} on {self.host} is in use; is `labeler serve` "
-                "already running? (or set review.port / --port)"
-            )
+        check_address(self.host, self.port)
         make_private(self.home)
         self._take_lock()
         try:
