@@ -655,7 +655,8 @@ def load_config(
 def _check_combinations(cfg: Config, where: str) -> None:
     """``calibration.quality = "human_parity"`` needs two-reviewer evidence and the planned
     high-probability procedure with one judge (what its argument covers); a union
-    cascade, the planned high-probability procedure on absolute quality."""
+    cascade, the planned high-probability procedure on absolute quality; a vote of
+    judge samples, a temperature that lets the samples differ."""
     c = cfg.calibration
     planned_hp = (('calibration.guarantee = "high_probability"', c.guarantee == "high_probability"),
                   ('calibration.procedure = "planned"', c.procedure == "planned"))  # fmt: skip
@@ -668,6 +669,9 @@ def _check_combinations(cfg: Config, where: str) -> None:
             *planned_hp, ('calibration.quality = "absolute"', c.quality == "absolute"),
             ("no judge panel (judge.panel = 1)", max(j.panel for j in cfg.judges) == 1),
             ("no judge.delta_share (one test)", not any(j.delta_share for j in cfg.judges)))),
+        "judge.samples > 1": (any(j.samples > 1 for j in cfg.judges), (
+            ("judge.sample_temperature > 0 (at 0 every sample is the same reply: no vote)",
+             all(j.sample_temperature > 0 for j in cfg.judges if j.samples > 1)),)),
     }  # fmt: skip
     for key, (on, needs) in checks.items():
         for need in (need for need, ok in needs if on and not ok):

@@ -172,6 +172,28 @@ def test_errors_show_values_as_toml_spells_them(tmp_path: Path) -> None:
         assert "'" not in str(info.value).partition("got")[2], str(info.value)
 
 
+def test_judge_samples_need_a_temperature_that_lets_them_differ(tmp_path: Path) -> None:
+    """A user trial: judge.samples = 3 at sample_temperature = 0 was accepted, though every
+    sample would be the same reply (a vote of one, paid three times)."""
+    said = "config.toml: judge.samples > 1 needs judge.sample_temperature > 0"
+    for text, env in [
+        ("[judge]\nsamples = 3\nsample_temperature = 0\n", {}),
+        ("[judge]\nsamples = 3\n", {"LABELER_JUDGE_SAMPLE_TEMPERATURE": "0"}),
+        (
+            "[judge]\nsample_temperature = 0\n[[judge.tiers]]\nmodel = 'a'\n"
+            "[[judge.tiers]]\nmodel = 'b'\nsamples = 5\n",
+            {},
+        ),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            load_config(write(tmp_path, text), environ=env)
+        assert said in str(info.value) and "\n" not in str(info.value)
+    one = load_config(write(tmp_path, "[judge]\nsample_temperature = 0\n"), environ={})
+    assert one.judge.samples == 1  # one sample: its temperature is never used
+    warm = write(tmp_path, "[judge]\nsamples = 3\nsample_temperature = 0.7\n")
+    assert load_config(warm, environ={}).judge.samples == 3
+
+
 def test_a_folder_as_config_and_a_byte_order_mark(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the config file"):
         load_config(tmp_path, environ={})
