@@ -77,6 +77,8 @@ def test_bad_flags_are_one_line_with_exit_2(tmp_path: Path) -> None:
         (["round", "--limit", "0"], "error: Invalid value for '--limit': 0 is not in the range"),
         (["nosuch"], "error: No such command 'nosuch'. (see `"),
         (["round", "--finish", "--dry-run"], "error: --finish --dry-run: finishing has no dry"),
+        # a user trial: --online --dry-run ran a dry run of a new round, ignoring --online
+        (["round", "--online", "--dry-run"], "error: --online --dry-run: --online has no dry"),
         (["round", "--limit", "9" * 20], "error: Invalid value for '--limit'"),  # not SQLite's
         (["reviewers", "add", ""], "error: Invalid value for 'NAME': '' is not a reviewer"),
     ]:

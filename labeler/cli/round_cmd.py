@@ -86,6 +86,12 @@ def round_(
         )
     if batch and online:
         raise UsageError("--batch --online: choose one (--online resumes a --batch round online)")
+    if online and dry_run:
+        raise UsageError(
+            "--online --dry-run: --online has no dry run (a dry run estimates a new round; "
+            "--online resumes an open --batch round); `labeler batches` lists that round's "
+            "batches"
+        )
     if finish:
         _finish(cfg, as_json, wait)
         return
