@@ -35,7 +35,7 @@ ENV_PREFIX = "LABELER_"
 DEFAULT_CONFIG_NAME = "config.toml"
 
 
-NEEDED = {"project.name", "judge.model"}  # strings that may not be empty
+NEEDED = {"project.name", "judge.model", "review.host"}  # strings that may not be empty
 
 
 def _opt(

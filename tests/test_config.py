@@ -103,6 +103,8 @@ def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
             "config.toml: judge.model is empty; it may not be (Model name sent to the endpoint.)",
         ),
         ("", {"LABELER_JUDGE_MODEL": " "}, "environment: LABELER_JUDGE_MODEL is empty"),
+        # an empty host made `labeler serve` listen on every network without a word
+        ("[review]\nhost = ''\n", {}, "config.toml: review.host is empty; it may not be"),
         (
             "[[judge.tiers]]\nmodel = 'a'\n[[judge.tiers]]\nmodel = ''\n",
             {},
