@@ -181,18 +181,18 @@ def view(store: Store, cfg: Config) -> View:
     return View(rows, raw.reshape(shape), labels.reshape(shape), judged.reshape(shape), signals)
 
 
-def reach(store: Store, cfg: Config, t: Thresholds) -> list[float] | None:
+def reach(store: Store, cfg: Config, t: Thresholds) -> list[float]:
     """The share of a round's pairs each tier can be expected to judge under ``t`` (the
     cascade's thresholds in force), from the earlier tiers' verdicts of the pairs routed
     so far: a tier judges what no tier before it accepts (its score at the certificate,
-    unless the pair is drawn for the drift watch). Once the cascade is found futile only
-    the last tier judges. None: no certificate yet (every tier judges every pair), or no
-    pair judged to go by."""
+    unless the pair is drawn for the drift watch). Without a certificate (a new phase
+    too) every tier judges every pair; once the cascade is found futile, only the last."""
+    k_tiers = len(cfg.judges)
     if t.a >= cal.NEVER:
-        return [0.0] * (len(cfg.judges) - 1) + [1.0]
-    v = view(store, cfg)
-    if t.certified_a >= cal.NEVER or not v.judged[0].any():
-        return None
+        return [0.0] * (k_tiers - 1) + [1.0]
+    v = None if t.certified_a >= cal.NEVER else view(store, cfg)
+    if v is None or not v.judged[0].any():  # (no verdict to go by: the worst case)
+        return [1.0] * k_tiers
     adj = v.scores(t.caps)[:-1, v.judged[0]]
     sure = np.logical_or.accumulate(adj >= t.certified_a, axis=0)  # some tier up to k is
     return [1.0, *(float(x) for x in 1.0 - sure.mean(axis=1) * (1.0 - t.audit_rate))]
