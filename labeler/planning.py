@@ -13,6 +13,7 @@ from labeler import costs, prompts, versions
 from labeler.config import Config
 from labeler.dataset import check_dataset_dir
 from labeler.importing import check_source, no_pairs
+from labeler.judging import tier_thresholds_from_json
 from labeler.pairs import Pair, read_source
 from labeler.rounds import Context, RoundSummary, SourceTally, make_context, round_seed
 from labeler.routing import Thresholds, round_draw, sample_only_rate, tier_judges
@@ -47,6 +48,7 @@ def plan_round(
         check_source(cfg)
     summary = RoundSummary(status="dry_run")
     tally = SourceTally()
+    at: list[tuple[int, _Priced]] = []  # a resumed union round's pairs, by the tier they wait at
     store = Store(cfg.db_path) if cfg.db_path.exists() else None
     decisions: dict[tuple[int, str], int] = {}
     forecast: list[float] | None = None  # a union cascade's reach (``union_loop.reach``)
@@ -63,12 +65,24 @@ def plan_round(
             decisions = store.tier_decisions() if len(cfg.judges) > 1 else {}
             tiers = [_tier_context(store, cfg, k) for k in range(len(cfg.judges))]
             tier_thresholds = [current_thresholds(store, cfg, k) for k in range(len(tiers))]
+            if open_round is not None:  # a resumed round keeps the thresholds it began with
+                began = tier_thresholds_from_json(open_round["thresholds"], len(tiers))
+                tier_thresholds = [b or t for b, t in zip(began, tier_thresholds, strict=True)]
             if union:  # under the certificate in force, from the earlier tiers' verdicts
                 forecast = union_reach(store, cfg, tier_thresholds[-1])
         price = _pricer(cfg, tiers, fact)
         if store and open_round is not None:
             summary.round_id, summary.resumed = int(open_round["id"]), True
-            todo = [price(p) for p in store.iter_round_pairs(int(open_round["id"]))]
+            rid = int(open_round["id"])
+            if union:  # each pair priced from the tier it waits for
+                at = [
+                    (k, price(p))
+                    for k in range(len(tiers))
+                    for p in store.iter_round_pairs(rid, tier=k)
+                ]
+                todo = [p for _, p in at]
+            else:
+                todo = [price(p) for p in store.iter_round_pairs(rid)]
         else:
             source = tally.pairs_of(read_source(cfg.source))
             todo = _unjudged(store, source, limit, round_seed(cfg), price)
@@ -96,6 +110,8 @@ def plan_round(
         share = reach[k] * (
             1.0 if union else _sampled_share(cfg, tier_thresholds[k], k, ids, pending)
         )
+        if at:  # a resumed union round: what waits at tier k or may reach it from before
+            share = _resumed_share(reach, [j for j, _ in at], k)
         cost *= judge.batch_price_share if batch else 1.0
         summary.prompt_tokens += round(tokens_in * share)
         summary.completion_tokens += round(tokens_out * share)
@@ -186,6 +202,24 @@ def _tier_context(store: Store, cfg: Config, tier: int) -> Context:
     version = versions.latest(store, tier) if cfg.judges[tier].panel > 1 else None
     examples = versions.examples(store, version) if version is not None else ((),)
     return make_context(cfg, None, tier, version, examples)
+
+
+def _resumed_share(reach: list[float], waits_at: list[int], k: int) -> float:
+    """The share of a resumed union round's pairs tier ``k`` will judge: those waiting for
+    it (unless it judges none: a futile cascade's earlier tier) and, of those waiting for an
+    earlier tier j, the share j passes on to it (``reach[k] / reach[j]``; all from a tier
+    that judges none)."""
+    if not waits_at:
+        return 0.0
+
+    def one(j: int) -> float:
+        if j > k:
+            return 0.0
+        if j == k:
+            return 1.0 if reach[k] > 0 else 0.0
+        return reach[k] / reach[j] if reach[j] > 0 else reach[k]
+
+    return sum(one(j) for j in waits_at) / len(waits_at)
 
 
 def _reach_shares(
