@@ -23,7 +23,7 @@ import difflib
 import os
 import tomllib
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import isfinite
 from pathlib import Path
@@ -484,9 +484,10 @@ class Config:
         return max(self.review.min_submitted, 2 if doubled else 1)
 
 
-def _did_you_mean(word: str, options: list[str]) -> str:
-    hint = "".join(f"did you mean '{c}'? " for c in difflib.get_close_matches(word, options, n=1))
-    return f"{hint}allowed: {', '.join(sorted(options))}"
+def _did_you_mean(word: str, options: list[str], show: Callable[[str], str] = str) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    hint = "".join(f"did you mean '{show(c)}'? " for c in close)
+    return f"{hint}allowed: {', '.join(sorted(map(show, options)))}"
 
 
 def _coerce(where: str, key: str, typ: Any, value: Any, from_env: bool) -> Any:
@@ -553,10 +554,9 @@ def _build_section(
         for key, raw in data.items():
             shown = _shown(name, key, from_env)  # errors name what the user set
             if key not in fields:  # (a judge tier takes fewer keys than [judge])
-                allowed = [f for f in fields if "tiers[" not in where or f not in TIER_ONLY_GLOBAL]
-                if from_env:  # LABELER_JUDGE_MODLE: did you mean LABELER_JUDGE_MODEL?
-                    key, allowed = shown, [_shown(name, k, True) for k in allowed]
-                raise ConfigError(f"{where}: unknown key {shown}; {_did_you_mean(key, allowed)}")
+                ok = [f for f in fields if "tiers[" not in where or f not in TIER_ONLY_GLOBAL]
+                show = (lambda k: _shown(name, k, True)) if from_env else str  # (bare keys)
+                raise ConfigError(f"{where}: unknown key {shown}; {_did_you_mean(key, ok, show)}")
             value = _coerce(where, shown, hints[key], raw, from_env)
             _check_range(where, f"{name}.{key}", fields[key], value, shown)
             values[key] = value

@@ -627,7 +627,12 @@ def _recalibrate_planned(
             store.look_history(tier, prev.judge_version, prev.phase, prev.looks)
             if uniform
             and (last or prev.certified_a >= cal.NEVER)
-            and (finish or planned.look_due(sample, prev.spent, test_alpha, test_delta))
+            # (a union cascade's always: a mismatch ends its looks, and calibrate says so)
+            and (
+                finish
+                or union_run is not None
+                or planned.look_due(sample, prev.spent, test_alpha, test_delta)
+            )
             else None
         )
         caps, union = prev.caps, None

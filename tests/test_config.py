@@ -89,6 +89,8 @@ def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
             {"LABELER_JUDGE_MODLE": "x"},
             "environment: unknown key LABELER_JUDGE_MODLE; did you mean 'LABELER_JUDGE_MODEL'?",
         ),
+        # (matched on the key: the variables' shared prefix made anything "close")
+        ("", {"LABELER_COSTS_ZZZZZ": "x"}, "LABELER_COSTS_ZZZZZ; allowed: LABELER_COSTS_BREAK"),
         # issue 17's user trial: nan and inf passed every range check (nan < lo is False)
         ("[routing]\nthreshold = nan\n", {}, "routing.threshold must be a number, got nan"),
         ("[costs]\nhuman_price_per_pair = inf\n", {}, "must be a number, got inf"),

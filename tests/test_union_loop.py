@@ -342,7 +342,7 @@ def test_a_union_cascade_delivers_its_cheap_tiers_labels_and_says_so(
     report = project.run("report")
     said = " ".join(report.output.split())
     assert "one certificate for the whole cascade" in said
-    assert re.search(r"big also judged [1-9]\d* pairs an earlier tier was sure enough", said)
+    assert re.search(r"big also judged [1-9]\d* pairs that carry an earlier tier's label", said)
     decide_as_humans(project)
     assert project.run("calibrate").exit_code == 0
     path = tmp_path / "rows.jsonl"
@@ -534,6 +534,8 @@ def test_a_union_certificate_says_when_a_relabelled_pair_ends_its_looks(
         flipped = {"A": "B", "B": "A"}[label]
         store.save_decisions({some: Consensus(flipped, {flipped: 1}, 1, True, False)})
         waiting = store.label_status_counts()["provisional"]
+        kept = " ".join(recalibrate(store, cfg).message.split())  # no look due yet
+        assert said in kept and "wait until `labeler round --finish`" in kept
         done = recalibrate(store, cfg, finish=True)
         message = " ".join(done.message.split())
         assert said in message and f"{waiting} waiting pairs went to humans" in message

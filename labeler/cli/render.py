@@ -604,8 +604,8 @@ def tiers_table(tiers: list[dict[str, Any]], currency: str) -> Table:
             "accepted = labels each tier delivers, the first tier sure enough of a pair"
         )
         notes.extend(
-            f"{t['tier']} also judged {t['overridden']} pairs an earlier tier was sure enough "
-            "of: the pair's judge label is that tier's"
+            f"{t['tier']} also judged {t['overridden']} pairs that carry an earlier tier's "
+            "label (the first tier sure enough of each)"
             for t in tiers
             if t.get("overridden")
         )

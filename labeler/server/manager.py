@@ -131,7 +131,7 @@ def check_address(host: str, port: int) -> None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
         try:
             s.bind((host, port))
-        except (OSError, UnicodeError, ValueError) as exc:  # gaierror, a label too long, NUL
+        except (OSError, UnicodeError, ValueError, TypeError) as exc:  # gaierror, long label, NUL
             if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
                 raise ReviewError(
                     f"port {port} on {host} is in use; is `labeler serve` already running? "
@@ -140,6 +140,8 @@ def check_address(host: str, port: int) -> None:
             if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM):
                 raise ReviewError(f"port {port} on {host}: {exc.strerror}") from None
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            if ":" in host:  # (the server listens on IPv4 only)
+                reason = "IPv6 addresses are not supported"
             raise ConfigError(
                 f"review.host (--host) = {shown_toml(host)} is not an address this machine can "
                 f"listen on ({reason}); use 127.0.0.1 (this machine only), 0.0.0.0 (all of "
