@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 
 from labeler import costs, prompts, versions
+from labeler.calibration import NEVER
 from labeler.config import Config
 from labeler.dataset import check_dataset_dir
 from labeler.importing import check_source, no_pairs
@@ -74,7 +75,7 @@ def plan_round(
         if store and open_round is not None:
             summary.round_id, summary.resumed = int(open_round["id"]), True
             rid = int(open_round["id"])
-            if union:  # each pair priced from the tier it waits for
+            if len(tiers) > 1:  # each pair priced from the tier it waits for
                 at = [
                     (k, price(p))
                     for k in range(len(tiers))
@@ -97,6 +98,7 @@ def plan_round(
     reach = forecast or _reach_shares(decisions, len(cfg.judges), union)
     summary.judge_cost = 0.0
     ids = [p.id for p in todo]
+    futile = union and tier_thresholds[-1].a >= NEVER  # (only the last tier judges)
     for k, judge in enumerate(cfg.judges):
         chars = [c for p in todo for c in p.chars[k]]
         tokens_in, tokens_out, cost = costs.estimate_round_cost(
@@ -106,12 +108,12 @@ def plan_round(
             summary.chars_per_token or costs.CHARS_PER_TOKEN,
         )
         # a later tier judges only what the earlier ones pass on: the share observed so far
-        # (all of it before any history: the worst case)
-        share = reach[k] * (
-            1.0 if union else _sampled_share(cfg, tier_thresholds[k], k, ids, pending)
-        )
-        if at:  # a resumed union round: what waits at tier k or may reach it from before
-            share = _resumed_share(reach, [j for j, _ in at], k)
+        # (all of it before any history: the worst case), and of it what the tier judges
+        # itself (an uncertified per-tier cascade's sample; none once a union is futile)
+        itself = 1.0 if union else _sampled_share(cfg, tier_thresholds[k], k, ids, pending)
+        itself = 0.0 if futile and k < len(tiers) - 1 else itself
+        # (a resumed round: what waits at tier k, or may reach it from an earlier one)
+        share = itself * (_resumed_share(reach, [j for j, _ in at], k) if at else reach[k])
         cost *= judge.batch_price_share if batch else 1.0
         summary.prompt_tokens += round(tokens_in * share)
         summary.completion_tokens += round(tokens_out * share)
@@ -205,21 +207,16 @@ def _tier_context(store: Store, cfg: Config, tier: int) -> Context:
 
 
 def _resumed_share(reach: list[float], waits_at: list[int], k: int) -> float:
-    """The share of a resumed union round's pairs tier ``k`` will judge: those waiting for
-    it (unless it judges none: a futile cascade's earlier tier) and, of those waiting for an
-    earlier tier j, the share j passes on to it (``reach[k] / reach[j]``; all from a tier
-    that judges none)."""
-    if not waits_at:
-        return 0.0
+    """The share of a resumed round's pairs that reach tier ``k``: those waiting for it,
+    and of those waiting for an earlier tier j, the share that reaches k from j
+    (``reach[k] / reach[j]``, ``reach`` the share of a round that reaches each tier)."""
 
     def one(j: int) -> float:
-        if j > k:
-            return 0.0
-        if j == k:
-            return 1.0 if reach[k] > 0 else 0.0
-        return reach[k] / reach[j] if reach[j] > 0 else reach[k]
+        if j >= k:
+            return float(j == k)
+        return reach[k] / reach[j] if reach[j] > 0 else 1.0
 
-    return sum(one(j) for j in waits_at) / len(waits_at)
+    return sum(one(j) for j in waits_at) / len(waits_at) if waits_at else 0.0
 
 
 def _reach_shares(

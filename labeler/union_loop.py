@@ -182,15 +182,14 @@ def view(store: Store, cfg: Config) -> View:
 
 
 def reach(store: Store, cfg: Config, t: Thresholds) -> list[float]:
-    """The share of a round's pairs each tier can be expected to judge under ``t`` (the
-    cascade's thresholds in force), from the earlier tiers' verdicts of the pairs routed
-    so far: a tier judges what no tier before it accepts (its score at the certificate,
-    unless the pair is drawn for the drift watch). Without a certificate (a new phase
-    too) every tier judges every pair; once the cascade is found futile, only the last."""
+    """The share of a round's pairs each tier can be expected to see (and, but in a futile
+    cascade, judge) under ``t`` (the cascade's thresholds in force), from the earlier
+    tiers' verdicts of the pairs routed so far: a tier sees what no tier before it accepts
+    (its score at the certificate, unless the pair is drawn for the drift watch). Without
+    a certificate (a new phase too), or once the cascade is found futile (its earlier
+    tiers then pass every pair on unjudged), every tier sees every pair."""
     k_tiers = len(cfg.judges)
-    if t.a >= cal.NEVER:
-        return [0.0] * (k_tiers - 1) + [1.0]
-    v = None if t.certified_a >= cal.NEVER else view(store, cfg)
+    v = None if t.a >= cal.NEVER or t.certified_a >= cal.NEVER else view(store, cfg)
     if v is None or not v.judged[0].any():  # (no verdict to go by: the worst case)
         return [1.0] * k_tiers
     adj = v.scores(t.caps)[:-1, v.judged[0]]

@@ -151,6 +151,8 @@ def test_a_cascade_round_resumes_in_the_tier_it_stopped_in(
     assert models(server)["small"] == 12
     failing["on"] = False
     server.requests.clear()
+    plan = cascade.run_json("round", "--dry-run")  # priced from the tier each pair waits at
+    assert {t["tier"]: t["requests"] for t in plan["tiers"]} == {"cheap": 0, "big": 12}
     second = cascade.run_json("round")
     assert second["status"] == "completed" and second["resumed"]
     assert models(server) == {"big": 12}  # the cheap tier's replies are not paid twice
