@@ -723,11 +723,11 @@ def _as_calibrated(
 ) -> cal.Calibrated:
     """A look's result in the form reports read (labels behind it, coverage, agreement);
     ``union``: a union cascade's reading (``union_loop.judged``), whose scores count."""
-    kept = [not d.pending for _, d in data]
-    scores = cal.scores_of([d.signals for _, d in data], None)
-    if union is not None:
-        scores = union[1].scores(t.caps).max(axis=0)
-    scores = scores[np.array(kept, bool)]
+    kept = np.array([not d.pending for _, d in data], bool)
+    if union is None:
+        scores = cal.scores_of([d.signals for _, d in data], None)[kept]
+    else:
+        scores = union[1].scores(t.caps).max(axis=0)[kept]
     n = max(len(scores), 1)
     ch = look.choice
     return cal.Calibrated(
