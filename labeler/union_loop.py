@@ -42,10 +42,15 @@ RULE_REASONS = frozenset(
 MODE_KEY = "cascade"  # meta: {"mode": "union" | "per_tier", "tiers"}, fixed at the first round
 
 
+def _meta(store: Store | None, key: str) -> dict[str, Any] | None:
+    """A JSON meta entry of the project (None: not set yet, or no state)."""
+    text = None if store is None else store.get_meta(key)
+    return None if text is None else dict(json.loads(text))
+
+
 def _stored(store: Store | None) -> dict[str, Any] | None:
     """The mode fixed for the project (``check_mode``): {"mode", "tiers"}; None: not yet."""
-    text = None if store is None else store.get_meta(MODE_KEY)
-    return None if text is None else dict(json.loads(text))
+    return _meta(store, MODE_KEY)
 
 
 def is_union(store: Store | None, cfg: Config) -> bool:
@@ -100,15 +105,10 @@ def check_mode(store: Store, cfg: Config) -> None:
 RATE_KEY = "union_phase_rate"  # meta: {"phase", "rate"} the phase's sample is drawn at
 
 
-def _phase_rate(store: Store) -> dict[str, Any] | None:
-    text = store.get_meta(RATE_KEY)
-    return None if text is None else dict(json.loads(text))
-
-
 def with_phase_rate(store: Store, t: Thresholds) -> Thresholds:
     """``t`` drawing its calibration sample at the rate fixed for its phase
     (``check_rate``): a config changed since does not mix two rates in one sample."""
-    fixed = _phase_rate(store)
+    fixed = _meta(store, RATE_KEY)
     if fixed is None or fixed["phase"] != t.phase:
         return t
     return replace(t, provisional_audit_rate=float(fixed["rate"]))
@@ -119,7 +119,7 @@ def check_rate(store: Store, cfg: Config, t: Thresholds) -> None:
     test takes the uniform sample's exact test only): fixed at the phase's first round
     (``with_phase_rate``); until the phase is certified (or cannot be any more), a config
     asking for another is refused in one line."""
-    fixed, asked = _phase_rate(store), cfg.calibration.cold_start_audit_rate
+    fixed, asked = _meta(store, RATE_KEY), cfg.calibration.cold_start_audit_rate
     if fixed is None or fixed["phase"] != t.phase:
         store.set_meta(RATE_KEY, json.dumps({"phase": t.phase, "rate": asked}))
     elif t.certified_a >= cal.NEVER and t.a < cal.NEVER and asked != fixed["rate"]:
