@@ -226,7 +226,7 @@ def run_export(
             dropped = sum(v["dropped"] for v in store.verify_counts().values())
             targets = _remember_target(store, out, opts.test_size)
             # what the certificates in force were tested at (the card states it)
-            claimed = claimed_terms(store, len(cfg.judges))
+            claimed = claimed_terms(store, range(len(cfg.judges)))
         for target_path in targets:  # a killed export anywhere in the project: swept now
             export.sweep(target_path.parent, export.export_temp_prefixes(target_path))
         dpo = [

@@ -11,7 +11,7 @@ in ``calibration``; this module only reads the state and writes new versions.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -354,11 +354,11 @@ def certificate_terms(store: Store, tier: int = 0) -> tuple[float, float] | None
     return None
 
 
-def claimed_terms(store: Store, tiers: int | list[int]) -> tuple[float, float] | None:
-    """What the certified labels are guaranteed, all tiers together: the weakest target
-    and the weakest confidence their certificates in force were tested at (a tier may be
-    weaker in one and stronger in the other); None with no certificate."""
-    slots = range(tiers) if isinstance(tiers, int) else tiers
+def claimed_terms(store: Store, slots: Iterable[int]) -> tuple[float, float] | None:
+    """What the certified labels are guaranteed, all tiers together (the thresholds
+    ``slots``): the weakest target and the weakest confidence their certificates in force
+    were tested at (a tier may be weaker in one and stronger in the other); None with no
+    certificate."""
     found = [t for t in (certificate_terms(store, k) for k in slots) if t is not None]
     return (min(t for t, _ in found), min(c for _, c in found)) if found else None
 
