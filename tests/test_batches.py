@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from labeler.demo.judge_server import JudgeServer
+from labeler.config import load_config
+from labeler.demo.judge_server import JudgeServer, by_model
 from labeler.store import Store
-from tests.conftest import Project, good_bad_rows, oracle
+from labeler.thresholds import current
+from tests.conftest import Project, decide_as_humans, good_bad_rows, oracle
 
 
 def chat_requests(server: JudgeServer) -> int:
@@ -205,3 +207,45 @@ def test_kill_9_at_each_batch_step_then_resume_loses_nothing_and_pays_nothing_tw
     calls = ok_calls(project)
     assert len(calls) == 40 and {n for _, n in calls} == {1}  # 0 lost, 0 recorded twice
     assert chat_requests(server) == 0
+
+
+def test_a_union_cascade_in_batches_ends_like_its_online_twin(
+    judge_server: Callable[..., JudgeServer], tmp_path: Path
+) -> None:
+    """A two-tier union cascade judged through the Batch API: each tier's requests go in
+    its own batches (the strong tier's once the cheap tier's replies are routed, and
+    after the certificate only for what the cheap tier passes on); every round ends
+    with the verdicts, labels and certificate of a twin judged online, no chat request
+    is sent, and the judges cost half."""
+    from tests.test_union_loop import CHEAP, STRONG, as_union, verdict_rows
+
+    server = judge_server(by_model({"small": CHEAP, "big": STRONG}))
+    batch, online = (as_union(Project(tmp_path / n, server.url), server) for n in ("b", "o"))
+    cost = {}
+    for p in (batch, online):
+        p.pairs(good_bad_rows(600))
+        for _ in range(3):
+            server.requests.clear()
+            if p is batch:
+                out = p.run_json("round", "--limit", "200", "--batch")
+                polls = 0
+                while out["status"] == "batch_waiting":
+                    out = p.run_json("batches")
+                    polls += 1
+                    assert polls <= 4, out
+                assert chat_requests(server) == 0
+            else:
+                out = p.run_json("round", "--limit", "200")
+            assert out["status"] == "completed", out
+            decide_as_humans(p)
+            assert p.run("calibrate").exit_code == 0
+        cost[p] = p.run_json("report")["total"]["judge_cost"]
+    assert verdict_rows(batch) == verdict_rows(online)
+    cfg = [load_config(p.config, environ={}) for p in (batch, online)]
+    with Store(cfg[0].db_path) as a, Store(cfg[1].db_path) as b:
+        assert current(a, cfg[0], 1) == current(b, cfg[1], 1)
+        assert current(a, cfg[0], 1).certified_a < 1  # (the test reached a certificate)
+        assert a.label_status_counts() == b.label_status_counts()
+        tiers = a.db.execute("SELECT tier, COUNT(*) FROM calls GROUP BY tier").fetchall()
+    assert dict(tiers)[1] < 2 * 600  # after the certificate the strong tier judged less
+    assert cost[batch] == pytest.approx(0.5 * cost[online])
