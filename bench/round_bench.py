@@ -364,6 +364,85 @@ def union(n: int = 20_000) -> dict[str, Any]:
     return out
 
 
+def _sampled_peaks(cmd: list[str]) -> dict[str, float]:
+    """Run ``cmd`` and sample its memory every 10 ms: what it printed, peak RSS (VmHWM),
+    peak anonymous memory (RssAnon) and peak file pages mapped (RssFile), in MB, and its
+    seconds. Peak
+    RSS counts the pages of files the process maps, which the kernel can drop (an Arrow
+    file read back); anonymous memory it cannot."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = {"VmHWM": 0, "RssAnon": 0, "RssFile": 0}
+    status = Path(f"/proc/{proc.pid}/status")
+    while proc.poll() is None:
+        try:
+            for line in status.read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in peak:
+                    peak[key] = max(peak[key], int(value.split()[0]))
+        except (OSError, ValueError, IndexError):  # (gone, or a zombie's short status)
+            pass
+        time.sleep(0.01)
+    seconds = time.perf_counter() - start
+    said, err = proc.communicate()
+    assert proc.returncode == 0, err
+    return {
+        "printed": said.strip(),
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(peak["VmHWM"] / 1024, 1),
+        "peak_anon_mb": round(peak["RssAnon"] / 1024, 1),
+        "peak_file_mb": round(peak["RssFile"] / 1024, 1),
+    }
+
+
+REWRITE = (
+    "import sys;from labeler.config import load_config;from labeler.store import Store;"
+    "from labeler.dataset import write_dataset;cfg=load_config(sys.argv[1],environ={});"
+    "s=Store(cfg.db_path);print(write_dataset(s,cfg));s.close()"
+)
+
+
+def dataset(n: int = 10_000, words: int = 1_000) -> dict[str, Any]:
+    """The rewrite of a project's whole dataset that every round, sync and calibration
+    (one that changes the thresholds) ends with (``write_dataset``), in a fresh process,
+    on ``n`` pairs of ``words``-word answers, every one a dataset row; against the same
+    rewrite of ``n`` pairs of short answers: peak RSS, anonymous memory, time."""
+    from labeler.config import load_config
+    from labeler.consensus import Consensus
+    from labeler.store import Store
+
+    server = Server(latency=0.0)
+    out: dict[str, Any] = {"pairs": n, "words_per_answer": words}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, size in (("short", 0), ("long", words)):
+                config = make_project(Path(tmp) / name, n, server.url, 64, size)
+                # every judge label in the dataset, certified or not
+                config.write_text(config.read_text() + "certified_only = false\n")
+                _, _, summary = peak_rss_mb(config)
+                assert summary["judged"] == n, summary
+                cfg = load_config(config, environ={})
+                with Store(cfg.db_path) as store:  # and reviewers decide the rest
+                    ids = [
+                        r[0]
+                        for r in store.db.execute(
+                            "SELECT id FROM pairs WHERE state = 'needs_review'"
+                        )
+                    ]
+                    store.db.execute(
+                        "UPDATE pairs SET state = 'in_review' WHERE state = 'needs_review'"
+                    )
+                    store.save_decisions({i: Consensus("A", {"A": 1}, 1, True, False) for i in ids})
+                out[name] = _sampled_peaks([PY, "-c", REWRITE, str(config)])
+                out[name]["rows"] = int(out[name].pop("printed"))
+                assert out[name]["rows"] == n, out[name]
+    finally:
+        server.stop()
+    for key in ("seconds", "peak_rss_mb", "peak_anon_mb"):
+        out[f"{key}_ratio"] = round(out["long"][key] / out["short"][key], 2)
+    return out
+
+
 def main(which: list[str]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
@@ -385,4 +464,7 @@ def main(which: list[str]) -> dict[str, Any]:
     if not which or "union" in which:
         results["union"] = union()
         print("union", results["union"], flush=True)
+    if not which or "dataset" in which:
+        results["dataset"] = dataset()
+        print("dataset", results["dataset"], flush=True)
     return results

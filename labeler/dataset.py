@@ -4,6 +4,9 @@ each other: rounds -> sync -> dataset, rounds -> dataset."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from labeler.config import Config
 from labeler.errors import ConfigError
 from labeler.store import Store
@@ -31,7 +34,13 @@ def write_dataset(store: Store, cfg: Config) -> int:
     count."""
     from labeler import export
 
-    rows = [export.dpo_row(dict(row)) for row in store.dataset_rows(cfg.output.certified_only)]
-    count = export.save_dpo(rows, cfg.output.dataset_dir, cfg.output.parquet)
-    store.mark_exported(r["pair_id"] for r in rows)
+    ids: list[str] = []  # (the rows themselves are streamed, a batch at a time)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for row in store.dataset_rows(cfg.output.certified_only):
+            ids.append(row["id"])
+            yield export.dpo_row(dict(row))
+
+    count = export.save_dpo(rows(), cfg.output.dataset_dir, cfg.output.parquet)
+    store.mark_exported(ids)
     return count

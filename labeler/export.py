@@ -10,6 +10,7 @@ renamed into place the same way.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -78,12 +79,14 @@ def foreign_dataset_dir(dataset_dir: Path) -> bool:
 
 
 def save_dpo(rows: Iterable[Mapping[str, Any]], dataset_dir: Path, parquet: bool) -> int:
-    """Write the DPO dataset atomically; returns the number of rows."""
-    rows = list(rows)
-    count = len(rows)
+    """Write the DPO dataset atomically; returns the number of rows. ``rows`` are read a
+    batch at a time (``BATCH_ROWS``) into an Arrow file the dataset is then saved from,
+    so memory holds one batch, not the dataset (a project's whole dataset is rewritten
+    after every round, sync and calibration)."""
     dataset_dir = dataset_dir.absolute()
     versions = dataset_dir.parent / f".{dataset_dir.name}.versions"
     target = versions / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    building = target.with_name(target.name + ".building")  # (swept with old versions)
     sweep(dataset_dir.parent, (f".{dataset_dir.name}.parquet.tmp", f".{dataset_dir.name}.link-"))
     try:
         if foreign_dataset_dir(dataset_dir):
@@ -91,8 +94,8 @@ def save_dpo(rows: Iterable[Mapping[str, Any]], dataset_dir: Path, parquet: bool
                 f"{dataset_dir}: exists and was not written by labeler; move it "
                 "away or set output.dataset_dir to another path"
             )
-        versions.mkdir(parents=True, exist_ok=True)
-        ds = _dataset(rows, [*DPO_COLUMNS, *PROVENANCE_COLUMNS, *verify_columns(rows)])
+        building.mkdir(parents=True)
+        ds, count = _streamed(rows, [*DPO_COLUMNS, *PROVENANCE_COLUMNS], building / "rows.arrow")
         # one shard at least: datasets cannot load an empty dataset saved with zero shards
         ds.save_to_disk(str(target), num_shards=None if count else 1)
         if parquet:
@@ -103,6 +106,7 @@ def save_dpo(rows: Iterable[Mapping[str, Any]], dataset_dir: Path, parquet: bool
                 tmp.unlink(missing_ok=True)
                 raise
             os.replace(tmp, dataset_dir.with_name(dataset_dir.name + ".parquet"))
+        del ds  # (its Arrow file is mapped until then)
         link_tmp = dataset_dir.with_name(f".{dataset_dir.name}.link-{uuid.uuid4().hex[:8]}")
         # relative: a moved or copied project reads its own dataset, not the original's
         os.symlink(os.path.relpath(target, dataset_dir.parent), link_tmp)
@@ -110,10 +114,36 @@ def save_dpo(rows: Iterable[Mapping[str, Any]], dataset_dir: Path, parquet: bool
     except OSError as exc:
         shutil.rmtree(target, ignore_errors=True)
         raise ExportError(write_failed(dataset_dir, exc, "write the dataset")) from None
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
     for old in versions.iterdir():
         if old != target:
             shutil.rmtree(old, ignore_errors=True)
     return count
+
+
+BATCH_ROWS = 1000  # rows a streamed write holds at a time (``_streamed``)
+
+
+def _streamed(rows: Iterable[Mapping[str, Any]], columns: list[str], path: Path) -> Any:
+    """(the rows as a ``datasets.Dataset`` on an Arrow file written at ``path`` a batch
+    at a time, their count). ``VERIFY_COLUMNS`` are kept when some row has them
+    (``verify_columns``)."""
+    import datasets
+    from datasets.arrow_writer import ArrowWriter
+
+    datasets.disable_progress_bars()
+    every = [*columns, *VERIFY_COLUMNS]
+    count, verified = 0, False
+    with ArrowWriter(features=_features(every, False), path=str(path)) as writer:
+        it = iter(rows)
+        while batch := list(itertools.islice(it, BATCH_ROWS)):
+            count += len(batch)
+            verified = verified or bool(verify_columns(batch))
+            writer.write_batch({c: [r.get(c) for r in batch] for c in every})
+        writer.finalize()
+    ds = datasets.Dataset.from_file(str(path))
+    return (ds if verified else ds.remove_columns(list(VERIFY_COLUMNS))), count
 
 
 def _write_parquet(ds: Any, path: Path) -> None:
@@ -224,10 +254,11 @@ def kto_rows(dpo: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _dataset(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> Any:
+def _features(columns: list[str], messages: bool) -> Any:
+    """The dataset's column types; ``messages``: TRL's conversational format (the prompt
+    and responses as lists of messages)."""
     import datasets
 
-    datasets.disable_progress_bars()
     types = {
         "confidence": "float64",
         "round": "int64",
@@ -239,11 +270,19 @@ def _dataset(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> Any:
     message = {"role": datasets.Value("string"), "content": datasets.Value("string")}
 
     def feature(column: str) -> Any:
-        if column in MESSAGE_COLUMNS and rows and isinstance(rows[0][column], list):
+        if messages and column in MESSAGE_COLUMNS:
             return [message]  # conversational: a list of messages
         return datasets.Value(types.get(column, "string"))
 
-    features = datasets.Features({c: feature(c) for c in columns})
+    return datasets.Features({c: feature(c) for c in columns})
+
+
+def _dataset(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> Any:
+    import datasets
+
+    datasets.disable_progress_bars()
+    messages = bool(rows) and isinstance(rows[0].get("prompt"), list)
+    features = _features(columns, messages)
     return datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in columns}, features=features)
 
 

@@ -132,6 +132,32 @@ def test_a_full_disk_under_the_state_stops_the_round_and_it_resumes(
     assert data["status"] == "completed" and data["judged"] + data.get("unjudged", 0) >= 40
 
 
+def test_a_full_disk_while_writing_the_dataset_is_one_line_and_the_next_round_writes_it(
+    project: Project, tmp_path: Path
+) -> None:
+    """The dataset is rewritten at the end of every round: when its disk fills up
+    mid-write it is one line naming the dataset, the judging is kept, nothing half
+    written is left there, and the next round (space freed) writes it whole."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    # every judge label in the dataset, certified or not: 40 rows of ~6 KB
+    project.set(output={"dataset_dir": str(mount / "dataset"), "certified_only": False})
+    project.pairs(big_rows(40))
+    first, second = on_small_disk(
+        project, mount, "160k", ["round"], ["ls"], ["grow"], ["round", "--json"]
+    )
+    assert first["rc"] == 1, first
+    lines = first["err"].strip().splitlines()
+    assert len(lines) == 1 and "no space left on device" in lines[0], first["err"]
+    assert str(mount / "dataset") in lines[0] and "Traceback" not in first["err"]
+    left = (tmp_path / "left.txt").read_text().split()
+    assert left in ([".dataset.versions"], []), left  # no link to a half dataset
+    assert second["rc"] == 0, second
+    again = json.loads(second["out"])
+    assert again["resumed"] and again["requests_sent"] == 0  # (judged once)
+    assert again["dataset_rows"] == 40
+
+
 def test_temp_files_of_a_killed_run_are_swept(project: Project, tmp_path: Path) -> None:
     """kill -9 during an export or a dataset write leaves dot-named temp files behind."""
     project.pairs(big_rows(3))

@@ -83,3 +83,54 @@ def test_every_card_carries_the_mark_an_export_is_known_by() -> None:
     from labeler import export, publish
 
     assert export.CARD_MARK in publish.CARD
+
+
+class Row(dict):  # type: ignore[type-arg]
+    """A dataset row that can be watched for being freed (a plain dict cannot)."""
+
+
+def test_the_dataset_is_written_a_batch_at_a_time_in_order(tmp_path: Path) -> None:
+    """Every round, sync and calibration rewrites the whole dataset: ``save_dpo`` reads its
+    rows a batch at a time (``BATCH_ROWS``) and never holds them all (100,000 pairs of
+    long answers would be gigabytes). The rows arrive whole and in order, and the verify
+    columns are there when only a row of a later batch has them."""
+    import gc
+    import weakref
+
+    from labeler.export import BATCH_ROWS, VERIFY_COLUMNS
+
+    n = 3 * BATCH_ROWS + 7
+    alive, most = [0], [0]
+
+    def freed() -> None:
+        alive[0] -= 1
+
+    def rows() -> object:
+        for i in range(n):
+            row = Row(dpo_row(stored(i, "AB"[i % 3 == 0])))
+            if i == n - 2:  # checked by labeler verify: only this one
+                row.update(rm_margin=-0.5, rm_flag=True)
+            alive[0] += 1
+            weakref.finalize(row, freed)
+            if i % 100 == 0:
+                gc.collect()
+                most[0] = max(most[0], alive[0])
+            yield row
+
+    target = tmp_path / "dataset"
+    assert save_dpo(rows(), target, parquet=True) == n  # type: ignore[arg-type]
+    assert most[0] <= 2 * BATCH_ROWS  # (all of them: n)
+    for ds in (
+        datasets.load_from_disk(str(target)),
+        datasets.Dataset.from_parquet(str(tmp_path / "dataset.parquet")),
+    ):
+        assert ds.num_rows == n and ds["pair_id"] == [f"id{i}" for i in range(n)]
+        assert ds["chosen"] == [f"{'ab'[i % 3 == 0]}{i}" for i in range(n)]
+        assert set(VERIFY_COLUMNS) <= set(ds.column_names)
+        assert ds["rm_margin"][n - 2] == -0.5 and ds["rm_margin"][0] is None
+    # no row checked by labeler verify: no verify columns
+    save_dpo([dpo_row(stored(i, "A")) for i in range(3)], target, parquet=False)
+    assert not set(VERIFY_COLUMNS) & set(datasets.load_from_disk(str(target)).column_names)
+    assert [p.name for p in (tmp_path / ".dataset.versions").iterdir()] == [
+        target.resolve().name
+    ]  # (no build folder left)
