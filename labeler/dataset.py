@@ -4,20 +4,23 @@ each other: rounds -> sync -> dataset, rounds -> dataset."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 from labeler.config import Config
-from labeler.errors import ConfigError
+from labeler.errors import ConfigError, write_failed
 from labeler.store import Store
 
 
-def check_dataset_dir(cfg: Config) -> None:
+def check_dataset_dir(cfg: Config, probe: bool = False) -> None:
     """Refuse, before a round spends anything on the judge, an ``output.dataset_dir`` the
     dataset cannot be written to: something there that labeler did not write (the
-    project's folder, a folder of the user's). ``save_dpo`` refuses it too, but only after
+    project's folder, a folder of the user's), or, with ``probe`` (a round, not a dry
+    run), a place where its folder cannot be made or written (a file written and removed
+    in it, as the dataset's versions are). ``save_dpo`` refuses both too, but only after
     the judging was paid for."""
-    from labeler.export import foreign_dataset_dir
+    from labeler.export import foreign_dataset_dir, versions_dir
 
     path = cfg.output.dataset_dir
     if foreign_dataset_dir(path.absolute()):
@@ -26,6 +29,18 @@ def check_dataset_dir(cfg: Config) -> None:
             "link to its latest dataset there); move it away or set output.dataset_dir to "
             "another path"
         )
+    if not probe:
+        return
+    folder = versions_dir(path.absolute())
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"output.dataset_dir: {write_failed(path, exc, 'write the dataset there')}; set "
+            "output.dataset_dir to a folder you can write (nothing was judged)"
+        ) from None
 
 
 def write_dataset(store: Store, cfg: Config) -> int:

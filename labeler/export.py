@@ -78,13 +78,18 @@ def foreign_dataset_dir(dataset_dir: Path) -> bool:
     return dataset_dir.exists() and not dataset_dir.is_symlink()
 
 
+def versions_dir(dataset_dir: Path) -> Path:
+    """Where the versions of the dataset at ``dataset_dir`` are written (``save_dpo``)."""
+    return dataset_dir.parent / f".{dataset_dir.name}.versions"
+
+
 def save_dpo(rows: Iterable[Mapping[str, Any]], dataset_dir: Path, parquet: bool) -> int:
     """Write the DPO dataset atomically; returns the number of rows. ``rows`` are read a
     batch at a time (``BATCH_ROWS``) into an Arrow file the dataset is then saved from,
     so memory holds one batch, not the dataset (a project's whole dataset is rewritten
     after every round, sync and calibration)."""
     dataset_dir = dataset_dir.absolute()
-    versions = dataset_dir.parent / f".{dataset_dir.name}.versions"
+    versions = versions_dir(dataset_dir)
     target = versions / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     building = target.with_name(target.name + ".building")  # (swept with old versions)
     sweep(dataset_dir.parent, (f".{dataset_dir.name}.parquet.tmp", f".{dataset_dir.name}.link-"))

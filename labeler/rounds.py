@@ -134,7 +134,7 @@ def run_round(
     if online and not cfg.db_path.exists():  # (refused before a state is made)
         raise UsageError(NO_ROUND_TO_RESUME)
     ctx = make_context(cfg)
-    check_dataset_dir(cfg)
+    check_dataset_dir(cfg, probe=True)
     if strict:
         check_source(cfg)
     summary = RoundSummary()
@@ -166,7 +166,8 @@ def run_round(
             summary.elapsed_s = time.perf_counter() - started
             return summary
         judges = cfg.judges
-        for judge in judges:  # an outage stops here, before any round opens
+        for judge in judges:  # a missing key or an outage stops here, before a round opens
+            judge.api_key()
             check_reachable(judge.base_url)
         # a panel's version first: a new version's thresholds start from its own evidence
         panels = panel_versions(store, cfg, open_round)

@@ -389,6 +389,31 @@ def test_an_empty_model_or_a_foreign_dataset_dir_is_refused_before_any_judge_cal
     assert project.run_json("round")["status"] == "completed"  # the defaults run
 
 
+def test_a_dataset_dir_that_cannot_be_written_is_refused_before_any_judge_call(
+    project: Project,
+) -> None:
+    """A user trial: an output.dataset_dir in a place that cannot be written (here under a
+    file; /sys or a read-only disk alike) failed only after the round was judged and paid
+    for, leaving it open. Now it is one line before the round opens."""
+    project.pairs(good_bad_rows(4))
+    (project.root / "afile").write_text("x")
+    project.set(output={"dataset_dir": "afile/dataset"})
+    result = project.run("round")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"error: output.dataset_dir: {project.root / 'afile' / 'dataset'}: cannot write the "
+        "dataset there (Not a directory); set output.dataset_dir to a folder you can write "
+        "(nothing was judged)"
+    ]
+    assert project.server.requests == []  # type: ignore[attr-defined]
+    assert project.run_json("status")["rounds"] == []
+    project.set(output={"dataset_dir": "out/dataset"})  # a folder made for it: fine
+    assert project.run_json("round")["status"] == "completed"
+    assert (project.root / "out" / "dataset").is_symlink()
+    left = sorted(p.name for p in (project.root / "out").iterdir())
+    assert left == [".dataset.versions", "dataset", "dataset.parquet"]  # (no probe left)
+
+
 def test_finish_waits_until_every_pair_is_judged(project: Project) -> None:
     """A user trial: ``round --finish`` with 90 pairs still to judge spent the final look
     (all the confidence left) and said "project finished"; later rounds judged on."""
@@ -439,12 +464,18 @@ def test_every_skipped_row_is_listed_until_the_source_is_fixed(project: Project)
     assert "pairs.jsonl.old:1: " in row
 
 
-def test_missing_api_key_is_a_config_error(project: Project) -> None:
+def test_missing_api_key_is_a_config_error_and_opens_no_round(project: Project) -> None:
+    """Refused before a round opens: the next run, key set, starts a round of its own
+    --limit (a round opened by the refused run was resumed with that run's limit)."""
     project.set(judge={"api_key_required": True, "api_key_env": "LABELER_TEST_NO_SUCH_KEY"})
-    project.pairs(good_bad_rows(1))
-    result = project.run("round")
+    project.pairs(good_bad_rows(10))
+    result = project.run("round", "--limit", "2")
     assert result.exit_code == 2
     assert "LABELER_TEST_NO_SUCH_KEY is not set" in result.stderr
+    assert project.run_json("status")["rounds"] == []
+    env = {"LABELER_TEST_NO_SUCH_KEY": "sk-test"}
+    done = json.loads(project.run("round", "--limit", "6", "--json", env=env).stdout)
+    assert done["status"] == "completed" and not done["resumed"] and done["judged"] == 6
 
 
 def test_api_key_goes_to_the_endpoint_and_nowhere_else(project: Project, judge_server) -> None:
