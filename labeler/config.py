@@ -174,10 +174,7 @@ class JudgeConfig:
 class RoutingConfig:
     threshold: float = _opt(0.8, "Confidence at or above which a verdict is accepted.", lo=0, hi=1)
     audit_rate: float = _opt(
-        0.02,
-        "Share of certified acceptances sent to blind review (the drift watch).",
-        lo=0,
-        hi=1,
+        0.02, "Share of certified acceptances sent to blind review (the drift watch).", lo=0, hi=1
     )
     provisional_audit_rate: float = _opt(
         0.3,
@@ -296,10 +293,7 @@ class ReviewConfig:
         hi=1,
     )
     max_reviewers: int = _opt(
-        5,
-        "When reviewers tie, one more is asked, up to this many per pair.",
-        lo=1,
-        hi=50,
+        5, "When reviewers tie, one more is asked, up to this many per pair.", lo=1, hi=50
     )
     suggestions: bool = _opt(
         False,
@@ -544,9 +538,10 @@ def _check_range(where: str, key: str, f: dataclasses.Field[Any], value: Any, sh
         raise ConfigError(f"{said} is out of range; allowed: {allowed}")
 
 
-def _build_section(
-    name: str, cls: type, layers: list[tuple[str, Mapping[str, Any], bool]], base_dir: Path
-) -> Any:
+Layers = list[tuple[str, Mapping[str, Any], bool]]  # (where, values, from the environment)
+
+
+def _build_section(name: str, cls: type, layers: Layers, base_dir: Path) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("tiers")}
     values: dict[str, Any] = {}
@@ -643,6 +638,8 @@ def load_config(
             ("command line", flag_data.get(name, {}), False),
         ]
         built[name] = _build_section(name, cls, layers, base_dir)
+        if name == "judge" and tier_tables is None:
+            _check_samples(built[name], layers)
     if tier_tables is not None:
         tiers = _build_tiers(cfg_path, tier_tables, judge_file, env_data, flag_data, base_dir)
         built["judge"] = dataclasses.replace(built["judge"], tiers=tiers)
@@ -655,8 +652,7 @@ def load_config(
 def _check_combinations(cfg: Config, where: str) -> None:
     """``calibration.quality = "human_parity"`` needs two-reviewer evidence and the planned
     high-probability procedure with one judge (what its argument covers); a union
-    cascade, the planned high-probability procedure on absolute quality; a vote of
-    judge samples, a temperature that lets the samples differ."""
+    cascade, the planned high-probability procedure on absolute quality."""
     c = cfg.calibration
     planned_hp = (('calibration.guarantee = "high_probability"', c.guarantee == "high_probability"),
                   ('calibration.procedure = "planned"', c.procedure == "planned"))  # fmt: skip
@@ -669,13 +665,21 @@ def _check_combinations(cfg: Config, where: str) -> None:
             *planned_hp, ('calibration.quality = "absolute"', c.quality == "absolute"),
             ("no judge panel (judge.panel = 1)", max(j.panel for j in cfg.judges) == 1),
             ("no judge.delta_share (one test)", not any(j.delta_share for j in cfg.judges)))),
-        "judge.samples > 1": (any(j.samples > 1 for j in cfg.judges), (
-            ("judge.sample_temperature > 0 (at 0 every sample is the same reply: no vote)",
-             all(j.sample_temperature > 0 for j in cfg.judges if j.samples > 1)),)),
     }  # fmt: skip
     for key, (on, needs) in checks.items():
         for need in (need for need, ok in needs if on and not ok):
             raise ConfigError(f"{where}: {key} needs {need}")
+
+
+def _check_samples(judge: JudgeConfig, layers: Layers, tier: str = "") -> None:
+    """A vote of judge samples needs a temperature that lets the samples differ. Both keys
+    were set by some layer (their defaults pass): the error names each as that layer
+    spells it, under the layer that set the temperature, or the tier."""
+    if judge.samples > 1 and judge.sample_temperature <= 0:
+        set_by = {k: (w, _shown("judge", k, env)) for w, data, env in layers for k in data}
+        (where, temp), samples = set_by["sample_temperature"], set_by["samples"][1]
+        vote = "(at 0 every sample is the same reply: no vote)"
+        raise ConfigError(f"{tier or where}: {samples} > 1 needs {temp} > 0 {vote}")
 
 
 TIER_ONLY_GLOBAL = ("tiers", "guidelines", "max_failure_share", "max_failed_attempts")
@@ -709,6 +713,7 @@ def _build_tiers(
             ("command line", flag_data.get("judge", {}), False),
         ]
         tiers.append(_build_section("judge", JudgeConfig, layers, base_dir))
+        _check_samples(tiers[-1], layers, layers[1][0])
     shares = split_delta([t.delta_share for t in tiers])
     if sum(t.delta_share for t in tiers) > 1 + 1e-9 or min(shares) <= 0:
         raise ConfigError(

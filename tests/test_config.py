@@ -178,20 +178,29 @@ def test_errors_show_values_as_toml_spells_them(tmp_path: Path) -> None:
 
 def test_judge_samples_need_a_temperature_that_lets_them_differ(tmp_path: Path) -> None:
     """A user trial: judge.samples = 3 at sample_temperature = 0 was accepted, though every
-    sample would be the same reply (a vote of one, paid three times)."""
-    said = "config.toml: judge.samples > 1 needs judge.sample_temperature > 0"
-    for text, env in [
-        ("[judge]\nsamples = 3\nsample_temperature = 0\n", {}),
-        ("[judge]\nsamples = 3\n", {"LABELER_JUDGE_SAMPLE_TEMPERATURE": "0"}),
-        (
-            "[judge]\nsample_temperature = 0\n[[judge.tiers]]\nmodel = 'a'\n"
-            "[[judge.tiers]]\nmodel = 'b'\nsamples = 5\n",
-            {},
-        ),
-    ]:
+    sample would be the same reply (a vote of one, paid three times). A review: the
+    refusal named the config file and ``judge.*`` for values set in the environment or in
+    a tier, and not which tier; it names the tier and the keys as they were set."""
+    tiers = "[[judge.tiers]]\nmodel = 'a'\n[[judge.tiers]]\nmodel = 'b'\nsamples = 5\n"
+    for text, env, said in [
+        ("[judge]\nsamples = 3\nsample_temperature = 0\n", {}, "{file}: judge.samples > 1 "
+         "needs judge.sample_temperature > 0"),
+        ("[judge]\nsamples = 3\n", {"LABELER_JUDGE_SAMPLE_TEMPERATURE": "0"}, "environment: "
+         "judge.samples > 1 needs LABELER_JUDGE_SAMPLE_TEMPERATURE > 0"),
+        ("", {"LABELER_JUDGE_SAMPLES": "3", "LABELER_JUDGE_SAMPLE_TEMPERATURE": "0"},
+         "environment: LABELER_JUDGE_SAMPLES > 1 needs LABELER_JUDGE_SAMPLE_TEMPERATURE > 0"),
+        ("[judge]\nsample_temperature = 0\n" + tiers, {}, "{file}: judge.tiers[2]: "
+         "judge.samples > 1 needs judge.sample_temperature > 0"),
+        (tiers + "sample_temperature = 0\n", {}, "{file}: judge.tiers[2]: judge.samples > 1 "
+         "needs judge.sample_temperature > 0"),
+        (tiers, {"LABELER_JUDGE_SAMPLE_TEMPERATURE": "0"}, "{file}: judge.tiers[2]: "
+         "judge.samples > 1 needs LABELER_JUDGE_SAMPLE_TEMPERATURE > 0"),
+    ]:  # fmt: skip
+        path = write(tmp_path, text)
         with pytest.raises(ConfigError) as info:
-            load_config(write(tmp_path, text), environ=env)
-        assert said in str(info.value) and "\n" not in str(info.value)
+            load_config(path, environ=env)
+        vote = " (at 0 every sample is the same reply: no vote)"
+        assert str(info.value) == said.format(file=path) + vote, text
     one = load_config(write(tmp_path, "[judge]\nsample_temperature = 0\n"), environ={})
     assert one.judge.samples == 1  # one sample: its temperature is never used
     warm = write(tmp_path, "[judge]\nsamples = 3\nsample_temperature = 0.7\n")
