@@ -517,17 +517,19 @@ def _shown(section: str, key: str, from_env: bool) -> str:
     return f"{ENV_PREFIX}{section}_{key}".upper() if from_env else f"{section}.{key}"
 
 
-def _check_range(where: str, key: str, f: dataclasses.Field[Any], value: Any, shown: str) -> None:
+def _check_range(at: str, key: str, f: dataclasses.Field[Any], value: Any, written: str) -> None:
+    """``value``, set ``at`` (``config.toml: judge.timeout_s``) as ``written``, within what
+    ``key`` allows."""
     m = f.metadata
     if key.endswith("_env") and value and not_a_variable_name(str(value)):  # never echoed
         raise ConfigError(
-            f"{where}: {shown} must be the name of an environment variable (letters, digits, "
+            f"{at} must be the name of an environment variable (letters, digits, "
             "_), not a secret itself: put the secret in that variable and name it here"
         )
     if key in NEEDED and not str(value).strip():
-        raise ConfigError(f"{where}: {shown} is empty; it may not be ({m['doc']})")
+        raise ConfigError(f"{at} is empty; it may not be ({m['doc']})")
     lo, hi, choices = m.get("lo"), m.get("hi"), m.get("choices")
-    said = f"{where}: {shown} = {shown_toml(value)}"  # as the file spells it
+    said = f"{at} = {written}"
     if choices and value not in choices:
         raise ConfigError(f"{said} is not allowed; {_did_you_mean(str(value), list(choices))}")
     too_low = lo is not None and (value <= lo if m.get("lo_open") else value < lo)
@@ -553,7 +555,9 @@ def _build_section(name: str, cls: type, layers: Layers, base_dir: Path) -> Any:
                 show = (lambda k: _shown(name, k, True)) if from_env else str  # (bare keys)
                 raise ConfigError(f"{where}: unknown key {shown}; {_did_you_mean(key, ok, show)}")
             value = _coerce(where, shown, hints[key], raw, from_env)
-            _check_range(where, f"{name}.{key}", fields[key], value, shown)
+            # as the user wrote it (timeout_s = 0 is 0, not the 0.0 it became)
+            written = raw.strip() if from_env and not isinstance(value, str) else shown_toml(raw)
+            _check_range(f"{where}: {shown}", f"{name}.{key}", fields[key], value, written)
             values[key] = value
     for key, value in list(values.items()):
         if isinstance(value, Path) and str(value) and not value.is_absolute():

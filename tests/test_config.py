@@ -73,7 +73,7 @@ def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
             {},
             "config.toml: judge.concurrency must be a whole number, got 2.5",
         ),
-        ("[judge]\ntimeout_s = 0\n", {}, "judge.timeout_s = 0.0 is out of range; allowed: > 0"),
+        ("[judge]\ntimeout_s = 0\n", {}, "judge.timeout_s = 0 is out of range; allowed: > 0"),
         ("[judge]\nlogprobs = 'yes'\n", {}, 'judge.logprobs must be true or false, got "yes"'),
         ("[source]\nformat = 'xlsx'\n", {}, 'source.format = "xlsx" is not allowed'),
         ("[jugde]\nmodel = 'x'\n", {}, "unknown section [jugde]; did you mean 'judge'?"),
@@ -167,13 +167,39 @@ def test_errors_show_values_as_toml_spells_them(tmp_path: Path) -> None:
         ("[judge]\nlogprobs = 'it\"s'\n", 'must be true or false, got "it\\"s"'),
         ("[judge]\nsamples = 1979-05-27\n", "judge.samples must be a number, got 1979-05-27"),
         ("[source]\nformat = 'csv '\n", 'source.format = "csv " is not allowed'),
-        ("[judge]\ntimeout_s = 0\n", "judge.timeout_s = 0.0 is out of range"),
+        ("[judge]\ntimeout_s = 0\n", "judge.timeout_s = 0 is out of range"),
         ("[[judge.tiers]]\nname = 'a'\n[[judge.tiers]]\nname = 'a'\n", 'tiers are named "a";'),
     ]:
         with pytest.raises(ConfigError) as info:
             load_config(write(tmp_path, text), environ={})
         assert said in str(info.value), text
         assert "'" not in str(info.value).partition("got")[2], str(info.value)
+
+
+def test_out_of_range_values_are_shown_as_written(tmp_path: Path) -> None:
+    """A review: a value out of range was shown after its conversion to the key's type, so
+    ``timeout_s = 0`` was refused as ``0.0`` and ``LABELER_JUDGE_TIMEOUT_S=0`` too: the line
+    did not show what the user wrote."""
+    tier = "[[judge.tiers]]\nmodel = 'a'\ntemperature = 3\n"
+    for text, env, said in [
+        ("[judge]\ntimeout_s = 0\n", {}, "{file}: judge.timeout_s = 0 is out of range; "
+         "allowed: > 0"),
+        ("[costs]\nhuman_price_per_pair = -1\n", {}, "{file}: costs.human_price_per_pair = -1 "
+         "is out of range; allowed: >= 0"),
+        (tier, {}, "{file}: judge.tiers[1]: judge.temperature = 3 is out of range; allowed: >= 0 "
+         "and <= 2"),
+        ("", {"LABELER_JUDGE_TIMEOUT_S": " 0 "}, "environment: LABELER_JUDGE_TIMEOUT_S = 0 is out "
+         "of range; allowed: > 0"),
+        ("", {"LABELER_ROUTING_THRESHOLD": "2"}, "environment: LABELER_ROUTING_THRESHOLD = 2 is "
+         "out of range; allowed: >= 0 and <= 1"),
+    ]:  # fmt: skip
+        path = write(tmp_path, text)
+        with pytest.raises(ConfigError) as info:
+            load_config(path, environ=env)
+        assert str(info.value) == said.format(file=path), text
+    with pytest.raises(ConfigError) as info:  # a flag's value, as it was passed
+        load_config(write(tmp_path, ""), {"judge.timeout_s": 0}, environ={})
+    assert str(info.value) == "command line: judge.timeout_s = 0 is out of range; allowed: > 0"
 
 
 def test_judge_samples_need_a_temperature_that_lets_them_differ(tmp_path: Path) -> None:
