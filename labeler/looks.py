@@ -19,6 +19,16 @@ from labeler.routing import Thresholds
 # to each, the fixed sequence, and per counted pair (first look, score, disagreed)
 Recorded = tuple[list[float], list[float], dict[str, tuple[int, float | None, bool | None]]]
 
+# why a union's certificate cannot be extended this phase (``planned.Look.closed``)
+RELABELLED = (
+    "a pair its test counted was decided again by reviewers since, so its earlier looks no "
+    "longer hold"
+)
+NO_DRAWS = (
+    "some of its pairs were routed by rounds that kept no routing.seed, so their sampling "
+    "draws, which pick the sample its later looks read, are unknown"
+)
+
 
 def take_look(
     data: list[tuple[Any, cal.Judged]],
@@ -93,10 +103,12 @@ def take_look(
         return look, counted
     history, sequence = read_history(recorded, counted, t.looks)
     if tiers is not None and t.certified_a < cal.NEVER and (history is None or sample is sampled):
-        # the union test takes the phase's group-sequential test only: with its kept
-        # looks no longer matching (a counted pair was re-reviewed), no extension
+        # the union test takes the phase's group-sequential test of the sample drawn
+        # alike only: without the pairs' draws, or with its kept looks no longer matching
+        # (a counted pair was re-reviewed), no extension
         nothing, labels = cal.Choice(cal.NEVER, 0, 0, None), int(sampled[keep].sum())
-        closed = recorded is not None  # (None: no look due; else its looks no longer match)
+        why = NO_DRAWS if None in draws else RELABELLED
+        closed = "" if recorded is None else why  # (None: no look due)
         return planned.Look(False, 0.0, nothing, int(keep.sum()), labels, closed=closed), counted
     look = planned.plan_look(
         scores[keep],
@@ -224,9 +236,7 @@ def message(
             else f"{waiting} pairs below it wait until `labeler round --finish` or a new phase"
         )
         return (
-            f"certificate kept: {fmt(new)}; it cannot be extended this phase: a pair its test "
-            f"counted was decided again by reviewers since, so its earlier looks no longer "
-            f"hold; {tail}"
+            f"certificate kept: {fmt(new)}; it cannot be extended this phase: {look.closed}; {tail}"
         )
     if not look.taken:
         need = max(planned.next_milestone(look.labels, look_alpha, delta), min_labels)

@@ -498,7 +498,7 @@ class Look:
     sequence: tuple[float, ...] | None = None
     allowed: float = 0.0  # the share of delta its group-sequential looks have had so far
     read: int | None = None  # labels its test read when fewer than ``labels`` (a thinned sample)
-    closed: bool = False  # no look can come this phase (a union's kept looks no longer match)
+    closed: str = ""  # why no look can come this phase (a union's: ``looks.take_look``)
 
 
 def futile(

@@ -511,7 +511,9 @@ def test_a_union_certificate_says_when_a_relabelled_pair_ends_its_looks(
     """The union test reads only the phase's group-sequential looks: once reviewers
     decide a pair it counted again (differently), its kept looks no longer hold and the
     certificate cannot be extended this phase. `calibrate` says so, not that a look is
-    coming; finishing sends the waiting pairs to humans."""
+    coming; finishing sends the waiting pairs to humans. A review: rounds that kept no
+    seed (no sampling draws for their pairs) end the looks too, and `calibrate` blamed the
+    reviewers for it; it says why."""
     from labeler.consensus import Consensus
 
     project = union_project
@@ -526,6 +528,16 @@ def test_a_union_certificate_says_when_a_relabelled_pair_ends_its_looks(
         t = current(store, cfg, 1)
         assert t.certified_a < 1 and t.looks >= 1
         assert said not in recalibrate(store, cfg).message
+        settings = store.round_settings()
+        for rid in settings:  # as rounds kept before the seed was stored
+            store.set_round_option(rid, "seed", None)
+        seedless = " ".join(recalibrate(store, cfg).message.split())
+        assert said in seedless and "rounds that kept no routing.seed" in seedless
+        assert "decided again by reviewers" not in seedless
+        with store.transaction() as db:
+            for rid, text in settings.items():
+                db.execute("UPDATE rounds SET thresholds = ? WHERE id = ?", (text, rid))
+        assert said not in recalibrate(store, cfg).message
         counted = store.look_history(1, t.judge_version, t.phase, t.looks)[2]
         some = sorted(counted)[0]
         label = store.db.execute(
@@ -536,6 +548,7 @@ def test_a_union_certificate_says_when_a_relabelled_pair_ends_its_looks(
         waiting = store.label_status_counts()["provisional"]
         kept = " ".join(recalibrate(store, cfg).message.split())  # no look due yet
         assert said in kept and "wait until `labeler round --finish`" in kept
+        assert "decided again by reviewers" in kept and "routing.seed" not in kept
         done = recalibrate(store, cfg, finish=True)
         message = " ".join(done.message.split())
         assert said in message and f"{waiting} waiting pairs went to humans" in message
