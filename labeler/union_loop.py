@@ -37,6 +37,7 @@ RULE_REASONS = frozenset(
     {"malformed", "order_disagreement", "tie", "low_confidence", "judge_error",
      "near_duplicate", "suspected_injection"}
 )  # fmt: skip
+SCREENED = frozenset({"near_duplicate", "suspected_injection"})  # to humans before any judge
 
 
 MODE_KEY = "cascade"  # meta: {"mode": "union" | "per_tier", "tiers"}, fixed at the first round
@@ -185,16 +186,21 @@ def reach(store: Store, cfg: Config, t: Thresholds) -> list[float]:
     """The share of a round's pairs each tier can be expected to see (and, but in a futile
     cascade, judge) under ``t`` (the cascade's thresholds in force), from the earlier
     tiers' verdicts of the pairs routed so far: a tier sees what no tier before it accepts
-    (its score at the certificate, unless the pair is drawn for the drift watch). Without
-    a certificate (a new phase too), or once the cascade is found futile (its earlier
-    tiers then pass every pair on unjudged), every tier sees every pair."""
+    (its score at the certificate, unless the pair is drawn for the drift watch), a pair
+    they had no usable verdict for too (a failed or malformed reply: score 0); a pair
+    screened out before the first tier (to humans unjudged, its row the first tier's)
+    reaches none. Without a certificate (a new phase too), or once the cascade is found
+    futile (its earlier tiers then pass every pair on unjudged), every tier sees every
+    pair."""
     k_tiers = len(cfg.judges)
     v = None if t.a >= cal.NEVER or t.certified_a >= cal.NEVER else view(store, cfg)
     if v is None or not v.judged[0].any():  # (no verdict to go by: the worst case)
         return [1.0] * k_tiers
     adj = v.scores(t.caps)[:-1, v.judged[0]]
     sure = np.logical_or.accumulate(adj >= t.certified_a, axis=0)  # some tier up to k is
-    return [1.0, *(float(x) for x in 1.0 - sure.mean(axis=1) * (1.0 - t.audit_rate))]
+    screened = np.array([row["reason"] in SCREENED for row in v.rows], bool)[v.judged[0]]
+    stop = sure * (1.0 - t.audit_rate) + screened  # (a screened pair's score is 0: not sure)
+    return [1.0, *(float(x) for x in 1.0 - stop.mean(axis=1))]
 
 
 def judged(

@@ -572,3 +572,44 @@ def test_once_a_union_cascade_can_certify_nothing_the_dry_run_pays_only_its_last
     assert {t["tier"]: t["requests"] for t in plan["tiers"]} == {"cheap": 0, "big": 80}
     done = project.run_json("round")
     assert {t["tier"]: t["requests"] for t in done["tiers"]} == {"cheap": 0, "big": 80}
+
+
+def test_the_dry_run_forecasts_the_strong_tier_from_what_the_cheap_one_passes_on(
+    project: Project, judge_server: Callable[..., JudgeServer]
+) -> None:
+    """A review: the forecast of the share of pairs the strong tier judges counted a pair
+    sent to humans unjudged (near-identical responses) as one the strong tier sees. Such
+    a pair reaches no tier; one the cheap tier has no usable verdict for (a malformed
+    reply) goes on to the strong one. In rounds alike (the source's order: every round of
+    200 holds 20 of each tenth), the forecast from the rounds before is what the next
+    round sends, but for the drift watch's draw."""
+
+    def cheap(shown: Shown) -> Scripted:
+        kind = int(shown.prompt.split()[1].rstrip("?")) % 10
+        if kind == 7:  # no usable verdict: on to the strong tier
+            return Scripted("I cannot tell which is better.")
+        said = "A" if "good" in shown.a else "B"
+        p = 0.99 if kind < 7 else 0.7  # sure of 6 in 10 (3: screened out), unsure of 2
+        return Scripted(f"{said} HIGH\nsure", {said: p, "B" if said == "A" else "A": 1 - p})
+
+    project = as_union(project, judge_server(by_model({"small": cheap, "big": STRONG})))
+    project.set(routing={"round_order": "source"})
+    rows = good_bad_rows(600)
+    for i in range(3, 600, 10):  # near-identical responses: to humans, unjudged
+        rows[i]["response_b"] = rows[i]["response_a"] + "."
+    project.pairs(rows)
+    for _ in range(2):
+        project.run_json("round", "--limit", "200")
+        decide_as_humans(project)
+        assert project.run("calibrate").exit_code == 0
+    cfg = load_config(project.config, environ={})
+    with Store(cfg.db_path) as store:
+        t = current(store, cfg, 1)
+        assert t.a < t.certified_a <= 0.99 and t.caps is not None  # the cheap tier's 0.99 too
+    plan = project.run_json("round", "--dry-run")
+    done = project.run_json("round")
+    planned, sent = ({t["tier"]: t["requests"] for t in r["tiers"]} for r in (plan, done))
+    # both orders of: the unsure and the malformed (3 in 10), and the sure ones drawn for
+    # the drift watch; none of the screened-out ones (it forecast 165 here)
+    assert planned["big"] == round(2 * 200 * (0.3 + 0.6 * t.audit_rate)) == 125
+    assert abs(planned["big"] - sent["big"]) <= 10  # (the draw: 122 sent)
