@@ -47,6 +47,26 @@ def round_money(row: Any, cfg: Config) -> dict[str, Any]:
     return {**money_snapshot(cfg), **(stored or {})}
 
 
+def round_currencies(store: Store, cfg: Config) -> dict[int, str]:
+    """The currency each round's money is in: the one it was priced in (its snapshot)."""
+    return {int(r["id"]): str(round_money(r, cfg)["currency"]) for r in store.rounds()}
+
+
+def total_currency(currencies: dict[int, str], cfg: Config) -> tuple[str, str | None]:
+    """The label of money added up over the rounds: their own currency, whatever
+    ``costs.currency`` says now (it prices the rounds to come). Rounds priced in several:
+    all of them ("EUR+USD"), and a one-line note that totals add unlike money."""
+    found = sorted(set(currencies.values())) or [cfg.costs.currency]
+    if len(found) == 1:
+        return found[0], None
+    ids = {c: [str(r) for r, x in currencies.items() if x == c] for c in found}
+    which = "; ".join(f"{c}: round{'s' * (len(i) > 1)} {', '.join(i)}" for c, i in ids.items())
+    return "+".join(found), (
+        f"rounds were priced in different currencies ({which}): each round's money is in its "
+        "own, and totals add them as they are (no exchange rate), in no one currency"
+    )
+
+
 def epoch(timestamp: str) -> float:
     """Argilla's timestamps are ISO 8601 in UTC without an offset."""
     when = datetime.fromisoformat(timestamp)

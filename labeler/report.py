@@ -13,7 +13,13 @@ from labeler import consensus, costs
 from labeler.agreement import reviewer_votes
 from labeler.config import Config
 from labeler.errors import StateError
-from labeler.ledger import project_ledger, round_ledgers, tier_totals
+from labeler.ledger import (
+    project_ledger,
+    round_currencies,
+    round_ledgers,
+    tier_totals,
+    total_currency,
+)
 from labeler.routing import ACCEPT
 from labeler.store import Store
 from labeler.union_loop import history_slot
@@ -39,11 +45,16 @@ def in_force(t: dict[str, Any]) -> str:
 
 
 def _row(
-    rid: Any, led: costs.Ledger, quality: dict[str, Any] | None, review: dict[str, int]
+    rid: Any,
+    led: costs.Ledger,
+    quality: dict[str, Any] | None,
+    review: dict[str, int],
+    currency: str,
 ) -> dict[str, Any]:
     q = quality or {}
     return {
         "round": rid,
+        "currency": currency,  # the round's money is in the currency it was priced in
         "pairs": led.pairs,
         "accepted": led.accepted,
         "to_humans": led.to_humans,
@@ -82,6 +93,8 @@ def build_report(cfg: Config) -> dict[str, Any]:
         ledgers = round_ledgers(store, cfg)
         human_human = consensus.human_agreement(reviewer_votes(store, cfg))
         quality = {q["round"]: q for q in round_report(store, cfg, human_human, ledgers)}
+        currencies = round_currencies(store, cfg)
+        currency, mixed = total_currency(currencies, cfg)
         rows = []
         reasons: dict[str, int] = {}
         for rid, led in ledgers.items():
@@ -90,7 +103,7 @@ def build_report(cfg: Config) -> dict[str, Any]:
                 if action != ACCEPT:
                     review[reason] = review.get(reason, 0) + n
                     reasons[reason] = reasons.get(reason, 0) + n
-            rows.append(_row(rid, led, quality.get(rid), review))
+            rows.append(_row(rid, led, quality.get(rid), review, currencies[rid]))
         total = project_ledger(store, cfg, ledgers.values())
         flags = [dict(r) for r in store.flags()]
         bad = store.bad_rows(str(cfg.source.path))
@@ -98,16 +111,17 @@ def build_report(cfg: Config) -> dict[str, Any]:
         labels = store.label_status_counts()
         tiers = tier_totals(store, cfg) if len(cfg.judges) > 1 else []
         verify = verify_summary(store)
+    notes = [] if total is None else costs.savings_notes(total, currency)
     return {
-        "currency": cfg.costs.currency,
+        "currency": currency,  # the rounds' (not costs.currency's, which prices the next)
         "target": cfg.calibration.target_agreement,
         "mode": cfg.costs.human_cost_mode,
         "rounds": rows,
         "total": None
         if total is None
-        else _row("total", total, pooled_audits(quality.values(), cfg), reasons),
+        else _row("total", total, pooled_audits(quality.values(), cfg), reasons, currency),
         "savings_basis": "delivered",  # certified judge labels + human-decided pairs
-        "savings_notes": [] if total is None else costs.savings_notes(total, cfg.costs.currency),
+        "savings_notes": [*([mixed] if mixed else []), *notes],
         "flags": flags,
         "skipped_rows": skipped,  # every source row the latest read skipped, and why
         # two reviewers on the same pairs (review.double_share), next to the judge there

@@ -7,13 +7,14 @@ from typing import Any
 
 from labeler import costs
 from labeler.config import Config
-from labeler.ledger import project_ledger, round_ledgers
+from labeler.ledger import project_ledger, round_currencies, round_ledgers, total_currency
 from labeler.routing import ACCEPT
 from labeler.store import Store
 
 
-def savings(led: costs.Ledger, currency: str) -> dict[str, Any]:
-    """The delivered figures of a ledger (see ``costs.Ledger``)."""
+def savings(led: costs.Ledger, currency: str, mixed: str | None = None) -> dict[str, Any]:
+    """The delivered figures of a ledger (see ``costs.Ledger``); ``mixed``: the note that
+    its rounds were priced in different currencies (``ledger.total_currency``)."""
     return {
         "delivered": led.delivered,
         "certified": led.certified,
@@ -27,7 +28,7 @@ def savings(led: costs.Ledger, currency: str) -> dict[str, Any]:
         "spent": led.total,
         "saved": led.saved,
         "savings_factor": led.factor,
-        "notes": costs.savings_notes(led, currency),
+        "notes": [*([mixed] if mixed else []), *costs.savings_notes(led, currency)],
     }
 
 
@@ -45,6 +46,8 @@ def project_status(cfg: Config) -> dict[str, Any]:
         }
     with Store(cfg.db_path) as store:
         by_round = round_ledgers(store, cfg)
+        currencies = round_currencies(store, cfg)
+        currency, mixed = total_currency(currencies, cfg)  # the rounds', as `report` says
         rounds = []
         for row in store.rounds():
             decisions = store.round_decisions(row["id"])
@@ -63,6 +66,7 @@ def project_status(cfg: Config) -> dict[str, Any]:
                     "review": judged - accepted,
                     "judge_cost": store.call_totals(row["id"])["cost"],
                     "human_cost": led.human_cost if led else 0.0,
+                    "currency": currencies[row["id"]],  # the one it was priced in
                 }
             )
         ledgers = list(by_round.values())
@@ -70,12 +74,12 @@ def project_status(cfg: Config) -> dict[str, Any]:
         return {
             "states": store.state_counts(),
             # savings on delivered pairs, as `labeler report` totals them
-            "savings": None if total is None else savings(total, cfg.costs.currency),
+            "savings": None if total is None else savings(total, currency, mixed),
             "rounds": rounds,
             "disputed": len(store.disputed()),
             "cost": store.call_totals()["cost"],
             "human_cost": sum(led.human_cost for led in ledgers),
-            "currency": cfg.costs.currency,
+            "currency": currency,
             "state_db": str(cfg.db_path),
             "initialised": True,
         }
@@ -90,5 +94,6 @@ def waiting_for_evidence(cfg: Config) -> tuple[int, str]:
     with Store(cfg.db_path) as store:
         n = store.label_status_counts()["provisional"]
         total = project_ledger(store, cfg)
+        currency, _ = total_currency(round_currencies(store, cfg), cfg)
     # each round's pairs at the prices it was run with, as `status` and `report` price them
-    return n, costs.provisional_cost(total, cfg.costs.currency)
+    return n, costs.provisional_cost(total, currency)

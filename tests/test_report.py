@@ -355,6 +355,39 @@ def test_round_summary_and_report_agree_and_history_is_not_repriced(project: Pro
     assert again["human_cost"] == pytest.approx(summary["human_cost"])  # as it was priced
 
 
+def test_each_round_keeps_the_currency_it_was_priced_in(project: Project) -> None:
+    """A review: `report` (and `status`) showed every round's money in today's
+    costs.currency, though each round keeps the currency it was priced in: a change of
+    currency relabelled history, and totals added unlike money without a word."""
+    project.set(review={"enabled": False}, routing={"round_order": "source"})
+    project.pairs(good_bad_rows(6))
+    project.run_json("round", "--limit", "3")
+    project.set(costs={"currency": "EUR"})  # prices the next round, not the first
+    data = project.run_json("report")
+    assert data["currency"] == "USD" and data["rounds"][0]["currency"] == "USD"
+    assert project.run_json("status")["currency"] == "USD"
+    assert "Money per round (USD;" in project.run("report").stdout
+    project.run_json("round")
+    data = project.run_json("report")
+    assert [r["currency"] for r in data["rounds"]] == ["USD", "EUR"]
+    assert data["currency"] == data["total"]["currency"] == "EUR+USD"
+    said = (
+        "rounds were priced in different currencies (EUR: round 2; USD: round 1): each "
+        "round's money is in its own, and totals add them as they are (no exchange rate), "
+        "in no one currency"
+    )
+    assert data["savings_notes"][0] == said
+    text = " ".join(project.run("report").stdout.split())
+    assert "Money per round (each round in its own currency;" in text and said in text
+    assert " 1 USD 0.0" in text and " 2 EUR 0.0" in text and " total EUR+USD 0.0" in text
+    status = project.run_json("status")
+    assert [r["currency"] for r in status["rounds"]] == ["USD", "EUR"]
+    assert status["currency"] == "EUR+USD" and status["savings"]["notes"][0] == said
+    shown = " ".join(project.run("status").stdout.split())
+    judge_cost = status["rounds"][0]["judge_cost"]
+    assert f"{judge_cost:,.4f} USD" in shown
+
+
 def test_a_trl_dataset_goes_through_the_loop_and_back_to_trl(project: Project) -> None:
     """A dataset in TRL's implicit-prompt format (no prompt column, each response the
     whole conversation) is judged and exported in TRL's conversational format, the

@@ -273,8 +273,8 @@ def rounds_table(status: dict[str, Any]) -> Table:
             str(r["pairs"]) if r["pairs"] == r["assigned"] else f"{r['pairs']} of {r['assigned']}",
             str(r["accepted"]),
             str(r["review"]),
-            money(r["judge_cost"], cur),
-            money(r["human_cost"], cur),
+            money(r["judge_cost"], r.get("currency", cur)),
+            money(r["human_cost"], r.get("currency", cur)),
         )
     table.add_row(
         "[bold]total[/]",
@@ -515,7 +515,9 @@ def report_table(data: dict[str, Any]) -> Group:
     pairs_t = _narrow("Pairs per round (coverage: certified / delivered)")
     for col in ("round", "pairs", "certified", "provisional", "to humans", "by humans", "coverage"):
         pairs_t.add_column(col, justify="right")
-    money_t = _narrow(f"Money per round ({cur}; human cost {mode})")
+    mixed = any(r.get("currency", cur) != cur for r in data["rounds"])  # (said in a note)
+    priced = "each round in its own currency" if mixed else cur
+    money_t = _narrow(f"Money per round ({priced}; human cost {mode})")
     for col in ("round", "judge", "humans", "all-human\n(delivered)", "saved", "factor"):
         money_t.add_column(col, justify="right")
     quality_t = _narrow("Quality per round")
@@ -544,7 +546,7 @@ def report_table(data: dict[str, Any]) -> Group:
         row(
             money_t,
             [
-                str(r["round"]),
+                f"{r['round']} {r['currency']}" if mixed else str(r["round"]),
                 f"{judge:.4f}" if abs(judge) < 1 else _cash(judge),
                 _cash(r["human_cost"]),
                 _cash(r["all_human_cost"]),
