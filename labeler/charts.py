@@ -162,7 +162,9 @@ def rounds_figure(
     left.set_ylabel(f"cumulative cost ({currency})")
     left.set_title("How much did we save?")
     left.legend(fontsize=8, loc="lower right")
-    cov = [100 * (r["coverage"] or 0) for r in rounds]
+    # a round that delivered nothing has no coverage: a gap in the line, not 0%
+    nan = float("nan")
+    cov = [nan if r["coverage"] is None else 100 * r["coverage"] for r in rounds]
     right.plot(x, cov, marker="o", color="tab:blue", label="coverage (certified / delivered)")
     right.axhline(100 * target, color="tab:red", linestyle="--", label=f"target {target:.0%}")
     audited = [(i, r) for i, r in zip(x, rounds, strict=True) if r["audited_agreement"] is not None]

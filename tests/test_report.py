@@ -570,3 +570,21 @@ def test_the_rounds_chart_does_not_call_a_loss_saved() -> None:
     assert any(t.get_text().startswith("55.00 USD more") for t in fig.axes[0].texts)
     fig = rounds_figure(rounds[:1], "USD", 0.85, extra_spent=10.0)
     assert any(t.get_text().startswith("65.00 USD more") for t in fig.axes[0].texts)
+
+
+def test_the_rounds_chart_leaves_a_round_without_coverage_out() -> None:
+    """A user trial: a round that delivered nothing has no coverage (the report shows
+    "-"), and the chart drew it at 0%."""
+    import math
+
+    from labeler.charts import rounds_figure
+
+    none = {"audited_agreement": None, "audited_agreement_lower": None, "audited": 0}
+    rounds = [
+        {"round": i, "judge_cost": 0.02, "human_cost": h, "all_human_cost": a, "coverage": c} | none
+        for i, h, a, c in ((1, 0.0, 0.0, None), (2, 35.0, 100.0, 0.65), (3, 0.0, 0.0, None))
+    ]
+    right = rounds_figure(rounds, "USD", 0.85).axes[1]
+    line = next(x for x in right.get_lines() if str(x.get_label()).startswith("coverage"))
+    drawn = [float(y) for y in line.get_ydata()]
+    assert math.isnan(drawn[0]) and drawn[1] == 65.0 and math.isnan(drawn[2])
