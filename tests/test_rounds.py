@@ -611,6 +611,14 @@ def test_a_poison_pair_goes_to_humans_after_max_failed_attempts(
     assert unfinished.exit_code == 1 and "Round 1 is not finished" in unfinished.stderr
     first = json.loads(unfinished.stdout)  # the summary, as when it finishes
     assert first["status"] == "incomplete" and first["unjudged"] == 1
+    # the dry run of the open round says it resumes it; the source is not read for it
+    project.pairs(good_bad_rows(6))
+    said = " ".join(project.run("round", "--dry-run").stdout.split())
+    assert "Dry run: round 1 resumes, nothing judged" in said
+    assert "pairs read from source" not in said and "not read (new rows: next round)" in said
+    plan = project.run_json("round", "--dry-run")
+    assert plan["resumed"] and plan["pairs_in_round"] == 1 and plan["requests_sent"] == 2
+    project.pairs(good_bad_rows(4))
     second = project.run_json("round")
     assert second["status"] == "completed" and second["resumed"]
     assert second["review"] == {"judge_error": 1}

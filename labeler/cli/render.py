@@ -135,22 +135,25 @@ def demo_verify_line(v: dict[str, Any]) -> Text:
 def round_table(s: dict[str, Any]) -> Table:
     """The end-of-round summary as a two-column table."""
     cur = s["currency"]
-    title = (
-        "Dry run: nothing judged"
-        if s["status"] == "dry_run"
-        else f"Round {s['round_id']}" + (" (resumed)" if s["resumed"] else "")
-    )
+    dry = s["status"] == "dry_run"
+    if dry:  # an open round is resumed: its pairs were drawn, the source is not read
+        resumes = f"round {s['round_id']} resumes, " if s["resumed"] else ""
+        title = f"Dry run: {resumes}nothing judged"
+    else:
+        title = f"Round {s['round_id']}" + (" (resumed)" if s["resumed"] else "")
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value", justify="right", overflow="fold")
-    table.add_row("pairs read from source", str(s["source_pairs"]))
-    if s["status"] != "dry_run":
-        table.add_row("new pairs imported", str(s["new_pairs"]))
-    skipped = sum(s["skipped"].values())
-    table.add_row("rows skipped", str(skipped))
-    for kind, n in sorted(s["skipped"].items()):
-        table.add_row(f"  {kind}", str(n))
-    if s["status"] == "dry_run":
+    if dry and s["resumed"]:
+        table.add_row("source", "not read (new rows: next round)")
+    else:
+        table.add_row("pairs read from source", str(s["source_pairs"]))
+        if not dry:
+            table.add_row("new pairs imported", str(s["new_pairs"]))
+        table.add_row("rows skipped", str(sum(s["skipped"].values())))
+        for kind, n in sorted(s["skipped"].items()):
+            table.add_row(f"  {kind}", str(n))
+    if dry:
         table.add_row("pairs the round would judge", str(s["pairs_in_round"]))
         table.add_row("estimated input tokens", f"{s['prompt_tokens']:,}")
         table.add_row("max output tokens", f"{s['completion_tokens']:,}")
