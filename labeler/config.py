@@ -100,8 +100,7 @@ class JudgeConfig:
     top_logprobs: int = _opt(5, "Alternatives per token when logprobs are on.", lo=1, hi=20)
     samples: int = _opt(
         1,
-        "Replies sampled per order; > 1 makes the vote share the confidence (judges "
-        "without logprobs).",
+        "Replies sampled per order; > 1: the vote share is the confidence (no logprobs).",
         lo=1,
         hi=20,
     )
@@ -271,8 +270,7 @@ class OutputConfig:
     parquet: bool = _opt(True, "Also write <dataset_dir>.parquet beside the Arrow dataset.")
     certified_only: bool = _opt(
         True,
-        "Judge labels in the dataset only when certified; false adds provisional ones "
-        "(marked in label_status).",
+        "Only certified judge labels in the dataset; false adds provisional ones too.",
     )
 
 
@@ -506,7 +504,9 @@ def _coerce(where: str, key: str, typ: Any, value: Any, from_env: bool) -> Any:
             raise ConfigError(f"{where}: {key} must be a number, got {shown_toml(value)}")
         if typ is int and not isinstance(value, int):
             raise ConfigError(f"{where}: {key} must be a whole number, got {shown_toml(value)}")
-        return typ(value)
+        with contextlib.suppress(OverflowError):  # (an int too large for a float: below)
+            return typ(value)
+        raise ConfigError(f"{where}: {key} is too large a number ({len(str(value))} digits)")
     if not isinstance(value, str):
         raise ConfigError(f"{where}: {key} must be a string, got {shown_toml(value)}")
     return Path(value) if typ is Path else value

@@ -96,6 +96,8 @@ def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
         ("[costs]\nhuman_price_per_pair = inf\n", {}, "must be a number, got inf"),
         ("", {"LABELER_CALIBRATION_CONFIDENCE": "nan"}, "LABELER_CALIBRATION_CONFIDENCE must be a"),
         ("[judge]\nconcurrency = 1" + "0" * 400 + "\n", {}, "judge.concurrency = 1000"),
+        # (a float key: an OverflowError traceback)
+        ("[routing]\nthreshold = 1" + "0" * 400 + "\n", {}, "too large a number (401 digits)"),
         ("[project]\nname = ' '\n", {}, "config.toml: project.name is empty; it may not be"),
         ("", {"LABELER_PROJECT_NAME": ""}, "environment: LABELER_PROJECT_NAME is empty"),
         # a user trial: an empty model passed, and failed only at the endpoint's 404
