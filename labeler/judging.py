@@ -222,6 +222,7 @@ class Judging:
         self.reserved = 0.0  # worst-case cost of the requests in flight
         self.spent = 0.0  # billed in this run
         self.stopped = False
+        self.interrupted = False  # Ctrl-C: send nothing new, keep what is in flight
         # a judge that fails systematically stops the round (no pair goes to humans for a
         # judge fault): failures by kind; permanent ones wait here until the run ends
         self.failures: Counter[str] = Counter()
@@ -255,8 +256,8 @@ class Judging:
     async def _produce(self, queue: asyncio.Queue[tuple[Pair, str, str] | None]) -> None:
         orders = self.ctx.slots  # each order, once per sample
         for pair in self.store.iter_round_pairs(self.round_id, tier=self.ctx.tier):
-            if self.fault is not None:
-                break  # the endpoint is failing: queue nothing more
+            if self.fault is not None or self.interrupted:
+                break  # the endpoint is failing, or the user stops: queue nothing more
             if self.ctx.tier == 0 and self._screened_out(pair):
                 self.done += 1
                 continue
@@ -331,8 +332,8 @@ class Judging:
             worst = self.ctx.prices.call_cost(
                 costs.estimate_tokens(chars, self.chars_per_token), self.ctx.judge.max_tokens
             )
-            if self.fault is not None:
-                continue  # the endpoint is failing: send nothing more
+            if self.fault is not None or self.interrupted:
+                continue  # the endpoint is failing, or the user stops: send nothing more
             if self.allowance is not None and (
                 self.stopped or self.spent + self.reserved + worst > self.allowance
             ):
@@ -556,15 +557,54 @@ async def judge_async(
     learned = json.loads(store.get_meta(key) or "{}")
     judge = OpenAIJudge(ctx.judge, ctx.judge.api_key(), learned)
     engine = Judging(store, ctx, round_id, on_progress, judge, queue)
+    release = _stop_on_interrupt(engine)
     try:
-        await engine.run()
-    except* Exception as group:
-        raise group.exceptions[0] from None
+        try:
+            await engine.run()
+        except* Exception as group:
+            raise group.exceptions[0] from None
+    except asyncio.CancelledError:  # (a second Ctrl-C, ``_stop_on_interrupt``)
+        if not engine.interrupted:
+            raise
     finally:
+        release()
         await judge.aclose()
         if judge.adapted != learned:  # remembered: later runs ask the right way at once
             store.set_meta(key, json.dumps(judge.adapted, sort_keys=True))
+    if engine.interrupted:  # the round stays open; what came back is kept
+        raise KeyboardInterrupt
     return engine
+
+
+def _stop_on_interrupt(engine: Judging) -> Callable[[], None]:
+    """The first Ctrl-C stops the round gently: nothing new is sent, and the requests in
+    flight (a provider bills them) finish and are kept, not asked again by the resume; a
+    second one abandons them. Returns what puts the usual Ctrl-C back. Only where this
+    thread may take signals (the main thread; elsewhere Ctrl-C stops at once)."""
+    import signal
+    import sys
+
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+
+    def interrupted() -> None:
+        if engine.interrupted and task is not None:
+            task.cancel()  # the second time: abandon what is in flight
+            return
+        engine.interrupted = True
+        flying = engine.ctx.judge.concurrency
+        sys.stderr.write(
+            f"\nstopping: up to {flying} requests in flight finish and are kept "
+            "(Ctrl-C again to abandon them)\n"
+        )
+
+    def release() -> None:
+        loop.remove_signal_handler(signal.SIGINT)
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, interrupted)
+    except (RuntimeError, ValueError, NotImplementedError):  # not the main thread
+        return lambda: None
+    return release
 
 
 def run_coroutine(make: Callable[[], Any]) -> Any:

@@ -567,6 +567,37 @@ def test_sigkill_mid_round_then_rerun_loses_nothing(
     assert repeats <= 8, f"{repeats} requests were sent twice (only those in flight may be)"
 
 
+def test_ctrl_c_lets_the_requests_in_flight_finish_and_keeps_them(
+    project: Project, judge_server
+) -> None:
+    """A user trial: Ctrl-C abandoned the requests in flight (a provider bills them) and
+    the resume sent them again: 1,210 requests for 1,200. Now the first Ctrl-C sends
+    nothing new, lets those finish and keeps their replies (exit 130, the round open);
+    the resume sends each remaining request once, so none is sent twice."""
+    server = judge_server(oracle, latency=1.0)
+    project.set(judge={"base_url": server.url, "concurrency": 4})
+    project.pairs(good_bad_rows(20))
+    cmd = [sys.executable, "-m", "labeler", "--config", str(project.config), "round"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while len(server.requests) < 6 and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)  # requests in flight: each takes a second
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    sent = len(server.requests)
+    assert 6 <= sent < 40, sent  # stopped mid-round
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        kept = store.db.execute("SELECT COUNT(*) FROM calls WHERE status = 'ok'").fetchone()[0]
+    assert kept == sent  # every request that went out came back and was kept
+    assert "stopping: up to 4 requests in flight finish and are kept" in err.decode()
+    done = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and json.loads(done.stdout)["resumed"], done.stderr
+    assert len(server.requests) == 40  # 20 pairs x 2 orders, none sent twice
+    assert sum(n - 1 for n in server.request_keys().values()) == 0
+
+
 def test_a_judge_outage_stops_the_round_at_once_naming_the_url(project: Project) -> None:
     """Issue 10: with the endpoint down, a round used to spend every pair's retries (49 s
     for 30 pairs) and exit 0. Now one connection check stops it, exit 1, no round opened."""
