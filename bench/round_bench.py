@@ -406,7 +406,8 @@ def dataset(n: int = 10_000, words: int = 1_000) -> dict[str, Any]:
     """The rewrite of a project's whole dataset that every round, sync and calibration
     (one that changes the thresholds) ends with (``write_dataset``), in a fresh process,
     on ``n`` pairs of ``words``-word answers, every one a dataset row; against the same
-    rewrite of ``n`` pairs of short answers: peak RSS, anonymous memory, time."""
+    rewrite of ``n`` pairs of short answers: peak RSS, anonymous memory, time. The same
+    for ``labeler export --to parquet`` of those rows."""
     from labeler.config import load_config
     from labeler.consensus import Consensus
     from labeler.store import Store
@@ -436,10 +437,18 @@ def dataset(n: int = 10_000, words: int = 1_000) -> dict[str, Any]:
                 out[name] = _sampled_peaks([PY, "-c", REWRITE, str(config)])
                 out[name]["rows"] = int(out[name].pop("printed"))
                 assert out[name]["rows"] == n, out[name]
+                parquet = Path(tmp) / f"{name}.parquet"  # and `labeler export` of them
+                export = [PY, "-m", "labeler", "--config", str(config), "export"]
+                done = _sampled_peaks(
+                    [*export, "--include-provisional", "--to", "parquet", "--out", str(parquet)]
+                )
+                out[name]["export"] = {k: v for k, v in done.items() if k != "printed"}
     finally:
         server.stop()
     for key in ("seconds", "peak_rss_mb", "peak_anon_mb"):
         out[f"{key}_ratio"] = round(out["long"][key] / out["short"][key], 2)
+        long, short = out["long"]["export"][key], out["short"]["export"][key]
+        out[f"export_{key}_ratio"] = round(long / short, 2)
     return out
 
 

@@ -100,7 +100,8 @@ def save_dpo(rows: Iterable[Mapping[str, Any]], dataset_dir: Path, parquet: bool
                 "away or set output.dataset_dir to another path"
             )
         building.mkdir(parents=True)
-        ds, count = _streamed(rows, [*DPO_COLUMNS, *PROVENANCE_COLUMNS], building / "rows.arrow")
+        columns = [*DPO_COLUMNS, *PROVENANCE_COLUMNS]
+        ds, count = _streamed(rows, columns, building / "rows.arrow", optional=VERIFY_COLUMNS)
         # one shard at least: datasets cannot load an empty dataset saved with zero shards
         ds.save_to_disk(str(target), num_shards=None if count else 1)
         if parquet:
@@ -130,25 +131,32 @@ def save_dpo(rows: Iterable[Mapping[str, Any]], dataset_dir: Path, parquet: bool
 BATCH_ROWS = 1000  # rows a streamed write holds at a time (``_streamed``)
 
 
-def _streamed(rows: Iterable[Mapping[str, Any]], columns: list[str], path: Path) -> Any:
+def _streamed(
+    rows: Iterable[Mapping[str, Any]],
+    columns: list[str],
+    path: Path,
+    messages: bool = False,
+    optional: Sequence[str] = (),
+) -> Any:
     """(the rows as a ``datasets.Dataset`` on an Arrow file written at ``path`` a batch
-    at a time, their count). ``VERIFY_COLUMNS`` are kept when some row has them
-    (``verify_columns``)."""
+    at a time, their count); ``messages``: in TRL's conversational format. ``optional``
+    columns are kept only when some row has a value in them (``VERIFY_COLUMNS``, once
+    ``labeler verify`` ran)."""
     import datasets
     from datasets.arrow_writer import ArrowWriter
 
     datasets.disable_progress_bars()
-    every = [*columns, *VERIFY_COLUMNS]
-    count, verified = 0, False
-    with ArrowWriter(features=_features(every, False), path=str(path)) as writer:
+    every = [*columns, *optional]
+    count, used = 0, False
+    with ArrowWriter(features=_features(every, messages), path=str(path)) as writer:
         it = iter(rows)
         while batch := list(itertools.islice(it, BATCH_ROWS)):
             count += len(batch)
-            verified = verified or bool(verify_columns(batch))
+            used = used or any(r.get(c) is not None for r in batch for c in optional)
             writer.write_batch({c: [r.get(c) for r in batch] for c in every})
         writer.finalize()
     ds = datasets.Dataset.from_file(str(path))
-    return (ds if verified else ds.remove_columns(list(VERIFY_COLUMNS))), count
+    return (ds if used or not optional else ds.remove_columns(list(optional))), count
 
 
 def _write_parquet(ds: Any, path: Path) -> None:
@@ -210,7 +218,12 @@ def sweep(folder: Path, prefixes: tuple[str, ...]) -> None:
 
 def export_temp_prefixes(out: Path) -> tuple[str, ...]:
     """The names an export to ``out`` writes before its files are complete."""
-    return (f".{out.name}.tmp-", f".{out.name}.old-", f".{out.name}.README.md.tmp")
+    return (
+        f".{out.name}.tmp-",
+        f".{out.name}.old-",
+        f".{out.name}.build-",
+        f".{out.name}.README.md.tmp",
+    )
 
 
 def load_dataset(path: Path) -> Any:
@@ -282,20 +295,18 @@ def _features(columns: list[str], messages: bool) -> Any:
     return datasets.Features({c: feature(c) for c in columns})
 
 
-def _dataset(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> Any:
-    import datasets
-
-    datasets.disable_progress_bars()
-    messages = bool(rows) and isinstance(rows[0].get("prompt"), list)
-    features = _features(columns, messages)
-    return datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in columns}, features=features)
-
-
 def write_export(
-    rows: list[dict[str, Any]], columns: list[str], target: str, out: Path, card: str
+    rows: Iterable[Mapping[str, Any]],
+    columns: list[str],
+    target: str,
+    out: Path,
+    card: str,
+    messages: bool = False,
 ) -> Path:
     """Write rows as a datasets folder, Parquet or JSONL, atomically and deterministically
-    (the same rows give byte-identical files), with the dataset card beside them."""
+    (the same rows give byte-identical files), with the dataset card beside them. The
+    rows are read a batch at a time (``_streamed``), never held all at once; ``messages``:
+    in TRL's conversational format."""
     out = out.absolute()
     refuse_overwrite(out, target)
     try:
@@ -303,18 +314,22 @@ def write_export(
     except OSError as exc:
         raise ExportError(write_failed(out.parent, exc, "create the folder")) from None
     sweep(out.parent, export_temp_prefixes(out))
-    tmp = temp_name(out, "tmp")
+    tmp, building = temp_name(out, "tmp"), temp_name(out, "build")
     card_tmp: Path | None = None
     try:
         if target == "jsonl":
             with tmp.open("w", encoding="utf-8") as fh:
                 for row in rows:
                     fh.write(json.dumps({c: row[c] for c in columns}, ensure_ascii=False) + "\n")
-        elif target == "parquet":
-            _write_parquet(_dataset(rows, columns), tmp)
         else:
-            _dataset(rows, columns).save_to_disk(str(tmp), num_shards=1 if not rows else None)
-            (tmp / "README.md").write_text(card, "utf-8")
+            building.mkdir()
+            ds, count = _streamed(rows, columns, building / "rows.arrow", messages)
+            if target == "parquet":
+                _write_parquet(ds, tmp)
+            else:
+                ds.save_to_disk(str(tmp), num_shards=1 if not count else None)
+                (tmp / "README.md").write_text(card, "utf-8")
+            del ds  # (its Arrow file is mapped until then)
         _replace(tmp, out)
         if target != "disk":
             card_path = out.with_name(out.name + ".README.md")
@@ -326,6 +341,8 @@ def write_export(
         if card_tmp is not None:
             card_tmp.unlink(missing_ok=True)
         raise ExportError(write_failed(out, exc, "write the export")) from None
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
     return out
 
 
@@ -414,13 +431,25 @@ def _replace(new: Path, out: Path) -> None:
         os.replace(new, out)
 
 
-def push_to_hub(rows: list[dict[str, Any]], columns: list[str], repo: str, card: str) -> str:
-    """Push the dataset and its card to the Hugging Face Hub (token from HF_TOKEN)."""
+def push_to_hub(
+    rows: Iterable[Mapping[str, Any]],
+    columns: list[str],
+    repo: str,
+    card: str,
+    messages: bool = False,
+) -> str:
+    """Push the dataset and its card to the Hugging Face Hub (token from HF_TOKEN); the
+    rows go through a temporary Arrow file a batch at a time (``_streamed``)."""
+    import tempfile
+
     token = hub_token()
     from huggingface_hub import HfApi
 
     try:
-        _dataset(rows, columns).push_to_hub(repo, token=token)
+        with tempfile.TemporaryDirectory(prefix="labeler-push-") as folder:
+            ds, _ = _streamed(rows, columns, Path(folder) / "rows.arrow", messages)
+            ds.push_to_hub(repo, token=token)
+            del ds
         HfApi(token=token).upload_file(
             path_or_fileobj=card.encode(),
             path_in_repo="README.md",

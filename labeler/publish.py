@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ pairs over what was spent on the judge and on humans.
 def _card(
     cfg: Config,
     fmt: str,
-    rows: list[dict[str, Any]],
+    rows: int,
     columns: list[str],
     dpo: list[dict[str, Any]],
     status: dict[str, int],
@@ -84,7 +85,7 @@ def _card(
         fmt=fmt,
         fmt_upper=fmt.upper(),
         columns=", ".join(columns),
-        rows=len(rows),
+        rows=rows,
         selection=selection,
         by_judge=sum(r["label_source"] == "judge" for r in dpo),
         by_human=sum(r["label_source"] == "human" for r in dpo),
@@ -202,6 +203,11 @@ def _remember_target(store: Store, out: Path, test_size: float) -> list[Path]:
     return [Path(p) for p in known]
 
 
+# what an export knows of each row before it writes any (``run_export``'s first pass)
+META = ("pair_id", "label_source", "label_status", "confidence", "judge_model", "template_hash",
+        "rm_margin")  # fmt: skip
+
+
 def run_export(
     cfg: Config,
     fmt: str,
@@ -212,6 +218,11 @@ def run_export(
     certified_only: bool = True,
     options: ExportOptions | None = None,
 ) -> dict[str, Any]:
+    """Write the dataset as ``fmt`` (dpo | kto) to ``out`` (``target``: disk | parquet |
+    jsonl), with its card, and push it to ``repo``. Two passes over the state: what each
+    row is (its provenance: the selection, the splits, the card's counts), then its texts,
+    streamed into the files a batch at a time in pair-id order: 100,000 rows of long
+    answers are never all in memory."""
     opts = options or ExportOptions()
     if not cfg.db_path.exists():
         raise StateError(f"{cfg.db_path}: no state yet; run `labeler round` first")
@@ -219,28 +230,39 @@ def run_export(
     export.refuse_missing_folder(out)
     if repo:
         export.hub_token()  # no token: said before anything is written
-    with project_lock(cfg.project.state_dir, "export"):
-        with Store(cfg.db_path) as store:
-            dpo = [export.dpo_row(dict(r)) for r in store.dataset_rows(certified_only)]
-            status = store.label_status_counts()
-            dropped = sum(v["dropped"] for v in store.verify_counts().values())
-            targets = _remember_target(store, out, opts.test_size)
-            # what the certificates in force were tested at (the card states it)
-            claimed = claimed_terms(store, range(len(cfg.judges)))
+    with project_lock(cfg.project.state_dir, "export"), Store(cfg.db_path) as store:
+
+        def wanted(row: dict[str, Any]) -> bool:
+            return (
+                opts.label_source in ("any", row["label_source"])
+                and row["confidence"] >= opts.min_confidence
+            )
+
+        dpo = [
+            {k: row[k] for k in META}
+            for r in store.dataset_rows(certified_only, texts=False, by_id=True)
+            if wanted(row := export.dpo_row(dict(r)))
+        ]
+        status = store.label_status_counts()
+        dropped = sum(v["dropped"] for v in store.verify_counts().values())
+        targets = _remember_target(store, out, opts.test_size)
+        # what the certificates in force were tested at (the card states it)
+        claimed = claimed_terms(store, range(len(cfg.judges)))
         for target_path in targets:  # a killed export anywhere in the project: swept now
             export.sweep(target_path.parent, export.export_temp_prefixes(target_path))
-        dpo = [
-            r
-            for r in dpo
-            if opts.label_source in ("any", r["label_source"])
-            and r["confidence"] >= opts.min_confidence
-        ]
         if not dpo:  # a file with no row is no dataset (datasets cannot load an empty JSONL)
             raise ExportError(_nothing_to_export(out, status, certified_only, opts, dropped))
-        dpo.sort(key=lambda r: r["pair_id"])  # a stable order: byte-identical exports
-        rows = export.kto_rows(dpo) if fmt == "kto" else dpo
-        if opts.conversational:
-            rows = export.conversational(rows)
+        per_pair = 2 if fmt == "kto" else 1  # KTO: the chosen and the rejected response
+
+        def rows(part: str | None = None) -> Iterator[dict[str, Any]]:
+            """The rows to write (of split ``part``), in pair-id order, texts and all."""
+            for r in store.dataset_rows(certified_only, by_id=True):
+                row = export.dpo_row(dict(r))
+                if not wanted(row) or part not in (None, _split_of(row["pair_id"], opts)):
+                    continue
+                made = export.kto_rows([row]) if fmt == "kto" else [row]
+                yield from export.conversational(made) if opts.conversational else made
+
         base = ["prompt", "completion", "label"] if fmt == "kto" else list(export.DPO_COLUMNS)
         columns = base + (
             [*export.PROVENANCE_COLUMNS, *export.verify_columns(dpo)] if provenance else []
@@ -252,19 +274,22 @@ def run_export(
 
         chosen = _selection(opts, certified_only, provenance)
 
-        def card(part: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> str:
-            return _card(cfg, fmt, part, base, pairs, status, report, left_out, claimed, chosen)
+        def card(pairs: list[dict[str, Any]]) -> str:
+            rows_in = per_pair * len(pairs)
+            return _card(cfg, fmt, rows_in, base, pairs, status, report, left_out, claimed, chosen)
+
+        def write(part: str | None, path: Path, pairs: list[dict[str, Any]]) -> Path:
+            return export.write_export(
+                rows(part), columns, target, path, card(pairs), opts.conversational
+            )
 
         splits: dict[str, dict[str, Any]] = {}
         if opts.test_size:
             for split in ("train", "test"):  # both refused before either is written
                 export.refuse_overwrite(split_path(out, split).absolute(), target)
-            parts: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
             pairs: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
-            for group, items in ((parts, rows), (pairs, dpo)):
-                for r in items:
-                    test = export.in_test_split(r["pair_id"], opts.test_size)
-                    group["test" if test else "train"].append(r)
+            for r in dpo:
+                pairs[_split_of(r["pair_id"], opts)].append(r)
             for split, part in pairs.items():
                 if not part:
                     raise ExportError(
@@ -274,30 +299,36 @@ def run_export(
             index = out / "dataset_dict.json" if target == "disk" and not out.suffix else None
             if index is not None:  # load_from_disk(out) reads the two splits as one
                 export.refuse_index_overwrite(index)
-            written = {  # each split's card describes the rows beside it
-                split: export.write_export(
-                    part, columns, target, split_path(out, split), card(part, pairs[split])
-                )
-                for split, part in parts.items()
-            }
-            splits = {s: {"rows": len(parts[s]), "path": str(written[s])} for s in parts}
+            # each split's card describes the rows beside it
+            written = {s: write(s, split_path(out, s), part) for s, part in pairs.items()}
+            splits = {s: {"rows": per_pair * len(pairs[s]), "path": str(written[s])} for s in pairs}
             path = written["train"]
             if index is not None:
-                export.write_index(index, list(parts))
+                export.write_index(index, list(pairs))
         else:
-            path = export.write_export(rows, columns, target, out, card(rows, dpo))
-    card_path = path / "README.md" if target == "disk" else path.with_name(path.name + ".README.md")
-    written = {k: sum(r["label_status"] == k for r in dpo) for k in ("certified", "provisional")}
-    written["human"] = sum(r["label_source"] == "human" for r in dpo)
-    result = {
-        "rows": len(rows), "path": str(path), "card": str(card_path), "status": status,
-        "written": written,  # the pairs in the files (after --label-source, --min-confidence)
-    }  # fmt: skip
-    if splits:
-        result["splits"] = splits
-    if repo:
-        try:
-            result["hub"] = export.push_to_hub(rows, columns, repo, card(rows, dpo))
-        except ExportError as exc:  # the local export stands: say so
-            raise ExportError(f"{exc}; the local export {out} was written") from None
+            path = write(None, out, dpo)
+        card_path = (
+            path / "README.md" if target == "disk" else path.with_name(path.name + ".README.md")
+        )
+        counts = {k: sum(r["label_status"] == k for r in dpo) for k in ("certified", "provisional")}
+        counts["human"] = sum(r["label_source"] == "human" for r in dpo)
+        result = {
+            "rows": per_pair * len(dpo), "path": str(path), "card": str(card_path),
+            "status": status,
+            "written": counts,  # the pairs in the files (after --label-source, --min-confidence)
+        }  # fmt: skip
+        if splits:
+            result["splits"] = splits
+        if repo:
+            try:
+                result["hub"] = export.push_to_hub(
+                    rows(), columns, repo, card(dpo), opts.conversational
+                )
+            except ExportError as exc:  # the local export stands: say so
+                raise ExportError(f"{exc}; the local export {out} was written") from None
     return result
+
+
+def _split_of(pair_id: str, opts: ExportOptions) -> str:
+    """The split a pair is in under ``--test-size`` (fixed by its id)."""
+    return "test" if export.in_test_split(pair_id, opts.test_size) else "train"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import datasets
@@ -89,26 +90,21 @@ class Row(dict):  # type: ignore[type-arg]
     """A dataset row that can be watched for being freed (a plain dict cannot)."""
 
 
-def test_the_dataset_is_written_a_batch_at_a_time_in_order(tmp_path: Path) -> None:
-    """Every round, sync and calibration rewrites the whole dataset: ``save_dpo`` reads its
-    rows a batch at a time (``BATCH_ROWS``) and never holds them all (100,000 pairs of
-    long answers would be gigabytes). The rows arrive whole and in order, and the verify
-    columns are there when only a row of a later batch has them."""
+def watched(n: int, checked: int | None = None) -> tuple[Iterator[Row], list[int]]:
+    """``n`` DPO rows (labelled B every third; row ``checked`` carries what labeler verify
+    found), and a list whose one number becomes the most of them alive at once."""
     import gc
     import weakref
 
-    from labeler.export import BATCH_ROWS, VERIFY_COLUMNS
-
-    n = 3 * BATCH_ROWS + 7
     alive, most = [0], [0]
 
     def freed() -> None:
         alive[0] -= 1
 
-    def rows() -> object:
+    def rows() -> Iterator[Row]:
         for i in range(n):
             row = Row(dpo_row(stored(i, "AB"[i % 3 == 0])))
-            if i == n - 2:  # checked by labeler verify: only this one
+            if i == checked:
                 row.update(rm_margin=-0.5, rm_flag=True)
             alive[0] += 1
             weakref.finalize(row, freed)
@@ -117,8 +113,20 @@ def test_the_dataset_is_written_a_batch_at_a_time_in_order(tmp_path: Path) -> No
                 most[0] = max(most[0], alive[0])
             yield row
 
+    return rows(), most
+
+
+def test_the_dataset_is_written_a_batch_at_a_time_in_order(tmp_path: Path) -> None:
+    """Every round, sync and calibration rewrites the whole dataset: ``save_dpo`` reads its
+    rows a batch at a time (``BATCH_ROWS``) and never holds them all (100,000 pairs of
+    long answers would be gigabytes). The rows arrive whole and in order, and the verify
+    columns are there when only a row of a later batch has them."""
+    from labeler.export import BATCH_ROWS, VERIFY_COLUMNS
+
+    n = 3 * BATCH_ROWS + 7
+    rows, most = watched(n, checked=n - 2)
     target = tmp_path / "dataset"
-    assert save_dpo(rows(), target, parquet=True) == n  # type: ignore[arg-type]
+    assert save_dpo(rows, target, parquet=True) == n
     assert most[0] <= 2 * BATCH_ROWS  # (all of them: n)
     for ds in (
         datasets.load_from_disk(str(target)),
@@ -134,3 +142,27 @@ def test_the_dataset_is_written_a_batch_at_a_time_in_order(tmp_path: Path) -> No
     assert [p.name for p in (tmp_path / ".dataset.versions").iterdir()] == [
         target.resolve().name
     ]  # (no build folder left)
+
+
+@pytest.mark.parametrize("to", ["disk", "parquet", "jsonl"])
+def test_an_export_is_written_a_batch_at_a_time_in_order(tmp_path: Path, to: str) -> None:
+    """``labeler export`` streams its rows into the files the same way (``write_export``):
+    never all of them at once, every one in order, nothing but the export left beside."""
+    from labeler.export import BATCH_ROWS, write_export
+
+    n = 3 * BATCH_ROWS + 7
+    rows, most = watched(n)
+    out = tmp_path / f"prefs.{ {'disk': 'arrow'}.get(to, to) }"
+    write_export(rows, [*DPO_COLUMNS, "pair_id"], to, out, "a card")
+    assert most[0] <= 2 * BATCH_ROWS
+    read = {
+        "disk": datasets.load_from_disk,
+        "parquet": datasets.Dataset.from_parquet,
+        "jsonl": datasets.Dataset.from_json,
+    }[to]
+    ds = read(str(out))
+    assert ds.num_rows == n and ds["pair_id"] == [f"id{i}" for i in range(n)]
+    assert ds.column_names == [*DPO_COLUMNS, "pair_id"]
+    beside = sorted(p.name for p in tmp_path.iterdir())
+    card = [] if to == "disk" else [f"{out.name}.README.md"]  # (a folder holds its own)
+    assert beside == [out.name, *card]

@@ -171,20 +171,31 @@ class PairsTables(Tables):
         return {r[0] for r in self.db.execute("SELECT id FROM pairs WHERE state = ?", (state,))}
 
     def dataset_rows(
-        self, certified_only: bool = True, with_dropped: bool = False
+        self,
+        certified_only: bool = True,
+        with_dropped: bool = False,
+        texts: bool = True,
+        by_id: bool = False,
     ) -> Iterator[sqlite3.Row]:
         """Pairs that belong in the DPO dataset: human A/B decisions (a human verdict wins),
         else the judge's accepted verdicts — only certified ones unless ``certified_only``
         is False (provisional ones are marked in ``label_status``). ``rm_margin`` and
         ``rm_flag``: what ``labeler verify`` found for the row's current label (NULL: not
         checked); rows it flagged under ``verify.action = "drop"`` are left out unless
-        ``with_dropped`` (what verify itself checks again)."""
+        ``with_dropped`` (what verify itself checks again). Without ``texts`` the prompt
+        and responses are NULL (a pass over what the rows are, not what they say); in
+        import order, or by pair id with ``by_id`` (an export's stable order)."""
         judge_ok = "AND COALESCE(v.status, 'certified') = 'certified' " if certified_only else ""
         dropped = (
             "" if with_dropped else "AND NOT COALESCE(vr.flagged = 1 AND vr.action = 'drop', 0) "
         )
+        said = (
+            "p.prompt, p.prompt_messages, p.response_a, p.response_b"
+            if texts
+            else "NULL AS prompt, NULL AS prompt_messages, NULL AS response_a, NULL AS response_b"
+        )
         return self.db.execute(
-            "SELECT p.id, p.prompt, p.prompt_messages, p.response_a, p.response_b, v.round_id, "
+            f"SELECT p.id, {said}, v.round_id, "
             "v.model, "
             "v.template_hash, COALESCE(h.label, v.label) AS label, "
             "CASE WHEN h.decided = 1 THEN 'human' ELSE 'judge' END AS label_source, "
@@ -203,7 +214,7 @@ class PairsTables(Tables):
             + judge_ok
             + ")) "
             + dropped
-            + "ORDER BY p.seq"
+            + ("ORDER BY p.id" if by_id else "ORDER BY p.seq")
         )
 
     def label_status_counts(self) -> dict[str, int]:
