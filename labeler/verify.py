@@ -29,6 +29,7 @@ those pairs, and their verdicts count like any other), and ``drop`` only removes
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -43,6 +44,8 @@ from labeler.reward import Call, Item, RewardClient
 from labeler.store import Store
 
 REASON = "rm_disagrees"
+SIDES = ("chosen", "rejected")
+CHUNK_ROWS = 500  # rows whose texts are read (and sent) at a time
 ONE_MORE = "rm_one_more"  # quality flag: a human label the reward model contradicts
 
 
@@ -91,26 +94,23 @@ def run_verify(
     model = v.model or shown_url(v.base_url.rstrip("/"))  # another model: scored anew
     out = VerifyResult(action=v.action, min_margin=v.min_margin)
     with project_lock(cfg.project.state_dir, "verify"), Store(cfg.db_path) as store:
-        rows = [dict(r) for r in store.dataset_rows(cfg.output.certified_only, True)]
+        # first what each row is and its responses' cache keys (texts hashed, not kept),
+        # then the texts of the responses not scored before, CHUNK_ROWS rows at a time:
+        # 100,000 rows of long answers are never all in memory
+        rows: list[tuple[str, str, str, str, str]] = []  # id, label, source, keys
+        for r in store.dataset_rows(cfg.output.certified_only, True):
+            dpo = export.dpo_row(dict(r))  # the row as the dataset has it: chosen, rejected
+            chosen, rejected = (score_key(v.api, model, r["prompt"], dpo[side]) for side in SIDES)
+            rows.append((r["id"], r["label"], r["label_source"], chosen, rejected))
         out.rows = len(rows)
-        sides: list[tuple[str, str]] = []  # per row: (chosen key, rejected key)
-        texts: dict[str, Item] = {}
-        for r in rows:
-            dpo = export.dpo_row(r)  # the row as the dataset has it: chosen, rejected
-            chosen, rejected = dpo["chosen"], dpo["rejected"]
-            keys = (
-                score_key(v.api, model, r["prompt"], chosen),
-                score_key(v.api, model, r["prompt"], rejected),
-            )
-            texts[keys[0]], texts[keys[1]] = (r["prompt"], chosen), (r["prompt"], rejected)
-            sides.append(keys)
-        scores = store.reward_scores(list(texts))
+        scores = store.reward_scores(list(dict.fromkeys(k for row in rows for k in row[3:])))
         out.cached = len(scores)
-        todo = [k for k in texts if k not in scores]
+        todo = list(dict.fromkeys(k for row in rows for k in row[3:] if k not in scores))
+        missing = [row[0] for row in rows if row[3] not in scores or row[4] not in scores]
         price = v.price_per_1k / 1000
 
-        def scored(idx: list[int], values: list[float], call: Call) -> None:
-            pairs = [(todo[i], s) for i, s in zip(idx, values, strict=True)]
+        def scored(keys: list[str], idx: list[int], values: list[float], call: Call) -> None:
+            pairs = [(keys[i], s) for i, s in zip(idx, values, strict=True)]
             store.save_reward_scores(
                 pairs, v.api, model, call.attempts, price * len(pairs), call.latency_ms
             )
@@ -121,22 +121,30 @@ def run_verify(
             if on_progress is not None:
                 on_progress(out.scored_now, len(todo))
 
-        client.score([texts[k] for k in todo], scored)
+        for start in range(0, len(missing), CHUNK_ROWS):
+            texts: dict[str, Item] = {}
+            chunk = missing[start : start + CHUNK_ROWS]
+            for r in store.dataset_rows(cfg.output.certified_only, True, ids=chunk):
+                dpo = export.dpo_row(dict(r))
+                for side in SIDES:
+                    key = score_key(v.api, model, r["prompt"], dpo[side])
+                    if key not in scores:
+                        texts[key] = (r["prompt"], dpo[side])
+            client.score(list(texts.values()), functools.partial(scored, list(texts)))
+
         results: list[tuple[Any, ...]] = []
         flagged_judge: list[str] = []
         flagged_human: list[str] = []
-        for r, (ck, rk) in zip(rows, sides, strict=True):
+        for pid, label, source, ck, rk in rows:
             margin = scores[ck] - scores[rk]
             flag = margin < v.min_margin
-            source = r["label_source"]
             out.checked[source] = out.checked.get(source, 0) + 1
             if flag:
                 out.flagged[source] = out.flagged.get(source, 0) + 1
-                out.flagged_ids.append(r["id"])
-                (flagged_judge if source == "judge" else flagged_human).append(r["id"])
-            results.append(
-                (r["id"], r["label"], source, scores[ck], scores[rk], margin, int(flag), v.action)
-            )
+                out.flagged_ids.append(pid)
+                (flagged_judge if source == "judge" else flagged_human).append(pid)
+            row = (pid, label, source, scores[ck], scores[rk], margin, int(flag), v.action)
+            results.append(row)
         store.save_verify_results(results)
         if v.action == "review":
             out.sent_to_review = store.send_to_review(flagged_judge, REASON)

@@ -235,3 +235,34 @@ def test_a_human_label_the_reward_model_contradicts_goes_to_one_more_reviewer(
         ).fetchone()
     assert tuple(row) == (2, 1)  # both verdicts counted
     assert p.run_json("verify")["asked_again"] == 0  # once per pair
+
+
+def test_a_dataset_larger_than_a_chunk_is_scored_once_a_chunk_at_a_time(
+    project: Project, reward: Any
+) -> None:
+    """``labeler verify`` reads the texts of the rows it must score ``CHUNK_ROWS`` rows at
+    a time (100,000 rows of long answers are never in memory at once): every response
+    of a dataset of several chunks is scored once, each row's margin is its own, and an
+    interrupted verify resumes from what was stored."""
+    from labeler.verify import CHUNK_ROWS
+
+    n = 2 * CHUNK_ROWS + 37
+    server = reward(Faults(fail_after=20))  # 400 from the 21st request (64 responses each)
+    project.set(
+        review={"enabled": False},
+        verify={"api": "vllm_classify", "base_url": server.url, "batch_size": 64},
+        output={"certified_only": False},
+    )
+    project.pairs(good_bad_rows(n))
+    assert project.run_json("round")["judged"] == n
+    cut = project.run("verify", "--json")  # the reward model fails in the second chunk
+    assert cut.exit_code == 1, cut.output
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        kept = store.reward_totals()["scored"]
+    assert 2 * CHUNK_ROWS <= kept < 2 * n  # the first chunk and part of the second
+    server.faults.fail_after = 0
+    done = project.run_json("verify")
+    assert done["rows"] == n and done["cached"] == kept and done["scored_now"] == 2 * n - kept
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        assert store.reward_totals()["scored"] == 2 * n  # each response once
+    assert done["checked"] == {"judge": n} and done["flagged"] == {"judge": 3}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from labeler.pairs import BadRow, Pair
 from labeler.state.base import Tables
@@ -176,6 +176,7 @@ class PairsTables(Tables):
         with_dropped: bool = False,
         texts: bool = True,
         by_id: bool = False,
+        ids: Sequence[str] | None = None,
     ) -> Iterator[sqlite3.Row]:
         """Pairs that belong in the DPO dataset: human A/B decisions (a human verdict wins),
         else the judge's accepted verdicts — only certified ones unless ``certified_only``
@@ -184,7 +185,8 @@ class PairsTables(Tables):
         checked); rows it flagged under ``verify.action = "drop"`` are left out unless
         ``with_dropped`` (what verify itself checks again). Without ``texts`` the prompt
         and responses are NULL (a pass over what the rows are, not what they say); in
-        import order, or by pair id with ``by_id`` (an export's stable order)."""
+        import order, or by pair id with ``by_id`` (an export's stable order); ``ids``:
+        only those pairs' rows (a few hundred at a time: one SQL parameter each)."""
         judge_ok = "AND COALESCE(v.status, 'certified') = 'certified' " if certified_only else ""
         dropped = (
             "" if with_dropped else "AND NOT COALESCE(vr.flagged = 1 AND vr.action = 'drop', 0) "
@@ -214,7 +216,9 @@ class PairsTables(Tables):
             + judge_ok
             + ")) "
             + dropped
-            + ("ORDER BY p.id" if by_id else "ORDER BY p.seq")
+            + ("" if ids is None else f"AND p.id IN ({','.join('?' * len(ids))}) ")
+            + ("ORDER BY p.id" if by_id else "ORDER BY p.seq"),
+            () if ids is None else tuple(ids),
         )
 
     def label_status_counts(self) -> dict[str, int]:
