@@ -17,9 +17,9 @@ def check_dataset_dir(cfg: Config, probe: bool = False) -> None:
     """Refuse, before a round spends anything on the judge, an ``output.dataset_dir`` the
     dataset cannot be written to: something there that labeler did not write (the
     project's folder, a folder of the user's), or, with ``probe`` (a round, not a dry
-    run), a place where its folder cannot be made or written (a file written and removed
-    in it, as the dataset's versions are). ``save_dpo`` refuses both too, but only after
-    the judging was paid for."""
+    run), a place where its folder cannot be made or written (a file made and removed in
+    it and in the folder that holds it, as the dataset's versions and link are).
+    ``save_dpo`` refuses both too, but only after the judging was paid for."""
     from labeler.export import foreign_dataset_dir, versions_dir
 
     path = cfg.output.dataset_dir
@@ -34,8 +34,9 @@ def check_dataset_dir(cfg: Config, probe: bool = False) -> None:
     folder = versions_dir(path.absolute())
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
-            pass
+        for where in (folder, folder.parent):  # its versions; its link and Parquet file
+            with tempfile.NamedTemporaryFile(dir=where, prefix=".probe-"):
+                pass
     except OSError as exc:
         raise ConfigError(
             f"output.dataset_dir: {write_failed(path, exc, 'write the dataset there')}; set "

@@ -155,8 +155,20 @@ def _streamed(
             used = used or any(r.get(c) is not None for r in batch for c in optional)
             writer.write_batch({c: [r.get(c) for r in batch] for c in every})
         writer.finalize()
-    ds = datasets.Dataset.from_file(str(path))
+    mapped = datasets.Dataset.from_file(str(path))
+    # its fingerprint (in a saved folder's state.json) from what it holds, not from the
+    # temporary file's name: the same rows save to the same bytes
+    ds = datasets.Dataset(mapped.data, info=mapped.info, fingerprint=_digest(path))
     return (ds if used or not optional else ds.remove_columns(list(optional))), count
+
+
+def _digest(path: Path) -> str:
+    """A short hash of a file's bytes, read a megabyte at a time."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()[:16]
 
 
 def _write_parquet(ds: Any, path: Path) -> None:
@@ -431,25 +443,31 @@ def _replace(new: Path, out: Path) -> None:
         os.replace(new, out)
 
 
-def push_to_hub(
-    rows: Iterable[Mapping[str, Any]],
-    columns: list[str],
-    repo: str,
-    card: str,
-    messages: bool = False,
-) -> str:
-    """Push the dataset and its card to the Hugging Face Hub (token from HF_TOKEN); the
-    rows go through a temporary Arrow file a batch at a time (``_streamed``)."""
-    import tempfile
+def stage(rows: Iterable[Mapping[str, Any]], columns: list[str], out: Path, messages: bool) -> Path:
+    """The rows to push written beside ``out`` (a folder ``sweep`` removes once its writer
+    is gone) a batch at a time, so the push can run after the project is let go."""
+    folder = temp_name(out.absolute(), "build")
+    try:
+        folder.mkdir()
+        _streamed(rows, columns, folder / "rows.arrow", messages)
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ExportError(write_failed(out, exc, "stage the rows to push")) from None
+    return folder
 
+
+def push_to_hub(staged: Path, repo: str, card: str) -> str:
+    """Push the rows ``stage`` wrote, and their card, to the Hugging Face Hub (token from
+    HF_TOKEN); the staged folder is removed."""
     token = hub_token()
     from huggingface_hub import HfApi
 
     try:
-        with tempfile.TemporaryDirectory(prefix="labeler-push-") as folder:
-            ds, _ = _streamed(rows, columns, Path(folder) / "rows.arrow", messages)
-            ds.push_to_hub(repo, token=token)
-            del ds
+        import datasets
+
+        ds = datasets.Dataset.from_file(str(staged / "rows.arrow"))
+        ds.push_to_hub(repo, token=token)
+        del ds
         HfApi(token=token).upload_file(
             path_or_fileobj=card.encode(),
             path_in_repo="README.md",
@@ -459,6 +477,8 @@ def push_to_hub(
     except Exception as exc:  # the hub client raises many types; all mean "not pushed"
         said = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, token)
         raise ExportError(f"push to {repo} failed: {said[:200]}") from None
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
     return f"https://huggingface.co/datasets/{repo}"
 
 

@@ -557,7 +557,7 @@ async def judge_async(
     learned = json.loads(store.get_meta(key) or "{}")
     judge = OpenAIJudge(ctx.judge, ctx.judge.api_key(), learned)
     engine = Judging(store, ctx, round_id, on_progress, judge, queue)
-    release = _stop_on_interrupt(engine)
+    release = _stop_on_interrupt(engine) if queue is None else (lambda: None)
     try:
         try:
             await engine.run()
@@ -566,25 +566,32 @@ async def judge_async(
     except asyncio.CancelledError:  # (a second Ctrl-C, ``_stop_on_interrupt``)
         if not engine.interrupted:
             raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
     finally:
         release()
         await judge.aclose()
         if judge.adapted != learned:  # remembered: later runs ask the right way at once
             store.set_meta(key, json.dumps(judge.adapted, sort_keys=True))
-    if engine.interrupted:  # the round stays open; what came back is kept
-        raise KeyboardInterrupt
+    if engine.interrupted and engine.fault is None:  # the round stays open; all is kept
+        raise KeyboardInterrupt  # (a fault is said as one: its calls count against no pair)
     return engine
 
 
 def _stop_on_interrupt(engine: Judging) -> Callable[[], None]:
     """The first Ctrl-C stops the round gently: nothing new is sent, and the requests in
     flight (a provider bills them) finish and are kept, not asked again by the resume; a
-    second one abandons them. Returns what puts the usual Ctrl-C back. Only where this
-    thread may take signals (the main thread; elsewhere Ctrl-C stops at once)."""
+    second one abandons them. Returns what puts the Ctrl-C handling back as it was. Only
+    on the main thread, and not where Ctrl-C is ignored (a job started in the background
+    by a shell: it must not stop on the terminal's Ctrl-C)."""
     import signal
     import sys
 
     loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    before = signal.getsignal(signal.SIGINT)
+    if before in (signal.SIG_IGN, signal.SIG_DFL, None):
+        return lambda: None
 
     def interrupted() -> None:
         if engine.interrupted and task is not None:
@@ -599,6 +606,7 @@ def _stop_on_interrupt(engine: Judging) -> Callable[[], None]:
 
     def release() -> None:
         loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, before)  # (asyncio.run's own, or a host program's)
 
     try:
         loop.add_signal_handler(signal.SIGINT, interrupted)

@@ -319,13 +319,14 @@ def run_export(
         }  # fmt: skip
         if splits:
             result["splits"] = splits
-        if repo:
-            try:
-                result["hub"] = export.push_to_hub(
-                    rows(), columns, repo, card(dpo), opts.conversational
-                )
-            except ExportError as exc:  # the local export stands: say so
-                raise ExportError(f"{exc}; the local export {out} was written") from None
+        # what to push, staged while the project is held; pushed once it is let go
+        staged = export.stage(rows(), columns, out, opts.conversational) if repo else None
+        pushed_card = card(dpo)
+    if repo and staged is not None:
+        try:
+            result["hub"] = export.push_to_hub(staged, repo, pushed_card)
+        except ExportError as exc:  # the local export stands: say so
+            raise ExportError(f"{exc}; the local export {out} was written") from None
     return result
 
 

@@ -199,7 +199,7 @@ def reach(store: Store, cfg: Config, t: Thresholds) -> list[float]:
     adj = v.scores(t.caps)[:-1, v.judged[0]]
     sure = np.logical_or.accumulate(adj >= t.certified_a, axis=0)  # some tier up to k is
     screened = np.array([row["reason"] in SCREENED for row in v.rows], bool)[v.judged[0]]
-    stop = sure * (1.0 - t.audit_rate) + screened  # (a screened pair's score is 0: not sure)
+    stop = np.where(screened, 1.0, sure * (1.0 - t.audit_rate))
     return [1.0, *(float(x) for x in 1.0 - stop.mean(axis=1))]
 
 

@@ -166,3 +166,23 @@ def test_an_export_is_written_a_batch_at_a_time_in_order(tmp_path: Path, to: str
     beside = sorted(p.name for p in tmp_path.iterdir())
     card = [] if to == "disk" else [f"{out.name}.README.md"]  # (a folder holds its own)
     assert beside == [out.name, *card]
+
+
+@pytest.mark.parametrize("to", ["disk", "parquet", "jsonl"])
+def test_the_same_rows_export_to_the_same_bytes(tmp_path: Path, to: str) -> None:
+    """A review finding: a --to disk export's state.json took its fingerprint from the
+    temporary file it was streamed through, so two exports of the same state differed."""
+    from labeler.export import write_export
+
+    def files(out: Path) -> dict[str, bytes]:
+        found = sorted(out.rglob("*")) if out.is_dir() else [out]
+        return {str(p.relative_to(out.parent)): p.read_bytes() for p in found if p.is_file()}
+
+    made = []
+    for name in ("a", "b"):
+        out = tmp_path / name / f"prefs.{ {'disk': 'arrow'}.get(to, to) }"
+        out.parent.mkdir()
+        rows = [dpo_row(stored(i, "AB"[i % 2])) for i in range(30)]
+        write_export(rows, [*DPO_COLUMNS, "pair_id", "confidence"], to, out, "card")
+        made.append(files(out))
+    assert made[0] == made[1] and len(made[0]) >= 1

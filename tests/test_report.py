@@ -330,6 +330,7 @@ def test_push_to_hub_needs_a_token(two_rounds: Project, tmp_path: Path) -> None:
     assert failed.exit_code == 1 and "push to not a repo!! failed" in failed.stderr
     assert f"the local export {tmp_path / 'x.parquet'} was written" in failed.stderr
     assert token not in failed.stderr + failed.stdout and (tmp_path / "x.parquet").exists()
+    assert [x.name for x in tmp_path.iterdir() if x.name.startswith(".")] == []  # (no staging)
 
 
 def test_round_summary_and_report_agree_and_history_is_not_repriced(project: Project) -> None:

@@ -598,6 +598,26 @@ def test_ctrl_c_lets_the_requests_in_flight_finish_and_keeps_them(
     assert sum(n - 1 for n in server.request_keys().values()) == 0
 
 
+def test_a_round_started_with_ctrl_c_ignored_does_not_stop_on_it(
+    project: Project, judge_server
+) -> None:
+    """A review finding: a job a shell starts in the background has Ctrl-C ignored; the
+    round's gentle stop took Ctrl-C over anyway, so the terminal's Ctrl-C stopped it."""
+    server = judge_server(oracle, latency=0.3)
+    project.set(judge={"base_url": server.url, "concurrency": 4})
+    project.pairs(good_bad_rows(12))
+    cmd = [sys.executable, "-m", "labeler", "--config", str(project.config), "round", "--json"]
+    ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=ignore)
+    deadline = time.time() + 60
+    while len(server.requests) < 4 and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["status"] == "completed" and len(server.requests) == 24
+
+
 def test_a_judge_outage_stops_the_round_at_once_naming_the_url(project: Project) -> None:
     """Issue 10: with the endpoint down, a round used to spend every pair's retries (49 s
     for 30 pairs) and exit 0. Now one connection check stops it, exit 1, no round opened."""
