@@ -51,6 +51,29 @@ def test_init_refuses_an_empty_folder_name(tmp_path: Path, monkeypatch: pytest.M
     assert (tmp_path / "config.toml").is_file()
 
 
+def test_init_where_no_folder_can_be_made_is_one_line(tmp_path: Path) -> None:
+    """A user trial: `labeler init /sys/newproj` and `labeler init /proc/1/nope/x` ended in a
+    PermissionError / FileNotFoundError traceback. Root can write almost anywhere, so the
+    folders here cannot be made for anyone: one under a regular file, one in /proc."""
+    (tmp_path / "afile").write_text("not a folder\n")
+    cases = {
+        tmp_path / "afile" / "proj": (
+            f"{tmp_path / 'afile' / 'proj'}: cannot create the project folder: the file "
+            f"{tmp_path / 'afile'} is in the way"
+        ),
+    }
+    if Path("/proc/1").is_dir():  # Linux: nobody, root included, makes folders in /proc
+        cases[Path("/proc/1/nope/x")] = (
+            "/proc/1/nope/x: cannot create the project folder (No such file or directory)"
+        )
+    for folder, message in cases.items():
+        result = CliRunner().invoke(main, ["init", str(folder)])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip().splitlines() == [f"error: {message}"]
+        assert "Traceback" not in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]
+
+
 def test_config_errors_are_one_red_line_with_exit_2(tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text("[routing]\nthreshold = 1.7\n")
