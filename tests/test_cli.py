@@ -74,6 +74,55 @@ def test_init_where_no_folder_can_be_made_is_one_line(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["afile"]
 
 
+def _tree(folder: Path) -> dict[str, str | None]:
+    """Every path under ``folder`` and a file's text (None for a folder)."""
+    return {
+        str(p.relative_to(folder)): p.read_text() if p.is_file() else None
+        for p in folder.rglob("*")
+    }
+
+
+def test_a_failed_init_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A user trial: an init that failed on guidelines/ left config.toml and templates/
+    behind, so a re-run said "config.toml already exists; use --force". A file named
+    guidelines stands where the folder must go; the user's own file stays as it was."""
+    project = tmp_path / "q3"
+    project.mkdir()
+    (project / "notes.txt").write_text("mine\n")
+    (project / "guidelines").write_text("in the way\n")
+    before = _tree(project)
+    result = CliRunner().invoke(main, ["init", str(project)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"error: {project / 'guidelines'}: cannot create the folder: a file of that name is "
+        "in the way"
+    ]
+    assert _tree(project) == before
+    (project / "guidelines").unlink()
+    again = CliRunner().invoke(main, ["init", str(project)])  # no --force needed
+    assert again.exit_code == 0, again.output
+    assert set(_tree(project)) == {
+        "notes.txt", "config.toml", "templates", "templates/judge.txt",
+        "templates/fact_check.txt", "guidelines", "guidelines/01-overview.md",
+        "guidelines/02-ties.md",
+    }  # fmt: skip
+
+
+def test_a_failed_init_force_keeps_the_files_it_would_overwrite(tmp_path: Path) -> None:
+    """--force where a starter file's place is a folder: the error comes before any file
+    is moved into place, so the user's config.toml is not overwritten either."""
+    project = tmp_path / "p"
+    (project / "guidelines" / "02-ties.md").mkdir(parents=True)
+    (project / "config.toml").write_text("# mine\n")
+    before = _tree(project)
+    result = CliRunner().invoke(main, ["init", "--force", str(project)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"error: {project / 'guidelines' / '02-ties.md'}: cannot write (it is a folder)"
+    ]
+    assert _tree(project) == before
+
+
 def test_config_errors_are_one_red_line_with_exit_2(tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text("[routing]\nthreshold = 1.7\n")
