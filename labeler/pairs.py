@@ -2,7 +2,9 @@
 
 A source yields ``Pair`` and ``BadRow`` values in file order; nothing here touches the state.
 Supported: JSONL, CSV, Parquet (pyarrow), and Hugging Face datasets saved with
-``save_to_disk`` or loadable by ``datasets.load_dataset`` from a local folder/file.
+``save_to_disk`` or loadable by ``datasets.load_dataset`` from a local folder/file. A
+``load_dataset`` folder of JSONL, CSV or Parquet files is read here file by file, each as
+if alone (bad rows named by file and line); ``datasets`` picks the files and the split.
 
 A row holds either two responses (``response_a``/``response_b`` columns, names from config)
 or a list of 2-4 responses (``responses``), which expands to every pair i < j. A prompt
@@ -22,6 +24,7 @@ import hashlib
 import io
 import itertools
 import json
+import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -428,26 +431,86 @@ def _check_all_read(folder: Path, read: list[str]) -> None:
     )
 
 
+def _not_a_dataset(path: Path, why: object) -> SourceError:
+    return SourceError(
+        f"{path}: cannot load it as a Hugging Face dataset ({why}); source.path names a "
+        "JSONL, CSV or Parquet file, or a dataset's folder (save_to_disk or its data files)"
+    )
+
+
+def _hf_builder(path: Path) -> Any:
+    """``load_dataset``'s builder of ``path`` (its first step), its choice of data files
+    checked: refused when it would skip one."""
+    import datasets
+
+    try:
+        builder = datasets.load_dataset_builder(str(path))
+    except Exception as exc:  # datasets raises many types; all mean "cannot read"
+        raise _not_a_dataset(path, exc) from None
+    if path.is_dir():
+        files = builder.config.data_files or {}
+        _check_all_read(path, [str(f) for split in files.values() for f in split])
+    return builder
+
+
+# The data files of a folder labeler reads itself, file by file: bad rows are skipped and
+# named by file and line as in a single file (`datasets` stops at the first bad line).
+OWN_FOLDER_FILES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+
+
+def _own_files(path: Path, builder: Any, split: str) -> list[Path] | None:
+    """The files of ``split`` in the order ``datasets`` reads them, when labeler's readers
+    read them all: JSONL, CSV or Parquet, with no reader option set in the folder's card
+    (a CSV ``sep``, ``features``). None: ``datasets`` reads the folder."""
+    import dataclasses
+
+    import datasets
+
+    config = builder.config
+    splits = {str(name): files for name, files in (config.data_files or {}).items()}
+    if split not in splits:
+        raise SourceError(
+            f"{path}: no split '{split}' (source.split); available: {', '.join(splits)}"
+        )
+    base = {f.name for f in dataclasses.fields(datasets.BuilderConfig)}
+    options = [f for f in dataclasses.fields(config) if f.name not in base]
+    if any(getattr(config, f.name) != f.default for f in options):
+        return None
+    files = [Path(f) for f in splits[split]]
+    return files if all(f.suffix.lower() in OWN_FOLDER_FILES for f in files) else None
+
+
+class _KeptLog(logging.Handler):
+    """``datasets`` logs a file it fails on to stderr before it raises: kept for the
+    one error line instead."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def _hf_records(path: Path, fmt: str, cfg: SourceConfig) -> Iterator[Mapping[str, Any]]:
     import datasets
 
+    logger, kept = logging.getLogger("datasets"), _KeptLog()
+    saved = logger.handlers, logger.propagate
+    logger.handlers, logger.propagate = [kept], False
     try:
         if fmt == "hf_disk":
             ds = datasets.load_from_disk(str(path))
         else:  # load_dataset's own steps, to see the files it chose first
-            builder = datasets.load_dataset_builder(str(path))
-            if path.is_dir():
-                files = builder.config.data_files or {}
-                _check_all_read(path, [str(f) for split in files.values() for f in split])
+            builder = _hf_builder(path)
             builder.download_and_prepare()
             ds = builder.as_dataset()
     except SourceError:
         raise
     except Exception as exc:  # datasets raises many types; all mean "cannot read"
-        raise SourceError(
-            f"{path}: cannot load it as a Hugging Face dataset ({exc}); source.path names a "
-            "JSONL, CSV or Parquet file, or a dataset's folder (save_to_disk or its data files)"
-        ) from None
+        raise _not_a_dataset(path, kept.messages[-1] if kept.messages else exc) from None
+    finally:
+        logger.handlers, logger.propagate = saved
     if isinstance(ds, datasets.DatasetDict):
         split = cfg.split
         if split not in ds:
@@ -502,7 +565,19 @@ def read_source(cfg: SourceConfig) -> Iterator[Pair | BadRow]:
             f'{path}: is a folder; source.format = "{fmt}" reads one file (name the file in '
             'source.path, or set source.format = "hf" to read a folder of data files)'
         )
-    rows = _READERS[fmt](path, cfg)
+    files = None
+    if fmt == "hf" and path.is_dir():
+        files = _own_files(path, _hf_builder(path), cfg.split)
+    if files is None:
+        yield from _items(path, _READERS[fmt](path, cfg), cfg)
+        return
+    for file in files:  # each file's rows named by its own line, as when read alone
+        yield from _items(file, _READERS[OWN_FOLDER_FILES[file.suffix.lower()]](file, cfg), cfg)
+
+
+def _items(
+    path: Path, rows: Iterator[tuple[int, Row]], cfg: SourceConfig
+) -> Iterator[Pair | BadRow]:
     name = str(path)
     try:
         for number, row in rows:

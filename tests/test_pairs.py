@@ -260,6 +260,65 @@ def test_a_folder_mixing_data_file_types_is_refused_not_half_read(tmp_path: Path
     )
 
 
+def test_a_folder_of_data_files_reads_each_file_as_if_alone(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A user trial: a folder whose a.jsonl had a broken line 6 stopped the round with
+    `datasets`' log line ("in row 5") and "cannot load it as a Hugging Face dataset"; the
+    file given alone skipped that line and named a.jsonl:6. A folder of JSONL, CSV or
+    Parquet files is read file by file, each as when read alone: same pairs, same ids,
+    bad rows named by file and line, nothing logged."""
+    many = [{"prompt": f"p{i}", "response_a": "a", "response_b": "b"} for i in range(9)]
+    folder = tmp_path / "d"
+    folder.mkdir()
+    a = jsonl(folder, [*many[:5], '{"prompt": "p5", "response_a": "a', *many[5:7]], "a.jsonl")
+    b = jsonl(folder, many[7:], "b.jsonl")
+    capfd.readouterr()
+    pairs, bad = read(folder)
+    alone = [read(a), read(b)]
+    assert pairs == alone[0][0] + alone[1][0] and bad == alone[0][1] + alone[1][1]
+    assert ids(pairs) == [pair_id(*r.values()) for r in many[:7] + many[7:]]
+    assert [str(r) for r in bad] == [f"{a}:6: not valid JSON (Invalid control character at)"]
+    assert (pairs[5].source, pairs[5].row) == (str(a), 7)
+    assert capfd.readouterr().err == ""
+    # a CSV folder too: a bad row named by its file's line; the split is source.split's
+    csvs = tmp_path / "c"
+    csvs.mkdir()
+    for name, rows in (("train.csv", ROWS), ("test.csv", [{**ROWS[0], "prompt": ""}])):
+        with (csvs / name).open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(ROWS[0]))
+            w.writeheader()
+            w.writerows(rows)
+    assert ids(read(csvs)[0]) == ids(read(csvs / "train.csv")[0]) and read(csvs)[1] == []
+    pairs, bad = read(csvs, split="test")
+    assert pairs == [] and [str(r) for r in bad] == [
+        f"{csvs / 'test.csv'}:2: field 'prompt' is empty"
+    ]
+    with pytest.raises(
+        SourceError,
+        match=re.escape(f"{csvs}: no split 'dev' (source.split); available: train, test"),
+    ):
+        read(csvs, split="dev")
+
+
+def test_a_folder_datasets_reads_fails_in_one_line_naming_the_file(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """.json files may be whole JSON documents, which `datasets` reads: a bad line in
+    one is one error naming the file, with `datasets`' log line kept off the terminal."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    jsonl(folder, [*ROWS, '{"prompt": "p5", "response_a": "a'], "a.json")
+    capfd.readouterr()
+    with pytest.raises(SourceError) as caught:
+        read(folder)
+    assert str(caught.value).startswith(
+        f"{folder}: cannot load it as a Hugging Face dataset (Failed to load JSON from file "
+        f"'{folder / 'a.json'}' with error"
+    )
+    assert "\n" not in str(caught.value) and capfd.readouterr().err == ""
+
+
 def test_table_sources_with_the_wrong_columns_name_both_sides(tmp_path: Path) -> None:
     """Issue 10: a CSV or Parquet file with other columns said 'Nothing to do'."""
     wrong = [{"question": "q", "answer_1": "a", "answer_2": "b"}]
