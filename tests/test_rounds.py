@@ -536,6 +536,35 @@ def test_secrets_an_endpoint_echoes_or_a_config_misplaces_are_never_shown(
         assert pasted not in result.output
 
 
+ROUND = [sys.executable, "-m", "labeler", "--config"]
+
+
+def child() -> dict[str, Any]:
+    """How a test runs labeler in a child process: this environment (as the test left
+    it), unbuffered, its output kept as text."""
+    return {"env": {**os.environ, "PYTHONUNBUFFERED": "1"}, "capture_output": True, "text": True}
+
+
+def signalled_round(
+    project: Project, server: Any, sig: int, after: int, ignore_ctrl_c: bool = False
+) -> tuple[int, str]:
+    """`labeler round` in a child process, sent ``sig`` once the judge has been asked
+    ``after`` requests (``ignore_ctrl_c``: started as a shell starts a background job):
+    its exit code and what it said on stderr."""
+    cmd = [*ROUND, str(project.config), "round"]
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_ctrl_c else None
+    proc = subprocess.Popen(
+        cmd, env=child()["env"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        preexec_fn=ignore,
+    )  # fmt: skip
+    deadline = time.time() + 60
+    while len(server.requests) < after and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err.decode()
+
+
 @pytest.mark.slow
 def test_sigkill_mid_round_then_rerun_loses_nothing(
     project: Project, judge_server, tmp_path: Path
@@ -543,16 +572,9 @@ def test_sigkill_mid_round_then_rerun_loses_nothing(
     server = judge_server(oracle, latency=0.05)
     project.set(judge={"base_url": server.url, "concurrency": 8})
     project.pairs(good_bad_rows(200))
-    cmd = [sys.executable, "-m", "labeler", "--config", str(project.config), "round"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while len(server.requests) < 150 and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    signalled_round(project, server, signal.SIGKILL, after=150)
     assert len(server.requests) < 400, "the round finished before it could be killed"
-    done = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([*ROUND, str(project.config), "round", "--json"], **child(), timeout=120)
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["round_id"] == 1 and data["resumed"] and data["status"] == "completed"
@@ -577,22 +599,16 @@ def test_ctrl_c_lets_the_requests_in_flight_finish_and_keeps_them(
     server = judge_server(oracle, latency=1.0)
     project.set(judge={"base_url": server.url, "concurrency": 4})
     project.pairs(good_bad_rows(20))
-    cmd = [sys.executable, "-m", "labeler", "--config", str(project.config), "round"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    while len(server.requests) < 6 and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)  # requests in flight: each takes a second
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    # Ctrl-C with requests in flight: each takes a second
+    code, err = signalled_round(project, server, signal.SIGINT, after=6)
+    assert code == 130, err
     sent = len(server.requests)
     assert 6 <= sent < 40, sent  # stopped mid-round
     with Store(project.root / ".labeler" / "state.sqlite") as store:
         kept = store.db.execute("SELECT COUNT(*) FROM calls WHERE status = 'ok'").fetchone()[0]
     assert kept == sent  # every request that went out came back and was kept
-    assert "stopping: up to 4 requests in flight finish and are kept" in err.decode()
-    done = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert "stopping: up to 4 requests in flight finish and are kept" in err
+    done = subprocess.run([*ROUND, str(project.config), "round", "--json"], **child(), timeout=120)
     assert done.returncode == 0 and json.loads(done.stdout)["resumed"], done.stderr
     assert len(server.requests) == 40  # 20 pairs x 2 orders, none sent twice
     assert sum(n - 1 for n in server.request_keys().values()) == 0
@@ -606,16 +622,9 @@ def test_a_round_started_with_ctrl_c_ignored_does_not_stop_on_it(
     server = judge_server(oracle, latency=0.3)
     project.set(judge={"base_url": server.url, "concurrency": 4})
     project.pairs(good_bad_rows(12))
-    cmd = [sys.executable, "-m", "labeler", "--config", str(project.config), "round", "--json"]
-    ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=ignore)
-    deadline = time.time() + 60
-    while len(server.requests) < 4 and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    assert json.loads(out)["status"] == "completed" and len(server.requests) == 24
+    code, err = signalled_round(project, server, signal.SIGINT, after=4, ignore_ctrl_c=True)
+    assert code == 0, err
+    assert len(server.requests) == 24 and project.run_json("round")["status"] == "nothing_to_do"
 
 
 def test_a_judge_outage_stops_the_round_at_once_naming_the_url(project: Project) -> None:

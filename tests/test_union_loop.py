@@ -497,8 +497,14 @@ def test_a_union_round_cut_off_in_its_strong_tier_resumes_to_the_same_labels(
                 assert p.run_json("round", "--limit", "200")["status"] == "completed"
             decide_as_humans(p)
             assert p.run("calibrate").exit_code == 0
-    assert verdict_rows(cut) == verdict_rows(twin)
-    cfg = [load_config(p.config, environ={}) for p in (cut, twin)]
+    assert_twins(cut, twin)
+
+
+def assert_twins(one: Project, other: Project) -> None:
+    """Two union projects ended alike: every verdict row, the certificate (one was given)
+    and where each label stands."""
+    assert verdict_rows(one) == verdict_rows(other)
+    cfg = [load_config(p.config, environ={}) for p in (one, other)]
     with Store(cfg[0].db_path) as a, Store(cfg[1].db_path) as b:
         assert current(a, cfg[0], 1) == current(b, cfg[1], 1)
         assert current(a, cfg[0], 1).certified_a < 1  # (the test reached a certificate)
