@@ -29,7 +29,14 @@ from typing import Any
 
 from labeler import costs, prompts
 from labeler.config import Config
-from labeler.judging import adapted_key, allowance, judge_prices, run_coroutine
+from labeler.judging import (
+    Halt,
+    adapted_key,
+    allowance,
+    judge_prices,
+    run_coroutine,
+    stop_on_interrupt,
+)
 from labeler.store import CallRecord, Store
 
 REASON = "chosen_has_errors"
@@ -139,9 +146,12 @@ async def _ask(
     learned = json.loads(store.get_meta(adapted_key(judge)) or "{}")
     client = OpenAIJudge(judge, judge.api_key(), learned)
     limit = asyncio.Semaphore(judge.concurrency)
+    halt = Halt(judge.concurrency)  # the first Ctrl-C: what is in flight finishes, kept
 
     async def one(pair_id: str, key: str, messages: list[dict[str, str]]) -> None:
         async with limit:
+            if halt.asked:
+                return  # asked again by the resume
             worst = affordable(messages)
             if worst is None:
                 return  # over budget: asked again in a later round
@@ -151,7 +161,14 @@ async def _ask(
                 release(worst)
             record(pair_id, key, messages, reply)
 
+    restore = stop_on_interrupt(halt)
     try:
         await asyncio.gather(*(one(*t) for t in todo))
+    except asyncio.CancelledError:  # (a second Ctrl-C)
+        if not halt.asked:
+            raise
     finally:
+        restore()
         await client.aclose()
+    if halt.asked:  # the round stays open; the replies that came back are kept
+        raise KeyboardInterrupt

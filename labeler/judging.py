@@ -222,7 +222,7 @@ class Judging:
         self.reserved = 0.0  # worst-case cost of the requests in flight
         self.spent = 0.0  # billed in this run
         self.stopped = False
-        self.interrupted = False  # Ctrl-C: send nothing new, keep what is in flight
+        self.halt = Halt(ctx.judge.concurrency)  # Ctrl-C: send nothing new
         # a judge that fails systematically stops the round (no pair goes to humans for a
         # judge fault): failures by kind; permanent ones wait here until the run ends
         self.failures: Counter[str] = Counter()
@@ -256,7 +256,7 @@ class Judging:
     async def _produce(self, queue: asyncio.Queue[tuple[Pair, str, str] | None]) -> None:
         orders = self.ctx.slots  # each order, once per sample
         for pair in self.store.iter_round_pairs(self.round_id, tier=self.ctx.tier):
-            if self.fault is not None or self.interrupted:
+            if self.fault is not None or self.halt.asked:
                 break  # the endpoint is failing, or the user stops: queue nothing more
             if self.ctx.tier == 0 and self._screened_out(pair):
                 self.done += 1
@@ -332,7 +332,7 @@ class Judging:
             worst = self.ctx.prices.call_cost(
                 costs.estimate_tokens(chars, self.chars_per_token), self.ctx.judge.max_tokens
             )
-            if self.fault is not None or self.interrupted:
+            if self.fault is not None or self.halt.asked:
                 continue  # the endpoint is failing, or the user stops: send nothing more
             if self.allowance is not None and (
                 self.stopped or self.spent + self.reserved + worst > self.allowance
@@ -557,14 +557,14 @@ async def judge_async(
     learned = json.loads(store.get_meta(key) or "{}")
     judge = OpenAIJudge(ctx.judge, ctx.judge.api_key(), learned)
     engine = Judging(store, ctx, round_id, on_progress, judge, queue)
-    release = _stop_on_interrupt(engine) if queue is None else (lambda: None)
+    release = stop_on_interrupt(engine.halt) if queue is None else (lambda: None)
     try:
         try:
             await engine.run()
         except* Exception as group:
             raise group.exceptions[0] from None
-    except asyncio.CancelledError:  # (a second Ctrl-C, ``_stop_on_interrupt``)
-        if not engine.interrupted:
+    except asyncio.CancelledError:  # (a second Ctrl-C, ``stop_on_interrupt``)
+        if not engine.halt.asked:
             raise
         task = asyncio.current_task()
         if task is not None:
@@ -574,17 +574,26 @@ async def judge_async(
         await judge.aclose()
         if judge.adapted != learned:  # remembered: later runs ask the right way at once
             store.set_meta(key, json.dumps(judge.adapted, sort_keys=True))
-    if engine.interrupted and engine.fault is None:  # the round stays open; all is kept
+    if engine.halt.asked and engine.fault is None:  # the round stays open; all is kept
         raise KeyboardInterrupt  # (a fault is said as one: its calls count against no pair)
     return engine
 
 
-def _stop_on_interrupt(engine: Judging) -> Callable[[], None]:
-    """The first Ctrl-C stops the round gently: nothing new is sent, and the requests in
-    flight (a provider bills them) finish and are kept, not asked again by the resume; a
-    second one abandons them. Returns what puts the Ctrl-C handling back as it was. Only
-    on the main thread, and not where Ctrl-C is ignored (a job started in the background
-    by a shell: it must not stop on the terminal's Ctrl-C)."""
+@dataclass
+class Halt:
+    """Asked by the first Ctrl-C (``stop_on_interrupt``): start no new request."""
+
+    flying: int  # how many requests may be in flight (the concurrency), for the message
+    asked: bool = False
+
+
+def stop_on_interrupt(halt: Halt) -> Callable[[], None]:
+    """The first Ctrl-C stops the work gently (``halt.asked``): nothing new is sent, and
+    the requests in flight (a provider bills them) finish and are kept, not asked again
+    by the resume; a second one abandons them (cancels the running task). Returns what
+    puts the Ctrl-C handling back as it was. Only on the main thread, and not where
+    Ctrl-C is ignored (a job started in the background by a shell: it must not stop on
+    the terminal's Ctrl-C)."""
     import signal
     import sys
 
@@ -594,13 +603,12 @@ def _stop_on_interrupt(engine: Judging) -> Callable[[], None]:
         return lambda: None
 
     def interrupted() -> None:
-        if engine.interrupted and task is not None:
+        if halt.asked and task is not None:
             task.cancel()  # the second time: abandon what is in flight
             return
-        engine.interrupted = True
-        flying = engine.ctx.judge.concurrency
+        halt.asked = True
         sys.stderr.write(
-            f"\nstopping: up to {flying} requests in flight finish and are kept "
+            f"\nstopping: up to {halt.flying} requests in flight finish and are kept "
             "(Ctrl-C again to abandon them)\n"
         )
 

@@ -102,3 +102,40 @@ def test_the_dry_run_counts_the_fact_check(fact_project: Project) -> None:
     assert plain["fact_checked"] == 10 and without["fact_checked"] == 0
     assert plain["requests_sent"] == without["requests_sent"] + 10
     assert plain["judge_cost"] > without["judge_cost"]
+
+
+def test_ctrl_c_in_the_fact_check_keeps_the_checks_in_flight(
+    project: Project, judge_server: Callable[..., JudgeServer]
+) -> None:
+    """As in the judging: the first Ctrl-C during the fact-check sends no new check, lets
+    those in flight finish and keeps them (exit 130); the resume asks only the rest."""
+    import dataclasses
+    import signal
+
+    from tests.test_rounds import signalled_round
+
+    def slow_checks(shown: Shown) -> Scripted:
+        reply = checker()(shown)
+        if "objectively false" in shown.body["messages"][-1]["content"]:
+            return dataclasses.replace(reply, delay=1.0)
+        return reply
+
+    server = judge_server(slow_checks)
+    project.set(
+        judge={"base_url": server.url, "concurrency": 3},
+        review={"enabled": False},
+        quality={"fact_check": True},
+    )
+    project.pairs(good_bad_rows(12))  # 24 judge requests, then 12 checks (3 at a time)
+    code, err = signalled_round(project, server, signal.SIGINT, after=24 + 4)
+    assert code == 130 and "stopping: up to 3 requests in flight" in err, err
+    asked = [r for r in server.requests if "objectively false" in r["messages"][-1]["content"]]
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        kept = store.db.execute(
+            "SELECT COUNT(*) FROM calls WHERE presented_order = 'fact' AND status = 'ok'"
+        ).fetchone()[0]
+    assert 4 <= len(asked) < 12 and kept == len(asked)  # every check sent was kept
+    done = project.run_json("round")
+    assert done["status"] == "completed" and done["fact_checked"] == 12
+    checks = [r for r in server.requests if "objectively false" in r["messages"][-1]["content"]]
+    assert len(checks) == 12  # none asked twice
