@@ -450,9 +450,11 @@ def stage(rows: Iterable[Mapping[str, Any]], columns: list[str], out: Path, mess
     try:
         folder.mkdir()
         _streamed(rows, columns, folder / "rows.arrow", messages)
-    except OSError as exc:
+    except BaseException as exc:  # (Ctrl-C, an Arrow error) no full-size copy is left
         shutil.rmtree(folder, ignore_errors=True)
-        raise ExportError(write_failed(out, exc, "stage the rows to push")) from None
+        if isinstance(exc, OSError):
+            raise ExportError(write_failed(out, exc, "stage the rows to push")) from None
+        raise
     return folder
 
 

@@ -167,6 +167,9 @@ async def _ask(
     except asyncio.CancelledError:  # (a second Ctrl-C)
         if not halt.asked:
             raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
     finally:
         restore()
         await client.aclose()

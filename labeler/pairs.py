@@ -474,10 +474,20 @@ def _own_files(path: Path, builder: Any, split: str) -> list[Path] | None:
         )
     base = {f.name for f in dataclasses.fields(datasets.BuilderConfig)}
     options = [f for f in dataclasses.fields(config) if f.name not in base]
-    if any(getattr(config, f.name) != f.default for f in options):
-        return None
-    files = [Path(f) for f in splits[split]]
+    if any(getattr(config, f.name) != f.default for f in options) or builder.info.features:
+        return None  # (a card's options or schema: datasets reads the folder as it says)
+    # each file named under the folder as configured (``datasets`` resolves links and
+    # ``..``): the state keeps and clears a source's bad rows by the name it was given
+    files = [_under(path, Path(f)) for f in splits[split]]
     return files if all(f.suffix.lower() in OWN_FOLDER_FILES for f in files) else None
+
+
+def _under(path: Path, file: Path) -> Path:
+    """``file`` (a resolved path) named under the folder ``path`` as it was written."""
+    try:
+        return path / file.relative_to(path.resolve())
+    except ValueError:
+        return file
 
 
 class _KeptLog(logging.Handler):
@@ -495,6 +505,7 @@ class _KeptLog(logging.Handler):
 def _hf_records(path: Path, fmt: str, cfg: SourceConfig) -> Iterator[Mapping[str, Any]]:
     import datasets
 
+    datasets.disable_progress_bars()  # ("Generating train split" is no line of ours)
     logger, kept = logging.getLogger("datasets"), _KeptLog()
     saved = logger.handlers, logger.propagate
     logger.handlers, logger.propagate = [kept], False
@@ -508,7 +519,8 @@ def _hf_records(path: Path, fmt: str, cfg: SourceConfig) -> Iterator[Mapping[str
     except SourceError:
         raise
     except Exception as exc:  # datasets raises many types; all mean "cannot read"
-        raise _not_a_dataset(path, kept.messages[-1] if kept.messages else exc) from None
+        said = (kept.messages[-1] if kept.messages else str(exc)).strip().splitlines()
+        raise _not_a_dataset(path, said[0] if said else type(exc).__name__) from None
     finally:
         logger.handlers, logger.propagate = saved
     if isinstance(ds, datasets.DatasetDict):

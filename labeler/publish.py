@@ -248,7 +248,7 @@ def run_export(
         targets = _remember_target(store, out, opts.test_size)
         # what the certificates in force were tested at (the card states it)
         claimed = claimed_terms(store, range(len(cfg.judges)))
-        for target_path in targets:  # a killed export anywhere in the project: swept now
+        for target_path in {*targets, out}:  # a killed export's leftovers: swept now
             export.sweep(target_path.parent, export.export_temp_prefixes(target_path))
         if not dpo:  # a file with no row is no dataset (datasets cannot load an empty JSONL)
             raise ExportError(_nothing_to_export(out, status, certified_only, opts, dropped))
@@ -319,9 +319,9 @@ def run_export(
         }  # fmt: skip
         if splits:
             result["splits"] = splits
+        pushed_card = card(dpo)
         # what to push, staged while the project is held; pushed once it is let go
         staged = export.stage(rows(), columns, out, opts.conversational) if repo else None
-        pushed_card = card(dpo)
     if repo and staged is not None:
         try:
             result["hub"] = export.push_to_hub(staged, repo, pushed_card)

@@ -301,6 +301,36 @@ def test_a_folder_of_data_files_reads_each_file_as_if_alone(
         read(csvs, split="dev")
 
 
+def test_a_folder_read_file_by_file_names_its_files_as_configured(tmp_path: Path) -> None:
+    """A review finding: each file was named by the path `datasets` resolved, so a folder
+    given through a link or with ".." recorded its bad rows under another name than the
+    source's: `report` never listed them and a fixed file never cleared them."""
+    real = tmp_path / "real"
+    real.mkdir()
+    jsonl(real, [*ROWS, "{not json"], "a.jsonl")
+    (tmp_path / "link").symlink_to(real)
+    (tmp_path / "proj").mkdir()
+    for given in (tmp_path / "link", tmp_path / "proj" / ".." / "real"):
+        pairs, bad = read(given)
+        assert [b.source for b in bad] == [str(given / "a.jsonl")]
+        assert {p.source for p in pairs} == {str(given / "a.jsonl")}
+
+
+def test_a_folder_whose_card_declares_a_schema_is_read_by_datasets(tmp_path: Path) -> None:
+    """A review finding: a folder's card declaring its features (here response_a a
+    string, holding a number in the file) was read file by file, ignoring them: the pair
+    became a bad row, "not text". `datasets` reads such a folder, as its card says."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    jsonl(folder, [{**ROWS[0], "response_a": 1}], "train.jsonl")
+    (folder / "README.md").write_text(
+        "---\ndataset_info:\n  features:\n  - name: prompt\n    dtype: string\n"
+        "  - name: response_a\n    dtype: string\n  - name: response_b\n    dtype: string\n---\n"
+    )
+    pairs, bad = read(folder)
+    assert bad == [] and [p.response_a for p in pairs] == ["1"]
+
+
 def test_a_folder_datasets_reads_fails_in_one_line_naming_the_file(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -317,6 +347,14 @@ def test_a_folder_datasets_reads_fails_in_one_line_naming_the_file(
         f"'{folder / 'a.json'}' with error"
     )
     assert "\n" not in str(caught.value) and capfd.readouterr().err == ""
+    # pandas' messages end with a newline: still one line (a .tsv with an extra field)
+    tabs = tmp_path / "t"
+    tabs.mkdir()
+    (tabs / "a.tsv").write_text("prompt\tresponse_a\tresponse_b\np\ta\tb\np\ta\tb\tc\n")
+    with pytest.raises(SourceError) as caught:
+        read(tabs)
+    assert "\n" not in str(caught.value), str(caught.value)
+    assert capfd.readouterr().err == ""
 
 
 def test_table_sources_with_the_wrong_columns_name_both_sides(tmp_path: Path) -> None:
