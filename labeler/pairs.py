@@ -19,6 +19,7 @@ order), so the same pair gets the same id whichever file or row it comes from.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -443,10 +444,8 @@ def _hf_builder(path: Path) -> Any:
     checked: refused when it would skip one."""
     import datasets
 
-    try:
+    with _quiet_datasets(path):
         builder = datasets.load_dataset_builder(str(path))
-    except Exception as exc:  # datasets raises many types; all mean "cannot read"
-        raise _not_a_dataset(path, exc) from None
     if path.is_dir():
         files = builder.config.data_files or {}
         _check_all_read(path, [str(f) for split in files.values() for f in split])
@@ -502,7 +501,11 @@ class _KeptLog(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _hf_records(path: Path, fmt: str, cfg: SourceConfig) -> Iterator[Mapping[str, Any]]:
+@contextlib.contextmanager
+def _quiet_datasets(path: Path) -> Iterator[None]:
+    """``datasets`` at work on ``path`` without a word on the terminal (its log lines and
+    progress bars): what fails is one ``SourceError`` line, with the last line it
+    logged, or its own error's first line."""
     import datasets
 
     datasets.disable_progress_bars()  # ("Generating train split" is no line of ours)
@@ -510,12 +513,7 @@ def _hf_records(path: Path, fmt: str, cfg: SourceConfig) -> Iterator[Mapping[str
     saved = logger.handlers, logger.propagate
     logger.handlers, logger.propagate = [kept], False
     try:
-        if fmt == "hf_disk":
-            ds = datasets.load_from_disk(str(path))
-        else:  # load_dataset's own steps, to see the files it chose first
-            builder = _hf_builder(path)
-            builder.download_and_prepare()
-            ds = builder.as_dataset()
+        yield
     except SourceError:
         raise
     except Exception as exc:  # datasets raises many types; all mean "cannot read"
@@ -523,6 +521,22 @@ def _hf_records(path: Path, fmt: str, cfg: SourceConfig) -> Iterator[Mapping[str
         raise _not_a_dataset(path, said[0] if said else type(exc).__name__) from None
     finally:
         logger.handlers, logger.propagate = saved
+
+
+def _hf_records(
+    path: Path, fmt: str, cfg: SourceConfig, builder: Any = None
+) -> Iterator[Mapping[str, Any]]:
+    """A saved dataset's rows (``hf_disk``), or those ``load_dataset`` reads (``hf``;
+    ``builder``: its builder of ``path``, made already)."""
+    import datasets
+
+    with _quiet_datasets(path):
+        if fmt == "hf_disk":
+            ds = datasets.load_from_disk(str(path))
+        else:  # load_dataset's own steps, to see the files it chose first
+            builder = builder or _hf_builder(path)
+            builder.download_and_prepare()
+            ds = builder.as_dataset()
     if isinstance(ds, datasets.DatasetDict):
         split = cfg.split
         if split not in ds:
@@ -577,11 +591,14 @@ def read_source(cfg: SourceConfig) -> Iterator[Pair | BadRow]:
             f'{path}: is a folder; source.format = "{fmt}" reads one file (name the file in '
             'source.path, or set source.format = "hf" to read a folder of data files)'
         )
-    files = None
-    if fmt == "hf" and path.is_dir():
-        files = _own_files(path, _hf_builder(path), cfg.split)
+    builder = _hf_builder(path) if fmt == "hf" and path.is_dir() else None
+    files = None if builder is None else _own_files(path, builder, cfg.split)
     if files is None:
-        yield from _items(path, _READERS[fmt](path, cfg), cfg)
+        if builder is None:
+            rows = _READERS[fmt](path, cfg)
+        else:  # a folder datasets reads: with the builder made above, not a second one
+            rows = _table_rows(_hf_records(path, fmt, cfg, builder), cfg.max_row_bytes)
+        yield from _items(path, rows, cfg)
         return
     for file in files:  # each file's rows named by its own line, as when read alone
         yield from _items(file, _READERS[OWN_FOLDER_FILES[file.suffix.lower()]](file, cfg), cfg)
