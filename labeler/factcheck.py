@@ -33,9 +33,9 @@ from labeler.judging import (
     Halt,
     adapted_key,
     allowance,
+    interruptible,
     judge_prices,
     run_coroutine,
-    stop_on_interrupt,
 )
 from labeler.store import CallRecord, Store
 
@@ -161,17 +161,10 @@ async def _ask(
                 release(worst)
             record(pair_id, key, messages, reply)
 
-    restore = stop_on_interrupt(halt)
     try:
-        await asyncio.gather(*(one(*t) for t in todo))
-    except asyncio.CancelledError:  # (a second Ctrl-C)
-        if not halt.asked:
-            raise
-        task = asyncio.current_task()
-        if task is not None:
-            task.uncancel()
+        with interruptible(halt):
+            await asyncio.gather(*(one(*t) for t in todo))
     finally:
-        restore()
         await client.aclose()
     if halt.asked:  # the round stays open; the replies that came back are kept
         raise KeyboardInterrupt

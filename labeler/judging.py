@@ -5,6 +5,7 @@ reply as it returns and stores the verdict routed with the thresholds in force."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -12,7 +13,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -557,20 +558,13 @@ async def judge_async(
     learned = json.loads(store.get_meta(key) or "{}")
     judge = OpenAIJudge(ctx.judge, ctx.judge.api_key(), learned)
     engine = Judging(store, ctx, round_id, on_progress, judge, queue)
-    release = stop_on_interrupt(engine.halt) if queue is None else (lambda: None)
-    try:
-        try:
-            await engine.run()
-        except* Exception as group:
-            raise group.exceptions[0] from None
-    except asyncio.CancelledError:  # (a second Ctrl-C, ``stop_on_interrupt``)
-        if not engine.halt.asked:
-            raise
-        task = asyncio.current_task()
-        if task is not None:
-            task.uncancel()
+    try:  # (a batch round sends nothing: Ctrl-C stops it at once)
+        with interruptible(engine.halt) if queue is None else contextlib.nullcontext():
+            try:
+                await engine.run()
+            except* Exception as group:
+                raise group.exceptions[0] from None
     finally:
-        release()
         await judge.aclose()
         if judge.adapted != learned:  # remembered: later runs ask the right way at once
             store.set_meta(key, json.dumps(judge.adapted, sort_keys=True))
@@ -581,13 +575,31 @@ async def judge_async(
 
 @dataclass
 class Halt:
-    """Asked by the first Ctrl-C (``stop_on_interrupt``): start no new request."""
+    """Asked by the first Ctrl-C (``interruptible``): start no new request."""
 
     flying: int  # how many requests may be in flight (the concurrency), for the message
     asked: bool = False
 
 
-def stop_on_interrupt(halt: Halt) -> Callable[[], None]:
+@contextlib.contextmanager
+def interruptible(halt: Halt) -> Iterator[None]:
+    """Work in the running task that Ctrl-C stops gently (``_stop_on_interrupt``): the
+    second Ctrl-C's cancellation ends it quietly, and Ctrl-C is as it was afterwards. The
+    caller raises KeyboardInterrupt once its work is kept, when ``halt.asked``."""
+    restore = _stop_on_interrupt(halt)
+    try:
+        yield
+    except asyncio.CancelledError:
+        if not halt.asked:
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+    finally:
+        restore()
+
+
+def _stop_on_interrupt(halt: Halt) -> Callable[[], None]:
     """The first Ctrl-C stops the work gently (``halt.asked``): nothing new is sent, and
     the requests in flight (a provider bills them) finish and are kept, not asked again
     by the resume; a second one abandons them (cancels the running task). Returns what
