@@ -263,10 +263,12 @@ def provisional_cost(led: Ledger | None, currency: str) -> str:
     return f"about {led.finish_cost:,.2f} {currency} at the measured review time"
 
 
-def savings_notes(led: Ledger, currency: str) -> list[str]:
-    """One line each, said wherever the savings are shown: why the factor is what it is
-    when nothing is certified, and what still waits (not counted as saved)."""
-    notes = []
+def savings_notes(led: Ledger, currency: str, mixed: str | None = None) -> list[str]:
+    """One line each, said wherever the savings are shown: ``mixed``, the note that the
+    rounds were priced in different currencies (``ledger.total_currency``), first; why
+    the factor is what it is when nothing is certified, and what still waits (not counted
+    as saved)."""
+    notes = [mixed] if mixed else []
     if led.dropped:
         notes.append(
             f"{led.dropped} rows dropped by `labeler verify` (verify.action = drop): paid "

@@ -111,7 +111,6 @@ def build_report(cfg: Config) -> dict[str, Any]:
         labels = store.label_status_counts()
         tiers = tier_totals(store, cfg) if len(cfg.judges) > 1 else []
         verify = verify_summary(store)
-    notes = [] if total is None else costs.savings_notes(total, currency)
     return {
         "currency": currency,  # the rounds' (not costs.currency's, which prices the next)
         "target": cfg.calibration.target_agreement,
@@ -121,7 +120,7 @@ def build_report(cfg: Config) -> dict[str, Any]:
         if total is None
         else _row("total", total, pooled_audits(quality.values(), cfg), reasons, currency),
         "savings_basis": "delivered",  # certified judge labels + human-decided pairs
-        "savings_notes": [*([mixed] if mixed else []), *notes],
+        "savings_notes": [] if total is None else costs.savings_notes(total, currency, mixed),
         "flags": flags,
         "skipped_rows": skipped,  # every source row the latest read skipped, and why
         # two reviewers on the same pairs (review.double_share), next to the judge there

@@ -28,7 +28,7 @@ def savings(led: costs.Ledger, currency: str, mixed: str | None = None) -> dict[
         "spent": led.total,
         "saved": led.saved,
         "savings_factor": led.factor,
-        "notes": [*([mixed] if mixed else []), *costs.savings_notes(led, currency)],
+        "notes": costs.savings_notes(led, currency, mixed),
     }
 
 
