@@ -34,7 +34,13 @@ from labeler.judging import (
     round_thresholds_json,
     tier_thresholds_from_json,
 )
-from labeler.ledger import money_snapshot, project_ledger, round_ledgers, tier_totals
+from labeler.ledger import (
+    money_snapshot,
+    project_ledger,
+    round_currencies,
+    round_ledgers,
+    tier_totals,
+)
 from labeler.lock import project_lock
 from labeler.routing import (
     ACCEPT,
@@ -82,8 +88,9 @@ def _fill_outcome(store: Store, ctx: Context, summary: RoundSummary, round_id: i
     summary.delivered, summary.human_decided = led.delivered, led.human_decided
     summary.coverage, summary.waiting = led.coverage, led.waiting
     summary.waiting_labels, summary.waiting_cost = led.waiting_labels, led.waiting_cost
-    summary.savings_notes = costs.savings_notes(led, cfg.costs.currency)
-    summary.currency = cfg.costs.currency
+    # in the currency the round was priced in (a resumed one: at its start), as `report`
+    summary.currency = round_currencies(store, cfg)[round_id]
+    summary.savings_notes = costs.savings_notes(led, summary.currency)
     summary.thresholds = asdict(ctx.thresholds)
     if len(cfg.judges) > 1:
         summary.tiers = tier_totals(store, cfg, round_id)

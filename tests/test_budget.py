@@ -43,9 +43,12 @@ def test_budget_stop_then_resume_loses_nothing(project: Project, judge_server) -
     project.set(costs={"max_cost_per_round": data["judge_cost"]})
     again = project.run("round", "--json")
     assert again.exit_code == 3 and len(server.requests) == sent_before
-    project.set(costs={"max_cost_per_round": 0.0})
+    # (a currency set since prices the next round: the resumed one keeps its own, as the
+    # report says)
+    project.set(costs={"max_cost_per_round": 0.0, "currency": "EUR"})
     done = project.run_json("round")
     assert done["round_id"] == 1 and done["resumed"] and done["status"] == "completed"
+    assert done["currency"] == project.run_json("report")["rounds"][0]["currency"] == "USD"
     assert done["judged"] == 30 and done["unjudged"] == 0
     with Store(project.root / ".labeler" / "state.sqlite") as store:
         per_key = store.db.execute(
