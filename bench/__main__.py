@@ -2,8 +2,8 @@
 
 scripts/dev bench                       everything
 scripts/dev bench startup throughput    some of: startup throughput memory dry_run draw
-                                        union dataset review import calibration tiers
-                                        panel parity injection verify
+                                        union dataset factcheck review import
+                                        calibration tiers panel parity injection verify
 """
 
 from __future__ import annotations
@@ -30,7 +30,16 @@ from bench import (
     verify_bench,
 )
 
-ROUND_PARTS = ("startup", "throughput", "memory", "dry_run", "draw", "union", "dataset")
+ROUND_PARTS = (
+    "startup",
+    "throughput",
+    "memory",
+    "dry_run",
+    "draw",
+    "union",
+    "dataset",
+    "factcheck",
+)
 OTHERS = (
     "review",
     "calibration",

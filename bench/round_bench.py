@@ -452,6 +452,53 @@ def dataset(n: int = 10_000, words: int = 1_000) -> dict[str, Any]:
     return out
 
 
+def factcheck(n: int = 10_000, words: int = 1_000) -> dict[str, Any]:
+    """A round of ``n`` pairs of ``words``-word answers with ``quality.fact_check`` (every
+    accepted pair's chosen response checked), in a fresh process: peak anonymous memory,
+    peak RSS and time, against the same round without the check, on the same pairs."""
+    from labeler.demo.judge_server import JudgeServer, Scripted
+
+    graded = _graded(13, 0.99)
+
+    def judge(shown: Any) -> Scripted:
+        if "objectively false" in shown.body["messages"][-1]["content"]:
+            return Scripted("NO_ERRORS\nnone")
+        return graded(shown)
+
+    server = JudgeServer(judge)
+    server.start()
+    out: dict[str, Any] = {"pairs": n, "words_per_answer": words}
+    long = "".join(f" word{k % 97}" for k in range(words))
+    other = "".join(f" term{k % 89}" for k in range(words))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, check in (("plain", "false"), ("checked", "true")):
+                folder = Path(tmp) / name
+                config = make_project(folder, 0, server.url, 64)
+                with (folder / "pairs.jsonl").open("w") as fh:
+                    for i in range(n):
+                        a, b = f"{i} is right.{long}", f"{i} is wrong.{other}"
+                        a, b = (a, b) if i % 2 else (b, a)
+                        row = {"prompt": f"Question {i}: what?", "response_a": a, "response_b": b}
+                        fh.write(json.dumps(row) + "\n")
+                config.write_text(config.read_text() + f"[quality]\nfact_check = {check}\n")
+                cmd = [PY, "-m", "labeler", "--config", str(config), "round", "--json"]
+                done = _sampled_peaks(cmd)
+                summary = json.loads(done.pop("printed"))
+                assert summary["judged"] == n, summary
+                out[name] = done | {
+                    "requests": summary["requests_sent"],
+                    "accepted": summary["accepted"],
+                    "fact_checked": summary.get("fact_checked", 0),
+                }
+    finally:
+        server.stop()
+    assert out["checked"]["fact_checked"] > n / 2, out
+    for key in ("seconds", "peak_rss_mb", "peak_anon_mb"):
+        out[f"{key}_ratio"] = round(out["checked"][key] / out["plain"][key], 2)
+    return out
+
+
 def main(which: list[str]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
@@ -476,4 +523,7 @@ def main(which: list[str]) -> dict[str, Any]:
     if not which or "dataset" in which:
         results["dataset"] = dataset()
         print("dataset", results["dataset"], flush=True)
+    if not which or "factcheck" in which:
+        results["factcheck"] = factcheck()
+        print("factcheck", results["factcheck"], flush=True)
     return results

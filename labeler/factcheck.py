@@ -1,8 +1,8 @@
 """The fact-check of chosen responses (``quality.fact_check``), one step of a round.
 
 A factual error in the chosen response poisons DPO more than a close call does: the model
-is taught to prefer it. After the judge tiers of a round, every pair of the round the
-judge accepted with an A/B verdict has its chosen response checked by the last tier's
+is taught to prefer it. After the judge tiers of a round, every pair the judge accepted
+with an A/B verdict has its chosen response checked by the last tier's
 judge with the fact-check template (``templates/fact_check.txt``: "does the answer state
 something objectively false — a claim, a calculation, code that cannot run?"). A pair
 whose chosen response is said to have errors goes to humans with reason
@@ -11,6 +11,14 @@ whose chosen response is said to have errors goes to humans with reason
 The calls are the judge's: the same endpoint, retries, cache (a checked response is never
 asked about again) and ledger (each call is a ``calls`` row of the round, ``order =
 "fact"``, so round, report and status count its cost), and the dry run estimates them.
+
+What was checked is kept per pair and label (``fact_checks``), so a check is never lost:
+a request that failed or did not fit the judge budget, a round stopped in its check or
+resumed in batch mode (batch rounds run none), a union cascade's re-check that gave a
+pair another tier's label: each online round checks every accepted pair still to check,
+and ``labeler round`` with the source exhausted runs a round of those checks alone. A
+check the endpoint refused, or that failed ``judge.max_failed_attempts`` times, sends
+its pair to humans (``fact_check_failed``): its chosen response cannot be checked.
 
 A fact-check flag is not human evidence: it never changes the thresholds or the
 certificate; it only sends pairs to humans, which costs money and never quality. The
@@ -21,9 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,47 +47,34 @@ from labeler.judging import (
 from labeler.store import CallRecord, Store
 
 REASON = "chosen_has_errors"
+GAVE_UP = "fact_check_failed"  # the check was refused, or failed judge.max_failed_attempts times
 ORDER = "fact"
 MAX_TOKENS = 96  # the verdict line and one sentence
+Check = tuple[str, str, str, list[dict[str, str]]]  # (pair id, label, cache key, messages)
 
 
 @dataclass
 class FactCheck:
-    checked: int = 0  # accepted pairs whose chosen response was checked
+    checked: int = 0  # chosen responses with a verdict read now (new replies and the cache)
     sent: int = 0  # requests sent now (the rest came from the cache)
     cost: float = 0.0
     flagged: int = 0  # chosen responses with errors: sent to humans
-    unreadable: int = 0  # replies that were neither ERRORS nor NO_ERRORS (left as they were)
-    failed: int = 0  # requests that failed (left as they were; asked again next round)
-    skipped: int = 0  # not asked: the judge budget was spent (asked in a later round)
-
-
-def fact_key(model: str, template_hash: str, pair_id: str, chosen: str) -> str:
-    text = "\0".join((ORDER, model, template_hash, pair_id, chosen))
-    return hashlib.sha256(text.encode()).hexdigest()
+    gave_up: int = 0  # pairs sent to humans: their check was refused or failed too often
 
 
 def run_fact_check(store: Store, cfg: Config, round_id: int) -> FactCheck:
-    """Check the chosen response of every pair of round ``round_id`` the judge accepted;
-    flagged pairs go to humans. Returns what was done."""
+    """Check the chosen response of every judge-accepted pair not checked yet for its
+    label (``Store.fact_pending``): this round's, and any an earlier round left (a failed
+    or unaffordable request, a round stopped or resumed in batch mode, a union cascade's
+    re-check that gave a pair another tier's label). Flagged pairs go to humans. Reads
+    500 pairs at a time. Returns what was done."""
     out = FactCheck()
     judge = dataclasses.replace(cfg.judges[-1], logprobs=False, samples=1)
     judge = dataclasses.replace(judge, max_tokens=max(judge.max_tokens, MAX_TOKENS))
     template = prompts.load_fact_template(cfg.quality.fact_check_template)
     prices = judge_prices(judge)
-    rows = store.accepted_in_round(round_id)
-    todo: list[tuple[str, str, list[dict[str, str]]]] = []  # (pair id, key, messages)
-    keys: dict[str, str] = {}
-    for r in rows:
-        chosen = r["response_a"] if r["label"] == "A" else r["response_b"]
-        key = fact_key(judge.model, template.hash, r["id"], chosen)
-        keys[r["id"]] = key
-        todo.append((r["id"], key, prompts.fact_messages(template, r["prompt"], chosen)))
-    out.checked = len(todo)
-    cached = store.cached_calls(list(keys.values()))
-    texts = {key: row["reply"] for key, row in cached.items()}
-    ask = [t for t in todo if t[1] not in cached]
     budget = allowance(store, cfg, round_id)
+    reserved = [0.0]  # the worst cost of the requests in flight
 
     def record(pair_id: str, key: str, messages: list[dict[str, str]], reply: Any) -> None:
         """Each reply is stored as it returns (paid work is never lost)."""
@@ -97,12 +91,6 @@ def run_fact_check(store: Store, cfg: Config, round_id: int) -> FactCheck:
                 len(cfg.judges) - 1,
             )
         )  # fmt: skip
-        if reply.error:
-            out.failed += 1
-        else:
-            texts[key] = reply.text
-
-    reserved = [0.0]  # the worst cost of the requests in flight
 
     def affordable(messages: list[dict[str, str]]) -> float | None:
         """The worst cost reserved for this request, within ``costs.max_cost_per_round`` /
@@ -117,44 +105,88 @@ def run_fact_check(store: Store, cfg: Config, round_id: int) -> FactCheck:
     def release(worst: float) -> None:
         reserved[0] -= worst
 
-    if ask:
-        run_coroutine(lambda: _ask(store, judge, ask, record, affordable, release))
-    out.skipped = len(ask) - out.sent
-    flagged = []
-    for pair_id, key in keys.items():
-        if key not in texts:
-            continue
-        verdict = prompts.read_fact_reply(texts[key])
-        if verdict is None:
-            out.unreadable += 1
-        elif verdict:
-            flagged.append(pair_id)
-    out.flagged = store.send_to_review(flagged, REASON)
+    def chunks() -> Iterator[list[Check]]:
+        """(pair id, label, key, messages) of the pairs still to check, 500 at a time."""
+        after = 0
+        while rows := store.fact_pending(after):
+            after = int(rows[-1]["seq"])
+            yield [
+                (
+                    r["id"],
+                    r["label"],
+                    prompts.fact_key(judge.model, template.hash, r["id"], r["chosen"]),
+                    prompts.fact_messages(template, r["prompt"], r["chosen"]),
+                )
+                for r in rows
+            ]
+
+    def given_up(keys: list[str]) -> set[str]:
+        """Checks the endpoint refused for good, or that failed ``judge.max_failed_attempts``
+        times over the runs: never asked again."""
+        tries = store.failed_attempts(keys)
+        worn = {k for k, (n, _) in tries.items() if n >= judge.max_failed_attempts}
+        return worn | set(store.refused(keys))
+
+    def to_ask(chunk: list[Check]) -> list[tuple[str, str, list[dict[str, str]]]]:
+        """(pair id, key, messages) of the checks of ``chunk`` to send: not in the cache,
+        not given up."""
+        cached = store.cached_calls([t[2] for t in chunk])
+        missing = [t for t in chunk if t[2] not in cached]
+        dead = given_up([t[2] for t in missing]) if missing else set()
+        return [(t[0], t[2], t[3]) for t in missing if t[2] not in dead]
+
+    def read(chunk: list[Check]) -> None:
+        """Keep the verdict of each pair of ``chunk`` that has a reply (new or cached);
+        flagged pairs go to humans, and so do pairs whose check was given up (its chosen
+        response cannot be checked: a human decides it)."""
+        replies = {k: row["reply"] for k, row in store.cached_calls([t[2] for t in chunk]).items()}
+        dead = given_up([t[2] for t in chunk if t[2] not in replies])
+        out.gave_up += store.send_to_review([t[0] for t in chunk if t[2] in dead], GAVE_UP)
+        done, flagged = [], []
+        for pair_id, label, key, _ in chunk:
+            if key not in replies:
+                continue  # failed or not asked: still to check (given up: gone to humans)
+            errors = prompts.read_fact_reply(replies[key])
+            done.append((pair_id, label, errors))  # (None: unreadable, left as it is)
+            if errors:
+                flagged.append(pair_id)
+        out.checked += len(done)
+        out.flagged += store.send_to_review(flagged, REASON)
+        store.save_fact_checks(done, round_id)
+
+    run_coroutine(lambda: _ask(store, judge, chunks(), to_ask, read, record, affordable, release))
     return out
 
 
 async def _ask(
     store: Store,
     judge: Any,
-    todo: list[tuple[str, str, list[dict[str, str]]]],
+    chunks: Iterator[list[Check]],
+    to_ask: Callable[[list[Check]], list[tuple[str, str, list[dict[str, str]]]]],
+    read: Callable[[list[Check]], None],
     record: Callable[[str, str, list[dict[str, str]], Any], None],
     affordable: Callable[[list[dict[str, str]]], float | None],
     release: Callable[[float], None],
 ) -> None:
+    """Send each chunk's checks ``to_ask``, then ``read`` it; the next chunk is read only
+    after (its pairs are found by what is checked so far)."""
     from labeler.judge import OpenAIJudge
 
     learned = json.loads(store.get_meta(adapted_key(judge)) or "{}")
-    client = OpenAIJudge(judge, judge.api_key(), learned)
+    client: OpenAIJudge | None = None
     limit = asyncio.Semaphore(judge.concurrency)
     halt = Halt(judge.concurrency)  # the first Ctrl-C: what is in flight finishes, kept
+    over = [False]  # a request did not fit the budget: no later chunk asks any
 
     async def one(pair_id: str, key: str, messages: list[dict[str, str]]) -> None:
         async with limit:
-            if halt.asked:
-                return  # asked again by the resume
+            if halt.asked or over[0]:
+                return  # asked again by the resume / at the next online round
             worst = affordable(messages)
             if worst is None:
-                return  # over budget: asked again in a later round
+                over[0] = True
+                return
+            assert client is not None
             try:
                 reply = await client.judge(messages)
             finally:
@@ -163,8 +195,16 @@ async def _ask(
 
     try:
         with interruptible(halt):
-            await asyncio.gather(*(one(*t) for t in todo))
+            for chunk in chunks:
+                ask = [] if over[0] else to_ask(chunk)
+                if ask:
+                    client = client or OpenAIJudge(judge, judge.api_key(), learned)
+                    await asyncio.gather(*(one(*t) for t in ask))
+                read(chunk)
+                if halt.asked:
+                    break
     finally:
-        await client.aclose()
+        if client is not None:
+            await client.aclose()
     if halt.asked:  # the round stays open; the replies that came back are kept
         raise KeyboardInterrupt

@@ -56,6 +56,7 @@ def plan_round(
     tiers = [make_context(cfg, tier=k) for k in range(len(cfg.judges))]
     tier_thresholds = [cold_start(cfg)] * len(cfg.judges)
     fact = bool(cfg.quality.fact_check) and not batch  # online rounds only
+    unchecked: list[int] = []  # the request sizes of the fact-checks still to do
     try:
         pending = split_pending(store, cfg)
         union = is_union(store, cfg)
@@ -71,6 +72,12 @@ def plan_round(
                 tier_thresholds = [b or t for b, t in zip(began, tier_thresholds, strict=True)]
             if union:  # under the certificate in force, from the earlier tiers' verdicts
                 forecast = union_reach(store, cfg, tier_thresholds[-1])
+            if fact:  # accepted pairs an earlier run left unchecked: this round asks them
+                blank = prompts.fact_messages(
+                    prompts.load_fact_template(cfg.quality.fact_check_template), "", ""
+                )
+                frame = sum(len(m["content"]) for m in blank)
+                unchecked = [frame + n for n in store.fact_pending_chars()]
         price = _pricer(cfg, tiers, fact)
         if store and open_round is not None:
             summary.round_id, summary.resumed = int(open_round["id"]), True
@@ -130,8 +137,8 @@ def plan_round(
                     "cost_worst": cost,
                 }
             )
-    if fact and todo:
-        _plan_fact_check(cfg, summary, [p.fact for p in todo])
+    if fact and (todo or unchecked):
+        _plan_fact_check(cfg, summary, [p.fact for p in todo] + unchecked)
     summary.baseline_cost = len(todo) * cfg.costs.human_price_per_pair
     summary.currency = cfg.costs.currency
     summary.thresholds = asdict(ctx.thresholds)
@@ -164,7 +171,8 @@ def _pricer(cfg: Config, tiers: list[Context], fact: bool) -> Callable[[Pair], _
 
 def _plan_fact_check(cfg: Config, summary: RoundSummary, chars: list[int]) -> None:
     """The fact-check's calls (``quality.fact_check``): one per accepted pair, at most one
-    per pair (the worst case: every pair accepted), each with the longer response."""
+    per pair (the worst case: every pair accepted), each with the longer response, and
+    one per pair accepted earlier whose check is still to do."""
     from labeler import factcheck
     from labeler.judging import judge_prices
 

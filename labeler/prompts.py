@@ -133,6 +133,12 @@ def fact_messages(template: Template, prompt: str, response: str) -> list[dict[s
     return [*out, {"role": "user", "content": fill(template.user)}]
 
 
+def fact_key(model: str, template_hash: str, pair_id: str, chosen: str) -> str:
+    """The cache key of one fact-check: the checker, its template and the response checked."""
+    text = "\0".join(("fact", model, template_hash, pair_id, chosen))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def read_fact_reply(text: str | None) -> bool | None:
     """True: the checker says the answer has an objective error; False: it says none;
     None: the first line is neither ERRORS nor NO_ERRORS."""

@@ -161,8 +161,11 @@ def run_round(
                 )
         import_source(store, cfg, summary, on_progress)
         summary.timings["import_s"] = time.perf_counter() - started
-        if open_round is None and store.unassigned_count() == 0:
+        checks_due = cfg.quality.fact_check and not batch and store.fact_pending_count() > 0
+        if open_round is None and store.unassigned_count() == 0 and not checks_due:
             summary.status = "nothing_to_do"
+            if cfg.quality.fact_check:  # (a --batch round runs none)
+                summary.fact_pending = store.fact_pending_count()
             total = project_ledger(store, cfg)  # what still waits in the whole project
             if total is not None:
                 summary.waiting, summary.provisional = total.waiting, total.provisional
@@ -232,15 +235,16 @@ def run_round(
                 break  # the budget is spent: later tiers wait for the next run
             if summary.batch_waiting:
                 break  # later tiers wait for this tier's batches
-        if cfg.quality.fact_check and not batch and not stopped:
-            fact = run_fact_check(store, cfg, round_id)
-            summary.fact_checked, summary.chosen_has_errors = fact.checked, fact.flagged
-            summary.requests_sent += fact.sent
+        if union:  # a certificate a sync changed since the round began: who holds what
+            recheck(store, cfg, current_thresholds(store, cfg, len(judges) - 1), len(judges) - 1)
+        if cfg.quality.fact_check and not batch and not stopped:  # (after: a swap is checked)
+            summary.requests_sent += run_fact_check(store, cfg, round_id).sent
+        if cfg.quality.fact_check:  # the round's checks over all its runs, what still waits
+            summary.fact_checked, summary.chosen_has_errors = store.fact_checked_in(round_id)
+            summary.fact_pending = store.fact_pending_count()
         summary.timings["judge_s"] = time.perf_counter() - mark
         if not store.count_round_pairs(round_id, "imported"):  # every tier judged it
             fix_predicted_split(store, cfg)  # (the simulation predicts after round 1 too)
-        if union:  # a certificate a sync changed since the round began: who holds what
-            recheck(store, cfg, current_thresholds(store, cfg, len(judges) - 1), len(judges) - 1)
         _fill_outcome(store, ctx, summary, round_id)
         warm.join()
         mark = time.perf_counter()

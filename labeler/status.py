@@ -77,6 +77,8 @@ def project_status(cfg: Config) -> dict[str, Any]:
             "savings": None if total is None else savings(total, currency, mixed),
             "rounds": rounds,
             "disputed": len(store.disputed()),
+            # accepted pairs whose fact-check (quality.fact_check) an online round still owes
+            "fact_checks_owed": store.fact_pending_count() if cfg.quality.fact_check else 0,
             "cost": store.call_totals()["cost"],
             "human_cost": sum(led.human_cost for led in ledgers),
             "currency": currency,
@@ -97,3 +99,12 @@ def waiting_for_evidence(cfg: Config) -> tuple[int, str]:
         currency, _ = total_currency(round_currencies(store, cfg), cfg)
     # each round's pairs at the prices it was run with, as `status` and `report` price them
     return n, costs.provisional_cost(total, currency)
+
+
+def fact_checks_owed(cfg: Config) -> int:
+    """Accepted pairs whose fact-check (``quality.fact_check``) an online round still owes
+    (0 with the check off or no state)."""
+    if not cfg.quality.fact_check or not cfg.db_path.exists():
+        return 0
+    with Store(cfg.db_path) as store:
+        return store.fact_pending_count()

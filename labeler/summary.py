@@ -61,6 +61,7 @@ class RoundSummary:
     tiers: list[dict[str, Any]] = field(default_factory=list)  # per judge tier (cascade)
     fact_checked: int = 0  # quality.fact_check: chosen responses checked this round
     chosen_has_errors: int = 0  # of them, said to state something false: sent to humans
+    fact_pending: int = 0  # accepted pairs whose check is still to do (the next online round)
     batch_waiting: int = 0  # Batch API batches still running (round --batch)
     batches: list[dict[str, Any]] = field(default_factory=list)
     batches_dropped: int = 0  # round --online: batch files that never reached the Batch API

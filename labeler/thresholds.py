@@ -169,7 +169,7 @@ def judged(
             rate = float(round_t.get("audit_rate", cfg.routing.audit_rate))
             # pairs sent to humans after routing (a re-check, a reward model's or the
             # fact-check's flag) were not drawn: not evidence
-            later = ("recheck", "rm_disagrees", "chosen_has_errors")
+            later = ("recheck", "rm_disagrees", "chosen_has_errors", "fact_check_failed")
             sampled = row["reason"] != "confident" and row["reason"] not in later
             pi = rate if row["reason"] in ("audit", "confident", *later) else 1.0
         human = row["human"] if sampled and not row["hint"] else None

@@ -139,3 +139,121 @@ def test_ctrl_c_in_the_fact_check_keeps_the_checks_in_flight(
     assert done["status"] == "completed" and done["fact_checked"] == 12
     checks = [r for r in server.requests if "objectively false" in r["messages"][-1]["content"]]
     assert len(checks) == 12  # none asked twice
+
+
+def test_a_check_that_failed_is_asked_at_the_next_round(
+    project: Project, judge_server: Callable[..., JudgeServer]
+) -> None:
+    """A fact-check whose request failed leaves its pair unchecked, said so, and the next
+    online round asks it (the dry run between counts it); it was never asked again."""
+    down = [True]
+
+    def flaky(shown: Shown) -> Scripted:
+        content = shown.body["messages"][-1]["content"]
+        if down[0] and "objectively false" in content and WRONG in content:
+            return Scripted(status=500, error_message="overloaded")
+        return checker()(shown)
+
+    server = judge_server(flaky)
+    project.set(
+        judge={"base_url": server.url, "max_retries": 0},
+        review={"enabled": False},
+        quality={"fact_check": True},
+    )
+    project.pairs(good_bad_rows(6))
+    first = project.run_json("round")
+    assert first["fact_checked"] == 5 and first["fact_pending"] == 1
+    assert first["chosen_has_errors"] == 0 and first["accepted"] == 6  # delivered unchecked
+    assert project.run_json("status")["fact_checks_owed"] == 1
+    assert "Fact-checks still to do: 1 judge-accepted pairs" in project.run("status").stdout
+    shown = project.run("round")  # no new pair: a round of the check alone, failing again
+    assert "fact-checks left for the next round" in shown.stdout
+    report = project.run_json("report")  # (a round of the check alone: no pair, its cost)
+    assert [r["pairs"] for r in report["rounds"]] == [6, 0]
+    down[0] = False
+    project.pairs(good_bad_rows(8))
+    plan = project.run_json("round", "--dry-run")
+    assert plan["fact_checked"] == 2 + 1  # the two new pairs and the one left
+    second = project.run_json("round")
+    assert second["fact_checked"] == 3 and second["fact_pending"] == 0
+    assert second["chosen_has_errors"] == 1  # (a pair of round 1: its review reasons)
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        state = store.db.execute(
+            "SELECT state FROM pairs WHERE response_a = ? OR response_b = ?", (WRONG, WRONG)
+        ).fetchone()[0]
+    assert state == "needs_review"
+
+
+def test_a_pair_whose_label_changed_is_checked_again(fact_project: Project) -> None:
+    """A check holds for the response it read: a pair given the other label since (as a
+    union cascade's re-check swaps a pair to another tier's verdict) is checked again."""
+    p = fact_project
+    p.pairs(good_bad_rows(4))
+    p.run_json("round")
+    db = p.root / ".labeler" / "state.sqlite"
+    with Store(db) as store:
+        pid = store.db.execute("SELECT pair_id FROM fact_checks LIMIT 1").fetchone()[0]
+        assert store.fact_pending_count() == 0
+        store.db.execute(
+            "UPDATE verdicts SET label = CASE label WHEN 'A' THEN 'B' ELSE 'A' END "
+            "WHERE pair_id = ?",
+            (pid,),
+        )
+        assert [r["id"] for r in store.fact_pending()] == [pid]
+    p.pairs(good_bad_rows(5))
+    second = p.run_json("round")
+    assert second["fact_checked"] == 2  # the new pair and the swapped one
+    with Store(db) as store:
+        assert store.fact_pending_count() == 0
+
+
+def test_checks_kept_before_the_table_existed_count_as_done(fact_project: Project) -> None:
+    """A state file from before ``fact_checks`` (schema 8) is filled from the replies it
+    kept: no check is counted as still to do, none is asked again."""
+    p = fact_project
+    p.pairs(good_bad_rows(6))
+    p.run_json("round")
+    db = p.root / ".labeler" / "state.sqlite"
+    with Store(db) as store:
+        before = {
+            tuple(r) for r in store.db.execute("SELECT pair_id, label, errors FROM fact_checks")
+        }
+        store.db.execute("DELETE FROM fact_checks")
+        store.db.execute("UPDATE meta SET value = '8' WHERE key = 'schema_version'")
+    with Store(db) as store:
+        after = {
+            tuple(r) for r in store.db.execute("SELECT pair_id, label, errors FROM fact_checks")
+        }
+        assert store.fact_pending_count() == 0
+    assert after == before and len(after) == 6  # the flagged pair too (sent to humans)
+    sent = sum(p.server.request_keys().values())  # type: ignore[attr-defined]
+    assert p.run_json("round", "--dry-run")["fact_checked"] == 0
+    p.pairs(good_bad_rows(7))
+    assert p.run_json("round")["fact_checked"] == 1
+    assert sum(p.server.request_keys().values()) == sent + 2 + 1  # type: ignore[attr-defined]
+
+
+def test_a_check_refused_for_good_sends_its_pair_to_humans(
+    project: Project, judge_server: Callable[..., JudgeServer]
+) -> None:
+    """A check the endpoint refuses (a 400) is never asked again: its pair's chosen
+    response cannot be checked, so humans decide it (reason ``fact_check_failed``)."""
+
+    def refusing(shown: Shown) -> Scripted:
+        content = shown.body["messages"][-1]["content"]
+        if "objectively false" in content and "answer 2 is good" in content:
+            return Scripted(status=400, error_message="content policy")
+        return checker()(shown)
+
+    server = judge_server(refusing)
+    project.set(
+        judge={"base_url": server.url}, review={"enabled": False}, quality={"fact_check": True}
+    )
+    project.pairs(good_bad_rows(6))
+    first = project.run_json("round")
+    assert first["review"] == {"chosen_has_errors": 1, "fact_check_failed": 1}
+    assert first["fact_pending"] == 0
+    asked = len(server.requests)
+    project.pairs(good_bad_rows(7))
+    assert project.run_json("round")["fact_checked"] == 1
+    assert len(server.requests) == asked + 2 + 1  # the new pair's judging and check only

@@ -181,6 +181,11 @@ def round_table(s: dict[str, Any]) -> Table:
             "chosen responses fact-checked",
             f"{s['fact_checked']} ({s['chosen_has_errors']} with errors: to humans)",
         )
+    if s.get("fact_pending"):
+        table.add_row(
+            "[yellow]fact-checks left for the next round[/]",
+            f"[yellow]{s['fact_pending']}[/]",
+        )
     if s["unjudged"]:
         table.add_row(
             "[yellow]not judged yet (failed, retried next run)[/]", f"[yellow]{s['unjudged']}[/]"

@@ -111,6 +111,7 @@ def round_(
     if summary.status == "nothing_to_do":
         console.print("Nothing to do: every pair in the source has been judged.")
         _say_waiting(console, cfg)
+        _say_unchecked(console, summary.fact_pending)
         return
     console.print(render.round_table(data))
     if summary.tiers:
@@ -134,6 +135,7 @@ def round_(
 
 def _finish(cfg: Config, as_json: bool, wait: bool) -> None:
     from labeler.cli import render
+    from labeler.status import fact_checks_owed
     from labeler.sync import run_sync
 
     with waiting(cfg, "sync", wait):
@@ -148,6 +150,16 @@ def _finish(cfg: Config, as_json: bool, wait: bool) -> None:
         f"{cal.get('certified', 0)} judge labels certified; {summary.awaiting} pairs wait for "
         f"reviewers in Argilla ({summary.pushed} sent now). Run `labeler sync` as they decide."
     )
+    _say_unchecked(console, fact_checks_owed(cfg))  # a label the finish changed, say
+
+
+def _say_unchecked(console: object, n: int) -> None:
+    """Accepted pairs whose fact-check (``quality.fact_check``) an online round still owes."""
+    if n:
+        console.print(  # type: ignore[attr-defined]
+            f"[yellow]Fact-checks still to do: {n} judge-accepted pairs not checked yet; "
+            "`labeler round` (online, not --batch) asks them.[/]"
+        )
 
 
 def _say_waiting(console: object, cfg: Config) -> None:
@@ -261,3 +273,4 @@ def status(ctx: click.Context, as_json: bool) -> None:
             f"[yellow]{data['disputed']} pairs are disputed by reviewers; "
             "`labeler sync` lists them.[/]"
         )
+    _say_unchecked(console, data["fact_checks_owed"])

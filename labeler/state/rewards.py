@@ -1,9 +1,10 @@
 """The reward model's scores (a cache: paid work is never asked twice), its requests (the
-ledger) and each row's margin as ``labeler verify`` last checked it. Part of
-``labeler.store.Store``."""
+ledger) and each row's margin as ``labeler verify`` last checked it; the chosen responses
+the fact-check has read a verdict on. Part of ``labeler.store.Store``."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -11,9 +12,17 @@ from typing import Any
 from labeler.state.base import Tables
 from labeler.state.calls import back_to_review
 
+_CHOSEN = "CASE v.label WHEN 'A' THEN p.response_a ELSE p.response_b END"
+# a judge-accepted A/B pair no human has decided, its chosen response unchecked for its label
+_UNCHECKED = (
+    "v.action = 'accept' AND v.label IN ('A', 'B') AND NOT EXISTS (SELECT 1 FROM fact_checks "
+    "f WHERE f.pair_id = v.pair_id AND f.label = v.label) AND NOT EXISTS (SELECT 1 FROM "
+    "human_decisions h WHERE h.pair_id = v.pair_id AND h.decided = 1)"
+)
+
 
 class RewardTables(Tables):
-    """The reward model's scores, requests and verify results."""
+    """The reward model's scores, requests and verify results; the fact-checks done."""
 
     def reward_scores(self, keys: list[str]) -> dict[str, float]:
         """The stored score of each of ``keys`` that has one."""
@@ -101,6 +110,55 @@ class RewardTables(Tables):
                 )
                 asked += 1
         return asked
+
+    def fact_pending(self, after: int = 0, limit: int = 500) -> list[sqlite3.Row]:
+        """Judge-accepted pairs with an A/B label whose chosen response has not been
+        fact-checked for that label (``quality.fact_check``), with their texts, in
+        ``seq`` order after ``after``, ``limit`` at a time (texts of 100k long pairs do not
+        fit in memory at once)."""
+        return self.db.execute(
+            # pairs drive the scan (CROSS JOIN keeps that order): a range of seq, stopped
+            # at ``limit``, not a sort of every verdict at each call
+            f"SELECT p.seq, p.id, p.prompt, v.label, {_CHOSEN} AS chosen FROM pairs p "
+            f"CROSS JOIN verdicts v ON v.pair_id = p.id WHERE {_UNCHECKED} AND p.seq > ? "
+            "ORDER BY p.seq LIMIT ?",
+            (after, limit),
+        ).fetchall()
+
+    def fact_pending_chars(self) -> list[int]:
+        """The prompt and chosen response's length (characters) of each pair
+        ``fact_pending`` would return: what the dry run prices."""
+        return [
+            int(r[0])
+            for r in self.db.execute(
+                f"SELECT LENGTH(p.prompt) + LENGTH({_CHOSEN}) FROM verdicts v "
+                f"JOIN pairs p ON p.id = v.pair_id WHERE {_UNCHECKED}"
+            )
+        ]
+
+    def fact_pending_count(self) -> int:
+        """How many pairs ``fact_pending`` would return."""
+        return int(
+            self.db.execute(f"SELECT COUNT(*) FROM verdicts v WHERE {_UNCHECKED}").fetchone()[0]
+        )
+
+    def fact_checked_in(self, round_id: int) -> tuple[int, int]:
+        """Chosen responses fact-checked in round ``round_id`` (over all its runs), and how
+        many of them were said to have errors."""
+        row = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(errors = 1), 0) FROM fact_checks WHERE round_id = ?",
+            (round_id,),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def save_fact_checks(self, rows: Iterable[tuple[str, str, bool | None]], round_id: int) -> None:
+        """(pair id, label checked, errors: True / False / None unreadable) rows."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO fact_checks VALUES (?, ?, ?, ?, ?)",
+                ((pid, label, errors, round_id, now) for pid, label, errors in rows),
+            )
 
     def send_to_review(self, pair_ids: list[str], reason: str) -> int:
         """Judge-accepted pairs go back to humans (state needs_review) with ``reason``: out

@@ -6,8 +6,9 @@ import sqlite3
 from collections.abc import Callable
 
 from labeler.pairs import pair_key
+from labeler.prompts import fact_key, read_fact_reply
 
-SCHEMA_VERSION = 8  # see MIGRATIONS
+SCHEMA_VERSION = 9  # see MIGRATIONS
 STATES = ("imported", "accepted", "needs_review", "in_review", "human_decided", "exported")
 
 SCHEMA = """
@@ -212,6 +213,16 @@ CREATE TABLE IF NOT EXISTS reward_calls (
     cost REAL NOT NULL,
     latency_ms REAL
 );
+-- quality.fact_check: the chosen response of each judge-accepted pair as checked, by the
+-- label it was checked for (a label changed since is checked again), errors NULL: the
+-- reply said neither ERRORS nor NO_ERRORS
+CREATE TABLE IF NOT EXISTS fact_checks (
+    pair_id TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    errors INTEGER,
+    round_id INTEGER NOT NULL,
+    checked_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS verify_results (
     pair_id TEXT PRIMARY KEY,
     label TEXT NOT NULL,
@@ -321,6 +332,33 @@ def add_round_draws(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS pairs_to_draw ON pairs (state, round_id, round_draw)")
 
 
+def add_fact_checks(db: sqlite3.Connection) -> None:
+    """Migration 9: ``fact_checks`` filled from the fact-check replies kept before it
+    existed (a reply counts for the pair's label today when its key is that label's), so
+    a check done then is not counted as still to do. A thousand replies at a time."""
+    last = 0
+    while True:
+        rows = db.execute(
+            "SELECT c.id, c.cache_key, c.model, c.template_hash, c.round_id, c.reply, "
+            "v.pair_id, v.label, CASE v.label WHEN 'A' THEN p.response_a ELSE p.response_b END "
+            "FROM calls c JOIN verdicts v ON v.pair_id = c.pair_id JOIN pairs p ON p.id = "
+            "c.pair_id WHERE c.id > ? AND c.presented_order = 'fact' AND c.status = 'ok' "
+            "AND v.label IN ('A', 'B') ORDER BY c.id LIMIT 1000",
+            (last,),
+        ).fetchall()
+        if not rows:
+            break
+        db.executemany(
+            "INSERT OR REPLACE INTO fact_checks VALUES (?, ?, ?, ?, 0)",
+            (
+                (r[6], r[7], read_fact_reply(r[5]), r[4] or 0)
+                for r in rows
+                if fact_key(r[2], r[3], r[6], r[8]) == r[1]
+            ),
+        )
+        last = int(rows[-1][0])
+
+
 # (number, step): a state file at version v runs every step numbered above v
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (1, add_missing_columns),
@@ -331,4 +369,5 @@ MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (6, add_call_batch),
     (7, add_look_evidence_labels),
     (8, add_round_draws),
+    (9, add_fact_checks),
 )
