@@ -18,22 +18,40 @@ def _plt() -> Any:
     return plt
 
 
-def check_chart_path(path: Path) -> None:
-    """A chart's path, refused in one line before any work (a folder, not .png)."""
+MARK = b"tEXtSoftware\x00labeler"  # the PNG text chunk every chart labeler writes carries
+
+
+def check_chart_path(path: Path, own: bool = False) -> None:
+    """A chart's path, refused in one line before any work: a folder, not .png, or a file
+    labeler did not write (a chart replaces only an earlier chart, as an export replaces
+    only an earlier export; ``own``: a path of labeler's own, replaced whatever it holds)."""
     if not path.name or path.is_dir():
         raise ExportError(f"{str(path)!r}: a chart is written to a file: name one, e.g. rounds.png")
     if path.suffix.lower() != ".png":
         raise ExportError(f"{path}: a chart is a PNG picture: name it .png, e.g. rounds.png")
     if not path.parent.exists():  # a typo made a new folder tree
         raise ExportError(f"{path}: the folder {path.parent} does not exist; create it first")
+    if not own and path.exists() and not _ours(path):
+        raise ExportError(
+            f"{path}: exists and is not a chart labeler wrote; name a new file, or move it"
+        )
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _ours(path: Path) -> bool:
+    """Is ``path`` a chart labeler wrote (its text chunk, before the picture's data)?"""
+    try:
+        with path.open("rb") as fh:
+            return MARK in fh.read(1 << 16)
+    except OSError:
+        return False
+
+
+def _save(fig: Any, path: Path, own: bool = False) -> Path:
     """Write the PNG to a temporary name, then rename: never a half-written picture."""
     try:
-        check_chart_path(path)
+        check_chart_path(path, own)
         tmp = path.with_name(f".{path.name}.tmp.png")
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", metadata={"Software": "labeler"})
         os.replace(tmp, path)
     except OSError as exc:
         raise ExportError(write_failed(path, exc, "write the chart")) from None
@@ -47,8 +65,10 @@ def reliability_png(
     ece: float | None,
     thresholds: tuple[float, float],
     path: Path,
+    own: bool = False,
 ) -> Path:
-    """Predicted score vs observed agreement with humans, one point per score bin."""
+    """Predicted score vs observed agreement with humans, one point per score bin
+    (``own``: labeler's own copy in the state folder, replaced whatever it holds)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
@@ -81,7 +101,7 @@ def reliability_png(
         title += f" (ECE {ece:.3f})"
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
-    return _save(fig, path)
+    return _save(fig, path, own)
 
 
 def rounds_figure(

@@ -90,7 +90,7 @@ class JudgeConfig:
     max_failed_attempts: int = _opt(
         3,
         "Failed requests (each after its retries, counted across runs) before a pair goes "
-        "to humans with reason judge_error.",
+        "to humans with reason judge_error (a fact-check's: fact_check_failed).",
         lo=1,
         hi=100,
     )
@@ -484,10 +484,9 @@ def _did_you_mean(word: str, options: list[str], show: Callable[[str], str] = st
 
 def _coerce(where: str, key: str, typ: Any, value: Any, from_env: bool) -> Any:
     """Check (and, for env strings, convert) one value against its declared type."""
-    if typ == Path | None:
-        if value == "":
-            return None
-        typ = Path
+    if typ == Path | None and value == "":  # (empty: the built-in one)
+        return None
+    typ = Path if typ == Path | None else typ
     if typ is bool:
         low = value.strip().lower() if from_env and isinstance(value, str) else None
         if low in ("1", "true", "yes", "on", "0", "false", "no", "off"):
@@ -507,8 +506,9 @@ def _coerce(where: str, key: str, typ: Any, value: Any, from_env: bool) -> Any:
         with contextlib.suppress(OverflowError):  # (an int too large for a float: below)
             return typ(value)
         raise ConfigError(f"{where}: {key} is too large a number ({len(str(value))} digits)")
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}: {key} must be a string, got {shown_toml(value)}")
+    if not isinstance(value, str) or (typ is Path and not value.strip()):  # ("" is the folder)
+        what = "a path (a file or folder; not empty)" if typ is Path else "a string"
+        raise ConfigError(f"{where}: {key} must be {what}, got {shown_toml(value)}")
     return Path(value) if typ is Path else value
 
 

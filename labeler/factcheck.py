@@ -30,27 +30,33 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from labeler import costs, prompts
-from labeler.config import Config
+from labeler.config import Config, JudgeConfig
+from labeler.errors import JudgeError, shown_url
 from labeler.judging import (
     Halt,
     adapted_key,
     allowance,
     interruptible,
+    is_fault,
     judge_prices,
     run_coroutine,
 )
 from labeler.store import CallRecord, Store
+from labeler.summary import budget_limits
 
 REASON = "chosen_has_errors"
 GAVE_UP = "fact_check_failed"  # the check was refused, or failed judge.max_failed_attempts times
 ORDER = "fact"
 MAX_TOKENS = 96  # the verdict line and one sentence
 Check = tuple[str, str, str, list[dict[str, str]]]  # (pair id, label, cache key, messages)
+FAILED = "failed"  # refused, or failed judge.max_failed_attempts times: humans decide it
 
 
 @dataclass
@@ -60,6 +66,9 @@ class FactCheck:
     cost: float = 0.0
     flagged: int = 0  # chosen responses with errors: sent to humans
     gave_up: int = 0  # pairs sent to humans: their check was refused or failed too often
+    skipped: int = 0  # requests that did not fit the judge budget (asked by a later round)
+    failures: Counter[str] = field(default_factory=Counter)  # failed requests, by kind
+    fault: str | None = None  # the endpoint is failing (``judging.is_fault``): stopped
 
 
 def run_fact_check(store: Store, cfg: Config, round_id: int) -> FactCheck:
@@ -67,14 +76,16 @@ def run_fact_check(store: Store, cfg: Config, round_id: int) -> FactCheck:
     label (``Store.fact_pending``): this round's, and any an earlier round left (a failed
     or unaffordable request, a round stopped or resumed in batch mode, a union cascade's
     re-check that gave a pair another tier's label). Flagged pairs go to humans. Reads
-    500 pairs at a time. Returns what was done."""
+    500 pairs at a time. A failing endpoint stops the check as it stops the judging
+    (JudgeError; none of its failures counts against a pair). Returns what was done."""
     out = FactCheck()
-    judge = dataclasses.replace(cfg.judges[-1], logprobs=False, samples=1)
-    judge = dataclasses.replace(judge, max_tokens=max(judge.max_tokens, MAX_TOKENS))
+    judge = fact_judge(cfg)
     template = prompts.load_fact_template(cfg.quality.fact_check_template)
     prices = judge_prices(judge)
     budget = allowance(store, cfg, round_id)
     reserved = [0.0]  # the worst cost of the requests in flight
+    started = time.time()
+    deferred: list[str] = []  # pairs whose check was given up: to humans if no fault
 
     def record(pair_id: str, key: str, messages: list[dict[str, str]], reply: Any) -> None:
         """Each reply is stored as it returns (paid work is never lost)."""
@@ -91,13 +102,19 @@ def run_fact_check(store: Store, cfg: Config, round_id: int) -> FactCheck:
                 len(cfg.judges) - 1,
             )
         )  # fmt: skip
+        if reply.error and out.fault is None:
+            share = judge.max_failure_share
+            if is_fault(out.failures, reply.error, reply.permanent, out.sent, share):
+                out.fault = reply.error
 
     def affordable(messages: list[dict[str, str]]) -> float | None:
         """The worst cost reserved for this request, within ``costs.max_cost_per_round`` /
-        ``total_budget`` with what is spent and in flight; None: over budget."""
+        ``total_budget`` with what is spent and in flight; None: over budget (this request
+        waits for a later round; a smaller one may still fit)."""
         chars = sum(len(m["content"]) for m in messages)
         worst = prices.call_cost(costs.estimate_tokens(chars), judge.max_tokens)
         if budget is not None and out.cost + reserved[0] + worst > budget:
+            out.skipped += 1
             return None
         reserved[0] += worst
         return worst
@@ -137,25 +154,81 @@ def run_fact_check(store: Store, cfg: Config, round_id: int) -> FactCheck:
 
     def read(chunk: list[Check]) -> None:
         """Keep the verdict of each pair of ``chunk`` that has a reply (new or cached);
-        flagged pairs go to humans, and so do pairs whose check was given up (its chosen
-        response cannot be checked: a human decides it)."""
+        flagged pairs go to humans. A pair whose check was given up waits for the run's
+        end: its chosen response cannot be checked, so humans decide it, unless the
+        endpoint turned out to be failing."""
         replies = {k: row["reply"] for k, row in store.cached_calls([t[2] for t in chunk]).items()}
         dead = given_up([t[2] for t in chunk if t[2] not in replies])
-        out.gave_up += store.send_to_review([t[0] for t in chunk if t[2] in dead], GAVE_UP)
+        deferred.extend(t[0] for t in chunk if t[2] in dead)
         done, flagged = [], []
         for pair_id, label, key, _ in chunk:
             if key not in replies:
-                continue  # failed or not asked: still to check (given up: gone to humans)
+                continue  # failed or not asked: still to check
             errors = prompts.read_fact_reply(replies[key])
-            done.append((pair_id, label, errors))  # (None: unreadable, left as it is)
+            done.append((pair_id, label, prompts.FACT_OUTCOMES[errors]))
             if errors:
                 flagged.append(pair_id)
         out.checked += len(done)
         out.flagged += store.send_to_review(flagged, REASON)
         store.save_fact_checks(done, round_id)
 
-    run_coroutine(lambda: _ask(store, judge, chunks(), to_ask, read, record, affordable, release))
+    def failing() -> bool:
+        return out.fault is not None
+
+    run_coroutine(
+        lambda: _ask(store, judge, chunks(), to_ask, read, record, affordable, release, failing)
+    )
+    if out.fault is not None:  # not the pairs' fault: their failures count against none
+        store.mark_fault_calls(round_id, started)
+        raise JudgeError(
+            f"judge at {shown_url(judge.base_url)} failed {sum(out.failures.values())} of "
+            f"{out.sent} fact-check requests, e.g. {out.fault}; stopped the round (the checks "
+            "still to do stay so, none went to humans); fix the endpoint or judge settings "
+            "and run `labeler round` again"
+        )
+    if deferred:
+        labels = store.labels_of(deferred)
+        out.gave_up = store.send_to_review(deferred, GAVE_UP)
+        store.save_fact_checks([(p, labels[p], FAILED) for p in deferred], round_id)
     return out
+
+
+def fact_judge(cfg: Config) -> JudgeConfig:
+    """The judge that checks: the last tier's, one plain reply of at least MAX_TOKENS."""
+    judge = dataclasses.replace(cfg.judges[-1], logprobs=False, samples=1)
+    return dataclasses.replace(judge, max_tokens=max(judge.max_tokens, MAX_TOKENS))
+
+
+def check_sizes(store: Store, cfg: Config) -> list[int]:
+    """The request size (characters) of each check still to do: what the dry run prices
+    and what ``affordable_now`` compares with the budget."""
+    template = prompts.load_fact_template(cfg.quality.fact_check_template)
+    frame = sum(len(m["content"]) for m in prompts.fact_messages(template, "", ""))
+    return [frame + n for n in store.fact_pending_chars()]
+
+
+def affordable_now(store: Store, cfg: Config) -> bool:
+    """Is there a check still to do that a new round's budget (``costs.max_cost_per_round``,
+    what ``costs.total_budget`` leaves) pays for?"""
+    sizes = check_sizes(store, cfg)
+    left = []
+    if cfg.costs.max_cost_per_round > 0:
+        left.append(cfg.costs.max_cost_per_round)
+    if cfg.costs.total_budget > 0:
+        left.append(cfg.costs.total_budget - store.call_totals()["cost"])
+    if not sizes or not left:
+        return bool(sizes)
+    judge = fact_judge(cfg)
+    worst = judge_prices(judge).call_cost(costs.estimate_tokens(min(sizes)), judge.max_tokens)
+    return worst <= min(left)
+
+
+def unaffordable(cfg: Config, n: int) -> str:
+    """Why no round opens for the ``n`` checks still to do (``affordable_now``)."""
+    return (
+        f"{n} fact-checks still to do, and none fits {budget_limits(cfg, cfg.costs.currency)}: "
+        "raise the limit and run `labeler round` again"
+    )
 
 
 async def _ask(
@@ -167,25 +240,25 @@ async def _ask(
     record: Callable[[str, str, list[dict[str, str]], Any], None],
     affordable: Callable[[list[dict[str, str]]], float | None],
     release: Callable[[float], None],
+    failing: Callable[[], bool],
 ) -> None:
     """Send each chunk's checks ``to_ask``, then ``read`` it; the next chunk is read only
-    after (its pairs are found by what is checked so far)."""
+    after (its pairs are found by what is checked so far). Once ``failing`` (the endpoint
+    is, ``judging.is_fault``) or after Ctrl-C, nothing more is sent."""
     from labeler.judge import OpenAIJudge
 
     learned = json.loads(store.get_meta(adapted_key(judge)) or "{}")
     client: OpenAIJudge | None = None
     limit = asyncio.Semaphore(judge.concurrency)
     halt = Halt(judge.concurrency)  # the first Ctrl-C: what is in flight finishes, kept
-    over = [False]  # a request did not fit the budget: no later chunk asks any
 
     async def one(pair_id: str, key: str, messages: list[dict[str, str]]) -> None:
         async with limit:
-            if halt.asked or over[0]:
-                return  # asked again by the resume / at the next online round
+            if halt.asked or failing():
+                return  # asked again by the resume
             worst = affordable(messages)
             if worst is None:
-                over[0] = True
-                return
+                return  # over budget: asked by a later round
             assert client is not None
             try:
                 reply = await client.judge(messages)
@@ -196,15 +269,17 @@ async def _ask(
     try:
         with interruptible(halt):
             for chunk in chunks:
-                ask = [] if over[0] else to_ask(chunk)
+                ask = to_ask(chunk)
                 if ask:
                     client = client or OpenAIJudge(judge, judge.api_key(), learned)
                     await asyncio.gather(*(one(*t) for t in ask))
+                if failing():
+                    break  # (no give-up is read: the run's failures are the endpoint's)
                 read(chunk)
                 if halt.asked:
                     break
     finally:
         if client is not None:
             await client.aclose()
-    if halt.asked:  # the round stays open; the replies that came back are kept
+    if halt.asked and not failing():  # the round stays open; the replies that came back are kept
         raise KeyboardInterrupt

@@ -41,7 +41,7 @@ from labeler.routing import (
     unfit_reason,
 )
 from labeler.store import CallRecord, Store, VerdictRecord
-from labeler.summary import Progress, RoundSummary
+from labeler.summary import Progress
 from labeler.thresholds import cold_start, split_pending
 from labeler.union_loop import is_union, pair_scores
 from labeler.verdicts import Judgement, OrderReply, combine, pool, read_reply, vote
@@ -213,6 +213,7 @@ class Judging:
         self.cached = 0
         self.cost = store.call_totals(round_id)["cost"]
         self.failed: dict[str, str] = {}
+        self.retry: dict[str, str] = {}  # of them, those left unjudged for the next run
         self.replies: dict[str, dict[str, OrderReply]] = {}
         self.near_identical = store.flagged_ids("near_duplicate")
         self.allowance = allowance(store, ctx.cfg, round_id)
@@ -395,17 +396,8 @@ class Judging:
                 self._finish(pair, have)
 
     def _count_failure(self, error: str, permanent: bool) -> None:
-        """After FAULT_MIN failures of one kind making up more than
-        ``judge.max_failure_share`` of this run's requests, the judge is failing, not the
-        pairs: stop sending (the round stops with an error naming the endpoint's words).
-        A refusal (400) is of one kind only when its text is the same: refusals that name
-        something of the pair (its length in tokens, ...) are the pairs' own, and go to
-        humans; a transient failure's kind is its status (the endpoint's trouble)."""
-        kind = error if permanent else error.split(":", 1)[0]
-        self.failures[kind] += 1
         share = self.ctx.judge.max_failure_share
-        n = self.failures[kind]
-        if self.fault is None and n >= FAULT_MIN and n / max(self.sent, 1) > share:
+        if self.fault is None and is_fault(self.failures, error, permanent, self.sent, share):
             self.fault = error
 
     def flush_deferred(self) -> None:
@@ -422,6 +414,8 @@ class Judging:
 
     def _fail(self, pair: Pair, error: str, permanent: bool) -> None:
         self.failed[pair.id] = error
+        if not permanent:
+            self.retry[pair.id] = error
         self.replies.pop(pair.id, None)
         if permanent:  # the endpoint will never answer it: humans decide, if the run holds
             self.deferred.append((pair, error))
@@ -515,18 +509,17 @@ class Judging:
         self.store.record_verdict(record, "accepted" if action == ACCEPT else "needs_review", hold)
 
 
-def budget_message(cfg: Config, summary: RoundSummary) -> str:
-    limits = []
-    if cfg.costs.max_cost_per_round > 0:
-        limits.append(f"costs.max_cost_per_round = {cfg.costs.max_cost_per_round}")
-    if cfg.costs.total_budget > 0:
-        limits.append(f"costs.total_budget = {cfg.costs.total_budget}")
-    return (
-        f"round {summary.round_id} stopped before its next request could pass "
-        f"{' / '.join(limits)} ({summary.currency}); spent {summary.judge_cost:.4f} this "
-        f"round, {summary.unjudged} pairs not judged yet. Raise the limit and run "
-        "`labeler round` again to continue"
-    )
+def is_fault(failures: Counter[str], error: str, permanent: bool, sent: int, share: float) -> bool:
+    """Count one failed request in ``failures`` (by kind); is the judge failing, not the
+    pairs? After FAULT_MIN failures of one kind making up more than ``share``
+    (``judge.max_failure_share``) of the ``sent`` requests of this run: stop sending (the
+    round stops with an error naming the endpoint's words). A refusal (400) is of one kind
+    only when its text is the same: refusals that name something of the pair (its length
+    in tokens, ...) are the pairs' own, and go to humans; a transient failure's kind is its
+    status (the endpoint's trouble)."""
+    kind = error if permanent else error.split(":", 1)[0]
+    failures[kind] += 1
+    return failures[kind] >= FAULT_MIN and failures[kind] / max(sent, 1) > share
 
 
 def allowance(store: Store, cfg: Config, round_id: int) -> float | None:

@@ -139,6 +139,10 @@ def fact_key(model: str, template_hash: str, pair_id: str, chosen: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# a fact-check's outcome (``fact_checks.outcome``) by what ``read_fact_reply`` read
+FACT_OUTCOMES = {True: "errors", False: "no_errors", None: "unreadable"}
+
+
 def read_fact_reply(text: str | None) -> bool | None:
     """True: the checker says the answer has an objective error; False: it says none;
     None: the first line is neither ERRORS nor NO_ERRORS."""

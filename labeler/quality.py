@@ -44,6 +44,7 @@ def run_calibration(cfg: Config, plot_path: Path | None = None) -> dict[str, Any
                 recal.ece,
                 (t["a"], t["b"]),
                 plot_path or cfg.project.state_dir / "reliability.png",
+                own=plot_path is None,
             )
         )
     return {"recalibration": recal.to_dict(), "rounds": rounds, "history": history, "plot": plot}

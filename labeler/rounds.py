@@ -21,13 +21,12 @@ from labeler import costs, versions
 from labeler.config import Config
 from labeler.dataset import check_dataset_dir, write_dataset
 from labeler.errors import ConfigError, ReviewError, StateError, UsageError
-from labeler.factcheck import run_fact_check
+from labeler.factcheck import FAILED, affordable_now, run_fact_check, unaffordable
 from labeler.importing import SourceTally, check_source, import_source
 from labeler.judge import check_reachable
 from labeler.judging import (
     Context,
     batch_tier,
-    budget_message,
     judge_tier,
     make_context,
     panel_versions,
@@ -46,7 +45,7 @@ from labeler.routing import (
     ACCEPT,
 )
 from labeler.store import Store
-from labeler.summary import Progress, RoundSummary
+from labeler.summary import Progress, RoundSummary, budget_message
 from labeler.thresholds import check_tier_count, fix_predicted_split, recheck
 from labeler.thresholds import current as current_thresholds
 from labeler.union_loop import check_mode, check_rate, is_union
@@ -161,11 +160,15 @@ def run_round(
                 )
         import_source(store, cfg, summary, on_progress)
         summary.timings["import_s"] = time.perf_counter() - started
-        checks_due = cfg.quality.fact_check and not batch and store.fact_pending_count() > 0
-        if open_round is None and store.unassigned_count() == 0 and not checks_due:
+        idle = open_round is None and store.unassigned_count() == 0
+        checks_due = idle and cfg.quality.fact_check and not batch and affordable_now(store, cfg)
+        if idle and not checks_due:  # (no round of fact-checks alone that could pay for none)
             summary.status = "nothing_to_do"
             if cfg.quality.fact_check:  # (a --batch round runs none)
                 summary.fact_pending = store.fact_pending_count()
+                if summary.fact_pending and not batch:
+                    summary.status = "budget_stopped"
+                    summary.budget_message = unaffordable(cfg, summary.fact_pending)
             total = project_ledger(store, cfg)  # what still waits in the whole project
             if total is not None:
                 summary.waiting, summary.provisional = total.waiting, total.provisional
@@ -229,7 +232,10 @@ def run_round(
                 engine = judge_tier(store, tier_ctx, round_id, on_progress)
             summary.requests_sent += engine.sent
             summary.cached_replies += engine.cached
-            summary.first_error = summary.first_error or next(iter(engine.failed.values()), None)
+            # (a pair an earlier tier gave up on went on to the next: not this round's end)
+            error = next(iter(engine.retry.values()), None)
+            where = f"{tier_ctx.judge.label}: " if len(judges) > 1 else ""
+            summary.first_error = summary.first_error or (error and where + error)
             if engine.stopped:
                 stopped = True
                 break  # the budget is spent: later tiers wait for the next run
@@ -240,7 +246,10 @@ def run_round(
         if cfg.quality.fact_check and not batch and not stopped:  # (after: a swap is checked)
             summary.requests_sent += run_fact_check(store, cfg, round_id).sent
         if cfg.quality.fact_check:  # the round's checks over all its runs, what still waits
-            summary.fact_checked, summary.chosen_has_errors = store.fact_checked_in(round_id)
+            done = store.fact_checked_in(round_id)
+            summary.fact_checked = sum(n for k, n in done.items() if k != FAILED)
+            summary.chosen_has_errors = done.get("errors", 0)
+            summary.fact_check_failed = done.get(FAILED, 0)
             summary.fact_pending = store.fact_pending_count()
         summary.timings["judge_s"] = time.perf_counter() - mark
         if not store.count_round_pairs(round_id, "imported"):  # every tier judged it

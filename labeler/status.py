@@ -42,6 +42,7 @@ def project_status(cfg: Config) -> dict[str, Any]:
             "savings": None,
             "currency": cfg.costs.currency,
             "state_db": str(cfg.db_path),
+            "fact_checks_owed": 0,
             "initialised": False,
         }
     with Store(cfg.db_path) as store:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from labeler.config import Config
 
 
 @dataclass
@@ -62,6 +65,7 @@ class RoundSummary:
     fact_checked: int = 0  # quality.fact_check: chosen responses checked this round
     chosen_has_errors: int = 0  # of them, said to state something false: sent to humans
     fact_pending: int = 0  # accepted pairs whose check is still to do (the next online round)
+    fact_check_failed: int = 0  # checks refused or failed too often: their pairs to humans
     batch_waiting: int = 0  # Batch API batches still running (round --batch)
     batches: list[dict[str, Any]] = field(default_factory=list)
     batches_dropped: int = 0  # round --online: batch files that never reached the Batch API
@@ -70,3 +74,22 @@ class RoundSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def budget_limits(cfg: Config, currency: str) -> str:
+    """The judge budget's limits in force, as the config says them."""
+    limits = []
+    if cfg.costs.max_cost_per_round > 0:
+        limits.append(f"costs.max_cost_per_round = {cfg.costs.max_cost_per_round}")
+    if cfg.costs.total_budget > 0:
+        limits.append(f"costs.total_budget = {cfg.costs.total_budget}")
+    return f"{' / '.join(limits)} ({currency})"
+
+
+def budget_message(cfg: Config, summary: RoundSummary) -> str:
+    return (
+        f"round {summary.round_id} stopped before its next request could pass "
+        f"{budget_limits(cfg, summary.currency)}; spent {summary.judge_cost:.4f} this "
+        f"round, {summary.unjudged} pairs not judged yet. Raise the limit and run "
+        "`labeler round` again to continue"
+    )

@@ -178,6 +178,25 @@ def test_errors_show_values_as_toml_spells_them(tmp_path: Path) -> None:
         assert "'" not in str(info.value).partition("got")[2], str(info.value)
 
 
+def test_an_empty_path_is_refused(tmp_path: Path) -> None:
+    """A user trial: an empty ``project.state_dir`` meant the project's own folder, so a
+    project with rounds behind it silently started a new state there and paid for every
+    pair again. No path key may be empty (an optional template's empty means built-in)."""
+    for text, env, said in [
+        ('[project]\nstate_dir = ""\n', {}, "project.state_dir must be a path"),
+        ('[output]\ndataset_dir = " "\n', {}, "output.dataset_dir must be a path"),
+        ('[judge]\nguidelines = ""\n', {}, "judge.guidelines must be a path"),
+        ("", {"LABELER_SOURCE_PATH": ""}, "LABELER_SOURCE_PATH must be a path"),
+        ("", {"LABELER_PROJECT_STATE_DIR": ""}, "LABELER_PROJECT_STATE_DIR must be a path"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            load_config(write(tmp_path, text), environ=env)
+        assert said in str(info.value) and "not empty" in str(info.value), text
+    assert (
+        load_config(write(tmp_path, '[judge]\ntemplate = ""\n'), environ={}).judge.template is None
+    )
+
+
 def test_out_of_range_values_are_shown_as_written(tmp_path: Path) -> None:
     """A review: a value out of range was shown after its conversion to the key's type, so
     ``timeout_s = 0`` was refused as ``0.0`` and ``LABELER_JUDGE_TIMEOUT_S=0`` too: the line

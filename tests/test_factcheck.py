@@ -97,9 +97,13 @@ def test_the_dry_run_counts_the_fact_check(fact_project: Project) -> None:
     p = fact_project
     p.pairs(good_bad_rows(10))
     plain = p.run_json("round", "--dry-run")
+    shown = p.run("round", "--dry-run").stdout  # a user trial: the row did not say so
+    assert "judge requests (with fact-checks)" in shown
+    assert "of them fact-checks (at most)" in shown
     p.set(quality={"fact_check": False})
     without = p.run_json("round", "--dry-run")
     assert plain["fact_checked"] == 10 and without["fact_checked"] == 0
+    assert "fact-checks" not in p.run("round", "--dry-run").stdout
     assert plain["requests_sent"] == without["requests_sent"] + 10
     assert plain["judge_cost"] > without["judge_cost"]
 
@@ -209,28 +213,35 @@ def test_a_pair_whose_label_changed_is_checked_again(fact_project: Project) -> N
 
 def test_checks_kept_before_the_table_existed_count_as_done(fact_project: Project) -> None:
     """A state file from before ``fact_checks`` (schema 8) is filled from the replies it
-    kept: no check is counted as still to do, none is asked again."""
+    kept: no check is counted as still to do, none is asked again; a reply about the
+    response a pair no longer chooses does not count."""
     p = fact_project
     p.pairs(good_bad_rows(6))
     p.run_json("round")
     db = p.root / ".labeler" / "state.sqlite"
+    query = "SELECT pair_id, label, outcome FROM fact_checks"
     with Store(db) as store:
-        before = {
-            tuple(r) for r in store.db.execute("SELECT pair_id, label, errors FROM fact_checks")
-        }
+        before = {tuple(r) for r in store.db.execute(query)}
+        swapped = store.db.execute(
+            "SELECT pair_id FROM fact_checks WHERE outcome = 'no_errors' LIMIT 1"
+        ).fetchone()[0]
         store.db.execute("DELETE FROM fact_checks")
+        store.db.execute(
+            "UPDATE verdicts SET label = CASE label WHEN 'A' THEN 'B' ELSE 'A' END "
+            "WHERE pair_id = ?",
+            (swapped,),
+        )
         store.db.execute("UPDATE meta SET value = '8' WHERE key = 'schema_version'")
     with Store(db) as store:
-        after = {
-            tuple(r) for r in store.db.execute("SELECT pair_id, label, errors FROM fact_checks")
-        }
-        assert store.fact_pending_count() == 0
-    assert after == before and len(after) == 6  # the flagged pair too (sent to humans)
+        after = {tuple(r) for r in store.db.execute(query)}
+        assert [r["id"] for r in store.fact_pending()] == [swapped]
+    assert after == {r for r in before if r[0] != swapped} and len(before) == 6
+    assert {r[2] for r in before} == {"errors", "no_errors"}
     sent = sum(p.server.request_keys().values())  # type: ignore[attr-defined]
-    assert p.run_json("round", "--dry-run")["fact_checked"] == 0
+    assert p.run_json("round", "--dry-run")["fact_checked"] == 1
     p.pairs(good_bad_rows(7))
-    assert p.run_json("round")["fact_checked"] == 1
-    assert sum(p.server.request_keys().values()) == sent + 2 + 1  # type: ignore[attr-defined]
+    assert p.run_json("round")["fact_checked"] == 2  # the new pair's, the swapped one's
+    assert sum(p.server.request_keys().values()) == sent + 2 + 2  # type: ignore[attr-defined]
 
 
 def test_a_check_refused_for_good_sends_its_pair_to_humans(
@@ -252,8 +263,92 @@ def test_a_check_refused_for_good_sends_its_pair_to_humans(
     project.pairs(good_bad_rows(6))
     first = project.run_json("round")
     assert first["review"] == {"chosen_has_errors": 1, "fact_check_failed": 1}
-    assert first["fact_pending"] == 0
+    assert first["fact_check_failed"] == 1 and first["fact_pending"] == 0
+    assert first["fact_checked"] == 5
     asked = len(server.requests)
     project.pairs(good_bad_rows(7))
     assert project.run_json("round")["fact_checked"] == 1
     assert len(server.requests) == asked + 2 + 1  # the new pair's judging and check only
+
+
+def test_turned_on_later_it_checks_the_pairs_accepted_before(fact_project: Project) -> None:
+    """``quality.fact_check`` turned on in a project under way checks every accepted pair,
+    those of the rounds before it too; the dry run prices them first."""
+    p = fact_project
+    p.set(quality={"fact_check": False})
+    p.pairs(good_bad_rows(6))
+    assert p.run_json("round")["fact_checked"] == 0
+    p.set(quality={"fact_check": True})
+    assert p.run_json("status")["fact_checks_owed"] == 6
+    assert p.run_json("round", "--dry-run")["fact_checked"] == 6
+    done = p.run_json("round")  # nothing new to judge: a round of the checks alone
+    assert done["fact_checked"] == 6 and done["chosen_has_errors"] == 1
+    assert p.run_json("status")["fact_checks_owed"] == 0
+
+
+def test_a_failing_endpoint_stops_the_check_and_sends_no_pair_to_humans(
+    project: Project, judge_server: Callable[..., JudgeServer]
+) -> None:
+    """As in the judging: when most fact-check requests fail alike (here a setting the
+    endpoint refuses for every request), the endpoint is failing, not the pairs: the
+    round stops with one line (exit 1), no pair goes to humans, the failures count against
+    none, and once the endpoint is fixed the resumed round checks them all."""
+    broken = [True]
+
+    def refusing(shown: Shown) -> Scripted:
+        if broken[0] and "objectively false" in shown.body["messages"][-1]["content"]:
+            return Scripted(status=400, error_message="max_tokens is too large for this model")
+        return checker()(shown)
+
+    server = judge_server(refusing)
+    project.set(
+        judge={"base_url": server.url, "max_failed_attempts": 1},
+        review={"enabled": False},
+        quality={"fact_check": True},
+    )
+    project.pairs(good_bad_rows(20))
+    cut = project.run("round", "--json")
+    assert cut.exit_code == 1 and "fact-check requests" in cut.stderr, cut.stderr
+    assert len(cut.stderr.strip().splitlines()) == 1
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        sent_back = store.db.execute(
+            "SELECT COUNT(*) FROM verdicts WHERE reason = 'fact_check_failed'"
+        ).fetchone()[0]
+        statuses = {
+            r[0]
+            for r in store.db.execute("SELECT status FROM calls WHERE presented_order = 'fact'")
+        }
+    assert sent_back == 0 and statuses == {"fault"}
+    broken[0] = False
+    done = project.run_json("round")  # the open round resumes: its checks, all of them
+    assert done["status"] == "completed" and done["fact_checked"] == 20
+    assert done["fact_check_failed"] == 0 and done["chosen_has_errors"] == 1
+
+
+def test_a_check_over_the_round_budget_waits_and_the_rest_are_asked(
+    project: Project, judge_server: Callable[..., JudgeServer]
+) -> None:
+    """A check whose request alone does not fit ``costs.max_cost_per_round`` waits; the
+    smaller ones are asked. With only such checks left, no round opens (exit 3, one line
+    saying why), until the limit is raised."""
+    server = judge_server(checker())
+    project.set(
+        judge={"base_url": server.url, "price_input_per_mtok": 1000.0},
+        review={"enabled": False},
+    )
+    rows = good_bad_rows(6)
+    rows[1]["prompt"] = rows[1]["prompt"] + " " + "context " * 3000  # ~40x the others' check
+    project.pairs(rows)
+    assert project.run_json("round")["accepted"] == 6  # judged, no check yet
+    project.set(quality={"fact_check": True})
+    plan = project.run_json("round", "--dry-run")
+    assert plan["fact_checked"] == 6
+    project.set(costs={"max_cost_per_round": plan["judge_cost"] / 2})  # not the big one
+    first = project.run_json("round")
+    assert first["fact_pending"] == 1 and first["fact_checked"] == 5
+    again = project.run("round")
+    assert again.exit_code == 3 and "1 fact-checks still to do, and none fits" in again.stderr
+    assert "costs.max_cost_per_round" in again.stderr and len(again.stderr.splitlines()) == 1
+    assert len(project.run_json("status")["rounds"]) == 2  # no round opened for nothing
+    project.set(costs={"max_cost_per_round": 0})
+    assert project.run_json("round")["fact_checked"] == 1

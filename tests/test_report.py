@@ -308,6 +308,33 @@ def test_a_chart_path_that_cannot_be_written_is_one_line(
     assert sorted(x.name for x in tmp_path.iterdir()) == ["file", "proj"]  # nothing written
 
 
+def test_a_chart_replaces_only_an_earlier_chart(project: Project, tmp_path: Path) -> None:
+    """A user trial: ``report --chart`` and ``calibrate --plot`` replaced any file at their
+    path (a user's own picture was lost). They replace an earlier chart of labeler's, and
+    refuse anything else in one line, as ``export`` does; labeler's own copy of the
+    reliability diagram in the state folder is replaced as before."""
+    p = project
+    p.set(review={"enabled": False}, calibration={"cold_start_audit_rate": 1.0})
+    p.pairs(good_bad_rows(30))
+    p.run_json("round")
+    assert decide_as_humans(p) == 30  # (labelled pairs: a reliability diagram to draw)
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"\x89PNG\r\n\x1a\n my own picture")
+    for args in (("report", "--chart", str(mine)), ("calibrate", "--plot", str(mine))):
+        result = p.run(*args)
+        assert result.exit_code == 1 and "is not a chart labeler wrote" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert mine.read_bytes().endswith(b"my own picture")
+    chart, plot = tmp_path / "rounds.png", tmp_path / "rel.png"
+    for args in (("report", "--chart", str(chart)), ("calibrate", "--plot", str(plot))):
+        assert p.run(*args).exit_code == 0 and p.run(*args).exit_code == 0  # and again
+    assert chart.stat().st_size > 1000 and plot.stat().st_size > 1000
+    own = Path(p.run_json("calibrate")["plot"])
+    assert own.name == "reliability.png" and own.parent.name == ".labeler"
+    own.write_bytes(b"stale")  # (a copy from before charts were marked)
+    assert p.run("calibrate").exit_code == 0 and own.read_bytes().startswith(b"\x89PNG")
+
+
 def test_push_to_hub_needs_a_token(two_rounds: Project, tmp_path: Path) -> None:
     result = two_rounds.run(
         "export",

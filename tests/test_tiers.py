@@ -158,6 +158,37 @@ def test_a_cascade_round_resumes_in_the_tier_it_stopped_in(
     assert models(server) == {"big": 12}  # the cheap tier's replies are not paid twice
 
 
+def test_a_pair_a_tier_gave_up_on_is_said_where_it_waits(
+    cascade: Project, judge_server: Callable[..., JudgeServer]
+) -> None:
+    """A user trial: in a cascade, a pair the cheap tier gave up on (judge.max_failed_attempts)
+    goes on to the strong one, but the round's error named the cheap tier's give-up ("failed
+    2 times") and told the user to run again. Each tier counts its own attempts; the error
+    names the tier the pair waits at and that tier's failure."""
+
+    def boom(judge: Callable[[Shown], Scripted]) -> Callable[[Shown], Scripted]:
+        def respond(shown: Shown) -> Scripted:
+            if shown.prompt == "question 3?":
+                return Scripted(None, status=500, error_message="boom")
+            return judge(shown)
+
+        return respond
+
+    server = judge_server(by_model({"small": boom(small), "big": boom(oracle)}))
+    cascade.set(judge={"base_url": server.url, "max_retries": 0, "max_failed_attempts": 2})
+    cascade.pairs(good_bad_rows(6))
+    said = []
+    for _ in range(3):
+        run = cascade.run("round")
+        said.append((run.exit_code, run.stderr.strip()))
+    assert said[0][0] == 1 and "1 pairs failed (cheap: 500" in said[0][1], said[0]
+    assert said[1][0] == 1 and "1 pairs failed (big: 500" in said[1][1], said[1]
+    assert "max_failed_attempts" not in said[1][1]  # (the cheap tier's give-up moved it on)
+    assert said[2] == (0, "")  # the strong tier gave up too: humans decide it
+    review = cascade.run_json("report")["rounds"][0]["to_humans_by_reason"]
+    assert review.get("judge_error") == 1
+
+
 def test_tier_config_errors_are_one_line(tmp_path) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text('[[judge.tiers]]\nmodle = "x"\n')

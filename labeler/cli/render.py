@@ -163,7 +163,11 @@ def round_table(s: dict[str, Any]) -> Table:
             if cpt
             else "4 chars/token, until a round has run"
         )
-        table.add_row("judge requests (orders x samples)", str(s["requests_sent"]))
+        checks = s.get("fact_checked", 0)  # (the fact-check's requests are the judge's)
+        said = "judge requests (" + ("with fact-checks)" if checks else "orders x samples)")
+        table.add_row(said, str(s["requests_sent"]))
+        if checks:
+            table.add_row("  of them fact-checks (at most)", str(checks))
         table.add_row("estimated judge cost (at most)", money(s["judge_cost"], cur))
         table.add_row("  token estimate", basis)
         table.add_row("all-human cost (forecast)", money(s["baseline_cost"], cur))
@@ -176,10 +180,15 @@ def round_table(s: dict[str, Any]) -> Table:
     table.add_row("sent to review", str(sum(s["review"].values())))
     for reason, n in sorted(s["review"].items()):
         table.add_row(f"  {reason}", str(n))
-    if s.get("fact_checked"):
+    if s.get("fact_checked") or s.get("fact_check_failed"):
         table.add_row(
             "chosen responses fact-checked",
             f"{s['fact_checked']} ({s['chosen_has_errors']} with errors: to humans)",
+        )
+    if s.get("fact_check_failed"):
+        table.add_row(
+            "[yellow]fact-checks refused or failed (to humans)[/]",
+            f"[yellow]{s['fact_check_failed']}[/]",
         )
     if s.get("fact_pending"):
         table.add_row(

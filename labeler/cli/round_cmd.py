@@ -108,6 +108,9 @@ def round_(
         _stop_if_unfinished(summary)
         return
     console = render.Console()
+    if summary.status == "budget_stopped" and summary.round_id is None:
+        _say_unchecked(console, summary.fact_pending)  # (no round opened: its checks wait)
+        _stop_if_unfinished(summary)
     if summary.status == "nothing_to_do":
         console.print("Nothing to do: every pair in the source has been judged.")
         _say_waiting(console, cfg)
@@ -214,6 +217,9 @@ def batches(ctx: click.Context, as_json: bool, wait: bool) -> None:
         render.print_json(summary.to_dict())
         return
     console = render.Console()
+    if summary.status == "budget_stopped" and summary.round_id is None:
+        _say_unchecked(console, summary.fact_pending)  # (no round opened: its checks wait)
+        _stop_if_unfinished(summary)
     if summary.status == "nothing_to_do":
         console.print("No round is waiting for the Batch API.")
     else:

@@ -242,15 +242,6 @@ class CallsTables(Tables):
             "AND p.state IN ('accepted', 'exported') ORDER BY p.seq"
         ).fetchall()
 
-    def accepted_in_round(self, round_id: int) -> list[sqlite3.Row]:
-        """The pairs of a round the judge accepted with an A/B verdict, with their texts."""
-        return self.db.execute(
-            "SELECT p.id, p.prompt, p.response_a, p.response_b, v.label FROM pairs p "
-            "JOIN verdicts v ON v.pair_id = p.id WHERE v.round_id = ? AND v.action = 'accept' "
-            "AND v.label IN ('A', 'B') ORDER BY p.seq",
-            (round_id,),
-        ).fetchall()
-
     def judged_any(self) -> bool:
         """Has any judge tier routed a pair in this project?"""
         found = self.db.execute(

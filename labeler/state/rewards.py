@@ -14,10 +14,13 @@ from labeler.state.calls import back_to_review
 
 _CHOSEN = "CASE v.label WHEN 'A' THEN p.response_a ELSE p.response_b END"
 # a judge-accepted A/B pair no human has decided, its chosen response unchecked for its label
+# (nor a row `labeler verify` dropped for this label: out of the dataset, not worth a call)
 _UNCHECKED = (
     "v.action = 'accept' AND v.label IN ('A', 'B') AND NOT EXISTS (SELECT 1 FROM fact_checks "
     "f WHERE f.pair_id = v.pair_id AND f.label = v.label) AND NOT EXISTS (SELECT 1 FROM "
-    "human_decisions h WHERE h.pair_id = v.pair_id AND h.decided = 1)"
+    "human_decisions h WHERE h.pair_id = v.pair_id AND h.decided = 1) AND NOT EXISTS (SELECT "
+    "1 FROM verify_results r WHERE r.pair_id = v.pair_id AND r.label = v.label AND r.flagged "
+    "AND r.action = 'drop')"
 )
 
 
@@ -142,22 +145,28 @@ class RewardTables(Tables):
             self.db.execute(f"SELECT COUNT(*) FROM verdicts v WHERE {_UNCHECKED}").fetchone()[0]
         )
 
-    def fact_checked_in(self, round_id: int) -> tuple[int, int]:
-        """Chosen responses fact-checked in round ``round_id`` (over all its runs), and how
-        many of them were said to have errors."""
-        row = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(errors = 1), 0) FROM fact_checks WHERE round_id = ?",
-            (round_id,),
-        ).fetchone()
-        return int(row[0]), int(row[1])
+    def fact_checked_in(self, round_id: int) -> dict[str, int]:
+        """The fact-checks of round ``round_id`` (over all its runs) by outcome."""
+        return {
+            str(outcome): int(n)
+            for outcome, n in self.db.execute(
+                "SELECT outcome, COUNT(*) FROM fact_checks WHERE round_id = ? GROUP BY outcome",
+                (round_id,),
+            )
+        }
 
-    def save_fact_checks(self, rows: Iterable[tuple[str, str, bool | None]], round_id: int) -> None:
-        """(pair id, label checked, errors: True / False / None unreadable) rows."""
+    def labels_of(self, pair_ids: list[str]) -> dict[str, str]:
+        """The label of each pair's verdict (pairs with none left out)."""
+        sql = "SELECT pair_id, label FROM verdicts WHERE pair_id IN ({marks})"
+        return {str(r[0]): str(r[1]) for r in self._in_chunks(sql, pair_ids)}
+
+    def save_fact_checks(self, rows: Iterable[tuple[str, str, str]], round_id: int) -> None:
+        """(pair id, label checked, outcome: ``prompts.FACT_OUTCOMES`` or failed) rows."""
         now = time.time()
         with self.transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO fact_checks VALUES (?, ?, ?, ?, ?)",
-                ((pid, label, errors, round_id, now) for pid, label, errors in rows),
+                ((pid, label, outcome, round_id, now) for pid, label, outcome in rows),
             )
 
     def send_to_review(self, pair_ids: list[str], reason: str) -> int:

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Callable
 
 from labeler.pairs import pair_key
-from labeler.prompts import fact_key, read_fact_reply
+from labeler.prompts import FACT_OUTCOMES, fact_key, read_fact_reply
 
 SCHEMA_VERSION = 9  # see MIGRATIONS
 STATES = ("imported", "accepted", "needs_review", "in_review", "human_decided", "exported")
@@ -214,12 +214,12 @@ CREATE TABLE IF NOT EXISTS reward_calls (
     latency_ms REAL
 );
 -- quality.fact_check: the chosen response of each judge-accepted pair as checked, by the
--- label it was checked for (a label changed since is checked again), errors NULL: the
--- reply said neither ERRORS nor NO_ERRORS
+-- label it was checked for (a label changed since is checked again), outcome: errors |
+-- no_errors | unreadable (the reply said neither) | failed (refused, or failed too often)
 CREATE TABLE IF NOT EXISTS fact_checks (
     pair_id TEXT PRIMARY KEY,
     label TEXT NOT NULL,
-    errors INTEGER,
+    outcome TEXT NOT NULL,
     round_id INTEGER NOT NULL,
     checked_at REAL NOT NULL
 );
@@ -351,7 +351,7 @@ def add_fact_checks(db: sqlite3.Connection) -> None:
         db.executemany(
             "INSERT OR REPLACE INTO fact_checks VALUES (?, ?, ?, ?, 0)",
             (
-                (r[6], r[7], read_fact_reply(r[5]), r[4] or 0)
+                (r[6], r[7], FACT_OUTCOMES[read_fact_reply(r[5])], r[4] or 0)
                 for r in rows
                 if fact_key(r[2], r[3], r[6], r[8]) == r[1]
             ),
