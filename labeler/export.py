@@ -393,6 +393,8 @@ def refuse_missing_folder(out: Path) -> None:
         raise ExportError(
             f"{out}: the folder {out.parent} does not exist; create it first (or check --out)"
         )
+    if not out.parent.is_dir():  # a user trial: "cannot create the folder (File exists)"
+        raise ExportError(f"{out}: {out.parent} is a file, not a folder (check --out)")
 
 
 def refuse_overwrite(out: Path, target: str) -> None:

@@ -40,6 +40,7 @@ from labeler import costs, prompts
 from labeler.config import Config, JudgeConfig
 from labeler.errors import JudgeError, shown_url
 from labeler.judging import (
+    ABANDONED,
     Halt,
     adapted_key,
     allowance,
@@ -88,21 +89,23 @@ def run_fact_check(store: Store, cfg: Config, round_id: int) -> FactCheck:
     deferred: list[str] = []  # pairs whose check was given up: to humans if no fault
 
     def record(pair_id: str, key: str, messages: list[dict[str, str]], reply: Any) -> None:
-        """Each reply is stored as it returns (paid work is never lost)."""
+        """Each reply is stored as it returns (paid work is never lost); one abandoned by
+        the second Ctrl-C (``abandoned``) at its worst cost."""
         cost = prices.call_cost(reply.prompt_tokens, reply.completion_tokens, reply.cached_tokens)
         out.sent += 1
         out.cost += cost
+        status = "refused" if reply.permanent else "error"
+        status = "ok" if not reply.error else ABANDONED if reply.error == ABANDONED else status
         store.record_call(
             CallRecord(
-                key, pair_id, ORDER, judge.model, template.hash, "", round_id,
-                "ok" if not reply.error else "refused" if reply.permanent else "error",
+                key, pair_id, ORDER, judge.model, template.hash, "", round_id, status,
                 reply.text, None, reply.prompt_tokens, reply.completion_tokens, cost,
                 round(reply.latency_s * 1000, 3), reply.error,
                 sum(len(m["content"]) for m in messages), reply.cached_tokens,
                 len(cfg.judges) - 1,
             )
         )  # fmt: skip
-        if reply.error and out.fault is None:
+        if reply.error and out.fault is None and reply.error != ABANDONED:
             share = judge.max_failure_share
             if is_fault(out.failures, reply.error, reply.permanent, out.sent, share):
                 out.fault = reply.error
@@ -193,6 +196,14 @@ def run_fact_check(store: Store, cfg: Config, round_id: int) -> FactCheck:
     return out
 
 
+def abandoned(messages: list[dict[str, str]], max_tokens: int) -> Any:
+    """The reply of a request abandoned in flight: its worst tokens, so its worst cost."""
+    from labeler.judge import JudgeReply
+
+    tokens = costs.estimate_tokens(sum(len(m["content"]) for m in messages))
+    return JudgeReply(None, None, tokens, max_tokens, 0.0, ABANDONED, False)
+
+
 def fact_judge(cfg: Config) -> JudgeConfig:
     """The judge that checks: the last tier's, one plain reply of at least MAX_TOKENS."""
     judge = dataclasses.replace(cfg.judges[-1], logprobs=False, samples=1)
@@ -262,6 +273,9 @@ async def _ask(
             assert client is not None
             try:
                 reply = await client.judge(messages)
+            except asyncio.CancelledError:  # (the second Ctrl-C): sent, so billed all the same
+                record(pair_id, key, messages, abandoned(messages, judge.max_tokens))
+                raise
             finally:
                 release(worst)
             record(pair_id, key, messages, reply)

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import re
 import time
+import urllib.parse
 from dataclasses import dataclass, replace
 from typing import Any
 
 from labeler.config import JudgeConfig
-from labeler.errors import JudgeError, redact, shown_url
+from labeler.errors import ConfigError, JudgeError, redact, shown_url
 from labeler.verdicts import TokenLogprobs
 
 LOGPROB_POSITIONS_KEPT = 4  # the verdict token is among the first few; keep only those
@@ -37,6 +38,21 @@ _PARAM = re.compile(
 )
 
 
+def check_url(base_url: str) -> tuple[urllib.parse.SplitResult, int]:
+    """``judge.base_url`` as a URL and its port; a ConfigError (a setting's fault, found
+    before any work, a dry run's too) when it is not an http(s) URL with a host."""
+    url = urllib.parse.urlsplit(base_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ConfigError(
+            f"judge.base_url = {shown_url(base_url)!r} is not an http(s) URL "
+            "(e.g. http://127.0.0.1:8000/v1)"
+        )
+    try:
+        return url, url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:
+        raise ConfigError(f"judge.base_url = {shown_url(base_url)!r} has an invalid port") from None
+
+
 def check_reachable(base_url: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
     """Fail fast when the endpoint cannot be reached at all (DNS, refused, no route,
     timeout): one TCP connection before a round, so an outage stops the round in seconds,
@@ -44,19 +60,13 @@ def check_reachable(base_url: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
     client reaches the endpoint through it)."""
     import os
     import socket
-    import urllib.parse
     import urllib.request
 
-    url = urllib.parse.urlsplit(base_url)
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise JudgeError(f"judge.base_url = {shown_url(base_url)!r} is not an http(s) URL")
+    url, port = check_url(base_url)
+    assert url.hostname is not None
     proxies = urllib.request.getproxies()
     if url.scheme in proxies and not urllib.request.proxy_bypass(url.hostname):
         return
-    try:
-        port = url.port or (443 if url.scheme == "https" else 80)
-    except ValueError:
-        raise JudgeError(f"judge.base_url = {shown_url(base_url)!r} has an invalid port") from None
     try:
         socket.create_connection((url.hostname, port), timeout=timeout_s).close()
     except socket.gaierror:

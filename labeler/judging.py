@@ -47,6 +47,7 @@ from labeler.union_loop import is_union, pair_scores
 from labeler.verdicts import Judgement, OrderReply, combine, pool, read_reply, vote
 from labeler.versions import Examples, prompt_hash
 
+ABANDONED = "abandoned"  # a call's status: sent, its reply given up by the second Ctrl-C
 FAULT_MIN = 12  # failures of one kind before a failing endpoint can stop a round
 
 
@@ -347,6 +348,9 @@ class Judging:
                 continue
             try:
                 reply = await self.judge.judge(messages)
+            except asyncio.CancelledError:  # (the second Ctrl-C): sent, so billed all the same
+                self.store.record_call(self._abandoned(pair, order, key, worst, chars))
+                raise
             finally:
                 self.reserved -= worst
             self.sent += 1
@@ -394,6 +398,15 @@ class Judging:
             if len(have) == len(self.ctx.slots):
                 del self.replies[pair.id]
                 self._finish(pair, have)
+
+    def _abandoned(self, pair: Pair, order: str, key: str, worst: float, chars: int) -> CallRecord:
+        """A request abandoned in flight, in the ledger at its worst cost (its reply lost)."""
+        c, tokens = self.ctx, costs.estimate_tokens(chars, self.chars_per_token)
+        return CallRecord(
+            key, pair.id, order, c.judge.model, c.template.hash, c.guidelines.hash, self.round_id,
+            ABANDONED, None, None, tokens, c.judge.max_tokens, worst, None, ABANDONED, chars, 0,
+            c.tier,
+        )  # fmt: skip
 
     def _count_failure(self, error: str, permanent: bool) -> None:
         share = self.ctx.judge.max_failure_share

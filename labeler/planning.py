@@ -14,6 +14,7 @@ from labeler.calibration import NEVER
 from labeler.config import Config
 from labeler.dataset import check_dataset_dir
 from labeler.importing import check_source, no_pairs
+from labeler.judge import check_url
 from labeler.judging import tier_thresholds_from_json
 from labeler.pairs import Pair, read_source
 from labeler.rounds import Context, RoundSummary, SourceTally, make_context, round_seed
@@ -45,6 +46,8 @@ def plan_round(
     usable pair, an output.dataset_dir it may not write."""
     ctx = make_context(cfg)
     check_dataset_dir(cfg)
+    for judge in cfg.judges:  # (the round refuses a bad URL: so does its dry run)
+        check_url(judge.base_url)
     if strict:
         check_source(cfg)
     summary = RoundSummary(status="dry_run")

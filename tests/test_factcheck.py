@@ -352,3 +352,39 @@ def test_a_check_over_the_round_budget_waits_and_the_rest_are_asked(
     assert len(project.run_json("status")["rounds"]) == 2  # no round opened for nothing
     project.set(costs={"max_cost_per_round": 0})
     assert project.run_json("round")["fact_checked"] == 1
+
+
+def test_checks_abandoned_by_a_second_ctrl_c_are_in_the_ledger(
+    project: Project, judge_server: Callable[..., JudgeServer]
+) -> None:
+    """As in the judging: checks the second Ctrl-C abandons in flight are billed, so the
+    ledger keeps each at its worst cost (status ``abandoned``); the resume asks them."""
+    import dataclasses
+    import signal
+
+    from tests.test_rounds import signalled_round
+
+    def slow_checks(shown: Shown) -> Scripted:
+        reply = checker()(shown)
+        if "objectively false" in shown.body["messages"][-1]["content"]:
+            return dataclasses.replace(reply, delay=2.0)
+        return reply
+
+    server = judge_server(slow_checks)
+    project.set(
+        judge={"base_url": server.url, "concurrency": 3, "price_input_per_mtok": 1.0},
+        review={"enabled": False},
+        quality={"fact_check": True},
+    )
+    project.pairs(good_bad_rows(6))  # 12 judge requests, then 6 checks (3 at a time)
+    code, err = signalled_round(project, server, signal.SIGINT, after=12 + 3, twice=True)
+    assert code != 0, err
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        gone = store.db.execute(
+            "SELECT COUNT(*), MIN(cost) FROM calls WHERE presented_order = 'fact' "
+            "AND status = 'abandoned'"
+        ).fetchone()
+        calls = store.call_totals()["calls"]
+    assert gone[0] == 3 and gone[1] > 0 and calls == len(server.requests) == 12 + 3
+    done = project.run_json("round")
+    assert done["status"] == "completed" and done["fact_checked"] == 6

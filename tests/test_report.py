@@ -301,6 +301,8 @@ def test_a_chart_path_that_cannot_be_written_is_one_line(
         (("calibrate", "--plot", str(tmp_path / "typo" / "r.png")), "does not exist; create it"),
         (("export", "--out", str(tmp_path / "typo" / "ds")), f"folder {tmp_path / 'typo'} does "),
         (("export", "--to", "jsonl", "--out", str(tmp_path / "a" / "b" / "x.jsonl")), "a/b does"),
+        (("export", "--to", "parquet", "--out", str(tmp_path / "file" / "x.parquet")), "is a file"),
+        (("export", "--out", str(tmp_path / "file" / "ds")), "is a file, not a folder"),
     ]:
         result = p.run(*args)
         assert result.exit_code == 1, result.output

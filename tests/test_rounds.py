@@ -546,11 +546,16 @@ def child() -> dict[str, Any]:
 
 
 def signalled_round(
-    project: Project, server: Any, sig: int, after: int, ignore_ctrl_c: bool = False
+    project: Project,
+    server: Any,
+    sig: int,
+    after: int,
+    ignore_ctrl_c: bool = False,
+    twice: bool = False,
 ) -> tuple[int, str]:
     """`labeler round` in a child process, sent ``sig`` once the judge has been asked
-    ``after`` requests (``ignore_ctrl_c``: started as a shell starts a background job):
-    its exit code and what it said on stderr."""
+    ``after`` requests (``ignore_ctrl_c``: started as a shell starts a background job;
+    ``twice``: and again 0.3 s later): its exit code and what it said on stderr."""
     cmd = [*ROUND, str(project.config), "round"]
     ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_ctrl_c else None
     proc = subprocess.Popen(
@@ -561,6 +566,9 @@ def signalled_round(
     while len(server.requests) < after and time.time() < deadline:
         time.sleep(0.01)
     proc.send_signal(sig)
+    if twice:
+        time.sleep(0.3)
+        proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     return proc.returncode, err.decode()
 
@@ -612,6 +620,30 @@ def test_ctrl_c_lets_the_requests_in_flight_finish_and_keeps_them(
     assert done.returncode == 0 and json.loads(done.stdout)["resumed"], done.stderr
     assert len(server.requests) == 40  # 20 pairs x 2 orders, none sent twice
     assert sum(n - 1 for n in server.request_keys().values()) == 0
+
+
+def test_requests_abandoned_by_a_second_ctrl_c_are_in_the_ledger(
+    project: Project, judge_server
+) -> None:
+    """A user trial: the second Ctrl-C abandons the requests in flight; a provider bills
+    them, but the ledger had no trace of them, so judge cost, savings and the budgets
+    understated the bill. Each is now a call of status ``abandoned`` at its worst cost
+    (its reply is lost: the resume asks it again, as before)."""
+    server = judge_server(oracle, latency=2.0)
+    project.set(judge={"base_url": server.url, "concurrency": 4, "price_input_per_mtok": 1.0})
+    project.pairs(good_bad_rows(10))
+    code, err = signalled_round(project, server, signal.SIGINT, after=4, twice=True)
+    assert code != 0, err  # (the second Ctrl-C came before the four in flight returned)
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        rows = store.db.execute("SELECT status, cost FROM calls").fetchall()
+        spent = store.call_totals()["cost"]
+    assert len(rows) == len(server.requests) == 4  # every request sent is in the ledger
+    assert {r[0] for r in rows} == {"abandoned"} and all(r[1] > 0 for r in rows)
+    assert spent == pytest.approx(sum(r[1] for r in rows))
+    done = project.run_json("round")  # the resume asks them again: nothing else lost
+    assert done["status"] == "completed" and done["judged"] == 10
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        assert store.call_totals()["calls"] == len(server.requests) == 24
 
 
 def test_a_round_started_with_ctrl_c_ignored_does_not_stop_on_it(
@@ -977,13 +1009,18 @@ def test_a_bad_value_is_not_taken_for_an_unsupported_parameter(
     assert all(b.get("logprobs") for b in server.requests[-4:])  # still asked for
 
 
-def test_an_invalid_judge_port_is_one_line(project: Project) -> None:
+def test_an_invalid_judge_url_is_one_line_and_a_config_error(project: Project) -> None:
+    """A bad ``judge.base_url`` is the setting's fault (exit 2), refused before any work;
+    a user trial: the dry run accepted ``notaurl`` and priced the round."""
     project.pairs(good_bad_rows(2))
-    result = project.run("round", "--judge-url", "http://127.0.0.1:99999/v1")
-    assert result.exit_code == 1
-    assert result.stderr.strip().splitlines() == [
-        "error: judge.base_url = 'http://127.0.0.1:99999/v1' has an invalid port"
-    ]
+    for url, said in [
+        ("http://127.0.0.1:99999/v1", "'http://127.0.0.1:99999/v1' has an invalid port"),
+        ("notaurl", "'notaurl' is not an http(s) URL (e.g. http://127.0.0.1:8000/v1)"),
+    ]:
+        for args in (("round",), ("round", "--dry-run")):
+            result = project.run(*args, "--judge-url", url)
+            assert result.exit_code == 2, result.output
+            assert result.stderr.strip().splitlines() == [f"error: judge.base_url = {said}"]
 
 
 def test_a_refused_request_is_not_sent_again_after_a_kill(project: Project, judge_server) -> None:
