@@ -226,6 +226,7 @@ def rounds_png(
     path: Path,
     target: float = 0.9,
     extra_spent: float = 0.0,
+    own: bool = False,
 ) -> Path:
-    """``rounds_figure`` as a PNG."""
-    return _save(rounds_figure(rounds, currency, target, extra_spent), path)
+    """``rounds_figure`` as a PNG (``own``: see ``check_chart_path``)."""
+    return _save(rounds_figure(rounds, currency, target, extra_spent), path, own)

@@ -161,11 +161,13 @@ def verify_summary(store: Store) -> dict[str, Any] | None:
     }
 
 
-def write_chart(report: dict[str, Any], path: Path) -> Path:
+def write_chart(report: dict[str, Any], path: Path, own: bool = False) -> Path:
+    """The rounds chart at ``path`` (``own``: a path of labeler's own, the demo's in the
+    state folder, replaced whatever it holds; else only an earlier chart is replaced)."""
     from labeler.charts import rounds_png
 
     checks = (report["total"] or {}).get("check_cost", 0.0)  # as the total counts it
-    return rounds_png(report["rounds"], report["currency"], path, report["target"], checks)
+    return rounds_png(report["rounds"], report["currency"], path, report["target"], checks, own)
 
 
 def decided(store: Store) -> list[tuple[Any, cal.Judged]]:

@@ -220,6 +220,7 @@ def run_round(
         warm.start()
         mark = time.perf_counter()
         stopped = False
+        errors: list[str | None] = [None, None]  # (see below)
         for k in range(len(judges)):  # the cascade: each tier judges what the last passed on
             version = panels.get(k)
             examples = versions.examples(store, version) if version else ((),)
@@ -232,15 +233,18 @@ def run_round(
                 engine = judge_tier(store, tier_ctx, round_id, on_progress)
             summary.requests_sent += engine.sent
             summary.cached_replies += engine.cached
-            # (a pair an earlier tier gave up on went on to the next: not this round's end)
-            error = next(iter(engine.retry.values()), None)
+            # the endpoint's words: first a failure that leaves a pair unjudged (what ends
+            # the round unfinished), else one that sent a pair on (to the next tier, humans)
             where = f"{tier_ctx.judge.label}: " if len(judges) > 1 else ""
-            summary.first_error = summary.first_error or (error and where + error)
+            for kind, failed in enumerate((engine.retry, engine.failed)):
+                if failed and (errors[kind] is None):
+                    errors[kind] = where + next(iter(failed.values()))
             if engine.stopped:
                 stopped = True
                 break  # the budget is spent: later tiers wait for the next run
             if summary.batch_waiting:
                 break  # later tiers wait for this tier's batches
+        summary.first_error = errors[0] or errors[1]
         if union:  # a certificate a sync changed since the round began: who holds what
             recheck(store, cfg, current_thresholds(store, cfg, len(judges) - 1), len(judges) - 1)
         if cfg.quality.fact_check and not batch and not stopped:  # (after: a swap is checked)

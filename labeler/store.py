@@ -156,9 +156,10 @@ class Store(
         for number, step in MIGRATIONS:
             if number > version or (number == 1 and version <= 1):
                 step(self.db)
-        self.db.execute(
-            "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-        )
+        if version != SCHEMA_VERSION:  # (a file already there is not written: a read-only
+            self.db.execute(  # command such as `status` needs no free space)
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
 
     def close(self) -> None:
         self.db.close()

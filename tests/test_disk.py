@@ -126,7 +126,7 @@ def test_a_full_disk_under_the_state_stops_the_round_and_it_resumes(
     assert len(lines) == 1 and "no space left on device" in lines[0], first["err"]
     assert str(mount / ".labeler") in lines[0]
     assert "Traceback" not in first["err"]
-    assert listing["rc"] == 0
+    assert listing["rc"] == 0, listing
     assert second["rc"] == 0, second
     data = json.loads(second["out"])
     assert data["status"] == "completed" and data["judged"] + data.get("unjudged", 0) >= 40

@@ -380,7 +380,7 @@ def finish_demo(result: DemoResult) -> dict[str, Any]:
     cfg = load_config(result.config, environ={})
     quality = run_calibration(cfg)
     report = build_report(cfg)
-    chart = write_chart(report, cfg.project.state_dir / "rounds.png")
+    chart = write_chart(report, cfg.project.state_dir / "rounds.png", own=True)
     return {
         "quality": quality["rounds"],
         "reliability_png": quality["plot"],
