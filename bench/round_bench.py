@@ -305,6 +305,17 @@ def _graded(salt: int, high: float) -> Any:
     return judge
 
 
+def graded_pairs(path: Path, n: int, right: str = "", wrong: str = "") -> None:
+    """``n`` pairs for ``_graded`` judges: one response "right" (followed by ``right``), the
+    other "wrong" (by ``wrong``), the right one first on odd rows."""
+    with path.open("w") as fh:
+        for i in range(n):
+            a, b = f"{i} is right{right}", f"{i} is wrong{wrong}"
+            a, b = (a, b) if i % 2 else (b, a)
+            row = {"prompt": f"Question {i}: what?", "response_a": a, "response_b": b}
+            fh.write(json.dumps(row) + "\n")
+
+
 def union(n: int = 20_000) -> dict[str, Any]:
     from labeler.config import load_config
     from labeler.consensus import Consensus
@@ -319,12 +330,7 @@ def union(n: int = 20_000) -> dict[str, Any]:
             for name, tiers in (("single", ("big",)), ("union", ("small", "big"))):
                 folder = Path(tmp) / name
                 config = make_project(folder, 0, server.url, 64)
-                with (folder / "pairs.jsonl").open("w") as fh:
-                    for i in range(n):
-                        a, b = f"{i} is right", f"{i} is wrong"
-                        a, b = (a, b) if i % 2 else (b, a)
-                        row = {"prompt": f"Question {i}: what?", "response_a": a, "response_b": b}
-                        fh.write(json.dumps(row) + "\n")
+                graded_pairs(folder / "pairs.jsonl", n)
                 text = config.read_text().replace('model = "bench-judge"\n', "")
                 text += '[calibration]\ntarget_agreement = 0.85\ncascade = "union"\n'
                 text += "".join(f'[[judge.tiers]]\nmodel = "{m}"\n' for m in tiers)
@@ -475,12 +481,7 @@ def factcheck(n: int = 10_000, words: int = 1_000) -> dict[str, Any]:
             for name, check in (("plain", "false"), ("checked", "true")):
                 folder = Path(tmp) / name
                 config = make_project(folder, 0, server.url, 64)
-                with (folder / "pairs.jsonl").open("w") as fh:
-                    for i in range(n):
-                        a, b = f"{i} is right.{long}", f"{i} is wrong.{other}"
-                        a, b = (a, b) if i % 2 else (b, a)
-                        row = {"prompt": f"Question {i}: what?", "response_a": a, "response_b": b}
-                        fh.write(json.dumps(row) + "\n")
+                graded_pairs(folder / "pairs.jsonl", n, f".{long}", f".{other}")
                 config.write_text(config.read_text() + f"[quality]\nfact_check = {check}\n")
                 cmd = [PY, "-m", "labeler", "--config", str(config), "round", "--json"]
                 done = _sampled_peaks(cmd)

@@ -28,13 +28,24 @@ def checker(unreadable: str = "") -> Callable[[Shown], Scripted]:
     return respond
 
 
-@pytest.fixture
-def fact_project(project: Project, judge_server: Callable[..., JudgeServer]) -> Project:
-    server = judge_server(checker(unreadable="answer 6 is good"))
+def checked(project: Project, server: JudgeServer, **judge: object) -> JudgeServer:
+    """``project`` judged and fact-checked by ``server`` (with these judge settings), no
+    Argilla."""
     project.set(
-        judge={"base_url": server.url, "price_input_per_mtok": 1.0, "price_output_per_mtok": 2.0},
+        judge={"base_url": server.url, **judge},
         review={"enabled": False},
         quality={"fact_check": True},
+    )
+    return server
+
+
+@pytest.fixture
+def fact_project(project: Project, judge_server: Callable[..., JudgeServer]) -> Project:
+    server = checked(
+        project,
+        judge_server(checker(unreadable="answer 6 is good")),
+        price_input_per_mtok=1.0,
+        price_output_per_mtok=2.0,
     )
     project.server = server  # type: ignore[attr-defined]
     return project
@@ -124,12 +135,7 @@ def test_ctrl_c_in_the_fact_check_keeps_the_checks_in_flight(
             return dataclasses.replace(reply, delay=1.0)
         return reply
 
-    server = judge_server(slow_checks)
-    project.set(
-        judge={"base_url": server.url, "concurrency": 3},
-        review={"enabled": False},
-        quality={"fact_check": True},
-    )
+    server = checked(project, judge_server(slow_checks), concurrency=3)
     project.pairs(good_bad_rows(12))  # 24 judge requests, then 12 checks (3 at a time)
     code, err = signalled_round(project, server, signal.SIGINT, after=24 + 4)
     assert code == 130 and "stopping: up to 3 requests in flight" in err, err
@@ -158,12 +164,7 @@ def test_a_check_that_failed_is_asked_at_the_next_round(
             return Scripted(status=500, error_message="overloaded")
         return checker()(shown)
 
-    server = judge_server(flaky)
-    project.set(
-        judge={"base_url": server.url, "max_retries": 0},
-        review={"enabled": False},
-        quality={"fact_check": True},
-    )
+    checked(project, judge_server(flaky), max_retries=0)
     project.pairs(good_bad_rows(6))
     first = project.run_json("round")
     assert first["fact_checked"] == 5 and first["fact_pending"] == 1
@@ -256,10 +257,7 @@ def test_a_check_refused_for_good_sends_its_pair_to_humans(
             return Scripted(status=400, error_message="content policy")
         return checker()(shown)
 
-    server = judge_server(refusing)
-    project.set(
-        judge={"base_url": server.url}, review={"enabled": False}, quality={"fact_check": True}
-    )
+    server = checked(project, judge_server(refusing))
     project.pairs(good_bad_rows(6))
     first = project.run_json("round")
     assert first["review"] == {"chosen_has_errors": 1, "fact_check_failed": 1}
@@ -300,12 +298,7 @@ def test_a_failing_endpoint_stops_the_check_and_sends_no_pair_to_humans(
             return Scripted(status=400, error_message="max_tokens is too large for this model")
         return checker()(shown)
 
-    server = judge_server(refusing)
-    project.set(
-        judge={"base_url": server.url, "max_failed_attempts": 1},
-        review={"enabled": False},
-        quality={"fact_check": True},
-    )
+    checked(project, judge_server(refusing), max_failed_attempts=1)
     project.pairs(good_bad_rows(20))
     cut = project.run("round", "--json")
     assert cut.exit_code == 1 and "fact-check requests" in cut.stderr, cut.stderr
@@ -370,12 +363,7 @@ def test_checks_abandoned_by_a_second_ctrl_c_are_in_the_ledger(
             return dataclasses.replace(reply, delay=2.0)
         return reply
 
-    server = judge_server(slow_checks)
-    project.set(
-        judge={"base_url": server.url, "concurrency": 3, "price_input_per_mtok": 1.0},
-        review={"enabled": False},
-        quality={"fact_check": True},
-    )
+    server = checked(project, judge_server(slow_checks), concurrency=3, price_input_per_mtok=1.0)
     project.pairs(good_bad_rows(6))  # 12 judge requests, then 6 checks (3 at a time)
     code, err = signalled_round(project, server, signal.SIGINT, after=12 + 3, twice=True)
     assert code != 0, err
