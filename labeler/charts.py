@@ -31,7 +31,7 @@ def check_chart_path(path: Path, own: bool = False) -> None:
         raise ExportError(f"{path}: a chart is a PNG picture: name it .png, e.g. rounds.png")
     if not path.parent.exists():  # a typo made a new folder tree
         raise ExportError(f"{path}: the folder {path.parent} does not exist; create it first")
-    if not own and path.exists() and not _ours(path):
+    if not own and path.exists() and not (path.is_file() and _ours(path)):
         raise ExportError(
             f"{path}: exists and is not a chart labeler wrote; name a new file, or move it"
         )

@@ -214,8 +214,14 @@ def check_sizes(store: Store, cfg: Config) -> list[int]:
     """The request size (characters) of each check still to do: what the dry run prices
     and what ``affordable_now`` compares with the budget."""
     template = prompts.load_fact_template(cfg.quality.fact_check_template)
-    frame = sum(len(m["content"]) for m in prompts.fact_messages(template, "", ""))
-    return [frame + n for n in store.fact_pending_chars()]
+
+    def size(prompt: str, response: str) -> int:
+        return sum(len(m["content"]) for m in prompts.fact_messages(template, prompt, response))
+
+    # each placeholder counted as often as the template uses it
+    frame = size("", "")
+    per_prompt, per_response = size("x", "") - frame, size("", "x") - frame
+    return [frame + per_prompt * p + per_response * r for p, r in store.fact_pending_chars()]
 
 
 def affordable_now(store: Store, cfg: Config) -> bool:
@@ -273,8 +279,9 @@ async def _ask(
             assert client is not None
             try:
                 reply = await client.judge(messages)
-            except asyncio.CancelledError:  # (the second Ctrl-C): sent, so billed all the same
-                record(pair_id, key, messages, abandoned(messages, judge.max_tokens))
+            except asyncio.CancelledError:  # the second Ctrl-C's: sent, so billed all the same
+                if halt.abandoned:
+                    record(pair_id, key, messages, abandoned(messages, judge.max_tokens))
                 raise
             finally:
                 release(worst)

@@ -41,8 +41,12 @@ _PARAM = re.compile(
 def check_url(base_url: str) -> tuple[urllib.parse.SplitResult, int]:
     """``judge.base_url`` as a URL and its port; a ConfigError (a setting's fault, found
     before any work, a dry run's too) when it is not an http(s) URL with a host."""
-    url = urllib.parse.urlsplit(base_url)
-    if url.scheme not in ("http", "https") or not url.hostname:
+    try:
+        url = urllib.parse.urlsplit(base_url)
+        ok = url.scheme in ("http", "https") and bool(url.hostname)
+    except ValueError:  # ("http://[::1/v1": an unclosed IPv6 address)
+        ok = False
+    if not ok:
         raise ConfigError(
             f"judge.base_url = {shown_url(base_url)!r} is not an http(s) URL "
             "(e.g. http://127.0.0.1:8000/v1)"

@@ -348,8 +348,9 @@ class Judging:
                 continue
             try:
                 reply = await self.judge.judge(messages)
-            except asyncio.CancelledError:  # (the second Ctrl-C): sent, so billed all the same
-                self.store.record_call(self._abandoned(pair, order, key, worst, chars))
+            except asyncio.CancelledError:  # the second Ctrl-C's: sent, so billed all the same
+                if self.halt.abandoned:  # (not a sibling's failure cancelling this one)
+                    self.store.record_call(self._abandoned(pair, order, key, worst, chars))
                 raise
             finally:
                 self.reserved -= worst
@@ -585,6 +586,7 @@ class Halt:
 
     flying: int  # how many requests may be in flight (the concurrency), for the message
     asked: bool = False
+    abandoned: bool = False  # the second Ctrl-C: what is in flight is given up (yet billed)
 
 
 @contextlib.contextmanager
@@ -622,6 +624,7 @@ def _stop_on_interrupt(halt: Halt) -> Callable[[], None]:
 
     def interrupted() -> None:
         if halt.asked and task is not None:
+            halt.abandoned = True
             task.cancel()  # the second time: abandon what is in flight
             return
         halt.asked = True

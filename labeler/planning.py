@@ -13,6 +13,7 @@ from labeler import costs, prompts, versions
 from labeler.calibration import NEVER
 from labeler.config import Config
 from labeler.dataset import check_dataset_dir
+from labeler.factcheck import check_sizes
 from labeler.importing import check_source, no_pairs
 from labeler.judge import check_url
 from labeler.judging import tier_thresholds_from_json
@@ -76,11 +77,7 @@ def plan_round(
             if union:  # under the certificate in force, from the earlier tiers' verdicts
                 forecast = union_reach(store, cfg, tier_thresholds[-1])
             if fact:  # accepted pairs an earlier run left unchecked: this round asks them
-                blank = prompts.fact_messages(
-                    prompts.load_fact_template(cfg.quality.fact_check_template), "", ""
-                )
-                frame = sum(len(m["content"]) for m in blank)
-                unchecked = [frame + n for n in store.fact_pending_chars()]
+                unchecked = check_sizes(store, cfg)
         price = _pricer(cfg, tiers, fact)
         if store and open_round is not None:
             summary.round_id, summary.resumed = int(open_round["id"]), True

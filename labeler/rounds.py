@@ -23,7 +23,7 @@ from labeler.dataset import check_dataset_dir, write_dataset
 from labeler.errors import ConfigError, ReviewError, StateError, UsageError
 from labeler.factcheck import FAILED, affordable_now, run_fact_check, unaffordable
 from labeler.importing import SourceTally, check_source, import_source
-from labeler.judge import check_reachable
+from labeler.judge import check_reachable, check_url
 from labeler.judging import (
     Context,
     batch_tier,
@@ -140,6 +140,8 @@ def run_round(
     if online and not cfg.db_path.exists():  # (refused before a state is made)
         raise UsageError(NO_ROUND_TO_RESUME)
     ctx = make_context(cfg)
+    for judge in cfg.judges:  # a setting's fault: before any work
+        check_url(judge.base_url)
     check_dataset_dir(cfg, probe=True)
     if strict:
         check_source(cfg)
@@ -247,8 +249,12 @@ def run_round(
         summary.first_error = errors[0] or errors[1]
         if union:  # a certificate a sync changed since the round began: who holds what
             recheck(store, cfg, current_thresholds(store, cfg, len(judges) - 1), len(judges) - 1)
+        unaffordable_checks = False  # a round of checks alone that could pay for none
         if cfg.quality.fact_check and not batch and not stopped:  # (after: a swap is checked)
-            summary.requests_sent += run_fact_check(store, cfg, round_id).sent
+            fact = run_fact_check(store, cfg, round_id)
+            summary.requests_sent += fact.sent
+            unaffordable_checks = bool(fact.skipped and not fact.sent)
+            unaffordable_checks &= not store.count_round_pairs(round_id)
         if cfg.quality.fact_check:  # the round's checks over all its runs, what still waits
             done = store.fact_checked_in(round_id)
             summary.fact_checked = sum(n for k, n in done.items() if k != FAILED)
@@ -274,6 +280,9 @@ def run_round(
         if stopped and summary.unjudged:
             summary.status = "budget_stopped"
             summary.budget_message = budget_message(cfg, summary)
+        if unaffordable_checks:  # (stays open: the next run does not open another)
+            summary.status = "budget_stopped"
+            summary.budget_message = unaffordable(cfg, summary.fact_pending)
         summary.elapsed_s = time.perf_counter() - started
         if summary.status == "completed":
             store.finish_round(round_id, summary.to_dict(), "completed")

@@ -376,3 +376,32 @@ def test_checks_abandoned_by_a_second_ctrl_c_are_in_the_ledger(
     assert gone[0] == 3 and gone[1] > 0 and calls == len(server.requests) == 12 + 3
     done = project.run_json("round")
     assert done["status"] == "completed" and done["fact_checked"] == 6
+
+
+def test_a_check_is_priced_as_its_template_renders_it(fact_project: Project) -> None:
+    """A review: the checks still to do were sized as the template plus the prompt and the
+    response once, but a template may use a placeholder twice; the budget pre-check then
+    let a round open for a check the round could not pay for, run after run."""
+    from labeler.config import load_config
+    from labeler.factcheck import check_sizes
+
+    p = fact_project
+    twice = p.root / "templates" / "twice.txt"
+    twice.write_text(
+        "Is there an objectively false claim?\n{{prompt}}\n<answer>\n{{response}}\n</answer>\n"
+        "Again: {{response}}\nFirst line ERRORS or NO_ERRORS."
+    )
+    p.set(quality={"fact_check": False})
+    p.pairs(good_bad_rows(4))
+    p.run_json("round")
+    p.set(quality={"fact_check": True, "fact_check_template": "templates/twice.txt"})
+    cfg = load_config(p.config, environ={})
+    template = prompts.load_fact_template(cfg.quality.fact_check_template)
+    with Store(cfg.db_path) as store:
+        real = [
+            sum(
+                len(m["content"]) for m in prompts.fact_messages(template, r["prompt"], r["chosen"])
+            )
+            for r in store.fact_pending()
+        ]
+        assert check_sizes(store, cfg) == real and len(real) == 4

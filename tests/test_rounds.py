@@ -647,6 +647,27 @@ def test_requests_abandoned_by_a_second_ctrl_c_are_in_the_ledger(
         assert store.call_totals()["calls"] == len(server.requests) == 24
 
 
+def test_a_request_cancelled_by_another_ones_failure_is_not_billed(
+    project: Project, judge_server
+) -> None:
+    """A review: a 401 stops the round and cancels the requests in flight beside it; they
+    were recorded as abandoned at their worst cost, a bill no provider sends. Only the
+    second Ctrl-C's abandoned requests are."""
+
+    def unauthorised(shown: Shown) -> Scripted:
+        fast = "answer 0 " in shown.a + shown.b
+        return Scripted(status=401, error_message="bad key", delay=0.05 if fast else 1.0)
+
+    server = judge_server(unauthorised)
+    project.set(judge={"base_url": server.url, "concurrency": 8, "price_input_per_mtok": 1.0})
+    project.pairs(good_bad_rows(8))
+    result = project.run("round")
+    assert result.exit_code == 1, result.output
+    with Store(project.root / ".labeler" / "state.sqlite") as store:
+        statuses = [r[0] for r in store.db.execute("SELECT status FROM calls")]
+        assert "abandoned" not in statuses and store.call_totals()["cost"] == 0
+
+
 def test_a_round_started_with_ctrl_c_ignored_does_not_stop_on_it(
     project: Project, judge_server
 ) -> None:
@@ -1017,11 +1038,16 @@ def test_an_invalid_judge_url_is_one_line_and_a_config_error(project: Project) -
     for url, said in [
         ("http://127.0.0.1:99999/v1", "'http://127.0.0.1:99999/v1' has an invalid port"),
         ("notaurl", "'notaurl' is not an http(s) URL (e.g. http://127.0.0.1:8000/v1)"),
+        ("http://[::1/v1", "'http://[::1/v1' is not an http(s) URL"),  # (a review)
     ]:
         for args in (("round",), ("round", "--dry-run")):
             result = project.run(*args, "--judge-url", url)
             assert result.exit_code == 2, result.output
-            assert result.stderr.strip().splitlines() == [f"error: judge.base_url = {said}"]
+            assert (
+                result.stderr.strip().splitlines()[0].startswith(f"error: judge.base_url = {said}")
+            )
+            assert len(result.stderr.strip().splitlines()) == 1
+    assert not (project.root / ".labeler" / "state.sqlite").exists()  # before any work
 
 
 def test_a_refused_request_is_not_sent_again_after_a_kill(project: Project, judge_server) -> None:

@@ -229,7 +229,9 @@ class CallsTables(Tables):
         return {
             (int(tier), str(pair_id)): float(cost)
             for tier, pair_id, cost in self.db.execute(
-                "SELECT tier, pair_id, SUM(cost) FROM calls GROUP BY tier, pair_id"
+                # (not an abandoned request's worst cost: the resume asked it again)
+                "SELECT tier, pair_id, SUM(cost) FROM calls WHERE status != 'abandoned' "
+                "GROUP BY tier, pair_id"
             )
         }
 

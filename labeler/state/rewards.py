@@ -128,13 +128,13 @@ class RewardTables(Tables):
             (after, limit),
         ).fetchall()
 
-    def fact_pending_chars(self) -> list[int]:
-        """The prompt and chosen response's length (characters) of each pair
+    def fact_pending_chars(self) -> list[tuple[int, int]]:
+        """The prompt's and the chosen response's length (characters) of each pair
         ``fact_pending`` would return: what the dry run prices."""
         return [
-            int(r[0])
+            (int(r[0]), int(r[1]))
             for r in self.db.execute(
-                f"SELECT LENGTH(p.prompt) + LENGTH({_CHOSEN}) FROM verdicts v "
+                f"SELECT LENGTH(p.prompt), LENGTH({_CHOSEN}) FROM verdicts v "
                 f"JOIN pairs p ON p.id = v.pair_id WHERE {_UNCHECKED}"
             )
         ]
