@@ -39,12 +39,11 @@ from typing import Any
 from labeler import costs, prompts
 from labeler.config import Config, JudgeConfig
 from labeler.errors import JudgeError, shown_url
+from labeler.interrupt import Halt, interruptible
 from labeler.judging import (
     ABANDONED,
-    Halt,
     adapted_key,
     allowance,
-    interruptible,
     is_fault,
     judge_prices,
     run_coroutine,
