@@ -61,11 +61,8 @@ FAILED = "failed"  # refused, or failed judge.max_failed_attempts times: humans 
 
 @dataclass
 class FactCheck:
-    checked: int = 0  # chosen responses with a verdict read now (new replies and the cache)
     sent: int = 0  # requests sent now (the rest came from the cache)
     cost: float = 0.0
-    flagged: int = 0  # chosen responses with errors: sent to humans
-    gave_up: int = 0  # pairs sent to humans: their check was refused or failed too often
     skipped: int = 0  # requests that did not fit the judge budget (asked by a later round)
     failures: Counter[str] = field(default_factory=Counter)  # failed requests, by kind
     fault: str | None = None  # the endpoint is failing (``judging.is_fault``): stopped
@@ -170,8 +167,7 @@ def run_fact_check(store: Store, cfg: Config, round_id: int) -> FactCheck:
             done.append((pair_id, label, prompts.FACT_OUTCOMES[errors]))
             if errors:
                 flagged.append(pair_id)
-        out.checked += len(done)
-        out.flagged += store.send_to_review(flagged, REASON)
+        store.send_to_review(flagged, REASON)
         store.save_fact_checks(done, round_id)
 
     def failing() -> bool:
@@ -190,7 +186,7 @@ def run_fact_check(store: Store, cfg: Config, round_id: int) -> FactCheck:
         )
     if deferred:
         labels = store.labels_of(deferred)
-        out.gave_up = store.send_to_review(deferred, GAVE_UP)
+        store.send_to_review(deferred, GAVE_UP)
         store.save_fact_checks([(p, labels[p], FAILED) for p in deferred], round_id)
     return out
 
@@ -223,20 +219,16 @@ def check_sizes(store: Store, cfg: Config) -> list[int]:
     return [frame + per_prompt * p + per_response * r for p, r in store.fact_pending_chars()]
 
 
-def affordable_now(store: Store, cfg: Config) -> bool:
-    """Is there a check still to do that a new round's budget (``costs.max_cost_per_round``,
-    what ``costs.total_budget`` leaves) pays for?"""
-    sizes = check_sizes(store, cfg)
-    left = []
-    if cfg.costs.max_cost_per_round > 0:
-        left.append(cfg.costs.max_cost_per_round)
-    if cfg.costs.total_budget > 0:
-        left.append(cfg.costs.total_budget - store.call_totals()["cost"])
-    if not sizes or not left:
+def affordable_now(store: Store, cfg: Config, sizes: list[int]) -> bool:
+    """Is one of the checks still to do (their ``check_sizes``) paid for by a new round's
+    budget (``judging.allowance``: ``costs.max_cost_per_round``, what
+    ``costs.total_budget`` leaves)?"""
+    budget = allowance(store, cfg, None)
+    if not sizes or budget is None:
         return bool(sizes)
     judge = fact_judge(cfg)
     worst = judge_prices(judge).call_cost(costs.estimate_tokens(min(sizes)), judge.max_tokens)
-    return worst <= min(left)
+    return worst <= budget
 
 
 def unaffordable(cfg: Config, n: int) -> str:

@@ -537,11 +537,13 @@ def is_fault(failures: Counter[str], error: str, permanent: bool, sent: int, sha
     return failures[kind] >= FAULT_MIN and failures[kind] / max(sent, 1) > share
 
 
-def allowance(store: Store, cfg: Config, round_id: int) -> float | None:
-    """What this run may still spend on the judge (None: no limit)."""
+def allowance(store: Store, cfg: Config, round_id: int | None) -> float | None:
+    """What this run may still spend on the judge (None: no limit); ``round_id`` None: a
+    round not opened yet (nothing spent in it)."""
     left = []
     if cfg.costs.max_cost_per_round > 0:
-        left.append(cfg.costs.max_cost_per_round - store.call_totals(round_id)["cost"])
+        spent = store.call_totals(round_id)["cost"] if round_id is not None else 0.0
+        left.append(cfg.costs.max_cost_per_round - spent)
     if cfg.costs.total_budget > 0:
         left.append(cfg.costs.total_budget - store.call_totals()["cost"])
     return max(0.0, min(left)) if left else None

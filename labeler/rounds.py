@@ -21,7 +21,13 @@ from labeler import costs, versions
 from labeler.config import Config
 from labeler.dataset import check_dataset_dir, write_dataset
 from labeler.errors import ConfigError, ReviewError, StateError, UsageError
-from labeler.factcheck import FAILED, affordable_now, run_fact_check, unaffordable
+from labeler.factcheck import (
+    FAILED,
+    affordable_now,
+    check_sizes,
+    run_fact_check,
+    unaffordable,
+)
 from labeler.importing import SourceTally, check_source, import_source
 from labeler.judge import check_reachable, check_url
 from labeler.judging import (
@@ -163,11 +169,12 @@ def run_round(
         import_source(store, cfg, summary, on_progress)
         summary.timings["import_s"] = time.perf_counter() - started
         idle = open_round is None and store.unassigned_count() == 0
-        checks_due = idle and cfg.quality.fact_check and not batch and affordable_now(store, cfg)
+        owed = check_sizes(store, cfg) if idle and cfg.quality.fact_check else []
+        checks_due = not batch and affordable_now(store, cfg, owed)  # (--batch runs none)
         if idle and not checks_due:  # (no round of fact-checks alone that could pay for none)
             summary.status = "nothing_to_do"
-            if cfg.quality.fact_check:  # (a --batch round runs none)
-                summary.fact_pending = store.fact_pending_count()
+            if cfg.quality.fact_check:
+                summary.fact_pending = len(owed)
                 if summary.fact_pending and not batch:
                     summary.status = "budget_stopped"
                     summary.budget_message = unaffordable(cfg, summary.fact_pending)
