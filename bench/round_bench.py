@@ -413,7 +413,8 @@ def dataset(n: int = 10_000, words: int = 1_000) -> dict[str, Any]:
     (one that changes the thresholds) ends with (``write_dataset``), in a fresh process,
     on ``n`` pairs of ``words``-word answers, every one a dataset row; against the same
     rewrite of ``n`` pairs of short answers: peak RSS, anonymous memory, time. The same
-    for ``labeler export --to parquet`` of those rows."""
+    for ``labeler export --to parquet`` of those rows, and for the write after it with
+    nothing changed (the dataset is kept as it is: ``unchanged``)."""
     from labeler.config import load_config
     from labeler.consensus import Consensus
     from labeler.store import Store
@@ -443,6 +444,10 @@ def dataset(n: int = 10_000, words: int = 1_000) -> dict[str, Any]:
                 out[name] = _sampled_peaks([PY, "-c", REWRITE, str(config)])
                 out[name]["rows"] = int(out[name].pop("printed"))
                 assert out[name]["rows"] == n, out[name]
+                # the same again, nothing changed since (a sync that brought no decision)
+                same = _sampled_peaks([PY, "-c", REWRITE, str(config)])
+                assert int(same.pop("printed")) == n, same
+                out[name]["unchanged"] = same
                 parquet = Path(tmp) / f"{name}.parquet"  # and `labeler export` of them
                 export = [PY, "-m", "labeler", "--config", str(config), "export"]
                 done = _sampled_peaks(
@@ -453,6 +458,8 @@ def dataset(n: int = 10_000, words: int = 1_000) -> dict[str, Any]:
         server.stop()
     for key in ("seconds", "peak_rss_mb", "peak_anon_mb"):
         out[f"{key}_ratio"] = round(out["long"][key] / out["short"][key], 2)
+        long, short = out["long"]["unchanged"][key], out["long"][key]
+        out[f"unchanged_{key}_ratio"] = round(long / short, 2)  # (long pairs: kept / written)
         long, short = out["long"]["export"][key], out["short"]["export"][key]
         out[f"export_{key}_ratio"] = round(long / short, 2)
     return out

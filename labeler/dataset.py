@@ -4,8 +4,12 @@ each other: rounds -> sync -> dataset, rounds -> dataset."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from labeler.config import Config
@@ -44,12 +48,22 @@ def check_dataset_dir(cfg: Config, probe: bool = False) -> None:
         ) from None
 
 
+WRITTEN = "dataset-written"  # meta: what the dataset at output.dataset_dir holds
+
+
 def write_dataset(store: Store, cfg: Config) -> int:
     """Write the DPO dataset (human labels, and judge labels the thresholds in force
     certify, or all judge labels with ``output.certified_only = false``); returns its row
-    count."""
+    count. A dataset that would come out the same as the one in place (a sync that
+    brought no decision, a calibration that moved no label) is left as it is: the rows'
+    ``signature`` — the labels and provenance read without the texts, which a pair's id
+    fixes — is kept with the version written, so 100k long pairs are not rewritten for
+    nothing."""
     from labeler import export
 
+    signature, count = _signature(store, cfg)
+    if _in_place(store, cfg, signature):
+        return count
     ids: list[str] = []  # (the rows themselves are streamed, a batch at a time)
 
     def rows() -> Iterator[dict[str, Any]]:
@@ -59,4 +73,41 @@ def write_dataset(store: Store, cfg: Config) -> int:
 
     count = export.save_dpo(rows(), cfg.output.dataset_dir, cfg.output.parquet)
     store.mark_exported(ids)
+    where = cfg.output.dataset_dir.absolute()
+    written = {"dir": str(where), "version": os.path.realpath(where), "signature": signature}
+    store.set_meta(WRITTEN, json.dumps(written))
     return count
+
+
+def _signature(store: Store, cfg: Config) -> tuple[str, int]:
+    """(a hash of what the dataset's rows would be, their count), from a pass without the
+    texts; with the settings and the version that shape the files."""
+    from labeler import __version__, export
+
+    shape = [__version__, export.DPO_COLUMNS, export.PROVENANCE_COLUMNS, export.VERIFY_COLUMNS]
+    h = hashlib.sha256(json.dumps([*shape, cfg.output.parquet]).encode())
+    count = 0
+    for row in store.dataset_rows(cfg.output.certified_only, texts=False):
+        count += 1  # (label, its source and status, confidence, round, judge, verify's ...)
+        h.update(json.dumps(tuple(row)).encode())
+    return h.hexdigest(), count
+
+
+def _in_place(store: Store, cfg: Config, signature: str) -> bool:
+    """Is the dataset at ``output.dataset_dir`` the one last written, with these rows,
+    still there (its link, its version folder, its Parquet file when asked for)?"""
+    where = cfg.output.dataset_dir.absolute()
+    try:
+        last = json.loads(store.get_meta(WRITTEN) or "{}")
+    except ValueError:
+        return False
+    if last.get("signature") != signature or last.get("dir") != str(where):
+        return False
+    version = Path(last.get("version", ""))
+    parquet = where.with_name(where.name + ".parquet")
+    return (
+        where.is_symlink()
+        and os.path.realpath(where) == str(version)
+        and (version / "state.json").is_file()
+        and (not cfg.output.parquet or parquet.is_file())
+    )

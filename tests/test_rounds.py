@@ -59,6 +59,45 @@ def test_round_judges_routes_and_writes_the_dataset(project: Project) -> None:
     assert len(project.server.requests) == 20  # type: ignore[attr-defined]
 
 
+def test_a_dataset_that_would_come_out_the_same_is_not_rewritten(project: Project) -> None:
+    """Every sync and calibration ends with the dataset written: unchanged rows keep the
+    version in place (100k long pairs are not rewritten for nothing); a changed label, a
+    Parquet file or version folder gone, a setting that shapes the files: written anew."""
+    import shutil
+
+    from labeler.config import load_config
+    from labeler.consensus import Consensus
+    from labeler.dataset import write_dataset
+
+    project.pairs(good_bad_rows(6))
+    assert project.run("round").exit_code == 0
+    cfg = load_config(project.config, environ={})
+    link, parquet = (
+        project.root / ".labeler" / "dataset",
+        project.root / ".labeler" / "dataset.parquet",
+    )
+    first = link.resolve()
+    with Store(cfg.db_path) as store:
+        assert write_dataset(store, cfg) == 6 and link.resolve() == first
+        pid = datasets.load_from_disk(str(link))["pair_id"][2]
+        store.db.execute("UPDATE pairs SET state = 'in_review' WHERE id = ?", (pid,))
+        store.save_decisions({pid: Consensus("B", {"B": 1}, 1, True, False)})  # humans: B
+        assert write_dataset(store, cfg) == 6 and link.resolve() != first and not first.exists()
+        row = next(r for r in datasets.load_from_disk(str(link)) if r["pair_id"] == pid)
+        assert row["label_source"] == "human" and "poor" in row["chosen"]
+        for remove in (parquet.unlink, lambda: shutil.rmtree(link.resolve())):
+            before = link.resolve()  # what is in place is checked, not assumed
+            remove()
+            assert write_dataset(store, cfg) == 6 and link.resolve() != before
+            assert parquet.is_file() and datasets.load_from_disk(str(link)).num_rows == 6
+        before = link.resolve()
+        assert write_dataset(store, cfg) == 6 and link.resolve() == before
+    project.set(output={"certified_only": True})  # nothing certified: an empty dataset
+    cfg = load_config(project.config, environ={})
+    with Store(cfg.db_path) as store:
+        assert write_dataset(store, cfg) == 1 and link.resolve() != before  # (the human's)
+
+
 def test_round_json_summary_is_the_only_stdout(project: Project) -> None:
     rows = good_bad_rows(6)
     rows.append({"prompt": "tie?", "response_a": "x", "response_b": "y"})
