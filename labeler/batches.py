@@ -183,22 +183,27 @@ def _submit(store: Store, api: OpenAIBatches, row: Any) -> str:
 
 def drop_unsubmitted(store: Store, api_of: Callable[[int], OpenAIBatches], round_id: int) -> int:
     """``labeler round --online``: forget the round's batches that never reached the Batch
-    API (their requests are then sent online); refused in one line when one did, as its
-    replies are paid for and on their way. ``api_of(tier)`` opens that tier's Batch API,
-    asked only about an uploaded file whose batch may exist without its id stored (a run
-    killed in between; an endpoint answering 404 to the batch list is taken to have no
-    Batch API, so no batch). Returns how many were dropped."""
+    API, or that it no longer knows (a 404 for the batch: the key or the endpoint changed,
+    or the provider dropped it), so their requests are sent online; refused in one line
+    when one is there, as its replies are paid for and on their way. ``api_of(tier)``
+    opens that tier's Batch API, asked about a stored batch, and about an uploaded file
+    whose batch may exist without its id stored (a run killed in between; an endpoint
+    answering 404 to the batch list is taken to have no Batch API, so no batch). Returns
+    how many were dropped."""
     rows = [r for r in store.batches(round_id) if r["status"] != "ingested"]
     for row in rows:
         found = row["batch_id"]
-        if not found and row["status"] == "uploaded":
+        if found or row["status"] == "uploaded":
             api = api_of(int(row["tier"]))
             try:
-                found = api.find(row["key"], absent_ok=True)
+                if not found:
+                    found = api.find(row["key"], absent_ok=True)
+                    if found:  # kept, so that nothing is paid twice
+                        store.update_batch(row["key"], batch_id=found, status="submitted")
+                elif not api.known(found):  # the endpoint does not know it: given up
+                    found = None
             finally:
                 api.close()
-            if found:  # kept, so that nothing is paid twice
-                store.update_batch(row["key"], batch_id=found, status="submitted")
         if found:
             raise UsageError(
                 f"round {round_id} has batch {found} at the Batch API: its replies are paid "

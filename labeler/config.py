@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import os
 import tomllib
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from math import isfinite
 from pathlib import Path
 from typing import Any
 
-from labeler.errors import ConfigError, not_a_variable_name, shown_toml, shown_url
+from labeler.errors import ConfigError, did_you_mean, not_a_variable_name, shown_toml, shown_url
 
 ENV_PREFIX = "LABELER_"
 DEFAULT_CONFIG_NAME = "config.toml"
@@ -476,12 +475,6 @@ class Config:
         return max(self.review.min_submitted, 2 if doubled else 1)
 
 
-def _did_you_mean(word: str, options: list[str], show: Callable[[str], str] = str) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    hint = "".join(f"did you mean '{show(c)}'? " for c in close)
-    return f"{hint}allowed: {', '.join(sorted(map(show, options)))}"
-
-
 def _coerce(where: str, key: str, typ: Any, value: Any, from_env: bool) -> Any:
     """Check (and, for env strings, convert) one value against its declared type."""
     if typ == Path | None and value == "":  # (empty: the built-in one)
@@ -531,7 +524,7 @@ def _check_range(at: str, key: str, f: dataclasses.Field[Any], value: Any, writt
     lo, hi, choices = m.get("lo"), m.get("hi"), m.get("choices")
     said = f"{at} = {written}"
     if choices and value not in choices:
-        raise ConfigError(f"{said} is not allowed; {_did_you_mean(str(value), list(choices))}")
+        raise ConfigError(f"{said} is not allowed; {did_you_mean(str(value), list(choices))}")
     too_low = lo is not None and (value <= lo if m.get("lo_open") else value < lo)
     if too_low or (hi is not None and value > hi):
         low = "" if lo is None else (f"> {lo}" if m.get("lo_open") else f">= {lo}")
@@ -553,7 +546,7 @@ def _build_section(name: str, cls: type, layers: Layers, base_dir: Path) -> Any:
             if key not in fields:  # (a judge tier takes fewer keys than [judge])
                 ok = [f for f in fields if "tiers[" not in where or f not in TIER_ONLY_GLOBAL]
                 show = (lambda k: _shown(name, k, True)) if from_env else str  # (bare keys)
-                raise ConfigError(f"{where}: unknown key {shown}; {_did_you_mean(key, ok, show)}")
+                raise ConfigError(f"{where}: unknown key {shown}; {did_you_mean(key, ok, show)}")
             value = _coerce(where, shown, hints[key], raw, from_env)
             # as the user wrote it (timeout_s = 0 is 0, not the 0.0 it became)
             written = raw.strip() if from_env and not isinstance(value, str) else shown_toml(raw)
@@ -602,7 +595,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     for section, body in data.items():
         if section not in SECTIONS:
             raise ConfigError(
-                f"{path}: unknown section [{section}]; {_did_you_mean(section, list(SECTIONS))}"
+                f"{path}: unknown section [{section}]; {did_you_mean(section, list(SECTIONS))}"
             )
         if not isinstance(body, dict):
             raise ConfigError(f"{path}: {section} must be a [section] table")
@@ -658,6 +651,7 @@ def _check_combinations(cfg: Config, where: str) -> None:
     high-probability procedure with one judge (what its argument covers); a union
     cascade, the planned high-probability procedure on absolute quality."""
     c = cfg.calibration
+    most, least = cfg.review.max_reviewers, cfg.reviewers_needed(cfg.review.double_share > 0)
     planned_hp = (('calibration.guarantee = "high_probability"', c.guarantee == "high_probability"),
                   ('calibration.procedure = "planned"', c.procedure == "planned"))  # fmt: skip
     checks = {
@@ -669,6 +663,8 @@ def _check_combinations(cfg: Config, where: str) -> None:
             *planned_hp, ('calibration.quality = "absolute"', c.quality == "absolute"),
             ("no judge panel (judge.panel = 1)", max(j.panel for j in cfg.judges) == 1),
             ("no judge.delta_share (one test)", not any(j.delta_share for j in cfg.judges)))),
+        f"review.max_reviewers = {most}": (True, ((f"at least {least}, the reviewers each pair "
+            "needs (review.min_submitted; 2 with review.double_share > 0)", most >= least),)),
     }  # fmt: skip
     for key, (on, needs) in checks.items():
         for need in (need for need, ok in needs if on and not ok):

@@ -291,7 +291,8 @@ def savings_notes(led: Ledger, currency: str, mixed: str | None = None) -> list[
             else f"about {led.waiting_cost:,.2f} {currency} more at the measured review time"
         )
         notes.append(
-            f"waiting for evidence: {led.waiting} pairs ({led.provisional} provisional, "
+            f"waiting for evidence: {led.waiting} pair{'s' * (led.waiting != 1)} "
+            f"({led.provisional} provisional, "
             f"{led.with_reviewers} with reviewers), up to {led.waiting_labels} more human "
             f"labels ({money}"
             + (", those with reviewers already counted as spent" if paid else "")

@@ -20,6 +20,9 @@ out of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 
 class LabelerError(Exception):
     """Base of every error labeler raises on purpose."""
@@ -80,6 +83,37 @@ def shown_url(url: str) -> str:
     import re
 
     return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)?.*@", r"\1***@", url, flags=re.DOTALL)
+
+
+def check_url(base_url: str, key: str = "judge.base_url") -> tuple[Any, int]:
+    """``base_url`` (the setting ``key``) as a URL and its port; a ConfigError (a setting's
+    fault, found before any work, a dry run's too) when it is not an http(s) URL with a
+    host."""
+    import urllib.parse
+
+    try:
+        url = urllib.parse.urlsplit(base_url)
+        ok = url.scheme in ("http", "https") and bool(url.hostname)
+    except ValueError:  # ("http://[::1/v1": an unclosed IPv6 address)
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"{key} = {shown_url(base_url)!r} is not an http(s) URL (e.g. http://127.0.0.1:8000"
+            f"{'/v1' if key.startswith('judge') else ''})"
+        )
+    try:
+        return url, url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:
+        raise ConfigError(f"{key} = {shown_url(base_url)!r} has an invalid port") from None
+
+
+def did_you_mean(word: str, options: list[str], show: Callable[[str], str] = str) -> str:
+    """The closest of ``options`` to a word not among them, then all of them."""
+    import difflib
+
+    close = difflib.get_close_matches(word, options, n=1)
+    hint = "".join(f"did you mean '{show(c)}'? " for c in close)
+    return f"{hint}allowed: {', '.join(sorted(map(show, options)))}"
 
 
 def shown_toml(value: object) -> str:

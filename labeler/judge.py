@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import re
 import time
-import urllib.parse
 from dataclasses import dataclass, replace
 from typing import Any
 
 from labeler.config import JudgeConfig
-from labeler.errors import ConfigError, JudgeError, redact, shown_url
+from labeler.errors import JudgeError, check_url, redact, shown_url
 from labeler.verdicts import TokenLogprobs
 
 LOGPROB_POSITIONS_KEPT = 4  # the verdict token is among the first few; keep only those
@@ -36,25 +35,6 @@ _UNSUPPORTED = re.compile(
 _PARAM = re.compile(
     r"\b(max_completion_tokens|max_tokens|temperature|top_logprobs|logprobs)\b", re.I
 )
-
-
-def check_url(base_url: str) -> tuple[urllib.parse.SplitResult, int]:
-    """``judge.base_url`` as a URL and its port; a ConfigError (a setting's fault, found
-    before any work, a dry run's too) when it is not an http(s) URL with a host."""
-    try:
-        url = urllib.parse.urlsplit(base_url)
-        ok = url.scheme in ("http", "https") and bool(url.hostname)
-    except ValueError:  # ("http://[::1/v1": an unclosed IPv6 address)
-        ok = False
-    if not ok:
-        raise ConfigError(
-            f"judge.base_url = {shown_url(base_url)!r} is not an http(s) URL "
-            "(e.g. http://127.0.0.1:8000/v1)"
-        )
-    try:
-        return url, url.port or (443 if url.scheme == "https" else 80)
-    except ValueError:
-        raise ConfigError(f"judge.base_url = {shown_url(base_url)!r} has an invalid port") from None
 
 
 def check_reachable(base_url: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
@@ -358,8 +338,23 @@ class OpenAIBatches:
         )
         return str(made.id)
 
+    def known(self, batch_id: str) -> bool:
+        """Does the endpoint know this batch (a 404: it does not; the key or the endpoint
+        changed since it was made, or the provider dropped it)?"""
+        return (
+            self._call("batch status", self.client.batches.retrieve, batch_id, absent_ok=True)
+            is not None
+        )
+
     def state(self, batch_id: str) -> BatchState:
-        b = self._call("batch status", self.client.batches.retrieve, batch_id)
+        b = self._call("batch status", self.client.batches.retrieve, batch_id, absent_ok=True)
+        if b is None:  # (the list and create answered: it has the Batch API)
+            raise JudgeError(
+                f"judge at {self.url} does not know batch {batch_id} (batch status: 404): "
+                "were judge.base_url or the API key changed since it was made? Restore them "
+                "and run `labeler batches`, or run `labeler round --online` to give it up "
+                "and judge its pairs online (full price)"
+            )
         errors = getattr(getattr(b, "errors", None), "data", None) or []
         message = "; ".join(str(getattr(e, "message", e)) for e in errors[:3]) or None
         message = message and redact(message, self.key)

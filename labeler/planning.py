@@ -13,14 +13,15 @@ from labeler import costs, prompts, versions
 from labeler.calibration import NEVER
 from labeler.config import Config
 from labeler.dataset import check_dataset_dir
+from labeler.errors import check_url
 from labeler.factcheck import check_sizes
 from labeler.importing import check_source, no_pairs
-from labeler.judge import check_url
 from labeler.judging import tier_thresholds_from_json
 from labeler.pairs import Pair, read_source
 from labeler.rounds import Context, RoundSummary, SourceTally, make_context, round_seed
 from labeler.routing import Thresholds, round_draw, sample_only_rate, tier_judges
 from labeler.store import Store
+from labeler.sync import check_guidelines_fit
 from labeler.thresholds import cold_start, split_pending
 from labeler.thresholds import current as current_thresholds
 from labeler.union_loop import is_union
@@ -47,6 +48,7 @@ def plan_round(
     usable pair, an output.dataset_dir it may not write."""
     ctx = make_context(cfg)
     check_dataset_dir(cfg)
+    check_guidelines_fit(cfg)  # (Argilla's limit: before the judge is paid)
     for judge in cfg.judges:  # (the round refuses a bad URL: so does its dry run)
         check_url(judge.base_url)
     if strict:

@@ -316,13 +316,14 @@ class ArgillaReview:
         API rather than SDK objects: SDK 2.8.0 crashes on a discarded response without
         values. Records Argilla counts as complete without a submitted response (their
         reviewer's account was deleted, and its answers with it) are kept in
-        ``self.stranded`` (pair id -> record id). ``ds``: the dataset, when the caller has
-        just found it."""
+        ``self.stranded`` (pair id -> record id), and the pair of every record in
+        ``self.present``. ``ds``: the dataset, when the caller has just found it."""
         ds = self.dataset() if ds is None else ds
         http = self.client.api.http_client
         users = {u["id"]: u["username"] for u in self._get(http, "/api/v1/users")["items"]}
         out: list[HumanResponse] = []
         self.stranded: dict[str, str] = {}
+        self.present: set[str] = set()  # the pair id of every record
         offset = 0
         while True:
             page = self._get(
@@ -331,6 +332,7 @@ class ArgillaReview:
                 {"include": "responses", "offset": offset, "limit": PAGE},
             )
             for record in page["items"]:
+                self.present.add(record["external_id"])
                 given = record.get("responses") or []
                 if record.get("status") == "completed" and not any(
                     r.get("status") == "submitted" for r in given

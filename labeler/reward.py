@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labeler.config import VerifyConfig
-from labeler.errors import RewardError, shown_url
+from labeler.errors import RewardError, check_url, shown_url
 
 Item = tuple[str, str]  # (prompt, response)
 Body = dict[str, Any]
@@ -176,6 +176,7 @@ class RewardClient:
                 "verify.base_url is empty: set it to the reward model's server "
                 "(e.g. http://127.0.0.1:8000 for `vllm serve <reward model>`)"
             )
+        check_url(cfg.base_url, "verify.base_url")
         self.cfg = cfg
         env = os.environ if environ is None else environ
         token = env.get(cfg.api_key_env, "") if cfg.api_key_env else ""

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from labeler import costs, versions
 from labeler.config import Config
 from labeler.dataset import check_dataset_dir, write_dataset
-from labeler.errors import ConfigError, ReviewError, StateError, UsageError
+from labeler.errors import ConfigError, ReviewError, StateError, UsageError, check_url
 from labeler.factcheck import (
     FAILED,
     affordable_now,
@@ -29,7 +29,7 @@ from labeler.factcheck import (
     unaffordable,
 )
 from labeler.importing import SourceTally, check_source, import_source
-from labeler.judge import check_reachable, check_url
+from labeler.judge import check_reachable
 from labeler.judging import (
     Context,
     batch_tier,
@@ -52,6 +52,7 @@ from labeler.routing import (
 )
 from labeler.store import Store
 from labeler.summary import Progress, RoundSummary, budget_message
+from labeler.sync import check_guidelines_fit
 from labeler.thresholds import check_tier_count, fix_predicted_split, recheck
 from labeler.thresholds import current as current_thresholds
 from labeler.union_loop import check_mode, check_rate, is_union
@@ -149,6 +150,7 @@ def run_round(
     for judge in cfg.judges:  # a setting's fault: before any work
         check_url(judge.base_url)
     check_dataset_dir(cfg, probe=True)
+    check_guidelines_fit(cfg)  # (Argilla's limit: before the judge is paid)
     if strict:
         check_source(cfg)
     summary = RoundSummary()

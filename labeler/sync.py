@@ -9,13 +9,13 @@ Both are idempotent: pushing upserts by pair id, syncing twice changes nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from labeler import consensus, prompts
 from labeler.config import Config
-from labeler.errors import ReviewError, UsageError
+from labeler.errors import ConfigError, ReviewError, UsageError
 from labeler.ledger import review_times
 from labeler.lock import project_lock
 from labeler.store import Store
@@ -163,6 +163,25 @@ def reviewer_guidelines(cfg: Config) -> str:
     return f"{judge.rstrip()}\n\n{prompts.unwrap(KEYBOARD)}"
 
 
+GUIDELINES_MAX = 10_000  # characters Argilla takes (argilla-server DATASET_GUIDELINES_MAX_LENGTH)
+
+
+def check_guidelines_fit(cfg: Config) -> None:
+    """Refuse (ConfigError) guidelines longer than Argilla takes for a review dataset:
+    before a round judges anything, and before a sync makes a dataset (Argilla refused
+    them with a traceback once the round was paid for)."""
+    if not cfg.review.enabled:
+        return
+    size = len(reviewer_guidelines(cfg))
+    if size > GUIDELINES_MAX:
+        raise ConfigError(
+            f"judge.guidelines: {cfg.judge.guidelines} make {size:,} characters as reviewers "
+            f"read them in Argilla (with the keys that answer a pair); Argilla takes at most "
+            f"{GUIDELINES_MAX:,}: shorten them (the judge reads them too) or set "
+            "review.enabled = false"
+        )
+
+
 def dataset_of(cfg: Config, pair_id: str) -> str:
     """The Argilla dataset a pair is pushed to: the doubled one (two reviewers) for a
     ``review.double_share`` of them, drawn whatever brought the pair to review."""
@@ -207,6 +226,7 @@ def push_pending(store: Store, cfg: Config, review: Any | None = None) -> PushRe
             if found is None:
                 if in_review.get(name):
                     target.dataset()  # raises: deleted by hand, says to use --repush
+                check_guidelines_fit(cfg)
                 target.ensure_dataset(reviewer_guidelines(cfg), need)
             else:  # not into a dataset that completes its records at another count
                 target.check_reviewers(None, need, found)
@@ -225,9 +245,8 @@ def push_pending(store: Store, cfg: Config, review: Any | None = None) -> PushRe
 
 
 def escalate_ties(
-    store: Store,
+    hold: Hold,
     cfg: Config,
-    review: Any,
     decisions: dict[str, consensus.Consensus],
     submitted: dict[str, list[Any]],
     needed: Any,
@@ -244,7 +263,7 @@ def escalate_ties(
             continue
         if len(done) < need:  # already waiting for one more
             continue
-        _hold_latest(store, review, pair_id, done, f"votes {c.votes}: asked one more reviewer")
+        hold(pair_id, done, f"votes {c.votes}: asked one more reviewer")
         sent += 1
     return sent
 
@@ -258,17 +277,27 @@ def _submitted(responses: list[Any]) -> dict[str, list[Any]]:
     return out
 
 
-def _hold_latest(store: Store, review: Any, pair_id: str, done: list[Any], why: str) -> None:
-    """Reopen a pair's Argilla record for one more reviewer: its latest submitted response
-    becomes a draft (flagged ``escalated``: labeler keeps counting that vote)."""
-    latest = max(done, key=lambda r: r.updated_at)
-    review.hold(latest)
-    store.flag(pair_id, "escalated", why, reviewer=latest.reviewer)
+class Hold:
+    """Reopen a pair's Argilla record for one more reviewer: its latest submitted
+    responses become drafts (each flagged ``escalated``: labeler keeps counting those
+    votes), as many as it takes for Argilla to count the record pending again — one
+    fewer submitted than ``complete_at`` (the dataset's ``min_submitted``). With one
+    reviewer per pair, a tie's two answers are both held: holding one left the record
+    complete on the other, in nobody's queue."""
+
+    def __init__(self, store: Store, review: Any, complete_at: Callable[[str], int]):
+        self.store, self.review, self.complete_at = store, review, complete_at
+
+    def __call__(self, pair_id: str, done: list[Any], why: str) -> None:
+        keep = max(self.complete_at(pair_id) - 1, 0)
+        latest = sorted(done, key=lambda r: r.updated_at)[keep:] or done[-1:]
+        for response in latest:
+            self.review.hold(response)
+            self.store.flag(pair_id, "escalated", why, reviewer=response.reviewer)
 
 
 def ask_one_more(
-    store: Store,
-    review: Any,
+    hold: Hold,
     decisions: dict[str, consensus.Consensus],
     submitted: dict[str, list[Any]],
     needed: Any,
@@ -285,14 +314,13 @@ def ask_one_more(
         if c is None or c.decided or c.reviewers >= need or len(done) < need - 1 or not done:
             continue  # decided, a tie (escalate_ties), or already waiting for one more
         why = "a reward model contradicts the label: asked one more reviewer"
-        _hold_latest(store, review, pair_id, done, why)
+        hold(pair_id, done, why)
         sent += 1
     return sent
 
 
 def ask_to_confirm(
-    store: Store,
-    review: Any,
+    hold: Hold,
     votes: dict[str, list[str]],
     submitted: dict[str, list[Any]],
     needed: Any,
@@ -315,7 +343,7 @@ def ask_to_confirm(
         if len(stored.get(pair_id, [])) >= max_reviewers:
             continue  # no reviewer left to ask
         why = "a verdict too fast to count: asked one more reviewer to confirm"
-        _hold_latest(store, review, pair_id, done, why)
+        hold(pair_id, done, why)
         sent += 1
     return sent
 
@@ -337,10 +365,12 @@ def _repush_loss_note(pairs: int, lost: dict[str, Any]) -> str:
 
 
 def _reopen_stranded(store: Store, targets: list[Any], responses: list[Any]) -> int:
-    """Pairs in review whose Argilla records count as complete without any submitted answer
-    (a reviewer's account was deleted in Argilla, and their answers with it): nobody would
-    ever be asked again. Their records are deleted and the pairs queued to be pushed
-    afresh. Returns how many."""
+    """Pairs in review nobody would ever be asked about again, queued to be pushed afresh:
+    those whose Argilla records count as complete without any submitted answer (a
+    reviewer's account was deleted in Argilla, and their answers with it; the records are
+    deleted first), and those with no record at all in the dataset they were pushed to (a
+    decided pair sent back to review — ``labeler verify``'s one more reviewer, a verdict
+    withdrawn — after ``sync --repush`` made that dataset afresh). Returns how many."""
     in_review = store.pair_ids_in_state("in_review")
     answered = {r.pair_id for r in responses if r.status == "submitted"}
     reopened = 0
@@ -353,6 +383,10 @@ def _reopen_stranded(store: Store, targets: list[Any], responses: list[Any]) -> 
         if stranded:
             target.reopen(list(stranded.values()))
             reopened += store.requeue_pairs(list(stranded))
+        if hasattr(target, "present"):  # (pulled: the dataset was found)
+            pushed = store.pairs_in_dataset(target.dataset_name)
+            missing = [pid for pid in pushed & in_review if pid not in target.present]
+            reopened += store.requeue_pairs(missing)
     return reopened
 
 
@@ -402,6 +436,9 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
                     lost["at_most"] += max(gone["pairs"] * need - gone["kept"], 0)
                     lost["last_sync"] = gone["last_sync"]
                     summary.repushed += store.requeue_in_review(target.dataset_name)
+                    # made now, pairs or none: else a sync would ask for --repush again
+                    check_guidelines_fit(cfg)
+                    target.ensure_dataset(reviewer_guidelines(cfg), need)
             if summary.repushed:
                 summary.repush_loss = _repush_loss_note(summary.repushed, lost)
         pushed = push_pending(store, cfg, review)
@@ -463,12 +500,15 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
         decisions = {
             pid: consensus.combine_votes(labels, needed(pid)) for pid, labels in votes.items()
         }
+        for pid in store.human_decision_ids() - decisions.keys():  # every vote withdrawn
+            decisions[pid] = consensus.combine_votes([], needed(pid))  # (discarded, a draft)
         summary.newly_decided = store.save_decisions(decisions)
         submitted = _submitted(responses)
-        summary.escalated = escalate_ties(store, cfg, review, decisions, submitted, needed)
-        summary.escalated += ask_one_more(store, review, decisions, submitted, needed, one_more)
+        hold = Hold(store, review, lambda pid: cfg.reviewers_needed(pid in doubled))
+        summary.escalated = escalate_ties(hold, cfg, decisions, submitted, needed)
+        summary.escalated += ask_one_more(hold, decisions, submitted, needed, one_more)
         unconfirmed = ask_to_confirm(
-            store, review, votes, submitted, needed, stored, set(order) - one_more,
+            hold, votes, submitted, needed, stored, set(order) - one_more,
             cfg.review.max_reviewers,
         )  # fmt: skip
         summary.escalated += unconfirmed

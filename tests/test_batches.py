@@ -243,3 +243,23 @@ def test_a_union_cascade_in_batches_ends_like_its_online_twin(
         tiers = store.db.execute("SELECT tier, COUNT(*) FROM calls GROUP BY tier").fetchall()
     assert dict(tiers)[1] < 2 * 600  # after the certificate the strong tier judged less
     assert cost[batch] == pytest.approx(0.5 * cost[online])
+
+
+def test_a_batch_the_endpoint_no_longer_knows_can_be_given_up_online(project: Project) -> None:
+    """Trial: the endpoint forgot a submitted batch (404 for it: another key, or the
+    provider dropped it). `labeler batches` said the endpoint had no Batch API and sent
+    the user to `round --online`, which sent them back: no round could run again."""
+    server = project.server  # type: ignore[attr-defined]
+    server.batch_api.hold_batches = True
+    project.pairs(good_bad_rows(6))
+    assert project.run_json("round", "--batch")["status"] == "batch_waiting"
+    server.batch_api.batches.clear()  # the endpoint forgot it
+    for args in (("batches",), ("round",)):
+        result = project.run(*args)
+        assert result.exit_code == 1, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert "does not know batch batch_1 (batch status: 404)" in line
+        assert "`labeler round --online` to give it up" in line
+    done = project.run_json("round", "--online")
+    assert done["status"] == "completed" and done["judged"] == 6 and done["batches_dropped"] == 1
+    assert chat_requests(server) == 12

@@ -325,3 +325,30 @@ def test_an_unrelated_labeler_variable_is_a_warning_not_an_error(project: Any) -
     assert "ignored" in out.stderr and "Traceback" not in out.output
     with pytest.raises(ConfigError, match=r"unknown key LABELER_JUDGE_MODLE"):
         load_config(project.config, environ={"LABELER_JUDGE_MODLE": "x"})
+
+
+@pytest.mark.parametrize(
+    ("review", "least"),
+    [("min_submitted = 2\nmax_reviewers = 1", 2), ("double_share = 0.1\nmax_reviewers = 1", 2)],
+)
+def test_fewer_reviewers_allowed_than_a_pair_needs_is_refused(
+    tmp_path: Path, review: str, least: int
+) -> None:
+    """Trial: max_reviewers below min_submitted was taken; pairs were then decided on one
+    verdict while Argilla waited for a second and the cost counted two."""
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, f"[review]\n{review}\n"), environ={})
+    assert str(err.value) == (
+        f"{tmp_path / 'config.toml'}: review.max_reviewers = 1 needs at least {least}, the "
+        "reviewers each pair needs (review.min_submitted; 2 with review.double_share > 0)"
+    )
+    assert (
+        load_config(
+            write(
+                tmp_path,
+                f"[review]\n{review}\nmax_reviewers = 2\n".replace("max_reviewers = 1\n", ""),
+            ),
+            environ={},
+        ).review.max_reviewers
+        == 2
+    )

@@ -188,6 +188,71 @@ def test_two_reviewers_disagreeing_is_reported(review_project: Project, judge_se
     assert total["human_cost"] == pytest.approx(7 * 0.5)  # the default price per pair
 
 
+def test_a_tie_among_single_reviewers_goes_to_one_more(
+    review_project: Project, judge_server
+) -> None:
+    """Trial: with review.min_submitted = 1, two reviewers who opened the same record
+    before either answered tied, and Argilla kept the record complete on the one answer
+    left submitted: "given one more reviewer" at every sync, and the pair never decided."""
+    p = review_project
+    p.set(judge={"base_url": judge_server(unsure).url})
+    p.pairs(good_bad_rows(2))
+    p.run_json("round")
+    alice, bob = add_reviewer(p, "alice-tie1"), add_reviewer(p, "bob-tie1")
+    ds_id = alice.dataset_id(dataset_name(p))
+    record = next(r for r in alice.pending(ds_id) if "question 0?" in r["fields"]["prompt"])
+    alice.submit(record["id"], pick_good(record))
+    bob.submit(record["id"], {"A": "B", "B": "A"}[pick_good(record)])  # (both had it open)
+    first = p.run_json("sync")
+    assert first["escalated"] == 1 and first["newly_decided"] == 0 and first["awaiting"] == 2
+    assert p.run_json("sync")["escalated"] == 0  # already waiting for that reviewer
+    carol = add_reviewer(p, "carol-tie1")
+    assert "question 0?" in " ".join(r["fields"]["prompt"] for r in carol.pending(ds_id))
+    review_all(carol, ds_id, pick_good)
+    final = p.run_json("sync")
+    assert final["newly_decided"] == 2 and final["awaiting"] == 0
+    (settled,) = final["disputed"]
+    assert settled["decided"] and json.loads(settled["votes"]) == {"A": 2, "B": 1}
+    assert final["dataset_rows"] == 2
+
+
+def test_a_verdict_withdrawn_after_a_sync_takes_its_pair_out_of_the_dataset(
+    review_project: Project, judge_server
+) -> None:
+    """Trial: a reviewer discarding (or saving as a draft) the one verdict a synced pair
+    had left the pair decided and in the dataset; a changed answer that made a tie left
+    it "exported" with no row. Such a pair is in review again, out of the dataset, until
+    a reviewer decides it."""
+    p = review_project
+    p.set(judge={"base_url": judge_server(unsure).url})
+    p.pairs(good_bad_rows(3))
+    p.run_json("round")
+    alice, bob = add_reviewer(p, "alice-wd"), add_reviewer(p, "bob-wd")
+    ds_id = alice.dataset_id(dataset_name(p))
+    given = {
+        r["fields"]["prompt"]: (r, alice.submit(r["id"], pick_good(r)))
+        for r in alice.pending(ds_id)
+    }
+    assert p.run_json("sync")["dataset_rows"] == 3
+    (r0, a0), (r1, a1) = (v for k, v in sorted(given.items())[:2])
+    alice.change(a0, "discarded")
+    alice.change(a1, "draft", pick_good(r1))
+    data = p.run_json("sync")
+    assert data["dataset_rows"] == 1 and data["awaiting"] == 2
+    status = p.run_json("status")
+    assert status["states"]["in_review"] == 2 and status["states"]["exported"] == 1
+    ds = datasets.load_from_disk(str(p.root / ".labeler" / "dataset"))
+    assert r0["fields"]["prompt"] not in ds["prompt"] and r1["fields"]["prompt"] not in ds["prompt"]
+    review_all(bob, ds_id, pick_good)  # bob is asked for both, and decides them
+    back = p.run_json("sync")
+    assert back["dataset_rows"] == 3 and back["awaiting"] == 0
+    # alice takes her discarded answer back, against bob's: a 1-1 tie, out of the dataset
+    alice.change(a0, "submitted", {"A": "B", "B": "A"}[pick_good(r0)])
+    tied = p.run_json("sync")
+    assert tied["dataset_rows"] == 2 and tied["awaiting"] == 1 and tied["escalated"] == 1
+    assert p.run_json("status")["states"]["in_review"] == 1
+
+
 def test_discarded_and_tie_responses(review_project: Project, judge_server) -> None:
     p = review_project
     p.set(judge={"base_url": judge_server(unsure).url})

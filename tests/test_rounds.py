@@ -98,6 +98,24 @@ def test_a_dataset_that_would_come_out_the_same_is_not_rewritten(project: Projec
         assert write_dataset(store, cfg) == 1 and link.resolve() != before  # (the human's)
 
 
+def test_guidelines_longer_than_argilla_takes_are_refused_before_any_judge_call(
+    project: Project,
+) -> None:
+    """Trial: 14 KB of guidelines crashed the round's push into Argilla (a traceback,
+    after the judge was paid for). Refused first, in one line, the dry run too."""
+    project.pairs(good_bad_rows(4))
+    (project.root / "guidelines" / "03-big.md").write_text("Be careful. " * 1200)
+    for args in (("round", "--dry-run"), ("round",)):
+        result = project.run(*args)
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(f"error: judge.guidelines: {project.root / 'guidelines'} make ")
+        assert "Argilla takes at most 10,000: shorten them" in line
+    assert project.server.requests == []  # type: ignore[attr-defined]
+    project.set(review={"enabled": False})  # no Argilla: no limit
+    assert project.run("round").exit_code == 0
+
+
 def test_round_json_summary_is_the_only_stdout(project: Project) -> None:
     rows = good_bad_rows(6)
     rows.append({"prompt": "tie?", "response_a": "x", "response_b": "y"})

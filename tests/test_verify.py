@@ -195,6 +195,13 @@ def test_verify_without_a_server_says_what_to_set(project: Project) -> None:
     result = project.run("verify")
     assert result.exit_code == 1
     assert "verify.base_url is empty" in result.stderr
+    # (trial) a URL without its scheme: one line, not a traceback
+    for url in ("localhost", "127.0.0.1:18013"):
+        result = project.run("verify", env={"LABELER_VERIFY_BASE_URL": url})
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip() == (
+            f"error: verify.base_url = '{url}' is not an http(s) URL (e.g. http://127.0.0.1:8000)"
+        )
 
 
 @pytest.mark.slow
@@ -266,3 +273,37 @@ def test_a_dataset_larger_than_a_chunk_is_scored_once_a_chunk_at_a_time(
     with Store(project.root / ".labeler" / "state.sqlite") as store:
         assert store.reward_totals()["scored"] == 2 * n  # each response once
     assert done["checked"] == {"judge": n} and done["flagged"] == {"judge": 3}
+
+
+def test_one_more_reviewer_for_a_pair_whose_record_went_with_a_deleted_dataset(
+    review_project: Project, judge_server: Any, reward: Any
+) -> None:
+    """Trial: pairs decided before `sync --repush` have no record in the new dataset; a
+    reward model's "one more reviewer" for them left them in review with nothing to
+    answer, for good. The next sync pushes them afresh."""
+    from labeler.config import load_config
+    from labeler.sync import connect
+    from tests.test_review import add_reviewer, dataset_name, pick_good, review_all, unsure
+
+    p = review_project
+    p.set(
+        judge={"base_url": judge_server(unsure).url},
+        verify={"api": "tei", "base_url": reward().url, "action": "review"},
+    )
+    p.pairs(good_bad_rows(4))
+    assert p.run_json("round")["review_pushed"] == 4
+    first = add_reviewer(p, "rita-gone")
+    assert review_all(first, first.dataset_id(dataset_name(p)), pick_good) == 4
+    assert p.run_json("sync")["newly_decided"] == 4
+    with connect(load_config(p.config, environ={})) as review:
+        review.delete_dataset()
+    assert p.run_json("sync", "--repush")["repushed"] == 0  # (nothing was in review)
+    assert p.run_json("verify")["asked_again"] == 1  # "question 3?"
+    synced = p.run_json("sync")
+    assert synced["reopened"] == 1 and synced["pushed"] == 1 and synced["awaiting"] == 1
+    second = add_reviewer(p, "sam-gone")
+    ds_id = second.dataset_id(dataset_name(p))
+    assert [r["fields"]["prompt"] for r in second.pending(ds_id)] == ["question 3?"]
+    assert review_all(second, ds_id, pick_good) == 1
+    after = p.run_json("sync")
+    assert after["newly_decided"] == 1 and after["dataset_rows"] == 4 and after["awaiting"] == 0

@@ -196,9 +196,12 @@ def round_table(s: dict[str, Any]) -> Table:
             f"[yellow]{s['fact_pending']}[/]",
         )
     if s["unjudged"]:
-        table.add_row(
-            "[yellow]not judged yet (failed, retried next run)[/]", f"[yellow]{s['unjudged']}[/]"
+        why = (
+            "at the Batch API (`labeler batches` collects them)"
+            if s.get("batch_waiting")
+            else "failed, retried next run"
         )
+        table.add_row(f"[yellow]not judged yet ({why})[/]", f"[yellow]{s['unjudged']}[/]")
     table.add_row("judge requests sent / cached", f"{s['requests_sent']} / {s['cached_replies']}")
     table.add_row("judge tokens in / out", f"{s['prompt_tokens']:,} / {s['completion_tokens']:,}")
     table.add_row("judge cost", money(s["judge_cost"], cur))

@@ -276,7 +276,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
             console.print(render.notes_text(data["savings"]["notes"]))
     if data["disputed"]:
         console.print(
-            f"[yellow]{data['disputed']} pairs are disputed by reviewers; "
+            f"[yellow]{data['disputed']} pair{'s are' if data['disputed'] > 1 else ' is'} "
+            "disputed by reviewers; "
             "`labeler sync` lists them.[/]"
         )
     _say_unchecked(console, data["fact_checks_owed"])

@@ -77,15 +77,23 @@ class ReviewerSession:
 
     def submit(
         self, record_id: str, label: str, reason: str | None = None, question: str = "preference"
-    ) -> None:
+    ) -> str:
+        """Submit a verdict; returns the response's id (``change`` takes it)."""
         values: dict[str, Any] = {question: {"value": label}}
         if reason:
             values["reason"] = {"value": reason}
-        self.call(
+        made = self.call(
             "POST",
             f"/api/v1/records/{record_id}/responses",
             {"values": values, "status": "submitted"},
         )
+        return str(made["id"])
+
+    def change(self, response_id: str, status: str, label: str | None = None) -> None:
+        """Change a response given earlier, as the web UI does: another label, back to a
+        draft (its Save), or discarded (``values`` None)."""
+        values = None if status == "discarded" else {"preference": {"value": label}}
+        self.call("PUT", f"/api/v1/responses/{response_id}", {"values": values, "status": status})
 
     def discard(self, record_id: str) -> None:
         self.call(

@@ -201,11 +201,31 @@ class ReviewTables(Tables):
             out.setdefault(pid, []).append(label)
         return out
 
+    def human_decision_ids(self) -> set[str]:
+        """Pairs with a consensus stored (``save_decisions``), decided or not."""
+        return {r[0] for r in self.db.execute("SELECT pair_id FROM human_decisions")}
+
     def save_decisions(self, decisions: dict[str, Any]) -> int:
-        """Store each pair's consensus; decided pairs in review become human_decided.
-        Returns how many pairs became decided now."""
+        """Store each pair's consensus; decided pairs in review become human_decided. A
+        pair whose decision came undone (a verdict withdrawn or changed into a tie since)
+        is in review again, out of the dataset; one decided anew for a tie or both-bad is
+        no longer exported. Returns how many pairs became decided now."""
         now = time.time()
         with self.transaction() as db:
+            db.executemany(
+                "UPDATE pairs SET state = 'in_review', updated_at = ? "
+                "WHERE id = ? AND state IN ('human_decided', 'exported')",
+                ((now, pid) for pid, c in decisions.items() if not c.decided),
+            )
+            db.executemany(
+                "UPDATE pairs SET state = 'human_decided', updated_at = ? "
+                "WHERE id = ? AND state = 'exported'",
+                (
+                    (now, pid)
+                    for pid, c in decisions.items()
+                    if c.decided and c.label not in ("A", "B")
+                ),
+            )
             for pid, c in decisions.items():
                 db.execute(
                     "INSERT OR REPLACE INTO human_decisions VALUES (?,?,?,?,?,?,?)",
