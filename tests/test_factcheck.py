@@ -284,6 +284,27 @@ def test_turned_on_later_it_checks_the_pairs_accepted_before(fact_project: Proje
     assert p.run_json("status")["fact_checks_owed"] == 0
 
 
+def test_rows_verify_dropped_are_not_checked(fact_project: Project) -> None:
+    """A row `labeler verify` left out of the dataset (``verify.action = "drop"``) is
+    not fact-checked: no request is paid for a pair the dataset does not hold."""
+    from labeler.demo.reward_server import Faults, RewardServer
+    from tests.test_verify import scorer
+
+    p = fact_project
+    p.set(quality={"fact_check": False})
+    p.pairs(good_bad_rows(6))
+    p.run_json("round")
+    reward = RewardServer(scorer, Faults()).start()
+    try:
+        p.set(verify={"api": "tei", "base_url": reward.url, "action": "drop"})
+        assert p.run_json("verify")["dropped"] == 1  # "question 3?"
+    finally:
+        reward.stop()
+    p.set(quality={"fact_check": True})
+    assert p.run_json("status")["fact_checks_owed"] == 5
+    assert p.run_json("round")["fact_checked"] == 5
+
+
 def test_a_failing_endpoint_stops_the_check_and_sends_no_pair_to_humans(
     project: Project, judge_server: Callable[..., JudgeServer]
 ) -> None:

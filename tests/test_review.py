@@ -195,9 +195,7 @@ def test_a_tie_among_single_reviewers_goes_to_one_more(
     before either answered tied, and Argilla kept the record complete on the one answer
     left submitted: "given one more reviewer" at every sync, and the pair never decided."""
     p = review_project
-    p.set(judge={"base_url": judge_server(unsure).url})
-    p.pairs(good_bad_rows(2))
-    p.run_json("round")
+    in_review(p, judge_server, 2, 0.0)
     alice, bob = add_reviewer(p, "alice-tie1"), add_reviewer(p, "bob-tie1")
     ds_id = alice.dataset_id(dataset_name(p))
     record = next(r for r in alice.pending(ds_id) if "question 0?" in r["fields"]["prompt"])
@@ -224,9 +222,7 @@ def test_a_verdict_withdrawn_after_a_sync_takes_its_pair_out_of_the_dataset(
     it "exported" with no row. Such a pair is in review again, out of the dataset, until
     a reviewer decides it."""
     p = review_project
-    p.set(judge={"base_url": judge_server(unsure).url})
-    p.pairs(good_bad_rows(3))
-    p.run_json("round")
+    in_review(p, judge_server, 3, 0.0)
     alice, bob = add_reviewer(p, "alice-wd"), add_reviewer(p, "bob-wd")
     ds_id = alice.dataset_id(dataset_name(p))
     given = {
