@@ -200,7 +200,7 @@ def drop_unsubmitted(store: Store, api_of: Callable[[int], OpenAIBatches], round
                     found = api.find(row["key"], absent_ok=True)
                     if found:  # kept, so that nothing is paid twice
                         store.update_batch(row["key"], batch_id=found, status="submitted")
-                elif not api.known(found):  # the endpoint does not know it: given up
+                elif api.state(found) is None:  # the endpoint does not know it: given up
                     found = None
             finally:
                 api.close()
@@ -218,12 +218,15 @@ def drop_unsubmitted(store: Store, api_of: Callable[[int], OpenAIBatches], round
 def advance(store: Store, api: OpenAIBatches, rec: Recording, round_id: int, tier: int) -> int:
     """Move the round's unfinished batches of ``tier`` on (upload, create, poll; download
     and record the finished ones). Returns how many are still running."""
-    running = 0
+    running, unknown = 0, []
     for row in store.batches(round_id):
         if row["status"] == "ingested" or row["tier"] != tier:
             continue
         batch_id = _submit(store, api, row)
         state = api.state(batch_id)
+        if state is None:  # the others are still collected
+            unknown.append(batch_id)
+            continue
         store.update_batch(row["key"], remote_status=state.status)
         if state.running:
             running += 1
@@ -243,6 +246,14 @@ def advance(store: Store, api: OpenAIBatches, rec: Recording, round_id: int, tie
                 f"batch {batch_id} failed at {shown_url(api.cfg.base_url)}: "
                 f"{state.message or 'no reason given'}; fix it and run `labeler round` again"
             )
+    if unknown:
+        raise JudgeError(
+            f"judge at {shown_url(api.cfg.base_url)} does not know batch "
+            f"{', '.join(unknown)} (batch status: 404): were judge.base_url or the API key "
+            "changed since it was made? Restore them and run `labeler batches`, or give it "
+            "up with `labeler round --online` (its pairs are judged online, at full price, "
+            "once the round's other batches are collected)"
+        )
     return running
 
 

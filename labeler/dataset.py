@@ -74,9 +74,26 @@ def write_dataset(store: Store, cfg: Config) -> int:
     count = export.save_dpo(rows(), cfg.output.dataset_dir, cfg.output.parquet)
     store.mark_exported(ids)
     where = cfg.output.dataset_dir.absolute()
-    written = {"dir": str(where), "version": os.path.realpath(where), "signature": signature}
-    store.set_meta(WRITTEN, json.dumps(written))
+    version = os.path.realpath(where)
+    written = {"dir": str(where), "version": version, "signature": signature}
+    store.set_meta(WRITTEN, json.dumps(written | {"files": _files(cfg, Path(version))}))
     return count
+
+
+def _files(cfg: Config, version: Path) -> list[list[Any]]:
+    """(name, size, modified ns) of each file of the dataset's version folder, and of its
+    Parquet file when asked for: what ``_in_place`` finds unchanged or not."""
+    paths = sorted(version.iterdir()) if version.is_dir() else []
+    where = cfg.output.dataset_dir.absolute()
+    paths += [where.with_name(where.name + ".parquet")] if cfg.output.parquet else []
+    out = []
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            return [["missing", str(path)]]
+        out.append([str(path), st.st_size, st.st_mtime_ns])
+    return out
 
 
 def _signature(store: Store, cfg: Config) -> tuple[str, int]:
@@ -95,7 +112,8 @@ def _signature(store: Store, cfg: Config) -> tuple[str, int]:
 
 def _in_place(store: Store, cfg: Config, signature: str) -> bool:
     """Is the dataset at ``output.dataset_dir`` the one last written, with these rows,
-    still there (its link, its version folder, its Parquet file when asked for)?"""
+    still there as written (its link; its version folder's files and its Parquet file
+    when asked for, by name, size and time)?"""
     where = cfg.output.dataset_dir.absolute()
     try:
         last = json.loads(store.get_meta(WRITTEN) or "{}")
@@ -104,10 +122,8 @@ def _in_place(store: Store, cfg: Config, signature: str) -> bool:
     if last.get("signature") != signature or last.get("dir") != str(where):
         return False
     version = Path(last.get("version", ""))
-    parquet = where.with_name(where.name + ".parquet")
     return (
         where.is_symlink()
         and os.path.realpath(where) == str(version)
-        and (version / "state.json").is_file()
-        and (not cfg.output.parquet or parquet.is_file())
+        and last.get("files") == _files(cfg, version)  # (none removed, changed or added)
     )

@@ -338,23 +338,13 @@ class OpenAIBatches:
         )
         return str(made.id)
 
-    def known(self, batch_id: str) -> bool:
-        """Does the endpoint know this batch (a 404: it does not; the key or the endpoint
-        changed since it was made, or the provider dropped it)?"""
-        return (
-            self._call("batch status", self.client.batches.retrieve, batch_id, absent_ok=True)
-            is not None
-        )
-
-    def state(self, batch_id: str) -> BatchState:
+    def state(self, batch_id: str) -> BatchState | None:
+        """The batch's state; None when the endpoint does not know it (a 404 for the batch,
+        once the list and create answered: the key or the endpoint changed since it was
+        made, or the provider dropped it)."""
         b = self._call("batch status", self.client.batches.retrieve, batch_id, absent_ok=True)
-        if b is None:  # (the list and create answered: it has the Batch API)
-            raise JudgeError(
-                f"judge at {self.url} does not know batch {batch_id} (batch status: 404): "
-                "were judge.base_url or the API key changed since it was made? Restore them "
-                "and run `labeler batches`, or run `labeler round --online` to give it up "
-                "and judge its pairs online (full price)"
-            )
+        if b is None:
+            return None
         errors = getattr(getattr(b, "errors", None), "data", None) or []
         message = "; ".join(str(getattr(e, "message", e)) for e in errors[:3]) or None
         message = message and redact(message, self.key)

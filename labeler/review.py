@@ -317,13 +317,15 @@ class ArgillaReview:
         values. Records Argilla counts as complete without a submitted response (their
         reviewer's account was deleted, and its answers with it) are kept in
         ``self.stranded`` (pair id -> record id), and the pair of every record in
-        ``self.present``. ``ds``: the dataset, when the caller has just found it."""
+        ``self.present`` (``self.complete``: the listing saw as many as Argilla counts).
+        ``ds``: the dataset, when the caller has just found it."""
         ds = self.dataset() if ds is None else ds
         http = self.client.api.http_client
         users = {u["id"]: u["username"] for u in self._get(http, "/api/v1/users")["items"]}
         out: list[HumanResponse] = []
         self.stranded: dict[str, str] = {}
         self.present: set[str] = set()  # the pair id of every record
+        self.complete = False
         offset = 0
         while True:
             page = self._get(
@@ -355,6 +357,9 @@ class ArgillaReview:
                     )
             offset += len(page["items"])
             if len(page["items"]) < PAGE:
+                # every record seen? (its pages have no order: rows moved by reviewers'
+                # answers in a remote Argilla's database can be skipped, others seen twice)
+                self.complete = len(self.present) >= int(page.get("total") or 0)
                 return out
 
     def reviewers(self) -> list[dict[str, Any]]:

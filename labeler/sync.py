@@ -383,7 +383,7 @@ def _reopen_stranded(store: Store, targets: list[Any], responses: list[Any]) -> 
         if stranded:
             target.reopen(list(stranded.values()))
             reopened += store.requeue_pairs(list(stranded))
-        if hasattr(target, "present"):  # (pulled: the dataset was found)
+        if getattr(target, "complete", False):  # (pulled, every record seen)
             pushed = store.pairs_in_dataset(target.dataset_name)
             missing = [pid for pid in pushed & in_review if pid not in target.present]
             reopened += store.requeue_pairs(missing)
@@ -484,7 +484,7 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
         ]
         summary.responses = len(rows)
         summary.discarded = sum(r.status == "discarded" for r in responses)
-        summary.changed_responses = store.upsert_responses(rows)
+        summary.changed_responses = store.upsert_responses(rows, held)
         votes = counted_votes(store, cfg)
         stored = store.submitted_labels()  # reopened verdicts included (a draft held)
         summary.fast_verdicts = sum(len(v) for v in stored.values()) - sum(
@@ -497,10 +497,17 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
             extra = 1 if pair_id in one_more else 0
             return min(cfg.reviewers_needed(pair_id in doubled) + extra, cfg.review.max_reviewers)
 
+        # the pairs of the datasets synced now: a pair of a dataset left behind (another
+        # review.dataset, made for another min_submitted) keeps its decision as it was
+        synced: set[str] = set()
+        for target, ds in zip(targets, found, strict=True):
+            synced |= store.pairs_in_dataset(target.dataset_name) if ds is not None else set()
         decisions = {
-            pid: consensus.combine_votes(labels, needed(pid)) for pid, labels in votes.items()
+            pid: consensus.combine_votes(labels, needed(pid))
+            for pid, labels in votes.items()
+            if pid in synced
         }
-        for pid in store.human_decision_ids() - decisions.keys():  # every vote withdrawn
+        for pid in (store.human_decision_ids() & synced) - decisions.keys():  # all withdrawn
             decisions[pid] = consensus.combine_votes([], needed(pid))  # (discarded, a draft)
         summary.newly_decided = store.save_decisions(decisions)
         submitted = _submitted(responses)

@@ -245,21 +245,30 @@ def test_a_union_cascade_in_batches_ends_like_its_online_twin(
     assert cost[batch] == pytest.approx(0.5 * cost[online])
 
 
-def test_a_batch_the_endpoint_no_longer_knows_can_be_given_up_online(project: Project) -> None:
+def test_a_batch_the_endpoint_no_longer_knows_can_be_given_up_online(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Trial: the endpoint forgot a submitted batch (404 for it: another key, or the
     provider dropped it). `labeler batches` said the endpoint had no Batch API and sent
-    the user to `round --online`, which sent them back: no round could run again."""
+    the user to `round --online`, which sent them back: no round could run again. And
+    (review) the round's other batches are still collected, then the lost one given up."""
+    import labeler.batches
+
+    monkeypatch.setattr(labeler.batches, "MAX_REQUESTS", 6)  # two batches of 6 requests
     server = project.server  # type: ignore[attr-defined]
     server.batch_api.hold_batches = True
     project.pairs(good_bad_rows(6))
     assert project.run_json("round", "--batch")["status"] == "batch_waiting"
-    server.batch_api.batches.clear()  # the endpoint forgot it
+    assert sorted(server.batch_api.batches) == ["batch_1", "batch_2"]
+    del server.batch_api.batches["batch_1"]  # the endpoint forgot it
+    server.batch_api.release()
     for args in (("batches",), ("round",)):
         result = project.run(*args)
         assert result.exit_code == 1, result.output
         (line,) = result.stderr.strip().splitlines()
         assert "does not know batch batch_1 (batch status: 404)" in line
-        assert "`labeler round --online` to give it up" in line
+        assert "give it up with `labeler round --online`" in line
+    assert len(ok_calls(project)) == 6  # batch_2's replies, collected all the same
     done = project.run_json("round", "--online")
     assert done["status"] == "completed" and done["judged"] == 6 and done["batches_dropped"] == 1
-    assert chat_requests(server) == 12
+    assert chat_requests(server) == 6  # batch_1's requests, online

@@ -214,6 +214,57 @@ def test_a_tie_among_single_reviewers_goes_to_one_more(
     assert final["dataset_rows"] == 2
 
 
+def test_held_answers_keep_their_time_and_still_count(
+    review_project: Project, judge_server
+) -> None:
+    """Review: holding an answer as a draft moves Argilla's updated_at to the sync's
+    time, so the answers one sync held looked given milliseconds apart: flagged too fast
+    at the next sync, and a dissent dropped from the decision."""
+    p = review_project
+    in_review(p, judge_server, 3, 1.0, min_submitted=2)
+    alice, bob = add_reviewer(p, "alice-held"), add_reviewer(p, "bob-held")
+    ds_id = alice.dataset_id(dataset_name(p))
+    flip = {"A": "B", "B": "A"}
+    for session, choose in ((alice, pick_good), (bob, lambda r: flip[pick_good(r)])):
+        for record in session.pending(ds_id):
+            time.sleep(1.2)  # slower than quality.min_review_seconds
+            session.submit(record["id"], choose(record))
+    first = p.run_json("sync")
+    assert first["escalated"] == 3 and first["fast_verdicts"] == 0
+    again = p.run_json("sync")
+    assert again["fast_verdicts"] == 0 and again["escalated"] == 0
+    carol = add_reviewer(p, "carol-held")
+    for record in carol.pending(ds_id):
+        time.sleep(1.2)
+        carol.submit(record["id"], pick_good(record))
+    final = p.run_json("sync")
+    assert final["newly_decided"] == 3 and final["fast_verdicts"] == 0
+    assert len(final["disputed"]) == 3  # bob's dissent counts on every pair
+    for d in final["disputed"]:
+        assert (
+            d["decided"]
+            and d["reviewers"] == 3
+            and sorted(json.loads(d["votes"]).values()) == [1, 2]
+        )
+
+
+def test_decisions_of_a_dataset_left_behind_stay_as_they_were(
+    review_project: Project, judge_server
+) -> None:
+    """Review: after the README's way to change review.min_submitted (send the next pairs
+    to a new review.dataset), every pair decided in the old dataset was judged by the new
+    count: out of the dataset, and in review with no record to answer."""
+    p = review_project
+    in_review(p, judge_server, 3, 0.0)
+    alice = add_reviewer(p, "alice-left")
+    review_all(alice, alice.dataset_id(dataset_name(p)), pick_good)
+    assert p.run_json("sync")["dataset_rows"] == 3
+    p.set(review={"dataset": dataset_name(p) + "-new", "min_submitted": 2})
+    data = p.run_json("sync")
+    assert data["dataset_rows"] == 3 and data["awaiting"] == 0
+    assert p.run_json("status")["states"]["exported"] == 3
+
+
 def test_a_verdict_withdrawn_after_a_sync_takes_its_pair_out_of_the_dataset(
     review_project: Project, judge_server
 ) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import Any
 
 from labeler.state.base import Tables
@@ -161,10 +161,15 @@ class ReviewTables(Tables):
         ).fetchall()
 
     def upsert_responses(
-        self, rows: Iterable[tuple[str, str, str, str | None, str | None, str, str]]
+        self,
+        rows: Iterable[tuple[str, str, str, str | None, str | None, str, str]],
+        held: Container[tuple[str, str]] = (),
     ) -> int:
         """Store (pair, reviewer, status, label, reason, inserted_at, updated_at) rows;
-        returns how many were new or changed."""
+        returns how many were new or changed. A response labeler ``held`` as a draft
+        (``sync.Hold``, status given as submitted) keeps the time it was submitted: the
+        hold moved Argilla's ``updated_at``, and several held at once would look like
+        answers given milliseconds apart (too fast to count)."""
         now = time.time()
         changed = 0
         with self.transaction() as db:
@@ -176,6 +181,8 @@ class ReviewTables(Tables):
                 ).fetchone()
                 if old is not None and tuple(old) == (row[2], row[3], row[4], row[6]):
                     continue
+                if old is not None and row[:2] in held and tuple(old)[:3] == row[2:5]:
+                    continue  # (held, unchanged: its submission time stays)
                 db.execute(
                     "INSERT OR REPLACE INTO human_responses VALUES (?,?,?,?,?,?,?,?)", (*row, now)
                 )
