@@ -339,11 +339,19 @@ class OpenAIBatches:
         return str(made.id)
 
     def state(self, batch_id: str) -> BatchState | None:
-        """The batch's state; None when the endpoint does not know it (a 404 for the batch,
-        once the list and create answered: the key or the endpoint changed since it was
-        made, or the provider dropped it)."""
+        """The batch's state; None when the endpoint does not know it (a 404 for the batch
+        while its batch list answers: the key changed since it was made, or the provider
+        dropped it). An endpoint without the Batch API at all (the list 404s too: another
+        judge.base_url) is an error: the batch may still run where it was made."""
         b = self._call("batch status", self.client.batches.retrieve, batch_id, absent_ok=True)
         if b is None:
+            if self._call("batch list", self.client.batches.list, limit=1, absent_ok=True) is None:
+                raise JudgeError(  # (not a batch lost: the endpoint has no Batch API at all)
+                    f"judge at {self.url} does not offer the Batch API (batch status and list: "
+                    f"404), but batch {batch_id} was made at one: restore judge.base_url to the "
+                    "endpoint that holds it and run `labeler batches` (there `labeler round "
+                    "--online` can give it up)"
+                )
             return None
         errors = getattr(getattr(b, "errors", None), "data", None) or []
         message = "; ".join(str(getattr(e, "message", e)) for e in errors[:3]) or None

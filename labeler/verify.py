@@ -71,6 +71,7 @@ class VerifyResult:
     action: str = "flag"
     sent_to_review: int = 0  # judge labels back to humans
     asked_again: int = 0  # human labels given to one more reviewer
+    left_behind: int = 0  # flagged human labels of a review dataset no longer synced
     dropped: int = 0
     min_margin: float = 0.0
     dataset_rows: int = 0
@@ -149,8 +150,14 @@ def run_verify(
         if v.action == "review":
             out.sent_to_review = store.send_to_review(flagged_judge, REASON)
             if cfg.review.enabled and cfg.review.max_reviewers > cfg.review.min_submitted:
+                # only in a dataset `labeler sync` still reads (not one another
+                # review.dataset left behind: nobody would be asked there)
+                where = store.review_datasets(flagged_human)
+                synced = (cfg.review_dataset, cfg.double_dataset)
+                askable = [pid for pid in flagged_human if where.get(pid) in synced]
+                out.left_behind = len(flagged_human) - len(askable)
                 out.asked_again = store.ask_one_more(
-                    flagged_human, ONE_MORE, "the reward model contradicts this label"
+                    askable, ONE_MORE, "the reward model contradicts this label"
                 )
         elif v.action == "drop":
             out.dropped = len(out.flagged_ids)

@@ -272,3 +272,27 @@ def test_a_batch_the_endpoint_no_longer_knows_can_be_given_up_online(
     done = project.run_json("round", "--online")
     assert done["status"] == "completed" and done["judged"] == 6 and done["batches_dropped"] == 1
     assert chat_requests(server) == 6  # batch_1's requests, online
+
+
+def test_an_endpoint_without_the_batch_api_does_not_give_up_a_batch_made_elsewhere(
+    project: Project,
+) -> None:
+    """Review: judge.base_url moved to a server without the Batch API (404 on every
+    batch route) took the round's submitted batch for lost, and `round --online` judged
+    its pairs again while the batch still ran where it was made: paid twice."""
+    server = project.server  # type: ignore[attr-defined]
+    server.batch_api.hold_batches = True
+    project.pairs(good_bad_rows(4))
+    assert project.run_json("round", "--batch")["status"] == "batch_waiting"
+    server.batch_api.offered = False  # (as if judge.base_url named another server)
+    for args in (("batches",), ("round", "--online")):
+        result = project.run(*args)
+        assert result.exit_code == 1, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert "does not offer the Batch API (batch status and list: 404), but batch " in line
+        assert "restore judge.base_url" in line
+    assert chat_requests(server) == 0
+    server.batch_api.offered = True  # restored: collected as it should be
+    server.batch_api.release()
+    assert project.run_json("batches")["status"] == "completed"
+    assert chat_requests(server) == 0

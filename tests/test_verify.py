@@ -307,3 +307,29 @@ def test_one_more_reviewer_for_a_pair_whose_record_went_with_a_deleted_dataset(
     assert review_all(second, ds_id, pick_good) == 1
     after = p.run_json("sync")
     assert after["newly_decided"] == 1 and after["dataset_rows"] == 4 and after["awaiting"] == 0
+
+
+def test_a_human_label_of_a_dataset_left_behind_is_not_sent_to_one_more_reviewer(
+    review_project: Project, judge_server: Any, reward: Any
+) -> None:
+    """Review: after review.dataset changed, "one more reviewer" for a label decided in
+    the old dataset (no longer synced) left the pair in review, answerable nowhere."""
+    from tests.test_review import add_reviewer, dataset_name, pick_good, review_all, unsure
+
+    p = review_project
+    p.set(
+        judge={"base_url": judge_server(unsure).url},
+        verify={"api": "tei", "base_url": reward().url, "action": "review"},
+    )
+    p.pairs(good_bad_rows(4))
+    p.run_json("round")
+    first = add_reviewer(p, "rita-left")
+    assert review_all(first, first.dataset_id(dataset_name(p)), pick_good) == 4
+    assert p.run_json("sync")["newly_decided"] == 4
+    p.set(review={"dataset": dataset_name(p) + "-new"})
+    data = p.run_json("verify")  # "question 3?" is planted
+    assert data["asked_again"] == 0 and data["left_behind"] == 1 and data["dataset_rows"] == 4
+    shown = p.run("verify", env={"COLUMNS": "400"}).stdout
+    assert "; 1 in a review dataset no longer synced" in shown
+    synced = p.run_json("sync")
+    assert synced["awaiting"] == 0 and synced["dataset_rows"] == 4

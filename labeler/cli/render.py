@@ -111,7 +111,13 @@ def verify_table(v: dict[str, Any], currency: str) -> Table:
     what = {
         "flag": "marked in the dataset (rm_margin, rm_flag)",
         "review": f"{v['sent_to_review']} judge labels sent back to humans, "
-        f"{v['asked_again']} human labels to one more reviewer (at the next `labeler sync`)",
+        f"{v['asked_again']} human labels to one more reviewer (at the next `labeler sync`)"
+        + (
+            f"; {v['left_behind']} in a review dataset no longer synced (review.dataset "
+            "changed since) kept as they are"
+            if v.get("left_behind")
+            else ""
+        ),
         "drop": f"{v['dropped']} rows left out of the dataset",
     }[v["action"]]
     table.add_row(f"action: {v['action']}", what)
