@@ -61,8 +61,9 @@ def write_dataset(store: Store, cfg: Config) -> int:
     nothing."""
     from labeler import export
 
-    signature, count = _signature(store, cfg)
+    signature, count, unmarked = _signature(store, cfg)
     if _in_place(store, cfg, signature):
+        store.mark_exported(unmarked)  # (a sync stopped before its write left some unmarked)
         return count
     ids: list[str] = []  # (the rows themselves are streamed, a batch at a time)
 
@@ -96,18 +97,21 @@ def _files(cfg: Config, version: Path) -> list[list[Any]]:
     return out
 
 
-def _signature(store: Store, cfg: Config) -> tuple[str, int]:
-    """(a hash of what the dataset's rows would be, their count), from a pass without the
-    texts; with the settings and the version that shape the files."""
+def _signature(store: Store, cfg: Config) -> tuple[str, int, list[str]]:
+    """(a hash of what the dataset's rows would be, their count, the pairs among them not
+    marked exported), from a pass without the texts; with the settings and the version
+    that shape the files."""
     from labeler import __version__, export
 
     shape = [__version__, export.DPO_COLUMNS, export.PROVENANCE_COLUMNS, export.VERIFY_COLUMNS]
     h = hashlib.sha256(json.dumps([*shape, cfg.output.parquet]).encode())
-    count = 0
+    count, unmarked = 0, []
     for row in store.dataset_rows(cfg.output.certified_only, texts=False):
         count += 1  # (label, its source and status, confidence, round, judge, verify's ...)
-        h.update(json.dumps(tuple(row)).encode())
-    return h.hexdigest(), count
+        h.update(json.dumps(tuple(row)[:-1]).encode())  # (all but the last, pair_state)
+        if row["pair_state"] != "exported":
+            unmarked.append(row["id"])
+    return h.hexdigest(), count, unmarked
 
 
 def _in_place(store: Store, cfg: Config, signature: str) -> bool:

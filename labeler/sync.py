@@ -251,9 +251,10 @@ def escalate_ties(
     submitted: dict[str, list[Any]],
     needed: Any,
 ) -> int:
-    """Reviewers tied on a pair that Argilla counts as complete: hold one of their
-    responses as a draft, so the record returns to the other reviewers' queues and one more
-    decides (up to ``review.max_reviewers``). Returns how many pairs were sent on."""
+    """Reviewers tied on a pair that Argilla counts as complete: hold their latest
+    responses as drafts (``Hold``), so the record returns to the other reviewers' queues
+    and one more decides (up to ``review.max_reviewers``). Returns how many pairs were
+    sent on."""
     sent = 0
     for pair_id, c in decisions.items():
         done = submitted.get(pair_id, [])

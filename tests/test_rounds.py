@@ -98,6 +98,10 @@ def test_a_dataset_that_would_come_out_the_same_is_not_rewritten(project: Projec
             assert parquet.is_file() and datasets.load_from_disk(str(link)).num_rows == 6
         before = link.resolve()
         assert write_dataset(store, cfg) == 6 and link.resolve() == before
+        # a pair decided but left unmarked (a sync stopped before its write): marked now
+        store.db.execute("UPDATE pairs SET state = 'human_decided' WHERE id = ?", (pid,))
+        assert write_dataset(store, cfg) == 6 and link.resolve() == before
+        assert store.state_counts()["exported"] == 6
     project.set(output={"certified_only": True})  # nothing certified: an empty dataset
     cfg = load_config(project.config, environ={})
     with Store(cfg.db_path) as store:

@@ -186,7 +186,8 @@ class PairsTables(Tables):
         ``with_dropped`` (what verify itself checks again). Without ``texts`` the prompt
         and responses are NULL (a pass over what the rows are, not what they say); in
         import order, or by pair id with ``by_id`` (an export's stable order); ``ids``:
-        only those pairs' rows (a few hundred at a time: one SQL parameter each)."""
+        only those pairs' rows (a few hundred at a time: one SQL parameter each).
+        ``pair_state``: the pair's state (exported once a dataset written holds it)."""
         judge_ok = "AND COALESCE(v.status, 'certified') = 'certified' " if certified_only else ""
         dropped = (
             "" if with_dropped else "AND NOT COALESCE(vr.flagged = 1 AND vr.action = 'drop', 0) "
@@ -206,7 +207,7 @@ class PairsTables(Tables):
             "CASE WHEN h.decided = 1 THEN 1.0 * json_extract(h.votes, '$.' || h.label) "
             "/ h.reviewers ELSE v.confidence END AS confidence, "
             "COALESCE(h.reviewers, 0) AS reviewers, vr.margin AS rm_margin, "
-            "vr.flagged AS rm_flag "
+            "vr.flagged AS rm_flag, p.state AS pair_state "
             "FROM pairs p JOIN verdicts v ON v.pair_id = p.id "
             "LEFT JOIN human_decisions h ON h.pair_id = p.id AND h.decided = 1 "
             "LEFT JOIN verify_results vr ON vr.pair_id = p.id "
