@@ -64,6 +64,8 @@ def plan_round(
     fact = bool(cfg.quality.fact_check) and not batch  # online rounds only
     unchecked: list[int] = []  # the request sizes of the fact-checks still to do
     try:
+        if store is not None:  # (refused as the round would refuse it)
+            versions.check_judges(store, cfg)
         pending = split_pending(store, cfg)
         union = is_union(store, cfg)
         open_round = store.open_round() if store else None

@@ -157,6 +157,7 @@ def run_round(
     with project_lock(cfg.project.state_dir, "round"), Store(cfg.db_path) as store:
         check_tier_count(store, cfg)
         check_mode(store, cfg)
+        versions.check_judges(store, cfg)
         open_round = store.open_round()
         if online and open_round is None:  # it would start a new, unlimited round
             raise UsageError(NO_ROUND_TO_RESUME)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from labeler import panel
+from labeler import panel, prompts
 from labeler.config import Config, JudgeConfig
-from labeler.errors import StateError
+from labeler.errors import ConfigError, StateError
 from labeler.lock import project_lock
 from labeler.store import Store
 
@@ -94,3 +94,39 @@ def refresh(cfg: Config) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def check_judges(store: Store, cfg: Config) -> None:
+    """Refuse (ConfigError, before a round pays a judge) a tier whose judge is not the one
+    that judged at that position so far: another ``model``, template or guidelines (a
+    tier added in front of a project's judge moves it down). The calibration evidence and
+    the certificate of a position are that judge's: a new judge certified by them would
+    put labels in the dataset that no human test covers. A panel tier's template hash
+    holds its version (which changes by design): its model and guidelines are checked."""
+    guidelines = prompts.load_guidelines(cfg.judge.guidelines).hash
+    for tier, judge in enumerate(cfg.judges):
+        last = store.last_judge(tier)
+        if last is None:
+            continue
+        template = prompts.load_template(judge.template).hash
+        changed = [
+            what
+            for what, was, now in (
+                (f"model {last['model']!r} -> {judge.model!r}", last["model"], judge.model),
+                (
+                    "the judge template",
+                    last["template_hash"],
+                    template if judge.panel <= 1 else last["template_hash"],
+                ),
+                ("the guidelines", last["guidelines_hash"], guidelines),
+            )
+            if was != now
+        ]
+        if changed:
+            where = f"judge tier {tier + 1} ({judge.label})" if len(cfg.judges) > 1 else "the judge"
+            raise ConfigError(
+                f"{cfg.file or 'config'}: {where} changed since its last round ("
+                f"{', '.join(changed)}); its calibration evidence and certificate are the "
+                "earlier judge's and cannot certify another: restore it, or start a new "
+                "project (project.state_dir) for the new judge"
+            )

@@ -16,6 +16,7 @@ from typing import Any
 import datasets
 import pytest
 
+from labeler.config import load_config
 from labeler.demo.judge_server import Scripted, Shown
 from labeler.judging import round_thresholds_json, tier_thresholds_from_json
 from labeler.routing import Thresholds
@@ -124,6 +125,40 @@ def test_guidelines_longer_than_argilla_takes_are_refused_before_any_judge_call(
     assert project.server.requests == []  # type: ignore[attr-defined]
     project.set(review={"enabled": False})  # no Argilla: no limit
     assert project.run("round").exit_code == 0
+
+
+def test_another_judge_is_refused_where_the_projects_judge_was_tested(project: Project) -> None:
+    """Trial: a judge changed mid-project (another model, template or guidelines; a
+    cheaper tier added in front, which moves the judge down) inherited the position's
+    certificate: its labels entered the dataset as certified, tested by no human."""
+    project.pairs(good_bad_rows(4))
+    assert project.run("round", "--limit", "2").exit_code == 0
+    model = load_config(project.config, environ={}).judge.model
+    template = project.root / "other-template.txt"
+    template.write_text(
+        (Path(__file__).parents[1] / "templates" / "judge.txt").read_text() + "\nBe brief.\n"
+    )
+    guide = project.root / "guidelines" / "09-more.md"
+    changes: list[tuple[str, Any, str]] = [
+        ("model", lambda: project.set(judge={"model": "another"}), f"model {model!r} -> 'another'"),
+        ("template", lambda: project.set(judge={"template": str(template)}), "the judge template"),
+        ("guidelines", lambda: guide.write_text("Prefer short answers.\n"), "the guidelines"),
+        ("a tier in front", lambda: project.set(judge={"tiers": [
+            {"name": "cheap", "model": "cheap-model"}, {"name": "big", "model": model}]}),
+         "judge tier 1 (cheap) changed since its last round (model"),
+    ]  # fmt: skip
+    original = project.config.read_text()
+    for _, change, said in changes:
+        change()
+        for args in (("round", "--dry-run"), ("round",)):
+            result = project.run(*args)
+            assert result.exit_code == 2, result.output
+            (line,) = result.stderr.strip().splitlines()
+            assert said in line and "start a new project (project.state_dir)" in line
+        project.config.write_text(original)
+        guide.unlink(missing_ok=True)
+    assert len(project.server.requests) == 4  # type: ignore[attr-defined]
+    assert project.run_json("round")["judged"] == 2  # restored: it goes on
 
 
 def test_round_json_summary_is_the_only_stdout(project: Project) -> None:

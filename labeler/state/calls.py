@@ -58,6 +58,15 @@ class VerdictRecord:
 class CallsTables(Tables):
     """Judge calls (the paid work, cached) and the verdicts made from them, per judge tier."""
 
+    def last_judge(self, tier: int) -> sqlite3.Row | None:
+        """The model, template and guidelines hashes of tier ``tier``'s latest judge call
+        (a fact-check's left out), or None: the tier never judged."""
+        return self.db.execute(  # (from the newest back: recent calls are the tier's)
+            "SELECT model, template_hash, guidelines_hash FROM calls WHERE tier = ? "
+            "AND presented_order != 'fact' ORDER BY id DESC LIMIT 1",
+            (tier,),
+        ).fetchone()
+
     def cached_calls(self, keys: list[str]) -> dict[str, sqlite3.Row]:
         sql = "SELECT * FROM calls WHERE status = 'ok' AND cache_key IN ({marks})"
         return {row["cache_key"]: row for row in self._in_chunks(sql, keys)}
