@@ -422,6 +422,14 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
     summary = SyncSummary()
     if finish:
         _refuse_early_finish(cfg)
+    if not cfg.review.enabled:  # no Argilla to ask: the calibration and the dataset only
+        with project_lock(cfg.project.state_dir, "sync"), Store(cfg.db_path) as store:
+            summary.calibration = recalibrate(store, cfg, finish=finish).to_dict()
+            summary.dataset_rows = write_dataset(store, cfg)
+            summary.dataset_path = str(cfg.output.dataset_dir)
+            states = store.state_counts()
+            summary.awaiting = states["needs_review"] + states["in_review"]
+        return summary
     with (
         project_lock(cfg.project.state_dir, "sync"),
         connect(cfg) as review,

@@ -161,6 +161,22 @@ def test_another_judge_is_refused_where_the_projects_judge_was_tested(project: P
     assert project.run_json("round")["judged"] == 2  # restored: it goes on
 
 
+def test_a_project_without_argilla_can_sync_and_finish(project: Project) -> None:
+    """Trial: with review.enabled = false, `labeler round --finish` (and `sync`) asked
+    for the embedded Argilla's secrets, so such a project could never take its last
+    look. Without Argilla they calibrate and write the dataset; pairs for humans wait."""
+    project.set(review={"enabled": False})
+    project.pairs(good_bad_rows(6))
+    assert project.run_json("round")["judged"] == 6
+    assert project.run_json("sync")["awaiting"] == 0
+    result = project.run("round", "--finish")
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.stdout.split())
+    assert "pairs wait for human labels (review.enabled = false: Argilla is not asked)" in shown
+    states = project.run_json("status")["states"]
+    assert states["needs_review"] + states["exported"] == 6  # each decided one way
+
+
 def test_round_json_summary_is_the_only_stdout(project: Project) -> None:
     rows = good_bad_rows(6)
     rows.append({"prompt": "tie?", "response_a": "x", "response_b": "y"})

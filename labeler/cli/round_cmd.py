@@ -149,9 +149,14 @@ def _finish(cfg: Config, as_json: bool, wait: bool) -> None:
     console = render.Console()
     cal = summary.calibration or {}
     console.print(f"Finished: {cal.get('message', '')}", highlight=False)
+    where = (
+        f"reviewers in Argilla ({summary.pushed} sent now). Run `labeler sync` as they decide."
+        if cfg.review.enabled
+        else "human labels (review.enabled = false: Argilla is not asked)."
+    )
     console.print(
         f"{cal.get('certified', 0)} judge labels certified; {summary.awaiting} pairs wait for "
-        f"reviewers in Argilla ({summary.pushed} sent now). Run `labeler sync` as they decide."
+        + where
     )
     _say_unchecked(console, fact_checks_owed(cfg))  # a label the finish changed, say
 
