@@ -108,7 +108,8 @@ def _signature(store: Store, cfg: Config) -> tuple[str, int, list[str]]:
     count, unmarked = 0, []
     for row in store.dataset_rows(cfg.output.certified_only, texts=False):
         count += 1  # (label, its source and status, confidence, round, judge, verify's ...)
-        h.update(json.dumps(tuple(row)[:-1]).encode())  # (all but the last, pair_state)
+        kept = [row[k] for k in row.keys() if k != "pair_state"]  # noqa: SIM118 (a Row yields values)
+        h.update(json.dumps(kept).encode())
         if row["pair_state"] != "exported":
             unmarked.append(row["id"])
     return h.hexdigest(), count, unmarked

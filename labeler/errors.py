@@ -20,8 +20,8 @@ out of them.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable
-from typing import Any
 
 
 class LabelerError(Exception):
@@ -85,12 +85,10 @@ def shown_url(url: str) -> str:
     return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)?.*@", r"\1***@", url, flags=re.DOTALL)
 
 
-def check_url(base_url: str, key: str = "judge.base_url") -> tuple[Any, int]:
+def check_url(base_url: str, key: str = "judge.base_url") -> tuple[urllib.parse.SplitResult, int]:
     """``base_url`` (the setting ``key``) as a URL and its port; a ConfigError (a setting's
     fault, found before any work, a dry run's too) when it is not an http(s) URL with a
     host."""
-    import urllib.parse
-
     try:
         url = urllib.parse.urlsplit(base_url)
         ok = url.scheme in ("http", "https") and bool(url.hostname)

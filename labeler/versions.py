@@ -108,20 +108,14 @@ def check_judges(store: Store, cfg: Config) -> None:
         last = store.last_judge(tier)
         if last is None:
             continue
-        template = prompts.load_template(judge.template).hash
-        changed = [
-            what
-            for what, was, now in (
-                (f"model {last['model']!r} -> {judge.model!r}", last["model"], judge.model),
-                (
-                    "the judge template",
-                    last["template_hash"],
-                    template if judge.panel <= 1 else last["template_hash"],
-                ),
-                ("the guidelines", last["guidelines_hash"], guidelines),
-            )
-            if was != now
+        checks = [
+            (f"model {last['model']!r} -> {judge.model!r}", last["model"], judge.model),
+            ("the guidelines", last["guidelines_hash"], guidelines),
         ]
+        if judge.panel <= 1:  # (a panel's template hash holds its version)
+            template = prompts.load_template(judge.template).hash
+            checks.append(("the judge template", last["template_hash"], template))
+        changed = [what for what, was, now in checks if was != now]
         if changed:
             where = f"judge tier {tier + 1} ({judge.label})" if len(cfg.judges) > 1 else "the judge"
             raise ConfigError(
