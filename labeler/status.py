@@ -88,18 +88,20 @@ def project_status(cfg: Config) -> dict[str, Any]:
         }
 
 
-def waiting_for_evidence(cfg: Config) -> tuple[int, str]:
+def waiting_for_evidence(cfg: Config) -> tuple[int, str, int]:
     """(judge-accepted pairs still waiting for a certificate, what deciding all of them by
     hand may cost, in words: at most its price per pair, or about its measured review time
-    in time mode). Nothing waits in a project without state."""
+    in time mode; audited pairs still with reviewers, whose verdicts are evidence still to
+    come). Nothing waits in a project without state."""
     if not cfg.db_path.exists():
-        return 0, ""
+        return 0, "", 0
     with Store(cfg.db_path) as store:
         n = store.label_status_counts()["provisional"]
         total = project_ledger(store, cfg)
         currency, _ = total_currency(round_currencies(store, cfg), cfg)
+        audits = store.audits_with_reviewers()
     # each round's pairs at the prices it was run with, as `status` and `report` price them
-    return n, costs.provisional_cost(total, currency)
+    return n, costs.provisional_cost(total, currency), audits
 
 
 def fact_checks_owed(cfg: Config) -> int:

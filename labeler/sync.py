@@ -53,6 +53,8 @@ class SyncSummary:
     repush_loss: str | None = None  # --repush: what was lost with the deleted dataset
     settings_updated: list[str] = field(default_factory=list)  # e.g. ["guidelines"]
     settings_error: str | None = None  # Argilla refused the update (sync goes on)
+    # --finish refused after the pull: audited pairs still with reviewers (``run_sync``)
+    finish_waits: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -411,11 +413,16 @@ def _refuse_early_finish(cfg: Config) -> None:
         )
 
 
-def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSummary:
+def run_sync(
+    cfg: Config, repush: bool = False, finish: bool = False, now: bool = False
+) -> SyncSummary:
     """Push pending pairs, pull verdicts, decide pairs, rewrite the dataset. ``finish``:
     the end of the project — a final look at the calibration sample with all the
     confidence it has left, then every pair still waiting for evidence is decided:
-    certified where the evidence allows, sent to humans otherwise."""
+    certified where the evidence allows, sent to humans otherwise. Not while pairs drawn
+    for an audit are still with reviewers and judge-accepted pairs wait (the look would
+    miss their verdicts: the sync is an ordinary one, ``finish_waits`` says how many),
+    unless ``now``."""
     from labeler.dataset import write_dataset
     from labeler.review import ReviewUnavailable
 
@@ -542,6 +549,9 @@ def run_sync(cfg: Config, repush: bool = False, finish: bool = False) -> SyncSum
             }
             for r in store.disputed()
         ]
+        if finish and not now and store.label_status_counts()["provisional"]:
+            summary.finish_waits = store.audits_with_reviewers()
+            finish = not summary.finish_waits
         # thresholds first: the dataset holds only judge labels the thresholds in force certify
         summary.calibration = recalibrate(store, cfg, finish=finish).to_dict()
         if summary.calibration["rechecked"]:

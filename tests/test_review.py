@@ -718,6 +718,66 @@ def test_a_good_judge_is_certified_by_the_second_sync_and_savings_are_delivered(
     assert p.run_json("calibrate")["recalibration"]["tested_at"] is None
 
 
+def test_finish_waits_for_the_audits_still_with_reviewers(review_project: Project) -> None:
+    """A user trial: ``round --finish`` while the calibration sample was with reviewers
+    took the last look without its verdicts, certified nothing and sent every waiting pair
+    to humans (0% judge labels, the whole budget). It waits, saying how many, unless
+    ``--now``; the verdicts in so far are synced meanwhile."""
+    p = review_project
+    p.set(
+        calibration={"cold_start_audit_rate": 0.5, "min_labels": 10, "target_agreement": 0.75},
+        costs={"human_price_per_pair": 0.5},
+    )
+    p.pairs(good_bad_rows(140))
+    p.run_json("round")
+    with Store(p.root / ".labeler" / "state.sqlite") as store:
+        audits = {
+            r[0] for r in store.db.execute("SELECT pair_id FROM verdicts WHERE reason = 'audit'")
+        }
+    held = set(sorted(audits)[:40])  # the sample's first look (55 labels) is not due
+    ivy = add_reviewer(p, "ivy-finish-waits")
+    ds_id = ivy.dataset_id(dataset_name(p))
+    for record in ivy.pending(ds_id, limit=500):
+        if record["external_id"] not in held:
+            ivy.submit(record["id"], pick_good(record), reason="checked")
+    p.run_json("sync")
+    waits = " ".join(p.run("round").stdout.split())  # nothing to judge: what waits
+    assert "40 audited pairs, evidence still to come, were with reviewers at the last" in waits
+    for args in (("round", "--finish"), ("round", "--finish", "--json")):
+        result = p.run(*args)
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("error: --finish: not yet: 40 audited pairs are still with ")
+        assert "`labeler round --finish --now` to finish without them" in line
+    assert json.loads(result.stdout)["finish_waits"] == 40  # (--json: the sync it did)
+    status = p.run_json("status")
+    assert status["states"]["in_review"] == 40  # the others synced, decided
+    cal = p.run_json("calibrate")["recalibration"]["current"]
+    assert not cal["finished"]
+    for record in ivy.pending(ds_id, limit=500):
+        ivy.submit(record["id"], pick_good(record), reason="checked")
+    done = p.run("round", "--finish")
+    assert done.exit_code == 0, done.output
+    total = p.run_json("report")["total"]
+    assert total["waiting"] == 0 and total["certified"] > 0
+    assert p.run_json("calibrate")["recalibration"]["current"]["finished"]
+    result = p.run("round", "--now")
+    assert result.exit_code == 2 and "--now goes with --finish" in result.stderr
+
+
+def test_finish_now_takes_the_last_look_without_the_audits_still_out(
+    review_project: Project,
+) -> None:
+    p = review_project
+    p.set(calibration={"cold_start_audit_rate": 0.5, "min_labels": 10})
+    p.pairs(good_bad_rows(20))
+    p.run_json("round")
+    done = p.run_json("round", "--finish", "--now")
+    assert done["finish_waits"] == 0 and done["calibration"]["current"]["finished"]
+    assert done["calibration"]["provisional"] == 0  # nothing waits: with reviewers
+    assert p.run_json("status")["states"]["in_review"] == 20
+
+
 def test_a_share_of_review_pairs_is_decided_by_two_reviewers(
     review_project: Project, judge_server
 ) -> None:

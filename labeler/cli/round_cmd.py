@@ -42,7 +42,14 @@ if TYPE_CHECKING:
     is_flag=True,
     help="End the project: pull the reviewers' verdicts, take a last look at the "
     "calibration sample, then decide every pair still waiting for evidence (certified "
-    "where the evidence allows, to humans otherwise).",
+    "where the evidence allows, to humans otherwise). Waits while audited pairs are still "
+    "with reviewers (their verdicts are the last look's evidence).",
+)
+@click.option(
+    "--now",
+    is_flag=True,
+    help="With --finish: finish even while audited pairs are still with reviewers (the "
+    "last look certifies from the verdicts in so far).",
 )
 @wait_option
 @click.pass_context
@@ -58,6 +65,7 @@ def round_(
     batch: bool,
     online: bool,
     finish: bool,
+    now: bool,
     wait: bool,
 ) -> None:
     """Judge the next pairs, route them, and write the dataset.
@@ -72,6 +80,7 @@ def round_(
         labeler round --json > round.json
         labeler round --batch
         labeler round --finish
+        labeler round --finish --now
     """
     from labeler import planning, rounds
     from labeler.cli import render
@@ -84,6 +93,8 @@ def round_(
             "--finish --dry-run: finishing has no dry run (it decides every waiting pair for "
             "good); `labeler status` shows what waits and what finishing would cost"
         )
+    if now and not finish:
+        raise UsageError("--now goes with --finish (finish without the audits still out)")
     if batch and online:
         raise UsageError("--batch --online: choose one (--online resumes a --batch round online)")
     if online and dry_run:
@@ -93,7 +104,7 @@ def round_(
             "batches"
         )
     if finish:
-        _finish(cfg, as_json, wait)
+        _finish(cfg, as_json, wait, now)
         return
     if dry_run:
         summary = planning.plan_round(cfg, limit=limit, batch=batch, strict=strict)
@@ -136,15 +147,26 @@ def round_(
     _stop_if_unfinished(summary)
 
 
-def _finish(cfg: Config, as_json: bool, wait: bool) -> None:
+def _finish(cfg: Config, as_json: bool, wait: bool, now: bool) -> None:
     from labeler.cli import render
     from labeler.status import fact_checks_owed
     from labeler.sync import run_sync
 
     with waiting(cfg, "sync", wait):
-        summary = run_sync(cfg, finish=True)
+        summary = run_sync(cfg, finish=True, now=now)
     if as_json:
         render.print_json(summary.to_dict())
+    n = summary.finish_waits
+    if n:
+        raise UsageError(
+            f"--finish: not yet: {n} audited pair{'s are' if n != 1 else ' is'} still with "
+            "reviewers, and the last look reads their verdicts (finishing without them "
+            "certifies from less evidence and sends what it cannot certify to humans). "
+            "The verdicts in so far are synced; run `labeler sync` as reviewers decide, "
+            "then `labeler round --finish`, or `labeler round --finish --now` to finish "
+            "without them"
+        )
+    if as_json:
         return
     console = render.Console()
     cal = summary.calibration or {}
@@ -175,14 +197,20 @@ def _say_waiting(console: object, cfg: Config) -> None:
     may cost."""
     from labeler.status import waiting_for_evidence
 
-    n, cost = waiting_for_evidence(cfg)
+    n, cost, audits = waiting_for_evidence(cfg)
     if n:
         labels = n * cfg.reviewers_needed(False)
+        out = (
+            f"; {audits} audited pairs, evidence still to come, were with reviewers at the "
+            "last sync: `labeler round --finish` waits for them (`--finish --now` does not)"
+            if audits and cfg.review.enabled
+            else ""
+        )
         console.print(  # type: ignore[attr-defined]
             f"[yellow]{n} judge-accepted pairs still wait for evidence (not in the dataset). "
-            f"`labeler sync` as reviewers decide; `labeler round --finish` decides them now: "
+            f"`labeler sync` as reviewers decide; `labeler round --finish` decides them: "
             f"certified where the evidence allows, the rest to humans (up to {labels} human "
-            f"labels, {cost}).[/]"
+            f"labels, {cost}){out}.[/]"
         )
 
 

@@ -281,15 +281,19 @@ def run_demo(
             # with --rounds too few for the source, no end: pairs are left to judge
             with Store(cfg.db_path) as store:
                 exhausted = store.unassigned_count() == 0 and store.open_round() is None
-            result.syncs.append(run_sync(cfg, finish=exhausted))
+            # (the last look waits for audited pairs still with reviewers: a tie's third)
+            result.syncs.append(run_sync(cfg, finish=exhausted, now=not reviewers))
             for _ in range(5):
-                if not reviewers or not result.syncs[-1].awaiting:
+                last = result.syncs[-1]
+                if not reviewers or not (last.awaiting or last.finish_waits):
                     break
                 done = _review(reviewers, cfg)
                 result.reviewed.append(done)
-                result.syncs.append(run_sync(cfg))
+                result.syncs.append(run_sync(cfg, finish=bool(last.finish_waits)))
                 if not done:
                     break
+            if result.syncs[-1].finish_waits:  # reviewers who never decide: finish anyway
+                result.syncs.append(run_sync(cfg, finish=True, now=True))
             result.verify = demo_verify(cfg, pairs)
             result.fact_check = demo_fact_check(cfg, pairs, result.rounds)
         finally:

@@ -41,6 +41,18 @@ class ReviewTables(Tables):
         sql = "SELECT COUNT(*) FROM human_decisions WHERE decided = 1"
         return int(self.db.execute(sql).fetchone()[0])
 
+    def audits_with_reviewers(self) -> int:
+        """Pairs drawn for a blind audit (a calibration sample's or the drift watch's) that
+        humans have not decided yet: the evidence a look would still read."""
+        return int(
+            self.db.execute(
+                "SELECT COUNT(DISTINCT v.pair_id) FROM verdicts v JOIN pairs p "
+                "ON p.id = v.pair_id LEFT JOIN human_decisions h ON h.pair_id = v.pair_id "
+                "AND h.decided = 1 WHERE v.action = 'review' AND v.reason = 'audit' "
+                "AND h.pair_id IS NULL AND p.state IN ('needs_review', 'in_review')"
+            ).fetchone()[0]
+        )
+
     def record_pushed(
         self, swapped: dict[str, bool], dataset: str, hinted: set[str] | None = None
     ) -> None:
