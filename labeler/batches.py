@@ -247,12 +247,18 @@ def advance(store: Store, api: OpenAIBatches, rec: Recording, round_id: int, tie
                 f"{state.message or 'no reason given'}; fix it and run `labeler round` again"
             )
     if unknown:
+        others = (
+            f"; {running} other batch{'es' if running != 1 else ''} of the round still "
+            f"run{'s' if running == 1 else ''} at the Batch API"
+            if running
+            else ""
+        )
         raise JudgeError(
             f"judge at {shown_url(api.cfg.base_url)} does not know batch "
             f"{', '.join(unknown)} (batch status: 404): were judge.base_url or the API key "
             "changed since it was made? Restore them and run `labeler batches`, or give it "
             "up with `labeler round --online` (its pairs are judged online, at full price, "
-            "once the round's other batches are collected)"
+            f"once the round's other batches are collected){others}"
         )
     return running
 

@@ -64,6 +64,9 @@ def write_dataset(store: Store, cfg: Config) -> int:
     signature, count, unmarked = _signature(store, cfg)
     if _in_place(store, cfg, signature):
         store.mark_exported(unmarked)  # (a sync stopped before its write left some unmarked)
+        last = json.loads(store.get_meta(WRITTEN) or "{}")
+        if last.get("rows") != count:  # (kept by an older labeler, without its count)
+            store.set_meta(WRITTEN, json.dumps(last | {"rows": count}))
         return count
     ids: list[str] = []  # (the rows themselves are streamed, a batch at a time)
 
@@ -76,9 +79,20 @@ def write_dataset(store: Store, cfg: Config) -> int:
     store.mark_exported(ids)
     where = cfg.output.dataset_dir.absolute()
     version = os.path.realpath(where)
-    written = {"dir": str(where), "version": version, "signature": signature}
+    written = {"dir": str(where), "version": version, "signature": signature, "rows": count}
     store.set_meta(WRITTEN, json.dumps(written | {"files": _files(cfg, Path(version))}))
     return count
+
+
+def rows_in_place(store: Store, cfg: Config) -> int:
+    """The rows of the dataset last written at ``output.dataset_dir`` (0: none written
+    there), read from what the write kept: no pass over the pairs."""
+    try:
+        last = json.loads(store.get_meta(WRITTEN) or "{}")
+    except ValueError:
+        return 0
+    where = str(cfg.output.dataset_dir.absolute())
+    return int(last.get("rows", 0)) if last.get("dir") == where else 0
 
 
 def _files(cfg: Config, version: Path) -> list[list[Any]]:

@@ -19,7 +19,7 @@ from dataclasses import asdict
 
 from labeler import costs, versions
 from labeler.config import Config
-from labeler.dataset import check_dataset_dir, write_dataset
+from labeler.dataset import check_dataset_dir, rows_in_place, write_dataset
 from labeler.errors import ConfigError, ReviewError, StateError, UsageError, check_url
 from labeler.factcheck import (
     FAILED,
@@ -176,6 +176,8 @@ def run_round(
         checks_due = not batch and affordable_now(store, cfg, owed)  # (--batch runs none)
         if idle and not checks_due:  # (no round of fact-checks alone that could pay for none)
             summary.status = "nothing_to_do"
+            summary.dataset_rows = rows_in_place(store, cfg)  # (the dataset as it stands)
+            summary.dataset_path = str(cfg.output.dataset_dir)
             if cfg.quality.fact_check:
                 summary.fact_pending = len(owed)
                 if summary.fact_pending and not batch:
@@ -243,7 +245,8 @@ def run_round(
                     break  # later tiers wait for this tier's batches
             else:
                 engine = judge_tier(store, tier_ctx, round_id, on_progress)
-            summary.requests_sent += engine.sent
+            summary.requests_sent += engine.sent + engine.batched
+            summary.batch_replies += engine.batched
             summary.cached_replies += engine.cached
             # the endpoint's words: first a failure that leaves a pair unjudged (what ends
             # the round unfinished), else one that sent a pair on (to the next tier, humans)

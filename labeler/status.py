@@ -3,6 +3,7 @@ pairs."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from labeler import costs
@@ -58,9 +59,9 @@ def project_status(cfg: Config) -> dict[str, Any]:
             rounds.append(
                 {
                     "id": row["id"],
-                    # a round not completed is open (killed, stopped at its budget, or
-                    # waiting for batches): the next `labeler round` resumes it
-                    "status": "open" if row["status"] == "running" else row["status"],
+                    # a round not completed is open (killed, stopped at its budget) or
+                    # waiting for its batches: the next `labeler round` resumes it
+                    "status": _round_status(row),
                     "pairs": judged,
                     "assigned": store.count_round_pairs(row["id"]),
                     "accepted": accepted,
@@ -86,6 +87,15 @@ def project_status(cfg: Config) -> dict[str, Any]:
             "state_db": str(cfg.db_path),
             "initialised": True,
         }
+
+
+def _round_status(row: Any) -> str:
+    """A round's status as `labeler status` shows it: completed, or, not completed, open
+    (killed, stopped at its budget) or batch_waiting (a --batch round: its batches are at
+    the Batch API or still to collect)."""
+    if row["status"] != "running":
+        return str(row["status"])
+    return "batch_waiting" if json.loads(row["thresholds"]).get("batch") else "open"
 
 
 def waiting_for_evidence(cfg: Config) -> tuple[int, str, int]:

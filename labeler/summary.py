@@ -37,6 +37,7 @@ class RoundSummary:
     first_error: str | None = None
     requests_sent: int = 0
     cached_replies: int = 0
+    batch_replies: int = 0  # of requests_sent, those sent through the Batch API
     prompt_tokens: int = 0
     completion_tokens: int = 0
     judge_cost: float = 0.0

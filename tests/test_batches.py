@@ -48,10 +48,15 @@ def test_a_batch_round_is_collected_and_routed_like_an_online_one(
     # still running: nothing routed, nothing submitted twice
     again = project.run_json("batches")
     assert again["status"] == "batch_waiting" and server.batch_api.created == 1
+    # a trial: `status` called a round at the Batch API "open", as if killed
+    assert [r["status"] for r in project.run_json("status")["rounds"]] == ["batch_waiting"]
     server.batch_api.release()
     done = project.run_json("batches")
     assert done["status"] == "completed" and done["accepted"] == 30
     assert chat_requests(server) == 0  # every reply came from the batch
+    # a trial: they were shown as 0 sent, 60 cached
+    assert (done["requests_sent"], done["batch_replies"], done["cached_replies"]) == (60, 60, 0)
+    assert project.run_json("status")["rounds"][0]["status"] == "completed"
     assert done["batches"][0]["results"] == 60
     assert sorted(set(server.batch_api.billed.values())) == [1]
     # at batch prices: half what the same requests cost online
@@ -261,6 +266,9 @@ def test_a_batch_the_endpoint_no_longer_knows_can_be_given_up_online(
     assert project.run_json("round", "--batch")["status"] == "batch_waiting"
     assert sorted(server.batch_api.batches) == ["batch_1", "batch_2"]
     del server.batch_api.batches["batch_1"]  # the endpoint forgot it
+    result = project.run("batches")  # batch_2 still running: said
+    assert result.exit_code == 1, result.output
+    assert "; 1 other batch of the round still runs at the Batch API" in result.stderr
     server.batch_api.release()
     for args in (("batches",), ("round",)):
         result = project.run(*args)
@@ -268,6 +276,7 @@ def test_a_batch_the_endpoint_no_longer_knows_can_be_given_up_online(
         (line,) = result.stderr.strip().splitlines()
         assert "does not know batch batch_1 (batch status: 404)" in line
         assert "give it up with `labeler round --online`" in line
+        assert "still run" not in line  # (batch_2 collected)
     assert len(ok_calls(project)) == 6  # batch_2's replies, collected all the same
     done = project.run_json("round", "--online")
     assert done["status"] == "completed" and done["judged"] == 6 and done["batches_dropped"] == 1

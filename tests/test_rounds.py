@@ -546,7 +546,7 @@ def test_finish_waits_until_every_pair_is_judged(project: Project) -> None:
 def test_nothing_to_do_says_what_waits_at_the_rounds_prices(project: Project) -> None:
     """A user trial: with the source judged, ``round`` priced the waiting pairs at today's
     price (``status``: at each round's), and its ``--json`` said nothing waited."""
-    project.set(review={"enabled": False})
+    project.set(review={"enabled": False}, output={"certified_only": False})
     project.pairs(good_bad_rows(4))
     first = project.run_json("round")
     assert first["provisional"] == 4  # no evidence yet: every judge label waits
@@ -554,6 +554,8 @@ def test_nothing_to_do_says_what_waits_at_the_rounds_prices(project: Project) ->
     again = project.run_json("round")
     assert again["status"] == "nothing_to_do" and again["waiting"] == 4
     assert again["waiting_cost"] == pytest.approx(4 * 0.5)  # the round's price, not today's
+    # the dataset as it stands (a trial: 0, beside a dataset of rows)
+    assert again["dataset_rows"] == first["dataset_rows"] == 4 and again["dataset_path"]
     text = " ".join(project.run("round").stdout.split())
     assert "(up to 4 human labels, 2.00 USD at most)" in text
 

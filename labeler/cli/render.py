@@ -208,7 +208,10 @@ def round_table(s: dict[str, Any]) -> Table:
             else "failed, retried next run"
         )
         table.add_row(f"[yellow]not judged yet ({why})[/]", f"[yellow]{s['unjudged']}[/]")
-    table.add_row("judge requests sent / cached", f"{s['requests_sent']} / {s['cached_replies']}")
+    through = f" ({s['batch_replies']} through the Batch API)" if s.get("batch_replies") else ""
+    table.add_row(
+        "judge requests sent / cached", f"{s['requests_sent']} / {s['cached_replies']}{through}"
+    )
     table.add_row("judge tokens in / out", f"{s['prompt_tokens']:,} / {s['completion_tokens']:,}")
     table.add_row("judge cost", money(s["judge_cost"], cur))
     table.add_row("human review cost", money(s["human_cost"], cur))
