@@ -31,7 +31,8 @@ class Project:
     ) -> None:
         """``overrides`` are dotted keys over the file, like command-line flags:
         ``{"judge.model": "gpt-4o", "judge.concurrency": 32}``."""
-        self.cfg: Config = load_config(None if config is None else Path(config), overrides)
+        where = None if config is None else Path(config)
+        self.cfg: Config = load_config(where, overrides, overrides_from="overrides")
 
     def plan(self, limit: int | None = None) -> dict[str, Any]:
         """What the next round would send and cost (``labeler round --dry-run``)."""

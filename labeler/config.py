@@ -606,11 +606,13 @@ def load_config(
     path: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    overrides_from: str = "command line",
 ) -> Config:
     """Load, merge and validate the configuration (see the module docstring for precedence).
 
     ``path=None`` uses ``$LABELER_CONFIG`` or ``./config.toml``; a missing default file is
-    fine (defaults apply), a missing named file is an error.
+    fine (defaults apply), a missing named file is an error. ``overrides_from``: what an
+    error about an override names as its source.
     """
     environ = os.environ if environ is None else environ
     explicit = path is not None or bool(environ.get(ENV_PREFIX + "CONFIG"))
@@ -632,13 +634,14 @@ def load_config(
         layers = [
             (str(cfg_path), judge_file if name == "judge" else file_data.get(name, {}), False),
             ("environment", env_data.get(name, {}), True),
-            ("command line", flag_data.get(name, {}), False),
+            (overrides_from, flag_data.get(name, {}), False),
         ]
         built[name] = _build_section(name, cls, layers, base_dir)
         if name == "judge" and tier_tables is None:
             _check_samples(built[name], layers)
     if tier_tables is not None:
-        tiers = _build_tiers(cfg_path, tier_tables, judge_file, env_data, flag_data, base_dir)
+        flags = (overrides_from, flag_data.get("judge", {}))
+        tiers = _build_tiers(cfg_path, tier_tables, judge_file, env_data, flags, base_dir)
         built["judge"] = dataclasses.replace(built["judge"], tiers=tiers)
     file = cfg_path if file_data or explicit else None
     out = Config(**built, file=file, ignored_env=tuple(ignored_env))
@@ -690,7 +693,7 @@ def _build_tiers(
     tables: Any,
     judge_file: dict[str, Any],
     env_data: dict[str, dict[str, str]],
-    flag_data: dict[str, dict[str, Any]],
+    flags: tuple[str, dict[str, Any]],
     base_dir: Path,
 ) -> tuple[JudgeConfig, ...]:
     """Each ``[[judge.tiers]]`` table over ``[judge]``: a tier's own keys win over
@@ -710,7 +713,7 @@ def _build_tiers(
             (where, judge_file, False),
             (f"{where}: judge.tiers[{i}]", table, False),
             ("environment", env_data.get("judge", {}), True),
-            ("command line", flag_data.get("judge", {}), False),
+            (*flags, False),
         ]
         tiers.append(_build_section("judge", JudgeConfig, layers, base_dir))
         _check_samples(tiers[-1], layers, layers[1][0])

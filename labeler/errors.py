@@ -15,7 +15,8 @@ out of them.
     │   └── ProjectBusy          another labeler command holds the project's lock
     ├── ExportError              the dataset could not be written
     ├── RoundUnfinished          a round ended with pairs the judge failed on (work kept)
-    └── BudgetExceeded           exit 3: a round stopped at its cost limit
+    ├── BudgetExceeded           exit 3: a round stopped at its cost limit
+    └── FinishWaits              exit 4: --finish waits for audits still with reviewers
 """
 
 from __future__ import annotations
@@ -70,6 +71,13 @@ class RoundUnfinished(LabelerError):
 
 class BudgetExceeded(LabelerError):
     exit_code = 3
+
+
+class FinishWaits(LabelerError):
+    """``labeler round --finish`` not taken yet: audited pairs are still with reviewers
+    (the verdicts in so far were synced). Not a failure: a script waits and retries."""
+
+    exit_code = 4
 
 
 class ProjectBusy(StateError):

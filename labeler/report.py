@@ -17,6 +17,7 @@ from labeler.ledger import (
     project_ledger,
     round_currencies,
     round_ledgers,
+    round_money,
     tier_totals,
     total_currency,
 )
@@ -94,6 +95,7 @@ def build_report(cfg: Config) -> dict[str, Any]:
         human_human = consensus.human_agreement(reviewer_votes(store, cfg))
         quality = {q["round"]: q for q in round_report(store, cfg, human_human, ledgers)}
         currencies = round_currencies(store, cfg)
+        rounds = store.rounds()
         currency, mixed = total_currency(currencies, cfg)
         rows = []
         reasons: dict[str, int] = {}
@@ -114,7 +116,9 @@ def build_report(cfg: Config) -> dict[str, Any]:
     return {
         "currency": currency,  # the rounds' (not costs.currency's, which prices the next)
         "target": cfg.calibration.target_agreement,
-        "mode": cfg.costs.human_cost_mode,
+        # the rounds' (their snapshot), not costs.human_cost_mode's, which prices the next
+        "mode": "+".join(sorted({str(round_money(r, cfg)["human_cost_mode"]) for r in rounds}))
+        or cfg.costs.human_cost_mode,
         "rounds": rows,
         "total": None
         if total is None

@@ -89,6 +89,17 @@ def project_status(cfg: Config) -> dict[str, Any]:
         }
 
 
+def project_savings(cfg: Config) -> tuple[dict[str, Any] | None, str]:
+    """The whole project's delivered figures (``savings``) as `labeler status` totals
+    them, with their currency (None: no state or no round yet)."""
+    if not cfg.db_path.exists():
+        return None, cfg.costs.currency
+    with Store(cfg.db_path) as store:
+        total = project_ledger(store, cfg)
+        currency, mixed = total_currency(round_currencies(store, cfg), cfg)
+    return (None if total is None else savings(total, currency, mixed)), currency
+
+
 def _round_status(row: Any) -> str:
     """A round's status as `labeler status` shows it: completed, or, not completed, open
     (killed, stopped at its budget) or batch_waiting (a --batch round: its batches are at

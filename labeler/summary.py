@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from labeler.config import Config
+    from labeler.routing import Thresholds
 
 
 @dataclass
@@ -72,9 +73,30 @@ class RoundSummary:
     batches_dropped: int = 0  # round --online: batch files that never reached the Batch API
     elapsed_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)  # settings asked for and not in force
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def rate_notices(in_force: list[Thresholds], cfg: Config) -> list[str]:
+    """A ``routing.audit_rate`` the round does not audit at: a certificate's drift watch
+    audits its pairs at the rate it began with, for its whole phase (its test counts the
+    audits drawn at that rate), so a changed setting applies from the next phase."""
+    from labeler.calibration import NEVER
+
+    asked = cfg.routing.audit_rate
+    out = []
+    for k, t in enumerate(in_force):
+        if t.certified_a < NEVER and t.audit_rate != asked:
+            which = f"judge tier {k + 1}'s" if len(in_force) > 1 else "the"
+            out.append(
+                f"routing.audit_rate = {asked:g} is not in force: {which} certificate audits "
+                f"its pairs at {t.audit_rate:g} for its whole calibration phase (its drift "
+                "watch counts audits drawn at that rate); the setting applies from the "
+                "next phase"
+            )
+    return out
 
 
 def budget_limits(cfg: Config, currency: str) -> str:

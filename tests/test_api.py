@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import labeler
-from labeler.errors import ProjectBusy
+from labeler.errors import ConfigError, ProjectBusy
 from labeler.lock import project_lock
 from tests.conftest import Project, good_bad_rows
 from tests.test_lock import hold, release
@@ -50,6 +50,9 @@ def test_overrides_and_the_lock(project: Project) -> None:
     project.pairs(good_bad_rows(2))
     p = labeler.Project(project.config, overrides={"judge.concurrency": 1})
     assert p.cfg.judge.concurrency == 1
+    # a trial: a bad override was blamed on the "command line"
+    with pytest.raises(ConfigError, match=r"^overrides: unknown key judge.concurency"):
+        labeler.Project(project.config, overrides={"judge.concurency": 8})
     with project_lock(p.cfg.project.state_dir, "sync"):
         pass  # the same process may nest; another process is refused (test_lock.py)
     assert p.round()["judged"] == 2

@@ -216,9 +216,10 @@ def test_round_table_rendering() -> None:
     assert lines["sent to review"] == "30"
     assert lines["low_confidence"] == "25" and lines["not_json"] == "2"
     assert lines["judge tokens in / out"] == "100,000 / 2,000"
-    assert lines["saved on delivered"] == "34.98 USD (3.3x cheaper)"
+    assert lines["this round: saved on delivered"] == "34.98 USD (3.3x cheaper)"
     assert lines["all-human cost of delivered"] == "50.00 USD"
-    assert lines["delivered (certified judge + human)"] == "100 (70 + 30)"
+    # the round's own pairs (a trial read a round's 0 as the project's)
+    assert lines["this round: delivered (certified + human)"] == "100 (70 + 30)"
     assert lines["coverage of delivered (judge alone)"] == "70%"
     assert "nothing certified yet" not in text and "waiting for evidence" not in text
 
@@ -251,7 +252,7 @@ def test_round_table_says_why_nothing_is_saved() -> None:
         for line in text.splitlines()
         if line.count("│") == 3
     }
-    assert lines["saved on delivered"] == "-1.01 USD (nothing delivered yet)"
+    assert lines["this round: saved on delivered"] == "-1.01 USD (nothing delivered yet)"
     assert lines["coverage of delivered (judge alone)"] == "-"
     assert lines["nothing certified yet"].startswith("9 judge-accepted pairs wait for evidence")
     assert lines["waiting for evidence"].startswith("11 pairs (9 provisional, 2 with reviewers)")
@@ -281,6 +282,8 @@ def test_every_table_is_readable_at_80_columns(tmp_path: Path, judge_server) -> 
         for line in result.stdout.splitlines():
             assert len(line) <= 80, (name, line)
             assert "…" not in line, (name, line)  # nothing cut short
+    # a trial read the round's own figures as the project's: the project's line follows
+    assert "Project so far: Delivered: 0 pairs" in " ".join(outputs["round"].stdout.split())
     report = outputs["report"].stdout
     for header in ("all-human", "saved", "audited agreement", "lower bound", "thresholds"):
         assert header in report

@@ -63,6 +63,11 @@ def test_report_numbers_and_chart(two_rounds: Project, tmp_path: Path) -> None:
     assert data["labels"] == {"human": 0, "certified": 0, "provisional": 9}
     text = p.run("report", "--quality").stdout
     assert "Money per round" in text and "Quality flags" in text
+    assert "human cost per pair)" in " ".join(text.split())
+    # a trial: the table named the config's mode, not the one its rounds were priced in
+    p.set(costs={"human_cost_mode": "time"})
+    assert p.run_json("report")["mode"] == "per_pair"
+    assert "human cost per pair)" in " ".join(p.run("report").stdout.split())
     assert "0 certified judge, 9 provisional judge" in " ".join(text.split())
     assert "nothing certified yet: 9 judge-accepted pairs wait" in " ".join(text.split())
 

@@ -430,6 +430,12 @@ def test_argilla_down_keeps_pairs_queued(
     assert data["review_waiting"] == 3
     text = project.run("status").stdout
     assert "needs_review" in text
+    # a trial: the text summary hid why (a key not set, not Argilla down, this time)
+    monkeypatch.delenv(ARGILLA_KEY_ENV)
+    project.pairs(good_bad_rows(4))
+    shown = " ".join(project.run("round").stdout.split())
+    assert "Not pushed to Argilla: review.api_key_env: environment variable" in shown
+    assert f"{ARGILLA_KEY_ENV} is not set" in shown and "`labeler sync` pushes them" in shown
 
 
 @pytest.mark.parametrize("status", [200, 404, 502])
@@ -745,7 +751,7 @@ def test_finish_waits_for_the_audits_still_with_reviewers(review_project: Projec
     assert "40 audited pairs, evidence still to come, were with reviewers at the last" in waits
     for args in (("round", "--finish"), ("round", "--finish", "--json")):
         result = p.run(*args)
-        assert result.exit_code == 2, result.output
+        assert result.exit_code == 4, result.output  # (not a usage error: a script waits)
         (line,) = result.stderr.strip().splitlines()
         assert line.startswith("error: --finish: not yet: 40 audited pairs are still with ")
         assert "`labeler round --finish --now` to finish without them" in line

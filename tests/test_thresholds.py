@@ -65,9 +65,25 @@ def test_a_good_judge_is_certified_at_the_first_look_and_waiting_pairs_join_the_
     # the certificate is kept: the next round's confident pairs are certified at once,
     # audited at routing.audit_rate, and a sync with no new verdicts changes nothing
     project.pairs(good_bad_rows(200))
+    assert second_notices(project, t.audit_rate) == []
     second = project.run_json("round")
-    assert second["accepted"] > 0.8 * 40
+    assert second["accepted"] > 0.8 * 40 and second["notices"] == []
     assert _labels(project)["provisional"] == 0
+    # a trial: a raised routing.audit_rate was ignored without a word (the certificate's
+    # drift watch audits at its own rate for its phase): said by the dry run and the round
+    project.set(routing={"audit_rate": 0.3})
+    project.pairs(good_bad_rows(220))
+    [notice] = second_notices(project, t.audit_rate)
+    assert notice.startswith("routing.audit_rate = 0.3 is not in force: the certificate ")
+    shown = " ".join(project.run("round").stdout.split())
+    assert f"audits its pairs at {t.audit_rate:g} for its whole calibration phase" in shown
+
+
+def second_notices(project: Project, rate: float) -> list[str]:
+    """The dry run's notices (the round in force audits at ``rate``)."""
+    plan = project.run_json("round", "--dry-run")
+    assert plan["thresholds"]["audit_rate"] == rate
+    return list(plan["notices"])
 
 
 def unsure(shown: Shown) -> Scripted:

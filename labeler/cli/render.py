@@ -220,7 +220,7 @@ def round_table(s: dict[str, Any]) -> Table:
         table.add_row("dataset", f"{s['dataset_path']} ({s['dataset_rows']} rows)")
     if s.get("review_pushed"):
         table.add_row("pushed to Argilla for review", str(s["review_pushed"]))
-    if s.get("review_error"):
+    if s.get("review_error"):  # (why: the line under the table)
         table.add_row(
             "[yellow]waiting to be pushed to Argilla[/]", f"[yellow]{s['review_waiting']}[/]"
         )
@@ -244,12 +244,15 @@ def _savings_rows(table: Table, s: dict[str, Any], cur: str) -> None:
     notes: why nothing is saved yet, what still waits."""
     delivered, human = s["delivered"], s["human_decided"]
     table.add_row(
-        "delivered (certified judge + human)", f"{delivered} ({delivered - human} + {human})"
+        "this round: delivered (certified + human)",
+        f"{delivered} ({delivered - human} + {human})",
     )
     table.add_row("coverage of delivered (judge alone)", _pct(s["coverage"]))
     table.add_row("all-human cost of delivered", money(s["baseline_cost"], cur))
     verdict = _verdict(s["savings_factor"], delivered)
-    table.add_row("saved on delivered", f"[bold green]{money(s['saved'], cur)}[/]{verdict}")
+    table.add_row(
+        "this round: saved on delivered", f"[bold green]{money(s['saved'], cur)}[/]{verdict}"
+    )
     for note in s["savings_notes"]:
         head, _, rest = note.partition(": ")
         table.add_row(f"[yellow]{head}[/]", rest)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from labeler.cli import load, wait_option, waiting
-from labeler.errors import UsageError
+from labeler.errors import FinishWaits, UsageError
 
 if TYPE_CHECKING:
     from labeler.config import Config
@@ -128,6 +128,15 @@ def round_(
         _say_unchecked(console, summary.fact_pending)
         return
     console.print(render.round_table(data))
+    for notice in summary.notices:
+        console.print(f"[yellow]{render.escape(notice)}[/]")
+    if summary.review_error:  # (the pairs wait for the next push: say why they were not)
+        console.print(
+            f"[yellow]Not pushed to Argilla: {render.escape(summary.review_error)}; `labeler "
+            "sync` pushes them once that is fixed.[/]"
+        )
+    if summary.status != "dry_run":
+        _say_project(console, cfg)
     if summary.tiers:
         console.print(render.tiers_table(summary.tiers, summary.currency))
     _print_batches(console, summary)
@@ -158,7 +167,7 @@ def _finish(cfg: Config, as_json: bool, wait: bool, now: bool) -> None:
         render.print_json(summary.to_dict())
     n = summary.finish_waits
     if n:
-        raise UsageError(
+        raise FinishWaits(
             f"--finish: not yet: {n} audited pair{'s are' if n != 1 else ' is'} still with "
             "reviewers, and the last look reads their verdicts (finishing without them "
             "certifies from less evidence and sends what it cannot certify to humans). "
@@ -181,6 +190,17 @@ def _finish(cfg: Config, as_json: bool, wait: bool, now: bool) -> None:
         + where
     )
     _say_unchecked(console, fact_checks_owed(cfg))  # a label the finish changed, say
+
+
+def _say_project(console: object, cfg: Config) -> None:
+    """The whole project's delivered pairs and savings (the round table's are its own)."""
+    from labeler.cli import render
+    from labeler.status import project_savings
+
+    total, currency = project_savings(cfg)
+    if total is not None:
+        line = render.savings_line(total, currency)
+        console.print(render.Text("Project so far: ") + line)  # type: ignore[attr-defined]
 
 
 def _say_unchecked(console: object, n: int) -> None:
