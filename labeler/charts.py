@@ -150,18 +150,20 @@ def rounds_figure(
             said = f"{-saved:,.2f} {currency} more than all by hand on delivered pairs" + (
                 f" ({factor:.2f}x: not cheaper)" if factor is not None else ""
             )
+        # the words above the lines, in headroom kept for them (they overlapped the
+        # lines and each other where the headline sat beside the last round)
+        left.set_ylim(0, 1.9 * max(*baseline, *spent, 1e-9))  # (and the legend's)
         left.annotate(
             said,
-            (x[-1], (baseline[-1] + spent[-1]) / 2),
-            xytext=(-8, 0),
-            textcoords="offset points",
-            ha="right",
+            (0.02, 0.97),
+            xycoords="axes fraction",
             fontsize=9,
             color="tab:green" if saved >= 0 else "tab:red",
+            va="top",
         )
         left.annotate(
             f"judge: {judge[-1]:,.4f} {currency} in all",
-            (0.02, 0.95),
+            (0.02, 0.90),
             xycoords="axes fraction",
             fontsize=8,
             color="tab:blue",
@@ -171,7 +173,7 @@ def rounds_figure(
         if waiting:
             left.annotate(
                 f"waiting (not counted as saved): {waiting} pairs",
-                (0.02, 0.88),
+                (0.02, 0.84),
                 xycoords="axes fraction",
                 fontsize=8,
                 color="grey",
@@ -181,7 +183,7 @@ def rounds_figure(
     left.set_xlabel("round")
     left.set_ylabel(f"cumulative cost ({currency})")
     left.set_title("How much did we save?")
-    left.legend(fontsize=8, loc="lower right")
+    left.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, 0.79))
     # a round that delivered nothing has no coverage: a gap in the line, not 0%
     nan = float("nan")
     cov = [nan if r["coverage"] is None else 100 * r["coverage"] for r in rounds]
@@ -211,6 +213,8 @@ def rounds_figure(
                 color="tab:orange",
             )
     right.set_xticks(x, names)
+    if x:  # room on the right for the last round's "n=" note
+        right.set_xlim(x[0] - 0.3, x[-1] + 0.5)
     right.set_ylim(0, 105)
     right.set_xlabel("round")
     right.set_ylabel("%")
