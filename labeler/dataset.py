@@ -85,14 +85,17 @@ def write_dataset(store: Store, cfg: Config) -> int:
 
 
 def rows_in_place(store: Store, cfg: Config) -> int:
-    """The rows of the dataset last written at ``output.dataset_dir`` (0: none written
-    there), read from what the write kept: no pass over the pairs."""
+    """The rows of the dataset last written at ``output.dataset_dir`` (0: none there, or
+    its version folder is gone), read from what the write kept (a write by an older
+    labeler kept no count: counted from the state, without the texts)."""
     try:
         last = json.loads(store.get_meta(WRITTEN) or "{}")
     except ValueError:
         return 0
     where = str(cfg.output.dataset_dir.absolute())
-    return int(last.get("rows", 0)) if last.get("dir") == where else 0
+    if last.get("dir") != where or not Path(last.get("version", "")).is_dir():
+        return 0
+    return int(last["rows"]) if "rows" in last else _signature(store, cfg)[1]
 
 
 def _files(cfg: Config, version: Path) -> list[list[Any]]:

@@ -213,7 +213,6 @@ class Judging:
         self.done = 0
         self.sent = 0
         self.cached = 0
-        self.batched = 0  # --batch: replies this round's batches brought (not cached ones)
         self.cost = store.call_totals(round_id)["cost"]
         self.failed: dict[str, str] = {}
         self.retry: dict[str, str] = {}  # of them, those left unjudged for the next run
@@ -272,11 +271,11 @@ class Judging:
             keys = {order: self.ctx.cache_key(pair.id, order) for order in orders}
             rows = self.store.cached_calls(list(keys.values()))
             have = {o: _reply_from_row(rows[k]) for o, k in keys.items() if k in rows}
-            batched = sum(
-                1 for k in keys.values() if k in rows and rows[k]["round_id"] == self.round_id
+            batched = sum(  # (brought by this round's batches: sent, not cached)
+                1
+                for k in keys.values()
+                if k in rows and rows[k]["batch"] and rows[k]["round_id"] == self.round_id
             )
-            batched = batched if self.queue is not None else 0
-            self.batched += batched
             self.cached += len(have) - batched
             if len(have) == len(orders):
                 self._finish(pair, have)

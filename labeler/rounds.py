@@ -216,6 +216,9 @@ def run_round(
             if started_batch and online:
                 summary.batches_dropped = _resume_online(store, cfg, round_id)
                 started_batch = False
+            if batch and not started_batch:  # an online round resumed --batch: a batch
+                # round from now on (a plain `labeler round` collects, not sends again)
+                store.set_round_option(round_id, "batch", True)
             batch = batch or started_batch
         else:
             round_id = store.start_round(
@@ -246,8 +249,7 @@ def run_round(
                     break  # later tiers wait for this tier's batches
             else:
                 engine = judge_tier(store, tier_ctx, round_id, on_progress)
-            summary.requests_sent += engine.sent + engine.batched
-            summary.batch_replies += engine.batched
+            summary.requests_sent += engine.sent  # (this run's; the batches' are the round's)
             summary.cached_replies += engine.cached
             # the endpoint's words: first a failure that leaves a pair unjudged (what ends
             # the round unfinished), else one that sent a pair on (to the next tier, humans)
@@ -260,6 +262,10 @@ def run_round(
                 break  # the budget is spent: later tiers wait for the next run
             if summary.batch_waiting:
                 break  # later tiers wait for this tier's batches
+        # every request of the round's batches, whichever run collected it (a cascade's
+        # earlier tier in an earlier run): sent, not cached
+        summary.batch_replies = int(store.call_totals(round_id)["batched"])
+        summary.requests_sent += summary.batch_replies
         summary.first_error = errors[0] or errors[1]
         if union:  # a certificate a sync changed since the round began: who holds what
             recheck(store, cfg, current_thresholds(store, cfg, len(judges) - 1), len(judges) - 1)

@@ -120,7 +120,9 @@ def waiting_for_evidence(cfg: Config) -> tuple[int, str, int]:
         n = store.label_status_counts()["provisional"]
         total = project_ledger(store, cfg)
         currency, _ = total_currency(round_currencies(store, cfg), cfg)
-        audits = store.audits_with_reviewers()
+        audits = store.audits_with_reviewers(
+            (cfg.review_dataset, cfg.double_dataset), cfg.review.max_reviewers
+        )
     # each round's pairs at the prices it was run with, as `status` and `report` price them
     return n, costs.provisional_cost(total, currency), audits
 

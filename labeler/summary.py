@@ -38,7 +38,7 @@ class RoundSummary:
     first_error: str | None = None
     requests_sent: int = 0
     cached_replies: int = 0
-    batch_replies: int = 0  # of requests_sent, those sent through the Batch API
+    batch_replies: int = 0  # of requests_sent, the round's sent through the Batch API
     prompt_tokens: int = 0
     completion_tokens: int = 0
     judge_cost: float = 0.0
@@ -80,21 +80,27 @@ class RoundSummary:
 
 
 def rate_notices(in_force: list[Thresholds], cfg: Config) -> list[str]:
-    """A ``routing.audit_rate`` the round does not audit at: a certificate's drift watch
-    audits its pairs at the rate it began with, for its whole phase (its test counts the
-    audits drawn at that rate), so a changed setting applies from the next phase."""
+    """A ``routing.audit_rate`` the round does not audit at. Under the planned procedure
+    a certificate's drift watch audits its pairs at the rate it began with, for its whole
+    phase (its test counts the audits drawn at that rate): a changed setting applies from
+    the next phase. Under ``retest``, from the next calibration that chooses thresholds."""
     from labeler.calibration import NEVER
 
     asked = cfg.routing.audit_rate
+    planned = cfg.calibration.procedure == "planned"
     out = []
     for k, t in enumerate(in_force):
         if t.certified_a < NEVER and t.audit_rate != asked:
             which = f"judge tier {k + 1}'s" if len(in_force) > 1 else "the"
             out.append(
                 f"routing.audit_rate = {asked:g} is not in force: {which} certificate audits "
-                f"its pairs at {t.audit_rate:g} for its whole calibration phase (its drift "
-                "watch counts audits drawn at that rate); the setting applies from the "
-                "next phase"
+                f"its pairs at {t.audit_rate:g} "
+                + (
+                    "for its whole calibration phase (its drift watch counts audits drawn "
+                    "at that rate); the setting applies from the next phase"
+                    if planned
+                    else "until a calibration next chooses thresholds (`labeler sync`)"
+                )
             )
     return out
 

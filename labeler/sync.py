@@ -550,7 +550,9 @@ def run_sync(
             for r in store.disputed()
         ]
         if finish and not now and store.label_status_counts()["provisional"]:
-            summary.finish_waits = store.audits_with_reviewers()
+            summary.finish_waits = store.audits_with_reviewers(
+                (cfg.review_dataset, cfg.double_dataset), cfg.review.max_reviewers
+            )
             finish = not summary.finish_waits
         # thresholds first: the dataset holds only judge labels the thresholds in force certify
         summary.calibration = recalibrate(store, cfg, finish=finish).to_dict()

@@ -237,6 +237,9 @@ def test_a_union_cascade_in_batches_ends_like_its_online_twin(
                     polls += 1
                     assert polls <= 4, out
                 assert chat_requests(server) == 0
+                # (review: the earlier tier's, collected by an earlier run, went uncounted)
+                sent = sum(t["requests"] for t in out["tiers"])
+                assert out["requests_sent"] == out["batch_replies"] == sent > 0
             else:
                 out = p.run_json("round", "--limit", "200")
             assert out["status"] == "completed", out
@@ -281,6 +284,8 @@ def test_a_batch_the_endpoint_no_longer_knows_can_be_given_up_online(
     done = project.run_json("round", "--online")
     assert done["status"] == "completed" and done["judged"] == 6 and done["batches_dropped"] == 1
     assert chat_requests(server) == 6  # batch_1's requests, online
+    # (review: batch_2's replies were counted as cached)
+    assert (done["requests_sent"], done["batch_replies"], done["cached_replies"]) == (12, 6, 0)
 
 
 def test_an_endpoint_without_the_batch_api_does_not_give_up_a_batch_made_elsewhere(
@@ -305,3 +310,34 @@ def test_an_endpoint_without_the_batch_api_does_not_give_up_a_batch_made_elsewhe
     server.batch_api.release()
     assert project.run_json("batches")["status"] == "completed"
     assert chat_requests(server) == 0
+
+
+def test_an_online_round_resumed_with_batch_stays_a_batch_round(
+    tmp_path: Path, judge_server: Callable[..., JudgeServer]
+) -> None:
+    """Review: an online round left unfinished, resumed with --batch, was still an online
+    round: `status` said "open", `labeler batches` had nothing to collect, and the next
+    plain `labeler round` sent the batched requests online again (paid twice)."""
+    from labeler.demo.judge_server import Scripted
+
+    failing = {"on": True}
+
+    def responder(shown: object) -> Scripted:
+        if failing["on"] and getattr(shown, "a", "") == "answer 3 is good":
+            return Scripted(status=500, error_message="boom")
+        return oracle(shown)  # type: ignore[arg-type]
+
+    server = judge_server(responder)
+    p = Project(tmp_path / "p", server.url)
+    p.pairs(good_bad_rows(6))
+    assert p.run("round").exit_code == 1  # unfinished: a pair failed
+    failing["on"] = False
+    server.batch_api.hold_batches = True
+    waiting = p.run_json("round", "--batch")
+    assert waiting["status"] == "batch_waiting" and waiting["batch_replies"] == 0
+    assert [r["status"] for r in p.run_json("status")["rounds"]] == ["batch_waiting"]
+    before = chat_requests(server)
+    server.batch_api.release()
+    done = p.run_json("round")  # plain: collects the batch, sends nothing online
+    assert done["status"] == "completed" and chat_requests(server) == before
+    assert done["batch_replies"] == 1 and done["cached_replies"] > 0  # (the order that failed)

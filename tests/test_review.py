@@ -771,6 +771,44 @@ def test_finish_waits_for_the_audits_still_with_reviewers(review_project: Projec
     assert result.exit_code == 2 and "--now goes with --finish" in result.stderr
 
 
+def test_finish_does_not_wait_for_an_audit_no_one_will_be_asked_about_again(
+    review_project: Project,
+) -> None:
+    """Review: an audited pair whose two reviewers split, at review.max_reviewers = 2, is
+    asked of no one else: ``--finish`` waited for it for ever (exit 4 at every try)."""
+    p = review_project
+    p.set(
+        calibration={"cold_start_audit_rate": 0.5, "min_labels": 10, "target_agreement": 0.75},
+        review={"min_submitted": 2, "max_reviewers": 2},
+    )
+    p.pairs(good_bad_rows(60))
+    p.run_json("round")
+    with Store(p.root / ".labeler" / "state.sqlite") as store:
+        audits = sorted(
+            r[0] for r in store.db.execute("SELECT pair_id FROM verdicts WHERE reason = 'audit'")
+        )
+    split = audits[0]
+    ivy, joe = add_reviewer(p, "ivy-stuck"), add_reviewer(p, "joe-stuck")
+    ds_id = ivy.dataset_id(dataset_name(p))
+    for who, flip in ((ivy, False), (joe, True)):
+        for record in who.pending(ds_id, limit=500):
+            choice = pick_good(record)
+            if flip and record["external_id"] == split:
+                choice = "A" if choice == "B" else "B"
+            who.submit(record["id"], choice, reason="checked")
+    synced = p.run_json("sync")
+    assert [d["votes"] for d in synced["disputed"]] == ['{"A": 1, "B": 1}']
+    assert synced["calibration"]["provisional"] > 0  # (so --finish would wait for audits)
+    cfg = load_config(p.config, environ={})
+    with Store(cfg.db_path) as store:
+        assert store.state_counts()["in_review"] == 1  # the split pair: asked of no one
+        assert store.audits_with_reviewers((cfg.review_dataset, cfg.double_dataset), 2) == 0
+        assert store.audits_with_reviewers((cfg.review_dataset, cfg.double_dataset), 3) == 1
+        assert store.audits_with_reviewers(("another-dataset",), 3) == 0  # (left behind)
+    done = p.run("round", "--finish")
+    assert done.exit_code == 0, done.output
+
+
 def test_finish_now_takes_the_last_look_without_the_audits_still_out(
     review_project: Project,
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -556,6 +557,15 @@ def test_nothing_to_do_says_what_waits_at_the_rounds_prices(project: Project) ->
     assert again["waiting_cost"] == pytest.approx(4 * 0.5)  # the round's price, not today's
     # the dataset as it stands (a trial: 0, beside a dataset of rows)
     assert again["dataset_rows"] == first["dataset_rows"] == 4 and again["dataset_path"]
+    cfg = load_config(project.config, environ={})
+    with Store(cfg.db_path) as store:  # kept by an older labeler: no count, counted
+        kept = json.loads(store.get_meta("dataset-written") or "{}")
+        store.set_meta(
+            "dataset-written", json.dumps({k: v for k, v in kept.items() if k != "rows"})
+        )
+    assert project.run_json("round")["dataset_rows"] == 4
+    shutil.rmtree(kept["version"])  # deleted by hand: no rows there
+    assert project.run_json("round")["dataset_rows"] == 0
     text = " ".join(project.run("round").stdout.split())
     assert "(up to 4 human labels, 2.00 USD at most)" in text
 

@@ -79,6 +79,25 @@ def test_a_good_judge_is_certified_at_the_first_look_and_waiting_pairs_join_the_
     assert f"audits its pairs at {t.audit_rate:g} for its whole calibration phase" in shown
 
 
+def test_under_retest_a_changed_audit_rate_applies_at_the_next_calibration(
+    project: Project, judge_server: Callable[..., JudgeServer]
+) -> None:
+    """Review: the notice said "from the next phase", but ``retest`` takes the setting at
+    its next calibration that chooses thresholds."""
+    _setup(project, judge_server(oracle))
+    project.set(calibration={"procedure": "retest"})
+    project.pairs(good_bad_rows(160))
+    project.run_json("round")
+    decide_as_humans(project)
+    assert project.run("calibrate").exit_code == 0
+    rate = project.run_json("round", "--dry-run")["thresholds"]["audit_rate"]
+    project.set(routing={"audit_rate": 0.3})
+    [notice] = second_notices(project, rate)
+    assert notice.endswith("until a calibration next chooses thresholds (`labeler sync`)")
+    assert project.run("calibrate").exit_code == 0
+    assert second_notices(project, 0.3) == []
+
+
 def second_notices(project: Project, rate: float) -> list[str]:
     """The dry run's notices (the round in force audits at ``rate``)."""
     plan = project.run_json("round", "--dry-run")

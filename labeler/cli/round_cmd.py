@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -127,16 +127,7 @@ def round_(
         _say_waiting(console, cfg)
         _say_unchecked(console, summary.fact_pending)
         return
-    console.print(render.round_table(data))
-    for notice in summary.notices:
-        console.print(f"[yellow]{render.escape(notice)}[/]")
-    if summary.review_error:  # (the pairs wait for the next push: say why they were not)
-        console.print(
-            f"[yellow]Not pushed to Argilla: {render.escape(summary.review_error)}; `labeler "
-            "sync` pushes them once that is fixed.[/]"
-        )
-    if summary.status != "dry_run":
-        _say_project(console, cfg)
+    _print_round(console, cfg, summary)
     if summary.tiers:
         console.print(render.tiers_table(summary.tiers, summary.currency))
     _print_batches(console, summary)
@@ -192,15 +183,24 @@ def _finish(cfg: Config, as_json: bool, wait: bool, now: bool) -> None:
     _say_unchecked(console, fact_checks_owed(cfg))  # a label the finish changed, say
 
 
-def _say_project(console: object, cfg: Config) -> None:
-    """The whole project's delivered pairs and savings (the round table's are its own)."""
+def _print_round(console: Any, cfg: Config, summary: Any) -> None:
+    """The round's table, then what it did not do as asked (settings not in force, pairs
+    not pushed and why) and the whole project's delivered pairs and savings (the table's
+    are the round's own)."""
     from labeler.cli import render
     from labeler.status import project_savings
 
-    total, currency = project_savings(cfg)
+    console.print(render.round_table(summary.to_dict()))
+    for notice in summary.notices:
+        console.print(f"[yellow]{render.escape(notice)}[/]")
+    if summary.review_error:  # (the pairs wait for the next push: say why they were not)
+        console.print(
+            f"[yellow]Not pushed to Argilla: {render.escape(summary.review_error)}; `labeler "
+            "sync` pushes them once that is fixed.[/]"
+        )
+    total, currency = project_savings(cfg) if summary.status != "dry_run" else (None, "")
     if total is not None:
-        line = render.savings_line(total, currency)
-        console.print(render.Text("Project so far: ") + line)  # type: ignore[attr-defined]
+        console.print(render.Text("Project so far: ") + render.savings_line(total, currency))
 
 
 def _say_unchecked(console: object, n: int) -> None:
@@ -276,7 +276,7 @@ def batches(ctx: click.Context, as_json: bool, wait: bool) -> None:
     if summary.status == "nothing_to_do":
         console.print("No round is waiting for the Batch API.")
     else:
-        console.print(render.round_table(summary.to_dict()))
+        _print_round(console, cfg, summary)
     _print_batches(console, summary)
 
 

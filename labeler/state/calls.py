@@ -108,7 +108,8 @@ class CallsTables(Tables):
         where, args = ("WHERE round_id = ?", (round_id,)) if round_id is not None else ("", ())
         row = self.db.execute(
             "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0),"
-            f" COALESCE(SUM(cost),0), COALESCE(SUM(status != 'ok'),0) FROM calls {where}",
+            f" COALESCE(SUM(cost),0), COALESCE(SUM(status != 'ok'),0),"
+            f" COALESCE(SUM(batch IS NOT NULL),0) FROM calls {where}",
             args,
         ).fetchone()
         return {
@@ -117,6 +118,7 @@ class CallsTables(Tables):
             "completion_tokens": row[2],
             "cost": float(row[3]),
             "errors": row[4],
+            "batched": row[5],  # sent through the Batch API
         }
 
     def record_verdict(self, v: VerdictRecord, new_state: str, hold: int | None = None) -> None:

@@ -41,15 +41,28 @@ class ReviewTables(Tables):
         sql = "SELECT COUNT(*) FROM human_decisions WHERE decided = 1"
         return int(self.db.execute(sql).fetchone()[0])
 
-    def audits_with_reviewers(self) -> int:
+    def audits_with_reviewers(self, datasets: Iterable[str], max_reviewers: int) -> int:
         """Pairs drawn for a blind audit (a calibration sample's or the drift watch's) that
-        humans have not decided yet: the evidence a look would still read."""
+        humans have not decided yet and still may: the evidence a look would still read.
+        Left out, as no sync asks anyone about them again: a pair in a review dataset
+        other than ``datasets`` (one left behind), and a pair already answered by
+        ``max_reviewers`` reviewers (a tie, or fast verdicts, at the cap) — an answer
+        labeler holds back as a draft to reopen a tie counts as given."""
+        names = list(datasets)
+        marks = ",".join("?" * len(names)) or "NULL"
         return int(
             self.db.execute(
-                "SELECT COUNT(DISTINCT v.pair_id) FROM verdicts v JOIN pairs p "
-                "ON p.id = v.pair_id LEFT JOIN human_decisions h ON h.pair_id = v.pair_id "
-                "AND h.decided = 1 WHERE v.action = 'review' AND v.reason = 'audit' "
-                "AND h.pair_id IS NULL AND p.state IN ('needs_review', 'in_review')"
+                "SELECT COUNT(*) FROM verdicts v JOIN pairs p ON p.id = v.pair_id "
+                "LEFT JOIN human_decisions h ON h.pair_id = v.pair_id AND h.decided = 1 "
+                "LEFT JOIN review_items ri ON ri.pair_id = v.pair_id "
+                "WHERE v.action = 'review' AND v.reason = 'audit' AND h.pair_id IS NULL "
+                "AND p.state IN ('needs_review', 'in_review') "
+                f"AND (ri.dataset IS NULL OR ri.dataset IN ({marks})) "
+                "AND (SELECT COUNT(*) FROM human_responses r WHERE r.pair_id = v.pair_id "
+                "AND (r.status = 'submitted' OR EXISTS (SELECT 1 FROM quality_flags f "
+                "WHERE f.pair_id = r.pair_id AND f.kind = 'escalated' "
+                "AND f.reviewer = r.reviewer))) < ?",
+                (*names, max_reviewers),
             ).fetchone()[0]
         )
 
