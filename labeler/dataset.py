@@ -62,9 +62,9 @@ def write_dataset(store: Store, cfg: Config) -> int:
     from labeler import export
 
     signature, count, unmarked = _signature(store, cfg)
-    if _in_place(store, cfg, signature):
+    last = _written(store)
+    if _in_place(cfg, last, signature):
         store.mark_exported(unmarked)  # (a sync stopped before its write left some unmarked)
-        last = json.loads(store.get_meta(WRITTEN) or "{}")
         if last.get("rows") != count:  # (kept by an older labeler, without its count)
             store.set_meta(WRITTEN, json.dumps(last | {"rows": count}))
         return count
@@ -88,10 +88,7 @@ def rows_in_place(store: Store, cfg: Config) -> int:
     """The rows of the dataset last written at ``output.dataset_dir`` (0: none there, or
     its version folder is gone), read from what the write kept (a write by an older
     labeler kept no count: counted from the state, without the texts)."""
-    try:
-        last = json.loads(store.get_meta(WRITTEN) or "{}")
-    except ValueError:
-        return 0
+    last = _written(store)
     where = str(cfg.output.dataset_dir.absolute())
     if last.get("dir") != where or not Path(last.get("version", "")).is_dir():
         return 0
@@ -132,15 +129,21 @@ def _signature(store: Store, cfg: Config) -> tuple[str, int, list[str]]:
     return h.hexdigest(), count, unmarked
 
 
-def _in_place(store: Store, cfg: Config, signature: str) -> bool:
-    """Is the dataset at ``output.dataset_dir`` the one last written, with these rows,
-    still there as written (its link; its version folder's files and its Parquet file
-    when asked for, by name, size and time)?"""
-    where = cfg.output.dataset_dir.absolute()
+def _written(store: Store) -> dict[str, Any]:
+    """What the last write of the dataset kept ({}: none, or a record that cannot be
+    read: the dataset is then written anew)."""
     try:
         last = json.loads(store.get_meta(WRITTEN) or "{}")
     except ValueError:
-        return False
+        return {}
+    return last if isinstance(last, dict) else {}
+
+
+def _in_place(cfg: Config, last: dict[str, Any], signature: str) -> bool:
+    """Is the dataset at ``output.dataset_dir`` the one last written (``last``: what that
+    write kept), with these rows, still there as written (its link; its version folder's
+    files and its Parquet file when asked for, by name, size and time)?"""
+    where = cfg.output.dataset_dir.absolute()
     if last.get("signature") != signature or last.get("dir") != str(where):
         return False
     version = Path(last.get("version", ""))

@@ -109,6 +109,14 @@ def _round_status(row: Any) -> str:
     return "batch_waiting" if json.loads(row["thresholds"]).get("batch") else "open"
 
 
+def audits_out(store: Store, cfg: Config) -> int:
+    """Audited pairs still with reviewers that a sync may yet bring a verdict for: in the
+    review datasets it reads, below ``review.max_reviewers`` answers
+    (``Store.audits_with_reviewers``). ``round --finish`` waits for them."""
+    datasets = (cfg.review_dataset, cfg.double_dataset)
+    return store.audits_with_reviewers(datasets, cfg.review.max_reviewers)
+
+
 def waiting_for_evidence(cfg: Config) -> tuple[int, str, int]:
     """(judge-accepted pairs still waiting for a certificate, what deciding all of them by
     hand may cost, in words: at most its price per pair, or about its measured review time
@@ -120,9 +128,7 @@ def waiting_for_evidence(cfg: Config) -> tuple[int, str, int]:
         n = store.label_status_counts()["provisional"]
         total = project_ledger(store, cfg)
         currency, _ = total_currency(round_currencies(store, cfg), cfg)
-        audits = store.audits_with_reviewers(
-            (cfg.review_dataset, cfg.double_dataset), cfg.review.max_reviewers
-        )
+        audits = audits_out(store, cfg)
     # each round's pairs at the prices it was run with, as `status` and `report` price them
     return n, costs.provisional_cost(total, currency), audits
 

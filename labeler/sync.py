@@ -18,6 +18,7 @@ from labeler.config import Config
 from labeler.errors import ConfigError, ReviewError, UsageError
 from labeler.ledger import review_times
 from labeler.lock import project_lock
+from labeler.status import audits_out
 from labeler.store import Store
 from labeler.thresholds import recalibrate
 from labeler.verify import ONE_MORE
@@ -550,9 +551,7 @@ def run_sync(
             for r in store.disputed()
         ]
         if finish and not now and store.label_status_counts()["provisional"]:
-            summary.finish_waits = store.audits_with_reviewers(
-                (cfg.review_dataset, cfg.double_dataset), cfg.review.max_reviewers
-            )
+            summary.finish_waits = audits_out(store, cfg)
             finish = not summary.finish_waits
         # thresholds first: the dataset holds only judge labels the thresholds in force certify
         summary.calibration = recalibrate(store, cfg, finish=finish).to_dict()
