@@ -21,7 +21,7 @@ from labeler.pairs import Pair, read_source
 from labeler.rounds import Context, RoundSummary, SourceTally, make_context, round_seed
 from labeler.routing import Thresholds, round_draw, sample_only_rate, tier_judges
 from labeler.store import Store
-from labeler.summary import rate_notices
+from labeler.summary import setting_notices
 from labeler.sync import check_guidelines_fit
 from labeler.thresholds import cold_start, split_pending
 from labeler.thresholds import current as current_thresholds
@@ -79,7 +79,8 @@ def plan_round(
             if open_round is not None:  # a resumed round keeps the thresholds it began with
                 began = tier_thresholds_from_json(open_round["thresholds"], len(tiers))
                 tier_thresholds = [b or t for b, t in zip(began, tier_thresholds, strict=True)]
-            summary.notices = rate_notices(tier_thresholds[-1:] if union else tier_thresholds, cfg)
+            in_force = tier_thresholds[-1:] if union else tier_thresholds
+            summary.notices = setting_notices(in_force, cfg)
             if union:  # under the certificate in force, from the earlier tiers' verdicts
                 forecast = union_reach(store, cfg, tier_thresholds[-1])
             if fact:  # accepted pairs an earlier run left unchecked: this round asks them

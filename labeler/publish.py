@@ -14,7 +14,7 @@ from labeler.errors import ExportError, StateError
 from labeler.lock import project_lock
 from labeler.report import build_report
 from labeler.store import Store
-from labeler.thresholds import claimed_terms
+from labeler.terms import claimed_terms
 
 CARD = """---
 license: other
@@ -112,7 +112,7 @@ def _card(
 
 def _guarantee_text(cfg: Config, claimed: tuple[float, float] | None) -> str:
     """The claim, in the terms the certificates in force were tested at (``claimed``:
-    ``thresholds.claimed_terms``), not in whatever the config says now."""
+    ``terms.claimed_terms``), not in whatever the config says now."""
     c = cfg.calibration
     target, confidence = claimed or (c.target_agreement, c.confidence)
     changed = (target, confidence) != (c.target_agreement, c.confidence)

@@ -23,6 +23,7 @@ from labeler.ledger import (
 )
 from labeler.routing import ACCEPT
 from labeler.store import Store
+from labeler.terms import claimed_terms
 from labeler.union_loop import history_slot
 from labeler.verify import ONE_MORE
 
@@ -113,9 +114,12 @@ def build_report(cfg: Config) -> dict[str, Any]:
         labels = store.label_status_counts()
         tiers = tier_totals(store, cfg) if len(cfg.judges) > 1 else []
         verify = verify_summary(store)
+        claimed = claimed_terms(store, range(len(cfg.judges)))
     return {
         "currency": currency,  # the rounds' (not costs.currency's, which prices the next)
-        "target": cfg.calibration.target_agreement,
+        # what the certificates in force were tested at (a phase's terms are fixed at its
+        # first look), else what the config asks
+        "target": cfg.calibration.target_agreement if claimed is None else claimed[0],
         # the rounds' (their snapshot), not costs.human_cost_mode's, which prices the next
         "mode": "+".join(sorted({str(round_money(r, cfg)["human_cost_mode"]) for r in rounds}))
         or cfg.costs.human_cost_mode,

@@ -51,7 +51,7 @@ from labeler.routing import (
     ACCEPT,
 )
 from labeler.store import Store
-from labeler.summary import Progress, RoundSummary, budget_message, rate_notices
+from labeler.summary import Progress, RoundSummary, budget_message, setting_notices
 from labeler.sync import check_guidelines_fit
 from labeler.thresholds import check_tier_count, fix_predicted_split, recheck
 from labeler.thresholds import current as current_thresholds
@@ -209,7 +209,7 @@ def run_round(
             check_rate(store, cfg, in_force[-1])
             in_force = [current_thresholds(store, cfg, k) for k in range(len(judges))]
         ctx = dataclasses.replace(ctx, thresholds=in_force[0])
-        summary.notices = rate_notices(in_force[-1:] if union else in_force, cfg)
+        summary.notices = setting_notices(in_force[-1:] if union else in_force, cfg)
         if open_round is not None:
             round_id, summary.resumed = int(open_round["id"]), True
             started_batch = bool(json.loads(open_round["thresholds"]).get("batch"))

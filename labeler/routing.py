@@ -83,6 +83,10 @@ class Thresholds:
     # a union cascade (``union``): each earlier tier's consistency caps as fixed at the
     # phase's first look, ((bin edges), (caps)) per tier; None: not fixed yet
     caps: tuple[tuple[tuple[float, ...], tuple[float, ...]], ...] | None = None
+    # the planned procedure: the (target agreement, confidence) the phase's looks test at,
+    # fixed at its first look (a target chosen after seeing a look is not covered by the
+    # guarantee); None: no look yet, the config's
+    terms: tuple[float, float] | None = None
 
     @classmethod
     def from_params(cls, data: dict[str, Any]) -> Thresholds:
@@ -92,6 +96,8 @@ class Thresholds:
             data["weights"] = tuple(data["weights"])
         if data.get("caps") is not None:
             data["caps"] = tuple((tuple(e), tuple(c)) for e, c in data["caps"])
+        if data.get("terms") is not None:
+            data["terms"] = (float(data["terms"][0]), float(data["terms"][1]))
         return cls(**data)
 
     def for_label(self, label: str) -> float:

@@ -79,6 +79,40 @@ class RoundSummary:
         return asdict(self)
 
 
+def setting_notices(in_force: list[Thresholds], cfg: Config) -> list[str]:
+    """Settings asked for and not in force for the thresholds ``in_force`` (one per tier):
+    ``rate_notices`` and ``terms_notices``."""
+    return rate_notices(in_force, cfg) + [
+        n for k, t in enumerate(in_force) if (n := terms_notice(t, cfg, k, len(in_force)))
+    ]
+
+
+def terms_notice(t: Thresholds, cfg: Config, tier: int = 0, tiers: int = 1) -> str:
+    """A ``calibration.target_agreement`` or ``calibration.confidence`` that ``t``'s phase
+    does not test at (``Thresholds.terms``): under the planned procedure a phase's terms are
+    fixed at its first look (a target chosen after seeing a look's result is not covered
+    by the guarantee), and a changed setting applies from the next phase. Empty: none."""
+    c = cfg.calibration
+    if t.terms is None or (c.target_agreement, c.confidence) == tuple(t.terms):
+        return ""
+    target, confidence = t.terms
+    asked = [
+        f"calibration.{key} = {now:g}"
+        for key, now, then in (
+            ("target_agreement", c.target_agreement, target),
+            ("confidence", c.confidence, confidence),
+        )
+        if now != then
+    ]
+    which = f"judge tier {tier + 1}'s" if tiers > 1 else "this"
+    return (
+        f"{' and '.join(asked)} {'is' if len(asked) == 1 else 'are'} not in force: {which} "
+        f"calibration phase tests at target {target:g}, confidence {confidence:g}, as at its "
+        "first look (terms changed after a look's result are not covered by the guarantee); "
+        "the setting applies from the next phase (one begins after drift) or in a new project"
+    )
+
+
 def rate_notices(in_force: list[Thresholds], cfg: Config) -> list[str]:
     """A ``routing.audit_rate`` the round does not audit at. Under the planned procedure
     a certificate's drift watch audits its pairs at the rate it began with, for its whole

@@ -11,7 +11,7 @@ in ``calibration``; this module only reads the state and writes new versions.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -26,12 +26,15 @@ from labeler.parity import parity_drifted
 from labeler.routing import (
     CERTIFIED,
     PROVISIONAL,
+    RECHECK,
     Thresholds,
     audit_draw,
     in_prediction_set,
     status_of,
 )
 from labeler.store import Store
+from labeler.summary import terms_notice
+from labeler.terms import asked_terms, claimed_terms
 
 
 @dataclass
@@ -57,6 +60,9 @@ class Recalibration:
     # [target, confidence] a certificate in force was tested at, when weaker than the
     # config's (raised since): what its labels are guaranteed (the weakest, with tiers)
     tested_at: list[float] | None = None
+    # [target, confidence] this calibration phase tests at, fixed at its first look, when
+    # not the config's (changed since: applies from the next phase)
+    phase_terms: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -206,6 +212,7 @@ def _same(a: Thresholds, b: Thresholds) -> bool:
             t.phase,
             t.finished,
             t.caps,
+            t.terms,
         )
 
     return key(a) == key(b)
@@ -217,21 +224,26 @@ def recheck(store: Store, cfg: Config, t: Thresholds, tier: int = 0) -> dict[str
     dataset passes the thresholds in force of the tier that accepted it."""
     if union_loop.is_union(store, cfg):
         return union_loop.recheck(store, cfg, t)
-    mine = _of_version(store, cfg, tier)  # an older judge version's pairs keep their status
-    rows = [r for r in store.judge_accepted() if int(r["tier"]) == tier and mine(r)]
+    mine = _of_version(store, cfg, tier)
+    accepted = [r for r in store.judge_accepted() if int(r["tier"]) == tier]
+    rows = [r for r in accepted if mine(r)]
     scores = cal.scores_of([cal.row_signals(r) for r in rows], t.weights)
     status = {
         r["pair_id"]: status_of(float(s), r["label"], t) for r, s in zip(rows, scores, strict=True)
     }
+    # an earlier judge version's pairs keep a certificate they hold; those still waiting go
+    # to humans: its phase is over (a version's phase never reads another's), so no test
+    # will cover them
+    ended = [r["pair_id"] for r in accepted if not mine(r) and r["status"] == PROVISIONAL]
     # write only what moved: a sync with unchanged thresholds touches no row
-    back = store.apply_recheck(
-        {r["pair_id"]: status[r["pair_id"]] for r in rows if r["status"] != status[r["pair_id"]]}
-    )
+    moved = {pid: st for r in rows if r["status"] != (st := status[pid := r["pair_id"]])}
+    back = store.apply_recheck(moved | dict.fromkeys(ended, RECHECK))
     values = list(status.values())
     return {
-        "rechecked": back,
+        "rechecked": back - len(ended),
         "certified": values.count(CERTIFIED),
         "provisional": values.count(PROVISIONAL),
+        "ended": len(ended),
     }
 
 
@@ -275,7 +287,7 @@ def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibratio
 def _with_terms(store: Store, cfg: Config, first: Recalibration, tiers: list[int]) -> Recalibration:
     """``first`` with the terms its certificates were tested at, when weaker than the
     config's (``claimed_terms``, over the thresholds slots ``tiers``)."""
-    asked = (cfg.calibration.target_agreement, cfg.calibration.confidence)
+    asked = asked_terms(cfg)
     claimed = claimed_terms(store, tiers)
     weaker = claimed is not None and min(np.subtract(claimed, asked)) < -1e-9
     first.tested_at = list(claimed) if weaker and claimed is not None else None
@@ -332,35 +344,6 @@ def tier_shares(store: Store, cfg: Config, finish: bool = False) -> tuple[float,
         store.set_meta(SPLIT_WAITS, "1")  # its rounds go on judging the prediction set
         return cfg.delta_shares
     return _fix_split(store, record or configured)
-
-
-def certificate_terms(store: Store, tier: int = 0) -> tuple[float, float] | None:
-    """The (target agreement, confidence) tier ``tier``'s certificate in force was tested
-    at — the calibration that certified its threshold recorded them (the first version
-    of the latest run with that threshold: a version kept unchanged records the config of
-    its day, not of the test) — or None with no certificate. A config changed since
-    states other terms: the claim is these."""
-    rows = store.thresholds_history(tier)
-    params = [json.loads(r["params"] or "{}") for r in rows]
-    certified = params[-1].get("certified_a", cal.NEVER) if params else cal.NEVER
-    if certified >= cal.NEVER:
-        return None
-    first = len(rows) - 1
-    while first > 0 and params[first - 1].get("certified_a") == certified:
-        first -= 1
-    report = json.loads(rows[first]["report"])
-    if report.get("target") and report.get("confidence"):
-        return float(report["target"]), float(report["confidence"])
-    return None
-
-
-def claimed_terms(store: Store, slots: Iterable[int]) -> tuple[float, float] | None:
-    """What the certified labels are guaranteed, all tiers together (the thresholds
-    ``slots``): the weakest target and the weakest confidence their certificates in force
-    were tested at (a tier may be weaker in one and stronger in the other); None with no
-    certificate."""
-    found = [t for t in (certificate_terms(store, k) for k in slots) if t is not None]
-    return (min(t for t, _ in found), min(c for _, c in found)) if found else None
 
 
 def check_tier_count(store: Store, cfg: Config) -> dict[str, Any] | None:
@@ -539,7 +522,7 @@ def _recalibrate_tier(
             new.a, new.b, new.weights, new.audit_rate, result.to_dict(), asdict(new), tier
         )
     counts = recheck(store, cfg, new, tier)
-    result.rechecked, result.certified = counts["rechecked"], counts["certified"]
+    result.rechecked, result.certified = counts["rechecked"] + counts["ended"], counts["certified"]
     result.provisional = counts["provisional"]
     result.message = _message(prev, new, changed, drift, recent, sample, c.min_labels, chosen)
     if counts["rechecked"]:
@@ -547,9 +530,20 @@ def _recalibrate_tier(
             f"; {counts['rechecked']} judge-accepted pairs no longer pass and went back to "
             "humans (recheck)"
         )
+    result.message += _ended_note(counts)
     if saved:  # the history keeps what this version's sync said
         store.set_thresholds_report(saved, result.to_dict())
     return result
+
+
+def _ended_note(counts: dict[str, int]) -> str:
+    """What ``recheck`` did with an earlier judge version's waiting pairs."""
+    if not counts["ended"]:
+        return ""
+    return (
+        f"; {counts['ended']} pairs an earlier judge version accepted and no test certified "
+        "went to humans (each version begins its own calibration phase)"
+    )
 
 
 def _drift_audit(row: Any, d: cal.Judged, t: Thresholds, since: int) -> bool:
@@ -586,11 +580,13 @@ def _recalibrate_planned(
     calibration phase. ``finish``: a final look with all of delta that is left, after
     which nothing waits: what is not certified goes to humans. ``hold``: no look."""
     c = cfg.calibration
-    alpha, delta = 1 - c.target_agreement, (1 - c.confidence) * share
+    prev = current(store, cfg, tier)
+    # the phase's terms, fixed at its first look (``Thresholds.terms``); the config's before
+    target, confidence = prev.terms or (c.target_agreement, c.confidence)
+    alpha, delta = 1 - target, (1 - confidence) * share
     # a tier that is not the last takes its own test (``planned.earlier_tier_test``); its
     # drift watch keeps the target itself
     test_alpha, test_delta, guarantee = _tier_test(cfg, tier, alpha, delta)
-    prev = current(store, cfg, tier)
     # a union cascade reads each pair's verdicts from every tier (``union_loop``)
     in_union = union_loop.is_union(store, cfg)
     union_run = union_loop.judged(store, cfg, prev) if in_union else None
@@ -648,7 +644,11 @@ def _recalibrate_planned(
             new = replace(prev, a=cal.NEVER, b=cal.NEVER)
         if look.taken:
             # (a union cascade's caps are fixed at its phase's first look)
-            new = replace(prev, looks=prev.looks + 1, spent=prev.spent + look.level, caps=caps)
+            # (and its terms: a target or confidence changed later applies from the next)
+            new = replace(
+                prev, looks=prev.looks + 1, spent=prev.spent + look.level, caps=caps,
+                terms=(target, confidence),
+            )  # fmt: skip
             if look.evidence is not None:  # the group-sequential test's later looks need it
                 store.record_look(
                     tier, prev.judge_version, prev.phase, prev.looks, look.allowed,
@@ -682,6 +682,7 @@ def _recalibrate_planned(
         asdict(prev), asdict(new), changed, drift, sample, c.min_labels, "",
         None if chosen is None else asdict(chosen), bins, ece, guarantee=c.guarantee,
         quality=c.quality, target=c.target_agreement, confidence=c.confidence,
+        phase_terms=None if new.terms in (None, asked_terms(cfg)) else list(new.terms),
     )  # fmt: skip
     saved = 0
     if changed:
@@ -690,16 +691,19 @@ def _recalibrate_planned(
         )
     counts = recheck(store, cfg, new, tier)
     counts["rechecked"] += pulled
-    result.rechecked, result.certified = counts["rechecked"], counts["certified"]
+    result.rechecked, result.certified = counts["rechecked"] + counts["ended"], counts["certified"]
     result.provisional = counts["provisional"]
     result.message = looks.message(
         prev, new, drift, recent, look, counts, alpha, delta, c.min_labels,
         parity is not None, None if guarantee == c.guarantee else (test_alpha, test_delta),
     )  # fmt: skip
+    result.message += _ended_note(counts)
     if union_run is not None and look is not None and look.taken:
         result.message += union_loop.describe(cfg, new)
+    if notice := terms_notice(new, cfg):
+        result.message += f"; {notice}"
     if hold and new.certified_a >= cal.NEVER:  # ``recalibrate``: the split is pending
-        need = planned.first_look_count(alpha, 1 - c.confidence)
+        need = planned.first_look_count(alpha, 1 - confidence)
         result.message = (
             f"no look yet: the cascade's split of the confidence budget is pending (fixed once "
             f"{split.MIN_SAMPLE} pairs of its prediction set are judged, or once the project's "

@@ -131,6 +131,43 @@ def test_a_panel_refreshes_itself_every_n_human_verdicts(
         assert len(store.judge_versions()) == 2
 
 
+def test_an_earlier_versions_waiting_pairs_go_to_humans(
+    project: Project, judge_server: Callable[..., JudgeServer]
+) -> None:
+    """A new judge version begins its own calibration phase, which never reads another
+    version's labels: the pairs an earlier version accepted and no test certified can
+    never be certified. They stayed provisional for good, even after ``round --finish``
+    (issue 17: no pair in limbo); the next calibration sends them to humans, saying so."""
+    project.set(
+        judge={"base_url": judge_server(oracle).url, "panel": 2, "panel_examples": 1},
+        review={"enabled": False},
+        calibration={"cold_start_audit_rate": 0.3, "min_labels": 10, "target_agreement": 0.8},
+    )
+    project.pairs(good_bad_rows(60))
+    first = project.run_json("round")
+    assert first["provisional"] == 45 and first["certified"] == 0
+    decide_as_humans(project)
+    assert project.run_json("judge", "refresh")["versions"][0]["changed"]
+    project.pairs(good_bad_rows(40, start=100), name="more.jsonl")
+    project.set(source={"path": "more.jsonl"})
+    project.run_json("round")
+    recal = project.run_json("calibrate")["recalibration"]
+    said = "45 pairs an earlier judge version accepted and no test certified went to humans"
+    assert said in recal["message"] and recal["rechecked"] == 45
+    cfg = load_config(project.config, environ={})
+    with Store(cfg.db_path) as store:
+        rows = store.db.execute(
+            "SELECT v.reason, v.round_id, p.state FROM verdicts v JOIN pairs p ON p.id = v.pair_id"
+        ).fetchall()
+        ended = [r for r in rows if r["reason"] == "recheck"]
+        assert len(ended) == 45 and {r["round_id"] for r in ended} == {1}
+        assert {r["state"] for r in ended} == {"needs_review"}
+    decide_as_humans(project)
+    assert project.run("round", "--finish", "--now").exit_code == 0
+    with Store(cfg.db_path) as store:
+        assert store.label_status_counts()["provisional"] == 0  # nothing left waiting
+
+
 def test_refresh_without_a_panel_is_one_line(project: Project) -> None:
     project.set(judge={"panel": 2})  # a fresh project: no state made by a refresh
     fresh = project.run("judge", "refresh")

@@ -19,7 +19,8 @@ from labeler.consensus import Consensus
 from labeler.demo.judge_server import JudgeServer, Scripted, Shown
 from labeler.looks import read_history
 from labeler.store import Store
-from labeler.thresholds import certificate_terms, current, judged, recalibrate
+from labeler.terms import certificate_terms
+from labeler.thresholds import current, judged, recalibrate
 from tests.conftest import Project, decide_as_humans, good_bad_rows, oracle, round_and_sync
 
 
@@ -139,6 +140,47 @@ def test_a_bad_judge_never_collapses_and_the_end_of_the_project_decides_every_pa
         assert store.label_status_counts()["provisional"] == 0
         assert store.state_counts()["needs_review"] == waiting
         assert current(store, cfg).finished
+
+
+def test_a_phases_target_is_fixed_at_its_first_look(
+    project: Project, judge_server: Callable[..., JudgeServer]
+) -> None:
+    """A trial's doubt: a target lowered after a failed look made a look due at once, at
+    the lower target, and certified the judge it had just failed: a target chosen after
+    seeing a look's result, which the guarantee does not cover. A phase's terms are fixed
+    at its first look; a changed setting is said (calibrate, dry run, round) and applies
+    from the next phase."""
+    _setup(project, judge_server(unsure), target=0.75)
+    project.pairs(good_bad_rows(160))
+    project.run_json("round")
+    decide_as_humans(project)
+    assert project.run("calibrate").exit_code == 0
+    cfg = load_config(project.config, environ={})
+    with Store(cfg.db_path) as store:
+        failed = current(store, cfg)
+    assert failed.looks == 1 and failed.certified_a >= cal.NEVER
+    assert failed.terms == (0.75, 0.9)
+    project.set(calibration={"target_agreement": 0.6})  # a judge right 3 of 4 times passes
+    out = project.run_json("calibrate")["recalibration"]
+    cfg = load_config(project.config, environ={})
+    with Store(cfg.db_path) as store:
+        t = current(store, cfg)
+        assert store.label_status_counts()["certified"] == 0
+    assert t.looks == 1 and t.certified_a >= cal.NEVER and t.terms == (0.75, 0.9)
+    said = (
+        "calibration.target_agreement = 0.6 is not in force: this calibration phase tests at "
+        "target 0.75, confidence 0.9, as at its first look"
+    )
+    assert said in out["message"] and out["phase_terms"] == [0.75, 0.9]
+    words = " ".join(project.run("calibrate").output.split())
+    assert "agree with reviewers >= 75%, with probability >= 90%: the terms this" in words
+    [notice] = project.run_json("round", "--dry-run")["notices"]
+    assert notice.startswith(said)
+    project.set(calibration={"target_agreement": 0.75, "confidence": 0.8})
+    [notice] = project.run_json("round", "--dry-run")["notices"]
+    assert notice.startswith("calibration.confidence = 0.8 is not in force")
+    project.set(calibration={"confidence": 0.9})
+    assert project.run_json("round", "--dry-run")["notices"] == []
 
 
 def test_the_looks_of_a_phase_share_delta_through_the_sample_they_kept(

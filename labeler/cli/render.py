@@ -436,13 +436,23 @@ def guarantee_words(recal: dict[str, Any]) -> str:
     where thresholds are first shown)."""
     target, confidence = recal.get("target") or 0.0, recal.get("confidence") or 0.0
     chance = f"with probability >= {confidence:.0%}" if confidence else ""
+    phase = recal.get("phase_terms")  # the phase's terms, fixed at its first look
+    later = (
+        f": the terms this calibration phase tests at, as at its first look; the config's "
+        f"(>= {target:.0%} {chance}) apply from the next phase"
+        if phase
+        else ""
+    )
+    if phase and not recal.get("tested_at"):
+        target, confidence = phase
+        chance = f"with probability >= {confidence:.0%}"
     if recal.get("quality") == "human_parity":
         promise = (
             "certified judge labels agree with a reviewer at least as often as two "
             f"reviewers agree with each other, minus the margin, {chance}"
         )
     elif recal.get("guarantee") == "expected":
-        promise = f"certified judge labels agree with reviewers >= {target:.0%} on average"
+        promise = f"certified judge labels agree with reviewers >= {target:.0%} on average{later}"
     elif recal.get("tested_at"):  # the config's terms changed since the certificate
         was, sure = recal["tested_at"]
         promise = (
@@ -451,7 +461,7 @@ def guarantee_words(recal: dict[str, Any]) -> str:
             f"asks >= {target:.0%} {chance}, which no test has passed yet"
         )
     else:
-        promise = f"certified judge labels agree with reviewers >= {target:.0%}, {chance}"
+        promise = f"certified judge labels agree with reviewers >= {target:.0%}, {chance}{later}"
     return (
         f"Thresholds ({recal.get('guarantee', '')} guarantee: {promise.rstrip(', ')}. "
         "Certified: the judge's verdict goes into the dataset. Provisional: the judge "
