@@ -80,6 +80,11 @@ class FinishWaits(LabelerError):
     exit_code = 4
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped work that pays per request; its text (may be empty) says what the
+    user should know beyond "finished work is saved" (requests abandoned in flight)."""
+
+
 class ProjectBusy(StateError):
     """Another labeler command holds this project's lock."""
 

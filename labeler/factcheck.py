@@ -39,7 +39,7 @@ from typing import Any
 from labeler import costs, prompts
 from labeler.config import Config, JudgeConfig
 from labeler.errors import JudgeError, shown_url
-from labeler.interrupt import Halt, interruptible
+from labeler.interrupt import Halt, interruptible, stopped
 from labeler.judging import (
     ABANDONED,
     adapted_key,
@@ -273,6 +273,7 @@ async def _ask(
             except asyncio.CancelledError:  # the second Ctrl-C's: sent, so billed all the same
                 if halt.abandoned:
                     record(pair_id, key, messages, abandoned(messages, judge.max_tokens))
+                    halt.dropped += 1
                 raise
             finally:
                 release(worst)
@@ -294,4 +295,4 @@ async def _ask(
         if client is not None:
             await client.aclose()
     if halt.asked and not failing():  # the round stays open; the replies that came back are kept
-        raise KeyboardInterrupt
+        raise stopped(halt)

@@ -8,6 +8,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from labeler.errors import Interrupted
+
 
 @dataclass
 class Halt:
@@ -16,6 +18,18 @@ class Halt:
     flying: int  # how many requests may be in flight (the concurrency), for the message
     asked: bool = False
     abandoned: bool = False  # the second Ctrl-C: what is in flight is given up (yet billed)
+    dropped: int = 0  # requests it gave up in flight
+
+
+def stopped(halt: Halt) -> Interrupted:
+    """What stopping for Ctrl-C raises once the work is kept: saying how many requests the
+    second Ctrl-C abandoned (billed, their replies lost: asked again by the resume)."""
+    if not halt.dropped:
+        return Interrupted("")
+    return Interrupted(
+        f"{halt.dropped} requests in flight were abandoned by the second Ctrl-C: the "
+        "ledger counts them at their worst cost, and the resume asks (and pays for) them again"
+    )
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from labeler.config import Config, JudgeConfig
 from labeler.confusables import fold_table
 from labeler.errors import JudgeError, shown_url
 from labeler.injection import suspect_pair
-from labeler.interrupt import Halt, interruptible
+from labeler.interrupt import Halt, interruptible, stopped
 from labeler.pairs import Pair
 from labeler.panel import Version
 from labeler.routing import (
@@ -65,7 +65,7 @@ class Context:
     tier: int = 0  # position in the cascade (0: the first judge)
     last: bool = True  # the last tier: what it cannot accept goes to humans
     examples: Examples = ((),)  # a panel's in-context examples, per prompt variant
-    judge_version: str = ""  # the panel's judge version ("" without a panel)
+    judge_version: str = ""  # the panel's judge version, or a single judge's stint
 
     @property
     def orders(self) -> tuple[str, ...]:
@@ -165,9 +165,11 @@ def make_context(
     tier: int = 0,
     version: Version | None = None,
     examples: Examples = ((),),
+    stint: str = "",
 ) -> Context:
     """What a tier's calls share; with a panel ``version`` (and its ``examples``), the
-    version is folded into the prompt hash (verdicts, cache keys, dataset rows)."""
+    version is folded into the prompt hash (verdicts, cache keys, dataset rows). A single
+    judge's ``stint`` (``versions.stint``) is in its verdicts' signals, as a version is."""
     judges = cfg.judges
     judge = judges[tier]
     template = prompts.load_template(judge.template)
@@ -183,7 +185,7 @@ def make_context(
         tier,
         tier == len(judges) - 1,
         examples if version is not None else ((),),
-        version.hash if version is not None else "",
+        version.hash if version is not None else stint,
     )
 
 
@@ -357,6 +359,7 @@ class Judging:
             except asyncio.CancelledError:  # the second Ctrl-C's: sent, so billed all the same
                 if self.halt.abandoned:  # (not a sibling's failure cancelling this one)
                     self.store.record_call(self._abandoned(pair, order, key, worst, chars))
+                    self.halt.dropped += 1
                 raise
             finally:
                 self.reserved -= worst
@@ -584,7 +587,7 @@ async def judge_async(
         if judge.adapted != learned:  # remembered: later runs ask the right way at once
             store.set_meta(key, json.dumps(judge.adapted, sort_keys=True))
     if engine.halt.asked and engine.fault is None:  # the round stays open; all is kept
-        raise KeyboardInterrupt  # (a fault is said as one: its calls count against no pair)
+        raise stopped(engine.halt)  # (a fault is said as one: its calls count against no pair)
     return engine
 
 

@@ -82,6 +82,21 @@ def review_times(store: Store, cfg: Config) -> tuple[list[Any], dict[tuple[str, 
     return rows, seconds
 
 
+ASKED = "one_more_asked"  # a flag per verdict asked of one more reviewer (``sync.Hold``)
+
+
+def one_more_asked(store: Store) -> Counter[int]:
+    """Each round's verdicts asked of one more reviewer: a tie between reviewers, a label a
+    reward model contradicts, a verdict too fast to count (``sync.Hold``) — one more to pay,
+    counted when it is asked for, as the first ones were. One per event, however many
+    responses it held back (a tie in a one-reviewer dataset holds both); a pair reopened
+    before events were kept counts its held responses."""
+    asked = store.flags(ASKED)
+    kept = {r["pair_id"] for r in asked}
+    older = (r for r in store.flags("escalated") if r["pair_id"] not in kept)
+    return Counter(r["round_id"] for r in asked) + Counter(r["round_id"] for r in older)
+
+
 def round_ledgers(store: Store, cfg: Config, only: int | None = None) -> dict[int, costs.Ledger]:
     """Each round's ledger (or just round ``only``'s)."""
     rows, seconds = review_times(store, cfg)
@@ -89,9 +104,7 @@ def round_ledgers(store: Store, cfg: Config, only: int | None = None) -> dict[in
     for r in rows:
         if r["round_id"] is not None:
             times.setdefault(r["round_id"], []).append(seconds[(r["reviewer"], r["pair_id"])])
-    # a tie between reviewers sent to one more (``sync.escalate_ties``) is one more verdict
-    # to pay, counted when it is asked for, as the first ones were
-    escalated = Counter(r["round_id"] for r in store.flags("escalated"))
+    escalated = one_more_asked(store)
     out = {}
     for rnd in store.rounds():
         if only is not None and rnd["id"] != only:

@@ -65,8 +65,9 @@ def plan_round(
     fact = bool(cfg.quality.fact_check) and not batch  # online rounds only
     unchecked: list[int] = []  # the request sizes of the fact-checks still to do
     try:
+        new_judge = ""  # (a single judge changed: its own stint and calibration phase)
         if store is not None:  # (refused as the round would refuse it)
-            versions.check_judges(store, cfg)
+            new_judge = versions.check_judges(store, cfg)
         pending = split_pending(store, cfg)
         union = is_union(store, cfg)
         open_round = store.open_round() if store else None
@@ -79,8 +80,11 @@ def plan_round(
             if open_round is not None:  # a resumed round keeps the thresholds it began with
                 began = tier_thresholds_from_json(open_round["thresholds"], len(tiers))
                 tier_thresholds = [b or t for b, t in zip(began, tier_thresholds, strict=True)]
+            if new_judge:  # the next round begins its stint: from cold start
+                tier_thresholds = [cold_start(cfg)]
+                ctx = dataclasses.replace(ctx, thresholds=tier_thresholds[0])
             in_force = tier_thresholds[-1:] if union else tier_thresholds
-            summary.notices = setting_notices(in_force, cfg)
+            summary.notices = setting_notices(in_force, cfg) + ([new_judge] if new_judge else [])
             if union:  # under the certificate in force, from the earlier tiers' verdicts
                 forecast = union_reach(store, cfg, tier_thresholds[-1])
             if fact:  # accepted pairs an earlier run left unchecked: this round asks them

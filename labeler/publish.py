@@ -14,7 +14,7 @@ from labeler.errors import ExportError, StateError
 from labeler.lock import project_lock
 from labeler.report import build_report
 from labeler.store import Store
-from labeler.terms import claimed_terms
+from labeler.terms import certified_phases, claimed_terms
 
 CARD = """---
 license: other
@@ -71,6 +71,7 @@ def _card(
     left_out: int,
     claimed: tuple[float, float] | None,
     selection: str = "every row",
+    phases: int = 1,
 ) -> str:
     total = report["total"] or {}
     audited = [
@@ -92,7 +93,7 @@ def _card(
         certified=sum(r["label_status"] == "certified" for r in dpo),
         provisional=sum(r["label_status"] == "provisional" for r in dpo),
         left_out=left_out,
-        guarantee=_guarantee_text(cfg, claimed),
+        guarantee=_guarantee_text(cfg, claimed, phases),
         models=", ".join(sorted({r["judge_model"] for r in dpo})) or "-",
         template=", ".join(sorted({r["template_hash"] for r in dpo})) or "-",
         guidelines=prompts.load_guidelines(cfg.judge.guidelines).hash,
@@ -110,9 +111,10 @@ def _card(
     )
 
 
-def _guarantee_text(cfg: Config, claimed: tuple[float, float] | None) -> str:
+def _guarantee_text(cfg: Config, claimed: tuple[float, float] | None, phases: int = 1) -> str:
     """The claim, in the terms the certificates in force were tested at (``claimed``:
-    ``terms.claimed_terms``), not in whatever the config says now."""
+    ``terms.claimed_terms``), not in whatever the config says now; with the certified
+    labels of several judge versions (``phases``), for each on its own."""
     c = cfg.calibration
     target, confidence = claimed or (c.target_agreement, c.confidence)
     changed = (target, confidence) != (c.target_agreement, c.confidence)
@@ -123,11 +125,17 @@ def _guarantee_text(cfg: Config, claimed: tuple[float, float] | None) -> str:
         if changed
         else ""
     )
+    each = (
+        f"; the labels each judge certified hold it on their own ({phases} judges or judge "
+        "versions certified labels here, each in its own calibration phase)"
+        if phases > 1
+        else ""
+    )
     if c.guarantee == "expected":
-        return f"expected agreement of certified judge labels >= {target:.0%}{note}"
+        return f"expected agreement of certified judge labels >= {target:.0%}{note}{each}"
     return (
         f"certified judge labels agree with humans >= {target:.0%} "
-        f"with probability >= {confidence:.0%}{note}"
+        f"with probability >= {confidence:.0%}{note}{each}"
     )
 
 
@@ -248,6 +256,7 @@ def run_export(
         targets = _remember_target(store, out, opts.test_size)
         # what the certificates in force were tested at (the card states it)
         claimed = claimed_terms(store, range(len(cfg.judges)))
+        phases = certified_phases(store, range(len(cfg.judges)))
         for target_path in {*targets, out}:  # a killed export's leftovers: swept now
             export.sweep(target_path.parent, export.export_temp_prefixes(target_path))
         if not dpo:  # a file with no row is no dataset (datasets cannot load an empty JSONL)
@@ -276,7 +285,9 @@ def run_export(
 
         def card(pairs: list[dict[str, Any]]) -> str:
             rows_in = per_pair * len(pairs)
-            return _card(cfg, fmt, rows_in, base, pairs, status, report, left_out, claimed, chosen)
+            return _card(
+                cfg, fmt, rows_in, base, pairs, status, report, left_out, claimed, chosen, phases
+            )
 
         def write(part: str | None, path: Path, pairs: list[dict[str, Any]]) -> Path:
             return export.write_export(

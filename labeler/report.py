@@ -14,6 +14,7 @@ from labeler.agreement import reviewer_votes
 from labeler.config import Config
 from labeler.errors import StateError
 from labeler.ledger import (
+    ASKED,
     project_ledger,
     round_currencies,
     round_ledgers,
@@ -108,7 +109,8 @@ def build_report(cfg: Config) -> dict[str, Any]:
                     reasons[reason] = reasons.get(reason, 0) + n
             rows.append(_row(rid, led, quality.get(rid), review, currencies[rid]))
         total = project_ledger(store, cfg, ledgers.values())
-        flags = [dict(r) for r in store.flags()]
+        # (a verdict asked of one more reviewer is said by its ``escalated`` flags)
+        flags = [dict(r) for r in store.flags() if r["kind"] != ASKED]
         bad = store.bad_rows(str(cfg.source.path))
         skipped = [f"{r['source']}:{r['row']}: {r['reason']}" for r in bad]
         labels = store.label_status_counts()

@@ -157,7 +157,7 @@ def run_round(
     with project_lock(cfg.project.state_dir, "round"), Store(cfg.db_path) as store:
         check_tier_count(store, cfg)
         check_mode(store, cfg)
-        versions.check_judges(store, cfg)
+        new_judge = versions.check_judges(store, cfg)  # ("": the judge that judged so far)
         open_round = store.open_round()
         if online and open_round is None:  # it would start a new, unlimited round
             raise UsageError(NO_ROUND_TO_RESUME)
@@ -198,6 +198,11 @@ def run_round(
             check_reachable(judge.base_url)
         # a panel's version first: a new version's thresholds start from its own evidence
         panels = panel_versions(store, cfg, open_round)
+        if new_judge and open_round is None:  # and so do a new judge's (its own stint)
+            versions.begin_stint(store, cfg)
+            # the pairs the earlier judge left waiting: no test will cover them
+            ended = recheck(store, cfg, current_thresholds(store, cfg), 0)["ended"]
+            new_judge += f"; {ended} such pairs went to humans" if ended else ""
         # a resumed round keeps the thresholds it started with, whatever a sync did since
         if open_round is not None:
             stored = tier_thresholds_from_json(open_round["thresholds"], len(judges))
@@ -210,6 +215,7 @@ def run_round(
             in_force = [current_thresholds(store, cfg, k) for k in range(len(judges))]
         ctx = dataclasses.replace(ctx, thresholds=in_force[0])
         summary.notices = setting_notices(in_force[-1:] if union else in_force, cfg)
+        summary.notices += [new_judge] if new_judge else []
         if open_round is not None:
             round_id, summary.resumed = int(open_round["id"]), True
             started_batch = bool(json.loads(open_round["thresholds"]).get("batch"))
@@ -242,7 +248,8 @@ def run_round(
         for k in range(len(judges)):  # the cascade: each tier judges what the last passed on
             version = panels.get(k)
             examples = versions.examples(store, version) if version else ((),)
-            tier_ctx = make_context(cfg, in_force[k], k, version, examples)
+            stint = versions.stint(store) if k == 0 and version is None else ""
+            tier_ctx = make_context(cfg, in_force[k], k, version, examples, stint)
             if batch:
                 engine, summary.batch_waiting = batch_tier(store, tier_ctx, round_id, on_progress)
                 if engine is None:
@@ -284,7 +291,6 @@ def run_round(
         summary.timings["judge_s"] = time.perf_counter() - mark
         if not store.count_round_pairs(round_id, "imported"):  # every tier judged it
             fix_predicted_split(store, cfg)  # (the simulation predicts after round 1 too)
-        _fill_outcome(store, ctx, summary, round_id)
         warm.join()
         mark = time.perf_counter()
         summary.dataset_rows = write_dataset(store, cfg)
@@ -292,6 +298,9 @@ def run_round(
         if cfg.review.enabled:
             _push_for_review(store, cfg, summary)
         summary.timings["dataset_s"] = time.perf_counter() - mark
+        # after the push: a pair pushed to two reviewers (review.double_share) pays both
+        # verdicts, as status and report count it
+        _fill_outcome(store, ctx, summary, round_id)
         summary.status = "incomplete" if summary.unjudged else "completed"
         if batch:
             summary.batches = [dict(b) for b in store.batches(round_id)]

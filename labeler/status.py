@@ -78,7 +78,8 @@ def project_status(cfg: Config) -> dict[str, Any]:
             # savings on delivered pairs, as `labeler report` totals them
             "savings": None if total is None else savings(total, currency, mixed),
             "rounds": rounds,
-            "disputed": len(store.disputed()),
+            "disputed": len(disputed := store.disputed()),
+            "disputed_open": sum(not r["decided"] for r in disputed),  # no majority yet
             # accepted pairs whose fact-check (quality.fact_check) an online round still owes
             "fact_checks_owed": store.fact_pending_count() if cfg.quality.fact_check else 0,
             "cost": store.call_totals()["cost"],

@@ -16,7 +16,7 @@ from typing import Any
 from labeler import consensus, prompts
 from labeler.config import Config
 from labeler.errors import ConfigError, ReviewError, UsageError
-from labeler.ledger import review_times
+from labeler.ledger import ASKED, review_times
 from labeler.lock import project_lock
 from labeler.status import audits_out
 from labeler.store import Store
@@ -298,6 +298,10 @@ class Hold:
         for response in latest:
             self.review.hold(response)
             self.store.flag(pair_id, "escalated", why, reviewer=response.reviewer)
+        # one more verdict asked, however many responses it took to reopen the record
+        # (the ledger pays it: ``ledger.round_ledgers``)
+        asked = self.store.flag_count(pair_id, ASKED)
+        self.store.flag(pair_id, ASKED, why, reviewer=f"#{asked + 1}")
 
 
 def ask_one_more(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 
 from labeler import calibration as cal
 from labeler.config import Config
@@ -17,17 +18,40 @@ def asked_terms(cfg: Config) -> tuple[float, float]:
 
 
 def certificate_terms(store: Store, tier: int = 0) -> tuple[float, float] | None:
-    """The (target agreement, confidence) tier ``tier``'s certificate in force was tested
-    at — the calibration that certified its threshold recorded them (the first version
-    of the latest run with that threshold: a version kept unchanged records the config of
-    its day, not of the test) — or None with no certificate. A config changed since
-    states other terms: the claim is these."""
+    """The (target agreement, confidence) tier ``tier``'s certificates in force were
+    tested at — the calibration that certified a threshold recorded them (the first
+    version of the latest run with that threshold: a version kept unchanged records the
+    config of its day, not of the test) — or None with no certificate. Each judge version
+    (a panel's, a single judge's stint) keeps the labels it certified: the weakest terms
+    of each one's last certificate. A config changed since states other terms: the
+    claim is these."""
+    found = _certificates(store, tier)
+    return (min(t for t, _ in found), min(c for _, c in found)) if found else None
+
+
+def certified_phases(store: Store, slots: Iterable[int]) -> int:
+    """How many judge versions' certificates (``certificate_terms``) the certified labels
+    rest on: each holds its terms on its own (a promise per calibration phase)."""
+    return sum(len(_certificates(store, k)) for k in slots)
+
+
+def _certificates(store: Store, tier: int) -> list[tuple[float, float]]:
+    """The terms of each judge version's last certificate, oldest first."""
     rows = store.thresholds_history(tier)
     params = [json.loads(r["params"] or "{}") for r in rows]
-    certified = params[-1].get("certified_a", cal.NEVER) if params else cal.NEVER
+    stints = [p.get("judge_version", "") for p in params]
+    ends = [i for i in range(len(rows)) if i == len(rows) - 1 or stints[i + 1] != stints[i]]
+    return [t for t in (_terms_at(rows, params, end) for end in ends) if t is not None]
+
+
+def _terms_at(
+    rows: list[Any], params: list[dict[str, Any]], end: int
+) -> tuple[float, float] | None:
+    """The terms of the certificate in force at history row ``end`` (None: none)."""
+    certified = params[end].get("certified_a", cal.NEVER)
     if certified >= cal.NEVER:
         return None
-    first = len(rows) - 1
+    first = end
     while first > 0 and params[first - 1].get("certified_a") == certified:
         first -= 1
     if params[first].get("terms"):  # the phase's, fixed at its first look

@@ -126,18 +126,23 @@ def _latest(store: Store, cfg: Config, tier: int) -> Thresholds:
 
 
 def _judge_version(store: Store, cfg: Config, tier: int) -> str:
-    """The panel tier's current judge version ("" for a tier without a panel)."""
+    """The panel tier's current judge version; a single judge's stint
+    (``versions.stint``: "" for the project's first judge)."""
     if cfg.judges[tier].panel <= 1:
-        return ""
+        return versions.stint(store) if tier == 0 else ""
     version = versions.latest(store, tier)
     return "" if version is None else version.hash
 
 
 def _of_version(store: Store, cfg: Config, tier: int) -> Callable[[Any], bool]:
     """Which verdict rows are evidence for the tier's current judge version: made by it,
-    and not one of the pairs it shows as examples (all rows without a panel)."""
+    and not one of the pairs it shows as examples; without a panel, made in the judge's
+    current stint (all rows while the project's first judge judges)."""
     if cfg.judges[tier].panel <= 1:
-        return lambda row: True
+        name = _judge_version(store, cfg, tier)
+        if not name:
+            return lambda row: True
+        return lambda row: json.loads(row["signals"]).get("judge_version", "") == name
     version = versions.latest(store, tier)
     name = "" if version is None else version.hash
     shown = frozenset() if version is None else version.example_ids

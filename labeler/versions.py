@@ -1,6 +1,8 @@
 """Judge versions of a panel tier (``judge.panel`` > 1): the frozen in-context example
 sets, made from human verdicts and refreshed on ``labeler judge refresh`` or every
 ``judge.refresh_every`` new human verdicts (orchestration; the choice is in ``panel``).
+A single judge changed between rounds (model, template, guidelines) begins a *stint*,
+which its thresholds and evidence treat as a version (``stint``, ``check_judges``).
 
 A version's hash is folded into the tier's prompt hash, so it is in every verdict and
 dataset row the tier makes (``template_hash``) and in its cache keys; its thresholds start
@@ -10,6 +12,7 @@ from its own evidence (``thresholds.current``), without the pairs it shows as ex
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from labeler import panel, prompts
@@ -96,13 +99,52 @@ def refresh(cfg: Config) -> list[dict[str, Any]]:
     return out
 
 
-def check_judges(store: Store, cfg: Config) -> None:
-    """Refuse (ConfigError, before a round pays a judge) a tier whose judge is not the one
-    that judged at that position so far: another ``model``, template or guidelines (a
-    tier added in front of a project's judge moves it down). The calibration evidence and
-    the certificate of a position are that judge's: a new judge certified by them would
-    put labels in the dataset that no human test covers. A panel tier's template hash
-    holds its version (which changes by design): its model and guidelines are checked."""
+STINTS = "judge_stints"  # meta: a single judge's stints after its first, oldest first
+
+
+def stint(store: Store) -> str:
+    """The single judge's current stint: "" for the project's first judge; a later one
+    (``begin_stint``) is named ``N:identity``, so a judge used before (A -> B -> A)
+    starts a stint of its own, never reading its first stint's labels or looks."""
+    found = store.get_meta(STINTS)
+    return str(json.loads(found)[-1]["id"]) if found else ""
+
+
+def _identity(cfg: Config) -> str:
+    """The single judge as its verdicts depend on it: model, template and guidelines."""
+    template = prompts.load_template(cfg.judge.template).hash
+    guidelines = prompts.load_guidelines(cfg.judge.guidelines).hash
+    text = f"{cfg.judge.model}\0{template}\0{guidelines}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def begin_stint(store: Store, cfg: Config) -> None:
+    """A new round's single judge is not the one that judged last (``check_judges`` said
+    so): it begins a stint, and with it a calibration phase of its own (``thresholds``).
+    Idempotent: a round that began one and judged nothing begins none again."""
+    stints = json.loads(store.get_meta(STINTS) or "[]")
+    now = _identity(cfg)
+    if not stints or stints[-1]["identity"] != now:
+        stints.append({"identity": now, "id": f"{len(stints) + 2}:{now}"})
+        store.set_meta(STINTS, json.dumps(stints))
+
+
+def changeable(cfg: Config) -> bool:
+    """Can the judge change mid-project, beginning a stint (``begin_stint``)? A single
+    judge without a panel; a cascade's or a panel's judge is refused (``check_judges``)."""
+    return len(cfg.judges) == 1 and cfg.judge.panel <= 1
+
+
+def check_judges(store: Store, cfg: Config) -> str:
+    """A tier whose judge is not the one that judged at that position so far: another
+    ``model``, template or guidelines (a tier added in front of a project's judge moves it
+    down). The calibration evidence and the certificate of a position are that judge's:
+    a new judge certified by them would put labels in the dataset that no human test
+    covers. A single judge (``changeable``) begins a stint at the next round, its own
+    calibration phase: returned is what to tell the user ("" when nothing changed).
+    Otherwise, and while a round the earlier judge began is open, refused (ConfigError,
+    before a round pays a judge). A panel tier's template hash holds its version (which
+    changes by design): its model and guidelines are checked."""
     guidelines = prompts.load_guidelines(cfg.judge.guidelines).hash
     for tier, judge in enumerate(cfg.judges):
         last = store.last_judge(tier)
@@ -116,11 +158,32 @@ def check_judges(store: Store, cfg: Config) -> None:
             template = prompts.load_template(judge.template).hash
             checks.append(("the judge template", last["template_hash"], template))
         changed = [what for what, was, now in checks if was != now]
-        if changed:
-            where = f"judge tier {tier + 1} ({judge.label})" if len(cfg.judges) > 1 else "the judge"
+        if not changed:
+            continue
+        where = f"judge tier {tier + 1} ({judge.label})" if len(cfg.judges) > 1 else "the judge"
+        if not changeable(cfg):
             raise ConfigError(
                 f"{cfg.file or 'config'}: {where} changed since its last round ("
                 f"{', '.join(changed)}); its calibration evidence and certificate are the "
-                "earlier judge's and cannot certify another: restore it, or start a new "
-                "project (project.state_dir) for the new judge"
+                "earlier judge's and cannot certify another (a cascade's or a panel's judge "
+                "cannot change mid-project): restore it, or start a new project "
+                "(project.state_dir) for the new judge"
             )
+        began = store.open_round()
+        if began is None:
+            return (
+                f"the judge changed since its last round ({', '.join(changed)}): it begins a "
+                "calibration phase of its own (the earlier judge's labels are no evidence for "
+                "it; those it certified stay, and the pairs it accepted that still wait for "
+                "evidence go to humans, as no test will cover them)"
+            )
+        if (began["model"], began["template_hash"], began["guidelines_hash"]) != (
+            judge.model, prompts.load_template(judge.template).hash, guidelines,
+        ):  # fmt: skip
+            raise ConfigError(
+                f"{cfg.file or 'config'}: {where} changed since its last round ("
+                f"{', '.join(changed)}), and round {began['id']}, begun by the earlier judge, "
+                "is open: restore the judge until that round is finished (`labeler round`), "
+                "then change it"
+            )
+    return ""

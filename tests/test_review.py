@@ -166,7 +166,7 @@ def test_two_reviewers_disagreeing_is_reported(review_project: Project, judge_se
     (disputed,) = data["disputed"]
     assert disputed["reviewers"] == 2 and not disputed["decided"]
     assert json.loads(disputed["votes"]) == {"A": 1, "B": 1}
-    assert p.run_json("status")["disputed"] == 1
+    assert p.run_json("status")["disputed"] == 1 and p.run_json("status")["disputed_open"] == 1
     # issue 10: the tie is not stuck: one more reviewer is asked, once
     assert data["escalated"] == 1
     again = p.run("sync")
@@ -183,6 +183,9 @@ def test_two_reviewers_disagreeing_is_reported(review_project: Project, judge_se
     (settled,) = final["disputed"]
     assert settled["decided"] and settled["reviewers"] == 3
     assert json.loads(settled["votes"]) == {"A": 2, "B": 1}  # stored order: question 0's A is good
+    # a trial: once decided by majority, status still read as if action were needed
+    status = p.run("status").stdout
+    assert "1 pair disputed by reviewers, 0 with no majority yet" in " ".join(status.split())
     # the third verdict is paid too: 3 pairs x 2 reviewers + 1 (it was left out of the cost)
     total = p.run_json("report")["total"]
     assert total["human_cost"] == pytest.approx(7 * 0.5)  # the default price per pair
@@ -212,6 +215,9 @@ def test_a_tie_among_single_reviewers_goes_to_one_more(
     (settled,) = final["disputed"]
     assert settled["decided"] and json.loads(settled["votes"]) == {"A": 2, "B": 1}
     assert final["dataset_rows"] == 2
+    # a trial: reopening the tie held both answers, and each was paid as one more verdict
+    # (2 pairs x 1 reviewer + 1 more = 3, not 4)
+    assert p.run_json("report")["total"]["human_cost"] == pytest.approx(3 * 0.5)
 
 
 def test_held_answers_keep_their_time_and_still_count(
@@ -831,12 +837,17 @@ def test_a_share_of_review_pairs_is_decided_by_two_reviewers(
     p = review_project
     p.set(judge={"base_url": judge_server(unsure).url}, review={"double_share": 0.5})
     p.pairs(good_bad_rows(12))
-    assert p.run_json("round")["review_pushed"] == 12
+    pushed = p.run_json("round")
+    assert pushed["review_pushed"] == 12
     cfg = load_config(p.config, environ={})
     with Store(cfg.db_path) as store:
         doubled = store.pairs_in_dataset(cfg.double_dataset)
         single = store.pairs_in_dataset(cfg.review_dataset)
     assert len(doubled) + len(single) == 12 and 2 <= len(doubled) <= 10
+    # a trial: the round's own summary left the second verdicts out (status counted them)
+    price = cfg.costs.human_price_per_pair
+    assert pushed["human_cost"] == pytest.approx(price * (12 + len(doubled)))
+    assert p.run_json("status")["rounds"][0]["human_cost"] == pytest.approx(pushed["human_cost"])
     alice, bob = add_reviewer(p, "alice-dbl"), add_reviewer(p, "bob-dbl")
     main_id, double_id = alice.dataset_id(cfg.review_dataset), alice.dataset_id(cfg.double_dataset)
     # the records look alike in both datasets: nothing says why a pair is there
@@ -870,7 +881,6 @@ def test_a_share_of_review_pairs_is_decided_by_two_reviewers(
     )
     assert {r["reviewer"] for r in hh["reviewers"]} == {"alice-dbl", "bob-dbl"}
     # the second verdict of each doubled pair is paid for, and the tie's third
-    price = cfg.costs.human_price_per_pair
     assert report["total"]["human_cost"] == pytest.approx(price * (12 + len(doubled) + 1))
     shown = p.run("report", "--quality")
     assert "Agreement on pairs two reviewers decided" in shown.stdout

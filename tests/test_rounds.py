@@ -129,27 +129,23 @@ def test_guidelines_longer_than_argilla_takes_are_refused_before_any_judge_call(
 
 
 def test_another_judge_is_refused_where_the_projects_judge_was_tested(project: Project) -> None:
-    """Trial: a judge changed mid-project (another model, template or guidelines; a
-    cheaper tier added in front, which moves the judge down) inherited the position's
-    certificate: its labels entered the dataset as certified, tested by no human."""
+    """Trial: a judge changed mid-project (a cheaper tier added in front, which moves the
+    judge down; a panel's model) inherited the position's certificate: its labels entered
+    the dataset as certified, tested by no human. A cascade's or a panel's judge is
+    refused; a single judge begins a calibration phase of its own
+    (``test_thresholds``)."""
     project.pairs(good_bad_rows(4))
     assert project.run("round", "--limit", "2").exit_code == 0
     model = load_config(project.config, environ={}).judge.model
-    template = project.root / "other-template.txt"
-    template.write_text(
-        (Path(__file__).parents[1] / "templates" / "judge.txt").read_text() + "\nBe brief.\n"
-    )
-    guide = project.root / "guidelines" / "09-more.md"
-    changes: list[tuple[str, Any, str]] = [
-        ("model", lambda: project.set(judge={"model": "another"}), f"model {model!r} -> 'another'"),
-        ("template", lambda: project.set(judge={"template": str(template)}), "the judge template"),
-        ("guidelines", lambda: guide.write_text("Prefer short answers.\n"), "the guidelines"),
-        ("a tier in front", lambda: project.set(judge={"tiers": [
+    changes: list[tuple[Any, str]] = [
+        (lambda: project.set(judge={"tiers": [
             {"name": "cheap", "model": "cheap-model"}, {"name": "big", "model": model}]}),
          "judge tier 1 (cheap) changed since its last round (model"),
+        (lambda: project.set(judge={"panel": 2, "model": "another"}),
+         f"the judge changed since its last round (model {model!r} -> 'another')"),
     ]  # fmt: skip
     original = project.config.read_text()
-    for _, change, said in changes:
+    for change, said in changes:
         change()
         for args in (("round", "--dry-run"), ("round",)):
             result = project.run(*args)
@@ -157,7 +153,6 @@ def test_another_judge_is_refused_where_the_projects_judge_was_tested(project: P
             (line,) = result.stderr.strip().splitlines()
             assert said in line and "start a new project (project.state_dir)" in line
         project.config.write_text(original)
-        guide.unlink(missing_ok=True)
     assert len(project.server.requests) == 4  # type: ignore[attr-defined]
     assert project.run_json("round")["judged"] == 2  # restored: it goes on
 
@@ -764,15 +759,22 @@ def test_requests_abandoned_by_a_second_ctrl_c_are_in_the_ledger(
     project.set(judge={"base_url": server.url, "concurrency": 4, "price_input_per_mtok": 1.0})
     project.pairs(good_bad_rows(10))
     code, err = signalled_round(project, server, signal.SIGINT, after=4, twice=True)
-    assert code != 0, err  # (the second Ctrl-C came before the four in flight returned)
+    assert code == 130, err  # (the second Ctrl-C came before the four in flight returned)
+    # a trial: nothing said that requests were given up, to be paid again by the resume
+    assert "4 requests in flight were abandoned by the second Ctrl-C" in err
     with Store(project.root / ".labeler" / "state.sqlite") as store:
         rows = store.db.execute("SELECT status, cost FROM calls").fetchall()
         spent = store.call_totals()["cost"]
     assert len(rows) == len(server.requests) == 4  # every request sent is in the ledger
     assert {r[0] for r in rows} == {"abandoned"} and all(r[1] > 0 for r in rows)
     assert spent == pytest.approx(sum(r[1] for r in rows))
-    done = project.run_json("round")  # the resume asks them again: nothing else lost
-    assert done["status"] == "completed" and done["judged"] == 10
+    resumed = project.run("round")  # the resume asks them again: nothing else lost
+    assert resumed.exit_code == 0, resumed.output
+    # (a trial: a resumed round's requests are this run's, its tokens and cost all runs')
+    shown = " ".join(resumed.stdout.split())
+    assert "requests sent / cached (this run)" in shown and "judge cost (the round's)" in shown
+    [done] = project.run_json("status")["rounds"]
+    assert done["status"] == "completed" and done["pairs"] == 10
     with Store(project.root / ".labeler" / "state.sqlite") as store:
         assert store.call_totals()["calls"] == len(server.requests) == 24
 

@@ -183,6 +183,71 @@ def test_a_phases_target_is_fixed_at_its_first_look(
     assert project.run_json("round", "--dry-run")["notices"] == []
 
 
+def test_a_changed_judge_begins_a_calibration_phase_of_its_own(
+    project: Project, judge_server: Callable[..., JudgeServer]
+) -> None:
+    """Editing the guidelines (or the model, or the template) mid-project was refused:
+    "restore it, or start a new project". The judge now begins a stint at the next round:
+    its own calibration phase, which reads none of the earlier judge's labels; the pairs
+    the earlier judge left waiting go to humans (no test will cover them); those it
+    certified stay. A judge used before (A -> B -> A) begins a stint of its own again."""
+    _setup(project, judge_server(oracle))
+    project.pairs(good_bad_rows(100))
+    project.run_json("round")
+    waiting = _labels(project)["provisional"]
+    assert waiting > 30
+    guide = project.root / "guidelines" / "09-more.md"
+    guide.write_text("Prefer short answers.\n")  # judge B
+    plan = project.run_json("round", "--dry-run")
+    [notice] = plan["notices"]
+    assert notice.startswith("the judge changed since its last round (the guidelines): it begins")
+    assert plan["thresholds"]["certified_a"] >= cal.NEVER  # from cold start
+    project.pairs(good_bad_rows(160, start=1000))
+    second = project.run_json("round")
+    assert second["notices"] == [f"{notice}; {waiting} such pairs went to humans"]
+    assert _labels(project)["provisional"] == second["provisional"]  # B's own only
+    decide_as_humans(project)
+    assert project.run("calibrate").exit_code == 0
+    cfg = load_config(project.config, environ={})
+    with Store(cfg.db_path) as store:
+        t = current(store, cfg)
+        assert t.judge_version.startswith("2:") and t.certified_a < cal.NEVER
+        rounds = {r["pair_id"]: r["round_id"] for r in store.db.execute("SELECT * FROM verdicts")}
+        assert {rounds[r["pair_id"]] for r, _ in judged(store, cfg)} == {2}  # B's evidence
+        certified_b = store.label_status_counts()["certified"]
+    assert certified_b > 0
+    guide.unlink()  # back to judge A: a stint of its own, not the first one's
+    project.pairs(good_bad_rows(160, start=5000))
+    third = project.run_json("round")
+    assert third["notices"][0].startswith("the judge changed since its last round")
+    with Store(cfg.db_path) as store:
+        t = current(store, cfg)
+        assert t.judge_version.startswith("3:") and t.certified_a >= cal.NEVER
+        evidence = judged(store, cfg)
+        assert len(evidence) == 160 and all(r["round_id"] == 3 for r, _ in evidence)
+        assert store.label_status_counts()["certified"] == certified_b  # B's stay
+        assert certificate_terms(store) == (0.8, 0.9)  # what B's certificate was tested at
+    decide_as_humans(project)
+    assert project.run("calibrate").exit_code == 0  # A's second stint: certified too
+    assert _labels(project)["certified"] > certified_b
+    project.run("export", "--to", "jsonl", "--out", str(project.root / "prefs.jsonl"))
+    card = (project.root / "prefs.jsonl.README.md").read_text()
+    claim = card.split("| guarantee | ")[1].split(" |\n")[0]
+    assert claim.startswith("certified judge labels agree with humans >= 80% with probability")
+    assert "(2 judges or judge versions certified labels here, each in its own calib" in claim
+    # a round the earlier judge began is finished by it, not by another
+    guide.write_text("Prefer long answers.\n")
+    project.pairs(good_bad_rows(10, start=9000))
+    project.run_json("round", "--limit", "4")
+    guide.write_text("Prefer short answers.\n")
+    with Store(cfg.db_path) as store:
+        store.db.execute("UPDATE rounds SET status = 'running' WHERE id = 4")  # (killed)
+        store.db.commit()
+    refused = project.run("round")
+    assert refused.exit_code == 2
+    assert "round 4, begun by the earlier judge, is open: restore the judge" in refused.stderr
+
+
 def test_the_looks_of_a_phase_share_delta_through_the_sample_they_kept(
     project: Project, judge_server: Callable[..., JudgeServer]
 ) -> None:

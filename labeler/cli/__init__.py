@@ -141,8 +141,11 @@ class LabelerGroup(click.Group):
             )
             _error_line(state_failed(path or "the state database", exc, damaged))
             sys.exit(1)
-        except KeyboardInterrupt:
-            _error_line("interrupted; finished work is saved, run the command again to resume")
+        except KeyboardInterrupt as exc:
+            more = f"; {exc}" if str(exc) else ""  # (``errors.Interrupted``: what was lost)
+            _error_line(
+                f"interrupted; finished work is saved, run the command again to resume{more}"
+            )
             sys.exit(130)
 
 

@@ -209,11 +209,17 @@ def round_table(s: dict[str, Any]) -> Table:
         )
         table.add_row(f"[yellow]not judged yet ({why})[/]", f"[yellow]{s['unjudged']}[/]")
     through = f" ({s['batch_replies']} through the Batch API)" if s.get("batch_replies") else ""
+    # a resumed round: the requests are this run's, the tokens and cost every run's
+    resumed = bool(s.get("resumed"))
+    whole = " (the round's)" if resumed else ""
     table.add_row(
-        "judge requests sent / cached", f"{s['requests_sent']} / {s['cached_replies']}{through}"
+        "requests sent / cached (this run)" if resumed else "judge requests sent / cached",
+        f"{s['requests_sent']} / {s['cached_replies']}{through}",
     )
-    table.add_row("judge tokens in / out", f"{s['prompt_tokens']:,} / {s['completion_tokens']:,}")
-    table.add_row("judge cost", money(s["judge_cost"], cur))
+    table.add_row(
+        f"judge tokens in / out{whole}", f"{s['prompt_tokens']:,} / {s['completion_tokens']:,}"
+    )
+    table.add_row(f"judge cost{whole}", money(s["judge_cost"], cur))
     table.add_row("human review cost", money(s["human_cost"], cur))
     _savings_rows(table, s, cur)
     if s["dataset_path"]:
@@ -388,10 +394,14 @@ def sync_table(s: dict[str, Any]) -> Table:
     table.add_row(
         "[yellow]disputed (reviewers disagree)[/]" if disputed else "disputed", str(len(disputed))
     )
-    for d in disputed[:10]:
+    shown = sorted(disputed, key=lambda d: bool(d["decided"]))[:10]  # no majority first
+    for d in shown:
         table.add_row(
             f"  {d['pair_id'][:12]} {d['votes']}", "decided" if d["decided"] else "no majority"
         )
+    if len(disputed) > len(shown):
+        more = f"  ... and {len(disputed) - len(shown)} more"
+        table.add_row(more, "`labeler sync --json` lists all")
     for what in s.get("settings_updated") or []:
         table.add_row(f"[yellow]updated in Argilla: {what}[/]", "yes")
     if s.get("settings_error"):

@@ -328,9 +328,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
         if data["savings"]["notes"]:
             console.print(render.notes_text(data["savings"]["notes"]))
     if data["disputed"]:
+        n, still = data["disputed"], data["disputed_open"]
+        # (a trial: decided by majority, they still read as needing action)
         console.print(
-            f"[yellow]{data['disputed']} pair{'s are' if data['disputed'] > 1 else ' is'} "
-            "disputed by reviewers; "
-            "`labeler sync` lists them.[/]"
+            f"[{'yellow' if still else 'dim'}]{n} pair{'s' if n > 1 else ''} disputed by "
+            f"reviewers, {still} with no majority yet; `labeler sync` lists them.[/]"
         )
     _say_unchecked(console, data["fact_checks_owed"])

@@ -161,6 +161,11 @@ class PairsTables(Tables):
             ).fetchall()
         return self.db.execute(sql + " ORDER BY f.created_at").fetchall()
 
+    def flag_count(self, pair_id: str, kind: str) -> int:
+        """How many flags of ``kind`` the pair has (one per reviewer, or per event)."""
+        sql = "SELECT COUNT(*) FROM quality_flags WHERE pair_id = ? AND kind = ?"
+        return int(self.db.execute(sql, (pair_id, kind)).fetchone()[0])
+
     def flagged_ids(self, kind: str) -> set[str]:
         return {
             r[0]
