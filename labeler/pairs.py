@@ -583,6 +583,11 @@ def detect_format(path: Path, fmt: str) -> str:
 def read_source(cfg: SourceConfig) -> Iterator[Pair | BadRow]:
     """Every pair and bad row of the configured source, in file order."""
     path = cfg.path
+    if cfg.response_a_field == cfg.response_b_field:  # (every row: identical responses)
+        raise SourceError(
+            f"source.response_b_field: {cfg.response_b_field!r} is source.response_a_field "
+            "too; name the two columns holding the two responses"
+        )
     if not path.exists():
         raise SourceError(f"{path}: source file not found (source.path)")
     fmt = detect_format(path, cfg.format)
@@ -591,6 +596,10 @@ def read_source(cfg: SourceConfig) -> Iterator[Pair | BadRow]:
             f'{path}: is a folder; source.format = "{fmt}" reads one file (name the file in '
             'source.path, or set source.format = "hf" to read a folder of data files)'
         )
+    if fmt in ("jsonl", "csv") and path.is_file():  # (read as UTF-8 lines, it is garbled)
+        with path.open("rb") as fh:
+            if fh.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+                raise SourceError(f"{path}: is UTF-16 text (its byte order mark); save it as UTF-8")
     builder = _hf_builder(path) if fmt == "hf" and path.is_dir() else None
     files = None if builder is None else _own_files(path, builder, cfg.split)
     if files is None:

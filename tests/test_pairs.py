@@ -15,6 +15,7 @@ import pytest
 from labeler.config import SourceConfig
 from labeler.errors import SourceError
 from labeler.pairs import BadRow, Pair, pair_id, read_source
+from tests.conftest import Project
 
 ROWS = [
     {"prompt": "p1", "response_a": "a1", "response_b": "b1"},
@@ -83,6 +84,33 @@ def test_column_names_come_from_config(tmp_path: Path) -> None:
     pairs, bad = read(path, prompt_field="q", response_a_field="x", response_b_field="y")
     assert [(p.prompt, p.response_a, p.response_b) for p in pairs] == [("p", "one", "two")]
     assert bad == []
+
+
+def test_one_column_for_both_responses_is_refused(tmp_path: Path, project: Project) -> None:
+    """A trial: ``source.response_b_field`` naming the first response's column passed,
+    and every row was then skipped as "identical responses". Refused in one line."""
+    path = jsonl(tmp_path, [{"prompt": "p", "response_a": "one", "response_b": "two"}])
+    with pytest.raises(SourceError, match=re.escape("'response_a' is source.response_a_field")):
+        read(path, response_b_field="response_a")
+    project.pairs([{"prompt": "p", "response_a": "one", "response_b": "two"}])
+    project.set(source={"response_b_field": "response_a"})
+    for args in (("round", "--dry-run"), ("round",)):
+        result = project.run(*args)
+        assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+        assert "source.response_b_field: 'response_a' is source.response_a_field too" in (
+            result.stderr
+        )
+
+
+def test_a_utf16_file_is_named_as_such(tmp_path: Path) -> None:
+    """A trial: a UTF-16 file read as UTF-8 lines gave "none of its 4 rows ... not UTF-8"
+    for 3 rows, with no hint of what it was."""
+    for suffix in ("jsonl", "csv"):
+        path = tmp_path / f"p16.{suffix}"
+        text = json.dumps(ROWS[0]) + "\n" if suffix == "jsonl" else "prompt,response_a\nx,y\n"
+        path.write_bytes(text.encode("utf-16"))
+        with pytest.raises(SourceError, match=re.escape("is UTF-16 text (its byte order mark)")):
+            read(path)
 
 
 def test_lists_of_responses_expand_to_every_pair(tmp_path: Path) -> None:
