@@ -227,8 +227,8 @@ def recheck(store: Store, cfg: Config, t: Thresholds, tier: int = 0) -> dict[str
     """Re-check every pair tier ``tier`` accepted against ``t``: certified, provisional,
     or back to humans (reason ``recheck``). Keeps the invariant: every judge label in the
     dataset passes the thresholds in force of the tier that accepted it."""
-    if union_loop.is_union(store, cfg):
-        return union_loop.recheck(store, cfg, t)
+    if union_loop.is_union(store, cfg):  # (a cascade's judges cannot change: none ended)
+        return {"ended": 0, **union_loop.recheck(store, cfg, t)}
     mine = _of_version(store, cfg, tier)
     accepted = [r for r in store.judge_accepted() if int(r["tier"]) == tier]
     rows = [r for r in accepted if mine(r)]
