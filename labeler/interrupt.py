@@ -27,7 +27,8 @@ def stopped(halt: Halt) -> Interrupted:
     if not halt.dropped:
         return Interrupted("")
     return Interrupted(
-        f"{halt.dropped} requests in flight were abandoned by the second Ctrl-C: the "
+        f"{halt.dropped} request{'s' if halt.dropped > 1 else ''} in flight "
+        f"{'were' if halt.dropped > 1 else 'was'} abandoned by the second Ctrl-C: the "
         "ledger counts them at their worst cost, and the resume asks (and pays for) them again"
     )
 

@@ -90,10 +90,16 @@ def one_more_asked(store: Store) -> Counter[int]:
     reward model contradicts, a verdict too fast to count (``sync.Hold``) — one more to pay,
     counted when it is asked for, as the first ones were. One per event, however many
     responses it held back (a tie in a one-reviewer dataset holds both); a pair reopened
-    before events were kept counts its held responses."""
+    before events were kept counts the responses held back then."""
     asked = store.flags(ASKED)
-    kept = {r["pair_id"] for r in asked}
-    older = (r for r in store.flags("escalated") if r["pair_id"] not in kept)
+    first: dict[str, float] = {}  # each pair's first event kept
+    for r in asked:
+        first[r["pair_id"]] = min(first.get(r["pair_id"], r["created_at"]), r["created_at"])
+    older = (
+        r
+        for r in store.flags("escalated")
+        if r["created_at"] < first.get(r["pair_id"], float("inf"))
+    )
     return Counter(r["round_id"] for r in asked) + Counter(r["round_id"] for r in older)
 
 

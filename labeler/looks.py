@@ -281,3 +281,13 @@ def message(
         f"look {new.looks}: {fmt(new)} from {look.choice.labelled} {evidence} "
         f"({basis}); {counts['certified']} judge-accepted pairs certified, {below}"
     )
+
+
+def ended_note(counts: dict[str, int]) -> str:
+    """What ``recheck`` did with an earlier judge version's waiting pairs."""
+    if not counts["ended"]:
+        return ""
+    return (
+        f"; {counts['ended']} pairs an earlier judge version accepted and no test certified "
+        "went to humans (each version begins its own calibration phase)"
+    )

@@ -23,6 +23,7 @@ from labeler.routing import Thresholds, round_draw, sample_only_rate, tier_judge
 from labeler.store import Store
 from labeler.summary import setting_notices
 from labeler.sync import check_guidelines_fit
+from labeler.terms import check_mode as check_phase_mode
 from labeler.thresholds import cold_start, split_pending
 from labeler.thresholds import current as current_thresholds
 from labeler.union_loop import is_union
@@ -81,9 +82,12 @@ def plan_round(
                 began = tier_thresholds_from_json(open_round["thresholds"], len(tiers))
                 tier_thresholds = [b or t for b, t in zip(began, tier_thresholds, strict=True)]
             if new_judge:  # the next round begins its stint: from cold start
+                waiting = store.label_status_counts()["provisional"]  # (all the earlier's)
+                new_judge += f"; {waiting} such pairs would go to humans" if waiting else ""
                 tier_thresholds = [cold_start(cfg)]
                 ctx = dataclasses.replace(ctx, thresholds=tier_thresholds[0])
             in_force = tier_thresholds[-1:] if union else tier_thresholds
+            check_phase_mode(tier_thresholds, cfg)  # (refused as the round refuses it)
             summary.notices = setting_notices(in_force, cfg) + ([new_judge] if new_judge else [])
             if union:  # under the certificate in force, from the earlier tiers' verdicts
                 forecast = union_reach(store, cfg, tier_thresholds[-1])

@@ -25,6 +25,7 @@ from labeler.ledger import (
 from labeler.routing import ACCEPT
 from labeler.store import Store
 from labeler.terms import claimed_terms
+from labeler.thresholds import current as current_thresholds
 from labeler.union_loop import history_slot
 from labeler.verify import ONE_MORE
 
@@ -117,11 +118,13 @@ def build_report(cfg: Config) -> dict[str, Any]:
         tiers = tier_totals(store, cfg) if len(cfg.judges) > 1 else []
         verify = verify_summary(store)
         claimed = claimed_terms(store, range(len(cfg.judges)))
+        # with none, the terms the phase tests at (fixed at its first look), else the config's
+        phase = current_thresholds(store, cfg, history_slot(store, cfg)).terms
     return {
         "currency": currency,  # the rounds' (not costs.currency's, which prices the next)
         # what the certificates in force were tested at (a phase's terms are fixed at its
         # first look), else what the config asks
-        "target": cfg.calibration.target_agreement if claimed is None else claimed[0],
+        "target": (claimed or phase or (cfg.calibration.target_agreement, 0))[0],
         # the rounds' (their snapshot), not costs.human_cost_mode's, which prices the next
         "mode": "+".join(sorted({str(round_money(r, cfg)["human_cost_mode"]) for r in rounds}))
         or cfg.costs.human_cost_mode,

@@ -53,6 +53,7 @@ from labeler.routing import (
 from labeler.store import Store
 from labeler.summary import Progress, RoundSummary, budget_message, setting_notices
 from labeler.sync import check_guidelines_fit
+from labeler.terms import check_mode as check_phase_mode
 from labeler.thresholds import check_tier_count, fix_predicted_split, recheck
 from labeler.thresholds import current as current_thresholds
 from labeler.union_loop import check_mode, check_rate, is_union
@@ -214,6 +215,7 @@ def run_round(
             check_rate(store, cfg, in_force[-1])
             in_force = [current_thresholds(store, cfg, k) for k in range(len(judges))]
         ctx = dataclasses.replace(ctx, thresholds=in_force[0])
+        check_phase_mode(in_force, cfg)  # (before the judge is paid)
         summary.notices = setting_notices(in_force[-1:] if union else in_force, cfg)
         summary.notices += [new_judge] if new_judge else []
         if open_round is not None:

@@ -87,6 +87,9 @@ class Thresholds:
     # fixed at its first look (a target chosen after seeing a look is not covered by the
     # guarantee); None: no look yet, the config's
     terms: tuple[float, float] | None = None
+    # and the test it takes, fixed alike: (guarantee, quality, parity margin); a change is
+    # refused (``terms.check_mode``)
+    mode: tuple[str, str, float] | None = None
 
     @classmethod
     def from_params(cls, data: dict[str, Any]) -> Thresholds:
@@ -98,6 +101,8 @@ class Thresholds:
             data["caps"] = tuple((tuple(e), tuple(c)) for e, c in data["caps"])
         if data.get("terms") is not None:
             data["terms"] = (float(data["terms"][0]), float(data["terms"][1]))
+        if data.get("mode") is not None:
+            data["mode"] = (str(data["mode"][0]), str(data["mode"][1]), float(data["mode"][2]))
         return cls(**data)
 
     def for_label(self, label: str) -> float:

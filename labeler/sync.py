@@ -295,13 +295,13 @@ class Hold:
     def __call__(self, pair_id: str, done: list[Any], why: str) -> None:
         keep = max(self.complete_at(pair_id) - 1, 0)
         latest = sorted(done, key=lambda r: r.updated_at)[keep:] or done[-1:]
+        # one more verdict asked, however many responses it takes to reopen the record
+        # (the ledger pays it: ``ledger.one_more_asked``; flagged first, before them)
+        asked = self.store.flag_count(pair_id, ASKED)
+        self.store.flag(pair_id, ASKED, why, reviewer=f"#{asked + 1}")
         for response in latest:
             self.review.hold(response)
             self.store.flag(pair_id, "escalated", why, reviewer=response.reviewer)
-        # one more verdict asked, however many responses it took to reopen the record
-        # (the ledger pays it: ``ledger.round_ledgers``)
-        asked = self.store.flag_count(pair_id, ASKED)
-        self.store.flag(pair_id, ASKED, why, reviewer=f"#{asked + 1}")
 
 
 def ask_one_more(

@@ -9,7 +9,34 @@ from typing import Any
 
 from labeler import calibration as cal
 from labeler.config import Config
+from labeler.errors import ConfigError
+from labeler.routing import Thresholds
 from labeler.store import Store
+
+
+def mode_of(cfg: Config) -> tuple[str, str, float]:
+    """The test the config asks a phase to take: (guarantee, quality, parity margin)."""
+    c = cfg.calibration
+    return c.guarantee, c.quality, c.parity_margin
+
+
+def check_mode(in_force: list[Thresholds], cfg: Config) -> None:
+    """Refuse (ConfigError) a test changed after a phase's first look (``Thresholds.mode``):
+    ``calibration.guarantee``, ``quality`` or ``parity_margin`` chosen after seeing a look's
+    result is not covered by the guarantee (and, unlike a target, the phase's looks cannot
+    keep testing the old way while the config names another)."""
+    keys = ("guarantee", "quality", "parity_margin")
+    for t in in_force:
+        if t.mode is None:
+            continue
+        for key, then, now in zip(keys, t.mode, mode_of(cfg), strict=True):
+            if then != now:
+                raise ConfigError(
+                    f"{cfg.file or 'config'}: calibration.{key} = {now!r}, but this "
+                    f"calibration phase has tested with {then!r} since its first look (a "
+                    "test chosen after seeing a look's result is not covered by the "
+                    f"guarantee): restore {then!r}, or start a new project (project.state_dir)"
+                )
 
 
 def asked_terms(cfg: Config) -> tuple[float, float]:
@@ -31,8 +58,9 @@ def certificate_terms(store: Store, tier: int = 0) -> tuple[float, float] | None
 
 def certified_phases(store: Store, slots: Iterable[int]) -> int:
     """How many judge versions' certificates (``certificate_terms``) the certified labels
-    rest on: each holds its terms on its own (a promise per calibration phase)."""
-    return sum(len(_certificates(store, k)) for k in slots)
+    of one judge tier rest on, at most: each holds its terms on its own (a promise per
+    calibration phase). A cascade's tiers share one phase (their split of delta)."""
+    return max((len(_certificates(store, k)) for k in slots), default=0)
 
 
 def _certificates(store: Store, tier: int) -> list[tuple[float, float]]:
@@ -52,7 +80,13 @@ def _terms_at(
     if certified >= cal.NEVER:
         return None
     first = end
-    while first > 0 and params[first - 1].get("certified_a") == certified:
+    run = (params[end].get("judge_version", ""), params[end].get("phase", 0))
+
+    def same(i: int) -> bool:  # (a run of one judge version's phase: not an earlier one's)
+        then = (params[i].get("judge_version", ""), params[i].get("phase", 0))
+        return params[i].get("certified_a") == certified and then == run
+
+    while first > 0 and same(first - 1):
         first -= 1
     if params[first].get("terms"):  # the phase's, fixed at its first look
         return float(params[first]["terms"][0]), float(params[first]["terms"][1])

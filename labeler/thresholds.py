@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from labeler import calibration as cal
-from labeler import looks, planned, split, union_loop, versions
+from labeler import looks, planned, split, terms, union_loop, versions
 from labeler.agreement import parity_evidence
 from labeler.config import Config
 from labeler.errors import ConfigError
@@ -118,6 +118,8 @@ def _latest(store: Store, cfg: Config, tier: int) -> Thresholds:
                 phase=found.version,
             )
         return found
+    if judge_version:  # (a version written before certification, another judge's)
+        return replace(cold_start(cfg), version=row["version"], judge_version=judge_version)
     # a version written before certification existed: its thresholds were certified
     weights = tuple(json.loads(row["weights"])) if row["weights"] else None
     return Thresholds(
@@ -218,6 +220,7 @@ def _same(a: Thresholds, b: Thresholds) -> bool:
             t.finished,
             t.caps,
             t.terms,
+            t.mode,
         )
 
     return key(a) == key(b)
@@ -264,6 +267,7 @@ def recalibrate(store: Store, cfg: Config, finish: bool = False) -> Recalibratio
     planned procedure's final look; then nothing waits any more)."""
     judges = cfg.judges
     union_loop.check_mode(store, cfg)
+    terms.check_mode([current(store, cfg, k) for k in range(len(judges))], cfg)
     if union_loop.is_union(store, cfg):  # one test of what the whole cascade delivers
         first = _recalibrate_planned(store, cfg, len(judges) - 1, 1.0, finish)
         return _with_terms(store, cfg, first, [len(judges) - 1])
@@ -535,20 +539,10 @@ def _recalibrate_tier(
             f"; {counts['rechecked']} judge-accepted pairs no longer pass and went back to "
             "humans (recheck)"
         )
-    result.message += _ended_note(counts)
+    result.message += looks.ended_note(counts)
     if saved:  # the history keeps what this version's sync said
         store.set_thresholds_report(saved, result.to_dict())
     return result
-
-
-def _ended_note(counts: dict[str, int]) -> str:
-    """What ``recheck`` did with an earlier judge version's waiting pairs."""
-    if not counts["ended"]:
-        return ""
-    return (
-        f"; {counts['ended']} pairs an earlier judge version accepted and no test certified "
-        "went to humans (each version begins its own calibration phase)"
-    )
 
 
 def _drift_audit(row: Any, d: cal.Judged, t: Thresholds, since: int) -> bool:
@@ -614,9 +608,8 @@ def _recalibrate_planned(
             # the certificate ends: every pair it accepted goes to humans (a later phase's
             # test never covered them), and a new phase begins with the pairs routed now
             withdrawn = replace(prev, a=cal.NEVER, b=cal.NEVER, certified_a=cal.NEVER)
-            pulled = recheck(store, cfg, replace(withdrawn, certified_b=cal.NEVER), tier)[
-                "rechecked"
-            ]
+            gone = recheck(store, cfg, replace(withdrawn, certified_b=cal.NEVER), tier)
+            pulled = gone["rechecked"] + gone["ended"]
             new = replace(cold_start(cfg), phase=prev.version + 1, judge_version=prev.judge_version)
     if not (drift or hold or prev.finished) and prev.a < cal.NEVER:  # (NEVER: futile, no share)
         # only the exact test reads the phase's earlier looks (after a certificate, only
@@ -652,7 +645,7 @@ def _recalibrate_planned(
             # (and its terms: a target or confidence changed later applies from the next)
             new = replace(
                 prev, looks=prev.looks + 1, spent=prev.spent + look.level, caps=caps,
-                terms=(target, confidence),
+                terms=(target, confidence), mode=terms.mode_of(cfg),
             )  # fmt: skip
             if look.evidence is not None:  # the group-sequential test's later looks need it
                 store.record_look(
@@ -702,7 +695,7 @@ def _recalibrate_planned(
         prev, new, drift, recent, look, counts, alpha, delta, c.min_labels,
         parity is not None, None if guarantee == c.guarantee else (test_alpha, test_delta),
     )  # fmt: skip
-    result.message += _ended_note(counts)
+    result.message += looks.ended_note(counts)
     if union_run is not None and look is not None and look.taken:
         result.message += union_loop.describe(cfg, new)
     if notice := terms_notice(new, cfg):

@@ -110,23 +110,65 @@ def stint(store: Store) -> str:
     return str(json.loads(found)[-1]["id"]) if found else ""
 
 
-def _identity(cfg: Config) -> str:
+def _judge_now(cfg: Config) -> tuple[str, str, str]:
     """The single judge as its verdicts depend on it: model, template and guidelines."""
     template = prompts.load_template(cfg.judge.template).hash
-    guidelines = prompts.load_guidelines(cfg.judge.guidelines).hash
-    text = f"{cfg.judge.model}\0{template}\0{guidelines}"
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return cfg.judge.model, template, prompts.load_guidelines(cfg.judge.guidelines).hash
+
+
+def _identity(judge: tuple[str, str, str]) -> str:
+    return hashlib.sha256("\0".join(judge).encode()).hexdigest()[:12]
 
 
 def begin_stint(store: Store, cfg: Config) -> None:
-    """A new round's single judge is not the one that judged last (``check_judges`` said
-    so): it begins a stint, and with it a calibration phase of its own (``thresholds``).
+    """A new round's single judge is not the current stint's (``check_judges`` said so):
+    it begins a stint, and with it a calibration phase of its own (``thresholds``).
     Idempotent: a round that began one and judged nothing begins none again."""
     stints = json.loads(store.get_meta(STINTS) or "[]")
-    now = _identity(cfg)
-    if not stints or stints[-1]["identity"] != now:
-        stints.append({"identity": now, "id": f"{len(stints) + 2}:{now}"})
+    now = _judge_now(cfg)
+    if not stints or stints[-1]["identity"] != _identity(now):
+        stint_id = f"{len(stints) + 2}:{_identity(now)}"
+        stints.append({"identity": _identity(now), "id": stint_id, "judge": list(now)})
         store.set_meta(STINTS, json.dumps(stints))
+
+
+def _single_judge_change(store: Store, cfg: Config) -> str:
+    """``check_judges`` for a single judge (``changeable``): what changed since the
+    current stint's judge (the first stint's: its last call), as a notice ("" when
+    nothing did). A round open under another judge is refused: it is finished by the
+    judge that began it (its verdicts are that judge's evidence)."""
+    now = _judge_now(cfg)
+    began = store.open_round()
+    if began is not None:
+        then = (began["model"], began["template_hash"], began["guidelines_hash"])
+        if then != now:
+            raise ConfigError(
+                f"{cfg.file or 'config'}: the judge changed ({', '.join(_changes(then, now))}) "
+                f"while round {began['id']}, begun by the earlier judge, is open: restore the "
+                "judge until that round is finished (`labeler round`), then change it"
+            )
+        return ""
+    stints = json.loads(store.get_meta(STINTS) or "[]")
+    last = store.last_judge(0)
+    if stints:
+        then = tuple(stints[-1]["judge"])
+    elif last is not None:
+        then = (last["model"], last["template_hash"], last["guidelines_hash"])
+    else:
+        return ""  # nothing judged yet
+    if then == now:
+        return ""
+    return (
+        f"the judge changed since its last round ({', '.join(_changes(then, now))}): it "
+        "begins a calibration phase of its own (the earlier judge's labels are no evidence "
+        "for it; those it certified stay, and the pairs it accepted that still wait for "
+        "evidence go to humans, as no test will cover them)"
+    )
+
+
+def _changes(then: tuple[str, ...], now: tuple[str, ...]) -> list[str]:
+    what = [f"model {then[0]!r} -> {now[0]!r}", "the judge template", "the guidelines"]
+    return [w for w, a, b in zip(what, then, now, strict=True) if a != b]
 
 
 def changeable(cfg: Config) -> bool:
@@ -145,6 +187,8 @@ def check_judges(store: Store, cfg: Config) -> str:
     Otherwise, and while a round the earlier judge began is open, refused (ConfigError,
     before a round pays a judge). A panel tier's template hash holds its version (which
     changes by design): its model and guidelines are checked."""
+    if changeable(cfg):
+        return _single_judge_change(store, cfg)
     guidelines = prompts.load_guidelines(cfg.judge.guidelines).hash
     for tier, judge in enumerate(cfg.judges):
         last = store.last_judge(tier)
@@ -161,29 +205,11 @@ def check_judges(store: Store, cfg: Config) -> str:
         if not changed:
             continue
         where = f"judge tier {tier + 1} ({judge.label})" if len(cfg.judges) > 1 else "the judge"
-        if not changeable(cfg):
-            raise ConfigError(
-                f"{cfg.file or 'config'}: {where} changed since its last round ("
-                f"{', '.join(changed)}); its calibration evidence and certificate are the "
-                "earlier judge's and cannot certify another (a cascade's or a panel's judge "
-                "cannot change mid-project): restore it, or start a new project "
-                "(project.state_dir) for the new judge"
-            )
-        began = store.open_round()
-        if began is None:
-            return (
-                f"the judge changed since its last round ({', '.join(changed)}): it begins a "
-                "calibration phase of its own (the earlier judge's labels are no evidence for "
-                "it; those it certified stay, and the pairs it accepted that still wait for "
-                "evidence go to humans, as no test will cover them)"
-            )
-        if (began["model"], began["template_hash"], began["guidelines_hash"]) != (
-            judge.model, prompts.load_template(judge.template).hash, guidelines,
-        ):  # fmt: skip
-            raise ConfigError(
-                f"{cfg.file or 'config'}: {where} changed since its last round ("
-                f"{', '.join(changed)}), and round {began['id']}, begun by the earlier judge, "
-                "is open: restore the judge until that round is finished (`labeler round`), "
-                "then change it"
-            )
+        raise ConfigError(
+            f"{cfg.file or 'config'}: {where} changed since its last round ("
+            f"{', '.join(changed)}); its calibration evidence and certificate are the "
+            "earlier judge's and cannot certify another (a cascade's or a panel's judge "
+            "cannot change mid-project): restore it, or start a new project "
+            "(project.state_dir) for the new judge"
+        )
     return ""

@@ -208,12 +208,15 @@ def round_table(s: dict[str, Any]) -> Table:
             else "failed, retried next run"
         )
         table.add_row(f"[yellow]not judged yet ({why})[/]", f"[yellow]{s['unjudged']}[/]")
-    through = f" ({s['batch_replies']} through the Batch API)" if s.get("batch_replies") else ""
-    # a resumed round: the requests are this run's, the tokens and cost every run's
-    resumed = bool(s.get("resumed"))
+    # a resumed round: the requests are this run's (a batch round's: every run's, as
+    # collected), the tokens and cost every run's
+    resumed, batched = bool(s.get("resumed")), bool(s.get("batch_replies"))
+    through = f" ({s['batch_replies']} through the Batch API)" if batched else ""
     whole = " (the round's)" if resumed else ""
     table.add_row(
-        "requests sent / cached (this run)" if resumed else "judge requests sent / cached",
+        "requests sent / cached (this run)"
+        if resumed and not batched
+        else "judge requests sent / cached",
         f"{s['requests_sent']} / {s['cached_replies']}{through}",
     )
     table.add_row(
