@@ -96,6 +96,8 @@ def terms_notice(t: Thresholds, cfg: Config, tier: int = 0, tiers: int = 1) -> s
     if t.terms is None or (c.target_agreement, c.confidence) == tuple(t.terms):
         return ""
     target, confidence = t.terms
+    if c.quality == "human_parity" and c.confidence == confidence:
+        return ""  # (its test reads no target: the reviewers' agreement is the bar)
     asked = [
         f"calibration.{key} = {now:g}"
         for key, now, then in (

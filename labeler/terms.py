@@ -39,6 +39,23 @@ def check_mode(in_force: list[Thresholds], cfg: Config) -> None:
                 )
 
 
+def first_look_terms(store: Store, tier: int, t: Thresholds) -> tuple[float, float] | None:
+    """The terms ``t``'s phase took its first look at, for a phase begun before they were
+    kept with it (``Thresholds.terms``): its first version with a look records the config
+    of that look. None: no look yet, or none recorded."""
+    if t.terms is not None or t.looks == 0:
+        return t.terms
+    for row in store.thresholds_history(tier):
+        params = json.loads(row["params"] or "{}")
+        same = (params.get("judge_version", ""), params.get("phase", 0))
+        if same == (t.judge_version, t.phase) and params.get("looks", 0) >= 1:
+            report = json.loads(row["report"] or "{}")
+            if report.get("target") and report.get("confidence"):
+                return float(report["target"]), float(report["confidence"])
+            return None
+    return None
+
+
 def asked_terms(cfg: Config) -> tuple[float, float]:
     """The (target agreement, confidence) the config asks for."""
     return cfg.calibration.target_agreement, cfg.calibration.confidence

@@ -581,7 +581,7 @@ def _recalibrate_planned(
     c = cfg.calibration
     prev = current(store, cfg, tier)
     # the phase's terms, fixed at its first look (``Thresholds.terms``); the config's before
-    target, confidence = prev.terms or (c.target_agreement, c.confidence)
+    target, confidence = terms.first_look_terms(store, tier, prev) or asked_terms(cfg)
     alpha, delta = 1 - target, (1 - confidence) * share
     # a tier that is not the last takes its own test (``planned.earlier_tier_test``); its
     # drift watch keeps the target itself

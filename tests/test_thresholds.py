@@ -5,6 +5,7 @@ looking at the calibration sample; the project's end with `round --finish`'s lib
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -194,6 +195,18 @@ def test_a_phases_target_is_fixed_at_its_first_look(
         assert "calibration.guarantee = 'expected', but this calibration phase has tested" in line
     project.set(calibration={"guarantee": "high_probability"})
     assert project.run("calibrate").exit_code == 0
+    # a phase begun before its terms were kept: they are read from its first look's record
+    with Store(cfg.db_path) as store:
+        for row in store.db.execute("SELECT rowid, params FROM thresholds").fetchall():
+            params = {k: v for k, v in json.loads(row["params"]).items() if k != "terms"}
+            store.db.execute(
+                "UPDATE thresholds SET params = ? WHERE rowid = ?", (json.dumps(params), row[0])
+            )
+        store.db.commit()
+        assert current(store, cfg).terms is None
+    project.set(calibration={"target_agreement": 0.6})
+    assert project.run("calibrate").exit_code == 0
+    assert _labels(project)["certified"] == 0
 
 
 def test_a_changed_judge_begins_a_calibration_phase_of_its_own(
