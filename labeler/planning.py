@@ -83,7 +83,7 @@ def plan_round(
                 tier_thresholds = [b or t for b, t in zip(began, tier_thresholds, strict=True)]
             if new_judge:  # the next round begins its stint: from cold start
                 waiting = store.label_status_counts()["provisional"]  # (all the earlier's)
-                new_judge += f"; {waiting} such pairs would go to humans" if waiting else ""
+                new_judge += versions.ended_words(cfg, waiting, "would go")
                 tier_thresholds = [cold_start(cfg)]
                 ctx = dataclasses.replace(ctx, thresholds=tier_thresholds[0])
             in_force = tier_thresholds[-1:] if union else tier_thresholds

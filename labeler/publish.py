@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from labeler.errors import ExportError, StateError
 from labeler.lock import project_lock
 from labeler.report import build_report
 from labeler.store import Store
-from labeler.terms import certified_phases, claimed_terms
+from labeler.terms import certified_kind, certified_phases, claimed_terms
 
 CARD = """---
 license: other
@@ -72,6 +73,7 @@ def _card(
     claimed: tuple[float, float] | None,
     selection: str = "every row",
     phases: int = 1,
+    kind: str | None = None,
 ) -> str:
     total = report["total"] or {}
     audited = [
@@ -93,7 +95,7 @@ def _card(
         certified=sum(r["label_status"] == "certified" for r in dpo),
         provisional=sum(r["label_status"] == "provisional" for r in dpo),
         left_out=left_out,
-        guarantee=_guarantee_text(cfg, claimed, phases),
+        guarantee=_guarantee_text(cfg, claimed, phases, kind),
         models=", ".join(sorted({r["judge_model"] for r in dpo})) or "-",
         template=", ".join(sorted({r["template_hash"] for r in dpo})) or "-",
         guidelines=prompts.load_guidelines(cfg.judge.guidelines).hash,
@@ -111,11 +113,20 @@ def _card(
     )
 
 
-def _guarantee_text(cfg: Config, claimed: tuple[float, float] | None, phases: int = 1) -> str:
-    """The claim, in the terms the certificates in force were tested at (``claimed``:
-    ``terms.claimed_terms``), not in whatever the config says now; with the certified
-    labels of several judge versions (``phases``), for each on its own."""
+def _guarantee_text(
+    cfg: Config, claimed: tuple[float, float] | None, phases: int = 1, kind: str | None = None
+) -> str:
+    """The claim, in the terms and the kind of guarantee the certificates in force were
+    tested at (``claimed``: ``terms.claimed_terms``; ``kind``: ``terms.certified_kind``),
+    not in whatever the config says now; with the certified labels of several judge
+    versions (``phases``), for each on its own."""
     c = cfg.calibration
+    if kind is not None and kind != c.guarantee:  # (a later judge's phase took another)
+        cfg = dataclasses.replace(cfg, calibration=dataclasses.replace(c, guarantee=kind))
+        return _guarantee_text(cfg, claimed, phases, kind) + (
+            f" (the guarantee its certificates were tested under; the config now asks "
+            f"{c.guarantee!r}, which no certificate here was tested under)"
+        )
     target, confidence = claimed or (c.target_agreement, c.confidence)
     changed = (target, confidence) != (c.target_agreement, c.confidence)
     note = (
@@ -257,6 +268,7 @@ def run_export(
         # what the certificates in force were tested at (the card states it)
         claimed = claimed_terms(store, range(len(cfg.judges)))
         phases = certified_phases(store, range(len(cfg.judges)))
+        kind = certified_kind(store, range(len(cfg.judges)))
         for target_path in {*targets, out}:  # a killed export's leftovers: swept now
             export.sweep(target_path.parent, export.export_temp_prefixes(target_path))
         if not dpo:  # a file with no row is no dataset (datasets cannot load an empty JSONL)
@@ -286,8 +298,9 @@ def run_export(
         def card(pairs: list[dict[str, Any]]) -> str:
             rows_in = per_pair * len(pairs)
             return _card(
-                cfg, fmt, rows_in, base, pairs, status, report, left_out, claimed, chosen, phases
-            )
+                cfg, fmt, rows_in, base, pairs, status, report, left_out, claimed, chosen,
+                phases, kind,
+            )  # fmt: skip
 
         def write(part: str | None, path: Path, pairs: list[dict[str, Any]]) -> Path:
             return export.write_export(

@@ -203,7 +203,9 @@ def run_round(
             versions.begin_stint(store, cfg)
             # the pairs the earlier judge left waiting: no test will cover them
             ended = recheck(store, cfg, current_thresholds(store, cfg), 0)["ended"]
-            new_judge += f"; {ended} such pairs went to humans" if ended else ""
+            new_judge += versions.ended_words(cfg, ended, "went")
+        elif open_round is not None:  # (said again by a resumed round: the first run's lost)
+            new_judge = json.loads(open_round["thresholds"]).get("new_judge", "")
         # a resumed round keeps the thresholds it started with, whatever a sync did since
         if open_round is not None:
             stored = tier_thresholds_from_json(open_round["thresholds"], len(judges))
@@ -237,7 +239,8 @@ def run_round(
                 round_thresholds_json(in_force)
                 | {"seed": cfg.routing.seed, "money": money_snapshot(cfg), "batch": batch}
                 | {"judge_versions": {str(k): v.hash for k, v in panels.items()}}
-                | {"order": cfg.routing.round_order},
+                | {"order": cfg.routing.round_order}
+                | ({"new_judge": new_judge} if new_judge else {}),
                 round_seed(cfg),
             )
         summary.round_id = round_id

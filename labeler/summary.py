@@ -111,7 +111,8 @@ def terms_notice(t: Thresholds, cfg: Config, tier: int = 0, tiers: int = 1) -> s
         f"{' and '.join(asked)} {'is' if len(asked) == 1 else 'are'} not in force: {which} "
         f"calibration phase tests at target {target:g}, confidence {confidence:g}, as at its "
         "first look (terms changed after a look's result are not covered by the guarantee); "
-        "the setting applies from the next phase (one begins after drift) or in a new project"
+        "the setting applies from the next phase (one begins after drift, or when the judge "
+        "changes) or in a new project"
     )
 
 

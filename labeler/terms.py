@@ -35,7 +35,9 @@ def check_mode(in_force: list[Thresholds], cfg: Config) -> None:
                     f"{cfg.file or 'config'}: calibration.{key} = {now!r}, but this "
                     f"calibration phase has tested with {then!r} since its first look (a "
                     "test chosen after seeing a look's result is not covered by the "
-                    f"guarantee): restore {then!r}, or start a new project (project.state_dir)"
+                    f"guarantee): restore {then!r}, or start a new project (project.state_dir); "
+                    "a changed judge begins a phase of its own at its next round, which may "
+                    "take another test"
                 )
 
 
@@ -80,12 +82,35 @@ def certified_phases(store: Store, slots: Iterable[int]) -> int:
     return max((len(_certificates(store, k)) for k in slots), default=0)
 
 
-def _certificates(store: Store, tier: int) -> list[tuple[float, float]]:
-    """The terms of each judge version's last certificate, oldest first."""
+def certified_kind(store: Store, slots: Iterable[int]) -> str | None:
+    """The guarantee the certified labels were tested under, all tiers and judge versions
+    together: "expected" (on average) if any certificate in force took it, the weaker
+    claim; None with no certificate."""
+    kinds: set[str] = set()
+    for k in slots:
+        _, params, ends = _ends(store, k)
+        kinds |= {str(params[i].get("guarantee", "high_probability")) for i in ends}
+    return "expected" if "expected" in kinds else (kinds.pop() if kinds else None)
+
+
+def _ends(store: Store, tier: int) -> tuple[list[Any], list[dict[str, Any]], list[int]]:
+    """(history rows, their params, the index of each judge version's last row where its
+    certificate is in force) of tier ``tier``, oldest first."""
     rows = store.thresholds_history(tier)
     params = [json.loads(r["params"] or "{}") for r in rows]
     stints = [p.get("judge_version", "") for p in params]
-    ends = [i for i in range(len(rows)) if i == len(rows) - 1 or stints[i + 1] != stints[i]]
+    ends = [
+        i
+        for i in range(len(rows))
+        if (i == len(rows) - 1 or stints[i + 1] != stints[i])
+        and params[i].get("certified_a", cal.NEVER) < cal.NEVER
+    ]
+    return rows, params, ends
+
+
+def _certificates(store: Store, tier: int) -> list[tuple[float, float]]:
+    """The terms of each judge version's last certificate, oldest first."""
+    rows, params, ends = _ends(store, tier)
     return [t for t in (_terms_at(rows, params, end) for end in ends) if t is not None]
 
 

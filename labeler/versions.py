@@ -166,6 +166,19 @@ def _single_judge_change(store: Store, cfg: Config) -> str:
     )
 
 
+def ended_words(cfg: Config, pairs: int, went: str) -> str:
+    """What a new stint does to the earlier judge's waiting ``pairs`` (the notice's end):
+    their human labels are charged to the rounds that judged them."""
+    if not pairs:
+        return ""
+    price = cfg.costs.human_price_per_pair * cfg.reviewers_needed(False)
+    return (
+        f"; {pairs} such pair{'s' if pairs != 1 else ''} {went} to humans (up to "
+        f"{pairs * price:.2f} "
+        f"{cfg.costs.currency} of human labels, charged to the rounds that judged them)"
+    )
+
+
 def _changes(then: tuple[str, ...], now: tuple[str, ...]) -> list[str]:
     what = [f"model {then[0]!r} -> {now[0]!r}", "the judge template", "the guidelines"]
     return [w for w, a, b in zip(what, then, now, strict=True) if a != b]

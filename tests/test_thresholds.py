@@ -227,13 +227,14 @@ def test_a_changed_judge_begins_a_calibration_phase_of_its_own(
     plan = project.run_json("round", "--dry-run")
     [notice] = plan["notices"]
     assert notice.startswith("the judge changed since its last round (the guidelines): it begins")
-    would = f"; {waiting} such pairs would go to humans"
+    cost = f"(up to {waiting * 0.5:.2f} USD of human labels, charged to the rounds that judged"
+    would = f"; {waiting} such pairs would go to humans {cost} them)"
     assert notice.endswith(would)
     notice = notice.removesuffix(would)
     assert plan["thresholds"]["certified_a"] >= cal.NEVER  # from cold start
     project.pairs(good_bad_rows(160, start=1000))
     second = project.run_json("round")
-    assert second["notices"] == [f"{notice}; {waiting} such pairs went to humans"]
+    assert second["notices"] == [f"{notice}; {waiting} such pairs went to humans {cost} them)"]
     assert _labels(project)["provisional"] == second["provisional"]  # B's own only
     decide_as_humans(project)
     assert project.run("calibrate").exit_code == 0
@@ -277,8 +278,8 @@ def test_a_changed_judge_begins_a_calibration_phase_of_its_own(
         assert refused.exit_code == 2
         assert "while round 4, begun by the earlier judge, is open: restore" in refused.stderr
     guide.write_text("Prefer long answers.\n")  # restored: round 4 goes on, as that judge's
-    resumed = project.run_json("round")
-    assert resumed["round_id"] == 4 and resumed["notices"] == []
+    resumed = project.run_json("round")  # (a trial: the killed run's notice was lost)
+    assert resumed["round_id"] == 4 and resumed["notices"][0].startswith("the judge changed")
     # a review: a round the new judge began, stopped before any call came back, was
     # finished by the earlier judge once restored (its last call matched the config), and
     # the new judge's stint then took that judge's verdicts as evidence
@@ -292,6 +293,18 @@ def test_a_changed_judge_begins_a_calibration_phase_of_its_own(
     guide.write_text("Prefer long answers.\n")  # the last call's judge
     refused = project.run("round")
     assert refused.exit_code == 2 and "while round 5, begun by the earlier" in refused.stderr
+    # a trial: a later judge's phase in expected mode made the card claim the earlier
+    # judges' labels "on average", though they were tested with high probability
+    guide.write_text("Prefer terse answers.\n")
+    assert project.run_json("round")["round_id"] == 5  # finished by its own judge
+    project.set(judge={"model": "judge-e"}, calibration={"guarantee": "expected"})
+    project.pairs(good_bad_rows(10, start=9900))
+    assert project.run_json("round")["notices"][0].startswith("the judge changed since its")
+    project.run("export", "--to", "jsonl", "--out", str(project.root / "prefs.jsonl"))
+    card = (project.root / "prefs.jsonl.README.md").read_text()
+    claim = card.split("| guarantee | ")[1].split(" |\n")[0]
+    assert claim.startswith("certified judge labels agree with humans >= 80% with probability")
+    assert "the config now asks 'expected', which no certificate here was tested under" in claim
 
 
 def test_the_looks_of_a_phase_share_delta_through_the_sample_they_kept(
