@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -121,12 +120,13 @@ def _guarantee_text(
     not in whatever the config says now; with the certified labels of several judge
     versions (``phases``), for each on its own."""
     c = cfg.calibration
-    if kind is not None and kind != c.guarantee:  # (a later judge's phase took another)
-        cfg = dataclasses.replace(cfg, calibration=dataclasses.replace(c, guarantee=kind))
-        return _guarantee_text(cfg, claimed, phases, kind) + (
-            f" (the guarantee its certificates were tested under; the config now asks "
-            f"{c.guarantee!r}, which no certificate here was tested under)"
-        )
+    guarantee = kind or c.guarantee
+    other = (  # (a later judge's phase took another kind)
+        f" (the guarantee its certificates were tested under; the config now asks "
+        f"{c.guarantee!r}, which no certificate here was tested under)"
+        if guarantee != c.guarantee
+        else ""
+    )
     target, confidence = claimed or (c.target_agreement, c.confidence)
     changed = (target, confidence) != (c.target_agreement, c.confidence)
     note = (
@@ -142,11 +142,11 @@ def _guarantee_text(
         if phases > 1
         else ""
     )
-    if c.guarantee == "expected":
-        return f"expected agreement of certified judge labels >= {target:.0%}{note}{each}"
+    if guarantee == "expected":
+        return f"expected agreement of certified judge labels >= {target:.0%}{note}{each}{other}"
     return (
         f"certified judge labels agree with humans >= {target:.0%} "
-        f"with probability >= {confidence:.0%}{note}{each}"
+        f"with probability >= {confidence:.0%}{note}{each}{other}"
     )
 
 

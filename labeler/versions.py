@@ -207,14 +207,10 @@ def check_judges(store: Store, cfg: Config) -> str:
         last = store.last_judge(tier)
         if last is None:
             continue
-        checks = [
-            (f"model {last['model']!r} -> {judge.model!r}", last["model"], judge.model),
-            ("the guidelines", last["guidelines_hash"], guidelines),
-        ]
-        if judge.panel <= 1:  # (a panel's template hash holds its version)
-            template = prompts.load_template(judge.template).hash
-            checks.append(("the judge template", last["template_hash"], template))
-        changed = [what for what, was, now in checks if was != now]
+        then = (last["model"], last["template_hash"], last["guidelines_hash"])
+        # (a panel's template hash holds its version: not compared)
+        template = prompts.load_template(judge.template).hash if judge.panel <= 1 else then[1]
+        changed = _changes(then, (judge.model, template, guidelines))
         if not changed:
             continue
         where = f"judge tier {tier + 1} ({judge.label})" if len(cfg.judges) > 1 else "the judge"
